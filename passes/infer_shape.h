@@ -1,0 +1,23 @@
+// Shape and dtype inference passes. They fill graph.attrs["shape"] (std::vector<ShapeSlot>)
+// and graph.attrs["dtype"] (std::vector<DTypeSlot>), indexed by entry id, iterating forward
+// and backward until nothing changes (so that weight shapes follow from data shapes).
+#pragma once
+
+#include <map>
+#include <string>
+
+#include "passes/graph.h"
+
+namespace kiln {
+
+// `known` gives variables' shapes (overriding their declared shapes only where equal; a
+// conflict is an error). Returns the number of entries still unknown. Errors name the
+// node, its operator and the argument.
+size_t InferShape(Graph& graph, const std::map<std::string, Shape>& known = {});
+size_t InferType(Graph& graph, const std::map<std::string, DType>& known = {});
+
+// Convenience lookups after inference.
+const ShapeSlot& EntryShape(const Graph& graph, const NodeEntry& entry);
+const DTypeSlot& EntryType(const Graph& graph, const NodeEntry& entry);
+
+}  // namespace kiln

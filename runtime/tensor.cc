@@ -1,0 +1,167 @@
+#include "runtime/tensor.h"
+
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <limits>
+
+#include "runtime/error.h"
+
+namespace kiln {
+
+int64_t NumElements(const Shape& shape) {
+  int64_t count = 1;
+  for (const int64_t dim : shape) {
+    if (dim < 0) throw Error("shape " + ShapeToString(shape) + " has a negative dimension");
+    if (dim != 0 && count > std::numeric_limits<int64_t>::max() / dim) {
+      throw Error("shape " + ShapeToString(shape) + " has too many elements");
+    }
+    count *= dim;
+  }
+  return count;
+}
+
+std::string ShapeToString(const Shape& shape) {
+  std::string text = "(";
+  for (size_t i = 0; i < shape.size(); ++i) {
+    if (i) text += ",";
+    text += std::to_string(shape[i]);
+  }
+  return text + ")";
+}
+
+std::vector<int64_t> Strides(const Shape& shape) {
+  std::vector<int64_t> strides(shape.size(), 1);
+  for (int64_t i = static_cast<int64_t>(shape.size()) - 2; i >= 0; --i) {
+    strides[i] = strides[i + 1] * shape[i + 1];
+  }
+  return strides;
+}
+
+namespace {
+
+constexpr size_t kAlignment = 64;
+// Tensors above this size are refused outright: a corrupt file must not make us try to
+// allocate petabytes.
+constexpr size_t kMaxTensorBytes = size_t{1} << 40;
+
+std::shared_ptr<void> AllocateZeroed(size_t bytes) {
+  if (bytes > kMaxTensorBytes) throw Error("tensor of " + std::to_string(bytes) + " bytes is too large");
+  const size_t rounded = (bytes + kAlignment - 1) / kAlignment * kAlignment;
+  void* memory = std::aligned_alloc(kAlignment, rounded == 0 ? kAlignment : rounded);
+  if (memory == nullptr) throw Error("out of memory allocating " + std::to_string(bytes) + " bytes");
+  std::memset(memory, 0, rounded == 0 ? kAlignment : rounded);
+  return std::shared_ptr<void>(memory, std::free);
+}
+
+template <typename T>
+double LoadAs(const void* data, int64_t index) {
+  return static_cast<double>(static_cast<const T*>(data)[index]);
+}
+
+// Float to integer conversion that never invokes undefined behaviour: NaN becomes 0 and
+// out-of-range values saturate.
+template <typename T>
+T SaturatingCast(double value) {
+  if (std::isnan(value)) return T{0};
+  const double truncated = std::trunc(value);
+  if (truncated <= static_cast<double>(std::numeric_limits<T>::lowest())) {
+    return std::numeric_limits<T>::lowest();
+  }
+  if (truncated >= static_cast<double>(std::numeric_limits<T>::max())) {
+    return std::numeric_limits<T>::max();
+  }
+  return static_cast<T>(truncated);
+}
+
+}  // namespace
+
+Tensor::Tensor(Shape shape, DType dtype)
+    : shape_(std::move(shape)), dtype_(dtype), num_elements_(NumElements(shape_)) {
+  if (num_elements_ > static_cast<int64_t>(kMaxTensorBytes / DTypeSize(dtype_))) {
+    throw Error("tensor of shape " + ShapeToString(shape_) + " is too large");
+  }
+  buffer_ = AllocateZeroed(nbytes());
+}
+
+Tensor Tensor::FromDoubles(Shape shape, std::span<const double> values, DType dtype) {
+  Tensor tensor(std::move(shape), dtype);
+  if (static_cast<int64_t>(values.size()) != tensor.size()) {
+    throw Error("tensor of shape " + ShapeToString(tensor.shape()) + " needs " +
+                std::to_string(tensor.size()) + " values, given " + std::to_string(values.size()));
+  }
+  for (int64_t i = 0; i < tensor.size(); ++i) tensor.SetDouble(i, values[i]);
+  return tensor;
+}
+
+Tensor Tensor::FromFloats(Shape shape, std::span<const float> values) {
+  const std::vector<double> doubles(values.begin(), values.end());
+  return FromDoubles(std::move(shape), doubles, DType::kFloat32);
+}
+
+double Tensor::GetDouble(int64_t index) const {
+  const void* base = data();
+  switch (dtype_) {
+    case DType::kFloat32: return LoadAs<float>(base, index);
+    case DType::kFloat64: return LoadAs<double>(base, index);
+    case DType::kFloat16: return HalfToFloat(static_cast<const uint16_t*>(base)[index]);
+    case DType::kUInt8: return LoadAs<uint8_t>(base, index);
+    case DType::kInt32: return LoadAs<int32_t>(base, index);
+    case DType::kInt8: return LoadAs<int8_t>(base, index);
+    case DType::kInt64: return LoadAs<int64_t>(base, index);
+    case DType::kBool: return static_cast<const uint8_t*>(base)[index] != 0 ? 1.0 : 0.0;
+  }
+  throw Error("invalid dtype");
+}
+
+void Tensor::SetDouble(int64_t index, double value) {
+  void* base = data();
+  switch (dtype_) {
+    case DType::kFloat32: static_cast<float*>(base)[index] = static_cast<float>(value); return;
+    case DType::kFloat64: static_cast<double*>(base)[index] = value; return;
+    case DType::kFloat16:
+      static_cast<uint16_t*>(base)[index] = FloatToHalf(static_cast<float>(value));
+      return;
+    case DType::kUInt8: static_cast<uint8_t*>(base)[index] = SaturatingCast<uint8_t>(value); return;
+    case DType::kInt32: static_cast<int32_t*>(base)[index] = SaturatingCast<int32_t>(value); return;
+    case DType::kInt8: static_cast<int8_t*>(base)[index] = SaturatingCast<int8_t>(value); return;
+    case DType::kInt64: static_cast<int64_t*>(base)[index] = SaturatingCast<int64_t>(value); return;
+    case DType::kBool: static_cast<uint8_t*>(base)[index] = value != 0.0 ? 1 : 0; return;
+  }
+  throw Error("invalid dtype");
+}
+
+std::vector<double> Tensor::ToDoubles() const {
+  std::vector<double> values(static_cast<size_t>(size()));
+  for (int64_t i = 0; i < size(); ++i) values[i] = GetDouble(i);
+  return values;
+}
+
+Tensor Tensor::Clone() const {
+  if (!defined()) return {};
+  Tensor copy(shape_, dtype_);
+  std::memcpy(copy.data(), data(), nbytes());
+  return copy;
+}
+
+Tensor Tensor::Reshaped(Shape shape) const {
+  if (NumElements(shape) != size()) {
+    throw Error("cannot reshape " + ShapeToString(shape_) + " to " + ShapeToString(shape));
+  }
+  Tensor view = *this;
+  view.shape_ = std::move(shape);
+  return view;
+}
+
+Tensor Tensor::CastTo(DType dtype) const {
+  Tensor result(shape_, dtype);
+  for (int64_t i = 0; i < size(); ++i) result.SetDouble(i, GetDouble(i));
+  return result;
+}
+
+bool Tensor::BitwiseEquals(const Tensor& other) const {
+  return shape_ == other.shape_ && dtype_ == other.dtype_ &&
+         (nbytes() == 0 || std::memcmp(data(), other.data(), nbytes()) == 0);
+}
+
+}  // namespace kiln

@@ -1,0 +1,75 @@
+// Shapes and tensors. A Tensor is a shape, a dtype and a reference-counted, 64-byte
+// aligned buffer: copies share data (as MXNet's NDArray does); Clone() copies it.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "runtime/dtype.h"
+
+namespace kiln {
+
+using Shape = std::vector<int64_t>;
+
+// Product of the dimensions (1 for a scalar); throws on overflow or a negative dim.
+int64_t NumElements(const Shape& shape);
+// "(2,3,4)"; a scalar is "()".
+std::string ShapeToString(const Shape& shape);
+// Row-major strides in elements.
+std::vector<int64_t> Strides(const Shape& shape);
+
+class Tensor {
+ public:
+  Tensor() = default;
+  // Zero-filled tensor.
+  Tensor(Shape shape, DType dtype);
+
+  // Copies `values` converted to `dtype`; the count must match the shape.
+  static Tensor FromDoubles(Shape shape, std::span<const double> values,
+                            DType dtype = DType::kFloat32);
+  static Tensor FromFloats(Shape shape, std::span<const float> values);
+
+  const Shape& shape() const { return shape_; }
+  DType dtype() const { return dtype_; }
+  int64_t ndim() const { return static_cast<int64_t>(shape_.size()); }
+  int64_t size() const { return num_elements_; }
+  size_t nbytes() const { return static_cast<size_t>(num_elements_) * DTypeSize(dtype_); }
+  bool defined() const { return buffer_ != nullptr; }
+
+  void* data() { return buffer_.get(); }
+  const void* data() const { return buffer_.get(); }
+  template <typename T>
+  T* data_as() {
+    return static_cast<T*>(data());
+  }
+  template <typename T>
+  const T* data_as() const {
+    return static_cast<const T*>(data());
+  }
+
+  // Element access through double, for the reference oracle and tests (not fast).
+  double GetDouble(int64_t index) const;
+  void SetDouble(int64_t index, double value);
+  std::vector<double> ToDoubles() const;
+
+  // A deep copy.
+  Tensor Clone() const;
+  // Same buffer, another shape with the same number of elements.
+  Tensor Reshaped(Shape shape) const;
+  // A copy converted to another dtype (float→int truncates toward zero).
+  Tensor CastTo(DType dtype) const;
+
+  // True when shapes, dtypes and bytes are identical.
+  bool BitwiseEquals(const Tensor& other) const;
+
+ private:
+  Shape shape_;
+  DType dtype_ = DType::kFloat32;
+  int64_t num_elements_ = 0;
+  std::shared_ptr<void> buffer_;
+};
+
+}  // namespace kiln

@@ -1,0 +1,160 @@
+// The operator registry. Each operator is defined once (one file per family under
+// symbol/ops/) with its attributes, inputs and outputs, shape and dtype inference,
+// in-place options, fusion pattern and reference implementation. Passes, emitters and
+// tools ask the registry; none of them switches on operator names.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "runtime/tensor.h"
+#include "symbol/attrs.h"
+
+namespace kiln {
+
+// How an operator may be fused (TVM's OpPatternKind).
+enum class OpPattern {
+  kElementwise,  // out[i] = f(in[i]), same shapes
+  kBroadcast,    // elementwise with broadcasting
+  kInjective,    // each output element reads one input element (reshape, transpose, slice)
+  kReduction,    // reduces axes
+  kGemm,         // matrix products and convolutions: fuse elementwise epilogues
+  kOpaque,       // never fused
+};
+std::string_view OpPatternName(OpPattern pattern);
+
+// A shape or dtype slot during inference: nullopt while unknown.
+using ShapeSlot = std::optional<Shape>;
+using DTypeSlot = std::optional<DType>;
+
+// Shape inference reads the known slots and fills the unknown ones, forward (outputs
+// from inputs) and, where an operator allows, backward (a weight's shape from the data
+// shape, as MXNet's infer_shape does). It throws kiln::Error when shapes conflict; the
+// pass adds the node's name.
+using InferShapeFn =
+    std::function<void(const Attrs& attrs, std::vector<ShapeSlot>& inputs, std::vector<ShapeSlot>& outputs)>;
+using InferTypeFn =
+    std::function<void(const Attrs& attrs, std::vector<DTypeSlot>& inputs, std::vector<DTypeSlot>& outputs)>;
+
+// What a reference implementation may know besides its inputs.
+struct RefContext {
+  bool is_train = false;
+  // Deterministic per node: derived from the run's seed and the node's name.
+  uint64_t seed = 0;
+};
+
+// The oracle: plain loops, double accumulation. Outputs arrive allocated with their
+// inferred shapes and dtypes. Auxiliary inputs (BatchNorm's moving statistics) are
+// updated in place in training mode: a Tensor shares its buffer.
+using ReferenceFn = std::function<void(const Attrs& attrs, std::span<const Tensor> inputs,
+                                       std::span<Tensor> outputs, const RefContext& ctx)>;
+
+using NamesFn = std::function<std::vector<std::string>(const Attrs& attrs)>;
+// (input index, output index) pairs whose storage may be shared.
+using InplaceFn = std::function<std::vector<std::pair<int, int>>(const Attrs& attrs)>;
+// Cross-attribute checks that a single field cannot express.
+using ValidateFn = std::function<void(const Attrs& attrs)>;
+
+class OpDef {
+ public:
+  explicit OpDef(std::string name) : name_(std::move(name)) {}
+
+  // --- declaration (builder style, used by the registration files) ---
+  OpDef& Describe(std::string text);
+  OpDef& Attr(std::string name, AttrType type, std::optional<AttrValue> default_value,
+              std::string doc = "");
+  // Modifiers of the attribute declared last.
+  OpDef& Nullable();
+  OpDef& Choices(std::vector<std::string> choices);
+  OpDef& Range(std::optional<double> min, std::optional<double> max = std::nullopt);
+
+  OpDef& Inputs(std::vector<std::string> names);
+  OpDef& Inputs(NamesFn names);
+  // Indices of inputs that are auxiliary states (not learned, updated in training).
+  OpDef& AuxInputs(std::vector<int> indices);
+  OpDef& Outputs(std::vector<std::string> names);
+  OpDef& Outputs(NamesFn names);
+  OpDef& SetInferShape(InferShapeFn fn);
+  OpDef& SetInferType(InferTypeFn fn);
+  OpDef& SetInplace(InplaceFn fn);
+  OpDef& SetPattern(OpPattern pattern);
+  OpDef& SetReference(ReferenceFn fn);
+  OpDef& SetValidate(ValidateFn fn);
+  // Another name the operator answers to (SliceChannel for split).
+  OpDef& Alias(std::string alias);
+
+  // --- queries ---
+  const std::string& name() const { return name_; }
+  const std::string& description() const { return description_; }
+  const std::vector<AttrField>& attr_fields() const { return fields_; }
+  const AttrField* FindField(const std::string& name) const;
+  OpPattern pattern() const { return pattern_; }
+  const std::vector<std::string>& aliases() const { return aliases_; }
+
+  std::vector<std::string> InputNames(const Attrs& attrs) const;
+  std::vector<std::string> OutputNames(const Attrs& attrs) const;
+  size_t NumInputs(const Attrs& attrs) const { return InputNames(attrs).size(); }
+  size_t NumOutputs(const Attrs& attrs) const { return OutputNames(attrs).size(); }
+  bool IsAuxInput(size_t index, const Attrs& attrs) const;
+  std::vector<std::pair<int, int>> InplacePairs(const Attrs& attrs) const;
+
+  // Validates and normalizes given attributes (values or MXNet text); fills defaults.
+  // Errors name the operator, the node and the attribute.
+  Attrs ParseAttrs(const std::map<std::string, AttrValue>& given, const std::string& node_name) const;
+
+  void InferShape(const Attrs& attrs, std::vector<ShapeSlot>& inputs, std::vector<ShapeSlot>& outputs) const;
+  void InferType(const Attrs& attrs, std::vector<DTypeSlot>& inputs, std::vector<DTypeSlot>& outputs) const;
+  void RunReference(const Attrs& attrs, std::span<const Tensor> inputs, std::span<Tensor> outputs,
+                    const RefContext& ctx) const;
+  bool has_reference() const { return static_cast<bool>(reference_); }
+
+ private:
+  std::string name_;
+  std::string description_;
+  std::vector<AttrField> fields_;
+  NamesFn input_names_ = [](const Attrs&) { return std::vector<std::string>{"data"}; };
+  NamesFn output_names_ = [](const Attrs&) { return std::vector<std::string>{"output"}; };
+  std::vector<int> aux_inputs_;
+  InferShapeFn infer_shape_;
+  InferTypeFn infer_type_;
+  InplaceFn inplace_;
+  OpPattern pattern_ = OpPattern::kOpaque;
+  ReferenceFn reference_;
+  ValidateFn validate_;
+  std::vector<std::string> aliases_;
+  // Gradients arrive with training: they will be registered here, next to the forward
+  // definition, as a function from the forward node and its output gradients to input
+  // gradients.
+};
+
+class OpRegistry {
+ public:
+  static OpRegistry& Global();
+
+  OpDef& Register(const std::string& name);
+  // nullptr when unknown.
+  const OpDef* Find(const std::string& name) const;
+  // Throws kiln::Error naming the unknown operator (and a close match where one exists).
+  const OpDef& Get(const std::string& name) const;
+  // Sorted by name, aliases excluded.
+  std::vector<const OpDef*> List() const;
+
+ private:
+  std::map<std::string, std::unique_ptr<OpDef>> ops_;
+};
+
+}  // namespace kiln
+
+#define KILN_OP_CONCAT_INNER(a, b) a##b
+#define KILN_OP_CONCAT(a, b) KILN_OP_CONCAT_INNER(a, b)
+// Registers an operator at static initialization: KILN_REGISTER_OP("relu").Describe(...)...;
+#define KILN_REGISTER_OP(name)                                                               \
+  [[maybe_unused]] static ::kiln::OpDef& KILN_OP_CONCAT(kiln_registered_op_, __COUNTER__) = \
+      ::kiln::OpRegistry::Global().Register(name)

@@ -1,0 +1,114 @@
+#include "symbol/op_util.h"
+
+#include <algorithm>
+
+namespace kiln::op_util {
+
+void ShapeError(const std::string& what, const std::string& expected, const Shape& given) {
+  throw Error(what + ": expected " + expected + ", given " + ShapeToString(given));
+}
+
+void AssignShape(ShapeSlot& slot, const Shape& shape, const std::string& what) {
+  if (slot && *slot != shape) ShapeError(what, "shape " + ShapeToString(shape), *slot);
+  slot = shape;
+}
+
+void AssignType(DTypeSlot& slot, DType dtype, const std::string& what) {
+  if (slot && *slot != dtype) {
+    throw Error(what + ": expected dtype " + std::string(DTypeName(dtype)) + ", given " +
+                std::string(DTypeName(*slot)));
+  }
+  slot = dtype;
+}
+
+Shape BroadcastShapes(const Shape& lhs, const Shape& rhs) {
+  const size_t ndim = std::max(lhs.size(), rhs.size());
+  Shape out(ndim);
+  for (size_t i = 0; i < ndim; ++i) {
+    const int64_t l = i < ndim - lhs.size() ? 1 : lhs[i - (ndim - lhs.size())];
+    const int64_t r = i < ndim - rhs.size() ? 1 : rhs[i - (ndim - rhs.size())];
+    if (l != r && l != 1 && r != 1) {
+      throw Error("shapes " + ShapeToString(lhs) + " and " + ShapeToString(rhs) +
+                  " cannot be broadcast together (dimension " + std::to_string(i) + ": " + std::to_string(l) +
+                  " vs " + std::to_string(r) + ")");
+    }
+    out[i] = l == 1 ? r : l;
+  }
+  return out;
+}
+
+int64_t NormalizeAxis(int64_t axis, int64_t ndim, const std::string& what) {
+  if (axis < -ndim || axis >= std::max<int64_t>(ndim, 1) || (ndim == 0 && axis != 0 && axis != -1)) {
+    throw Error(what + ": axis " + std::to_string(axis) + " is out of range for " + std::to_string(ndim) +
+                "-d input (expected " + std::to_string(-ndim) + " <= axis < " + std::to_string(ndim) + ")");
+  }
+  return axis < 0 ? axis + ndim : axis;
+}
+
+InferShapeFn SameShapeInfer() {
+  return [](const Attrs&, std::vector<ShapeSlot>& inputs, std::vector<ShapeSlot>& outputs) {
+    ShapeSlot known;
+    for (const auto& slot : inputs) known = known ? known : slot;
+    for (const auto& slot : outputs) known = known ? known : slot;
+    if (!known) return;
+    for (size_t i = 0; i < inputs.size(); ++i) AssignShape(inputs[i], *known, "input " + std::to_string(i));
+    for (size_t i = 0; i < outputs.size(); ++i) AssignShape(outputs[i], *known, "output " + std::to_string(i));
+  };
+}
+
+InferShapeFn BroadcastInfer() {
+  return [](const Attrs&, std::vector<ShapeSlot>& inputs, std::vector<ShapeSlot>& outputs) {
+    if (!inputs[0] || !inputs[1]) return;
+    AssignShape(outputs[0], BroadcastShapes(*inputs[0], *inputs[1]), "output");
+  };
+}
+
+InferTypeFn FixedOutputType(DType dtype) {
+  return [dtype](const Attrs&, std::vector<DTypeSlot>&, std::vector<DTypeSlot>& outputs) {
+    for (auto& slot : outputs) AssignType(slot, dtype, "output");
+  };
+}
+
+InplaceFn InplaceIdentity() {
+  return [](const Attrs&) { return std::vector<std::pair<int, int>>{{0, 0}}; };
+}
+
+void ForEachIndex(const Shape& shape, const std::function<void(int64_t, const std::vector<int64_t>&)>& fn) {
+  const int64_t total = NumElements(shape);
+  std::vector<int64_t> index(shape.size(), 0);
+  for (int64_t flat = 0; flat < total; ++flat) {
+    fn(flat, index);
+    for (int64_t d = static_cast<int64_t>(shape.size()) - 1; d >= 0; --d) {
+      if (++index[d] < shape[d]) break;
+      index[d] = 0;
+    }
+  }
+}
+
+int64_t BroadcastOffset(const Shape& shape, const std::vector<int64_t>& out_index) {
+  const size_t offset = out_index.size() - shape.size();
+  int64_t flat = 0;
+  for (size_t d = 0; d < shape.size(); ++d) {
+    const int64_t i = shape[d] == 1 ? 0 : out_index[d + offset];
+    flat = flat * shape[d] + i;
+  }
+  return flat;
+}
+
+ReferenceFn UnaryReference(std::function<double(double)> fn) {
+  return [fn = std::move(fn)](const Attrs&, std::span<const Tensor> in, std::span<Tensor> out, const RefContext&) {
+    for (int64_t i = 0; i < out[0].size(); ++i) out[0].SetDouble(i, fn(in[0].GetDouble(i)));
+  };
+}
+
+ReferenceFn BinaryBroadcastReference(std::function<double(double, double)> fn) {
+  return [fn = std::move(fn)](const Attrs&, std::span<const Tensor> in, std::span<Tensor> out, const RefContext&) {
+    const Shape& a = in[0].shape();
+    const Shape& b = in[1].shape();
+    ForEachIndex(out[0].shape(), [&](int64_t flat, const std::vector<int64_t>& index) {
+      out[0].SetDouble(flat, fn(in[0].GetDouble(BroadcastOffset(a, index)), in[1].GetDouble(BroadcastOffset(b, index))));
+    });
+  };
+}
+
+}  // namespace kiln::op_util

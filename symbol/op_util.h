@@ -1,0 +1,48 @@
+// Shared building blocks for operator definitions: shape checks with clear messages,
+// broadcasting, axis handling, and reference-loop helpers.
+#pragma once
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "runtime/error.h"
+#include "symbol/op.h"
+
+namespace kiln::op_util {
+
+// Fills `slot` with `shape`, or checks that it already holds it. `what` names the
+// argument, e.g. "input 'weight'"; the message gives expected and given shapes.
+void AssignShape(ShapeSlot& slot, const Shape& shape, const std::string& what);
+void AssignType(DTypeSlot& slot, DType dtype, const std::string& what);
+
+// Throws "input 'NAME': expected ..., given ..." style errors.
+[[noreturn]] void ShapeError(const std::string& what, const std::string& expected, const Shape& given);
+
+// NumPy broadcasting of two shapes; throws naming both shapes when they do not fit.
+Shape BroadcastShapes(const Shape& lhs, const Shape& rhs);
+// Negative axes count from the end; throws when out of [-ndim, ndim).
+int64_t NormalizeAxis(int64_t axis, int64_t ndim, const std::string& what);
+
+// Shape inference for operators whose inputs and outputs all have one shape.
+InferShapeFn SameShapeInfer();
+// Two inputs broadcast to one output.
+InferShapeFn BroadcastInfer();
+// Output dtype fixed (argmax gives float32 as MXNet does; comparisons keep input dtype).
+InferTypeFn FixedOutputType(DType dtype);
+// Output 0 may reuse input 0's storage.
+InplaceFn InplaceIdentity();
+
+// Iterates every index of `shape` in row-major order, passing the flat output index
+// and the multi-index.
+void ForEachIndex(const Shape& shape, const std::function<void(int64_t, const std::vector<int64_t>&)>& fn);
+// Flat index into a tensor of `shape` broadcast against an output multi-index whose
+// rank may be larger (missing leading dims and size-1 dims read index 0).
+int64_t BroadcastOffset(const Shape& shape, const std::vector<int64_t>& out_index);
+
+// Reference for out = f(x).
+ReferenceFn UnaryReference(std::function<double(double)> fn);
+// Reference for out = f(a, b) with broadcasting.
+ReferenceFn BinaryBroadcastReference(std::function<double(double, double)> fn);
+
+}  // namespace kiln::op_util

@@ -1,0 +1,1 @@
+#include "symbol/ops_api.h"

@@ -1,0 +1,46 @@
+// Helpers for operator tests: run one operator through its reference implementation,
+// make deterministic random tensors, compare with tolerances.
+#pragma once
+
+#include <map>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "runtime/tensor.h"
+#include "symbol/attrs.h"
+#include "symbol/op.h"
+
+namespace kiln::testing {
+
+// Parses `attrs` for `op`, infers output shapes and dtypes from the inputs, and runs the
+// reference implementation.
+std::vector<Tensor> RunOp(const std::string& op, const std::vector<Tensor>& inputs, const AttrMap& attrs = {},
+                          bool is_train = false, uint64_t seed = 0);
+
+// Output shapes from input shapes through the registry's shape inference (throws on error).
+std::vector<Shape> InferOpShapes(const std::string& op, const std::vector<Shape>& inputs, const AttrMap& attrs = {});
+
+// Uniform in [low, high), deterministic from `seed`.
+Tensor RandomTensor(const Shape& shape, uint64_t seed, double low = -1.0, double high = 1.0,
+                    DType dtype = DType::kFloat32);
+// 0, 1, 2, ... reshaped: MXNet's arange(n).reshape(shape).
+Tensor Arange(const Shape& shape, DType dtype = DType::kFloat32);
+Tensor Values(const Shape& shape, const std::vector<double>& values, DType dtype = DType::kFloat32);
+
+// |a - b| <= atol + rtol * |b| elementwise, shapes equal; the message names the first
+// mismatch.
+bool AllClose(const Tensor& actual, const Tensor& expected, double rtol, double atol, std::string* message = nullptr);
+
+}  // namespace kiln::testing
+
+// CHECK that two tensors agree, printing the first mismatch.
+#define KILN_CHECK_CLOSE(actual, expected, rtol, atol)                                 \
+  do {                                                                                 \
+    std::string kiln_close_message;                                                   \
+    INFO(kiln_close_message);                                                          \
+    const bool kiln_close = ::kiln::testing::AllClose((actual), (expected), (rtol), (atol), \
+                                                     &kiln_close_message);             \
+    INFO(kiln_close_message);                                                          \
+    CHECK(kiln_close);                                                                 \
+  } while (0)
