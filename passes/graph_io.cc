@@ -11,6 +11,7 @@
 #include "runtime/error.h"
 #include "runtime/file_util.h"
 #include "runtime/param_file.h"
+#include "runtime/proto_util.h"
 #include "runtime/version.h"
 
 namespace kiln {
@@ -109,6 +110,7 @@ proto::GraphProto GraphToProto(const Graph& graph) {
   }
   for (const auto& [name, tensor] : graph.params) *out.add_parameters() = TensorToProto(tensor, name);
   if (!graph.unknown_fields.empty()) out.MergeFromString(graph.unknown_fields);
+  out.set_complete(true);
   return out;
 }
 
@@ -189,6 +191,7 @@ Graph GraphFromProto(const proto::GraphProto& proto, const std::string& source) 
     nodes.push_back(std::move(node));
   }
   Graph graph;
+  if (!proto.complete()) throw Error(where + " is truncated (no end marker)");
   if (proto.outputs_size() == 0) throw Error(where + ": the graph has no outputs");
   for (int i = 0; i < proto.outputs_size(); ++i) {
     const auto& output = proto.outputs(i);
@@ -222,6 +225,7 @@ std::string SerializeGraph(const Graph& graph) {
 }
 
 Graph ParseGraph(std::string_view bytes, const std::string& source) {
+  QuietProtobufLogs();
   proto::GraphProto proto;
   if (bytes.size() > static_cast<size_t>(INT32_MAX) || !proto.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
     throw Error("'" + source + "' is not a kiln graph (not a valid protobuf)");
@@ -250,6 +254,7 @@ class ErrorCollector : public google::protobuf::io::ErrorCollector {
 }  // namespace
 
 Graph ParseGraphText(std::string_view text, const std::string& source) {
+  QuietProtobufLogs();
   proto::GraphProto proto;
   google::protobuf::TextFormat::Parser parser;
   ErrorCollector errors;
@@ -377,14 +382,16 @@ std::string GraphToDot(const Graph& graph, const std::string& title) {
     const Node& node = indexed.node(id);
     out << "  n" << id << " [";
     if (node.is_variable()) {
-      std::string label = node.name;
+      std::string label = DotEscape(node.name);
       if (shapes && (*shapes)[indexed.entry_id(id, 0)]) label += "\\n" + ShapeToString(*(*shapes)[indexed.entry_id(id, 0)]);
-      out << "shape=ellipse, style=filled, fillcolor=\"#8dd3c7\", label=\"" << DotEscape(label) << "\"";
+      out << "shape=ellipse, style=filled, fillcolor=\"#8dd3c7\", label=\"" << label << "\"";
     } else {
-      std::string label = node.op->name() + "\\n" + node.name;
-      for (const auto& [name, value] : node.attrs.ExplicitValues()) label += "\\n" + name + "=" + FormatAttrValue(value);
+      std::string label = DotEscape(node.op->name()) + "\\n" + DotEscape(node.name);
+      for (const auto& [name, value] : node.attrs.ExplicitValues()) {
+        label += "\\n" + DotEscape(name + "=" + FormatAttrValue(value));
+      }
       out << "shape=box, style=\"rounded,filled\", fillcolor=\"" << PatternColor(node.op->pattern())
-          << "\", label=\"" << DotEscape(label) << "\"";
+          << "\", label=\"" << label << "\"";
     }
     out << "];\n";
   }

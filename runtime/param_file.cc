@@ -5,6 +5,7 @@
 
 #include "runtime/error.h"
 #include "runtime/file_util.h"
+#include "runtime/proto_util.h"
 
 namespace kiln {
 namespace {
@@ -62,12 +63,14 @@ std::string SerializeParams(const ParamList& params) {
   file.set_format_version(kParamFormatVersion);
   file.set_named(params.named);
   for (const auto& [name, tensor] : params.tensors) *file.add_tensors() = TensorToProto(tensor, name);
+  file.set_complete(true);
   std::string bytes;
   if (!file.SerializeToString(&bytes)) throw Error("cannot serialize parameters (over 2 GiB?)");
   return bytes;
 }
 
 ParamList ParseParams(std::string_view bytes, const std::string& source) {
+  QuietProtobufLogs();
   proto::ParamFileProto file;
   if (!file.ParseFromArray(bytes.data(), static_cast<int>(std::min<size_t>(bytes.size(), INT32_MAX))) ||
       file.magic() != kParamMagic) {
@@ -77,6 +80,7 @@ ParamList ParseParams(std::string_view bytes, const std::string& source) {
     throw Error("'" + source + "': parameter file format version " + std::to_string(file.format_version()) +
                 " is not supported (this kiln reads version " + std::to_string(kParamFormatVersion) + ")");
   }
+  if (!file.complete()) throw Error("'" + source + "' is truncated (no end marker)");
   ParamList params;
   params.named = file.named();
   std::set<std::string> seen;

@@ -1,0 +1,161 @@
+// Tensors, dtypes, .npy files, parameter files and atomic writes.
+#include <catch2/catch.hpp>
+#include <cmath>
+#include <filesystem>
+#include <random>
+
+#include "runtime/error.h"
+#include "runtime/file_util.h"
+#include "runtime/npy.h"
+#include "runtime/param_file.h"
+#include "tests/op_test_util.h"
+
+using namespace kiln;
+using kiln::testing::Arange;
+
+namespace {
+std::string TempPath(const std::string& name) {
+  const auto dir = std::filesystem::temp_directory_path() / ("kiln_test_" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  return (dir / name).string();
+}
+}  // namespace
+
+TEST_CASE("half precision conversion is exact where it should be", "[dtype]") {
+  CHECK(HalfToFloat(FloatToHalf(1.0f)) == 1.0f);
+  CHECK(HalfToFloat(FloatToHalf(-2.5f)) == -2.5f);
+  CHECK(HalfToFloat(FloatToHalf(65504.0f)) == 65504.0f);          // largest half
+  CHECK(std::isinf(HalfToFloat(FloatToHalf(70000.0f))));          // overflow
+  CHECK(HalfToFloat(FloatToHalf(5.960464477539063e-08f)) > 0.0f);  // smallest subnormal
+  CHECK(std::isnan(HalfToFloat(FloatToHalf(NAN))));
+  CHECK(FloatToHalf(1.0f) == 0x3c00);
+  // Round to nearest even: 1 + 2^-11 is halfway between 1 and the next half.
+  CHECK(FloatToHalf(1.0f + 0.00048828125f) == 0x3c00);
+  // Every half value survives half -> float -> half.
+  for (uint32_t bits = 0; bits < 0x10000; ++bits) {
+    const float f = HalfToFloat(static_cast<uint16_t>(bits));
+    if (std::isnan(f)) continue;
+    REQUIRE(FloatToHalf(f) == bits);
+  }
+}
+
+TEST_CASE("dtype names follow MXNet", "[dtype]") {
+  CHECK(DTypeName(DType::kFloat16) == "float16");
+  CHECK(ParseDType("int64") == DType::kInt64);
+  CHECK_FALSE(ParseDType("complex64").has_value());
+  CHECK(static_cast<int>(DType::kInt32) == 4);  // mshadow::kInt32
+}
+
+TEST_CASE("tensor casts saturate instead of overflowing", "[tensor]") {
+  Tensor t({4}, DType::kUInt8);
+  t.SetDouble(0, 300);
+  t.SetDouble(1, -5);
+  t.SetDouble(2, NAN);
+  t.SetDouble(3, 7.9);
+  CHECK(t.ToDoubles() == std::vector<double>{255, 0, 0, 7});
+  CHECK_THROWS_WITH(Tensor({-1, 2}, DType::kFloat32), Catch::Contains("negative"));
+  CHECK_THROWS_WITH(Arange({6}).Reshaped({4}), Catch::Contains("cannot reshape (6) to (4)"));
+}
+
+TEST_CASE(".npy round trip for every supported dtype", "[npy]") {
+  for (DType dtype : {DType::kFloat32, DType::kFloat64, DType::kFloat16, DType::kInt32, DType::kInt64, DType::kUInt8,
+                      DType::kInt8, DType::kBool}) {
+    for (const Shape& shape : {Shape{}, Shape{0}, Shape{5}, Shape{2, 3, 4}}) {
+      Tensor t = Arange(shape, dtype);
+      const std::string path = TempPath("t.npy");
+      SaveNpy(path, t);
+      const Tensor back = LoadNpy(path);
+      INFO(DTypeName(dtype) << " " << ShapeToString(shape));
+      CHECK(back.BitwiseEquals(t));
+    }
+  }
+}
+
+TEST_CASE(".npy header as numpy writes it", "[npy]") {
+  const std::string bytes = SerializeNpy(Arange({2, 3}));
+  CHECK(bytes.substr(0, 6) == "\x93NUMPY");
+  CHECK(bytes.find("'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }") != std::string::npos);
+  CHECK((bytes.size() - 24) % 64 == 0);  // data aligned to 64 bytes
+  CHECK(SerializeNpy(Arange({7})).find("'shape': (7,)") != std::string::npos);
+}
+
+TEST_CASE(".npy rejects what it cannot read, clearly", "[npy]") {
+  const std::string good = SerializeNpy(Arange({2, 3}));
+  CHECK_THROWS_WITH(ParseNpy("hello"), Catch::Contains("bad magic"));
+  CHECK_THROWS_WITH(ParseNpy(good.substr(0, good.size() - 1)), Catch::Contains("data is 23 bytes, expected 24"));
+  std::string fortran = good;
+  fortran.replace(fortran.find("False"), 5, "True ");
+  CHECK_THROWS_WITH(ParseNpy(fortran), Catch::Contains("Fortran"));
+  std::string complex = good;
+  complex.replace(complex.find("<f4"), 3, "<c8");
+  CHECK_THROWS_WITH(ParseNpy(complex), Catch::Contains("'<c8' is not supported"));
+  std::string big_endian = good;
+  big_endian.replace(big_endian.find("<f4"), 3, ">f4");
+  CHECK_THROWS_WITH(ParseNpy(big_endian), Catch::Contains("not supported"));
+  CHECK_THROWS_AS(LoadNpy("/nonexistent/x.npy"), Error);
+  // Any prefix or corruption gives a clean error, never a crash.
+  std::mt19937 rng(7);
+  for (size_t cut = 0; cut < good.size(); ++cut) CHECK_THROWS_AS(ParseNpy(good.substr(0, cut)), Error);
+  for (int trial = 0; trial < 2000; ++trial) {
+    std::string bad = good;
+    bad[rng() % bad.size()] = static_cast<char>(rng());
+    try {
+      ParseNpy(bad);
+    } catch (const Error&) {
+    }
+  }
+}
+
+TEST_CASE("parameter files round trip as dict and list", "[params]") {
+  const std::map<std::string, Tensor> params = {{"fc1_weight", Arange({3, 4})},
+                                                {"fc1_bias", Arange({3}, DType::kFloat64)},
+                                                {"step", Arange({}, DType::kInt64)}};
+  const std::string path = TempPath("p.params");
+  SaveParams(path, params);
+  const ParamList loaded = LoadParams(path);
+  CHECK(loaded.named);
+  REQUIRE(loaded.tensors.size() == 3);
+  for (const auto& [name, tensor] : loaded.tensors) CHECK(tensor.BitwiseEquals(params.at(name)));
+
+  SaveParamList(path, {Arange({2}), Arange({1, 1})});
+  const ParamList list = LoadParams(path);
+  CHECK_FALSE(list.named);
+  CHECK(list.tensors[1].second.shape() == Shape{1, 1});
+}
+
+TEST_CASE("parameter files reject corruption", "[params]") {
+  ParamList list;
+  list.tensors = {{"w", Arange({4, 4})}};
+  const std::string good = SerializeParams(list);
+  CHECK_THROWS_WITH(ParseParams("not a params file"), Catch::Contains("not a kiln parameter file"));
+  for (size_t cut = 0; cut + 1 < good.size(); ++cut) CHECK_THROWS_AS(ParseParams(good.substr(0, cut)), Error);
+  std::mt19937 rng(11);
+  for (int trial = 0; trial < 3000; ++trial) {
+    std::string bad = good;
+    for (int k = 0; k < 3; ++k) bad[rng() % bad.size()] = static_cast<char>(rng());
+    try {
+      ParseParams(bad);
+    } catch (const Error&) {
+    }
+  }
+  // A tensor whose bytes do not match its shape names the tensor.
+  proto::ParamFileProto file;
+  file.ParseFromString(good);
+  file.mutable_tensors(0)->add_shape(2);
+  CHECK_THROWS_WITH(ParseParams(file.SerializeAsString()), Catch::Contains("'w'") && Catch::Contains("expected 128"));
+  file.mutable_tensors(0)->set_dtype(42);
+  CHECK_THROWS_WITH(ParseParams(file.SerializeAsString()), Catch::Contains("unknown dtype code 42"));
+  file.set_format_version(99);
+  CHECK_THROWS_WITH(ParseParams(file.SerializeAsString()), Catch::Contains("version 99"));
+}
+
+TEST_CASE("atomic writes leave no temporary files and replace whole files", "[files]") {
+  const std::string path = TempPath("atomic.bin");
+  WriteFileAtomic(path, "first version");
+  WriteFileAtomic(path, "second");
+  CHECK(ReadFile(path) == "second");
+  for (const auto& entry : std::filesystem::directory_iterator(std::filesystem::path(path).parent_path())) {
+    CHECK(entry.path().filename().string().find(".tmp.") == std::string::npos);
+  }
+  CHECK_THROWS_WITH(WriteFileAtomic("/nonexistent-dir/x", "y"), Catch::Contains("cannot create"));
+}
