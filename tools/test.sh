@@ -6,6 +6,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
+tools/install_deps.sh || exit 1
 bazel test //... "$@"
 bazel_status=$?
 

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages kiln builds and tests with, where missing (as root).
+# Quick when everything is there: it only asks dpkg.
+set -euo pipefail
+
+packages=(
+  g++ git ca-certificates
+  bazel-bootstrap          # Bazel 4.2.3, offline
+  protobuf-compiler libprotobuf-dev
+  catch2
+  llvm-19-dev
+  libcli11-dev nlohmann-json3-dev libfmt-dev zlib1g-dev
+  libopenblas-dev          # benchmarks compare against OpenBLAS
+)
+missing=()
+for package in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+done
+if ((${#missing[@]})); then
+  echo "installing: ${missing[*]}"
+  if [[ $(id -u) -ne 0 ]]; then
+    echo "error: missing packages and not root; run as root: apt-get install ${missing[*]}" >&2
+    exit 1
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
