@@ -140,30 +140,27 @@ std::vector<Slot> SlotsOf(const Graph& graph, const std::vector<Slot>& slots, co
   }
   return result;
 }
-}  // namespace
 
-Symbol::ShapeResult Symbol::InferShape(const std::map<std::string, Shape>& known) const {
-  Graph graph = ToGraph();
-  const size_t unknown = kiln::InferShape(graph, known);
-  const auto& slots = graph.GetAttr<std::vector<ShapeSlot>>("shape");
-  ShapeResult result;
+template <typename Slot, typename Known, typename Pass>
+Symbol::InferResult<Slot> InferAll(const Symbol& symbol, const Known& known, const char* attr, Pass pass) {
+  Graph graph = symbol.ToGraph();
+  const size_t unknown = pass(graph, known);
+  const auto& slots = graph.GetAttr<std::vector<Slot>>(attr);
+  Symbol::InferResult<Slot> result;
   result.arguments = SlotsOf(graph, slots, graph.ListArguments());
   result.aux = SlotsOf(graph, slots, graph.ListAuxiliaryStates());
   for (size_t entry : graph.indexed().output_entries()) result.outputs.push_back(slots[entry]);
   result.complete = unknown == 0;
   return result;
 }
+}  // namespace
+
+Symbol::ShapeResult Symbol::InferShape(const std::map<std::string, Shape>& known) const {
+  return InferAll<ShapeSlot>(*this, known, "shape", [](Graph& g, const auto& k) { return kiln::InferShape(g, k); });
+}
 
 Symbol::TypeResult Symbol::InferType(const std::map<std::string, DType>& known) const {
-  Graph graph = ToGraph();
-  const size_t unknown = kiln::InferType(graph, known);
-  const auto& slots = graph.GetAttr<std::vector<DTypeSlot>>("dtype");
-  TypeResult result;
-  result.arguments = SlotsOf(graph, slots, graph.ListArguments());
-  result.aux = SlotsOf(graph, slots, graph.ListAuxiliaryStates());
-  for (size_t entry : graph.indexed().output_entries()) result.outputs.push_back(slots[entry]);
-  result.complete = unknown == 0;
-  return result;
+  return InferAll<DTypeSlot>(*this, known, "dtype", [](Graph& g, const auto& k) { return kiln::InferType(g, k); });
 }
 
 void Symbol::Save(const std::string& path) const { SaveGraphFile(ToGraph(), path); }

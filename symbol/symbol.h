@@ -42,21 +42,17 @@ class Symbol {
   std::vector<std::string> ListAuxiliaryStates() const;
   std::vector<std::string> ListInputs() const;
 
-  struct ShapeResult {
-    std::vector<ShapeSlot> arguments;  // in ListArguments() order
-    std::vector<ShapeSlot> outputs;
-    std::vector<ShapeSlot> aux;
-    bool complete = false;  // every shape known
+  template <typename Slot>
+  struct InferResult {
+    std::vector<Slot> arguments;  // in ListArguments() order
+    std::vector<Slot> outputs;
+    std::vector<Slot> aux;        // in ListAuxiliaryStates() order
+    bool complete = false;        // everything known
   };
+  using ShapeResult = InferResult<ShapeSlot>;
+  using TypeResult = InferResult<DTypeSlot>;
   // Shapes of everything from the shapes given (MXNet's infer_shape / infer_shape_partial).
   ShapeResult InferShape(const std::map<std::string, Shape>& known) const;
-
-  struct TypeResult {
-    std::vector<DTypeSlot> arguments;
-    std::vector<DTypeSlot> outputs;
-    std::vector<DTypeSlot> aux;
-    bool complete = false;
-  };
   TypeResult InferType(const std::map<std::string, DType>& known) const;
 
   Graph ToGraph() const;

@@ -1,0 +1,54 @@
+// Every operator the foundation promises is registered, complete, and reachable by its
+// MXNet aliases.
+#include <catch2/catch.hpp>
+
+#include "symbol/op.h"
+
+using namespace kiln;
+
+namespace {
+const std::vector<std::string> kPromised = {
+    // elementwise
+    "elemwise_add", "elemwise_sub", "elemwise_mul", "elemwise_div", "broadcast_add", "broadcast_sub", "broadcast_mul",
+    "broadcast_div", "broadcast_maximum", "broadcast_minimum", "broadcast_power", "broadcast_equal",
+    "broadcast_not_equal", "broadcast_greater", "broadcast_lesser", "_plus_scalar", "_minus_scalar", "_rminus_scalar",
+    "_mul_scalar", "_div_scalar", "_rdiv_scalar", "_maximum_scalar", "_minimum_scalar", "_power_scalar", "add_n",
+    // unary
+    "relu", "sigmoid", "tanh", "exp", "log", "sqrt", "rsqrt", "square", "abs", "negative", "reciprocal", "softsign",
+    "erf", "Activation", "LeakyReLU", "clip", "Cast",
+    // reductions
+    "sum", "mean", "max", "min", "prod", "argmax", "argmin",
+    // matrix
+    "dot", "batch_dot", "FullyConnected",
+    // nn
+    "Convolution", "Pooling", "BatchNorm", "Dropout", "softmax", "log_softmax", "SoftmaxOutput",
+    "LinearRegressionOutput", "LogisticRegressionOutput", "softmax_cross_entropy", "Embedding", "one_hot",
+    // shape
+    "Reshape", "Flatten", "transpose", "expand_dims", "squeeze", "Concat", "split", "SliceChannel", "slice",
+    "slice_axis", "tile", "repeat", "broadcast_to", "stack", "where", "zeros_like", "ones_like", "BlockGrad",
+    "identity",
+    // creation
+    "zeros", "ones", "full", "arange", "random_uniform", "random_normal"};
+}  // namespace
+
+TEST_CASE("every promised operator is registered with shape inference and a reference", "[registry]") {
+  for (const auto& name : kPromised) {
+    INFO(name);
+    const OpDef* op = OpRegistry::Global().Find(name);
+    REQUIRE(op != nullptr);
+    CHECK(op->has_reference());
+    CHECK_FALSE(op->description().empty());
+  }
+}
+
+TEST_CASE("aliases resolve to their operator", "[registry]") {
+  CHECK(&OpRegistry::Global().Get("SliceChannel") == &OpRegistry::Global().Get("split"));
+  CHECK(&OpRegistry::Global().Get("ElementWiseSum") == &OpRegistry::Global().Get("add_n"));
+  CHECK_THROWS_WITH(OpRegistry::Global().Get("Convolution2"), Catch::Contains("unknown operator 'Convolution2'"));
+}
+
+TEST_CASE("the listing is sorted and has no duplicates", "[registry]") {
+  const auto ops = OpRegistry::Global().List();
+  CHECK(ops.size() >= kPromised.size() - 1);  // SliceChannel is an alias
+  for (size_t i = 1; i < ops.size(); ++i) CHECK(ops[i - 1]->name() < ops[i]->name());
+}
