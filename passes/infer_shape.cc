@@ -91,13 +91,25 @@ size_t InferShape(Graph& graph, const std::map<std::string, Shape>& known) {
       });
 }
 
-size_t InferType(Graph& graph, const std::map<std::string, DType>& known) {
-  return InferEntries<DType>(
-      graph, known, "dtype", "dtype", [](DType d) { return std::string(DTypeName(d)); },
-      [](const Node& node) { return node.dtype; },
-      [](const Node& node, std::vector<DTypeSlot>& in, std::vector<DTypeSlot>& out) {
-        node.op->InferType(node.attrs, in, out);
-      });
+size_t InferType(Graph& graph, const std::map<std::string, DType>& known, std::optional<DType> default_dtype) {
+  const auto run = [&graph](const std::map<std::string, DType>& given) {
+    return InferEntries<DType>(
+        graph, given, "dtype", "dtype", [](DType d) { return std::string(DTypeName(d)); },
+        [](const Node& node) { return node.dtype; },
+        [](const Node& node, std::vector<DTypeSlot>& in, std::vector<DTypeSlot>& out) {
+          node.op->InferType(node.attrs, in, out);
+        });
+  };
+  const size_t unknown = run(known);
+  if (unknown == 0 || !default_dtype) return unknown;
+  // Give the undetermined variables the default and infer again.
+  const IndexedGraph& indexed = graph.indexed();
+  const auto& slots = graph.GetAttr<std::vector<DTypeSlot>>("dtype");
+  std::map<std::string, DType> with_defaults = known;
+  for (size_t id : indexed.input_node_ids()) {
+    if (!slots[indexed.entry_id(id, 0)]) with_defaults.emplace(indexed.node(id).name, *default_dtype);
+  }
+  return run(with_defaults);
 }
 
 const ShapeSlot& EntryShape(const Graph& graph, const NodeEntry& entry) {

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <map>
+#include <optional>
 #include <string>
 
 #include "passes/graph.h"
@@ -14,7 +15,10 @@ namespace kiln {
 // conflict is an error). Returns the number of entries still unknown. Errors name the
 // node, its operator and the argument.
 size_t InferShape(Graph& graph, const std::map<std::string, Shape>& known = {});
-size_t InferType(Graph& graph, const std::map<std::string, DType>& known = {});
+// Variables whose dtype nothing determines get `default_dtype` (MXNet's simple_bind
+// default, float32), unless it is nullopt.
+size_t InferType(Graph& graph, const std::map<std::string, DType>& known = {},
+                 std::optional<DType> default_dtype = DType::kFloat32);
 
 // Convenience lookups after inference.
 const ShapeSlot& EntryShape(const Graph& graph, const NodeEntry& entry);

@@ -14,6 +14,50 @@ uint64_t NodeSeed(uint64_t seed, const std::string& node_name) {
   return hash;
 }
 
+namespace {
+
+// The shape and dtype an input should have, inferred from the other inputs given.
+std::pair<ShapeSlot, DTypeSlot> ExpectedInput(const Graph& graph, const std::map<std::string, Tensor>& inputs,
+                                              const NodePtr& variable) {
+  std::pair<ShapeSlot, DTypeSlot> expected;
+  try {
+    Graph probe = graph;
+    std::map<std::string, Shape> shapes;
+    std::map<std::string, DType> types;
+    for (const auto& [name, tensor] : inputs) {
+      shapes[name] = tensor.shape();
+      types[name] = tensor.dtype();
+    }
+    for (const auto& [name, tensor] : graph.params) {
+      shapes.try_emplace(name, tensor.shape());
+      types.try_emplace(name, tensor.dtype());
+    }
+    InferShape(probe, shapes);
+    expected.first = EntryShape(probe, NodeEntry{variable, 0});
+    InferType(probe, types);
+    expected.second = EntryType(probe, NodeEntry{variable, 0});
+  } catch (const Error&) {
+    // Inconsistent inputs: the run itself will report them.
+  }
+  return expected;
+}
+
+// True when every reader of variable `id` reads it as a loss layer's label.
+bool IsOnlyLabel(const IndexedGraph& indexed, size_t id) {
+  bool read = false;
+  for (size_t user = id + 1; user < indexed.num_nodes(); ++user) {
+    const Node& node = indexed.node(user);
+    for (size_t i = 0; i < node.inputs.size(); ++i) {
+      if (node.inputs[i].node.get() != &indexed.node(id)) continue;
+      if (!node.op->IsLabelInput(i)) return false;
+      read = true;
+    }
+  }
+  return read;
+}
+
+}  // namespace
+
 std::vector<Tensor> Interpret(const Graph& graph, const std::map<std::string, Tensor>& inputs,
                               const InterpretOptions& options) {
   const IndexedGraph& indexed = graph.indexed();
@@ -27,21 +71,18 @@ std::vector<Tensor> Interpret(const Graph& graph, const std::map<std::string, Te
     } else if (const auto param = graph.params.find(node.name); param != graph.params.end()) {
       value = &param->second;
     }
+    Tensor placeholder;
     if (value == nullptr || !value->defined()) {
       // Say what was expected, where shape inference can tell from what was given.
-      std::string expected;
-      try {
-        Graph probe = graph;
-        std::map<std::string, Shape> known;
-        for (const auto& [name, tensor] : inputs) known[name] = tensor.shape();
-        for (const auto& [name, tensor] : graph.params) known.try_emplace(name, tensor.shape());
-        InferShape(probe, known);
-        if (const auto& shape = EntryShape(probe, NodeEntry{indexed.node_ptr(id), 0})) {
-          expected = " (expected shape " + ShapeToString(*shape) + ")";
-        }
-      } catch (const Error&) {
+      const auto [shape, dtype] = ExpectedInput(graph, inputs, indexed.node_ptr(id));
+      if (!options.is_train && IsOnlyLabel(indexed, id) && shape) {
+        // A loss layer's label is not read at inference: run without it.
+        placeholder = Tensor(*shape, dtype.value_or(DType::kFloat32));
+        value = &placeholder;
+      } else {
+        throw Error("missing input '" + node.name + "'" +
+                    (shape ? " (expected shape " + ShapeToString(*shape) + ")" : std::string()));
       }
-      throw Error("missing input '" + node.name + "'" + expected);
     }
     if (node.shape && *node.shape != value->shape()) {
       throw Error("input '" + node.name + "': expected shape " + ShapeToString(*node.shape) + ", given " +

@@ -194,7 +194,10 @@ AttrValue AttrField::Normalize(const AttrValue& given) const {
       std::string value;
       if (text) {
         value = *text;
-      } else if (std::holds_alternative<bool>(given) || std::holds_alternative<int64_t>(given)) {
+      } else if (std::holds_alternative<bool>(given) || std::holds_alternative<int64_t>(given) ||
+                 std::holds_alternative<std::vector<int64_t>>(given)) {
+        // Text-typed attributes with a structure of their own (slice's begin, which may
+        // hold None entries) take numbers and tuples in MXNet's spelling.
         value = FormatAttrValue(given);
       } else {
         throw fail("");

@@ -65,6 +65,11 @@ OpDef& OpDef::AuxInputs(std::vector<int> indices) {
   return *this;
 }
 
+OpDef& OpDef::LabelInputs(std::vector<int> indices) {
+  label_inputs_ = std::move(indices);
+  return *this;
+}
+
 OpDef& OpDef::Outputs(std::vector<std::string> names) {
   output_names_ = [names = std::move(names)](const Attrs&) { return names; };
   return *this;
@@ -123,6 +128,10 @@ std::vector<std::string> OpDef::OutputNames(const Attrs& attrs) const { return o
 
 bool OpDef::IsAuxInput(size_t index, const Attrs&) const {
   return std::find(aux_inputs_.begin(), aux_inputs_.end(), static_cast<int>(index)) != aux_inputs_.end();
+}
+
+bool OpDef::IsLabelInput(size_t index) const {
+  return std::find(label_inputs_.begin(), label_inputs_.end(), static_cast<int>(index)) != label_inputs_.end();
 }
 
 std::vector<std::pair<int, int>> OpDef::InplacePairs(const Attrs& attrs) const {

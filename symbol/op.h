@@ -79,6 +79,9 @@ class OpDef {
   OpDef& Inputs(NamesFn names);
   // Indices of inputs that are auxiliary states (not learned, updated in training).
   OpDef& AuxInputs(std::vector<int> indices);
+  // Inputs read only for the gradient (the labels of loss layers): inference runs
+  // without them.
+  OpDef& LabelInputs(std::vector<int> indices);
   OpDef& Outputs(std::vector<std::string> names);
   OpDef& Outputs(NamesFn names);
   OpDef& SetInferShape(InferShapeFn fn);
@@ -103,6 +106,7 @@ class OpDef {
   size_t NumInputs(const Attrs& attrs) const { return InputNames(attrs).size(); }
   size_t NumOutputs(const Attrs& attrs) const { return OutputNames(attrs).size(); }
   bool IsAuxInput(size_t index, const Attrs& attrs) const;
+  bool IsLabelInput(size_t index) const;
   std::vector<std::pair<int, int>> InplacePairs(const Attrs& attrs) const;
 
   // Validates and normalizes given attributes (values or MXNet text); fills defaults.
@@ -122,6 +126,7 @@ class OpDef {
   NamesFn input_names_ = [](const Attrs&) { return std::vector<std::string>{"data"}; };
   NamesFn output_names_ = [](const Attrs&) { return std::vector<std::string>{"output"}; };
   std::vector<int> aux_inputs_;
+  std::vector<int> label_inputs_;
   InferShapeFn infer_shape_;
   InferTypeFn infer_type_;
   InplaceFn inplace_;

@@ -95,6 +95,24 @@ int64_t BroadcastOffset(const Shape& shape, const std::vector<int64_t>& out_inde
   return flat;
 }
 
+int64_t LoadInt(const Tensor& tensor, int64_t index) {
+  if (tensor.dtype() == DType::kInt64) return tensor.data_as<int64_t>()[index];
+  return static_cast<int64_t>(tensor.GetDouble(index));
+}
+
+void StoreInt(Tensor& tensor, int64_t index, int64_t value) {
+  switch (tensor.dtype()) {
+    case DType::kInt64: tensor.data_as<int64_t>()[index] = value; return;
+    case DType::kInt32: tensor.data_as<int32_t>()[index] = static_cast<int32_t>(value); return;
+    case DType::kInt8: tensor.data_as<int8_t>()[index] = static_cast<int8_t>(value); return;
+    case DType::kUInt8: tensor.data_as<uint8_t>()[index] = static_cast<uint8_t>(value); return;
+    case DType::kFloat32: tensor.data_as<float>()[index] = static_cast<float>(value); return;
+    case DType::kFloat64:
+    case DType::kFloat16:
+    case DType::kBool: tensor.SetDouble(index, static_cast<double>(value)); return;
+  }
+}
+
 ReferenceFn UnaryReference(std::function<double(double)> fn) {
   return [fn = std::move(fn)](const Attrs&, std::span<const Tensor> in, std::span<Tensor> out, const RefContext&) {
     for (int64_t i = 0; i < out[0].size(); ++i) out[0].SetDouble(i, fn(in[0].GetDouble(i)));

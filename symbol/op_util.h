@@ -28,7 +28,7 @@ int64_t NormalizeAxis(int64_t axis, int64_t ndim, const std::string& what);
 InferShapeFn SameShapeInfer();
 // Two inputs broadcast to one output.
 InferShapeFn BroadcastInfer();
-// Output dtype fixed (argmax gives float32 as MXNet does; comparisons keep input dtype).
+// Output dtype fixed whatever the inputs' dtypes.
 InferTypeFn FixedOutputType(DType dtype);
 // Output 0 may reuse input 0's storage.
 InplaceFn InplaceIdentity();
@@ -39,6 +39,12 @@ void ForEachIndex(const Shape& shape, const std::function<void(int64_t, const st
 // Flat index into a tensor of `shape` broadcast against an output multi-index whose
 // rank may be larger (missing leading dims and size-1 dims read index 0).
 int64_t BroadcastOffset(const Shape& shape, const std::vector<int64_t>& out_index);
+
+// An element of an integer or bool tensor, exactly (GetDouble rounds int64 beyond 2^53).
+int64_t LoadInt(const Tensor& tensor, int64_t index);
+// Stores an integer the way MXNet's integer arithmetic does: integer targets wrap (C++20
+// conversions are modular: sum of int8 [100, 100] is -56), float targets round.
+void StoreInt(Tensor& tensor, int64_t index, int64_t value);
 
 // Reference for out = f(x).
 ReferenceFn UnaryReference(std::function<double(double)> fn);

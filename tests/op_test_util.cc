@@ -58,6 +58,29 @@ std::vector<Shape> InferOpShapes(const std::string& op_name, const std::vector<S
   return result;
 }
 
+Attrs ParseAttrs(const std::string& op, const AttrMap& attrs) {
+  return OpRegistry::Global().Get(op).ParseAttrs(ToValues(attrs), "test");
+}
+
+std::vector<ShapeSlot> InferShapeSlots(const std::string& op, std::vector<ShapeSlot> inputs, const AttrMap& attrs,
+                                       std::vector<ShapeSlot> outputs) {
+  const OpDef& def = OpRegistry::Global().Get(op);
+  const Attrs parsed = ParseAttrs(op, attrs);
+  outputs.resize(def.NumOutputs(parsed));
+  def.InferShape(parsed, inputs, outputs);
+  inputs.insert(inputs.end(), outputs.begin(), outputs.end());
+  return inputs;
+}
+
+std::vector<DTypeSlot> InferTypeSlots(const std::string& op, std::vector<DTypeSlot> inputs, const AttrMap& attrs) {
+  const OpDef& def = OpRegistry::Global().Get(op);
+  const Attrs parsed = ParseAttrs(op, attrs);
+  std::vector<DTypeSlot> outputs(def.NumOutputs(parsed));
+  def.InferType(parsed, inputs, outputs);
+  inputs.insert(inputs.end(), outputs.begin(), outputs.end());
+  return inputs;
+}
+
 Tensor RandomTensor(const Shape& shape, uint64_t seed, double low, double high, DType dtype) {
   std::mt19937_64 rng(seed);
   std::uniform_real_distribution<double> dist(low, high);

@@ -21,6 +21,14 @@ std::vector<Tensor> RunOp(const std::string& op, const std::vector<Tensor>& inpu
 // Output shapes from input shapes through the registry's shape inference (throws on error).
 std::vector<Shape> InferOpShapes(const std::string& op, const std::vector<Shape>& inputs, const AttrMap& attrs = {});
 
+// The attributes `op` makes of `attrs` (defaults filled, validated).
+Attrs ParseAttrs(const std::string& op, const AttrMap& attrs);
+// Shape / dtype inference with some slots unknown (nullopt); returns the input slots
+// followed by the output slots after inference. `outputs` may pre-fill output slots.
+std::vector<ShapeSlot> InferShapeSlots(const std::string& op, std::vector<ShapeSlot> inputs, const AttrMap& attrs = {},
+                                       std::vector<ShapeSlot> outputs = {});
+std::vector<DTypeSlot> InferTypeSlots(const std::string& op, std::vector<DTypeSlot> inputs, const AttrMap& attrs = {});
+
 // Uniform in [low, high), deterministic from `seed`.
 Tensor RandomTensor(const Shape& shape, uint64_t seed, double low = -1.0, double high = 1.0,
                     DType dtype = DType::kFloat32);

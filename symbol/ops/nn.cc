@@ -1,0 +1,503 @@
+// Neural-network layers on NCHW data: Convolution, Pooling, BatchNorm and Dropout.
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <random>
+
+#include "symbol/op_util.h"
+
+namespace kiln {
+namespace {
+
+using op_util::AssignShape;
+using op_util::AssignType;
+using op_util::ShapeError;
+
+std::string PairText(int64_t a, int64_t b) {
+  return ShapeToString(Shape{a, b});
+}
+
+// MXNet's layers compute in floating point only. Every input and output takes the data
+// dtype; `names` are the input names, for messages.
+InferTypeFn FloatSameType(std::vector<std::string> names) {
+  return [names = std::move(names)](const Attrs&, std::vector<DTypeSlot>& inputs, std::vector<DTypeSlot>& outputs) {
+    DTypeSlot known;
+    std::string source;
+    for (size_t i = 0; i < inputs.size() && !known; ++i) {
+      known = inputs[i];
+      source = "input '" + names[i] + "'";
+    }
+    for (size_t i = 0; i < outputs.size() && !known; ++i) {
+      known = outputs[i];
+      source = "output";
+    }
+    if (!known) return;
+    if (!IsFloat(*known)) {
+      throw Error(source + ": expected a floating-point dtype (float16, float32, float64), given " +
+                  std::string(DTypeName(*known)));
+    }
+    for (size_t i = 0; i < inputs.size(); ++i) AssignType(inputs[i], *known, "input '" + names[i] + "'");
+    for (auto& slot : outputs) AssignType(slot, *known, "output");
+  };
+}
+
+// A tuple attribute with one entry per spatial dimension (h, w); empty means `fill`.
+struct Pair {
+  int64_t h;
+  int64_t w;
+};
+Pair SpatialPair(const Attrs& attrs, const char* name, int64_t fill) {
+  const auto& values = attrs.Ints(name);
+  return values.empty() ? Pair{fill, fill} : Pair{values[0], values[1]};
+}
+
+void CheckSpatialTuple(const Attrs& attrs, const char* name, const char* op) {
+  const auto& values = attrs.Ints(name);
+  if (!values.empty() && values.size() != 2) {
+    throw Error(std::string("attribute '") + name + "': expected 2 elements (h, w) or (), given " +
+                FormatAttrValue(values) + " (kiln's " + op + " is 2-D)");
+  }
+}
+
+void CheckLayout(const Attrs& attrs, const char* op) {
+  if (!attrs.IsNone("layout") && attrs.Str("layout") != "NCHW") {
+    throw Error("attribute 'layout': '" + attrs.Str("layout") + "' is not supported; kiln's " + op +
+                " takes NCHW data (layout NCHW or None)");
+  }
+}
+
+const Shape& CheckData4D(const Shape& data) {
+  if (data.size() != 4) ShapeError("input 'data'", "4-d (N,C,H,W)", data);
+  return data;
+}
+
+// ----------------------------------------------------------------------------- Convolution
+
+void ValidateConvolution(const Attrs& attrs) {
+  if (attrs.Ints("kernel").size() != 2) {
+    throw Error("attribute 'kernel': expected 2 elements (kh, kw), given " + FormatAttrValue(attrs.Ints("kernel")) +
+                " (kiln's Convolution is 2-D)");
+  }
+  for (const char* name : {"stride", "dilate", "pad"}) CheckSpatialTuple(attrs, name, "Convolution");
+  if (attrs.Int("num_filter") % attrs.Int("num_group") != 0) {
+    throw Error("num_filter " + std::to_string(attrs.Int("num_filter")) + " is not divisible by num_group " +
+                std::to_string(attrs.Int("num_group")));
+  }
+  CheckLayout(attrs, "Convolution");
+}
+
+void InferConvolutionShape(const Attrs& attrs, std::vector<ShapeSlot>& in, std::vector<ShapeSlot>& out) {
+  const int64_t filters = attrs.Int("num_filter");
+  const int64_t groups = attrs.Int("num_group");
+  if (!attrs.Bool("no_bias")) AssignShape(in[2], {filters}, "input 'bias'");
+  if (!in[0]) return;
+  const Shape& data = CheckData4D(*in[0]);
+  const Pair k = SpatialPair(attrs, "kernel", 1);
+  const Pair s = SpatialPair(attrs, "stride", 1);
+  const Pair d = SpatialPair(attrs, "dilate", 1);
+  const Pair p = SpatialPair(attrs, "pad", 0);
+  if (data[1] % groups != 0) {
+    throw Error("input 'data': " + std::to_string(data[1]) + " channels (shape " + ShapeToString(data) +
+                ") are not divisible by num_group " + std::to_string(groups));
+  }
+  AssignShape(in[1], {filters, data[1] / groups, k.h, k.w}, "input 'weight'");
+  const int64_t dk_h = d.h * (k.h - 1) + 1;
+  const int64_t dk_w = d.w * (k.w - 1) + 1;
+  const int64_t padded_h = data[2] + 2 * p.h;
+  const int64_t padded_w = data[3] + 2 * p.w;
+  if (dk_h > padded_h || dk_w > padded_w) {
+    throw Error("kernel " + PairText(dk_h, dk_w) + (d.h == 1 && d.w == 1 ? "" : " (dilated)") +
+                " is larger than the padded input " + PairText(padded_h, padded_w) + " of input 'data' " +
+                ShapeToString(data));
+  }
+  AssignShape(out[0], {data[0], filters, (padded_h - dk_h) / s.h + 1, (padded_w - dk_w) / s.w + 1}, "output");
+}
+
+void ConvolutionReference(const Attrs& attrs, std::span<const Tensor> in, std::span<Tensor> out, const RefContext&) {
+  const Shape& xs = in[0].shape();
+  const Shape& ys = out[0].shape();
+  const int64_t batch = xs[0], channels = xs[1], height = xs[2], width = xs[3];
+  const int64_t filters = ys[1], out_h = ys[2], out_w = ys[3];
+  const int64_t group_in = channels / attrs.Int("num_group");
+  const int64_t group_out = filters / attrs.Int("num_group");
+  const Pair k = SpatialPair(attrs, "kernel", 1);
+  const Pair s = SpatialPair(attrs, "stride", 1);
+  const Pair d = SpatialPair(attrs, "dilate", 1);
+  const Pair p = SpatialPair(attrs, "pad", 0);
+  const std::vector<double> x = in[0].ToDoubles();
+  const std::vector<double> w = in[1].ToDoubles();
+  const std::vector<double> bias = attrs.Bool("no_bias") ? std::vector<double>(filters, 0.0) : in[2].ToDoubles();
+  int64_t flat = 0;
+  for (int64_t n = 0; n < batch; ++n) {
+    for (int64_t f = 0; f < filters; ++f) {
+      // Filter f sees the input channels of its group only.
+      const int64_t first_channel = f / group_out * group_in;
+      for (int64_t oh = 0; oh < out_h; ++oh) {
+        for (int64_t ow = 0; ow < out_w; ++ow) {
+          double sum = bias[f];
+          for (int64_t c = 0; c < group_in; ++c) {
+            for (int64_t i = 0; i < k.h; ++i) {
+              const int64_t ih = oh * s.h - p.h + i * d.h;
+              if (ih < 0 || ih >= height) continue;
+              for (int64_t j = 0; j < k.w; ++j) {
+                const int64_t iw = ow * s.w - p.w + j * d.w;
+                if (iw < 0 || iw >= width) continue;
+                sum += x[((n * channels + first_channel + c) * height + ih) * width + iw] *
+                       w[((f * group_in + c) * k.h + i) * k.w + j];
+              }
+            }
+          }
+          out[0].SetDouble(flat++, sum);
+        }
+      }
+    }
+  }
+}
+
+// ----------------------------------------------------------------------------- Pooling
+
+void ValidatePooling(const Attrs& attrs) {
+  const size_t kernel_size = attrs.Ints("kernel").size();
+  if (!attrs.Bool("global_pool") && kernel_size != 2) {
+    throw Error("attribute 'kernel': expected 2 elements (kh, kw), given " + FormatAttrValue(attrs.Ints("kernel")) +
+                " (kiln's Pooling is 2-D; only global_pool=True may omit the kernel)");
+  }
+  for (const char* name : {"kernel", "stride", "pad"}) CheckSpatialTuple(attrs, name, "Pooling");
+  if (attrs.Str("pooling_convention") == "same") {
+    throw Error(
+        "attribute 'pooling_convention': 'same' is not supported (MXNet implements it for 1-D max pooling "
+        "only; kiln's Pooling is 2-D)");
+  }
+  if (attrs.Str("pool_type") == "lp") {
+    const auto p = attrs.OptInt("p_value");
+    if (!p || *p < 1 || *p > 3) {
+      throw Error("attribute 'p_value': pool_type 'lp' needs p_value 1, 2 or 3, given " +
+                  FormatAttrValue(attrs.Get("p_value")));
+    }
+  }
+  CheckLayout(attrs, "Pooling");
+}
+
+// The pooling window geometry for one data shape; global pooling covers the whole
+// input with no padding (MXNet ignores kernel, stride and pad then).
+struct PoolWindow {
+  Pair kernel, stride, pad;
+};
+PoolWindow PoolingWindow(const Attrs& attrs, const Shape& data) {
+  if (attrs.Bool("global_pool")) return {{data[2], data[3]}, {1, 1}, {0, 0}};
+  return {SpatialPair(attrs, "kernel", 1), SpatialPair(attrs, "stride", 1), SpatialPair(attrs, "pad", 0)};
+}
+
+void InferPoolingShape(const Attrs& attrs, std::vector<ShapeSlot>& in, std::vector<ShapeSlot>& out) {
+  if (!in[0]) return;
+  const Shape& data = CheckData4D(*in[0]);
+  const PoolWindow win = PoolingWindow(attrs, data);
+  const int64_t padded_h = data[2] + 2 * win.pad.h;
+  const int64_t padded_w = data[3] + 2 * win.pad.w;
+  if (win.kernel.h > padded_h || win.kernel.w > padded_w) {
+    throw Error("kernel " + PairText(win.kernel.h, win.kernel.w) + " is larger than the padded input " +
+                PairText(padded_h, padded_w) + " of input 'data' " + ShapeToString(data));
+  }
+  // 'valid' drops a partial last window; 'full' keeps it (ceil), even where it starts in
+  // the padding, as MXNet does.
+  const bool full = attrs.Str("pooling_convention") == "full";
+  const auto extent = [full](int64_t padded, int64_t kernel, int64_t stride) {
+    const int64_t span = padded - kernel;
+    return 1 + (full ? (span + stride - 1) / stride : span / stride);
+  };
+  AssignShape(
+      out[0],
+      {data[0], data[1], extent(padded_h, win.kernel.h, win.stride.h), extent(padded_w, win.kernel.w, win.stride.w)},
+      "output");
+}
+
+double LowestOf(DType dtype) {
+  switch (dtype) {
+    case DType::kFloat16: return -65504.0;
+    case DType::kFloat64: return std::numeric_limits<double>::lowest();
+    default: return std::numeric_limits<float>::lowest();
+  }
+}
+
+void PoolingReference(const Attrs& attrs, std::span<const Tensor> in, std::span<Tensor> out, const RefContext&) {
+  const Shape& xs = in[0].shape();
+  const Shape& ys = out[0].shape();
+  const int64_t height = xs[2], width = xs[3];
+  const PoolWindow win = PoolingWindow(attrs, xs);
+  const std::string& type = attrs.Str("pool_type");
+  const bool include_pad = attrs.IsNone("count_include_pad") || attrs.Bool("count_include_pad");
+  const int64_t p_value = attrs.OptInt("p_value").value_or(1);
+  const std::vector<double> x = in[0].ToDoubles();
+  int64_t flat = 0;
+  for (int64_t plane = 0; plane < xs[0] * xs[1]; ++plane) {
+    const double* xp = x.data() + plane * height * width;
+    for (int64_t oh = 0; oh < ys[2]; ++oh) {
+      for (int64_t ow = 0; ow < ys[3]; ++ow) {
+        // The window, clipped first to the padded input (its size is avg's divisor when
+        // padding counts), then to the data.
+        int64_t h0 = oh * win.stride.h - win.pad.h;
+        int64_t w0 = ow * win.stride.w - win.pad.w;
+        int64_t h1 = std::min(h0 + win.kernel.h, height + win.pad.h);
+        int64_t w1 = std::min(w0 + win.kernel.w, width + win.pad.w);
+        const int64_t padded_count = std::max<int64_t>(h1 - h0, 0) * std::max<int64_t>(w1 - w0, 0);
+        h0 = std::max<int64_t>(h0, 0);
+        w0 = std::max<int64_t>(w0, 0);
+        h1 = std::min(h1, height);
+        w1 = std::min(w1, width);
+        const int64_t count = std::max<int64_t>(h1 - h0, 0) * std::max<int64_t>(w1 - w0, 0);
+        double result = 0;
+        if (type == "max") {
+          // An empty window (wholly in the padding) gives the dtype's lowest value, as in MXNet.
+          result = LowestOf(out[0].dtype());
+          for (int64_t h = h0; h < h1; ++h) {
+            for (int64_t w = w0; w < w1; ++w) result = xp[h * width + w] > result ? xp[h * width + w] : result;
+          }
+        } else {
+          for (int64_t h = h0; h < h1; ++h) {
+            for (int64_t w = w0; w < w1; ++w) {
+              const double v = xp[h * width + w];
+              result += type == "lp" ? std::pow(v, static_cast<double>(p_value)) : v;
+            }
+          }
+          if (type == "avg") {
+            const int64_t divisor = include_pad ? padded_count : count;
+            result = divisor > 0 ? result / static_cast<double>(divisor) : 0.0;
+          } else if (type == "lp" && p_value == 2) {
+            result = std::sqrt(result);
+          } else if (type == "lp" && p_value == 3) {
+            result = std::cbrt(result);
+          }
+        }
+        out[0].SetDouble(flat++, result);
+      }
+    }
+  }
+}
+
+// ----------------------------------------------------------------------------- BatchNorm
+
+const std::vector<std::string> kBatchNormInputs = {"data", "gamma", "beta", "moving_mean", "moving_var"};
+
+void InferBatchNormShape(const Attrs& attrs, std::vector<ShapeSlot>& in, std::vector<ShapeSlot>& out) {
+  if (!in[0]) return;
+  const Shape& data = *in[0];
+  if (data.empty()) ShapeError("input 'data'", "at least 1-d", data);
+  const int64_t axis = op_util::NormalizeAxis(attrs.Int("axis"), static_cast<int64_t>(data.size()), "attribute 'axis'");
+  const Shape channels = {data[axis]};
+  for (size_t i = 1; i < in.size(); ++i) AssignShape(in[i], channels, "input '" + kBatchNormInputs[i] + "'");
+  AssignShape(out[0], data, "output");
+  for (size_t i = 1; i < out.size(); ++i) AssignShape(out[i], channels, "output " + std::to_string(i));
+}
+
+// Parameters, statistics and the mean/var outputs are float32 for float16 data and
+// otherwise take the data dtype (MXNet accumulates half precision in float32).
+void InferBatchNormType(const Attrs&, std::vector<DTypeSlot>& in, std::vector<DTypeSlot>& out) {
+  if (!in[0] && out[0]) in[0] = out[0];
+  if (!in[0]) return;
+  const DType data = *in[0];
+  if (!IsFloat(data)) {
+    throw Error("input 'data': expected a floating-point dtype (float16, float32, float64), given " +
+                std::string(DTypeName(data)));
+  }
+  const DType param = data == DType::kFloat16 ? DType::kFloat32 : data;
+  for (size_t i = 1; i < in.size(); ++i) AssignType(in[i], param, "input '" + kBatchNormInputs[i] + "'");
+  AssignType(out[0], data, "output");
+  for (size_t i = 1; i < out.size(); ++i) AssignType(out[i], param, "output " + std::to_string(i));
+}
+
+void BatchNormReference(const Attrs& attrs, std::span<const Tensor> in, std::span<Tensor> out, const RefContext& ctx) {
+  const Shape& shape = in[0].shape();
+  const int64_t axis = op_util::NormalizeAxis(attrs.Int("axis"), static_cast<int64_t>(shape.size()), "axis");
+  const int64_t channels = shape[axis];
+  // View the data as (outer, channels, inner).
+  int64_t outer = 1, inner = 1;
+  for (int64_t d = 0; d < axis; ++d) outer *= shape[d];
+  for (int64_t d = axis + 1; d < static_cast<int64_t>(shape.size()); ++d) inner *= shape[d];
+  const auto at = [&](int64_t o, int64_t c, int64_t i) { return (o * channels + c) * inner + i; };
+  const std::vector<double> x = in[0].ToDoubles();
+  const double eps = attrs.Float("eps");
+  const double momentum = attrs.Float("momentum");
+  const bool batch_stats = ctx.is_train && !attrs.Bool("use_global_stats");
+  // Handle copies share the auxiliary buffers: writing them updates the moving statistics.
+  Tensor moving_mean = in[3];
+  Tensor moving_var = in[4];
+  for (int64_t c = 0; c < channels; ++c) {
+    double mean = moving_mean.GetDouble(c);
+    double var = moving_var.GetDouble(c);
+    if (batch_stats) {
+      const double count = static_cast<double>(outer * inner);
+      double sum = 0;
+      for (int64_t o = 0; o < outer; ++o) {
+        for (int64_t i = 0; i < inner; ++i) sum += x[at(o, c, i)];
+      }
+      mean = count > 0 ? sum / count : 0.0;
+      double squares = 0;
+      for (int64_t o = 0; o < outer; ++o) {
+        for (int64_t i = 0; i < inner; ++i) squares += (x[at(o, c, i)] - mean) * (x[at(o, c, i)] - mean);
+      }
+      // The biased variance normalizes and also feeds the moving average (checked
+      // against MXNet 1.9 in training mode).
+      var = count > 0 ? squares / count : 0.0;
+      moving_mean.SetDouble(c, moving_mean.GetDouble(c) * momentum + mean * (1 - momentum));
+      moving_var.SetDouble(c, moving_var.GetDouble(c) * momentum + var * (1 - momentum));
+    }
+    const double inv_std = 1.0 / std::sqrt(var + eps);
+    const double gamma = attrs.Bool("fix_gamma") ? 1.0 : in[1].GetDouble(c);
+    const double beta = in[2].GetDouble(c);
+    for (int64_t o = 0; o < outer; ++o) {
+      for (int64_t i = 0; i < inner; ++i)
+        out[0].SetDouble(at(o, c, i), (x[at(o, c, i)] - mean) * inv_std * gamma + beta);
+    }
+    if (out.size() == 3) {
+      // MXNet's "var" output holds the inverse standard deviation 1/sqrt(var + eps).
+      out[1].SetDouble(c, mean);
+      out[2].SetDouble(c, inv_std);
+    }
+  }
+}
+
+// ----------------------------------------------------------------------------- Dropout
+
+void InferDropoutShape(const Attrs& attrs, std::vector<ShapeSlot>& in, std::vector<ShapeSlot>& out) {
+  if (!in[0] && out[0]) in[0] = out[0];
+  if (!in[0]) return;
+  for (int64_t axis : attrs.Ints("axes")) {
+    op_util::NormalizeAxis(axis, static_cast<int64_t>(in[0]->size()), "attribute 'axes'");
+  }
+  AssignShape(out[0], *in[0], "output");
+}
+
+// Element i of the mask (row-major over the data shape with the `axes` dims set to 1) is
+// kept when the i-th draw u = (mt19937_64() >> 11) * 2^-53 of the node's seed satisfies
+// u >= p; kept elements are scaled by 1 / (1 - p).
+void DropoutReference(const Attrs& attrs, std::span<const Tensor> in, std::span<Tensor> out, const RefContext& ctx) {
+  const double p = attrs.Float("p");
+  const bool active = ctx.is_train || attrs.Str("mode") == "always";
+  if (!active || p == 0) {
+    for (int64_t i = 0; i < out[0].size(); ++i) out[0].SetDouble(i, in[0].GetDouble(i));
+    return;
+  }
+  const int64_t ndim = in[0].ndim();
+  Shape mask_shape = in[0].shape();
+  for (int64_t axis : attrs.Ints("axes")) mask_shape[op_util::NormalizeAxis(axis, ndim, "attribute 'axes'")] = 1;
+  std::mt19937_64 rng(ctx.seed);
+  std::vector<bool> keep(static_cast<size_t>(NumElements(mask_shape)));
+  for (size_t i = 0; i < keep.size(); ++i) keep[i] = static_cast<double>(rng() >> 11) * 0x1.0p-53 >= p;
+  // p == 1 keeps nothing (MXNet 1.9 gives NaN there, from 0 * inf).
+  const double scale = p < 1 ? 1.0 / (1.0 - p) : 0.0;
+  op_util::ForEachIndex(in[0].shape(), [&](int64_t flat, const std::vector<int64_t>& index) {
+    const bool kept = keep[op_util::BroadcastOffset(mask_shape, index)];
+    out[0].SetDouble(flat, kept ? in[0].GetDouble(flat) * scale : 0.0);
+  });
+}
+
+const bool kRegistered = [] {
+  const std::vector<std::string> conv_layouts = {"NCW", "NCHW", "NCDHW", "NHWC", "NDHWC"};
+
+  OpRegistry::Global()
+      .Register("Convolution")
+      .Describe("2-D convolution of NCHW data with weight (num_filter, C/num_group, kh, kw) and optional bias")
+      .Attr("kernel", AttrType::kInts, std::nullopt, "kernel size (kh, kw)")
+      .Range(1)
+      .Attr("stride", AttrType::kInts, AttrValue{std::vector<int64_t>{}}, "stride (h, w); () means 1s")
+      .Range(1)
+      .Attr("dilate", AttrType::kInts, AttrValue{std::vector<int64_t>{}}, "dilation (h, w); () means 1s")
+      .Range(1)
+      .Attr("pad", AttrType::kInts, AttrValue{std::vector<int64_t>{}}, "zero padding (h, w); () means 0s")
+      .Range(0)
+      .Attr("num_filter", AttrType::kInt, std::nullopt, "number of output channels")
+      .Range(1)
+      .Attr("num_group", AttrType::kInt, AttrValue{int64_t{1}}, "number of channel groups")
+      .Range(1)
+      .Attr("no_bias", AttrType::kBool, AttrValue{false}, "no bias input")
+      .Attr("workspace", AttrType::kInt, AttrValue{int64_t{1024}}, "MXNet's workspace limit (MB); ignored")
+      .Range(0)
+      .Attr("cudnn_tune", AttrType::kString, AttrValue{std::monostate{}}, "cuDNN algorithm choice; ignored")
+      .Choices({"fastest", "limited_workspace", "off"})
+      .Attr("cudnn_off", AttrType::kBool, AttrValue{false}, "ignored")
+      .Attr("layout", AttrType::kString, AttrValue{std::monostate{}}, "NCHW or None only")
+      .Choices(conv_layouts)
+      .SetValidate(ValidateConvolution)
+      .Inputs([](const Attrs& attrs) {
+        return attrs.Bool("no_bias") ? std::vector<std::string>{"data", "weight"}
+                                     : std::vector<std::string>{"data", "weight", "bias"};
+      })
+      .SetInferShape(InferConvolutionShape)
+      .SetInferType(FloatSameType({"data", "weight", "bias"}))
+      .SetPattern(OpPattern::kGemm)
+      .SetReference(ConvolutionReference);
+
+  OpRegistry::Global()
+      .Register("Pooling")
+      .Describe("2-D max, average, sum or Lp pooling of NCHW data")
+      .Attr("kernel", AttrType::kInts, AttrValue{std::vector<int64_t>{}}, "window (kh, kw); may be () with global_pool")
+      .Range(1)
+      .Attr("pool_type", AttrType::kString, AttrValue{std::string("max")}, "max, avg, sum or lp")
+      .Choices({"avg", "lp", "max", "sum"})
+      .Attr("global_pool", AttrType::kBool, AttrValue{false},
+            "pool over the whole H and W (kernel, stride, pad ignored)")
+      .Attr("cudnn_off", AttrType::kBool, AttrValue{false}, "ignored")
+      .Attr("pooling_convention", AttrType::kString, AttrValue{std::string("valid")},
+            "valid: floor output size; full: ceil")
+      .Choices({"full", "same", "valid"})
+      .Attr("stride", AttrType::kInts, AttrValue{std::vector<int64_t>{}}, "stride (h, w); () means 1s")
+      .Range(1)
+      .Attr("pad", AttrType::kInts, AttrValue{std::vector<int64_t>{}}, "padding (h, w); () means 0s")
+      .Range(0)
+      .Attr("p_value", AttrType::kInt, AttrValue{std::monostate{}}, "p for lp pooling: 1, 2 or 3")
+      .Attr("count_include_pad", AttrType::kBool, AttrValue{std::monostate{}},
+            "avg divides by the window size including padding; None means True")
+      .Attr("layout", AttrType::kString, AttrValue{std::monostate{}}, "NCHW or None only")
+      .Choices({"NCW", "NCHW", "NCDHW", "NWC", "NHWC", "NDHWC"})
+      .SetValidate(ValidatePooling)
+      .SetInferShape(InferPoolingShape)
+      .SetInferType(FloatSameType({"data"}))
+      .SetPattern(OpPattern::kOpaque)
+      .SetReference(PoolingReference);
+
+  OpRegistry::Global()
+      .Register("BatchNorm")
+      .Describe("Batch normalization along `axis`; training mode uses batch statistics and updates the moving ones")
+      .Attr("eps", AttrType::kFloat, AttrValue{1e-3}, "added to the variance")
+      .Range(0)
+      .Attr("momentum", AttrType::kFloat, AttrValue{0.9}, "moving = moving * momentum + batch * (1 - momentum)")
+      .Range(0, 1)
+      .Attr("fix_gamma", AttrType::kBool, AttrValue{true}, "treat gamma as 1")
+      .Attr("use_global_stats", AttrType::kBool, AttrValue{false}, "use the moving statistics in training too")
+      .Attr("output_mean_var", AttrType::kBool, AttrValue{false}, "also output the mean and inverse std")
+      .Attr("axis", AttrType::kInt, AttrValue{int64_t{1}}, "the channel axis")
+      .Attr("cudnn_off", AttrType::kBool, AttrValue{false}, "ignored")
+      .Attr("min_calib_range", AttrType::kFloat, AttrValue{std::monostate{}}, "quantization calibration; ignored")
+      .Attr("max_calib_range", AttrType::kFloat, AttrValue{std::monostate{}}, "quantization calibration; ignored")
+      .Inputs(kBatchNormInputs)
+      .AuxInputs({3, 4})
+      .Outputs([](const Attrs& attrs) {
+        return attrs.Bool("output_mean_var") ? std::vector<std::string>{"output", "mean", "var"}
+                                             : std::vector<std::string>{"output"};
+      })
+      .SetInferShape(InferBatchNormShape)
+      .SetInferType(InferBatchNormType)
+      .SetPattern(OpPattern::kOpaque)
+      .SetReference(BatchNormReference);
+
+  OpRegistry::Global()
+      .Register("Dropout")
+      .Describe("Zeroes elements with probability p in training (or always) and scales the rest by 1/(1-p)")
+      .Attr("p", AttrType::kFloat, AttrValue{0.5}, "drop probability")
+      .Range(0, 1)
+      .Attr("mode", AttrType::kString, AttrValue{std::string("training")}, "training: identity at inference")
+      .Choices({"always", "training"})
+      .Attr("axes", AttrType::kInts, AttrValue{std::vector<int64_t>{}}, "axes along which the mask is shared")
+      .Attr("cudnn_off", AttrType::kBool, AttrValue{false}, "ignored")
+      .Nullable()
+      .SetInferShape(InferDropoutShape)
+      .SetInferType(FloatSameType({"data"}))
+      .SetInplace(op_util::InplaceIdentity())
+      // Not fused: the mask comes from one random stream drawn in a fixed order.
+      .SetPattern(OpPattern::kOpaque)
+      .SetReference(DropoutReference);
+  return true;
+}();
+
+}  // namespace
+}  // namespace kiln

@@ -1,0 +1,792 @@
+// Shape operators: reshaping, transposing, slicing, joining, splitting, tiling,
+// broadcasting and where.
+#include <algorithm>
+#include <cctype>
+#include <charconv>
+#include <optional>
+#include <string>
+
+#include "symbol/op_util.h"
+
+namespace kiln {
+namespace {
+
+using op_util::AssignShape;
+using op_util::ForEachIndex;
+using op_util::NormalizeAxis;
+using op_util::ShapeError;
+
+std::string IntsToString(const std::vector<int64_t>& values) { return FormatAttrValue(AttrValue{values}); }
+
+// Names arg0, arg1, ... for operators over num_args inputs (MXNet's names).
+NamesFn NumberedNames(const char* prefix, const char* count_attr) {
+  return [prefix, count_attr](const Attrs& attrs) {
+    std::vector<std::string> names;
+    for (int64_t i = 0; i < attrs.Int(count_attr); ++i) names.push_back(prefix + std::to_string(i));
+    return names;
+  };
+}
+
+// An axis of `data`, which must have one (NormalizeAxis lets 0-d inputs through for
+// reductions).
+int64_t InputAxis(int64_t axis, const Shape& data, const std::string& what) {
+  if (data.empty()) ShapeError("input 'data'", "at least 1-d", data);
+  return NormalizeAxis(axis, static_cast<int64_t>(data.size()), what);
+}
+
+// Operators whose output holds the input's elements in the same order.
+void CopyReference(const Attrs&, std::span<const Tensor> in, std::span<Tensor> out, const RefContext&) {
+  for (int64_t i = 0; i < out[0].size(); ++i) out[0].SetDouble(i, in[0].GetDouble(i));
+}
+
+// Flat offset of a multi-index in a row-major shape.
+int64_t FlatIndex(const Shape& shape, const std::vector<int64_t>& index) {
+  int64_t flat = 0;
+  for (size_t d = 0; d < shape.size(); ++d) flat = flat * shape[d] + index[d];
+  return flat;
+}
+
+// --- Reshape ---------------------------------------------------------------------------
+
+// MXNet's special values in `shape`, matched left to right against the input dims:
+//    0  copy the next input dim;
+//   -1  infer this dim from the remaining size (at most once);
+//   -2  copy all remaining input dims;
+//   -3  merge the next two input dims into one;
+//   -4  split the next input dim into the two entries that follow (one may be -1).
+// A positive entry and -1 also step over one input dim, which is what later 0s copy.
+// reverse=True matches from the right: `shape` and the input are reversed, matched, and
+// the result reversed back (so -4's two sizes are then the entries before it).
+// MXNet 1.9 writes the inferred -1 at the entry's index in `shape` rather than in the
+// output, which goes wrong when -2 or -4 come before it; kiln infers it in place.
+Shape InferReshape(const std::vector<int64_t>& spec_given, const Shape& data_given, bool reverse) {
+  std::vector<int64_t> spec = spec_given;
+  Shape data = data_given;
+  if (reverse) {
+    std::reverse(spec.begin(), spec.end());
+    std::reverse(data.begin(), data.end());
+  }
+  const std::string what =
+      "attribute 'shape' " + IntsToString(spec_given) + (reverse ? " (reverse=True)" : "") + " for input " +
+      ShapeToString(data_given);
+  size_t src = 0;
+  const auto next_dim = [&](const char* entry) {
+    if (src >= data.size()) throw Error(what + ": " + entry + " needs an input dim, but none is left");
+    return data[src++];
+  };
+  Shape out;
+  std::optional<size_t> infer_at;
+  for (size_t i = 0; i < spec.size(); ++i) {
+    const int64_t v = spec[i];
+    if (v == 0) {
+      out.push_back(next_dim("0"));
+    } else if (v == -1) {
+      if (infer_at) throw Error(what + ": only one dim can be -1");
+      infer_at = out.size();
+      out.push_back(1);
+      ++src;
+    } else if (v == -2) {
+      while (src < data.size()) out.push_back(data[src++]);
+    } else if (v == -3) {
+      const int64_t d1 = next_dim("-3");
+      const int64_t d2 = next_dim("-3");
+      out.push_back(d1 * d2);
+    } else if (v == -4) {
+      if (i + 2 >= spec.size()) {
+        throw Error(what + ": -4 must come with the two sizes it splits into (after it; before it with reverse=True)");
+      }
+      const int64_t d0 = next_dim("-4");
+      int64_t d1 = spec[++i];
+      int64_t d2 = spec[++i];
+      if (d1 < -1 || d1 == 0 || d2 < -1 || d2 == 0 || (d1 == -1 && d2 == -1)) {
+        throw Error(what + ": -4 splits into two sizes that are positive or -1 (not both -1), given " +
+                    std::to_string(d1) + " and " + std::to_string(d2));
+      }
+      if (d1 == -1 && d0 % d2 == 0) d1 = d0 / d2;
+      if (d2 == -1 && d0 % d1 == 0) d2 = d0 / d1;
+      if (d1 * d2 != d0) {
+        throw Error(what + ": -4 cannot split input dim " + std::to_string(d0) + " into " + std::to_string(d1) +
+                    " x " + std::to_string(d2));
+      }
+      out.push_back(d1);
+      out.push_back(d2);
+    } else {
+      out.push_back(v);
+      ++src;
+    }
+  }
+  const int64_t total = NumElements(data);
+  if (infer_at) {
+    const int64_t known = NumElements(out);
+    if (known == 0 || total % known != 0) {
+      throw Error(what + ": cannot infer the -1 dim: " + std::to_string(total) + " elements do not divide into " +
+                  "the other dims (product " + std::to_string(known) + ")");
+    }
+    out[*infer_at] = total / known;
+  }
+  if (reverse) std::reverse(out.begin(), out.end());
+  if (NumElements(out) != total) {
+    throw Error(what + ": the result " + ShapeToString(out) + " has " + std::to_string(NumElements(out)) +
+                " elements, the input " + std::to_string(total));
+  }
+  return out;
+}
+
+// The deprecated target_shape: entries copied as given, one 0 inferred from the size;
+// keep_highest keeps the input's first dim.
+Shape InferTargetShape(const Attrs& attrs, const Shape& data) {
+  Shape out = attrs.Ints("target_shape");
+  const bool keep_highest = attrs.Bool("keep_highest");
+  if (keep_highest) {
+    if (data.empty()) ShapeError("input 'data'", "at least 1-d with keep_highest=True", data);
+    out[0] = data[0];
+  }
+  const std::string what = "attribute 'target_shape' " + IntsToString(attrs.Ints("target_shape")) + " for input " +
+                           ShapeToString(data);
+  std::optional<size_t> infer_at;
+  for (size_t i = keep_highest ? 1 : 0; i < out.size(); ++i) {
+    if (out[i] != 0) continue;
+    if (infer_at) throw Error(what + ": only one dim can be 0 (inferred)");
+    infer_at = i;
+    out[i] = 1;
+  }
+  const int64_t total = NumElements(data);
+  if (infer_at) {
+    const int64_t known = NumElements(out);
+    if (known == 0 || total % known != 0) throw Error(what + ": cannot infer the 0 dim");
+    out[*infer_at] = total / known;
+  }
+  if (NumElements(out) != total) {
+    throw Error(what + ": the result " + ShapeToString(out) + " has " + std::to_string(NumElements(out)) +
+                " elements, the input " + std::to_string(total));
+  }
+  return out;
+}
+
+void ReshapeInferShape(const Attrs& attrs, std::vector<ShapeSlot>& in, std::vector<ShapeSlot>& out) {
+  if (!in[0]) return;
+  const Shape shape = attrs.Ints("shape").empty() ? InferTargetShape(attrs, *in[0])
+                                                  : InferReshape(attrs.Ints("shape"), *in[0], attrs.Bool("reverse"));
+  AssignShape(out[0], shape, "output");
+}
+
+// --- transpose, expand_dims, squeeze, Flatten -------------------------------------------
+
+std::vector<int64_t> TransposeAxes(const Attrs& attrs, int64_t ndim) {
+  std::vector<int64_t> axes = attrs.Ints("axes");
+  if (axes.empty()) {
+    for (int64_t d = ndim - 1; d >= 0; --d) axes.push_back(d);
+    return axes;
+  }
+  if (static_cast<int64_t>(axes.size()) != ndim) {
+    throw Error("attribute 'axes' " + IntsToString(axes) + ": expected " + std::to_string(ndim) +
+                " axes (a permutation of the input's axes), given " + std::to_string(axes.size()));
+  }
+  std::vector<bool> seen(ndim, false);
+  for (auto& axis : axes) {
+    axis = NormalizeAxis(axis, ndim, "attribute 'axes'");
+    if (seen[axis]) throw Error("attribute 'axes' " + IntsToString(attrs.Ints("axes")) + ": axis " +
+                                std::to_string(axis) + " appears twice");
+    seen[axis] = true;
+  }
+  return axes;
+}
+
+void TransposeInferShape(const Attrs& attrs, std::vector<ShapeSlot>& in, std::vector<ShapeSlot>& out) {
+  if (!in[0]) return;
+  const Shape& data = *in[0];
+  const auto axes = TransposeAxes(attrs, static_cast<int64_t>(data.size()));
+  Shape shape;
+  for (int64_t axis : axes) shape.push_back(data[axis]);
+  AssignShape(out[0], shape, "output");
+}
+
+void TransposeReference(const Attrs& attrs, std::span<const Tensor> in, std::span<Tensor> out, const RefContext&) {
+  const Shape& data = in[0].shape();
+  const auto axes = TransposeAxes(attrs, in[0].ndim());
+  std::vector<int64_t> src(data.size());
+  ForEachIndex(out[0].shape(), [&](int64_t flat, const std::vector<int64_t>& index) {
+    for (size_t d = 0; d < axes.size(); ++d) src[axes[d]] = index[d];
+    out[0].SetDouble(flat, in[0].GetDouble(FlatIndex(data, src)));
+  });
+}
+
+void ExpandDimsInferShape(const Attrs& attrs, std::vector<ShapeSlot>& in, std::vector<ShapeSlot>& out) {
+  if (!in[0]) return;
+  Shape shape = *in[0];
+  const int64_t ndim = static_cast<int64_t>(shape.size());
+  const int64_t axis = attrs.Int("axis");
+  if (axis < -ndim - 1 || axis > ndim) {
+    throw Error("attribute 'axis': expected " + std::to_string(-ndim - 1) + " <= axis <= " + std::to_string(ndim) +
+                " for " + std::to_string(ndim) + "-d input " + ShapeToString(shape) + ", given " +
+                std::to_string(axis));
+  }
+  shape.insert(shape.begin() + (axis < 0 ? axis + ndim + 1 : axis), 1);
+  AssignShape(out[0], shape, "output");
+}
+
+void SqueezeInferShape(const Attrs& attrs, std::vector<ShapeSlot>& in, std::vector<ShapeSlot>& out) {
+  if (!in[0]) return;
+  const Shape& data = *in[0];
+  const int64_t ndim = static_cast<int64_t>(data.size());
+  std::vector<bool> drop(ndim, false);
+  if (const auto axes = attrs.OptInts("axis")) {
+    for (int64_t given : *axes) {
+      const int64_t axis = InputAxis(given, data, "attribute 'axis'");
+      if (drop[axis]) throw Error("attribute 'axis' " + IntsToString(*axes) + ": axis " + std::to_string(axis) +
+                                  " appears twice");
+      if (data[axis] != 1) {
+        throw Error("attribute 'axis': cannot squeeze axis " + std::to_string(given) + " of input " +
+                    ShapeToString(data) + ": its size is " + std::to_string(data[axis]) + ", not 1");
+      }
+      drop[axis] = true;
+    }
+  } else {
+    for (int64_t d = 0; d < ndim; ++d) drop[d] = data[d] == 1;
+  }
+  Shape shape;
+  for (int64_t d = 0; d < ndim; ++d) {
+    if (!drop[d]) shape.push_back(data[d]);
+  }
+  // MXNet keeps one axis when every axis is squeezed out.
+  if (shape.empty()) shape = {1};
+  AssignShape(out[0], shape, "output");
+}
+
+void FlattenInferShape(const Attrs&, std::vector<ShapeSlot>& in, std::vector<ShapeSlot>& out) {
+  if (!in[0]) return;
+  const Shape& data = *in[0];
+  if (data.empty()) ShapeError("input 'data'", "at least 1-d", data);
+  AssignShape(out[0], {data[0], NumElements(Shape(data.begin() + 1, data.end()))}, "output");
+}
+
+// --- Concat, stack, split ----------------------------------------------------------------
+
+void ConcatInferShape(const Attrs& attrs, std::vector<ShapeSlot>& in, std::vector<ShapeSlot>& out) {
+  for (const auto& slot : in) {
+    if (!slot) return;
+  }
+  const Shape& first = *in[0];
+  if (first.empty()) ShapeError("input 'arg0'", "at least 1-d", first);
+  const int64_t ndim = static_cast<int64_t>(first.size());
+  const int64_t axis = NormalizeAxis(attrs.Int("dim"), ndim, "attribute 'dim'");
+  Shape shape = first;
+  for (size_t i = 1; i < in.size(); ++i) {
+    const Shape& s = *in[i];
+    bool fits = static_cast<int64_t>(s.size()) == ndim;
+    for (int64_t d = 0; fits && d < ndim; ++d) fits = d == axis || s[d] == first[d];
+    if (!fits) {
+      ShapeError("input 'arg" + std::to_string(i) + "'",
+                 "the shape of arg0 " + ShapeToString(first) + " except along dim " + std::to_string(axis), s);
+    }
+    shape[axis] += s[axis];
+  }
+  AssignShape(out[0], shape, "output");
+}
+
+void ConcatReference(const Attrs& attrs, std::span<const Tensor> in, std::span<Tensor> out, const RefContext&) {
+  const Shape& shape = out[0].shape();
+  const int64_t axis = NormalizeAxis(attrs.Int("dim"), out[0].ndim(), "attribute 'dim'");
+  std::vector<int64_t> src;
+  ForEachIndex(shape, [&](int64_t flat, const std::vector<int64_t>& index) {
+    src = index;
+    size_t which = 0;
+    while (src[axis] >= in[which].shape()[axis]) src[axis] -= in[which++].shape()[axis];
+    out[0].SetDouble(flat, in[which].GetDouble(FlatIndex(in[which].shape(), src)));
+  });
+}
+
+int64_t StackAxis(const Attrs& attrs, int64_t in_ndim) {
+  return NormalizeAxis(attrs.Int("axis"), in_ndim + 1, "attribute 'axis'");
+}
+
+void StackInferShape(const Attrs& attrs, std::vector<ShapeSlot>& in, std::vector<ShapeSlot>& out) {
+  for (const auto& slot : in) {
+    if (!slot) return;
+  }
+  const Shape& first = *in[0];
+  for (size_t i = 1; i < in.size(); ++i) AssignShape(in[i], first, "input 'arg" + std::to_string(i) + "'");
+  Shape shape = first;
+  shape.insert(shape.begin() + StackAxis(attrs, static_cast<int64_t>(first.size())),
+               static_cast<int64_t>(in.size()));
+  AssignShape(out[0], shape, "output");
+}
+
+void StackReference(const Attrs& attrs, std::span<const Tensor> in, std::span<Tensor> out, const RefContext&) {
+  const Shape& part = in[0].shape();
+  const int64_t axis = StackAxis(attrs, in[0].ndim());
+  std::vector<int64_t> src;
+  ForEachIndex(out[0].shape(), [&](int64_t flat, const std::vector<int64_t>& index) {
+    src = index;
+    src.erase(src.begin() + axis);
+    out[0].SetDouble(flat, in[index[axis]].GetDouble(FlatIndex(part, src)));
+  });
+}
+
+int64_t SplitAxis(const Attrs& attrs, const Shape& data) {
+  return InputAxis(attrs.Int("axis"), data, "attribute 'axis'");
+}
+
+void SplitInferShape(const Attrs& attrs, std::vector<ShapeSlot>& in, std::vector<ShapeSlot>& out) {
+  if (!in[0]) return;
+  const Shape& data = *in[0];
+  const int64_t axis = SplitAxis(attrs, data);
+  const int64_t parts = attrs.Int("num_outputs");
+  if (data[axis] % parts != 0) {
+    ShapeError("input 'data'", "axis " + std::to_string(axis) + " divisible by num_outputs=" + std::to_string(parts),
+               data);
+  }
+  Shape shape = data;
+  if (attrs.Bool("squeeze_axis")) {
+    if (data[axis] != parts) {
+      ShapeError("input 'data'",
+                 "axis " + std::to_string(axis) + " of size num_outputs=" + std::to_string(parts) +
+                     " (squeeze_axis=True)",
+                 data);
+    }
+    shape.erase(shape.begin() + axis);
+  } else {
+    shape[axis] /= parts;
+  }
+  for (size_t i = 0; i < out.size(); ++i) AssignShape(out[i], shape, "output " + std::to_string(i));
+}
+
+void SplitReference(const Attrs& attrs, std::span<const Tensor> in, std::span<Tensor> out, const RefContext&) {
+  const Shape& data = in[0].shape();
+  const int64_t axis = SplitAxis(attrs, data);
+  const int64_t chunk = data[axis] / attrs.Int("num_outputs");
+  const bool squeeze = attrs.Bool("squeeze_axis");
+  std::vector<int64_t> src;
+  for (size_t part = 0; part < out.size(); ++part) {
+    ForEachIndex(out[part].shape(), [&](int64_t flat, const std::vector<int64_t>& index) {
+      src = index;
+      if (squeeze) src.insert(src.begin() + axis, 0);
+      src[axis] += static_cast<int64_t>(part) * chunk;
+      out[part].SetDouble(flat, in[0].GetDouble(FlatIndex(data, src)));
+    });
+  }
+}
+
+// --- slice, slice_axis ----------------------------------------------------------------
+
+// slice's begin, end and step are tuples whose entries may be None, as MXNet writes
+// them: "(0, None)". A typed integer tuple cannot hold None, so these attributes are
+// declared as strings and read through this parser: a parenthesized or bracketed
+// tuple (or one bare integer) of integers and Nones; None is std::nullopt.
+std::vector<std::optional<int64_t>> ParseSliceTuple(const Attrs& attrs, const std::string& name) {
+  const std::string& text = attrs.Str(name);
+  const auto fail = [&]() {
+    return Error("attribute '" + name + "': expected a tuple of integers or None, e.g. (0, None), given '" + text +
+                 "'");
+  };
+  const auto trim = [](std::string_view s) {
+    while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
+    while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
+    return s;
+  };
+  std::string_view body = trim(text);
+  if (!body.empty() && (body.front() == '(' || body.front() == '[')) {
+    if (body.back() != (body.front() == '(' ? ')' : ']')) throw fail();
+    body = trim(body.substr(1, body.size() - 2));
+  }
+  std::vector<std::optional<int64_t>> values;
+  while (!body.empty()) {
+    const size_t comma = body.find(',');
+    const std::string_view part = trim(body.substr(0, comma));
+    if (part == "None") {
+      values.emplace_back(std::nullopt);
+    } else {
+      const std::string_view digits = !part.empty() && part.front() == '+' ? part.substr(1) : part;
+      int64_t value = 0;
+      const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), value);
+      if (digits.empty() || ec != std::errc() || end != digits.data() + digits.size()) throw fail();
+      values.emplace_back(value);
+    }
+    if (comma == std::string_view::npos) break;
+    body = trim(body.substr(comma + 1));  // a trailing comma ends the tuple: "(2,)"
+  }
+  return values;
+}
+
+struct SliceRange {
+  int64_t start = 0;
+  int64_t step = 1;
+  int64_t size = 0;
+};
+
+// Python's slice rules for one axis of length `len`: negative indices count from the
+// end, out-of-range indices clamp, None means the whole axis in the step's direction.
+SliceRange PythonSlice(std::optional<int64_t> begin, std::optional<int64_t> end, int64_t step, int64_t len) {
+  SliceRange range;
+  range.step = step;
+  const auto clamp = [&](std::optional<int64_t> index, int64_t missing) {
+    if (!index) return missing;
+    int64_t i = *index < 0 ? *index + len : *index;
+    if (step > 0) return std::clamp<int64_t>(i, 0, len);
+    return std::clamp<int64_t>(i, -1, len - 1);
+  };
+  range.start = clamp(begin, step > 0 ? 0 : len - 1);
+  const int64_t stop = clamp(end, step > 0 ? len : -1);
+  if (step > 0) {
+    range.size = stop > range.start ? (stop - range.start - 1) / step + 1 : 0;
+  } else {
+    range.size = range.start > stop ? (range.start - stop - 1) / -step + 1 : 0;
+  }
+  return range;
+}
+
+void ValidateSlice(const Attrs& attrs) {
+  const auto begin = ParseSliceTuple(attrs, "begin");
+  const auto end = ParseSliceTuple(attrs, "end");
+  const auto step = ParseSliceTuple(attrs, "step");
+  if (begin.size() != end.size()) {
+    throw Error("attributes 'begin' " + attrs.Str("begin") + " and 'end' " + attrs.Str("end") +
+                " must have the same length");
+  }
+  if (!step.empty() && step.size() != begin.size()) {
+    throw Error("attribute 'step' " + attrs.Str("step") + ": expected " + std::to_string(begin.size()) +
+                " entries like 'begin', or none");
+  }
+  for (const auto& s : step) {
+    if (s && *s == 0) throw Error("attribute 'step' " + attrs.Str("step") + ": a step cannot be 0");
+  }
+}
+
+// One range per input axis; axes past the given tuples are taken whole.
+std::vector<SliceRange> SliceRanges(const Attrs& attrs, const Shape& data) {
+  const auto begin = ParseSliceTuple(attrs, "begin");
+  const auto end = ParseSliceTuple(attrs, "end");
+  const auto step = ParseSliceTuple(attrs, "step");
+  if (begin.size() > data.size()) {
+    ShapeError("input 'data'", "at least " + std::to_string(begin.size()) + "-d for begin " + attrs.Str("begin"), data);
+  }
+  std::vector<SliceRange> ranges;
+  for (size_t d = 0; d < data.size(); ++d) {
+    if (d < begin.size()) {
+      const int64_t s = d < step.size() && step[d] ? *step[d] : 1;
+      ranges.push_back(PythonSlice(begin[d], end[d], s, data[d]));
+    } else {
+      ranges.push_back(SliceRange{0, 1, data[d]});
+    }
+  }
+  return ranges;
+}
+
+Shape RangesShape(const std::vector<SliceRange>& ranges) {
+  Shape shape;
+  for (const auto& range : ranges) shape.push_back(range.size);
+  return shape;
+}
+
+void SliceReferenceFromRanges(const std::vector<SliceRange>& ranges, const Tensor& in, Tensor& out) {
+  std::vector<int64_t> src(ranges.size());
+  ForEachIndex(out.shape(), [&](int64_t flat, const std::vector<int64_t>& index) {
+    for (size_t d = 0; d < ranges.size(); ++d) src[d] = ranges[d].start + index[d] * ranges[d].step;
+    out.SetDouble(flat, in.GetDouble(FlatIndex(in.shape(), src)));
+  });
+}
+
+// slice_axis follows MXNet: after adding the axis length to negative indices,
+// 0 <= begin < end <= length must hold (no clamping); end None is the length.
+std::vector<SliceRange> SliceAxisRanges(const Attrs& attrs, const Shape& data) {
+  const int64_t axis = InputAxis(attrs.Int("axis"), data, "attribute 'axis'");
+  const int64_t len = data[axis];
+  int64_t begin = attrs.Int("begin");
+  int64_t end = attrs.OptInt("end").value_or(len);
+  if (begin < 0) begin += len;
+  if (end < 0) end += len;
+  if (!(0 <= begin && begin < end && end <= len)) {
+    throw Error("attributes 'begin' " + std::to_string(attrs.Int("begin")) + " and 'end' " +
+                FormatAttrValue(attrs.Get("end")) + ": expected 0 <= begin < end <= " + std::to_string(len) +
+                " on axis " + std::to_string(axis) + " of input " + ShapeToString(data) + " (negative values count " +
+                "from the end), given begin " + std::to_string(begin) + ", end " + std::to_string(end));
+  }
+  std::vector<SliceRange> ranges;
+  for (size_t d = 0; d < data.size(); ++d) ranges.push_back(SliceRange{0, 1, data[d]});
+  ranges[axis] = SliceRange{begin, 1, end - begin};
+  return ranges;
+}
+
+using RangesFn = std::vector<SliceRange> (*)(const Attrs&, const Shape&);
+
+InferShapeFn SliceInfer(RangesFn ranges) {
+  return [ranges](const Attrs& attrs, std::vector<ShapeSlot>& in, std::vector<ShapeSlot>& out) {
+    if (!in[0]) return;
+    AssignShape(out[0], RangesShape(ranges(attrs, *in[0])), "output");
+  };
+}
+
+ReferenceFn SliceReference(RangesFn ranges) {
+  return [ranges](const Attrs& attrs, std::span<const Tensor> in, std::span<Tensor> out, const RefContext&) {
+    SliceReferenceFromRanges(ranges(attrs, in[0].shape()), in[0], out[0]);
+  };
+}
+
+// --- tile, repeat, broadcast_to ----------------------------------------------------------
+
+// tile pads the shorter of the input shape and reps with leading 1s.
+void TileShapes(const Attrs& attrs, const Shape& data, Shape* padded_in, Shape* out) {
+  const auto& reps = attrs.Ints("reps");
+  const size_t ndim = std::max(data.size(), reps.size());
+  padded_in->assign(ndim - data.size(), 1);
+  padded_in->insert(padded_in->end(), data.begin(), data.end());
+  out->clear();
+  for (size_t d = 0; d < ndim; ++d) {
+    const int64_t rep = d < ndim - reps.size() ? 1 : reps[d - (ndim - reps.size())];
+    out->push_back((*padded_in)[d] * rep);
+  }
+}
+
+void TileInferShape(const Attrs& attrs, std::vector<ShapeSlot>& in, std::vector<ShapeSlot>& out) {
+  if (!in[0]) return;
+  Shape padded;
+  Shape shape;
+  TileShapes(attrs, *in[0], &padded, &shape);
+  AssignShape(out[0], shape, "output");
+}
+
+void TileReference(const Attrs& attrs, std::span<const Tensor> in, std::span<Tensor> out, const RefContext&) {
+  Shape padded;
+  Shape shape;
+  TileShapes(attrs, in[0].shape(), &padded, &shape);
+  std::vector<int64_t> src(padded.size());
+  ForEachIndex(shape, [&](int64_t flat, const std::vector<int64_t>& index) {
+    for (size_t d = 0; d < padded.size(); ++d) src[d] = index[d] % padded[d];
+    out[0].SetDouble(flat, in[0].GetDouble(FlatIndex(padded, src)));
+  });
+}
+
+// With axis None, repeat works on the flattened input and gives a 1-d output.
+void RepeatInferShape(const Attrs& attrs, std::vector<ShapeSlot>& in, std::vector<ShapeSlot>& out) {
+  if (!in[0]) return;
+  const Shape& data = *in[0];
+  const int64_t repeats = attrs.Int("repeats");
+  Shape shape;
+  if (const auto axis = attrs.OptInt("axis")) {
+    shape = data;
+    shape[InputAxis(*axis, data, "attribute 'axis'")] *= repeats;
+  } else {
+    shape = {NumElements(data) * repeats};
+  }
+  AssignShape(out[0], shape, "output");
+}
+
+void RepeatReference(const Attrs& attrs, std::span<const Tensor> in, std::span<Tensor> out, const RefContext&) {
+  const int64_t repeats = attrs.Int("repeats");
+  const auto axis = attrs.OptInt("axis");
+  if (!axis) {
+    for (int64_t i = 0; i < out[0].size(); ++i) out[0].SetDouble(i, in[0].GetDouble(i / repeats));
+    return;
+  }
+  const int64_t a = InputAxis(*axis, in[0].shape(), "attribute 'axis'");
+  std::vector<int64_t> src;
+  ForEachIndex(out[0].shape(), [&](int64_t flat, const std::vector<int64_t>& index) {
+    src = index;
+    src[a] /= repeats;
+    out[0].SetDouble(flat, in[0].GetDouble(FlatIndex(in[0].shape(), src)));
+  });
+}
+
+// broadcast_to: the target has the input's rank; a 0 keeps the input's dim, and only
+// size-1 dims may grow.
+void BroadcastToInferShape(const Attrs& attrs, std::vector<ShapeSlot>& in, std::vector<ShapeSlot>& out) {
+  if (!in[0]) return;
+  const Shape& data = *in[0];
+  const auto& target = attrs.Ints("shape");
+  const std::string expected = "a shape that broadcasts to attribute 'shape' " + IntsToString(target) +
+                               " (same rank; each dim equal to the target's or 1)";
+  if (target.size() != data.size()) ShapeError("input 'data'", expected, data);
+  Shape shape = target;
+  for (size_t d = 0; d < data.size(); ++d) {
+    if (shape[d] == 0) shape[d] = data[d];
+    if (data[d] != shape[d] && data[d] != 1) ShapeError("input 'data'", expected, data);
+  }
+  AssignShape(out[0], shape, "output");
+}
+
+void BroadcastToReference(const Attrs&, std::span<const Tensor> in, std::span<Tensor> out, const RefContext&) {
+  ForEachIndex(out[0].shape(), [&](int64_t flat, const std::vector<int64_t>& index) {
+    out[0].SetDouble(flat, in[0].GetDouble(op_util::BroadcastOffset(in[0].shape(), index)));
+  });
+}
+
+// --- where -------------------------------------------------------------------------------
+
+// x, y and the output share one shape; the condition has that shape too, or is 1-d
+// and picks whole rows (x.shape[0] entries), as MXNet allows.
+void WhereInferShape(const Attrs&, std::vector<ShapeSlot>& in, std::vector<ShapeSlot>& out) {
+  ShapeSlot known = in[1] ? in[1] : in[2] ? in[2] : out[0];
+  if (!known) return;
+  AssignShape(in[1], *known, "input 'x'");
+  AssignShape(in[2], *known, "input 'y'");
+  AssignShape(out[0], *known, "output");
+  if (in[0] && *in[0] != *known && !(known->size() >= 1 && *in[0] == Shape{(*known)[0]})) {
+    ShapeError("input 'condition'",
+               "the shape of x " + ShapeToString(*known) +
+                   (known->empty() ? "" : " or (" + std::to_string((*known)[0]) + ",) to pick rows"),
+               *in[0]);
+  }
+}
+
+void WhereInferType(const Attrs&, std::vector<DTypeSlot>& in, std::vector<DTypeSlot>& out) {
+  const DTypeSlot known = in[1] ? in[1] : in[2] ? in[2] : out[0];
+  if (!known) return;
+  op_util::AssignType(in[1], *known, "input 'x'");
+  op_util::AssignType(in[2], *known, "input 'y'");
+  op_util::AssignType(out[0], *known, "output");
+}
+
+void WhereReference(const Attrs&, std::span<const Tensor> in, std::span<Tensor> out, const RefContext&) {
+  const bool by_row = in[0].shape() != in[1].shape();
+  const int64_t row = by_row ? out[0].size() / std::max<int64_t>(in[1].shape()[0], 1) : 1;
+  for (int64_t i = 0; i < out[0].size(); ++i) {
+    const bool pick_x = in[0].GetDouble(by_row ? i / row : i) != 0;
+    out[0].SetDouble(i, pick_x ? in[1].GetDouble(i) : in[2].GetDouble(i));
+  }
+}
+
+const bool kRegistered = [] {
+  OpRegistry& registry = OpRegistry::Global();
+
+  registry.Register("Reshape")
+      .Describe("Reshape with MXNet's special values 0, -1, -2, -3, -4 in `shape`")
+      .Alias("reshape")
+      .Attr("shape", AttrType::kInts, AttrValue{std::vector<int64_t>{}}, "the target shape, with special values")
+      .Range(-4)
+      .Attr("reverse", AttrType::kBool, AttrValue{false}, "match special values from the right")
+      .Attr("target_shape", AttrType::kInts, AttrValue{std::vector<int64_t>{}},
+            "deprecated: the target shape, one 0 inferred; used when `shape` is empty")
+      .Range(0)
+      .Attr("keep_highest", AttrType::kBool, AttrValue{false}, "deprecated: with target_shape, keep the first dim")
+      .SetValidate([](const Attrs& attrs) {
+        if (attrs.Ints("shape").empty() && attrs.Ints("target_shape").empty()) {
+          throw Error("attribute 'shape' is required: give the target shape");
+        }
+      })
+      .SetInferShape(ReshapeInferShape)
+      .SetInplace(op_util::InplaceIdentity())
+      .SetPattern(OpPattern::kInjective)
+      .SetReference(CopyReference);
+
+  registry.Register("Flatten")
+      .Describe("Collapse all axes but the first: (d0, d1, ..., dk) -> (d0, d1*...*dk)")
+      .Alias("flatten")
+      .SetInferShape(FlattenInferShape)
+      .SetInplace(op_util::InplaceIdentity())
+      .SetPattern(OpPattern::kInjective)
+      .SetReference(CopyReference);
+
+  registry.Register("transpose")
+      .Describe("Permute axes; output axis i is input axis axes[i] (empty axes: reverse them)")
+      .Attr("axes", AttrType::kInts, AttrValue{std::vector<int64_t>{}}, "the permutation")
+      .SetInferShape(TransposeInferShape)
+      .SetPattern(OpPattern::kInjective)
+      .SetReference(TransposeReference);
+
+  registry.Register("expand_dims")
+      .Describe("Insert a size-1 axis at `axis`")
+      .Attr("axis", AttrType::kInt, std::nullopt, "where the new axis goes, in [-ndim-1, ndim]")
+      .SetInferShape(ExpandDimsInferShape)
+      .SetInplace(op_util::InplaceIdentity())
+      .SetPattern(OpPattern::kInjective)
+      .SetReference(CopyReference);
+
+  registry.Register("squeeze")
+      .Describe("Remove size-1 axes (all of them, or those in `axis`)")
+      .Attr("axis", AttrType::kInts, AttrValue{std::monostate{}}, "the axes to remove; None: every size-1 axis")
+      .SetInferShape(SqueezeInferShape)
+      .SetInplace(op_util::InplaceIdentity())
+      .SetPattern(OpPattern::kInjective)
+      .SetReference(CopyReference);
+
+  registry.Register("Concat")
+      .Describe("Join num_args inputs along `dim`")
+      .Alias("concat")
+      .Attr("num_args", AttrType::kInt, std::nullopt, "number of inputs")
+      .Range(1)
+      .Attr("dim", AttrType::kInt, AttrValue{int64_t{1}}, "the axis to join along")
+      .Inputs(NumberedNames("arg", "num_args"))
+      .SetInferShape(ConcatInferShape)
+      .SetPattern(OpPattern::kInjective)
+      .SetReference(ConcatReference);
+
+  registry.Register("stack")
+      .Describe("Join num_args inputs of one shape along a new axis")
+      .Attr("num_args", AttrType::kInt, std::nullopt, "number of inputs")
+      .Range(1)
+      .Attr("axis", AttrType::kInt, AttrValue{int64_t{0}}, "where the new axis goes in the output")
+      .Inputs(NumberedNames("arg", "num_args"))
+      .SetInferShape(StackInferShape)
+      .SetPattern(OpPattern::kInjective)
+      .SetReference(StackReference);
+
+  registry.Register("split")
+      .Describe("Split along `axis` into num_outputs equal parts")
+      .Alias("SliceChannel")
+      .Attr("num_outputs", AttrType::kInt, std::nullopt, "number of parts")
+      .Range(1)
+      .Attr("axis", AttrType::kInt, AttrValue{int64_t{1}}, "the axis to split")
+      .Attr("squeeze_axis", AttrType::kBool, AttrValue{false},
+            "drop the split axis (its size must equal num_outputs)")
+      .Outputs(NumberedNames("output", "num_outputs"))
+      .SetInferShape(SplitInferShape)
+      .SetPattern(OpPattern::kInjective)
+      .SetReference(SplitReference);
+
+  registry.Register("slice")
+      .Describe("Python-style slicing of the leading axes: begin, end, step per axis; None entries take the default")
+      .Attr("begin", AttrType::kString, std::nullopt, "tuple of start indices or None, e.g. (0, None)")
+      .Attr("end", AttrType::kString, std::nullopt, "tuple of stop indices (exclusive) or None")
+      .Attr("step", AttrType::kString, AttrValue{std::string("()")}, "tuple of steps or None (1); empty: all 1")
+      .SetValidate(ValidateSlice)
+      .SetInferShape(SliceInfer(SliceRanges))
+      .SetPattern(OpPattern::kInjective)
+      .SetReference(SliceReference(SliceRanges));
+
+  registry.Register("slice_axis")
+      .Describe("Take [begin, end) along one axis")
+      .Attr("axis", AttrType::kInt, std::nullopt, "the axis to slice")
+      .Attr("begin", AttrType::kInt, std::nullopt, "start index; negative counts from the end")
+      .Attr("end", AttrType::kInt, std::nullopt, "stop index (exclusive); negative counts from the end; None: the end")
+      .Nullable()
+      .SetInferShape(SliceInfer(SliceAxisRanges))
+      .SetPattern(OpPattern::kInjective)
+      .SetReference(SliceReference(SliceAxisRanges));
+
+  registry.Register("tile")
+      .Describe("Repeat the whole input reps[i] times along axis i")
+      .Attr("reps", AttrType::kInts, std::nullopt, "repetitions per axis (aligned to the trailing axes)")
+      .Range(1)
+      .SetInferShape(TileInferShape)
+      .SetPattern(OpPattern::kInjective)
+      .SetReference(TileReference);
+
+  registry.Register("repeat")
+      .Describe("Repeat each element `repeats` times along `axis` (None: of the flattened input)")
+      .Attr("repeats", AttrType::kInt, std::nullopt, "repetitions of each element")
+      .Range(0)
+      .Attr("axis", AttrType::kInt, AttrValue{std::monostate{}}, "the axis; None flattens the input")
+      .SetInferShape(RepeatInferShape)
+      .SetPattern(OpPattern::kInjective)
+      .SetReference(RepeatReference);
+
+  registry.Register("broadcast_to")
+      .Describe("Broadcast size-1 axes to `shape` (0 keeps the input's dim)")
+      .Attr("shape", AttrType::kInts, AttrValue{std::vector<int64_t>{}}, "the target shape; 0 keeps a dim")
+      .Range(0)
+      .SetInferShape(BroadcastToInferShape)
+      .SetPattern(OpPattern::kBroadcast)
+      .SetReference(BroadcastToReference);
+
+  registry.Register("where")
+      .Describe("x where condition is non-zero, else y; a 1-d condition picks whole rows")
+      .Inputs({"condition", "x", "y"})
+      .SetInferShape(WhereInferShape)
+      .SetInferType(WhereInferType)
+      .SetPattern(OpPattern::kBroadcast)
+      .SetReference(WhereReference);
+  return true;
+}();
+
+}  // namespace
+}  // namespace kiln
