@@ -105,6 +105,30 @@ OpDef& OpDef::SetReference(ReferenceFn fn) {
   return *this;
 }
 
+OpDef& OpDef::SetLower(LowerFn fn) {
+  lower_ = std::move(fn);
+  return *this;
+}
+
+OpDef& OpDef::SetScalarCompute(ScalarFn fn) {
+  scalar_compute_ = std::move(fn);
+  return *this;
+}
+
+kir::ScalarType ToScalarType(DType dtype) {
+  switch (dtype) {
+    case DType::kFloat32: return kir::ScalarType::kFloat32;
+    case DType::kFloat64: return kir::ScalarType::kFloat64;
+    case DType::kFloat16: return kir::ScalarType::kFloat16;
+    case DType::kUInt8: return kir::ScalarType::kUInt8;
+    case DType::kInt32: return kir::ScalarType::kInt32;
+    case DType::kInt8: return kir::ScalarType::kInt8;
+    case DType::kInt64: return kir::ScalarType::kInt64;
+    case DType::kBool: return kir::ScalarType::kBool;
+  }
+  throw Error("invalid dtype");
+}
+
 OpDef& OpDef::SetValidate(ValidateFn fn) {
   validate_ = std::move(fn);
   return *this;

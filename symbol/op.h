@@ -14,6 +14,7 @@
 #include <utility>
 #include <vector>
 
+#include "codegen/kir/kir.h"
 #include "runtime/tensor.h"
 #include "symbol/attrs.h"
 
@@ -56,6 +57,34 @@ struct RefContext {
 using ReferenceFn = std::function<void(const Attrs& attrs, std::span<const Tensor> inputs,
                                        std::span<Tensor> outputs, const RefContext& ctx)>;
 
+// What an operator's lowering sees: flat kernel-IR buffers for its inputs and outputs
+// with their static shapes and dtypes, and a way to ask for scratch memory.
+struct LowerContext {
+  std::vector<kir::Buffer> inputs;
+  std::vector<kir::Buffer> outputs;
+  std::vector<Shape> input_shapes;
+  std::vector<Shape> output_shapes;
+  std::vector<DType> input_types;
+  std::vector<DType> output_types;
+  bool is_train = false;
+  uint64_t seed = 0;  // per node, as RefContext::seed
+  kir::KernelBuilder* builder = nullptr;
+  // A temporary global buffer for this kernel (planned in the arena, not kept between
+  // kernels), e.g. an im2col matrix.
+  kir::Buffer Scratch(const std::string& name, kir::ScalarType type, int64_t size) const {
+    return builder->AddArg(name, type, size);
+  }
+};
+// Lowers one node to a kernel body. The outermost loop may be kir::LoopKind::kParallel.
+using LowerFn = std::function<kir::Stmt(const Attrs& attrs, LowerContext& ctx)>;
+// Elementwise and broadcast operators give their scalar computation instead: the output
+// element from the input elements (already loaded and converted to `type`, the output's
+// computation type). The generic lowering builds the loops and the broadcasting, and
+// fusion composes these functions.
+using ScalarFn = std::function<kir::Expr(const Attrs& attrs, const std::vector<kir::Expr>& inputs, kir::ScalarType type)>;
+
+kir::ScalarType ToScalarType(DType dtype);
+
 using NamesFn = std::function<std::vector<std::string>(const Attrs& attrs)>;
 // (input index, output index) pairs whose storage may be shared.
 using InplaceFn = std::function<std::vector<std::pair<int, int>>(const Attrs& attrs)>;
@@ -89,6 +118,8 @@ class OpDef {
   OpDef& SetInplace(InplaceFn fn);
   OpDef& SetPattern(OpPattern pattern);
   OpDef& SetReference(ReferenceFn fn);
+  OpDef& SetLower(LowerFn fn);
+  OpDef& SetScalarCompute(ScalarFn fn);
   OpDef& SetValidate(ValidateFn fn);
   // Another name the operator answers to (SliceChannel for split).
   OpDef& Alias(std::string alias);
@@ -118,6 +149,10 @@ class OpDef {
   void RunReference(const Attrs& attrs, std::span<const Tensor> inputs, std::span<Tensor> outputs,
                     const RefContext& ctx) const;
   bool has_reference() const { return static_cast<bool>(reference_); }
+  // Lowering: a LowerFn, or a ScalarFn for elementwise/broadcast operators.
+  const LowerFn& lower() const { return lower_; }
+  const ScalarFn& scalar_compute() const { return scalar_compute_; }
+  bool has_lowering() const { return lower_ || scalar_compute_; }
 
  private:
   std::string name_;
@@ -132,6 +167,8 @@ class OpDef {
   InplaceFn inplace_;
   OpPattern pattern_ = OpPattern::kOpaque;
   ReferenceFn reference_;
+  LowerFn lower_;
+  ScalarFn scalar_compute_;
   ValidateFn validate_;
   std::vector<std::string> aliases_;
   // Gradients arrive with training: they will be registered here, next to the forward

@@ -1,0 +1,473 @@
+#include "codegen/kir/kir.h"
+
+#include <atomic>
+#include <set>
+#include <sstream>
+#include <stdexcept>
+
+namespace kiln::kir {
+
+const char* ScalarTypeName(ScalarType type) {
+  switch (type) {
+    case ScalarType::kBool: return "bool";
+    case ScalarType::kInt8: return "i8";
+    case ScalarType::kUInt8: return "u8";
+    case ScalarType::kInt32: return "i32";
+    case ScalarType::kInt64: return "i64";
+    case ScalarType::kFloat16: return "f16";
+    case ScalarType::kFloat32: return "f32";
+    case ScalarType::kFloat64: return "f64";
+  }
+  return "?";
+}
+
+bool IsFloatType(ScalarType type) {
+  return type == ScalarType::kFloat16 || type == ScalarType::kFloat32 || type == ScalarType::kFloat64;
+}
+
+int ScalarTypeBytes(ScalarType type) {
+  switch (type) {
+    case ScalarType::kBool:
+    case ScalarType::kInt8:
+    case ScalarType::kUInt8: return 1;
+    case ScalarType::kFloat16: return 2;
+    case ScalarType::kInt32:
+    case ScalarType::kFloat32: return 4;
+    case ScalarType::kInt64:
+    case ScalarType::kFloat64: return 8;
+  }
+  return 0;
+}
+
+const char* UnaryOpName(UnaryOp op) {
+  switch (op) {
+    case UnaryOp::kNeg: return "neg";
+    case UnaryOp::kAbs: return "abs";
+    case UnaryOp::kExp: return "exp";
+    case UnaryOp::kLog: return "log";
+    case UnaryOp::kSqrt: return "sqrt";
+    case UnaryOp::kTanh: return "tanh";
+    case UnaryOp::kErf: return "erf";
+    case UnaryOp::kFloor: return "floor";
+    case UnaryOp::kCeil: return "ceil";
+    case UnaryOp::kRound: return "round";
+    case UnaryOp::kNot: return "not";
+  }
+  return "?";
+}
+
+const char* BinaryOpName(BinaryOp op) {
+  switch (op) {
+    case BinaryOp::kAdd: return "+";
+    case BinaryOp::kSub: return "-";
+    case BinaryOp::kMul: return "*";
+    case BinaryOp::kDiv: return "/";
+    case BinaryOp::kMod: return "%";
+    case BinaryOp::kMin: return "min";
+    case BinaryOp::kMax: return "max";
+    case BinaryOp::kPow: return "pow";
+    case BinaryOp::kLT: return "<";
+    case BinaryOp::kLE: return "<=";
+    case BinaryOp::kGT: return ">";
+    case BinaryOp::kGE: return ">=";
+    case BinaryOp::kEQ: return "==";
+    case BinaryOp::kNE: return "!=";
+    case BinaryOp::kAnd: return "&&";
+    case BinaryOp::kOr: return "||";
+  }
+  return "?";
+}
+
+namespace {
+
+std::atomic<int> next_var_id{1};
+
+Expr Make(ExprNode node) { return Expr(std::make_shared<const ExprNode>(std::move(node))); }
+
+bool IsComparison(BinaryOp op) {
+  return op == BinaryOp::kLT || op == BinaryOp::kLE || op == BinaryOp::kGT || op == BinaryOp::kGE ||
+         op == BinaryOp::kEQ || op == BinaryOp::kNE;
+}
+
+void Require(bool condition, const std::string& message) {
+  if (!condition) throw std::invalid_argument("kir: " + message);
+}
+
+}  // namespace
+
+Expr::Expr(int64_t value) : Expr(IntImm(value)) {}
+Expr::Expr(int value) : Expr(IntImm(value)) {}
+
+ScalarType Expr::type() const { return node_->type; }
+
+Expr IntImm(int64_t value, ScalarType type) {
+  ExprNode node;
+  node.kind = ExprKind::kIntImm;
+  node.type = type;
+  node.int_value = value;
+  return Make(std::move(node));
+}
+
+Expr FloatImm(double value, ScalarType type) {
+  ExprNode node;
+  node.kind = ExprKind::kFloatImm;
+  node.type = type;
+  node.float_value = value;
+  return Make(std::move(node));
+}
+
+Expr Const(double value, ScalarType type) {
+  return IsFloatType(type) ? FloatImm(value, type) : IntImm(static_cast<int64_t>(value), type);
+}
+
+Expr Var(const std::string& name) {
+  ExprNode node;
+  node.kind = ExprKind::kVar;
+  node.type = ScalarType::kInt64;
+  node.name = name;
+  node.var_id = next_var_id++;
+  return Make(std::move(node));
+}
+
+Expr Load(const Buffer& buffer, Expr index) {
+  Require(buffer != nullptr, "load from a null buffer");
+  Require(index.type() == ScalarType::kInt64, "index into '" + buffer->name + "' must be i64");
+  ExprNode node;
+  node.kind = ExprKind::kLoad;
+  node.type = buffer->type;
+  node.buffer = buffer;
+  node.operands = {std::move(index)};
+  return Make(std::move(node));
+}
+
+Expr Unary(UnaryOp op, Expr a) {
+  ExprNode node;
+  node.kind = ExprKind::kUnary;
+  node.type = op == UnaryOp::kNot ? ScalarType::kBool : a.type();
+  node.unary = op;
+  node.operands = {std::move(a)};
+  return Make(std::move(node));
+}
+
+Expr Binary(BinaryOp op, Expr a, Expr b) {
+  Require(a.type() == b.type(), std::string("operands of '") + BinaryOpName(op) + "' have types " +
+                                    ScalarTypeName(a.type()) + " and " + ScalarTypeName(b.type()));
+  ExprNode node;
+  node.kind = ExprKind::kBinary;
+  node.type = IsComparison(op) ? ScalarType::kBool : a.type();
+  node.binary = op;
+  node.operands = {std::move(a), std::move(b)};
+  return Make(std::move(node));
+}
+
+Expr Select(Expr condition, Expr if_true, Expr if_false) {
+  Require(condition.type() == ScalarType::kBool, "select condition must be bool");
+  Require(if_true.type() == if_false.type(), "select arms differ in type");
+  ExprNode node;
+  node.kind = ExprKind::kSelect;
+  node.type = if_true.type();
+  node.operands = {std::move(condition), std::move(if_true), std::move(if_false)};
+  return Make(std::move(node));
+}
+
+Expr Cast(ScalarType type, Expr a) {
+  if (a.type() == type) return a;
+  ExprNode node;
+  node.kind = ExprKind::kCast;
+  node.type = type;
+  node.operands = {std::move(a)};
+  return Make(std::move(node));
+}
+
+Expr operator+(Expr a, Expr b) { return Binary(BinaryOp::kAdd, std::move(a), std::move(b)); }
+Expr operator-(Expr a, Expr b) { return Binary(BinaryOp::kSub, std::move(a), std::move(b)); }
+Expr operator*(Expr a, Expr b) { return Binary(BinaryOp::kMul, std::move(a), std::move(b)); }
+Expr operator/(Expr a, Expr b) { return Binary(BinaryOp::kDiv, std::move(a), std::move(b)); }
+Expr operator%(Expr a, Expr b) { return Binary(BinaryOp::kMod, std::move(a), std::move(b)); }
+Expr operator-(Expr a) { return Unary(UnaryOp::kNeg, std::move(a)); }
+Expr Min(Expr a, Expr b) { return Binary(BinaryOp::kMin, std::move(a), std::move(b)); }
+Expr Max(Expr a, Expr b) { return Binary(BinaryOp::kMax, std::move(a), std::move(b)); }
+Expr Pow(Expr a, Expr b) { return Binary(BinaryOp::kPow, std::move(a), std::move(b)); }
+Expr Exp(Expr a) { return Unary(UnaryOp::kExp, std::move(a)); }
+Expr Log(Expr a) { return Unary(UnaryOp::kLog, std::move(a)); }
+Expr Sqrt(Expr a) { return Unary(UnaryOp::kSqrt, std::move(a)); }
+Expr Tanh(Expr a) { return Unary(UnaryOp::kTanh, std::move(a)); }
+Expr Erf(Expr a) { return Unary(UnaryOp::kErf, std::move(a)); }
+Expr Abs(Expr a) { return Unary(UnaryOp::kAbs, std::move(a)); }
+Expr Floor(Expr a) { return Unary(UnaryOp::kFloor, std::move(a)); }
+Expr Lt(Expr a, Expr b) { return Binary(BinaryOp::kLT, std::move(a), std::move(b)); }
+Expr Le(Expr a, Expr b) { return Binary(BinaryOp::kLE, std::move(a), std::move(b)); }
+Expr Gt(Expr a, Expr b) { return Binary(BinaryOp::kGT, std::move(a), std::move(b)); }
+Expr Ge(Expr a, Expr b) { return Binary(BinaryOp::kGE, std::move(a), std::move(b)); }
+Expr Eq(Expr a, Expr b) { return Binary(BinaryOp::kEQ, std::move(a), std::move(b)); }
+Expr Ne(Expr a, Expr b) { return Binary(BinaryOp::kNE, std::move(a), std::move(b)); }
+Expr And(Expr a, Expr b) { return Binary(BinaryOp::kAnd, std::move(a), std::move(b)); }
+Expr Or(Expr a, Expr b) { return Binary(BinaryOp::kOr, std::move(a), std::move(b)); }
+
+Stmt For(Expr var, Expr begin, Expr extent, Stmt body, LoopKind kind) {
+  Require(var->kind == ExprKind::kVar, "loop variable must be a Var");
+  Require(begin.type() == ScalarType::kInt64 && extent.type() == ScalarType::kInt64, "loop bounds must be i64");
+  auto node = std::make_shared<StmtNode>();
+  node->kind = StmtKind::kFor;
+  node->loop_var = std::move(var);
+  node->begin = std::move(begin);
+  node->extent = std::move(extent);
+  node->loop_kind = kind;
+  node->body = {std::move(body)};
+  return node;
+}
+
+Stmt Store(const Buffer& buffer, Expr index, Expr value) {
+  Require(buffer != nullptr, "store to a null buffer");
+  Require(index.type() == ScalarType::kInt64, "index into '" + buffer->name + "' must be i64");
+  Require(value.type() == buffer->type, "store of " + std::string(ScalarTypeName(value.type())) + " into " +
+                                            ScalarTypeName(buffer->type) + " buffer '" + buffer->name + "'");
+  auto node = std::make_shared<StmtNode>();
+  node->kind = StmtKind::kStore;
+  node->buffer = buffer;
+  node->index = std::move(index);
+  node->value = std::move(value);
+  return node;
+}
+
+Stmt Block(std::vector<Stmt> statements) {
+  auto node = std::make_shared<StmtNode>();
+  node->kind = StmtKind::kBlock;
+  for (auto& s : statements) {
+    if (s) node->body.push_back(std::move(s));
+  }
+  return node;
+}
+
+Stmt If(Expr condition, Stmt then, Stmt otherwise) {
+  Require(condition.type() == ScalarType::kBool, "if condition must be bool");
+  auto node = std::make_shared<StmtNode>();
+  node->kind = StmtKind::kIf;
+  node->condition = std::move(condition);
+  node->body = {std::move(then)};
+  node->otherwise = std::move(otherwise);
+  return node;
+}
+
+Stmt Allocate(const Buffer& local, Stmt body) {
+  Require(local && local->is_local, "allocate needs a local buffer");
+  auto node = std::make_shared<StmtNode>();
+  node->kind = StmtKind::kAllocate;
+  node->buffer = local;
+  node->body = {std::move(body)};
+  return node;
+}
+
+Stmt Call(const std::string& routine, std::vector<CallArg> args) {
+  auto node = std::make_shared<StmtNode>();
+  node->kind = StmtKind::kCall;
+  node->routine = routine;
+  node->args = std::move(args);
+  return node;
+}
+
+CallArg ScalarArg(Expr value) {
+  CallArg arg;
+  arg.scalar = std::move(value);
+  return arg;
+}
+
+CallArg PointerArg(const Buffer& buffer, Expr offset) {
+  CallArg arg;
+  arg.buffer = buffer;
+  arg.offset = std::move(offset);
+  return arg;
+}
+
+Buffer KernelBuilder::AddArg(const std::string& name, ScalarType type, int64_t size) {
+  auto buffer = std::make_shared<BufferNode>();
+  buffer->id = static_cast<int>(kernel_.args.size());
+  buffer->name = name;
+  buffer->type = type;
+  buffer->size = size;
+  kernel_.args.push_back(buffer);
+  return buffer;
+}
+
+Buffer KernelBuilder::AddLocal(const std::string& name, ScalarType type, int64_t size) {
+  auto buffer = std::make_shared<BufferNode>();
+  buffer->id = next_local_id_++;
+  buffer->name = name;
+  buffer->type = type;
+  buffer->size = size;
+  buffer->is_local = true;
+  return buffer;
+}
+
+Kernel KernelBuilder::Finish(Stmt body) {
+  kernel_.body = std::move(body);
+  kernel_.parallel_extent = 1;
+  if (kernel_.body && kernel_.body->kind == StmtKind::kFor && kernel_.body->loop_kind == LoopKind::kParallel &&
+      kernel_.body->extent->kind == ExprKind::kIntImm) {
+    kernel_.parallel_extent = kernel_.body->extent->int_value;
+  }
+  Verify(kernel_);
+  return kernel_;
+}
+
+namespace {
+
+class Printer {
+ public:
+  std::string Expression(const Expr& e) {
+    switch (e->kind) {
+      case ExprKind::kIntImm:
+        return std::to_string(e->int_value) + (e->type == ScalarType::kInt64 ? "" : std::string(":") + ScalarTypeName(e->type));
+      case ExprKind::kFloatImm: {
+        std::ostringstream out;
+        out.precision(9);
+        out << e->float_value << "f" << ScalarTypeBytes(e->type) * 8;
+        return out.str();
+      }
+      case ExprKind::kVar: return e->name;
+      case ExprKind::kLoad: return e->buffer->name + "[" + Expression(e->operands[0]) + "]";
+      case ExprKind::kUnary: return std::string(UnaryOpName(e->unary)) + "(" + Expression(e->operands[0]) + ")";
+      case ExprKind::kBinary: {
+        const std::string name = BinaryOpName(e->binary);
+        if (e->binary == BinaryOp::kMin || e->binary == BinaryOp::kMax || e->binary == BinaryOp::kPow) {
+          return name + "(" + Expression(e->operands[0]) + ", " + Expression(e->operands[1]) + ")";
+        }
+        return "(" + Expression(e->operands[0]) + " " + name + " " + Expression(e->operands[1]) + ")";
+      }
+      case ExprKind::kSelect:
+        return "select(" + Expression(e->operands[0]) + ", " + Expression(e->operands[1]) + ", " +
+               Expression(e->operands[2]) + ")";
+      case ExprKind::kCast: return std::string(ScalarTypeName(e->type)) + "(" + Expression(e->operands[0]) + ")";
+    }
+    return "?";
+  }
+
+  void Statement(const Stmt& s, int depth) {
+    const std::string pad(static_cast<size_t>(depth) * 2, ' ');
+    switch (s->kind) {
+      case StmtKind::kFor: {
+        static const char* kKinds[] = {"for", "parallel for", "vectorized for", "unrolled for"};
+        out_ << pad << kKinds[static_cast<int>(s->loop_kind)] << " " << s->loop_var->name << " in ["
+             << Expression(s->begin) << ", +" << Expression(s->extent) << "):\n";
+        Statement(s->body[0], depth + 1);
+        break;
+      }
+      case StmtKind::kStore:
+        out_ << pad << s->buffer->name << "[" << Expression(s->index) << "] = " << Expression(s->value) << "\n";
+        break;
+      case StmtKind::kBlock:
+        for (const auto& child : s->body) Statement(child, depth);
+        break;
+      case StmtKind::kIf:
+        out_ << pad << "if " << Expression(s->condition) << ":\n";
+        Statement(s->body[0], depth + 1);
+        if (s->otherwise) {
+          out_ << pad << "else:\n";
+          Statement(s->otherwise, depth + 1);
+        }
+        break;
+      case StmtKind::kAllocate:
+        out_ << pad << "local " << s->buffer->name << ": " << ScalarTypeName(s->buffer->type) << "[" << s->buffer->size
+             << "]\n";
+        Statement(s->body[0], depth);
+        break;
+      case StmtKind::kCall: {
+        out_ << pad << "call " << s->routine << "(";
+        for (size_t i = 0; i < s->args.size(); ++i) {
+          const auto& arg = s->args[i];
+          out_ << (i ? ", " : "")
+               << (arg.buffer ? "&" + arg.buffer->name + "[" + Expression(arg.offset) + "]" : Expression(arg.scalar));
+        }
+        out_ << ")\n";
+        break;
+      }
+    }
+  }
+
+  std::ostringstream out_;
+};
+
+class Verifier {
+ public:
+  explicit Verifier(const Kernel& kernel) {
+    for (const auto& arg : kernel.args) args_.insert(arg.get());
+  }
+
+  void Statement(const Stmt& s, bool outermost) {
+    Require(s != nullptr, "null statement");
+    switch (s->kind) {
+      case StmtKind::kFor:
+        Require(outermost || s->loop_kind != LoopKind::kParallel, "a parallel loop must be the outermost statement");
+        Expression(s->begin);
+        Expression(s->extent);
+        Statement(s->body[0], false);
+        break;
+      case StmtKind::kStore:
+        CheckBuffer(s->buffer);
+        Expression(s->index);
+        Expression(s->value);
+        break;
+      case StmtKind::kBlock:
+        for (const auto& child : s->body) Statement(child, false);
+        break;
+      case StmtKind::kIf:
+        Expression(s->condition);
+        Statement(s->body[0], false);
+        if (s->otherwise) Statement(s->otherwise, false);
+        break;
+      case StmtKind::kAllocate:
+        locals_.insert(s->buffer.get());
+        Statement(s->body[0], false);
+        locals_.erase(s->buffer.get());
+        break;
+      case StmtKind::kCall:
+        for (const auto& arg : s->args) {
+          if (arg.buffer) {
+            CheckBuffer(arg.buffer);
+            Expression(arg.offset);
+          } else {
+            Require(arg.scalar.defined(), "call to " + s->routine + " has an empty argument");
+            Expression(arg.scalar);
+          }
+        }
+        break;
+    }
+  }
+
+ private:
+  void CheckBuffer(const Buffer& buffer) {
+    Require(args_.count(buffer.get()) || locals_.count(buffer.get()),
+            "buffer '" + buffer->name + "' is neither an argument nor an allocated local");
+  }
+  void Expression(const Expr& e) {
+    Require(e.defined(), "undefined expression");
+    if (e->kind == ExprKind::kLoad) CheckBuffer(e->buffer);
+    for (const auto& operand : e->operands) Expression(operand);
+  }
+
+  std::set<const BufferNode*> args_;
+  std::set<const BufferNode*> locals_;
+};
+
+}  // namespace
+
+std::string Print(const Kernel& kernel) {
+  Printer printer;
+  printer.out_ << "kernel " << kernel.name << "(";
+  for (size_t i = 0; i < kernel.args.size(); ++i) {
+    printer.out_ << (i ? ", " : "") << kernel.args[i]->name << ": " << ScalarTypeName(kernel.args[i]->type) << "["
+                 << kernel.args[i]->size << "]";
+  }
+  printer.out_ << "):\n";
+  if (kernel.body) printer.Statement(kernel.body, 1);
+  return printer.out_.str();
+}
+
+std::string Print(const Expr& expr) { return Printer().Expression(expr); }
+
+void Verify(const Kernel& kernel) {
+  Require(kernel.body != nullptr, "kernel '" + kernel.name + "' has no body");
+  Verifier(kernel).Statement(kernel.body, true);
+}
+
+}  // namespace kiln::kir

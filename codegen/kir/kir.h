@@ -1,0 +1,187 @@
+// kir: kiln's kernel IR. A kernel is a loop nest over flat buffers with static sizes:
+// loops, loads, stores, scalar expressions, local accumulators, and calls to a few runtime
+// routines (GEMM). Every operator lowers into it once; the LLVM emitter (and later the
+// CUDA C emitter) consume it. It is a leaf library: it depends on nothing else of kiln's.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace kiln::kir {
+
+enum class ScalarType : uint8_t { kBool, kInt8, kUInt8, kInt32, kInt64, kFloat16, kFloat32, kFloat64 };
+const char* ScalarTypeName(ScalarType type);
+bool IsFloatType(ScalarType type);
+int ScalarTypeBytes(ScalarType type);
+
+enum class UnaryOp { kNeg, kAbs, kExp, kLog, kSqrt, kTanh, kErf, kFloor, kCeil, kRound, kNot };
+enum class BinaryOp { kAdd, kSub, kMul, kDiv, kMod, kMin, kMax, kPow, kLT, kLE, kGT, kGE, kEQ, kNE, kAnd, kOr };
+const char* UnaryOpName(UnaryOp op);
+const char* BinaryOpName(BinaryOp op);
+
+// A buffer a kernel reads or writes: a kernel argument (global) or a local array
+// (accumulators, small tiles) that lives for one Allocate statement.
+struct BufferNode {
+  int id = 0;  // global: the kernel argument index; local: unique within the kernel
+  std::string name;
+  ScalarType type = ScalarType::kFloat32;
+  int64_t size = 0;  // elements
+  bool is_local = false;
+};
+using Buffer = std::shared_ptr<const BufferNode>;
+
+enum class ExprKind { kIntImm, kFloatImm, kVar, kLoad, kUnary, kBinary, kSelect, kCast };
+
+struct ExprNode;
+// An immutable expression tree node, shared. Index arithmetic is int64.
+class Expr {
+ public:
+  Expr() = default;
+  explicit Expr(std::shared_ptr<const ExprNode> node) : node_(std::move(node)) {}
+  Expr(int64_t value);  // NOLINT: int64 immediates read naturally in index math
+  Expr(int value);      // NOLINT
+  const ExprNode* operator->() const { return node_.get(); }
+  const ExprNode& operator*() const { return *node_; }
+  bool defined() const { return node_ != nullptr; }
+  ScalarType type() const;
+  const ExprNode* get() const { return node_.get(); }
+
+ private:
+  std::shared_ptr<const ExprNode> node_;
+};
+
+struct ExprNode {
+  ExprKind kind = ExprKind::kIntImm;
+  ScalarType type = ScalarType::kInt64;
+  int64_t int_value = 0;     // kIntImm
+  double float_value = 0.0;  // kFloatImm
+  std::string name;          // kVar
+  int var_id = 0;            // kVar: unique within a kernel
+  Buffer buffer;             // kLoad
+  UnaryOp unary = UnaryOp::kNeg;
+  BinaryOp binary = BinaryOp::kAdd;
+  std::vector<Expr> operands;  // kLoad: {index}; kUnary: {a}; kBinary: {a, b}; kSelect: {c, t, f}; kCast: {a}
+};
+
+// --- building expressions ---
+Expr IntImm(int64_t value, ScalarType type = ScalarType::kInt64);
+Expr FloatImm(double value, ScalarType type = ScalarType::kFloat32);
+// A constant of `type` (float or integer).
+Expr Const(double value, ScalarType type);
+// A fresh int64 variable (loop index or let binding).
+Expr Var(const std::string& name);
+Expr Load(const Buffer& buffer, Expr index);
+Expr Unary(UnaryOp op, Expr a);
+// Operands must have one type (Cast first); comparisons give kBool.
+Expr Binary(BinaryOp op, Expr a, Expr b);
+Expr Select(Expr condition, Expr if_true, Expr if_false);
+Expr Cast(ScalarType type, Expr a);
+
+Expr operator+(Expr a, Expr b);
+Expr operator-(Expr a, Expr b);
+Expr operator*(Expr a, Expr b);
+Expr operator/(Expr a, Expr b);
+Expr operator%(Expr a, Expr b);
+Expr operator-(Expr a);
+Expr Min(Expr a, Expr b);
+Expr Max(Expr a, Expr b);
+Expr Pow(Expr a, Expr b);
+Expr Exp(Expr a);
+Expr Log(Expr a);
+Expr Sqrt(Expr a);
+Expr Tanh(Expr a);
+Expr Erf(Expr a);
+Expr Abs(Expr a);
+Expr Floor(Expr a);
+Expr Lt(Expr a, Expr b);
+Expr Le(Expr a, Expr b);
+Expr Gt(Expr a, Expr b);
+Expr Ge(Expr a, Expr b);
+Expr Eq(Expr a, Expr b);
+Expr Ne(Expr a, Expr b);
+Expr And(Expr a, Expr b);
+Expr Or(Expr a, Expr b);
+
+// --- statements ---
+enum class StmtKind { kFor, kStore, kBlock, kIf, kAllocate, kCall };
+// kParallel: iterations are split across the runtime's threads (only the outermost loop
+// of a kernel); kVectorize and kUnroll are hints to the emitter.
+enum class LoopKind { kSerial, kParallel, kVectorize, kUnroll };
+
+struct StmtNode;
+using Stmt = std::shared_ptr<const StmtNode>;
+
+// A runtime routine argument: a scalar, or a pointer into a buffer at an element offset.
+struct CallArg {
+  Expr scalar;    // set for scalars
+  Buffer buffer;  // set for pointers
+  Expr offset;    // element offset into `buffer`
+};
+
+struct StmtNode {
+  StmtKind kind = StmtKind::kBlock;
+  // kFor
+  Expr loop_var;
+  Expr begin;
+  Expr extent;
+  LoopKind loop_kind = LoopKind::kSerial;
+  // kStore
+  Buffer buffer;  // also kAllocate's local buffer
+  Expr index;
+  Expr value;
+  // kIf
+  Expr condition;
+  // kFor / kAllocate: body; kIf: then, otherwise; kBlock: sequence
+  std::vector<Stmt> body;
+  Stmt otherwise;
+  // kCall
+  std::string routine;
+  std::vector<CallArg> args;
+};
+
+Stmt For(Expr var, Expr begin, Expr extent, Stmt body, LoopKind kind = LoopKind::kSerial);
+Stmt Store(const Buffer& buffer, Expr index, Expr value);
+Stmt Block(std::vector<Stmt> statements);
+Stmt If(Expr condition, Stmt then, Stmt otherwise = nullptr);
+// Declares a local array for the duration of `body`.
+Stmt Allocate(const Buffer& local, Stmt body);
+Stmt Call(const std::string& routine, std::vector<CallArg> args);
+CallArg ScalarArg(Expr value);
+CallArg PointerArg(const Buffer& buffer, Expr offset = Expr(int64_t{0}));
+
+// A kernel: arguments (inputs, outputs and scratch, in that order as the lowering
+// declared them) and a body. Buffers are flat; lowering computes indices.
+struct Kernel {
+  std::string name;
+  std::vector<Buffer> args;
+  Stmt body;
+  // Iterations of the outermost kParallel loop, 1 when there is none. The runtime calls
+  // the kernel with sub-ranges [begin, end) of [0, parallel_extent).
+  int64_t parallel_extent = 1;
+};
+
+// Builds buffers and variables with unique ids for one kernel.
+class KernelBuilder {
+ public:
+  explicit KernelBuilder(std::string name) { kernel_.name = std::move(name); }
+  Buffer AddArg(const std::string& name, ScalarType type, int64_t size);
+  Buffer AddLocal(const std::string& name, ScalarType type, int64_t size);
+  Kernel Finish(Stmt body);
+
+ private:
+  Kernel kernel_;
+  int next_local_id_ = 1000000;
+};
+
+// Human-readable listing (for tests, `kiln inspect`, and debugging).
+std::string Print(const Kernel& kernel);
+std::string Print(const Expr& expr);
+
+// Checks that every load and store uses the kernel's buffers and int64 indices, that
+// operand types agree, and that a parallel loop, if any, is outermost. Throws
+// std::invalid_argument naming the problem.
+void Verify(const Kernel& kernel);
+
+}  // namespace kiln::kir

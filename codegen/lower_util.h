@@ -1,0 +1,41 @@
+// Helpers that operator lowerings share: loop nests over static shapes, row-major and
+// broadcast indexing, and the generic lowering of elementwise/broadcast operators from
+// their scalar computation.
+#pragma once
+
+#include <functional>
+#include <vector>
+
+#include "codegen/kir/kir.h"
+#include "symbol/op.h"
+
+namespace kiln::lower {
+
+using IndexBody = std::function<kir::Stmt(const std::vector<kir::Expr>& index)>;
+
+// Nested loops over every index of `shape`, row-major, innermost last. With `parallel`,
+// the outermost loop whose extent exceeds 1 becomes the kernel's kParallel loop (it must
+// then be the whole kernel body). A 0-d shape runs `body` once with no index.
+kir::Stmt LoopNest(const Shape& shape, const IndexBody& body, bool parallel = true);
+// A flat loop over `count` elements split into parallel chunks with a contiguous,
+// vectorizable inner loop: the fastest form for same-shape elementwise work.
+kir::Stmt ChunkedLoop(int64_t count, const std::function<kir::Stmt(const kir::Expr& i)>& body);
+
+// Row-major flat index of a multi-index into `shape` (constant strides).
+kir::Expr FlatIndex(const std::vector<kir::Expr>& index, const Shape& shape);
+// The flat index into an input of `in_shape` broadcast (NumPy rules) to an output whose
+// multi-index is `out_index` (size-1 and missing leading dims read index 0).
+kir::Expr BroadcastIndex(const std::vector<kir::Expr>& out_index, const Shape& in_shape);
+
+// The type arithmetic runs in: float16 computes in float32, others in themselves.
+kir::ScalarType ComputeType(DType dtype);
+// Loads element `index` of input buffer and converts it to `type`.
+kir::Expr LoadAs(const kir::Buffer& buffer, kir::Expr index, kir::ScalarType type);
+// Converts `value` to the buffer's type and stores it.
+kir::Stmt StoreFrom(const kir::Buffer& buffer, kir::Expr index, kir::Expr value);
+
+// The lowering of any operator that has a ScalarFn: loops over the output, loads each
+// input (broadcast where shapes differ), applies the scalar function, stores.
+kir::Stmt LowerElementwise(const ScalarFn& fn, const Attrs& attrs, LowerContext& ctx);
+
+}  // namespace kiln::lower

@@ -1,0 +1,34 @@
+// The binary interface between generated kernels and the runtime. Plain C types: the
+// code object (JIT or a shared object inside an artifact) and the runtime agree on
+// nothing else.
+//
+// A kernel is   void kernel(void* const* buffers, int64_t begin, int64_t end,
+//                           const KilnRuntimeApi* api);
+// `buffers` are the kernel's arguments in kir::Kernel::args order; [begin, end) is the
+// share of the kernel's parallel loop this call runs (0..parallel_extent in total).
+// Routines that kernels call (GEMM) are reached through `api`, so code objects have no
+// undefined symbols of kiln's to resolve.
+#pragma once
+
+#include <cstdint>
+
+extern "C" {
+
+struct KilnRuntimeApi {
+  uint32_t abi_version;
+  // C[m, n] = alpha * sum_k op(A)[m, k] * op(B)[k, n] + beta * C[m, n], row-major, with
+  // op(X) = X or X^T; lda/ldb/ldc are row strides in elements. Single-threaded: kernels
+  // split work across threads themselves.
+  void (*sgemm)(int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda, int32_t transpose_a,
+                const float* b, int64_t ldb, int32_t transpose_b, float beta, float* c, int64_t ldc);
+};
+
+typedef void (*KilnKernelFn)(void* const* buffers, int64_t begin, int64_t end, const KilnRuntimeApi* api);
+
+}  // extern "C"
+
+namespace kiln {
+inline constexpr uint32_t kKernelAbiVersion = 1;
+// Slots of KilnRuntimeApi the emitter calls, by kir routine name.
+inline constexpr const char* kRoutineSgemm = "sgemm";
+}  // namespace kiln
