@@ -90,14 +90,16 @@ Stmt LowerElementwise(const ScalarFn& fn, const Attrs& attrs, LowerContext& ctx)
   if (same_shapes) {
     return ChunkedLoop(NumElements(out_shape), [&](const Expr& i) {
       std::vector<Expr> values;
-      for (size_t k = 0; k < ctx.inputs.size(); ++k) values.push_back(LoadAs(ctx.inputs[k], i, ComputeType(ctx.input_types[k])));
+      for (size_t k = 0; k < ctx.inputs.size(); ++k)
+        values.push_back(LoadAs(ctx.inputs[k], i, ComputeType(ctx.input_types[k])));
       return StoreFrom(ctx.outputs[0], i, fn(attrs, values, type));
     });
   }
   return LoopNest(out_shape, [&](const std::vector<Expr>& index) {
     std::vector<Expr> values;
     for (size_t k = 0; k < ctx.inputs.size(); ++k) {
-      values.push_back(LoadAs(ctx.inputs[k], BroadcastIndex(index, ctx.input_shapes[k]), ComputeType(ctx.input_types[k])));
+      values.push_back(
+          LoadAs(ctx.inputs[k], BroadcastIndex(index, ctx.input_shapes[k]), ComputeType(ctx.input_types[k])));
     }
     return StoreFrom(ctx.outputs[0], FlatIndex(index, out_shape), fn(attrs, values, type));
   });

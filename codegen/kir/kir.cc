@@ -82,7 +82,9 @@ namespace {
 
 std::atomic<int> next_var_id{1};
 
-Expr Make(ExprNode node) { return Expr(std::make_shared<const ExprNode>(std::move(node))); }
+Expr Make(ExprNode node) {
+  return Expr(std::make_shared<const ExprNode>(std::move(node)));
+}
 
 bool IsComparison(BinaryOp op) {
   return op == BinaryOp::kLT || op == BinaryOp::kLE || op == BinaryOp::kGT || op == BinaryOp::kGE ||
@@ -98,7 +100,9 @@ void Require(bool condition, const std::string& message) {
 Expr::Expr(int64_t value) : Expr(IntImm(value)) {}
 Expr::Expr(int value) : Expr(IntImm(value)) {}
 
-ScalarType Expr::type() const { return node_->type; }
+ScalarType Expr::type() const {
+  return node_->type;
+}
 
 Expr IntImm(int64_t value, ScalarType type) {
   ExprNode node;
@@ -179,30 +183,78 @@ Expr Cast(ScalarType type, Expr a) {
   return Make(std::move(node));
 }
 
-Expr operator+(Expr a, Expr b) { return Binary(BinaryOp::kAdd, std::move(a), std::move(b)); }
-Expr operator-(Expr a, Expr b) { return Binary(BinaryOp::kSub, std::move(a), std::move(b)); }
-Expr operator*(Expr a, Expr b) { return Binary(BinaryOp::kMul, std::move(a), std::move(b)); }
-Expr operator/(Expr a, Expr b) { return Binary(BinaryOp::kDiv, std::move(a), std::move(b)); }
-Expr operator%(Expr a, Expr b) { return Binary(BinaryOp::kMod, std::move(a), std::move(b)); }
-Expr operator-(Expr a) { return Unary(UnaryOp::kNeg, std::move(a)); }
-Expr Min(Expr a, Expr b) { return Binary(BinaryOp::kMin, std::move(a), std::move(b)); }
-Expr Max(Expr a, Expr b) { return Binary(BinaryOp::kMax, std::move(a), std::move(b)); }
-Expr Pow(Expr a, Expr b) { return Binary(BinaryOp::kPow, std::move(a), std::move(b)); }
-Expr Exp(Expr a) { return Unary(UnaryOp::kExp, std::move(a)); }
-Expr Log(Expr a) { return Unary(UnaryOp::kLog, std::move(a)); }
-Expr Sqrt(Expr a) { return Unary(UnaryOp::kSqrt, std::move(a)); }
-Expr Tanh(Expr a) { return Unary(UnaryOp::kTanh, std::move(a)); }
-Expr Erf(Expr a) { return Unary(UnaryOp::kErf, std::move(a)); }
-Expr Abs(Expr a) { return Unary(UnaryOp::kAbs, std::move(a)); }
-Expr Floor(Expr a) { return Unary(UnaryOp::kFloor, std::move(a)); }
-Expr Lt(Expr a, Expr b) { return Binary(BinaryOp::kLT, std::move(a), std::move(b)); }
-Expr Le(Expr a, Expr b) { return Binary(BinaryOp::kLE, std::move(a), std::move(b)); }
-Expr Gt(Expr a, Expr b) { return Binary(BinaryOp::kGT, std::move(a), std::move(b)); }
-Expr Ge(Expr a, Expr b) { return Binary(BinaryOp::kGE, std::move(a), std::move(b)); }
-Expr Eq(Expr a, Expr b) { return Binary(BinaryOp::kEQ, std::move(a), std::move(b)); }
-Expr Ne(Expr a, Expr b) { return Binary(BinaryOp::kNE, std::move(a), std::move(b)); }
-Expr And(Expr a, Expr b) { return Binary(BinaryOp::kAnd, std::move(a), std::move(b)); }
-Expr Or(Expr a, Expr b) { return Binary(BinaryOp::kOr, std::move(a), std::move(b)); }
+Expr operator+(Expr a, Expr b) {
+  return Binary(BinaryOp::kAdd, std::move(a), std::move(b));
+}
+Expr operator-(Expr a, Expr b) {
+  return Binary(BinaryOp::kSub, std::move(a), std::move(b));
+}
+Expr operator*(Expr a, Expr b) {
+  return Binary(BinaryOp::kMul, std::move(a), std::move(b));
+}
+Expr operator/(Expr a, Expr b) {
+  return Binary(BinaryOp::kDiv, std::move(a), std::move(b));
+}
+Expr operator%(Expr a, Expr b) {
+  return Binary(BinaryOp::kMod, std::move(a), std::move(b));
+}
+Expr operator-(Expr a) {
+  return Unary(UnaryOp::kNeg, std::move(a));
+}
+Expr Min(Expr a, Expr b) {
+  return Binary(BinaryOp::kMin, std::move(a), std::move(b));
+}
+Expr Max(Expr a, Expr b) {
+  return Binary(BinaryOp::kMax, std::move(a), std::move(b));
+}
+Expr Pow(Expr a, Expr b) {
+  return Binary(BinaryOp::kPow, std::move(a), std::move(b));
+}
+Expr Exp(Expr a) {
+  return Unary(UnaryOp::kExp, std::move(a));
+}
+Expr Log(Expr a) {
+  return Unary(UnaryOp::kLog, std::move(a));
+}
+Expr Sqrt(Expr a) {
+  return Unary(UnaryOp::kSqrt, std::move(a));
+}
+Expr Tanh(Expr a) {
+  return Unary(UnaryOp::kTanh, std::move(a));
+}
+Expr Erf(Expr a) {
+  return Unary(UnaryOp::kErf, std::move(a));
+}
+Expr Abs(Expr a) {
+  return Unary(UnaryOp::kAbs, std::move(a));
+}
+Expr Floor(Expr a) {
+  return Unary(UnaryOp::kFloor, std::move(a));
+}
+Expr Lt(Expr a, Expr b) {
+  return Binary(BinaryOp::kLT, std::move(a), std::move(b));
+}
+Expr Le(Expr a, Expr b) {
+  return Binary(BinaryOp::kLE, std::move(a), std::move(b));
+}
+Expr Gt(Expr a, Expr b) {
+  return Binary(BinaryOp::kGT, std::move(a), std::move(b));
+}
+Expr Ge(Expr a, Expr b) {
+  return Binary(BinaryOp::kGE, std::move(a), std::move(b));
+}
+Expr Eq(Expr a, Expr b) {
+  return Binary(BinaryOp::kEQ, std::move(a), std::move(b));
+}
+Expr Ne(Expr a, Expr b) {
+  return Binary(BinaryOp::kNE, std::move(a), std::move(b));
+}
+Expr And(Expr a, Expr b) {
+  return Binary(BinaryOp::kAnd, std::move(a), std::move(b));
+}
+Expr Or(Expr a, Expr b) {
+  return Binary(BinaryOp::kOr, std::move(a), std::move(b));
+}
 
 Stmt For(Expr var, Expr begin, Expr extent, Stmt body, LoopKind kind) {
   Require(var->kind == ExprKind::kVar, "loop variable must be a Var");
@@ -317,7 +369,8 @@ class Printer {
   std::string Expression(const Expr& e) {
     switch (e->kind) {
       case ExprKind::kIntImm:
-        return std::to_string(e->int_value) + (e->type == ScalarType::kInt64 ? "" : std::string(":") + ScalarTypeName(e->type));
+        return std::to_string(e->int_value) +
+               (e->type == ScalarType::kInt64 ? "" : std::string(":") + ScalarTypeName(e->type));
       case ExprKind::kFloatImm: {
         std::ostringstream out;
         out.precision(9);
@@ -463,7 +516,9 @@ std::string Print(const Kernel& kernel) {
   return printer.out_.str();
 }
 
-std::string Print(const Expr& expr) { return Printer().Expression(expr); }
+std::string Print(const Expr& expr) {
+  return Printer().Expression(expr);
+}
 
 void Verify(const Kernel& kernel) {
   Require(kernel.body != nullptr, "kernel '" + kernel.name + "' has no body");

@@ -1,0 +1,327 @@
+#include "codegen/kir_interpreter.h"
+
+#include <cmath>
+#include <cstring>
+#include <map>
+#include <stdexcept>
+#include <string>
+
+#include "runtime/dtype.h"
+
+namespace kiln {
+namespace {
+
+using kir::BinaryOp;
+using kir::ExprKind;
+using kir::ScalarType;
+using kir::StmtKind;
+using kir::UnaryOp;
+
+// A scalar: floats in `f`, integers and bools in `i`.
+struct Value {
+  double f = 0;
+  int64_t i = 0;
+};
+
+// Rounds a computed float to its type's precision, so results match compiled code.
+double RoundTo(ScalarType type, double v) {
+  if (type == ScalarType::kFloat32) return static_cast<float>(v);
+  if (type == ScalarType::kFloat16) return HalfToFloat(FloatToHalf(static_cast<float>(v)));
+  return v;
+}
+
+// Integer results wrap to their width, as machine arithmetic does.
+int64_t WrapTo(ScalarType type, int64_t v) {
+  switch (type) {
+    case ScalarType::kBool: return v != 0;
+    case ScalarType::kInt8: return static_cast<int8_t>(v);
+    case ScalarType::kUInt8: return static_cast<uint8_t>(v);
+    case ScalarType::kInt32: return static_cast<int32_t>(v);
+    default: return v;
+  }
+}
+
+class Interpreter {
+ public:
+  Interpreter(const kir::Kernel& kernel, const std::vector<void*>& buffers, const KilnRuntimeApi* api) : api_(api) {
+    if (buffers.size() != kernel.args.size()) {
+      throw std::invalid_argument("kernel " + kernel.name + " takes " + std::to_string(kernel.args.size()) +
+                                  " buffers, given " + std::to_string(buffers.size()));
+    }
+    for (size_t k = 0; k < buffers.size(); ++k) memory_[kernel.args[k].get()] = static_cast<char*>(buffers[k]);
+  }
+
+  void Run(const kir::Stmt& body, int64_t begin, int64_t end) {
+    if (body->kind == StmtKind::kFor && body->loop_kind == kir::LoopKind::kParallel) {
+      for (int64_t v = begin; v < end; ++v) {
+        vars_[body->loop_var->var_id] = v;
+        Exec(body->body[0]);
+      }
+      return;
+    }
+    if (begin < end) Exec(body);
+  }
+
+ private:
+  char* Address(const kir::Buffer& buffer, int64_t index) {
+    if (index < 0 || index >= buffer->size) {
+      throw std::out_of_range("index " + std::to_string(index) + " out of range for buffer '" + buffer->name + "' of " +
+                              std::to_string(buffer->size) + " elements");
+    }
+    return memory_.at(buffer.get()) + index * kir::ScalarTypeBytes(buffer->type);
+  }
+
+  Value LoadValue(const kir::Buffer& buffer, int64_t index) {
+    const char* p = Address(buffer, index);
+    Value v;
+    switch (buffer->type) {
+      case ScalarType::kBool: v.i = *reinterpret_cast<const uint8_t*>(p) != 0; break;
+      case ScalarType::kInt8: v.i = *reinterpret_cast<const int8_t*>(p); break;
+      case ScalarType::kUInt8: v.i = *reinterpret_cast<const uint8_t*>(p); break;
+      case ScalarType::kInt32: {
+        int32_t x;
+        std::memcpy(&x, p, 4);
+        v.i = x;
+        break;
+      }
+      case ScalarType::kInt64: std::memcpy(&v.i, p, 8); break;
+      case ScalarType::kFloat16: {
+        uint16_t h;
+        std::memcpy(&h, p, 2);
+        v.f = HalfToFloat(h);
+        break;
+      }
+      case ScalarType::kFloat32: {
+        float x;
+        std::memcpy(&x, p, 4);
+        v.f = x;
+        break;
+      }
+      case ScalarType::kFloat64: std::memcpy(&v.f, p, 8); break;
+    }
+    return v;
+  }
+
+  void StoreValue(const kir::Buffer& buffer, int64_t index, Value v) {
+    char* p = Address(buffer, index);
+    switch (buffer->type) {
+      case ScalarType::kBool: *reinterpret_cast<uint8_t*>(p) = v.i != 0; break;
+      case ScalarType::kInt8: *reinterpret_cast<int8_t*>(p) = static_cast<int8_t>(v.i); break;
+      case ScalarType::kUInt8: *reinterpret_cast<uint8_t*>(p) = static_cast<uint8_t>(v.i); break;
+      case ScalarType::kInt32: {
+        const auto x = static_cast<int32_t>(v.i);
+        std::memcpy(p, &x, 4);
+        break;
+      }
+      case ScalarType::kInt64: std::memcpy(p, &v.i, 8); break;
+      case ScalarType::kFloat16: {
+        const uint16_t h = FloatToHalf(static_cast<float>(v.f));
+        std::memcpy(p, &h, 2);
+        break;
+      }
+      case ScalarType::kFloat32: {
+        const auto x = static_cast<float>(v.f);
+        std::memcpy(p, &x, 4);
+        break;
+      }
+      case ScalarType::kFloat64: std::memcpy(p, &v.f, 8); break;
+    }
+  }
+
+  Value Eval(const kir::Expr& e) {
+    Value r;
+    const bool is_float = kir::IsFloatType(e->type);
+    switch (e->kind) {
+      case ExprKind::kIntImm: r.i = e->int_value; return r;
+      case ExprKind::kFloatImm: r.f = RoundTo(e->type, e->float_value); return r;
+      case ExprKind::kVar: {
+        const auto it = vars_.find(e->var_id);
+        if (it == vars_.end()) throw std::logic_error("unbound variable " + e->name);
+        r.i = it->second;
+        return r;
+      }
+      case ExprKind::kLoad: return LoadValue(e->buffer, Eval(e->operands[0]).i);
+      case ExprKind::kCast: {
+        const Value a = Eval(e->operands[0]);
+        const bool from_float = kir::IsFloatType(e->operands[0].type());
+        if (is_float) {
+          r.f = RoundTo(e->type, from_float ? a.f : static_cast<double>(a.i));
+        } else if (e->type == ScalarType::kBool) {
+          r.i = from_float ? a.f != 0.0 : a.i != 0;
+        } else if (from_float) {
+          // Out-of-range conversions are undefined in C++ and LLVM; saturate here.
+          const double t = std::isnan(a.f) ? 0.0 : std::trunc(a.f);
+          r.i = WrapTo(e->type, t >= 9.2e18 ? INT64_MAX : t <= -9.2e18 ? INT64_MIN : static_cast<int64_t>(t));
+        } else {
+          r.i = WrapTo(e->type, a.i);
+        }
+        return r;
+      }
+      case ExprKind::kSelect: return Eval(e->operands[0]).i ? Eval(e->operands[1]) : Eval(e->operands[2]);
+      case ExprKind::kUnary: {
+        const Value a = Eval(e->operands[0]);
+        if (e->unary == UnaryOp::kNot) {
+          r.i = a.i == 0;
+          return r;
+        }
+        if (!is_float) {
+          if (e->unary == UnaryOp::kNeg)
+            r.i = WrapTo(e->type, -a.i);
+          else if (e->unary == UnaryOp::kAbs)
+            r.i = WrapTo(e->type, a.i < 0 ? -a.i : a.i);
+          else
+            r.i = a.i;  // floor/ceil/round of an integer
+          return r;
+        }
+        double x = a.f;
+        switch (e->unary) {
+          case UnaryOp::kNeg: x = -x; break;
+          case UnaryOp::kAbs: x = std::fabs(x); break;
+          case UnaryOp::kExp: x = std::exp(x); break;
+          case UnaryOp::kLog: x = std::log(x); break;
+          case UnaryOp::kSqrt: x = std::sqrt(x); break;
+          case UnaryOp::kTanh: x = std::tanh(x); break;
+          case UnaryOp::kErf: x = std::erf(x); break;
+          case UnaryOp::kFloor: x = std::floor(x); break;
+          case UnaryOp::kCeil: x = std::ceil(x); break;
+          case UnaryOp::kRound: x = std::round(x); break;
+          case UnaryOp::kNot: break;
+        }
+        r.f = RoundTo(e->type, x);
+        return r;
+      }
+      case ExprKind::kBinary: {
+        const Value a = Eval(e->operands[0]);
+        const Value b = Eval(e->operands[1]);
+        const bool float_operands = kir::IsFloatType(e->operands[0].type());
+        if (float_operands) return FloatBinary(e->binary, e->type, a.f, b.f);
+        return IntBinary(e->binary, e->type, a.i, b.i);
+      }
+    }
+    throw std::logic_error("bad expression");
+  }
+
+  static Value FloatBinary(BinaryOp op, ScalarType type, double a, double b) {
+    Value r;
+    switch (op) {
+      case BinaryOp::kAdd: r.f = a + b; break;
+      case BinaryOp::kSub: r.f = a - b; break;
+      case BinaryOp::kMul: r.f = a * b; break;
+      case BinaryOp::kDiv: r.f = a / b; break;
+      case BinaryOp::kMod: r.f = std::fmod(a, b); break;
+      case BinaryOp::kMin: r.f = std::isnan(a) || a < b ? a : b; break;
+      case BinaryOp::kMax: r.f = std::isnan(a) || a > b ? a : b; break;
+      case BinaryOp::kPow: r.f = std::pow(a, b); break;
+      case BinaryOp::kLT: r.i = a < b; return r;
+      case BinaryOp::kLE: r.i = a <= b; return r;
+      case BinaryOp::kGT: r.i = a > b; return r;
+      case BinaryOp::kGE: r.i = a >= b; return r;
+      case BinaryOp::kEQ: r.i = a == b; return r;
+      case BinaryOp::kNE: r.i = a != b; return r;
+      case BinaryOp::kAnd: r.i = a != 0 && b != 0; return r;
+      case BinaryOp::kOr: r.i = a != 0 || b != 0; return r;
+    }
+    r.f = RoundTo(type, r.f);
+    return r;
+  }
+
+  static Value IntBinary(BinaryOp op, ScalarType type, int64_t a, int64_t b) {
+    Value r;
+    const auto wrap = [&](uint64_t v) { return WrapTo(type, static_cast<int64_t>(v)); };
+    switch (op) {
+      case BinaryOp::kAdd: r.i = wrap(static_cast<uint64_t>(a) + static_cast<uint64_t>(b)); break;
+      case BinaryOp::kSub: r.i = wrap(static_cast<uint64_t>(a) - static_cast<uint64_t>(b)); break;
+      case BinaryOp::kMul: r.i = wrap(static_cast<uint64_t>(a) * static_cast<uint64_t>(b)); break;
+      case BinaryOp::kDiv:
+        if (b == 0) throw std::domain_error("integer division by zero in kernel");
+        r.i = WrapTo(type, a / b);
+        break;
+      case BinaryOp::kMod:
+        if (b == 0) throw std::domain_error("integer modulo by zero in kernel");
+        r.i = a % b;
+        break;
+      case BinaryOp::kMin: r.i = a < b ? a : b; break;
+      case BinaryOp::kMax: r.i = a > b ? a : b; break;
+      case BinaryOp::kPow:
+        r.i = WrapTo(type, static_cast<int64_t>(std::pow(static_cast<double>(a), static_cast<double>(b))));
+        break;
+      case BinaryOp::kLT: r.i = a < b; break;
+      case BinaryOp::kLE: r.i = a <= b; break;
+      case BinaryOp::kGT: r.i = a > b; break;
+      case BinaryOp::kGE: r.i = a >= b; break;
+      case BinaryOp::kEQ: r.i = a == b; break;
+      case BinaryOp::kNE: r.i = a != b; break;
+      case BinaryOp::kAnd: r.i = a != 0 && b != 0; break;
+      case BinaryOp::kOr: r.i = a != 0 || b != 0; break;
+    }
+    return r;
+  }
+
+  void Exec(const kir::Stmt& s) {
+    switch (s->kind) {
+      case StmtKind::kFor: {
+        const int64_t begin = Eval(s->begin).i;
+        const int64_t extent = Eval(s->extent).i;
+        for (int64_t v = begin; v < begin + extent; ++v) {
+          vars_[s->loop_var->var_id] = v;
+          Exec(s->body[0]);
+        }
+        return;
+      }
+      case StmtKind::kStore: StoreValue(s->buffer, Eval(s->index).i, Eval(s->value)); return;
+      case StmtKind::kBlock:
+        for (const auto& child : s->body) Exec(child);
+        return;
+      case StmtKind::kIf:
+        if (Eval(s->condition).i) {
+          Exec(s->body[0]);
+        } else if (s->otherwise) {
+          Exec(s->otherwise);
+        }
+        return;
+      case StmtKind::kAllocate: {
+        std::vector<char> storage(static_cast<size_t>(s->buffer->size * kir::ScalarTypeBytes(s->buffer->type)));
+        memory_[s->buffer.get()] = storage.data();
+        Exec(s->body[0]);
+        memory_.erase(s->buffer.get());
+        return;
+      }
+      case StmtKind::kCall: CallRoutine(*s); return;
+    }
+  }
+
+  void CallRoutine(const kir::StmtNode& s) {
+    std::vector<Value> scalars;
+    std::vector<char*> pointers;
+    for (const auto& arg : s.args) {
+      if (arg.buffer) {
+        pointers.push_back(Address(arg.buffer, Eval(arg.offset).i));
+      } else {
+        scalars.push_back(Eval(arg.scalar));
+      }
+    }
+    if (s.routine == kRoutineSgemm) {
+      // (m, n, k, alpha, A, lda, transA, B, ldb, transB, beta, C, ldc)
+      if (scalars.size() != 10 || pointers.size() != 3) throw std::invalid_argument("sgemm call has wrong arguments");
+      api_->sgemm(scalars[0].i, scalars[1].i, scalars[2].i, static_cast<float>(scalars[3].f),
+                  reinterpret_cast<const float*>(pointers[0]), scalars[4].i, static_cast<int32_t>(scalars[5].i),
+                  reinterpret_cast<const float*>(pointers[1]), scalars[6].i, static_cast<int32_t>(scalars[7].i),
+                  static_cast<float>(scalars[8].f), reinterpret_cast<float*>(pointers[2]), scalars[9].i);
+      return;
+    }
+    throw std::invalid_argument("unknown routine '" + s.routine + "'");
+  }
+
+  const KilnRuntimeApi* api_;
+  std::map<const kir::BufferNode*, char*> memory_;
+  std::map<int, int64_t> vars_;
+};
+
+}  // namespace
+
+void InterpretKernel(const kir::Kernel& kernel, const std::vector<void*>& buffers, int64_t begin, int64_t end,
+                     const KilnRuntimeApi* api) {
+  Interpreter(kernel, buffers, api).Run(kernel.body, begin, end);
+}
+
+}  // namespace kiln

@@ -1,0 +1,38 @@
+#include "codegen/lower_node.h"
+
+#include "codegen/lower_util.h"
+#include "runtime/error.h"
+
+namespace kiln {
+
+kir::Kernel LowerNode(const OpDef& op, const Attrs& attrs, const NodeSignature& signature,
+                      const std::string& kernel_name, bool is_train, uint64_t seed) {
+  if (!op.has_lowering()) throw Error("operator " + op.name() + " has no lowering to kernel IR");
+  kir::KernelBuilder builder(kernel_name);
+  LowerContext ctx;
+  ctx.builder = &builder;
+  ctx.is_train = is_train;
+  ctx.seed = seed;
+  ctx.input_shapes = signature.input_shapes;
+  ctx.input_types = signature.input_types;
+  ctx.output_shapes = signature.output_shapes;
+  ctx.output_types = signature.output_types;
+  const auto input_names = op.InputNames(attrs);
+  const auto output_names = op.OutputNames(attrs);
+  for (size_t i = 0; i < signature.input_shapes.size(); ++i) {
+    ctx.inputs.push_back(builder.AddArg(input_names.at(i), ToScalarType(signature.input_types[i]),
+                                        NumElements(signature.input_shapes[i])));
+  }
+  for (size_t i = 0; i < signature.output_shapes.size(); ++i) {
+    ctx.outputs.push_back(builder.AddArg(output_names.at(i), ToScalarType(signature.output_types[i]),
+                                         NumElements(signature.output_shapes[i])));
+  }
+  kir::Stmt body = op.lower() ? op.lower()(attrs, ctx) : lower::LowerElementwise(op.scalar_compute(), attrs, ctx);
+  try {
+    return builder.Finish(std::move(body));
+  } catch (const std::exception& e) {
+    throw Error("operator " + op.name() + ": invalid kernel IR: " + e.what());
+  }
+}
+
+}  // namespace kiln

@@ -1,0 +1,82 @@
+// The kernel IR: construction checks, printing, verification, and the kir interpreter
+// on elementwise lowerings.
+#include "codegen/kir/kir.h"
+
+#include <catch2/catch.hpp>
+
+#include "codegen/kir_interpreter.h"
+#include "tests/lower_test_util.h"
+#include "tests/op_test_util.h"
+
+using namespace kiln;
+using namespace kiln::testing;
+
+TEST_CASE("kir builds, prints and verifies a kernel", "[kir]") {
+  kir::KernelBuilder b("add");
+  const auto x = b.AddArg("x", kir::ScalarType::kFloat32, 8);
+  const auto y = b.AddArg("y", kir::ScalarType::kFloat32, 8);
+  const kir::Expr i = kir::Var("i");
+  const kir::Kernel k =
+      b.Finish(kir::For(i, 0, 8, kir::Store(y, i, kir::Load(x, i) + kir::FloatImm(1.0)), kir::LoopKind::kParallel));
+  CHECK(k.parallel_extent == 8);
+  CHECK(kir::Print(k) == "kernel add(x: f32[8], y: f32[8]):\n  parallel for i in [0, +8):\n    y[i] = (x[i] + 1f32)\n");
+  CHECK_THROWS_WITH(kir::Load(x, kir::FloatImm(0.0)), Catch::Contains("must be i64"));
+  CHECK_THROWS_WITH(kir::Load(x, i) + kir::Expr(1), Catch::Contains("have types f32 and i64"));
+  CHECK_THROWS_WITH(kir::Store(y, i, kir::IntImm(1)), Catch::Contains("store of i64 into f32"));
+}
+
+TEST_CASE("verification rejects foreign buffers and nested parallel loops", "[kir]") {
+  kir::KernelBuilder other("other");
+  const auto foreign = other.AddArg("foreign", kir::ScalarType::kFloat32, 4);
+  kir::KernelBuilder b("k");
+  const auto out = b.AddArg("out", kir::ScalarType::kFloat32, 4);
+  const kir::Expr i = kir::Var("i");
+  CHECK_THROWS_WITH(b.Finish(kir::For(i, 0, 4, kir::Store(out, i, kir::Load(foreign, i)))),
+                    Catch::Contains("'foreign' is neither an argument nor an allocated local"));
+  kir::KernelBuilder c("k2");
+  const auto out2 = c.AddArg("out", kir::ScalarType::kFloat32, 4);
+  const kir::Expr j = kir::Var("j");
+  CHECK_THROWS_WITH(
+      c.Finish(kir::For(i, 0, 2,
+                        kir::For(j, 0, 2, kir::Store(out2, i * 2 + j, kir::FloatImm(0.0)), kir::LoopKind::kParallel))),
+      Catch::Contains("parallel loop must be the outermost"));
+}
+
+TEST_CASE("the interpreter checks bounds", "[kir]") {
+  kir::KernelBuilder b("oob");
+  const auto out = b.AddArg("out", kir::ScalarType::kFloat32, 4);
+  const kir::Expr i = kir::Var("i");
+  const kir::Kernel k = b.Finish(kir::For(i, 0, 5, kir::Store(out, i, kir::FloatImm(1.0))));
+  std::vector<float> data(4);
+  CHECK_THROWS_WITH(InterpretKernel(k, {data.data()}, 0, 1, TestRuntimeApi()), Catch::Contains("index 4 out of range"));
+}
+
+TEST_CASE("a local accumulator sums a row", "[kir]") {
+  kir::KernelBuilder b("rowsum");
+  const auto x = b.AddArg("x", kir::ScalarType::kFloat32, 6);
+  const auto y = b.AddArg("y", kir::ScalarType::kFloat32, 2);
+  const auto acc = b.AddLocal("acc", kir::ScalarType::kFloat32, 1);
+  const kir::Expr r = kir::Var("r");
+  const kir::Expr c = kir::Var("c");
+  const kir::Kernel k = b.Finish(kir::For(
+      r, 0, 2,
+      kir::Allocate(acc, kir::Block({kir::Store(acc, 0, kir::FloatImm(0.0)),
+                                     kir::For(c, 0, 3, kir::Store(acc, 0, kir::Load(acc, 0) + kir::Load(x, r * 3 + c))),
+                                     kir::Store(y, r, kir::Load(acc, 0))})),
+      kir::LoopKind::kParallel));
+  std::vector<float> xs = {1, 2, 3, 4, 5, 6};
+  std::vector<float> ys(2);
+  InterpretKernel(k, {xs.data(), ys.data()}, 0, 2, TestRuntimeApi());
+  CHECK(ys == std::vector<float>{6, 15});
+}
+
+TEST_CASE("elementwise lowering matches the reference, with broadcasting", "[lower]") {
+  const Tensor a = RandomTensor({3, 1, 5}, 1);
+  const Tensor b = RandomTensor({4, 1}, 2);
+  for (const char* op : {"broadcast_add", "broadcast_mul", "broadcast_maximum", "broadcast_greater"}) {
+    INFO(op);
+    KILN_CHECK_CLOSE(RunLowered(op, {a, b})[0], RunOp(op, {a, b})[0], 1e-6, 1e-6);
+  }
+  const Tensor big = RandomTensor({70000}, 3);
+  KILN_CHECK_CLOSE(RunLowered("elemwise_mul", {big, big})[0], RunOp("elemwise_mul", {big, big})[0], 1e-6, 0);
+}

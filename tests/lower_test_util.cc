@@ -1,0 +1,103 @@
+#include "tests/lower_test_util.h"
+
+#include "codegen/kir_interpreter.h"
+#include "runtime/error.h"
+#include "symbol/op.h"
+#include "tests/op_test_util.h"
+
+namespace kiln::testing {
+namespace {
+
+void NaiveSgemm(int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda, int32_t transpose_a,
+                const float* b, int64_t ldb, int32_t transpose_b, float beta, float* c, int64_t ldc) {
+  for (int64_t i = 0; i < m; ++i) {
+    for (int64_t j = 0; j < n; ++j) {
+      double sum = 0;
+      for (int64_t p = 0; p < k; ++p) {
+        const double av = transpose_a ? a[p * lda + i] : a[i * lda + p];
+        const double bv = transpose_b ? b[j * ldb + p] : b[p * ldb + j];
+        sum += av * bv;
+      }
+      const double prior = beta == 0.0f ? 0.0 : static_cast<double>(beta) * c[i * ldc + j];
+      c[i * ldc + j] = static_cast<float>(alpha * sum + prior);
+    }
+  }
+}
+
+const KilnRuntimeApi kTestApi = {kKernelAbiVersion, NaiveSgemm};
+
+NodeSignature SignatureFor(const OpDef& op, const Attrs& attrs, const std::vector<Tensor>& inputs) {
+  NodeSignature signature;
+  std::vector<ShapeSlot> in_shapes;
+  std::vector<DTypeSlot> in_types;
+  for (const auto& t : inputs) {
+    in_shapes.emplace_back(t.shape());
+    in_types.emplace_back(t.dtype());
+    signature.input_shapes.push_back(t.shape());
+    signature.input_types.push_back(t.dtype());
+  }
+  std::vector<ShapeSlot> out_shapes(op.NumOutputs(attrs));
+  std::vector<DTypeSlot> out_types(op.NumOutputs(attrs));
+  op.InferShape(attrs, in_shapes, out_shapes);
+  op.InferType(attrs, in_types, out_types);
+  for (size_t i = 0; i < out_shapes.size(); ++i) {
+    if (!out_shapes[i] || !out_types[i]) throw Error(op.name() + ": output " + std::to_string(i) + " not inferred");
+    signature.output_shapes.push_back(*out_shapes[i]);
+    signature.output_types.push_back(*out_types[i]);
+  }
+  return signature;
+}
+
+}  // namespace
+
+const KilnRuntimeApi* TestRuntimeApi() {
+  return &kTestApi;
+}
+
+KernelRunner InterpreterRunner() {
+  return [](const kir::Kernel& kernel, const std::vector<void*>& buffers) {
+    const int64_t extent = kernel.parallel_extent;
+    // Three uneven tasks (or fewer when the extent is small).
+    const int64_t cut1 = extent / 3;
+    const int64_t cut2 = extent - extent / 5;
+    InterpretKernel(kernel, buffers, 0, cut1, TestRuntimeApi());
+    InterpretKernel(kernel, buffers, cut1, cut2, TestRuntimeApi());
+    InterpretKernel(kernel, buffers, cut2, extent, TestRuntimeApi());
+  };
+}
+
+kir::Kernel LowerOpForInputs(const std::string& op_name, const std::vector<Tensor>& inputs, const AttrMap& attrs,
+                             bool is_train, uint64_t seed) {
+  const OpDef& op = OpRegistry::Global().Get(op_name);
+  const Attrs parsed = ParseAttrs(op_name, attrs);
+  return LowerNode(op, parsed, SignatureFor(op, parsed, inputs), op_name, is_train, seed);
+}
+
+std::vector<Tensor> RunLowered(const std::string& op_name, const std::vector<Tensor>& inputs, const AttrMap& attrs,
+                               const KernelRunner& runner, bool is_train, uint64_t seed) {
+  const OpDef& op = OpRegistry::Global().Get(op_name);
+  const Attrs parsed = ParseAttrs(op_name, attrs);
+  const NodeSignature signature = SignatureFor(op, parsed, inputs);
+  const kir::Kernel kernel = LowerNode(op, parsed, signature, op_name, is_train, seed);
+  // Inputs are copied so that kernels updating auxiliary states in place act on the
+  // caller's tensors, as the reference does (Tensor copies share buffers).
+  std::vector<Tensor> outputs;
+  for (size_t i = 0; i < signature.output_shapes.size(); ++i) {
+    outputs.emplace_back(signature.output_shapes[i], signature.output_types[i]);
+  }
+  std::vector<Tensor> scratch;
+  std::vector<void*> buffers;
+  for (const auto& t : inputs) buffers.push_back(const_cast<void*>(t.data()));
+  for (auto& t : outputs) buffers.push_back(t.data());
+  for (size_t k = buffers.size(); k < kernel.args.size(); ++k) {
+    // Scratch: filled with a pattern so that a kernel reading it before writing shows.
+    Tensor t({kernel.args[k]->size * kir::ScalarTypeBytes(kernel.args[k]->type)}, DType::kUInt8);
+    for (int64_t b = 0; b < t.size(); ++b) t.data_as<uint8_t>()[b] = 0xA5;
+    scratch.push_back(t);
+    buffers.push_back(scratch.back().data());
+  }
+  runner(kernel, buffers);
+  return outputs;
+}
+
+}  // namespace kiln::testing
