@@ -458,7 +458,8 @@ const bool kRegistered = [] {
   OpRegistry::Global()
       .Register("BatchNorm")
       .Describe("Batch normalization along `axis`; training mode uses batch statistics and updates the moving ones")
-      .Attr("eps", AttrType::kFloat, AttrValue{1e-3}, "added to the variance")
+      // MXNet's default is the float literal 1e-3f; as a double it is 0.0010000000474974513.
+      .Attr("eps", AttrType::kFloat, AttrValue{static_cast<double>(1e-3f)}, "added to the variance")
       .Range(0)
       .Attr("momentum", AttrType::kFloat, AttrValue{0.9}, "moving = moving * momentum + batch * (1 - momentum)")
       .Range(0, 1)

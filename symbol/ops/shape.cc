@@ -301,11 +301,12 @@ int64_t StackAxis(const Attrs& attrs, int64_t in_ndim) {
 }
 
 void StackInferShape(const Attrs& attrs, std::vector<ShapeSlot>& in, std::vector<ShapeSlot>& out) {
-  for (const auto& slot : in) {
-    if (!slot) return;
-  }
-  const Shape& first = *in[0];
-  for (size_t i = 1; i < in.size(); ++i) AssignShape(in[i], first, "input 'arg" + std::to_string(i) + "'");
+  // All inputs share one shape: any known one gives the others and the output (as MXNet).
+  ShapeSlot known;
+  for (const auto& slot : in) known = known ? known : slot;
+  if (!known) return;
+  const Shape first = *known;
+  for (size_t i = 0; i < in.size(); ++i) AssignShape(in[i], first, "input 'arg" + std::to_string(i) + "'");
   Shape shape = first;
   shape.insert(shape.begin() + StackAxis(attrs, static_cast<int64_t>(first.size())),
                static_cast<int64_t>(in.size()));

@@ -471,7 +471,7 @@ TEST_CASE("BatchNorm declares MXNet's inputs, auxiliary states and outputs", "[n
   CHECK(Op("BatchNorm").OutputNames(attrs) == std::vector<std::string>{"output"});
   CHECK(Op("BatchNorm").OutputNames(Parse("BatchNorm", {{"output_mean_var", true}})) ==
         std::vector<std::string>{"output", "mean", "var"});
-  CHECK(attrs.Float("eps") == 1e-3);
+  CHECK(attrs.Float("eps") == static_cast<double>(1e-3f));  // MXNet's float default
   CHECK(attrs.Float("momentum") == 0.9);
   CHECK(attrs.Bool("fix_gamma"));
   CHECK_FALSE(attrs.Bool("use_global_stats"));
