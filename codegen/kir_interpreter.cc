@@ -161,14 +161,16 @@ class Interpreter {
       case ExprKind::kUnary: {
         const Value a = Eval(e->operands[0]);
         if (e->unary == UnaryOp::kNot) {
-          r.i = a.i == 0;
+          r.i = kir::IsFloatType(e->operands[0].type()) ? a.f == 0.0 : a.i == 0;
           return r;
         }
         if (!is_float) {
+          // Negation in unsigned arithmetic: INT64_MIN wraps to itself, as machine code does.
+          const int64_t negated = static_cast<int64_t>(0 - static_cast<uint64_t>(a.i));
           if (e->unary == UnaryOp::kNeg)
-            r.i = WrapTo(e->type, -a.i);
+            r.i = WrapTo(e->type, negated);
           else if (e->unary == UnaryOp::kAbs)
-            r.i = WrapTo(e->type, a.i < 0 ? -a.i : a.i);
+            r.i = WrapTo(e->type, a.i < 0 ? negated : a.i);
           else
             r.i = a.i;  // floor/ceil/round of an integer
           return r;
@@ -218,8 +220,9 @@ class Interpreter {
       case BinaryOp::kGE: r.i = a >= b; return r;
       case BinaryOp::kEQ: r.i = a == b; return r;
       case BinaryOp::kNE: r.i = a != b; return r;
-      case BinaryOp::kAnd: r.i = a != 0 && b != 0; return r;
-      case BinaryOp::kOr: r.i = a != 0 || b != 0; return r;
+      // Logical operators on floats give 0 or 1 in the operand type.
+      case BinaryOp::kAnd: r.f = a != 0 && b != 0 ? 1.0 : 0.0; break;
+      case BinaryOp::kOr: r.f = a != 0 || b != 0 ? 1.0 : 0.0; break;
     }
     r.f = RoundTo(type, r.f);
     return r;

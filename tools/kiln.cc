@@ -2,16 +2,22 @@
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <filesystem>
+#include <algorithm>
+#include <chrono>
 #include <iostream>
+#include <random>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
+#include "codegen/compiler.h"
 #include "passes/graph_io.h"
 #include "passes/infer_shape.h"
 #include "passes/interpreter.h"
+#include "runtime/artifact.h"
 #include "runtime/error.h"
+#include "runtime/executor.h"
 #include "runtime/file_util.h"
 #include "runtime/npy.h"
 #include "runtime/param_file.h"
@@ -108,7 +114,58 @@ int CmdOps(bool json) {
   return 0;
 }
 
+nlohmann::json SpecJson(const proto::TensorSpec& spec) {
+  return {{"name", spec.name()},
+          {"shape", std::vector<int64_t>(spec.shape().begin(), spec.shape().end())},
+          {"dtype", IsValidDTypeCode(spec.dtype()) ? std::string(DTypeName(static_cast<DType>(spec.dtype()))) : "?"}};
+}
+
+int InspectArtifact(const std::string& path, bool json) {
+  const proto::ArtifactProto artifact = LoadArtifact(path);
+  nlohmann::json j;
+  j["kind"] = "artifact";
+  j["format_version"] = artifact.format_version();
+  j["producer_version"] = artifact.producer_version();
+  j["target"] = {{"triple", artifact.target().triple()},
+                 {"cpu", artifact.target().cpu()},
+                 {"features", std::vector<std::string>(artifact.target().features().begin(),
+                                                       artifact.target().features().end())}};
+  j["opt_level"] = artifact.opt_level();
+  j["inputs"] = nlohmann::json::array();
+  for (const auto& spec : artifact.inputs()) j["inputs"].push_back(SpecJson(spec));
+  j["outputs"] = nlohmann::json::array();
+  for (const auto& spec : artifact.outputs()) j["outputs"].push_back(SpecJson(spec));
+  size_t parameter_bytes = 0;
+  for (const auto& value : artifact.param_values()) parameter_bytes += value.data().size();
+  j["parameters"] = artifact.params_size();
+  j["parameter_bytes"] = parameter_bytes;
+  j["parameters_embedded"] = artifact.param_values_size() == artifact.params_size();
+  j["kernels"] = artifact.kernels_size();
+  j["arena_bytes"] = artifact.arena_bytes();
+  j["code_bytes"] = artifact.code().size();
+  if (json) {
+    std::cout << j.dump(2) << "\n";
+    return 0;
+  }
+  std::cout << "artifact " << path << " (format " << artifact.format_version() << ", kiln "
+            << artifact.producer_version() << ")\n";
+  std::cout << "target: " << artifact.target().triple() << ", cpu " << artifact.target().cpu() << ", -O"
+            << artifact.opt_level() << "\n";
+  for (const auto& spec : j["inputs"]) std::cout << "input  " << spec["name"].get<std::string>() << " " << spec["shape"].dump() << " " << spec["dtype"].get<std::string>() << "\n";
+  for (const auto& spec : j["outputs"]) std::cout << "output " << spec["name"].get<std::string>() << " " << spec["shape"].dump() << " " << spec["dtype"].get<std::string>() << "\n";
+  std::cout << "parameters: " << artifact.params_size() << " (" << parameter_bytes << " bytes"
+            << (j["parameters_embedded"].get<bool>() ? ", embedded" : ", bound at load") << ")\n";
+  std::cout << "kernels: " << artifact.kernels_size() << ", arena: " << artifact.arena_bytes()
+            << " bytes, code: " << artifact.code().size() << " bytes\n";
+  for (const auto& kernel : artifact.kernels()) {
+    std::cout << "  " << kernel.symbol() << "  (node " << kernel.node() << ", parallel " << kernel.parallel_extent()
+              << ")\n";
+  }
+  return 0;
+}
+
 int CmdInspect(const std::string& model, const std::string& params, const std::vector<std::string>& inputs, bool json) {
+  if (LooksLikeArtifact(ReadFile(model).substr(0, 8))) return InspectArtifact(model, json);
   Graph graph = LoadModel(model, params);
   InferShape(graph, KnownShapes(graph, inputs));
   InferType(graph, {});
@@ -202,6 +259,106 @@ int CmdInterpret(const std::string& model, const std::string& params, const std:
   return 0;
 }
 
+int CmdCompile(const std::string& model, const std::string& params, const std::vector<std::string>& inputs,
+               const std::string& output, const std::string& target, const std::string& cpu,
+               const std::string& features, int opt_level, bool no_embed) {
+  if (target != "cpu") throw Error("--target '" + target + "': only 'cpu' is available in this build");
+  const Graph graph = LoadModel(model, params);
+  CompileOptions options;
+  options.target.cpu = cpu;
+  options.target.features = features;
+  options.target.opt_level = opt_level;
+  options.embed_params = !no_embed;
+  for (const auto& text : inputs) {
+    const auto [name, shape] = ParseInputShape(text);
+    options.input_shapes[name] = shape;
+  }
+  const auto start = std::chrono::steady_clock::now();
+  const proto::ArtifactProto artifact = CompileGraph(graph, options);
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  SaveArtifact(output, artifact);
+  std::cout << "compiled " << model << " -> " << output << " in " << seconds << " s: " << artifact.kernels_size()
+            << " kernels, arena " << artifact.arena_bytes() << " bytes, code " << artifact.code().size()
+            << " bytes, cpu " << artifact.target().cpu() << "\n";
+  return 0;
+}
+
+std::map<std::string, Tensor> ReadInputs(const Executor& executor, const std::vector<std::string>& inputs,
+                                         bool random_missing) {
+  std::map<std::string, Tensor> values;
+  for (const auto& text : inputs) {
+    const auto [name, file] = ParseInputFile(text);
+    values[name] = LoadNpy(file);
+  }
+  if (random_missing) {
+    std::mt19937_64 rng(0);
+    std::uniform_real_distribution<double> dist(0.0, 1.0);
+    for (const auto& spec : executor.inputs()) {
+      if (values.count(spec.name)) continue;
+      Tensor t(spec.shape, spec.dtype);
+      for (int64_t i = 0; i < t.size(); ++i) t.SetDouble(i, dist(rng));
+      values[spec.name] = t;
+    }
+  }
+  return values;
+}
+
+int CmdRun(const std::string& artifact, const std::vector<std::string>& inputs, const std::string& output_dir,
+           int threads) {
+  ExecutorOptions options;
+  options.threads = threads;
+  const auto executor = Executor::Load(artifact, options);
+  const auto values = ReadInputs(*executor, inputs, false);
+  const auto start = std::chrono::steady_clock::now();
+  const auto outputs = executor->Run(values);
+  const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+  if (!output_dir.empty()) std::filesystem::create_directories(output_dir);
+  for (size_t i = 0; i < outputs.size(); ++i) {
+    const std::string& name = executor->outputs()[i].name;
+    std::cout << name << " " << ShapeToString(outputs[i].shape()) << " " << DTypeName(outputs[i].dtype()) << "  "
+              << Summary(outputs[i]) << "\n";
+    if (outputs[i].size() <= 16) {
+      std::cout << "  [";
+      for (int64_t k = 0; k < outputs[i].size(); ++k) std::cout << (k ? ", " : "") << outputs[i].GetDouble(k);
+      std::cout << "]\n";
+    }
+    if (!output_dir.empty()) SaveNpy(output_dir + "/" + name + ".npy", outputs[i]);
+  }
+  std::cout << "latency " << ms << " ms (first run)\n";
+  return 0;
+}
+
+int CmdBench(const std::string& artifact, const std::vector<std::string>& inputs, int threads, int iters, int warmup,
+             bool json) {
+  ExecutorOptions options;
+  options.threads = threads;
+  const auto executor = Executor::Load(artifact, options);
+  const auto values = ReadInputs(*executor, inputs, true);
+  for (int i = 0; i < warmup; ++i) executor->Run(values);
+  std::vector<double> ms;
+  const auto total_start = std::chrono::steady_clock::now();
+  for (int i = 0; i < iters; ++i) {
+    const auto start = std::chrono::steady_clock::now();
+    executor->Run(values);
+    ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count());
+  }
+  const double total = std::chrono::duration<double>(std::chrono::steady_clock::now() - total_start).count();
+  std::sort(ms.begin(), ms.end());
+  const auto at = [&](double q) { return ms[std::min(ms.size() - 1, static_cast<size_t>(q * (ms.size() - 1) + 0.5))]; };
+  const double throughput = iters / total;
+  if (json) {
+    nlohmann::json j = {{"artifact", artifact}, {"threads", threads}, {"iters", iters},
+                        {"min_ms", ms.front()},  {"median_ms", at(0.5)}, {"p90_ms", at(0.9)},
+                        {"throughput_per_s", throughput}};
+    std::cout << j.dump(2) << "\n";
+    return 0;
+  }
+  std::cout << artifact << ": " << iters << " runs, threads " << (threads == 0 ? "all" : std::to_string(threads))
+            << "\n  latency min " << ms.front() << " ms, median " << at(0.5) << " ms, p90 " << at(0.9)
+            << " ms\n  throughput " << throughput << " runs/s\n";
+  return 0;
+}
+
 int Main(int argc, char** argv) {
   CLI::App app{"kiln: an ahead-of-time compiler for neural-network graphs"};
   app.set_version_flag("--version", std::string("kiln ") + kKilnVersion);
@@ -218,8 +375,8 @@ int Main(int argc, char** argv) {
   auto* ops = app.add_subcommand("ops", "List every registered operator and its fusion pattern");
   ops->add_flag("--json", json, "Print JSON");
 
-  auto* inspect = app.add_subcommand("inspect", "Print a model's graph, shapes, parameters and sizes");
-  inspect->add_option("MODEL", model, "Graph file (.kiln-graph binary, or .pbtxt/.txt text)")->required();
+  auto* inspect = app.add_subcommand("inspect", "Print a model's or an artifact's contents, shapes and sizes");
+  inspect->add_option("MODEL", model, "Graph file (.kiln-graph binary, .pbtxt/.txt text) or artifact (.kiln)")->required();
   inspect->add_option("--params", params, "Parameter file to bind (else embedded parameters)");
   inspect->add_option("--input", inputs, "Input shape NAME:DxDxD (repeatable)");
   inspect->add_flag("--json", json, "Print JSON");
@@ -238,7 +395,50 @@ int Main(int argc, char** argv) {
   interpret->add_flag("--train", train, "Training mode (BatchNorm batch statistics, Dropout)");
   interpret->add_option("--seed", seed, "Seed for random operators and Dropout");
 
-  CLI11_PARSE(app, argc, argv);
+  std::string target = "cpu";
+  std::string cpu = "host";
+  std::string features;
+  int opt_level = 2;
+  bool no_embed = false;
+  auto* compile = app.add_subcommand("compile", "Compile a model into an artifact (.kiln)");
+  compile->add_option("MODEL", model, "Graph file with embedded parameters, or see --params")->required();
+  compile->add_option("-o,--output", output, "Output artifact")->required();
+  compile->add_option("--params", params, "Parameter file");
+  compile->add_option("--input", inputs, "Input shape NAME:DxDxD (repeatable); e.g. data:8x3x224x224");
+  compile->add_option("--target", target, "Target: cpu");
+  compile->add_option("--cpu", cpu, "CPU to compile for: host (default), x86-64-v2, x86-64-v3, skylake-avx512, ...");
+  compile->add_option("--features", features, "Extra CPU features, LLVM style: +avx2,+fma");
+  compile->add_option("-O,--opt-level", opt_level, "Optimization level 0-3 (-O0 ... -O3)")->check(CLI::Range(0, 3));
+  compile->add_flag("--no-embed-params", no_embed, "Leave parameters out of the artifact (bind at load)");
+
+  int threads = 0;
+  auto* run = app.add_subcommand("run", "Run an artifact on .npy inputs");
+  run->add_option("ARTIFACT", model, "Compiled artifact")->required();
+  run->add_option("--input", inputs, "Input NAME=FILE.npy (repeatable)");
+  run->add_option("--output-dir", output, "Write each output as DIR/NAME.npy");
+  run->add_option("--threads", threads, "Threads (0: all cores)");
+
+  int iters = 100;
+  int warmup = 5;
+  auto* bench = app.add_subcommand("bench", "Measure an artifact's latency and throughput");
+  bench->add_option("ARTIFACT", model, "Compiled artifact")->required();
+  bench->add_option("--input", inputs, "Input NAME=FILE.npy (others: random)");
+  bench->add_option("--threads", threads, "Threads (0: all cores)");
+  bench->add_option("--iters", iters, "Timed runs")->check(CLI::Range(1, 1000000));
+  bench->add_option("--warmup", warmup, "Untimed runs first")->check(CLI::Range(0, 1000000));
+  bench->add_flag("--json", json, "Print JSON");
+
+  // -O2 style flags: CLI11 wants "-O 2"; accept the compiler spelling too.
+  std::vector<std::string> args(argv, argv + argc);
+  for (auto& arg : args) {
+    if (arg.size() == 3 && arg[0] == '-' && arg[1] == 'O' && arg[2] >= '0' && arg[2] <= '3') arg = "--opt-level=" + arg.substr(2);
+  }
+  std::vector<char*> pointers;
+  for (auto& arg : args) pointers.push_back(arg.data());
+  CLI11_PARSE(app, static_cast<int>(pointers.size()), pointers.data());
+  if (*compile) return CmdCompile(model, params, inputs, output, target, cpu, features, opt_level, no_embed);
+  if (*run) return CmdRun(model, inputs, output, threads);
+  if (*bench) return CmdBench(model, inputs, threads, iters, warmup, json);
   if (*ops) return CmdOps(json);
   if (*inspect) return CmdInspect(model, params, inputs, json);
   if (*viz) return CmdViz(model, params, inputs, output);

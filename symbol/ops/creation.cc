@@ -1,13 +1,140 @@
 // Operators without inputs: constant fills (zeros, ones, full), arange, and random
-// sampling (random_uniform, random_normal).
+// sampling (random_uniform, random_normal). Also the counter-based generator that every
+// random lowering shares (LeakyReLU's rrelu uses it too).
 #include <cmath>
+#include <cstdint>
+#include <functional>
+#include <limits>
 #include <numbers>
 #include <random>
 
+#include "codegen/kir/kir.h"
+#include "codegen/lower_util.h"
 #include "symbol/op_util.h"
 
 namespace kiln {
+
+// Compiled code cannot replay the reference's sequential std::mt19937_64 stream (each
+// parallel task would have to skip ahead), so random lowerings draw element i's numbers
+// from a counter-based generator instead: Widynski's "Squares" (arXiv:2004.06278),
+// f(counter, key), four rounds of x = x*x + c and a 32-bit rotation, which passes BigCrush
+// and PractRand. It needs only wrapping i64 multiplies and adds plus a logical right
+// shift; kir has no shifts, so the shift is built from a signed division and a select.
+// Results are deterministic per (seed, element) whatever the parallel split, but they are
+// other numbers than the reference's: tests compare distributions, not elements.
+namespace lower_random {
+
+using kir::Expr;
+using kir::ScalarType;
+using kir::Stmt;
+
+enum class Interval { kHalfOpen, kOpen };
+Stmt UniformLoop(const LowerContext& ctx, int64_t count, ScalarType type, Interval interval,
+                 const std::function<Stmt(const Expr& i, const Expr& u)>& body);
+
 namespace {
+
+// Elements per parallel task, as lower::ChunkedLoop.
+constexpr int64_t kChunk = 16384;
+
+// The 64 bits of x shifted right by k (0 < k < 64), zeros shifted in. A negative x is
+// 2^64 + x unsigned: ((x + 2^63) >> k) + 2^(63 - k), where x + 2^63 = x - INT64_MIN
+// is non-negative and the division exact in sign.
+Expr ShiftRight(const Expr& x, int k) {
+  const Expr divisor(int64_t{1} << k);
+  return kir::Select(kir::Lt(x, Expr(int64_t{0})),
+                     (x - Expr(std::numeric_limits<int64_t>::min())) / divisor + Expr(int64_t{1} << (63 - k)),
+                     x / divisor);
+}
+
+// Swaps the 32-bit halves: the two parts do not overlap, so their sum is their OR.
+Expr Rotate32(const Expr& x) {
+  return ShiftRight(x, 32) + x * Expr(int64_t{1} << 32);
+}
+
+// A key from the node's seed: splitmix64's finalizer (run here, on the host, where xor
+// exists), odd as Squares requires.
+int64_t SquaresKey(uint64_t seed) {
+  uint64_t z = seed + 0x9E3779B97F4A7C15ULL;
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+  z ^= z >> 31;
+  return static_cast<int64_t>(z | 1);
+}
+
+// squares32(counter, key) into state[0] (a value in [0, 2^32)); state holds x, y, z.
+// Intermediates go through the local so that expressions stay trees of a few nodes.
+Stmt Squares32(const kir::Buffer& state, const Expr& counter, int64_t key) {
+  const Expr k(key);
+  const auto x = [&] { return kir::Load(state, Expr(int64_t{0})); };
+  const auto set_x = [&](const Expr& value) { return kir::Store(state, Expr(int64_t{0}), value); };
+  const Expr y = kir::Load(state, Expr(int64_t{1}));
+  const Expr z = kir::Load(state, Expr(int64_t{2}));
+  return kir::Block({
+      kir::Store(state, Expr(int64_t{1}), counter * k),
+      kir::Store(state, Expr(int64_t{2}), y + k),
+      set_x(y),
+      set_x(x() * x() + y),
+      set_x(Rotate32(x())),
+      set_x(x() * x() + z),
+      set_x(Rotate32(x())),
+      set_x(x() * x() + y),
+      set_x(Rotate32(x())),
+      set_x(x() * x() + z),
+      set_x(ShiftRight(x(), 32)),
+  });
+}
+
+}  // namespace
+
+// A loop over `count` elements, in parallel chunks when large, whose body gets element
+// i's uniform draw u of `type` (float32 or float64): 24 (float32) or 53 (float64, two
+// draws) random bits, in [0, 1), or with kOpen an odd multiple of 2^-bits in (0, 1) for
+// functions that must not see 0 (logarithms).
+Stmt UniformLoop(const LowerContext& ctx, int64_t count, ScalarType type, Interval interval,
+                 const std::function<Stmt(const Expr& i, const Expr& u)>& body) {
+  const kir::Buffer state = ctx.builder->AddLocal("rng", ScalarType::kInt64, 4);
+  const int64_t key = SquaresKey(ctx.seed);
+  const bool wide = type == ScalarType::kFloat64;
+  const int bits = wide ? 53 : 24;
+  const Expr drawn = kir::Load(state, Expr(int64_t{0}));
+  const auto element = [&](const Expr& i) {
+    std::vector<Stmt> steps;
+    Expr random_bits;
+    if (wide) {
+      // 26 bits of the first draw above 27 of the second.
+      steps.push_back(Squares32(state, i * Expr(int64_t{2}), key));
+      steps.push_back(kir::Store(state, Expr(int64_t{3}), drawn / Expr(int64_t{1} << 6)));
+      steps.push_back(Squares32(state, i * Expr(int64_t{2}) + Expr(int64_t{1}), key));
+      random_bits = kir::Load(state, Expr(int64_t{3})) * Expr(int64_t{1} << 27) + drawn / Expr(int64_t{1} << 5);
+    } else {
+      steps.push_back(Squares32(state, i, key));
+      random_bits = drawn / Expr(int64_t{1} << 8);
+    }
+    if (interval == Interval::kOpen) random_bits = random_bits - random_bits % Expr(int64_t{2}) + Expr(int64_t{1});
+    const Expr u = kir::Cast(type, random_bits) * kir::FloatImm(std::ldexp(1.0, -bits), type);
+    steps.push_back(body(i, u));
+    return kir::Block(std::move(steps));
+  };
+  const Expr i = kir::Var("i");
+  if (count <= kChunk) {
+    return kir::Allocate(state, kir::For(i, Expr(int64_t{0}), Expr(count), element(i), kir::LoopKind::kVectorize));
+  }
+  const Expr chunk = kir::Var("chunk");
+  const Expr begin = chunk * Expr(kChunk);
+  return kir::For(chunk, Expr(int64_t{0}), Expr((count + kChunk - 1) / kChunk),
+                  kir::Allocate(state, kir::For(i, Expr(int64_t{0}), kir::Min(Expr(kChunk), Expr(count) - begin),
+                                                element(begin + i), kir::LoopKind::kVectorize)),
+                  kir::LoopKind::kParallel);
+}
+
+}  // namespace lower_random
+
+namespace {
+
+using kir::Expr;
+using kir::ScalarType;
+using kir::Stmt;
 
 using op_util::AssignType;
 
@@ -56,6 +183,32 @@ OpDef& RegisterSource(const char* name, const char* alias, const char* doc, bool
       });
 }
 
+template <typename T>
+Expr SaturatedInt(double value, ScalarType type) {
+  using Limits = std::numeric_limits<T>;
+  if (std::isnan(value)) return kir::IntImm(0, type);
+  const double truncated = std::trunc(value);
+  if (truncated <= static_cast<double>(Limits::lowest())) return kir::IntImm(Limits::lowest(), type);
+  if (truncated >= static_cast<double>(Limits::max())) return kir::IntImm(Limits::max(), type);
+  return kir::IntImm(static_cast<int64_t>(truncated), type);
+}
+
+// The constant Tensor::SetDouble stores: integers truncate and saturate (NaN: 0), bool is
+// value != 0, floats round when stored.
+Expr StoredConst(double value, ScalarType type) {
+  switch (type) {
+    case ScalarType::kBool: return kir::IntImm(value != 0.0, type);
+    case ScalarType::kInt8: return SaturatedInt<int8_t>(value, type);
+    case ScalarType::kUInt8: return SaturatedInt<uint8_t>(value, type);
+    case ScalarType::kInt32: return SaturatedInt<int32_t>(value, type);
+    case ScalarType::kInt64: return SaturatedInt<int64_t>(value, type);
+    case ScalarType::kFloat16:
+    case ScalarType::kFloat32:
+    case ScalarType::kFloat64: break;
+  }
+  return kir::FloatImm(value, type);
+}
+
 // Constant fills: no inputs, each element computed on its own, so they fuse into their
 // consumers like an elementwise producer.
 void RegisterFill(const char* name, const char* alias, const char* doc, std::optional<double> value) {
@@ -66,12 +219,17 @@ void RegisterFill(const char* name, const char* alias, const char* doc, std::opt
       .SetReference([value](const Attrs& attrs, std::span<const Tensor>, std::span<Tensor> out, const RefContext&) {
         const double fill = value ? *value : attrs.Float("value");
         for (int64_t i = 0; i < out[0].size(); ++i) out[0].SetDouble(i, fill);
+      })
+      .SetScalarCompute([value](const Attrs& attrs, const std::vector<Expr>&, ScalarType type) {
+        return StoredConst(value ? *value : attrs.Float("value"), type);
       });
 }
 
 // stop=None means the range [0, start), unless infer_range takes the length from the
 // consumer (then start is the first value).
-bool StopIsStart(const Attrs& attrs) { return attrs.IsNone("stop") && !attrs.Bool("infer_range"); }
+bool StopIsStart(const Attrs& attrs) {
+  return attrs.IsNone("stop") && !attrs.Bool("infer_range");
+}
 
 // MXNet's arange length, ceil((stop - start) / step) values (each `repeat` times), as a
 // double so that validation can reject empty and absurd ranges; nullopt with infer_range.
@@ -79,6 +237,37 @@ std::optional<double> ArangeValues(const Attrs& attrs) {
   if (StopIsStart(attrs)) return std::ceil(attrs.Float("start") / attrs.Float("step"));
   if (attrs.IsNone("stop")) return std::nullopt;
   return std::ceil((attrs.Float("stop") - attrs.Float("start")) / attrs.Float("step"));
+}
+
+// Floats compute start + k * step in their compute type. Integers compute in float64,
+// exactly the reference's arithmetic (start and step truncated first), then saturate as
+// Tensor::SetDouble does: arange(0, 300) in int8 ends in 127s.
+Stmt LowerArange(const Attrs& attrs, LowerContext& ctx) {
+  const kir::Buffer& out = ctx.outputs[0];
+  const bool integer = !IsFloat(ctx.output_types[0]);
+  const ScalarType type = integer ? ScalarType::kFloat64 : lower::ComputeType(ctx.output_types[0]);
+  double start = StopIsStart(attrs) ? 0.0 : attrs.Float("start");
+  double step = attrs.Float("step");
+  if (integer) {
+    start = std::trunc(start);
+    step = std::trunc(step);
+  }
+  const int64_t repeat = attrs.Int("repeat");
+  return lower::ChunkedLoop(NumElements(ctx.output_shapes[0]), [&](const Expr& i) {
+    const Expr k = kir::Cast(type, repeat == 1 ? i : i / Expr(repeat));
+    const Expr value = kir::FloatImm(start, type) + k * kir::FloatImm(step, type);
+    if (!integer) return lower::StoreFrom(out, i, value);
+    if (out->type == ScalarType::kInt64) {
+      // 2^63 does not fit: it and above saturate; -2^63 converts exactly.
+      const Expr clamped = kir::Max(value, kir::FloatImm(-0x1p63, type));
+      return kir::Store(out, i,
+                        kir::Select(kir::Ge(value, kir::FloatImm(0x1p63, type)),
+                                    Expr(std::numeric_limits<int64_t>::max()), kir::Cast(ScalarType::kInt64, clamped)));
+    }
+    const Expr low = kir::FloatImm(static_cast<double>(StoredConst(-0x1p63, out->type)->int_value), type);
+    const Expr high = kir::FloatImm(static_cast<double>(StoredConst(0x1p63, out->type)->int_value), type);
+    return lower::StoreFrom(out, i, kir::Min(kir::Max(value, low), high));
+  });
 }
 
 void RegisterArange() {
@@ -135,18 +324,58 @@ void RegisterArange() {
         }
         const int64_t repeat = attrs.Int("repeat");
         for (int64_t i = 0; i < out[0].size(); ++i) out[0].SetDouble(i, start + static_cast<double>(i / repeat) * step);
-      });
+      })
+      // Each element is a function of its index, which a ScalarFn does not see: a loop.
+      .SetLower(LowerArange);
 }
 
 // Uniform in [0, 1) from the top 53 bits: defined by the generator alone, unlike the
 // standard library's distributions, whose algorithms vary between implementations.
-double Uniform01(std::mt19937_64& rng) { return static_cast<double>(rng() >> 11) * 0x1.0p-53; }
+double Uniform01(std::mt19937_64& rng) {
+  return static_cast<double>(rng() >> 11) * 0x1.0p-53;
+}
+
+// The inverse of the standard normal CDF for p in (0, 1): Acklam's rational
+// approximations (relative error below 1.2e-9, far inside float32's rounding), one for
+// the centre and one for the tails, mirrored for p > 1/2. One uniform per sample and no
+// cosine, which kir lacks for Box-Muller.
+Expr InverseNormalCdf(const Expr& p) {
+  const ScalarType type = p.type();
+  const auto c = [&](double value) { return kir::FloatImm(value, type); };
+  const auto horner = [&](const Expr& x, std::initializer_list<double> coefficients) {
+    Expr result;
+    for (const double k : coefficients) result = result.defined() ? result * x + c(k) : c(k);
+    return result;
+  };
+  constexpr double kTail = 0.02425;
+  const Expr q = p - c(0.5);
+  const Expr r = q * q;
+  const Expr centre = horner(r, {-3.969683028665376e+01, 2.209460984245205e+02, -2.759285104469687e+02,
+                                 1.383577518672690e+02, -3.066479806614716e+01, 2.506628277459239e+00}) *
+                      q /
+                      horner(r, {-5.447609879822406e+01, 1.615858368580409e+02, -1.556989798598866e+02,
+                                 6.680131188771972e+01, -1.328068155288572e+01, 1.0});
+  const Expr lower_half = kir::Lt(p, c(0.5));
+  const Expr s = kir::Sqrt(c(-2.0) * kir::Log(kir::Select(lower_half, p, c(1.0) - p)));
+  const Expr tail =
+      horner(s, {-7.784894002430293e-03, -3.223964580411365e-01, -2.400758277161838e+00, -2.549732539343734e+00,
+                 4.374664141464968e+00, 2.938163982698783e+00}) /
+      horner(s, {7.784695709041462e-03, 3.224671290700398e-01, 2.445134137142996e+00, 3.754408661907416e+00, 1.0});
+  return kir::Select(kir::Lt(kir::Abs(q), c(0.5 - kTail)), centre, kir::Select(lower_half, tail, -tail));
+}
+
+// How a lowering turns element i's uniform draw u into a sample with parameters a, b.
+struct KirSampler {
+  lower_random::Interval interval;
+  Expr (*sample)(const Expr& u, double a, double b);
+};
 
 // Random sources are never fused: a fused or duplicated copy would draw other numbers.
-// Samples come from std::mt19937_64 seeded with RefContext::seed.
+// The reference's samples come from std::mt19937_64 seeded with RefContext::seed; the
+// lowering's from the counter-based generator above (same distribution, other numbers).
 void RegisterRandom(const char* name, const char* alias1, const char* alias2, const char* doc, const char* p1,
                     double d1, const char* p2, double d2, ValidateFn validate,
-                    double (*sample)(std::mt19937_64&, double, double)) {
+                    double (*sample)(std::mt19937_64&, double, double), KirSampler kir_sampler) {
   RegisterSource(name, alias1, doc, true)
       .Alias(alias2)
       .Attr(p1, AttrType::kFloat, AttrValue{d1})
@@ -158,12 +387,21 @@ void RegisterRandom(const char* name, const char* alias1, const char* alias2, co
         validate(attrs);
       })
       .SetPattern(OpPattern::kOpaque)
-      .SetReference([p1, p2, sample](const Attrs& attrs, std::span<const Tensor>, std::span<Tensor> out,
-                                     const RefContext& ctx) {
-        std::mt19937_64 rng(ctx.seed);
+      .SetReference(
+          [p1, p2, sample](const Attrs& attrs, std::span<const Tensor>, std::span<Tensor> out, const RefContext& ctx) {
+            std::mt19937_64 rng(ctx.seed);
+            const double a = attrs.Float(p1);
+            const double b = attrs.Float(p2);
+            for (int64_t i = 0; i < out[0].size(); ++i) out[0].SetDouble(i, sample(rng, a, b));
+          })
+      .SetLower([p1, p2, kir_sampler](const Attrs& attrs, LowerContext& ctx) {
         const double a = attrs.Float(p1);
         const double b = attrs.Float(p2);
-        for (int64_t i = 0; i < out[0].size(); ++i) out[0].SetDouble(i, sample(rng, a, b));
+        return lower_random::UniformLoop(ctx, NumElements(ctx.output_shapes[0]),
+                                         lower::ComputeType(ctx.output_types[0]), kir_sampler.interval,
+                                         [&](const Expr& i, const Expr& u) {
+                                           return lower::StoreFrom(ctx.outputs[0], i, kir_sampler.sample(u, a, b));
+                                         });
       });
 }
 
@@ -180,7 +418,10 @@ const bool kRegistered = [] {
                       FormatAttrValue(attrs.Get("high")) + ")");
         }
       },
-      [](std::mt19937_64& rng, double low, double high) { return low + (high - low) * Uniform01(rng); });
+      [](std::mt19937_64& rng, double low, double high) { return low + (high - low) * Uniform01(rng); },
+      {lower_random::Interval::kHalfOpen, [](const Expr& u, double low, double high) {
+         return kir::FloatImm(low, u.type()) + kir::FloatImm(high - low, u.type()) * u;
+       }});
   RegisterRandom(
       "random_normal", "normal", "_random_normal", "Samples from a normal distribution N(loc, scale^2)", "loc", 0.0,
       "scale", 1.0,
@@ -193,7 +434,11 @@ const bool kRegistered = [] {
       [](std::mt19937_64& rng, double loc, double scale) {
         const double radius = std::sqrt(-2.0 * std::log(1.0 - Uniform01(rng)));
         return loc + scale * radius * std::cos(2.0 * std::numbers::pi * Uniform01(rng));
-      });
+      },
+      // The inverse CDF instead of Box-Muller; the open interval keeps the logarithm finite.
+      {lower_random::Interval::kOpen, [](const Expr& u, double loc, double scale) {
+         return kir::FloatImm(loc, u.type()) + kir::FloatImm(scale, u.type()) * InverseNormalCdf(u);
+       }});
   return true;
 }();
 

@@ -1,10 +1,17 @@
 // Index-driven gathers: Embedding (rows of a weight table), one_hot and pick.
 #include <cmath>
+#include <functional>
 
+#include "codegen/kir/kir.h"
+#include "codegen/lower_util.h"
 #include "symbol/op_util.h"
 
 namespace kiln {
 namespace {
+
+using kir::Expr;
+using kir::ScalarType;
+using kir::Stmt;
 
 using op_util::AssignShape;
 using op_util::AssignType;
@@ -18,10 +25,63 @@ int64_t ClipIndex(double value, int64_t n) {
   return static_cast<int64_t>(value);
 }
 
+// --- Lowering ---
+//
+// Each lowering loops over index elements (rows), the kernel's parallel loop when the
+// output is large, and copies or fills a contiguous run per row. Integer indices are
+// read as int64 and clipped there; float ones are compared in their compute type before
+// they convert, so a NaN or huge index never reaches a float-to-integer conversion.
+
+constexpr int64_t kParallelWork = 16384;  // least output elements worth a parallel loop
+
+Expr Zero() {
+  return Expr(int64_t{0});
+}
+
+// ClipIndex: an index in [0, n) from an index element of any dtype.
+Expr KirClipIndex(const Expr& value, int64_t n) {
+  const Expr last(n - 1);
+  if (!kir::IsFloatType(value.type())) return kir::Max(kir::Min(kir::Cast(ScalarType::kInt64, value), last), Zero());
+  const auto c = [&](double v) { return kir::FloatImm(v, value.type()); };
+  // Min: a compute-type rounding of n - 1 must not let the conversion pass the end.
+  return kir::Select(kir::Ge(value, c(0)),
+                     kir::Select(kir::Ge(value, c(static_cast<double>(n - 1))), last,
+                                 kir::Min(kir::Cast(ScalarType::kInt64, value), last)),
+                     Zero());
+}
+
+// An index element, floats in float32 (float16) or their own type, integers in int64.
+Expr LoadIndex(const LowerContext& ctx, int input, const Expr& i) {
+  const DType dtype = ctx.input_types[input];
+  return lower::LoadAs(ctx.inputs[input], i, IsFloat(dtype) ? lower::ComputeType(dtype) : ScalarType::kInt64);
+}
+
+// rows x cols: per row a contiguous loop over cols, after `prologue` computes what the
+// row needs into `local` when given (allocated per row, so per parallel task).
+Stmt RowLoop(int64_t rows, int64_t cols, const std::function<Stmt(const Expr& row, const Expr& col)>& body,
+             const kir::Buffer& local = nullptr, const std::function<Stmt(const Expr& row)>& prologue = nullptr) {
+  const Expr r = kir::Var("row");
+  const Expr c = kir::Var("col");
+  Stmt row = kir::For(c, Zero(), Expr(cols), body(r, c), kir::LoopKind::kVectorize);
+  if (local) row = kir::Allocate(local, kir::Block({prologue(r), row}));
+  const auto kind = rows > 1 && rows * cols >= kParallelWork ? kir::LoopKind::kParallel : kir::LoopKind::kSerial;
+  return kir::For(r, Zero(), Expr(rows), row, kind);
+}
+
+// The value Tensor::SetDouble stores for `value` in `dtype` (integers saturate), as a
+// constant of the compute type.
+Expr StoredConst(double value, DType dtype) {
+  Tensor stored({1}, dtype);
+  stored.SetDouble(0, value);
+  if (dtype == DType::kInt64) return Expr(stored.data_as<int64_t>()[0]);
+  return kir::Const(stored.GetDouble(0), lower::ComputeType(dtype));
+}
+
 // The numeric dtypes MXNet offers for these outputs (no bool).
 void RejectBool(const Attrs& attrs) {
   if (attrs.GetDType("dtype") == DType::kBool) {
-    throw Error("attribute 'dtype': expected one of {float16, float32, float64, uint8, int8, int32, int64}, given bool");
+    throw Error(
+        "attribute 'dtype': expected one of {float16, float32, float64, uint8, int8, int32, int64}, given bool");
   }
 }
 
@@ -59,6 +119,20 @@ void RegisterEmbedding() {
           const int64_t row = ClipIndex(in[0].GetDouble(i), rows);
           for (int64_t c = 0; c < cols; ++c) out[0].SetDouble(i * cols + c, in[1].GetDouble(row * cols + c));
         }
+      })
+      // Rows are copied in the weight's own type (an int64 table exactly, where the
+      // reference's double rounds beyond 2^53).
+      .SetLower([](const Attrs& attrs, LowerContext& ctx) {
+        const int64_t rows = attrs.Int("input_dim");
+        const int64_t cols = attrs.Int("output_dim");
+        const kir::Buffer row = ctx.builder->AddLocal("row", ScalarType::kInt64, 1);
+        return RowLoop(
+            NumElements(ctx.input_shapes[0]), cols,
+            [&](const Expr& i, const Expr& c) {
+              return kir::Store(ctx.outputs[0], i * Expr(cols) + c,
+                                kir::Load(ctx.inputs[1], kir::Load(row, Zero()) * Expr(cols) + c));
+            },
+            row, [&](const Expr& i) { return kir::Store(row, Zero(), KirClipIndex(LoadIndex(ctx, 0, i), rows)); });
       });
 }
 
@@ -91,9 +165,47 @@ void RegisterOneHot() {
         const double off = attrs.Float("off_value");
         for (int64_t i = 0; i < in[0].size(); ++i) {
           const double index = std::trunc(in[0].GetDouble(i));
-          for (int64_t d = 0; d < depth; ++d) out[0].SetDouble(i * depth + d, index == static_cast<double>(d) ? on : off);
+          for (int64_t d = 0; d < depth; ++d)
+            out[0].SetDouble(i * depth + d, index == static_cast<double>(d) ? on : off);
         }
+      })
+      // Each row's hot position first: -1 for none. A float index in (-1, depth) truncates
+      // into range; any other (NaN included) is none.
+      .SetLower([](const Attrs& attrs, LowerContext& ctx) {
+        const int64_t depth = attrs.Int("depth");
+        const Expr on = StoredConst(attrs.Float("on_value"), ctx.output_types[0]);
+        const Expr off = StoredConst(attrs.Float("off_value"), ctx.output_types[0]);
+        const kir::Buffer hot = ctx.builder->AddLocal("hot", ScalarType::kInt64, 1);
+        return RowLoop(
+            NumElements(ctx.input_shapes[0]), depth,
+            [&](const Expr& i, const Expr& d) {
+              return lower::StoreFrom(ctx.outputs[0], i * Expr(depth) + d,
+                                      kir::Select(kir::Eq(d, kir::Load(hot, Zero())), on, off));
+            },
+            hot,
+            [&](const Expr& i) {
+              const Expr v = LoadIndex(ctx, 0, i);
+              if (!kir::IsFloatType(v.type())) return kir::Store(hot, Zero(), v);
+              const auto c = [&](double x) { return kir::FloatImm(x, v.type()); };
+              const Expr in_range = kir::And(kir::Gt(v, c(-1)), kir::Lt(v, c(static_cast<double>(depth))));
+              return kir::Store(hot, Zero(),
+                                kir::Select(in_range, kir::Cast(ScalarType::kInt64, v), Expr(int64_t{-1})));
+            });
       });
+}
+
+// pick's wrap mode: the truncated index modulo n, made non-negative; a non-finite float
+// index keeps `clipped`, as in the reference.
+Expr KirWrapIndex(const Expr& value, int64_t n, const Expr& clipped) {
+  const auto non_negative = [&](const Expr& r, const Expr& zero, const Expr& size) {
+    return kir::Select(kir::Lt(r, zero), r + size, r);
+  };
+  if (!kir::IsFloatType(value.type())) return non_negative(value % Expr(n), Zero(), Expr(n));
+  const auto c = [&](double x) { return kir::FloatImm(x, value.type()); };
+  const Expr truncated = kir::Select(kir::Lt(value, c(0)), kir::Unary(kir::UnaryOp::kCeil, value), kir::Floor(value));
+  const Expr wrapped = non_negative(truncated % c(static_cast<double>(n)), c(0), c(static_cast<double>(n)));
+  const Expr finite = kir::Lt(kir::Abs(value), c(INFINITY));
+  return kir::Select(finite, kir::Min(kir::Cast(ScalarType::kInt64, wrapped), Expr(n - 1)), clipped);
 }
 
 // pick's shapes: data without the axis (or with it as 1 under keepdims) for the output;
@@ -149,8 +261,8 @@ void RegisterPick() {
       .SetPattern(OpPattern::kInjective)
       .SetReference([](const Attrs& attrs, std::span<const Tensor> in, std::span<Tensor> out, const RefContext&) {
         const Shape& shape = in[0].shape();
-        const auto axis = static_cast<size_t>(
-            op_util::NormalizeAxis(attrs.Int("axis"), static_cast<int64_t>(shape.size()), "axis"));
+        const auto axis =
+            static_cast<size_t>(op_util::NormalizeAxis(attrs.Int("axis"), static_cast<int64_t>(shape.size()), "axis"));
         const int64_t n = shape[axis];
         int64_t inner = 1;
         for (size_t d = axis + 1; d < shape.size(); ++d) inner *= shape[d];
@@ -167,6 +279,23 @@ void RegisterPick() {
           }
           out[0].SetDouble(flat, in[0].GetDouble((o * n + picked) * inner + i));
         }
+      })
+      .SetLower([](const Attrs& attrs, LowerContext& ctx) {
+        const Shape& shape = ctx.input_shapes[0];
+        const auto axis =
+            static_cast<size_t>(op_util::NormalizeAxis(attrs.Int("axis"), static_cast<int64_t>(shape.size()), "axis"));
+        const int64_t n = shape[axis];
+        int64_t inner = 1;
+        for (size_t d = axis + 1; d < shape.size(); ++d) inner *= shape[d];
+        const bool wrap = attrs.Str("mode") == "wrap";
+        const int64_t outer = inner == 0 ? 0 : NumElements(ctx.output_shapes[0]) / inner;
+        return RowLoop(outer, inner, [&](const Expr& o, const Expr& i) {
+          const Expr flat = o * Expr(inner) + i;
+          const Expr value = LoadIndex(ctx, 1, flat);
+          Expr picked = KirClipIndex(value, n);
+          if (wrap) picked = KirWrapIndex(value, n, picked);
+          return kir::Store(ctx.outputs[0], flat, kir::Load(ctx.inputs[0], (o * Expr(n) + picked) * Expr(inner) + i));
+        });
       });
 }
 

@@ -1,10 +1,47 @@
-// Matrix products: dot, batch_dot and FullyConnected.
+// Matrix products: dot, batch_dot and FullyConnected. Also the sgemm call that every
+// GEMM-like lowering shares (Convolution's in nn.cc uses it too).
 #include <algorithm>
+#include <cstdint>
+#include <functional>
 #include <string>
 
+#include "codegen/kir/kir.h"
+#include "codegen/lower_util.h"
 #include "symbol/op_util.h"
 
 namespace kiln {
+
+// float32 matrix products lower to calls of the runtime's sgemm (runtime/kernel_abi.h,
+// KilnRuntimeApi::sgemm), split into parallel tasks that each multiply a block; other
+// dtypes lower to plain loops that accumulate in float64 in the reference's order (so
+// they give the reference's results), correct but not fast.
+namespace lower_gemm {
+
+// A row-major matrix operand: `offset` into `buffer`, row stride `ld`, used transposed
+// when `transpose`.
+struct Operand {
+  kir::Buffer buffer;
+  kir::Expr offset;
+  int64_t ld = 0;
+  bool transpose = false;
+};
+
+// C = op(A) op(B) for an (m, n) block of C and inner size k (k > 0): beta is 0.
+kir::Stmt Sgemm(const kir::Expr& m, const kir::Expr& n, const kir::Expr& k, const Operand& a, const Operand& b,
+                const Operand& c) {
+  using kir::ScalarArg;
+  const auto flag = [](bool on) { return ScalarArg(kir::IntImm(on ? 1 : 0, kir::ScalarType::kInt32)); };
+  // kRoutineSgemm of runtime/kernel_abi.h (symbol/ops does not depend on the runtime);
+  // arguments in KilnRuntimeApi::sgemm's order.
+  return kir::Call("sgemm",
+                   {ScalarArg(m), ScalarArg(n), ScalarArg(k), ScalarArg(kir::FloatImm(1.0)),
+                    kir::PointerArg(a.buffer, a.offset), ScalarArg(kir::Expr(a.ld)), flag(a.transpose),
+                    kir::PointerArg(b.buffer, b.offset), ScalarArg(kir::Expr(b.ld)), flag(b.transpose),
+                    ScalarArg(kir::FloatImm(0.0)), kir::PointerArg(c.buffer, c.offset), ScalarArg(kir::Expr(c.ld))});
+}
+
+}  // namespace lower_gemm
+
 namespace {
 
 using op_util::AssignShape;
@@ -52,8 +89,9 @@ DotDims InferDotDims(const Attrs& attrs, const Shape& lhs, const Shape& rhs) {
   if (dims.k != k_rhs) {
     const std::string lhs_axis = lhs.size() == 1 ? "its length" : ta ? "its first axis" : "its last axis";
     const std::string rhs_axis = rhs.size() == 1 ? "length" : tb ? "last axis" : "first axis";
-    ShapeError("input 'rhs'", rhs_axis + " of size " + std::to_string(dims.k) + " (lhs " + ShapeToString(lhs) +
-                                  " contracts " + lhs_axis + ")",
+    ShapeError("input 'rhs'",
+               rhs_axis + " of size " + std::to_string(dims.k) + " (lhs " + ShapeToString(lhs) + " contracts " +
+                   lhs_axis + ")",
                rhs);
   }
   return dims;
@@ -106,7 +144,8 @@ BatchDims InferBatchDims(const Attrs& attrs, const Shape& lhs, const Shape& rhs)
   const bool tb = attrs.Bool("transpose_b");
   if (lhs.size() < 3) ShapeError("input 'lhs'", "at least 3-d (batch..., M, K)", lhs);
   if (rhs.size() != lhs.size()) {
-    ShapeError("input 'rhs'", std::to_string(static_cast<int64_t>(lhs.size())) + "-d like lhs " + ShapeToString(lhs), rhs);
+    ShapeError("input 'rhs'", std::to_string(static_cast<int64_t>(lhs.size())) + "-d like lhs " + ShapeToString(lhs),
+               rhs);
   }
   const size_t nd = lhs.size();
   BatchDims dims;
@@ -202,6 +241,192 @@ void FcReference(const Attrs& attrs, std::span<const Tensor> in, std::span<Tenso
   }
 }
 
+// --- Lowering ---
+
+using kir::Expr;
+using kir::ScalarType;
+using kir::Stmt;
+
+// A parallel task multiplies at least kMinTaskMacs (tens of microseconds of sgemm, far
+// above a task's overhead); a product makes at most kMaxTasks tasks; panels of C are
+// multiples of kPanelAlign rows or columns (sgemm's register blocking).
+constexpr int64_t kMinTaskMacs = int64_t{1} << 19;
+constexpr int64_t kMaxTasks = 64;
+constexpr int64_t kPanelAlign = 16;
+
+int64_t CeilDiv(int64_t a, int64_t b) {
+  return (a + b - 1) / b;
+}
+
+// Batch item `b` of an operand holds a row-major matrix at b * batch_stride with row
+// stride ld, read transposed when `transpose`.
+struct MatrixView {
+  kir::Buffer buffer;
+  int64_t batch_stride = 0;
+  int64_t ld = 0;
+  bool transpose = false;
+
+  // Element (row, col) of op(X) for batch item b.
+  Expr At(const Expr& b, const Expr& row, const Expr& col) const {
+    return b * Expr(batch_stride) + (transpose ? col * Expr(ld) + row : row * Expr(ld) + col);
+  }
+};
+
+// `batches` products C_b (m, n) = op(A_b) (m, k) x op(B_b) (k, n).
+struct BatchedGemm {
+  int64_t batches = 1;
+  int64_t m = 0;
+  int64_t n = 0;
+  int64_t k = 0;
+  MatrixView a;
+  MatrixView b;
+  MatrixView c;
+};
+
+// Work on a finished block of C: batch item, first row, rows, first column, columns.
+using GemmEpilogue =
+    std::function<Stmt(const Expr& b, const Expr& row0, const Expr& rows, const Expr& col0, const Expr& cols)>;
+
+// float32 with k > 0: sgemm calls. Batch items are independent tasks; when there are too
+// few of them for the work, each product is also cut into panels of C's columns (a task
+// reads only its columns of B), or of its rows when C is taller than wide (only its rows
+// of A).
+Stmt SgemmTasks(const BatchedGemm& g, const GemmEpilogue& epilogue) {
+  const int64_t want = std::clamp<int64_t>(g.batches * g.m * g.n * g.k / kMinTaskMacs, 1, kMaxTasks);
+  const bool split_rows = g.m > g.n;
+  const int64_t dim = split_rows ? g.m : g.n;
+  int64_t panel = dim;
+  if (g.batches < want) {
+    const int64_t panels = std::min(CeilDiv(want, g.batches), CeilDiv(dim, kPanelAlign));
+    panel = std::min(dim, CeilDiv(CeilDiv(dim, panels), kPanelAlign) * kPanelAlign);
+  }
+  const int64_t panels = CeilDiv(dim, panel);
+  const int64_t tasks = g.batches * panels;
+  const auto task = [&](const Expr& t) {
+    const Expr zero(int64_t{0});
+    const Expr b = panels == 1 ? t : g.batches == 1 ? zero : t / Expr(panels);
+    const Expr start = panels == 1 ? zero : (g.batches == 1 ? t : t % Expr(panels)) * Expr(panel);
+    const Expr size = panels == 1 ? Expr(dim) : kir::Min(Expr(panel), Expr(dim) - start);
+    const Expr row0 = split_rows ? start : zero;
+    const Expr rows = split_rows ? size : Expr(g.m);
+    const Expr col0 = split_rows ? zero : start;
+    const Expr cols = split_rows ? Expr(g.n) : size;
+    const auto operand = [](const MatrixView& view, const Expr& offset) {
+      return lower_gemm::Operand{view.buffer, offset, view.ld, view.transpose};
+    };
+    Stmt call = lower_gemm::Sgemm(rows, cols, Expr(g.k), operand(g.a, g.a.At(b, row0, zero)),
+                                  operand(g.b, g.b.At(b, zero, col0)), operand(g.c, g.c.At(b, row0, col0)));
+    return epilogue ? kir::Block({call, epilogue(b, row0, rows, col0, cols)}) : call;
+  };
+  if (tasks == 1) return task(Expr(int64_t{0}));
+  const Expr t = kir::Var("task");
+  return kir::For(t, Expr(int64_t{0}), Expr(tasks), task(t), kir::LoopKind::kParallel);
+}
+
+// A float64 value converted as the reference stores it: narrow integers saturate (kir's
+// float->integer conversion saturates to int64 only, then wraps).
+Expr SaturateTo(ScalarType type, const Expr& value) {
+  const auto clamp = [&](double low, double high) {
+    return kir::Min(kir::Max(value, kir::FloatImm(low, ScalarType::kFloat64)),
+                    kir::FloatImm(high, ScalarType::kFloat64));
+  };
+  switch (type) {
+    case ScalarType::kInt8: return clamp(INT8_MIN, INT8_MAX);
+    case ScalarType::kUInt8: return clamp(0, UINT8_MAX);
+    case ScalarType::kInt32: return clamp(INT32_MIN, INT32_MAX);
+    default: return value;
+  }
+}
+
+// Other dtypes: one row of C per parallel iteration, each element summed in float64 from
+// `init` (of its column) in the reference's order, then converted as the reference stores
+// it.
+Stmt LoopGemm(const BatchedGemm& g, const LowerContext& ctx, const std::function<Expr(const Expr& col)>& init) {
+  const kir::Buffer acc = ctx.builder->AddLocal("acc", ScalarType::kFloat64, 1);
+  const Expr zero(int64_t{0});
+  const Expr r = kir::Var("row");
+  const Expr j = kir::Var("col");
+  const Expr p = kir::Var("k");
+  const Expr b = g.batches == 1 ? zero : r / Expr(g.m);
+  const Expr i = g.batches == 1 ? r : r % Expr(g.m);
+  const Expr product = lower::LoadAs(g.a.buffer, g.a.At(b, i, p), ScalarType::kFloat64) *
+                       lower::LoadAs(g.b.buffer, g.b.At(b, p, j), ScalarType::kFloat64);
+  const Stmt column = kir::Block({
+      kir::Store(acc, zero, init(j)),
+      kir::For(p, zero, Expr(g.k), kir::Store(acc, zero, kir::Load(acc, zero) + product)),
+      lower::StoreFrom(g.c.buffer, g.c.At(b, i, j), SaturateTo(g.c.buffer->type, kir::Load(acc, zero))),
+  });
+  return kir::For(r, zero, Expr(g.batches * g.m), kir::Allocate(acc, kir::For(j, zero, Expr(g.n), column)),
+                  kir::LoopKind::kParallel);
+}
+
+// The product, plus bias[column] when `bias` is given (FullyConnected).
+Stmt LowerMatmul(const BatchedGemm& g, const LowerContext& ctx, const kir::Buffer& bias) {
+  if (g.batches * g.m * g.n == 0) return kir::Block({});
+  if (g.c.buffer->type != ScalarType::kFloat32 || g.k == 0) {
+    return LoopGemm(g, ctx, [&](const Expr& col) {
+      return bias ? lower::LoadAs(bias, col, ScalarType::kFloat64) : kir::FloatImm(0.0, ScalarType::kFloat64);
+    });
+  }
+  GemmEpilogue add_bias;
+  if (bias) {
+    // While the task's block of C is still in cache.
+    add_bias = [&](const Expr& b, const Expr& row0, const Expr& rows, const Expr& col0, const Expr& cols) {
+      const Expr r = kir::Var("r");
+      const Expr j = kir::Var("j");
+      const Expr at = g.c.At(b, row0 + r, col0 + j);
+      const Stmt add = kir::Store(g.c.buffer, at, kir::Load(g.c.buffer, at) + kir::Load(bias, col0 + j));
+      return kir::For(r, Expr(int64_t{0}), rows, kir::For(j, Expr(int64_t{0}), cols, add, kir::LoopKind::kVectorize));
+    };
+  }
+  return SgemmTasks(g, add_bias);
+}
+
+Stmt DotLower(const Attrs& attrs, LowerContext& ctx) {
+  const Shape& lhs = ctx.input_shapes[0];
+  const Shape& rhs = ctx.input_shapes[1];
+  const DotDims dims = InferDotDims(attrs, lhs, rhs);
+  BatchedGemm g;
+  g.m = NumElements(dims.m_dims);
+  g.n = NumElements(dims.n_dims);
+  g.k = dims.k;
+  // A vector lhs is a (1, k) row and a vector rhs a (k, 1) column, whatever the flags.
+  const bool ta = attrs.Bool("transpose_a") && lhs.size() > 1;
+  const bool tb = attrs.Bool("transpose_b") && rhs.size() > 1;
+  g.a = {ctx.inputs[0], 0, ta ? g.m : g.k, ta};
+  g.b = {ctx.inputs[1], 0, rhs.size() == 1 ? 1 : tb ? g.k : g.n, tb};
+  g.c = {ctx.outputs[0], 0, g.n, false};
+  return LowerMatmul(g, ctx, nullptr);
+}
+
+Stmt BatchDotLower(const Attrs& attrs, LowerContext& ctx) {
+  const BatchDims dims = InferBatchDims(attrs, ctx.input_shapes[0], ctx.input_shapes[1]);
+  const bool ta = attrs.Bool("transpose_a");
+  const bool tb = attrs.Bool("transpose_b");
+  BatchedGemm g;
+  g.batches = NumElements(dims.batch);
+  g.m = dims.m;
+  g.n = dims.n;
+  g.k = dims.k;
+  g.a = {ctx.inputs[0], dims.m * dims.k, ta ? dims.m : dims.k, ta};
+  g.b = {ctx.inputs[1], dims.k * dims.n, tb ? dims.k : dims.n, tb};
+  g.c = {ctx.outputs[0], dims.m * dims.n, dims.n, false};
+  return LowerMatmul(g, ctx, nullptr);
+}
+
+// data (rows, in_features) x weight (num_hidden, in_features)^T, then the bias.
+Stmt FcLower(const Attrs& attrs, LowerContext& ctx) {
+  const int64_t num_hidden = attrs.Int("num_hidden");
+  BatchedGemm g;
+  g.m = NumElements(ctx.output_shapes[0]) / num_hidden;
+  g.n = num_hidden;
+  g.k = FcInFeatures(attrs, ctx.input_shapes[0]);
+  g.a = {ctx.inputs[0], 0, g.k, false};
+  g.b = {ctx.inputs[1], 0, g.k, true};
+  g.c = {ctx.outputs[0], 0, num_hidden, false};
+  return LowerMatmul(g, ctx, attrs.Bool("no_bias") ? nullptr : ctx.inputs[2]);
+}
+
 void DeclareTransposeFlags(OpDef& op) {
   op.Attr("transpose_a", AttrType::kBool, AttrValue{false}, "use lhs transposed")
       .Attr("transpose_b", AttrType::kBool, AttrValue{false}, "use rhs transposed")
@@ -219,7 +444,8 @@ const bool kRegistered = [] {
       .Inputs({"lhs", "rhs"})
       .SetInferShape(DotInferShape)
       .SetPattern(OpPattern::kGemm)
-      .SetReference(DotReference);
+      .SetReference(DotReference)
+      .SetLower(DotLower);
   DeclareTransposeFlags(dot);
 
   OpDef& batch_dot = OpRegistry::Global().Register("batch_dot");
@@ -227,7 +453,8 @@ const bool kRegistered = [] {
       .Inputs({"lhs", "rhs"})
       .SetInferShape(BatchDotInferShape)
       .SetPattern(OpPattern::kGemm)
-      .SetReference(BatchDotReference);
+      .SetReference(BatchDotReference)
+      .SetLower(BatchDotLower);
   DeclareTransposeFlags(batch_dot);
 
   OpRegistry::Global()
@@ -244,7 +471,8 @@ const bool kRegistered = [] {
       })
       .SetInferShape(FcInferShape)
       .SetPattern(OpPattern::kGemm)
-      .SetReference(FcReference);
+      .SetReference(FcReference)
+      .SetLower(FcLower);
   return true;
 }();
 

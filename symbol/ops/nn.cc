@@ -1,12 +1,35 @@
 // Neural-network layers on NCHW data: Convolution, Pooling, BatchNorm and Dropout.
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <limits>
 #include <random>
 
+#include "codegen/kir/kir.h"
+#include "codegen/lower_util.h"
 #include "symbol/op_util.h"
 
 namespace kiln {
+
+// The sgemm call of GEMM-like lowerings, defined in matrix.cc.
+namespace lower_gemm {
+struct Operand {
+  kir::Buffer buffer;
+  kir::Expr offset;
+  int64_t ld = 0;
+  bool transpose = false;
+};
+kir::Stmt Sgemm(const kir::Expr& m, const kir::Expr& n, const kir::Expr& k, const Operand& a, const Operand& b,
+                const Operand& c);
+}  // namespace lower_gemm
+
+// The counter-based generator of random lowerings, defined in creation.cc.
+namespace lower_random {
+enum class Interval { kHalfOpen, kOpen };
+kir::Stmt UniformLoop(const LowerContext& ctx, int64_t count, kir::ScalarType type, Interval interval,
+                      const std::function<kir::Stmt(const kir::Expr& i, const kir::Expr& u)>& body);
+}  // namespace lower_random
+
 namespace {
 
 using op_util::AssignShape;
@@ -391,6 +414,389 @@ void DropoutReference(const Attrs& attrs, std::span<const Tensor> in, std::span<
   });
 }
 
+// ----------------------------------------------------------------------------- Lowering
+
+using kir::Expr;
+using kir::ScalarType;
+using kir::Stmt;
+
+Expr Int(int64_t value) {
+  return Expr(value);
+}
+
+// ceil(a / b) for b > 0 and a of either sign (kir's division truncates toward zero).
+Expr CeilDiv(const Expr& a, int64_t b) {
+  return kir::Select(kir::Gt(a, Int(0)), (a + Int(b - 1)) / Int(b), -((-a) / Int(b)));
+}
+
+// The t in [0, count) with 0 <= base + t * step < limit (step > 0), as [first, first +
+// extent): window taps and output columns that read inside the data, so that loops need
+// no bounds test per element.
+struct Span {
+  Expr first;
+  Expr extent;
+};
+Span ValidSpan(const Expr& base, int64_t step, int64_t limit, int64_t count) {
+  // first <= count even when every t reads before the data (a wide left padding).
+  const Expr first = kir::Min(Int(count), kir::Max(Int(0), CeilDiv(-base, step)));
+  const Expr end = kir::Min(Int(count), CeilDiv(Int(limit) - base, step));
+  return {first, kir::Max(Int(0), end - first)};
+}
+
+Stmt Loop(const Expr& var, const Expr& begin, const Expr& extent, Stmt body,
+          kir::LoopKind kind = kir::LoopKind::kSerial) {
+  return kir::For(var, begin, extent, std::move(body), kind);
+}
+
+// --- Convolution: direct loops for depthwise convolutions and dtypes other than float32;
+// otherwise im2col panels and sgemm, in parallel slots that each own a scratch panel.
+
+// A task multiplies at least kMinTaskMacs; at most kMaxTasks slots; an im2col panel is at
+// most kPanelBytes (it stays in cache between im2col and sgemm) and all slots' panels
+// together at most kScratchBytes.
+constexpr int64_t kMinTaskMacs = int64_t{1} << 19;
+constexpr int64_t kMaxTasks = 64;
+constexpr int64_t kPanelBytes = int64_t{1} << 20;
+constexpr int64_t kScratchBytes = int64_t{32} << 20;
+
+struct ConvGeometry {
+  int64_t batch, channels, height, width, filters, out_h, out_w, groups, group_in, group_out;
+  Pair k, s, d, p;
+};
+
+ConvGeometry MakeConvGeometry(const Attrs& attrs, const LowerContext& ctx) {
+  const Shape& xs = ctx.input_shapes[0];
+  const Shape& ys = ctx.output_shapes[0];
+  const int64_t groups = attrs.Int("num_group");
+  return {xs[0],
+          xs[1],
+          xs[2],
+          xs[3],
+          ys[1],
+          ys[2],
+          ys[3],
+          groups,
+          xs[1] / groups,
+          ys[1] / groups,
+          SpatialPair(attrs, "kernel", 1),
+          SpatialPair(attrs, "stride", 1),
+          SpatialPair(attrs, "dilate", 1),
+          SpatialPair(attrs, "pad", 0)};
+}
+
+// One output row at a time per (image, filter) plane, summed in `acc_type` in a local row:
+// every output element adds its taps in the reference's order (channel, kernel row,
+// kernel column), the inner loop running along the row.
+Stmt DirectConvolution(const ConvGeometry& g, const LowerContext& ctx, const kir::Buffer& bias, ScalarType acc_type) {
+  const kir::Buffer& x = ctx.inputs[0];
+  const kir::Buffer& w = ctx.inputs[1];
+  const kir::Buffer& out = ctx.outputs[0];
+  const kir::Buffer acc = ctx.builder->AddLocal("acc", acc_type, g.out_w);
+  const Expr t = kir::Var("plane");
+  const Expr oh = kir::Var("oh");
+  const Expr ow = kir::Var("ow");
+  const Expr c = kir::Var("c");
+  const Expr i = kir::Var("i");
+  const Expr j = kir::Var("j");
+  const Expr n = t / Int(g.filters);
+  const Expr f = t % Int(g.filters);
+  const Expr first_channel = f / Int(g.group_out) * Int(g.group_in);
+  const Expr init = bias ? lower::LoadAs(bias, f, acc_type) : kir::Const(0, acc_type);
+  const Span taps_h = ValidSpan(oh * Int(g.s.h) - Int(g.p.h), g.d.h, g.height, g.k.h);
+  const Span cols = ValidSpan(j * Int(g.d.w) - Int(g.p.w), g.s.w, g.width, g.out_w);
+  const Expr ih = oh * Int(g.s.h) - Int(g.p.h) + i * Int(g.d.h);
+  const Expr iw = ow * Int(g.s.w) - Int(g.p.w) + j * Int(g.d.w);
+  const Expr xv =
+      lower::LoadAs(x, ((n * Int(g.channels) + first_channel + c) * Int(g.height) + ih) * Int(g.width) + iw, acc_type);
+  const Expr wv = lower::LoadAs(w, ((f * Int(g.group_in) + c) * Int(g.k.h) + i) * Int(g.k.w) + j, acc_type);
+  const Stmt tap =
+      Loop(ow, cols.first, cols.extent, kir::Store(acc, ow, kir::Load(acc, ow) + xv * wv), kir::LoopKind::kVectorize);
+  const Expr out_at = ((n * Int(g.filters) + f) * Int(g.out_h) + oh) * Int(g.out_w) + ow;
+  const Stmt row = kir::Block({
+      Loop(ow, Int(0), Int(g.out_w), kir::Store(acc, ow, init), kir::LoopKind::kVectorize),
+      Loop(c, Int(0), Int(g.group_in), Loop(i, taps_h.first, taps_h.extent, Loop(j, Int(0), Int(g.k.w), tap))),
+      Loop(ow, Int(0), Int(g.out_w), lower::StoreFrom(out, out_at, kir::Load(acc, ow)), kir::LoopKind::kVectorize),
+  });
+  return Loop(t, Int(0), Int(g.batch * g.filters), kir::Allocate(acc, Loop(oh, Int(0), Int(g.out_h), row)),
+              kir::LoopKind::kParallel);
+}
+
+// float32: work items are panels of whole output rows of one image. A panel's im2col
+// matrix (channels * kh * kw rows, one column per output position) goes into the slot's
+// scratch, then one sgemm per group multiplies the group's filters by the group's rows
+// of it into the output, and the bias is added. 1x1 convolutions with stride 1 and no
+// padding read the image itself as that matrix. Slots split the items evenly; scratch is
+// indexed by slot, so concurrent slots never share it.
+Stmt GemmConvolution(const ConvGeometry& g, const LowerContext& ctx, const kir::Buffer& bias) {
+  const kir::Buffer& x = ctx.inputs[0];
+  const kir::Buffer& w = ctx.inputs[1];
+  const kir::Buffer& out = ctx.outputs[0];
+  const int64_t taps = g.k.h * g.k.w;
+  const int64_t rows_k = g.channels * taps;  // im2col rows, all groups
+  const int64_t group_k = g.group_in * taps;
+  const int64_t in_plane = g.height * g.width;
+  const int64_t out_plane = g.out_h * g.out_w;
+  const bool direct_b = g.k.h == 1 && g.k.w == 1 && g.s.h == 1 && g.s.w == 1 && g.p.h == 0 && g.p.w == 0;
+
+  const int64_t want = std::clamp<int64_t>(g.batch * g.filters * group_k * out_plane / kMinTaskMacs, 1, kMaxTasks);
+  const int64_t panel_rows_cap = direct_b ? g.out_h : std::max<int64_t>(1, kPanelBytes / (4 * rows_k * g.out_w));
+  int64_t panels = (g.out_h + panel_rows_cap - 1) / panel_rows_cap;
+  if (g.batch * panels < want) panels = std::max(panels, std::min(g.out_h, (want + g.batch - 1) / g.batch));
+  const int64_t panel_rows = (g.out_h + panels - 1) / panels;
+  panels = (g.out_h + panel_rows - 1) / panel_rows;
+  const int64_t items = g.batch * panels;
+  const int64_t ld_panel = panel_rows * g.out_w;
+  const int64_t slot_size = direct_b ? 0 : rows_k * ld_panel;
+  int64_t slots = std::min(items, want);
+  if (!direct_b) slots = std::min(slots, std::max<int64_t>(1, kScratchBytes / (4 * slot_size)));
+  const kir::Buffer scratch = direct_b ? nullptr : ctx.Scratch("im2col", ScalarType::kFloat32, slots * slot_size);
+
+  const Expr slot = kir::Var("slot");
+  const Expr item = kir::Var("item");
+  const Expr first_item = slot * Int(items) / Int(slots);
+  const Expr end_item = (slot + Int(1)) * Int(items) / Int(slots);
+  const Expr image = panels == 1 ? item : item / Int(panels);
+  const Expr row0 = panels == 1 ? Int(0) : item % Int(panels) * Int(panel_rows);
+  const Expr rows = panels == 1 ? Int(g.out_h) : kir::Min(Int(panel_rows), Int(g.out_h) - row0);
+  const Expr cols = rows * Int(g.out_w);
+  const Expr col0 = row0 * Int(g.out_w);
+  const Expr base = slot * Int(slot_size);
+
+  std::vector<Stmt> steps;
+  if (!direct_b) {
+    const Expr c = kir::Var("c");
+    const Expr i = kir::Var("i");
+    const Expr j = kir::Var("j");
+    const Expr r = kir::Var("r");
+    const Expr q = kir::Var("q");
+    const Expr ih = (row0 + r) * Int(g.s.h) - Int(g.p.h) + i * Int(g.d.h);
+    const Expr dst = base + ((c * Int(g.k.h) + i) * Int(g.k.w) + j) * Int(ld_panel) + r * Int(g.out_w);
+    const Span inside = ValidSpan(j * Int(g.d.w) - Int(g.p.w), g.s.w, g.width, g.out_w);
+    const Expr inside_end = inside.first + inside.extent;
+    const Expr src = (image * Int(g.channels) + c) * Int(in_plane) + ih * Int(g.width) + q * Int(g.s.w) +
+                     j * Int(g.d.w) - Int(g.p.w);
+    const auto zeros = [&](const Expr& begin, const Expr& extent) {
+      return Loop(q, begin, extent, kir::Store(scratch, dst + q, kir::FloatImm(0.0)), kir::LoopKind::kVectorize);
+    };
+    const Stmt row =
+        kir::If(kir::And(kir::Ge(ih, Int(0)), kir::Lt(ih, Int(g.height))),
+                kir::Block({zeros(Int(0), inside.first),
+                            Loop(q, inside.first, inside.extent, kir::Store(scratch, dst + q, kir::Load(x, src)),
+                                 kir::LoopKind::kVectorize),
+                            zeros(inside_end, Int(g.out_w) - inside_end)}),
+                zeros(Int(0), Int(g.out_w)));
+    steps.push_back(Loop(c, Int(0), Int(g.channels),
+                         Loop(i, Int(0), Int(g.k.h), Loop(j, Int(0), Int(g.k.w), Loop(r, Int(0), rows, row)))));
+  }
+  {
+    const Expr grp = g.groups == 1 ? Int(0) : kir::Var("group");
+    const lower_gemm::Operand a{w, grp * Int(g.group_out * group_k), group_k, false};
+    const lower_gemm::Operand b =
+        direct_b ? lower_gemm::Operand{x, (image * Int(g.channels) + grp * Int(g.group_in)) * Int(in_plane) + col0,
+                                       in_plane, false}
+                 : lower_gemm::Operand{scratch, base + grp * Int(group_k * ld_panel), ld_panel, false};
+    const lower_gemm::Operand c{out, (image * Int(g.filters) + grp * Int(g.group_out)) * Int(out_plane) + col0,
+                                out_plane, false};
+    const Stmt call = lower_gemm::Sgemm(Int(g.group_out), cols, Int(group_k), a, b, c);
+    steps.push_back(g.groups == 1 ? call : Loop(grp, Int(0), Int(g.groups), call));
+  }
+  if (bias) {
+    const Expr f = kir::Var("f");
+    const Expr q = kir::Var("q");
+    const Expr at = (image * Int(g.filters) + f) * Int(out_plane) + col0 + q;
+    steps.push_back(Loop(f, Int(0), Int(g.filters),
+                         Loop(q, Int(0), cols, kir::Store(out, at, kir::Load(out, at) + kir::Load(bias, f)),
+                              kir::LoopKind::kVectorize)));
+  }
+  return Loop(slot, Int(0), Int(slots), Loop(item, first_item, end_item - first_item, kir::Block(std::move(steps))),
+              kir::LoopKind::kParallel);
+}
+
+Stmt ConvolutionLower(const Attrs& attrs, LowerContext& ctx) {
+  const ConvGeometry g = MakeConvGeometry(attrs, ctx);
+  if (NumElements(ctx.output_shapes[0]) == 0) return kir::Block({});
+  const kir::Buffer bias = attrs.Bool("no_bias") ? nullptr : ctx.inputs[2];
+  // float64 sums in the reference's order give its results.
+  if (ctx.output_types[0] != DType::kFloat32) return DirectConvolution(g, ctx, bias, ScalarType::kFloat64);
+  // Depthwise: each filter reads one channel; a GEMM per group would be a vector product.
+  if ((g.group_in == 1 && g.groups > 1) || g.group_in == 0) {
+    return DirectConvolution(g, ctx, bias, ScalarType::kFloat32);
+  }
+  return GemmConvolution(g, ctx, bias);
+}
+
+// --- Pooling: one (image, channel) plane per parallel iteration, each window clipped as
+// the reference clips it.
+Stmt PoolingLower(const Attrs& attrs, LowerContext& ctx) {
+  const Shape& xs = ctx.input_shapes[0];
+  const Shape& ys = ctx.output_shapes[0];
+  if (NumElements(ys) == 0) return kir::Block({});
+  const int64_t height = xs[2], width = xs[3];
+  const PoolWindow win = PoolingWindow(attrs, xs);
+  const std::string& type = attrs.Str("pool_type");
+  const bool include_pad = attrs.IsNone("count_include_pad") || attrs.Bool("count_include_pad");
+  const int64_t p_value = attrs.OptInt("p_value").value_or(1);
+  const ScalarType t = lower::ComputeType(ctx.output_types[0]);
+  const kir::Buffer acc = ctx.builder->AddLocal("acc", t, 1);
+  const Expr plane = kir::Var("plane");
+  const Expr oh = kir::Var("oh");
+  const Expr ow = kir::Var("ow");
+  const Expr h = kir::Var("h");
+  const Expr w = kir::Var("w");
+  const Expr h0 = oh * Int(win.stride.h) - Int(win.pad.h);
+  const Expr w0 = ow * Int(win.stride.w) - Int(win.pad.w);
+  const Expr h1 = kir::Min(h0 + Int(win.kernel.h), Int(height + win.pad.h));
+  const Expr w1 = kir::Min(w0 + Int(win.kernel.w), Int(width + win.pad.w));
+  const Expr padded_count = kir::Max(h1 - h0, Int(0)) * kir::Max(w1 - w0, Int(0));
+  const Expr hs = kir::Max(h0, Int(0));
+  const Expr ws = kir::Max(w0, Int(0));
+  const Expr rows = kir::Max(kir::Min(h1, Int(height)) - hs, Int(0));
+  const Expr cols = kir::Max(kir::Min(w1, Int(width)) - ws, Int(0));
+  const Expr zero = Int(0);
+  const Expr a = kir::Load(acc, zero);
+  const Expr v = lower::LoadAs(ctx.inputs[0], (plane * Int(height) + h) * Int(width) + w, t);
+
+  Expr init = kir::Const(0, t);
+  Expr update = a + v;
+  Expr result = a;
+  if (type == "max") {
+    // An empty window gives the dtype's lowest value; a NaN never replaces the maximum.
+    init = kir::Const(LowestOf(ctx.output_types[0]), t);
+    update = kir::Select(kir::Gt(v, a), v, a);
+  } else if (type == "lp") {
+    update = a + (p_value == 1 ? v : p_value == 2 ? v * v : v * v * v);
+    if (p_value == 2) result = kir::Sqrt(a);
+    // cbrt from pow: the sum of cubes may be negative.
+    const Expr third = kir::FloatImm(1.0 / 3.0, t);
+    if (p_value == 3) result = kir::Select(kir::Lt(a, kir::Const(0, t)), -kir::Pow(-a, third), kir::Pow(a, third));
+  } else if (type == "avg") {
+    const Expr divisor = include_pad ? padded_count : rows * cols;
+    result = kir::Select(kir::Gt(divisor, zero), a / kir::Cast(t, divisor), kir::Const(0, t));
+  }
+  const Expr out_at = (plane * Int(ys[2]) + oh) * Int(ys[3]) + ow;
+  const Stmt window = kir::Block({
+      kir::Store(acc, zero, init),
+      Loop(h, hs, rows, Loop(w, ws, cols, kir::Store(acc, zero, update))),
+      lower::StoreFrom(ctx.outputs[0], out_at, result),
+  });
+  return Loop(plane, zero, Int(xs[0] * xs[1]),
+              kir::Allocate(acc, Loop(oh, zero, Int(ys[2]), Loop(ow, zero, Int(ys[3]), window))),
+              kir::LoopKind::kParallel);
+}
+
+// --- BatchNorm: one channel per parallel iteration. Statistics are float64 sums in the
+// reference's order (two passes: mean, then squared deviations); the task that owns a
+// channel also writes its moving statistics in place (training) and its mean/var outputs.
+// Normalization runs in the compute type as (x - mean) * (gamma / sqrt(var + eps)) + beta.
+Stmt BatchNormLower(const Attrs& attrs, LowerContext& ctx) {
+  const Shape& shape = ctx.input_shapes[0];
+  const int64_t axis = op_util::NormalizeAxis(attrs.Int("axis"), static_cast<int64_t>(shape.size()), "axis");
+  const int64_t channels = shape[axis];
+  int64_t outer = 1, inner = 1;
+  for (int64_t d = 0; d < axis; ++d) outer *= shape[d];
+  for (int64_t d = axis + 1; d < static_cast<int64_t>(shape.size()); ++d) inner *= shape[d];
+  const bool batch_stats = ctx.is_train && !attrs.Bool("use_global_stats");
+  const double eps = attrs.Float("eps");
+  const double momentum = attrs.Float("momentum");
+  const ScalarType f64 = ScalarType::kFloat64;
+  const ScalarType t = lower::ComputeType(ctx.output_types[0]);
+  const kir::Buffer& x = ctx.inputs[0];
+  const kir::Buffer& moving_mean = ctx.inputs[3];
+  const kir::Buffer& moving_var = ctx.inputs[4];
+  // stat: mean, variance, 1 / sqrt(variance + eps).
+  const kir::Buffer stat = ctx.builder->AddLocal("stat", f64, 3);
+  const Expr mean = kir::Load(stat, Int(0));
+  const Expr var = kir::Load(stat, Int(1));
+  const Expr inv_std = kir::Load(stat, Int(2));
+  const Expr c = kir::Var("c");
+  const Expr o = kir::Var("o");
+  const Expr i = kir::Var("i");
+  const Expr at = (o * Int(channels) + c) * Int(inner) + i;
+  const Expr xd = lower::LoadAs(x, at, f64);
+  const auto over_channel = [&](Stmt body) {
+    return Loop(o, Int(0), Int(outer), Loop(i, Int(0), Int(inner), std::move(body), kir::LoopKind::kVectorize));
+  };
+  const auto f64_const = [&](double value) { return kir::FloatImm(value, f64); };
+
+  std::vector<Stmt> steps;
+  if (batch_stats) {
+    const int64_t count = outer * inner;
+    const auto average = [&](const Expr& sum) {
+      return count > 0 ? sum / f64_const(static_cast<double>(count)) : f64_const(0);
+    };
+    const auto update = [&](const kir::Buffer& moving, const Expr& batch) {
+      const Expr blended = lower::LoadAs(moving, c, f64) * f64_const(momentum) + batch * f64_const(1 - momentum);
+      return lower::StoreFrom(moving, c, blended);
+    };
+    steps.push_back(kir::Store(stat, Int(0), f64_const(0)));
+    steps.push_back(over_channel(kir::Store(stat, Int(0), mean + xd)));
+    steps.push_back(kir::Store(stat, Int(0), average(mean)));
+    steps.push_back(kir::Store(stat, Int(1), f64_const(0)));
+    steps.push_back(over_channel(kir::Store(stat, Int(1), var + (xd - mean) * (xd - mean))));
+    steps.push_back(kir::Store(stat, Int(1), average(var)));
+    steps.push_back(update(moving_mean, mean));
+    steps.push_back(update(moving_var, var));
+  } else {
+    steps.push_back(kir::Store(stat, Int(0), lower::LoadAs(moving_mean, c, f64)));
+    steps.push_back(kir::Store(stat, Int(1), lower::LoadAs(moving_var, c, f64)));
+  }
+  steps.push_back(kir::Store(stat, Int(2), f64_const(1) / kir::Sqrt(var + f64_const(eps))));
+  if (ctx.outputs.size() == 3) {
+    steps.push_back(lower::StoreFrom(ctx.outputs[1], c, mean));
+    steps.push_back(lower::StoreFrom(ctx.outputs[2], c, inv_std));
+  }
+  const Expr gamma = attrs.Bool("fix_gamma") ? f64_const(1) : lower::LoadAs(ctx.inputs[1], c, f64);
+  const Expr scale = kir::Cast(t, inv_std * gamma);
+  const Expr normalized = (lower::LoadAs(x, at, t) - kir::Cast(t, mean)) * scale + lower::LoadAs(ctx.inputs[2], c, t);
+  steps.push_back(over_channel(lower::StoreFrom(ctx.outputs[0], at, normalized)));
+  return Loop(c, Int(0), Int(channels), kir::Allocate(stat, kir::Block(std::move(steps))), kir::LoopKind::kParallel);
+}
+
+// --- Dropout: a copy when inactive; otherwise each mask element draws u in [0, 1) from
+// the counter-based generator (deterministic per node seed and element, but not the
+// reference's mt19937_64 stream) and keeps its elements, scaled, when u >= p.
+Stmt DropoutLower(const Attrs& attrs, LowerContext& ctx) {
+  const Shape& shape = ctx.input_shapes[0];
+  const kir::Buffer& x = ctx.inputs[0];
+  const kir::Buffer& out = ctx.outputs[0];
+  const double p = attrs.Float("p");
+  const bool active = ctx.is_train || attrs.Str("mode") == "always";
+  if (!active || p == 0) {
+    return lower::ChunkedLoop(NumElements(shape), [&](const Expr& i) { return kir::Store(out, i, kir::Load(x, i)); });
+  }
+  const ScalarType t = lower::ComputeType(ctx.output_types[0]);
+  const int64_t ndim = static_cast<int64_t>(shape.size());
+  Shape mask_shape = shape;
+  for (int64_t a : attrs.Ints("axes")) mask_shape[op_util::NormalizeAxis(a, ndim, "attribute 'axes'")] = 1;
+  const Expr scale = kir::FloatImm(p < 1 ? 1.0 / (1.0 - p) : 0.0, t);
+  const auto element = [&](const Expr& keep, const Expr& at) {
+    return lower::StoreFrom(out, at, kir::Select(keep, lower::LoadAs(x, at, t) * scale, kir::Const(0, t)));
+  };
+  return lower_random::UniformLoop(ctx, NumElements(mask_shape), t, lower_random::Interval::kHalfOpen,
+                                   [&](const Expr& m, const Expr& u) {
+                                     const Expr keep = kir::Ge(u, kir::FloatImm(p, t));
+                                     if (mask_shape == shape) return element(keep, m);
+                                     // The data elements that share mask element m: its index on the kept axes, every
+                                     // index on the shared ones.
+                                     std::vector<Expr> index(ndim);
+                                     int64_t mask_stride = 1;
+                                     for (int64_t d = ndim - 1; d >= 0; --d) {
+                                       if (mask_shape[d] == shape[d]) {
+                                         index[d] = m / Int(mask_stride) % Int(shape[d]);
+                                         mask_stride *= shape[d];
+                                       } else {
+                                         index[d] = kir::Var("s" + std::to_string(d));
+                                       }
+                                     }
+                                     Stmt body = element(keep, lower::FlatIndex(index, shape));
+                                     for (int64_t d = ndim - 1; d >= 0; --d) {
+                                       if (mask_shape[d] != shape[d])
+                                         body = Loop(index[d], Int(0), Int(shape[d]), body);
+                                     }
+                                     return body;
+                                   });
+}
+
 const bool kRegistered = [] {
   const std::vector<std::string> conv_layouts = {"NCW", "NCHW", "NCDHW", "NHWC", "NDHWC"};
 
@@ -425,7 +831,8 @@ const bool kRegistered = [] {
       .SetInferShape(InferConvolutionShape)
       .SetInferType(FloatSameType({"data", "weight", "bias"}))
       .SetPattern(OpPattern::kGemm)
-      .SetReference(ConvolutionReference);
+      .SetReference(ConvolutionReference)
+      .SetLower(ConvolutionLower);
 
   OpRegistry::Global()
       .Register("Pooling")
@@ -453,7 +860,8 @@ const bool kRegistered = [] {
       .SetInferShape(InferPoolingShape)
       .SetInferType(FloatSameType({"data"}))
       .SetPattern(OpPattern::kOpaque)
-      .SetReference(PoolingReference);
+      .SetReference(PoolingReference)
+      .SetLower(PoolingLower);
 
   OpRegistry::Global()
       .Register("BatchNorm")
@@ -479,7 +887,8 @@ const bool kRegistered = [] {
       .SetInferShape(InferBatchNormShape)
       .SetInferType(InferBatchNormType)
       .SetPattern(OpPattern::kOpaque)
-      .SetReference(BatchNormReference);
+      .SetReference(BatchNormReference)
+      .SetLower(BatchNormLower);
 
   OpRegistry::Global()
       .Register("Dropout")
@@ -496,7 +905,8 @@ const bool kRegistered = [] {
       .SetInplace(op_util::InplaceIdentity())
       // Not fused: the mask comes from one random stream drawn in a fixed order.
       .SetPattern(OpPattern::kOpaque)
-      .SetReference(DropoutReference);
+      .SetReference(DropoutReference)
+      .SetLower(DropoutLower);
   return true;
 }();
 

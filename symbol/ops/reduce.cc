@@ -1,9 +1,13 @@
 // Reductions: sum, mean, prod, max, min over MXNet's axis/keepdims/exclude, and argmax,
 // argmin along one axis or over the flattened input.
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <limits>
 #include <string>
 
+#include "codegen/kir/kir.h"
+#include "codegen/lower_util.h"
 #include "symbol/op_util.h"
 
 namespace kiln {
@@ -143,6 +147,298 @@ void ReduceGroup(Reduce kind, const Tensor& in, const std::vector<int64_t>& offs
   }
 }
 
+// --- Lowering ---
+//
+// A reduction is canonicalized (size-1 axes dropped, neighbouring axes of one kind merged)
+// into output elements (p, i): p over the kept axes before the last reduced one, i over
+// the trailing kept axes (`inner`, contiguous in input and output). The kernel's parallel
+// loop runs over p (and tiles of i): tasks never share an output.
+//  - inner == 1 (the last axis is reduced): each task reduces a contiguous run into a local
+//    accumulator, in kLanes independent lanes when the run is long enough (an emitter
+//    vectorizes them without reassociating a float sum), merged at the end; the arg
+//    forms' lanes keep positions, and the merge prefers the earlier one on ties.
+//  - inner > 1: each task keeps a tile of up to kTile accumulators, one per output column,
+//    and adds whole contiguous input rows to it: the inner loop is elementwise.
+// Float sums accumulate in float32 for float16/float32 data (float64 for float64), or in
+// float64 beyond kLongSum elements per output, where float32's error bound (n * 2^-24 of
+// the sum of magnitudes; ~sqrt(n) * 2^-24 typically) passes 4e-3. Integers accumulate in their
+// own type: wrapping there gives the same low bits as the reference's 64-bit sum stored
+// in that type. bool accumulates in int64 (kir's bool arithmetic is not a counter).
+
+using kir::Expr;
+using kir::ScalarType;
+using kir::Stmt;
+
+constexpr int64_t kParallelWork = 16384;  // least input elements worth a parallel loop
+constexpr int64_t kTile = 256;
+constexpr int64_t kLanes = 8;
+constexpr int64_t kLongSum = int64_t{1} << 16;
+
+struct Dim {
+  int64_t size;
+  int64_t stride;  // in input elements
+};
+
+struct ReducePlan {
+  std::vector<Dim> outer;   // kept, before the last reduced axis
+  std::vector<Dim> reduce;  // reduced
+  int64_t inner = 1;        // trailing kept elements
+  int64_t outer_count = 1;
+  int64_t reduce_count = 1;
+};
+
+ReducePlan MakePlan(const Shape& in, const std::vector<bool>& reduced) {
+  const std::vector<int64_t> strides = Strides(in);
+  std::vector<std::pair<Dim, bool>> merged;
+  for (size_t d = 0; d < in.size(); ++d) {
+    if (in[d] == 1) continue;
+    if (!merged.empty() && merged.back().second == reduced[d]) {
+      merged.back().first.size *= in[d];
+      merged.back().first.stride = strides[d];
+    } else {
+      merged.push_back({{in[d], strides[d]}, reduced[d]});
+    }
+  }
+  ReducePlan plan;
+  if (!merged.empty() && !merged.back().second) {
+    plan.inner = merged.back().first.size;
+    merged.pop_back();
+  }
+  for (const auto& [dim, is_reduced] : merged) {
+    (is_reduced ? plan.reduce : plan.outer).push_back(dim);
+    (is_reduced ? plan.reduce_count : plan.outer_count) *= dim.size;
+  }
+  return plan;
+}
+
+// How one reduction accumulates: max/min/arg keep the reference's NaN rules (the first
+// NaN wins), sum/prod/mean add or multiply; arg also tracks the position.
+struct Combiner {
+  Reduce kind = Reduce::kSum;
+  bool arg = false;  // argmax/argmin: kind is kMax or kMin
+  ScalarType acc = ScalarType::kFloat32;
+
+  bool largest() const { return kind == Reduce::kMax; }
+  bool is_float() const { return kir::IsFloatType(acc); }
+
+  Expr Extreme(bool low) const {
+    if (is_float()) return kir::FloatImm(low ? -INFINITY : INFINITY, acc);
+    switch (acc) {
+      case ScalarType::kInt8: return kir::IntImm(low ? INT8_MIN : INT8_MAX, acc);
+      case ScalarType::kUInt8: return kir::IntImm(low ? 0 : UINT8_MAX, acc);
+      case ScalarType::kInt32: return kir::IntImm(low ? INT32_MIN : INT32_MAX, acc);
+      default: return kir::IntImm(low ? INT64_MIN : INT64_MAX, acc);
+    }
+  }
+
+  Expr Init() const {
+    switch (kind) {
+      case Reduce::kSum:
+      case Reduce::kMean: return kir::Const(0, acc);
+      case Reduce::kProd: return kir::Const(1, acc);
+      case Reduce::kMax: return Extreme(true);
+      case Reduce::kMin: return Extreme(false);
+    }
+    return Expr();
+  }
+
+  // Whether v replaces the current extreme `best`: v is NaN or beyond it, unless best is NaN.
+  Expr Replaces(const Expr& v, const Expr& best) const {
+    const Expr beyond = largest() ? kir::Gt(v, best) : kir::Lt(v, best);
+    if (!is_float()) return beyond;
+    const Expr replaces = kir::Or(kir::Ne(v, v), beyond);
+    return arg ? kir::And(kir::Eq(best, best), replaces) : replaces;
+  }
+
+  Expr Combine(const Expr& a, const Expr& v) const {
+    switch (kind) {
+      case Reduce::kSum:
+      case Reduce::kMean: return a + v;
+      case Reduce::kProd: return a * v;
+      case Reduce::kMax:
+      case Reduce::kMin: return kir::Select(Replaces(v, a), v, a);
+    }
+    return Expr();
+  }
+};
+
+// Accumulators for `width` outputs: values and, for arg, positions.
+struct Accumulators {
+  kir::Buffer value;
+  kir::Buffer position;
+};
+
+// An arg slot starts as if it held the extreme's identity at `position`, the first
+// position it will see: if nothing replaces it, that is where the first such value is.
+Stmt InitSlot(const Combiner& c, const Accumulators& acc, const Expr& slot, const Expr& position) {
+  if (!c.arg) return kir::Store(acc.value, slot, c.Init());
+  return kir::Block({kir::Store(acc.value, slot, c.Init()), kir::Store(acc.position, slot, position)});
+}
+
+Stmt UpdateSlot(const Combiner& c, const Accumulators& acc, const Expr& slot, const Expr& v, const Expr& position) {
+  const Expr current = kir::Load(acc.value, slot);
+  if (!c.arg) return kir::Store(acc.value, slot, c.Combine(current, v));
+  // The position first: both stores test the extreme as it was.
+  const Expr replaces = c.Replaces(v, current);
+  return kir::Block({kir::Store(acc.position, slot, kir::Select(replaces, position, kir::Load(acc.position, slot))),
+                     kir::Store(acc.value, slot, kir::Select(replaces, v, current))});
+}
+
+// Merges lane `lane` into lane 0. For the arg forms the lanes saw interleaved positions:
+// on equal values (or two NaNs) the earlier position wins, and a NaN beats any number.
+Stmt MergeLane(const Combiner& c, const Accumulators& acc, int64_t lane) {
+  const Expr zero(int64_t{0});
+  const Expr other = kir::Load(acc.value, Expr(lane));
+  if (!c.arg) return UpdateSlot(c, acc, zero, other, zero);
+  const Expr current = kir::Load(acc.value, zero);
+  const Expr other_position = kir::Load(acc.position, Expr(lane));
+  const Expr earlier = kir::Lt(other_position, kir::Load(acc.position, zero));
+  const Expr beyond = c.largest() ? kir::Gt(other, current) : kir::Lt(other, current);
+  Expr replaces = kir::Or(beyond, kir::And(kir::Eq(other, current), earlier));
+  if (c.is_float()) {
+    const Expr current_is_number = kir::Eq(current, current);
+    replaces = kir::Or(kir::And(kir::Ne(other, other), kir::Or(current_is_number, earlier)),
+                       kir::And(current_is_number, replaces));
+  }
+  return kir::Block(
+      {kir::Store(acc.position, zero, kir::Select(replaces, other_position, kir::Load(acc.position, zero))),
+       kir::Store(acc.value, zero, kir::Select(replaces, other, current))});
+}
+
+// The value stored for a finished accumulator slot.
+Expr Finish(const Combiner& c, const Accumulators& acc, const Expr& slot, const kir::Buffer& out, DType out_type,
+            int64_t count) {
+  if (c.arg) return kir::Load(acc.position, slot);
+  const Expr value = kir::Load(acc.value, slot);
+  if (c.kind != Reduce::kMean) return value;
+  // As the reference: the sum rounded to the output dtype, then divided (integers truncate).
+  const Expr sum = kir::Cast(out->type, value);
+  if (!IsFloat(out_type)) return kir::Cast(ScalarType::kInt64, sum) / Expr(count);
+  const ScalarType type = lower::ComputeType(out_type);
+  return kir::Cast(type, sum) / kir::FloatImm(static_cast<double>(count), type);
+}
+
+// Serial loops over the reduced dims except the last; `last` gets the input offset and
+// the row-major position (in the reduced group) of the last dim's first element.
+Stmt ReduceNest(const std::vector<Dim>& dims, size_t d, const Expr& offset, const Expr& position,
+                const std::function<Stmt(const Expr& offset, const Expr& position)>& last) {
+  if (d + 1 >= dims.size()) return last(offset, position);
+  const Expr r = kir::Var("r" + std::to_string(d));
+  int64_t positions_below = 1;
+  for (size_t k = d + 1; k < dims.size(); ++k) positions_below *= dims[k].size;
+  return kir::For(
+      r, Expr(int64_t{0}), Expr(dims[d].size),
+      ReduceNest(dims, d + 1, offset + r * Expr(dims[d].stride), position + r * Expr(positions_below), last));
+}
+
+Stmt LowerReduction(const Combiner& combiner, const ReducePlan& plan, LowerContext& ctx) {
+  const kir::Buffer& in = ctx.inputs[0];
+  const kir::Buffer& out = ctx.outputs[0];
+  const DType out_type = ctx.output_types[0];
+  if (plan.outer_count == 0 || plan.inner == 0) return kir::Block({});
+  const int64_t count = plan.reduce_count;
+  const bool lanes = plan.inner == 1 && !plan.reduce.empty() && plan.reduce.back().size >= 2 * kLanes;
+  const int64_t width = plan.inner > 1 ? std::min(plan.inner, kTile) : lanes ? kLanes : 1;
+  const int64_t tiles = (plan.inner + width - 1) / width;
+  const int64_t tasks = plan.outer_count * (plan.inner > 1 ? tiles : 1);
+
+  const Expr t = kir::Var("task");
+  const Expr p = plan.inner > 1 ? t / Expr(tiles) : t;
+  const Expr i0 = plan.inner > 1 ? (t % Expr(tiles)) * Expr(width) : Expr(int64_t{0});
+  // The input offset of output row p.
+  Expr base(int64_t{0});
+  int64_t suffix = 1;
+  for (size_t k = plan.outer.size(); k-- > 0;) {
+    Expr index = p / Expr(suffix);
+    if (k > 0) index = index % Expr(plan.outer[k].size);
+    base = base + index * Expr(plan.outer[k].stride);
+    suffix *= plan.outer[k].size;
+  }
+
+  Accumulators acc{ctx.builder->AddLocal("acc", combiner.acc, width),
+                   combiner.arg ? ctx.builder->AddLocal("position", ScalarType::kInt64, width) : nullptr};
+  const auto load = [&](const Expr& offset) { return lower::LoadAs(in, offset, combiner.acc); };
+  std::vector<Stmt> steps;
+  if (plan.inner > 1) {
+    const Expr j = kir::Var("j");
+    const Expr extent = plan.inner % width == 0 ? Expr(width) : kir::Min(Expr(width), Expr(plan.inner) - i0);
+    const auto columns = [&](Stmt body) {
+      return kir::For(j, Expr(int64_t{0}), extent, body, kir::LoopKind::kVectorize);
+    };
+    steps.push_back(columns(InitSlot(combiner, acc, j, Expr(int64_t{0}))));
+    const auto row = [&](const Expr& offset, const Expr& position) {
+      return columns(UpdateSlot(combiner, acc, j, load(base + offset + i0 + j), position));
+    };
+    if (plan.reduce.empty()) {
+      steps.push_back(row(Expr(int64_t{0}), Expr(int64_t{0})));
+    } else {
+      // The last reduced dim is one more serial loop around the columns.
+      const Dim last = plan.reduce.back();
+      steps.push_back(
+          ReduceNest(plan.reduce, 0, Expr(int64_t{0}), Expr(int64_t{0}), [&](const Expr& offset, const Expr& position) {
+            const Expr r = kir::Var("r");
+            return kir::For(r, Expr(int64_t{0}), Expr(last.size), row(offset + r * Expr(last.stride), position + r));
+          }));
+    }
+    steps.push_back(
+        columns(lower::StoreFrom(out, p * Expr(plan.inner) + i0 + j, Finish(combiner, acc, j, out, out_type, count))));
+  } else {
+    for (int64_t lane = 0; lane < width; ++lane) steps.push_back(InitSlot(combiner, acc, Expr(lane), Expr(lane)));
+    if (plan.reduce.empty()) {
+      steps.push_back(UpdateSlot(combiner, acc, Expr(int64_t{0}), load(base), Expr(int64_t{0})));
+    } else {
+      const int64_t n = plan.reduce.back().size;  // contiguous: stride 1
+      steps.push_back(ReduceNest(plan.reduce, 0, base, Expr(int64_t{0}), [&](const Expr& offset, const Expr& position) {
+        const Expr r = kir::Var("r");
+        if (!lanes) {
+          return kir::For(r, Expr(int64_t{0}), Expr(n),
+                          UpdateSlot(combiner, acc, Expr(int64_t{0}), load(offset + r), position + r));
+        }
+        const Expr lane = kir::Var("lane");
+        const Expr rest = kir::Var("rest");
+        const int64_t body_end = n - n % kLanes;
+        return kir::Block({
+            kir::For(r, Expr(int64_t{0}), Expr(n / kLanes),
+                     kir::For(lane, Expr(int64_t{0}), Expr(kLanes),
+                              UpdateSlot(combiner, acc, lane, load(offset + r * Expr(kLanes) + lane),
+                                         position + r * Expr(kLanes) + lane),
+                              kir::LoopKind::kVectorize)),
+            kir::For(rest, Expr(body_end), Expr(n - body_end),
+                     UpdateSlot(combiner, acc, Expr(int64_t{0}), load(offset + rest), position + rest)),
+        });
+      }));
+      for (int64_t lane = 1; lane < width; ++lane) steps.push_back(MergeLane(combiner, acc, lane));
+    }
+    steps.push_back(lower::StoreFrom(out, p, Finish(combiner, acc, Expr(int64_t{0}), out, out_type, count)));
+  }
+  Stmt body = kir::Allocate(acc.value, kir::Block(std::move(steps)));
+  if (combiner.arg) body = kir::Allocate(acc.position, body);
+  const bool parallel = tasks > 1 && NumElements(ctx.input_shapes[0]) >= kParallelWork;
+  return kir::For(t, Expr(int64_t{0}), Expr(tasks), body, parallel ? kir::LoopKind::kParallel : kir::LoopKind::kSerial);
+}
+
+// The type an input accumulates in (see above).
+ScalarType AccumulationType(Reduce kind, bool arg, DType dtype, int64_t count) {
+  if (dtype == DType::kBool) return ScalarType::kInt64;
+  const bool long_sum = !arg && (kind == Reduce::kSum || kind == Reduce::kMean) && count > kLongSum;
+  if (IsFloat(dtype) && long_sum) return ScalarType::kFloat64;
+  return lower::ComputeType(dtype);
+}
+
+Stmt LowerReduce(Reduce kind, const std::vector<bool>& reduced, bool arg, LowerContext& ctx) {
+  const Shape& shape = ctx.input_shapes[0];
+  const ReducePlan plan = MakePlan(shape, reduced);
+  if (kind == Reduce::kMean && !IsFloat(ctx.output_types[0]) && plan.reduce_count == 0 &&
+      NumElements(ctx.output_shapes[0]) > 0) {
+    throw Error("mean of zero integer elements divides by zero");
+  }
+  Combiner combiner;
+  combiner.kind = kind;
+  combiner.arg = arg;
+  combiner.acc = AccumulationType(kind, arg, ctx.input_types[0], plan.reduce_count);
+  return LowerReduction(combiner, plan, ctx);
+}
+
 void RegisterReduce(const char* name, const char* doc, Reduce kind, const char* alias) {
   OpDef& op =
       OpRegistry::Global()
@@ -166,7 +462,11 @@ void RegisterReduce(const char* name, const char* doc, Reduce kind, const char* 
                 ForEachGroup(in[0].shape(), reduced, [&](int64_t o, const std::vector<int64_t>& offsets) {
                   ReduceGroup(kind, in[0], offsets, out[0], o);
                 });
-              });
+              })
+          .SetLower([kind](const Attrs& attrs, LowerContext& ctx) {
+            return LowerReduce(kind, ReducedAxes(attrs.OptInts("axis"), attrs.Bool("exclude"), ctx.input_shapes[0]),
+                               false, ctx);
+          });
   if (alias != nullptr) op.Alias(alias);
 }
 
@@ -199,7 +499,11 @@ void RegisterArg(const char* name, const char* doc, bool largest) {
                          [&](int64_t o, const std::vector<int64_t>& offsets) {
                            StoreInt(out[0], o, ExtremeOf(in[0], offsets, largest));
                          });
-          });
+          })
+      .SetLower([largest](const Attrs& attrs, LowerContext& ctx) {
+        return LowerReduce(largest ? Reduce::kMax : Reduce::kMin, ArgReducedAxes(attrs, ctx.input_shapes[0]), true,
+                           ctx);
+      });
 }
 
 const bool kRegistered = [] {

@@ -6,6 +6,8 @@
 #include <optional>
 #include <string>
 
+#include "codegen/kir/kir.h"
+#include "codegen/lower_util.h"
 #include "symbol/op_util.h"
 
 namespace kiln {
@@ -16,7 +18,9 @@ using op_util::ForEachIndex;
 using op_util::NormalizeAxis;
 using op_util::ShapeError;
 
-std::string IntsToString(const std::vector<int64_t>& values) { return FormatAttrValue(AttrValue{values}); }
+std::string IntsToString(const std::vector<int64_t>& values) {
+  return FormatAttrValue(AttrValue{values});
+}
 
 // Names arg0, arg1, ... for operators over num_args inputs (MXNet's names).
 NamesFn NumberedNames(const char* prefix, const char* count_attr) {
@@ -66,9 +70,8 @@ Shape InferReshape(const std::vector<int64_t>& spec_given, const Shape& data_giv
     std::reverse(spec.begin(), spec.end());
     std::reverse(data.begin(), data.end());
   }
-  const std::string what =
-      "attribute 'shape' " + IntsToString(spec_given) + (reverse ? " (reverse=True)" : "") + " for input " +
-      ShapeToString(data_given);
+  const std::string what = "attribute 'shape' " + IntsToString(spec_given) + (reverse ? " (reverse=True)" : "") +
+                           " for input " + ShapeToString(data_given);
   size_t src = 0;
   const auto next_dim = [&](const char* entry) {
     if (src >= data.size()) throw Error(what + ": " + entry + " needs an input dim, but none is left");
@@ -105,8 +108,8 @@ Shape InferReshape(const std::vector<int64_t>& spec_given, const Shape& data_giv
       if (d1 == -1 && d0 % d2 == 0) d1 = d0 / d2;
       if (d2 == -1 && d0 % d1 == 0) d2 = d0 / d1;
       if (d1 * d2 != d0) {
-        throw Error(what + ": -4 cannot split input dim " + std::to_string(d0) + " into " + std::to_string(d1) +
-                    " x " + std::to_string(d2));
+        throw Error(what + ": -4 cannot split input dim " + std::to_string(d0) + " into " + std::to_string(d1) + " x " +
+                    std::to_string(d2));
       }
       out.push_back(d1);
       out.push_back(d2);
@@ -141,8 +144,8 @@ Shape InferTargetShape(const Attrs& attrs, const Shape& data) {
     if (data.empty()) ShapeError("input 'data'", "at least 1-d with keep_highest=True", data);
     out[0] = data[0];
   }
-  const std::string what = "attribute 'target_shape' " + IntsToString(attrs.Ints("target_shape")) + " for input " +
-                           ShapeToString(data);
+  const std::string what =
+      "attribute 'target_shape' " + IntsToString(attrs.Ints("target_shape")) + " for input " + ShapeToString(data);
   std::optional<size_t> infer_at;
   for (size_t i = keep_highest ? 1 : 0; i < out.size(); ++i) {
     if (out[i] != 0) continue;
@@ -185,8 +188,9 @@ std::vector<int64_t> TransposeAxes(const Attrs& attrs, int64_t ndim) {
   std::vector<bool> seen(ndim, false);
   for (auto& axis : axes) {
     axis = NormalizeAxis(axis, ndim, "attribute 'axes'");
-    if (seen[axis]) throw Error("attribute 'axes' " + IntsToString(attrs.Ints("axes")) + ": axis " +
-                                std::to_string(axis) + " appears twice");
+    if (seen[axis])
+      throw Error("attribute 'axes' " + IntsToString(attrs.Ints("axes")) + ": axis " + std::to_string(axis) +
+                  " appears twice");
     seen[axis] = true;
   }
   return axes;
@@ -233,8 +237,8 @@ void SqueezeInferShape(const Attrs& attrs, std::vector<ShapeSlot>& in, std::vect
   if (const auto axes = attrs.OptInts("axis")) {
     for (int64_t given : *axes) {
       const int64_t axis = InputAxis(given, data, "attribute 'axis'");
-      if (drop[axis]) throw Error("attribute 'axis' " + IntsToString(*axes) + ": axis " + std::to_string(axis) +
-                                  " appears twice");
+      if (drop[axis])
+        throw Error("attribute 'axis' " + IntsToString(*axes) + ": axis " + std::to_string(axis) + " appears twice");
       if (data[axis] != 1) {
         throw Error("attribute 'axis': cannot squeeze axis " + std::to_string(given) + " of input " +
                     ShapeToString(data) + ": its size is " + std::to_string(data[axis]) + ", not 1");
@@ -308,8 +312,7 @@ void StackInferShape(const Attrs& attrs, std::vector<ShapeSlot>& in, std::vector
   const Shape first = *known;
   for (size_t i = 0; i < in.size(); ++i) AssignShape(in[i], first, "input 'arg" + std::to_string(i) + "'");
   Shape shape = first;
-  shape.insert(shape.begin() + StackAxis(attrs, static_cast<int64_t>(first.size())),
-               static_cast<int64_t>(in.size()));
+  shape.insert(shape.begin() + StackAxis(attrs, static_cast<int64_t>(first.size())), static_cast<int64_t>(in.size()));
   AssignShape(out[0], shape, "output");
 }
 
@@ -340,10 +343,10 @@ void SplitInferShape(const Attrs& attrs, std::vector<ShapeSlot>& in, std::vector
   Shape shape = data;
   if (attrs.Bool("squeeze_axis")) {
     if (data[axis] != parts) {
-      ShapeError("input 'data'",
-                 "axis " + std::to_string(axis) + " of size num_outputs=" + std::to_string(parts) +
-                     " (squeeze_axis=True)",
-                 data);
+      ShapeError(
+          "input 'data'",
+          "axis " + std::to_string(axis) + " of size num_outputs=" + std::to_string(parts) + " (squeeze_axis=True)",
+          data);
     }
     shape.erase(shape.begin() + axis);
   } else {
@@ -646,6 +649,273 @@ void WhereReference(const Attrs&, std::span<const Tensor> in, std::span<Tensor> 
   }
 }
 
+// --- Lowering ---------------------------------------------------------------------------
+//
+// Every shape operator but where lowers to copies between strided views of its inputs and
+// outputs (a broadcast or repeated axis reads with stride 0). A copy drops size-1 axes and
+// merges axes contiguous in both views, so that a reshape is one flat run; what remains is
+// rows (all axes but the innermost, decoded from one row number) of an innermost run cut
+// into chunks of at most kChunk elements. The kernel's parallel loop runs over the rows of
+// all its copies together, so tasks never share an output element.
+
+using kir::Expr;
+using kir::Stmt;
+
+constexpr int64_t kChunk = 16384;
+
+std::vector<int64_t> RowMajorStrides(const Shape& shape) {
+  std::vector<int64_t> strides(shape.size(), 1);
+  for (int64_t d = static_cast<int64_t>(shape.size()) - 2; d >= 0; --d) strides[d] = strides[d + 1] * shape[d + 1];
+  return strides;
+}
+
+struct CopyDim {
+  int64_t size;
+  int64_t src_stride;
+  int64_t dst_stride;
+};
+
+// dst[dst_offset + sum_d i_d * dst_stride_d] = src[src_offset + sum_d i_d * src_stride_d]
+// for every index i of the dims' sizes.
+struct StridedCopy {
+  kir::Buffer src;
+  kir::Buffer dst;
+  int64_t src_offset = 0;
+  int64_t dst_offset = 0;
+  std::vector<CopyDim> dims;
+};
+
+StridedCopy ContiguousCopy(const kir::Buffer& src, const kir::Buffer& dst, int64_t count) {
+  return {src, dst, 0, 0, {{count, 1, 1}}};
+}
+
+// A copy of a view of `shape` with the given input strides into a contiguous output.
+StridedCopy GatherCopy(const kir::Buffer& src, const kir::Buffer& dst, const Shape& shape, int64_t src_offset,
+                       const std::vector<int64_t>& src_strides) {
+  StridedCopy copy{src, dst, src_offset, 0, {}};
+  const auto dst_strides = RowMajorStrides(shape);
+  for (size_t d = 0; d < shape.size(); ++d) copy.dims.push_back({shape[d], src_strides[d], dst_strides[d]});
+  return copy;
+}
+
+// A contiguous input of `shape` into a view of the output.
+StridedCopy ScatterCopy(const kir::Buffer& src, const kir::Buffer& dst, const Shape& shape, int64_t dst_offset,
+                        const std::vector<int64_t>& dst_strides) {
+  StridedCopy copy{src, dst, 0, dst_offset, {}};
+  const auto src_strides = RowMajorStrides(shape);
+  for (size_t d = 0; d < shape.size(); ++d) copy.dims.push_back({shape[d], src_strides[d], dst_strides[d]});
+  return copy;
+}
+
+class CopyRows {
+ public:
+  explicit CopyRows(const StridedCopy& copy) : copy_(copy) {
+    for (const CopyDim& dim : copy.dims) {
+      if (dim.size == 0) empty_ = true;
+      if (dim.size == 1) continue;
+      if (!dims_.empty() && dims_.back().src_stride == dim.src_stride * dim.size &&
+          dims_.back().dst_stride == dim.dst_stride * dim.size) {
+        dims_.back() = {dims_.back().size * dim.size, dim.src_stride, dim.dst_stride};
+      } else {
+        dims_.push_back(dim);
+      }
+    }
+    if (dims_.empty()) dims_.push_back({1, 1, 1});
+    run_ = dims_.back();
+    dims_.pop_back();
+    if (run_.size > kChunk) {
+      dims_.push_back({(run_.size + kChunk - 1) / kChunk, run_.src_stride * kChunk, run_.dst_stride * kChunk});
+      chunked_ = true;
+    }
+    rows_ = empty_ ? 0 : 1;
+    for (const CopyDim& dim : dims_) rows_ *= dim.size;
+  }
+
+  int64_t rows() const { return rows_; }
+
+  Stmt Row(const Expr& row) const {
+    Expr src(copy_.src_offset);
+    Expr dst(copy_.dst_offset);
+    Expr last_index(int64_t{0});
+    int64_t below = 1;
+    for (int64_t d = static_cast<int64_t>(dims_.size()) - 1; d >= 0; --d) {
+      Expr index = below == 1 ? row : row / Expr(below);
+      if (d > 0) index = index % Expr(dims_[d].size);
+      if (d == static_cast<int64_t>(dims_.size()) - 1) last_index = index;
+      src = src + index * Expr(dims_[d].src_stride);
+      dst = dst + index * Expr(dims_[d].dst_stride);
+      below *= dims_[d].size;
+    }
+    // The last chunk of a run is shorter.
+    const Expr extent =
+        chunked_ ? kir::Min(Expr(kChunk), Expr(run_.size) - last_index * Expr(kChunk)) : Expr(run_.size);
+    const Expr j = kir::Var("j");
+    // base + j for unit strides: the form in which an emitter sees iterations independent.
+    const auto at = [&](const Expr& base, int64_t stride) { return base + (stride == 1 ? j : j * Expr(stride)); };
+    return kir::For(j, Expr(int64_t{0}), extent,
+                    kir::Store(copy_.dst, at(dst, run_.dst_stride), kir::Load(copy_.src, at(src, run_.src_stride))),
+                    kir::LoopKind::kVectorize);
+  }
+
+ private:
+  StridedCopy copy_;
+  std::vector<CopyDim> dims_;  // the row dims, outermost first
+  CopyDim run_{1, 1, 1};       // the innermost run
+  bool chunked_ = false;
+  bool empty_ = false;
+  int64_t rows_ = 0;
+};
+
+// One kernel for several copies: copy k owns the parallel iterations [start_k, end_k).
+Stmt LowerCopies(const std::vector<StridedCopy>& copies) {
+  std::vector<CopyRows> parts;
+  for (const auto& copy : copies) {
+    CopyRows part(copy);
+    if (part.rows() > 0) parts.push_back(std::move(part));
+  }
+  if (parts.empty()) return kir::Block({});
+  const Expr row = kir::Var("row");
+  int64_t total = 0;
+  for (const auto& part : parts) total += part.rows();
+  Stmt body;
+  int64_t end = total;
+  for (auto it = parts.rbegin(); it != parts.rend(); ++it) {
+    const int64_t start = end - it->rows();
+    const Stmt rows = it->Row(start == 0 ? row : row - Expr(start));
+    body = body ? kir::If(kir::Lt(row, Expr(end)), rows, body) : rows;
+    end = start;
+  }
+  return kir::For(row, Expr(int64_t{0}), Expr(total), body, kir::LoopKind::kParallel);
+}
+
+Stmt CopyLower(const Attrs&, LowerContext& ctx) {
+  return LowerCopies({ContiguousCopy(ctx.inputs[0], ctx.outputs[0], NumElements(ctx.output_shapes[0]))});
+}
+
+Stmt TransposeLower(const Attrs& attrs, LowerContext& ctx) {
+  const Shape& data = ctx.input_shapes[0];
+  const auto axes = TransposeAxes(attrs, static_cast<int64_t>(data.size()));
+  const auto in_strides = RowMajorStrides(data);
+  std::vector<int64_t> src_strides;
+  for (int64_t axis : axes) src_strides.push_back(in_strides[axis]);
+  return LowerCopies({GatherCopy(ctx.inputs[0], ctx.outputs[0], ctx.output_shapes[0], 0, src_strides)});
+}
+
+Stmt ConcatLower(const Attrs& attrs, LowerContext& ctx) {
+  const Shape& shape = ctx.output_shapes[0];
+  const int64_t axis = NormalizeAxis(attrs.Int("dim"), static_cast<int64_t>(shape.size()), "attribute 'dim'");
+  const auto out_strides = RowMajorStrides(shape);
+  std::vector<StridedCopy> copies;
+  int64_t offset = 0;
+  for (size_t k = 0; k < ctx.inputs.size(); ++k) {
+    copies.push_back(
+        ScatterCopy(ctx.inputs[k], ctx.outputs[0], ctx.input_shapes[k], offset * out_strides[axis], out_strides));
+    offset += ctx.input_shapes[k][axis];
+  }
+  return LowerCopies(copies);
+}
+
+Stmt StackLower(const Attrs& attrs, LowerContext& ctx) {
+  Shape part = ctx.input_shapes[0];
+  const int64_t axis = StackAxis(attrs, static_cast<int64_t>(part.size()));
+  part.insert(part.begin() + axis, 1);
+  const auto out_strides = RowMajorStrides(ctx.output_shapes[0]);
+  std::vector<StridedCopy> copies;
+  for (size_t k = 0; k < ctx.inputs.size(); ++k) {
+    copies.push_back(
+        ScatterCopy(ctx.inputs[k], ctx.outputs[0], part, static_cast<int64_t>(k) * out_strides[axis], out_strides));
+  }
+  return LowerCopies(copies);
+}
+
+Stmt SplitLower(const Attrs& attrs, LowerContext& ctx) {
+  const Shape& data = ctx.input_shapes[0];
+  const int64_t axis = SplitAxis(attrs, data);
+  const int64_t chunk = data[axis] / attrs.Int("num_outputs");
+  const auto in_strides = RowMajorStrides(data);
+  // With squeeze_axis the chunk is 1: the output holds the part's elements in its order.
+  Shape part = data;
+  part[axis] = chunk;
+  std::vector<StridedCopy> copies;
+  for (size_t k = 0; k < ctx.outputs.size(); ++k) {
+    copies.push_back(GatherCopy(ctx.inputs[0], ctx.outputs[k], part, static_cast<int64_t>(k) * chunk * in_strides[axis],
+                                in_strides));
+  }
+  return LowerCopies(copies);
+}
+
+LowerFn SliceLower(RangesFn ranges_of) {
+  return [ranges_of](const Attrs& attrs, LowerContext& ctx) {
+    const Shape& data = ctx.input_shapes[0];
+    const auto ranges = ranges_of(attrs, data);
+    const auto in_strides = RowMajorStrides(data);
+    int64_t offset = 0;
+    std::vector<int64_t> src_strides;
+    for (size_t d = 0; d < ranges.size(); ++d) {
+      offset += ranges[d].start * in_strides[d];
+      src_strides.push_back(ranges[d].step * in_strides[d]);
+    }
+    return LowerCopies({GatherCopy(ctx.inputs[0], ctx.outputs[0], RangesShape(ranges), offset, src_strides)});
+  };
+}
+
+// Output axis d of size padded_d * reps_d is (rep, position): the input repeats with
+// stride 0 along rep.
+Stmt TileLower(const Attrs& attrs, LowerContext& ctx) {
+  Shape padded;
+  Shape shape;
+  TileShapes(attrs, ctx.input_shapes[0], &padded, &shape);
+  if (NumElements(shape) == 0) return kir::Block({});
+  const auto in_strides = RowMajorStrides(padded);
+  const auto out_strides = RowMajorStrides(shape);
+  StridedCopy copy{ctx.inputs[0], ctx.outputs[0], 0, 0, {}};
+  for (size_t d = 0; d < shape.size(); ++d) {
+    copy.dims.push_back({shape[d] / padded[d], 0, padded[d] * out_strides[d]});
+    copy.dims.push_back({padded[d], in_strides[d], out_strides[d]});
+  }
+  return LowerCopies({copy});
+}
+
+// The repeated axis is (position, repeat): the input repeats with stride 0 along repeat.
+Stmt RepeatLower(const Attrs& attrs, LowerContext& ctx) {
+  const Shape& data = ctx.input_shapes[0];
+  const int64_t repeats = attrs.Int("repeats");
+  StridedCopy copy{ctx.inputs[0], ctx.outputs[0], 0, 0, {}};
+  if (const auto axis = attrs.OptInt("axis")) {
+    const int64_t a = InputAxis(*axis, data, "attribute 'axis'");
+    const auto in_strides = RowMajorStrides(data);
+    const auto out_strides = RowMajorStrides(ctx.output_shapes[0]);
+    for (int64_t d = 0; d < static_cast<int64_t>(data.size()); ++d) {
+      if (d != a) {
+        copy.dims.push_back({data[d], in_strides[d], out_strides[d]});
+      } else {
+        copy.dims.push_back({data[d], in_strides[d], repeats * out_strides[d]});
+        copy.dims.push_back({repeats, 0, out_strides[d]});
+      }
+    }
+  } else {
+    copy.dims = {{NumElements(data), 1, repeats}, {repeats, 0, 1}};
+  }
+  return LowerCopies({copy});
+}
+
+// The condition's non-zero (NaN counts) picks x; a 1-d condition picks whole rows.
+Stmt WhereLower(const Attrs&, LowerContext& ctx) {
+  const Shape& shape = ctx.output_shapes[0];
+  const int64_t size = NumElements(shape);
+  if (size == 0) return kir::Block({});
+  const kir::ScalarType cond_type = lower::ComputeType(ctx.input_types[0]);
+  const auto pick = [&](const Expr& c, const Expr& i) {
+    const Expr chosen = kir::Ne(lower::LoadAs(ctx.inputs[0], c, cond_type), kir::Const(0, cond_type));
+    return kir::Store(ctx.outputs[0], i, kir::Select(chosen, kir::Load(ctx.inputs[1], i), kir::Load(ctx.inputs[2], i)));
+  };
+  if (ctx.input_shapes[0] == ctx.input_shapes[1])
+    return lower::ChunkedLoop(size, [&](const Expr& i) { return pick(i, i); });
+  const int64_t row = size / shape[0];
+  return lower::LoopNest(
+      {shape[0], row}, [&](const std::vector<Expr>& index) { return pick(index[0], index[0] * Expr(row) + index[1]); });
+}
+
 const bool kRegistered = [] {
   OpRegistry& registry = OpRegistry::Global();
 
@@ -667,7 +937,8 @@ const bool kRegistered = [] {
       .SetInferShape(ReshapeInferShape)
       .SetInplace(op_util::InplaceIdentity())
       .SetPattern(OpPattern::kInjective)
-      .SetReference(CopyReference);
+      .SetReference(CopyReference)
+      .SetLower(CopyLower);
 
   registry.Register("Flatten")
       .Describe("Collapse all axes but the first: (d0, d1, ..., dk) -> (d0, d1*...*dk)")
@@ -675,14 +946,16 @@ const bool kRegistered = [] {
       .SetInferShape(FlattenInferShape)
       .SetInplace(op_util::InplaceIdentity())
       .SetPattern(OpPattern::kInjective)
-      .SetReference(CopyReference);
+      .SetReference(CopyReference)
+      .SetLower(CopyLower);
 
   registry.Register("transpose")
       .Describe("Permute axes; output axis i is input axis axes[i] (empty axes: reverse them)")
       .Attr("axes", AttrType::kInts, AttrValue{std::vector<int64_t>{}}, "the permutation")
       .SetInferShape(TransposeInferShape)
       .SetPattern(OpPattern::kInjective)
-      .SetReference(TransposeReference);
+      .SetReference(TransposeReference)
+      .SetLower(TransposeLower);
 
   registry.Register("expand_dims")
       .Describe("Insert a size-1 axis at `axis`")
@@ -690,7 +963,8 @@ const bool kRegistered = [] {
       .SetInferShape(ExpandDimsInferShape)
       .SetInplace(op_util::InplaceIdentity())
       .SetPattern(OpPattern::kInjective)
-      .SetReference(CopyReference);
+      .SetReference(CopyReference)
+      .SetLower(CopyLower);
 
   registry.Register("squeeze")
       .Describe("Remove size-1 axes (all of them, or those in `axis`)")
@@ -698,7 +972,8 @@ const bool kRegistered = [] {
       .SetInferShape(SqueezeInferShape)
       .SetInplace(op_util::InplaceIdentity())
       .SetPattern(OpPattern::kInjective)
-      .SetReference(CopyReference);
+      .SetReference(CopyReference)
+      .SetLower(CopyLower);
 
   registry.Register("Concat")
       .Describe("Join num_args inputs along `dim`")
@@ -709,7 +984,8 @@ const bool kRegistered = [] {
       .Inputs(NumberedNames("arg", "num_args"))
       .SetInferShape(ConcatInferShape)
       .SetPattern(OpPattern::kInjective)
-      .SetReference(ConcatReference);
+      .SetReference(ConcatReference)
+      .SetLower(ConcatLower);
 
   registry.Register("stack")
       .Describe("Join num_args inputs of one shape along a new axis")
@@ -719,7 +995,8 @@ const bool kRegistered = [] {
       .Inputs(NumberedNames("arg", "num_args"))
       .SetInferShape(StackInferShape)
       .SetPattern(OpPattern::kInjective)
-      .SetReference(StackReference);
+      .SetReference(StackReference)
+      .SetLower(StackLower);
 
   registry.Register("split")
       .Describe("Split along `axis` into num_outputs equal parts")
@@ -727,12 +1004,12 @@ const bool kRegistered = [] {
       .Attr("num_outputs", AttrType::kInt, std::nullopt, "number of parts")
       .Range(1)
       .Attr("axis", AttrType::kInt, AttrValue{int64_t{1}}, "the axis to split")
-      .Attr("squeeze_axis", AttrType::kBool, AttrValue{false},
-            "drop the split axis (its size must equal num_outputs)")
+      .Attr("squeeze_axis", AttrType::kBool, AttrValue{false}, "drop the split axis (its size must equal num_outputs)")
       .Outputs(NumberedNames("output", "num_outputs"))
       .SetInferShape(SplitInferShape)
       .SetPattern(OpPattern::kInjective)
-      .SetReference(SplitReference);
+      .SetReference(SplitReference)
+      .SetLower(SplitLower);
 
   registry.Register("slice")
       .Describe("Python-style slicing of the leading axes: begin, end, step per axis; None entries take the default")
@@ -742,7 +1019,8 @@ const bool kRegistered = [] {
       .SetValidate(ValidateSlice)
       .SetInferShape(SliceInfer(SliceRanges))
       .SetPattern(OpPattern::kInjective)
-      .SetReference(SliceReference(SliceRanges));
+      .SetReference(SliceReference(SliceRanges))
+      .SetLower(SliceLower(SliceRanges));
 
   registry.Register("slice_axis")
       .Describe("Take [begin, end) along one axis")
@@ -752,7 +1030,8 @@ const bool kRegistered = [] {
       .Nullable()
       .SetInferShape(SliceInfer(SliceAxisRanges))
       .SetPattern(OpPattern::kInjective)
-      .SetReference(SliceReference(SliceAxisRanges));
+      .SetReference(SliceReference(SliceAxisRanges))
+      .SetLower(SliceLower(SliceAxisRanges));
 
   registry.Register("tile")
       .Describe("Repeat the whole input reps[i] times along axis i")
@@ -760,7 +1039,8 @@ const bool kRegistered = [] {
       .Range(1)
       .SetInferShape(TileInferShape)
       .SetPattern(OpPattern::kInjective)
-      .SetReference(TileReference);
+      .SetReference(TileReference)
+      .SetLower(TileLower);
 
   registry.Register("repeat")
       .Describe("Repeat each element `repeats` times along `axis` (None: of the flattened input)")
@@ -769,7 +1049,8 @@ const bool kRegistered = [] {
       .Attr("axis", AttrType::kInt, AttrValue{std::monostate{}}, "the axis; None flattens the input")
       .SetInferShape(RepeatInferShape)
       .SetPattern(OpPattern::kInjective)
-      .SetReference(RepeatReference);
+      .SetReference(RepeatReference)
+      .SetLower(RepeatLower);
 
   registry.Register("broadcast_to")
       .Describe("Broadcast size-1 axes to `shape` (0 keeps the input's dim)")
@@ -777,7 +1058,10 @@ const bool kRegistered = [] {
       .Range(0)
       .SetInferShape(BroadcastToInferShape)
       .SetPattern(OpPattern::kBroadcast)
-      .SetReference(BroadcastToReference);
+      .SetReference(BroadcastToReference)
+      // Same-rank NumPy broadcasting: the generic lowering reads each element's source.
+      .SetScalarCompute(
+          [](const Attrs&, const std::vector<kir::Expr>& in, kir::ScalarType type) { return kir::Cast(type, in[0]); });
 
   registry.Register("where")
       .Describe("x where condition is non-zero, else y; a 1-d condition picks whole rows")
@@ -785,7 +1069,8 @@ const bool kRegistered = [] {
       .SetInferShape(WhereInferShape)
       .SetInferType(WhereInferType)
       .SetPattern(OpPattern::kBroadcast)
-      .SetReference(WhereReference);
+      .SetReference(WhereReference)
+      .SetLower(WhereLower);
   return true;
 }();
 

@@ -3,8 +3,11 @@
 // layers' gradients arrive with training.
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <limits>
 
+#include "codegen/kir/kir.h"
+#include "codegen/lower_util.h"
 #include "symbol/op_util.h"
 
 namespace kiln {
@@ -14,7 +17,9 @@ using op_util::AssignShape;
 using op_util::AssignType;
 using op_util::ShapeError;
 
-std::string Name(DType dtype) { return std::string(DTypeName(dtype)); }
+std::string Name(DType dtype) {
+  return std::string(DTypeName(dtype));
+}
 
 void RequireFloat(const DTypeSlot& slot, const std::string& what) {
   if (slot && !IsFloat(*slot)) {
@@ -74,7 +79,148 @@ int64_t Product(const Shape& shape, size_t begin, size_t end) {
   return product;
 }
 
-bool UseLength(const Attrs& attrs) { return !attrs.IsNone("use_length") && attrs.Bool("use_length"); }
+bool UseLength(const Attrs& attrs) {
+  return !attrs.IsNone("use_length") && attrs.Bool("use_length");
+}
+
+// --- Lowering ---
+//
+// Softmax rows as SoftmaxRows computes them, in three passes per row: the maximum, the
+// sum of exponentials, then the normalized outputs; each pass reads x again, and x at a
+// position is read before out there is written, so out may share x's storage. The
+// kernel's parallel loop runs over rows (rows x tiles of up to kTile columns of `inner`
+// when the axis is not the last: then every pass is an elementwise loop over a contiguous
+// tile). Along a contiguous axis the max and sum passes keep kLanes partial results, so
+// an emitter vectorizes them without reassociating. Arithmetic is in float32 (float64
+// when the input or output is float64); the normalization multiplies by 1/sum.
+
+using kir::Expr;
+using kir::ScalarType;
+using kir::Stmt;
+
+constexpr int64_t kParallelWork = 16384;  // least elements worth a parallel loop
+constexpr int64_t kTile = 256;
+constexpr int64_t kLanes = 8;
+
+Expr Zero() {
+  return Expr(int64_t{0});
+}
+
+Stmt ForRange(const Expr& var, int64_t extent, Stmt body, kir::LoopKind kind = kir::LoopKind::kSerial) {
+  return kir::For(var, Zero(), Expr(extent), std::move(body), kind);
+}
+
+// acc[0] = combine over c in [0, n) of value(c), in kLanes partial results (n is at
+// least 2 * kLanes; acc holds kLanes elements, all initialized).
+Stmt LaneReduce(const kir::Buffer& acc, int64_t n, const std::function<Expr(const Expr& c)>& value,
+                const std::function<Expr(const Expr& a, const Expr& v)>& combine) {
+  const auto update = [&](const Expr& slot, const Expr& v) {
+    return kir::Store(acc, slot, combine(kir::Load(acc, slot), v));
+  };
+  const Expr c = kir::Var("c");
+  const Expr lane = kir::Var("lane");
+  const Expr rest = kir::Var("rest");
+  const int64_t body_end = n - n % kLanes;
+  std::vector<Stmt> steps = {
+      ForRange(c, n / kLanes,
+               ForRange(lane, kLanes, update(lane, value(c * Expr(kLanes) + lane)), kir::LoopKind::kVectorize)),
+      kir::For(rest, Expr(body_end), Expr(n - body_end), update(Zero(), value(rest)))};
+  for (int64_t k = 1; k < kLanes; ++k) steps.push_back(update(Zero(), kir::Load(acc, Expr(k))));
+  return kir::Block(std::move(steps));
+}
+
+// The classes (outer, classes, inner) view of a softmax and what modifies it.
+struct SoftmaxView {
+  int64_t outer = 1;
+  int64_t classes = 1;
+  int64_t inner = 1;
+  double temperature = 1.0;
+  bool log = false;
+  kir::Buffer length;  // per (outer, inner) valid class count (use_length); null: all
+};
+
+// std::max's rule, as SoftmaxRows: a NaN never becomes the maximum.
+Expr KirMax(const Expr& a, const Expr& v) {
+  return kir::Select(kir::Lt(a, v), v, a);
+}
+
+// The length input clipped to [0, classes] (it truncates toward zero: integers only).
+Expr ValidCount(const SoftmaxView& view, const Expr& index) {
+  const Expr length = kir::Cast(ScalarType::kInt64, kir::Load(view.length, index));
+  return kir::Max(kir::Min(length, Expr(view.classes)), Zero());
+}
+
+Stmt LowerSoftmaxRows(const SoftmaxView& view, LowerContext& ctx) {
+  const kir::Buffer& in = ctx.inputs[0];
+  const kir::Buffer& out = ctx.outputs[0];
+  const bool wide = ctx.input_types[0] == DType::kFloat64 || ctx.output_types[0] == DType::kFloat64;
+  const ScalarType type = wide ? ScalarType::kFloat64 : ScalarType::kFloat32;
+  const auto c = [&](double value) { return kir::FloatImm(value, type); };
+  if (view.outer == 0 || view.classes == 0 || view.inner == 0) return kir::Block({});
+  const int64_t width = view.inner > 1 ? std::min(view.inner, kTile) : 1;
+  const int64_t tiles = (view.inner + width - 1) / width;
+  const int64_t tasks = view.outer * tiles;
+  const bool lanes = view.inner == 1 && view.classes >= 2 * kLanes;
+  // Per column of the tile: the running maximum, then the sum (lanes: partial results).
+  const kir::Buffer max = ctx.builder->AddLocal("max", type, lanes ? kLanes : width);
+  const kir::Buffer sum = ctx.builder->AddLocal("sum", type, lanes ? kLanes : width);
+  const kir::Buffer valid = view.length ? ctx.builder->AddLocal("valid", ScalarType::kInt64, width) : nullptr;
+
+  const Expr t = kir::Var("task");
+  const Expr o = view.inner > 1 ? t / Expr(tiles) : t;
+  const Expr i0 = view.inner > 1 ? (t % Expr(tiles)) * Expr(width) : Zero();
+  const Expr j = kir::Var("j");
+  const Expr extent = view.inner % width == 0 ? Expr(width) : kir::Min(Expr(width), Expr(view.inner) - i0);
+  // One statement per tile column (a single column when inner is 1).
+  const auto columns = [&](Stmt body) {
+    return view.inner > 1 ? kir::For(j, Zero(), extent, std::move(body), kir::LoopKind::kVectorize) : body;
+  };
+  const Expr column = view.inner > 1 ? j : Zero();
+  const auto at = [&](const Expr& cls) { return (o * Expr(view.classes) + cls) * Expr(view.inner) + i0 + column; };
+  const auto x = [&](const Expr& cls) {
+    const Expr v = lower::LoadAs(in, at(cls), type);
+    return view.temperature == 1.0 ? v : v / c(view.temperature);
+  };
+  const auto masked = [&](const Expr& cls, const Expr& v, const Expr& otherwise) {
+    return view.length ? kir::Select(kir::Lt(cls, kir::Load(valid, column)), v, otherwise) : v;
+  };
+  const Expr row_max = kir::Load(max, column);
+  const Expr row_sum = kir::Load(sum, column);
+
+  std::vector<Stmt> steps;
+  if (view.length) {
+    steps.push_back(columns(kir::Store(valid, column, ValidCount(view, o * Expr(view.inner) + i0 + column))));
+  }
+  const auto pass = [&](const kir::Buffer& acc, double init, const std::function<Expr(const Expr&)>& value,
+                        const std::function<Expr(const Expr&, const Expr&)>& combine) {
+    if (lanes) {
+      for (int64_t k = 0; k < kLanes; ++k) steps.push_back(kir::Store(acc, Expr(k), c(init)));
+      steps.push_back(LaneReduce(acc, view.classes, value, combine));
+      return;
+    }
+    steps.push_back(columns(kir::Store(acc, column, c(init))));
+    const Expr cls = kir::Var("c");
+    steps.push_back(
+        ForRange(cls, view.classes, columns(kir::Store(acc, column, combine(kir::Load(acc, column), value(cls))))));
+  };
+  pass(
+      max, -INFINITY, [&](const Expr& cls) { return masked(cls, x(cls), c(-INFINITY)); }, KirMax);
+  pass(
+      sum, 0.0, [&](const Expr& cls) { return masked(cls, kir::Exp(x(cls) - row_max), c(0)); },
+      [](const Expr& a, const Expr& v) { return a + v; });
+  // sum becomes what pass three needs: 1/sum, or max + log(sum) for log_softmax.
+  steps.push_back(columns(kir::Store(sum, column, view.log ? row_max + kir::Log(row_sum) : c(1) / row_sum)));
+  const Expr cls = kir::Var("c");
+  const Expr value = view.log ? x(cls) - row_sum : kir::Exp(x(cls) - row_max) * row_sum;
+  // With one column the class loop itself is the contiguous, vectorizable one.
+  steps.push_back(ForRange(cls, view.classes, columns(lower::StoreFrom(out, at(cls), masked(cls, value, c(0)))),
+                           view.inner > 1 ? kir::LoopKind::kSerial : kir::LoopKind::kVectorize));
+
+  Stmt body = kir::Allocate(max, kir::Allocate(sum, kir::Block(std::move(steps))));
+  if (valid) body = kir::Allocate(valid, body);
+  const bool parallel = tasks > 1 && view.outer * view.classes * view.inner >= kParallelWork;
+  return kir::For(t, Zero(), Expr(tasks), body, parallel ? kir::LoopKind::kParallel : kir::LoopKind::kSerial);
+}
 
 void RegisterSoftmax(const char* name, const char* doc, bool log) {
   OpRegistry::Global()
@@ -94,7 +240,8 @@ void RegisterSoftmax(const char* name, const char* doc, bool log) {
                       attrs.Str("dtype"));
         }
         // MXNet 1.9 declares no length input for log_softmax, so it cannot run this either.
-        if (log && UseLength(attrs)) throw Error("attribute 'use_length': log_softmax does not support use_length=True");
+        if (log && UseLength(attrs))
+          throw Error("attribute 'use_length': log_softmax does not support use_length=True");
       })
       .Inputs([](const Attrs& attrs) {
         return UseLength(attrs) ? std::vector<std::string>{"data", "length"} : std::vector<std::string>{"data"};
@@ -104,8 +251,8 @@ void RegisterSoftmax(const char* name, const char* doc, bool log) {
         if (!in[0]) return;
         const Shape& data = *in[0];
         if (data.empty()) ShapeError("input 'data'", "at least 1-d", data);
-        const int64_t axis = op_util::NormalizeAxis(attrs.Int("axis"), static_cast<int64_t>(data.size()),
-                                                    "attribute 'axis'");
+        const int64_t axis =
+            op_util::NormalizeAxis(attrs.Int("axis"), static_cast<int64_t>(data.size()), "attribute 'axis'");
         AssignShape(out[0], data, "output");
         if (UseLength(attrs)) {
           Shape length = data;
@@ -133,8 +280,8 @@ void RegisterSoftmax(const char* name, const char* doc, bool log) {
       .SetPattern(OpPattern::kOpaque)
       .SetReference([log](const Attrs& attrs, std::span<const Tensor> in, std::span<Tensor> out, const RefContext&) {
         const Shape& shape = in[0].shape();
-        const size_t axis = static_cast<size_t>(op_util::NormalizeAxis(attrs.Int("axis"),
-                                                                       static_cast<int64_t>(shape.size()), "axis"));
+        const size_t axis =
+            static_cast<size_t>(op_util::NormalizeAxis(attrs.Int("axis"), static_cast<int64_t>(shape.size()), "axis"));
         const int64_t classes = shape[axis];
         const int64_t inner = Product(shape, axis + 1, shape.size());
         const double temperature = attrs.IsNone("temperature") ? 1.0 : attrs.Float("temperature");
@@ -147,6 +294,19 @@ void RegisterSoftmax(const char* name, const char* doc, bool log) {
           };
         }
         SoftmaxRows(in[0], out[0], Product(shape, 0, axis), classes, inner, temperature, log, valid);
+      })
+      .SetLower([log](const Attrs& attrs, LowerContext& ctx) {
+        const Shape& shape = ctx.input_shapes[0];
+        const auto axis =
+            static_cast<size_t>(op_util::NormalizeAxis(attrs.Int("axis"), static_cast<int64_t>(shape.size()), "axis"));
+        SoftmaxView view;
+        view.outer = Product(shape, 0, axis);
+        view.classes = shape[axis];
+        view.inner = Product(shape, axis + 1, shape.size());
+        view.temperature = attrs.IsNone("temperature") ? 1.0 : attrs.Float("temperature");
+        view.log = log;
+        if (UseLength(attrs)) view.length = ctx.inputs[1];
+        return LowerSoftmaxRows(view, ctx);
       });
 }
 
@@ -215,6 +375,20 @@ void RegisterSoftmaxOutput() {
           outer = Product(shape, 0, shape.size() - 1);
         }
         SoftmaxRows(in[0], out[0], outer, classes, inner, 1.0, false, nullptr);
+      })
+      .SetLower([](const Attrs& attrs, LowerContext& ctx) {
+        const Shape& shape = ctx.input_shapes[0];
+        SoftmaxView view;
+        view.outer = shape[0];
+        view.classes = NumElements(shape) / std::max<int64_t>(view.outer, 1);
+        if (attrs.Bool("multi_output")) {
+          view.classes = shape[1];
+          view.inner = Product(shape, 2, shape.size());
+        } else if (attrs.Bool("preserve_shape")) {
+          view.classes = shape.back();
+          view.outer = Product(shape, 0, shape.size() - 1);
+        }
+        return LowerSoftmaxRows(view, ctx);
       });
 }
 
@@ -236,7 +410,8 @@ void RegressionShape(const Attrs&, std::vector<ShapeSlot>& in, std::vector<Shape
   }
 }
 
-void RegisterRegression(const char* name, const char* doc, double (*forward)(double)) {
+void RegisterRegression(const char* name, const char* doc, double (*forward)(double),
+                        Expr (*kir_forward)(const Expr&)) {
   OpRegistry::Global()
       .Register(name)
       .Describe(doc)
@@ -251,7 +426,51 @@ void RegisterRegression(const char* name, const char* doc, double (*forward)(dou
       .SetPattern(OpPattern::kOpaque)
       .SetReference([forward](const Attrs&, std::span<const Tensor> in, std::span<Tensor> out, const RefContext&) {
         for (int64_t i = 0; i < out[0].size(); ++i) out[0].SetDouble(i, forward(in[0].GetDouble(i)));
+      })
+      // Not a ScalarFn: the label (which may be shaped otherwise) is no operand of the
+      // forward computation.
+      .SetLower([kir_forward](const Attrs&, LowerContext& ctx) {
+        const ScalarType type = lower::ComputeType(ctx.output_types[0]);
+        return lower::ChunkedLoop(NumElements(ctx.output_shapes[0]), [&](const Expr& i) {
+          return lower::StoreFrom(ctx.outputs[0], i, kir_forward(lower::LoadAs(ctx.inputs[0], i, type)));
+        });
       });
+}
+
+// ClipIndex in kernel IR, for a float class index.
+Expr KirClipIndex(const Expr& value, int64_t classes) {
+  const auto c = [&](double v) { return kir::FloatImm(v, value.type()); };
+  const Expr last(classes - 1);
+  return kir::Select(kir::Ge(value, c(0)),
+                     kir::Select(kir::Ge(value, c(static_cast<double>(classes - 1))), last,
+                                 kir::Min(kir::Cast(ScalarType::kInt64, value), last)),
+                     Zero());
+}
+
+// The loss is one number: rows run serially (a parallel loop would need a second kernel
+// to add the tasks' partial sums), each in the three passes of the softmax.
+Stmt LowerSoftmaxCrossEntropy(const Attrs&, LowerContext& ctx) {
+  const int64_t rows = ctx.input_shapes[0][0];
+  const int64_t classes = ctx.input_shapes[0][1];
+  const ScalarType type = lower::ComputeType(ctx.output_types[0]);
+  const kir::Buffer& data = ctx.inputs[0];
+  // max, sum of exponentials, loss.
+  const kir::Buffer acc = ctx.builder->AddLocal("acc", type, 3);
+  const auto get = [&](int64_t k) { return kir::Load(acc, Expr(k)); };
+  const auto set = [&](int64_t k, const Expr& v) { return kir::Store(acc, Expr(k), v); };
+  const Expr r = kir::Var("r");
+  const Expr c = kir::Var("c");
+  const auto x = [&](const Expr& cls) { return lower::LoadAs(data, r * Expr(classes) + cls, type); };
+  const Expr label = KirClipIndex(lower::LoadAs(ctx.inputs[1], r, type), classes);
+  const Stmt row = kir::Block({
+      set(0, kir::FloatImm(-INFINITY, type)),
+      ForRange(c, classes, set(0, KirMax(get(0), x(c)))),
+      set(1, kir::FloatImm(0, type)),
+      ForRange(c, classes, set(1, get(1) + kir::Exp(x(c) - get(0)))),
+      set(2, get(2) + get(0) + kir::Log(get(1)) - x(label)),
+  });
+  return kir::Allocate(acc, kir::Block({set(2, kir::FloatImm(0, type)), ForRange(r, rows, row),
+                                        lower::StoreFrom(ctx.outputs[0], Zero(), get(2))}));
 }
 
 void RegisterSoftmaxCrossEntropy() {
@@ -285,19 +504,26 @@ void RegisterSoftmaxCrossEntropy() {
           loss += max + std::log(sum) - in[0].GetDouble(r * classes + label);
         }
         out[0].SetDouble(0, loss);
-      });
+      })
+      .SetLower(LowerSoftmaxCrossEntropy);
 }
 
 const bool kRegistered = [] {
   RegisterSoftmax("softmax", "exp(x/t) normalized to sum 1 along axis", false);
   RegisterSoftmax("log_softmax", "log of softmax along axis", true);
   RegisterSoftmaxOutput();
-  RegisterRegression("LinearRegressionOutput", "Identity forward; squared-error loss gradient",
-                     [](double x) { return x; });
-  RegisterRegression("MAERegressionOutput", "Identity forward; absolute-error loss gradient",
-                     [](double x) { return x; });
-  RegisterRegression("LogisticRegressionOutput", "Sigmoid forward; logistic loss gradient",
-                     [](double x) { return 1.0 / (1.0 + std::exp(-x)); });
+  const auto identity = [](const Expr& x) { return x; };
+  RegisterRegression(
+      "LinearRegressionOutput", "Identity forward; squared-error loss gradient", [](double x) { return x; }, identity);
+  RegisterRegression(
+      "MAERegressionOutput", "Identity forward; absolute-error loss gradient", [](double x) { return x; }, identity);
+  RegisterRegression(
+      "LogisticRegressionOutput", "Sigmoid forward; logistic loss gradient",
+      [](double x) { return 1.0 / (1.0 + std::exp(-x)); },
+      [](const Expr& x) {
+        const Expr one = kir::FloatImm(1, x.type());
+        return one / (one + kir::Exp(-x));
+      });
   RegisterSoftmaxCrossEntropy();
   return true;
 }();

@@ -9,10 +9,24 @@
 #include <random>
 #include <string>
 
+#include "codegen/kir/kir.h"
+#include "codegen/lower_util.h"
 #include "symbol/op_util.h"
 
 namespace kiln {
+
+// The counter-based generator of random lowerings, defined in creation.cc.
+namespace lower_random {
+enum class Interval { kHalfOpen, kOpen };
+kir::Stmt UniformLoop(const LowerContext& ctx, int64_t count, kir::ScalarType type, Interval interval,
+                      const std::function<kir::Stmt(const kir::Expr& i, const kir::Expr& u)>& body);
+}  // namespace lower_random
+
 namespace {
+
+using kir::Expr;
+using kir::ScalarType;
+using kir::Stmt;
 
 using op_util::AssignShape;
 using op_util::AssignType;
@@ -50,6 +64,39 @@ void StoreValue(Tensor& t, int64_t i, double v) {
   }
 }
 
+// The same store in kernel IR: `value` (float) converted to integer `type` as above.
+// Comparisons against the bounds are false for NaN, which takes the INT_MIN arm.
+Expr KirStoreValue(const Expr& value, ScalarType type) {
+  const auto bound = [&](double b) { return kir::FloatImm(b, value.type()); };
+  if (type == ScalarType::kBool) return kir::Cast(type, value);
+  if (type == ScalarType::kInt64) {
+    const Expr in_range = kir::And(kir::Ge(value, bound(-0x1p63)), kir::Lt(value, bound(0x1p63)));
+    return kir::Select(in_range, kir::Cast(type, value), Expr(std::numeric_limits<int64_t>::min()));
+  }
+  const Expr in_range = kir::And(kir::Gt(value, bound(-2147483649.0)), kir::Lt(value, bound(2147483648.0)));
+  return kir::Cast(type, kir::Select(in_range, kir::Cast(ScalarType::kInt32, value),
+                                     kir::IntImm(std::numeric_limits<int32_t>::min(), ScalarType::kInt32)));
+}
+
+Expr KirConst(double value, const Expr& like) {
+  return kir::Const(value, like.type());
+}
+
+// log(1 + y) for finite y > -1 without losing small y: log(u) * y / (u - 1) corrects
+// the rounding of u = 1 + y (Goldberg, "What every computer scientist should know").
+Expr KirLog1p(const Expr& y) {
+  const Expr u = KirConst(1, y) + y;
+  return kir::Select(kir::Eq(u, KirConst(1, y)), y, kir::Log(u) * (y / (u - KirConst(1, y))));
+}
+
+// e^x - 1 for x <= 0 (the callers' range) without cancellation near 0: Kahan's
+// (u - 1) * x / log(u) with u = e^x.
+Expr KirExpm1(const Expr& x) {
+  const Expr u = kir::Exp(x);
+  const Expr one = KirConst(1, x);
+  return kir::Select(kir::Eq(u, one), x, kir::Select(kir::Eq(u - one, -one), -one, (u - one) * (x / kir::Log(u))));
+}
+
 // --- The functions ---
 
 // MXNet's relu kernel passes NaN through (its MKL-DNN Activation path gives 0 instead).
@@ -76,7 +123,28 @@ double Selu(double x) {
   return kSeluLambda * (x > 0 ? x : kSeluAlpha * std::expm1(x));
 }
 
+// Their kernel-IR forms, on a value already in the compute type.
+Expr KirRelu(const Expr& x) {
+  return kir::Select(kir::Or(kir::Ne(x, x), kir::Gt(x, KirConst(0, x))), x, KirConst(0, x));
+}
+Expr KirSigmoid(const Expr& x) {
+  return KirConst(1, x) / (KirConst(1, x) + kir::Exp(-x));
+}
+Expr KirSoftRelu(const Expr& x) {
+  return kir::Select(kir::Gt(x, KirConst(20, x)), x, KirLog1p(kir::Exp(x)));
+}
+Expr KirSoftsign(const Expr& x) {
+  return x / (KirConst(1, x) + kir::Abs(x));
+}
+Expr KirGelu(const Expr& x) {
+  return KirConst(0.5, x) * x * (KirConst(1, x) + kir::Erf(x * KirConst(1 / std::numbers::sqrt2, x)));
+}
+Expr KirSelu(const Expr& x) {
+  return KirConst(kSeluLambda, x) * kir::Select(kir::Gt(x, KirConst(0, x)), x, KirConst(kSeluAlpha, x) * KirExpm1(x));
+}
+
 using MathFn = double (*)(double);
+using KirMathFn = Expr (*)(const Expr&);
 
 MathFn ActivationFn(const std::string& act_type) {
   if (act_type == "relu") return Relu;
@@ -86,7 +154,31 @@ MathFn ActivationFn(const std::string& act_type) {
   return Softsign;  // the Choices leave only softsign
 }
 
-void RegisterMath(const char* name, const char* doc, MathFn fn) {
+KirMathFn KirActivationFn(const std::string& act_type) {
+  if (act_type == "relu") return KirRelu;
+  if (act_type == "sigmoid") return KirSigmoid;
+  if (act_type == "tanh") return [](const Expr& x) { return kir::Tanh(x); };
+  if (act_type == "softrelu") return KirSoftRelu;
+  return KirSoftsign;
+}
+
+// Whether an integer input may compute in its own type and get the reference's result:
+// relu, negative and abs do (wrapping as the reference's 32-bit store does; int64 beyond
+// 2^53, which the reference rounds through double, comes out exact). The rest compute in
+// float64 as the reference does, then store as MXNet: float32 would flip truncations
+// (sigmoid(int 20) is 0, but 1 in float32).
+enum class IntegerMath { kOwnType, kFloat64 };
+
+ScalarFn MathScalar(KirMathFn fn, IntegerMath integer_math) {
+  return [fn, integer_math](const Attrs&, const std::vector<Expr>& in, ScalarType type) {
+    if (kir::IsFloatType(type)) return fn(kir::Cast(type, in[0]));
+    if (integer_math == IntegerMath::kOwnType && type != ScalarType::kBool) return fn(kir::Cast(type, in[0]));
+    return KirStoreValue(fn(kir::Cast(ScalarType::kFloat64, in[0])), type);
+  };
+}
+
+void RegisterMath(const char* name, const char* doc, MathFn fn, KirMathFn kir_fn,
+                  IntegerMath integer_math = IntegerMath::kFloat64) {
   OpRegistry::Global()
       .Register(name)
       .Describe(doc)
@@ -95,7 +187,8 @@ void RegisterMath(const char* name, const char* doc, MathFn fn) {
       .SetPattern(OpPattern::kElementwise)
       .SetReference([fn](const Attrs&, std::span<const Tensor> in, std::span<Tensor> out, const RefContext&) {
         for (int64_t i = 0; i < out[0].size(); ++i) StoreValue(out[0], i, fn(in[0].GetDouble(i)));
-      });
+      })
+      .SetScalarCompute(MathScalar(kir_fn, integer_math));
 }
 
 // All inputs and outputs share one dtype, which must be a float: MXNet's Activation and
@@ -175,6 +268,76 @@ void LeakyReluReference(const Attrs& attrs, std::span<const Tensor> in, std::spa
   }
 }
 
+// The least work (elements) worth a parallel loop: lower::ChunkedLoop's chunk.
+constexpr int64_t kParallelWork = 16384;
+
+// rows x cols with a contiguous inner loop; the row loop is the kernel's parallel loop
+// when the whole is large enough.
+Stmt RowLoop(int64_t rows, int64_t cols, const std::function<Stmt(const Expr& row, const Expr& col)>& body) {
+  const Expr r = kir::Var("row");
+  const Expr c = kir::Var("col");
+  const auto kind = rows > 1 && rows * cols >= kParallelWork ? kir::LoopKind::kParallel : kir::LoopKind::kSerial;
+  return kir::For(r, Expr(int64_t{0}), Expr(rows),
+                  kir::For(c, Expr(int64_t{0}), Expr(cols), body(r, c), kir::LoopKind::kVectorize), kind);
+}
+
+// LeakyReLU is not a ScalarFn: prelu's gamma is per channel (axis 1), not NumPy
+// broadcasting, and rrelu writes two outputs and draws random slopes.
+Stmt LowerLeakyRelu(const Attrs& attrs, LowerContext& ctx) {
+  const std::string& act_type = attrs.Str("act_type");
+  const Shape& shape = ctx.input_shapes[0];
+  const ScalarType type = lower::ComputeType(ctx.output_types[0]);
+  const kir::Buffer& data = ctx.inputs[0];
+  const kir::Buffer& out = ctx.outputs[0];
+  const int64_t count = NumElements(shape);
+  const auto leaky = [&](const Expr& x, const Expr& slope) {
+    return kir::Select(kir::Gt(x, KirConst(0, x)), x, slope * x);
+  };
+  if (act_type == "prelu") {
+    const int64_t channels = shape[1];
+    const int64_t inner = NumElements(Shape(shape.begin() + 2, shape.end()));
+    const bool shared = ctx.input_shapes[1] == Shape{1};
+    return RowLoop(NumElements(Shape(shape.begin(), shape.begin() + 2)), inner, [&](const Expr& row, const Expr& col) {
+      const Expr i = row * Expr(inner) + col;
+      const Expr gamma = lower::LoadAs(ctx.inputs[1], shared ? Expr(int64_t{0}) : row % Expr(channels), type);
+      return lower::StoreFrom(out, i, leaky(lower::LoadAs(data, i, type), gamma));
+    });
+  }
+  if (act_type == "rrelu") {
+    // Training: slopes from U[lower, upper) by the counter-based generator (other numbers
+    // than the reference's mt19937_64 stream); inference: their mean. Both write the mask.
+    const double lower = attrs.Float("lower_bound");
+    const double upper = attrs.Float("upper_bound");
+    const auto element = [&](const Expr& i, const Expr& slope) {
+      return kir::Block({lower::StoreFrom(out, i, leaky(lower::LoadAs(data, i, type), slope)),
+                         lower::StoreFrom(ctx.outputs[1], i, slope)});
+    };
+    if (!ctx.is_train) {
+      return lower::ChunkedLoop(count,
+                                [&](const Expr& i) { return element(i, kir::FloatImm((lower + upper) / 2, type)); });
+    }
+    return lower_random::UniformLoop(
+        ctx, count, type, lower_random::Interval::kHalfOpen, [&](const Expr& i, const Expr& u) {
+          return element(i, kir::FloatImm(lower, type) + kir::FloatImm(upper - lower, type) * u);
+        });
+  }
+  const double slope = attrs.Float("slope");
+  return lower::ChunkedLoop(count, [&](const Expr& i) {
+    const Expr x = lower::LoadAs(data, i, type);
+    Expr y;
+    if (act_type == "elu") {
+      y = kir::Select(kir::Gt(x, KirConst(0, x)), x, KirConst(slope, x) * KirExpm1(x));
+    } else if (act_type == "selu") {
+      y = KirSelu(x);
+    } else if (act_type == "gelu") {
+      y = KirGelu(x);
+    } else {
+      y = leaky(x, KirConst(slope, x));
+    }
+    return lower::StoreFrom(out, i, y);
+  });
+}
+
 // --- Cast ---
 
 void CastReference(const Attrs&, std::span<const Tensor> in, std::span<Tensor> out, const RefContext&) {
@@ -199,31 +362,65 @@ ReferenceFn FillReference(double value) {
   };
 }
 
-void RegisterSimple(const char* name, const char* doc, const char* alias, ReferenceFn reference) {
+// Integers convert exactly between integer types (wrapping) and to floats; floats go to
+// integers as MXNet's store does, and to bool as != 0 (NaN is true).
+Expr KirCast(const Attrs&, const std::vector<Expr>& in, ScalarType type) {
+  const Expr& x = in[0];
+  if (kir::IsFloatType(x.type()) && !kir::IsFloatType(type) && type != ScalarType::kBool) {
+    return KirStoreValue(x, type);
+  }
+  return kir::Cast(type, x);
+}
+
+Expr KirCopy(const Attrs&, const std::vector<Expr>& in, ScalarType type) {
+  return kir::Cast(type, in[0]);
+}
+
+ScalarFn FillScalar(double value) {
+  return [value](const Attrs&, const std::vector<Expr>&, ScalarType type) { return kir::Const(value, type); };
+}
+
+void RegisterSimple(const char* name, const char* doc, const char* alias, ReferenceFn reference, ScalarFn scalar) {
   OpDef& op = OpRegistry::Global()
                   .Register(name)
                   .Describe(doc)
                   .SetInferShape(op_util::SameShapeInfer())
                   .SetInplace(op_util::InplaceIdentity())
                   .SetPattern(OpPattern::kElementwise)
-                  .SetReference(std::move(reference));
+                  .SetReference(std::move(reference))
+                  .SetScalarCompute(std::move(scalar));
   if (alias != nullptr) op.Alias(alias);
 }
 
 const bool kRegistered = [] {
-  RegisterMath("relu", "max(x, 0); NaN passes through", Relu);
-  RegisterMath("sigmoid", "1 / (1 + exp(-x))", Sigmoid);
-  RegisterMath("tanh", "hyperbolic tangent", [](double x) { return std::tanh(x); });
-  RegisterMath("exp", "e^x", [](double x) { return std::exp(x); });
-  RegisterMath("log", "natural logarithm: log(0) = -inf, log(x < 0) = nan", [](double x) { return std::log(x); });
-  RegisterMath("sqrt", "square root: sqrt(x < 0) = nan", [](double x) { return std::sqrt(x); });
-  RegisterMath("rsqrt", "1 / sqrt(x): rsqrt(0) = inf", [](double x) { return 1.0 / std::sqrt(x); });
-  RegisterMath("square", "x * x", [](double x) { return x * x; });
-  RegisterMath("abs", "absolute value", [](double x) { return std::fabs(x); });
-  RegisterMath("negative", "-x", [](double x) { return -x; });
-  RegisterMath("reciprocal", "1 / x: reciprocal(0) = inf", [](double x) { return 1.0 / x; });
-  RegisterMath("softsign", "x / (1 + |x|)", Softsign);
-  RegisterMath("erf", "Gauss error function", [](double x) { return std::erf(x); });
+  RegisterMath("relu", "max(x, 0); NaN passes through", Relu, KirRelu, IntegerMath::kOwnType);
+  RegisterMath("sigmoid", "1 / (1 + exp(-x))", Sigmoid, KirSigmoid);
+  RegisterMath(
+      "tanh", "hyperbolic tangent", [](double x) { return std::tanh(x); }, [](const Expr& x) { return kir::Tanh(x); });
+  RegisterMath(
+      "exp", "e^x", [](double x) { return std::exp(x); }, [](const Expr& x) { return kir::Exp(x); });
+  RegisterMath(
+      "log", "natural logarithm: log(0) = -inf, log(x < 0) = nan", [](double x) { return std::log(x); },
+      [](const Expr& x) { return kir::Log(x); });
+  RegisterMath(
+      "sqrt", "square root: sqrt(x < 0) = nan", [](double x) { return std::sqrt(x); },
+      [](const Expr& x) { return kir::Sqrt(x); });
+  RegisterMath(
+      "rsqrt", "1 / sqrt(x): rsqrt(0) = inf", [](double x) { return 1.0 / std::sqrt(x); },
+      [](const Expr& x) { return KirConst(1, x) / kir::Sqrt(x); });
+  RegisterMath(
+      "square", "x * x", [](double x) { return x * x; }, [](const Expr& x) { return x * x; });
+  RegisterMath(
+      "abs", "absolute value", [](double x) { return std::fabs(x); }, [](const Expr& x) { return kir::Abs(x); },
+      IntegerMath::kOwnType);
+  RegisterMath(
+      "negative", "-x", [](double x) { return -x; }, [](const Expr& x) { return -x; }, IntegerMath::kOwnType);
+  RegisterMath(
+      "reciprocal", "1 / x: reciprocal(0) = inf", [](double x) { return 1.0 / x; },
+      [](const Expr& x) { return KirConst(1, x) / x; });
+  RegisterMath("softsign", "x / (1 + |x|)", Softsign, KirSoftsign);
+  RegisterMath(
+      "erf", "Gauss error function", [](double x) { return std::erf(x); }, [](const Expr& x) { return kir::Erf(x); });
 
   OpRegistry::Global()
       .Register("Activation")
@@ -237,6 +434,9 @@ const bool kRegistered = [] {
       .SetReference([](const Attrs& attrs, std::span<const Tensor> in, std::span<Tensor> out, const RefContext&) {
         const MathFn fn = ActivationFn(attrs.Str("act_type"));
         for (int64_t i = 0; i < out[0].size(); ++i) out[0].SetDouble(i, fn(in[0].GetDouble(i)));
+      })
+      .SetScalarCompute([](const Attrs& attrs, const std::vector<Expr>& in, ScalarType type) {
+        return KirActivationFn(attrs.Str("act_type"))(kir::Cast(type, in[0]));
       });
 
   // Broadcast pattern: prelu broadcasts gamma over the channel axis; the other act_types
@@ -269,7 +469,8 @@ const bool kRegistered = [] {
       .SetInferType(FloatOnlyType("LeakyReLU"))
       .SetInplace(op_util::InplaceIdentity())
       .SetPattern(OpPattern::kBroadcast)
-      .SetReference(LeakyReluReference);
+      .SetReference(LeakyReluReference)
+      .SetLower(LowerLeakyRelu);
 
   // MXNet tests x > a_max first, then x < a_min; NaN passes through.
   OpRegistry::Global()
@@ -295,6 +496,15 @@ const bool kRegistered = [] {
           const double v = in[0].GetDouble(i);
           StoreValue(out[0], i, v > a_max ? a_max : v < a_min ? a_min : v);
         }
+      })
+      // Integers compare in float64 (the bounds may be fractional) and store as MXNet.
+      .SetScalarCompute([](const Attrs& attrs, const std::vector<Expr>& in, ScalarType type) {
+        const ScalarType compute = kir::IsFloatType(type) ? type : ScalarType::kFloat64;
+        const Expr x = kir::Cast(compute, in[0]);
+        const Expr a_min = kir::FloatImm(attrs.Float("a_min"), compute);
+        const Expr a_max = kir::FloatImm(attrs.Float("a_max"), compute);
+        const Expr clipped = kir::Select(kir::Gt(x, a_max), a_max, kir::Select(kir::Lt(x, a_min), a_min, x));
+        return compute == type ? clipped : KirStoreValue(clipped, type);
       });
 
   OpRegistry::Global()
@@ -309,12 +519,13 @@ const bool kRegistered = [] {
         AssignType(outputs[0], attrs.GetDType("dtype"), "output");
       })
       .SetPattern(OpPattern::kElementwise)
-      .SetReference(CastReference);
+      .SetReference(CastReference)
+      .SetScalarCompute(KirCast);
 
-  RegisterSimple("BlockGrad", "Identity forward; stops gradients", "stop_gradient", CopyReference);
-  RegisterSimple("identity", "Copies its input", "_copy", CopyReference);
-  RegisterSimple("zeros_like", "Zeros of the input's shape and dtype", nullptr, FillReference(0.0));
-  RegisterSimple("ones_like", "Ones of the input's shape and dtype", nullptr, FillReference(1.0));
+  RegisterSimple("BlockGrad", "Identity forward; stops gradients", "stop_gradient", CopyReference, KirCopy);
+  RegisterSimple("identity", "Copies its input", "_copy", CopyReference, KirCopy);
+  RegisterSimple("zeros_like", "Zeros of the input's shape and dtype", nullptr, FillReference(0.0), FillScalar(0.0));
+  RegisterSimple("ones_like", "Ones of the input's shape and dtype", nullptr, FillReference(1.0), FillScalar(1.0));
   return true;
 }();
 

@@ -1,0 +1,35 @@
+// Reading and writing compiled artifacts (proto/artifact.proto behind a checksummed
+// header). Loading checks the magic, checksum, format and ABI versions and that this CPU
+// can run the code, and reports the first problem clearly.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "proto/artifact.pb.h"
+
+namespace kiln {
+
+inline constexpr uint32_t kArtifactFormatVersion = 1;
+
+// FNV-1a, 64 bits.
+uint64_t Fnv1a64(std::string_view bytes);
+
+std::string SerializeArtifact(const proto::ArtifactProto& artifact);
+// Checks everything but the target (see CheckTarget).
+proto::ArtifactProto ParseArtifact(std::string_view bytes, const std::string& source = "<bytes>");
+// True when `bytes` start like an artifact (for tools that accept graphs and artifacts).
+bool LooksLikeArtifact(std::string_view bytes);
+
+// Throws when this machine cannot run code built for `target`: another architecture, or
+// a CPU feature this CPU lacks (named).
+void CheckTarget(const proto::TargetProto& target, const std::string& source);
+// The features this CPU has among those kiln checks (sse4.2, avx, avx2, fma, f16c,
+// avx512f, ...), in LLVM's spelling without '+'.
+std::vector<std::string> HostCpuFeatures();
+
+void SaveArtifact(const std::string& path, const proto::ArtifactProto& artifact);
+proto::ArtifactProto LoadArtifact(const std::string& path);
+
+}  // namespace kiln

@@ -1,0 +1,226 @@
+#include "runtime/executor.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "runtime/artifact.h"
+#include "runtime/error.h"
+#include "runtime/param_file.h"
+#include "runtime/runtime_api.h"
+#include "runtime/thread_pool.h"
+
+namespace kiln {
+
+// Arenas for concurrent calls: a call takes one (or makes one) and gives it back, so
+// steady-state runs allocate nothing for intermediates.
+class Executor::ArenaPool {
+ public:
+  explicit ArenaPool(int64_t bytes) : bytes_(bytes) {}
+
+  class Lease {
+   public:
+    Lease(ArenaPool* pool, Tensor arena) : pool_(pool), arena_(std::move(arena)) {}
+    ~Lease() { pool_->Return(std::move(arena_)); }
+    Lease(const Lease&) = delete;
+    Lease& operator=(const Lease&) = delete;
+    char* data() { return static_cast<char*>(arena_.data()); }
+
+   private:
+    ArenaPool* pool_;
+    Tensor arena_;
+  };
+
+  Lease Acquire() {
+    {
+      const std::lock_guard<std::mutex> lock(mutex_);
+      if (!free_.empty()) {
+        Tensor arena = std::move(free_.back());
+        free_.pop_back();
+        return Lease(this, std::move(arena));
+      }
+    }
+    return Lease(this, Tensor({std::max<int64_t>(bytes_, 1)}, DType::kUInt8));
+  }
+
+ private:
+  void Return(Tensor arena) {
+    const std::lock_guard<std::mutex> lock(mutex_);
+    free_.push_back(std::move(arena));
+  }
+
+  int64_t bytes_;
+  std::mutex mutex_;
+  std::vector<Tensor> free_;
+};
+
+namespace {
+
+TensorSpec SpecFromProto(const proto::TensorSpec& spec, const std::string& where) {
+  if (!IsValidDTypeCode(spec.dtype())) throw Error(where + ": '" + spec.name() + "' has an unknown dtype code");
+  TensorSpec out{spec.name(), static_cast<DType>(spec.dtype()), Shape(spec.shape().begin(), spec.shape().end())};
+  NumElements(out.shape);  // rejects negative dimensions
+  return out;
+}
+
+std::string Describe(const TensorSpec& spec) {
+  return std::string(DTypeName(spec.dtype)) + " " + ShapeToString(spec.shape);
+}
+
+}  // namespace
+
+Executor::~Executor() = default;
+
+std::unique_ptr<Executor> Executor::Load(const std::string& path, const ExecutorOptions& options) {
+  proto::ArtifactProto artifact = LoadArtifact(path);
+  CheckTarget(artifact.target(), path);
+  std::shared_ptr<const CodeModule> code = LoadSharedObject(artifact.code());
+  artifact.clear_code();  // the loaded module holds it now
+  return Create(std::move(artifact), std::move(code), options, path);
+}
+
+std::unique_ptr<Executor> Executor::Create(proto::ArtifactProto artifact, std::shared_ptr<const CodeModule> code,
+                                           const ExecutorOptions& options, const std::string& source) {
+  std::unique_ptr<Executor> executor(new Executor());  // private constructor
+  Executor& e = *executor;
+  e.source_ = source;
+  e.code_ = std::move(code);
+  const std::string where = "'" + source + "'";
+  for (const auto& spec : artifact.inputs()) e.inputs_.push_back(SpecFromProto(spec, where));
+  for (const auto& spec : artifact.outputs()) e.outputs_.push_back(SpecFromProto(spec, where));
+  for (const auto& spec : artifact.params()) e.params_.push_back(SpecFromProto(spec, where));
+  e.param_values_.resize(e.params_.size());
+  e.arena_bytes_ = static_cast<int64_t>(artifact.arena_bytes());
+
+  const auto bytes_of = [](const TensorSpec& spec) {
+    return static_cast<uint64_t>(NumElements(spec.shape)) * DTypeSize(spec.dtype);
+  };
+  for (const auto& call : artifact.kernels()) {
+    KernelPlan plan;
+    plan.fn = e.code_->Find(call.symbol());
+    if (plan.fn == nullptr) throw Error(where + ": kernel '" + call.symbol() + "' is missing from the code object");
+    plan.node = call.node();
+    plan.parallel_extent = std::max<int64_t>(call.parallel_extent(), 1);
+    for (const auto& arg : call.args()) {
+      // Every reference must stay inside what it points at, whatever the file says.
+      const std::vector<TensorSpec>* specs = nullptr;
+      switch (arg.kind()) {
+        case proto::BufferRef::ARENA:
+          if (arg.offset() > static_cast<uint64_t>(e.arena_bytes_) ||
+              arg.bytes() > static_cast<uint64_t>(e.arena_bytes_) - arg.offset()) {
+            throw Error(where + ": kernel '" + call.symbol() + "' reaches outside the arena");
+          }
+          break;
+        case proto::BufferRef::INPUT: specs = &e.inputs_; break;
+        case proto::BufferRef::PARAM: specs = &e.params_; break;
+        case proto::BufferRef::OUTPUT: specs = &e.outputs_; break;
+        default: throw Error(where + ": kernel '" + call.symbol() + "' has an unknown buffer kind");
+      }
+      if (specs && (arg.index() >= specs->size() || arg.bytes() > bytes_of((*specs)[arg.index()]))) {
+        throw Error(where + ": kernel '" + call.symbol() + "' refers to a buffer that does not exist or is too small");
+      }
+      plan.args.push_back(arg);
+    }
+    e.kernels_.push_back(std::move(plan));
+  }
+
+  std::map<std::string, Tensor> embedded;
+  for (int i = 0; i < artifact.param_values_size(); ++i) {
+    const auto& value = artifact.param_values(i);
+    embedded[value.name()] = TensorFromProto(value, where + ": parameter '" + value.name() + "'");
+  }
+  e.BindParams(embedded);
+
+  if (options.threads == 0) {
+    e.pool_ = &DefaultThreadPool();
+  } else if (options.threads > 1) {
+    e.own_pool_ = std::make_unique<ThreadPool>(options.threads);
+    e.pool_ = e.own_pool_.get();
+  }
+  e.arenas_ = std::make_unique<ArenaPool>(e.arena_bytes_);
+  return executor;
+}
+
+void Executor::BindParams(const std::map<std::string, Tensor>& params, bool allow_extra) {
+  for (const auto& [name, tensor] : params) {
+    const auto it = std::find_if(params_.begin(), params_.end(), [&](const TensorSpec& s) { return s.name == name; });
+    if (it == params_.end()) {
+      if (allow_extra) continue;
+      throw Error("'" + source_ + "' has no parameter named '" + name + "'");
+    }
+    if (tensor.shape() != it->shape || tensor.dtype() != it->dtype) {
+      throw Error("parameter '" + name + "': expected " + Describe(*it) + ", given " +
+                  std::string(DTypeName(tensor.dtype())) + " " + ShapeToString(tensor.shape()));
+    }
+    param_values_[static_cast<size_t>(it - params_.begin())] = tensor;
+  }
+}
+
+std::vector<std::string> Executor::MissingParams() const {
+  std::vector<std::string> missing;
+  for (size_t i = 0; i < params_.size(); ++i) {
+    if (!param_values_[i].defined()) missing.push_back(params_[i].name);
+  }
+  return missing;
+}
+
+std::vector<Tensor> Executor::Run(const std::map<std::string, Tensor>& inputs) const {
+  for (const auto& [name, tensor] : inputs) {
+    if (std::none_of(inputs_.begin(), inputs_.end(), [&](const TensorSpec& s) { return s.name == name; })) {
+      std::string known;
+      for (const auto& s : inputs_) known += (known.empty() ? "" : ", ") + s.name;
+      throw Error("unknown input '" + name + "'; the model's inputs are {" + known + "}");
+    }
+  }
+  std::vector<Tensor> ordered;
+  for (const auto& spec : inputs_) {
+    const auto it = inputs.find(spec.name);
+    if (it == inputs.end()) throw Error("missing input '" + spec.name + "' (expected " + Describe(spec) + ")");
+    ordered.push_back(it->second);
+  }
+  return Run(ordered);
+}
+
+std::vector<Tensor> Executor::Run(const std::vector<Tensor>& inputs) const {
+  if (inputs.size() != inputs_.size()) {
+    throw Error("expected " + std::to_string(inputs_.size()) + " inputs, given " + std::to_string(inputs.size()));
+  }
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    if (!inputs[i].defined() || inputs[i].shape() != inputs_[i].shape || inputs[i].dtype() != inputs_[i].dtype) {
+      throw Error("input '" + inputs_[i].name + "': expected " + Describe(inputs_[i]) + ", given " +
+                  (inputs[i].defined() ? std::string(DTypeName(inputs[i].dtype())) + " " + ShapeToString(inputs[i].shape())
+                                       : std::string("nothing")));
+    }
+  }
+  if (const auto missing = MissingParams(); !missing.empty()) {
+    std::string names;
+    for (const auto& name : missing) names += (names.empty() ? "" : ", ") + name;
+    throw Error("parameters not bound: " + names);
+  }
+  std::vector<Tensor> outputs;
+  for (const auto& spec : outputs_) outputs.emplace_back(spec.shape, spec.dtype);
+
+  auto arena = arenas_->Acquire();
+  const KilnRuntimeApi* api = DefaultRuntimeApi();
+  std::vector<void*> buffers;
+  for (const auto& kernel : kernels_) {
+    buffers.clear();
+    for (const auto& arg : kernel.args) {
+      switch (arg.kind()) {
+        case proto::BufferRef::ARENA: buffers.push_back(arena.data() + arg.offset()); break;
+        case proto::BufferRef::INPUT: buffers.push_back(const_cast<void*>(inputs[arg.index()].data())); break;
+        case proto::BufferRef::PARAM: buffers.push_back(const_cast<void*>(param_values_[arg.index()].data())); break;
+        case proto::BufferRef::OUTPUT: buffers.push_back(outputs[arg.index()].data()); break;
+        default: break;
+      }
+    }
+    void* const* args = buffers.data();
+    if (pool_ != nullptr && kernel.parallel_extent > 1) {
+      pool_->ParallelFor(kernel.parallel_extent, [&](int64_t begin, int64_t end) { kernel.fn(args, begin, end, api); });
+    } else {
+      kernel.fn(args, 0, kernel.parallel_extent, api);
+    }
+  }
+  return outputs;
+}
+
+}  // namespace kiln

@@ -1,0 +1,88 @@
+// The executor: loads a compiled artifact, binds its parameters, and runs it. One
+// loaded executor may run from many threads at once: parameters and code are shared and
+// read-only, and every call takes its own arena from a pool.
+//
+//   auto model = kiln::Executor::Load("lenet.kiln");
+//   std::vector<kiln::Tensor> out = model->Run({{"data", image}});
+#pragma once
+
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "proto/artifact.pb.h"
+#include "runtime/code_module.h"
+#include "runtime/kernel_abi.h"
+#include "runtime/tensor.h"
+
+namespace kiln {
+
+class ThreadPool;
+
+struct TensorSpec {
+  std::string name;
+  DType dtype = DType::kFloat32;
+  Shape shape;
+};
+
+struct ExecutorOptions {
+  // Threads for the kernels' parallel loops: 0 uses the process-wide pool (all cores,
+  // or KILN_NUM_THREADS), 1 runs everything on the calling thread.
+  int threads = 0;
+};
+
+class Executor {
+ public:
+  // Loads an artifact file and the code object inside it.
+  static std::unique_ptr<Executor> Load(const std::string& path, const ExecutorOptions& options = {});
+  // An artifact whose code is already loaded (the JIT path of the compiler).
+  static std::unique_ptr<Executor> Create(proto::ArtifactProto artifact, std::shared_ptr<const CodeModule> code,
+                                          const ExecutorOptions& options = {}, const std::string& source = "<artifact>");
+  ~Executor();
+  Executor(const Executor&) = delete;
+  Executor& operator=(const Executor&) = delete;
+
+  const std::vector<TensorSpec>& inputs() const { return inputs_; }
+  const std::vector<TensorSpec>& outputs() const { return outputs_; }
+  const std::vector<TensorSpec>& params() const { return params_; }
+  int64_t arena_bytes() const { return arena_bytes_; }
+  size_t num_kernels() const { return kernels_.size(); }
+
+  // Binds parameters by name, checking shape and dtype. A name the model does not have
+  // is an error unless `allow_extra`. Not to be called while Run is running.
+  void BindParams(const std::map<std::string, Tensor>& params, bool allow_extra = false);
+  // Names of parameters not bound yet (Run refuses to run while any are missing).
+  std::vector<std::string> MissingParams() const;
+
+  // Runs the model. Inputs by name (every input is required; an unknown name is an
+  // error), or in inputs() order. Thread-safe.
+  std::vector<Tensor> Run(const std::map<std::string, Tensor>& inputs) const;
+  std::vector<Tensor> Run(const std::vector<Tensor>& inputs) const;
+
+ private:
+  struct KernelPlan {
+    KilnKernelFn fn = nullptr;
+    std::string node;
+    int64_t parallel_extent = 1;
+    std::vector<proto::BufferRef> args;
+  };
+  class ArenaPool;
+
+  Executor() = default;
+
+  std::string source_;
+  std::shared_ptr<const CodeModule> code_;
+  std::vector<TensorSpec> inputs_;
+  std::vector<TensorSpec> outputs_;
+  std::vector<TensorSpec> params_;
+  std::vector<Tensor> param_values_;
+  std::vector<KernelPlan> kernels_;
+  int64_t arena_bytes_ = 0;
+  std::unique_ptr<ThreadPool> own_pool_;
+  ThreadPool* pool_ = nullptr;  // null: run on the calling thread
+  std::unique_ptr<ArenaPool> arenas_;
+};
+
+}  // namespace kiln

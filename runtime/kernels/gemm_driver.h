@@ -1,0 +1,253 @@
+// Internal to runtime/kernels: the blocked GEMM driver shared by every kernel set
+// (gemm_avx512.cc, gemm_avx2.cc, gemm_portable.cc), in the style of BLIS/GotoBLAS.
+//
+//   for each block of MC rows of C
+//     for each block of KC of the inner dimension
+//       pack A's MC x KC block into panels of MR rows          (L2/L3)
+//       for each block of NC columns of C
+//         pack B's KC x NC block into panels of NR columns     (L2; skipped when C
+//                                                              has few rows or B is small)
+//         for each MR-row panel of A                           (stays in L1)
+//           for each NR-column panel of B: micro-kernel on an MR x NR tile of C
+//
+// A micro-kernel keeps its tile of C in registers for the whole KC loop: every step
+// loads NR/vector-width vectors of B and broadcasts MR values of A. Tiles on the lower
+// and right edges get kernels instantiated for fewer rows and fewer vectors, and masked
+// stores, so edges cost about what they compute.
+#pragma once
+
+#include <xmmintrin.h>
+
+#include <algorithm>
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <utility>
+
+namespace kiln::gemm_internal {
+
+struct GemmArgs {
+  int64_t m = 0, n = 0, k = 0;
+  float alpha = 1;
+  const float* a = nullptr;
+  int64_t lda = 0;
+  bool transpose_a = false;
+  const float* b = nullptr;
+  int64_t ldb = 0;
+  bool transpose_b = false;
+  float beta = 0;
+  float* c = nullptr;
+  int64_t ldc = 0;
+};
+
+// One micro-kernel call: C[rows, cols] = alpha * A_panel B_panel + beta * C, where the
+// kernel's row count is its template argument.
+struct Tile {
+  int64_t k = 0;
+  const float* a = nullptr;  // packed A panel: element (i, p) at a[p * MR + i]
+  const float* b = nullptr;  // B panel: element (p, j) at b[p * rs_b + j]
+  int64_t rs_b = 0;          // NR when packed; ldb when B is read in place
+  float* c = nullptr;
+  int64_t ldc = 0;
+  float alpha = 1;
+  float beta = 0;  // 0: C is written without being read
+  int64_t cols = 0;
+};
+
+using MicroKernel = void (*)(const Tile&);
+
+// Per-thread packing buffers, 64-byte aligned, grown on demand and kept (gemm.cc).
+float* ScratchA(size_t floats);
+float* ScratchB(size_t floats);
+
+inline int64_t CeilDiv(int64_t a, int64_t b) {
+  return (a + b - 1) / b;
+}
+inline int64_t RoundUp(int64_t a, int64_t b) {
+  return CeilDiv(a, b) * b;
+}
+// Splits `extent` into equal blocks of at most `block`, each a multiple of `align`: 385
+// with block 384 gives two blocks of 193 rather than 384 and 1.
+inline int64_t BalancedBlock(int64_t extent, int64_t block, int64_t align) {
+  return std::min(RoundUp(CeilDiv(extent, CeilDiv(extent, block)), align), RoundUp(extent, align));
+}
+
+// Copies a 4 x 4 block with rows `src_stride` apart, transposed, to rows `dst_stride`
+// apart: dst[q * dst_stride + r] = src[r * src_stride + q]. SSE2, which every x86-64
+// CPU has. Both non-unit-stride packings go through it (a scalar loop that writes with a
+// stride runs at about 2 cycles per element, the packing then costing as much as the
+// product for a few dozen rows).
+inline void Transpose4x4(const float* src, int64_t src_stride, float* dst, int64_t dst_stride) {
+  __m128 r0 = _mm_loadu_ps(src);
+  __m128 r1 = _mm_loadu_ps(src + src_stride);
+  __m128 r2 = _mm_loadu_ps(src + 2 * src_stride);
+  __m128 r3 = _mm_loadu_ps(src + 3 * src_stride);
+  _MM_TRANSPOSE4_PS(r0, r1, r2, r3);
+  _mm_storeu_ps(dst, r0);
+  _mm_storeu_ps(dst + dst_stride, r1);
+  _mm_storeu_ps(dst + 2 * dst_stride, r2);
+  _mm_storeu_ps(dst + 3 * dst_stride, r3);
+}
+
+// dst[q * dst_stride + r] = src[r * src_stride + q] for r < rows, q < cols: 4 x 4
+// blocks, then the ragged edges one element at a time.
+inline void TransposeCopy(const float* src, int64_t src_stride, int64_t rows, int64_t cols, float* dst,
+                          int64_t dst_stride) {
+  const int64_t rows4 = rows / 4 * 4;
+  const int64_t cols4 = cols / 4 * 4;
+  for (int64_t q = 0; q < cols4; q += 4) {
+    for (int64_t r = 0; r < rows4; r += 4) {
+      Transpose4x4(src + r * src_stride + q, src_stride, dst + q * dst_stride + r, dst_stride);
+    }
+    for (int64_t r = rows4; r < rows; ++r) {
+      for (int64_t qq = q; qq < q + 4; ++qq) dst[qq * dst_stride + r] = src[r * src_stride + qq];
+    }
+  }
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t q = cols4; q < cols; ++q) dst[q * dst_stride + r] = src[r * src_stride + q];
+  }
+}
+
+// Zeros kN floats with vector stores (a plain loop becomes `rep stos`, whose start-up
+// costs more than the row).
+template <int kN>
+void ZeroRow(float* row) {
+  static_assert(kN % 4 == 0);
+  for (int j = 0; j < kN; j += 4) _mm_storeu_ps(row + j, _mm_setzero_ps());
+}
+
+// op(A)[i0 + i, p0 + p] for i < rows, p < kb into MR-row panels: panel r holds rows
+// [r MR, r MR + MR) as dst[r MR kb + p MR + i]. Rows past `rows` are left alone (the
+// edge kernels never read them).
+template <int kMr>
+void PackA(const GemmArgs& g, int64_t i0, int64_t rows, int64_t p0, int64_t kb, float* dst) {
+  for (int64_t r = 0; r < rows; r += kMr) {
+    const int64_t height = std::min<int64_t>(kMr, rows - r);
+    float* panel = dst + r * kb;
+    if (g.transpose_a) {
+      // op(A) row i is A column i: each p reads `height` contiguous values. (Loops of
+      // constant length for whole panels: the compiler turns them into a few vector
+      // moves, where std::copy would call memmove for every few bytes.)
+      const float* src = g.a + p0 * g.lda + i0 + r;
+      if (height == kMr) {
+        for (int64_t p = 0; p < kb; ++p) {
+          for (int i = 0; i < kMr; ++i) panel[p * kMr + i] = src[p * g.lda + i];
+        }
+      } else {
+        for (int64_t p = 0; p < kb; ++p) {
+          for (int64_t i = 0; i < height; ++i) panel[p * kMr + i] = src[p * g.lda + i];
+        }
+      }
+    } else {
+      TransposeCopy(g.a + (i0 + r) * g.lda + p0, g.lda, height, kb, panel, kMr);
+    }
+  }
+}
+
+// op(B)[p0 + p, j0 + j] for p < kb, j < cols into NR-column panels: panel s holds
+// columns [s NR, s NR + NR) as dst[s NR kb + p NR + j]; columns past `cols` are zeros.
+template <int kNr>
+void PackB(const GemmArgs& g, int64_t p0, int64_t kb, int64_t j0, int64_t cols, float* dst) {
+  for (int64_t s = 0; s < cols; s += kNr) {
+    const int64_t width = std::min<int64_t>(kNr, cols - s);
+    float* panel = dst + s * kb;
+    if (g.transpose_b) {
+      // op(B) column j is B row j.
+      if (width < kNr) {
+        for (int64_t p = 0; p < kb; ++p) ZeroRow<kNr>(panel + p * kNr);
+      }
+      TransposeCopy(g.b + (j0 + s) * g.ldb + p0, g.ldb, width, kb, panel, kNr);
+    } else {
+      const float* src = g.b + p0 * g.ldb + j0 + s;
+      if (width == kNr) {
+        for (int64_t p = 0; p < kb; ++p) {
+          for (int j = 0; j < kNr; ++j) panel[p * kNr + j] = src[p * g.ldb + j];
+        }
+      } else {
+        for (int64_t p = 0; p < kb; ++p) {
+          ZeroRow<kNr>(panel + p * kNr);
+          for (int64_t j = 0; j < width; ++j) panel[p * kNr + j] = src[p * g.ldb + j];
+        }
+      }
+    }
+  }
+}
+
+// Micro<kRows, v> for v = 1 .. vectors, then those rows for every row count: the table
+// kMicro[rows - 1][vectors - 1] of every edge shape of a kernel set.
+template <class Set, int kRows, size_t... kVec>
+constexpr auto MicroRow(std::index_sequence<kVec...>) {
+  return std::array<MicroKernel, sizeof...(kVec)>{&Set::template Micro<kRows, int(kVec) + 1>...};
+}
+template <class Set, int kNv, size_t... kRow>
+constexpr auto MicroTable(std::index_sequence<kRow...>) {
+  return std::array{MicroRow<Set, int(kRow) + 1>(std::make_index_sequence<kNv>())...};
+}
+
+// A B of at most this many floats (64 KiB) stays in cache whatever its layout.
+constexpr int64_t kInPlaceBMaxFloats = 16384;
+
+// Set provides kMr, kNr, kVec (floats per vector), the blocking kKc, kNc, kMc,
+// kInPlaceBMaxRows (C rows up to which B is read without packing) and
+// Micro<rows, vectors>(const Tile&).
+template <class Set>
+void RunGemm(const GemmArgs& g) {
+  constexpr int kMr = Set::kMr;
+  constexpr int kNr = Set::kNr;
+  constexpr int kNv = Set::kNr / Set::kVec;
+  static constexpr auto kMicro = MicroTable<Set, kNv>(std::make_index_sequence<kMr>());
+
+  const int64_t mc = BalancedBlock(g.m, Set::kMc, kMr);
+  const int64_t kc = BalancedBlock(g.k, Set::kKc, 1);
+  const int64_t nc = BalancedBlock(g.n, Set::kNc, kNr);
+  // B (not transposed) is read in place where packing would cost more than the reuse
+  // it buys: when C has few rows, or when B is small.
+  const bool b_in_place = !g.transpose_b && (g.m <= Set::kInPlaceBMaxRows || g.n * g.k <= kInPlaceBMaxFloats);
+  float* const a_pack = ScratchA(static_cast<size_t>(mc * kc));
+  float* const b_pack = ScratchB(static_cast<size_t>((b_in_place ? kNr : nc) * kc));
+
+  for (int64_t i0 = 0; i0 < g.m; i0 += mc) {
+    const int64_t mb = std::min(mc, g.m - i0);
+    for (int64_t p0 = 0; p0 < g.k; p0 += kc) {
+      const int64_t kb = std::min(kc, g.k - p0);
+      PackA<kMr>(g, i0, mb, p0, kb, a_pack);
+      Tile tile;
+      tile.k = kb;
+      tile.ldc = g.ldc;
+      tile.alpha = g.alpha;
+      // Later k blocks accumulate onto what the first wrote.
+      tile.beta = p0 == 0 ? g.beta : 1.0f;
+      for (int64_t j0 = 0; j0 < g.n; j0 += nc) {
+        const int64_t nb = std::min(nc, g.n - j0);
+        // Columns [0, in_place) of the block are read from B itself, the rest packed.
+        // Kernels read whole vectors, so a right edge is always packed (zero padded):
+        // reading it in place could run past the end of B.
+        const int64_t in_place = b_in_place ? nb / kNr * kNr : 0;
+        if (in_place < nb) PackB<kNr>(g, p0, kb, j0 + in_place, nb - in_place, b_pack);
+        for (int64_t ir = 0; ir < mb; ir += kMr) {
+          const auto& kernels = kMicro[std::min<int64_t>(kMr, mb - ir) - 1];
+          tile.a = a_pack + ir * kb;
+          for (int64_t jr = 0; jr < nb; jr += kNr) {
+            if (jr < in_place) {
+              tile.b = g.b + p0 * g.ldb + j0 + jr;
+              tile.rs_b = g.ldb;
+            } else {
+              tile.b = b_pack + (jr - in_place) * kb;
+              tile.rs_b = kNr;
+            }
+            tile.cols = std::min<int64_t>(kNr, nb - jr);
+            tile.c = g.c + (i0 + ir) * g.ldc + j0 + jr;
+            kernels[CeilDiv(tile.cols, Set::kVec) - 1](tile);
+          }
+        }
+      }
+    }
+  }
+}
+
+// The kernel sets, one translation unit each.
+void SgemmPortable(const GemmArgs& g);
+void SgemmAvx2(const GemmArgs& g);
+void SgemmAvx512(const GemmArgs& g);
+
+}  // namespace kiln::gemm_internal

@@ -1,0 +1,206 @@
+// End to end: graphs compile (JIT and AOT) and match the reference interpreter; the
+// artifact round-trips; bad artifacts are rejected clearly; one executor serves many
+// threads with bit-identical results.
+#include <catch2/catch.hpp>
+#include <filesystem>
+#include <random>
+#include <thread>
+
+#include "codegen/compiler.h"
+#include "passes/interpreter.h"
+#include "runtime/artifact.h"
+#include "runtime/error.h"
+#include "runtime/executor.h"
+#include "symbol/ops_api.h"
+#include "tests/op_test_util.h"
+
+using namespace kiln;
+using namespace kiln::testing;
+
+namespace {
+
+// A graph with random parameters embedded.
+Graph WithParams(const Symbol& net, const std::map<std::string, Shape>& input_shapes, uint64_t seed) {
+  Graph graph = net.ToGraph();
+  const auto shapes = net.InferShape(input_shapes);
+  const auto names = net.ListArguments();
+  for (size_t i = 0; i < names.size(); ++i) {
+    if (input_shapes.count(names[i]) || names[i].find("label") != std::string::npos) continue;
+    graph.params[names[i]] = RandomTensor(*shapes.arguments[i], seed + i, -0.3, 0.3);
+  }
+  const auto aux = net.ListAuxiliaryStates();
+  for (size_t i = 0; i < aux.size(); ++i) {
+    graph.params[aux[i]] = RandomTensor(*shapes.aux[i], seed + 100 + i, 0.5, 1.5);
+  }
+  return graph;
+}
+
+Symbol Mlp() {
+  Symbol x = Symbol::Variable("data");
+  x = sym::FullyConnected(x, {{"num_hidden", 64}}, "fc1");
+  x = sym::Activation(x, {{"act_type", "relu"}}, "relu1");
+  x = sym::FullyConnected(x, {{"num_hidden", 10}}, "fc2");
+  return sym::SoftmaxOutput(x, Symbol(), {}, "softmax");
+}
+
+Symbol LeNet() {
+  Symbol x = Symbol::Variable("data");
+  x = sym::Convolution(x, {{"kernel", {5, 5}}, {"num_filter", 6}, {"pad", {2, 2}}}, "conv1");
+  x = sym::BatchNorm(x, {{"fix_gamma", false}}, "bn1");
+  x = sym::Activation(x, {{"act_type", "tanh"}}, "tanh1");
+  x = sym::Pooling(x, {{"pool_type", "max"}, {"kernel", {2, 2}}, {"stride", {2, 2}}}, "pool1");
+  x = sym::Convolution(x, {{"kernel", {5, 5}}, {"num_filter", 16}}, "conv2");
+  x = sym::Activation(x, {{"act_type", "relu"}}, "relu2");
+  x = sym::Pooling(x, {{"pool_type", "avg"}, {"kernel", {2, 2}}, {"stride", {2, 2}}}, "pool2");
+  x = sym::Flatten(x, {}, "flatten");
+  x = sym::FullyConnected(x, {{"num_hidden", 120}}, "fc1");
+  x = sym::Activation(x, {{"act_type", "sigmoid"}}, "sig1");
+  x = sym::FullyConnected(x, {{"num_hidden", 10}}, "fc2");
+  return sym::SoftmaxOutput(x, Symbol(), {}, "softmax");
+}
+
+std::string TempPath(const std::string& name) {
+  const auto dir = std::filesystem::temp_directory_path() / ("kiln_compile_test_" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  return (dir / name).string();
+}
+
+}  // namespace
+
+TEST_CASE("an MLP compiles with the JIT and matches the interpreter", "[compile]") {
+  for (int64_t batch : {1, 5}) {
+    const Graph graph = WithParams(Mlp(), {{"data", {batch, 30}}}, 7);
+    const Tensor data = RandomTensor({batch, 30}, 1);
+    const auto expected = Interpret(graph, {{"data", data}});
+    CompileOptions options;
+    options.input_shapes = {{"data", {batch, 30}}};
+    const auto executor = CompileJit(graph, options);
+    REQUIRE(executor->inputs().size() == 1);
+    CHECK(executor->inputs()[0].name == "data");
+    const auto out = executor->Run({{"data", data}});
+    KILN_CHECK_CLOSE(out[0], expected[0], 1e-5, 1e-6);
+  }
+}
+
+TEST_CASE("LeNet with BatchNorm compiles AOT, round-trips as a file and matches", "[compile]") {
+  const Graph graph = WithParams(LeNet(), {{"data", {2, 1, 28, 28}}}, 11);
+  const Tensor data = RandomTensor({2, 1, 28, 28}, 3, 0, 1);
+  const auto expected = Interpret(graph, {{"data", data}});
+  CompileOptions options;
+  options.input_shapes = {{"data", {2, 1, 28, 28}}};
+  const std::string path = TempPath("lenet.kiln");
+  SaveArtifact(path, CompileGraph(graph, options));
+  const auto executor = Executor::Load(path);
+  const auto out = executor->Run({{"data", data}});
+  KILN_CHECK_CLOSE(out[0], expected[0], 1e-4, 1e-5);
+  CHECK(executor->num_kernels() == 12);
+  // Memory planning shares the arena between layers.
+  const LoweredGraph lowered = LowerGraph(graph, options);
+  CHECK(static_cast<int64_t>(lowered.artifact.arena_bytes()) < lowered.unshared_bytes);
+}
+
+TEST_CASE("one executor runs from many threads with bit-identical results", "[compile][threads]") {
+  const Graph graph = WithParams(LeNet(), {{"data", {1, 1, 28, 28}}}, 5);
+  CompileOptions options;
+  options.input_shapes = {{"data", {1, 1, 28, 28}}};
+  ExecutorOptions executor_options;
+  executor_options.threads = 2;
+  const auto executor = CompileJit(graph, options, executor_options);
+  std::vector<Tensor> inputs;
+  std::vector<Tensor> expected;
+  for (int i = 0; i < 6; ++i) {
+    inputs.push_back(RandomTensor({1, 1, 28, 28}, 100 + i, 0, 1));
+    expected.push_back(executor->Run({{"data", inputs.back()}})[0]);
+  }
+  std::vector<std::thread> threads;
+  std::atomic<int> mismatches{0};
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      for (int round = 0; round < 20; ++round) {
+        const int i = (t + round) % 6;
+        if (!executor->Run({{"data", inputs[i]}})[0].BitwiseEquals(expected[i])) ++mismatches;
+      }
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  CHECK(mismatches == 0);
+}
+
+TEST_CASE("outputs that are inputs, repeated outputs, and multiple outputs", "[compile]") {
+  const Symbol x = Symbol::Variable("x");
+  const Symbol y = sym::relu(x, {}, "r");
+  const Graph graph = Symbol::Group({y, x, y, sym::exp(y, {}, "e")}).ToGraph();
+  CompileOptions options;
+  options.input_shapes = {{"x", {3, 4}}};
+  const auto executor = CompileJit(graph, options);
+  const Tensor xv = RandomTensor({3, 4}, 9);
+  const auto out = executor->Run({{"x", xv}});
+  const auto expected = Interpret(graph, {{"x", xv}});
+  REQUIRE(out.size() == 4);
+  for (size_t i = 0; i < 4; ++i) KILN_CHECK_CLOSE(out[i], expected[i], 1e-6, 0);
+}
+
+TEST_CASE("the executor checks what it is given", "[compile][errors]") {
+  const Graph graph = WithParams(Mlp(), {{"data", {2, 30}}}, 7);
+  CompileOptions options;
+  options.input_shapes = {{"data", {2, 30}}};
+  options.embed_params = false;
+  const auto executor = CompileJit(graph, options);
+  CHECK(executor->MissingParams().size() == 4);
+  CHECK_THROWS_WITH(executor->Run({{"data", RandomTensor({2, 30}, 1)}}), Catch::Contains("parameters not bound: fc1_weight"));
+  CHECK_THROWS_WITH(executor->BindParams({{"fc1_weight", RandomTensor({64, 31}, 1)}}),
+                    Catch::Contains("parameter 'fc1_weight': expected float32 (64,30), given float32 (64,31)"));
+  CHECK_THROWS_WITH(executor->BindParams({{"fc9_weight", RandomTensor({1}, 1)}}),
+                    Catch::Contains("no parameter named 'fc9_weight'"));
+  executor->BindParams(graph.params);
+  CHECK(executor->MissingParams().empty());
+  CHECK_THROWS_WITH(executor->Run({{"data", RandomTensor({3, 30}, 1)}}),
+                    Catch::Contains("input 'data': expected float32 (2,30), given float32 (3,30)"));
+  CHECK_THROWS_WITH(executor->Run(std::map<std::string, Tensor>{}), Catch::Contains("missing input 'data'"));
+  CHECK_THROWS_WITH(executor->Run({{"data", RandomTensor({2, 30}, 1)}, {"extra", RandomTensor({1}, 1)}}),
+                    Catch::Contains("unknown input 'extra'"));
+  // Compilation needs every input shape.
+  CHECK_THROWS_WITH(CompileJit(graph, CompileOptions{}), Catch::Contains("input 'data': shape unknown"));
+}
+
+TEST_CASE("bad artifacts are rejected with clear errors", "[compile][errors]") {
+  const Graph graph = WithParams(Mlp(), {{"data", {1, 30}}}, 7);
+  CompileOptions options;
+  options.input_shapes = {{"data", {1, 30}}};
+  const proto::ArtifactProto artifact = CompileGraph(graph, options);
+  const std::string good = SerializeArtifact(artifact);
+  CHECK_NOTHROW(ParseArtifact(good));
+  CHECK_THROWS_WITH(ParseArtifact(good.substr(0, good.size() / 2)), Catch::Contains("checksum mismatch"));
+  CHECK_THROWS_WITH(ParseArtifact("garbage"), Catch::Contains("not a kiln artifact"));
+  std::mt19937 rng(5);
+  for (int trial = 0; trial < 200; ++trial) {
+    std::string bad = good;
+    bad[16 + rng() % (bad.size() - 16)] ^= static_cast<char>(1 + rng() % 255);
+    CHECK_THROWS_WITH(ParseArtifact(bad), Catch::Contains("checksum mismatch"));
+  }
+  for (size_t cut = 0; cut < 64; ++cut) CHECK_THROWS_AS(ParseArtifact(good.substr(0, cut)), Error);
+
+  proto::ArtifactProto newer = artifact;
+  newer.set_format_version(kArtifactFormatVersion + 1);
+  CHECK_THROWS_WITH(ParseArtifact(SerializeArtifact(newer)), Catch::Contains("format version 2 is not supported"));
+  proto::ArtifactProto other_arch = artifact;
+  other_arch.mutable_target()->set_triple("aarch64-unknown-linux-gnu");
+  CHECK_THROWS_WITH(CheckTarget(other_arch.target(), "m.kiln"), Catch::Contains("compiled for aarch64"));
+  proto::ArtifactProto exotic = artifact;
+  exotic.mutable_target()->add_features("avx512f");
+  exotic.mutable_target()->add_features("avx512bw");
+  const auto host = HostCpuFeatures();
+  if (std::find(host.begin(), host.end(), "avx512bw") == host.end()) {
+    CHECK_THROWS_WITH(CheckTarget(exotic.target(), "m.kiln"), Catch::Contains("needs the CPU feature 'avx512"));
+  }
+  const std::string path = TempPath("bad.kiln");
+  proto::ArtifactProto no_kernel = artifact;
+  no_kernel.mutable_kernels(0)->set_symbol("missing_symbol");
+  SaveArtifact(path, no_kernel);
+  CHECK_THROWS_WITH(Executor::Load(path), Catch::Contains("kernel 'missing_symbol' is missing"));
+  proto::ArtifactProto out_of_arena = artifact;
+  out_of_arena.mutable_kernels(0)->mutable_args(0)->set_kind(proto::BufferRef::ARENA);
+  out_of_arena.mutable_kernels(0)->mutable_args(0)->set_offset(1ull << 40);
+  SaveArtifact(path, out_of_arena);
+  CHECK_THROWS_WITH(Executor::Load(path), Catch::Contains("outside the arena"));
+}

@@ -1,0 +1,864 @@
+// The LLVM emitter: hand-built kernels and lowered operators, run in-process (JIT) and
+// as shared objects (AOT), against the kir interpreter and the reference.
+#include "codegen/llvm/llvm_emitter.h"
+
+#include <algorithm>
+#include <atomic>
+#include <catch2/catch.hpp>
+#include <cmath>
+#include <cstring>
+#include <functional>
+#include <limits>
+#include <random>
+#include <thread>
+
+#include "codegen/kir_interpreter.h"
+#include "runtime/code_module.h"
+#include "runtime/error.h"
+#include "symbol/op.h"
+#include "tests/lower_test_util.h"
+#include "tests/op_test_util.h"
+
+using namespace kiln;
+using namespace kiln::testing;
+using kir::ScalarType;
+
+namespace {
+
+CpuTarget Cpu(const std::string& name, const std::string& features = "", int opt_level = 2) {
+  CpuTarget target;
+  target.cpu = name;
+  target.features = features;
+  target.opt_level = opt_level;
+  return target;
+}
+
+constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+constexpr double kInf = std::numeric_limits<double>::infinity();
+
+// Runs `fn` over [0, extent) in three uneven shares, with an empty and a reversed range
+// between them that must do nothing.
+void RunShares(KilnKernelFn fn, int64_t extent, const std::vector<void*>& buffers,
+               const KilnRuntimeApi* api = TestRuntimeApi()) {
+  void* const* args = buffers.data();
+  const int64_t cut1 = extent / 3;
+  const int64_t cut2 = extent - extent / 5;
+  fn(args, 0, cut1, api);
+  fn(args, cut1, cut1, api);
+  fn(args, cut1, cut2, api);
+  fn(args, cut2, cut1, api);
+  fn(args, cut2, extent, api);
+}
+
+KernelRunner JitRunner(const CpuTarget& target = {}) {
+  return [target](const kir::Kernel& kernel, const std::vector<void*>& buffers) {
+    const auto code = JitCompile({kernel}, target);
+    const KilnKernelFn fn = code->Find(kernel.name);
+    REQUIRE(fn != nullptr);
+    RunShares(fn, kernel.parallel_extent, buffers);
+  };
+}
+
+KernelRunner AotRunner(const CpuTarget& target = {}) {
+  return [target](const kir::Kernel& kernel, const std::vector<void*>& buffers) {
+    const auto code = LoadSharedObject(CompileSharedObject({kernel}, target));
+    const KilnKernelFn fn = code->Find(kernel.name);
+    REQUIRE(fn != nullptr);
+    RunShares(fn, kernel.parallel_extent, buffers);
+  };
+}
+
+DType ToDType(ScalarType type) {
+  switch (type) {
+    case ScalarType::kBool: return DType::kBool;
+    case ScalarType::kInt8: return DType::kInt8;
+    case ScalarType::kUInt8: return DType::kUInt8;
+    case ScalarType::kInt32: return DType::kInt32;
+    case ScalarType::kInt64: return DType::kInt64;
+    case ScalarType::kFloat16: return DType::kFloat16;
+    case ScalarType::kFloat32: return DType::kFloat32;
+    case ScalarType::kFloat64: return DType::kFloat64;
+  }
+  return DType::kFloat32;
+}
+
+const std::vector<ScalarType> kAllTypes = {ScalarType::kBool,    ScalarType::kInt8,   ScalarType::kUInt8,
+                                           ScalarType::kInt32,   ScalarType::kInt64,  ScalarType::kFloat16,
+                                           ScalarType::kFloat32, ScalarType::kFloat64};
+
+// Runs `kernel` (inputs, then one output of `out_type`) and returns the output.
+Tensor RunKernel(const KernelRunner& runner, const kir::Kernel& kernel, const std::vector<Tensor>& inputs,
+                 ScalarType out_type) {
+  Tensor out({kernel.args.back()->size}, ToDType(out_type));
+  std::vector<void*> buffers;
+  for (const auto& t : inputs) buffers.push_back(const_cast<void*>(t.data()));
+  buffers.push_back(out.data());
+  runner(kernel, buffers);
+  return out;
+}
+
+// out[i] = fn(in[i]) in a vectorized loop.
+kir::Kernel MapKernel(ScalarType in_type, ScalarType out_type, int64_t n,
+                      const std::function<kir::Expr(kir::Expr)>& fn) {
+  kir::KernelBuilder b("map");
+  const auto in = b.AddArg("in", in_type, n);
+  const auto out = b.AddArg("out", out_type, n);
+  const kir::Expr i = kir::Var("i");
+  return b.Finish(kir::For(i, 0, n, kir::Store(out, i, fn(kir::Load(in, i))), kir::LoopKind::kVectorize));
+}
+
+// out[i] = fn(a[i], b[i]) in a vectorized loop.
+kir::Kernel ZipKernel(ScalarType in_type, ScalarType out_type, int64_t n,
+                      const std::function<kir::Expr(kir::Expr, kir::Expr)>& fn) {
+  kir::KernelBuilder b("zip");
+  const auto x = b.AddArg("a", in_type, n);
+  const auto y = b.AddArg("b", in_type, n);
+  const auto out = b.AddArg("out", out_type, n);
+  const kir::Expr i = kir::Var("i");
+  return b.Finish(
+      kir::For(i, 0, n, kir::Store(out, i, fn(kir::Load(x, i), kir::Load(y, i))), kir::LoopKind::kVectorize));
+}
+
+// A tensor holding `values` converted to `dtype` as C++ does (values must fit).
+Tensor Ints(const std::vector<int64_t>& values, DType dtype) {
+  Tensor t({static_cast<int64_t>(values.size())}, dtype);
+  for (size_t i = 0; i < values.size(); ++i) {
+    const int64_t v = values[i];
+    switch (dtype) {
+      case DType::kBool: t.data_as<uint8_t>()[i] = v != 0; break;
+      case DType::kInt8: t.data_as<int8_t>()[i] = static_cast<int8_t>(v); break;
+      case DType::kUInt8: t.data_as<uint8_t>()[i] = static_cast<uint8_t>(v); break;
+      case DType::kInt32: t.data_as<int32_t>()[i] = static_cast<int32_t>(v); break;
+      case DType::kInt64: t.data_as<int64_t>()[i] = v; break;
+      default: t.SetDouble(static_cast<int64_t>(i), static_cast<double>(v));
+    }
+  }
+  return t;
+}
+
+Tensor RandomInts(const Shape& shape, uint64_t seed, int64_t low, int64_t high, DType dtype) {
+  std::mt19937_64 rng(seed);
+  std::uniform_int_distribution<int64_t> dist(low, high);
+  Tensor t(shape, dtype);
+  for (int64_t i = 0; i < t.size(); ++i) t.SetDouble(i, static_cast<double>(dist(rng)));
+  return t;
+}
+
+// Special values of each type, as a tensor.
+Tensor SpecialValues(ScalarType type) {
+  const DType dtype = ToDType(type);
+  switch (type) {
+    case ScalarType::kBool: return Ints({0, 1, 1, 0, 1}, dtype);
+    case ScalarType::kInt8: return Ints({-128, -1, 0, 1, 7, 100, 127, -100, 3}, dtype);
+    case ScalarType::kUInt8: return Ints({0, 1, 7, 100, 200, 255, 128, 3}, dtype);
+    case ScalarType::kInt32: return Ints({INT32_MIN, -1, 0, 1, 16777217, INT32_MAX, -7, 100000, 46341}, dtype);
+    case ScalarType::kInt64:
+      return Ints({INT64_MIN, -1, 0, 1, (int64_t{1} << 60) + (int64_t{1} << 36) + 1, INT64_MAX, -7, int64_t{1} << 53,
+                   (int64_t{1} << 53) + 1},
+                  dtype);
+    default:
+      return Tensor::FromDoubles(
+          {25},
+          std::vector<double>{0.0,   -0.0,  1.5,   -1.5,  2.5,    -2.5,
+                              127.9, 128.0, 255.9, 300.7, -300.7, 3e9,
+                              -3e9,  1e20,  -1e20, kInf,  -kInf,  kNaN,
+                              1e-40, 65504, 65520, 1e5,   0.1,    1.0 + std::ldexp(1.0, -11) + std::ldexp(1.0, -30),
+                              -7.25},
+          dtype);
+  }
+}
+
+// Identical values: bit for bit, except that any two NaNs agree (their sign and payload
+// depend on how a NaN was made).
+bool Bitwise(const Tensor& a, const Tensor& b) {
+  if (!IsFloat(a.dtype()) || a.dtype() != b.dtype() || a.shape() != b.shape()) return a.BitwiseEquals(b);
+  for (int64_t i = 0; i < a.size(); ++i) {
+    const double x = a.GetDouble(i);
+    const double y = b.GetDouble(i);
+    if (std::isnan(x) && std::isnan(y)) continue;
+    if (x != y || std::signbit(x) != std::signbit(y)) return false;
+  }
+  return true;
+}
+
+bool IsComparison(kir::BinaryOp op) {
+  using kir::BinaryOp;
+  return op == BinaryOp::kLT || op == BinaryOp::kLE || op == BinaryOp::kGT || op == BinaryOp::kGE ||
+         op == BinaryOp::kEQ || op == BinaryOp::kNE;
+}
+
+std::string Show(const Tensor& t) {
+  std::string s;
+  for (int64_t i = 0; i < t.size(); ++i) s += (i ? " " : "") + std::to_string(t.GetDouble(i));
+  return s;
+}
+
+}  // namespace
+
+TEST_CASE("targets resolve, and bad CPUs and features are clear errors", "[llvm]") {
+  const ResolvedTarget host = ResolveTarget({});
+  CHECK(host.cpu != "host");
+  CHECK_FALSE(host.cpu.empty());
+  CHECK_FALSE(host.features.empty());
+#if defined(__x86_64__)
+  CHECK(host.triple.rfind("x86_64", 0) == 0);
+  const ResolvedTarget v3 = ResolveTarget(Cpu("x86-64-v3"));
+  CHECK(v3.cpu == "x86-64-v3");
+  const auto has = [](const ResolvedTarget& t, const std::string& f) {
+    return std::find(t.features.begin(), t.features.end(), f) != t.features.end();
+  };
+  CHECK(has(v3, "avx2"));
+  CHECK(has(v3, "fma"));
+  CHECK(has(v3, "f16c"));
+  CHECK_FALSE(has(v3, "avx512f"));
+  CHECK_FALSE(has(v3, "fast-variable-crosslane-shuffle"));  // a tuning flag, not an ISA feature
+  const ResolvedTarget plus = ResolveTarget(Cpu("x86-64", " +avx2, +fma "));
+  CHECK(plus.feature_string == "+avx2,+fma");
+  CHECK(has(plus, "avx2"));
+  CHECK(has(plus, "avx"));  // implied
+  CHECK_FALSE(has(ResolveTarget(Cpu("x86-64-v3", "-avx2")), "avx2"));
+#endif
+  CHECK_THROWS_WITH(ResolveTarget(Cpu("skylak")),
+                    Catch::Contains("unknown CPU 'skylak'") && Catch::Contains("did you mean 'skylake'"));
+  CHECK_THROWS_AS(JitCompile({}, Cpu("no-such-cpu")), Error);
+  CHECK_THROWS_AS(CompileSharedObject({}, Cpu("no-such-cpu")), Error);
+  CHECK_THROWS_WITH(ResolveTarget(Cpu("host", "avx2")), Catch::Contains("features are +name or -name"));
+  CHECK_THROWS_WITH(ResolveTarget(Cpu("host", "+avx3")),
+                    Catch::Contains("unknown CPU feature 'avx3'") && Catch::Contains("did you mean"));
+  CHECK_THROWS_WITH(ResolveTarget(Cpu("host", "", 4)), Catch::Contains("opt_level must be 0, 1, 2 or 3, given 4"));
+}
+
+TEST_CASE("kernel symbols are C identifiers that never collide with libc", "[llvm]") {
+  CHECK(KernelSymbolName("kiln_k3_fc1") == "kiln_k3_fc1");
+  CHECK(KernelSymbolName("exp") == "kiln_x_exp");
+  CHECK(KernelSymbolName("elemwise_add") == "kiln_x_elemwise__add");
+  CHECK(KernelSymbolName("a.b") == "kiln_x_a_x2eb");
+  CHECK(KernelSymbolName("kiln_x_a") == "kiln_x_kiln__x__a");
+  CHECK(KernelSymbolName("kiln_1-") == "kiln_x_kiln__1_x2d");
+  CHECK(KernelSymbolName("a__b") != KernelSymbolName("a_x5fb"));
+}
+
+TEST_CASE("casts between every pair of types match the interpreter bit for bit", "[llvm]") {
+  for (const ScalarType from : kAllTypes) {
+    const Tensor in = SpecialValues(from);
+    for (const ScalarType to : kAllTypes) {
+      INFO(kir::ScalarTypeName(from) << " -> " << kir::ScalarTypeName(to));
+      const kir::Kernel k = MapKernel(from, to, in.size(), [&](kir::Expr x) { return kir::Cast(to, x); });
+      const Tensor expected = RunKernel(InterpreterRunner(), k, {in}, to);
+      const Tensor jit = RunKernel(JitRunner(), k, {in}, to);
+      INFO("expected " << Show(expected) << "\njit      " << Show(jit));
+      CHECK(Bitwise(jit, expected));
+      if (from == ScalarType::kFloat32 || from == ScalarType::kInt64) {
+        CHECK(Bitwise(RunKernel(AotRunner(), k, {in}, to), expected));
+      }
+    }
+  }
+  // Spot checks of the interpreter's rules: truncate, NaN -> 0, saturate to int64, wrap.
+  const Tensor f = Tensor::FromDoubles({6}, std::vector<double>{kNaN, 3e9, 1e20, 300.7, -1.5, -kInf});
+  const Tensor to_i32 = RunKernel(JitRunner(),
+                                  MapKernel(ScalarType::kFloat32, ScalarType::kInt32, 6,
+                                            [](kir::Expr x) { return kir::Cast(ScalarType::kInt32, x); }),
+                                  {f}, ScalarType::kInt32);
+  CHECK(to_i32.data_as<int32_t>()[0] == 0);
+  CHECK(to_i32.data_as<int32_t>()[1] == static_cast<int32_t>(int64_t{3000000000}));
+  CHECK(to_i32.data_as<int32_t>()[2] == -1);  // INT64_MAX wrapped
+  CHECK(to_i32.data_as<int32_t>()[5] == 0);   // INT64_MIN wrapped
+  const Tensor to_u8 = RunKernel(JitRunner(),
+                                 MapKernel(ScalarType::kFloat32, ScalarType::kUInt8, 6,
+                                           [](kir::Expr x) { return kir::Cast(ScalarType::kUInt8, x); }),
+                                 {f}, ScalarType::kUInt8);
+  CHECK(to_u8.data_as<uint8_t>()[3] == 44);
+  CHECK(to_u8.data_as<uint8_t>()[4] == 255);
+}
+
+TEST_CASE("binary operators match the interpreter on special values of every type", "[llvm]") {
+  using kir::BinaryOp;
+  for (const ScalarType type : kAllTypes) {
+    const Tensor a = SpecialValues(type);
+    // b: the same values rotated, zeros replaced (the interpreter throws on integer x / 0).
+    Tensor b = a.Clone();
+    for (int64_t i = 0; i < b.size(); ++i) {
+      double v = a.GetDouble((i + 3) % a.size());
+      if (!kir::IsFloatType(type) && v == 0) v = 1;
+      b.SetDouble(i, v);
+    }
+    if (type == ScalarType::kInt64) b.data_as<int64_t>()[0] = 3;  // no INT64_MIN / -1 (it traps in the interpreter)
+    for (const BinaryOp op :
+         {BinaryOp::kAdd, BinaryOp::kSub, BinaryOp::kMul, BinaryOp::kDiv, BinaryOp::kMod, BinaryOp::kMin,
+          BinaryOp::kMax, BinaryOp::kPow, BinaryOp::kLT, BinaryOp::kLE, BinaryOp::kGT, BinaryOp::kGE, BinaryOp::kEQ,
+          BinaryOp::kNE, BinaryOp::kAnd, BinaryOp::kOr}) {
+      if (op == BinaryOp::kPow && !kir::IsFloatType(type) && type != ScalarType::kBool) continue;  // overflows
+      // The interpreter leaves a float && or || in the integer slot (it reads as 0).
+      if ((op == BinaryOp::kAnd || op == BinaryOp::kOr) && kir::IsFloatType(type)) continue;
+      INFO(kir::ScalarTypeName(type) << " " << kir::BinaryOpName(op));
+      const ScalarType out_type = IsComparison(op) ? ScalarType::kBool : type;
+      const kir::Kernel k =
+          ZipKernel(type, out_type, a.size(), [&](kir::Expr x, kir::Expr y) { return kir::Binary(op, x, y); });
+      const Tensor expected = RunKernel(InterpreterRunner(), k, {a, b}, out_type);
+      const Tensor jit = RunKernel(JitRunner(), k, {a, b}, out_type);
+      INFO("expected " << Show(expected) << "\njit      " << Show(jit));
+      if (op == BinaryOp::kPow && type != ScalarType::kBool) {
+        KILN_CHECK_CLOSE(jit, expected, type == ScalarType::kFloat16 ? 1e-3 : 1e-6, 0);
+      } else {
+        CHECK(Bitwise(jit, expected));
+      }
+    }
+  }
+}
+
+TEST_CASE("unary operators match the interpreter", "[llvm]") {
+  using kir::UnaryOp;
+  for (const ScalarType type : kAllTypes) {
+    Tensor in = SpecialValues(type);
+    // -INT64_MIN overflows in the interpreter (undefined behaviour); checked below instead.
+    if (type == ScalarType::kInt64) in.data_as<int64_t>()[0] = INT64_MIN + 1;
+    for (const UnaryOp op : {UnaryOp::kNeg, UnaryOp::kAbs, UnaryOp::kExp, UnaryOp::kLog, UnaryOp::kSqrt, UnaryOp::kTanh,
+                             UnaryOp::kErf, UnaryOp::kFloor, UnaryOp::kCeil, UnaryOp::kRound, UnaryOp::kNot}) {
+      if (op == UnaryOp::kNot && kir::IsFloatType(type)) continue;  // the interpreter reads floats' .i there
+      INFO(kir::ScalarTypeName(type) << " " << kir::UnaryOpName(op));
+      const ScalarType out_type = op == UnaryOp::kNot ? ScalarType::kBool : type;
+      const kir::Kernel k = MapKernel(type, out_type, in.size(), [&](kir::Expr x) { return kir::Unary(op, x); });
+      const Tensor expected = RunKernel(InterpreterRunner(), k, {in}, out_type);
+      std::vector<KernelRunner> runners = {JitRunner()};
+      if (kir::IsFloatType(type)) runners.push_back(AotRunner(Cpu("x86-64")));  // libm and libgcc calls
+      for (const auto& runner : runners) {
+        const Tensor actual = RunKernel(runner, k, {in}, out_type);
+        INFO("expected " << Show(expected) << "\nactual   " << Show(actual));
+        const bool libm = op == UnaryOp::kExp || op == UnaryOp::kLog || op == UnaryOp::kTanh || op == UnaryOp::kErf;
+        if (libm && kir::IsFloatType(type)) {
+          const double rtol = type == ScalarType::kFloat16 ? 1e-3 : type == ScalarType::kFloat32 ? 3e-7 : 1e-15;
+          KILN_CHECK_CLOSE(actual, expected, rtol, type == ScalarType::kFloat64 ? 1e-300 : 1e-37);
+        } else {
+          CHECK(Bitwise(actual, expected));
+        }
+      }
+    }
+  }
+}
+
+TEST_CASE("integer negation and abs wrap at the minimum", "[llvm]") {
+  const Tensor in = Ints({INT64_MIN, -3}, DType::kInt64);
+  for (const auto op : {kir::UnaryOp::kNeg, kir::UnaryOp::kAbs}) {
+    const kir::Kernel k =
+        MapKernel(ScalarType::kInt64, ScalarType::kInt64, 2, [&](kir::Expr x) { return kir::Unary(op, x); });
+    const Tensor out = RunKernel(JitRunner(), k, {in}, ScalarType::kInt64);
+    CHECK(out.data_as<int64_t>()[0] == INT64_MIN);
+    CHECK(out.data_as<int64_t>()[1] == 3);
+  }
+}
+
+TEST_CASE("not of a float tests for zero", "[llvm]") {
+  const Tensor in = Tensor::FromDoubles({4}, std::vector<double>{0.0, -0.0, 2.0, kNaN});
+  const kir::Kernel k = MapKernel(ScalarType::kFloat32, ScalarType::kBool, 4,
+                                  [](kir::Expr x) { return kir::Unary(kir::UnaryOp::kNot, x); });
+  CHECK(RunKernel(JitRunner(), k, {in}, ScalarType::kBool).ToDoubles() == std::vector<double>{1, 1, 0, 0});
+}
+
+TEST_CASE("integer division by zero gives 0 and MIN / -1 wraps", "[llvm]") {
+  const auto divide = [](ScalarType type, kir::BinaryOp op, const std::vector<int64_t>& a,
+                         const std::vector<int64_t>& b) {
+    const kir::Kernel k = ZipKernel(type, type, static_cast<int64_t>(a.size()),
+                                    [&](kir::Expr x, kir::Expr y) { return kir::Binary(op, x, y); });
+    const DType dtype = ToDType(type);
+    const Tensor out = RunKernel(JitRunner(), k, {Ints(a, dtype), Ints(b, dtype)}, type);
+    std::vector<int64_t> values;
+    for (const double v : out.ToDoubles()) values.push_back(static_cast<int64_t>(v));
+    return values;
+  };
+  using kir::BinaryOp;
+  CHECK(divide(ScalarType::kInt32, BinaryOp::kDiv, {7, -7, INT32_MIN, 5, INT32_MIN, -9}, {0, 0, -1, -1, 1, 2}) ==
+        std::vector<int64_t>{0, 0, INT32_MIN, -5, INT32_MIN, -4});
+  CHECK(divide(ScalarType::kInt32, BinaryOp::kMod, {7, -7, INT32_MIN, 5, -9}, {0, 0, -1, -1, 2}) ==
+        std::vector<int64_t>{0, 0, 0, 0, -1});
+  CHECK(divide(ScalarType::kInt8, BinaryOp::kDiv, {-128, 100}, {-1, 0}) == std::vector<int64_t>{-128, 0});
+  CHECK(divide(ScalarType::kUInt8, BinaryOp::kDiv, {200, 200}, {0, 3}) == std::vector<int64_t>{0, 66});
+  CHECK(divide(ScalarType::kUInt8, BinaryOp::kMod, {200, 200}, {0, 3}) == std::vector<int64_t>{0, 2});
+  CHECK(divide(ScalarType::kBool, BinaryOp::kDiv, {1, 1}, {0, 1}) == std::vector<int64_t>{0, 1});
+  const std::vector<int64_t> big = divide(ScalarType::kInt64, BinaryOp::kDiv, {INT64_MIN, 9}, {-1, 0});
+  CHECK(big == std::vector<int64_t>{INT64_MIN, 0});
+}
+
+TEST_CASE("immediates outside their type compute like the interpreter", "[llvm]") {
+  // kir::Const does not wrap: bool 3, i8 300. The interpreter computes with the value.
+  const Tensor bools = Ints({0, 1, 1, 0}, DType::kBool);
+  const Tensor bytes = Ints({-5, 10, 100, -128}, DType::kInt8);
+  const std::vector<std::pair<ScalarType, std::function<kir::Expr(kir::Expr)>>> cases = {
+      {ScalarType::kBool, [](kir::Expr x) { return x - kir::IntImm(3, ScalarType::kBool); }},
+      {ScalarType::kBool, [](kir::Expr x) { return kir::Min(x, kir::IntImm(3, ScalarType::kBool)); }},
+      {ScalarType::kBool,
+       [](kir::Expr x) {
+         return kir::Select(kir::Lt(x, kir::IntImm(3, ScalarType::kBool)), x, kir::IntImm(0, ScalarType::kBool));
+       }},
+      {ScalarType::kInt8, [](kir::Expr x) { return x / kir::IntImm(300, ScalarType::kInt8); }},
+      {ScalarType::kInt8, [](kir::Expr x) { return x + kir::IntImm(300, ScalarType::kInt8); }},
+      {ScalarType::kInt8,
+       [](kir::Expr x) { return kir::Select(kir::Lt(x, kir::IntImm(200, ScalarType::kInt8)), x, -x); }},
+  };
+  for (size_t c = 0; c < cases.size(); ++c) {
+    INFO("case " << c);
+    const auto& [type, fn] = cases[c];
+    const Tensor& in = type == ScalarType::kBool ? bools : bytes;
+    const kir::Kernel k = MapKernel(type, type, in.size(), fn);
+    const Tensor expected = RunKernel(InterpreterRunner(), k, {in}, type);
+    const Tensor actual = RunKernel(JitRunner(), k, {in}, type);
+    INFO("expected " << Show(expected) << "\nactual   " << Show(actual));
+    CHECK(Bitwise(actual, expected));
+  }
+  const kir::Kernel widen = MapKernel(ScalarType::kBool, ScalarType::kInt32, 4, [](kir::Expr x) {
+    return kir::Cast(ScalarType::kInt32, kir::IntImm(3, ScalarType::kBool)) + kir::Cast(ScalarType::kInt32, x);
+  });
+  CHECK(RunKernel(JitRunner(), widen, {bools}, ScalarType::kInt32).ToDoubles() == std::vector<double>{3, 4, 4, 3});
+}
+
+TEST_CASE("a select evaluates only the arm it picks", "[llvm]") {
+  // A padding-style guard: the index is wildly out of range except where the guard holds.
+  kir::KernelBuilder b("pad");
+  const auto in = b.AddArg("in", ScalarType::kFloat32, 8);
+  const auto out = b.AddArg("out", ScalarType::kFloat32, 40);
+  const kir::Expr i = kir::Var("i");
+  const kir::Expr j = (i - kir::Expr(5)) * kir::Expr(int64_t{1} << 36);
+  const kir::Expr inside = kir::And(kir::Ge(j, kir::Expr(0)), kir::Lt(j, kir::Expr(8)));
+  const kir::Kernel k =
+      b.Finish(kir::For(i, 0, 40, kir::Store(out, i, kir::Select(inside, kir::Load(in, j), kir::FloatImm(-1.0))),
+                        kir::LoopKind::kVectorize));
+  const Tensor x = RandomTensor({8}, 4);
+  for (const auto& runner : {JitRunner(), AotRunner()}) {
+    const Tensor y = RunKernel(runner, k, {x}, ScalarType::kFloat32);
+    for (int64_t v = 0; v < 40; ++v) {
+      CHECK(y.GetDouble(v) == (v == 5 ? x.GetDouble(0) : -1.0));
+    }
+  }
+}
+
+TEST_CASE("a kernel without a parallel loop runs once when begin < end", "[llvm]") {
+  kir::KernelBuilder b("count");
+  const auto counter = b.AddArg("counter", ScalarType::kInt64, 1);
+  const kir::Kernel k = b.Finish(kir::Store(counter, 0, kir::Load(counter, 0) + kir::Expr(1)));
+  CHECK(k.parallel_extent == 1);
+  for (const bool aot : {false, true}) {
+    const auto code = aot ? LoadSharedObject(CompileSharedObject({k}, {})) : JitCompile({k}, {});
+    const KilnKernelFn fn = code->Find("count");
+    REQUIRE(fn != nullptr);
+    int64_t value = 0;
+    void* buffers[] = {&value};
+    fn(buffers, 0, 0, TestRuntimeApi());
+    fn(buffers, 3, 2, TestRuntimeApi());
+    CHECK(value == 0);
+    fn(buffers, 0, 1, TestRuntimeApi());
+    CHECK(value == 1);
+    fn(buffers, 5, 9, TestRuntimeApi());
+    CHECK(value == 2);
+    CHECK(code->Find("absent") == nullptr);
+  }
+}
+
+namespace {
+
+// rows x 3 -> rows x 3: out = 2 * in + row, with a local accumulator per row (zero on
+// entry, read before written) and an unrolled inner loop.
+kir::Kernel RowKernel(int64_t rows) {
+  kir::KernelBuilder b("rows");
+  const auto in = b.AddArg("in", ScalarType::kFloat32, rows * 3);
+  const auto out = b.AddArg("out", ScalarType::kFloat32, rows * 4);
+  const auto acc = b.AddLocal("acc", ScalarType::kFloat32, 2);
+  const kir::Expr r = kir::Var("r");
+  const kir::Expr c = kir::Var("c");
+  const kir::Expr x = kir::Load(in, r * kir::Expr(3) + c);
+  const kir::Expr rf = kir::Cast(ScalarType::kFloat32, r);
+  return b.Finish(kir::For(
+      r, 0, rows,
+      kir::Allocate(
+          acc, kir::Block({kir::For(c, 0, 3,
+                                    kir::Block({kir::Store(out, r * kir::Expr(4) + c, x * kir::FloatImm(2.0) + rf),
+                                                kir::Store(acc, 1, kir::Load(acc, 1) + x)}),
+                                    kir::LoopKind::kUnroll),
+                           kir::Store(out, r * kir::Expr(4) + kir::Expr(3), kir::Load(acc, 1) + kir::Load(acc, 0))})),
+      kir::LoopKind::kParallel));
+}
+
+}  // namespace
+
+TEST_CASE("locals, unrolled loops and parallel shares match the interpreter", "[llvm]") {
+  const int64_t rows = 1001;
+  const kir::Kernel k = RowKernel(rows);
+  CHECK(k.parallel_extent == rows);
+  const Tensor x = RandomTensor({rows * 3}, 5);
+  const Tensor expected = RunKernel(InterpreterRunner(), k, {x}, ScalarType::kFloat32);
+  CHECK(Bitwise(RunKernel(JitRunner(), k, {x}, ScalarType::kFloat32), expected));
+  CHECK(Bitwise(RunKernel(AotRunner(), k, {x}, ScalarType::kFloat32), expected));
+  for (int level = 0; level <= 3; ++level) {
+    INFO("O" << level);
+    CHECK(Bitwise(RunKernel(JitRunner(Cpu("host", "", level)), k, {x}, ScalarType::kFloat32), expected));
+  }
+}
+
+TEST_CASE("compiled modules run from many threads at once, in random shares", "[llvm]") {
+  const int64_t rows = 997;
+  const kir::Kernel k = RowKernel(rows);
+  const Tensor x = RandomTensor({rows * 3}, 6);
+  const Tensor expected = RunKernel(InterpreterRunner(), k, {x}, ScalarType::kFloat32);
+  const std::shared_ptr<const CodeModule> jit = JitCompile({k}, {});
+  const std::shared_ptr<const CodeModule> aot = LoadSharedObject(CompileSharedObject({k}, {}));
+  constexpr int kThreads = 8;
+  std::vector<Tensor> outs;
+  for (int t = 0; t < kThreads; ++t) outs.emplace_back(Shape{rows * 4}, DType::kFloat32);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      const KilnKernelFn fn = (t % 2 ? aot : jit)->Find("rows");
+      std::mt19937 rng(static_cast<unsigned>(t));
+      std::vector<std::pair<int64_t, int64_t>> shares;
+      for (int64_t begin = 0; begin < rows;) {
+        const int64_t end = std::min<int64_t>(rows, begin + 1 + static_cast<int64_t>(rng() % 97));
+        shares.emplace_back(begin, end);
+        begin = end;
+      }
+      std::shuffle(shares.begin(), shares.end(), rng);
+      void* buffers[] = {const_cast<void*>(x.data()), outs[static_cast<size_t>(t)].data()};
+      for (const auto& [begin, end] : shares) fn(buffers, begin, end, TestRuntimeApi());
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  for (int t = 0; t < kThreads; ++t) CHECK(Bitwise(outs[static_cast<size_t>(t)], expected));
+
+  // Compiling on several threads at once.
+  std::atomic<int> good{0};
+  std::vector<std::thread> compilers;
+  for (int t = 0; t < 4; ++t) {
+    compilers.emplace_back([&, t] {
+      const kir::Kernel mine = RowKernel(50 + t);
+      const Tensor in = RandomTensor({(50 + t) * 3}, static_cast<uint64_t>(t));
+      Tensor a({(50 + t) * 4}, DType::kFloat32);
+      Tensor b({(50 + t) * 4}, DType::kFloat32);
+      InterpretKernel(mine, {const_cast<void*>(in.data()), a.data()}, 0, 50 + t, TestRuntimeApi());
+      const auto code = JitCompile({mine}, {});
+      void* buffers[] = {const_cast<void*>(in.data()), b.data()};
+      code->Find("rows")(buffers, 0, 50 + t, TestRuntimeApi());
+      if (a.BitwiseEquals(b)) ++good;
+    });
+  }
+  for (auto& thread : compilers) thread.join();
+  CHECK(good == 4);
+}
+
+namespace {
+
+struct SgemmCall {
+  int64_t m, n, k, lda, ldb, ldc;
+  float alpha, beta;
+  int32_t transpose_a, transpose_b;
+  const float* a;
+  const float* b;
+  float* c;
+};
+std::vector<SgemmCall> recorded;
+
+void RecordingSgemm(int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda, int32_t transpose_a,
+                    const float* b, int64_t ldb, int32_t transpose_b, float beta, float* c, int64_t ldc) {
+  recorded.push_back({m, n, k, lda, ldb, ldc, alpha, beta, transpose_a, transpose_b, a, b, c});
+  TestRuntimeApi()->sgemm(m, n, k, alpha, a, lda, transpose_a, b, ldb, transpose_b, beta, c, ldc);
+}
+
+}  // namespace
+
+TEST_CASE("sgemm is called through the routine table with the interpreter's arguments", "[llvm]") {
+  // Per row block: C[r] = 1.5 * A[r] . B^T + 0.5 * C[r], with A 6x5 (2 rows a block), B 4x5.
+  const int64_t m = 6, n = 4, kk = 5, block = 2;
+  kir::KernelBuilder b("gemm");
+  const auto a = b.AddArg("a", ScalarType::kFloat32, m * kk);
+  const auto w = b.AddArg("w", ScalarType::kFloat32, n * kk);
+  const auto c = b.AddArg("c", ScalarType::kFloat32, m * n);
+  const kir::Expr r = kir::Var("r");
+  const kir::Kernel k = b.Finish(kir::For(
+      r, 0, m / block,
+      kir::Call("sgemm",
+                {kir::ScalarArg(kir::IntImm(block, ScalarType::kInt32)), kir::ScalarArg(kir::Expr(n)),
+                 kir::ScalarArg(kir::Expr(kk)), kir::ScalarArg(kir::FloatImm(1.5, ScalarType::kFloat64)),
+                 kir::PointerArg(a, r * kir::Expr(block * kk)), kir::ScalarArg(kir::Expr(kk)),
+                 kir::ScalarArg(kir::IntImm(0, ScalarType::kInt32)), kir::PointerArg(w), kir::ScalarArg(kir::Expr(kk)),
+                 kir::ScalarArg(kir::IntImm(1, ScalarType::kInt32)), kir::ScalarArg(kir::FloatImm(0.5)),
+                 kir::PointerArg(c, r * kir::Expr(block * n)), kir::ScalarArg(kir::Expr(n))}),
+      kir::LoopKind::kParallel));
+  const Tensor x = RandomTensor({m * kk}, 7);
+  const Tensor y = RandomTensor({n * kk}, 8);
+  const Tensor c0 = RandomTensor({m * n}, 9);
+  Tensor expected = c0.Clone();
+  InterpretKernel(k, {const_cast<void*>(x.data()), const_cast<void*>(y.data()), expected.data()}, 0, m / block,
+                  TestRuntimeApi());
+  const KilnRuntimeApi api = {kKernelAbiVersion, RecordingSgemm};
+  for (const bool aot : {false, true}) {
+    INFO((aot ? "aot" : "jit"));
+    const auto code = aot ? LoadSharedObject(CompileSharedObject({k}, {})) : JitCompile({k}, {});
+    Tensor out = c0.Clone();
+    void* buffers[] = {const_cast<void*>(x.data()), const_cast<void*>(y.data()), out.data()};
+    recorded.clear();
+    code->Find("gemm")(buffers, 0, m / block, &api);
+    CHECK(Bitwise(out, expected));
+    REQUIRE(recorded.size() == 3);
+    const SgemmCall& call = recorded[2];
+    CHECK((call.m == block && call.n == n && call.k == kk && call.lda == kk && call.ldb == kk && call.ldc == n));
+    CHECK((call.alpha == 1.5f && call.beta == 0.5f && call.transpose_a == 0 && call.transpose_b == 1));
+    CHECK(call.a == x.data_as<float>() + 2 * block * kk);
+    CHECK(call.b == y.data_as<float>());
+    CHECK(call.c == out.data_as<float>() + 2 * block * n);
+  }
+  kir::KernelBuilder bad("bad");
+  const auto o = bad.AddArg("o", ScalarType::kFloat32, 1);
+  CHECK_THROWS_WITH(JitCompile({bad.Finish(kir::Call("dgemm", {kir::PointerArg(o)}))}, {}),
+                    Catch::Contains("kernel 'bad': unknown routine 'dgemm'"));
+  kir::KernelBuilder few("few");
+  const auto p = few.AddArg("p", ScalarType::kFloat32, 1);
+  CHECK_THROWS_WITH(EmitLLVMIR({few.Finish(kir::Call("sgemm", {kir::PointerArg(p)}))}, {}),
+                    Catch::Contains("sgemm takes 10 scalars and 3 pointers, given 0 and 1"));
+}
+
+namespace {
+
+// Inputs for operator `op` of `dtype`: divisors nonzero, powers small, integer values
+// small enough that nothing overflows.
+std::vector<Tensor> OperatorInputs(const std::string& op, DType dtype, const std::vector<Shape>& shapes,
+                                   uint64_t seed) {
+  const bool is_float = IsFloat(dtype);
+  const bool power = op.find("power") != std::string::npos;
+  std::vector<Tensor> inputs;
+  for (size_t i = 0; i < shapes.size(); ++i) {
+    const bool divisor = (op.find("div") != std::string::npos && (i == 1 || op == "_rdiv_scalar"));
+    const bool exponent = power && (i == 1 || op == "_rpower_scalar");
+    const uint64_t s = seed * 31 + i;
+    if (is_float) {
+      inputs.push_back(divisor || (power && !exponent) ? RandomTensor(shapes[i], s, 0.5, 2.0, dtype)
+                                                       : RandomTensor(shapes[i], s, -2.0, 2.0, dtype));
+      continue;
+    }
+    int64_t low = dtype == DType::kBool ? 0 : dtype == DType::kUInt8 ? 0 : -10;
+    int64_t high = dtype == DType::kBool ? 1 : dtype == DType::kUInt8 ? 15 : 10;
+    if (exponent) {
+      low = 0;
+      high = dtype == DType::kBool ? 1 : 4;
+    } else if (power) {
+      low = dtype == DType::kBool || dtype == DType::kUInt8 ? 0 : -3;
+      high = dtype == DType::kBool ? 1 : 3;
+    }
+    if (divisor) {
+      low = 1;
+      high = dtype == DType::kBool ? 1 : 7;
+    }
+    inputs.push_back(RandomInts(shapes[i], s, low, high, dtype));
+  }
+  return inputs;
+}
+
+// Whether the reference (double, saturating stores) agrees with wrapping integer code.
+bool ReferenceComparable(const std::string& op, DType dtype) {
+  if (dtype == DType::kBool) return op.find("div") == std::string::npos;  // 1 / 3 is true there
+  if (dtype == DType::kUInt8) return op.find("minus") == std::string::npos && op.find("sub") == std::string::npos;
+  return true;
+}
+
+struct OpCase {
+  std::string op;
+  std::vector<Shape> shapes;
+  bool scalar = false;
+};
+
+std::vector<OpCase> ElementwiseCases() {
+  std::vector<OpCase> cases;
+  for (const char* op : {"elemwise_add", "elemwise_sub", "elemwise_mul", "elemwise_div"}) {
+    for (const Shape& shape : {Shape{37}, Shape{3, 17}, Shape{1}}) cases.push_back({op, {shape, shape}});
+  }
+  cases.push_back({"elemwise_add", {{70001}, {70001}}});
+  for (const char* op :
+       {"broadcast_add", "broadcast_sub", "broadcast_mul", "broadcast_div", "broadcast_maximum", "broadcast_minimum",
+        "broadcast_power", "broadcast_equal", "broadcast_not_equal", "broadcast_greater", "broadcast_lesser"}) {
+    cases.push_back({op, {{3, 1, 5}, {4, 1}}});
+    cases.push_back({op, {{2, 33}, {33}}});
+    cases.push_back({op, {{17, 1}, {1, 19}}});
+  }
+  cases.push_back({"broadcast_mul", {{300, 1}, {1, 301}}});
+  for (const char* op : {"_plus_scalar", "_minus_scalar", "_rminus_scalar", "_mul_scalar", "_div_scalar",
+                         "_rdiv_scalar", "_maximum_scalar", "_minimum_scalar", "_power_scalar", "_rpower_scalar"}) {
+    cases.push_back({op, {{5, 13}}, true});
+  }
+  cases.push_back({"_mul_scalar", {{40000}}, true});
+  cases.push_back({"add_n", {{5, 7}, {5, 7}, {5, 7}}});
+  return cases;
+}
+
+void CheckElementwise(const KernelRunner& runner, const std::vector<DType>& dtypes, bool with_reference) {
+  uint64_t seed = 100;
+  for (const DType dtype : dtypes) {
+    for (const OpCase& c : ElementwiseCases()) {
+      ++seed;
+      INFO(c.op << " " << DTypeName(dtype) << " " << ShapeToString(c.shapes[0]));
+      const std::vector<Tensor> inputs = OperatorInputs(c.op, dtype, c.shapes, seed);
+      AttrMap attrs;
+      if (c.scalar)
+        attrs.push_back({"scalar", c.op.find("power") != std::string::npos ? 2.0 : IsFloat(dtype) ? 2.5 : 3.0});
+      if (c.op == "add_n") attrs.push_back({"num_args", int64_t{3}});
+      const Tensor actual = RunLowered(c.op, inputs, attrs, runner)[0];
+      const Tensor interpreted = RunLowered(c.op, inputs, attrs)[0];
+      const bool inexact = c.op.find("power") != std::string::npos;
+      const double rtol = dtype == DType::kFloat16 ? 1e-3 : 1e-6;
+      if (inexact && IsFloat(dtype)) {
+        KILN_CHECK_CLOSE(actual, interpreted, rtol, 0);
+      } else {
+        CHECK(Bitwise(actual, interpreted));
+      }
+      if (with_reference && ReferenceComparable(c.op, dtype)) {
+        const Tensor expected = RunOp(c.op, inputs, attrs)[0];
+        const double tol = dtype == DType::kFloat16   ? 2e-3
+                           : dtype == DType::kFloat32 ? 1e-5
+                           : IsFloat(dtype)           ? 1e-12
+                                                      : 0;
+        KILN_CHECK_CLOSE(actual, expected, tol, tol);
+      }
+    }
+  }
+}
+
+}  // namespace
+
+TEST_CASE("JIT-compiled elementwise operators match the interpreter and the reference for every dtype", "[llvm]") {
+  CheckElementwise(JitRunner(),
+                   {DType::kFloat32, DType::kFloat64, DType::kFloat16, DType::kInt32, DType::kInt64, DType::kInt8,
+                    DType::kUInt8, DType::kBool},
+                   true);
+}
+
+TEST_CASE("shared-object elementwise operators match, also for a baseline x86-64 CPU", "[llvm]") {
+  CheckElementwise(AotRunner(), {DType::kFloat32, DType::kUInt8}, true);
+  // Without F16C, half conversions are library calls (libgcc) that must resolve in both.
+  CheckElementwise(AotRunner(Cpu("x86-64")), {DType::kFloat16}, false);
+  CheckElementwise(JitRunner(Cpu("x86-64")), {DType::kFloat16}, false);
+}
+
+TEST_CASE("kernels named like libm functions do not replace them", "[llvm]") {
+  const Tensor x = RandomTensor({33}, 11);
+  kir::KernelBuilder b1("expf");
+  const auto in1 = b1.AddArg("in", ScalarType::kFloat32, 33);
+  const auto out1 = b1.AddArg("out", ScalarType::kFloat32, 33);
+  const kir::Expr i = kir::Var("i");
+  const kir::Kernel k1 =
+      b1.Finish(kir::For(i, 0, 33, kir::Store(out1, i, kir::Exp(kir::Load(in1, i))), kir::LoopKind::kVectorize));
+  kir::KernelBuilder b2("erff");
+  const auto in2 = b2.AddArg("in", ScalarType::kFloat32, 33);
+  const auto out2 = b2.AddArg("out", ScalarType::kFloat32, 33);
+  const kir::Kernel k2 =
+      b2.Finish(kir::For(i, 0, 33, kir::Store(out2, i, kir::Erf(kir::Load(in2, i))), kir::LoopKind::kVectorize));
+  for (const bool aot : {false, true}) {
+    const auto code = aot ? LoadSharedObject(CompileSharedObject({k1, k2}, {})) : JitCompile({k1, k2}, {});
+    for (const auto* k : {&k1, &k2}) {
+      Tensor actual({33}, DType::kFloat32);
+      Tensor expected({33}, DType::kFloat32);
+      InterpretKernel(*k, {const_cast<void*>(x.data()), expected.data()}, 0, 1, TestRuntimeApi());
+      void* buffers[] = {const_cast<void*>(x.data()), actual.data()};
+      code->Find(k->name)(buffers, 0, 1, TestRuntimeApi());
+      KILN_CHECK_CLOSE(actual, expected, 3e-7, 0);
+    }
+  }
+  CHECK_THROWS_WITH(JitCompile({k1, k1}, {}), Catch::Contains("two kernels are named 'expf'"));
+}
+
+TEST_CASE("a large f32 add vectorizes for x86-64-v3", "[llvm]") {
+  const Tensor big = RandomTensor({100000}, 12);
+  const kir::Kernel k = LowerOpForInputs("elemwise_add", {big, big});
+  const std::string ir = EmitLLVMIR({k}, Cpu("x86-64-v3"));
+  CHECK(ir.find("fadd <8 x float>") != std::string::npos);
+  const std::string assembly = EmitAssembly({k}, Cpu("x86-64-v3"));
+  CHECK(assembly.find("vaddps") != std::string::npos);
+  CHECK(assembly.find("%ymm") != std::string::npos);
+  const std::string baseline = EmitAssembly({k}, Cpu("x86-64"));
+  CHECK(baseline.find("addps") != std::string::npos);
+  CHECK(baseline.find("%ymm") == std::string::npos);
+  CHECK(EmitLLVMIR({k}, Cpu("x86-64-v3", "", 0)).find("<8 x float>") == std::string::npos);
+}
+
+TEST_CASE("exp, log and pow vectorize with glibc's libmvec and stay accurate", "[llvm]") {
+  const int64_t n = 10007;
+  const Tensor x = RandomTensor({n}, 13, -80.0, 80.0);
+  const Tensor y = RandomTensor({n}, 14, 1e-30, 1e30);
+  const Tensor z = RandomTensor({n}, 15, -4.0, 4.0);
+  const std::vector<std::pair<Tensor, std::function<kir::Expr(kir::Expr)>>> cases = {
+      {x, [](kir::Expr v) { return kir::Exp(v); }},
+      {y, [](kir::Expr v) { return kir::Log(v); }},
+      {z, [](kir::Expr v) { return kir::Pow(kir::Abs(v), v); }},
+  };
+  for (const auto& [in, fn] : cases) {
+    const kir::Kernel k = MapKernel(ScalarType::kFloat32, ScalarType::kFloat32, n, fn);
+#if defined(__x86_64__) && defined(__GLIBC__)
+    CHECK(EmitLLVMIR({k}, Cpu("x86-64-v3")).find("@_ZGVdN8v") != std::string::npos);
+#endif
+    const Tensor expected = RunKernel(InterpreterRunner(), k, {in}, ScalarType::kFloat32);
+    KILN_CHECK_CLOSE(RunKernel(JitRunner(), k, {in}, ScalarType::kFloat32), expected, 2.5e-7, 1e-37);
+    KILN_CHECK_CLOSE(RunKernel(AotRunner(), k, {in}, ScalarType::kFloat32), expected, 2.5e-7, 1e-37);
+  }
+}
+
+TEST_CASE("in-place elementwise loops vectorize; overlapping buffers still run in order", "[llvm]") {
+  const Tensor x = RandomTensor({5000}, 16);
+  const Tensor y = RandomTensor({5000}, 17);
+  const kir::Kernel add = LowerOpForInputs("elemwise_add", {x, y});
+  const std::string ir = EmitLLVMIR({add}, Cpu("x86-64-v3"));
+  CHECK(ir.find("llvm.loop.parallel_accesses") != std::string::npos);
+  CHECK(ir.find("fadd <8 x float>") != std::string::npos);
+  const Tensor expected = RunOp("elemwise_add", {x, y})[0];
+  for (const bool aot : {false, true}) {
+    INFO((aot ? "aot" : "jit"));
+    const auto code = aot ? LoadSharedObject(CompileSharedObject({add}, {})) : JitCompile({add}, {});
+    for (const int target : {0, 1}) {
+      Tensor lhs = x.Clone();
+      Tensor rhs = y.Clone();
+      Tensor& out = target == 0 ? lhs : rhs;  // the output is an input's storage
+      RunShares(code->Find(add.name), add.parallel_extent, {lhs.data(), rhs.data(), out.data()});
+      CHECK(Bitwise(out, expected));
+    }
+  }
+  // out[i] = 2 * in[i] with out one element past in: each result feeds the next, as in
+  // the interpreter.
+  const int64_t n = 1000;
+  const kir::Kernel twice =
+      MapKernel(ScalarType::kFloat32, ScalarType::kFloat32, n, [](kir::Expr v) { return v * kir::FloatImm(2.0); });
+  const Tensor start = RandomTensor({n + 1}, 18);
+  Tensor interpreted = start.Clone();
+  InterpretKernel(twice, {interpreted.data_as<float>(), interpreted.data_as<float>() + 1}, 0, 1, TestRuntimeApi());
+  for (const bool aot : {false, true}) {
+    const auto code = aot ? LoadSharedObject(CompileSharedObject({twice}, {})) : JitCompile({twice}, {});
+    Tensor compiled = start.Clone();
+    void* buffers[] = {compiled.data_as<float>(), compiled.data_as<float>() + 1};
+    code->Find("map")(buffers, 0, 1, TestRuntimeApi());
+    CHECK(Bitwise(compiled, interpreted));
+  }
+}
+
+TEST_CASE("bad kernels and bad code objects are clear errors", "[llvm]") {
+  kir::KernelBuilder b("big_local");
+  const auto out = b.AddArg("out", ScalarType::kFloat32, 1);
+  const auto local = b.AddLocal("tile", ScalarType::kFloat32, 1 << 20);
+  const kir::Kernel k = b.Finish(kir::Allocate(local, kir::Store(out, 0, kir::Load(local, 0))));
+  CHECK_THROWS_WITH(JitCompile({k}, {}),
+                    Catch::Contains("local buffer 'tile' of 4194304 bytes does not fit the stack"));
+
+  kir::Kernel foreign = MapKernel(ScalarType::kFloat32, ScalarType::kFloat32, 4, [](kir::Expr x) { return x; });
+  foreign.args.pop_back();
+  CHECK_THROWS_WITH(JitCompile({foreign}, {}), Catch::Contains("kernel 'map' is not valid kernel IR"));
+
+  CHECK_THROWS_WITH(LoadSharedObject("garbage bytes, not a library"), Catch::Contains("is not an ELF shared object"));
+  CHECK_THROWS_WITH(LoadSharedObject(""), Catch::Contains("(0 bytes) is not an ELF shared object"));
+  const std::string library = CompileSharedObject({RowKernel(4)}, {});
+  CHECK(library.compare(0, 4,
+                        "\x7f"
+                        "ELF") == 0);
+  CHECK_THROWS_WITH(LoadSharedObject(library.substr(0, 300)),
+                    Catch::Contains("cannot load the code object (300 bytes)"));
+  std::string relocatable = library;
+  relocatable[16] = 1;  // e_type = ET_REL
+  CHECK_THROWS_WITH(LoadSharedObject(relocatable), Catch::Contains("not a shared object"));
+  std::string foreign_machine = library;
+  foreign_machine[18] = 40;  // EM_ARM
+  CHECK_THROWS_WITH(LoadSharedObject(foreign_machine), Catch::Contains("is for ELF machine 40"));
+  // The same bytes load twice as two independent modules.
+  const auto one = LoadSharedObject(library);
+  const auto two = LoadSharedObject(library);
+  CHECK(one->Find("rows") != nullptr);
+  CHECK(one->Find("rows") != two->Find("rows"));
+}
