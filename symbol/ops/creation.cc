@@ -11,6 +11,7 @@
 #include "codegen/kir/kir.h"
 #include "codegen/lower_util.h"
 #include "symbol/op_util.h"
+#include "symbol/ops/lower_random.h"
 
 namespace kiln {
 
@@ -28,7 +29,6 @@ using kir::Expr;
 using kir::ScalarType;
 using kir::Stmt;
 
-enum class Interval { kHalfOpen, kOpen };
 Stmt UniformLoop(const LowerContext& ctx, int64_t count, ScalarType type, Interval interval,
                  const std::function<Stmt(const Expr& i, const Expr& u)>& body);
 

@@ -8,6 +8,7 @@
 #include "codegen/kir/kir.h"
 #include "codegen/lower_util.h"
 #include "symbol/op_util.h"
+#include "symbol/ops/lower_gemm.h"
 
 namespace kiln {
 
@@ -17,16 +18,6 @@ namespace kiln {
 // they give the reference's results), correct but not fast.
 namespace lower_gemm {
 
-// A row-major matrix operand: `offset` into `buffer`, row stride `ld`, used transposed
-// when `transpose`.
-struct Operand {
-  kir::Buffer buffer;
-  kir::Expr offset;
-  int64_t ld = 0;
-  bool transpose = false;
-};
-
-// C = op(A) op(B) for an (m, n) block of C and inner size k (k > 0): beta is 0.
 kir::Stmt Sgemm(const kir::Expr& m, const kir::Expr& n, const kir::Expr& k, const Operand& a, const Operand& b,
                 const Operand& c) {
   using kir::ScalarArg;

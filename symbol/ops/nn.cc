@@ -8,27 +8,10 @@
 #include "codegen/kir/kir.h"
 #include "codegen/lower_util.h"
 #include "symbol/op_util.h"
+#include "symbol/ops/lower_gemm.h"
+#include "symbol/ops/lower_random.h"
 
 namespace kiln {
-
-// The sgemm call of GEMM-like lowerings, defined in matrix.cc.
-namespace lower_gemm {
-struct Operand {
-  kir::Buffer buffer;
-  kir::Expr offset;
-  int64_t ld = 0;
-  bool transpose = false;
-};
-kir::Stmt Sgemm(const kir::Expr& m, const kir::Expr& n, const kir::Expr& k, const Operand& a, const Operand& b,
-                const Operand& c);
-}  // namespace lower_gemm
-
-// The counter-based generator of random lowerings, defined in creation.cc.
-namespace lower_random {
-enum class Interval { kHalfOpen, kOpen };
-kir::Stmt UniformLoop(const LowerContext& ctx, int64_t count, kir::ScalarType type, Interval interval,
-                      const std::function<kir::Stmt(const kir::Expr& i, const kir::Expr& u)>& body);
-}  // namespace lower_random
 
 namespace {
 

@@ -12,15 +12,9 @@
 #include "codegen/kir/kir.h"
 #include "codegen/lower_util.h"
 #include "symbol/op_util.h"
+#include "symbol/ops/lower_random.h"
 
 namespace kiln {
-
-// The counter-based generator of random lowerings, defined in creation.cc.
-namespace lower_random {
-enum class Interval { kHalfOpen, kOpen };
-kir::Stmt UniformLoop(const LowerContext& ctx, int64_t count, kir::ScalarType type, Interval interval,
-                      const std::function<kir::Stmt(const kir::Expr& i, const kir::Expr& u)>& body);
-}  // namespace lower_random
 
 namespace {
 
