@@ -31,15 +31,7 @@ double RoundTo(ScalarType type, double v) {
 }
 
 // Integer results wrap to their width, as machine arithmetic does.
-int64_t WrapTo(ScalarType type, int64_t v) {
-  switch (type) {
-    case ScalarType::kBool: return v != 0;
-    case ScalarType::kInt8: return static_cast<int8_t>(v);
-    case ScalarType::kUInt8: return static_cast<uint8_t>(v);
-    case ScalarType::kInt32: return static_cast<int32_t>(v);
-    default: return v;
-  }
-}
+using kir::WrapTo;
 
 class Interpreter {
  public:
@@ -150,8 +142,7 @@ class Interpreter {
           r.i = from_float ? a.f != 0.0 : a.i != 0;
         } else if (from_float) {
           // Out-of-range conversions are undefined in C++ and LLVM; saturate here.
-          const double t = std::isnan(a.f) ? 0.0 : std::trunc(a.f);
-          r.i = WrapTo(e->type, t >= 9.2e18 ? INT64_MAX : t <= -9.2e18 ? INT64_MIN : static_cast<int64_t>(t));
+          r.i = WrapTo(e->type, kir::SaturateToInt64(a.f));
         } else {
           r.i = WrapTo(e->type, a.i);
         }
@@ -235,18 +226,13 @@ class Interpreter {
       case BinaryOp::kAdd: r.i = wrap(static_cast<uint64_t>(a) + static_cast<uint64_t>(b)); break;
       case BinaryOp::kSub: r.i = wrap(static_cast<uint64_t>(a) - static_cast<uint64_t>(b)); break;
       case BinaryOp::kMul: r.i = wrap(static_cast<uint64_t>(a) * static_cast<uint64_t>(b)); break;
-      case BinaryOp::kDiv:
-        if (b == 0) throw std::domain_error("integer division by zero in kernel");
-        r.i = WrapTo(type, a / b);
-        break;
-      case BinaryOp::kMod:
-        if (b == 0) throw std::domain_error("integer modulo by zero in kernel");
-        r.i = a % b;
-        break;
+      // As compiled code: x / 0 = 0 and x % 0 = 0; MIN / -1 wraps (remainder 0).
+      case BinaryOp::kDiv: r.i = b == 0 ? 0 : b == -1 ? wrap(0 - static_cast<uint64_t>(a)) : WrapTo(type, a / b); break;
+      case BinaryOp::kMod: r.i = b == 0 || b == -1 ? 0 : a % b; break;
       case BinaryOp::kMin: r.i = a < b ? a : b; break;
       case BinaryOp::kMax: r.i = a > b ? a : b; break;
       case BinaryOp::kPow:
-        r.i = WrapTo(type, static_cast<int64_t>(std::pow(static_cast<double>(a), static_cast<double>(b))));
+        r.i = WrapTo(type, kir::SaturateToInt64(std::pow(static_cast<double>(a), static_cast<double>(b))));
         break;
       case BinaryOp::kLT: r.i = a < b; break;
       case BinaryOp::kLE: r.i = a <= b; break;

@@ -1,6 +1,7 @@
 #include "symbol/op_util.h"
 
 #include <algorithm>
+#include <cmath>
 
 namespace kiln::op_util {
 
@@ -29,8 +30,8 @@ Shape BroadcastShapes(const Shape& lhs, const Shape& rhs) {
     const int64_t r = i < ndim - rhs.size() ? 1 : rhs[i - (ndim - rhs.size())];
     if (l != r && l != 1 && r != 1) {
       throw Error("shapes " + ShapeToString(lhs) + " and " + ShapeToString(rhs) +
-                  " cannot be broadcast together (dimension " + std::to_string(i) + ": " + std::to_string(l) +
-                  " vs " + std::to_string(r) + ")");
+                  " cannot be broadcast together (dimension " + std::to_string(i) + ": " + std::to_string(l) + " vs " +
+                  std::to_string(r) + ")");
     }
     out[i] = l == 1 ? r : l;
   }
@@ -119,12 +120,35 @@ ReferenceFn UnaryReference(std::function<double(double)> fn) {
   };
 }
 
-ReferenceFn BinaryBroadcastReference(std::function<double(double, double)> fn) {
-  return [fn = std::move(fn)](const Attrs&, std::span<const Tensor> in, std::span<Tensor> out, const RefContext&) {
+int64_t ScalarToInt(double value, DType dtype) {
+  if (dtype == DType::kBool) return value != 0;  // not through int64: 0.5 is true
+  return kir::WrapTo(ToScalarType(dtype), kir::SaturateToInt64(value));
+}
+
+int64_t IntDivide(int64_t a, int64_t b) {
+  if (b == 0) return 0;
+  if (b == -1) return static_cast<int64_t>(0 - static_cast<uint64_t>(a));  // MIN / -1 wraps to MIN
+  return a / b;
+}
+
+int64_t IntPower(int64_t a, int64_t b) {
+  return kir::SaturateToInt64(std::pow(static_cast<double>(a), static_cast<double>(b)));
+}
+
+ReferenceFn BinaryBroadcastReference(std::function<double(double, double)> fn,
+                                     std::function<int64_t(int64_t, int64_t)> int_fn) {
+  return [fn = std::move(fn), int_fn = std::move(int_fn)](const Attrs&, std::span<const Tensor> in,
+                                                          std::span<Tensor> out, const RefContext&) {
     const Shape& a = in[0].shape();
     const Shape& b = in[1].shape();
+    const bool integer = !IsFloat(out[0].dtype());
     ForEachIndex(out[0].shape(), [&](int64_t flat, const std::vector<int64_t>& index) {
-      out[0].SetDouble(flat, fn(in[0].GetDouble(BroadcastOffset(a, index)), in[1].GetDouble(BroadcastOffset(b, index))));
+      const int64_t ia = BroadcastOffset(a, index), ib = BroadcastOffset(b, index);
+      if (integer) {
+        StoreInt(out[0], flat, int_fn(LoadInt(in[0], ia), LoadInt(in[1], ib)));
+      } else {
+        out[0].SetDouble(flat, fn(in[0].GetDouble(ia), in[1].GetDouble(ib)));
+      }
     });
   };
 }

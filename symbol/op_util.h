@@ -48,7 +48,18 @@ void StoreInt(Tensor& tensor, int64_t index, int64_t value);
 
 // Reference for out = f(x).
 ReferenceFn UnaryReference(std::function<double(double)> fn);
-// Reference for out = f(a, b) with broadcasting.
-ReferenceFn BinaryBroadcastReference(std::function<double(double, double)> fn);
+// Integer arithmetic, for references: MXNet computes integer tensors in their own type
+// (C++ arithmetic; results wrap when StoreInt narrows them). kiln defines what C++
+// leaves undefined, as its compiled code does: x / 0 = 0, MIN / -1 wraps, and
+// float-to-integer conversions truncate, map NaN to 0 and saturate to the int64 range.
+// A scalar operand as an integer or bool tensor of `dtype` holds it.
+int64_t ScalarToInt(double value, DType dtype);
+int64_t IntDivide(int64_t a, int64_t b);
+int64_t IntPower(int64_t a, int64_t b);
+
+// Reference for out = f(a, b) with broadcasting: float tensors through `fn` in double,
+// integer and bool tensors through `int_fn` on exact integers.
+ReferenceFn BinaryBroadcastReference(std::function<double(double, double)> fn,
+                                     std::function<int64_t(int64_t, int64_t)> int_fn);
 
 }  // namespace kiln::op_util

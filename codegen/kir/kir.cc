@@ -1,6 +1,7 @@
 #include "codegen/kir/kir.h"
 
 #include <atomic>
+#include <cmath>
 #include <set>
 #include <sstream>
 #include <stdexcept>
@@ -120,8 +121,27 @@ Expr FloatImm(double value, ScalarType type) {
   return Make(std::move(node));
 }
 
+int64_t SaturateToInt64(double value) {
+  if (std::isnan(value)) return 0;
+  if (value >= 9223372036854775807.0) return INT64_MAX;
+  if (value <= -9223372036854775808.0) return INT64_MIN;
+  return static_cast<int64_t>(value);
+}
+
+int64_t WrapTo(ScalarType type, int64_t value) {
+  switch (type) {
+    case ScalarType::kBool: return value != 0;
+    case ScalarType::kInt8: return static_cast<int8_t>(value);
+    case ScalarType::kUInt8: return static_cast<uint8_t>(value);
+    case ScalarType::kInt32: return static_cast<int32_t>(value);
+    default: return value;
+  }
+}
+
 Expr Const(double value, ScalarType type) {
-  return IsFloatType(type) ? FloatImm(value, type) : IntImm(static_cast<int64_t>(value), type);
+  if (IsFloatType(type)) return FloatImm(value, type);
+  if (type == ScalarType::kBool) return IntImm(value != 0, type);
+  return IntImm(SaturateToInt64(value), type);
 }
 
 Expr Var(const std::string& name) {

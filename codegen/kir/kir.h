@@ -69,6 +69,11 @@ struct ExprNode {
 Expr IntImm(int64_t value, ScalarType type = ScalarType::kInt64);
 Expr FloatImm(double value, ScalarType type = ScalarType::kFloat32);
 // A constant of `type` (float or integer).
+// Float to integer as kernels convert: truncated, NaN to 0, saturated to the int64 range
+// (narrower types then wrap).
+int64_t SaturateToInt64(double value);
+// An integer narrowed to an integer or bool type: wraps modulo the width (bool: != 0).
+int64_t WrapTo(ScalarType type, int64_t value);
 Expr Const(double value, ScalarType type);
 // A fresh int64 variable (loop index or let binding).
 Expr Var(const std::string& name);

@@ -1,0 +1,377 @@
+// Every operator compiled (LLVM JIT, and AOT shared objects loaded from an artifact file)
+// against the reference oracle, on:
+//   - every inference case recorded from MXNet (tests/golden/data), as recorded;
+//   - the same cases in the other dtypes the operator accepts (float64, float16, int32,
+//     int64, int8, uint8, bool);
+//   - elementwise and broadcast operators on sizes that are not multiples of the vector
+//     width, large sizes, empty tensors and broadcasting shapes of several ranks;
+//   - GEMM-like, pooling and reduction operators on odd and large shapes.
+// All cases of one operator go into one graph, compiled once per backend.
+//
+// Tolerances (compiled code against the reference, which accumulates in double):
+//   float64: rtol 1e-9, atol 1e-12.
+//   float32: elementwise, broadcast and injective ops rtol 1e-5, atol 1e-6; reductions,
+//            GEMM-like and opaque ops (float32 accumulation over up to ~10^5 terms)
+//            rtol 1e-4, atol 1e-4.
+//   float16: rtol 4e-3, atol 2e-3 (the compiled code computes in float32 and rounds
+//            once; the reference rounds a double: the two may differ by one float16 ulp,
+//            and reductions accumulate rounding differences).
+//   integers and bool: exact.
+// Random operators are checked for range and moments, as the golden test does.
+// Training-mode cases (BatchNorm's batch statistics, Dropout) belong to the training
+// path and are not compiled here.
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "codegen/compiler.h"
+#include "runtime/artifact.h"
+#include "runtime/error.h"
+#include "runtime/executor.h"
+#include "symbol/op.h"
+#include "symbol/symbol.h"
+#include "tests/golden/golden_data.h"
+#include "tests/op_test_util.h"
+
+using namespace kiln;
+using namespace kiln::testing;
+using golden::json;
+
+namespace {
+
+struct OpCase {
+  std::string desc;
+  AttrMap attrs;
+  std::vector<Tensor> inputs;  // the operator's inputs in order (aux states included)
+  json random;                 // random operators: the range and moments to check (null otherwise)
+};
+
+struct Tolerance {
+  double rtol = 0;
+  double atol = 0;
+};
+
+Tolerance ToleranceFor(DType dtype, OpPattern pattern) {
+  const bool pointwise =
+      pattern == OpPattern::kElementwise || pattern == OpPattern::kBroadcast || pattern == OpPattern::kInjective;
+  switch (dtype) {
+    case DType::kFloat64: return {1e-9, 1e-12};
+    case DType::kFloat32: return pointwise ? Tolerance{1e-5, 1e-6} : Tolerance{1e-4, 1e-4};
+    case DType::kFloat16: return {4e-3, 2e-3};
+    default: return {0, 0};
+  }
+}
+
+bool IsIntegral(const Tensor& t) {
+  for (int64_t i = 0; i < t.size(); ++i) {
+    const double v = t.GetDouble(i);
+    if (std::isfinite(v) && v != std::floor(v)) return false;
+  }
+  return true;
+}
+
+// `t` in `dtype`. Small float values become integers of a useful range (x10) rather
+// than mostly zeros; integral values (indices, labels) keep their values.
+Tensor ConvertTo(const Tensor& t, DType dtype) {
+  Tensor out(t.shape(), dtype);
+  const bool scale = !IsFloat(dtype) && dtype != DType::kBool && !IsIntegral(t);
+  for (int64_t i = 0; i < t.size(); ++i) {
+    double v = t.GetDouble(i);
+    if (scale && std::isfinite(v)) v = std::round(v * 10);
+    if (dtype == DType::kBool) v = v != 0;
+    out.SetDouble(i, v);
+  }
+  return out;
+}
+
+// The reference's outputs, or nothing if the reference rejects the case (a dtype the
+// operator does not take, a shape its inference refuses).
+std::optional<std::vector<Tensor>> TryReference(const std::string& op, const OpCase& c) {
+  try {
+    return RunOp(op, c.inputs, c.attrs);
+  } catch (const Error&) {
+    return std::nullopt;
+  }
+}
+
+double Min(const Tensor& t) {
+  double m = INFINITY;
+  for (int64_t i = 0; i < t.size(); ++i) m = std::min(m, t.GetDouble(i));
+  return std::isfinite(m) ? m : -1;
+}
+
+double Max(const Tensor& t) {
+  double m = -INFINITY;
+  for (int64_t i = 0; i < t.size(); ++i) m = std::max(m, t.GetDouble(i));
+  return std::isfinite(m) ? m : 1;
+}
+
+// A tensor of `shape` with values in the range of `like` (integral if `like` is).
+Tensor RandomLike(const Tensor& like, const Shape& shape, uint64_t seed) {
+  const double low = like.size() > 0 ? Min(like) : -1, high = like.size() > 0 ? Max(like) : 1;
+  Tensor t = RandomTensor(shape, seed, low, high == low ? low + 1 : high, DType::kFloat64);
+  if (IsIntegral(like)) {
+    for (int64_t i = 0; i < t.size(); ++i) t.SetDouble(i, std::floor(t.GetDouble(i)));
+  }
+  return ConvertTo(t, like.dtype());
+}
+
+// Shapes for the inputs of an elementwise (all the same) or broadcast operator.
+std::vector<std::vector<Shape>> PointwiseShapes(OpPattern pattern, size_t num_inputs) {
+  if (pattern == OpPattern::kElementwise) {
+    std::vector<std::vector<Shape>> sets;
+    for (const Shape& shape : std::vector<Shape>{{1}, {7}, {1031}, {3, 0}, {5, 3, 17}, {129, 513}}) {
+      sets.emplace_back(num_inputs, shape);
+    }
+    return sets;
+  }
+  if (num_inputs != 2) return {};
+  return {{{5, 1, 7}, {1, 3, 7}},
+          {{1031}, {1}},
+          {{1}, {1031}},
+          {{2, 3, 4, 5}, {3, 1, 5}},
+          {{0, 3}, {1, 3}},
+          {{64, 1}, {1, 1025}},
+          {{4, 1, 6, 1, 3}, {1, 5, 1, 2, 1}}};
+}
+
+// Cases made for one operator beyond the recorded ones; `seed` advances.
+std::vector<OpCase> ExtraCases(const OpDef& op, const std::vector<OpCase>& recorded, uint64_t& seed) {
+  std::vector<OpCase> extra;
+  if (recorded.empty()) return extra;
+  const OpCase& model = recorded.front();
+  for (const auto& shapes : PointwiseShapes(op.pattern(), model.inputs.size())) {
+    OpCase c{"random shapes", model.attrs, {}};
+    for (size_t i = 0; i < shapes.size(); ++i) c.inputs.push_back(RandomLike(model.inputs[i], shapes[i], ++seed));
+    c.desc = "shapes";
+    for (const auto& s : shapes) c.desc += " " + ShapeToString(s);
+    extra.push_back(std::move(c));
+  }
+  const auto rand = [&](const Shape& shape) { return RandomTensor(shape, ++seed, -1, 1); };
+  const std::string name = op.name();
+  if (name == "FullyConnected") {
+    extra.push_back({"odd sizes 37x123 -> 67", {{"num_hidden", 67}}, {rand({37, 123}), rand({67, 123}), rand({67})}});
+    extra.push_back(
+        {"large 64x1024 -> 1000", {{"num_hidden", 1000}}, {rand({64, 1024}), rand({1000, 1024}), rand({1000})}});
+    extra.push_back({"no bias, 4-d input flattened",
+                     {{"num_hidden", 13}, {"no_bias", true}},
+                     {rand({3, 2, 5, 7}), rand({13, 70})}});
+  } else if (name == "dot") {
+    extra.push_back({"odd 33x65 . 65x17", {}, {rand({33, 65}), rand({65, 17})}});
+    extra.push_back({"large 256x300 . 300x200", {}, {rand({256, 300}), rand({300, 200})}});
+    extra.push_back(
+        {"transposed both", {{"transpose_a", true}, {"transpose_b", true}}, {rand({65, 33}), rand({17, 65})}});
+  } else if (name == "batch_dot") {
+    extra.push_back({"odd 3x33x65 . 3x65x17", {}, {rand({3, 33, 65}), rand({3, 65, 17})}});
+    extra.push_back({"transpose_b", {{"transpose_b", true}}, {rand({2, 31, 64}), rand({2, 47, 64})}});
+  } else if (name == "Convolution") {
+    extra.push_back({"odd 1x3x31x29 k3 pad1 17 filters",
+                     {{"kernel", "(3,3)"}, {"pad", "(1,1)"}, {"num_filter", 17}},
+                     {rand({1, 3, 31, 29}), rand({17, 3, 3, 3}), rand({17})}});
+    extra.push_back({"2x16x14x14 k3 stride2 32 filters",
+                     {{"kernel", "(3,3)"}, {"stride", "(2,2)"}, {"num_filter", 32}},
+                     {rand({2, 16, 14, 14}), rand({32, 16, 3, 3}), rand({32})}});
+    extra.push_back({"depthwise 1x32x15x15 k3",
+                     {{"kernel", "(3,3)"}, {"pad", "(1,1)"}, {"num_filter", 32}, {"num_group", 32}},
+                     {rand({1, 32, 15, 15}), rand({32, 1, 3, 3}), rand({32})}});
+    extra.push_back({"1x1 1x64x9x9 -> 24",
+                     {{"kernel", "(1,1)"}, {"num_filter", 24}, {"no_bias", true}},
+                     {rand({1, 64, 9, 9}), rand({24, 64, 1, 1})}});
+  } else if (name == "Pooling") {
+    extra.push_back({"max 2x7x33x31 k3 s2",
+                     {{"kernel", "(3,3)"}, {"stride", "(2,2)"}, {"pool_type", "max"}},
+                     {rand({2, 7, 33, 31})}});
+    extra.push_back({"global avg 2x64x7x7",
+                     {{"global_pool", true}, {"pool_type", "avg"}, {"kernel", "(1,1)"}},
+                     {rand({2, 64, 7, 7})}});
+  } else if (op.pattern() == OpPattern::kReduction && model.inputs.size() == 1) {
+    OpCase c{"large 257x1031", model.attrs, {RandomLike(model.inputs[0], {257, 1031}, ++seed)}};
+    extra.push_back(std::move(c));
+  }
+  return extra;
+}
+
+// The recorded inference cases for one operator, and their dtype variants.
+std::vector<OpCase> RecordedCases(const std::string& op_name, const json& doc) {
+  std::vector<OpCase> cases;
+  for (const json& c : doc["cases"]) {
+    if (c.value("expect_error", false) || c.value("is_train", false)) continue;
+    if (golden::FindKnownDifference(op_name, c["desc"])) continue;
+    OpCase oc{c["desc"], golden::ToAttrMap(c["attrs"]), {}, c.value("random", json())};
+    for (const auto& item : c["inputs"]) oc.inputs.push_back(golden::ToTensor(item));
+    cases.push_back(std::move(oc));
+  }
+  return cases;
+}
+
+std::vector<OpCase> DtypeVariants(const std::string& op_name, const std::vector<OpCase>& cases) {
+  std::vector<OpCase> variants;
+  for (const OpCase& c : cases) {
+    if (!c.random.is_null() || c.inputs.empty()) continue;
+    for (const DType dtype :
+         {DType::kFloat64, DType::kFloat16, DType::kInt32, DType::kInt64, DType::kInt8, DType::kUInt8, DType::kBool}) {
+      OpCase v{c.desc + " as " + std::string(DTypeName(dtype)), c.attrs, {}};
+      bool changed = false;
+      for (const Tensor& t : c.inputs) {
+        // Only float inputs change type; integer inputs (indices) keep theirs.
+        const bool convert = t.dtype() == DType::kFloat32;
+        v.inputs.push_back(convert ? ConvertTo(t, dtype) : t);
+        changed |= convert;
+      }
+      if (changed && TryReference(op_name, v)) variants.push_back(std::move(v));
+    }
+  }
+  return variants;
+}
+
+std::string TempDir() {
+  const auto dir = std::filesystem::temp_directory_path() / ("kiln_compiled_ops_" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  return dir.string();
+}
+
+enum class Backend { kJit, kAot };
+
+// One graph holding every case ("c<k>_<input>" variables, node "c<k>"), compiled.
+struct CompiledCases {
+  std::unique_ptr<Executor> executor;
+  std::map<std::string, Tensor> feeds;
+  std::vector<size_t> first_output;  // per case, its first output's index
+};
+
+CompiledCases Compile(const OpDef& op, const std::vector<OpCase>& cases, Backend backend) {
+  CompiledCases compiled;
+  CompileOptions options;
+  std::vector<Symbol> outputs;
+  std::map<std::string, Tensor> all_inputs;
+  size_t next_output = 0;
+  for (size_t k = 0; k < cases.size(); ++k) {
+    const OpCase& c = cases[k];
+    const std::string prefix = "c" + std::to_string(k);
+    const auto names = op.InputNames(ParseAttrs(op.name(), c.attrs));
+    std::vector<Symbol> inputs;
+    for (size_t i = 0; i < c.inputs.size(); ++i) {
+      const std::string name = prefix + "_" + names.at(i);
+      inputs.push_back(Symbol::Variable(name, c.inputs[i].shape(), c.inputs[i].dtype()));
+      options.input_shapes[name] = c.inputs[i].shape();
+      options.input_types[name] = c.inputs[i].dtype();
+      all_inputs[name] = c.inputs[i];
+    }
+    outputs.push_back(Symbol::Create(op.name(), inputs, c.attrs, prefix));
+    compiled.first_output.push_back(next_output);
+    next_output += outputs.back().num_outputs();
+  }
+  const Graph graph = Symbol::Group(outputs).ToGraph();
+  if (backend == Backend::kJit) {
+    compiled.executor = CompileJit(graph, options);
+  } else {
+    const std::string path = TempDir() + "/" + op.name() + ".kiln";
+    SaveArtifact(path, CompileGraph(graph, options));
+    compiled.executor = Executor::Load(path);
+    std::filesystem::remove(path);
+  }
+  // Labels of loss layers are not inputs at inference.
+  for (const auto& spec : compiled.executor->inputs()) compiled.feeds[spec.name] = all_inputs.at(spec.name);
+  return compiled;
+}
+
+// Runs every case of `op` through `backend`; returns the failures, one line each.
+std::vector<std::string> CheckOp(const OpDef& op, const std::vector<OpCase>& cases, Backend backend) {
+  std::vector<std::string> failures;
+  CompiledCases compiled;
+  try {
+    compiled = Compile(op, cases, backend);
+  } catch (const std::exception& e) {
+    return {"compiling " + std::to_string(cases.size()) + " cases: " + e.what()};
+  }
+  const std::vector<Tensor> actual = compiled.executor->Run(compiled.feeds);
+  for (size_t k = 0; k < cases.size(); ++k) {
+    const OpCase& c = cases[k];
+    const std::vector<Tensor> expected = RunOp(op.name(), c.inputs, c.attrs);
+    const size_t end = k + 1 < cases.size() ? compiled.first_output[k + 1] : actual.size();
+    for (size_t i = compiled.first_output[k], out = 0; i < end; ++i, ++out) {
+      const Tensor& want = expected.at(out);
+      std::string message;
+      if (actual[i].dtype() != want.dtype() || actual[i].shape() != want.shape()) {
+        message = "got " + std::string(DTypeName(actual[i].dtype())) + " " + ShapeToString(actual[i].shape()) +
+                  ", expected " + std::string(DTypeName(want.dtype())) + " " + ShapeToString(want.shape());
+      } else if (!c.random.is_null()) {
+        if (auto problem = golden::CheckRandom(c.random, actual[i], c.inputs.empty() ? nullptr : &c.inputs[0]))
+          message = *problem;
+      } else {
+        const Tolerance tol = ToleranceFor(want.dtype(), op.pattern());
+        AllClose(actual[i], want, tol.rtol, tol.atol, &message);
+      }
+      if (!message.empty()) failures.push_back("case '" + c.desc + "' output " + std::to_string(out) + ": " + message);
+    }
+  }
+  return failures;
+}
+
+struct OpCases {
+  const OpDef* op;
+  std::vector<OpCase> cases;
+};
+
+// Every operator with recorded cases, with the variants and extra cases.
+const std::vector<OpCases>& AllOpCases() {
+  static const std::vector<OpCases> all = [] {
+    std::vector<OpCases> result;
+    uint64_t seed = 1;
+    for (const auto& file : golden::LoadGoldenFiles()) {
+      const OpDef* op = golden::FindOp(file.doc);
+      if (op == nullptr) continue;
+      std::vector<OpCase> cases = RecordedCases(op->name(), file.doc);
+      auto variants = DtypeVariants(op->name(), cases);
+      auto extra = ExtraCases(*op, cases, seed);
+      for (auto& c : extra) {
+        if (TryReference(op->name(), c)) cases.push_back(std::move(c));
+      }
+      for (auto& c : variants) cases.push_back(std::move(c));
+      if (!cases.empty()) result.push_back({op, std::move(cases)});
+    }
+    return result;
+  }();
+  return all;
+}
+
+void CheckAllOps(Backend backend) {
+  std::vector<std::string> failing;
+  size_t total = 0;
+  for (const auto& [op, cases] : AllOpCases()) {
+    total += cases.size();
+    const auto failures = CheckOp(*op, cases, backend);
+    for (const auto& failure : failures) FAIL_CHECK(op->name() << ": " << failure);
+    if (!failures.empty()) failing.push_back(op->name());
+  }
+  INFO("checked " << total << " cases; failing operators: " << golden::Join(failing));
+  CHECK(failing.empty());
+}
+
+}  // namespace
+
+TEST_CASE("every registered operator has compiled cases", "[compiled_ops]") {
+  std::vector<std::string> missing;
+  for (const OpDef* registered : OpRegistry::Global().List()) {
+    bool found = false;
+    for (const auto& [op, cases] : AllOpCases()) found |= op == registered;
+    if (!found) missing.push_back(registered->name());
+  }
+  INFO("operators without compiled cases: " << golden::Join(missing));
+  CHECK(missing.empty());
+}
+
+TEST_CASE("every operator compiled with the JIT matches the reference", "[compiled_ops][jit]") {
+  CheckAllOps(Backend::kJit);
+}
+
+TEST_CASE("every operator compiled ahead of time matches the reference", "[compiled_ops][aot]") {
+  CheckAllOps(Backend::kAot);
+}
