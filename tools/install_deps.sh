@@ -11,6 +11,7 @@ packages=(
   llvm-19-dev
   libcli11-dev nlohmann-json3-dev libfmt-dev zlib1g-dev
   libopenblas-dev          # benchmarks compare against OpenBLAS
+  libonnx-dev              # onnx.proto, the schema of the ONNX importer
 )
 missing=()
 for package in "${packages[@]}"; do
@@ -26,3 +27,6 @@ if ((${#missing[@]})); then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
+
+# PyTorch, ONNX and ONNX Runtime for the ONNX model tests and benchmarks.
+"$(dirname "$0")/install_python_deps.sh"

@@ -1,13 +1,13 @@
 // The kiln command line: a thin main over the libraries.
 #include <CLI/CLI.hpp>
-#include <cstdio>
-#include <filesystem>
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
+#include <filesystem>
 #include <iostream>
-#include <random>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -22,6 +22,7 @@
 #include "runtime/npy.h"
 #include "runtime/param_file.h"
 #include "runtime/version.h"
+#include "symbol/onnx/onnx_import.h"
 #include "symbol/op.h"
 
 namespace kiln {
@@ -58,8 +59,17 @@ std::pair<std::string, std::string> ParseInputFile(const std::string& text) {
   return {text.substr(0, eq), text.substr(eq + 1)};
 }
 
-Graph LoadModel(const std::string& path, const std::string& params_path) {
-  Graph graph = LoadGraphFile(path);
+// Shapes of "NAME:2x3" arguments.
+std::map<std::string, Shape> ShapeArgs(const std::vector<std::string>& inputs) {
+  std::map<std::string, Shape> shapes;
+  for (const auto& text : inputs) shapes.insert(ParseInputShape(text));
+  return shapes;
+}
+
+// A kiln graph file, or an ONNX model (imported with `input_shapes` for its inputs).
+Graph LoadModel(const std::string& path, const std::string& params_path,
+                const std::map<std::string, Shape>& input_shapes = {}) {
+  Graph graph = path.ends_with(".onnx") ? ImportOnnx(path, {input_shapes}) : LoadGraphFile(path);
   if (!params_path.empty()) {
     for (const auto& [name, tensor] : LoadParams(params_path).tensors) {
       // MXNet's checkpoints prefix names with "arg:" and "aux:".
@@ -126,10 +136,10 @@ int InspectArtifact(const std::string& path, bool json) {
   j["kind"] = "artifact";
   j["format_version"] = artifact.format_version();
   j["producer_version"] = artifact.producer_version();
-  j["target"] = {{"triple", artifact.target().triple()},
-                 {"cpu", artifact.target().cpu()},
-                 {"features", std::vector<std::string>(artifact.target().features().begin(),
-                                                       artifact.target().features().end())}};
+  j["target"] = {
+      {"triple", artifact.target().triple()},
+      {"cpu", artifact.target().cpu()},
+      {"features", std::vector<std::string>(artifact.target().features().begin(), artifact.target().features().end())}};
   j["opt_level"] = artifact.opt_level();
   j["inputs"] = nlohmann::json::array();
   for (const auto& spec : artifact.inputs()) j["inputs"].push_back(SpecJson(spec));
@@ -151,8 +161,12 @@ int InspectArtifact(const std::string& path, bool json) {
             << artifact.producer_version() << ")\n";
   std::cout << "target: " << artifact.target().triple() << ", cpu " << artifact.target().cpu() << ", -O"
             << artifact.opt_level() << "\n";
-  for (const auto& spec : j["inputs"]) std::cout << "input  " << spec["name"].get<std::string>() << " " << spec["shape"].dump() << " " << spec["dtype"].get<std::string>() << "\n";
-  for (const auto& spec : j["outputs"]) std::cout << "output " << spec["name"].get<std::string>() << " " << spec["shape"].dump() << " " << spec["dtype"].get<std::string>() << "\n";
+  for (const auto& spec : j["inputs"])
+    std::cout << "input  " << spec["name"].get<std::string>() << " " << spec["shape"].dump() << " "
+              << spec["dtype"].get<std::string>() << "\n";
+  for (const auto& spec : j["outputs"])
+    std::cout << "output " << spec["name"].get<std::string>() << " " << spec["shape"].dump() << " "
+              << spec["dtype"].get<std::string>() << "\n";
   std::cout << "parameters: " << artifact.params_size() << " (" << parameter_bytes << " bytes"
             << (j["parameters_embedded"].get<bool>() ? ", embedded" : ", bound at load") << ")\n";
   std::cout << "kernels: " << artifact.kernels_size() << ", arena: " << artifact.arena_bytes()
@@ -166,7 +180,7 @@ int InspectArtifact(const std::string& path, bool json) {
 
 int CmdInspect(const std::string& model, const std::string& params, const std::vector<std::string>& inputs, bool json) {
   if (LooksLikeArtifact(ReadFile(model).substr(0, 8))) return InspectArtifact(model, json);
-  Graph graph = LoadModel(model, params);
+  Graph graph = LoadModel(model, params, ShapeArgs(inputs));
   InferShape(graph, KnownShapes(graph, inputs));
   InferType(graph, {});
   const IndexedGraph& indexed = graph.indexed();
@@ -190,7 +204,8 @@ int CmdInspect(const std::string& model, const std::string& params, const std::v
   for (size_t id : indexed.input_node_ids()) {
     const Node& node = indexed.node(id);
     const size_t entry = indexed.entry_id(id, 0);
-    nlohmann::json item = {{"name", node.name}, {"shape", shape_json(shapes[entry])}, {"dtype", type_json(types[entry])}};
+    nlohmann::json item = {
+        {"name", node.name}, {"shape", shape_json(shapes[entry])}, {"dtype", type_json(types[entry])}};
     if (const auto it = graph.params.find(node.name); it != graph.params.end()) {
       item["bytes"] = it->second.nbytes();
       j["parameters"].push_back(item);
@@ -202,7 +217,8 @@ int CmdInspect(const std::string& model, const std::string& params, const std::v
   const auto names = graph.OutputNames();
   for (size_t i = 0; i < graph.outputs.size(); ++i) {
     const size_t entry = indexed.output_entries()[i];
-    j["outputs"].push_back({{"name", names[i]}, {"shape", shape_json(shapes[entry])}, {"dtype", type_json(types[entry])}});
+    j["outputs"].push_back(
+        {{"name", names[i]}, {"shape", shape_json(shapes[entry])}, {"dtype", type_json(types[entry])}});
   }
   j["parameter_bytes"] = param_bytes;
   j["auxiliary_states"] = graph.ListAuxiliaryStates();
@@ -212,20 +228,22 @@ int CmdInspect(const std::string& model, const std::string& params, const std::v
   }
   std::cout << "graph " << model << ": " << num_ops << " ops\n\n" << DumpGraph(graph) << "\n";
   std::cout << "inputs:\n";
-  for (const auto& item : j["inputs"]) std::cout << "  " << item["name"].get<std::string>() << " " << item["shape"].dump() << "\n";
+  for (const auto& item : j["inputs"])
+    std::cout << "  " << item["name"].get<std::string>() << " " << item["shape"].dump() << "\n";
   std::cout << "parameters (" << j["parameters"].size() << ", " << param_bytes << " bytes):\n";
   for (const auto& item : j["parameters"]) {
-    std::cout << "  " << item["name"].get<std::string>() << " " << item["shape"].dump() << " " << item["bytes"].get<size_t>()
-              << " bytes\n";
+    std::cout << "  " << item["name"].get<std::string>() << " " << item["shape"].dump() << " "
+              << item["bytes"].get<size_t>() << " bytes\n";
   }
   std::cout << "outputs:\n";
-  for (const auto& item : j["outputs"]) std::cout << "  " << item["name"].get<std::string>() << " " << item["shape"].dump() << "\n";
+  for (const auto& item : j["outputs"])
+    std::cout << "  " << item["name"].get<std::string>() << " " << item["shape"].dump() << "\n";
   return 0;
 }
 
 int CmdViz(const std::string& model, const std::string& params, const std::vector<std::string>& inputs,
            const std::string& out) {
-  Graph graph = LoadModel(model, params);
+  Graph graph = LoadModel(model, params, ShapeArgs(inputs));
   InferShape(graph, KnownShapes(graph, inputs));
   WriteFileAtomic(out, GraphToDot(graph, std::filesystem::path(model).stem().string()));
   std::cout << "wrote " << out << "\n";
@@ -234,12 +252,14 @@ int CmdViz(const std::string& model, const std::string& params, const std::vecto
 
 int CmdInterpret(const std::string& model, const std::string& params, const std::vector<std::string>& inputs,
                  const std::string& output_dir, bool train, uint64_t seed) {
-  const Graph graph = LoadModel(model, params);
   std::map<std::string, Tensor> values;
+  std::map<std::string, Shape> shapes;
   for (const auto& text : inputs) {
     const auto [name, file] = ParseInputFile(text);
     values[name] = LoadNpy(file);
+    shapes[name] = values[name].shape();
   }
+  const Graph graph = LoadModel(model, params, shapes);
   InterpretOptions options;
   options.is_train = train;
   options.seed = seed;
@@ -263,7 +283,8 @@ int CmdCompile(const std::string& model, const std::string& params, const std::v
                const std::string& output, const std::string& target, const std::string& cpu,
                const std::string& features, int opt_level, bool no_embed) {
   if (target != "cpu") throw Error("--target '" + target + "': only 'cpu' is available in this build");
-  const Graph graph = LoadModel(model, params);
+  const auto start = std::chrono::steady_clock::now();
+  const Graph graph = LoadModel(model, params, ShapeArgs(inputs));
   CompileOptions options;
   options.target.cpu = cpu;
   options.target.features = features;
@@ -273,7 +294,6 @@ int CmdCompile(const std::string& model, const std::string& params, const std::v
     const auto [name, shape] = ParseInputShape(text);
     options.input_shapes[name] = shape;
   }
-  const auto start = std::chrono::steady_clock::now();
   const proto::ArtifactProto artifact = CompileGraph(graph, options);
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   SaveArtifact(output, artifact);
@@ -347,8 +367,8 @@ int CmdBench(const std::string& artifact, const std::vector<std::string>& inputs
   const auto at = [&](double q) { return ms[std::min(ms.size() - 1, static_cast<size_t>(q * (ms.size() - 1) + 0.5))]; };
   const double throughput = iters / total;
   if (json) {
-    nlohmann::json j = {{"artifact", artifact}, {"threads", threads}, {"iters", iters},
-                        {"min_ms", ms.front()},  {"median_ms", at(0.5)}, {"p90_ms", at(0.9)},
+    nlohmann::json j = {{"artifact", artifact},          {"threads", threads},   {"iters", iters},
+                        {"min_ms", ms.front()},          {"median_ms", at(0.5)}, {"p90_ms", at(0.9)},
                         {"throughput_per_s", throughput}};
     std::cout << j.dump(2) << "\n";
     return 0;
@@ -376,19 +396,22 @@ int Main(int argc, char** argv) {
   ops->add_flag("--json", json, "Print JSON");
 
   auto* inspect = app.add_subcommand("inspect", "Print a model's or an artifact's contents, shapes and sizes");
-  inspect->add_option("MODEL", model, "Graph file (.kiln-graph binary, .pbtxt/.txt text) or artifact (.kiln)")->required();
+  inspect
+      ->add_option("MODEL", model,
+                   "Graph file (.kiln-graph binary, .pbtxt/.txt text), ONNX model (.onnx) or artifact (.kiln)")
+      ->required();
   inspect->add_option("--params", params, "Parameter file to bind (else embedded parameters)");
   inspect->add_option("--input", inputs, "Input shape NAME:DxDxD (repeatable)");
   inspect->add_flag("--json", json, "Print JSON");
 
   auto* viz = app.add_subcommand("viz", "Write a Graphviz DOT picture of a model");
-  viz->add_option("MODEL", model, "Graph file")->required();
+  viz->add_option("MODEL", model, "Graph file or ONNX model")->required();
   viz->add_option("-o,--output", output, "Output .dot file")->required();
   viz->add_option("--params", params, "Parameter file");
   viz->add_option("--input", inputs, "Input shape NAME:DxDxD (repeatable)");
 
   auto* interpret = app.add_subcommand("interpret", "Run a model with the reference interpreter (the oracle)");
-  interpret->add_option("MODEL", model, "Graph file")->required();
+  interpret->add_option("MODEL", model, "Graph file or ONNX model")->required();
   interpret->add_option("--params", params, "Parameter file");
   interpret->add_option("--input", inputs, "Input NAME=FILE.npy (repeatable)");
   interpret->add_option("--output-dir", output, "Write each output as DIR/NAME.npy");
@@ -401,7 +424,8 @@ int Main(int argc, char** argv) {
   int opt_level = 2;
   bool no_embed = false;
   auto* compile = app.add_subcommand("compile", "Compile a model into an artifact (.kiln)");
-  compile->add_option("MODEL", model, "Graph file with embedded parameters, or see --params")->required();
+  compile->add_option("MODEL", model, "Graph file with embedded parameters (or see --params), or ONNX model (.onnx)")
+      ->required();
   compile->add_option("-o,--output", output, "Output artifact")->required();
   compile->add_option("--params", params, "Parameter file");
   compile->add_option("--input", inputs, "Input shape NAME:DxDxD (repeatable); e.g. data:8x3x224x224");
@@ -431,7 +455,8 @@ int Main(int argc, char** argv) {
   // -O2 style flags: CLI11 wants "-O 2"; accept the compiler spelling too.
   std::vector<std::string> args(argv, argv + argc);
   for (auto& arg : args) {
-    if (arg.size() == 3 && arg[0] == '-' && arg[1] == 'O' && arg[2] >= '0' && arg[2] <= '3') arg = "--opt-level=" + arg.substr(2);
+    if (arg.size() == 3 && arg[0] == '-' && arg[1] == 'O' && arg[2] >= '0' && arg[2] <= '3')
+      arg = "--opt-level=" + arg.substr(2);
   }
   std::vector<char*> pointers;
   for (auto& arg : args) pointers.push_back(arg.data());

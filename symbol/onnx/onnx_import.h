@@ -1,0 +1,44 @@
+// ONNX import: an ONNX model (opsets 7 to 17) becomes a kiln graph of MXNet-named
+// operators, with the initializers as embedded parameters.
+//
+// Shapes are static, as everywhere in kiln: symbolic dimensions of the graph inputs
+// (a "batch" dimension) take the value given in OnnxImportOptions::input_shapes, or 1.
+// That lets the importer fold at import time what exporters emit to compute shapes
+// (Shape, Gather, Slice, Concat, Cast, Unsqueeze, arithmetic on constants) and turn
+// Reshape, Flatten, Squeeze and Unsqueeze into reshapes to known shapes.
+//
+// Every node whose operator, attribute or input form kiln does not support is reported
+// in one kiln::Error listing all of them (op type, node name, opset, reason).
+#pragma once
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "passes/graph.h"
+
+namespace onnx {
+class ModelProto;
+}
+
+namespace kiln {
+
+struct OnnxImportOptions {
+  // Shapes of graph inputs, by name; they override the model's declared shapes (and
+  // give symbolic dimensions their values).
+  std::map<std::string, Shape> input_shapes;
+};
+
+// Reads and converts an .onnx file. Throws kiln::Error for unreadable or malformed
+// files and for unsupported content.
+Graph ImportOnnx(const std::string& path, const OnnxImportOptions& options = {});
+Graph ImportOnnxModel(const onnx::ModelProto& model, const OnnxImportOptions& options = {});
+
+// The ONNX operator types the importer converts (default domain), sorted.
+std::vector<std::string> SupportedOnnxOps();
+
+// The oldest and newest default-domain opsets the importer accepts.
+inline constexpr int64_t kMinOnnxOpset = 7;
+inline constexpr int64_t kMaxOnnxOpset = 17;
+
+}  // namespace kiln

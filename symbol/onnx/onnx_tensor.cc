@@ -1,0 +1,111 @@
+#include "symbol/onnx/onnx_tensor.h"
+
+#include <cstring>
+
+#include "runtime/error.h"
+
+namespace kiln {
+
+std::optional<DType> DTypeFromOnnx(int32_t elem_type) {
+  switch (elem_type) {
+    case onnx::TensorProto::FLOAT: return DType::kFloat32;
+    case onnx::TensorProto::DOUBLE: return DType::kFloat64;
+    case onnx::TensorProto::FLOAT16: return DType::kFloat16;
+    case onnx::TensorProto::UINT8: return DType::kUInt8;
+    case onnx::TensorProto::INT8: return DType::kInt8;
+    case onnx::TensorProto::INT32: return DType::kInt32;
+    case onnx::TensorProto::INT64: return DType::kInt64;
+    case onnx::TensorProto::BOOL: return DType::kBool;
+    default: return std::nullopt;
+  }
+}
+
+int32_t DTypeToOnnx(DType dtype) {
+  switch (dtype) {
+    case DType::kFloat32: return onnx::TensorProto::FLOAT;
+    case DType::kFloat64: return onnx::TensorProto::DOUBLE;
+    case DType::kFloat16: return onnx::TensorProto::FLOAT16;
+    case DType::kUInt8: return onnx::TensorProto::UINT8;
+    case DType::kInt8: return onnx::TensorProto::INT8;
+    case DType::kInt32: return onnx::TensorProto::INT32;
+    case DType::kInt64: return onnx::TensorProto::INT64;
+    case DType::kBool: return onnx::TensorProto::BOOL;
+  }
+  return onnx::TensorProto::UNDEFINED;
+}
+
+std::string OnnxTypeName(int32_t elem_type) {
+  if (onnx::TensorProto::DataType_IsValid(elem_type)) {
+    return onnx::TensorProto::DataType_Name(static_cast<onnx::TensorProto::DataType>(elem_type));
+  }
+  return "type " + std::to_string(elem_type);
+}
+
+namespace {
+
+// Copies typed repeated fields element by element, checking the count.
+template <typename Field, typename Store>
+void CopyTyped(const Field& field, Tensor& tensor, const std::string& what, Store store) {
+  if (field.size() != tensor.size()) {
+    throw Error(what + ": " + std::to_string(field.size()) + " values for shape " + ShapeToString(tensor.shape()) +
+                " (" + std::to_string(tensor.size()) + " elements)");
+  }
+  for (int64_t i = 0; i < tensor.size(); ++i) store(i, field.Get(static_cast<int>(i)));
+}
+
+}  // namespace
+
+Tensor TensorFromOnnx(const onnx::TensorProto& proto, const std::string& what) {
+  if (proto.data_location() == onnx::TensorProto::EXTERNAL) {
+    throw Error(what + ": tensors stored in external files are not supported; save the model with its data inside");
+  }
+  if (proto.has_segment()) throw Error(what + ": segmented tensors are not supported");
+  const auto dtype = DTypeFromOnnx(proto.data_type());
+  if (!dtype) throw Error(what + ": element type " + OnnxTypeName(proto.data_type()) + " is not supported");
+  Shape shape(proto.dims().begin(), proto.dims().end());
+  for (const int64_t d : shape) {
+    if (d < 0) throw Error(what + ": negative dimension in " + ShapeToString(shape));
+  }
+  Tensor tensor(shape, *dtype);
+  if (proto.has_raw_data()) {
+    if (static_cast<int64_t>(proto.raw_data().size()) != tensor.nbytes()) {
+      throw Error(what + ": raw_data has " + std::to_string(proto.raw_data().size()) + " bytes, shape " +
+                  ShapeToString(shape) + " of " + std::string(DTypeName(*dtype)) + " needs " +
+                  std::to_string(tensor.nbytes()));
+    }
+    if (tensor.nbytes() > 0) std::memcpy(tensor.data(), proto.raw_data().data(), tensor.nbytes());
+    return tensor;
+  }
+  void* data = tensor.data();
+  switch (proto.data_type()) {
+    case onnx::TensorProto::FLOAT:
+      CopyTyped(proto.float_data(), tensor, what, [&](int64_t i, float v) { static_cast<float*>(data)[i] = v; });
+      break;
+    case onnx::TensorProto::DOUBLE:
+      CopyTyped(proto.double_data(), tensor, what, [&](int64_t i, double v) { static_cast<double*>(data)[i] = v; });
+      break;
+    case onnx::TensorProto::INT64:
+      CopyTyped(proto.int64_data(), tensor, what, [&](int64_t i, int64_t v) { static_cast<int64_t*>(data)[i] = v; });
+      break;
+    case onnx::TensorProto::FLOAT16:  // int32_data holds the bits
+      CopyTyped(proto.int32_data(), tensor, what,
+                [&](int64_t i, int32_t v) { static_cast<uint16_t*>(data)[i] = static_cast<uint16_t>(v); });
+      break;
+    default:  // INT32, INT8, UINT8, BOOL: int32_data holds the values
+      CopyTyped(proto.int32_data(), tensor, what, [&](int64_t i, int32_t v) { tensor.SetDouble(i, v); });
+      break;
+  }
+  return tensor;
+}
+
+onnx::TensorProto TensorToOnnx(const Tensor& tensor, const std::string& name) {
+  onnx::TensorProto proto;
+  proto.set_name(name);
+  proto.set_data_type(DTypeToOnnx(tensor.dtype()));
+  for (const int64_t d : tensor.shape()) proto.add_dims(d);
+  proto.set_raw_data(tensor.nbytes() > 0 ? std::string(static_cast<const char*>(tensor.data()), tensor.nbytes())
+                                         : std::string());
+  return proto;
+}
+
+}  // namespace kiln
