@@ -1,4 +1,5 @@
-// Index-driven gathers: Embedding (rows of a weight table), one_hot and pick.
+// Index-driven gathers: Embedding (rows of a weight table), one_hot, pick and take.
+#include <algorithm>
 #include <cmath>
 #include <functional>
 
@@ -208,6 +209,30 @@ Expr KirWrapIndex(const Expr& value, int64_t n, const Expr& clipped) {
   return kir::Select(finite, kir::Min(kir::Cast(ScalarType::kInt64, wrapped), Expr(n - 1)), clipped);
 }
 
+// pick's and take's index rule, exact for integer indices (a double rounds int64 beyond
+// 2^53): clip, or with wrap the truncated index modulo n made non-negative. A non-finite
+// float index keeps its clipped value under wrap (MXNet converts it to INT64_MIN, an
+// artifact of x86's conversion).
+int64_t PickIndex(const Tensor& indices, int64_t k, int64_t n, bool wrap) {
+  if (!IsFloat(indices.dtype())) {
+    const int64_t value = op_util::LoadInt(indices, k);
+    if (!wrap) return std::clamp<int64_t>(value, 0, n - 1);
+    const int64_t r = value % n;
+    return r < 0 ? r + n : r;
+  }
+  const double value = indices.GetDouble(k);
+  if (!wrap || !std::isfinite(value)) return ClipIndex(value, n);
+  const double r = std::fmod(std::trunc(value), static_cast<double>(n));
+  return static_cast<int64_t>(r < 0 ? r + static_cast<double>(n) : r);
+}
+
+// The lowered PickIndex of index element `i` of input `input`.
+Expr KirPickIndex(const LowerContext& ctx, int input, const Expr& i, int64_t n, bool wrap) {
+  const Expr value = LoadIndex(ctx, input, i);
+  const Expr clipped = KirClipIndex(value, n);
+  return wrap ? KirWrapIndex(value, n, clipped) : clipped;
+}
+
 // pick's shapes: data without the axis (or with it as 1 under keepdims) for the output;
 // the index has data's shape without the axis, or with it as 1.
 Shape WithoutAxis(const Shape& shape, size_t axis, bool keep) {
@@ -271,12 +296,7 @@ void RegisterPick() {
         for (int64_t flat = 0; flat < out[0].size(); ++flat) {
           const int64_t o = flat / inner;
           const int64_t i = flat % inner;
-          const double value = in[1].GetDouble(flat);
-          int64_t picked = ClipIndex(value, n);
-          if (wrap && std::isfinite(value)) {
-            const double wrapped = std::fmod(std::trunc(value), static_cast<double>(n));
-            picked = static_cast<int64_t>(wrapped < 0 ? wrapped + static_cast<double>(n) : wrapped);
-          }
+          const int64_t picked = PickIndex(in[1], flat, n, wrap);
           out[0].SetDouble(flat, in[0].GetDouble((o * n + picked) * inner + i));
         }
       })
@@ -291,11 +311,105 @@ void RegisterPick() {
         const int64_t outer = inner == 0 ? 0 : NumElements(ctx.output_shapes[0]) / inner;
         return RowLoop(outer, inner, [&](const Expr& o, const Expr& i) {
           const Expr flat = o * Expr(inner) + i;
-          const Expr value = LoadIndex(ctx, 1, flat);
-          Expr picked = KirClipIndex(value, n);
-          if (wrap) picked = KirWrapIndex(value, n, picked);
+          const Expr picked = KirPickIndex(ctx, 1, flat, n, wrap);
           return kir::Store(ctx.outputs[0], flat, kir::Load(ctx.inputs[0], (o * Expr(n) + picked) * Expr(inner) + i));
         });
+      });
+}
+
+// take's axis of `a`, which must have one.
+size_t TakeAxis(const Attrs& attrs, const Shape& a) {
+  if (a.empty()) ShapeError("input 'a'", "at least 1-d", a);
+  return static_cast<size_t>(
+      op_util::NormalizeAxis(attrs.Int("axis"), static_cast<int64_t>(a.size()), "attribute 'axis'"));
+}
+
+// take views `a` as (outer, n, inner) around the axis and its output as (outer, m, inner)
+// for m index elements: output row (o, k) is row (o, index k) of `a`.
+struct TakeView {
+  int64_t outer = 1;
+  int64_t n = 0;
+  int64_t inner = 1;
+};
+
+TakeView MakeTakeView(const Attrs& attrs, const Shape& a) {
+  const size_t axis = TakeAxis(attrs, a);
+  TakeView view;
+  for (size_t d = 0; d < axis; ++d) view.outer *= a[d];
+  view.n = a[axis];
+  for (size_t d = axis + 1; d < a.size(); ++d) view.inner *= a[d];
+  return view;
+}
+
+void RegisterTake() {
+  OpRegistry::Global()
+      .Register("take")
+      .Describe("Slices of a along axis at every index: shape a.shape[:axis] + indices.shape + a.shape[axis+1:]")
+      .Attr("axis", AttrType::kInt, AttrValue{int64_t{0}}, "the axis to take along; negative counts from the end")
+      .Attr("mode", AttrType::kString, AttrValue{std::string("clip")}, "out-of-range indices: clip or wrap")
+      .Choices({"clip", "raise", "wrap"})
+      // MXNet's raise fails the forward pass on an out-of-range index; a compiled kernel
+      // has no way to fail, and clipping instead would hide the error.
+      .SetValidate([](const Attrs& attrs) {
+        if (attrs.Str("mode") == "raise") {
+          throw Error(
+              "attribute 'mode': 'raise' (an error on out-of-range indices at run time) is not supported by "
+              "compiled kernels; use 'clip' or 'wrap'");
+        }
+      })
+      .Inputs({"a", "indices"})
+      .SetInferShape([](const Attrs& attrs, std::vector<ShapeSlot>& in, std::vector<ShapeSlot>& out) {
+        if (!in[0]) return;
+        const Shape& a = *in[0];
+        const size_t axis = TakeAxis(attrs, a);
+        if (!in[1]) return;
+        const Shape& indices = *in[1];
+        if (a[axis] == 0 && NumElements(indices) > 0) {
+          ShapeError("input 'a'",
+                     "a nonzero size along axis " + std::to_string(axis) + " to take indices " +
+                         ShapeToString(indices) + " from",
+                     a);
+        }
+        Shape shape(a.begin(), a.begin() + static_cast<int64_t>(axis));
+        shape.insert(shape.end(), indices.begin(), indices.end());
+        shape.insert(shape.end(), a.begin() + static_cast<int64_t>(axis) + 1, a.end());
+        AssignShape(out[0], shape, "output");
+      })
+      // The output has a's dtype; the indices may be any numeric dtype (MXNet casts them).
+      .SetInferType([](const Attrs&, std::vector<DTypeSlot>& in, std::vector<DTypeSlot>& out) {
+        if (!in[0] && out[0]) in[0] = out[0];
+        if (in[0]) AssignType(out[0], *in[0], "output (the dtype of input 'a')");
+      })
+      .SetPattern(OpPattern::kInjective)
+      .SetReference([](const Attrs& attrs, std::span<const Tensor> in, std::span<Tensor> out, const RefContext&) {
+        const TakeView view = MakeTakeView(attrs, in[0].shape());
+        const int64_t m = in[1].size();
+        const bool wrap = attrs.Str("mode") == "wrap";
+        for (int64_t flat = 0; flat < out[0].size(); ++flat) {
+          const int64_t row = flat / view.inner;
+          const int64_t o = row / m;
+          const int64_t picked = PickIndex(in[1], row % m, view.n, wrap);
+          out[0].SetDouble(flat, in[0].GetDouble((o * view.n + picked) * view.inner + flat % view.inner));
+        }
+      })
+      // Rows of `a` are copied in its own type; each output row first computes its index.
+      .SetLower([](const Attrs& attrs, LowerContext& ctx) {
+        const TakeView view = MakeTakeView(attrs, ctx.input_shapes[0]);
+        const int64_t m = NumElements(ctx.input_shapes[1]);
+        if (view.outer * m == 0 || view.inner == 0) return kir::Block({});
+        const bool wrap = attrs.Str("mode") == "wrap";
+        const Expr inner(view.inner);
+        const kir::Buffer picked = ctx.builder->AddLocal("picked", ScalarType::kInt64, 1);
+        return RowLoop(
+            view.outer * m, view.inner,
+            [&](const Expr& row, const Expr& c) {
+              const Expr src = (row / Expr(m) * Expr(view.n) + kir::Load(picked, Zero())) * inner + c;
+              return kir::Store(ctx.outputs[0], row * inner + c, kir::Load(ctx.inputs[0], src));
+            },
+            picked,
+            [&](const Expr& row) {
+              return kir::Store(picked, Zero(), KirPickIndex(ctx, 1, row % Expr(m), view.n, wrap));
+            });
       });
 }
 
@@ -303,6 +417,7 @@ const bool kRegistered = [] {
   RegisterEmbedding();
   RegisterOneHot();
   RegisterPick();
+  RegisterTake();
   return true;
 }();
 

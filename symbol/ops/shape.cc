@@ -1,8 +1,9 @@
 // Shape operators: reshaping, transposing, slicing, joining, splitting, tiling,
-// broadcasting and where.
+// broadcasting, padding and where.
 #include <algorithm>
 #include <cctype>
 #include <charconv>
+#include <functional>
 #include <optional>
 #include <string>
 
@@ -649,6 +650,103 @@ void WhereReference(const Attrs&, std::span<const Tensor> in, std::span<Tensor> 
   }
 }
 
+// --- Pad ---------------------------------------------------------------------------------
+
+// MXNet's Pad pads the spatial axes of 4-d (N,C,H,W) or 5-d (N,C,D,H,W) data: pad_width
+// holds (before, after) for every axis, zeros for N and C. A negative width crops, as
+// MXNet's kernels do. Reflect mirrors about the edge element without repeating it
+// (NumPy's reflect), so its widths must be smaller than the axis.
+enum class PadMode { kConstant, kEdge, kReflect };
+
+PadMode GetPadMode(const Attrs& attrs) {
+  const std::string& mode = attrs.Str("mode");
+  return mode == "edge" ? PadMode::kEdge : mode == "reflect" ? PadMode::kReflect : PadMode::kConstant;
+}
+
+void ValidatePad(const Attrs& attrs) {
+  const auto& widths = attrs.Ints("pad_width");
+  if (widths.size() != 8 && widths.size() != 10) {
+    throw Error("attribute 'pad_width' " + IntsToString(widths) +
+                ": expected 8 entries for 4-d data or 10 for 5-d data (before, after for each axis), given " +
+                std::to_string(widths.size()));
+  }
+  if (widths[0] != 0 || widths[1] != 0 || widths[2] != 0 || widths[3] != 0) {
+    throw Error("attribute 'pad_width' " + IntsToString(widths) +
+                ": the widths of axes 0 and 1 (N and C) must be 0; Pad pads the spatial axes only");
+  }
+}
+
+void PadInferShape(const Attrs& attrs, std::vector<ShapeSlot>& in, std::vector<ShapeSlot>& out) {
+  if (!in[0]) return;
+  const Shape& data = *in[0];
+  const auto& widths = attrs.Ints("pad_width");
+  if (data.size() != 4 && data.size() != 5) ShapeError("input 'data'", "4-d (N,C,H,W) or 5-d (N,C,D,H,W)", data);
+  if (widths.size() != 2 * data.size()) {
+    ShapeError("input 'data'",
+               std::to_string(widths.size() / 2) + "-d to match attribute 'pad_width' " + IntsToString(widths), data);
+  }
+  const PadMode mode = GetPadMode(attrs);
+  Shape shape = data;
+  for (size_t d = 2; d < data.size(); ++d) {
+    const int64_t before = widths[2 * d];
+    const int64_t after = widths[2 * d + 1];
+    const std::string what = "attribute 'pad_width' " + IntsToString(widths) + ": widths (" + std::to_string(before) +
+                             ", " + std::to_string(after) + ") of axis " + std::to_string(d) + " (size " +
+                             std::to_string(data[d]) + ") of input " + ShapeToString(data);
+    if (mode == PadMode::kReflect && (before >= data[d] || after >= data[d])) {
+      throw Error(what + ": reflect padding must be smaller than the axis");
+    }
+    shape[d] = data[d] + before + after;
+    if (shape[d] < 0) throw Error(what + ": they crop the axis below size 0");
+  }
+  if (mode == PadMode::kEdge && NumElements(data) == 0 && NumElements(shape) > 0) {
+    ShapeError("input 'data'", "non-empty to edge-pad to " + ShapeToString(shape), data);
+  }
+  AssignShape(out[0], shape, "output");
+}
+
+// MXNet's Pad kernels take floating-point data only.
+void PadInferType(const Attrs&, std::vector<DTypeSlot>& in, std::vector<DTypeSlot>& out) {
+  const DTypeSlot known = in[0] ? in[0] : out[0];
+  if (!known) return;
+  if (!IsFloat(*known)) {
+    throw Error("input 'data': expected a floating-point dtype (float16, float32, float64), given " +
+                std::string(DTypeName(*known)));
+  }
+  op_util::AssignType(in[0], *known, "input 'data'");
+  op_util::AssignType(out[0], *known, "output");
+}
+
+// The input index that output index `o` of an axis of size n padded by `before` reads;
+// -1 for the constant.
+int64_t PadSource(int64_t o, int64_t before, int64_t n, PadMode mode) {
+  int64_t i = o - before;
+  switch (mode) {
+    case PadMode::kEdge: return std::clamp<int64_t>(i, 0, n - 1);
+    case PadMode::kReflect:
+      if (i < 0) i = -i;
+      return i >= n ? 2 * (n - 1) - i : i;
+    case PadMode::kConstant: break;
+  }
+  return i >= 0 && i < n ? i : -1;
+}
+
+void PadReference(const Attrs& attrs, std::span<const Tensor> in, std::span<Tensor> out, const RefContext&) {
+  const Shape& data = in[0].shape();
+  const auto& widths = attrs.Ints("pad_width");
+  const PadMode mode = GetPadMode(attrs);
+  const double value = attrs.Float("constant_value");
+  std::vector<int64_t> src(data.size());
+  ForEachIndex(out[0].shape(), [&](int64_t flat, const std::vector<int64_t>& index) {
+    bool inside = true;
+    for (size_t d = 0; d < data.size(); ++d) {
+      src[d] = PadSource(index[d], widths[2 * d], data[d], mode);
+      inside = inside && src[d] >= 0;
+    }
+    out[0].SetDouble(flat, inside ? in[0].GetDouble(FlatIndex(data, src)) : value);
+  });
+}
+
 // --- Lowering ---------------------------------------------------------------------------
 //
 // Every shape operator but where lowers to copies between strided views of its inputs and
@@ -916,6 +1014,84 @@ Stmt WhereLower(const Attrs&, LowerContext& ctx) {
       {shape[0], row}, [&](const std::vector<Expr>& index) { return pick(index[0], index[0] * Expr(row) + index[1]); });
 }
 
+// Pad: one row per output position but the last axis. The row's position maps to an input
+// row (constant mode: or to the constant), and the row itself is three loops with constant
+// bounds: the left padding, the run copied from the input row, the right padding.
+Stmt PadLower(const Attrs& attrs, LowerContext& ctx) {
+  const Shape& data = ctx.input_shapes[0];
+  const Shape& shape = ctx.output_shapes[0];
+  if (NumElements(shape) == 0) return kir::Block({});
+  const auto& widths = attrs.Ints("pad_width");
+  const PadMode mode = GetPadMode(attrs);
+  const DType dtype = ctx.output_types[0];
+  // The value the reference stores (float16 rounds through float32, as SetDouble does).
+  Tensor stored({1}, dtype);
+  stored.SetDouble(0, attrs.Float("constant_value"));
+  const Expr value = kir::Const(stored.GetDouble(0), lower::ComputeType(dtype));
+  const kir::Buffer& src = ctx.inputs[0];
+  const kir::Buffer& dst = ctx.outputs[0];
+  const auto in_strides = RowMajorStrides(data);
+
+  const size_t last = data.size() - 1;
+  const int64_t width = shape[last];
+  const int64_t rows = NumElements(shape) / width;
+  const Expr row = kir::Var("row");
+  Expr src_row(int64_t{0});
+  Expr inside;  // constant mode: whether the row lies inside the input (undefined: always)
+  int64_t below = 1;
+  for (int64_t d = static_cast<int64_t>(last) - 1; d >= 0; --d) {
+    Expr i = below == 1 ? row : row / Expr(below);
+    if (d > 0) i = i % Expr(shape[d]);
+    below *= shape[d];
+    const int64_t before = widths[2 * d];
+    const int64_t n = data[d];
+    if (before != 0 || widths[2 * d + 1] != 0) {
+      i = i - Expr(before);
+      if (mode == PadMode::kEdge) {
+        i = kir::Max(kir::Min(i, Expr(n - 1)), Expr(int64_t{0}));
+      } else if (mode == PadMode::kReflect) {
+        i = kir::Select(kir::Lt(i, Expr(int64_t{0})), -i, i);
+        i = kir::Select(kir::Ge(i, Expr(n)), Expr(2 * (n - 1)) - i, i);
+      } else {
+        const Expr in_range = kir::And(kir::Ge(i, Expr(int64_t{0})), kir::Lt(i, Expr(n)));
+        inside = inside.defined() ? kir::And(inside, in_range) : in_range;
+      }
+    }
+    src_row = src_row + i * Expr(in_strides[d]);
+  }
+
+  // The last axis: output columns [lo, hi) copy input columns [lo - before, hi - before).
+  const int64_t n = data[last];
+  const int64_t before = widths[2 * last];
+  const int64_t lo = std::clamp<int64_t>(before, 0, width);
+  const int64_t hi = std::clamp<int64_t>(before + n, lo, width);
+  const Expr dst_row = row * Expr(width);
+  const auto part = [&](int64_t begin, int64_t end, const std::function<Expr(const Expr& col)>& element) {
+    const Expr col = kir::Var("col");
+    return kir::For(col, Expr(begin), Expr(end - begin), lower::StoreFrom(dst, dst_row + col, element(col)),
+                    kir::LoopKind::kVectorize);
+  };
+  const auto load = [&](const Expr& col) { return kir::Load(src, src_row + col); };
+  const auto fill = [&](const Expr&) { return value; };
+  std::function<Expr(const Expr&)> left = fill;
+  std::function<Expr(const Expr&)> right = fill;
+  if (mode == PadMode::kEdge) {
+    left = [&](const Expr&) { return load(Expr(int64_t{0})); };
+    right = [&](const Expr&) { return load(Expr(n - 1)); };
+  } else if (mode == PadMode::kReflect) {
+    left = [&](const Expr& col) { return load(Expr(before) - col); };
+    right = [&](const Expr& col) { return load(Expr(2 * (n - 1) + before) - col); };
+  }
+  std::vector<Stmt> parts;
+  if (lo > 0) parts.push_back(part(0, lo, left));
+  if (hi > lo) parts.push_back(part(lo, hi, [&](const Expr& col) { return load(col - Expr(before)); }));
+  if (width > hi) parts.push_back(part(hi, width, right));
+  Stmt body = kir::Block(parts);
+  if (inside.defined()) body = kir::If(inside, body, part(0, width, fill));
+  const auto kind = rows > 1 && rows * width >= kChunk ? kir::LoopKind::kParallel : kir::LoopKind::kSerial;
+  return kir::For(row, Expr(int64_t{0}), Expr(rows), body, kind);
+}
+
 const bool kRegistered = [] {
   OpRegistry& registry = OpRegistry::Global();
 
@@ -1062,6 +1238,21 @@ const bool kRegistered = [] {
       // Same-rank NumPy broadcasting: the generic lowering reads each element's source.
       .SetScalarCompute(
           [](const Attrs&, const std::vector<kir::Expr>& in, kir::ScalarType type) { return kir::Cast(type, in[0]); });
+
+  registry.Register("Pad")
+      .Describe("Pad the spatial axes of 4-d or 5-d data with a constant, the edge values or their reflection")
+      .Alias("pad")
+      .Attr("mode", AttrType::kString, std::nullopt, "constant, edge or reflect")
+      .Choices({"constant", "edge", "reflect"})
+      .Attr("pad_width", AttrType::kInts, std::nullopt,
+            "(before, after) for every axis, 0 for N and C; a negative width crops")
+      .Attr("constant_value", AttrType::kFloat, AttrValue{0.0}, "the padding value in constant mode")
+      .SetValidate(ValidatePad)
+      .SetInferShape(PadInferShape)
+      .SetInferType(PadInferType)
+      .SetPattern(OpPattern::kInjective)
+      .SetReference(PadReference)
+      .SetLower(PadLower);
 
   registry.Register("where")
       .Describe("x where condition is non-zero, else y; a 1-d condition picks whole rows")

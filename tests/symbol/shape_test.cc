@@ -1,9 +1,10 @@
 // Shape operators: Reshape's special values, Flatten, transpose, expand_dims, squeeze,
-// Concat, stack, split, slice, slice_axis, tile, repeat, broadcast_to and where.
+// Concat, stack, split, slice, slice_axis, tile, repeat, broadcast_to, Pad and where.
 // Expected shapes and values come from MXNet 1.9.1 (mx.sym.<op>(...).infer_shape,
 // mx.nd.<op>) unless a comment says they were worked out by hand.
 #include <catch2/catch.hpp>
 
+#include "symbol/ops_api.h"
 #include "tests/op_test_util.h"
 
 using namespace kiln;
@@ -397,4 +398,124 @@ TEST_CASE("where", "[shape]") {
   CHECK_THROWS_WITH(InferOpShapes("where", {{2, 3}, {2, 3}, {2, 4}}),
                     Catch::Contains("input 'y': expected shape (2,3), given (2,4)"));
   CHECK(Op("where").InputNames({}) == std::vector<std::string>{"condition", "x", "y"});
+}
+
+namespace {
+
+AttrMap PadAttrs(const char* mode, std::vector<int64_t> widths, double value = 0) {
+  return {{"mode", mode}, {"pad_width", std::move(widths)}, {"constant_value", value}};
+}
+
+}  // namespace
+
+TEST_CASE("Pad values match MXNet", "[shape][pad]") {
+  // [[1, 2, 3], [4, 5, 6]] as (1, 1, 2, 3); MXNet 1.9.1 values.
+  const Tensor z = RunOp("_plus_scalar", {Arange({1, 1, 2, 3})}, {{"scalar", 1.0}})[0];
+  KILN_CHECK_CLOSE(RunOp("Pad", {z}, PadAttrs("constant", {0, 0, 0, 0, 1, 0, 2, 1}, -1))[0],
+                   Values({1, 1, 3, 6}, {-1, -1, -1, -1, -1, -1, -1, -1, 1, 2, 3, -1, -1, -1, 4, 5, 6, -1}), 0, 0);
+  KILN_CHECK_CLOSE(RunOp("pad", {z}, PadAttrs("edge", {0, 0, 0, 0, 1, 2, 1, 1}))[0],
+                   Values({1, 1, 5, 5}, {1, 1, 2, 3, 3, 1, 1, 2, 3, 3, 4, 4, 5, 6, 6, 4, 4, 5, 6, 6, 4, 4, 5, 6, 6}), 0,
+                   0);
+  // Reflect mirrors without repeating the edge (NumPy's reflect).
+  KILN_CHECK_CLOSE(
+      RunOp("Pad", {z}, PadAttrs("reflect", {0, 0, 0, 0, 1, 1, 2, 2}))[0],
+      Values({1, 1, 4, 7}, {6, 5, 4, 5, 6, 5, 4, 3, 2, 1, 2, 3, 2, 1, 6, 5, 4, 5, 6, 5, 4, 3, 2, 1, 2, 3, 2, 1}), 0, 0);
+  // Negative widths crop: arange(20) as (1, 1, 4, 5).
+  const Tensor w = Arange({1, 1, 4, 5});
+  KILN_CHECK_CLOSE(RunOp("Pad", {w}, PadAttrs("constant", {0, 0, 0, 0, -1, 1, 1, -2}, 7))[0],
+                   Values({1, 1, 4, 4}, {7, 5, 6, 7, 7, 10, 11, 12, 7, 15, 16, 17, 7, 7, 7, 7}), 0, 0);
+  KILN_CHECK_CLOSE(RunOp("Pad", {w}, PadAttrs("reflect", {0, 0, 0, 0, -2, 1, -1, 2}))[0],
+                   Values({1, 1, 3, 6}, {11, 12, 13, 14, 13, 12, 16, 17, 18, 19, 18, 17, 11, 12, 13, 14, 13, 12}), 0,
+                   0);
+  // 5-d: arange(8) as (1, 1, 2, 2, 2).
+  const Tensor u = Arange({1, 1, 2, 2, 2});
+  KILN_CHECK_CLOSE(
+      RunOp("Pad", {u}, PadAttrs("edge", {0, 0, 0, 0, 1, 0, 0, 1, 1, 0}))[0],
+      Values({1, 1, 3, 3, 3}, {0, 0, 1, 2, 2, 3, 2, 2, 3, 0, 0, 1, 2, 2, 3, 2, 2, 3, 4, 4, 5, 6, 6, 7, 6, 6, 7}), 0, 0);
+  KILN_CHECK_CLOSE(RunOp("Pad", {u}, PadAttrs("reflect", {0, 0, 0, 0, 1, 1, 0, 0, 0, 1}))[0],
+                   Values({1, 1, 4, 2, 3}, {4, 5, 4, 6, 7, 6, 0, 1, 0, 2, 3, 2, 4, 5, 4, 6, 7, 6, 0, 1, 0, 2, 3, 2}), 0,
+                   0);
+  // MXNet: float16 stores constant_value 0.1 as 0.0999755859375; float64 keeps its dtype.
+  const auto half = RunOp("Pad", {z.CastTo(DType::kFloat16)}, PadAttrs("constant", {0, 0, 0, 0, 0, 0, 1, 0}, 0.1));
+  CHECK(half[0].dtype() == DType::kFloat16);
+  KILN_CHECK_CLOSE(half[0], Values({1, 1, 2, 4}, {0.0999755859375, 1, 2, 3, 0.0999755859375, 4, 5, 6}), 0, 0);
+  CHECK(RunOp("Pad", {z.CastTo(DType::kFloat64)}, PadAttrs("edge", {0, 0, 0, 0, 1, 1, 1, 1}))[0].dtype() ==
+        DType::kFloat64);
+  // Zero widths copy.
+  KILN_CHECK_CLOSE(RunOp("Pad", {w}, PadAttrs("edge", {0, 0, 0, 0, 0, 0, 0, 0}))[0], w, 0, 0);
+}
+
+TEST_CASE("Pad pads every N, C plane alike", "[shape][pad]") {
+  // Worked out by hand: plane (n, c) of arange(2*3*2*2) holds base + [0, 1, 2, 3],
+  // base = 4 * (3n + c); edge padding by one on the right of W and below H.
+  const auto out = RunOp("Pad", {Arange({2, 3, 2, 2})}, PadAttrs("edge", {0, 0, 0, 0, 0, 1, 0, 1}));
+  REQUIRE(out[0].shape() == Shape{2, 3, 3, 3});
+  for (int64_t plane = 0; plane < 6; ++plane) {
+    INFO("plane " << plane);
+    const double b = 4.0 * static_cast<double>(plane);
+    const std::vector<double> expected = {b, b + 1, b + 1, b + 2, b + 3, b + 3, b + 2, b + 3, b + 3};
+    for (int64_t k = 0; k < 9; ++k) CHECK(out[0].GetDouble(plane * 9 + k) == expected[k]);
+  }
+}
+
+TEST_CASE("Pad shapes and validation", "[shape][pad]") {
+  CHECK(InferOpShapes("Pad", {{1, 2, 3, 4}}, PadAttrs("constant", {0, 0, 0, 0, 1, 2, 3, 4}))[0] == Shape{1, 2, 6, 11});
+  CHECK(InferOpShapes("Pad", {{2, 3, 4, 5, 6}}, PadAttrs("edge", {0, 0, 0, 0, 1, 0, 0, 2, -1, 3}))[0] ==
+        Shape{2, 3, 5, 7, 8});
+  // Widths just below the axis are the most reflect takes; cropping to 0 is allowed.
+  CHECK(InferOpShapes("Pad", {{1, 1, 3, 4}}, PadAttrs("reflect", {0, 0, 0, 0, 2, 2, 3, 3}))[0] == Shape{1, 1, 7, 10});
+  CHECK(InferOpShapes("Pad", {{1, 1, 3, 2}}, PadAttrs("constant", {0, 0, 0, 0, -2, -1, 1, 1}))[0] == Shape{1, 1, 0, 4});
+  // Constant padding of an empty input is all constant; edge padding has nothing to copy.
+  KILN_CHECK_CLOSE(
+      RunOp("Pad", {Tensor({1, 1, 0, 2}, DType::kFloat32)}, PadAttrs("constant", {0, 0, 0, 0, 1, 0, 0, 1}, 3))[0],
+      Values({1, 1, 1, 3}, {3, 3, 3}), 0, 0);
+  CHECK_THROWS_WITH(InferOpShapes("Pad", {{1, 1, 0, 2}}, PadAttrs("edge", {0, 0, 0, 0, 1, 0, 0, 1})),
+                    Catch::Contains("input 'data'") && Catch::Contains("non-empty") && Catch::Contains("(1,1,0,2)"));
+
+  CHECK_THROWS_WITH(InferOpShapes("Pad", {{2, 3, 4}}, PadAttrs("constant", {0, 0, 0, 0, 1, 1, 1, 1})),
+                    Catch::Contains("input 'data': expected 4-d (N,C,H,W) or 5-d (N,C,D,H,W), given (2,3,4)"));
+  CHECK_THROWS_WITH(InferOpShapes("Pad", {{1, 2, 3, 4, 5}}, PadAttrs("constant", {0, 0, 0, 0, 1, 1, 1, 1})),
+                    Catch::Contains("input 'data': expected 4-d to match attribute 'pad_width'") &&
+                        Catch::Contains("given (1,2,3,4,5)"));
+  CHECK_THROWS_WITH(InferOpShapes("Pad", {{1, 2, 3, 4}}, PadAttrs("reflect", {0, 0, 0, 0, 3, 1, 1, 1})),
+                    Catch::Contains("widths (3, 1) of axis 2 (size 3)") &&
+                        Catch::Contains("reflect padding must be smaller than the axis"));
+  CHECK_THROWS_WITH(InferOpShapes("Pad", {{1, 2, 1, 4}}, PadAttrs("reflect", {0, 0, 0, 0, 0, 1, 0, 0})),
+                    Catch::Contains("axis 2 (size 1)"));
+  // MXNet 1.9 checks reflect widths on axes 2 and 3 only and reads out of bounds on a 5-d
+  // input's last axis; kiln checks every axis.
+  CHECK_THROWS_WITH(InferOpShapes("Pad", {{1, 1, 3, 3, 2}}, PadAttrs("reflect", {0, 0, 0, 0, 1, 1, 1, 1, 0, 2})),
+                    Catch::Contains("widths (0, 2) of axis 4 (size 2)"));
+  CHECK_THROWS_WITH(InferOpShapes("Pad", {{1, 1, 4, 5}}, PadAttrs("constant", {0, 0, 0, 0, -3, -3, 0, 0})),
+                    Catch::Contains("widths (-3, -3) of axis 2 (size 4)") && Catch::Contains("below size 0"));
+
+  CHECK_THROWS_WITH(ParseAttrs("Pad", {{"mode", "constant"}, {"pad_width", {0, 0, 0, 0, 1, 1}}}),
+                    Catch::Contains("'pad_width' (0, 0, 0, 0, 1, 1)") && Catch::Contains("expected 8 entries") &&
+                        Catch::Contains("given 6"));
+  CHECK_THROWS_WITH(ParseAttrs("Pad", {{"mode", "constant"}, {"pad_width", {1, 0, 0, 0, 1, 1, 1, 1}}}),
+                    Catch::Contains("axes 0 and 1 (N and C) must be 0"));
+  CHECK_THROWS_WITH(ParseAttrs("Pad", {{"mode", "edge"}, {"pad_width", {0, 0, 0, 2, 1, 1, 1, 1, 0, 0}}}),
+                    Catch::Contains("axes 0 and 1 (N and C) must be 0"));
+  CHECK_THROWS_WITH(ParseAttrs("Pad", {{"pad_width", {0, 0, 0, 0, 1, 1, 1, 1}}}),
+                    Catch::Contains("'mode'") && Catch::Contains("missing"));
+  CHECK_THROWS_WITH(ParseAttrs("Pad", {{"mode", "edge"}}),
+                    Catch::Contains("'pad_width'") && Catch::Contains("missing"));
+  CHECK_THROWS_WITH(ParseAttrs("Pad", {{"mode", "wrap"}, {"pad_width", {0, 0, 0, 0, 1, 1, 1, 1}}}),
+                    Catch::Contains("'mode'"));
+  const Attrs parsed = ParseAttrs("pad", {{"mode", "edge"}, {"pad_width", "(0, 0, 0, 0, 1, 1, 2, 2)"}});
+  CHECK(parsed.Float("constant_value") == 0);
+  CHECK(parsed.Ints("pad_width") == std::vector<int64_t>{0, 0, 0, 0, 1, 1, 2, 2});
+
+  // MXNet's Pad kernels take floats only.
+  CHECK(InferTypeSlots("Pad", {DType::kFloat16}, PadAttrs("edge", {0, 0, 0, 0, 1, 1, 1, 1}))[1] == DType::kFloat16);
+  CHECK_THROWS_WITH(RunOp("Pad", {Arange({1, 1, 2, 2}, DType::kInt32)}, PadAttrs("edge", {0, 0, 0, 0, 1, 1, 1, 1})),
+                    Catch::Contains("input 'data': expected a floating-point dtype") && Catch::Contains("given int32"));
+  CHECK(Op("Pad").InputNames(parsed) == std::vector<std::string>{"data"});
+  CHECK(Op("Pad").pattern() == OpPattern::kInjective);
+}
+
+TEST_CASE("sym::Pad builds a Pad node", "[shape][pad]") {
+  const Symbol padded = sym::Pad(Symbol::Variable("x"), PadAttrs("edge", {0, 0, 0, 0, 1, 1, 2, 2}), "pad0");
+  CHECK(padded.ListArguments() == std::vector<std::string>{"x"});
+  CHECK(*padded.InferShape({{"x", {1, 3, 4, 4}}}).outputs[0] == Shape{1, 3, 6, 8});
 }

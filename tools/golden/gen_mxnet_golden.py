@@ -530,6 +530,38 @@ def declare_index():
          values={"index": constant([-1, 4])})
     case("pick", "mode clip", attrs={"axis": 1}, shapes={"data": (2, 3)}, values={"index": constant([-1, 4])})
 
+    # take's indices arrive as float32 unless dtypes says otherwise; MXNet truncates them.
+    takes = [
+        ("axis 0 (default), 2-d indices", {}, (3, 4), (2, 3), integers(0, 2)),
+        ("axis 1 of 3-d", {"axis": 1}, (2, 5, 3), (4,), integers(0, 4)),
+        ("axis -1", {"axis": -1}, (2, 3, 4), (2, 2), integers(0, 3)),
+        ("axis 2 of 4-d (NCHW gather)", {"axis": 2}, (2, 3, 4, 5), (2, 3), integers(0, 3)),
+        ("size-1 dims", {"axis": 1}, (1, 3, 1), (1, 1), integers(0, 2)),
+        ("1-d a", {}, (5,), (3,), integers(0, 4)),
+        ("clip: negative and out-of-range indices", {}, (5, 2), (6,), constant([-3, 7, 4, 0, -1, 5])),
+        ("clip along axis 1", {"axis": 1, "mode": "clip"}, (2, 4), (2, 2), constant([-2, 9, 3, 1])),
+        ("wrap: negative and out-of-range indices", {"mode": "wrap"}, (5, 2), (6,),
+         constant([-1, -6, 7, 12, 3, -11])),
+        ("wrap along axis -1", {"axis": -1, "mode": "wrap"}, (2, 3), (2, 3), constant([-4, 5, 3, -3, 8, -7])),
+        ("float indices truncate toward zero", {}, (4, 3), (5,), constant([2.7, -0.5, 1.9, -1.5, 9.5])),
+        ("wrap with float indices", {"mode": "wrap"}, (4, 3), (5,), constant([2.7, -0.5, 5.9, -1.5, -6.2])),
+    ]
+    for desc, attrs, a, idx, gen in takes:
+        case("take", desc, attrs=attrs, shapes={"a": a, "indices": idx}, values={"indices": gen})
+    case("take", "int32 indices", attrs={"axis": 1}, shapes={"a": (3, 4), "indices": (3,)},
+         dtypes={"indices": "int32"}, values={"indices": constant([3, -1, 6])})
+    case("take", "int64 indices wrap", attrs={"mode": "wrap"}, shapes={"a": (3, 2), "indices": (4,)},
+         dtypes={"indices": "int64"}, values={"indices": constant([-4, 5, 2, 9])})
+    case("take", "float64 a", attrs={"axis": 0}, shapes={"a": (3, 2), "indices": (2, 2)}, dtype="float64",
+         values={"indices": integers(0, 2)})
+    case("take", "int32 a and indices", attrs={"axis": 1}, shapes={"a": (2, 3), "indices": (4,)}, dtype="int32",
+         gen=uniform(-9, 9), values={"indices": integers(-1, 3)})
+    case("take", "float16 a, uint8 indices", shapes={"a": (4, 2), "indices": (3,)}, dtype="float16",
+         dtypes={"indices": "uint8"}, values={"indices": constant([3, 0, 200])})
+    error("take", "axis 2 out of range for 2-d", attrs={"axis": 2}, shapes={"a": (2, 3), "indices": (2,)})
+    error("take", "axis -3 out of range for 2-d", attrs={"axis": -3}, shapes={"a": (2, 3), "indices": (2,)})
+    error("take", "unknown mode", attrs={"mode": "nearest"}, shapes={"a": (2, 3), "indices": (2,)})
+
 
 def declare_shape():
     reshapes = [
@@ -649,6 +681,60 @@ def declare_shape():
     case("stack", "axis -1", attrs={"axis": -1}, variadic=2, shapes={"arg0": (3,), "arg1": (3,)})
     case("stack", "one input", variadic=1, shapes={"arg0": (2, 1)})
     error("stack", "axis out of range", attrs={"axis": 3}, variadic=2, shapes={"arg0": (2, 3)})
+
+    pads = [
+        ("constant 4-d", {"mode": "constant", "pad_width": (0, 0, 0, 0, 1, 2, 2, 1)}, (1, 2, 3, 4)),
+        ("constant_value 2.5", {"mode": "constant", "pad_width": (0, 0, 0, 0, 1, 1, 1, 1), "constant_value": 2.5},
+         (2, 3, 3, 3)),
+        ("edge 4-d", {"mode": "edge", "pad_width": (0, 0, 0, 0, 2, 1, 0, 3)}, (2, 2, 3, 4)),
+        ("reflect 4-d", {"mode": "reflect", "pad_width": (0, 0, 0, 0, 3, 2, 4, 1)}, (1, 2, 4, 5)),
+        ("reflect on size-2 axes", {"mode": "reflect", "pad_width": (0, 0, 0, 0, 1, 1, 1, 0)}, (1, 1, 2, 2)),
+        ("edge from size-1 axes", {"mode": "edge", "pad_width": (0, 0, 0, 0, 2, 1, 1, 3)}, (2, 1, 1, 1)),
+        ("zero widths copy", {"mode": "constant", "pad_width": (0, 0, 0, 0, 0, 0, 0, 0)}, (1, 2, 2, 3)),
+        ("constant 5-d", {"mode": "constant", "pad_width": (0, 0, 0, 0, 1, 0, 0, 2, 1, 1), "constant_value": -1},
+         (1, 2, 2, 3, 4)),
+        ("edge 5-d", {"mode": "edge", "pad_width": (0, 0, 0, 0, 1, 2, 2, 1, 0, 3)}, (1, 2, 2, 3, 2)),
+        ("reflect 5-d", {"mode": "reflect", "pad_width": (0, 0, 0, 0, 2, 1, 1, 3, 4, 2)}, (1, 1, 3, 4, 5)),
+        # Negative widths crop (MXNet's kernels index from the padded origin).
+        ("constant, negative widths crop",
+         {"mode": "constant", "pad_width": (0, 0, 0, 0, -1, 2, 1, -2), "constant_value": 9}, (1, 1, 4, 5)),
+        ("edge, negative widths crop", {"mode": "edge", "pad_width": (0, 0, 0, 0, 2, -1, -2, 1)}, (1, 2, 4, 5)),
+        ("reflect, negative widths crop", {"mode": "reflect", "pad_width": (0, 0, 0, 0, -1, 2, 2, -3)},
+         (1, 1, 4, 5)),
+        ("crop an axis to size 0", {"mode": "constant", "pad_width": (0, 0, 0, 0, -2, -1, 1, 1)}, (1, 1, 3, 2)),
+    ]
+    for desc, attrs, data in pads:
+        case("Pad", desc, attrs=attrs, shapes={"data": data})
+    case("Pad", "float64 edge", attrs={"mode": "edge", "pad_width": (0, 0, 0, 0, 1, 1, 2, 0)},
+         shapes={"data": (1, 2, 2, 3)}, dtype="float64")
+    case("Pad", "float16 constant 2.7 rounds", attrs={"mode": "constant", "pad_width": (0, 0, 0, 0, 1, 0, 0, 1),
+                                                      "constant_value": 2.7},
+         shapes={"data": (1, 1, 2, 2)}, dtype="float16")
+    error("Pad", "3-d input", attrs={"mode": "constant", "pad_width": (0, 0, 1, 1, 1, 1)}, shapes={"data": (2, 3, 4)})
+    error("Pad", "6-d input", attrs={"mode": "constant", "pad_width": (0,) * 12},
+          shapes={"data": (1, 1, 1, 2, 2, 2)})
+    error("Pad", "padding on N", attrs={"mode": "constant", "pad_width": (1, 0, 0, 0, 1, 1, 1, 1)},
+          shapes={"data": (1, 2, 3, 4)})
+    error("Pad", "padding on C", attrs={"mode": "edge", "pad_width": (0, 0, 0, 2, 1, 1, 1, 1)},
+          shapes={"data": (1, 2, 3, 4)})
+    error("Pad", "pad_width too short for 4-d", attrs={"mode": "edge", "pad_width": (0, 0, 0, 0, 1, 1)},
+          shapes={"data": (1, 2, 3, 4)})
+    error("Pad", "pad_width of 5-d for 4-d data", attrs={"mode": "edge", "pad_width": (0, 0, 0, 0, 1, 1, 1, 1, 0, 0)},
+          shapes={"data": (1, 2, 3, 4)})
+    error("Pad", "pad_width of 4-d for 5-d data", attrs={"mode": "constant", "pad_width": (0, 0, 0, 0, 1, 1, 1, 1)},
+          shapes={"data": (1, 2, 3, 4, 5)})
+    error("Pad", "reflect width equal to the axis", attrs={"mode": "reflect", "pad_width": (0, 0, 0, 0, 3, 1, 1, 1)},
+          shapes={"data": (1, 2, 3, 4)})
+    error("Pad", "reflect width beyond the axis", attrs={"mode": "reflect", "pad_width": (0, 0, 0, 0, 1, 1, 1, 5)},
+          shapes={"data": (1, 2, 3, 4)})
+    error("Pad", "reflect on a size-1 axis", attrs={"mode": "reflect", "pad_width": (0, 0, 0, 0, 1, 0, 0, 0)},
+          shapes={"data": (1, 2, 1, 4)})
+    error("Pad", "crop below size 0", attrs={"mode": "constant", "pad_width": (0, 0, 0, 0, -3, -3, 0, 0)},
+          shapes={"data": (1, 1, 4, 5)})
+    error("Pad", "unknown mode", attrs={"mode": "wrap", "pad_width": (0, 0, 0, 0, 1, 1, 1, 1)},
+          shapes={"data": (1, 2, 3, 4)})
+    error("Pad", "mode missing", attrs={"pad_width": (0, 0, 0, 0, 1, 1, 1, 1)}, shapes={"data": (1, 2, 3, 4)})
+    error("Pad", "pad_width missing", attrs={"mode": "constant"}, shapes={"data": (1, 2, 3, 4)})
 
     cond = {"condition": integers(0, 1)}
     case("where", "same shapes", shapes={"condition": (2, 3), "x": (2, 3), "y": (2, 3)}, values=cond)
