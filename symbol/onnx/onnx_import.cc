@@ -30,6 +30,12 @@ struct Value {
 
 class Importer;
 
+// How messages and kiln node names refer to an ONNX node.
+std::string NodeLabel(const onnx::NodeProto& node) {
+  if (!node.name().empty()) return node.name();
+  return node.output_size() > 0 && !node.output(0).empty() ? node.output(0) : node.op_type();
+}
+
 // What a converter sees of one ONNX node.
 class NodeContext {
  public:
@@ -247,13 +253,11 @@ Value NodeContext::Apply(const std::string& op, const std::vector<Value>& inputs
 
 std::vector<Value> NodeContext::ApplyAll(const std::string& op, const std::vector<Value>& inputs,
                                          const AttrMap& attrs) {
-  const std::string base =
-      node_.name().empty() ? (node_.output_size() > 0 ? node_.output(0) : node_.op_type()) : node_.name();
-  return importer_.Apply(op, inputs, attrs, base);
+  return importer_.Apply(op, inputs, attrs, NodeLabel(node_));
 }
 
 Value NodeContext::MakeConstant(Tensor tensor) {
-  return importer_.MakeConstant(std::move(tensor), node_.output_size() > 0 ? node_.output(0) : node_.name());
+  return importer_.MakeConstant(std::move(tensor), NodeLabel(node_));
 }
 
 int64_t Importer::DefaultOpset() const {
@@ -330,8 +334,7 @@ Graph Importer::Run() {
   // problem of the model is reported at once rather than the first one.
   std::set<std::string> poisoned;
   for (const auto& node : graph.node()) {
-    const std::string where = node.op_type() + " node '" + (node.name().empty() ? node.output(0) : node.name()) +
-                              "' (opset " + std::to_string(opset) + ")";
+    const std::string where = node.op_type() + " node '" + NodeLabel(node) + "' (opset " + std::to_string(opset) + ")";
     const auto fail = [&](const std::string& reason) {
       problems.push_back(where + ": " + reason);
       for (const auto& out : node.output()) poisoned.insert(out);
@@ -1081,6 +1084,91 @@ const RegisterConverter kPad({"Pad"}, {"mode", "pads", "value"}, [](NodeContext&
   std::vector<int64_t> width;
   for (size_t i = 0; i < rank; ++i) width.insert(width.end(), {pads[i], pads[i + rank]});
   return std::vector<Value>{ctx.Apply("Pad", {x}, {{"mode", mode}, {"pad_width", width}, {"constant_value", value}})};
+});
+
+// LayerNormalization (opset 17) in primitives: kiln normalizes with reductions.
+const RegisterConverter kLayerNorm({"LayerNormalization"}, {"axis", "epsilon", "stash_type"}, [](NodeContext& ctx) {
+  const Value& x = ctx.In(0);
+  if (ctx.Int("stash_type", 1) != 1) throw Error("stash_type other than 1 (float) is not supported");
+  const int64_t axis = NormalizeAxis(ctx.Int("axis", -1), x.shape.size());
+  std::vector<int64_t> axes;
+  for (int64_t a = axis; a < static_cast<int64_t>(x.shape.size()); ++a) axes.push_back(a);
+  const AttrMap reduce = {{"axis", axes}, {"keepdims", true}};
+  const Value mean = ctx.Apply("mean", {x}, reduce);
+  const Value centered = ctx.Apply("broadcast_sub", {x, mean});
+  const Value variance = ctx.Apply("mean", {ctx.Apply("square", {centered})}, reduce);
+  const Value inv_std =
+      ctx.Apply("rsqrt", {ctx.Apply("_plus_scalar", {variance}, {{"scalar", ctx.Float("epsilon", 1e-5)}})});
+  Value y = ctx.Apply("broadcast_mul", {ctx.Apply("broadcast_mul", {centered, inv_std}), ctx.In(1)});
+  if (ctx.Has(2)) y = ctx.Apply("broadcast_add", {y, ctx.In(2)});
+  return std::vector<Value>{y, mean, inv_std};
+});
+
+// ONNX gives int64 indices; kiln's argmax/argmin give them as floats (MXNet's way).
+std::vector<Value> ConvertArg(NodeContext& ctx, const std::string& op) {
+  const Value& x = ctx.In(0);
+  if (ctx.Int("select_last_index", 0) != 0) throw Error("select_last_index 1 is not supported");
+  const int64_t axis = NormalizeAxis(ctx.Int("axis", 0), x.shape.size());
+  const Value index = ctx.Apply(op, {x}, {{"axis", axis}, {"keepdims", ctx.Int("keepdims", 1) != 0}});
+  return {ctx.Apply("Cast", {index}, {{"dtype", DType::kInt64}})};
+}
+
+const RegisterConverter kArgMax({"ArgMax"}, {"axis", "keepdims", "select_last_index"},
+                                [](NodeContext& ctx) { return ConvertArg(ctx, "argmax"); });
+const RegisterConverter kArgMin({"ArgMin"}, {"axis", "keepdims", "select_last_index"},
+                                [](NodeContext& ctx) { return ConvertArg(ctx, "argmin"); });
+
+const RegisterConverter kMean({"Mean"}, {}, [](NodeContext& ctx) {
+  Value sum = ctx.In(0);
+  for (size_t i = 1; i < ctx.num_inputs(); ++i) sum = ctx.Apply("broadcast_add", {sum, ctx.In(i)});
+  return std::vector<Value>{ctx.Apply("_div_scalar", {sum}, {{"scalar", static_cast<double>(ctx.num_inputs())}})};
+});
+
+const RegisterConverter kSize({"Size"}, {}, [](NodeContext& ctx) {
+  return std::vector<Value>{ctx.MakeConstant(
+      ScalarTensor(static_cast<double>(Product(ctx.In(0).shape, 0, ctx.In(0).shape.size())), DType::kInt64))};
+});
+
+// a >= b is not (a < b); a <= b is not (a > b).
+const bool kOrEqualRegistered = [] {
+  for (const UnaryMapping& m :
+       std::vector<UnaryMapping>{{"GreaterOrEqual", "broadcast_lesser"}, {"LessOrEqual", "broadcast_greater"}}) {
+    const std::string opposite = m.kiln;
+    RegisterConverter({m.onnx}, {}, [opposite](NodeContext& ctx) {
+      const Value strict = ctx.Apply(opposite, {ctx.In(0), ctx.In(1)});
+      return std::vector<Value>{
+          ctx.Apply("Cast", {ctx.Apply("_rminus_scalar", {strict}, {{"scalar", 1.0}})}, {{"dtype", DType::kBool}})};
+    });
+  }
+  return true;
+}();
+
+const RegisterConverter kWhere({"Where"}, {}, [](NodeContext& ctx) {
+  const Shape shape = BroadcastShape(BroadcastShape(ctx.In(0).shape, ctx.In(1).shape), ctx.In(2).shape);
+  return std::vector<Value>{ctx.Apply("where", {BroadcastTo(ctx, ctx.In(0), shape), BroadcastTo(ctx, ctx.In(1), shape),
+                                                BroadcastTo(ctx, ctx.In(2), shape)})};
+});
+
+const RegisterConverter kTile({"Tile"}, {}, [](NodeContext& ctx) {
+  const auto reps = ctx.ConstInts(1, "repeats");
+  if (reps.size() != ctx.In(0).shape.size()) throw Error("repeats must have one value per axis");
+  return std::vector<Value>{ctx.Apply("tile", {ctx.In(0)}, {{"reps", reps}})};
+});
+
+const RegisterConverter kElu({"Elu"}, {"alpha"}, [](NodeContext& ctx) {
+  return std::vector<Value>{Unary(ctx, "LeakyReLU", {{"act_type", "elu"}, {"slope", ctx.Float("alpha", 1.0)}})};
+});
+
+// Range of constants, folded (start + k * delta for k < ceil((limit - start) / delta)).
+const RegisterConverter kRange({"Range"}, {}, [](NodeContext& ctx) {
+  const Tensor& start = ctx.Const(0, "start");
+  const double first = start.GetDouble(0), limit = ctx.Const(1, "limit").GetDouble(0);
+  const double delta = ctx.Const(2, "delta").GetDouble(0);
+  if (delta == 0) throw Error("delta 0");
+  const int64_t count = std::max<int64_t>(0, static_cast<int64_t>(std::ceil((limit - first) / delta)));
+  Tensor t({count}, start.dtype());
+  for (int64_t k = 0; k < count; ++k) t.SetDouble(k, first + k * delta);
+  return std::vector<Value>{ctx.MakeConstant(std::move(t))};
 });
 
 }  // namespace

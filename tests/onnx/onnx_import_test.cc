@@ -1,0 +1,352 @@
+// The ONNX importer on models built here: what it folds, how it reports what it cannot
+// import, and that malformed files give clean errors. Operator semantics are checked
+// against ONNX's own expected outputs by onnx_conformance_test.
+#include "symbol/onnx/onnx_import.h"
+
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <cstdlib>
+#include <filesystem>
+#include <random>
+#include <string>
+
+#include "passes/interpreter.h"
+#include "runtime/error.h"
+#include "runtime/file_util.h"
+#include "symbol/onnx/onnx.pb.h"
+#include "symbol/onnx/onnx_tensor.h"
+#include "tests/op_test_util.h"
+
+using namespace kiln;
+using namespace kiln::testing;
+
+namespace {
+
+// A small ONNX model under construction.
+struct ModelBuilder {
+  onnx::ModelProto model;
+
+  explicit ModelBuilder(int64_t opset = 13) {
+    model.set_ir_version(7);
+    model.set_producer_name("kiln-test");
+    auto* entry = model.add_opset_import();
+    entry->set_domain("");
+    entry->set_version(opset);
+    model.mutable_graph()->set_name("test");
+  }
+
+  void Input(const std::string& name, const std::vector<int64_t>& shape, bool symbolic_batch = false,
+             int32_t type = onnx::TensorProto::FLOAT) {
+    auto* input = model.mutable_graph()->add_input();
+    input->set_name(name);
+    auto* tensor = input->mutable_type()->mutable_tensor_type();
+    tensor->set_elem_type(type);
+    for (size_t i = 0; i < shape.size(); ++i) {
+      auto* dim = tensor->mutable_shape()->add_dim();
+      if (i == 0 && symbolic_batch) {
+        dim->set_dim_param("batch");
+      } else {
+        dim->set_dim_value(shape[i]);
+      }
+    }
+  }
+  void Output(const std::string& name) { model.mutable_graph()->add_output()->set_name(name); }
+  void Initializer(const std::string& name, const Tensor& value) {
+    *model.mutable_graph()->add_initializer() = TensorToOnnx(value, name);
+  }
+  onnx::NodeProto& Node(const std::string& op, const std::vector<std::string>& inputs,
+                        const std::vector<std::string>& outputs, const std::string& name = "") {
+    auto* node = model.mutable_graph()->add_node();
+    node->set_op_type(op);
+    node->set_name(name);
+    for (const auto& in : inputs) node->add_input(in);
+    for (const auto& out : outputs) node->add_output(out);
+    return *node;
+  }
+};
+
+void SetInts(onnx::NodeProto& node, const std::string& name, const std::vector<int64_t>& values) {
+  auto* attr = node.add_attribute();
+  attr->set_name(name);
+  attr->set_type(onnx::AttributeProto::INTS);
+  for (const int64_t v : values) attr->add_ints(v);
+}
+
+void SetInt(onnx::NodeProto& node, const std::string& name, int64_t value) {
+  auto* attr = node.add_attribute();
+  attr->set_name(name);
+  attr->set_type(onnx::AttributeProto::INT);
+  attr->set_i(value);
+}
+
+Tensor Int64s(const std::vector<int64_t>& values) {
+  Tensor t({static_cast<int64_t>(values.size())}, DType::kInt64);
+  std::copy(values.begin(), values.end(), t.data_as<int64_t>());
+  return t;
+}
+
+std::string TempPath(const std::string& name) {
+  const char* tmp = std::getenv("TEST_TMPDIR");
+  return std::string(tmp != nullptr ? tmp : "/tmp") + "/" + std::to_string(::getpid()) + "_" + name;
+}
+
+size_t CountOps(const Graph& graph) {
+  size_t ops = 0;
+  for (const auto& node : TopologicalOrder(graph.outputs)) ops += node->is_variable() ? 0 : 1;
+  return ops;
+}
+
+// x.view(x.size(0), -1) as exporters write it: Shape, Gather, Unsqueeze, Concat, Reshape.
+ModelBuilder FlattenByShapeModel() {
+  ModelBuilder b(13);
+  b.Input("x", {1, 2, 3, 4}, /*symbolic_batch=*/true);
+  b.Initializer("zero", Tensor::FromDoubles({}, std::vector<double>{0}, DType::kInt64));
+  b.Initializer("axes0", Int64s({0}));
+  b.Initializer("minus_one", Int64s({-1}));
+  b.Node("Shape", {"x"}, {"shape"});
+  SetInt(b.Node("Gather", {"shape", "zero"}, {"batch"}), "axis", 0);
+  b.Node("Unsqueeze", {"batch", "axes0"}, {"batch1"});
+  SetInt(b.Node("Concat", {"batch1", "minus_one"}, {"target"}), "axis", 0);
+  b.Node("Reshape", {"x", "target"}, {"flat"});
+  b.Node("Relu", {"flat"}, {"y"});
+  b.Output("y");
+  return b;
+}
+
+}  // namespace
+
+TEST_CASE("shape computations of exporters fold at import", "[onnx][import]") {
+  const ModelBuilder b = FlattenByShapeModel();
+  for (const int64_t batch : {1, 5}) {
+    const Graph graph = ImportOnnxModel(b.model, {{{"x", {batch, 2, 3, 4}}}});
+    // Only the reshape and the relu remain: Shape, Gather, Unsqueeze, Concat folded.
+    CHECK(CountOps(graph) == 2);
+    CHECK(graph.params.empty());
+    const Tensor x = RandomTensor({batch, 2, 3, 4}, 3);
+    const auto out = Interpret(graph, {{"x", x}});
+    REQUIRE(out.size() == 1);
+    CHECK(out[0].shape() == Shape{batch, 24});
+    for (int64_t i = 0; i < x.size(); ++i) CHECK(out[0].GetDouble(i) == std::max(0.0, x.GetDouble(i)));
+  }
+  // The symbolic batch defaults to 1.
+  const Graph graph = ImportOnnxModel(b.model);
+  const auto out = Interpret(graph, {{"x", RandomTensor({1, 2, 3, 4}, 1)}});
+  CHECK(out[0].shape() == Shape{1, 24});
+}
+
+TEST_CASE("initializers become parameters and folded constants stay out of the graph", "[onnx][import]") {
+  ModelBuilder b(13);
+  b.Input("x", {2, 3});
+  b.Initializer("w", RandomTensor({4, 3}, 1));
+  b.Initializer("b", RandomTensor({4}, 2));
+  b.Initializer("unused", RandomTensor({7}, 3));
+  auto& gemm = b.Node("Gemm", {"x", "w", "b"}, {"y"}, "dense");
+  SetInt(gemm, "transB", 1);
+  b.Output("y");
+  const Graph graph = ImportOnnxModel(b.model);
+  CHECK(graph.params.size() == 2);
+  CHECK(graph.params.count("w") == 1);
+  CHECK(graph.params.count("unused") == 0);
+  CHECK(graph.OutputNames() == std::vector<std::string>{"y"});
+  // y = x w^T + b.
+  const Tensor x = RandomTensor({2, 3}, 4);
+  const Tensor y = Interpret(graph, {{"x", x}})[0];
+  const Tensor& w = graph.params.at("w");
+  const Tensor& bias = graph.params.at("b");
+  for (int64_t i = 0; i < 2; ++i) {
+    for (int64_t j = 0; j < 4; ++j) {
+      double expected = bias.GetDouble(j);
+      for (int64_t k = 0; k < 3; ++k) expected += x.GetDouble(i * 3 + k) * w.GetDouble(j * 3 + k);
+      CHECK(y.GetDouble(i * 4 + j) == Approx(expected).epsilon(1e-5));
+    }
+  }
+}
+
+TEST_CASE("every unsupported node is listed in one error", "[onnx][import]") {
+  ModelBuilder b(13);
+  b.Input("x", {2, 3});
+  b.Node("Relu", {"x"}, {"a"});
+  b.Node("NonZero", {"a"}, {"nz"}, "find_them");
+  b.Node("Hardmax", {"a"}, {"h"}, "hard");
+  auto& softmax = b.Node("Softmax", {"a"}, {"s"}, "soft");
+  SetInt(softmax, "not_an_attribute", 1);
+  b.Node("Relu", {"nz"}, {"after"}, "downstream");  // reads a failed value: not reported again
+  b.Output("after");
+  b.Output("h");
+  b.Output("s");
+  try {
+    ImportOnnxModel(b.model);
+    FAIL("import succeeded");
+  } catch (const Error& e) {
+    const std::string message = e.what();
+    CHECK_THAT(message, Catch::Contains("3 problem(s)"));
+    CHECK_THAT(message, Catch::Contains("NonZero node 'find_them' (opset 13): operator not supported"));
+    CHECK_THAT(message, Catch::Contains("Hardmax node 'hard' (opset 13): operator not supported"));
+    CHECK_THAT(message,
+               Catch::Contains("Softmax node 'soft' (opset 13): attribute(s) not supported: not_an_attribute"));
+    CHECK_THAT(message, !Catch::Contains("downstream"));
+  }
+}
+
+TEST_CASE("unsupported forms of supported operators name the node and the reason", "[onnx][import]") {
+  SECTION("a shape that is not a constant") {
+    ModelBuilder b(13);
+    b.Input("x", {2, 3});
+    b.Input("shape", {2}, false, onnx::TensorProto::INT64);
+    b.Node("Reshape", {"x", "shape"}, {"y"}, "reshape_it");
+    b.Output("y");
+    CHECK_THROWS_WITH(ImportOnnxModel(b.model),
+                      Catch::Contains("Reshape node 'reshape_it'") && Catch::Contains("must be a constant"));
+  }
+  SECTION("a 1-d convolution") {
+    ModelBuilder b(13);
+    b.Input("x", {1, 2, 9});
+    b.Initializer("w", RandomTensor({3, 2, 3}, 1));
+    b.Node("Conv", {"x", "w"}, {"y"}, "conv1d");
+    b.Output("y");
+    CHECK_THROWS_WITH(ImportOnnxModel(b.model), Catch::Contains("Conv node 'conv1d'") && Catch::Contains("2-D"));
+  }
+  SECTION("an unsupported element type") {
+    ModelBuilder b(13);
+    b.Input("x", {2}, false, onnx::TensorProto::UINT16);
+    b.Node("Relu", {"x"}, {"y"});
+    b.Output("y");
+    CHECK_THROWS_WITH(ImportOnnxModel(b.model), Catch::Contains("graph input 'x'") && Catch::Contains("UINT16"));
+  }
+  SECTION("a given shape of the wrong rank, and a shape for an input the model lacks") {
+    ModelBuilder b(13);
+    b.Input("x", {2, 3});
+    b.Node("Relu", {"x"}, {"y"});
+    b.Output("y");
+    CHECK_THROWS_WITH(ImportOnnxModel(b.model, {{{"x", {2, 3, 4}}}}), Catch::Contains("declares rank 2"));
+    CHECK_THROWS_WITH(ImportOnnxModel(b.model, {{{"data", {2, 3}}}}),
+                      Catch::Contains("'data' is not an input of the model (its inputs: x)"));
+  }
+}
+
+TEST_CASE("opsets outside 7 to 17 are refused clearly", "[onnx][import]") {
+  for (const int64_t opset : {6, 18}) {
+    ModelBuilder b(opset);
+    b.Input("x", {2});
+    b.Node("Relu", {"x"}, {"y"});
+    b.Output("y");
+    CHECK_THROWS_WITH(ImportOnnxModel(b.model),
+                      Catch::Contains("opset " + std::to_string(opset)) && Catch::Contains("7 to 17"));
+  }
+}
+
+TEST_CASE("both forms of Squeeze, Unsqueeze and Clip import alike", "[onnx][import]") {
+  const Tensor x = RandomTensor({2, 1, 3}, 5, -2, 2);
+  std::vector<Tensor> results;
+  for (const int64_t opset : {11, 13}) {
+    ModelBuilder b(opset);
+    b.Input("x", {2, 1, 3});
+    auto& squeeze =
+        b.Node("Squeeze", opset >= 13 ? std::vector<std::string>{"x", "axes1"} : std::vector<std::string>{"x"}, {"s"});
+    auto& unsqueeze = b.Node(
+        "Unsqueeze", opset >= 13 ? std::vector<std::string>{"s", "axes0"} : std::vector<std::string>{"s"}, {"u"});
+    if (opset >= 13) {
+      b.Initializer("axes1", Int64s({1}));
+      b.Initializer("axes0", Int64s({0}));
+    } else {
+      SetInts(squeeze, "axes", {1});
+      SetInts(unsqueeze, "axes", {0});
+    }
+    // Clip: inputs since opset 11 (attributes before).
+    b.Initializer("lo", Tensor::FromDoubles({}, std::vector<double>{-0.5}));
+    b.Initializer("hi", Tensor::FromDoubles({}, std::vector<double>{0.75}));
+    b.Node("Clip", {"u", "lo", "hi"}, {"y"});
+    b.Output("y");
+    const Graph graph = ImportOnnxModel(b.model);
+    results.push_back(Interpret(graph, {{"x", x}})[0]);
+    CHECK(results.back().shape() == Shape{1, 2, 3});
+  }
+  KILN_CHECK_CLOSE(results[0], results[1], 0, 0);
+  for (int64_t i = 0; i < x.size(); ++i) CHECK(results[0].GetDouble(i) == std::clamp(x.GetDouble(i), -0.5, 0.75));
+}
+
+TEST_CASE("Softmax before opset 13 normalizes over the flattened trailing axes", "[onnx][import]") {
+  const Tensor x = RandomTensor({2, 3, 4}, 9);
+  for (const int64_t opset : {11, 13}) {
+    ModelBuilder b(opset);
+    b.Input("x", {2, 3, 4});
+    SetInt(b.Node("Softmax", {"x"}, {"y"}), "axis", 1);
+    b.Output("y");
+    const Tensor y = Interpret(ImportOnnxModel(b.model), {{"x", x}})[0];
+    // Opset 11: each of the 2 rows of 12 sums to 1; opset 13: each (n, :, w) column does.
+    if (opset == 11) {
+      for (int64_t n = 0; n < 2; ++n) {
+        double sum = 0;
+        for (int64_t k = 0; k < 12; ++k) sum += y.GetDouble(n * 12 + k);
+        CHECK(sum == Approx(1.0));
+      }
+    } else {
+      for (int64_t n = 0; n < 2; ++n) {
+        for (int64_t w = 0; w < 4; ++w) {
+          double sum = 0;
+          for (int64_t c = 0; c < 3; ++c) sum += y.GetDouble(n * 12 + c * 4 + w);
+          CHECK(sum == Approx(1.0));
+        }
+      }
+    }
+  }
+}
+
+TEST_CASE("asymmetric SAME padding goes into a Pad node", "[onnx][import]") {
+  ModelBuilder b(13);
+  b.Input("x", {1, 1, 6, 6});
+  b.Initializer("w", RandomTensor({2, 1, 2, 2}, 1));
+  auto& conv = b.Node("Conv", {"x", "w"}, {"y"});
+  auto* attr = conv.add_attribute();
+  attr->set_name("auto_pad");
+  attr->set_type(onnx::AttributeProto::STRING);
+  attr->set_s("SAME_UPPER");
+  b.Output("y");
+  const Graph graph = ImportOnnxModel(b.model);
+  bool has_pad = false;
+  for (const auto& node : TopologicalOrder(graph.outputs)) has_pad |= !node->is_variable() && node->op->name() == "Pad";
+  CHECK(has_pad);
+  // SAME: the output keeps the input's size; with a 2x2 kernel the extra row and column
+  // of zeros go at the end, so y[5][5] sees only x[5][5].
+  const Tensor x = RandomTensor({1, 1, 6, 6}, 2);
+  const Tensor y = Interpret(graph, {{"x", x}})[0];
+  REQUIRE(y.shape() == Shape{1, 2, 6, 6});
+  const Tensor& w = graph.params.at("w");
+  CHECK(y.GetDouble(35) == Approx(x.GetDouble(35) * w.GetDouble(0)).epsilon(1e-6));
+}
+
+TEST_CASE("malformed and truncated files give clean errors", "[onnx][import]") {
+  const std::string missing = TempPath("missing.onnx");
+  CHECK_THROWS_AS(ImportOnnx(missing), Error);
+
+  const std::string garbage = TempPath("garbage.onnx");
+  WriteFileAtomic(garbage, "this is not a protobuf \xff\xff\xff");
+  CHECK_THROWS_WITH(ImportOnnx(garbage), Catch::Contains("garbage.onnx") && Catch::Contains("ONNX"));
+
+  // Every truncation and random corruptions of a valid model: an error or a graph,
+  // never a crash or another exception type.
+  const ModelBuilder b = FlattenByShapeModel();
+  const std::string bytes = b.model.SerializeAsString();
+  const std::string path = TempPath("cut.onnx");
+  int errors = 0;
+  for (size_t cut = 0; cut < bytes.size(); ++cut) {
+    WriteFileAtomic(path, bytes.substr(0, cut));
+    try {
+      ImportOnnx(path);
+    } catch (const Error&) {
+      ++errors;
+    }
+  }
+  CHECK(errors > static_cast<int>(bytes.size()) / 2);
+  std::mt19937 rng(7);
+  for (int trial = 0; trial < 2000; ++trial) {
+    std::string corrupt = bytes;
+    for (int k = 0; k < 3; ++k) corrupt[rng() % corrupt.size()] = static_cast<char>(rng());
+    WriteFileAtomic(path, corrupt);
+    try {
+      ImportOnnx(path);
+    } catch (const Error&) {
+    }
+  }
+}
