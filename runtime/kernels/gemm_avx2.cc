@@ -18,7 +18,29 @@ struct Avx2Set {
 
   template <int kRows, int kVectors>
   static void Micro(const Tile& t);
+  static void Dots(const float* x, const float* rows, int64_t ld, int count, int64_t k, float* out);
 };
+
+// out[q] = x . rows[q] for q < count (up to 4), 8 lanes at a time, the tail in scalars.
+__attribute__((target("avx2,fma"))) void Avx2Set::Dots(const float* x, const float* rows, int64_t ld, int count,
+                                                       int64_t k, float* out) {
+  __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+  const int64_t body = k / kVec * kVec;
+  for (int64_t p = 0; p < body; p += kVec) {
+    const __m256 xv = _mm256_loadu_ps(x + p);
+#pragma GCC unroll 4
+    for (int q = 0; q < 4; ++q) {
+      if (q < count) acc[q] = _mm256_fmadd_ps(xv, _mm256_loadu_ps(rows + q * ld + p), acc[q]);
+    }
+  }
+  for (int q = 0; q < count; ++q) {
+    const __m128 half = _mm_add_ps(_mm256_castps256_ps128(acc[q]), _mm256_extractf128_ps(acc[q], 1));
+    const __m128 pair = _mm_add_ps(half, _mm_movehl_ps(half, half));
+    float sum = _mm_cvtss_f32(_mm_add_ss(pair, _mm_shuffle_ps(pair, pair, 1)));
+    for (int64_t p = body; p < k; ++p) sum += x[p] * rows[q * ld + p];
+    out[q] = sum;
+  }
+}
 
 template <int kRows, int kVectors>
 __attribute__((target("avx2,fma"))) void Avx2Set::Micro(const Tile& t) {

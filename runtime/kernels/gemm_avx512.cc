@@ -19,7 +19,24 @@ struct Avx512Set {
 
   template <int kRows, int kVectors>
   static void Micro(const Tile& t);
+  static void Dots(const float* x, const float* rows, int64_t ld, int count, int64_t k, float* out);
 };
+
+// out[q] = x . rows[q] for q < count (up to 4), 16 lanes at a time, the tail masked.
+__attribute__((target("avx512f"))) void Avx512Set::Dots(const float* x, const float* rows, int64_t ld, int count,
+                                                        int64_t k, float* out) {
+  __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+  for (int64_t p = 0; p < k; p += kVec) {
+    const int64_t left = k - p;
+    const __mmask16 mask = left >= kVec ? __mmask16(0xFFFF) : __mmask16((1u << left) - 1);
+    const __m512 xv = _mm512_maskz_loadu_ps(mask, x + p);
+#pragma GCC unroll 4
+    for (int q = 0; q < 4; ++q) {
+      if (q < count) acc[q] = _mm512_fmadd_ps(xv, _mm512_maskz_loadu_ps(mask, rows + q * ld + p), acc[q]);
+    }
+  }
+  for (int q = 0; q < count; ++q) out[q] = _mm512_reduce_add_ps(acc[q]);
+}
 
 template <int kRows, int kVectors>
 __attribute__((target("avx512f"))) void Avx512Set::Micro(const Tile& t) {

@@ -190,8 +190,29 @@ constexpr int64_t kInPlaceBMaxFloats = 16384;
 // Set provides kMr, kNr, kVec (floats per vector), the blocking kKc, kNc, kMc,
 // kInPlaceBMaxRows (C rows up to which B is read without packing) and
 // Micro<rows, vectors>(const Tile&).
+// C = A B^T when A has few rows (a FullyConnected layer at batch 1 to 4): every element
+// is the dot product of two contiguous rows, so B is read once, in place. Packing B^T,
+// as the blocked path does, would cost more than the product itself. Four rows of B at
+// a time stay in L1 while every row of A passes over them.
+inline constexpr int64_t kRowDotMaxRows = 4;
+
+template <class Set>
+void RunRowDots(const GemmArgs& g) {
+  for (int64_t j = 0; j < g.n; j += 4) {
+    const int rows = static_cast<int>(std::min<int64_t>(4, g.n - j));
+    const float* b = g.b + j * g.ldb;
+    for (int64_t i = 0; i < g.m; ++i) {
+      float dots[4];
+      Set::Dots(g.a + i * g.lda, b, g.ldb, rows, g.k, dots);
+      float* c = g.c + i * g.ldc + j;
+      for (int q = 0; q < rows; ++q) c[q] = g.alpha * dots[q] + (g.beta != 0.0f ? g.beta * c[q] : 0.0f);
+    }
+  }
+}
+
 template <class Set>
 void RunGemm(const GemmArgs& g) {
+  if (g.transpose_b && !g.transpose_a && g.m <= kRowDotMaxRows) return RunRowDots<Set>(g);
   constexpr int kMr = Set::kMr;
   constexpr int kNr = Set::kNr;
   constexpr int kNv = Set::kNr / Set::kVec;

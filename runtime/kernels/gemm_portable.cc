@@ -15,6 +15,23 @@ struct PortableSet {
   static constexpr int64_t kMc = 1152;
   static constexpr int64_t kInPlaceBMaxRows = 2 * kMr;
 
+  // out[q] = x . rows[q] for q < count; four partial sums per row let the compiler
+  // vectorize the loop without reassociating a single sum.
+  static void Dots(const float* x, const float* rows, int64_t ld, int count, int64_t k, float* out) {
+    for (int q = 0; q < count; ++q) {
+      const float* y = rows + q * ld;
+      float partial[kVec] = {};
+      const int64_t body = k / kVec * kVec;
+      for (int64_t p = 0; p < body; p += kVec) {
+        for (int l = 0; l < kVec; ++l) partial[l] += x[p + l] * y[p + l];
+      }
+      float sum = 0;
+      for (int l = 0; l < kVec; ++l) sum += partial[l];
+      for (int64_t p = body; p < k; ++p) sum += x[p] * y[p];
+      out[q] = sum;
+    }
+  }
+
   template <int kRows, int kVectors>
   static void Micro(const Tile& t) {
     constexpr int kWidth = kVectors * kVec;

@@ -132,7 +132,8 @@ TEST_CASE("the portable kernels are always there and the best set is supported",
 TEST_CASE("Sgemm matches the reference on many shapes, all transpose combinations", "[gemm]") {
   // Tiles are 12 x 32 (AVX-512), 6 x 16 (AVX2) or 4 x 8 (portable); k blocks are 384
   // or 256, column blocks 512 and row blocks 1152; B is read in place when C has at
-  // most 12 (8 portable) rows or B at most 16384 elements. The shapes cross all of
+  // most 12 (8 portable) rows or B at most 16384 elements; A B^T with at most 4 rows
+  // takes row dot products (4 rows of B at a time). The shapes cross all of
   // these edges.
   const std::vector<std::array<int64_t, 3>> shapes = {
       {1, 1, 1},    {2, 3, 5},    {7, 11, 13},  {17, 33, 65},  {13, 1, 7},    {1, 37, 19},   {5, 7, 1},
