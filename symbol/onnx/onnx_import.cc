@@ -281,6 +281,16 @@ void Importer::AddInputs(const onnx::GraphProto& graph, std::vector<std::string>
     if (values_.count(input.name()) != 0) continue;  // an initializer listed as an input
     given.insert(input.name());
     const std::string what = "graph input '" + input.name() + "'";
+    if (const auto it = options_.constant_inputs.find(input.name()); it != options_.constant_inputs.end()) {
+      const auto declared = DTypeFromOnnx(input.type().tensor_type().elem_type());
+      if (declared && *declared != it->second.dtype()) {
+        problems.push_back(what + " is " + std::string(DTypeName(*declared)) + ", its constant value " +
+                           std::string(DTypeName(it->second.dtype())));
+      } else {
+        values_[input.name()] = MakeConstant(it->second, input.name());
+      }
+      continue;
+    }
     if (!input.type().has_tensor_type()) {
       problems.push_back(what + ": only tensor inputs are supported");
       continue;
@@ -312,7 +322,10 @@ void Importer::AddInputs(const onnx::GraphProto& graph, std::vector<std::string>
     v.entry = NodeEntry{Node::Variable(UniqueName(input.name()), shape, *dtype), 0};
     values_[input.name()] = v;
   }
-  for (const auto& [name, shape] : options_.input_shapes) {
+  std::vector<std::string> named;
+  for (const auto& [name, shape] : options_.input_shapes) named.push_back(name);
+  for (const auto& [name, value] : options_.constant_inputs) named.push_back(name);
+  for (const auto& name : named) {
     if (given.count(name) == 0) {
       std::string inputs;
       for (const auto& n : given) inputs += (inputs.empty() ? "" : ", ") + n;

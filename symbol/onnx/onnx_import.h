@@ -27,6 +27,10 @@ struct OnnxImportOptions {
   // Shapes of graph inputs, by name; they override the model's declared shapes (and
   // give symbolic dimensions their values).
   std::map<std::string, Shape> input_shapes;
+  // Inputs whose values are fixed at import, by name. They become constants, so that
+  // inputs kiln needs to know (Reshape's shape, ReduceSum's axes, Slice's starts) can
+  // be given, and whatever depends on them alone is folded.
+  std::map<std::string, Tensor> constant_inputs;
 };
 
 // Reads and converts an .onnx file. Throws kiln::Error for unreadable or malformed
