@@ -436,11 +436,16 @@ Stmt Loop(const Expr& var, const Expr& begin, const Expr& extent, Stmt body,
 
 // A task multiplies at least kMinTaskMacs; at most kMaxTasks slots; an im2col panel is at
 // most kPanelBytes (it stays in cache between im2col and sgemm) and all slots' panels
-// together at most kScratchBytes.
+// together at most kScratchBytes. Every sgemm has at least kMinPanelCols columns (or the
+// whole output plane): each call packs its filters, which costs as much as multiplying
+// them by a few columns. More tasks than panels give come from splitting the filters, in
+// blocks of at least kMinFilterBlock.
 constexpr int64_t kMinTaskMacs = int64_t{1} << 19;
 constexpr int64_t kMaxTasks = 64;
 constexpr int64_t kPanelBytes = int64_t{1} << 20;
 constexpr int64_t kScratchBytes = int64_t{32} << 20;
+constexpr int64_t kMinPanelCols = 256;
+constexpr int64_t kMinFilterBlock = 48;
 
 struct ConvGeometry {
   int64_t batch, channels, height, width, filters, out_h, out_w, groups, group_in, group_out;
@@ -504,12 +509,13 @@ Stmt DirectConvolution(const ConvGeometry& g, const LowerContext& ctx, const kir
               kir::LoopKind::kParallel);
 }
 
-// float32: work items are panels of whole output rows of one image. A panel's im2col
-// matrix (channels * kh * kw rows, one column per output position) goes into the slot's
-// scratch, then one sgemm per group multiplies the group's filters by the group's rows
-// of it into the output, and the bias is added. 1x1 convolutions with stride 1 and no
-// padding read the image itself as that matrix. Slots split the items evenly; scratch is
-// indexed by slot, so concurrent slots never share it.
+// float32: work items are a block of filters over a panel of whole output rows of one
+// image. A panel's im2col matrix (channels * kh * kw rows, one column per output
+// position) goes into the slot's scratch, then one sgemm per group multiplies the
+// group's filters (of the block) by the group's rows of it into the output, and the
+// bias is added. 1x1 convolutions with stride 1 and no padding read the image itself as
+// that matrix. Slots split the items evenly; scratch is indexed by slot, so concurrent
+// slots never share it.
 Stmt GemmConvolution(const ConvGeometry& g, const LowerContext& ctx, const kir::Buffer& bias) {
   const kir::Buffer& x = ctx.inputs[0];
   const kir::Buffer& w = ctx.inputs[1];
@@ -522,12 +528,22 @@ Stmt GemmConvolution(const ConvGeometry& g, const LowerContext& ctx, const kir::
   const bool direct_b = g.k.h == 1 && g.k.w == 1 && g.s.h == 1 && g.s.w == 1 && g.p.h == 0 && g.p.w == 0;
 
   const int64_t want = std::clamp<int64_t>(g.batch * g.filters * group_k * out_plane / kMinTaskMacs, 1, kMaxTasks);
-  const int64_t panel_rows_cap = direct_b ? g.out_h : std::max<int64_t>(1, kPanelBytes / (4 * rows_k * g.out_w));
+  const int64_t min_rows = (std::min(out_plane, kMinPanelCols) + g.out_w - 1) / g.out_w;
+  const int64_t panel_rows_cap = direct_b ? g.out_h : std::max<int64_t>(min_rows, kPanelBytes / (4 * rows_k * g.out_w));
   int64_t panels = (g.out_h + panel_rows_cap - 1) / panel_rows_cap;
-  if (g.batch * panels < want) panels = std::max(panels, std::min(g.out_h, (want + g.batch - 1) / g.batch));
+  if (g.batch * panels < want) {
+    panels = std::max(panels, std::min((g.out_h + min_rows - 1) / min_rows, (want + g.batch - 1) / g.batch));
+  }
   const int64_t panel_rows = (g.out_h + panels - 1) / panels;
   panels = (g.out_h + panel_rows - 1) / panel_rows;
-  const int64_t items = g.batch * panels;
+  int64_t filter_blocks = 1;
+  if (g.groups == 1 && g.batch * panels < want) {
+    filter_blocks =
+        std::min((want + g.batch * panels - 1) / (g.batch * panels), std::max<int64_t>(1, g.filters / kMinFilterBlock));
+  }
+  const int64_t filter_block = (g.filters + filter_blocks - 1) / filter_blocks;
+  filter_blocks = (g.filters + filter_block - 1) / filter_block;
+  const int64_t items = g.batch * panels * filter_blocks;
   const int64_t ld_panel = panel_rows * g.out_w;
   const int64_t slot_size = direct_b ? 0 : rows_k * ld_panel;
   int64_t slots = std::min(items, want);
@@ -538,8 +554,11 @@ Stmt GemmConvolution(const ConvGeometry& g, const LowerContext& ctx, const kir::
   const Expr item = kir::Var("item");
   const Expr first_item = slot * Int(items) / Int(slots);
   const Expr end_item = (slot + Int(1)) * Int(items) / Int(slots);
-  const Expr image = panels == 1 ? item : item / Int(panels);
-  const Expr row0 = panels == 1 ? Int(0) : item % Int(panels) * Int(panel_rows);
+  const Expr image_panel = filter_blocks == 1 ? item : item / Int(filter_blocks);
+  const Expr f0 = filter_blocks == 1 ? Int(0) : item % Int(filter_blocks) * Int(filter_block);
+  const Expr block_filters = filter_blocks == 1 ? Int(g.filters) : kir::Min(Int(filter_block), Int(g.filters) - f0);
+  const Expr image = panels == 1 ? image_panel : image_panel / Int(panels);
+  const Expr row0 = panels == 1 ? Int(0) : image_panel % Int(panels) * Int(panel_rows);
   const Expr rows = panels == 1 ? Int(g.out_h) : kir::Min(Int(panel_rows), Int(g.out_h) - row0);
   const Expr cols = rows * Int(g.out_w);
   const Expr col0 = row0 * Int(g.out_w);
@@ -572,22 +591,23 @@ Stmt GemmConvolution(const ConvGeometry& g, const LowerContext& ctx, const kir::
                          Loop(i, Int(0), Int(g.k.h), Loop(j, Int(0), Int(g.k.w), Loop(r, Int(0), rows, row)))));
   }
   {
+    // Filter blocks only split ungrouped convolutions (groups == 1, f0 == 0 otherwise).
     const Expr grp = g.groups == 1 ? Int(0) : kir::Var("group");
-    const lower_gemm::Operand a{w, grp * Int(g.group_out * group_k), group_k, false};
+    const lower_gemm::Operand a{w, (grp * Int(g.group_out) + f0) * Int(group_k), group_k, false};
     const lower_gemm::Operand b =
         direct_b ? lower_gemm::Operand{x, (image * Int(g.channels) + grp * Int(g.group_in)) * Int(in_plane) + col0,
                                        in_plane, false}
                  : lower_gemm::Operand{scratch, base + grp * Int(group_k * ld_panel), ld_panel, false};
-    const lower_gemm::Operand c{out, (image * Int(g.filters) + grp * Int(g.group_out)) * Int(out_plane) + col0,
+    const lower_gemm::Operand c{out, (image * Int(g.filters) + grp * Int(g.group_out) + f0) * Int(out_plane) + col0,
                                 out_plane, false};
-    const Stmt call = lower_gemm::Sgemm(Int(g.group_out), cols, Int(group_k), a, b, c);
+    const Stmt call = lower_gemm::Sgemm(g.groups == 1 ? block_filters : Int(g.group_out), cols, Int(group_k), a, b, c);
     steps.push_back(g.groups == 1 ? call : Loop(grp, Int(0), Int(g.groups), call));
   }
   if (bias) {
     const Expr f = kir::Var("f");
     const Expr q = kir::Var("q");
     const Expr at = (image * Int(g.filters) + f) * Int(out_plane) + col0 + q;
-    steps.push_back(Loop(f, Int(0), Int(g.filters),
+    steps.push_back(Loop(f, f0, block_filters,
                          Loop(q, Int(0), cols, kir::Store(out, at, kir::Load(out, at) + kir::Load(bias, f)),
                               kir::LoopKind::kVectorize)));
   }

@@ -184,6 +184,14 @@ std::vector<OpCase> ExtraCases(const OpDef& op, const std::vector<OpCase>& recor
     extra.push_back({"1x1 1x64x9x9 -> 24",
                      {{"kernel", "(1,1)"}, {"num_filter", 24}, {"no_bias", true}},
                      {rand({1, 64, 9, 9}), rand({24, 64, 1, 1})}});
+    // Enough work for several tasks on one small image: the filters are split in blocks
+    // (100 = 50 + 50) over one panel; and a larger image split in row panels.
+    extra.push_back({"filter blocks 1x64x9x9 k3 pad1 -> 100",
+                     {{"kernel", "(3,3)"}, {"pad", "(1,1)"}, {"num_filter", 100}},
+                     {rand({1, 64, 9, 9}), rand({100, 64, 3, 3}), rand({100})}});
+    extra.push_back({"row panels 1x16x40x40 k3 -> 20",
+                     {{"kernel", "(3,3)"}, {"num_filter", 20}},
+                     {rand({1, 16, 40, 40}), rand({20, 16, 3, 3}), rand({20})}});
   } else if (name == "Pooling") {
     extra.push_back({"max 2x7x33x31 k3 s2",
                      {{"kernel", "(3,3)"}, {"stride", "(2,2)"}, {"pool_type", "max"}},
