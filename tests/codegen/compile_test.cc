@@ -13,51 +13,12 @@
 #include "runtime/executor.h"
 #include "symbol/ops_api.h"
 #include "tests/op_test_util.h"
+#include "tests/test_models.h"
 
 using namespace kiln;
 using namespace kiln::testing;
 
 namespace {
-
-// A graph with random parameters embedded.
-Graph WithParams(const Symbol& net, const std::map<std::string, Shape>& input_shapes, uint64_t seed) {
-  Graph graph = net.ToGraph();
-  const auto shapes = net.InferShape(input_shapes);
-  const auto names = net.ListArguments();
-  for (size_t i = 0; i < names.size(); ++i) {
-    if (input_shapes.count(names[i]) || names[i].find("label") != std::string::npos) continue;
-    graph.params[names[i]] = RandomTensor(*shapes.arguments[i], seed + i, -0.3, 0.3);
-  }
-  const auto aux = net.ListAuxiliaryStates();
-  for (size_t i = 0; i < aux.size(); ++i) {
-    graph.params[aux[i]] = RandomTensor(*shapes.aux[i], seed + 100 + i, 0.5, 1.5);
-  }
-  return graph;
-}
-
-Symbol Mlp() {
-  Symbol x = Symbol::Variable("data");
-  x = sym::FullyConnected(x, {{"num_hidden", 64}}, "fc1");
-  x = sym::Activation(x, {{"act_type", "relu"}}, "relu1");
-  x = sym::FullyConnected(x, {{"num_hidden", 10}}, "fc2");
-  return sym::SoftmaxOutput(x, Symbol(), {}, "softmax");
-}
-
-Symbol LeNet() {
-  Symbol x = Symbol::Variable("data");
-  x = sym::Convolution(x, {{"kernel", {5, 5}}, {"num_filter", 6}, {"pad", {2, 2}}}, "conv1");
-  x = sym::BatchNorm(x, {{"fix_gamma", false}}, "bn1");
-  x = sym::Activation(x, {{"act_type", "tanh"}}, "tanh1");
-  x = sym::Pooling(x, {{"pool_type", "max"}, {"kernel", {2, 2}}, {"stride", {2, 2}}}, "pool1");
-  x = sym::Convolution(x, {{"kernel", {5, 5}}, {"num_filter", 16}}, "conv2");
-  x = sym::Activation(x, {{"act_type", "relu"}}, "relu2");
-  x = sym::Pooling(x, {{"pool_type", "avg"}, {"kernel", {2, 2}}, {"stride", {2, 2}}}, "pool2");
-  x = sym::Flatten(x, {}, "flatten");
-  x = sym::FullyConnected(x, {{"num_hidden", 120}}, "fc1");
-  x = sym::Activation(x, {{"act_type", "sigmoid"}}, "sig1");
-  x = sym::FullyConnected(x, {{"num_hidden", 10}}, "fc2");
-  return sym::SoftmaxOutput(x, Symbol(), {}, "softmax");
-}
 
 std::string TempPath(const std::string& name) {
   const auto dir = std::filesystem::temp_directory_path() / ("kiln_compile_test_" + std::to_string(::getpid()));
@@ -69,7 +30,7 @@ std::string TempPath(const std::string& name) {
 
 TEST_CASE("an MLP compiles with the JIT and matches the interpreter", "[compile]") {
   for (int64_t batch : {1, 5}) {
-    const Graph graph = WithParams(Mlp(), {{"data", {batch, 30}}}, 7);
+    const Graph graph = WithRandomParams(TestMlp(), {{"data", {batch, 30}}}, 7);
     const Tensor data = RandomTensor({batch, 30}, 1);
     const auto expected = Interpret(graph, {{"data", data}});
     CompileOptions options;
@@ -83,7 +44,7 @@ TEST_CASE("an MLP compiles with the JIT and matches the interpreter", "[compile]
 }
 
 TEST_CASE("LeNet with BatchNorm compiles AOT, round-trips as a file and matches", "[compile]") {
-  const Graph graph = WithParams(LeNet(), {{"data", {2, 1, 28, 28}}}, 11);
+  const Graph graph = WithRandomParams(TestLeNet(), {{"data", {2, 1, 28, 28}}}, 11);
   const Tensor data = RandomTensor({2, 1, 28, 28}, 3, 0, 1);
   const auto expected = Interpret(graph, {{"data", data}});
   CompileOptions options;
@@ -100,7 +61,7 @@ TEST_CASE("LeNet with BatchNorm compiles AOT, round-trips as a file and matches"
 }
 
 TEST_CASE("one executor runs from many threads with bit-identical results", "[compile][threads]") {
-  const Graph graph = WithParams(LeNet(), {{"data", {1, 1, 28, 28}}}, 5);
+  const Graph graph = WithRandomParams(TestLeNet(), {{"data", {1, 1, 28, 28}}}, 5);
   CompileOptions options;
   options.input_shapes = {{"data", {1, 1, 28, 28}}};
   ExecutorOptions executor_options;
@@ -141,13 +102,14 @@ TEST_CASE("outputs that are inputs, repeated outputs, and multiple outputs", "[c
 }
 
 TEST_CASE("the executor checks what it is given", "[compile][errors]") {
-  const Graph graph = WithParams(Mlp(), {{"data", {2, 30}}}, 7);
+  const Graph graph = WithRandomParams(TestMlp(), {{"data", {2, 30}}}, 7);
   CompileOptions options;
   options.input_shapes = {{"data", {2, 30}}};
   options.embed_params = false;
   const auto executor = CompileJit(graph, options);
   CHECK(executor->MissingParams().size() == 4);
-  CHECK_THROWS_WITH(executor->Run({{"data", RandomTensor({2, 30}, 1)}}), Catch::Contains("parameters not bound: fc1_weight"));
+  CHECK_THROWS_WITH(executor->Run({{"data", RandomTensor({2, 30}, 1)}}),
+                    Catch::Contains("parameters not bound: fc1_weight"));
   CHECK_THROWS_WITH(executor->BindParams({{"fc1_weight", RandomTensor({64, 31}, 1)}}),
                     Catch::Contains("parameter 'fc1_weight': expected float32 (64,30), given float32 (64,31)"));
   CHECK_THROWS_WITH(executor->BindParams({{"fc9_weight", RandomTensor({1}, 1)}}),
@@ -164,7 +126,7 @@ TEST_CASE("the executor checks what it is given", "[compile][errors]") {
 }
 
 TEST_CASE("bad artifacts are rejected with clear errors", "[compile][errors]") {
-  const Graph graph = WithParams(Mlp(), {{"data", {1, 30}}}, 7);
+  const Graph graph = WithRandomParams(TestMlp(), {{"data", {1, 30}}}, 7);
   CompileOptions options;
   options.input_shapes = {{"data", {1, 30}}};
   const proto::ArtifactProto artifact = CompileGraph(graph, options);

@@ -350,3 +350,23 @@ TEST_CASE("malformed and truncated files give clean errors", "[onnx][import]") {
     }
   }
 }
+
+TEST_CASE("inputs can be fixed to constants at import", "[onnx][import]") {
+  ModelBuilder b(13);
+  b.Input("x", {2, 6});
+  b.Input("shape", {3}, false, onnx::TensorProto::INT64);
+  b.Node("Reshape", {"x", "shape"}, {"y"}, "reshape_it");
+  b.Output("y");
+  OnnxImportOptions options;
+  options.constant_inputs["shape"] = Int64s({3, 2, 2});
+  const Graph graph = ImportOnnxModel(b.model, options);
+  CHECK(graph.ListInputs() == std::vector<std::string>{"x"});
+  const Tensor x = RandomTensor({2, 6}, 8);
+  const Tensor y = Interpret(graph, {{"x", x}})[0];
+  CHECK(y.shape() == Shape{3, 2, 2});
+  options.constant_inputs["shape"] = Tensor::FromDoubles({3}, std::vector<double>{3, 2, 2});
+  CHECK_THROWS_WITH(ImportOnnxModel(b.model, options), Catch::Contains("graph input 'shape' is int64"));
+  options.constant_inputs.clear();
+  options.constant_inputs["nope"] = Int64s({1});
+  CHECK_THROWS_WITH(ImportOnnxModel(b.model, options), Catch::Contains("'nope' is not an input of the model"));
+}
