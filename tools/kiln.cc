@@ -22,6 +22,7 @@
 #include "runtime/npy.h"
 #include "runtime/param_file.h"
 #include "runtime/version.h"
+#include "symbol/onnx/onnx_export.h"
 #include "symbol/onnx/onnx_import.h"
 #include "symbol/op.h"
 
@@ -250,6 +251,15 @@ int CmdViz(const std::string& model, const std::string& params, const std::vecto
   return 0;
 }
 
+int CmdExport(const std::string& model, const std::string& params, const std::vector<std::string>& inputs,
+              const std::string& out) {
+  const auto shapes = ShapeArgs(inputs);
+  const Graph graph = LoadModel(model, params, shapes);
+  SaveOnnx(out, graph, shapes);
+  std::cout << "wrote " << out << "\n";
+  return 0;
+}
+
 int CmdInterpret(const std::string& model, const std::string& params, const std::vector<std::string>& inputs,
                  const std::string& output_dir, bool train, uint64_t seed) {
   std::map<std::string, Tensor> values;
@@ -418,6 +428,12 @@ int Main(int argc, char** argv) {
   interpret->add_flag("--train", train, "Training mode (BatchNorm batch statistics, Dropout)");
   interpret->add_option("--seed", seed, "Seed for random operators and Dropout");
 
+  auto* export_onnx = app.add_subcommand("export", "Write a model as ONNX (opset 17)");
+  export_onnx->add_option("MODEL", model, "Graph file (or ONNX model)")->required();
+  export_onnx->add_option("-o,--output", output, "Output .onnx file")->required();
+  export_onnx->add_option("--params", params, "Parameter file");
+  export_onnx->add_option("--input", inputs, "Input shape NAME:DxDxD (repeatable)");
+
   std::string target = "cpu";
   std::string cpu = "host";
   std::string features;
@@ -467,6 +483,7 @@ int Main(int argc, char** argv) {
   if (*ops) return CmdOps(json);
   if (*inspect) return CmdInspect(model, params, inputs, json);
   if (*viz) return CmdViz(model, params, inputs, output);
+  if (*export_onnx) return CmdExport(model, params, inputs, output);
   if (*interpret) return CmdInterpret(model, params, inputs, output, train, seed);
   return 1;
 }

@@ -1184,6 +1184,36 @@ const RegisterConverter kRange({"Range"}, {}, [](NodeContext& ctx) {
   return std::vector<Value>{ctx.MakeConstant(std::move(t))};
 });
 
+const RegisterConverter kSoftplus({"Softplus"}, {}, [](NodeContext& ctx) {
+  return std::vector<Value>{Unary(ctx, "Activation", {{"act_type", "softrelu"}})};
+});
+
+// kiln's selu (MXNet's) has the constants of the SELU paper, ONNX's defaults.
+const RegisterConverter kSelu({"Selu"}, {"alpha", "gamma"}, [](NodeContext& ctx) {
+  const double alpha = ctx.Float("alpha", 1.67326319217681884765625);
+  const double gamma = ctx.Float("gamma", 1.05070102214813232421875);
+  if (std::fabs(alpha - 1.6732632423543772) > 1e-6 || std::fabs(gamma - 1.0507009873554805) > 1e-6) {
+    throw Error("alpha " + std::to_string(alpha) + " and gamma " + std::to_string(gamma) +
+                " other than SELU's constants are not supported");
+  }
+  return std::vector<Value>{Unary(ctx, "LeakyReLU", {{"act_type", "selu"}})};
+});
+
+// PRelu with any slope that broadcasts: relu(x) + slope * (x - relu(x)).
+const RegisterConverter kPRelu({"PRelu"}, {}, [](NodeContext& ctx) {
+  const Value& x = ctx.In(0);
+  const Value positive = ctx.Apply("relu", {x});
+  const Value negative = ctx.Apply("broadcast_sub", {x, positive});
+  const Value scaled = ctx.Apply("broadcast_mul", {negative, ctx.In(1)});
+  return std::vector<Value>{BroadcastTo(ctx, ctx.Apply("broadcast_add", {positive, scaled}), x.shape)};
+});
+
+const RegisterConverter kHardSigmoid({"HardSigmoid"}, {"alpha", "beta"}, [](NodeContext& ctx) {
+  const Value scaled = Unary(ctx, "_mul_scalar", {{"scalar", ctx.Float("alpha", 0.2)}});
+  const Value shifted = ctx.Apply("_plus_scalar", {scaled}, {{"scalar", ctx.Float("beta", 0.5)}});
+  return std::vector<Value>{ctx.Apply("clip", {shifted}, {{"a_min", 0.0}, {"a_max", 1.0}})};
+});
+
 }  // namespace
 
 std::vector<std::string> SupportedOnnxOps() {

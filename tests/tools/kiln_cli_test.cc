@@ -105,3 +105,27 @@ TEST_CASE("kiln fails with one clear line and a non-zero status", "[cli]") {
   CHECK(Run(kKiln + " --help").status == 0);
   CHECK(Run(kKiln + " inspect --help").status == 0);
 }
+
+TEST_CASE("kiln export writes ONNX that kiln compiles back to the same results", "[cli][onnx]") {
+  const std::string dir = TempDir();
+  const std::string model = dir + "/lenet.kiln-graph";
+  REQUIRE(Run("examples/build_lenet " + model).status == 0);
+  const Result exported = Run(kKiln + " export " + model + " -o " + dir + "/lenet.onnx --input data:1x1x28x28");
+  REQUIRE(exported.status == 0);
+  CHECK(exported.output == "wrote " + dir + "/lenet.onnx\n");
+
+  REQUIRE(Run(kKiln + " interpret " + model + " --input data=examples/data/digit7.npy --output-dir " + dir + "/ref")
+              .status == 0);
+  const Result compiled = Run(kKiln + " compile " + dir + "/lenet.onnx -o " + dir + "/lenet.kiln");
+  REQUIRE(compiled.status == 0);
+  const Result run =
+      Run(kKiln + " run " + dir + "/lenet.kiln --input data=examples/data/digit7.npy --output-dir " + dir + "/onnx");
+  REQUIRE(run.status == 0);
+  const kiln::Tensor expected = kiln::LoadNpy(dir + "/ref/softmax_output.npy");
+  const kiln::Tensor actual = kiln::LoadNpy(dir + "/onnx/softmax_output.npy");
+  REQUIRE(actual.shape() == expected.shape());
+  for (int64_t i = 0; i < actual.size(); ++i) CHECK(actual.GetDouble(i) == Approx(expected.GetDouble(i)).epsilon(1e-4));
+
+  const Result bad = Run(kKiln + " compile " + dir + "/lenet.kiln-graph.onnx -o " + dir + "/x.kiln");
+  CHECK(bad.status != 0);
+}
