@@ -1214,6 +1214,141 @@ const RegisterConverter kHardSigmoid({"HardSigmoid"}, {"alpha", "beta"}, [](Node
   return std::vector<Value>{ctx.Apply("clip", {shifted}, {{"a_min", 0.0}, {"a_max", 1.0}})};
 });
 
+// Split into the given sizes (attribute before opset 13, input since), or equal parts.
+const RegisterConverter kSplit({"Split"}, {"axis", "split"}, [](NodeContext& ctx) {
+  const Value& x = ctx.In(0);
+  const int64_t axis = NormalizeAxis(ctx.Int("axis", 0), x.shape.size());
+  std::vector<int64_t> sizes = ctx.opset() >= 13 ? (ctx.Has(1) ? ctx.ConstInts(1, "split") : std::vector<int64_t>{})
+                                                 : ctx.Ints("split", std::vector<int64_t>{});
+  const int64_t parts = ctx.node().output_size();
+  if (sizes.empty()) {
+    if (parts == 0 || x.shape[axis] % parts != 0) {
+      throw Error("axis " + std::to_string(axis) + " of size " + std::to_string(x.shape[axis]) +
+                  " does not split into " + std::to_string(parts) + " equal parts");
+    }
+    sizes.assign(parts, x.shape[axis] / parts);
+  }
+  if (static_cast<int64_t>(sizes.size()) != parts) throw Error("split sizes do not match the outputs");
+  std::vector<Value> outputs;
+  int64_t begin = 0;
+  for (const int64_t size : sizes) {
+    outputs.push_back(ctx.Apply("slice_axis", {x}, {{"axis", axis}, {"begin", begin}, {"end", begin + size}}));
+    begin += size;
+  }
+  if (begin != x.shape[axis])
+    throw Error("split sizes add up to " + std::to_string(begin) + ", not " + std::to_string(x.shape[axis]));
+  return outputs;
+});
+
+// DepthToSpace and SpaceToDepth are a reshape, a transpose and a reshape.
+const RegisterConverter kDepthToSpace({"DepthToSpace"}, {"blocksize", "mode"}, [](NodeContext& ctx) {
+  const Value& x = ctx.In(0);
+  if (x.shape.size() != 4) throw Error("input must be 4-d (N, C, H, W)");
+  const int64_t b = ctx.Int("blocksize"), n = x.shape[0], c = x.shape[1], h = x.shape[2], w = x.shape[3];
+  if (b <= 0 || c % (b * b) != 0) throw Error("channels " + std::to_string(c) + " not divisible by blocksize^2");
+  const bool crd = ctx.Str("mode", std::string("DCR")) == "CRD";
+  const Value split = ctx.ReshapeTo(x, crd ? Shape{n, c / (b * b), b, b, h, w} : Shape{n, b, b, c / (b * b), h, w});
+  const std::vector<int64_t> perm =
+      crd ? std::vector<int64_t>{0, 1, 4, 2, 5, 3} : std::vector<int64_t>{0, 3, 4, 1, 5, 2};
+  return std::vector<Value>{
+      ctx.ReshapeTo(ctx.Apply("transpose", {split}, {{"axes", perm}}), {n, c / (b * b), h * b, w * b})};
+});
+
+const RegisterConverter kSpaceToDepth({"SpaceToDepth"}, {"blocksize"}, [](NodeContext& ctx) {
+  const Value& x = ctx.In(0);
+  if (x.shape.size() != 4) throw Error("input must be 4-d (N, C, H, W)");
+  const int64_t b = ctx.Int("blocksize"), n = x.shape[0], c = x.shape[1], h = x.shape[2], w = x.shape[3];
+  if (b <= 0 || h % b != 0 || w % b != 0) throw Error("H and W must be divisible by blocksize");
+  const Value split = ctx.ReshapeTo(x, {n, c, h / b, b, w / b, b});
+  return std::vector<Value>{
+      ctx.ReshapeTo(ctx.Apply("transpose", {split}, {{"axes", std::vector<int64_t>{0, 3, 5, 1, 2, 4}}}),
+                    {n, c * b * b, h / b, w / b})};
+});
+
+// InstanceNormalization: per (image, channel) statistics over the spatial axes.
+const RegisterConverter kInstanceNorm({"InstanceNormalization"}, {"epsilon"}, [](NodeContext& ctx) {
+  const Value& x = ctx.In(0);
+  if (x.shape.size() < 3) throw Error("input must have spatial axes");
+  std::vector<int64_t> axes;
+  for (size_t a = 2; a < x.shape.size(); ++a) axes.push_back(static_cast<int64_t>(a));
+  const AttrMap reduce = {{"axis", axes}, {"keepdims", true}};
+  const Value mean = ctx.Apply("mean", {x}, reduce);
+  const Value centered = ctx.Apply("broadcast_sub", {x, mean});
+  const Value variance = ctx.Apply("mean", {ctx.Apply("square", {centered})}, reduce);
+  const Value inv_std =
+      ctx.Apply("rsqrt", {ctx.Apply("_plus_scalar", {variance}, {{"scalar", ctx.Float("epsilon", 1e-5)}})});
+  Shape channel(x.shape.size(), 1);
+  channel[1] = x.shape[1];
+  const Value scale = ctx.ReshapeTo(ctx.In(1), channel);
+  const Value bias = ctx.ReshapeTo(ctx.In(2), channel);
+  const Value normalized = ctx.Apply("broadcast_mul", {centered, inv_std});
+  return std::vector<Value>{ctx.Apply("broadcast_add", {ctx.Apply("broadcast_mul", {normalized, scale}), bias})};
+});
+
+// Reductions that are a reduction of a pointwise function (and maybe one after).
+struct ComposedReduce {
+  const char* onnx;
+  const char* before;  // applied to the input ("" for none)
+  const char* reduce;
+  const char* after;  // applied to the result
+};
+
+const bool kComposedReduceRegistered = [] {
+  for (const ComposedReduce& r : std::vector<ComposedReduce>{{"ReduceL1", "abs", "sum", ""},
+                                                             {"ReduceL2", "square", "sum", "sqrt"},
+                                                             {"ReduceSumSquare", "square", "sum", ""},
+                                                             {"ReduceLogSum", "", "sum", "log"}}) {
+    const std::string before = r.before, reduce = r.reduce, after = r.after;
+    RegisterConverter({r.onnx}, {"axes", "keepdims", "noop_with_empty_axes"},
+                      [before, reduce, after](NodeContext& ctx) {
+                        const Value& x = ctx.In(0);
+                        std::vector<int64_t> axes = Axes(ctx, 1, 18);
+                        if (axes.empty() && ctx.Int("noop_with_empty_axes", 0) != 0) return std::vector<Value>{x};
+                        for (auto& a : axes) a = NormalizeAxis(a, x.shape.size());
+                        AttrMap attrs = {{"keepdims", ctx.Int("keepdims", 1) != 0}};
+                        if (!axes.empty()) attrs.emplace_back("axis", axes);
+                        Value y = ctx.Apply(reduce, {before.empty() ? x : ctx.Apply(before, {x})}, attrs);
+                        if (!after.empty()) y = ctx.Apply(after, {y});
+                        return std::vector<Value>{y};
+                      });
+  }
+  return true;
+}();
+
+// log(sum(exp(x))) computed as max + log(sum(exp(x - max))), which cannot overflow.
+const RegisterConverter kReduceLogSumExp({"ReduceLogSumExp"}, {"axes", "keepdims", "noop_with_empty_axes"},
+                                         [](NodeContext& ctx) {
+                                           const Value& x = ctx.In(0);
+                                           std::vector<int64_t> axes = Axes(ctx, 1, 18);
+                                           for (auto& a : axes) a = NormalizeAxis(a, x.shape.size());
+                                           AttrMap keep = {{"keepdims", true}};
+                                           if (!axes.empty()) keep.emplace_back("axis", axes);
+                                           const Value peak = ctx.Apply("max", {x}, keep);
+                                           const Value shifted = ctx.Apply("broadcast_sub", {x, peak});
+                                           const Value sum = ctx.Apply("sum", {ctx.Apply("exp", {shifted})}, keep);
+                                           Value y = ctx.Apply("broadcast_add", {ctx.Apply("log", {sum}), peak});
+                                           if (ctx.Int("keepdims", 1) == 0) {
+                                             Shape out;
+                                             for (size_t i = 0; i < x.shape.size(); ++i) {
+                                               const bool reduced =
+                                                   axes.empty() || std::find(axes.begin(), axes.end(),
+                                                                             static_cast<int64_t>(i)) != axes.end();
+                                               if (!reduced) out.push_back(x.shape[i]);
+                                             }
+                                             y = ctx.ReshapeTo(y, out);
+                                           }
+                                           return std::vector<Value>{y};
+                                         });
+
+// x where x > alpha, else 0.
+const RegisterConverter kThresholdedRelu({"ThresholdedRelu"}, {"alpha"}, [](NodeContext& ctx) {
+  const Value& x = ctx.In(0);
+  Tensor alpha({1}, x.dtype);
+  alpha.SetDouble(0, ctx.Float("alpha", 1.0));
+  const Value mask = ctx.Apply("broadcast_greater", {x, ctx.MakeConstant(std::move(alpha))});
+  return std::vector<Value>{ctx.Apply("broadcast_mul", {x, mask})};
+});
+
 }  // namespace
 
 std::vector<std::string> SupportedOnnxOps() {
