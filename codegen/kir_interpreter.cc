@@ -163,7 +163,7 @@ class Interpreter {
           else if (e->unary == UnaryOp::kAbs)
             r.i = WrapTo(e->type, a.i < 0 ? negated : a.i);
           else
-            r.i = a.i;  // floor/ceil/round of an integer
+            r.i = a.i;  // floor/ceil/round/trunc of an integer
           return r;
         }
         double x = a.f;
@@ -178,6 +178,7 @@ class Interpreter {
           case UnaryOp::kFloor: x = std::floor(x); break;
           case UnaryOp::kCeil: x = std::ceil(x); break;
           case UnaryOp::kRound: x = std::round(x); break;
+          case UnaryOp::kTrunc: x = std::trunc(x); break;
           case UnaryOp::kNot: break;
         }
         r.f = RoundTo(e->type, x);

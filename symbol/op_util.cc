@@ -135,6 +135,12 @@ int64_t IntPower(int64_t a, int64_t b) {
   return kir::SaturateToInt64(std::pow(static_cast<double>(a), static_cast<double>(b)));
 }
 
+int64_t IntModulo(int64_t a, int64_t b) {
+  if (b == 0 || b == -1) return 0;  // -1: MIN % -1 would trap
+  const int64_t r = a % b;
+  return r != 0 && (r < 0) != (b < 0) ? r + b : r;
+}
+
 ReferenceFn BinaryBroadcastReference(std::function<double(double, double)> fn,
                                      std::function<int64_t(int64_t, int64_t)> int_fn) {
   return [fn = std::move(fn), int_fn = std::move(int_fn)](const Attrs&, std::span<const Tensor> in,

@@ -56,6 +56,9 @@ ReferenceFn UnaryReference(std::function<double(double)> fn);
 int64_t ScalarToInt(double value, DType dtype);
 int64_t IntDivide(int64_t a, int64_t b);
 int64_t IntPower(int64_t a, int64_t b);
+// MXNet's mod: the remainder takes the divisor's sign (-7 mod 3 = 2, 7 mod -3 = -2), and
+// x mod 0 = 0.
+int64_t IntModulo(int64_t a, int64_t b);
 
 // Reference for out = f(a, b) with broadcasting: float tensors through `fn` in double,
 // integer and bool tensors through `int_fn` on exact integers.

@@ -52,6 +52,7 @@ const char* UnaryOpName(UnaryOp op) {
     case UnaryOp::kFloor: return "floor";
     case UnaryOp::kCeil: return "ceil";
     case UnaryOp::kRound: return "round";
+    case UnaryOp::kTrunc: return "trunc";
     case UnaryOp::kNot: return "not";
   }
   return "?";
@@ -250,6 +251,15 @@ Expr Abs(Expr a) {
 }
 Expr Floor(Expr a) {
   return Unary(UnaryOp::kFloor, std::move(a));
+}
+Expr Ceil(Expr a) {
+  return Unary(UnaryOp::kCeil, std::move(a));
+}
+Expr Round(Expr a) {
+  return Unary(UnaryOp::kRound, std::move(a));
+}
+Expr Trunc(Expr a) {
+  return Unary(UnaryOp::kTrunc, std::move(a));
 }
 Expr Lt(Expr a, Expr b) {
   return Binary(BinaryOp::kLT, std::move(a), std::move(b));

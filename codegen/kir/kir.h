@@ -16,7 +16,8 @@ const char* ScalarTypeName(ScalarType type);
 bool IsFloatType(ScalarType type);
 int ScalarTypeBytes(ScalarType type);
 
-enum class UnaryOp { kNeg, kAbs, kExp, kLog, kSqrt, kTanh, kErf, kFloor, kCeil, kRound, kNot };
+// kRound rounds halves away from zero; kTrunc rounds toward zero.
+enum class UnaryOp { kNeg, kAbs, kExp, kLog, kSqrt, kTanh, kErf, kFloor, kCeil, kRound, kTrunc, kNot };
 enum class BinaryOp { kAdd, kSub, kMul, kDiv, kMod, kMin, kMax, kPow, kLT, kLE, kGT, kGE, kEQ, kNE, kAnd, kOr };
 const char* UnaryOpName(UnaryOp op);
 const char* BinaryOpName(BinaryOp op);
@@ -100,6 +101,9 @@ Expr Tanh(Expr a);
 Expr Erf(Expr a);
 Expr Abs(Expr a);
 Expr Floor(Expr a);
+Expr Ceil(Expr a);
+Expr Round(Expr a);
+Expr Trunc(Expr a);
 Expr Lt(Expr a, Expr b);
 Expr Le(Expr a, Expr b);
 Expr Gt(Expr a, Expr b);

@@ -570,6 +570,7 @@ class KernelEmitter {
       case UnaryOp::kFloor: return Intrinsic(llvm::Intrinsic::floor, a);
       case UnaryOp::kCeil: return Intrinsic(llvm::Intrinsic::ceil, a);
       case UnaryOp::kRound: return Intrinsic(llvm::Intrinsic::round, a);
+      case UnaryOp::kTrunc: return Intrinsic(llvm::Intrinsic::trunc, a);
       case UnaryOp::kNot: break;
     }
     Fail("unexpected float unary operator");

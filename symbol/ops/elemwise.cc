@@ -1,5 +1,5 @@
-// Elementwise binary operators: same-shape (elemwise_*), broadcasting (broadcast_*),
-// with a scalar (_plus_scalar, ...) and add_n.
+// Elementwise binary operators: same-shape (elemwise_*, _mod, _greater_equal, ...),
+// broadcasting (broadcast_*), with a scalar (_plus_scalar, ...) and add_n.
 #include <cmath>
 
 #include "codegen/kir/kir.h"
@@ -54,6 +54,45 @@ const BinaryMath kGreater{[](double a, double b) { return a > b ? 1.0 : 0.0; },
                           [](int64_t a, int64_t b) { return int64_t{a > b}; }, kir::Gt};
 const BinaryMath kLesser{[](double a, double b) { return a < b ? 1.0 : 0.0; },
                          [](int64_t a, int64_t b) { return int64_t{a < b}; }, kir::Lt};
+const BinaryMath kGreaterEqual{[](double a, double b) { return a >= b ? 1.0 : 0.0; },
+                               [](int64_t a, int64_t b) { return int64_t{a >= b}; }, kir::Ge};
+const BinaryMath kLesserEqual{[](double a, double b) { return a <= b ? 1.0 : 0.0; },
+                              [](int64_t a, int64_t b) { return int64_t{a <= b}; }, kir::Le};
+
+// Logical operators: nonzero is true (NaN too); the result is 1 or 0 in the inputs' dtype.
+kir::Expr Truth(const kir::Expr& x) {
+  return kir::Cast(kir::ScalarType::kBool, x);
+}
+const BinaryMath kLogicalAnd{[](double a, double b) { return a != 0 && b != 0 ? 1.0 : 0.0; },
+                             [](int64_t a, int64_t b) { return int64_t{a != 0 && b != 0}; },
+                             [](kir::Expr a, kir::Expr b) { return kir::And(Truth(a), Truth(b)); }};
+const BinaryMath kLogicalOr{[](double a, double b) { return a != 0 || b != 0 ? 1.0 : 0.0; },
+                            [](int64_t a, int64_t b) { return int64_t{a != 0 || b != 0}; },
+                            [](kir::Expr a, kir::Expr b) { return kir::Or(Truth(a), Truth(b)); }};
+const BinaryMath kLogicalXor{[](double a, double b) { return (a != 0) != (b != 0) ? 1.0 : 0.0; },
+                             [](int64_t a, int64_t b) { return int64_t{(a != 0) != (b != 0)}; },
+                             [](kir::Expr a, kir::Expr b) { return kir::Ne(Truth(a), Truth(b)); }};
+
+// MXNet's mod: the remainder takes the divisor's sign, as Python's %, and x mod 0 = 0 for
+// floats as for integers (nan mod 0 too). From fmod, whose remainder takes the dividend's
+// sign: where the operands' signs differ a nonzero remainder moves by b and a zero one is
+// +0 (-6 mod 3 = +0, -6 mod -3 = -0). MXNet computes in double; fmod is exact and r + b
+// rounds once, so kernels computing float32 and float16 in float get the same values.
+double Modulo(double a, double b) {
+  if (b == 0) return 0.0;
+  const double r = std::fmod(a, b);
+  if ((a < 0) != (b < 0)) return r != 0 ? r + b : 0.0;
+  return r;
+}
+// The same in kernel IR, for floats and integers alike: kir's % is fmod on floats and
+// gives 0 for an integer x % 0. Bool and unsigned operands never differ in sign.
+kir::Expr KirModulo(kir::Expr a, kir::Expr b) {
+  const kir::Expr zero = kir::Const(0, a.type());
+  const kir::Expr r = a % b;
+  const kir::Expr signs_differ = kir::Ne(kir::Lt(a, zero), kir::Lt(b, zero));
+  return kir::Select(kir::Eq(b, zero), zero, kir::Select(signs_differ, kir::Select(kir::Ne(r, zero), r + b, zero), r));
+}
+const BinaryMath kMod{Modulo, op_util::IntModulo, KirModulo};
 
 ReferenceFn BinaryReference(const BinaryMath& math) {
   return BinaryBroadcastReference(math.real, math.integer);
@@ -93,7 +132,10 @@ void RegisterBroadcast(const char* name, const char* doc, const BinaryMath& math
 enum class Operands { kTensorFirst, kScalarFirst };
 
 // As MXNet: the scalar is converted to the tensor's dtype (an integer tensor truncates
-// it) and the operation computes in that dtype.
+// and wraps it as op_util::ScalarToInt says; float32 rounds it, so that x <= 0.1 holds
+// for float32 x = 0.1) and the operation computes in that dtype. Float16 differs: kernels
+// compute it in float32 and see only that compute type, so the scalar is rounded to
+// float32, not float16 as in MXNet (which matters only for scalars float16 cannot hold).
 void RegisterScalar(const char* name, const char* doc, const BinaryMath& math,
                     Operands order = Operands::kTensorFirst) {
   const bool scalar_first = order == Operands::kScalarFirst;
@@ -109,9 +151,10 @@ void RegisterScalar(const char* name, const char* doc, const BinaryMath& math,
                                          const RefContext&) {
         const double scalar = attrs.Float("scalar");
         if (IsFloat(out[0].dtype())) {
+          const double s = out[0].dtype() == DType::kFloat64 ? scalar : static_cast<float>(scalar);
           for (int64_t i = 0; i < out[0].size(); ++i) {
             const double x = in[0].GetDouble(i);
-            out[0].SetDouble(i, scalar_first ? math.real(scalar, x) : math.real(x, scalar));
+            out[0].SetDouble(i, scalar_first ? math.real(s, x) : math.real(x, s));
           }
           return;
         }
@@ -124,7 +167,10 @@ void RegisterScalar(const char* name, const char* doc, const BinaryMath& math,
       .SetScalarCompute(
           [math, scalar_first](const Attrs& attrs, const std::vector<kir::Expr>& in, kir::ScalarType type) {
             const kir::Expr x = kir::Cast(type, in[0]);
-            const kir::Expr s = kir::Const(attrs.Float("scalar"), type);
+            const double scalar = attrs.Float("scalar");
+            const kir::Expr s = kir::IsFloatType(type) || type == kir::ScalarType::kBool
+                                    ? kir::Const(scalar, type)
+                                    : kir::IntImm(kir::WrapTo(type, kir::SaturateToInt64(scalar)), type);
             return kir::Cast(type, scalar_first ? math.kir(s, x) : math.kir(x, s));
           });
 }
@@ -134,6 +180,13 @@ const bool kRegistered = [] {
   RegisterSameShape("elemwise_sub", "lhs - rhs, same shapes", kSub);
   RegisterSameShape("elemwise_mul", "lhs * rhs, same shapes", kMul);
   RegisterSameShape("elemwise_div", "lhs / rhs, same shapes", kDiv);
+  // MXNet's Symbol operators %, >=, <=, and the logical ones between two symbols.
+  RegisterSameShape("_mod", "lhs mod rhs with the sign of rhs, same shapes; x mod 0 = 0", kMod);
+  RegisterSameShape("_greater_equal", "1 where lhs >= rhs else 0, same shapes", kGreaterEqual);
+  RegisterSameShape("_lesser_equal", "1 where lhs <= rhs else 0, same shapes", kLesserEqual);
+  RegisterSameShape("_logical_and", "1 where lhs and rhs are nonzero else 0, same shapes", kLogicalAnd);
+  RegisterSameShape("_logical_or", "1 where lhs or rhs is nonzero else 0, same shapes", kLogicalOr);
+  RegisterSameShape("_logical_xor", "1 where exactly one of lhs and rhs is nonzero else 0, same shapes", kLogicalXor);
 
   RegisterBroadcast("broadcast_add", "lhs + rhs with broadcasting", kAdd);
   RegisterBroadcast("broadcast_sub", "lhs - rhs with broadcasting", kSub);
@@ -146,6 +199,12 @@ const bool kRegistered = [] {
   RegisterBroadcast("broadcast_not_equal", "1 where lhs != rhs else 0", kNotEqual);
   RegisterBroadcast("broadcast_greater", "1 where lhs > rhs else 0", kGreater);
   RegisterBroadcast("broadcast_lesser", "1 where lhs < rhs else 0", kLesser);
+  RegisterBroadcast("broadcast_greater_equal", "1 where lhs >= rhs else 0", kGreaterEqual);
+  RegisterBroadcast("broadcast_lesser_equal", "1 where lhs <= rhs else 0", kLesserEqual);
+  RegisterBroadcast("broadcast_logical_and", "1 where lhs and rhs are nonzero else 0", kLogicalAnd);
+  RegisterBroadcast("broadcast_logical_or", "1 where lhs or rhs is nonzero else 0", kLogicalOr);
+  RegisterBroadcast("broadcast_logical_xor", "1 where exactly one of lhs and rhs is nonzero else 0", kLogicalXor);
+  RegisterBroadcast("broadcast_mod", "lhs mod rhs with the sign of rhs (Python's %); x mod 0 = 0", kMod);
 
   RegisterScalar("_plus_scalar", "x + scalar", kAdd);
   RegisterScalar("_minus_scalar", "x - scalar", kSub);
@@ -157,6 +216,13 @@ const bool kRegistered = [] {
   RegisterScalar("_minimum_scalar", "min(x, scalar)", kMin);
   RegisterScalar("_power_scalar", "x ** scalar", kPow);
   RegisterScalar("_rpower_scalar", "scalar ** x", kPow, Operands::kScalarFirst);
+  RegisterScalar("_mod_scalar", "x mod scalar with the scalar's sign; x mod 0 = 0", kMod);
+  RegisterScalar("_rmod_scalar", "scalar mod x with the sign of x; scalar mod 0 = 0", kMod, Operands::kScalarFirst);
+  RegisterScalar("_greater_equal_scalar", "1 where x >= scalar else 0", kGreaterEqual);
+  RegisterScalar("_lesser_equal_scalar", "1 where x <= scalar else 0", kLesserEqual);
+  RegisterScalar("_logical_and_scalar", "1 where x and scalar are nonzero else 0", kLogicalAnd);
+  RegisterScalar("_logical_or_scalar", "1 where x or scalar is nonzero else 0", kLogicalOr);
+  RegisterScalar("_logical_xor_scalar", "1 where exactly one of x and scalar is nonzero else 0", kLogicalXor);
 
   OpRegistry::Global()
       .Register("add_n")

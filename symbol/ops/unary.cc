@@ -1,5 +1,6 @@
-// Unary operators: elementwise math (relu ... erf), Activation, LeakyReLU, clip, Cast,
-// BlockGrad, identity, zeros_like and ones_like.
+// Unary operators: elementwise math (relu ... erf), rounding (floor ... trunc), sign,
+// logical_not, Activation, LeakyReLU, clip, Cast, BlockGrad, identity, zeros_like and
+// ones_like.
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -117,6 +118,19 @@ double Selu(double x) {
   return kSeluLambda * (x > 0 ? x : kSeluAlpha * std::expm1(x));
 }
 
+// MXNet's rint takes the floor unless the ceiling is strictly nearer, so halves go down:
+// rint(2.5) = 2 and rint(-2.5) = -3 (C's rint rounds them to even). NaN and infinities
+// take the ceiling, themselves.
+double Rint(double x) {
+  const double down = std::floor(x);
+  const double up = std::ceil(x);
+  return x - down <= up - x ? down : up;
+}
+// sign(nan) = 0, and the zero is +0 whatever the input's sign.
+double Sign(double x) {
+  return x < 0 ? -1.0 : x > 0 ? 1.0 : 0.0;
+}
+
 // Their kernel-IR forms, on a value already in the compute type.
 Expr KirRelu(const Expr& x) {
   return kir::Select(kir::Or(kir::Ne(x, x), kir::Gt(x, KirConst(0, x))), x, KirConst(0, x));
@@ -135,6 +149,21 @@ Expr KirGelu(const Expr& x) {
 }
 Expr KirSelu(const Expr& x) {
   return KirConst(kSeluLambda, x) * kir::Select(kir::Gt(x, KirConst(0, x)), x, KirConst(kSeluAlpha, x) * KirExpm1(x));
+}
+// In the compute type, as MXNet (float for float16 and float32). Float rounds at most
+// the difference that is above 1/2 and it stays at or above 1/2, so the choice is also
+// the reference's, made in double.
+Expr KirRint(const Expr& x) {
+  const Expr down = kir::Floor(x);
+  const Expr up = kir::Ceil(x);
+  return kir::Select(kir::Le(x - down, up - x), down, up);
+}
+// (x > 0) - (x < 0): no negative constant, so it also serves unsigned types.
+Expr KirSign(const Expr& x) {
+  return kir::Cast(x.type(), kir::Gt(x, KirConst(0, x))) - kir::Cast(x.type(), kir::Lt(x, KirConst(0, x)));
+}
+Expr KirLogicalNot(const Expr& x) {
+  return kir::Cast(x.type(), kir::Unary(kir::UnaryOp::kNot, x));
 }
 
 using MathFn = double (*)(double);
@@ -157,8 +186,9 @@ KirMathFn KirActivationFn(const std::string& act_type) {
 }
 
 // Whether an integer input may compute in its own type and get the reference's result:
-// relu, negative and abs do (wrapping as the reference's 32-bit store does; int64 beyond
-// 2^53, which the reference rounds through double, comes out exact). The rest compute in
+// relu, negative, abs, sign and logical_not do (wrapping as the reference's 32-bit store
+// does; int64 beyond 2^53, which the reference rounds through double, comes out exact,
+// and sign and logical_not need only its sign and zeroness). The rest compute in
 // float64 as the reference does, then store as MXNet: float32 would flip truncations
 // (sigmoid(int 20) is 0, but 1 in float32).
 enum class IntegerMath { kOwnType, kFloat64 };
@@ -415,6 +445,30 @@ const bool kRegistered = [] {
   RegisterMath("softsign", "x / (1 + |x|)", Softsign, KirSoftsign);
   RegisterMath(
       "erf", "Gauss error function", [](double x) { return std::erf(x); }, [](const Expr& x) { return kir::Erf(x); });
+
+  // Rounding. Integers go through double as in MXNet: exact up to 2^53, where int64
+  // rounds (floor(int64 2^53 + 1) = 2^53 in MXNet too).
+  RegisterMath(
+      "floor", "largest integer <= x", [](double x) { return std::floor(x); },
+      [](const Expr& x) { return kir::Floor(x); });
+  RegisterMath(
+      "ceil", "smallest integer >= x", [](double x) { return std::ceil(x); },
+      [](const Expr& x) { return kir::Ceil(x); });
+  RegisterMath(
+      "round", "nearest integer, halves away from zero: round(-2.5) = -3", [](double x) { return std::round(x); },
+      [](const Expr& x) { return kir::Round(x); });
+  RegisterMath("rint", "nearest integer, halves toward -inf: rint(2.5) = 2, rint(-2.5) = -3", Rint, KirRint);
+  // MXNet's fix picks whichever of floor and ceil is nearer zero: trunc, signed zeros too.
+  RegisterMath(
+      "fix", "rounds toward zero: fix(-2.7) = -2", [](double x) { return std::trunc(x); },
+      [](const Expr& x) { return kir::Trunc(x); });
+  RegisterMath(
+      "trunc", "rounds toward zero: trunc(-2.7) = -2", [](double x) { return std::trunc(x); },
+      [](const Expr& x) { return kir::Trunc(x); });
+  RegisterMath("sign", "-1, 0 or 1; sign(nan) = 0", Sign, KirSign, IntegerMath::kOwnType);
+  RegisterMath(
+      "logical_not", "1 where x == 0 else 0, in x's dtype; nan counts as true (gives 0)",
+      [](double x) { return x == 0 ? 1.0 : 0.0; }, KirLogicalNot, IntegerMath::kOwnType);
 
   OpRegistry::Global()
       .Register("Activation")

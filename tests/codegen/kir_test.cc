@@ -3,6 +3,10 @@
 #include "codegen/kir/kir.h"
 
 #include <catch2/catch.hpp>
+#include <cmath>
+#include <functional>
+#include <utility>
+#include <vector>
 
 #include "codegen/kir_interpreter.h"
 #include "tests/lower_test_util.h"
@@ -79,4 +83,72 @@ TEST_CASE("elementwise lowering matches the reference, with broadcasting", "[low
   }
   const Tensor big = RandomTensor({70000}, 3);
   KILN_CHECK_CLOSE(RunLowered("elemwise_mul", {big, big})[0], RunOp("elemwise_mul", {big, big})[0], 1e-6, 0);
+}
+
+TEST_CASE("floor, ceil, round and trunc print and round as C does", "[kir]") {
+  const std::vector<double> x = {-2.5, -0.5, 0.5, 2.5, -0.0, -2.7, 2.7, INFINITY};
+  // C's floor, ceil, round (halves away from zero) and trunc, signed zeros included.
+  const std::vector<std::pair<std::function<kir::Expr(kir::Expr)>, std::vector<double>>> cases = {
+      {kir::Floor, {-3, -1, 0, 2, -0.0, -3, 2, INFINITY}},
+      {kir::Ceil, {-2, -0.0, 1, 3, -0.0, -2, 3, INFINITY}},
+      {kir::Round, {-3, -1, 1, 3, -0.0, -3, 3, INFINITY}},
+      {kir::Trunc, {-2, -0.0, 0, 2, -0.0, -2, 2, INFINITY}},
+  };
+  for (const auto& [fn, expected] : cases) {
+    kir::KernelBuilder b("round");
+    const auto in = b.AddArg("x", kir::ScalarType::kFloat64, 8);
+    const auto out = b.AddArg("y", kir::ScalarType::kFloat64, 8);
+    const kir::Expr i = kir::Var("i");
+    const kir::Kernel k = b.Finish(kir::For(i, 0, 8, kir::Store(out, i, fn(kir::Load(in, i)))));
+    INFO(kir::Print(k));
+    std::vector<double> xs = x;
+    std::vector<double> ys(8);
+    InterpretKernel(k, {xs.data(), ys.data()}, 0, 1, TestRuntimeApi());
+    for (size_t j = 0; j < ys.size(); ++j) {
+      INFO(j);
+      CHECK(ys[j] == expected[j]);
+      CHECK(std::signbit(ys[j]) == std::signbit(expected[j]));
+    }
+  }
+  CHECK(kir::Print(kir::Trunc(kir::FloatImm(1.5))) == "trunc(1.5f32)");
+  CHECK(kir::Trunc(kir::IntImm(3, kir::ScalarType::kInt8)).type() == kir::ScalarType::kInt8);
+}
+
+TEST_CASE("mod, comparison and logical lowerings match the reference, zeros and nan included", "[lower]") {
+  const double nan = std::nan("");
+  const Tensor a = Values({12}, {-7, -7, 7, 7, -6, -6, 0, -0.0, 5.5, nan, INFINITY, -1});
+  const Tensor b = Values({12}, {3, -3, 3, -3, 3, -3, 0, -3, -2, 1, 2, INFINITY});
+  for (const DType dtype : {DType::kFloat32, DType::kFloat64, DType::kFloat16, DType::kInt8, DType::kUInt8,
+                            DType::kInt32, DType::kInt64, DType::kBool}) {
+    Tensor x(a.shape(), dtype);
+    Tensor y(b.shape(), dtype);
+    for (int64_t i = 0; i < a.size(); ++i) {
+      // Integers get the finite values (uint8 wraps the negative ones); bool is != 0.
+      const double u = std::isfinite(a.GetDouble(i)) || IsFloat(dtype) ? a.GetDouble(i) : 2;
+      const double v = std::isfinite(b.GetDouble(i)) || IsFloat(dtype) ? b.GetDouble(i) : 2;
+      x.SetDouble(i, dtype == DType::kUInt8 ? static_cast<uint8_t>(static_cast<int>(u)) : u);
+      y.SetDouble(i, dtype == DType::kUInt8 ? static_cast<uint8_t>(static_cast<int>(v)) : v);
+    }
+    for (const char* op : {"broadcast_mod", "broadcast_greater_equal", "broadcast_lesser_equal",
+                           "broadcast_logical_and", "broadcast_logical_or", "broadcast_logical_xor", "_mod"}) {
+      INFO(op << " " << DTypeName(dtype));
+      const Tensor expected = RunOp(op, {x, y})[0];
+      const Tensor actual = RunLowered(op, {x, y})[0];
+      CHECK(actual.dtype() == dtype);
+      KILN_CHECK_CLOSE(actual, expected, 0, 0);
+      bool same_signs = true;
+      for (int64_t i = 0; i < x.size(); ++i) {
+        same_signs = same_signs && (std::isnan(expected.GetDouble(i)) ||
+                                    std::signbit(actual.GetDouble(i)) == std::signbit(expected.GetDouble(i)));
+      }
+      CHECK(same_signs);
+    }
+    for (const double scalar : {3.0, -3.0, 0.0, 2.5, 300.0}) {
+      for (const char* op : {"_mod_scalar", "_rmod_scalar", "_greater_equal_scalar", "_lesser_equal_scalar",
+                             "_logical_and_scalar", "_logical_or_scalar", "_logical_xor_scalar"}) {
+        INFO(op << " " << DTypeName(dtype) << " scalar " << scalar);
+        KILN_CHECK_CLOSE(RunLowered(op, {x}, {{"scalar", scalar}})[0], RunOp(op, {x}, {{"scalar", scalar}})[0], 0, 0);
+      }
+    }
+  }
 }

@@ -312,8 +312,9 @@ TEST_CASE("unary operators match the interpreter", "[llvm]") {
     Tensor in = SpecialValues(type);
     // -INT64_MIN overflows in the interpreter (undefined behaviour); checked below instead.
     if (type == ScalarType::kInt64) in.data_as<int64_t>()[0] = INT64_MIN + 1;
-    for (const UnaryOp op : {UnaryOp::kNeg, UnaryOp::kAbs, UnaryOp::kExp, UnaryOp::kLog, UnaryOp::kSqrt, UnaryOp::kTanh,
-                             UnaryOp::kErf, UnaryOp::kFloor, UnaryOp::kCeil, UnaryOp::kRound, UnaryOp::kNot}) {
+    for (const UnaryOp op :
+         {UnaryOp::kNeg, UnaryOp::kAbs, UnaryOp::kExp, UnaryOp::kLog, UnaryOp::kSqrt, UnaryOp::kTanh, UnaryOp::kErf,
+          UnaryOp::kFloor, UnaryOp::kCeil, UnaryOp::kRound, UnaryOp::kTrunc, UnaryOp::kNot}) {
       if (op == UnaryOp::kNot && kir::IsFloatType(type)) continue;  // the interpreter reads floats' .i there
       INFO(kir::ScalarTypeName(type) << " " << kir::UnaryOpName(op));
       const ScalarType out_type = op == UnaryOp::kNot ? ScalarType::kBool : type;
@@ -693,16 +694,22 @@ std::vector<OpCase> ElementwiseCases() {
     for (const Shape& shape : {Shape{37}, Shape{3, 17}, Shape{1}}) cases.push_back({op, {shape, shape}});
   }
   cases.push_back({"elemwise_add", {{70001}, {70001}}});
-  for (const char* op :
-       {"broadcast_add", "broadcast_sub", "broadcast_mul", "broadcast_div", "broadcast_maximum", "broadcast_minimum",
-        "broadcast_power", "broadcast_equal", "broadcast_not_equal", "broadcast_greater", "broadcast_lesser"}) {
+  for (const char* op : {"_mod", "_greater_equal", "_lesser_equal", "_logical_and", "_logical_or", "_logical_xor"}) {
+    cases.push_back({op, {{3, 17}, {3, 17}}});
+  }
+  for (const char* op : {"broadcast_add", "broadcast_sub", "broadcast_mul", "broadcast_div", "broadcast_maximum",
+                         "broadcast_minimum", "broadcast_power", "broadcast_equal", "broadcast_not_equal",
+                         "broadcast_greater", "broadcast_lesser", "broadcast_greater_equal", "broadcast_lesser_equal",
+                         "broadcast_logical_and", "broadcast_logical_or", "broadcast_logical_xor", "broadcast_mod"}) {
     cases.push_back({op, {{3, 1, 5}, {4, 1}}});
     cases.push_back({op, {{2, 33}, {33}}});
     cases.push_back({op, {{17, 1}, {1, 19}}});
   }
   cases.push_back({"broadcast_mul", {{300, 1}, {1, 301}}});
   for (const char* op : {"_plus_scalar", "_minus_scalar", "_rminus_scalar", "_mul_scalar", "_div_scalar",
-                         "_rdiv_scalar", "_maximum_scalar", "_minimum_scalar", "_power_scalar", "_rpower_scalar"}) {
+                         "_rdiv_scalar", "_maximum_scalar", "_minimum_scalar", "_power_scalar", "_rpower_scalar",
+                         "_mod_scalar", "_rmod_scalar", "_greater_equal_scalar", "_lesser_equal_scalar",
+                         "_logical_and_scalar", "_logical_or_scalar", "_logical_xor_scalar"}) {
     cases.push_back({op, {{5, 13}}, true});
   }
   cases.push_back({"_mul_scalar", {{40000}}, true});
@@ -749,6 +756,32 @@ TEST_CASE("JIT-compiled elementwise operators match the interpreter and the refe
                    {DType::kFloat32, DType::kFloat64, DType::kFloat16, DType::kInt32, DType::kInt64, DType::kInt8,
                     DType::kUInt8, DType::kBool},
                    true);
+}
+
+// Special values of every type (zeros of both signs, halves, NaN, infinities, the integer
+// extremes; zero divisors and MIN mod -1 for mod) through the rounding operators and mod:
+// compiled, interpreted and reference agree bit for bit.
+TEST_CASE("rounding operators and mod compile bit for bit on special values", "[llvm]") {
+  for (const ScalarType type : kAllTypes) {
+    const Tensor a = SpecialValues(type);
+    Tensor b = a.Clone();  // the values rotated, zeros kept
+    for (int64_t i = 0; i < b.size(); ++i) b.SetDouble(i, a.GetDouble((i + 3) % a.size()));
+    if (type == ScalarType::kInt64) b.data_as<int64_t>()[0] = -1;  // INT64_MIN mod -1
+    std::vector<std::pair<std::string, std::vector<Tensor>>> cases = {{"broadcast_mod", {a, b}}, {"_mod", {b, a}}};
+    for (const char* op : {"floor", "ceil", "round", "rint", "fix", "trunc", "sign", "logical_not"}) {
+      cases.push_back({op, {a}});
+    }
+    for (const auto& [op, inputs] : cases) {
+      INFO(op << " " << kir::ScalarTypeName(type));
+      const Tensor expected = RunOp(op, inputs)[0];
+      const Tensor interpreted = RunLowered(op, inputs)[0];
+      const Tensor jit = RunLowered(op, inputs, {}, JitRunner())[0];
+      INFO("expected " << Show(expected) << "\njit      " << Show(jit));
+      CHECK(Bitwise(interpreted, expected));
+      CHECK(Bitwise(jit, expected));
+      if (kir::IsFloatType(type)) CHECK(Bitwise(RunLowered(op, inputs, {}, AotRunner(Cpu("x86-64")))[0], expected));
+    }
+  }
 }
 
 TEST_CASE("shared-object elementwise operators match, also for a baseline x86-64 CPU", "[llvm]") {

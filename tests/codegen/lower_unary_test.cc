@@ -25,8 +25,9 @@ const double kInf = INFINITY;
 const std::vector<DType> kAllTypes = {DType::kFloat32, DType::kFloat16, DType::kFloat64, DType::kInt8,
                                       DType::kUInt8,   DType::kInt32,   DType::kInt64,   DType::kBool};
 
-const std::vector<std::string> kMathOps = {"relu",   "sigmoid", "tanh",     "exp",        "log",      "sqrt", "rsqrt",
-                                           "square", "abs",     "negative", "reciprocal", "softsign", "erf"};
+const std::vector<std::string> kMathOps = {
+    "relu",     "sigmoid", "tanh",  "exp",  "log",   "sqrt", "rsqrt", "square", "abs",  "negative",   "reciprocal",
+    "softsign", "erf",     "floor", "ceil", "round", "rint", "fix",   "trunc",  "sign", "logical_not"};
 
 void CheckClose(const Tensor& actual, const Tensor& expected) {
   CHECK(actual.dtype() == expected.dtype());
@@ -212,6 +213,26 @@ TEST_CASE("copies and fills keep every dtype exactly", "[lower][unary]") {
       const Tensor actual = RunLowered(op, {x})[0];
       CHECK(actual.dtype() == dtype);
       KILN_CHECK_CLOSE(actual, expected, 0, 0);
+    }
+  }
+}
+
+TEST_CASE("rounding, sign and logical_not lower exactly, signed zeros included", "[lower][unary]") {
+  const std::vector<double> halves = {-3.5, -2.5, -1.5, -0.5, -0.0, 0.0,  0.5,   1.5,   2.5,    3.5,
+                                      -0.3, 0.3,  -2.7, 2.7,  kNan, kInf, -kInf, 1e-30, -1e-30, 8388609};
+  for (const DType dtype : {DType::kFloat32, DType::kFloat64, DType::kFloat16}) {
+    const Tensor x = Values({20}, halves, dtype);
+    for (const char* op : {"floor", "ceil", "round", "rint", "fix", "trunc", "sign", "logical_not"}) {
+      INFO(op << " " << DTypeName(dtype));
+      const Tensor expected = RunOp(op, {x})[0];
+      const Tensor actual = RunLowered(op, {x})[0];
+      KILN_CHECK_CLOSE(actual, expected, 0, 0);
+      bool same_signs = true;
+      for (int64_t i = 0; i < x.size(); ++i) {
+        const double a = actual.GetDouble(i), e = expected.GetDouble(i);
+        same_signs = same_signs && (std::isnan(e) || std::signbit(a) == std::signbit(e));
+      }
+      CHECK(same_signs);
     }
   }
 }

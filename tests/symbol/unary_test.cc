@@ -387,3 +387,105 @@ TEST_CASE("BlockGrad, identity, zeros_like and ones_like", "[unary]") {
   KILN_CHECK_CLOSE(ones[0], Values({2, 2}, {1, 1, 1, 1}, DType::kFloat16), 0, 0);
   CHECK(RunOp("ones_like", {Values({0, 3}, {})})[0].shape() == Shape{0, 3});
 }
+
+namespace {
+
+// The sign bit of every element: tells -0 from +0, which KILN_CHECK_CLOSE does not.
+std::vector<bool> SignBits(const Tensor& t) {
+  std::vector<bool> bits;
+  for (int64_t i = 0; i < t.size(); ++i) bits.push_back(std::signbit(t.GetDouble(i)));
+  return bits;
+}
+
+}  // namespace
+
+TEST_CASE("rounding: floor, ceil, round, rint, fix and trunc on halves, signed zeros, nan and inf", "[unary]") {
+  const std::vector<double> x = {-2.5, -1.5, -0.5, 0.5,   1.5, 2.5,  3.5,        -3.5,
+                                 -0.0, kNan, kInf, -kInf, 2.7, -2.7, 0.49999997, -0.3};
+  // MXNet, float32: round takes halves away from zero; rint takes them down (2.5 -> 2,
+  // -2.5 -> -3), not to even; fix is trunc.
+  const std::vector<std::pair<std::string, std::vector<double>>> cases = {
+      {"floor", {-3, -2, -1, 0, 1, 2, 3, -4, -0.0, kNan, kInf, -kInf, 2, -3, 0, -1}},
+      {"ceil", {-2, -1, -0.0, 1, 2, 3, 4, -3, -0.0, kNan, kInf, -kInf, 3, -2, 1, -0.0}},
+      {"round", {-3, -2, -1, 1, 2, 3, 4, -4, -0.0, kNan, kInf, -kInf, 3, -3, 0, -0.0}},
+      {"rint", {-3, -2, -1, 0, 1, 2, 3, -4, -0.0, kNan, kInf, -kInf, 3, -3, 0, -0.0}},
+      {"fix", {-2, -1, -0.0, 0, 1, 2, 3, -3, -0.0, kNan, kInf, -kInf, 2, -2, 0, -0.0}},
+      {"trunc", {-2, -1, -0.0, 0, 1, 2, 3, -3, -0.0, kNan, kInf, -kInf, 2, -2, 0, -0.0}},
+  };
+  for (const DType dtype : {DType::kFloat32, DType::kFloat64}) {
+    for (const auto& [op, expected] : cases) {
+      INFO(op << " " << DTypeName(dtype));
+      const Tensor out = RunOp(op, {Values({16}, x, dtype)})[0];
+      CHECK(out.dtype() == dtype);
+      const Tensor want = Values({16}, expected, dtype);
+      KILN_CHECK_CLOSE(out, want, 0, 0);
+      // The zeros' signs as MXNet's (NaN's sign bit aside: it is element 9).
+      std::vector<bool> got = SignBits(out), wanted = SignBits(want);
+      got[9] = wanted[9] = false;
+      CHECK(got == wanted);
+    }
+  }
+  // MXNet, float16: 0.49999997 is 0.5 in half precision, so round gives 1 and rint 0.
+  const Tensor half = Values({4}, {0.49999997, -0.49999997, 2.5, -2.5}, DType::kFloat16);
+  KILN_CHECK_CLOSE(RunOp("round", {half})[0], Values({4}, {1, -1, 3, -3}, DType::kFloat16), 0, 0);
+  KILN_CHECK_CLOSE(RunOp("rint", {half})[0], Values({4}, {0, -1, 2, -3}, DType::kFloat16), 0, 0);
+  CHECK(RunOp("rint", {half})[0].dtype() == DType::kFloat16);
+}
+
+TEST_CASE("sign and logical_not keep the dtype; nan gives 0", "[unary]") {
+  const Tensor x = Values({8}, {-2.5, -0.5, 0.5, -0.0, 0, kNan, kInf, -kInf});
+  // MXNet, float32: sign(nan) = 0 and sign(-0) = +0; logical_not is 1 only for zeros.
+  const Tensor sign = RunOp("sign", {x})[0];
+  KILN_CHECK_CLOSE(sign, Values({8}, {-1, -1, 1, 0, 0, 0, 1, -1}), 0, 0);
+  CHECK_FALSE(std::signbit(sign.GetDouble(3)));
+  KILN_CHECK_CLOSE(RunOp("logical_not", {x})[0], Values({8}, {0, 0, 0, 1, 1, 0, 0, 0}), 0, 0);
+  // MXNet: integer dtypes stay, as 0/1 and -1/0/1.
+  const std::vector<double> ints = {-3, -1, 0, 1, 5, 127, -128};
+  const Tensor i8 = Values({7}, ints, DType::kInt8);
+  CHECK(RunOp("sign", {i8})[0].dtype() == DType::kInt8);
+  KILN_CHECK_CLOSE(RunOp("sign", {i8})[0], Values({7}, {-1, -1, 0, 1, 1, 1, -1}, DType::kInt8), 0, 0);
+  KILN_CHECK_CLOSE(RunOp("logical_not", {i8})[0], Values({7}, {0, 0, 1, 0, 0, 0, 0}, DType::kInt8), 0, 0);
+  const Tensor u8 = Values({4}, {0, 1, 5, 255}, DType::kUInt8);
+  KILN_CHECK_CLOSE(RunOp("sign", {u8})[0], Values({4}, {0, 1, 1, 1}, DType::kUInt8), 0, 0);
+  KILN_CHECK_CLOSE(RunOp("logical_not", {u8})[0], Values({4}, {1, 0, 0, 0}, DType::kUInt8), 0, 0);
+  CHECK(RunOp("logical_not", {Values({2}, {0, 3}, DType::kFloat16)})[0].dtype() == DType::kFloat16);
+  KILN_CHECK_CLOSE(RunOp("logical_not", {Values({3}, {0, 2, -1}, DType::kInt32)})[0],
+                   Values({3}, {1, 0, 0}, DType::kInt32), 0, 0);
+}
+
+TEST_CASE("rounding integers goes through double, as in MXNet", "[unary]") {
+  // MXNet, int8 and int32: the identity, extremes included.
+  const Tensor i8 = Values({7}, {-3, -1, 0, 1, 5, 127, -128}, DType::kInt8);
+  for (const char* op : {"floor", "ceil", "round", "rint", "fix", "trunc"}) {
+    INFO(op);
+    KILN_CHECK_CLOSE(RunOp(op, {i8})[0], i8, 0, 0);
+    CHECK(RunOp(op, {i8})[0].dtype() == DType::kInt8);
+    const Tensor i32 = Values({2}, {2147483647, -2147483648.0}, DType::kInt32);
+    KILN_CHECK_CLOSE(RunOp(op, {i32})[0], i32, 0, 0);
+  }
+  // MXNet: int64 beyond 2^53 rounds to a double (2^53 + 1 -> 2^53); sign and logical_not
+  // need no more than the sign and zeroness.
+  const Tensor big = Int64s({3}, {(int64_t{1} << 53) + 1, -(int64_t{1} << 53) - 1, (int64_t{1} << 62) + 1});
+  const Tensor floor = RunOp("floor", {big})[0];
+  CHECK(floor.data_as<int64_t>()[0] == int64_t{1} << 53);
+  CHECK(floor.data_as<int64_t>()[1] == -(int64_t{1} << 53));
+  CHECK(floor.data_as<int64_t>()[2] == int64_t{1} << 62);
+  KILN_CHECK_CLOSE(RunOp("sign", {big})[0], Values({3}, {1, -1, 1}, DType::kInt64), 0, 0);
+  KILN_CHECK_CLOSE(RunOp("logical_not", {big})[0], Values({3}, {0, 0, 0}, DType::kInt64), 0, 0);
+}
+
+TEST_CASE("rounding, sign and logical_not are elementwise with MXNet's input name", "[unary]") {
+  for (const char* op : {"floor", "ceil", "round", "rint", "fix", "trunc", "sign", "logical_not"}) {
+    INFO(op);
+    const OpDef& def = OpRegistry::Global().Get(op);
+    CHECK(def.InputNames(Parse(op, {})) == std::vector<std::string>{"data"});
+    CHECK(def.pattern() == OpPattern::kElementwise);
+    CHECK(def.InplacePairs(Parse(op, {})) == std::vector<std::pair<int, int>>{{0, 0}});
+    CHECK(InferOpShapes(op, {{2, 1, 3}})[0] == Shape{2, 1, 3});
+    CHECK(InferOpShapes(op, {{0, 4}})[0] == Shape{0, 4});
+    CHECK(*Infer(op, {std::nullopt}, {Shape{5}}).first[0] == Shape{5});
+    CHECK_THROWS_WITH(Infer(op, {Shape{2, 3}}, {Shape{3, 2}}), Catch::Contains("expected shape (2,3), given (3,2)"));
+    CHECK(*InferOutTypes(op, {DType::kInt32})[0] == DType::kInt32);
+    CHECK(RunOp(op, {Values({0, 4}, {})})[0].shape() == Shape{0, 4});
+  }
+}
