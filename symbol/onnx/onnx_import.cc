@@ -721,7 +721,10 @@ const bool kUnaryRegistered = [] {
                                                          {"Abs", "abs"},
                                                          {"Erf", "erf"},
                                                          {"Reciprocal", "reciprocal"},
-                                                         {"Softsign", "softsign"}}) {
+                                                         {"Softsign", "softsign"},
+                                                         {"Floor", "floor"},
+                                                         {"Ceil", "ceil"},
+                                                         {"Sign", "sign"}}) {
     const std::string kiln = m.kiln;
     RegisterConverter({m.onnx}, {"consumed_inputs"},
                       [kiln](NodeContext& ctx) { return std::vector<Value>{Unary(ctx, kiln)}; });
@@ -813,7 +816,12 @@ const bool kBinaryRegistered = [] {
                                                          {"Pow", "broadcast_power"},
                                                          {"Equal", "broadcast_equal"},
                                                          {"Greater", "broadcast_greater"},
-                                                         {"Less", "broadcast_lesser"}}) {
+                                                         {"Less", "broadcast_lesser"},
+                                                         {"GreaterOrEqual", "broadcast_greater_equal"},
+                                                         {"LessOrEqual", "broadcast_lesser_equal"},
+                                                         {"And", "broadcast_logical_and"},
+                                                         {"Or", "broadcast_logical_or"},
+                                                         {"Xor", "broadcast_logical_xor"}}) {
     const std::string kiln = m.kiln;
     RegisterConverter({m.onnx}, {}, [kiln](NodeContext& ctx) {
       const Value& a = ctx.In(0);
@@ -821,8 +829,11 @@ const bool kBinaryRegistered = [] {
       // Pow's exponent may have another type; everything else has one type.
       if (b.dtype != a.dtype) b = ctx.Apply("Cast", {b}, {{"dtype", a.dtype}});
       Value y = ctx.Apply(kiln, {a, b});
-      const bool comparison = kiln == "broadcast_equal" || kiln == "broadcast_greater" || kiln == "broadcast_lesser";
-      if (comparison) y = ctx.Apply("Cast", {y}, {{"dtype", DType::kBool}});
+      // Comparisons and logical operators give bool in ONNX, the operand type in kiln.
+      if (ctx.node().op_type() != "Pow" && kiln != "broadcast_add" && kiln != "broadcast_sub" &&
+          kiln != "broadcast_mul" && kiln != "broadcast_div") {
+        y = ctx.Apply("Cast", {y}, {{"dtype", DType::kBool}});
+      }
       return std::vector<Value>{y};
     });
   }
@@ -1142,20 +1153,6 @@ const RegisterConverter kSize({"Size"}, {}, [](NodeContext& ctx) {
       ScalarTensor(static_cast<double>(Product(ctx.In(0).shape, 0, ctx.In(0).shape.size())), DType::kInt64))};
 });
 
-// a >= b is not (a < b); a <= b is not (a > b).
-const bool kOrEqualRegistered = [] {
-  for (const UnaryMapping& m :
-       std::vector<UnaryMapping>{{"GreaterOrEqual", "broadcast_lesser"}, {"LessOrEqual", "broadcast_greater"}}) {
-    const std::string opposite = m.kiln;
-    RegisterConverter({m.onnx}, {}, [opposite](NodeContext& ctx) {
-      const Value strict = ctx.Apply(opposite, {ctx.In(0), ctx.In(1)});
-      return std::vector<Value>{
-          ctx.Apply("Cast", {ctx.Apply("_rminus_scalar", {strict}, {{"scalar", 1.0}})}, {{"dtype", DType::kBool}})};
-    });
-  }
-  return true;
-}();
-
 const RegisterConverter kWhere({"Where"}, {}, [](NodeContext& ctx) {
   const Shape shape = BroadcastShape(BroadcastShape(ctx.In(0).shape, ctx.In(1).shape), ctx.In(2).shape);
   return std::vector<Value>{ctx.Apply("where", {BroadcastTo(ctx, ctx.In(0), shape), BroadcastTo(ctx, ctx.In(1), shape),
@@ -1347,6 +1344,35 @@ const RegisterConverter kThresholdedRelu({"ThresholdedRelu"}, {"alpha"}, [](Node
   alpha.SetDouble(0, ctx.Float("alpha", 1.0));
   const Value mask = ctx.Apply("broadcast_greater", {x, ctx.MakeConstant(std::move(alpha))});
   return std::vector<Value>{ctx.Apply("broadcast_mul", {x, mask})};
+});
+
+const RegisterConverter kNot({"Not"}, {}, [](NodeContext& ctx) {
+  return std::vector<Value>{ctx.Apply("Cast", {Unary(ctx, "logical_not")}, {{"dtype", DType::kBool}})};
+});
+
+// ONNX Mod: fmod 0 takes the divisor's sign (Python's %, kiln's mod); fmod 1 the
+// dividend's (C's fmod), which is x - trunc(x / y) * y.
+const RegisterConverter kMod({"Mod"}, {"fmod"}, [](NodeContext& ctx) {
+  const Value& a = ctx.In(0);
+  const Value& b = ctx.In(1);
+  if (ctx.Int("fmod", 0) == 0) return std::vector<Value>{ctx.Apply("broadcast_mod", {a, b})};
+  if (!IsFloat(a.dtype)) {
+    // Integers: C's % truncates; a - trunc-div(a, b) * b with kiln's truncating division.
+    const Value quotient = ctx.Apply("broadcast_div", {a, b});
+    return std::vector<Value>{ctx.Apply("broadcast_sub", {a, ctx.Apply("broadcast_mul", {quotient, b})})};
+  }
+  throw Error("fmod 1 on floating point inputs is not supported");
+});
+
+// ONNX Round rounds halves to even: floor(x + 0.5), less one where that was a tie that
+// landed on an odd number.
+const RegisterConverter kRound({"Round"}, {}, [](NodeContext& ctx) {
+  const Value& x = ctx.In(0);
+  const Value shifted = ctx.Apply("_plus_scalar", {x}, {{"scalar", 0.5}});
+  const Value down = ctx.Apply("floor", {shifted});
+  const Value tie = ctx.Apply("broadcast_equal", {down, shifted});
+  const Value odd = ctx.Apply("_mod_scalar", {down}, {{"scalar", 2.0}});
+  return std::vector<Value>{ctx.Apply("broadcast_sub", {down, ctx.Apply("broadcast_mul", {tie, odd})})};
 });
 
 }  // namespace
