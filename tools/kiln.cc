@@ -70,7 +70,7 @@ std::map<std::string, Shape> ShapeArgs(const std::vector<std::string>& inputs) {
 // A kiln graph file, or an ONNX model (imported with `input_shapes` for its inputs).
 Graph LoadModel(const std::string& path, const std::string& params_path,
                 const std::map<std::string, Shape>& input_shapes = {}) {
-  Graph graph = path.ends_with(".onnx") ? ImportOnnx(path, {input_shapes}) : LoadGraphFile(path);
+  Graph graph = path.ends_with(".onnx") ? ImportOnnx(path, input_shapes) : LoadGraphFile(path);
   if (!params_path.empty()) {
     for (const auto& [name, tensor] : LoadParams(params_path).tensors) {
       // MXNet's checkpoints prefix names with "arg:" and "aux:".

@@ -24,6 +24,10 @@ class ModelProto;
 namespace kiln {
 
 struct OnnxImportOptions {
+  OnnxImportOptions() = default;
+  // ImportOnnx(path, {{"input", {8, 3, 224, 224}}}): shapes alone.
+  OnnxImportOptions(std::map<std::string, Shape> shapes) : input_shapes(std::move(shapes)) {}  // NOLINT
+
   // Shapes of graph inputs, by name; they override the model's declared shapes (and
   // give symbolic dimensions their values).
   std::map<std::string, Shape> input_shapes;

@@ -47,6 +47,9 @@ using golden::json;
 namespace {
 
 struct OpCase {
+  OpCase(std::string d, AttrMap a, std::vector<Tensor> in, json r = json())
+      : desc(std::move(d)), attrs(std::move(a)), inputs(std::move(in)), random(std::move(r)) {}
+
   std::string desc;
   AttrMap attrs;
   std::vector<Tensor> inputs;  // the operator's inputs in order (aux states included)
