@@ -1,6 +1,7 @@
 #include "runtime/executor.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cstring>
 
 #include "runtime/artifact.h"
@@ -181,14 +182,19 @@ std::vector<Tensor> Executor::Run(const std::map<std::string, Tensor>& inputs) c
 }
 
 std::vector<Tensor> Executor::Run(const std::vector<Tensor>& inputs) const {
+  return Run(inputs, nullptr);
+}
+
+std::vector<Tensor> Executor::Run(const std::vector<Tensor>& inputs, std::vector<double>* kernel_seconds) const {
   if (inputs.size() != inputs_.size()) {
     throw Error("expected " + std::to_string(inputs_.size()) + " inputs, given " + std::to_string(inputs.size()));
   }
   for (size_t i = 0; i < inputs.size(); ++i) {
     if (!inputs[i].defined() || inputs[i].shape() != inputs_[i].shape || inputs[i].dtype() != inputs_[i].dtype) {
       throw Error("input '" + inputs_[i].name + "': expected " + Describe(inputs_[i]) + ", given " +
-                  (inputs[i].defined() ? std::string(DTypeName(inputs[i].dtype())) + " " + ShapeToString(inputs[i].shape())
-                                       : std::string("nothing")));
+                  (inputs[i].defined()
+                       ? std::string(DTypeName(inputs[i].dtype())) + " " + ShapeToString(inputs[i].shape())
+                       : std::string("nothing")));
     }
   }
   if (const auto missing = MissingParams(); !missing.empty()) {
@@ -202,7 +208,11 @@ std::vector<Tensor> Executor::Run(const std::vector<Tensor>& inputs) const {
   auto arena = arenas_->Acquire();
   const KilnRuntimeApi* api = DefaultRuntimeApi();
   std::vector<void*> buffers;
-  for (const auto& kernel : kernels_) {
+  if (kernel_seconds != nullptr) kernel_seconds->resize(kernels_.size(), 0.0);
+  for (size_t k = 0; k < kernels_.size(); ++k) {
+    const KernelPlan& kernel = kernels_[k];
+    const auto start =
+        kernel_seconds != nullptr ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
     buffers.clear();
     for (const auto& arg : kernel.args) {
       switch (arg.kind()) {
@@ -218,6 +228,9 @@ std::vector<Tensor> Executor::Run(const std::vector<Tensor>& inputs) const {
       pool_->ParallelFor(kernel.parallel_extent, [&](int64_t begin, int64_t end) { kernel.fn(args, begin, end, api); });
     } else {
       kernel.fn(args, 0, kernel.parallel_extent, api);
+    }
+    if (kernel_seconds != nullptr) {
+      (*kernel_seconds)[k] += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     }
   }
   return outputs;

@@ -39,7 +39,8 @@ class Executor {
   static std::unique_ptr<Executor> Load(const std::string& path, const ExecutorOptions& options = {});
   // An artifact whose code is already loaded (the JIT path of the compiler).
   static std::unique_ptr<Executor> Create(proto::ArtifactProto artifact, std::shared_ptr<const CodeModule> code,
-                                          const ExecutorOptions& options = {}, const std::string& source = "<artifact>");
+                                          const ExecutorOptions& options = {},
+                                          const std::string& source = "<artifact>");
   ~Executor();
   Executor(const Executor&) = delete;
   Executor& operator=(const Executor&) = delete;
@@ -60,6 +61,11 @@ class Executor {
   // error), or in inputs() order. Thread-safe.
   std::vector<Tensor> Run(const std::map<std::string, Tensor>& inputs) const;
   std::vector<Tensor> Run(const std::vector<Tensor>& inputs) const;
+  // Run, adding each kernel's wall time in seconds to (*kernel_seconds)[k], which it
+  // sizes to num_kernels() if needed: a per-node profile (kiln bench --profile).
+  std::vector<Tensor> Run(const std::vector<Tensor>& inputs, std::vector<double>* kernel_seconds) const;
+  // The graph node kernel k computes.
+  const std::string& kernel_node(size_t k) const { return kernels_.at(k).node; }
 
  private:
   struct KernelPlan {

@@ -7,6 +7,7 @@
 #include <iostream>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <numeric>
 #include <random>
 #include <string>
 #include <vector>
@@ -358,8 +359,26 @@ int CmdRun(const std::string& artifact, const std::vector<std::string>& inputs, 
   return 0;
 }
 
+// Time per kernel over `iters` runs, the slowest first: where a model spends its time.
+void PrintProfile(const Executor& executor, const std::map<std::string, Tensor>& values, int iters) {
+  std::vector<Tensor> ordered;
+  for (const auto& spec : executor.inputs()) ordered.push_back(values.at(spec.name));
+  std::vector<double> seconds;
+  for (int i = 0; i < iters; ++i) executor.Run(ordered, &seconds);
+  double total = 0;
+  for (const double s : seconds) total += s;
+  std::vector<size_t> order(seconds.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return seconds[a] > seconds[b]; });
+  std::cout << "  per kernel (mean over " << iters << " runs, slowest first):\n";
+  for (const size_t k : order) {
+    std::printf("  %9.4f ms %5.1f%%  %s\n", 1e3 * seconds[k] / iters, total > 0 ? 100 * seconds[k] / total : 0.0,
+                executor.kernel_node(k).c_str());
+  }
+}
+
 int CmdBench(const std::string& artifact, const std::vector<std::string>& inputs, int threads, int iters, int warmup,
-             bool json) {
+             bool json, bool profile) {
   ExecutorOptions options;
   options.threads = threads;
   const auto executor = Executor::Load(artifact, options);
@@ -386,6 +405,7 @@ int CmdBench(const std::string& artifact, const std::vector<std::string>& inputs
   std::cout << artifact << ": " << iters << " runs, threads " << (threads == 0 ? "all" : std::to_string(threads))
             << "\n  latency min " << ms.front() << " ms, median " << at(0.5) << " ms, p90 " << at(0.9)
             << " ms\n  throughput " << throughput << " runs/s\n";
+  if (profile) PrintProfile(*executor, values, iters);
   return 0;
 }
 
@@ -467,6 +487,8 @@ int Main(int argc, char** argv) {
   bench->add_option("--iters", iters, "Timed runs")->check(CLI::Range(1, 1000000));
   bench->add_option("--warmup", warmup, "Untimed runs first")->check(CLI::Range(0, 1000000));
   bench->add_flag("--json", json, "Print JSON");
+  bool profile = false;
+  bench->add_flag("--profile", profile, "Also time every kernel (the graph node it computes), slowest first");
 
   // -O2 style flags: CLI11 wants "-O 2"; accept the compiler spelling too.
   std::vector<std::string> args(argv, argv + argc);
@@ -479,7 +501,7 @@ int Main(int argc, char** argv) {
   CLI11_PARSE(app, static_cast<int>(pointers.size()), pointers.data());
   if (*compile) return CmdCompile(model, params, inputs, output, target, cpu, features, opt_level, no_embed);
   if (*run) return CmdRun(model, inputs, output, threads);
-  if (*bench) return CmdBench(model, inputs, threads, iters, warmup, json);
+  if (*bench) return CmdBench(model, inputs, threads, iters, warmup, json, profile);
   if (*ops) return CmdOps(json);
   if (*inspect) return CmdInspect(model, params, inputs, json);
   if (*viz) return CmdViz(model, params, inputs, output);

@@ -60,6 +60,27 @@ TEST_CASE("LeNet with BatchNorm compiles AOT, round-trips as a file and matches"
   CHECK(static_cast<int64_t>(lowered.artifact.arena_bytes()) < lowered.unshared_bytes);
 }
 
+TEST_CASE("a profiled run gives the same outputs and a time per kernel", "[compile]") {
+  const Graph graph = WithRandomParams(TestLeNet(), {{"data", {1, 1, 28, 28}}}, 3);
+  CompileOptions options;
+  options.input_shapes = {{"data", {1, 1, 28, 28}}};
+  const auto executor = CompileJit(graph, options);
+  const Tensor data = RandomTensor({1, 1, 28, 28}, 4);
+  std::vector<double> seconds;
+  const auto profiled = executor->Run({data}, &seconds);
+  executor->Run({data}, &seconds);  // accumulates
+  const auto plain = executor->Run({data});
+  CHECK(profiled[0].BitwiseEquals(plain[0]));
+  REQUIRE(seconds.size() == executor->num_kernels());
+  double total = 0;
+  for (const double s : seconds) {
+    CHECK(s >= 0);
+    total += s;
+  }
+  CHECK(total > 0);
+  CHECK(executor->kernel_node(0) == "conv1");
+}
+
 TEST_CASE("one executor runs from many threads with bit-identical results", "[compile][threads]") {
   const Graph graph = WithRandomParams(TestLeNet(), {{"data", {1, 1, 28, 28}}}, 5);
   CompileOptions options;
