@@ -406,7 +406,9 @@ Graph Importer::Run() {
         outputs[i].name = node.output(i);
         values_[node.output(i)] = outputs[i];
       }
-    } catch (const Error& e) {
+    } catch (const std::exception& e) {
+      // kiln::Error, and std::out_of_range and the like from malformed nodes: reported
+      // with the rest, never thrown past the importer.
       fail(e.what());
     }
   }
@@ -483,6 +485,12 @@ Shape BroadcastShape(const Shape& a, const Shape& b) {
 
 Value BroadcastTo(NodeContext& ctx, const Value& v, const Shape& shape) {
   if (v.shape == shape) return v;
+  if (shape.size() < v.shape.size()) {
+    throw Error("cannot broadcast " + ShapeToString(v.shape) + " to the lower rank " + ShapeToString(shape));
+  }
+  // broadcast_to reads a 0 in its shape as "keep the input's dim"; empty results are
+  // constants anyway.
+  if (std::find(shape.begin(), shape.end(), 0) != shape.end()) return ctx.MakeConstant(Tensor(shape, v.dtype));
   Shape padded(shape.size() - v.shape.size(), 1);
   padded.insert(padded.end(), v.shape.begin(), v.shape.end());
   return ctx.Apply("broadcast_to", {ctx.ReshapeTo(v, padded)}, {{"shape", shape}});
@@ -508,6 +516,13 @@ Window ResolveWindow(const NodeContext& ctx, const Shape& input, std::vector<int
   w.strides = ctx.Ints("strides", std::vector<int64_t>(spatial, 1));
   w.dilations = ctx.Ints("dilations", std::vector<int64_t>(spatial, 1));
   if (w.strides.size() != spatial || w.dilations.size() != spatial) throw Error("strides/dilations rank mismatch");
+  // SAME padding divides by the strides: reject what is not positive before that.
+  for (size_t i = 0; i < spatial; ++i) {
+    if (w.strides[i] < 1 || w.dilations[i] < 1 || kernel[i] < 1) {
+      throw Error("kernel_shape " + ShapeToString(kernel) + ", strides " + ShapeToString(w.strides) +
+                  " and dilations " + ShapeToString(w.dilations) + " must be positive");
+    }
+  }
   const std::string auto_pad = ctx.Str("auto_pad", std::string("NOTSET"));
   if (auto_pad == "NOTSET") {
     const auto pads = ctx.Ints("pads", std::vector<int64_t>(2 * spatial, 0));
@@ -569,6 +584,11 @@ const RegisterConverter kConv({"Conv"}, {"auto_pad", "dilations", "group", "kern
                                 const Value& x = ctx.In(0);
                                 const Value& weight = ctx.In(1);
                                 Require2D(x, "Conv");
+                                if (weight.shape.size() != x.shape.size()) {
+                                  throw Error("weight " + ShapeToString(weight.shape) + " must be " +
+                                              std::to_string(x.shape.size()) + "-d like input " +
+                                              ShapeToString(x.shape));
+                                }
                                 const std::vector<int64_t> kernel(weight.shape.begin() + 2, weight.shape.end());
                                 Window w = ResolveWindow(ctx, x.shape, ctx.Ints("kernel_shape", kernel));
                                 const Value input = PadForWindow(ctx, x, w, 0.0);
@@ -596,21 +616,25 @@ std::vector<Value> ConvertPool(NodeContext& ctx, const std::string& pool_type) {
     if (d != 1) throw Error("dilations " + ShapeToString(w.dilations) + " are not supported for pooling");
   }
   const bool count_include_pad = ctx.Int("count_include_pad", 0) != 0;
-  Value input = x;
-  if (w.pad_begin != w.pad_end) {
-    if (pool_type == "avg" && !count_include_pad) {
-      throw Error("asymmetric pads " + ShapeToString(w.pad_begin) + " / " + ShapeToString(w.pad_end) +
-                  " with count_include_pad 0 are not supported");
-    }
-    input = PadForWindow(ctx, x, w, pool_type == "max" ? -std::numeric_limits<double>::infinity() : 0.0);
-  }
+  // Asymmetric pads go into a Pad node, so the pooling sees none; an average that
+  // leaves the pads out then is the padded sum over the count of real elements, the
+  // same pooling of ones (a constant, folded).
+  const bool divide_by_count = pool_type == "avg" && !count_include_pad && w.pad_begin != w.pad_end;
+  Window ones_window = w;
+  const Value input = PadForWindow(ctx, x, w, pool_type == "max" ? -std::numeric_limits<double>::infinity() : 0.0);
   AttrMap attrs = {{"kernel", w.kernel},
                    {"stride", w.strides},
                    {"pad", w.pad_begin},
                    {"pool_type", pool_type},
                    {"pooling_convention", ctx.Int("ceil_mode", 0) != 0 ? "full" : "valid"}};
-  if (pool_type == "avg") attrs.emplace_back("count_include_pad", count_include_pad);
-  return {ctx.Apply("Pooling", {input}, attrs)};
+  if (pool_type == "avg") attrs.emplace_back("count_include_pad", count_include_pad || divide_by_count);
+  const Value y = ctx.Apply("Pooling", {input}, attrs);
+  if (!divide_by_count) return {y};
+  Tensor ones({1, 1, x.shape[2], x.shape[3]}, x.dtype);
+  for (int64_t i = 0; i < ones.size(); ++i) ones.SetDouble(i, 1);
+  const Value count =
+      ctx.Apply("Pooling", {PadForWindow(ctx, ctx.MakeConstant(std::move(ones)), ones_window, 0.0)}, attrs);
+  return {ctx.Apply("broadcast_div", {y, count})};
 }
 
 const RegisterConverter kMaxPool({"MaxPool"},
@@ -739,33 +763,49 @@ const RegisterConverter kLeakyRelu({"LeakyRelu"}, {"alpha"}, [](NodeContext& ctx
 const RegisterConverter kIdentity({"Identity"}, {}, [](NodeContext& ctx) { return std::vector<Value>{ctx.In(0)}; });
 
 // Inference only: Dropout passes its input through (the mask, if asked for, is all
-// true).
+// true: bool since opset 10, the input's type before).
 const RegisterConverter kDropout({"Dropout"}, {"ratio", "seed", "is_test"}, [](NodeContext& ctx) {
   if (ctx.num_inputs() > 2 && ctx.Has(2)) {
     const Tensor& training = ctx.Const(2, "training_mode");
     if (training.size() > 0 && training.GetDouble(0) != 0) throw Error("training_mode true is not supported");
   }
-  Tensor mask(ctx.In(0).shape, DType::kBool);
+  Tensor mask(ctx.In(0).shape, ctx.opset() >= 10 ? DType::kBool : ctx.In(0).dtype);
   for (int64_t i = 0; i < mask.size(); ++i) mask.SetDouble(i, 1);
   return std::vector<Value>{ctx.In(0), ctx.MakeConstant(std::move(mask))};
 });
 
 const RegisterConverter kClip({"Clip"}, {"min", "max"}, [](NodeContext& ctx) {
   const double inf = std::numeric_limits<double>::infinity();
+  const Value& x = ctx.In(0);
+  const auto bound = [&](size_t i, const std::string& what) -> std::optional<Value> {
+    if (ctx.opset() < 11 || !ctx.Has(i)) return std::nullopt;
+    if (ctx.Const(i, what).size() != 1) throw Error(what + " must have one element");
+    return ctx.ReshapeTo(ctx.In(i), {});
+  };
+  const std::optional<Value> min = bound(1, "min"), max = bound(2, "max");
+  if (!IsFloat(x.dtype)) {
+    if (ctx.opset() < 11) throw Error("Clip before opset 11 takes floating point inputs only");
+    // Integer bounds exactly, and only those given: clip's double bounds would round
+    // int64 beyond 2^53 and clamp what lies beyond them. max after min: min > max
+    // gives max, as ONNX (and numpy) do.
+    Value y = x;
+    if (min) y = ctx.Apply("broadcast_maximum", {y, ctx.Apply("Cast", {*min}, {{"dtype", x.dtype}})});
+    if (max) y = ctx.Apply("broadcast_minimum", {y, ctx.Apply("Cast", {*max}, {{"dtype", x.dtype}})});
+    return std::vector<Value>{y};
+  }
   double low = -inf, high = inf;
   if (ctx.opset() < 11) {
     low = ctx.Float("min", -inf);
     high = ctx.Float("max", inf);
   } else {
-    if (ctx.Has(1)) low = ctx.Const(1, "min").GetDouble(0);
-    if (ctx.Has(2)) high = ctx.Const(2, "max").GetDouble(0);
+    if (min) low = min->constant->GetDouble(0);
+    if (max) high = max->constant->GetDouble(0);
   }
   if (low > high) {
     // ONNX (like numpy) then gives max everywhere.
     low = high;
   }
-  const Value& x = ctx.In(0);
-  const double lowest = IsFloat(x.dtype) ? -std::numeric_limits<double>::max() : -9.2e18;
+  const double lowest = -std::numeric_limits<double>::max();
   return std::vector<Value>{
       ctx.Apply("clip", {x}, {{"a_min", std::max(low, lowest)}, {"a_max", std::min(high, -lowest)}})};
 });
@@ -824,11 +864,16 @@ const bool kBinaryRegistered = [] {
                                                          {"Xor", "broadcast_logical_xor"}}) {
     const std::string kiln = m.kiln;
     RegisterConverter({m.onnx}, {}, [kiln](NodeContext& ctx) {
-      const Value& a = ctx.In(0);
+      Value a = ctx.In(0);
       Value b = ctx.In(1);
-      // Pow's exponent may have another type; everything else has one type.
+      // Pow's exponent may have another type; everything else has one type. An integer
+      // base with a float exponent computes in float and truncates back (pow(4, 0.5)
+      // is 2), as ONNX Runtime does.
+      const DType out_type = a.dtype;
+      if (!IsFloat(a.dtype) && IsFloat(b.dtype)) a = ctx.Apply("Cast", {a}, {{"dtype", DType::kFloat64}});
       if (b.dtype != a.dtype) b = ctx.Apply("Cast", {b}, {{"dtype", a.dtype}});
       Value y = ctx.Apply(kiln, {a, b});
+      if (y.dtype != out_type) y = ctx.Apply("Cast", {y}, {{"dtype", out_type}});
       // Comparisons and logical operators give bool in ONNX, the operand type in kiln.
       if (ctx.node().op_type() != "Pow" && kiln != "broadcast_add" && kiln != "broadcast_sub" &&
           kiln != "broadcast_mul" && kiln != "broadcast_div") {
@@ -903,6 +948,7 @@ const RegisterConverter kTranspose({"Transpose"}, {"perm"}, [](NodeContext& ctx)
 const RegisterConverter kConcat({"Concat"}, {"axis"}, [](NodeContext& ctx) {
   std::vector<Value> inputs;
   for (size_t i = 0; i < ctx.num_inputs(); ++i) inputs.push_back(ctx.In(i));
+  if (inputs.empty()) throw Error("no inputs");
   const int64_t axis = NormalizeAxis(ctx.Int("axis", 1), inputs.at(0).shape.size());
   return std::vector<Value>{
       ctx.Apply("Concat", inputs, {{"dim", axis}, {"num_args", static_cast<int64_t>(inputs.size())}})};
@@ -993,11 +1039,21 @@ const RegisterConverter kConstant(
 
 const RegisterConverter kConstantOfShape({"ConstantOfShape"}, {"value"}, [](NodeContext& ctx) {
   const Shape shape = ctx.ConstInts(0, "shape");
+  if (std::any_of(shape.begin(), shape.end(), [](int64_t d) { return d < 0; })) {
+    throw Error("shape " + ShapeToString(shape) + " has a negative dim");
+  }
   Tensor fill =
       ctx.HasAttr("value") ? TensorFromOnnx(ctx.TensorAttr("value"), "value") : ScalarTensor(0.0, DType::kFloat32);
   if (fill.size() != 1) throw Error("value must have one element, given " + std::to_string(fill.size()));
   Tensor t(shape, fill.dtype());
-  for (int64_t i = 0; i < t.size(); ++i) t.SetDouble(i, fill.GetDouble(0));
+  // Integers exactly: through a double, int64 beyond 2^53 would round.
+  for (int64_t i = 0; i < t.size(); ++i) {
+    if (IsFloat(fill.dtype())) {
+      t.SetDouble(i, fill.GetDouble(0));
+    } else {
+      op_util::StoreInt(t, i, op_util::LoadInt(fill, 0));
+    }
+  }
   return std::vector<Value>{ctx.MakeConstant(std::move(t))};
 });
 
@@ -1057,23 +1113,19 @@ const RegisterConverter kSlice({"Slice"}, {"starts", "ends", "axes"}, [](NodeCon
     const int64_t axis = NormalizeAxis(axes[i], rank);
     const int64_t dim = x.shape[axis];
     if (steps[i] == 0) throw Error("step 0 on axis " + std::to_string(axis));
-    // ONNX clamps starts and ends into range (numpy semantics); MXNet's slice takes
-    // them in range, with None for "past the beginning" in a negative step.
+    // ONNX clamps starts into [0, dim] ([0, dim - 1] for a negative step: unlike
+    // numpy, a start before the beginning still takes element 0) and ends into [0, dim]
+    // ([-1, dim - 1]). MXNet's slice takes them in range, with None for the end "past
+    // the beginning" in a negative step.
     const auto resolve = [&](int64_t v, bool is_end) -> std::optional<int64_t> {
       if (v < 0) v += dim;
       if (steps[i] > 0) return std::clamp<int64_t>(v, 0, dim);
-      if (v < 0) return is_end ? std::nullopt : std::optional<int64_t>(-1);
+      if (v < 0) return is_end ? std::nullopt : std::optional<int64_t>(0);
       return std::min<int64_t>(v, dim - 1);
     };
     begin[axis] = resolve(starts[i], false);
     end[axis] = resolve(ends[i], true);
     step[axis] = steps[i];
-    if (steps[i] < 0 && begin[axis] && *begin[axis] < 0) {
-      // Starts before the beginning in a negative step: an empty range.
-      begin[axis] = 0;
-      end[axis] = 0;
-      step[axis] = 1;
-    }
   }
   return std::vector<Value>{
       ctx.Apply("slice", {x}, {{"begin", TupleText(begin)}, {"end", TupleText(end)}, {"step", TupleText(step)}})};
@@ -1196,13 +1248,13 @@ const RegisterConverter kSelu({"Selu"}, {"alpha", "gamma"}, [](NodeContext& ctx)
   return std::vector<Value>{Unary(ctx, "LeakyReLU", {{"act_type", "selu"}})};
 });
 
-// PRelu with any slope that broadcasts: relu(x) + slope * (x - relu(x)).
+// PRelu with any slope that broadcasts to x: x where x >= 0, else slope * x (a
+// select, so that x = inf gives inf rather than inf - inf).
 const RegisterConverter kPRelu({"PRelu"}, {}, [](NodeContext& ctx) {
   const Value& x = ctx.In(0);
-  const Value positive = ctx.Apply("relu", {x});
-  const Value negative = ctx.Apply("broadcast_sub", {x, positive});
-  const Value scaled = ctx.Apply("broadcast_mul", {negative, ctx.In(1)});
-  return std::vector<Value>{BroadcastTo(ctx, ctx.Apply("broadcast_add", {positive, scaled}), x.shape)};
+  const Value scaled = BroadcastTo(ctx, ctx.Apply("broadcast_mul", {x, ctx.In(1)}), x.shape);
+  const Value positive = ctx.Apply("_greater_equal_scalar", {x}, {{"scalar", 0.0}});
+  return std::vector<Value>{ctx.Apply("where", {positive, x, scaled})};
 });
 
 const RegisterConverter kHardSigmoid({"HardSigmoid"}, {"alpha", "beta"}, [](NodeContext& ctx) {
@@ -1312,30 +1364,34 @@ const bool kComposedReduceRegistered = [] {
   return true;
 }();
 
-// log(sum(exp(x))) computed as max + log(sum(exp(x - max))), which cannot overflow.
-const RegisterConverter kReduceLogSumExp({"ReduceLogSumExp"}, {"axes", "keepdims", "noop_with_empty_axes"},
-                                         [](NodeContext& ctx) {
-                                           const Value& x = ctx.In(0);
-                                           std::vector<int64_t> axes = Axes(ctx, 1, 18);
-                                           for (auto& a : axes) a = NormalizeAxis(a, x.shape.size());
-                                           AttrMap keep = {{"keepdims", true}};
-                                           if (!axes.empty()) keep.emplace_back("axis", axes);
-                                           const Value peak = ctx.Apply("max", {x}, keep);
-                                           const Value shifted = ctx.Apply("broadcast_sub", {x, peak});
-                                           const Value sum = ctx.Apply("sum", {ctx.Apply("exp", {shifted})}, keep);
-                                           Value y = ctx.Apply("broadcast_add", {ctx.Apply("log", {sum}), peak});
-                                           if (ctx.Int("keepdims", 1) == 0) {
-                                             Shape out;
-                                             for (size_t i = 0; i < x.shape.size(); ++i) {
-                                               const bool reduced =
-                                                   axes.empty() || std::find(axes.begin(), axes.end(),
-                                                                             static_cast<int64_t>(i)) != axes.end();
-                                               if (!reduced) out.push_back(x.shape[i]);
-                                             }
-                                             y = ctx.ReshapeTo(y, out);
-                                           }
-                                           return std::vector<Value>{y};
-                                         });
+// log(sum(exp(x))) computed as max + log(sum(exp(x - max))), which cannot overflow;
+// an infinite max is not subtracted (inf - inf would make the -inf and inf results
+// NaN).
+const RegisterConverter kReduceLogSumExp(
+    {"ReduceLogSumExp"}, {"axes", "keepdims", "noop_with_empty_axes"}, [](NodeContext& ctx) {
+      const Value& x = ctx.In(0);
+      std::vector<int64_t> axes = Axes(ctx, 1, 18);
+      for (auto& a : axes) a = NormalizeAxis(a, x.shape.size());
+      AttrMap keep = {{"keepdims", true}};
+      if (!axes.empty()) keep.emplace_back("axis", axes);
+      const Value max = ctx.Apply("max", {x}, keep);
+      const Value finite =
+          ctx.Apply("_lesser_equal_scalar", {ctx.Apply("broadcast_sub", {max, max})}, {{"scalar", 0.0}});
+      const Value peak = ctx.Apply("where", {finite, max, finite});
+      const Value shifted = ctx.Apply("broadcast_sub", {x, peak});
+      const Value sum = ctx.Apply("sum", {ctx.Apply("exp", {shifted})}, keep);
+      Value y = ctx.Apply("broadcast_add", {ctx.Apply("log", {sum}), peak});
+      if (ctx.Int("keepdims", 1) == 0) {
+        Shape out;
+        for (size_t i = 0; i < x.shape.size(); ++i) {
+          const bool reduced =
+              axes.empty() || std::find(axes.begin(), axes.end(), static_cast<int64_t>(i)) != axes.end();
+          if (!reduced) out.push_back(x.shape[i]);
+        }
+        y = ctx.ReshapeTo(y, out);
+      }
+      return std::vector<Value>{y};
+    });
 
 // x where x > alpha, else 0.
 const RegisterConverter kThresholdedRelu({"ThresholdedRelu"}, {"alpha"}, [](NodeContext& ctx) {
@@ -1343,7 +1399,8 @@ const RegisterConverter kThresholdedRelu({"ThresholdedRelu"}, {"alpha"}, [](Node
   Tensor alpha({1}, x.dtype);
   alpha.SetDouble(0, ctx.Float("alpha", 1.0));
   const Value mask = ctx.Apply("broadcast_greater", {x, ctx.MakeConstant(std::move(alpha))});
-  return std::vector<Value>{ctx.Apply("broadcast_mul", {x, mask})};
+  // A select (the mask is the zero), as x * mask gives NaN for x = -inf.
+  return std::vector<Value>{ctx.Apply("where", {mask, x, mask})};
 });
 
 const RegisterConverter kNot({"Not"}, {}, [](NodeContext& ctx) {
@@ -1365,14 +1422,19 @@ const RegisterConverter kMod({"Mod"}, {"fmod"}, [](NodeContext& ctx) {
 });
 
 // ONNX Round rounds halves to even: floor(x + 0.5), less one where that was a tie that
-// landed on an odd number.
+// landed on an odd number. From 2^mantissa on every value is an integer and x + 0.5
+// itself rounds (to even: odd x would gain one), so those stay as they are.
 const RegisterConverter kRound({"Round"}, {}, [](NodeContext& ctx) {
   const Value& x = ctx.In(0);
   const Value shifted = ctx.Apply("_plus_scalar", {x}, {{"scalar", 0.5}});
   const Value down = ctx.Apply("floor", {shifted});
   const Value tie = ctx.Apply("broadcast_equal", {down, shifted});
   const Value odd = ctx.Apply("_mod_scalar", {down}, {{"scalar", 2.0}});
-  return std::vector<Value>{ctx.Apply("broadcast_sub", {down, ctx.Apply("broadcast_mul", {tie, odd})})};
+  const Value rounded = ctx.Apply("broadcast_sub", {down, ctx.Apply("broadcast_mul", {tie, odd})});
+  const int mantissa = x.dtype == DType::kFloat16 ? 10 : x.dtype == DType::kFloat64 ? 52 : 23;
+  const Value integral =
+      ctx.Apply("_greater_equal_scalar", {ctx.Apply("abs", {x})}, {{"scalar", std::ldexp(1.0, mantissa)}});
+  return std::vector<Value>{ctx.Apply("where", {integral, x, rounded})};
 });
 
 }  // namespace
