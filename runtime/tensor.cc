@@ -76,8 +76,7 @@ T SaturatingCast(double value) {
 
 }  // namespace
 
-Tensor::Tensor(Shape shape, DType dtype)
-    : shape_(std::move(shape)), dtype_(dtype), num_elements_(NumElements(shape_)) {
+Tensor::Tensor(Shape shape, DType dtype) : shape_(std::move(shape)), dtype_(dtype), num_elements_(NumElements(shape_)) {
   if (num_elements_ > static_cast<int64_t>(kMaxTensorBytes / DTypeSize(dtype_))) {
     throw Error("tensor of shape " + ShapeToString(shape_) + " is too large");
   }
@@ -87,8 +86,8 @@ Tensor::Tensor(Shape shape, DType dtype)
 Tensor Tensor::FromDoubles(Shape shape, std::span<const double> values, DType dtype) {
   Tensor tensor(std::move(shape), dtype);
   if (static_cast<int64_t>(values.size()) != tensor.size()) {
-    throw Error("tensor of shape " + ShapeToString(tensor.shape()) + " needs " +
-                std::to_string(tensor.size()) + " values, given " + std::to_string(values.size()));
+    throw Error("tensor of shape " + ShapeToString(tensor.shape()) + " needs " + std::to_string(tensor.size()) +
+                " values, given " + std::to_string(values.size()));
   }
   for (int64_t i = 0; i < tensor.size(); ++i) tensor.SetDouble(i, values[i]);
   return tensor;
@@ -119,9 +118,7 @@ void Tensor::SetDouble(int64_t index, double value) {
   switch (dtype_) {
     case DType::kFloat32: static_cast<float*>(base)[index] = static_cast<float>(value); return;
     case DType::kFloat64: static_cast<double*>(base)[index] = value; return;
-    case DType::kFloat16:
-      static_cast<uint16_t*>(base)[index] = FloatToHalf(static_cast<float>(value));
-      return;
+    case DType::kFloat16: static_cast<uint16_t*>(base)[index] = FloatToHalf(static_cast<float>(value)); return;
     case DType::kUInt8: static_cast<uint8_t*>(base)[index] = SaturatingCast<uint8_t>(value); return;
     case DType::kInt32: static_cast<int32_t*>(base)[index] = SaturatingCast<int32_t>(value); return;
     case DType::kInt8: static_cast<int8_t*>(base)[index] = SaturatingCast<int8_t>(value); return;
@@ -135,6 +132,15 @@ std::vector<double> Tensor::ToDoubles() const {
   std::vector<double> values(static_cast<size_t>(size()));
   for (int64_t i = 0; i < size(); ++i) values[i] = GetDouble(i);
   return values;
+}
+
+void Tensor::CopyElement(int64_t index, const Tensor& src, int64_t src_index) {
+  if (src.dtype_ != dtype_) {
+    SetDouble(index, src.GetDouble(src_index));
+    return;
+  }
+  const size_t size = DTypeSize(dtype_);
+  std::memcpy(static_cast<char*>(data()) + index * size, static_cast<const char*>(src.data()) + src_index * size, size);
 }
 
 Tensor Tensor::Clone() const {

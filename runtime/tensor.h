@@ -28,8 +28,7 @@ class Tensor {
   Tensor(Shape shape, DType dtype);
 
   // Copies `values` converted to `dtype`; the count must match the shape.
-  static Tensor FromDoubles(Shape shape, std::span<const double> values,
-                            DType dtype = DType::kFloat32);
+  static Tensor FromDoubles(Shape shape, std::span<const double> values, DType dtype = DType::kFloat32);
   static Tensor FromFloats(Shape shape, std::span<const float> values);
 
   const Shape& shape() const { return shape_; }
@@ -53,6 +52,9 @@ class Tensor {
   // Element access through double, for the reference oracle and tests (not fast).
   double GetDouble(int64_t index) const;
   void SetDouble(int64_t index, double value);
+  // Element `index` = element `src_index` of `src`: an exact copy when the dtypes are the
+  // same (int64 beyond 2^53 included), a conversion through double otherwise.
+  void CopyElement(int64_t index, const Tensor& src, int64_t src_index);
   std::vector<double> ToDoubles() const;
 
   // A deep copy.

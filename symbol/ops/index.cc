@@ -118,7 +118,7 @@ void RegisterEmbedding() {
         const int64_t cols = attrs.Int("output_dim");
         for (int64_t i = 0; i < in[0].size(); ++i) {
           const int64_t row = ClipIndex(in[0].GetDouble(i), rows);
-          for (int64_t c = 0; c < cols; ++c) out[0].SetDouble(i * cols + c, in[1].GetDouble(row * cols + c));
+          for (int64_t c = 0; c < cols; ++c) out[0].CopyElement(i * cols + c, in[1], row * cols + c);
         }
       })
       // Rows are copied in the weight's own type (an int64 table exactly, where the
@@ -297,7 +297,7 @@ void RegisterPick() {
           const int64_t o = flat / inner;
           const int64_t i = flat % inner;
           const int64_t picked = PickIndex(in[1], flat, n, wrap);
-          out[0].SetDouble(flat, in[0].GetDouble((o * n + picked) * inner + i));
+          out[0].CopyElement(flat, in[0], (o * n + picked) * inner + i);
         }
       })
       .SetLower([](const Attrs& attrs, LowerContext& ctx) {
@@ -389,7 +389,7 @@ void RegisterTake() {
           const int64_t row = flat / view.inner;
           const int64_t o = row / m;
           const int64_t picked = PickIndex(in[1], row % m, view.n, wrap);
-          out[0].SetDouble(flat, in[0].GetDouble((o * view.n + picked) * view.inner + flat % view.inner));
+          out[0].CopyElement(flat, in[0], (o * view.n + picked) * view.inner + flat % view.inner);
         }
       })
       // Rows of `a` are copied in its own type; each output row first computes its index.

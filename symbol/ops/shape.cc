@@ -41,7 +41,7 @@ int64_t InputAxis(int64_t axis, const Shape& data, const std::string& what) {
 
 // Operators whose output holds the input's elements in the same order.
 void CopyReference(const Attrs&, std::span<const Tensor> in, std::span<Tensor> out, const RefContext&) {
-  for (int64_t i = 0; i < out[0].size(); ++i) out[0].SetDouble(i, in[0].GetDouble(i));
+  for (int64_t i = 0; i < out[0].size(); ++i) out[0].CopyElement(i, in[0], i);
 }
 
 // Flat offset of a multi-index in a row-major shape.
@@ -212,7 +212,7 @@ void TransposeReference(const Attrs& attrs, std::span<const Tensor> in, std::spa
   std::vector<int64_t> src(data.size());
   ForEachIndex(out[0].shape(), [&](int64_t flat, const std::vector<int64_t>& index) {
     for (size_t d = 0; d < axes.size(); ++d) src[axes[d]] = index[d];
-    out[0].SetDouble(flat, in[0].GetDouble(FlatIndex(data, src)));
+    out[0].CopyElement(flat, in[0], FlatIndex(data, src));
   });
 }
 
@@ -297,7 +297,7 @@ void ConcatReference(const Attrs& attrs, std::span<const Tensor> in, std::span<T
     src = index;
     size_t which = 0;
     while (src[axis] >= in[which].shape()[axis]) src[axis] -= in[which++].shape()[axis];
-    out[0].SetDouble(flat, in[which].GetDouble(FlatIndex(in[which].shape(), src)));
+    out[0].CopyElement(flat, in[which], FlatIndex(in[which].shape(), src));
   });
 }
 
@@ -324,7 +324,7 @@ void StackReference(const Attrs& attrs, std::span<const Tensor> in, std::span<Te
   ForEachIndex(out[0].shape(), [&](int64_t flat, const std::vector<int64_t>& index) {
     src = index;
     src.erase(src.begin() + axis);
-    out[0].SetDouble(flat, in[index[axis]].GetDouble(FlatIndex(part, src)));
+    out[0].CopyElement(flat, in[index[axis]], FlatIndex(part, src));
   });
 }
 
@@ -367,7 +367,7 @@ void SplitReference(const Attrs& attrs, std::span<const Tensor> in, std::span<Te
       src = index;
       if (squeeze) src.insert(src.begin() + axis, 0);
       src[axis] += static_cast<int64_t>(part) * chunk;
-      out[part].SetDouble(flat, in[0].GetDouble(FlatIndex(data, src)));
+      out[part].CopyElement(flat, in[0], FlatIndex(data, src));
     });
   }
 }
@@ -487,7 +487,7 @@ void SliceReferenceFromRanges(const std::vector<SliceRange>& ranges, const Tenso
   std::vector<int64_t> src(ranges.size());
   ForEachIndex(out.shape(), [&](int64_t flat, const std::vector<int64_t>& index) {
     for (size_t d = 0; d < ranges.size(); ++d) src[d] = ranges[d].start + index[d] * ranges[d].step;
-    out.SetDouble(flat, in.GetDouble(FlatIndex(in.shape(), src)));
+    out.CopyElement(flat, in, FlatIndex(in.shape(), src));
   });
 }
 
@@ -557,7 +557,7 @@ void TileReference(const Attrs& attrs, std::span<const Tensor> in, std::span<Ten
   std::vector<int64_t> src(padded.size());
   ForEachIndex(shape, [&](int64_t flat, const std::vector<int64_t>& index) {
     for (size_t d = 0; d < padded.size(); ++d) src[d] = index[d] % padded[d];
-    out[0].SetDouble(flat, in[0].GetDouble(FlatIndex(padded, src)));
+    out[0].CopyElement(flat, in[0], FlatIndex(padded, src));
   });
 }
 
@@ -580,7 +580,7 @@ void RepeatReference(const Attrs& attrs, std::span<const Tensor> in, std::span<T
   const int64_t repeats = attrs.Int("repeats");
   const auto axis = attrs.OptInt("axis");
   if (!axis) {
-    for (int64_t i = 0; i < out[0].size(); ++i) out[0].SetDouble(i, in[0].GetDouble(i / repeats));
+    for (int64_t i = 0; i < out[0].size(); ++i) out[0].CopyElement(i, in[0], i / repeats);
     return;
   }
   const int64_t a = InputAxis(*axis, in[0].shape(), "attribute 'axis'");
@@ -588,7 +588,7 @@ void RepeatReference(const Attrs& attrs, std::span<const Tensor> in, std::span<T
   ForEachIndex(out[0].shape(), [&](int64_t flat, const std::vector<int64_t>& index) {
     src = index;
     src[a] /= repeats;
-    out[0].SetDouble(flat, in[0].GetDouble(FlatIndex(in[0].shape(), src)));
+    out[0].CopyElement(flat, in[0], FlatIndex(in[0].shape(), src));
   });
 }
 
@@ -611,7 +611,7 @@ void BroadcastToInferShape(const Attrs& attrs, std::vector<ShapeSlot>& in, std::
 
 void BroadcastToReference(const Attrs&, std::span<const Tensor> in, std::span<Tensor> out, const RefContext&) {
   ForEachIndex(out[0].shape(), [&](int64_t flat, const std::vector<int64_t>& index) {
-    out[0].SetDouble(flat, in[0].GetDouble(op_util::BroadcastOffset(in[0].shape(), index)));
+    out[0].CopyElement(flat, in[0], op_util::BroadcastOffset(in[0].shape(), index));
   });
 }
 
@@ -646,7 +646,7 @@ void WhereReference(const Attrs&, std::span<const Tensor> in, std::span<Tensor> 
   const int64_t row = by_row ? out[0].size() / std::max<int64_t>(in[1].shape()[0], 1) : 1;
   for (int64_t i = 0; i < out[0].size(); ++i) {
     const bool pick_x = in[0].GetDouble(by_row ? i / row : i) != 0;
-    out[0].SetDouble(i, pick_x ? in[1].GetDouble(i) : in[2].GetDouble(i));
+    out[0].CopyElement(i, pick_x ? in[1] : in[2], i);
   }
 }
 

@@ -16,7 +16,9 @@ Shape Reshaped(const Shape& input, const std::vector<int64_t>& shape, bool rever
   return InferOpShapes("Reshape", {input}, {{"shape", shape}, {"reverse", reverse}})[0];
 }
 
-const OpDef& Op(const std::string& name) { return OpRegistry::Global().Get(name); }
+const OpDef& Op(const std::string& name) {
+  return OpRegistry::Global().Get(name);
+}
 
 }  // namespace
 
@@ -95,7 +97,8 @@ TEST_CASE("Reshape errors", "[shape]") {
   CHECK_THROWS_WITH(Reshaped({2, 3, 4}, {-4, 0, 2, -2}), Catch::Contains("given 0 and 2"));
   CHECK_THROWS_WITH(Reshaped({2, 3, 4}, {-4, 1}), Catch::Contains("-4 must come with the two sizes"));
   CHECK_THROWS_WITH(Reshaped({2, 3, 4}, {0, -4, 2, -1}, true), Catch::Contains("-4 must come with the two sizes"));
-  CHECK_THROWS_WITH(Reshaped({2, 3, 4}, {-5}), Catch::Contains("attribute 'shape'") && Catch::Contains("must be >= -4"));
+  CHECK_THROWS_WITH(Reshaped({2, 3, 4}, {-5}),
+                    Catch::Contains("attribute 'shape'") && Catch::Contains("must be >= -4"));
   CHECK_THROWS_WITH(InferOpShapes("Reshape", {{2, 3}}), Catch::Contains("attribute 'shape' is required"));
   CHECK_THROWS_WITH(InferOpShapes("Reshape", {{2, 3}}, {{"shape", "(2, x)"}}),
                     Catch::Contains("attribute 'shape': expected tuple of integers"));
@@ -104,8 +107,7 @@ TEST_CASE("Reshape errors", "[shape]") {
 TEST_CASE("Reshape's deprecated target_shape", "[shape]") {
   CHECK(InferOpShapes("Reshape", {{2, 3, 4}}, {{"target_shape", {0, 4}}})[0] == Shape{6, 4});
   CHECK(InferOpShapes("Reshape", {{2, 3, 4}}, {{"target_shape", {2, 0, 2}}})[0] == Shape{2, 6, 2});
-  CHECK(InferOpShapes("Reshape", {{2, 3, 4}}, {{"target_shape", {5, 0}}, {"keep_highest", true}})[0] ==
-        Shape{2, 12});
+  CHECK(InferOpShapes("Reshape", {{2, 3, 4}}, {{"target_shape", {5, 0}}, {"keep_highest", true}})[0] == Shape{2, 12});
   CHECK(InferOpShapes("Reshape", {{2, 3, 4}}, {{"target_shape", {9, 0, 4}}, {"keep_highest", true}})[0] ==
         Shape{2, 3, 4});
   // `shape` wins when both are given.
@@ -136,11 +138,11 @@ TEST_CASE("transpose", "[shape]") {
   CHECK(InferOpShapes("transpose", {{2, 3, 4}})[0] == Shape{4, 3, 2});
   KILN_CHECK_CLOSE(RunOp("transpose", {Arange({2, 3})})[0], Values({3, 2}, {0, 3, 1, 4, 2, 5}), 0, 0);
   const auto out = RunOp("transpose", {Arange({2, 3, 4}, DType::kInt32)}, {{"axes", {1, 0, 2}}});
-  KILN_CHECK_CLOSE(out[0],
-                   Values({3, 2, 4}, {0, 1, 2, 3, 12, 13, 14, 15, 4, 5, 6, 7, 16, 17, 18, 19, 8, 9, 10, 11, 20, 21,
-                                      22, 23},
-                          DType::kInt32),
-                   0, 0);
+  KILN_CHECK_CLOSE(
+      out[0],
+      Values({3, 2, 4}, {0, 1, 2, 3, 12, 13, 14, 15, 4, 5, 6, 7, 16, 17, 18, 19, 8, 9, 10, 11, 20, 21, 22, 23},
+             DType::kInt32),
+      0, 0);
   // Negative axes count from the end (MXNet 1.9 rejects them; NumPy accepts them).
   CHECK(InferOpShapes("transpose", {{2, 3, 4}}, {{"axes", {-1, 0, 1}}})[0] == Shape{4, 2, 3});
   CHECK(InferOpShapes("transpose", {{7}}, {{"axes", {0}}})[0] == Shape{7});
@@ -149,7 +151,8 @@ TEST_CASE("transpose", "[shape]") {
                     Catch::Contains("attribute 'axes' (0, 0, 1): axis 0 appears twice"));
   CHECK_THROWS_WITH(InferOpShapes("transpose", {{2, 3, 4}}, {{"axes", {0, 1}}}),
                     Catch::Contains("expected 3 axes") && Catch::Contains("given 2"));
-  CHECK_THROWS_WITH(InferOpShapes("transpose", {{2, 3}}, {{"axes", {0, 2}}}), Catch::Contains("axis 2 is out of range"));
+  CHECK_THROWS_WITH(InferOpShapes("transpose", {{2, 3}}, {{"axes", {0, 2}}}),
+                    Catch::Contains("axis 2 is out of range"));
 }
 
 TEST_CASE("expand_dims and squeeze", "[shape]") {
@@ -183,12 +186,11 @@ TEST_CASE("expand_dims and squeeze", "[shape]") {
 TEST_CASE("Concat", "[shape]") {
   const Tensor a = Arange({2, 2});
   const Tensor b = Values({2, 1}, {10, 11});
-  KILN_CHECK_CLOSE(RunOp("Concat", {a, b}, {{"num_args", 2}, {"dim", -1}})[0], Values({2, 3}, {0, 1, 10, 2, 3, 11}),
-                   0, 0);
-  KILN_CHECK_CLOSE(
-      RunOp("concat", {Arange({2, 3}, DType::kFloat64), Values({1, 3}, {7, 8, 9}, DType::kFloat64)},
-            {{"num_args", 2}, {"dim", 0}})[0],
-      Values({3, 3}, {0, 1, 2, 3, 4, 5, 7, 8, 9}, DType::kFloat64), 0, 0);
+  KILN_CHECK_CLOSE(RunOp("Concat", {a, b}, {{"num_args", 2}, {"dim", -1}})[0], Values({2, 3}, {0, 1, 10, 2, 3, 11}), 0,
+                   0);
+  KILN_CHECK_CLOSE(RunOp("concat", {Arange({2, 3}, DType::kFloat64), Values({1, 3}, {7, 8, 9}, DType::kFloat64)},
+                         {{"num_args", 2}, {"dim", 0}})[0],
+                   Values({3, 3}, {0, 1, 2, 3, 4, 5, 7, 8, 9}, DType::kFloat64), 0, 0);
   // Three inputs, the middle one empty along the axis.
   KILN_CHECK_CLOSE(RunOp("Concat", {Values({1, 1}, {1}), Tensor({1, 0}, DType::kFloat32), Values({1, 2}, {2, 3})},
                          {{"num_args", 3}})[0],
@@ -214,7 +216,8 @@ TEST_CASE("stack", "[shape]") {
                          {{"num_args", 3}, {"axis", -1}})[0],
                    Values({2, 3}, {1, 3, 5, 2, 4, 6}), 0, 0);
   const Tensor x = Arange({2, 3});
-  const auto out = RunOp("stack", {x, RunOp("_plus_scalar", {x}, {{"scalar", 10.0}})[0]}, {{"num_args", 2}, {"axis", 1}});
+  const auto out =
+      RunOp("stack", {x, RunOp("_plus_scalar", {x}, {{"scalar", 10.0}})[0]}, {{"num_args", 2}, {"axis", 1}});
   KILN_CHECK_CLOSE(out[0], Values({2, 2, 3}, {0, 1, 2, 10, 11, 12, 3, 4, 5, 13, 14, 15}), 0, 0);
   CHECK(InferOpShapes("stack", {{2, 3}, {2, 3}}, {{"num_args", 2}})[0] == Shape{2, 2, 3});
   CHECK(InferOpShapes("stack", {{2, 3}, {2, 3}}, {{"num_args", 2}, {"axis", 2}})[0] == Shape{2, 3, 2});
@@ -280,8 +283,8 @@ TEST_CASE("slice with None entries, negative indices and steps", "[shape]") {
                    Values({3}, {7, 8, 9}), 0, 0);
   // Axes past begin/end are taken whole; an int is a 1-tuple.
   const Tensor a = Arange({2, 3, 4}, DType::kInt32);
-  KILN_CHECK_CLOSE(RunOp("slice", {a}, {{"begin", 1}, {"end", 2}})[0], RunOp("slice_axis", {a},
-                   {{"axis", 0}, {"begin", 1}, {"end", "None"}})[0], 0, 0);
+  KILN_CHECK_CLOSE(RunOp("slice", {a}, {{"begin", 1}, {"end", 2}})[0],
+                   RunOp("slice_axis", {a}, {{"axis", 0}, {"begin", 1}, {"end", "None"}})[0], 0, 0);
   KILN_CHECK_CLOSE(RunOp("slice", {a}, {{"begin", "(None, -1)"}, {"end", "(None, 0)"}, {"step", "(None, -1)"}})[0],
                    Values({2, 2, 4}, {8, 9, 10, 11, 4, 5, 6, 7, 20, 21, 22, 23, 16, 17, 18, 19}, DType::kInt32), 0, 0);
   KILN_CHECK_CLOSE(RunOp("slice", {a}, {{"begin", "(0, 0, 3)"}, {"end", "(2, 3, 0)"}, {"step", "(1, 2, -2)"}})[0],
@@ -304,9 +307,9 @@ TEST_CASE("slice attribute and shape errors", "[shape]") {
                     Catch::Contains("attribute 'step' (1,): expected 2 entries"));
   CHECK_THROWS_WITH(InferOpShapes("slice", {{3, 4}}, {{"begin", "(0,)"}, {"end", "(2,)"}, {"step", "(0,)"}}),
                     Catch::Contains("a step cannot be 0"));
-  CHECK_THROWS_WITH(InferOpShapes("slice", {{3, 4}}, {{"begin", "(0, x)"}, {"end", "(1, 2)"}}),
-                    Catch::Contains("attribute 'begin': expected a tuple of integers or None") &&
-                        Catch::Contains("given '(0, x)'"));
+  CHECK_THROWS_WITH(
+      InferOpShapes("slice", {{3, 4}}, {{"begin", "(0, x)"}, {"end", "(1, 2)"}}),
+      Catch::Contains("attribute 'begin': expected a tuple of integers or None") && Catch::Contains("given '(0, x)'"));
   CHECK_THROWS_WITH(InferOpShapes("slice", {{3, 4}}, {{"begin", "(0, 1"}, {"end", "(1, 2)"}}),
                     Catch::Contains("attribute 'begin'"));
   CHECK_THROWS_WITH(InferOpShapes("slice", {{3, 4}}, {{"begin", "(0, 0, 0)"}, {"end", "(1, 1, 1)"}}),
@@ -391,8 +394,9 @@ TEST_CASE("where", "[shape]") {
 
   CHECK(InferOpShapes("where", {{2, 3}, {2, 3}, {2, 3}})[0] == Shape{2, 3});
   CHECK(InferOpShapes("where", {{2}, {2}, {2}})[0] == Shape{2});
-  CHECK_THROWS_WITH(InferOpShapes("where", {{3}, {2, 3}, {2, 3}}),
-                    Catch::Contains("input 'condition': expected the shape of x (2,3) or (2,) to pick rows, given (3)"));
+  CHECK_THROWS_WITH(
+      InferOpShapes("where", {{3}, {2, 3}, {2, 3}}),
+      Catch::Contains("input 'condition': expected the shape of x (2,3) or (2,) to pick rows, given (3)"));
   // MXNet 1.9.1 rejects a (2,1) condition for (2,3) operands too.
   CHECK_THROWS_WITH(InferOpShapes("where", {{2, 1}, {2, 3}, {2, 3}}), Catch::Contains("given (2,1)"));
   CHECK_THROWS_WITH(InferOpShapes("where", {{2, 3}, {2, 3}, {2, 4}}),
@@ -518,4 +522,23 @@ TEST_CASE("sym::Pad builds a Pad node", "[shape][pad]") {
   const Symbol padded = sym::Pad(Symbol::Variable("x"), PadAttrs("edge", {0, 0, 0, 0, 1, 1, 2, 2}), "pad0");
   CHECK(padded.ListArguments() == std::vector<std::string>{"x"});
   CHECK(*padded.InferShape({{"x", {1, 3, 4, 4}}}).outputs[0] == Shape{1, 3, 6, 8});
+}
+
+// Shape operators move elements, never round them: int64 beyond 2^53 stays exact.
+TEST_CASE("shape operators copy int64 values exactly", "[shape]") {
+  Tensor big({2, 2}, DType::kInt64);
+  for (int64_t i = 0; i < 4; ++i) big.data_as<int64_t>()[i] = (int64_t{1} << 60) + 2 * i + 1;
+  const auto exact = [&](const Tensor& t, const std::vector<int64_t>& expected) {
+    REQUIRE(t.dtype() == DType::kInt64);
+    REQUIRE(t.size() == static_cast<int64_t>(expected.size()));
+    for (int64_t i = 0; i < t.size(); ++i) CHECK(t.data_as<int64_t>()[i] == (int64_t{1} << 60) + expected[i]);
+  };
+  exact(RunOp("transpose", {big})[0], {1, 5, 3, 7});
+  exact(RunOp("Reshape", {big}, {{"shape", {4}}})[0], {1, 3, 5, 7});
+  exact(RunOp("slice", {big}, {{"begin", "(1, 0)"}, {"end", "(2, 2)"}})[0], {5, 7});
+  exact(RunOp("Concat", {big, big}, {{"num_args", 2}, {"dim", 0}})[0], {1, 3, 5, 7, 1, 3, 5, 7});
+  exact(RunOp("stack", {big, big}, {{"num_args", 2}, {"axis", 0}})[0], {1, 3, 5, 7, 1, 3, 5, 7});
+  exact(RunOp("tile", {big}, {{"reps", {1, 2}}})[0], {1, 3, 1, 3, 5, 7, 5, 7});
+  exact(RunOp("broadcast_to", {RunOp("Reshape", {big}, {{"shape", {1, 4}}})[0]}, {{"shape", {2, 4}}})[0],
+        {1, 3, 5, 7, 1, 3, 5, 7});
 }
