@@ -16,7 +16,8 @@ skipped=0
 testlogs="$(bazel info bazel-testlogs "$@" 2>/dev/null)"
 while IFS= read -r -d '' log; do
   summary="$(grep -E '^(All tests passed|test cases:|No tests ran)' "$log" | tail -1)"
-  skips="$(grep -c '^SKIPPED:' "$log" || true)"
+  # A test that cannot run here says so in a warning: "  SKIPPED: why".
+  skips="$(grep -c '^ *SKIPPED:' "$log" || true)"
   skipped=$((skipped + skips))
   if [[ "$summary" =~ ^All\ tests\ passed.*\ ([0-9]+)\ test\ case ]]; then
     passed=$((passed + BASH_REMATCH[1]))
