@@ -139,6 +139,11 @@ OpDef& OpDef::Alias(std::string alias) {
   return *this;
 }
 
+OpDef& OpDef::SetRandomAtInference(std::function<bool(const Attrs&)> fn) {
+  random_at_inference_ = std::move(fn);
+  return *this;
+}
+
 const AttrField* OpDef::FindField(const std::string& name) const {
   for (const auto& field : fields_) {
     if (field.name == name) return &field;
@@ -146,9 +151,13 @@ const AttrField* OpDef::FindField(const std::string& name) const {
   return nullptr;
 }
 
-std::vector<std::string> OpDef::InputNames(const Attrs& attrs) const { return input_names_(attrs); }
+std::vector<std::string> OpDef::InputNames(const Attrs& attrs) const {
+  return input_names_(attrs);
+}
 
-std::vector<std::string> OpDef::OutputNames(const Attrs& attrs) const { return output_names_(attrs); }
+std::vector<std::string> OpDef::OutputNames(const Attrs& attrs) const {
+  return output_names_(attrs);
+}
 
 bool OpDef::IsAuxInput(size_t index, const Attrs&) const {
   return std::find(aux_inputs_.begin(), aux_inputs_.end(), static_cast<int>(index)) != aux_inputs_.end();
@@ -184,8 +193,8 @@ Attrs OpDef::ParseAttrs(const std::map<std::string, AttrValue>& given, const std
   for (const auto& field : fields_) {
     if (attrs.Has(field.name)) continue;
     if (!field.default_value) {
-      throw Error(where + ": required attribute '" + field.name + "' (" +
-                  std::string(AttrTypeName(field.type)) + ") is missing");
+      throw Error(where + ": required attribute '" + field.name + "' (" + std::string(AttrTypeName(field.type)) +
+                  ") is missing");
     }
     attrs.Set(field.name, *field.default_value, false);
   }

@@ -54,8 +54,8 @@ struct RefContext {
 // The oracle: plain loops, double accumulation. Outputs arrive allocated with their
 // inferred shapes and dtypes. Auxiliary inputs (BatchNorm's moving statistics) are
 // updated in place in training mode: a Tensor shares its buffer.
-using ReferenceFn = std::function<void(const Attrs& attrs, std::span<const Tensor> inputs,
-                                       std::span<Tensor> outputs, const RefContext& ctx)>;
+using ReferenceFn = std::function<void(const Attrs& attrs, std::span<const Tensor> inputs, std::span<Tensor> outputs,
+                                       const RefContext& ctx)>;
 
 // What an operator's lowering sees: flat kernel-IR buffers for its inputs and outputs
 // with their static shapes and dtypes, and a way to ask for scratch memory.
@@ -81,7 +81,8 @@ using LowerFn = std::function<kir::Stmt(const Attrs& attrs, LowerContext& ctx)>;
 // element from the input elements (already loaded and converted to `type`, the output's
 // computation type). The generic lowering builds the loops and the broadcasting, and
 // fusion composes these functions.
-using ScalarFn = std::function<kir::Expr(const Attrs& attrs, const std::vector<kir::Expr>& inputs, kir::ScalarType type)>;
+using ScalarFn =
+    std::function<kir::Expr(const Attrs& attrs, const std::vector<kir::Expr>& inputs, kir::ScalarType type)>;
 
 kir::ScalarType ToScalarType(DType dtype);
 
@@ -97,8 +98,7 @@ class OpDef {
 
   // --- declaration (builder style, used by the registration files) ---
   OpDef& Describe(std::string text);
-  OpDef& Attr(std::string name, AttrType type, std::optional<AttrValue> default_value,
-              std::string doc = "");
+  OpDef& Attr(std::string name, AttrType type, std::optional<AttrValue> default_value, std::string doc = "");
   // Modifiers of the attribute declared last.
   OpDef& Nullable();
   OpDef& Choices(std::vector<std::string> choices);
@@ -123,6 +123,9 @@ class OpDef {
   OpDef& SetValidate(ValidateFn fn);
   // Another name the operator answers to (SliceChannel for split).
   OpDef& Alias(std::string alias);
+  // Whether, with these attributes, inference draws from the random stream (sampling,
+  // Dropout's "always" mode): such nodes are never folded into constants.
+  OpDef& SetRandomAtInference(std::function<bool(const Attrs&)> fn);
 
   // --- queries ---
   const std::string& name() const { return name_; }
@@ -153,6 +156,7 @@ class OpDef {
   const LowerFn& lower() const { return lower_; }
   const ScalarFn& scalar_compute() const { return scalar_compute_; }
   bool has_lowering() const { return lower_ || scalar_compute_; }
+  bool RandomAtInference(const Attrs& attrs) const { return random_at_inference_ && random_at_inference_(attrs); }
 
  private:
   std::string name_;
@@ -171,6 +175,7 @@ class OpDef {
   ScalarFn scalar_compute_;
   ValidateFn validate_;
   std::vector<std::string> aliases_;
+  std::function<bool(const Attrs&)> random_at_inference_;
   // Gradients arrive with training: they will be registered here, next to the forward
   // definition, as a function from the forward node and its output gradients to input
   // gradients.
@@ -197,6 +202,6 @@ class OpRegistry {
 #define KILN_OP_CONCAT_INNER(a, b) a##b
 #define KILN_OP_CONCAT(a, b) KILN_OP_CONCAT_INNER(a, b)
 // Registers an operator at static initialization: KILN_REGISTER_OP("relu").Describe(...)...;
-#define KILN_REGISTER_OP(name)                                                               \
+#define KILN_REGISTER_OP(name)                                                              \
   [[maybe_unused]] static ::kiln::OpDef& KILN_OP_CONCAT(kiln_registered_op_, __COUNTER__) = \
       ::kiln::OpRegistry::Global().Register(name)

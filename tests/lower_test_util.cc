@@ -1,5 +1,7 @@
 #include "tests/lower_test_util.h"
 
+#include <catch2/catch.hpp>
+
 #include "codegen/kir_interpreter.h"
 #include "runtime/error.h"
 #include "symbol/op.h"
@@ -98,6 +100,19 @@ std::vector<Tensor> RunLowered(const std::string& op_name, const std::vector<Ten
   }
   runner(kernel, buffers);
   return outputs;
+}
+
+kir::Kernel CheckLoweredBitwise(const std::string& op, const std::vector<Tensor>& inputs, const AttrMap& attrs) {
+  const std::vector<Tensor> expected = RunOp(op, inputs, attrs);
+  const std::vector<Tensor> actual = RunLowered(op, inputs, attrs);
+  REQUIRE(actual.size() == expected.size());
+  for (size_t k = 0; k < actual.size(); ++k) {
+    INFO("output " << k << ": " << ShapeToString(actual[k].shape()) << " expected "
+                   << ShapeToString(expected[k].shape()));
+    KILN_CHECK_CLOSE(actual[k], expected[k], 0, 0);
+    CHECK(actual[k].BitwiseEquals(expected[k]));
+  }
+  return LowerOpForInputs(op, inputs, attrs);
 }
 
 }  // namespace kiln::testing

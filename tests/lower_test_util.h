@@ -33,4 +33,8 @@ std::vector<Tensor> RunLowered(const std::string& op, const std::vector<Tensor>&
 kir::Kernel LowerOpForInputs(const std::string& op, const std::vector<Tensor>& inputs, const AttrMap& attrs = {},
                              bool is_train = false, uint64_t seed = 0);
 
+// Lowers `op`, runs it with the kir interpreter and CHECKs every output bitwise equal to
+// the reference's (for operators that only move or pick values); returns the kernel.
+kir::Kernel CheckLoweredBitwise(const std::string& op, const std::vector<Tensor>& inputs, const AttrMap& attrs);
+
 }  // namespace kiln::testing

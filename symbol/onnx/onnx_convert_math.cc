@@ -130,7 +130,8 @@ const RegisterConverter kMean({"Mean"}, {}, [](NodeContext& ctx) {
 });
 
 const RegisterConverter kWhere({"Where"}, {}, [](NodeContext& ctx) {
-  const Shape shape = BroadcastShape(BroadcastShape(ctx.In(0).shape, ctx.In(1).shape), ctx.In(2).shape);
+  const Shape shape =
+      op_util::BroadcastShapes(op_util::BroadcastShapes(ctx.In(0).shape, ctx.In(1).shape), ctx.In(2).shape);
   return std::vector<Value>{ctx.Apply("where", {BroadcastTo(ctx, ctx.In(0), shape), BroadcastTo(ctx, ctx.In(1), shape),
                                                 BroadcastTo(ctx, ctx.In(2), shape)})};
 });

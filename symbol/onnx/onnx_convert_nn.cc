@@ -132,7 +132,7 @@ const RegisterConverter kMatMul({"MatMul"}, {}, [](NodeContext& ctx) {
                 ShapeToString(ctx.In(1).shape));
   }
   const Shape a_batch(a.shape.begin(), a.shape.end() - 2), b_batch(b.shape.begin(), b.shape.end() - 2);
-  const Shape batch = BroadcastShape(a_batch, b_batch);
+  const Shape batch = op_util::BroadcastShapes(a_batch, b_batch);
   Value y;
   if (b_batch.empty()) {
     if (b.constant) {

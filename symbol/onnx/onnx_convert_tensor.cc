@@ -120,17 +120,13 @@ const RegisterConverter kConstant(
         return std::vector<Value>{ctx.MakeConstant(ScalarTensor(ctx.Float("value_float"), DType::kFloat32))};
       }
       if (ctx.HasAttr("value_int")) {
-        return std::vector<Value>{
-            ctx.MakeConstant(ScalarTensor(static_cast<double>(ctx.Int("value_int")), DType::kInt64))};
+        return std::vector<Value>{ctx.MakeConstant(Int64Scalar(ctx.Int("value_int")))};
       }
       if (ctx.HasAttr("value_floats")) {
         const auto values = ctx.Floats("value_floats");
         return std::vector<Value>{ctx.MakeConstant(Tensor::FromDoubles({static_cast<int64_t>(values.size())}, values))};
       }
-      const auto ints = ctx.Ints("value_ints");
-      Tensor t({static_cast<int64_t>(ints.size())}, DType::kInt64);
-      std::copy(ints.begin(), ints.end(), t.data_as<int64_t>());
-      return std::vector<Value>{ctx.MakeConstant(std::move(t))};
+      return std::vector<Value>{ctx.MakeConstant(Int64Vector(ctx.Ints("value_ints")))};
     });
 
 const RegisterConverter kConstantOfShape({"ConstantOfShape"}, {"value"}, [](NodeContext& ctx) {
@@ -158,9 +154,8 @@ const RegisterConverter kShape({"Shape"}, {"start", "end"}, [](NodeContext& ctx)
   const int64_t rank = static_cast<int64_t>(shape.size());
   const auto clamp = [&](int64_t v) { return std::clamp(v < 0 ? v + rank : v, int64_t{0}, rank); };
   const int64_t start = clamp(ctx.Int("start", 0)), end = clamp(ctx.Int("end", rank));
-  Tensor t({std::max<int64_t>(0, end - start)}, DType::kInt64);
-  for (int64_t i = start; i < end; ++i) t.data_as<int64_t>()[i - start] = shape[i];
-  return std::vector<Value>{ctx.MakeConstant(std::move(t))};
+  return std::vector<Value>{
+      ctx.MakeConstant(Int64Vector(start < end ? Shape(shape.begin() + start, shape.begin() + end) : Shape{}))};
 });
 
 const RegisterConverter kCast({"Cast"}, {"to", "saturate"}, [](NodeContext& ctx) {
@@ -171,7 +166,7 @@ const RegisterConverter kCast({"Cast"}, {"to", "saturate"}, [](NodeContext& ctx)
 
 const RegisterConverter kExpand({"Expand"}, {}, [](NodeContext& ctx) {
   const Value& x = ctx.In(0);
-  return std::vector<Value>{BroadcastTo(ctx, x, BroadcastShape(x.shape, ctx.ConstInts(1, "shape")))};
+  return std::vector<Value>{BroadcastTo(ctx, x, op_util::BroadcastShapes(x.shape, ctx.ConstInts(1, "shape")))};
 });
 
 std::string TupleText(const std::vector<std::optional<int64_t>>& values) {
@@ -259,8 +254,7 @@ const RegisterConverter kPad({"Pad"}, {"mode", "pads", "value"}, [](NodeContext&
 });
 
 const RegisterConverter kSize({"Size"}, {}, [](NodeContext& ctx) {
-  return std::vector<Value>{ctx.MakeConstant(
-      ScalarTensor(static_cast<double>(Product(ctx.In(0).shape, 0, ctx.In(0).shape.size())), DType::kInt64))};
+  return std::vector<Value>{ctx.MakeConstant(Int64Scalar(Product(ctx.In(0).shape, 0, ctx.In(0).shape.size())))};
 });
 
 const RegisterConverter kTile({"Tile"}, {}, [](NodeContext& ctx) {

@@ -126,14 +126,10 @@ struct UnaryMapping {
   const char* kiln;
 };
 
-// A 0-d tensor.
-Tensor ScalarTensor(double value, DType dtype);
 // axis in [-rank, rank) made non-negative; an error naming `what` otherwise.
 int64_t NormalizeAxis(int64_t axis, size_t rank, const std::string& what = "axis");
 // The product of shape[begin, end).
 int64_t Product(const Shape& shape, size_t begin, size_t end);
-// numpy's broadcast of two shapes; an error if they do not broadcast.
-Shape BroadcastShape(const Shape& a, const Shape& b);
 // v broadcast to `shape` (rank padded on the left), as it is if it already has it.
 Value BroadcastTo(NodeContext& ctx, const Value& v, const Shape& shape);
 // The node's first input through kiln's `op`.

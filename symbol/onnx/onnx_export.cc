@@ -22,46 +22,6 @@ namespace {
 // ---------------------------------------------------------------------------------
 // ONNX attributes and tensors made at export time.
 
-void SetInt(onnx::NodeProto& node, const std::string& name, int64_t value) {
-  auto* attr = node.add_attribute();
-  attr->set_name(name);
-  attr->set_type(onnx::AttributeProto::INT);
-  attr->set_i(value);
-}
-
-void SetFloat(onnx::NodeProto& node, const std::string& name, double value) {
-  auto* attr = node.add_attribute();
-  attr->set_name(name);
-  attr->set_type(onnx::AttributeProto::FLOAT);
-  attr->set_f(static_cast<float>(value));
-}
-
-void SetInts(onnx::NodeProto& node, const std::string& name, const std::vector<int64_t>& values) {
-  auto* attr = node.add_attribute();
-  attr->set_name(name);
-  attr->set_type(onnx::AttributeProto::INTS);
-  for (const int64_t v : values) attr->add_ints(v);
-}
-
-void SetString(onnx::NodeProto& node, const std::string& name, const std::string& value) {
-  auto* attr = node.add_attribute();
-  attr->set_name(name);
-  attr->set_type(onnx::AttributeProto::STRING);
-  attr->set_s(value);
-}
-
-// A 0-d tensor of `dtype` holding `value` as kiln's scalar operators see it: an integer
-// tensor takes the scalar truncated (MXNet's rule).
-Tensor ScalarTensor(double value, DType dtype) {
-  Tensor t(Shape{}, dtype);
-  if (IsFloat(dtype)) {
-    t.SetDouble(0, value);
-  } else {
-    op_util::StoreInt(t, 0, op_util::ScalarToInt(value, dtype));
-  }
-  return t;
-}
-
 Tensor Transpose2D(const Tensor& t) {
   const int64_t rows = t.shape()[0], cols = t.shape()[1];
   Tensor out({cols, rows}, t.dtype());
@@ -397,7 +357,7 @@ std::string Lower(std::string text) {
 void Reshape(ExportContext& ctx, const std::string& from, const Shape& shape, const std::string& to) {
   onnx::NodeProto& n = ctx.Add("Reshape", {from, ctx.Int64s(shape, "shape")}, {to});
   // Without allowzero a 0 in the shape would copy the input's dim.
-  if (std::find(shape.begin(), shape.end(), 0) != shape.end()) SetInt(n, "allowzero", 1);
+  if (std::find(shape.begin(), shape.end(), 0) != shape.end()) AddIntAttr(n, "allowzero", 1);
 }
 
 // Adds `op_type` for kiln output 0 where ONNX computes shape `onnx_shape`; a Reshape
@@ -416,7 +376,7 @@ std::string TransposeLastTwo(ExportContext& ctx, size_t input, const std::string
   std::iota(perm.begin(), perm.end(), 0);
   std::swap(perm[perm.size() - 1], perm[perm.size() - 2]);
   const std::string out = ctx.Temp(suffix);
-  SetInts(ctx.Add("Transpose", {ctx.In(input)}, {out}), "perm", perm);
+  AddIntsAttr(ctx.Add("Transpose", {ctx.In(input)}, {out}), "perm", perm);
   return out;
 }
 
@@ -448,13 +408,6 @@ std::vector<int64_t> SymmetricPads(const std::vector<int64_t>& pad) {
   return pads;
 }
 
-int64_t NormalizeAxis(int64_t axis, int64_t rank) {
-  if (axis < -rank || axis >= rank) {
-    throw Error("axis " + std::to_string(axis) + " is out of range for rank " + std::to_string(rank));
-  }
-  return axis < 0 ? axis + rank : axis;
-}
-
 // ---------------------------------------------------------------------------------
 // Export functions, one kiln operator (or family) each.
 
@@ -464,11 +417,11 @@ const RegisterExporter kConvolution({"Convolution"}, [](ExportContext& ctx) {
   std::vector<std::string> inputs = {ctx.In(0), ctx.In(1)};
   if (!a.Bool("no_bias")) inputs.push_back(ctx.In(2));
   onnx::NodeProto& n = ctx.Add("Conv", inputs, {ctx.Out()});
-  SetInts(n, "kernel_shape", a.Ints("kernel"));
-  SetInts(n, "strides", OrFill(a.Ints("stride"), 1));
-  SetInts(n, "dilations", OrFill(a.Ints("dilate"), 1));
-  SetInts(n, "pads", SymmetricPads(a.Ints("pad")));
-  SetInt(n, "group", a.Int("num_group"));
+  AddIntsAttr(n, "kernel_shape", a.Ints("kernel"));
+  AddIntsAttr(n, "strides", OrFill(a.Ints("stride"), 1));
+  AddIntsAttr(n, "dilations", OrFill(a.Ints("dilate"), 1));
+  AddIntsAttr(n, "pads", SymmetricPads(a.Ints("pad")));
+  AddIntAttr(n, "group", a.Int("num_group"));
 });
 
 const RegisterExporter kPooling({"Pooling"}, [](ExportContext& ctx) {
@@ -486,12 +439,12 @@ const RegisterExporter kPooling({"Pooling"}, [](ExportContext& ctx) {
     throw Error("pooling_convention " + convention + " has no ONNX mapping (valid and full do)");
   }
   onnx::NodeProto& n = ctx.Add(max ? "MaxPool" : "AveragePool", {ctx.In(0)}, {ctx.Out()});
-  SetInts(n, "kernel_shape", a.Ints("kernel"));
-  SetInts(n, "strides", OrFill(a.Ints("stride"), 1));
-  SetInts(n, "pads", SymmetricPads(a.Ints("pad")));
-  SetInt(n, "ceil_mode", convention == "full" ? 1 : 0);
+  AddIntsAttr(n, "kernel_shape", a.Ints("kernel"));
+  AddIntsAttr(n, "strides", OrFill(a.Ints("stride"), 1));
+  AddIntsAttr(n, "pads", SymmetricPads(a.Ints("pad")));
+  AddIntAttr(n, "ceil_mode", convention == "full" ? 1 : 0);
   // MXNet's None means true.
-  if (!max) SetInt(n, "count_include_pad", a.IsNone("count_include_pad") || a.Bool("count_include_pad") ? 1 : 0);
+  if (!max) AddIntAttr(n, "count_include_pad", a.IsNone("count_include_pad") || a.Bool("count_include_pad") ? 1 : 0);
 });
 
 const RegisterExporter kFullyConnected({"FullyConnected"}, [](ExportContext& ctx) {
@@ -501,12 +454,12 @@ const RegisterExporter kFullyConnected({"FullyConnected"}, [](ExportContext& ctx
     std::string x = ctx.In(0);
     if (Rank(ctx.InShape(0)) != 2) {
       const std::string flat = ctx.Temp("flat");
-      SetInt(ctx.Add("Flatten", {x}, {flat}), "axis", 1);
+      AddIntAttr(ctx.Add("Flatten", {x}, {flat}), "axis", 1);
       x = flat;
     }
     std::vector<std::string> inputs = {x, ctx.In(1)};
     if (bias) inputs.push_back(ctx.In(2));
-    SetInt(ctx.Add("Gemm", inputs, {ctx.Out()}), "transB", 1);
+    AddIntAttr(ctx.Add("Gemm", inputs, {ctx.Out()}), "transB", 1);
     return;
   }
   // Over the last axis: x . weight^T (+ bias).
@@ -570,9 +523,9 @@ const RegisterExporter kLeakyReLU({"LeakyReLU"}, [](ExportContext& ctx) {
   const std::string& act = ctx.attrs().Str("act_type");
   const double slope = ctx.attrs().Float("slope");
   if (act == "leaky") {
-    SetFloat(ctx.Add("LeakyRelu", {ctx.In(0)}, {ctx.Out()}), "alpha", slope);
+    AddFloatAttr(ctx.Add("LeakyRelu", {ctx.In(0)}, {ctx.Out()}), "alpha", slope);
   } else if (act == "elu") {
-    SetFloat(ctx.Add("Elu", {ctx.In(0)}, {ctx.Out()}), "alpha", slope);
+    AddFloatAttr(ctx.Add("Elu", {ctx.In(0)}, {ctx.Out()}), "alpha", slope);
   } else if (act == "selu") {
     // ONNX's default alpha and gamma are MXNet's constants as floats.
     ctx.Add("Selu", {ctx.In(0)}, {ctx.Out()});
@@ -599,7 +552,7 @@ const RegisterExporter kLeakyReLU({"LeakyReLU"}, [](ExportContext& ctx) {
 const RegisterExporter kBatchNorm({"BatchNorm"}, [](ExportContext& ctx) {
   const Attrs& a = ctx.attrs();
   const Shape& data = ctx.InShape(0);
-  if (data.size() < 2 || NormalizeAxis(a.Int("axis"), Rank(data)) != 1) {
+  if (data.size() < 2 || op_util::NormalizeAxis(a.Int("axis"), Rank(data), "axis") != 1) {
     throw Error("axis " + std::to_string(a.Int("axis")) + " of input " + ShapeToString(data) +
                 ": ONNX normalizes axis 1 only");
   }
@@ -616,8 +569,8 @@ const RegisterExporter kBatchNorm({"BatchNorm"}, [](ExportContext& ctx) {
     scale = ctx.In(1);
   }
   onnx::NodeProto& n = ctx.Add("BatchNormalization", {ctx.In(0), scale, ctx.In(2), ctx.In(3), ctx.In(4)}, {ctx.Out()});
-  SetFloat(n, "epsilon", a.Float("eps"));
-  SetFloat(n, "momentum", a.Float("momentum"));
+  AddFloatAttr(n, "epsilon", a.Float("eps"));
+  AddFloatAttr(n, "momentum", a.Float("momentum"));
 });
 
 const bool kBinaryRegistered = [] {
@@ -674,7 +627,7 @@ const RegisterExporter kAddN({"add_n"}, [](ExportContext& ctx) {
 });
 
 const RegisterExporter kFlatten({"Flatten"}, [](ExportContext& ctx) {
-  SetInt(ctx.Add("Flatten", {ctx.In(0)}, {ctx.Out()}), "axis", 1);
+  AddIntAttr(ctx.Add("Flatten", {ctx.In(0)}, {ctx.Out()}), "axis", 1);
 });
 
 // MXNet's special values (0, -1, -2, -3, -4, reverse) are resolved already: the
@@ -688,25 +641,26 @@ const RegisterExporter kTranspose({"transpose"}, [](ExportContext& ctx) {
     perm.resize(ctx.InShape(0).size());
     std::iota(perm.rbegin(), perm.rend(), 0);
   }
-  for (auto& axis : perm) axis = NormalizeAxis(axis, Rank(ctx.InShape(0)));
-  SetInts(ctx.Add("Transpose", {ctx.In(0)}, {ctx.Out()}), "perm", perm);
+  for (auto& axis : perm) axis = op_util::NormalizeAxis(axis, Rank(ctx.InShape(0)), "axis");
+  AddIntsAttr(ctx.Add("Transpose", {ctx.In(0)}, {ctx.Out()}), "perm", perm);
 });
 
 const RegisterExporter kConcat({"Concat"}, [](ExportContext& ctx) {
   std::vector<std::string> inputs;
   for (size_t i = 0; i < ctx.num_inputs(); ++i) inputs.push_back(ctx.In(i));
-  SetInt(ctx.Add("Concat", inputs, {ctx.Out()}), "axis", NormalizeAxis(ctx.attrs().Int("dim"), Rank(ctx.OutShape())));
+  AddIntAttr(ctx.Add("Concat", inputs, {ctx.Out()}), "axis",
+             op_util::NormalizeAxis(ctx.attrs().Int("dim"), Rank(ctx.OutShape()), "axis"));
 });
 
 const RegisterExporter kStack({"stack"}, [](ExportContext& ctx) {
-  const int64_t axis = NormalizeAxis(ctx.attrs().Int("axis"), Rank(ctx.OutShape()));
+  const int64_t axis = op_util::NormalizeAxis(ctx.attrs().Int("axis"), Rank(ctx.OutShape()), "axis");
   const std::string axes = ctx.Int64s({axis}, "axes");
   std::vector<std::string> parts;
   for (size_t i = 0; i < ctx.num_inputs(); ++i) {
     parts.push_back(ctx.Temp("part"));
     ctx.Add("Unsqueeze", {ctx.In(i), axes}, {parts.back()});
   }
-  SetInt(ctx.Add("Concat", parts, {ctx.Out()}), "axis", axis);
+  AddIntAttr(ctx.Add("Concat", parts, {ctx.Out()}), "axis", axis);
 });
 
 // softmax and log_softmax with opset 13 semantics (one axis). The temperature divides
@@ -720,7 +674,7 @@ void ExportSoftmax(ExportContext& ctx, const std::string& op) {
   std::string x = ctx.In(0);
   if (in_type != out_type && cast_first) {
     const std::string cast = ctx.Temp("cast");
-    SetInt(ctx.Add("Cast", {x}, {cast}), "to", DTypeToOnnx(out_type));
+    AddIntAttr(ctx.Add("Cast", {x}, {cast}), "to", DTypeToOnnx(out_type));
     x = cast;
   }
   if (!a.IsNone("temperature") && a.Float("temperature") != 1) {
@@ -728,14 +682,14 @@ void ExportSoftmax(ExportContext& ctx, const std::string& op) {
     ctx.Add("Div", {x, ctx.Scalar(a.Float("temperature"), cast_first ? out_type : in_type, "temperature")}, {scaled});
     x = scaled;
   }
-  const int64_t axis = NormalizeAxis(a.Int("axis"), Rank(ctx.InShape(0)));
+  const int64_t axis = op_util::NormalizeAxis(a.Int("axis"), Rank(ctx.InShape(0)), "axis");
   if (in_type == out_type || cast_first) {
-    SetInt(ctx.Add(op, {x}, {ctx.Out()}), "axis", axis);
+    AddIntAttr(ctx.Add(op, {x}, {ctx.Out()}), "axis", axis);
     return;
   }
   const std::string result = ctx.Temp(Lower(op));
-  SetInt(ctx.Add(op, {x}, {result}), "axis", axis);
-  SetInt(ctx.Add("Cast", {result}, {ctx.Out()}), "to", DTypeToOnnx(out_type));
+  AddIntAttr(ctx.Add(op, {x}, {result}), "axis", axis);
+  AddIntAttr(ctx.Add("Cast", {result}, {ctx.Out()}), "to", DTypeToOnnx(out_type));
 }
 
 const RegisterExporter kSoftmax({"softmax"}, [](ExportContext& ctx) { ExportSoftmax(ctx, "Softmax"); });
@@ -747,13 +701,13 @@ const RegisterExporter kSoftmaxOutput({"SoftmaxOutput"}, [](ExportContext& ctx) 
   const Attrs& a = ctx.attrs();
   const Shape& data = ctx.InShape(0);
   if (a.Bool("multi_output") || (!a.Bool("preserve_shape") && data.size() == 2)) {
-    SetInt(ctx.Add("Softmax", {ctx.In(0)}, {ctx.Out()}), "axis", 1);
+    AddIntAttr(ctx.Add("Softmax", {ctx.In(0)}, {ctx.Out()}), "axis", 1);
   } else if (a.Bool("preserve_shape")) {
-    SetInt(ctx.Add("Softmax", {ctx.In(0)}, {ctx.Out()}), "axis", Rank(data) - 1);
+    AddIntAttr(ctx.Add("Softmax", {ctx.In(0)}, {ctx.Out()}), "axis", Rank(data) - 1);
   } else {
     const std::string flat = ctx.Temp("flat"), softmax = ctx.Temp("softmax");
-    SetInt(ctx.Add("Flatten", {ctx.In(0)}, {flat}), "axis", 1);
-    SetInt(ctx.Add("Softmax", {flat}, {softmax}), "axis", 1);
+    AddIntAttr(ctx.Add("Flatten", {ctx.In(0)}, {flat}), "axis", 1);
+    AddIntAttr(ctx.Add("Softmax", {flat}, {softmax}), "axis", 1);
     Reshape(ctx, softmax, data, ctx.Out());
   }
 });
@@ -801,7 +755,7 @@ const bool kReduceRegistered = [] {
       const auto listed = a.OptInts("axis");
       if (listed && !listed->empty()) {
         reduced.assign(rank, false);
-        for (const int64_t axis : *listed) reduced[NormalizeAxis(axis, rank)] = true;
+        for (const int64_t axis : *listed) reduced[op_util::NormalizeAxis(axis, rank, "axis")] = true;
         if (a.Bool("exclude")) reduced.flip();
       }
       const bool keepdims = a.Bool("keepdims");
@@ -816,8 +770,8 @@ const bool kReduceRegistered = [] {
       std::vector<std::string> inputs = {ctx.In(0)};
       if (axes_input && !axes.empty()) inputs.push_back(ctx.Int64s(axes, "axes"));
       onnx::NodeProto& n = AddShaped(ctx, op, inputs, onnx_shape);
-      if (!axes_input && !axes.empty()) SetInts(n, "axes", axes);
-      SetInt(n, "keepdims", keepdims ? 1 : 0);
+      if (!axes_input && !axes.empty()) AddIntsAttr(n, "axes", axes);
+      AddIntAttr(n, "keepdims", keepdims ? 1 : 0);
     });
   }
   return true;
@@ -832,11 +786,11 @@ const RegisterExporter kDropout({"Dropout"}, [](ExportContext& ctx) {
 });
 
 const RegisterExporter kCast({"Cast"}, [](ExportContext& ctx) {
-  SetInt(ctx.Add("Cast", {ctx.In(0)}, {ctx.Out()}), "to", DTypeToOnnx(ctx.attrs().GetDType("dtype")));
+  AddIntAttr(ctx.Add("Cast", {ctx.In(0)}, {ctx.Out()}), "to", DTypeToOnnx(ctx.attrs().GetDType("dtype")));
 });
 
 const RegisterExporter kExpandDims({"expand_dims"}, [](ExportContext& ctx) {
-  const int64_t axis = NormalizeAxis(ctx.attrs().Int("axis"), Rank(ctx.OutShape()));
+  const int64_t axis = op_util::NormalizeAxis(ctx.attrs().Int("axis"), Rank(ctx.OutShape()), "axis");
   ctx.Add("Unsqueeze", {ctx.In(0), ctx.Int64s({axis}, "axes")}, {ctx.Out()});
 });
 
@@ -846,7 +800,7 @@ const RegisterExporter kSqueeze({"squeeze"}, [](ExportContext& ctx) {
   const int64_t rank = Rank(in);
   std::vector<int64_t> axes;
   if (const auto listed = ctx.attrs().OptInts("axis")) {
-    for (const int64_t axis : *listed) axes.push_back(NormalizeAxis(axis, rank));
+    for (const int64_t axis : *listed) axes.push_back(op_util::NormalizeAxis(axis, rank, "axis"));
     std::sort(axes.begin(), axes.end());
   } else {
     for (int64_t d = 0; d < rank; ++d) {
@@ -870,7 +824,7 @@ const RegisterExporter kBroadcastTo({"broadcast_to"}, [](ExportContext& ctx) {
 // negative) and spans the output's extent.
 const RegisterExporter kSliceAxis({"slice_axis"}, [](ExportContext& ctx) {
   const Shape& in = ctx.InShape(0);
-  const int64_t axis = NormalizeAxis(ctx.attrs().Int("axis"), Rank(in));
+  const int64_t axis = op_util::NormalizeAxis(ctx.attrs().Int("axis"), Rank(in), "axis");
   int64_t begin = ctx.attrs().Int("begin");
   if (begin < 0) begin += in[axis];
   const int64_t end = begin + ctx.OutShape()[axis];
@@ -891,7 +845,7 @@ const RegisterExporter kPad({"Pad"}, [](ExportContext& ctx) {
   const std::string& mode = a.Str("mode");
   std::vector<std::string> inputs = {ctx.In(0), ctx.Int64s(pads, "pads")};
   if (mode == "constant") inputs.push_back(ctx.Scalar(a.Float("constant_value"), ctx.InType(0), "value"));
-  SetString(ctx.Add("Pad", inputs, {ctx.Out()}), "mode", mode);
+  AddStringAttr(ctx.Add("Pad", inputs, {ctx.Out()}), "mode", mode);
 });
 
 }  // namespace

@@ -143,8 +143,8 @@ std::vector<Value> Importer::Apply(const std::string& op_name, const std::vector
     outputs[i].name = base_name;
   }
   // Constant folding: the reference computes what depends on constants alone (not
-  // random operators: their values belong to each run).
-  if (all_constant && op.has_reference() && op_name.rfind("random_", 0) != 0 && op_name != "Dropout") {
+  // random draws: their values belong to each run).
+  if (all_constant && op.has_reference() && !op.RandomAtInference(parsed)) {
     std::vector<Tensor> in_tensors;
     for (const Value& v : inputs) in_tensors.push_back(*v.constant);
     std::vector<Tensor> out_tensors;
@@ -363,37 +363,16 @@ Graph Importer::Run() {
 // ---------------------------------------------------------------------------------
 // Helpers shared by the converters.
 
-Tensor ScalarTensor(double value, DType dtype) {
-  Tensor t(Shape{}, dtype);
-  t.SetDouble(0, value);
-  return t;
-}
-
 int64_t NormalizeAxis(int64_t axis, size_t rank, const std::string& what) {
-  const int64_t r = static_cast<int64_t>(rank);
-  if (axis < -r || axis >= r) {
-    throw Error(what + " " + std::to_string(axis) + " is out of range for rank " + std::to_string(rank));
-  }
-  return axis < 0 ? axis + r : axis;
+  // op_util's lets a 0-d tensor have axis 0 (MXNet's rule); ONNX axes need a dimension.
+  if (rank == 0) throw Error(what + " " + std::to_string(axis) + " on a 0-d input");
+  return op_util::NormalizeAxis(axis, static_cast<int64_t>(rank), what);
 }
 
 int64_t Product(const Shape& shape, size_t begin, size_t end) {
   int64_t p = 1;
   for (size_t i = begin; i < end; ++i) p *= shape[i];
   return p;
-}
-
-Shape BroadcastShape(const Shape& a, const Shape& b) {
-  Shape out(std::max(a.size(), b.size()));
-  for (size_t i = 0; i < out.size(); ++i) {
-    const int64_t da = i < out.size() - a.size() ? 1 : a[i - (out.size() - a.size())];
-    const int64_t db = i < out.size() - b.size() ? 1 : b[i - (out.size() - b.size())];
-    if (da != db && da != 1 && db != 1) {
-      throw Error("shapes " + ShapeToString(a) + " and " + ShapeToString(b) + " cannot be broadcast");
-    }
-    out[i] = da == 1 ? db : da;
-  }
-  return out;
 }
 
 Value BroadcastTo(NodeContext& ctx, const Value& v, const Shape& shape) {

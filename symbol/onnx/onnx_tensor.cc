@@ -1,8 +1,10 @@
 #include "symbol/onnx/onnx_tensor.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "runtime/error.h"
+#include "symbol/op_util.h"
 
 namespace kiln {
 
@@ -106,6 +108,57 @@ onnx::TensorProto TensorToOnnx(const Tensor& tensor, const std::string& name) {
   proto.set_raw_data(tensor.nbytes() > 0 ? std::string(static_cast<const char*>(tensor.data()), tensor.nbytes())
                                          : std::string());
   return proto;
+}
+
+Tensor ScalarTensor(double value, DType dtype) {
+  Tensor t(Shape{}, dtype);
+  if (IsFloat(dtype)) {
+    t.SetDouble(0, value);
+  } else {
+    op_util::StoreInt(t, 0, op_util::ScalarToInt(value, dtype));
+  }
+  return t;
+}
+
+Tensor Int64Scalar(int64_t value) {
+  Tensor t(Shape{}, DType::kInt64);
+  t.data_as<int64_t>()[0] = value;
+  return t;
+}
+
+Tensor Int64Vector(const std::vector<int64_t>& values) {
+  Tensor t({static_cast<int64_t>(values.size())}, DType::kInt64);
+  std::copy(values.begin(), values.end(), t.data_as<int64_t>());
+  return t;
+}
+
+namespace {
+
+onnx::AttributeProto& AddAttr(onnx::NodeProto& node, const std::string& name,
+                              onnx::AttributeProto::AttributeType type) {
+  onnx::AttributeProto& attr = *node.add_attribute();
+  attr.set_name(name);
+  attr.set_type(type);
+  return attr;
+}
+
+}  // namespace
+
+void AddIntAttr(onnx::NodeProto& node, const std::string& name, int64_t value) {
+  AddAttr(node, name, onnx::AttributeProto::INT).set_i(value);
+}
+
+void AddFloatAttr(onnx::NodeProto& node, const std::string& name, double value) {
+  AddAttr(node, name, onnx::AttributeProto::FLOAT).set_f(static_cast<float>(value));
+}
+
+void AddIntsAttr(onnx::NodeProto& node, const std::string& name, const std::vector<int64_t>& values) {
+  auto& attr = AddAttr(node, name, onnx::AttributeProto::INTS);
+  for (const int64_t v : values) attr.add_ints(v);
+}
+
+void AddStringAttr(onnx::NodeProto& node, const std::string& name, const std::string& value) {
+  AddAttr(node, name, onnx::AttributeProto::STRING).set_s(value);
 }
 
 }  // namespace kiln

@@ -1,9 +1,10 @@
-// ONNX tensors and element types to and from kiln's (shared by the importer, the
-// exporter and the conformance tests that read ONNX's test data).
+// ONNX tensors, element types and node attributes to and from kiln's (shared by the
+// importer, the exporter and the tests that build or read ONNX models).
 #pragma once
 
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "runtime/tensor.h"
 #include "symbol/onnx/onnx.pb.h"
@@ -20,5 +21,18 @@ std::string OnnxTypeName(int32_t elem_type);
 // `what` for unsupported element types, external data and size mismatches.
 Tensor TensorFromOnnx(const onnx::TensorProto& proto, const std::string& what);
 onnx::TensorProto TensorToOnnx(const Tensor& tensor, const std::string& name);
+
+// A 0-d tensor of `dtype` holding `value` as kiln's scalar operators take it: integer
+// dtypes truncate and wrap it (MXNet's rule).
+Tensor ScalarTensor(double value, DType dtype);
+// int64 tensors holding exactly these values: 0-d, and 1-d.
+Tensor Int64Scalar(int64_t value);
+Tensor Int64Vector(const std::vector<int64_t>& values);
+
+// Adds an attribute to a node.
+void AddIntAttr(onnx::NodeProto& node, const std::string& name, int64_t value);
+void AddFloatAttr(onnx::NodeProto& node, const std::string& name, double value);
+void AddIntsAttr(onnx::NodeProto& node, const std::string& name, const std::vector<int64_t>& values);
+void AddStringAttr(onnx::NodeProto& node, const std::string& name, const std::string& value);
 
 }  // namespace kiln

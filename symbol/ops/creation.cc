@@ -239,6 +239,23 @@ std::optional<double> ArangeValues(const Attrs& attrs) {
   return std::ceil((attrs.Float("stop") - attrs.Float("start")) / attrs.Float("step"));
 }
 
+// Element i of arange is start + (i / repeat) * step; integer outputs truncate start and
+// step first (MXNet casts them to the dtype).
+struct ArangeTerms {
+  double start;
+  double step;
+  int64_t repeat;
+};
+
+ArangeTerms MakeArangeTerms(const Attrs& attrs, DType dtype) {
+  ArangeTerms terms{StopIsStart(attrs) ? 0.0 : attrs.Float("start"), attrs.Float("step"), attrs.Int("repeat")};
+  if (!IsFloat(dtype)) {
+    terms.start = std::trunc(terms.start);
+    terms.step = std::trunc(terms.step);
+  }
+  return terms;
+}
+
 // Floats compute start + k * step in their compute type. Integers compute in float64,
 // exactly the reference's arithmetic (start and step truncated first), then saturate as
 // Tensor::SetDouble does: arange(0, 300) in int8 ends in 127s.
@@ -246,16 +263,10 @@ Stmt LowerArange(const Attrs& attrs, LowerContext& ctx) {
   const kir::Buffer& out = ctx.outputs[0];
   const bool integer = !IsFloat(ctx.output_types[0]);
   const ScalarType type = integer ? ScalarType::kFloat64 : lower::ComputeType(ctx.output_types[0]);
-  double start = StopIsStart(attrs) ? 0.0 : attrs.Float("start");
-  double step = attrs.Float("step");
-  if (integer) {
-    start = std::trunc(start);
-    step = std::trunc(step);
-  }
-  const int64_t repeat = attrs.Int("repeat");
+  const ArangeTerms terms = MakeArangeTerms(attrs, ctx.output_types[0]);
   return lower::ChunkedLoop(NumElements(ctx.output_shapes[0]), [&](const Expr& i) {
-    const Expr k = kir::Cast(type, repeat == 1 ? i : i / Expr(repeat));
-    const Expr value = kir::FloatImm(start, type) + k * kir::FloatImm(step, type);
+    const Expr k = kir::Cast(type, terms.repeat == 1 ? i : i / Expr(terms.repeat));
+    const Expr value = kir::FloatImm(terms.start, type) + k * kir::FloatImm(terms.step, type);
     if (!integer) return lower::StoreFrom(out, i, value);
     if (out->type == ScalarType::kInt64) {
       // 2^63 does not fit: it and above saturate; -2^63 converts exactly.
@@ -315,15 +326,9 @@ void RegisterArange() {
       // MXNet casts start and step to the output dtype before stepping, so an integer
       // arange with step 0.5 repeats its start.
       .SetReference([](const Attrs& attrs, std::span<const Tensor>, std::span<Tensor> out, const RefContext&) {
-        const bool integer = !IsFloat(out[0].dtype());
-        double start = StopIsStart(attrs) ? 0.0 : attrs.Float("start");
-        double step = attrs.Float("step");
-        if (integer) {
-          start = std::trunc(start);
-          step = std::trunc(step);
-        }
-        const int64_t repeat = attrs.Int("repeat");
-        for (int64_t i = 0; i < out[0].size(); ++i) out[0].SetDouble(i, start + static_cast<double>(i / repeat) * step);
+        const ArangeTerms t = MakeArangeTerms(attrs, out[0].dtype());
+        for (int64_t i = 0; i < out[0].size(); ++i)
+          out[0].SetDouble(i, t.start + static_cast<double>(i / t.repeat) * t.step);
       })
       // Each element is a function of its index, which a ScalarFn does not see: a loop.
       .SetLower(LowerArange);
@@ -387,6 +392,7 @@ void RegisterRandom(const char* name, const char* alias1, const char* alias2, co
         validate(attrs);
       })
       .SetPattern(OpPattern::kOpaque)
+      .SetRandomAtInference([](const Attrs&) { return true; })
       .SetReference(
           [p1, p2, sample](const Attrs& attrs, std::span<const Tensor>, std::span<Tensor> out, const RefContext& ctx) {
             std::mt19937_64 rng(ctx.seed);

@@ -245,6 +245,27 @@ Shape WithoutAxis(const Shape& shape, size_t axis, bool keep) {
   return result;
 }
 
+// pick and take view their data as (outer, n, inner) around the axis: they read row
+// (o, index) of it. take's output is (outer, m, inner) for m index elements; pick's is
+// (outer, inner).
+struct AxisView {
+  int64_t outer = 1;
+  int64_t n = 0;
+  int64_t inner = 1;
+};
+
+AxisView MakeAxisView(const Shape& shape, size_t axis) {
+  AxisView view;
+  for (size_t d = 0; d < axis; ++d) view.outer *= shape[d];
+  view.n = shape[axis];
+  for (size_t d = axis + 1; d < shape.size(); ++d) view.inner *= shape[d];
+  return view;
+}
+
+size_t PickAxis(const Attrs& attrs, const Shape& data) {
+  return static_cast<size_t>(op_util::NormalizeAxis(attrs.Int("axis"), static_cast<int64_t>(data.size()), "axis"));
+}
+
 void RegisterPick() {
   OpRegistry::Global()
       .Register("pick")
@@ -285,34 +306,24 @@ void RegisterPick() {
       })
       .SetPattern(OpPattern::kInjective)
       .SetReference([](const Attrs& attrs, std::span<const Tensor> in, std::span<Tensor> out, const RefContext&) {
-        const Shape& shape = in[0].shape();
-        const auto axis =
-            static_cast<size_t>(op_util::NormalizeAxis(attrs.Int("axis"), static_cast<int64_t>(shape.size()), "axis"));
-        const int64_t n = shape[axis];
-        int64_t inner = 1;
-        for (size_t d = axis + 1; d < shape.size(); ++d) inner *= shape[d];
+        const AxisView view = MakeAxisView(in[0].shape(), PickAxis(attrs, in[0].shape()));
         const bool wrap = attrs.Str("mode") == "wrap";
-        // Output element (o, i) of the (outer, inner) view reads data (o, picked, i).
+        // Output element (o, i) reads data (o, picked, i).
         for (int64_t flat = 0; flat < out[0].size(); ++flat) {
-          const int64_t o = flat / inner;
-          const int64_t i = flat % inner;
-          const int64_t picked = PickIndex(in[1], flat, n, wrap);
-          out[0].CopyElement(flat, in[0], (o * n + picked) * inner + i);
+          const int64_t o = flat / view.inner;
+          const int64_t i = flat % view.inner;
+          const int64_t picked = PickIndex(in[1], flat, view.n, wrap);
+          out[0].CopyElement(flat, in[0], (o * view.n + picked) * view.inner + i);
         }
       })
       .SetLower([](const Attrs& attrs, LowerContext& ctx) {
-        const Shape& shape = ctx.input_shapes[0];
-        const auto axis =
-            static_cast<size_t>(op_util::NormalizeAxis(attrs.Int("axis"), static_cast<int64_t>(shape.size()), "axis"));
-        const int64_t n = shape[axis];
-        int64_t inner = 1;
-        for (size_t d = axis + 1; d < shape.size(); ++d) inner *= shape[d];
+        const AxisView view = MakeAxisView(ctx.input_shapes[0], PickAxis(attrs, ctx.input_shapes[0]));
         const bool wrap = attrs.Str("mode") == "wrap";
-        const int64_t outer = inner == 0 ? 0 : NumElements(ctx.output_shapes[0]) / inner;
-        return RowLoop(outer, inner, [&](const Expr& o, const Expr& i) {
-          const Expr flat = o * Expr(inner) + i;
-          const Expr picked = KirPickIndex(ctx, 1, flat, n, wrap);
-          return kir::Store(ctx.outputs[0], flat, kir::Load(ctx.inputs[0], (o * Expr(n) + picked) * Expr(inner) + i));
+        const Expr inner(view.inner);
+        return RowLoop(view.inner == 0 ? 0 : view.outer, view.inner, [&](const Expr& o, const Expr& i) {
+          const Expr flat = o * inner + i;
+          const Expr picked = KirPickIndex(ctx, 1, flat, view.n, wrap);
+          return kir::Store(ctx.outputs[0], flat, kir::Load(ctx.inputs[0], (o * Expr(view.n) + picked) * inner + i));
         });
       });
 }
@@ -322,23 +333,6 @@ size_t TakeAxis(const Attrs& attrs, const Shape& a) {
   if (a.empty()) ShapeError("input 'a'", "at least 1-d", a);
   return static_cast<size_t>(
       op_util::NormalizeAxis(attrs.Int("axis"), static_cast<int64_t>(a.size()), "attribute 'axis'"));
-}
-
-// take views `a` as (outer, n, inner) around the axis and its output as (outer, m, inner)
-// for m index elements: output row (o, k) is row (o, index k) of `a`.
-struct TakeView {
-  int64_t outer = 1;
-  int64_t n = 0;
-  int64_t inner = 1;
-};
-
-TakeView MakeTakeView(const Attrs& attrs, const Shape& a) {
-  const size_t axis = TakeAxis(attrs, a);
-  TakeView view;
-  for (size_t d = 0; d < axis; ++d) view.outer *= a[d];
-  view.n = a[axis];
-  for (size_t d = axis + 1; d < a.size(); ++d) view.inner *= a[d];
-  return view;
 }
 
 void RegisterTake() {
@@ -382,7 +376,7 @@ void RegisterTake() {
       })
       .SetPattern(OpPattern::kInjective)
       .SetReference([](const Attrs& attrs, std::span<const Tensor> in, std::span<Tensor> out, const RefContext&) {
-        const TakeView view = MakeTakeView(attrs, in[0].shape());
+        const AxisView view = MakeAxisView(in[0].shape(), TakeAxis(attrs, in[0].shape()));
         const int64_t m = in[1].size();
         const bool wrap = attrs.Str("mode") == "wrap";
         for (int64_t flat = 0; flat < out[0].size(); ++flat) {
@@ -394,7 +388,7 @@ void RegisterTake() {
       })
       // Rows of `a` are copied in its own type; each output row first computes its index.
       .SetLower([](const Attrs& attrs, LowerContext& ctx) {
-        const TakeView view = MakeTakeView(attrs, ctx.input_shapes[0]);
+        const AxisView view = MakeAxisView(ctx.input_shapes[0], TakeAxis(attrs, ctx.input_shapes[0]));
         const int64_t m = NumElements(ctx.input_shapes[1]);
         if (view.outer * m == 0 || view.inner == 0) return kir::Block({});
         const bool wrap = attrs.Str("mode") == "wrap";

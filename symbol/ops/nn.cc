@@ -908,6 +908,7 @@ const bool kRegistered = [] {
       .SetInplace(op_util::InplaceIdentity())
       // Not fused: the mask comes from one random stream drawn in a fixed order.
       .SetPattern(OpPattern::kOpaque)
+      .SetRandomAtInference([](const Attrs& attrs) { return attrs.Str("mode") == "always" && attrs.Float("p") > 0; })
       .SetReference(DropoutReference)
       .SetLower(DropoutLower);
   return true;

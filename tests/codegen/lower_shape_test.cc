@@ -32,25 +32,11 @@ Tensor RandomOf(const Shape& shape, DType dtype, uint64_t seed) {
   }
 }
 
-// Every output bitwise equal to the reference's; returns the kernel.
-kir::Kernel Check(const std::string& op, const std::vector<Tensor>& inputs, const AttrMap& attrs) {
-  const std::vector<Tensor> expected = RunOp(op, inputs, attrs);
-  const std::vector<Tensor> actual = RunLowered(op, inputs, attrs);
-  REQUIRE(actual.size() == expected.size());
-  for (size_t k = 0; k < actual.size(); ++k) {
-    INFO("output " << k << ": " << ShapeToString(actual[k].shape()) << " expected "
-                   << ShapeToString(expected[k].shape()));
-    KILN_CHECK_CLOSE(actual[k], expected[k], 0, 0);
-    CHECK(actual[k].BitwiseEquals(expected[k]));
-  }
-  return LowerOpForInputs(op, inputs, attrs);
-}
-
 // The op on one input of `shape` in every dtype.
 void CheckAllTypes(const std::string& op, const Shape& shape, const AttrMap& attrs, uint64_t seed) {
   for (const DType dtype : kDTypes) {
     INFO(op << " of " << ShapeToString(shape) << " " << DTypeName(dtype));
-    Check(op, {RandomOf(shape, dtype, seed)}, attrs);
+    CheckLoweredBitwise(op, {RandomOf(shape, dtype, seed)}, attrs);
   }
 }
 
@@ -80,7 +66,8 @@ TEST_CASE("Reshape, Flatten, expand_dims and squeeze copy in order", "[lower][sh
   CheckAllTypes("squeeze", {1, 3, 1, 5}, {{"axis", std::vector<int64_t>{2}}}, 10);
   CheckAllTypes("squeeze", {1, 1}, {}, 11);
   // Longer than one chunk: parallel chunks with a short last one.
-  const kir::Kernel kernel = Check("Reshape", {RandomTensor({5, 7001}, 12)}, {{"shape", std::vector<int64_t>{-1}}});
+  const kir::Kernel kernel =
+      CheckLoweredBitwise("Reshape", {RandomTensor({5, 7001}, 12)}, {{"shape", std::vector<int64_t>{-1}}});
   CHECK(kernel.parallel_extent == 3);
   CHECK(kernel.body->loop_kind == kir::LoopKind::kParallel);
 }
@@ -98,11 +85,12 @@ TEST_CASE("transpose permutes axes; axes contiguous in both views merge", "[lowe
   CheckAllTypes("transpose", {}, {}, seed++);
   CheckAllTypes("transpose", {1, 4, 1}, {{"axes", std::vector<int64_t>{2, 0, 1}}}, seed++);
   // NCHW -> NHWC: H and W merge; rows of C elements read with stride H * W.
-  const kir::Kernel kernel =
-      Check("transpose", {RandomTensor({2, 3, 4, 5}, seed++)}, {{"axes", std::vector<int64_t>{0, 2, 3, 1}}});
+  const kir::Kernel kernel = CheckLoweredBitwise("transpose", {RandomTensor({2, 3, 4, 5}, seed++)},
+                                                 {{"axes", std::vector<int64_t>{0, 2, 3, 1}}});
   CHECK(kernel.parallel_extent == 2 * 4 * 5);
   // The identity permutation is one flat run.
-  CHECK(Check("transpose", {RandomTensor({2, 3, 4, 5}, seed++)}, {{"axes", std::vector<int64_t>{0, 1, 2, 3}}})
+  CHECK(CheckLoweredBitwise("transpose", {RandomTensor({2, 3, 4, 5}, seed++)},
+                            {{"axes", std::vector<int64_t>{0, 1, 2, 3}}})
             .parallel_extent == 1);
 }
 
@@ -113,18 +101,18 @@ TEST_CASE("Concat and stack join inputs in one kernel", "[lower][shape]") {
     const Tensor a = RandomOf({2, 3, 4}, dtype, seed++);
     const Tensor b = RandomOf({2, 1, 4}, dtype, seed++);
     const Tensor c = RandomOf({2, 5, 4}, dtype, seed++);
-    Check("Concat", {a, b, c}, {{"num_args", 3}, {"dim", 1}});
-    Check("Concat", {a, RandomOf({3, 3, 4}, dtype, seed++)}, {{"num_args", 2}, {"dim", 0}});
-    Check("Concat", {a, RandomOf({2, 3, 2}, dtype, seed++)}, {{"num_args", 2}, {"dim", -1}});
-    Check("Concat", {a}, {{"num_args", 1}});
-    Check("Concat", {a, RandomOf({2, 0, 4}, dtype, seed++), a}, {{"num_args", 3}, {"dim", 1}});
+    CheckLoweredBitwise("Concat", {a, b, c}, {{"num_args", 3}, {"dim", 1}});
+    CheckLoweredBitwise("Concat", {a, RandomOf({3, 3, 4}, dtype, seed++)}, {{"num_args", 2}, {"dim", 0}});
+    CheckLoweredBitwise("Concat", {a, RandomOf({2, 3, 2}, dtype, seed++)}, {{"num_args", 2}, {"dim", -1}});
+    CheckLoweredBitwise("Concat", {a}, {{"num_args", 1}});
+    CheckLoweredBitwise("Concat", {a, RandomOf({2, 0, 4}, dtype, seed++), a}, {{"num_args", 3}, {"dim", 1}});
     for (const int64_t axis : {0, 1, 2, 3, -1, -4}) {
       INFO("stack axis " << axis);
-      Check("stack", {a, RandomOf({2, 3, 4}, dtype, seed++), a}, {{"num_args", 3}, {"axis", axis}});
+      CheckLoweredBitwise("stack", {a, RandomOf({2, 3, 4}, dtype, seed++), a}, {{"num_args", 3}, {"axis", axis}});
     }
   }
   // Inputs own consecutive ranges of the parallel loop: 2 rows each for axis 1 of (2, n, 4).
-  const kir::Kernel kernel = Check(
+  const kir::Kernel kernel = CheckLoweredBitwise(
       "Concat", {RandomTensor({2, 3, 4}, seed++), RandomTensor({2, 1, 4}, seed++), RandomTensor({2, 5, 4}, seed++)},
       {{"num_args", 3}, {"dim", 1}});
   CHECK(kernel.parallel_extent == 6);
@@ -135,11 +123,11 @@ TEST_CASE("split gives num_outputs parts, squeezed or not", "[lower][shape]") {
   for (const DType dtype : kDTypes) {
     INFO(DTypeName(dtype));
     const Tensor x = RandomOf({4, 6, 3}, dtype, seed++);
-    Check("split", {x}, {{"num_outputs", 3}});
-    Check("split", {x}, {{"num_outputs", 2}, {"axis", 0}});
-    Check("split", {x}, {{"num_outputs", 3}, {"axis", -1}, {"squeeze_axis", true}});
-    Check("split", {x}, {{"num_outputs", 1}, {"axis", 2}});
-    Check("SliceChannel", {x}, {{"num_outputs", 6}, {"axis", 1}, {"squeeze_axis", true}});
+    CheckLoweredBitwise("split", {x}, {{"num_outputs", 3}});
+    CheckLoweredBitwise("split", {x}, {{"num_outputs", 2}, {"axis", 0}});
+    CheckLoweredBitwise("split", {x}, {{"num_outputs", 3}, {"axis", -1}, {"squeeze_axis", true}});
+    CheckLoweredBitwise("split", {x}, {{"num_outputs", 1}, {"axis", 2}});
+    CheckLoweredBitwise("SliceChannel", {x}, {{"num_outputs", 6}, {"axis", 1}, {"squeeze_axis", true}});
   }
 }
 
@@ -184,8 +172,8 @@ TEST_CASE("tile, repeat and broadcast_to read the input with stride 0 along copi
       CheckAllTypes("repeat", {3, 2, 4}, {{"axis", axis}, {"repeats", repeats}}, seed++);
     }
   }
-  Check("repeat", {RandomTensor({3, 2}, seed++)}, {{"repeats", 0}});
-  Check("repeat", {RandomTensor({3, 2}, seed++)}, {{"repeats", 0}, {"axis", 1}});
+  CheckLoweredBitwise("repeat", {RandomTensor({3, 2}, seed++)}, {{"repeats", 0}});
+  CheckLoweredBitwise("repeat", {RandomTensor({3, 2}, seed++)}, {{"repeats", 0}, {"axis", 1}});
   for (const auto& [shape, target] : std::vector<std::pair<Shape, std::vector<int64_t>>>{
            {{1, 3, 1}, {4, 3, 5}}, {{2, 1}, {0, 6}}, {{1}, {9}}, {{2, 3}, {2, 3}}, {{1, 1, 1}, {2, 3, 4}}}) {
     INFO("broadcast_to " << ShapeToString(shape) << " -> " << ShapeToString(target));
@@ -204,9 +192,10 @@ TEST_CASE("where picks elements, or whole rows for a 1-d condition", "[lower][sh
       // Values in {0, 1, 2} (and -0.5.. for floats): zeros and non-zeros alike.
       Tensor cond = RandomTensor(shape, seed++, 0, 3, cond_type);
       if (IsFloat(cond_type)) cond.SetDouble(0, std::nan(""));
-      Check("where", {cond, x, y}, {});
-      Check("where", {RandomTensor({4}, seed++, 0, 2, cond_type), x, y}, {});
+      CheckLoweredBitwise("where", {cond, x, y}, {});
+      CheckLoweredBitwise("where", {RandomTensor({4}, seed++, 0, 2, cond_type), x, y}, {});
     }
   }
-  Check("where", {RandomTensor({7}, seed++, 0, 2), RandomTensor({7}, seed++), RandomTensor({7}, seed++)}, {});
+  CheckLoweredBitwise("where", {RandomTensor({7}, seed++, 0, 2), RandomTensor({7}, seed++), RandomTensor({7}, seed++)},
+                      {});
 }

@@ -48,20 +48,6 @@ Tensor IndicesOf(const Shape& shape, DType dtype, int64_t n, uint64_t seed) {
   }
 }
 
-// Every output bitwise equal to the reference's; returns the kernel.
-kir::Kernel Check(const std::string& op, const std::vector<Tensor>& inputs, const AttrMap& attrs) {
-  const std::vector<Tensor> expected = RunOp(op, inputs, attrs);
-  const std::vector<Tensor> actual = RunLowered(op, inputs, attrs);
-  REQUIRE(actual.size() == expected.size());
-  for (size_t k = 0; k < actual.size(); ++k) {
-    INFO("output " << k << ": " << ShapeToString(actual[k].shape()) << " expected "
-                   << ShapeToString(expected[k].shape()));
-    KILN_CHECK_CLOSE(actual[k], expected[k], 0, 0);
-    CHECK(actual[k].BitwiseEquals(expected[k]));
-  }
-  return LowerOpForInputs(op, inputs, attrs);
-}
-
 AttrMap PadAttrs(const char* mode, std::vector<int64_t> widths, double value = 0) {
   return {{"mode", mode}, {"pad_width", std::move(widths)}, {"constant_value", value}};
 }
@@ -84,8 +70,8 @@ TEST_CASE("take matches the reference for every data and index dtype", "[lower][
         for (const int64_t axis : {0, 1, 2, -2}) {
           INFO(DTypeName(dtype) << " indices " << DTypeName(index_type) << " " << mode << " axis " << axis);
           const int64_t n = shape[static_cast<size_t>(axis < 0 ? axis + 3 : axis)];
-          Check("take", {RandomOf(shape, dtype, seed++), IndicesOf({2, 3}, index_type, n, seed++)},
-                {{"axis", axis}, {"mode", mode}});
+          CheckLoweredBitwise("take", {RandomOf(shape, dtype, seed++), IndicesOf({2, 3}, index_type, n, seed++)},
+                              {{"axis", axis}, {"mode", mode}});
         }
       }
     }
@@ -103,26 +89,29 @@ TEST_CASE("take edge cases", "[lower][take]") {
   const Tensor v = Values({5}, {10, 11, 12, 13, 14});
   for (const char* mode : {"clip", "wrap"}) {
     INFO(mode);
-    Check("take", {v, big}, {{"mode", mode}});
+    CheckLoweredBitwise("take", {v, big}, {{"mode", mode}});
     // Float indices past the int64 range and just below n.
-    Check("take", {v, Values({4}, {1e30, -1e30, 4.999, -4.999}, DType::kFloat64)}, {{"mode", mode}});
-    Check("take", {v, Values({3}, {65504, -65504, 4.996}, DType::kFloat16)}, {{"mode", mode}});
+    CheckLoweredBitwise("take", {v, Values({4}, {1e30, -1e30, 4.999, -4.999}, DType::kFloat64)}, {{"mode", mode}});
+    CheckLoweredBitwise("take", {v, Values({3}, {65504, -65504, 4.996}, DType::kFloat16)}, {{"mode", mode}});
   }
   KILN_CHECK_CLOSE(RunLowered("take", {v, big}, {{"mode", "wrap"}})[0], Values({4}, {14, 11, 12, 12}), 0, 0);
   // A 0-d index, empty indices, size-1 axes, a 1-d input.
-  Check("take", {RandomOf({3, 4}, DType::kFloat32, seed++), Values({}, {2})}, {{"axis", 1}});
-  Check("take", {RandomOf({3, 4}, DType::kFloat32, seed++), Tensor({0}, DType::kInt32)}, {{"axis", 1}});
-  Check("take", {Tensor({3, 0}, DType::kFloat32), Tensor({0, 2}, DType::kInt32)}, {{"axis", 1}});
-  Check("take", {RandomOf({1, 1, 1}, DType::kInt32, seed++), Values({2}, {0, 3})}, {{"axis", 1}, {"mode", "wrap"}});
-  Check("take", {RandomOf({7}, DType::kFloat32, seed++), IndicesOf({2, 2}, DType::kInt32, 7, seed++)}, {});
+  CheckLoweredBitwise("take", {RandomOf({3, 4}, DType::kFloat32, seed++), Values({}, {2})}, {{"axis", 1}});
+  CheckLoweredBitwise("take", {RandomOf({3, 4}, DType::kFloat32, seed++), Tensor({0}, DType::kInt32)}, {{"axis", 1}});
+  CheckLoweredBitwise("take", {Tensor({3, 0}, DType::kFloat32), Tensor({0, 2}, DType::kInt32)}, {{"axis", 1}});
+  CheckLoweredBitwise("take", {RandomOf({1, 1, 1}, DType::kInt32, seed++), Values({2}, {0, 3})},
+                      {{"axis", 1}, {"mode", "wrap"}});
+  CheckLoweredBitwise("take", {RandomOf({7}, DType::kFloat32, seed++), IndicesOf({2, 2}, DType::kInt32, 7, seed++)},
+                      {});
   // Large enough for a parallel loop over output rows: (outer, m) rows of inner elements.
-  const kir::Kernel kernel =
-      Check("take", {RandomOf({6, 50, 300}, DType::kFloat32, seed++), IndicesOf({40}, DType::kInt64, 50, seed++)},
-            {{"axis", 1}, {"mode", "wrap"}});
+  const kir::Kernel kernel = CheckLoweredBitwise(
+      "take", {RandomOf({6, 50, 300}, DType::kFloat32, seed++), IndicesOf({40}, DType::kInt64, 50, seed++)},
+      {{"axis", 1}, {"mode", "wrap"}});
   CHECK(kernel.parallel_extent == 6 * 40);
   CHECK(kernel.body->loop_kind == kir::LoopKind::kParallel);
   // Small work stays serial.
-  CHECK(Check("take", {RandomOf({4, 3}, DType::kFloat32, seed++), Values({2}, {1, 0})}, {}).parallel_extent == 1);
+  CHECK(CheckLoweredBitwise("take", {RandomOf({4, 3}, DType::kFloat32, seed++), Values({2}, {1, 0})}, {})
+            .parallel_extent == 1);
 }
 
 TEST_CASE("Pad matches the reference in every mode", "[lower][pad]") {
@@ -147,7 +136,7 @@ TEST_CASE("Pad matches the reference in every mode", "[lower][pad]") {
       if (std::string(mode) == "reflect" && !reflect_ok) continue;
       for (const DType dtype : kFloatTypes) {
         INFO(mode << " " << ShapeToString(shape) << " widths " << ShapeToString(widths) << " " << DTypeName(dtype));
-        Check("Pad", {RandomOf(shape, dtype, seed++)}, PadAttrs(mode, widths, -2.7));
+        CheckLoweredBitwise("Pad", {RandomOf(shape, dtype, seed++)}, PadAttrs(mode, widths, -2.7));
       }
     }
   }
@@ -156,22 +145,27 @@ TEST_CASE("Pad matches the reference in every mode", "[lower][pad]") {
 TEST_CASE("Pad edge cases", "[lower][pad]") {
   uint64_t seed = 300;
   // Widths cropping an axis to size 0, and an empty input padded with the constant.
-  Check("Pad", {RandomOf({1, 1, 3, 2}, DType::kFloat32, seed++)}, PadAttrs("constant", {0, 0, 0, 0, -2, -1, 1, 1}));
-  Check("Pad", {Tensor({1, 1, 0, 2}, DType::kFloat32)}, PadAttrs("constant", {0, 0, 0, 0, 1, 1, 0, 2}, 5));
+  CheckLoweredBitwise("Pad", {RandomOf({1, 1, 3, 2}, DType::kFloat32, seed++)},
+                      PadAttrs("constant", {0, 0, 0, 0, -2, -1, 1, 1}));
+  CheckLoweredBitwise("Pad", {Tensor({1, 1, 0, 2}, DType::kFloat32)},
+                      PadAttrs("constant", {0, 0, 0, 0, 1, 1, 0, 2}, 5));
   // Edge padding from a width-1 axis; reflect widths one less than the axis.
-  Check("Pad", {RandomOf({2, 2, 1, 1}, DType::kFloat64, seed++)}, PadAttrs("edge", {0, 0, 0, 0, 3, 2, 1, 4}));
-  Check("Pad", {RandomOf({1, 1, 2, 3}, DType::kFloat32, seed++)}, PadAttrs("reflect", {0, 0, 0, 0, 1, 1, 2, 2}));
+  CheckLoweredBitwise("Pad", {RandomOf({2, 2, 1, 1}, DType::kFloat64, seed++)},
+                      PadAttrs("edge", {0, 0, 0, 0, 3, 2, 1, 4}));
+  CheckLoweredBitwise("Pad", {RandomOf({1, 1, 2, 3}, DType::kFloat32, seed++)},
+                      PadAttrs("reflect", {0, 0, 0, 0, 1, 1, 2, 2}));
   // Constants that round or overflow in float16, and NaN.
   for (const double value : {0.1, 1e6, -1e40, std::nan("")}) {
     INFO("constant " << value);
-    Check("Pad", {RandomOf({1, 1, 2, 2}, DType::kFloat16, seed++)},
-          PadAttrs("constant", {0, 0, 0, 0, 1, 0, 0, 1}, value));
+    CheckLoweredBitwise("Pad", {RandomOf({1, 1, 2, 2}, DType::kFloat16, seed++)},
+                        PadAttrs("constant", {0, 0, 0, 0, 1, 0, 0, 1}, value));
   }
   // Large: a parallel loop over output rows (N * C * H_out).
-  const kir::Kernel kernel =
-      Check("Pad", {RandomOf({2, 16, 32, 32}, DType::kFloat32, seed++)}, PadAttrs("reflect", {0, 0, 0, 0, 1, 1, 1, 1}));
+  const kir::Kernel kernel = CheckLoweredBitwise("Pad", {RandomOf({2, 16, 32, 32}, DType::kFloat32, seed++)},
+                                                 PadAttrs("reflect", {0, 0, 0, 0, 1, 1, 1, 1}));
   CHECK(kernel.parallel_extent == 2 * 16 * 34);
   CHECK(kernel.body->loop_kind == kir::LoopKind::kParallel);
-  CHECK(Check("Pad", {RandomOf({1, 1, 2, 2}, DType::kFloat32, seed++)}, PadAttrs("edge", {0, 0, 0, 0, 1, 1, 1, 1}))
+  CHECK(CheckLoweredBitwise("Pad", {RandomOf({1, 1, 2, 2}, DType::kFloat32, seed++)},
+                            PadAttrs("edge", {0, 0, 0, 0, 1, 1, 1, 1}))
             .parallel_extent == 1);
 }

@@ -16,6 +16,7 @@
 #include "runtime/file_util.h"
 #include "symbol/onnx/onnx.pb.h"
 #include "symbol/onnx/onnx_tensor.h"
+#include "tests/onnx/onnx_test_util.h"
 #include "tests/op_test_util.h"
 
 using namespace kiln;
@@ -23,68 +24,7 @@ using namespace kiln::testing;
 
 namespace {
 
-// A small ONNX model under construction.
-struct ModelBuilder {
-  onnx::ModelProto model;
-
-  explicit ModelBuilder(int64_t opset = 13) {
-    model.set_ir_version(7);
-    model.set_producer_name("kiln-test");
-    auto* entry = model.add_opset_import();
-    entry->set_domain("");
-    entry->set_version(opset);
-    model.mutable_graph()->set_name("test");
-  }
-
-  void Input(const std::string& name, const std::vector<int64_t>& shape, bool symbolic_batch = false,
-             int32_t type = onnx::TensorProto::FLOAT) {
-    auto* input = model.mutable_graph()->add_input();
-    input->set_name(name);
-    auto* tensor = input->mutable_type()->mutable_tensor_type();
-    tensor->set_elem_type(type);
-    for (size_t i = 0; i < shape.size(); ++i) {
-      auto* dim = tensor->mutable_shape()->add_dim();
-      if (i == 0 && symbolic_batch) {
-        dim->set_dim_param("batch");
-      } else {
-        dim->set_dim_value(shape[i]);
-      }
-    }
-  }
-  void Output(const std::string& name) { model.mutable_graph()->add_output()->set_name(name); }
-  void Initializer(const std::string& name, const Tensor& value) {
-    *model.mutable_graph()->add_initializer() = TensorToOnnx(value, name);
-  }
-  onnx::NodeProto& Node(const std::string& op, const std::vector<std::string>& inputs,
-                        const std::vector<std::string>& outputs, const std::string& name = "") {
-    auto* node = model.mutable_graph()->add_node();
-    node->set_op_type(op);
-    node->set_name(name);
-    for (const auto& in : inputs) node->add_input(in);
-    for (const auto& out : outputs) node->add_output(out);
-    return *node;
-  }
-};
-
-void SetInts(onnx::NodeProto& node, const std::string& name, const std::vector<int64_t>& values) {
-  auto* attr = node.add_attribute();
-  attr->set_name(name);
-  attr->set_type(onnx::AttributeProto::INTS);
-  for (const int64_t v : values) attr->add_ints(v);
-}
-
-void SetInt(onnx::NodeProto& node, const std::string& name, int64_t value) {
-  auto* attr = node.add_attribute();
-  attr->set_name(name);
-  attr->set_type(onnx::AttributeProto::INT);
-  attr->set_i(value);
-}
-
-Tensor Int64s(const std::vector<int64_t>& values) {
-  Tensor t({static_cast<int64_t>(values.size())}, DType::kInt64);
-  std::copy(values.begin(), values.end(), t.data_as<int64_t>());
-  return t;
-}
+using ModelBuilder = OnnxModelBuilder;
 
 std::string TempPath(const std::string& name) {
   const char* tmp = std::getenv("TEST_TMPDIR");
@@ -100,14 +40,14 @@ size_t CountOps(const Graph& graph) {
 // x.view(x.size(0), -1) as exporters write it: Shape, Gather, Unsqueeze, Concat, Reshape.
 ModelBuilder FlattenByShapeModel() {
   ModelBuilder b(13);
-  b.Input("x", {1, 2, 3, 4}, /*symbolic_batch=*/true);
+  b.Input("x", {1, 2, 3, 4}, onnx::TensorProto::FLOAT, /*symbolic_batch=*/true);
   b.Initializer("zero", Tensor::FromDoubles({}, std::vector<double>{0}, DType::kInt64));
-  b.Initializer("axes0", Int64s({0}));
-  b.Initializer("minus_one", Int64s({-1}));
+  b.Initializer("axes0", Int64Vector({0}));
+  b.Initializer("minus_one", Int64Vector({-1}));
   b.Node("Shape", {"x"}, {"shape"});
-  SetInt(b.Node("Gather", {"shape", "zero"}, {"batch"}), "axis", 0);
+  AddIntAttr(b.Node("Gather", {"shape", "zero"}, {"batch"}), "axis", 0);
   b.Node("Unsqueeze", {"batch", "axes0"}, {"batch1"});
-  SetInt(b.Node("Concat", {"batch1", "minus_one"}, {"target"}), "axis", 0);
+  AddIntAttr(b.Node("Concat", {"batch1", "minus_one"}, {"target"}), "axis", 0);
   b.Node("Reshape", {"x", "target"}, {"flat"});
   b.Node("Relu", {"flat"}, {"y"});
   b.Output("y");
@@ -142,7 +82,7 @@ TEST_CASE("initializers become parameters and folded constants stay out of the g
   b.Initializer("b", RandomTensor({4}, 2));
   b.Initializer("unused", RandomTensor({7}, 3));
   auto& gemm = b.Node("Gemm", {"x", "w", "b"}, {"y"}, "dense");
-  SetInt(gemm, "transB", 1);
+  AddIntAttr(gemm, "transB", 1);
   b.Output("y");
   const Graph graph = ImportOnnxModel(b.model);
   CHECK(graph.params.size() == 2);
@@ -170,7 +110,7 @@ TEST_CASE("every unsupported node is listed in one error", "[onnx][import]") {
   b.Node("NonZero", {"a"}, {"nz"}, "find_them");
   b.Node("Hardmax", {"a"}, {"h"}, "hard");
   auto& softmax = b.Node("Softmax", {"a"}, {"s"}, "soft");
-  SetInt(softmax, "not_an_attribute", 1);
+  AddIntAttr(softmax, "not_an_attribute", 1);
   b.Node("Relu", {"nz"}, {"after"}, "downstream");  // reads a failed value: not reported again
   b.Output("after");
   b.Output("h");
@@ -193,7 +133,7 @@ TEST_CASE("unsupported forms of supported operators name the node and the reason
   SECTION("a shape that is not a constant") {
     ModelBuilder b(13);
     b.Input("x", {2, 3});
-    b.Input("shape", {2}, false, onnx::TensorProto::INT64);
+    b.Input("shape", {2}, onnx::TensorProto::INT64);
     b.Node("Reshape", {"x", "shape"}, {"y"}, "reshape_it");
     b.Output("y");
     CHECK_THROWS_WITH(ImportOnnxModel(b.model),
@@ -209,7 +149,7 @@ TEST_CASE("unsupported forms of supported operators name the node and the reason
   }
   SECTION("an unsupported element type") {
     ModelBuilder b(13);
-    b.Input("x", {2}, false, onnx::TensorProto::UINT16);
+    b.Input("x", {2}, onnx::TensorProto::UINT16);
     b.Node("Relu", {"x"}, {"y"});
     b.Output("y");
     CHECK_THROWS_WITH(ImportOnnxModel(b.model), Catch::Contains("graph input 'x'") && Catch::Contains("UINT16"));
@@ -247,11 +187,11 @@ TEST_CASE("both forms of Squeeze, Unsqueeze and Clip import alike", "[onnx][impo
     auto& unsqueeze = b.Node(
         "Unsqueeze", opset >= 13 ? std::vector<std::string>{"s", "axes0"} : std::vector<std::string>{"s"}, {"u"});
     if (opset >= 13) {
-      b.Initializer("axes1", Int64s({1}));
-      b.Initializer("axes0", Int64s({0}));
+      b.Initializer("axes1", Int64Vector({1}));
+      b.Initializer("axes0", Int64Vector({0}));
     } else {
-      SetInts(squeeze, "axes", {1});
-      SetInts(unsqueeze, "axes", {0});
+      AddIntsAttr(squeeze, "axes", {1});
+      AddIntsAttr(unsqueeze, "axes", {0});
     }
     // Clip: inputs since opset 11 (attributes before).
     b.Initializer("lo", Tensor::FromDoubles({}, std::vector<double>{-0.5}));
@@ -271,7 +211,7 @@ TEST_CASE("Softmax before opset 13 normalizes over the flattened trailing axes",
   for (const int64_t opset : {11, 13}) {
     ModelBuilder b(opset);
     b.Input("x", {2, 3, 4});
-    SetInt(b.Node("Softmax", {"x"}, {"y"}), "axis", 1);
+    AddIntAttr(b.Node("Softmax", {"x"}, {"y"}), "axis", 1);
     b.Output("y");
     const Tensor y = Interpret(ImportOnnxModel(b.model), {{"x", x}})[0];
     // Opset 11: each of the 2 rows of 12 sums to 1; opset 13: each (n, :, w) column does.
@@ -354,11 +294,11 @@ TEST_CASE("malformed and truncated files give clean errors", "[onnx][import]") {
 TEST_CASE("inputs can be fixed to constants at import", "[onnx][import]") {
   ModelBuilder b(13);
   b.Input("x", {2, 6});
-  b.Input("shape", {3}, false, onnx::TensorProto::INT64);
+  b.Input("shape", {3}, onnx::TensorProto::INT64);
   b.Node("Reshape", {"x", "shape"}, {"y"}, "reshape_it");
   b.Output("y");
   OnnxImportOptions options;
-  options.constant_inputs["shape"] = Int64s({3, 2, 2});
+  options.constant_inputs["shape"] = Int64Vector({3, 2, 2});
   const Graph graph = ImportOnnxModel(b.model, options);
   CHECK(graph.ListInputs() == std::vector<std::string>{"x"});
   const Tensor x = RandomTensor({2, 6}, 8);
@@ -367,6 +307,6 @@ TEST_CASE("inputs can be fixed to constants at import", "[onnx][import]") {
   options.constant_inputs["shape"] = Tensor::FromDoubles({3}, std::vector<double>{3, 2, 2});
   CHECK_THROWS_WITH(ImportOnnxModel(b.model, options), Catch::Contains("graph input 'shape' is int64"));
   options.constant_inputs.clear();
-  options.constant_inputs["nope"] = Int64s({1});
+  options.constant_inputs["nope"] = Int64Vector({1});
   CHECK_THROWS_WITH(ImportOnnxModel(b.model, options), Catch::Contains("'nope' is not an input of the model"));
 }

@@ -9,6 +9,7 @@
 #include <limits>
 #include <map>
 #include <numeric>
+#include <optional>
 #include <string>
 
 #include "passes/interpreter.h"
@@ -17,6 +18,7 @@
 #include "symbol/onnx/onnx_import.h"
 #include "symbol/onnx/onnx_tensor.h"
 #include "symbol/op_util.h"
+#include "tests/onnx/onnx_test_util.h"
 #include "tests/op_test_util.h"
 
 using namespace kiln;
@@ -27,74 +29,7 @@ constexpr double kInf = std::numeric_limits<double>::infinity();
 constexpr int64_t kInt64Max = std::numeric_limits<int64_t>::max();
 constexpr int64_t kInt64Min = std::numeric_limits<int64_t>::min();
 
-// A small ONNX model under construction (as in onnx_import_test.cc).
-struct ModelBuilder {
-  onnx::ModelProto model;
-
-  explicit ModelBuilder(int64_t opset = 13) {
-    model.set_ir_version(7);
-    model.set_producer_name("kiln-test");
-    auto* entry = model.add_opset_import();
-    entry->set_domain("");
-    entry->set_version(opset);
-    model.mutable_graph()->set_name("test");
-  }
-
-  void Input(const std::string& name, const std::vector<int64_t>& shape, int32_t type = onnx::TensorProto::FLOAT) {
-    auto* tensor = model.mutable_graph()->add_input();
-    tensor->set_name(name);
-    auto* tensor_type = tensor->mutable_type()->mutable_tensor_type();
-    tensor_type->set_elem_type(type);
-    auto* dims = tensor_type->mutable_shape();
-    for (const int64_t d : shape) dims->add_dim()->set_dim_value(d);
-  }
-  void Output(const std::string& name) { model.mutable_graph()->add_output()->set_name(name); }
-  void Initializer(const std::string& name, const Tensor& value) {
-    *model.mutable_graph()->add_initializer() = TensorToOnnx(value, name);
-  }
-  onnx::NodeProto& Node(const std::string& op, const std::vector<std::string>& inputs,
-                        const std::vector<std::string>& outputs) {
-    auto* node = model.mutable_graph()->add_node();
-    node->set_op_type(op);
-    node->set_name(op + "_node");
-    for (const auto& in : inputs) node->add_input(in);
-    for (const auto& out : outputs) node->add_output(out);
-    return *node;
-  }
-};
-
-void SetInt(onnx::NodeProto& node, const std::string& name, int64_t value) {
-  auto* attr = node.add_attribute();
-  attr->set_name(name);
-  attr->set_type(onnx::AttributeProto::INT);
-  attr->set_i(value);
-}
-
-void SetInts(onnx::NodeProto& node, const std::string& name, const std::vector<int64_t>& values) {
-  auto* attr = node.add_attribute();
-  attr->set_name(name);
-  attr->set_type(onnx::AttributeProto::INTS);
-  for (const int64_t v : values) attr->add_ints(v);
-}
-
-void SetString(onnx::NodeProto& node, const std::string& name, const std::string& value) {
-  auto* attr = node.add_attribute();
-  attr->set_name(name);
-  attr->set_type(onnx::AttributeProto::STRING);
-  attr->set_s(value);
-}
-
-Tensor Int64s(const std::vector<int64_t>& values) {
-  Tensor t({static_cast<int64_t>(values.size())}, DType::kInt64);
-  std::copy(values.begin(), values.end(), t.data_as<int64_t>());
-  return t;
-}
-
-Tensor Int64Scalar(int64_t value) {
-  Tensor t(Shape{}, DType::kInt64);
-  t.data_as<int64_t>()[0] = value;
-  return t;
-}
+using ModelBuilder = testing::OnnxModelBuilder;
 
 Tensor Floats(const std::vector<double>& values, DType dtype = DType::kFloat32) {
   return Tensor::FromDoubles({static_cast<int64_t>(values.size())}, values, dtype);
@@ -105,14 +40,16 @@ std::vector<Tensor> Run(const ModelBuilder& b, const std::map<std::string, Tenso
   return Interpret(ImportOnnxModel(b.model), feeds);
 }
 
-// Exact comparison that tells NaN from infinities.
-void CheckValues(const Tensor& actual, const std::vector<double>& expected) {
+// Element by element, telling NaN from infinities: exact, or within `margin` when given.
+void CheckValues(const Tensor& actual, const std::vector<double>& expected, std::optional<double> margin = {}) {
   REQUIRE(actual.size() == static_cast<int64_t>(expected.size()));
   for (size_t i = 0; i < expected.size(); ++i) {
     INFO("element " << i);
     const double v = actual.GetDouble(static_cast<int64_t>(i));
     if (std::isnan(expected[i])) {
       CHECK(std::isnan(v));
+    } else if (margin) {
+      CHECK(v == Approx(expected[i]).margin(*margin));
     } else {
       CHECK(v == expected[i]);
     }
@@ -141,10 +78,10 @@ TEST_CASE("Slice with a negative step clamps starts into [0, dim - 1]", "[onnx][
     INFO("start " << c.start << ", end " << c.end);
     ModelBuilder b(13);
     b.Input("x", {10});
-    b.Initializer("starts", Int64s({c.start}));
-    b.Initializer("ends", Int64s({c.end}));
-    b.Initializer("axes", Int64s({0}));
-    b.Initializer("steps", Int64s({-1}));
+    b.Initializer("starts", Int64Vector({c.start}));
+    b.Initializer("ends", Int64Vector({c.end}));
+    b.Initializer("axes", Int64Vector({0}));
+    b.Initializer("steps", Int64Vector({-1}));
     b.Node("Slice", {"x", "starts", "ends", "axes", "steps"}, {"y"});
     b.Output("y");
     std::vector<double> x(10);
@@ -237,7 +174,7 @@ TEST_CASE("Pow with an integer base and a float exponent computes in float", "[o
   b.Initializer("e", Tensor::FromDoubles({}, std::vector<double>{0.5}, DType::kFloat32));
   b.Node("Pow", {"x", "e"}, {"y"});
   b.Output("y");
-  const auto y = Run(b, {{"x", Int64s({4, 9, 2})}}).at(0);
+  const auto y = Run(b, {{"x", Int64Vector({4, 9, 2})}}).at(0);
   CHECK(y.dtype() == DType::kInt64);
   CheckInts(y, {2, 3, 1});
 }
@@ -263,8 +200,8 @@ TEST_CASE("PRelu, ThresholdedRelu and ReduceLogSumExp on infinities", "[onnx][re
     ModelBuilder b(13);
     b.Input("x", {3, 2});
     auto& node = b.Node("ReduceLogSumExp", {"x"}, {"y"});
-    SetInts(node, "axes", {1});
-    SetInt(node, "keepdims", 0);
+    AddIntsAttr(node, "axes", {1});
+    AddIntAttr(node, "keepdims", 0);
     b.Output("y");
     const Tensor in = Tensor::FromDoubles({3, 2}, std::vector<double>{-kInf, -kInf, 1, 2, kInf, 0});
     const Tensor y = Run(b, {{"x", in}}).at(0);
@@ -279,21 +216,21 @@ TEST_CASE("ConstantOfShape keeps int64 fill values exactly", "[onnx][review]") {
   const int64_t big = (int64_t{1} << 53) + 1;
   ModelBuilder b(13);
   b.Input("x", {2}, onnx::TensorProto::INT64);
-  b.Initializer("shape", Int64s({2}));
+  b.Initializer("shape", Int64Vector({2}));
   auto& node = b.Node("ConstantOfShape", {"shape"}, {"fill"});
   auto* attr = node.add_attribute();
   attr->set_name("value");
   attr->set_type(onnx::AttributeProto::TENSOR);
-  *attr->mutable_t() = TensorToOnnx(Int64s({big}), "value");
+  *attr->mutable_t() = TensorToOnnx(Int64Vector({big}), "value");
   b.Node("Add", {"x", "fill"}, {"y"});
   b.Output("y");
-  CheckInts(Run(b, {{"x", Int64s({0, 1})}}).at(0), {big, big + 1});
+  CheckInts(Run(b, {{"x", Int64Vector({0, 1})}}).at(0), {big, big + 1});
 }
 
 TEST_CASE("Expand to a shape with a zero dim gives an empty tensor", "[onnx][review]") {
   ModelBuilder b(13);
   b.Input("x", {1, 3});
-  b.Initializer("shape", Int64s({0, 3}));
+  b.Initializer("shape", Int64Vector({0, 3}));
   b.Node("Expand", {"x", "shape"}, {"y"});
   b.Output("y");
   // broadcast_to reads a 0 as "keep the input's dim".
@@ -335,7 +272,7 @@ TEST_CASE("Gemm broadcasts C of every allowed shape", "[onnx][review]") {
           feeds["c"] = cv;
         }
         auto& node = b.Node("Gemm", {"a", "b", "c"}, {"y"});
-        SetInt(node, "transB", 1);
+        AddIntAttr(node, "transB", 1);
         auto* alpha = node.add_attribute();
         alpha->set_name("alpha");
         alpha->set_type(onnx::AttributeProto::FLOAT);
@@ -358,9 +295,9 @@ TEST_CASE("malformed windows and weights give kiln errors, not crashes", "[onnx]
     ModelBuilder b(13);
     b.Input("x", {1, 1, 4, 4});
     auto& node = b.Node("MaxPool", {"x"}, {"y"});
-    SetInts(node, "kernel_shape", {2, 2});
-    SetInts(node, "strides", {0, 0});
-    SetString(node, "auto_pad", "SAME_UPPER");
+    AddIntsAttr(node, "kernel_shape", {2, 2});
+    AddIntsAttr(node, "strides", {0, 0});
+    AddStringAttr(node, "auto_pad", "SAME_UPPER");
     b.Output("y");
     CHECK_THROWS_WITH(ImportOnnxModel(b.model), Catch::Contains("MaxPool node") && Catch::Contains("strides"));
   }
@@ -375,14 +312,14 @@ TEST_CASE("malformed windows and weights give kiln errors, not crashes", "[onnx]
   SECTION("Concat of nothing") {
     ModelBuilder b(13);
     b.Input("x", {2});
-    SetInt(b.Node("Concat", {}, {"c"}), "axis", 0);
+    AddIntAttr(b.Node("Concat", {}, {"c"}), "axis", 0);
     b.Node("Relu", {"x"}, {"y"});
     b.Output("y");
     CHECK_THROWS_AS(ImportOnnxModel(b.model), Error);
   }
   SECTION("ConstantOfShape with a negative dim") {
     ModelBuilder b(13);
-    b.Initializer("shape", Int64s({-2}));
+    b.Initializer("shape", Int64Vector({-2}));
     b.Node("ConstantOfShape", {"shape"}, {"y"});
     b.Output("y");
     CHECK_THROWS_WITH(ImportOnnxModel(b.model), Catch::Contains("ConstantOfShape node") && Catch::Contains("negative"));
@@ -401,16 +338,7 @@ namespace {
 
 void CheckClose(const Tensor& actual, const Shape& shape, const std::vector<double>& expected) {
   CHECK(actual.shape() == shape);
-  REQUIRE(actual.size() == static_cast<int64_t>(expected.size()));
-  for (size_t i = 0; i < expected.size(); ++i) {
-    INFO("element " << i);
-    const double v = actual.GetDouble(static_cast<int64_t>(i));
-    if (std::isnan(expected[i])) {
-      CHECK(std::isnan(v));
-    } else {
-      CHECK(v == Approx(expected[i]).margin(1e-6));
-    }
-  }
+  CheckValues(actual, expected, 1e-6);
 }
 
 // One node on graph inputs x (and constants), its first output.
@@ -436,16 +364,17 @@ Tensor Iota(const Shape& shape, double scale = 1.0) {
 TEST_CASE("operator defaults and forms by opset match ONNX Runtime", "[onnx][review]") {
   const Tensor x23 = Iota({2, 3});
   SECTION("Gather with negative indices") {
-    CheckClose(RunNode(13, "Gather", x23, {{"i", Int64s({-1, 0})}}, {"x", "i"}, [](auto& n) { SetInt(n, "axis", 1); }),
+    CheckClose(RunNode(13, "Gather", x23, {{"i", Int64Vector({-1, 0})}}, {"x", "i"},
+                       [](auto& n) { AddIntAttr(n, "axis", 1); }),
                {2, 2}, {2, 0, 5, 3});
   }
   SECTION("Cast to bool and to int") {
     const Tensor v = Floats({0.5, -0.1, 0, std::nan("")});
-    const Tensor b = RunNode(13, "Cast", v, {}, {"x"}, [](auto& n) { SetInt(n, "to", onnx::TensorProto::BOOL); });
+    const Tensor b = RunNode(13, "Cast", v, {}, {"x"}, [](auto& n) { AddIntAttr(n, "to", onnx::TensorProto::BOOL); });
     CHECK(b.dtype() == DType::kBool);
     CheckValues(b, {1, 1, 0, 1});
     CheckValues(RunNode(13, "Cast", Floats({2.7, -2.7, 0.5, -0.5}), {}, {"x"},
-                        [](auto& n) { SetInt(n, "to", onnx::TensorProto::INT32); }),
+                        [](auto& n) { AddIntAttr(n, "to", onnx::TensorProto::INT32); }),
                 {2, -2, 0, 0});
   }
   SECTION("Softmax and LogSoftmax before opset 13 flatten from the axis (default 1)") {
@@ -453,7 +382,7 @@ TEST_CASE("operator defaults and forms by opset match ONNX Runtime", "[onnx][rev
     const Tensor s = RunNode(11, "Softmax", x, {}, {"x"});
     CHECK(s.GetDouble(0) == Approx(0.04533001));
     CHECK(s.GetDouble(5) == Approx(0.07473655));
-    const Tensor l = RunNode(11, "LogSoftmax", x, {}, {"x"}, [](auto& n) { SetInt(n, "axis", -1); });
+    const Tensor l = RunNode(11, "LogSoftmax", x, {}, {"x"}, [](auto& n) { AddIntAttr(n, "axis", -1); });
     CHECK(l.GetDouble(0) == Approx(-1.5425355));
     CHECK(l.GetDouble(3) == Approx(-1.2425356));
   }
@@ -461,33 +390,33 @@ TEST_CASE("operator defaults and forms by opset match ONNX Runtime", "[onnx][rev
     const Tensor x33 = Iota({1, 1, 3, 3});
     CheckClose(RunNode(13, "AveragePool", x33, {}, {"x"},
                        [](auto& n) {
-                         SetInts(n, "kernel_shape", {2, 2});
-                         SetString(n, "auto_pad", "SAME_LOWER");
+                         AddIntsAttr(n, "kernel_shape", {2, 2});
+                         AddStringAttr(n, "auto_pad", "SAME_LOWER");
                        }),
                {1, 1, 3, 3}, {0, 0.5, 1.5, 1.5, 2, 3, 4.5, 5, 6});
     CheckClose(RunNode(13, "AveragePool", x33, {}, {"x"},
                        [](auto& n) {
-                         SetInts(n, "kernel_shape", {2, 2});
-                         SetString(n, "auto_pad", "SAME_UPPER");
-                         SetInt(n, "count_include_pad", 1);
+                         AddIntsAttr(n, "kernel_shape", {2, 2});
+                         AddStringAttr(n, "auto_pad", "SAME_UPPER");
+                         AddIntAttr(n, "count_include_pad", 1);
                        }),
                {1, 1, 3, 3}, {2, 3, 1.75, 5, 6, 3.25, 3.25, 3.75, 2});
     CheckClose(RunNode(13, "AveragePool", x33, {}, {"x"},
                        [](auto& n) {
-                         SetInts(n, "kernel_shape", {2, 2});
-                         SetInts(n, "strides", {2, 2});
-                         SetInt(n, "ceil_mode", 1);
+                         AddIntsAttr(n, "kernel_shape", {2, 2});
+                         AddIntsAttr(n, "strides", {2, 2});
+                         AddIntAttr(n, "ceil_mode", 1);
                        }),
                {1, 1, 2, 2}, {2, 3.5, 6.5, 8});
     for (const int64_t cip : {0, 1}) {
       INFO("count_include_pad " << cip);
       CheckClose(RunNode(13, "AveragePool", Iota({1, 1, 4, 4}), {}, {"x"},
                          [cip](auto& n) {
-                           SetInts(n, "kernel_shape", {3, 3});
-                           SetInts(n, "strides", {2, 2});
-                           SetInts(n, "pads", {1, 1, 1, 1});
-                           SetInt(n, "ceil_mode", 1);
-                           SetInt(n, "count_include_pad", cip);
+                           AddIntsAttr(n, "kernel_shape", {3, 3});
+                           AddIntsAttr(n, "strides", {2, 2});
+                           AddIntsAttr(n, "pads", {1, 1, 1, 1});
+                           AddIntAttr(n, "ceil_mode", 1);
+                           AddIntAttr(n, "count_include_pad", cip);
                          }),
                  {1, 1, 3, 3},
                  cip ? std::vector<double>{10.0 / 9, 24.0 / 9, 10.0 / 6, 51.0 / 9, 10, 5.5, 25.0 / 6, 7, 3.75}
@@ -497,25 +426,25 @@ TEST_CASE("operator defaults and forms by opset match ONNX Runtime", "[onnx][rev
   SECTION("MaxPool with ceil_mode, Conv with SAME_LOWER and strides") {
     CheckClose(RunNode(13, "MaxPool", Iota({1, 1, 5, 5}), {}, {"x"},
                        [](auto& n) {
-                         SetInts(n, "kernel_shape", {2, 2});
-                         SetInts(n, "strides", {2, 2});
-                         SetInt(n, "ceil_mode", 1);
+                         AddIntsAttr(n, "kernel_shape", {2, 2});
+                         AddIntsAttr(n, "strides", {2, 2});
+                         AddIntAttr(n, "ceil_mode", 1);
                        }),
                {1, 1, 3, 3}, {6, 8, 9, 16, 18, 19, 21, 23, 24});
     CheckClose(RunNode(13, "Conv", Iota({1, 1, 5, 5}),
                        {{"w", Tensor::FromDoubles({1, 1, 2, 2}, std::vector<double>{1, 2, 3, 4})}}, {"x", "w"},
                        [](auto& n) {
-                         SetInts(n, "kernel_shape", {2, 2});
-                         SetInts(n, "strides", {2, 2});
-                         SetString(n, "auto_pad", "SAME_LOWER");
+                         AddIntsAttr(n, "kernel_shape", {2, 2});
+                         AddIntsAttr(n, "strides", {2, 2});
+                         AddStringAttr(n, "auto_pad", "SAME_LOWER");
                        }),
                {1, 1, 3, 3}, {0, 11, 25, 50, 101, 121, 110, 201, 221});
   }
   SECTION("ArgMax with a negative axis and keepdims 0") {
     const Tensor y = RunNode(13, "ArgMax", Tensor::FromDoubles({2, 3}, std::vector<double>{1, 3, 3, 2, 1, 0}), {},
                              {"x"}, [](auto& n) {
-                               SetInt(n, "axis", -1);
-                               SetInt(n, "keepdims", 0);
+                               AddIntAttr(n, "axis", -1);
+                               AddIntAttr(n, "keepdims", 0);
                              });
     CHECK(y.dtype() == DType::kInt64);
     CheckClose(y, {2}, {1, 0});
@@ -525,7 +454,7 @@ TEST_CASE("operator defaults and forms by opset match ONNX Runtime", "[onnx][rev
     const std::vector<int32_t> xs = {-7, 7, 5, -5}, ds = {3, -3, 2, 2};
     std::copy(xs.begin(), xs.end(), x.data_as<int32_t>());
     std::copy(ds.begin(), ds.end(), d.data_as<int32_t>());
-    CheckInts(RunNode(13, "Mod", x, {{"d", d}}, {"x", "d"}, [](auto& n) { SetInt(n, "fmod", 1); }), {-1, 1, 1, -1});
+    CheckInts(RunNode(13, "Mod", x, {{"d", d}}, {"x", "d"}, [](auto& n) { AddIntAttr(n, "fmod", 1); }), {-1, 1, 1, -1});
   }
   SECTION("LayerNormalization over axis 1 with its three outputs") {
     ModelBuilder b(17);
@@ -533,7 +462,7 @@ TEST_CASE("operator defaults and forms by opset match ONNX Runtime", "[onnx][rev
     b.Initializer("s", Tensor::FromDoubles({2, 2}, std::vector<double>{1, 2, 3, 4}));
     b.Initializer("b", Tensor::FromDoubles({2, 2}, std::vector<double>{0, 1, 0, 1}));
     auto& node = b.Node("LayerNormalization", {"x", "s", "b"}, {"y", "mean", "inv_std"});
-    SetInt(node, "axis", 1);
+    AddIntAttr(node, "axis", 1);
     auto* eps = node.add_attribute();
     eps->set_name("epsilon");
     eps->set_type(onnx::AttributeProto::FLOAT);
@@ -551,14 +480,14 @@ TEST_CASE("operator defaults and forms by opset match ONNX Runtime", "[onnx][rev
   SECTION("ReduceSum at opset 13: empty axes reduce all unless noop_with_empty_axes") {
     CheckClose(RunNode(13, "ReduceSum", x23, {{"a", Tensor({0}, DType::kInt64)}}, {"x", "a"}), {1, 1}, {15});
     CheckClose(RunNode(13, "ReduceSum", x23, {{"a", Tensor({0}, DType::kInt64)}}, {"x", "a"},
-                       [](auto& n) { SetInt(n, "noop_with_empty_axes", 1); }),
+                       [](auto& n) { AddIntAttr(n, "noop_with_empty_axes", 1); }),
                {2, 3}, {0, 1, 2, 3, 4, 5});
   }
   SECTION("Split at opset 13 with sizes as an input and a negative axis") {
     ModelBuilder b(13);
     b.Input("x", {2, 3});
-    b.Initializer("s", Int64s({1, 2}));
-    SetInt(b.Node("Split", {"x", "s"}, {"a", "b"}), "axis", -1);
+    b.Initializer("s", Int64Vector({1, 2}));
+    AddIntAttr(b.Node("Split", {"x", "s"}, {"a", "b"}), "axis", -1);
     b.Output("a");
     b.Output("b");
     const auto out = Run(b, {{"x", x23}});
@@ -580,7 +509,7 @@ TEST_CASE("operator defaults and forms by opset match ONNX Runtime", "[onnx][rev
     ModelBuilder b(13);
     b.Input("a", {3, 2});
     b.Input("b", {3, 2});
-    SetInt(b.Node("Gemm", {"a", "b"}, {"y"}), "transA", 1);
+    AddIntAttr(b.Node("Gemm", {"a", "b"}, {"y"}), "transA", 1);
     b.Output("y");
     CheckClose(Run(b, {{"a", Iota({3, 2})}, {"b", Iota({3, 2})}}).at(0), {2, 2}, {20, 26, 26, 35});
   }
@@ -597,9 +526,9 @@ TEST_CASE("ONNX names that look like generated names keep inputs and parameters 
   b.Input("y_identity", {2});
   b.Initializer("Add_node_1", Floats({10, 20}));
   b.Initializer("w", Floats({1, 2}));
-  b.Node("Add", {"Add_node", "Add_node_1"}, {"sum"});
-  b.Node("Mul", {"sum", "y_identity"}, {"Mul_node"});
-  b.Node("Identity", {"w"}, {"y"});
+  b.Node("Add", {"Add_node", "Add_node_1"}, {"sum"}, "Add_node");
+  b.Node("Mul", {"sum", "y_identity"}, {"Mul_node"}, "Mul_node");
+  b.Node("Identity", {"w"}, {"y"}, "Identity_node");
   b.Output("Mul_node");
   b.Output("y");
   const Graph graph = ImportOnnxModel(b.model);

@@ -65,3 +65,18 @@ TEST_CASE("every registered operator is complete: description, reference and low
     CHECK(op->has_lowering());
   }
 }
+
+TEST_CASE("operators that draw at inference say so; the rest never fold differently", "[registry]") {
+  const auto random = [](const std::string& op, const AttrMap& given) {
+    std::map<std::string, AttrValue> values;
+    for (const auto& [key, arg] : given) values[key] = arg.value;
+    const OpDef& def = OpRegistry::Global().Get(op);
+    return def.RandomAtInference(def.ParseAttrs(values, "test"));
+  };
+  CHECK(random("random_uniform", {{"shape", {2}}}));
+  CHECK(random("random_normal", {{"shape", {2}}}));
+  CHECK(random("Dropout", {{"mode", "always"}, {"p", 0.5}}));
+  CHECK_FALSE(random("Dropout", {{"mode", "always"}, {"p", 0.0}}));
+  CHECK_FALSE(random("Dropout", {{"p", 0.5}}));  // training mode: identity at inference
+  CHECK_FALSE(random("relu", {}));
+}
