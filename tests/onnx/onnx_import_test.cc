@@ -310,3 +310,21 @@ TEST_CASE("inputs can be fixed to constants at import", "[onnx][import]") {
   options.constant_inputs["nope"] = Int64Vector({1});
   CHECK_THROWS_WITH(ImportOnnxModel(b.model, options), Catch::Contains("'nope' is not an input of the model"));
 }
+
+TEST_CASE("Constant's integer forms keep int64 values exactly", "[onnx][import]") {
+  const int64_t big = (int64_t{1} << 53) + 1;  // not a double
+  ModelBuilder b(13);
+  b.Input("x", {2}, onnx::TensorProto::INT64);
+  AddIntAttr(b.Node("Constant", {}, {"one"}), "value_int", big);
+  AddIntsAttr(b.Node("Constant", {}, {"two"}), "value_ints", {big, -big});
+  b.Node("Add", {"x", "one"}, {"y"});
+  b.Node("Add", {"x", "two"}, {"z"});
+  b.Output("y");
+  b.Output("z");
+  const auto out = Interpret(ImportOnnxModel(b.model), {{"x", Int64Vector({0, 2})}});
+  REQUIRE(out.size() == 2);
+  CHECK(out[0].data_as<int64_t>()[0] == big);
+  CHECK(out[0].data_as<int64_t>()[1] == big + 2);
+  CHECK(out[1].data_as<int64_t>()[0] == big);
+  CHECK(out[1].data_as<int64_t>()[1] == -big + 2);
+}
