@@ -35,7 +35,15 @@ __attribute__((target("avx512f"))) void Avx512Set::Dots(const float* x, const fl
       if (q < count) acc[q] = _mm512_fmadd_ps(xv, _mm512_maskz_loadu_ps(mask, rows + q * ld + p), acc[q]);
     }
   }
-  for (int q = 0; q < count; ++q) out[q] = _mm512_reduce_add_ps(acc[q]);
+  // Summed through memory: GCC 12's _mm512_reduce_add_ps warns of an uninitialized
+  // temporary, and this runs once per four dot products.
+  alignas(64) float lanes[kVec];
+  for (int q = 0; q < count; ++q) {
+    _mm512_store_ps(lanes, acc[q]);
+    float sum = 0;
+    for (const float lane : lanes) sum += lane;
+    out[q] = sum;
+  }
 }
 
 template <int kRows, int kVectors>

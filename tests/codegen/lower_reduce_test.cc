@@ -153,7 +153,7 @@ TEST_CASE("NaN rules: max and min propagate it, the arg forms pick the first NaN
   const Tensor x = Values({3, 4}, {1, nan, 3, nan, -inf, -inf, -inf, -inf, inf, 2, inf, nan});
   for (const DType dtype : {DType::kFloat32, DType::kFloat16, DType::kFloat64}) {
     const Tensor t = x.CastTo(dtype);
-    for (const std::string& op : {"max", "min", "argmax", "argmin", "sum", "prod"}) {
+    for (const std::string op : {"max", "min", "argmax", "argmin", "sum", "prod"}) {
       for (const AttrArg& axis : {AttrArg(std::monostate{}), AttrArg(int64_t{0}), AttrArg(int64_t{1})}) {
         INFO(op << " " << DTypeName(dtype) << " axis " << FormatAttrValue(axis.value));
         const bool arg = op == "argmax" || op == "argmin";
@@ -175,7 +175,7 @@ TEST_CASE("NaN rules: max and min propagate it, the arg forms pick the first NaN
     lanes.SetDouble(74 + i, -inf);
     lanes.SetDouble(111 + i, static_cast<double>((i * 7) % 3));
   }
-  for (const std::string& op : {"max", "min", "argmax", "argmin"}) {
+  for (const std::string op : {"max", "min", "argmax", "argmin"}) {
     INFO(op);
     KILN_CHECK_CLOSE(RunLowered(op, {lanes}, {{"axis", -1}})[0], RunOp(op, {lanes}, {{"axis", -1}})[0], 0, 0);
   }
@@ -183,7 +183,7 @@ TEST_CASE("NaN rules: max and min propagate it, the arg forms pick the first NaN
 
 TEST_CASE("large reductions run in parallel with contiguous inner loops", "[lower][reduce]") {
   const Tensor x = RandomTensor({64, 301}, 11);
-  for (const std::string& op : {"sum", "mean", "max", "argmin"}) {
+  for (const std::string op : {"sum", "mean", "max", "argmin"}) {
     for (const int64_t axis : {0, 1}) {
       INFO(op << " axis " << axis);
       const AttrMap attrs = {{"axis", op == "argmin" ? AttrArg(axis) : AttrArg(std::vector<int64_t>{axis})}};
@@ -197,7 +197,7 @@ TEST_CASE("large reductions run in parallel with contiguous inner loops", "[lowe
   }
   // A middle axis: tiles of the trailing kept axis, one task per (outer, tile).
   const Tensor y = RandomTensor({3, 40, 200}, 12, -1, 1, DType::kInt32);
-  for (const std::string& op : {"sum", "prod", "min", "argmax"}) {
+  for (const std::string op : {"sum", "prod", "min", "argmax"}) {
     INFO(op);
     const AttrMap attrs = {{"axis", op == "argmax" ? AttrArg(1) : AttrArg(std::vector<int64_t>{1})}};
     Check(op, y, attrs);
