@@ -37,7 +37,19 @@ kir::Kernel CopyKernel(const std::string& name, kir::ScalarType type, int64_t co
   kir::KernelBuilder builder(name);
   const auto src = builder.AddArg("src", type, count);
   const auto dst = builder.AddArg("dst", type, count);
-  return builder.Finish(lower::ChunkedLoop(count, [&](const kir::Expr& i) { return kir::Store(dst, i, kir::Load(src, i)); }));
+  return builder.Finish(
+      lower::ChunkedLoop(count, [&](const kir::Expr& i) { return kir::Store(dst, i, kir::Load(src, i)); }));
+}
+
+// Bytes of a kernel's scratch buffer, checked like every tensor's size.
+int64_t ScratchBytes(const Node& node, const kir::BufferNode& buffer) {
+  const int64_t element = kir::ScalarTypeBytes(buffer.type);
+  if (buffer.size < 0 || buffer.size > static_cast<int64_t>(kMaxTensorBytes) / element) {
+    throw Error("node '" + node.name + "' (" + node.op->name() + "): scratch buffer '" + buffer.name + "' of " +
+                std::to_string(buffer.size) + " elements exceeds kiln's limit of " + std::to_string(kMaxTensorBytes) +
+                " bytes");
+  }
+  return buffer.size * element;
 }
 
 bool OnlyLabelReaders(const IndexedGraph& indexed, size_t variable_id) {
@@ -107,14 +119,24 @@ LoweredGraph LowerGraph(const Graph& source, const CompileOptions& options) {
   for (size_t id = 0; id < indexed.num_nodes(); ++id) {
     for (uint32_t i = 0; i < indexed.node(id).num_outputs(); ++i) {
       const size_t entry = indexed.entry_id(id, i);
+      const Node& node = indexed.node(id);
       if (!shapes[entry] || !types[entry]) {
-        throw Error("node '" + indexed.node(id).name + "': the shape or dtype of output " + std::to_string(i) +
+        throw Error("node '" + node.name + "': the shape or dtype of output " + std::to_string(i) +
                     " cannot be inferred; give the input shapes with --input");
+      }
+      try {
+        CheckedByteSize(*shapes[entry], *types[entry]);
+      } catch (const Error& e) {
+        throw Error((node.is_variable()
+                         ? "input '" + node.name + "'"
+                         : "node '" + node.name + "' (" + node.op->name() + "), output " + std::to_string(i)) +
+                    ": " + e.what());
       }
     }
   }
+  // Checked above: every entry's size is below kMaxTensorBytes.
   const auto entry_bytes = [&](size_t entry) {
-    return NumElements(*shapes[entry]) * static_cast<int64_t>(DTypeSize(*types[entry]));
+    return static_cast<int64_t>(CheckedByteSize(*shapes[entry], *types[entry]));
   };
 
   // Outputs: the producing kernel writes into the output buffer, except for outputs
@@ -150,8 +172,8 @@ LoweredGraph LowerGraph(const Graph& source, const CompileOptions& options) {
     }
     try {
       kernel_of_node[id] = static_cast<int>(lowered.kernels.size());
-      lowered.kernels.push_back(LowerNode(*node.op, node.attrs, signature, KernelSymbol(id, node.name), false,
-                                          NodeSeed(0, node.name)));
+      lowered.kernels.push_back(
+          LowerNode(*node.op, node.attrs, signature, KernelSymbol(id, node.name), false, NodeSeed(0, node.name)));
     } catch (const Error& e) {
       throw Error("node '" + node.name + "' (" + node.op->name() + "): " + e.what());
     }
@@ -171,7 +193,7 @@ LoweredGraph LowerGraph(const Graph& source, const CompileOptions& options) {
     const Node& node = indexed.node(id);
     const kir::Kernel& kernel = lowered.kernels[kernel_of_node[id]];
     for (size_t k = node.inputs.size() + node.num_outputs(); k < kernel.args.size(); ++k) {
-      scratch.push_back(kernel.args[k]->size * kir::ScalarTypeBytes(kernel.args[k]->type));
+      scratch.push_back(ScratchBytes(node, *kernel.args[k]));
     }
     return scratch;
   });
@@ -210,13 +232,13 @@ LoweredGraph LowerGraph(const Graph& source, const CompileOptions& options) {
       auto* ref = call->add_args();
       ref->set_kind(proto::BufferRef::ARENA);
       ref->set_offset(static_cast<uint64_t>(plan.scratch_offset[id][k - first_scratch]));
-      ref->set_bytes(static_cast<uint64_t>(kernel.args[k]->size * kir::ScalarTypeBytes(kernel.args[k]->type)));
+      ref->set_bytes(static_cast<uint64_t>(ScratchBytes(node, *kernel.args[k])));
     }
   }
   for (const auto& [entry, output] : output_copies) {
     const DType dtype = *types[entry];
-    lowered.kernels.push_back(CopyKernel("kiln_copy_output" + std::to_string(output), ToScalarType(dtype),
-                                         NumElements(*shapes[entry])));
+    lowered.kernels.push_back(
+        CopyKernel("kiln_copy_output" + std::to_string(output), ToScalarType(dtype), NumElements(*shapes[entry])));
     auto* call = artifact.add_kernels();
     call->set_symbol(lowered.kernels.back().name);
     call->set_node(output_names[output]);

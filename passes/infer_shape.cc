@@ -10,8 +10,8 @@ namespace {
 
 // The fixed-point driver shared by shape and dtype inference.
 template <typename Value, typename Describe, typename Declared, typename Infer>
-size_t InferEntries(Graph& graph, const std::map<std::string, Value>& known, const char* attr_name,
-                    const char* what, Describe describe, Declared declared, Infer infer) {
+size_t InferEntries(Graph& graph, const std::map<std::string, Value>& known, const char* attr_name, const char* what,
+                    Describe describe, Declared declared, Infer infer) {
   const IndexedGraph& indexed = graph.indexed();
   std::vector<std::optional<Value>> slots(indexed.num_entries());
 
@@ -88,6 +88,17 @@ size_t InferShape(Graph& graph, const std::map<std::string, Shape>& known) {
       [](const Node& node) { return node.shape; },
       [](const Node& node, std::vector<ShapeSlot>& in, std::vector<ShapeSlot>& out) {
         node.op->InferShape(node.attrs, in, out);
+        // A shape whose element count overflows, or that no machine could hold, is an
+        // error here, where the node is known, not a wrapped size later.
+        for (size_t i = 0; i < out.size(); ++i) {
+          if (!out[i]) continue;
+          const auto count = static_cast<uint64_t>(NumElements(*out[i]));
+          if (count > kMaxTensorBytes) {
+            throw Error("output " + std::to_string(i) + " of shape " + ShapeToString(*out[i]) + " has " +
+                        std::to_string(count) + " elements, more than kiln's limit of " +
+                        std::to_string(kMaxTensorBytes) + " bytes");
+          }
+        }
       });
 }
 

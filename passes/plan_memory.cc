@@ -1,6 +1,10 @@
 #include "passes/plan_memory.h"
 
 #include <map>
+#include <string>
+
+#include "runtime/error.h"
+#include "runtime/tensor.h"
 
 namespace kiln {
 namespace {
@@ -42,7 +46,13 @@ class BlockAllocator {
   std::multimap<int64_t, int> free_;
 };
 
-int64_t Align(int64_t bytes) { return (bytes + kArenaAlignment - 1) / kArenaAlignment * kArenaAlignment; }
+int64_t Align(int64_t bytes) {
+  if (bytes < 0 || bytes > static_cast<int64_t>(kMaxTensorBytes)) {
+    throw Error("a buffer of " + std::to_string(bytes) + " bytes cannot be planned (limit " +
+                std::to_string(kMaxTensorBytes) + ")");
+  }
+  return (bytes + kArenaAlignment - 1) / kArenaAlignment * kArenaAlignment;
+}
 
 }  // namespace
 
@@ -103,7 +113,13 @@ StoragePlan PlanMemory(const Graph& graph, const std::vector<int64_t>& entry_byt
   std::vector<int64_t> block_offset;
   for (const int64_t size : allocator.sizes()) {
     block_offset.push_back(plan.arena_bytes);
+    // Every block is below kMaxTensorBytes (2^40), so the sum cannot overflow before
+    // it passes the limit.
     plan.arena_bytes += Align(size);
+    if (plan.arena_bytes > static_cast<int64_t>(kMaxTensorBytes)) {
+      throw Error("the memory plan needs more than kiln's limit of " + std::to_string(kMaxTensorBytes) +
+                  " bytes of intermediate storage");
+    }
   }
   plan.entry_offset.assign(num_entries, -1);
   for (size_t entry = 0; entry < num_entries; ++entry) {

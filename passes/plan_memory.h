@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "passes/graph.h"
+#include "runtime/kernel_abi.h"  // kArenaAlignment
 
 namespace kiln {
 
@@ -25,8 +26,6 @@ struct StoragePlan {
   // Entries that took an input's storage in place.
   int64_t inplace_count = 0;
 };
-
-inline constexpr int64_t kArenaAlignment = 64;
 
 // `entry_bytes` gives each entry's size; `external` marks entries not to plan;
 // `scratch_bytes(node_id)` gives the sizes of a node's scratch buffers.

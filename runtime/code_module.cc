@@ -98,6 +98,9 @@ class SharedObjectModule final : public CodeModule {
   KilnKernelFn Find(const std::string& name) const override {
     return reinterpret_cast<KilnKernelFn>(::dlsym(handle_, KernelSymbolName(name).c_str()));
   }
+  const int64_t* FindAbiRecord(const std::string& name) const override {
+    return static_cast<const int64_t*>(::dlsym(handle_, (KernelSymbolName(name) + kAbiRecordSuffix).c_str()));
+  }
 
  private:
   void* handle_;

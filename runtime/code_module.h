@@ -21,6 +21,8 @@ class CodeModule {
   // The kernel named `name` (a kir::Kernel name, not its symbol), or nullptr when the
   // module has none. Thread-safe; the pointer lives as long as the module.
   virtual KilnKernelFn Find(const std::string& name) const = 0;
+  // The ABI record the code exports for kernel `name` (see kernel_abi.h), or nullptr.
+  virtual const int64_t* FindAbiRecord(const std::string& name) const = 0;
 };
 
 // The symbol a kernel is exported under. A C identifier that starts with "kiln_" (what

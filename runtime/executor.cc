@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <thread>
 
 #include "runtime/artifact.h"
 #include "runtime/error.h"
@@ -13,10 +14,11 @@
 namespace kiln {
 
 // Arenas for concurrent calls: a call takes one (or makes one) and gives it back, so
-// steady-state runs allocate nothing for intermediates.
+// steady-state runs allocate nothing for intermediates. At most `max_idle` are kept:
+// a burst of concurrent callers does not hold its peak memory forever.
 class Executor::ArenaPool {
  public:
-  explicit ArenaPool(int64_t bytes) : bytes_(bytes) {}
+  ArenaPool(int64_t bytes, size_t max_idle) : bytes_(bytes), max_idle_(max_idle) {}
 
   class Lease {
    public:
@@ -46,10 +48,11 @@ class Executor::ArenaPool {
  private:
   void Return(Tensor arena) {
     const std::lock_guard<std::mutex> lock(mutex_);
-    free_.push_back(std::move(arena));
+    if (free_.size() < max_idle_) free_.push_back(std::move(arena));
   }
 
   int64_t bytes_;
+  size_t max_idle_;
   std::mutex mutex_;
   std::vector<Tensor> free_;
 };
@@ -57,11 +60,21 @@ class Executor::ArenaPool {
 namespace {
 
 TensorSpec SpecFromProto(const proto::TensorSpec& spec, const std::string& where) {
-  if (!IsValidDTypeCode(spec.dtype())) throw Error(where + ": '" + spec.name() + "' has an unknown dtype code");
+  const std::string what = where + ": tensor '" + Abbreviate(spec.name()) + "'";
+  if (!IsValidDTypeCode(spec.dtype())) {
+    throw Error(what + " has an unknown dtype code " + std::to_string(spec.dtype()) + " (expected 0 to 7)");
+  }
   TensorSpec out{spec.name(), static_cast<DType>(spec.dtype()), Shape(spec.shape().begin(), spec.shape().end())};
-  NumElements(out.shape);  // rejects negative dimensions
+  try {
+    CheckedByteSize(out.shape, out.dtype);  // negative dimensions, overflow, absurd sizes
+  } catch (const Error& e) {
+    throw Error(what + ": " + e.what());
+  }
   return out;
 }
+
+// The most arguments a kernel may have (an ABI record claiming more is corrupt).
+constexpr int64_t kMaxKernelArgs = 1 << 16;
 
 std::string Describe(const TensorSpec& spec) {
   return std::string(DTypeName(spec.dtype)) + " " + ShapeToString(spec.shape);
@@ -92,37 +105,11 @@ std::unique_ptr<Executor> Executor::Create(proto::ArtifactProto artifact, std::s
   e.param_values_.resize(e.params_.size());
   e.arena_bytes_ = static_cast<int64_t>(artifact.arena_bytes());
 
-  const auto bytes_of = [](const TensorSpec& spec) {
-    return static_cast<uint64_t>(NumElements(spec.shape)) * DTypeSize(spec.dtype);
-  };
-  for (const auto& call : artifact.kernels()) {
-    KernelPlan plan;
-    plan.fn = e.code_->Find(call.symbol());
-    if (plan.fn == nullptr) throw Error(where + ": kernel '" + call.symbol() + "' is missing from the code object");
-    plan.node = call.node();
-    plan.parallel_extent = std::max<int64_t>(call.parallel_extent(), 1);
-    for (const auto& arg : call.args()) {
-      // Every reference must stay inside what it points at, whatever the file says.
-      const std::vector<TensorSpec>* specs = nullptr;
-      switch (arg.kind()) {
-        case proto::BufferRef::ARENA:
-          if (arg.offset() > static_cast<uint64_t>(e.arena_bytes_) ||
-              arg.bytes() > static_cast<uint64_t>(e.arena_bytes_) - arg.offset()) {
-            throw Error(where + ": kernel '" + call.symbol() + "' reaches outside the arena");
-          }
-          break;
-        case proto::BufferRef::INPUT: specs = &e.inputs_; break;
-        case proto::BufferRef::PARAM: specs = &e.params_; break;
-        case proto::BufferRef::OUTPUT: specs = &e.outputs_; break;
-        default: throw Error(where + ": kernel '" + call.symbol() + "' has an unknown buffer kind");
-      }
-      if (specs && (arg.index() >= specs->size() || arg.bytes() > bytes_of((*specs)[arg.index()]))) {
-        throw Error(where + ": kernel '" + call.symbol() + "' refers to a buffer that does not exist or is too small");
-      }
-      plan.args.push_back(arg);
-    }
-    e.kernels_.push_back(std::move(plan));
+  if (artifact.arena_bytes() > kMaxTensorBytes) {
+    throw Error(where + ": arena of " + std::to_string(artifact.arena_bytes()) + " bytes exceeds kiln's limit of " +
+                std::to_string(kMaxTensorBytes));
   }
+  for (const auto& call : artifact.kernels()) e.kernels_.push_back(e.PlanKernel(call, where));
 
   std::map<std::string, Tensor> embedded;
   for (int i = 0; i < artifact.param_values_size(); ++i) {
@@ -131,14 +118,87 @@ std::unique_ptr<Executor> Executor::Create(proto::ArtifactProto artifact, std::s
   }
   e.BindParams(embedded);
 
+  if (options.threads < 0 || options.threads > kMaxThreads) {
+    throw Error("ExecutorOptions::threads must be 0 (all cores) or 1 to " + std::to_string(kMaxThreads) + ", given " +
+                std::to_string(options.threads));
+  }
   if (options.threads == 0) {
     e.pool_ = &DefaultThreadPool();
   } else if (options.threads > 1) {
     e.own_pool_ = std::make_unique<ThreadPool>(options.threads);
     e.pool_ = e.own_pool_.get();
   }
-  e.arenas_ = std::make_unique<ArenaPool>(e.arena_bytes_);
+  const size_t max_idle = options.max_idle_arenas > 0 ? static_cast<size_t>(options.max_idle_arenas)
+                                                      : std::max<size_t>(1, std::thread::hardware_concurrency());
+  e.arenas_ = std::make_unique<ArenaPool>(e.arena_bytes_, max_idle);
   return executor;
+}
+
+// Checks one kernel call of the artifact against the code's own ABI record and the
+// buffers it names: a checksum says nothing about whether the metadata is consistent.
+Executor::KernelPlan Executor::PlanKernel(const proto::KernelCall& call, const std::string& where) const {
+  const std::string what =
+      where + ": kernel '" + Abbreviate(call.symbol()) + "' (node '" + Abbreviate(call.node()) + "')";
+  KernelPlan plan;
+  plan.fn = code_->Find(call.symbol());
+  if (plan.fn == nullptr) throw Error(what + " is missing from the code object");
+  const int64_t* record = code_->FindAbiRecord(call.symbol());
+  if (record == nullptr) throw Error(what + " has no ABI record in the code object; recompile the model");
+  const int64_t num_args = record[0];
+  if (num_args < 0 || num_args > kMaxKernelArgs) throw Error(what + ": its ABI record is corrupt");
+  if (call.args_size() != num_args) {
+    throw Error(what + ": the code takes " + std::to_string(num_args) + " buffers, the artifact gives " +
+                std::to_string(call.args_size()));
+  }
+  if (call.parallel_extent() != record[1]) {
+    throw Error(what + ": the code's parallel extent is " + std::to_string(record[1]) + ", the artifact says " +
+                std::to_string(call.parallel_extent()));
+  }
+  plan.node = call.node();
+  plan.parallel_extent = std::max<int64_t>(record[1], 1);
+  for (int i = 0; i < call.args_size(); ++i) {
+    const proto::BufferRef& arg = call.args(i);
+    const std::string arg_what = what + ", buffer " + std::to_string(i);
+    const auto needed = static_cast<uint64_t>(record[2 + i]);
+    if (arg.bytes() < needed) {
+      throw Error(arg_what + ": the code reads or writes " + std::to_string(needed) + " bytes, the artifact gives " +
+                  std::to_string(arg.bytes()));
+    }
+    const std::vector<TensorSpec>* specs = nullptr;
+    switch (arg.kind()) {
+      case proto::BufferRef::ARENA:
+        if (arg.offset() % kArenaAlignment != 0) {
+          throw Error(arg_what + ": arena offset " + std::to_string(arg.offset()) + " is not a multiple of " +
+                      std::to_string(kArenaAlignment));
+        }
+        if (arg.offset() > static_cast<uint64_t>(arena_bytes_) ||
+            arg.bytes() > static_cast<uint64_t>(arena_bytes_) - arg.offset()) {
+          throw Error(arg_what + ": bytes [" + std::to_string(arg.offset()) + ", +" + std::to_string(arg.bytes()) +
+                      ") reach outside the arena of " + std::to_string(arena_bytes_) + " bytes");
+        }
+        break;
+      case proto::BufferRef::INPUT: specs = &inputs_; break;
+      case proto::BufferRef::PARAM: specs = &params_; break;
+      case proto::BufferRef::OUTPUT: specs = &outputs_; break;
+      default: throw Error(arg_what + ": unknown buffer kind " + std::to_string(arg.kind()));
+    }
+    if (specs != nullptr) {
+      const std::string kind = proto::BufferRef::Kind_Name(arg.kind());
+      if (arg.index() >= specs->size()) {
+        throw Error(arg_what + ": " + kind + " " + std::to_string(arg.index()) + " does not exist (there are " +
+                    std::to_string(specs->size()) + ")");
+      }
+      const TensorSpec& spec = (*specs)[arg.index()];
+      const uint64_t size = CheckedByteSize(spec.shape, spec.dtype);
+      if (arg.offset() != 0 || arg.bytes() > size) {
+        throw Error(arg_what + ": bytes [" + std::to_string(arg.offset()) + ", +" + std::to_string(arg.bytes()) +
+                    ") reach outside " + kind + " '" + Abbreviate(spec.name) + "' of " + std::to_string(size) +
+                    " bytes");
+      }
+    }
+    plan.args.push_back(arg);
+  }
+  return plan;
 }
 
 void Executor::BindParams(const std::map<std::string, Tensor>& params, bool allow_extra) {

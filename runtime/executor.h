@@ -31,6 +31,9 @@ struct ExecutorOptions {
   // Threads for the kernels' parallel loops: 0 uses the process-wide pool (all cores,
   // or KILN_NUM_THREADS), 1 runs everything on the calling thread.
   int threads = 0;
+  // Arenas kept for reuse once their calls return; callers beyond that many at once
+  // allocate one for the call and free it after. 0: one per hardware thread.
+  int max_idle_arenas = 0;
 };
 
 class Executor {
@@ -77,6 +80,7 @@ class Executor {
   class ArenaPool;
 
   Executor() = default;
+  KernelPlan PlanKernel(const proto::KernelCall& call, const std::string& where) const;
 
   std::string source_;
   std::shared_ptr<const CodeModule> code_;

@@ -1,55 +1,118 @@
 #include "runtime/file_util.h"
 
 #include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
-#include <fstream>
+#include <filesystem>
 #include <random>
-#include <sstream>
 
 #include "runtime/error.h"
+#include "runtime/tensor.h"
 
 namespace kiln {
 
-std::string ReadFile(const std::string& path) {
-  std::ifstream file(path, std::ios::binary);
-  if (!file) throw Error("cannot open '" + path + "': " + std::strerror(errno));
-  std::ostringstream contents;
-  contents << file.rdbuf();
-  if (file.bad()) throw Error("cannot read '" + path + "'");
-  return contents.str();
+UniqueFd::~UniqueFd() {
+  if (fd_ >= 0) ::close(fd_);
 }
 
 namespace {
-// Closes a file descriptor on every path out of WriteFileAtomic.
-class FileDescriptor {
- public:
-  explicit FileDescriptor(int fd) : fd_(fd) {}
-  ~FileDescriptor() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  FileDescriptor(const FileDescriptor&) = delete;
-  FileDescriptor& operator=(const FileDescriptor&) = delete;
-  int get() const { return fd_; }
-  int release() {
-    const int fd = fd_;
-    fd_ = -1;
-    return fd;
-  }
+// What can be read from a FIFO or a device (which has no size to check first).
+constexpr size_t kMaxStreamBytes = size_t{256} << 20;
 
- private:
-  int fd_;
-};
 }  // namespace
 
-void WriteFileAtomic(const std::string& path, std::string_view bytes) {
+std::string ReadFile(const std::string& path) {
+  if (path.empty()) throw Error("cannot open '': no file name given");
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (fd.get() < 0) throw Error("cannot open '" + path + "': " + std::strerror(errno));
+  struct stat info {};
+  if (::fstat(fd.get(), &info) != 0) throw Error("cannot read '" + path + "': " + std::strerror(errno));
+  if (S_ISDIR(info.st_mode)) throw Error("'" + path + "' is a directory, not a file");
+  // A regular file is read to its size (checked against the limit before anything is
+  // allocated); anything else (a pipe, /dev/zero) up to kMaxStreamBytes.
+  const bool regular = S_ISREG(info.st_mode);
+  const uint64_t limit = regular ? kMaxTensorBytes : kMaxStreamBytes;
+  if (regular && static_cast<uint64_t>(info.st_size) > limit) {
+    throw Error("'" + path + "' is " + std::to_string(info.st_size) + " bytes, more than kiln reads (" +
+                std::to_string(limit) + ")");
+  }
+  std::string contents;
+  contents.resize(regular ? static_cast<size_t>(info.st_size) + 1 : size_t{1} << 16);
+  size_t filled = 0;
+  for (;;) {
+    if (filled == contents.size()) {
+      if (contents.size() >= limit) {
+        char probe = 0;
+        if (::read(fd.get(), &probe, 1) <= 0) break;
+        throw Error("'" + path + "' gives more than " + std::to_string(limit) + " bytes" +
+                    (regular ? "" : " (it is not a regular file); save the data to a file"));
+      }
+      contents.resize(static_cast<size_t>(std::min<uint64_t>(limit, contents.size() * 2)));
+    }
+    const ssize_t n = ::read(fd.get(), contents.data() + filled, contents.size() - filled);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      throw Error("cannot read '" + path + "': " + std::strerror(errno));
+    }
+    if (n == 0) break;
+    filled += static_cast<size_t>(n);
+  }
+  contents.resize(filled);
+  return contents;
+}
+
+namespace {
+
+// Temporary files are named TARGET.tmp.PID.RANDOM.
+std::string TempPrefix(const std::string& path) {
+  return path + ".tmp.";
+}
+
+// Removes the temporary files of earlier writes of `path` whose writer is gone (killed
+// mid-write, say): their PID names no living process. Best effort, never throws.
+void RemoveStaleTemps(const std::string& path) {
+  std::error_code error;
+  const std::filesystem::path target(path);
+  const std::filesystem::path dir = target.has_parent_path() ? target.parent_path() : ".";
+  const std::string prefix = target.filename().string() + ".tmp.";
+  for (std::filesystem::directory_iterator it(dir, error), end; !error && it != end; it.increment(error)) {
+    const std::string name = it->path().filename().string();
+    if (!name.starts_with(prefix)) continue;
+    const std::string rest = name.substr(prefix.size());  // PID.RANDOM
+    const size_t dot = rest.find('.');
+    if (dot == 0 || dot == std::string::npos || dot > 9 || rest.find_first_not_of("0123456789.") != std::string::npos ||
+        rest.find('.', dot + 1) != std::string::npos) {
+      continue;
+    }
+    const pid_t pid = static_cast<pid_t>(std::stol(rest.substr(0, dot)));
+    if (pid <= 0 || pid == ::getpid()) continue;
+    if (::kill(pid, 0) != 0 && errno == ESRCH) std::filesystem::remove(it->path(), error);
+  }
+}
+
+}  // namespace
+
+void WriteFileAtomic(const std::string& path, std::string_view bytes, mode_t mode) {
+  if (path.empty()) throw Error("cannot write a file with an empty name");
+  RemoveStaleTemps(path);
   std::random_device random;
-  const std::string temp = path + ".tmp." + std::to_string(::getpid()) + "." + std::to_string(random());
-  FileDescriptor fd(::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
-  if (fd.get() < 0) throw Error("cannot create '" + temp + "': " + std::strerror(errno));
+  const std::string temp = TempPrefix(path) + std::to_string(::getpid()) + "." + std::to_string(random());
+  UniqueFd fd(::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode));
+  if (fd.get() < 0) {
+    const int error = errno;
+    std::error_code ignored;
+    const auto dir = std::filesystem::path(path).parent_path();
+    if (error == ENOENT && !dir.empty() && !std::filesystem::is_directory(dir, ignored)) {
+      throw Error("cannot write '" + path + "': the directory '" + dir.string() + "' does not exist");
+    }
+    throw Error("cannot write '" + path + "': " + std::strerror(error));
+  }
   const auto fail = [&](const char* what) {
     const std::string reason = std::strerror(errno);
     ::unlink(temp.c_str());
@@ -66,7 +129,16 @@ void WriteFileAtomic(const std::string& path, std::string_view bytes) {
   }
   if (::fsync(fd.get()) != 0) fail("sync");
   if (::close(fd.release()) != 0) fail("close");
-  if (std::rename(temp.c_str(), path.c_str()) != 0) fail("rename into");
+  if (std::rename(temp.c_str(), path.c_str()) != 0) fail("write");
+}
+
+void CreateOutputDirectory(const std::string& dir) {
+  std::error_code error;
+  std::filesystem::create_directories(dir, error);
+  if (error || !std::filesystem::is_directory(dir, error)) {
+    throw Error("--output-dir '" + dir + "': cannot create the directory" +
+                (error ? ": " + error.message() : std::string(": a file of that name exists")));
+  }
 }
 
 }  // namespace kiln

@@ -8,6 +8,12 @@
 // share of the kernel's parallel loop this call runs (0..parallel_extent in total).
 // Routines that kernels call (GEMM) are reached through `api`, so code objects have no
 // undefined symbols of kiln's to resolve.
+//
+// Beside every kernel the code object exports its ABI record, a constant
+//   int64_t SYMBOL.abi[2 + n] = {n, parallel_extent, bytes(arg 0), ..., bytes(arg n-1)}
+// ('.' cannot occur in a kernel symbol, so records never collide with kernels): what
+// the code itself reads and writes. The executor checks the artifact's plan against it,
+// whatever the artifact's metadata says.
 #pragma once
 
 #include <cstdint>
@@ -28,7 +34,11 @@ typedef void (*KilnKernelFn)(void* const* buffers, int64_t begin, int64_t end, c
 }  // extern "C"
 
 namespace kiln {
-inline constexpr uint32_t kKernelAbiVersion = 1;
+// 2: kernels carry ABI records.
+inline constexpr uint32_t kKernelAbiVersion = 2;
+inline constexpr const char* kAbiRecordSuffix = ".abi";
+// Arena offsets are multiples of this (the planner aligns every block).
+inline constexpr int64_t kArenaAlignment = 64;
 // Slots of KilnRuntimeApi the emitter calls, by kir routine name.
 inline constexpr const char* kRoutineSgemm = "sgemm";
 }  // namespace kiln

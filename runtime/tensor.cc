@@ -21,6 +21,17 @@ int64_t NumElements(const Shape& shape) {
   return count;
 }
 
+uint64_t CheckedByteSize(const Shape& shape, DType dtype) {
+  const auto count = static_cast<uint64_t>(NumElements(shape));
+  const uint64_t element = DTypeSize(dtype);
+  if (count > kMaxTensorBytes / element) {
+    throw Error("a " + std::string(DTypeName(dtype)) + " tensor of shape " + ShapeToString(shape) + " (" +
+                std::to_string(count) + " elements) exceeds kiln's limit of " + std::to_string(kMaxTensorBytes) +
+                " bytes");
+  }
+  return count * element;
+}
+
 std::string ShapeToString(const Shape& shape) {
   std::string text = "(";
   for (size_t i = 0; i < shape.size(); ++i) {
@@ -41,9 +52,6 @@ std::vector<int64_t> Strides(const Shape& shape) {
 namespace {
 
 constexpr size_t kAlignment = 64;
-// Tensors above this size are refused outright: a corrupt file must not make us try to
-// allocate petabytes.
-constexpr size_t kMaxTensorBytes = size_t{1} << 40;
 
 std::shared_ptr<void> AllocateZeroed(size_t bytes) {
   if (bytes > kMaxTensorBytes) throw Error("tensor of " + std::to_string(bytes) + " bytes is too large");
@@ -77,10 +85,7 @@ T SaturatingCast(double value) {
 }  // namespace
 
 Tensor::Tensor(Shape shape, DType dtype) : shape_(std::move(shape)), dtype_(dtype), num_elements_(NumElements(shape_)) {
-  if (num_elements_ > static_cast<int64_t>(kMaxTensorBytes / DTypeSize(dtype_))) {
-    throw Error("tensor of shape " + ShapeToString(shape_) + " is too large");
-  }
-  buffer_ = AllocateZeroed(nbytes());
+  buffer_ = AllocateZeroed(CheckedByteSize(shape_, dtype_));
 }
 
 Tensor Tensor::FromDoubles(Shape shape, std::span<const double> values, DType dtype) {

@@ -16,6 +16,12 @@ using Shape = std::vector<int64_t>;
 
 // Product of the dimensions (1 for a scalar); throws on overflow or a negative dim.
 int64_t NumElements(const Shape& shape);
+// The largest tensor kiln allocates or plans (1 TiB): a size beyond it is a corrupt file
+// or a wrapped computation, reported as an error instead of attempted.
+inline constexpr uint64_t kMaxTensorBytes = uint64_t{1} << 40;
+// Bytes of a tensor of `shape` and `dtype`; throws naming the shape when the count
+// overflows or the size exceeds kMaxTensorBytes.
+uint64_t CheckedByteSize(const Shape& shape, DType dtype);
 // "(2,3,4)"; a scalar is "()".
 std::string ShapeToString(const Shape& shape);
 // Row-major strides in elements.

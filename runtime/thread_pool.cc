@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <exception>
 #include <string>
+#include <system_error>
 
 #include "runtime/error.h"
 
@@ -30,10 +31,12 @@ bool SpinUntil(const Ready& ready) {
 }
 
 int PoolSize(int threads) {
-  if (threads < 0) {
-    throw Error("a thread pool needs a positive number of threads (or 0 for all), given " + std::to_string(threads));
+  if (threads < 0 || threads > kMaxThreads) {
+    throw Error("a thread pool needs 1 to " + std::to_string(kMaxThreads) + " threads (or 0 for all cores), given " +
+                std::to_string(threads));
   }
-  return threads > 0 ? threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  const int hardware = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  return threads > 0 ? threads : std::min(hardware, kMaxThreads);
 }
 
 }  // namespace
@@ -87,16 +90,30 @@ struct ThreadPool::Job {
 
 ThreadPool::ThreadPool(int threads) : size_(PoolSize(threads)) {
   workers_.reserve(static_cast<size_t>(size_ - 1));
-  for (int i = 1; i < size_; ++i) workers_.emplace_back([this] { WorkerLoop(); });
+  try {
+    for (int i = 1; i < size_; ++i) workers_.emplace_back([this] { WorkerLoop(); });
+  } catch (const std::system_error& e) {
+    // Out of threads or address space: stop the workers already started (a joinable
+    // std::thread destroyed would call std::terminate) and say so.
+    const size_t started = workers_.size();
+    StopWorkers();
+    throw Error("cannot start " + std::to_string(size_) + " threads (started " + std::to_string(started + 1) +
+                "): " + e.what() + "; use fewer threads");
+  }
 }
 
 ThreadPool::~ThreadPool() {
+  StopWorkers();
+}
+
+void ThreadPool::StopWorkers() {
   {
     const std::lock_guard<std::mutex> lock(mutex_);
     stopping_ = true;
   }
   wake_.notify_all();
   for (auto& worker : workers_) worker.join();
+  workers_.clear();
 }
 
 void ThreadPool::WorkerLoop() {
@@ -145,8 +162,9 @@ ThreadPool& DefaultThreadPool() {
     if (value == nullptr || *value == '\0') return 0;
     char* end = nullptr;
     const long threads = std::strtol(value, &end, 10);
-    if (*end != '\0' || threads <= 0 || threads > 4096) {
-      throw Error(std::string("KILN_NUM_THREADS must be a positive integer, given '") + value + "'");
+    if (*end != '\0' || threads <= 0 || threads > kMaxThreads) {
+      throw Error("KILN_NUM_THREADS must be an integer from 1 to " + std::to_string(kMaxThreads) + ", given '" +
+                  Abbreviate(value) + "'");
     }
     return static_cast<int>(threads);
   }());

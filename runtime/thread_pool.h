@@ -19,10 +19,14 @@
 
 namespace kiln {
 
+// The most threads a pool (or KILN_NUM_THREADS, or --threads) may ask for.
+inline constexpr int kMaxThreads = 1024;
+
 class ThreadPool {
  public:
   // `threads` runs work, the calling thread counted: threads - 1 workers are started.
-  // 0 means one per hardware thread. Negative counts throw kiln::Error.
+  // 0 means one per hardware thread. Counts outside 0..kMaxThreads, and threads the
+  // system cannot start, throw kiln::Error.
   explicit ThreadPool(int threads = 0);
   // Joins the workers; no ParallelFor may still be running.
   ~ThreadPool();
@@ -43,6 +47,7 @@ class ThreadPool {
   struct Job;
 
   void WorkerLoop();
+  void StopWorkers();
 
   const int size_;
   std::mutex mutex_;

@@ -12,6 +12,7 @@ packages=(
   libcli11-dev nlohmann-json3-dev libfmt-dev zlib1g-dev
   libopenblas-dev          # benchmarks compare against OpenBLAS
   libonnx-dev              # onnx.proto, the schema of the ONNX importer
+  libsodium-dev            # Ed25519 signatures over artifacts (runtime/signing)
 )
 missing=()
 for package in "${packages[@]}"; do

@@ -789,6 +789,21 @@ class KernelEmitter {
   std::unordered_map<const kir::ExprNode*, bool> has_load_;
 };
 
+// The kernel's ABI record (runtime/kernel_abi.h): its argument count, parallel extent
+// and the bytes of every argument, as an exported constant.
+void EmitAbiRecord(const kir::Kernel& kernel, const std::string& symbol, llvm::Module& module) {
+  std::vector<uint64_t> record = {kernel.args.size(), static_cast<uint64_t>(kernel.parallel_extent)};
+  for (const auto& arg : kernel.args) {
+    record.push_back(static_cast<uint64_t>(arg->size) * kir::ScalarTypeBytes(arg->type));
+  }
+  llvm::LLVMContext& context = module.getContext();
+  llvm::Constant* values = llvm::ConstantDataArray::get(context, record);
+  // The module owns the global (LLVM's ownership model).
+  auto* global = new llvm::GlobalVariable(module, values->getType(), /*isConstant=*/true,
+                                          llvm::GlobalValue::ExternalLinkage, values, symbol + kAbiRecordSuffix);
+  global->setAlignment(llvm::Align(8));
+}
+
 }  // namespace
 
 std::unique_ptr<llvm::Module> BuildModule(const std::vector<kir::Kernel>& kernels, const llvm::TargetMachine& machine,
@@ -822,6 +837,7 @@ std::unique_ptr<llvm::Module> BuildModule(const std::vector<kir::Kernel>& kernel
       function->addParamAttr(arg, llvm::Attribute::ReadOnly);
     }
     KernelEmitter(kernel, function).Emit();
+    EmitAbiRecord(kernel, symbol, *module);
   }
 
   std::string problems;

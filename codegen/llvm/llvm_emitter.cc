@@ -233,19 +233,27 @@ void DefineLibm(llvm::orc::LLJIT& jit) {
 
 class JitModule final : public CodeModule {
  public:
+  struct Entry {
+    KilnKernelFn fn = nullptr;
+    const int64_t* abi_record = nullptr;
+  };
   JitModule(std::unique_ptr<Diagnostics> diagnostics, std::unique_ptr<llvm::orc::LLJIT> jit,
-            std::unordered_map<std::string, KilnKernelFn> kernels)
+            std::unordered_map<std::string, Entry> kernels)
       : diagnostics_(std::move(diagnostics)), jit_(std::move(jit)), kernels_(std::move(kernels)) {}
 
   KilnKernelFn Find(const std::string& name) const override {
     const auto it = kernels_.find(name);
-    return it == kernels_.end() ? nullptr : it->second;
+    return it == kernels_.end() ? nullptr : it->second.fn;
+  }
+  const int64_t* FindAbiRecord(const std::string& name) const override {
+    const auto it = kernels_.find(name);
+    return it == kernels_.end() ? nullptr : it->second.abi_record;
   }
 
  private:
   std::unique_ptr<Diagnostics> diagnostics_;  // the JIT's context reports here
   std::unique_ptr<llvm::orc::LLJIT> jit_;
-  std::unordered_map<std::string, KilnKernelFn> kernels_;  // read-only after construction
+  std::unordered_map<std::string, Entry> kernels_;  // read-only after construction
 };
 
 // ---- shared objects ----
@@ -437,13 +445,18 @@ std::unique_ptr<CodeModule> JitCompile(const std::vector<kir::Kernel>& kernels, 
   }
   // Looking every kernel up compiles them all now, on this thread; afterwards the module
   // is read-only.
-  std::unordered_map<std::string, KilnKernelFn> functions;
+  std::unordered_map<std::string, JitModule::Entry> functions;
   for (const auto& kernel : kernels) {
-    auto address = (*jit)->lookup(KernelSymbolName(kernel.name));
+    const std::string symbol = KernelSymbolName(kernel.name);
+    auto address = (*jit)->lookup(symbol);
     if (!address) {
       throw Error("the JIT cannot compile kernel '" + kernel.name + "': " + llvm::toString(address.takeError()));
     }
-    functions[kernel.name] = address->toPtr<KilnKernelFn>();
+    auto record = (*jit)->lookup(symbol + kAbiRecordSuffix);
+    if (!record) {
+      throw Error("the JIT has no ABI record for kernel '" + kernel.name + "': " + llvm::toString(record.takeError()));
+    }
+    functions[kernel.name] = {address->toPtr<KilnKernelFn>(), record->toPtr<const int64_t*>()};
   }
   c.diagnostics->Check("compiling in the JIT");
   return std::make_unique<JitModule>(std::move(c.diagnostics), std::move(*jit), std::move(functions));

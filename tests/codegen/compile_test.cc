@@ -4,6 +4,7 @@
 #include <catch2/catch.hpp>
 #include <filesystem>
 #include <random>
+#include <atomic>
 #include <thread>
 
 #include "codegen/compiler.h"
@@ -180,10 +181,109 @@ TEST_CASE("bad artifacts are rejected with clear errors", "[compile][errors]") {
   proto::ArtifactProto no_kernel = artifact;
   no_kernel.mutable_kernels(0)->set_symbol("missing_symbol");
   SaveArtifact(path, no_kernel);
-  CHECK_THROWS_WITH(Executor::Load(path), Catch::Contains("kernel 'missing_symbol' is missing"));
+  CHECK_THROWS_WITH(Executor::Load(path), Catch::Contains("kernel 'missing_symbol' (node 'fc1') is missing from the code object"));
   proto::ArtifactProto out_of_arena = artifact;
   out_of_arena.mutable_kernels(0)->mutable_args(0)->set_kind(proto::BufferRef::ARENA);
   out_of_arena.mutable_kernels(0)->mutable_args(0)->set_offset(1ull << 40);
   SaveArtifact(path, out_of_arena);
   CHECK_THROWS_WITH(Executor::Load(path), Catch::Contains("outside the arena"));
+}
+
+// Regressions from the reliability probe (issue 8): past the checksum, the executor
+// checks every kernel call against the code's own ABI record.
+TEST_CASE("artifact metadata is checked against the kernels' ABI records", "[compile][errors][regression]") {
+  const Graph graph = WithRandomParams(TestMlp(), {{"data", {1, 30}}}, 7);
+  CompileOptions options;
+  options.input_shapes = {{"data", {1, 30}}};
+  const proto::ArtifactProto artifact = CompileGraph(graph, options);
+  const std::string path = TempPath("abi.kiln");
+  const auto load_error = [&](const proto::ArtifactProto& changed) {
+    SaveArtifact(path, changed);  // a valid checksum over forged metadata
+    try {
+      Executor::Load(path);
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("loaded");
+  };
+  CHECK(load_error(artifact) == "loaded");
+
+  proto::ArtifactProto removed = artifact;
+  removed.mutable_kernels(0)->mutable_args()->RemoveLast();
+  CHECK_THAT(load_error(removed), Catch::Contains("(node 'fc1'): the code takes") &&
+                                      Catch::Contains("buffers, the artifact gives"));
+
+  proto::ArtifactProto wide = artifact;
+  for (auto& call : *wide.mutable_kernels()) call.set_parallel_extent(int64_t{1} << 40);
+  CHECK_THAT(load_error(wide), Catch::Contains("the artifact says 1099511627776"));
+
+  proto::ArtifactProto small = artifact;
+  small.mutable_kernels(0)->mutable_args(0)->set_bytes(4);
+  CHECK_THAT(load_error(small), Catch::Contains("buffer 0: the code reads or writes 120 bytes, the artifact gives 4"));
+
+  // The first arena buffer, moved off its alignment, then past the arena.
+  proto::ArtifactProto shifted = artifact;
+  proto::BufferRef* arena_ref = nullptr;
+  for (auto& call : *shifted.mutable_kernels()) {
+    for (auto& arg : *call.mutable_args()) {
+      if (arg.kind() == proto::BufferRef::ARENA && arena_ref == nullptr) arena_ref = &arg;
+    }
+  }
+  REQUIRE(arena_ref != nullptr);
+  arena_ref->set_offset(arena_ref->offset() + 4);
+  CHECK_THAT(load_error(shifted), Catch::Contains("is not a multiple of 64"));
+  arena_ref->set_offset((shifted.arena_bytes() / 64 + 1) * 64);
+  CHECK_THAT(load_error(shifted), Catch::Contains("reach outside the arena"));
+
+  proto::ArtifactProto huge_arena = artifact;
+  huge_arena.set_arena_bytes(uint64_t{1} << 62);
+  CHECK_THAT(load_error(huge_arena), Catch::Contains("exceeds kiln's limit"));
+
+  proto::ArtifactProto huge_input = artifact;
+  huge_input.mutable_inputs(0)->set_shape(0, int64_t{1} << 40);
+  CHECK_THAT(load_error(huge_input), Catch::Contains("tensor 'data'") && Catch::Contains("exceeds kiln's limit"));
+
+  proto::ArtifactProto wrong_index = artifact;
+  wrong_index.mutable_kernels(0)->mutable_args(1)->set_index(99);
+  CHECK_THAT(load_error(wrong_index), Catch::Contains("PARAM 99 does not exist"));
+
+  CHECK_THROWS_WITH(Executor::Load(TempPath("")), Catch::Contains("is a directory"));
+  SaveArtifact(path, artifact);
+  CHECK_THROWS_WITH(Executor::Load(path, {.threads = -1}), Catch::Contains("given -1"));
+  CHECK_THROWS_WITH(Executor::Load(path, {.threads = 100000}), Catch::Contains("given 100000"));
+}
+
+TEST_CASE("sizes that overflow are compile-time errors naming the node", "[compile][errors][regression]") {
+  // broadcast_to (1,1) -> 2^31 x 2^31 elements: 2^62 elements, 2^64 bytes of float32.
+  Symbol x = Symbol::Variable("x");
+  Symbol big = sym::broadcast_to(x, {{"shape", std::vector<int64_t>{int64_t{1} << 31, int64_t{1} << 31}}}, "expand");
+  Symbol total = sym::sum(big, {}, "total");
+  CompileOptions options;
+  options.input_shapes = {{"x", {1, 1}}};
+  CHECK_THROWS_WITH(CompileGraph(total.ToGraph(), options),
+                    Catch::Contains("node 'expand' (broadcast_to)") && Catch::Contains("kiln's limit"));
+  // An absurd input shape.
+  options.input_shapes = {{"x", {int64_t{1} << 30, int64_t{1} << 30}}};
+  CHECK_THROWS_WITH(CompileGraph(sym::sum(x, {}, "s").ToGraph(), options), Catch::Contains("kiln's limit"));
+}
+
+TEST_CASE("idle arenas are bounded", "[compile][threads][regression]") {
+  const Graph graph = WithRandomParams(TestMlp(), {{"data", {2, 30}}}, 7);
+  CompileOptions options;
+  options.input_shapes = {{"data", {2, 30}}};
+  ExecutorOptions executor_options;
+  executor_options.threads = 1;
+  executor_options.max_idle_arenas = 1;
+  const auto executor = CompileJit(graph, options, executor_options);
+  const Tensor data = RandomTensor({2, 30}, 3);
+  const Tensor expected = executor->Run({{"data", data}})[0];
+  std::vector<std::thread> threads;
+  std::atomic<int> mismatches{0};
+  for (int t = 0; t < 8; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < 50; ++i) mismatches += executor->Run({{"data", data}})[0].BitwiseEquals(expected) ? 0 : 1;
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  CHECK(mismatches == 0);
 }

@@ -157,5 +157,86 @@ TEST_CASE("atomic writes leave no temporary files and replace whole files", "[fi
   for (const auto& entry : std::filesystem::directory_iterator(std::filesystem::path(path).parent_path())) {
     CHECK(entry.path().filename().string().find(".tmp.") == std::string::npos);
   }
-  CHECK_THROWS_WITH(WriteFileAtomic("/nonexistent-dir/x", "y"), Catch::Contains("cannot create"));
+  CHECK_THROWS_WITH(WriteFileAtomic("/nonexistent-dir/x", "y"), Catch::Contains("the directory '/nonexistent-dir' does not exist"));
+}
+
+// Regressions from the reliability probe (issue 8).
+TEST_CASE(".npy headers are parsed without recursion and capped as NumPy caps them", "[npy][regression]") {
+  const std::string good = SerializeNpy(Arange({2, 3}));
+  const auto with_header = [](const std::string& header, const std::string& data, int major = 1) {
+    std::string out("\x93NUMPY", 6);
+    out += static_cast<char>(major);
+    out += '\0';
+    const size_t n = header.size();
+    if (major == 1) {
+      out += static_cast<char>(n & 0xff);
+      out += static_cast<char>((n >> 8) & 0xff);
+    } else {
+      for (int i = 0; i < 4; ++i) out += static_cast<char>((n >> (8 * i)) & 0xff);
+    }
+    return out + header + data;
+  };
+  // A 60 KB header (it overflowed the stack of the old std::regex parser).
+  const std::string huge = "{'descr': '<f4', 'fortran_order': False, 'shape': (1,), }" + std::string(60000, ' ') + "\n";
+  CHECK_THROWS_WITH(ParseNpy(with_header(huge, std::string(4, '\0'))),
+                    Catch::Contains("more than the 10000 NumPy reads"));
+  CHECK_THROWS_WITH(ParseNpy(with_header(huge, std::string(4, '\0'), 2)), Catch::Contains("more than the 10000"));
+  const std::string shape_bomb = "{'descr': '<f4', 'fortran_order': False, 'shape': (" + std::string(9000, '(') + "}";
+  CHECK_THROWS_AS(ParseNpy(with_header(shape_bomb, "")), Error);
+  // Spellings NumPy writes or accepts.
+  const Tensor t = ParseNpy(with_header("{\"descr\": \"<f4\", \"shape\": (2L, 1L), \"fortran_order\": False}\n",
+                                        std::string(8, '\0')));
+  CHECK(t.shape() == Shape{2, 1});
+  CHECK(ParseNpy(with_header("{'descr': '|b1', 'fortran_order': False, 'shape': (), }", std::string(1, '\3')))
+            .GetDouble(0) == 1.0);
+  // Malformed headers name the problem.
+  CHECK_THROWS_WITH(ParseNpy(with_header("{'descr': '<f4', 'shape': (1,), }", std::string(4, '\0'))),
+                    Catch::Contains("no 'fortran_order'"));
+  CHECK_THROWS_WITH(
+      ParseNpy(with_header("{'descr': '<f4', 'descr': '<f4', 'fortran_order': False, 'shape': (1,)}", "")),
+      Catch::Contains("appears twice"));
+  CHECK_THROWS_WITH(ParseNpy(with_header("{'descr': '<f4', 'fortran_order': False, 'shape': (1,-2)}", "")),
+                    Catch::Contains("non-negative integers"));
+  CHECK_THROWS_WITH(
+      ParseNpy(with_header("{'descr': '<f4', 'fortran_order': False, 'shape': (999999999999, 999999999999)}", "")),
+      Catch::Contains("too many elements"));
+  CHECK_THROWS_WITH(ParseNpy(with_header("{'descr': '<f4', 'fortran_order': False, 'shape': (1000000, 10000000)}", "")),
+                    Catch::Contains("exceeds kiln's limit"));
+  CHECK_THROWS_WITH(ParseNpy(with_header("{'descr': '<f4', 'fortran_order': Maybe, 'shape': (1,)}", "")),
+                    Catch::Contains("True or False"));
+  CHECK_THROWS_WITH(ParseNpy(with_header("{'descr': '<f4', 'fortran_order': False, 'shape': (1,)} x", "")),
+                    Catch::Contains("after the header"));
+  // A 20,000-character dtype is not echoed in full.
+  try {
+    ParseNpy(with_header("{'descr': '" + std::string(20000 / 4, 'x') + "', 'fortran_order': False, 'shape': ()}", ""));
+    FAIL("accepted a bad dtype");
+  } catch (const Error& e) {
+    CHECK(std::string(e.what()).size() < 400);
+    CHECK_THAT(e.what(), Catch::Contains("(5000 bytes)"));
+  }
+}
+
+TEST_CASE("reads refuse directories and cap streams; writes clean up stale temporary files", "[files][regression]") {
+  CHECK_THROWS_WITH(ReadFile(std::filesystem::temp_directory_path().string()), Catch::Contains("is a directory"));
+  CHECK_THROWS_WITH(ReadFile(""), Catch::Contains("no file name"));
+  CHECK_THROWS_WITH(LoadNpy("/dev/zero"), Catch::Contains("gives more than 268435456 bytes"));
+  CHECK_THROWS_WITH(WriteFileAtomic("", "x"), Catch::Contains("empty name"));
+  const std::string dir_target = TempPath("a_directory");
+  std::filesystem::create_directories(dir_target);
+  CHECK_THROWS_WITH(WriteFileAtomic(dir_target, "x"), Catch::Contains("cannot write '" + dir_target + "'"));
+
+  // A writer killed mid-write left PATH.tmp.PID.RANDOM behind; PID 2^22+1 is beyond
+  // Linux's pid_max default (no such process), so the next write removes it. Temporary
+  // files of living processes (ours) and unrelated names stay.
+  const std::string path = TempPath("target.bin");
+  const std::string stale = path + ".tmp.4194305.12345";
+  const std::string live = path + ".tmp." + std::to_string(::getpid()) + ".7";
+  const std::string unrelated = path + ".tmp.notapid";
+  for (const auto& p : {stale, live, unrelated}) WriteFileAtomic(p, "partial");
+  WriteFileAtomic(path, "whole");
+  CHECK_FALSE(std::filesystem::exists(stale));
+  CHECK(std::filesystem::exists(live));
+  CHECK(std::filesystem::exists(unrelated));
+  CHECK(ReadFile(path) == "whole");
+  for (const auto& p : {live, unrelated}) std::filesystem::remove(p);
 }

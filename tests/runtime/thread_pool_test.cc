@@ -1,7 +1,10 @@
 // kiln::ThreadPool: ranges, concurrent and nested callers, exceptions, idling.
 #include "runtime/thread_pool.h"
 
+#include <sys/resource.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -178,4 +181,32 @@ TEST_CASE("the default pool takes its size from KILN_NUM_THREADS", "[thread_pool
   ::setenv("KILN_NUM_THREADS", "3", 1);
   CHECK(DefaultThreadPool().size() == 3);
   CHECK(&DefaultThreadPool() == &DefaultThreadPool());
+}
+
+TEST_CASE("thread counts are validated and failures to start threads are errors", "[threads][regression]") {
+  CHECK_THROWS_WITH(ThreadPool(-1), Catch::Contains("1 to 1024 threads"));
+  CHECK_THROWS_WITH(ThreadPool(100000), Catch::Contains("given 100000"));
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+  return;  // sanitizers reserve terabytes of address space: no limit can be set
+#endif
+  // Under a small address-space limit thread stacks cannot all be mapped: an error, not
+  // std::terminate. Run in a child so the limit does not touch the test process.
+  const pid_t child = ::fork();
+  REQUIRE(child >= 0);
+  if (child == 0) {
+    rlimit limit{size_t{512} << 20, size_t{512} << 20};
+    ::setrlimit(RLIMIT_AS, &limit);
+    try {
+      ThreadPool pool(1000);
+      ::_exit(pool.size() == 1000 ? 3 : 4);  // the limit did not bite: inconclusive
+    } catch (const Error& e) {
+      ::_exit(std::string(e.what()).find("cannot start 1000 threads") != std::string::npos ? 0 : 1);
+    } catch (...) {
+      ::_exit(2);
+    }
+  }
+  int status = 0;
+  ::waitpid(child, &status, 0);
+  REQUIRE(WIFEXITED(status));
+  CHECK((WEXITSTATUS(status) == 0 || WEXITSTATUS(status) == 3));
 }
