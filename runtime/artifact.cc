@@ -1,5 +1,7 @@
 #include "runtime/artifact.h"
 
+#include <cpuid.h>
+
 #include <cstring>
 
 #include "runtime/error.h"
@@ -21,11 +23,17 @@ struct Feature {
   bool (*present)();
 };
 #define KILN_FEATURE(name, builtin) {name, [] { return __builtin_cpu_supports(builtin) != 0; }}
+// clang 14's __builtin_cpu_supports does not know "f16c": CPUID leaf 1, ECX bit 29, which
+// is usable when AVX is (the OS saves the YMM registers).
+bool HasF16c() {
+  unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+  return __get_cpuid(1, &eax, &ebx, &ecx, &edx) != 0 && (ecx & (1u << 29)) != 0 && __builtin_cpu_supports("avx") != 0;
+}
 const Feature kFeatures[] = {
     KILN_FEATURE("sse4.1", "sse4.1"),     KILN_FEATURE("sse4.2", "sse4.2"),
     KILN_FEATURE("avx", "avx"),           KILN_FEATURE("avx2", "avx2"),
     KILN_FEATURE("fma", "fma"),           KILN_FEATURE("bmi2", "bmi2"),
-    KILN_FEATURE("f16c", "f16c"),         KILN_FEATURE("avx512f", "avx512f"),
+    {"f16c", HasF16c},         KILN_FEATURE("avx512f", "avx512f"),
     KILN_FEATURE("avx512bw", "avx512bw"), KILN_FEATURE("avx512vl", "avx512vl"),
     KILN_FEATURE("avx512dq", "avx512dq"), KILN_FEATURE("avx512cd", "avx512cd"),
 };
@@ -51,13 +59,20 @@ std::string SerializeArtifact(const proto::ArtifactProto& artifact) {
   return out + body;
 }
 
-bool LooksLikeArtifact(std::string_view bytes) {
+namespace {
+bool HasHeaderMagic(std::string_view bytes) {
   return bytes.size() >= sizeof kHeaderMagic && std::memcmp(bytes.data(), kHeaderMagic, sizeof kHeaderMagic) == 0;
 }
+}  // namespace
 
-proto::ArtifactProto ParseArtifact(std::string_view bytes, const std::string& source) {
+bool LooksLikeArtifact(std::string_view bytes) { return HasHeaderMagic(bytes) || LooksSigned(bytes); }
+
+proto::ArtifactProto ParseArtifact(std::string_view file_bytes, const std::string& source,
+                                   const std::vector<PublicKey>& trusted_keys) {
   const std::string where = "'" + source + "'";
-  if (!LooksLikeArtifact(bytes)) throw Error(where + " is not a kiln artifact (bad magic)");
+  if (!LooksLikeArtifact(file_bytes)) throw Error(where + " is not a kiln artifact (bad magic)");
+  const std::string_view bytes = OpenArtifactEnvelope(file_bytes, trusted_keys, source).artifact_bytes;
+  if (!HasHeaderMagic(bytes)) throw Error(where + " is not a kiln artifact (bad magic)");
   if (bytes.size() < kHeaderBytes) throw Error(where + " is truncated (no checksum)");
   uint64_t stored = 0;
   for (int i = 0; i < 8; ++i) stored |= static_cast<uint64_t>(static_cast<unsigned char>(bytes[8 + i])) << (8 * i);
@@ -119,10 +134,13 @@ void CheckTarget(const proto::TargetProto& target, const std::string& source) {
   }
 }
 
-void SaveArtifact(const std::string& path, const proto::ArtifactProto& artifact) {
-  WriteFileAtomic(path, SerializeArtifact(artifact));
+void SaveArtifact(const std::string& path, const proto::ArtifactProto& artifact, const KeyPair* signer) {
+  const std::string bytes = SerializeArtifact(artifact);
+  WriteFileAtomic(path, signer != nullptr ? SignArtifactBytes(bytes, *signer) : bytes);
 }
 
-proto::ArtifactProto LoadArtifact(const std::string& path) { return ParseArtifact(ReadFile(path), path); }
+proto::ArtifactProto LoadArtifact(const std::string& path, const std::vector<PublicKey>& trusted_keys) {
+  return ParseArtifact(ReadFile(path), path, trusted_keys);
+}
 
 }  // namespace kiln

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "proto/artifact.pb.h"
+#include "runtime/signing.h"
 
 namespace kiln {
 
@@ -17,9 +18,13 @@ inline constexpr uint32_t kArtifactFormatVersion = 1;
 uint64_t Fnv1a64(std::string_view bytes);
 
 std::string SerializeArtifact(const proto::ArtifactProto& artifact);
-// Checks everything but the target (see CheckTarget).
-proto::ArtifactProto ParseArtifact(std::string_view bytes, const std::string& source = "<bytes>");
-// True when `bytes` start like an artifact (for tools that accept graphs and artifacts).
+// Checks everything but the target (see CheckTarget). A signed artifact's signature is
+// verified first; with `trusted_keys`, an artifact not signed by one of them is refused
+// before anything else is read.
+proto::ArtifactProto ParseArtifact(std::string_view bytes, const std::string& source = "<bytes>",
+                                   const std::vector<PublicKey>& trusted_keys = {});
+// True when `bytes` start like an artifact, signed or not (for tools that accept graphs
+// and artifacts).
 bool LooksLikeArtifact(std::string_view bytes);
 
 // Throws when this machine cannot run code built for `target`: another architecture, or
@@ -29,7 +34,8 @@ void CheckTarget(const proto::TargetProto& target, const std::string& source);
 // avx512f, ...), in LLVM's spelling without '+'.
 std::vector<std::string> HostCpuFeatures();
 
-void SaveArtifact(const std::string& path, const proto::ArtifactProto& artifact);
-proto::ArtifactProto LoadArtifact(const std::string& path);
+// Signed with `signer` when given.
+void SaveArtifact(const std::string& path, const proto::ArtifactProto& artifact, const KeyPair* signer = nullptr);
+proto::ArtifactProto LoadArtifact(const std::string& path, const std::vector<PublicKey>& trusted_keys = {});
 
 }  // namespace kiln

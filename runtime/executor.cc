@@ -85,7 +85,7 @@ std::string Describe(const TensorSpec& spec) {
 Executor::~Executor() = default;
 
 std::unique_ptr<Executor> Executor::Load(const std::string& path, const ExecutorOptions& options) {
-  proto::ArtifactProto artifact = LoadArtifact(path);
+  proto::ArtifactProto artifact = LoadArtifact(path, options.trusted_keys);
   CheckTarget(artifact.target(), path);
   std::shared_ptr<const CodeModule> code = LoadSharedObject(artifact.code());
   artifact.clear_code();  // the loaded module holds it now
@@ -202,7 +202,8 @@ Executor::KernelPlan Executor::PlanKernel(const proto::KernelCall& call, const s
 }
 
 void Executor::BindParams(const std::map<std::string, Tensor>& params, bool allow_extra) {
-  for (const auto& [name, tensor] : params) {
+  for (const auto& [given_name, tensor] : params) {
+    const std::string& name = given_name;  // a lambda may not capture a structured binding (clang 14)
     const auto it = std::find_if(params_.begin(), params_.end(), [&](const TensorSpec& s) { return s.name == name; });
     if (it == params_.end()) {
       if (allow_extra) continue;
@@ -225,7 +226,8 @@ std::vector<std::string> Executor::MissingParams() const {
 }
 
 std::vector<Tensor> Executor::Run(const std::map<std::string, Tensor>& inputs) const {
-  for (const auto& [name, tensor] : inputs) {
+  for (const auto& [given_name, tensor] : inputs) {
+    const std::string& name = given_name;  // a lambda may not capture a structured binding (clang 14)
     if (std::none_of(inputs_.begin(), inputs_.end(), [&](const TensorSpec& s) { return s.name == name; })) {
       std::string known;
       for (const auto& s : inputs_) known += (known.empty() ? "" : ", ") + s.name;

@@ -15,6 +15,7 @@
 #include "proto/artifact.pb.h"
 #include "runtime/code_module.h"
 #include "runtime/kernel_abi.h"
+#include "runtime/signing.h"
 #include "runtime/tensor.h"
 
 namespace kiln {
@@ -34,6 +35,10 @@ struct ExecutorOptions {
   // Arenas kept for reuse once their calls return; callers beyond that many at once
   // allocate one for the call and free it after. 0: one per hardware thread.
   int max_idle_arenas = 0;
+  // When not empty, Load refuses an artifact that is not signed by one of these keys,
+  // before any of its code is mapped. An unsigned artifact is trusted code: loading it
+  // runs it, as loading a shared library does.
+  std::vector<PublicKey> trusted_keys{};
 };
 
 class Executor {

@@ -80,8 +80,9 @@ std::optional<std::vector<std::string>> SplitTuple(std::string_view raw) {
 }
 
 std::string Describe(const AttrValue& value) {
-  if (std::holds_alternative<std::string>(value)) return "'" + std::get<std::string>(value) + "'";
-  return FormatAttrValue(value);
+  // Abbreviated: a corrupt file's 20,000-character value must not fill the message.
+  if (std::holds_alternative<std::string>(value)) return "'" + Abbreviate(std::get<std::string>(value)) + "'";
+  return Abbreviate(FormatAttrValue(value), 200);
 }
 
 std::string FormatDouble(double value) {
@@ -94,7 +95,9 @@ std::string FormatDouble(double value) {
   std::ostringstream shorter;
   shorter.imbue(std::locale::classic());
   shorter << value;
-  if (std::stod(shorter.str()) == value) return shorter.str();
+  // Read back the way ParseFloat reads (std::stod would throw std::out_of_range for a
+  // subnormal such as 1e-310, which ParseFloat accepts).
+  if (ParseFloat(shorter.str()) == value) return shorter.str();
   return stream.str();
 }
 

@@ -172,7 +172,7 @@ std::vector<std::pair<int, int>> OpDef::InplacePairs(const Attrs& attrs) const {
 }
 
 Attrs OpDef::ParseAttrs(const std::map<std::string, AttrValue>& given, const std::string& node_name) const {
-  const std::string where = "operator " + name_ + " (node '" + node_name + "')";
+  const std::string where = "operator " + name_ + " (node '" + Abbreviate(node_name, 120) + "')";
   Attrs attrs;
   for (const auto& [key, value] : given) {
     // Names starting with "__" are MXNet's hidden annotations (__shape__, __lr_mult__);
@@ -182,7 +182,7 @@ Attrs OpDef::ParseAttrs(const std::map<std::string, AttrValue>& given, const std
     if (field == nullptr) {
       std::string known;
       for (const auto& f : fields_) known += (known.empty() ? "" : ", ") + f.name;
-      throw Error(where + ": unknown attribute '" + key + "'; known attributes: {" + known + "}");
+      throw Error(where + ": unknown attribute '" + Abbreviate(key) + "'; known attributes: {" + known + "}");
     }
     try {
       attrs.Set(key, field->Normalize(value), true);
@@ -269,7 +269,7 @@ const OpDef* OpRegistry::Find(const std::string& name) const {
 
 const OpDef& OpRegistry::Get(const std::string& name) const {
   if (const OpDef* op = Find(name)) return *op;
-  throw Error("unknown operator '" + name + "'");
+  throw Error("unknown operator '" + Abbreviate(name) + "'");
 }
 
 std::vector<const OpDef*> OpRegistry::List() const {

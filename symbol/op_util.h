@@ -11,6 +11,10 @@
 
 namespace kiln::op_util {
 
+// The most inputs or outputs a count attribute (num_args, num_outputs) may ask for: a
+// corrupt file's count must be an error, not a vector of billions of names.
+inline constexpr int64_t kMaxArity = 65536;
+
 // Fills `slot` with `shape`, or checks that it already holds it. `what` names the
 // argument, e.g. "input 'weight'"; the message gives expected and given shapes.
 void AssignShape(ShapeSlot& slot, const Shape& shape, const std::string& what);

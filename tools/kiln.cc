@@ -1,5 +1,5 @@
-// The kiln command line: a thin main over the libraries.
-#include <CLI/CLI.hpp>
+// The kiln command line: a thin main over the libraries. The grammar (options and their
+// checks) is tools/cli/command_line; this file runs what it parsed.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -8,7 +8,9 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <numeric>
+#include <optional>
 #include <random>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -22,78 +24,52 @@
 #include "runtime/file_util.h"
 #include "runtime/npy.h"
 #include "runtime/param_file.h"
-#include "runtime/version.h"
+#include "runtime/signing.h"
 #include "symbol/onnx/onnx_export.h"
 #include "symbol/onnx/onnx_import.h"
 #include "symbol/op.h"
+#include "tools/cli/command_line.h"
 
 namespace kiln {
 namespace {
 
-// "data:1x3x224x224" → ("data", {1,3,224,224}).
-std::pair<std::string, Shape> ParseInputShape(const std::string& text) {
-  const auto colon = text.rfind(':');
-  if (colon == std::string::npos || colon == 0) {
-    throw Error("--input '" + text + "': expected NAME:DIMxDIMx... (e.g. data:1x3x224x224)");
+using cli::CommandLine;
+
+// A parameter file's tensors by name. MXNet's checkpoints prefix names with "arg:" and
+// "aux:"; kiln's names do not.
+std::map<std::string, Tensor> LoadNamedParams(const std::string& path) {
+  std::map<std::string, Tensor> named;
+  for (const auto& [name, tensor] : LoadParams(path).tensors) {
+    std::string key = name;
+    if (key.rfind("arg:", 0) == 0 || key.rfind("aux:", 0) == 0) key = key.substr(4);
+    named[key] = tensor;
   }
-  Shape shape;
-  std::string dims = text.substr(colon + 1);
-  size_t start = 0;
-  while (start <= dims.size()) {
-    const size_t x = dims.find('x', start);
-    const std::string dim = dims.substr(start, x == std::string::npos ? std::string::npos : x - start);
-    if (dim.empty() || dim.find_first_not_of("0123456789") != std::string::npos || dim.size() > 12) {
-      throw Error("--input '" + text + "': bad dimension '" + dim + "'");
-    }
-    shape.push_back(std::stoll(dim));
-    if (x == std::string::npos) break;
-    start = x + 1;
-  }
-  return {text.substr(0, colon), shape};
+  return named;
 }
 
-// "data=x.npy" → ("data", "x.npy").
-std::pair<std::string, std::string> ParseInputFile(const std::string& text) {
-  const auto eq = text.find('=');
-  if (eq == std::string::npos || eq == 0 || eq + 1 == text.size()) {
-    throw Error("--input '" + text + "': expected NAME=FILE.npy");
-  }
-  return {text.substr(0, eq), text.substr(eq + 1)};
-}
-
-// Shapes of "NAME:2x3" arguments.
-std::map<std::string, Shape> ShapeArgs(const std::vector<std::string>& inputs) {
-  std::map<std::string, Shape> shapes;
-  for (const auto& text : inputs) shapes.insert(ParseInputShape(text));
-  return shapes;
-}
-
-// A kiln graph file, or an ONNX model (imported with `input_shapes` for its inputs).
-Graph LoadModel(const std::string& path, const std::string& params_path,
-                const std::map<std::string, Shape>& input_shapes = {}) {
-  Graph graph = path.ends_with(".onnx") ? ImportOnnx(path, input_shapes) : LoadGraphFile(path);
-  if (!params_path.empty()) {
-    for (const auto& [name, tensor] : LoadParams(params_path).tensors) {
-      // MXNet's checkpoints prefix names with "arg:" and "aux:".
-      std::string key = name;
-      if (key.rfind("arg:", 0) == 0 || key.rfind("aux:", 0) == 0) key = key.substr(4);
-      graph.params[key] = tensor;
-    }
+// A kiln graph file, or an ONNX model (imported with the --input shapes).
+Graph LoadModel(const CommandLine& line) {
+  Graph graph = line.model.ends_with(".onnx") ? ImportOnnx(line.model, line.input_shapes) : LoadGraphFile(line.model);
+  if (!line.params.empty()) {
+    for (auto& [name, tensor] : LoadNamedParams(line.params)) graph.params[name] = std::move(tensor);
   }
   return graph;
 }
 
-// Shapes known from declarations, embedded parameters and --input overrides.
-std::map<std::string, Shape> KnownShapes(const Graph& graph, const std::vector<std::string>& inputs) {
+// Shapes known from embedded parameters and --input.
+std::map<std::string, Shape> KnownShapes(const Graph& graph, const CommandLine& line) {
   std::map<std::string, Shape> known;
   for (const auto& name : graph.ListInputs()) {
     if (const auto it = graph.params.find(name); it != graph.params.end()) known[name] = it->second.shape();
   }
-  for (const auto& text : inputs) {
-    const auto [name, shape] = ParseInputShape(text);
-    known[name] = shape;
-  }
+  for (const auto& [name, shape] : line.input_shapes) known[name] = shape;
   return known;
+}
+
+std::vector<PublicKey> LoadTrustedKeys(const CommandLine& line) {
+  std::vector<PublicKey> keys;
+  for (const auto& path : line.trusted_keys) keys.push_back(LoadPublicKey(path));
+  return keys;
 }
 
 std::string Summary(const Tensor& tensor) {
@@ -132,8 +108,34 @@ nlohmann::json SpecJson(const proto::TensorSpec& spec) {
           {"dtype", IsValidDTypeCode(spec.dtype()) ? std::string(DTypeName(static_cast<DType>(spec.dtype()))) : "?"}};
 }
 
-int InspectArtifact(const std::string& path, bool json) {
-  const proto::ArtifactProto artifact = LoadArtifact(path);
+nlohmann::json SignatureJson(const SignatureInfo& signature) {
+  if (!signature.is_signed) return {{"signed", false}};
+  return {{"signed", true},
+          {"valid", signature.signature_valid},
+          {"signer", signature.signer.name},
+          {"fingerprint", signature.signer.fingerprint()}};
+}
+
+std::string SignatureText(const SignatureInfo& signature, bool checked_against_trusted) {
+  if (!signature.is_signed) return "unsigned (loading it runs its code: trust it as you would a shared library)";
+  std::string text = "signed by " + signature.signer.label();
+  text += signature.signature_valid ? ", signature valid" : ", SIGNATURE DOES NOT VERIFY";
+  if (checked_against_trusted) text += ", key trusted";
+  return text;
+}
+
+int InspectArtifact(const CommandLine& line, const std::string& bytes) {
+  const std::string& path = line.model;
+  const std::vector<PublicKey> trusted = LoadTrustedKeys(line);
+  // Describe first (it never trusts), then parse: parsing refuses a signature that does
+  // not verify, and with --trusted-key a signer that is not trusted.
+  const SignatureInfo signature = DescribeSignature(bytes, path);
+  if (signature.is_signed && !signature.signature_valid) {
+    throw Error("'" + path + "' is signed by " + signature.signer.label() +
+                " but the signature does not verify: the file is damaged or was changed after signing");
+  }
+  const proto::ArtifactProto artifact = ParseArtifact(bytes, path, trusted);
+  const bool json = line.json;
   nlohmann::json j;
   j["kind"] = "artifact";
   j["format_version"] = artifact.format_version();
@@ -155,12 +157,14 @@ int InspectArtifact(const std::string& path, bool json) {
   j["kernels"] = artifact.kernels_size();
   j["arena_bytes"] = artifact.arena_bytes();
   j["code_bytes"] = artifact.code().size();
+  j["signature"] = SignatureJson(signature);
   if (json) {
     std::cout << j.dump(2) << "\n";
     return 0;
   }
   std::cout << "artifact " << path << " (format " << artifact.format_version() << ", kiln "
             << artifact.producer_version() << ")\n";
+  std::cout << "signature: " << SignatureText(signature, !trusted.empty()) << "\n";
   std::cout << "target: " << artifact.target().triple() << ", cpu " << artifact.target().cpu() << ", -O"
             << artifact.opt_level() << "\n";
   for (const auto& spec : j["inputs"])
@@ -180,10 +184,16 @@ int InspectArtifact(const std::string& path, bool json) {
   return 0;
 }
 
-int CmdInspect(const std::string& model, const std::string& params, const std::vector<std::string>& inputs, bool json) {
-  if (LooksLikeArtifact(ReadFile(model).substr(0, 8))) return InspectArtifact(model, json);
-  Graph graph = LoadModel(model, params, ShapeArgs(inputs));
-  InferShape(graph, KnownShapes(graph, inputs));
+int CmdInspect(const CommandLine& line) {
+  const std::string bytes = ReadFile(line.model);
+  // An artifact by its magic, or by its extension (a damaged one is then called a
+  // damaged artifact, not "not a kiln graph").
+  if (LooksLikeArtifact(bytes) || line.model.ends_with(".kiln")) return InspectArtifact(line, bytes);
+  if (!line.trusted_keys.empty()) throw Error("--trusted-key applies to artifacts; '" + line.model + "' is a model");
+  const std::string& model = line.model;
+  const bool json = line.json;
+  Graph graph = LoadModel(line);
+  InferShape(graph, KnownShapes(graph, line));
   InferType(graph, {});
   const IndexedGraph& indexed = graph.indexed();
   const auto& shapes = graph.GetAttr<std::vector<ShapeSlot>>("shape");
@@ -243,40 +253,26 @@ int CmdInspect(const std::string& model, const std::string& params, const std::v
   return 0;
 }
 
-int CmdViz(const std::string& model, const std::string& params, const std::vector<std::string>& inputs,
-           const std::string& out) {
-  Graph graph = LoadModel(model, params, ShapeArgs(inputs));
-  InferShape(graph, KnownShapes(graph, inputs));
-  WriteFileAtomic(out, GraphToDot(graph, std::filesystem::path(model).stem().string()));
-  std::cout << "wrote " << out << "\n";
+int CmdViz(const CommandLine& line) {
+  Graph graph = LoadModel(line);
+  InferShape(graph, KnownShapes(graph, line));
+  WriteFileAtomic(line.output, GraphToDot(graph, std::filesystem::path(line.model).stem().string()));
+  std::cout << "wrote " << line.output << "\n";
   return 0;
 }
 
-int CmdExport(const std::string& model, const std::string& params, const std::vector<std::string>& inputs,
-              const std::string& out) {
-  const auto shapes = ShapeArgs(inputs);
-  const Graph graph = LoadModel(model, params, shapes);
-  SaveOnnx(out, graph, shapes);
-  std::cout << "wrote " << out << "\n";
+int CmdExport(const CommandLine& line) {
+  const Graph graph = LoadModel(line);
+  SaveOnnx(line.output, graph, line.input_shapes);
+  std::cout << "wrote " << line.output << "\n";
   return 0;
 }
 
-int CmdInterpret(const std::string& model, const std::string& params, const std::vector<std::string>& inputs,
-                 const std::string& output_dir, bool train, uint64_t seed) {
-  std::map<std::string, Tensor> values;
-  std::map<std::string, Shape> shapes;
-  for (const auto& text : inputs) {
-    const auto [name, file] = ParseInputFile(text);
-    values[name] = LoadNpy(file);
-    shapes[name] = values[name].shape();
-  }
-  const Graph graph = LoadModel(model, params, shapes);
-  InterpretOptions options;
-  options.is_train = train;
-  options.seed = seed;
-  const auto outputs = Interpret(graph, values, options);
-  const auto names = graph.OutputNames();
-  if (!output_dir.empty()) std::filesystem::create_directories(output_dir);
+// Prints each output's shape, dtype and summary (and its values when there are few),
+// and writes it as DIR/NAME.npy when an output directory is given.
+void ReportOutputs(const std::vector<std::string>& names, const std::vector<Tensor>& outputs,
+                   const std::string& output_dir) {
+  if (!output_dir.empty()) CreateOutputDirectory(output_dir);
   for (size_t i = 0; i < outputs.size(); ++i) {
     std::cout << names[i] << " " << ShapeToString(outputs[i].shape()) << " " << DTypeName(outputs[i].dtype()) << "  "
               << Summary(outputs[i]) << "\n";
@@ -287,40 +283,95 @@ int CmdInterpret(const std::string& model, const std::string& params, const std:
     }
     if (!output_dir.empty()) SaveNpy(output_dir + "/" + names[i] + ".npy", outputs[i]);
   }
-  return 0;
 }
 
-int CmdCompile(const std::string& model, const std::string& params, const std::vector<std::string>& inputs,
-               const std::string& output, const std::string& target, const std::string& cpu,
-               const std::string& features, int opt_level, bool no_embed) {
-  if (target != "cpu") throw Error("--target '" + target + "': only 'cpu' is available in this build");
-  const auto start = std::chrono::steady_clock::now();
-  const Graph graph = LoadModel(model, params, ShapeArgs(inputs));
-  CompileOptions options;
-  options.target.cpu = cpu;
-  options.target.features = features;
-  options.target.opt_level = opt_level;
-  options.embed_params = !no_embed;
-  for (const auto& text : inputs) {
-    const auto [name, shape] = ParseInputShape(text);
-    options.input_shapes[name] = shape;
-  }
-  const proto::ArtifactProto artifact = CompileGraph(graph, options);
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  SaveArtifact(output, artifact);
-  std::cout << "compiled " << model << " -> " << output << " in " << seconds << " s: " << artifact.kernels_size()
-            << " kernels, arena " << artifact.arena_bytes() << " bytes, code " << artifact.code().size()
-            << " bytes, cpu " << artifact.target().cpu() << "\n";
-  return 0;
-}
-
-std::map<std::string, Tensor> ReadInputs(const Executor& executor, const std::vector<std::string>& inputs,
-                                         bool random_missing) {
+int CmdInterpret(const CommandLine& line) {
   std::map<std::string, Tensor> values;
-  for (const auto& text : inputs) {
-    const auto [name, file] = ParseInputFile(text);
+  CommandLine with_shapes = line;
+  for (const auto& [name, file] : line.input_files) {
     values[name] = LoadNpy(file);
+    with_shapes.input_shapes[name] = values[name].shape();
   }
+  const Graph graph = LoadModel(with_shapes);
+  InterpretOptions options;
+  options.is_train = line.train;
+  options.seed = line.seed;
+  const auto outputs = Interpret(graph, values, options);
+  ReportOutputs(graph.OutputNames(), outputs, line.output);
+  return 0;
+}
+
+// The compiled model's inputs that nobody named: weights of a graph saved without its
+// parameters, which would silently become runtime inputs. A graph's own declared inputs
+// (ONNX inputs, variables declared with a shape) and --input names are real inputs.
+std::vector<std::string> UnboundWeights(const Graph& graph, const proto::ArtifactProto& artifact,
+                                        const CommandLine& line) {
+  std::set<std::string> declared;
+  const IndexedGraph& indexed = graph.indexed();
+  for (const size_t id : indexed.input_node_ids()) {
+    if (indexed.node(id).shape) declared.insert(indexed.node(id).name);
+  }
+  std::vector<std::string> weights;
+  for (const auto& spec : artifact.inputs()) {
+    if (line.input_shapes.count(spec.name()) == 0 && declared.count(spec.name()) == 0) weights.push_back(spec.name());
+  }
+  return weights;
+}
+
+std::string JoinNames(const std::vector<std::string>& names, size_t at_most = 8) {
+  std::string text;
+  for (size_t i = 0; i < names.size() && i < at_most; ++i) text += (i ? ", " : "") + names[i];
+  if (names.size() > at_most) text += ", ... (" + std::to_string(names.size()) + " in all)";
+  return text;
+}
+
+int CmdCompile(const CommandLine& line) {
+  // The key is read first: a bad key file must not cost a compile.
+  std::optional<KeyPair> signer;
+  if (!line.sign_key.empty()) signer = LoadSecretKey(line.sign_key);
+  const auto start = std::chrono::steady_clock::now();
+  const Graph graph = LoadModel(line);
+  CompileOptions options;
+  options.target.cpu = line.cpu;
+  options.target.features = line.features;
+  options.target.opt_level = line.opt_level;
+  options.embed_params = !line.no_embed_params;
+  options.input_shapes = line.input_shapes;
+  const proto::ArtifactProto artifact = CompileGraph(graph, options);
+  if (const auto weights = UnboundWeights(graph, artifact, line); !weights.empty() && !line.params_as_inputs) {
+    throw Error(std::to_string(weights.size()) + " input(s) of '" + line.model + "' have no value and no --input: " +
+                JoinNames(weights) + ". They look like weights saved without their values: give --params FILE, " +
+                "name real inputs with --input NAME:SHAPE, or pass --params-as-inputs to make them runtime inputs");
+  }
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  SaveArtifact(line.output, artifact, signer ? &*signer : nullptr);
+  std::cout << "compiled " << line.model << " -> " << line.output << " in " << seconds << " s: "
+            << artifact.kernels_size() << " kernels, arena " << artifact.arena_bytes() << " bytes, code "
+            << artifact.code().size() << " bytes, cpu " << artifact.target().cpu() << "\n";
+  if (signer) std::cout << "signed by " << signer->public_part().label() << "\n";
+  return 0;
+}
+
+// Loads an artifact for run and bench: signature policy, threads, and parameters from
+// --params (artifacts compiled with --no-embed-params).
+std::unique_ptr<Executor> LoadExecutor(const CommandLine& line) {
+  ExecutorOptions options;
+  options.threads = line.threads;
+  options.trusted_keys = LoadTrustedKeys(line);
+  auto executor = Executor::Load(line.model, options);
+  if (!line.params.empty()) executor->BindParams(LoadNamedParams(line.params), /*allow_extra=*/true);
+  if (const auto missing = executor->MissingParams(); !missing.empty()) {
+    throw Error("'" + line.model + "' was compiled without its parameters (--no-embed-params)" +
+                (line.params.empty() ? std::string(": give them with --params FILE")
+                                     : ", and '" + line.params + "' lacks some") +
+                "; missing: " + JoinNames(missing));
+  }
+  return executor;
+}
+
+std::map<std::string, Tensor> ReadInputs(const Executor& executor, const CommandLine& line, bool random_missing) {
+  std::map<std::string, Tensor> values;
+  for (const auto& [name, file] : line.input_files) values[name] = LoadNpy(file);
   if (random_missing) {
     std::mt19937_64 rng(0);
     std::uniform_real_distribution<double> dist(0.0, 1.0);
@@ -334,28 +385,25 @@ std::map<std::string, Tensor> ReadInputs(const Executor& executor, const std::ve
   return values;
 }
 
-int CmdRun(const std::string& artifact, const std::vector<std::string>& inputs, const std::string& output_dir,
-           int threads) {
-  ExecutorOptions options;
-  options.threads = threads;
-  const auto executor = Executor::Load(artifact, options);
-  const auto values = ReadInputs(*executor, inputs, false);
+int CmdRun(const CommandLine& line) {
+  const auto executor = LoadExecutor(line);
+  const auto values = ReadInputs(*executor, line, false);
   const auto start = std::chrono::steady_clock::now();
   const auto outputs = executor->Run(values);
   const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
-  if (!output_dir.empty()) std::filesystem::create_directories(output_dir);
-  for (size_t i = 0; i < outputs.size(); ++i) {
-    const std::string& name = executor->outputs()[i].name;
-    std::cout << name << " " << ShapeToString(outputs[i].shape()) << " " << DTypeName(outputs[i].dtype()) << "  "
-              << Summary(outputs[i]) << "\n";
-    if (outputs[i].size() <= 16) {
-      std::cout << "  [";
-      for (int64_t k = 0; k < outputs[i].size(); ++k) std::cout << (k ? ", " : "") << outputs[i].GetDouble(k);
-      std::cout << "]\n";
-    }
-    if (!output_dir.empty()) SaveNpy(output_dir + "/" + name + ".npy", outputs[i]);
-  }
+  std::vector<std::string> names;
+  for (const auto& spec : executor->outputs()) names.push_back(spec.name);
+  ReportOutputs(names, outputs, line.output);
   std::cout << "latency " << ms << " ms (first run)\n";
+  return 0;
+}
+
+int CmdKeygen(const CommandLine& line) {
+  const KeyPair key_pair = GenerateKeyPair(line.key_name);
+  SaveKeyPair(line.output, key_pair, line.force);
+  std::cout << "wrote " << line.output << " (secret key: keep it private) and " << line.output
+            << ".pub (public key: give it to whoever runs your artifacts)\n"
+            << "key " << key_pair.public_part().label() << "\n";
   return 0;
 }
 
@@ -377,13 +425,14 @@ void PrintProfile(const Executor& executor, const std::map<std::string, Tensor>&
   }
 }
 
-int CmdBench(const std::string& artifact, const std::vector<std::string>& inputs, int threads, int iters, int warmup,
-             bool json, bool profile) {
-  ExecutorOptions options;
-  options.threads = threads;
-  const auto executor = Executor::Load(artifact, options);
-  const auto values = ReadInputs(*executor, inputs, true);
-  for (int i = 0; i < warmup; ++i) executor->Run(values);
+int CmdBench(const CommandLine& line) {
+  const std::string& artifact = line.model;
+  const int threads = line.threads;
+  const int iters = line.iters;
+  const bool json = line.json;
+  const auto executor = LoadExecutor(line);
+  const auto values = ReadInputs(*executor, line, true);
+  for (int i = 0; i < line.warmup; ++i) executor->Run(values);
   std::vector<double> ms;
   const auto total_start = std::chrono::steady_clock::now();
   for (int i = 0; i < iters; ++i) {
@@ -405,109 +454,30 @@ int CmdBench(const std::string& artifact, const std::vector<std::string>& inputs
   std::cout << artifact << ": " << iters << " runs, threads " << (threads == 0 ? "all" : std::to_string(threads))
             << "\n  latency min " << ms.front() << " ms, median " << at(0.5) << " ms, p90 " << at(0.9)
             << " ms\n  throughput " << throughput << " runs/s\n";
-  if (profile) PrintProfile(*executor, values, iters);
+  if (line.profile) PrintProfile(*executor, values, iters);
   return 0;
 }
 
 int Main(int argc, char** argv) {
-  CLI::App app{"kiln: an ahead-of-time compiler for neural-network graphs"};
-  app.set_version_flag("--version", std::string("kiln ") + kKilnVersion);
-  app.require_subcommand(1);
-
-  bool json = false;
-  std::string model;
-  std::string params;
-  std::string output;
-  std::vector<std::string> inputs;
-  bool train = false;
-  uint64_t seed = 0;
-
-  auto* ops = app.add_subcommand("ops", "List every registered operator and its fusion pattern");
-  ops->add_flag("--json", json, "Print JSON");
-
-  auto* inspect = app.add_subcommand("inspect", "Print a model's or an artifact's contents, shapes and sizes");
-  inspect
-      ->add_option("MODEL", model,
-                   "Graph file (.kiln-graph binary, .pbtxt/.txt text), ONNX model (.onnx) or artifact (.kiln)")
-      ->required();
-  inspect->add_option("--params", params, "Parameter file to bind (else embedded parameters)");
-  inspect->add_option("--input", inputs, "Input shape NAME:DxDxD (repeatable)");
-  inspect->add_flag("--json", json, "Print JSON");
-
-  auto* viz = app.add_subcommand("viz", "Write a Graphviz DOT picture of a model");
-  viz->add_option("MODEL", model, "Graph file or ONNX model")->required();
-  viz->add_option("-o,--output", output, "Output .dot file")->required();
-  viz->add_option("--params", params, "Parameter file");
-  viz->add_option("--input", inputs, "Input shape NAME:DxDxD (repeatable)");
-
-  auto* interpret = app.add_subcommand("interpret", "Run a model with the reference interpreter (the oracle)");
-  interpret->add_option("MODEL", model, "Graph file or ONNX model")->required();
-  interpret->add_option("--params", params, "Parameter file");
-  interpret->add_option("--input", inputs, "Input NAME=FILE.npy (repeatable)");
-  interpret->add_option("--output-dir", output, "Write each output as DIR/NAME.npy");
-  interpret->add_flag("--train", train, "Training mode (BatchNorm batch statistics, Dropout)");
-  interpret->add_option("--seed", seed, "Seed for random operators and Dropout");
-
-  auto* export_onnx = app.add_subcommand("export", "Write a model as ONNX (opset 17)");
-  export_onnx->add_option("MODEL", model, "Graph file (or ONNX model)")->required();
-  export_onnx->add_option("-o,--output", output, "Output .onnx file")->required();
-  export_onnx->add_option("--params", params, "Parameter file");
-  export_onnx->add_option("--input", inputs, "Input shape NAME:DxDxD (repeatable)");
-
-  std::string target = "cpu";
-  std::string cpu = "host";
-  std::string features;
-  int opt_level = 2;
-  bool no_embed = false;
-  auto* compile = app.add_subcommand("compile", "Compile a model into an artifact (.kiln)");
-  compile->add_option("MODEL", model, "Graph file with embedded parameters (or see --params), or ONNX model (.onnx)")
-      ->required();
-  compile->add_option("-o,--output", output, "Output artifact")->required();
-  compile->add_option("--params", params, "Parameter file");
-  compile->add_option("--input", inputs, "Input shape NAME:DxDxD (repeatable); e.g. data:8x3x224x224");
-  compile->add_option("--target", target, "Target: cpu");
-  compile->add_option("--cpu", cpu, "CPU to compile for: host (default), x86-64-v2, x86-64-v3, skylake-avx512, ...");
-  compile->add_option("--features", features, "Extra CPU features, LLVM style: +avx2,+fma");
-  compile->add_option("-O,--opt-level", opt_level, "Optimization level 0-3 (-O0 ... -O3)")->check(CLI::Range(0, 3));
-  compile->add_flag("--no-embed-params", no_embed, "Leave parameters out of the artifact (bind at load)");
-
-  int threads = 0;
-  auto* run = app.add_subcommand("run", "Run an artifact on .npy inputs");
-  run->add_option("ARTIFACT", model, "Compiled artifact")->required();
-  run->add_option("--input", inputs, "Input NAME=FILE.npy (repeatable)");
-  run->add_option("--output-dir", output, "Write each output as DIR/NAME.npy");
-  run->add_option("--threads", threads, "Threads (0: all cores)");
-
-  int iters = 100;
-  int warmup = 5;
-  auto* bench = app.add_subcommand("bench", "Measure an artifact's latency and throughput");
-  bench->add_option("ARTIFACT", model, "Compiled artifact")->required();
-  bench->add_option("--input", inputs, "Input NAME=FILE.npy (others: random)");
-  bench->add_option("--threads", threads, "Threads (0: all cores)");
-  bench->add_option("--iters", iters, "Timed runs")->check(CLI::Range(1, 1000000));
-  bench->add_option("--warmup", warmup, "Untimed runs first")->check(CLI::Range(0, 1000000));
-  bench->add_flag("--json", json, "Print JSON");
-  bool profile = false;
-  bench->add_flag("--profile", profile, "Also time every kernel (the graph node it computes), slowest first");
-
-  // -O2 style flags: CLI11 wants "-O 2"; accept the compiler spelling too.
-  std::vector<std::string> args(argv, argv + argc);
-  for (auto& arg : args) {
-    if (arg.size() == 3 && arg[0] == '-' && arg[1] == 'O' && arg[2] >= '0' && arg[2] <= '3')
-      arg = "--opt-level=" + arg.substr(2);
+  const cli::ParseOutcome parsed = cli::ParseCommandLine(std::vector<std::string>(argv, argv + argc));
+  if (!parsed.command) {
+    (parsed.exit_code == 0 ? std::cout : std::cerr) << parsed.message;
+    return parsed.exit_code;
   }
-  std::vector<char*> pointers;
-  for (auto& arg : args) pointers.push_back(arg.data());
-  CLI11_PARSE(app, static_cast<int>(pointers.size()), pointers.data());
-  if (*compile) return CmdCompile(model, params, inputs, output, target, cpu, features, opt_level, no_embed);
-  if (*run) return CmdRun(model, inputs, output, threads);
-  if (*bench) return CmdBench(model, inputs, threads, iters, warmup, json, profile);
-  if (*ops) return CmdOps(json);
-  if (*inspect) return CmdInspect(model, params, inputs, json);
-  if (*viz) return CmdViz(model, params, inputs, output);
-  if (*export_onnx) return CmdExport(model, params, inputs, output);
-  if (*interpret) return CmdInterpret(model, params, inputs, output, train, seed);
-  return 1;
+  const CommandLine& line = *parsed.command;
+  using Command = int (*)(const CommandLine&);
+  static const std::map<std::string, Command> kCommands = {
+      {"ops", [](const CommandLine& l) { return CmdOps(l.json); }},
+      {"inspect", CmdInspect},
+      {"viz", CmdViz},
+      {"interpret", CmdInterpret},
+      {"export", CmdExport},
+      {"compile", CmdCompile},
+      {"run", CmdRun},
+      {"bench", CmdBench},
+      {"keygen", CmdKeygen},
+  };
+  return kCommands.at(line.command)(line);
 }
 
 }  // namespace

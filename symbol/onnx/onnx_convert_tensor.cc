@@ -47,8 +47,13 @@ const RegisterConverter kReshape({"Reshape"}, {"allowzero", "shape"}, [](NodeCon
   }
   const int64_t total = Product(x.shape, 0, x.shape.size());
   if (infer >= 0) {
-    if (known == 0 || total % known != 0) {
-      throw Error("cannot reshape " + ShapeToString(x.shape) + " to " + ShapeToString(spec));
+    if (known == 0) {
+      throw Error("shape input " + ShapeToString(spec) + ": cannot infer the -1 dim of an empty result from input " +
+                  ShapeToString(x.shape) + " (the other dims hold 0 elements, so any size would fit)");
+    }
+    if (total % known != 0) {
+      throw Error("shape input " + ShapeToString(spec) + ": cannot reshape input " + ShapeToString(x.shape) + " (" +
+                  std::to_string(total) + " elements) to it");
     }
     out[infer] = total / known;
   }

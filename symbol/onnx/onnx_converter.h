@@ -4,6 +4,7 @@
 // onnx_convert_*.cc files hold the converters, one ONNX operator (or family) each.
 #pragma once
 
+#include <algorithm>
 #include <functional>
 #include <map>
 #include <optional>
@@ -75,8 +76,12 @@ class NodeContext {
   Value Apply(const std::string& op, const std::vector<Value>& inputs, const AttrMap& attrs = {});
   std::vector<Value> ApplyAll(const std::string& op, const std::vector<Value>& inputs, const AttrMap& attrs = {});
   Value MakeConstant(Tensor tensor);
+  // Reshape to exactly `shape`. kiln's Reshape reads 0 as "copy the input's dim", so an
+  // empty result (a 0 in `shape`) is made as the empty constant it is.
   Value ReshapeTo(const Value& v, const Shape& shape) {
-    return v.shape == shape ? v : Apply("Reshape", {v}, {{"shape", shape}});
+    if (v.shape == shape) return v;
+    if (std::find(shape.begin(), shape.end(), 0) != shape.end()) return MakeConstant(Tensor(shape, v.dtype));
+    return Apply("Reshape", {v}, {{"shape", shape}});
   }
 
  private:

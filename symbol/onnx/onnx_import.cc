@@ -257,8 +257,15 @@ Graph Importer::Run() {
   std::vector<std::string> problems;
   AddInputs(graph, problems);
   // Values that could not be converted: nodes reading them are skipped, so that every
-  // problem of the model is reported at once rather than the first one.
+  // problem of the model is reported at once rather than the first one, and nothing
+  // follows from it. Initializers and graph inputs without a value were reported above.
   std::set<std::string> poisoned;
+  for (const auto& init : graph.initializer()) {
+    if (values_.count(init.name()) == 0) poisoned.insert(init.name());
+  }
+  for (const auto& input : graph.input()) {
+    if (values_.count(input.name()) == 0) poisoned.insert(input.name());
+  }
   for (const auto& node : graph.node()) {
     const std::string where = node.op_type() + " node '" + NodeLabel(node) + "' (opset " + std::to_string(opset) + ")";
     const auto fail = [&](const std::string& reason) {
@@ -479,19 +486,23 @@ Graph ImportOnnxModel(const onnx::ModelProto& model, const OnnxImportOptions& op
 }
 
 Graph ImportOnnx(const std::string& path, const OnnxImportOptions& options) {
-  const std::string bytes = ReadFile(path);
+  return ImportOnnxBytes(ReadFile(path), options, path);
+}
+
+Graph ImportOnnxBytes(std::string_view bytes, const OnnxImportOptions& options, const std::string& source) {
   onnx::ModelProto model;
   QuietProtobufLogs();
-  if (!model.ParseFromString(bytes)) {
-    throw Error(path + ": not a valid ONNX model (the protobuf does not parse; truncated or not ONNX)");
+  if (bytes.size() > static_cast<size_t>(std::numeric_limits<int>::max()) ||
+      !model.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
+    throw Error(source + ": not a valid ONNX model (the protobuf does not parse; truncated or not ONNX)");
   }
   if (!model.has_graph() || model.ir_version() <= 0) {
-    throw Error(path + ": not an ONNX model (no graph or IR version)");
+    throw Error(source + ": not an ONNX model (no graph or IR version)");
   }
   try {
     return ImportOnnxModel(model, options);
   } catch (const Error& e) {
-    throw Error(path + ": " + e.what());
+    throw Error(source + ": " + e.what());
   }
 }
 

@@ -13,6 +13,7 @@
 
 #include <map>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "passes/graph.h"
@@ -40,6 +41,9 @@ struct OnnxImportOptions {
 // Reads and converts an .onnx file. Throws kiln::Error for unreadable or malformed
 // files and for unsupported content.
 Graph ImportOnnx(const std::string& path, const OnnxImportOptions& options = {});
+// The same from the bytes of an .onnx file; `source` names them in errors.
+Graph ImportOnnxBytes(std::string_view bytes, const OnnxImportOptions& options = {},
+                      const std::string& source = "<bytes>");
 Graph ImportOnnxModel(const onnx::ModelProto& model, const OnnxImportOptions& options = {});
 
 // The ONNX operator types the importer converts (default domain), sorted.

@@ -55,6 +55,20 @@ void CopyTyped(const Field& field, Tensor& tensor, const std::string& what, Stor
   for (int64_t i = 0; i < tensor.size(); ++i) store(i, field.Get(static_cast<int>(i)));
 }
 
+// How many values the typed field that holds `proto`'s data type has.
+int64_t TypedValueCount(const onnx::TensorProto& proto) {
+  switch (proto.data_type()) {
+    case onnx::TensorProto::FLOAT:
+      return proto.float_data_size();
+    case onnx::TensorProto::DOUBLE:
+      return proto.double_data_size();
+    case onnx::TensorProto::INT64:
+      return proto.int64_data_size();
+    default:  // FLOAT16 bits, INT32, INT8, UINT8, BOOL
+      return proto.int32_data_size();
+  }
+}
+
 }  // namespace
 
 Tensor TensorFromOnnx(const onnx::TensorProto& proto, const std::string& what) {
@@ -68,16 +82,30 @@ Tensor TensorFromOnnx(const onnx::TensorProto& proto, const std::string& what) {
   for (const int64_t d : shape) {
     if (d < 0) throw Error(what + ": negative dimension in " + ShapeToString(shape));
   }
-  Tensor tensor(shape, *dtype);
+  // The declared size is checked against the bytes (or values) present before anything
+  // is allocated: a few bytes of protobuf must not make kiln zero gigabytes.
+  uint64_t nbytes = 0;
+  try {
+    nbytes = CheckedByteSize(shape, *dtype);
+  } catch (const Error& e) {
+    throw Error(what + ": " + e.what());
+  }
   if (proto.has_raw_data()) {
-    if (static_cast<int64_t>(proto.raw_data().size()) != tensor.nbytes()) {
+    if (proto.raw_data().size() != nbytes) {
       throw Error(what + ": raw_data has " + std::to_string(proto.raw_data().size()) + " bytes, shape " +
-                  ShapeToString(shape) + " of " + std::string(DTypeName(*dtype)) + " needs " +
-                  std::to_string(tensor.nbytes()));
+                  ShapeToString(shape) + " of " + std::string(DTypeName(*dtype)) + " needs " + std::to_string(nbytes));
     }
-    if (tensor.nbytes() > 0) std::memcpy(tensor.data(), proto.raw_data().data(), tensor.nbytes());
+    Tensor tensor(shape, *dtype);
+    if (nbytes > 0) std::memcpy(tensor.data(), proto.raw_data().data(), nbytes);
     return tensor;
   }
+  const int64_t values = static_cast<int64_t>(nbytes / DTypeSize(*dtype));
+  const int64_t given = TypedValueCount(proto);
+  if (given != values) {
+    throw Error(what + ": " + std::to_string(given) + " values for shape " + ShapeToString(shape) + " (" +
+                std::to_string(values) + " elements)");
+  }
+  Tensor tensor(shape, *dtype);
   void* data = tensor.data();
   switch (proto.data_type()) {
     case onnx::TensorProto::FLOAT:

@@ -229,7 +229,7 @@ const bool kRegistered = [] {
       .Describe("Sum of num_args inputs of one shape")
       .Alias("ElementWiseSum")
       .Attr("num_args", AttrType::kInt, std::nullopt, "number of inputs")
-      .Range(1)
+      .Range(1, op_util::kMaxArity)
       .Inputs([](const Attrs& attrs) {
         std::vector<std::string> names;
         for (int64_t i = 0; i < attrs.Int("num_args"); ++i) names.push_back("arg" + std::to_string(i));

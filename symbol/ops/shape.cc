@@ -122,7 +122,11 @@ Shape InferReshape(const std::vector<int64_t>& spec_given, const Shape& data_giv
   const int64_t total = NumElements(data);
   if (infer_at) {
     const int64_t known = NumElements(out);
-    if (known == 0 || total % known != 0) {
+    if (known == 0) {
+      throw Error(what + ": cannot infer the -1 dim: the other dims hold 0 elements, so any size would fit " +
+                  "(give every dim)");
+    }
+    if (total % known != 0) {
       throw Error(what + ": cannot infer the -1 dim: " + std::to_string(total) + " elements do not divide into " +
                   "the other dims (product " + std::to_string(known) + ")");
     }
@@ -1155,7 +1159,7 @@ const bool kRegistered = [] {
       .Describe("Join num_args inputs along `dim`")
       .Alias("concat")
       .Attr("num_args", AttrType::kInt, std::nullopt, "number of inputs")
-      .Range(1)
+      .Range(1, op_util::kMaxArity)
       .Attr("dim", AttrType::kInt, AttrValue{int64_t{1}}, "the axis to join along")
       .Inputs(NumberedNames("arg", "num_args"))
       .SetInferShape(ConcatInferShape)
@@ -1166,7 +1170,7 @@ const bool kRegistered = [] {
   registry.Register("stack")
       .Describe("Join num_args inputs of one shape along a new axis")
       .Attr("num_args", AttrType::kInt, std::nullopt, "number of inputs")
-      .Range(1)
+      .Range(1, op_util::kMaxArity)
       .Attr("axis", AttrType::kInt, AttrValue{int64_t{0}}, "where the new axis goes in the output")
       .Inputs(NumberedNames("arg", "num_args"))
       .SetInferShape(StackInferShape)
@@ -1178,7 +1182,7 @@ const bool kRegistered = [] {
       .Describe("Split along `axis` into num_outputs equal parts")
       .Alias("SliceChannel")
       .Attr("num_outputs", AttrType::kInt, std::nullopt, "number of parts")
-      .Range(1)
+      .Range(1, op_util::kMaxArity)
       .Attr("axis", AttrType::kInt, AttrValue{int64_t{1}}, "the axis to split")
       .Attr("squeeze_axis", AttrType::kBool, AttrValue{false}, "drop the split axis (its size must equal num_outputs)")
       .Outputs(NumberedNames("output", "num_outputs"))

@@ -4,11 +4,15 @@
 #include <array>
 #include <catch2/catch.hpp>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
+#include <map>
 #include <string>
 
+#include "passes/graph_io.h"
 #include "runtime/file_util.h"
 #include "runtime/npy.h"
+#include "runtime/param_file.h"
 
 namespace {
 
@@ -29,10 +33,12 @@ Result Run(const std::string& command) {
   return result;
 }
 
+// A new, empty directory for each call (PIDs repeat inside Bazel's sandbox, so a name
+// made from one could hold an earlier run's files).
 std::string TempDir() {
-  const auto dir = std::filesystem::temp_directory_path() / ("kiln_cli_test_" + std::to_string(::getpid()));
-  std::filesystem::create_directories(dir);
-  return dir.string();
+  std::string pattern = (std::filesystem::temp_directory_path() / "kiln_cli_test_XXXXXX").string();
+  REQUIRE(::mkdtemp(pattern.data()) != nullptr);
+  return pattern;
 }
 
 const std::string kKiln = "tools/kiln";
@@ -141,4 +147,186 @@ TEST_CASE("kiln bench --profile lists every kernel by its node", "[cli]") {
     INFO(node);
     CHECK(r.output.find("%  " + std::string(node) + "\n") != std::string::npos);
   }
+}
+
+namespace {
+
+// LeNet built and compiled once per test run, embedded and without parameters.
+struct LeNetFiles {
+  std::string dir = TempDir();
+  std::string graph = dir + "/lenet.kiln-graph";
+  std::string artifact = dir + "/lenet.kiln";
+  LeNetFiles() {
+    REQUIRE(Run("examples/build_lenet " + graph).status == 0);
+    REQUIRE(Run(kKiln + " compile " + graph + " -o " + artifact + " --input data:1x1x28x28").status == 0);
+  }
+};
+
+const LeNetFiles& LeNet() {
+  static const LeNetFiles files;
+  return files;
+}
+
+const std::string kDigit = " --input data=examples/data/digit7.npy";
+
+}  // namespace
+
+TEST_CASE("kiln checks its options before doing anything", "[cli]") {
+  const auto& lenet = LeNet();
+  // Numbers: a non-number is called one; out-of-range values name the range.
+  Result r = Run(kKiln + " bench " + lenet.artifact + " --iters abc");
+  CHECK(r.status == 2);
+  CHECK(r.output.find("--iters: expected a whole number from 1 to 1000000, given 'abc'") != std::string::npos);
+  r = Run(kKiln + " run " + lenet.artifact + " --threads -1");
+  CHECK(r.status == 2);
+  CHECK(r.output.find("--threads: expected 0 to 1024, given -1") != std::string::npos);
+  r = Run(kKiln + " run " + lenet.artifact + " --threads 100000");
+  CHECK(r.status == 2);
+  CHECK(r.output.find("given 100000") != std::string::npos);
+  CHECK(r.output.find("terminate") == std::string::npos);
+  // A second --input of one name is an error, not "the last one wins".
+  r = Run(kKiln + " run " + lenet.artifact + kDigit + kDigit);
+  CHECK(r.status == 2);
+  CHECK(r.output.find("--input 'data' is given more than once") != std::string::npos);
+  r = Run(kKiln + " compile " + lenet.graph + " -o x.kiln --input data:1x1x28x28 --input data:2x1x28x28");
+  CHECK(r.output.find("--input 'data' is given more than once") != std::string::npos);
+  // Empty paths.
+  r = Run(kKiln + " compile " + lenet.graph + " -o ''");
+  CHECK(r.status == 2);
+  CHECK(r.output.find("--output: the path is empty") != std::string::npos);
+  // One line, the option's value abbreviated.
+  r = Run(kKiln + " inspect " + lenet.graph + " --input data:1x" + std::string(5000, '7') + "q");
+  CHECK(r.status == 2);
+  CHECK(r.output.size() < 400);
+  CHECK(r.output.find("bad dimension") != std::string::npos);
+}
+
+TEST_CASE("kiln names the file, option and value in its errors", "[cli]") {
+  const auto& lenet = LeNet();
+  const std::string dir = TempDir();
+  // A directory where a file is expected.
+  Result r = Run(kKiln + " inspect " + dir);
+  CHECK(r.status == 1);
+  CHECK(r.output == "kiln: error: '" + dir + "' is a directory, not a file\n");
+  // An artifact whose magic is damaged is still called an artifact.
+  std::string bytes = kiln::ReadFile(lenet.artifact);
+  bytes[0] ^= 0x20;
+  kiln::WriteFileAtomic(dir + "/damaged.kiln", bytes);
+  r = Run(kKiln + " inspect " + dir + "/damaged.kiln");
+  CHECK(r.status == 1);
+  CHECK(r.output.find("not a kiln artifact") != std::string::npos);
+  CHECK(r.output.find("not a kiln graph") == std::string::npos);
+  // --output-dir that cannot be made: the option and the path, not std::filesystem's text.
+  kiln::WriteFileAtomic(dir + "/plain_file", "x");
+  r = Run(kKiln + " run " + lenet.artifact + kDigit + " --output-dir " + dir + "/plain_file/out");
+  CHECK(r.status == 1);
+  CHECK(r.output.find("--output-dir '" + dir + "/plain_file/out'") != std::string::npos);
+  CHECK(r.output.find("filesystem error") == std::string::npos);
+  // An output in a directory that does not exist names the output, not a temporary file.
+  r = Run(kKiln + " compile " + lenet.graph + " -o " + dir + "/no/such/dir/x.kiln --input data:1x1x28x28");
+  CHECK(r.status == 1);
+  CHECK(r.output.find("cannot write '" + dir + "/no/such/dir/x.kiln'") != std::string::npos);
+  CHECK(r.output.find(".tmp.") == std::string::npos);
+  // A device as an input: bounded, with the file named (not std::bad_alloc).
+  r = Run(kKiln + " run " + lenet.artifact + " --input data=/dev/zero");
+  CHECK(r.status == 1);
+  CHECK(r.output.find("/dev/zero") != std::string::npos);
+  CHECK(r.output.find("bad_alloc") == std::string::npos);
+}
+
+TEST_CASE("kiln compile refuses weights without values unless told; --no-embed-params artifacts take --params",
+          "[cli]") {
+  const auto& lenet = LeNet();
+  const std::string dir = TempDir();
+  // The graph without its parameters, and the parameters in a file of their own.
+  kiln::Graph graph = kiln::LoadGraphFile(lenet.graph);
+  std::map<std::string, kiln::Tensor> params = graph.params;
+  kiln::SaveParams(dir + "/lenet.params", params);
+  graph.params.clear();
+  kiln::SaveGraphFile(graph, dir + "/bare.kiln-graph");
+
+  Result r = Run(kKiln + " compile " + dir + "/bare.kiln-graph -o " + dir + "/bare.kiln --input data:1x1x28x28");
+  CHECK(r.status == 1);
+  CHECK(r.output.find("have no value and no --input: conv1_weight") != std::string::npos);
+  CHECK(r.output.find("--params-as-inputs") != std::string::npos);
+  CHECK_FALSE(std::filesystem::exists(dir + "/bare.kiln"));
+  r = Run(kKiln + " compile " + dir + "/bare.kiln-graph -o " + dir + "/bare.kiln --input data:1x1x28x28 --params-as-inputs");
+  CHECK(r.status == 0);
+  r = Run(kKiln + " compile " + dir + "/bare.kiln-graph --params " + dir + "/lenet.params -o " + dir +
+          "/with_params.kiln --input data:1x1x28x28");
+  CHECK(r.status == 0);
+
+  // Compiled without parameters: run and bench bind them from --params.
+  REQUIRE(Run(kKiln + " compile " + lenet.graph + " -o " + dir + "/lean.kiln --input data:1x1x28x28 --no-embed-params")
+              .status == 0);
+  r = Run(kKiln + " run " + dir + "/lean.kiln" + kDigit);
+  CHECK(r.status == 1);
+  CHECK(r.output.find("compiled without its parameters (--no-embed-params): give them with --params FILE") !=
+        std::string::npos);
+  r = Run(kKiln + " run " + dir + "/lean.kiln" + kDigit + " --params " + dir + "/lenet.params --output-dir " + dir +
+          "/lean_out");
+  REQUIRE(r.status == 0);
+  REQUIRE(Run(kKiln + " run " + lenet.artifact + kDigit + " --output-dir " + dir + "/full_out").status == 0);
+  CHECK(kiln::ReadFile(dir + "/lean_out/softmax_output.npy") == kiln::ReadFile(dir + "/full_out/softmax_output.npy"));
+  CHECK(Run(kKiln + " bench " + dir + "/lean.kiln --iters 2 --params " + dir + "/lenet.params").status == 0);
+}
+
+TEST_CASE("kiln keygen, compile --sign and --trusted-key: signed artifacts end to end", "[cli][signing]") {
+  const auto& lenet = LeNet();
+  const std::string dir = TempDir();
+  Result r = Run(kKiln + " keygen -o " + dir + "/release --name 'release key'");
+  REQUIRE(r.status == 0);
+  CHECK(r.output.find("release key (ed25519:") != std::string::npos);
+  CHECK((std::filesystem::status(dir + "/release").permissions() & std::filesystem::perms::others_read) ==
+        std::filesystem::perms::none);
+  REQUIRE(Run(kKiln + " keygen -o " + dir + "/other").status == 0);
+  r = Run(kKiln + " keygen -o " + dir + "/release");
+  CHECK(r.status == 1);
+  CHECK(r.output.find("already exists") != std::string::npos);
+
+  const std::string signed_artifact = dir + "/signed.kiln";
+  r = Run(kKiln + " compile " + lenet.graph + " -o " + signed_artifact + " --input data:1x1x28x28 --sign " + dir +
+          "/release");
+  REQUIRE(r.status == 0);
+  CHECK(r.output.find("signed by release key (ed25519:") != std::string::npos);
+
+  r = Run(kKiln + " inspect " + signed_artifact);
+  REQUIRE(r.status == 0);
+  CHECK(r.output.find("signature: signed by release key (ed25519:") != std::string::npos);
+  CHECK(r.output.find("signature valid") != std::string::npos);
+  r = Run(kKiln + " inspect " + signed_artifact + " --json");
+  CHECK(r.output.find("\"signer\": \"release key\"") != std::string::npos);
+  r = Run(kKiln + " inspect " + lenet.artifact);
+  CHECK(r.output.find("signature: unsigned") != std::string::npos);
+
+  // The right key runs it; another key, or an unsigned artifact, is refused.
+  r = Run(kKiln + " run " + signed_artifact + kDigit + " --trusted-key " + dir + "/release.pub");
+  CHECK(r.status == 0);
+  CHECK(Run(kKiln + " bench " + signed_artifact + " --iters 2 --trusted-key " + dir + "/other.pub --trusted-key " +
+            dir + "/release.pub")
+            .status == 0);
+  r = Run(kKiln + " run " + signed_artifact + kDigit + " --trusted-key " + dir + "/other.pub");
+  CHECK(r.status == 1);
+  CHECK(r.output.find("release key") != std::string::npos);
+  CHECK(r.output.find("not") != std::string::npos);
+  r = Run(kKiln + " run " + lenet.artifact + kDigit + " --trusted-key " + dir + "/release.pub");
+  CHECK(r.status == 1);
+  CHECK(r.output.find("is not signed") != std::string::npos);
+  r = Run(kKiln + " inspect " + lenet.artifact + " --trusted-key " + dir + "/release.pub");
+  CHECK(r.status == 1);
+  // A secret key where a public one belongs is named as such.
+  r = Run(kKiln + " run " + signed_artifact + " --trusted-key " + dir + "/release");
+  CHECK(r.status == 1);
+  CHECK(r.output.find("secret") != std::string::npos);
+
+  // One flipped byte anywhere after the envelope: the signature no longer verifies.
+  std::string bytes = kiln::ReadFile(signed_artifact);
+  bytes[bytes.size() / 2] ^= 1;
+  kiln::WriteFileAtomic(dir + "/tampered.kiln", bytes);
+  r = Run(kKiln + " run " + dir + "/tampered.kiln" + kDigit);
+  CHECK(r.status == 1);
+  CHECK(r.output.find("signature") != std::string::npos);
+  r = Run(kKiln + " inspect " + dir + "/tampered.kiln");
+  CHECK(r.status == 1);
+  CHECK(r.output.find("does not verify") != std::string::npos);
 }

@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# Rewrites the fuzzers' seed corpora (tests/fuzz/corpus/<target>/) and dictionaries
+# (tests/fuzz/dict/<target>.dict) from the project's own files and from files its tools
+# make: tests/fuzz/make_seeds.cc (tensors, parameter files, small graphs, one-node graphs
+# of the MXNet golden cases, compiled artifacts, attribute texts, shape-inference cases,
+# ONNX's backend test models where the Python venv has them), LeNet built by
+# examples:build_lenet and compiled by `kiln compile`, the outputs of `kiln run`, and
+# .npy files written by NumPy (format versions 2 and 3, Fortran order, big-endian).
+# Regression files (tests/fuzz/regressions/) are left alone. Deterministic; commit
+# the result (keep it small: about 1 MB in all).
+#
+# Usage: tests/fuzz/make_corpus.sh   (from anywhere; builds with the default gcc config)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+bazel build //tests/fuzz:make_seeds //tools:kiln //examples:build_lenet
+bin="$(bazel info bazel-bin)"
+
+rm -rf tests/fuzz/corpus tests/fuzz/dict
+onnx_dir="$(/opt/kiln-py/bin/python -c \
+  'import onnx, os; print(os.path.join(os.path.dirname(onnx.__file__), "backend", "test", "data", "node"))' \
+  2>/dev/null || true)"
+"$bin/tests/fuzz/make_seeds" tests/fuzz --golden tests/golden/data ${onnx_dir:+--onnx-dir "$onnx_dir"}
+
+corpus=tests/fuzz/corpus
+cp examples/data/digit7.npy "$corpus/npy/digit7.npy"
+
+tmp="$(mktemp -d)"
+trap 'rm -rf "$tmp"' EXIT
+"$bin/examples/build_lenet" "$tmp/lenet.kiln-graph" >/dev/null
+"$bin/tools/kiln" compile "$tmp/lenet.kiln-graph" -o "$tmp/lenet.kiln" --input data:1x1x28x28 --cpu x86-64-v2 \
+  --no-embed-params >/dev/null
+cp "$tmp/lenet.kiln" "$corpus/artifact/kiln_compile_lenet_no_params.kiln"
+"$bin/tools/kiln" compile "$tmp/lenet.kiln-graph" -o "$tmp/lenet_full.kiln" --input data:1x1x28x28 \
+  --cpu x86-64-v2 >/dev/null
+"$bin/tools/kiln" run "$tmp/lenet_full.kiln" --input data=examples/data/digit7.npy --output-dir "$tmp/out" >/dev/null
+cp "$tmp/out/softmax_output.npy" "$corpus/npy/kiln_run_softmax_output.npy"
+
+# NumPy's own writer, for what kiln's writer never makes (Debian's numpy).
+if /usr/bin/python3 -c 'import numpy' 2>/dev/null; then
+  /usr/bin/python3 - "$corpus/npy" <<'PY'
+import sys, numpy as np
+from numpy.lib import format as fmt
+out = sys.argv[1]
+def save(name, array, version=None):
+    with open(f"{out}/numpy_{name}.npy", "wb") as f:
+        fmt.write_array(f, array, version=version, allow_pickle=False)
+a = np.arange(6, dtype=np.float32).reshape(2, 3)
+save("v1_f4", a, (1, 0))
+save("v2_f8", a.astype(np.float64), (2, 0))
+save("v3_i8", a.astype(np.int64), (3, 0))
+save("fortran_f4", np.asfortranarray(a))
+save("big_endian_f4", a.astype(">f4"))
+save("bool_3d", np.array([[[True, False]], [[False, True]]]))
+save("f2_scalar", np.array(1.5, dtype=np.float16))
+save("u1_empty", np.zeros((0, 4), dtype=np.uint8))
+save("i1_i4", np.array([-128, 0, 127], dtype=np.int8))
+save("u4_unsupported", np.array([1, 2], dtype=np.uint32))
+save("c8_unsupported", np.array([1 + 2j], dtype=np.complex64))
+save("U3_unsupported", np.array(["abc"]))
+save("structured_unsupported", np.zeros(2, dtype=[("x", "<f4"), ("y", "<i4")]))
+PY
+else
+  echo "make_corpus: Debian's python3-numpy is missing; NumPy-written .npy seeds skipped" >&2
+fi
+
+# Command lines (NUL-separated arguments after "kiln"): every command with its options,
+# and the dictionary of option names.
+mkdir -p "$corpus/cli"
+cli_seed() {  # NAME ARG...
+  local name="$1"
+  shift
+  printf '%s\0' "$@" | head -c -1 >"$corpus/cli/$name"
+}
+cli_seed ops ops --json
+cli_seed inspect inspect m.kiln-graph --input data:1x3x224x224 --params p.params --json
+cli_seed inspect_signed inspect m.kiln --trusted-key k.pub --trusted-key other.pub
+cli_seed viz viz m.onnx -o m.dot --input x:2x3
+cli_seed interpret interpret m.kiln-graph --input data=x.npy --output-dir out --train --seed 18446744073709551615
+cli_seed export export m.kiln-graph -o m.onnx --input data:1x1x28x28
+cli_seed compile compile m.kiln-graph -o m.kiln --input data:8x3x224x224 --cpu x86-64-v3 --features +avx2,+fma -O3 \
+  --no-embed-params --params-as-inputs --sign k --params p.params --target cpu
+cli_seed compile_opt compile m.onnx -o m.kiln --opt-level=0
+cli_seed run run m.kiln --input data=x.npy --input mask=y.npy --output-dir out --threads 1024 --params p.params \
+  --trusted-key k.pub
+cli_seed bench bench m.kiln --threads 0 --iters 1000000 --warmup 0 --json --profile --input data=x.npy
+cli_seed keygen keygen -o k --name "release key" --force
+cli_seed help inspect --help
+cli_seed version --version
+{
+  for word in ops inspect viz interpret export compile run bench keygen --json --input --params --output -o \
+    --output-dir --train --seed --target --cpu --features --opt-level -O3 --no-embed-params --params-as-inputs \
+    --sign --trusted-key --threads --iters --warmup --profile --name --force --help --version data:1x3x224x224 \
+    data=x.npy; do
+    printf '"%s"\n' "$word"
+  done
+  printf '"\\x00"\n'
+} >tests/fuzz/dict/cli.dict
+
+du -sh tests/fuzz/corpus tests/fuzz/dict
+for dir in "$corpus"/*/; do
+  printf '%-12s %4d files %8s\n' "$(basename "$dir")" "$(find "$dir" -type f | wc -l)" "$(du -sh "$dir" | cut -f1)"
+done

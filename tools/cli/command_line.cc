@@ -1,0 +1,240 @@
+#include "tools/cli/command_line.h"
+
+#include <CLI/CLI.hpp>
+#include <charconv>
+#include <limits>
+#include <sstream>
+
+#include "runtime/error.h"
+#include "runtime/thread_pool.h"
+#include "runtime/version.h"
+
+namespace kiln::cli {
+namespace {
+
+// A whole number from `lo` to `hi`, checked on the text before CLI11 converts it, so
+// that "abc" is called what it is rather than "not in range".
+template <typename Int>
+CLI::Validator WholeNumber(Int lo, Int hi) {
+  const std::string range = std::to_string(lo) + " to " + std::to_string(hi);
+  return CLI::Validator(
+      [lo, hi, range](std::string& text) -> std::string {
+        Int value{};
+        const char* end = text.data() + text.size();
+        const auto [stop, error] = std::from_chars(text.data(), end, value);
+        if (text.empty() || stop != end || error == std::errc::invalid_argument) {
+          return "expected a whole number from " + range + ", given '" + Abbreviate(text) + "'";
+        }
+        if (error == std::errc::result_out_of_range || value < lo || value > hi) {
+          return "expected " + range + ", given " + Abbreviate(text);
+        }
+        return {};
+      },
+      "INT in [" + range + "]");
+}
+
+const CLI::Validator kNotEmpty(
+    [](std::string& text) -> std::string { return text.empty() ? "the path is empty" : std::string(); }, "PATH");
+
+void AddInputShapes(CLI::App* command, std::vector<std::string>& texts, const std::string& example) {
+  command->add_option("--input", texts, "Input shape NAME:DxDxD (repeatable), e.g. " + example);
+}
+
+void AddInputFiles(CLI::App* command, std::vector<std::string>& texts, const std::string& help) {
+  command->add_option("--input", texts, help);
+}
+
+void AddTrustedKeys(CLI::App* command, CommandLine& line) {
+  command
+      ->add_option("--trusted-key", line.trusted_keys,
+                   "Public key file (kiln keygen's NAME.pub, repeatable): refuse artifacts not signed by one")
+      ->check(kNotEmpty);
+}
+
+template <typename Value, typename Parse>
+std::map<std::string, Value> ParseUnique(const std::vector<std::string>& texts, Parse parse) {
+  std::map<std::string, Value> parsed;
+  for (const auto& text : texts) {
+    auto [name, value] = parse(text);
+    if (!parsed.emplace(name, std::move(value)).second) {
+      throw Error("--input '" + Abbreviate(name) + "' is given more than once");
+    }
+  }
+  return parsed;
+}
+
+}  // namespace
+
+std::pair<std::string, Shape> ParseInputShape(const std::string& text) {
+  const std::string quoted = "--input '" + Abbreviate(text) + "'";
+  const auto colon = text.rfind(':');
+  if (colon == std::string::npos || colon == 0) {
+    throw Error(quoted + ": expected NAME:DIMxDIMx... (e.g. data:1x3x224x224)");
+  }
+  Shape shape;
+  const std::string dims = text.substr(colon + 1);
+  size_t start = 0;
+  while (start <= dims.size()) {
+    const size_t x = dims.find('x', start);
+    const std::string dim = dims.substr(start, x == std::string::npos ? std::string::npos : x - start);
+    int64_t value = 0;
+    const auto [stop, error] = std::from_chars(dim.data(), dim.data() + dim.size(), value);
+    if (dim.empty() || stop != dim.data() + dim.size() || error != std::errc() || value < 0) {
+      throw Error(quoted + ": bad dimension '" + Abbreviate(dim) + "' (a whole number from 0 to " +
+                  std::to_string(std::numeric_limits<int64_t>::max()) + ")");
+    }
+    shape.push_back(value);
+    if (x == std::string::npos) break;
+    start = x + 1;
+  }
+  // The element count itself is checked (overflow, kMaxTensorBytes) where the shape is
+  // used, with the node it reaches.
+  return {text.substr(0, colon), shape};
+}
+
+std::pair<std::string, std::string> ParseInputFile(const std::string& text) {
+  const auto eq = text.find('=');
+  if (eq == std::string::npos || eq == 0 || eq + 1 == text.size()) {
+    throw Error("--input '" + Abbreviate(text) + "': expected NAME=FILE.npy");
+  }
+  return {text.substr(0, eq), text.substr(eq + 1)};
+}
+
+ParseOutcome ParseCommandLine(const std::vector<std::string>& args) {
+  CommandLine line;
+  std::vector<std::string> inputs;
+
+  CLI::App app{"kiln: an ahead-of-time compiler for neural-network graphs"};
+  app.set_version_flag("--version", std::string("kiln ") + kKilnVersion);
+  app.require_subcommand(1);
+
+  auto* ops = app.add_subcommand("ops", "List every registered operator and its fusion pattern");
+  ops->add_flag("--json", line.json, "Print JSON");
+
+  auto* inspect = app.add_subcommand("inspect", "Print a model's or an artifact's contents, shapes and sizes");
+  inspect
+      ->add_option("MODEL", line.model,
+                   "Graph file (.kiln-graph binary, .pbtxt/.txt text), ONNX model (.onnx) or artifact (.kiln)")
+      ->required()
+      ->check(kNotEmpty);
+  inspect->add_option("--params", line.params, "Parameter file to bind (else embedded parameters)");
+  AddInputShapes(inspect, inputs, "data:1x3x224x224");
+  inspect->add_flag("--json", line.json, "Print JSON");
+  AddTrustedKeys(inspect, line);
+
+  auto* viz = app.add_subcommand("viz", "Write a Graphviz DOT picture of a model");
+  viz->add_option("MODEL", line.model, "Graph file or ONNX model")->required()->check(kNotEmpty);
+  viz->add_option("-o,--output", line.output, "Output .dot file")->required()->check(kNotEmpty);
+  viz->add_option("--params", line.params, "Parameter file");
+  AddInputShapes(viz, inputs, "data:1x3x224x224");
+
+  auto* interpret = app.add_subcommand("interpret", "Run a model with the reference interpreter (the oracle)");
+  interpret->add_option("MODEL", line.model, "Graph file or ONNX model")->required()->check(kNotEmpty);
+  interpret->add_option("--params", line.params, "Parameter file");
+  AddInputFiles(interpret, inputs, "Input NAME=FILE.npy (repeatable)");
+  interpret->add_option("--output-dir", line.output, "Write each output as DIR/NAME.npy")->check(kNotEmpty);
+  interpret->add_flag("--train", line.train, "Training mode (BatchNorm batch statistics, Dropout)");
+  interpret->add_option("--seed", line.seed, "Seed for random operators and Dropout")
+      ->check(WholeNumber<uint64_t>(0, std::numeric_limits<uint64_t>::max()));
+
+  auto* export_onnx = app.add_subcommand("export", "Write a model as ONNX (opset 17)");
+  export_onnx->add_option("MODEL", line.model, "Graph file (or ONNX model)")->required()->check(kNotEmpty);
+  export_onnx->add_option("-o,--output", line.output, "Output .onnx file")->required()->check(kNotEmpty);
+  export_onnx->add_option("--params", line.params, "Parameter file");
+  AddInputShapes(export_onnx, inputs, "data:1x3x224x224");
+
+  auto* compile = app.add_subcommand("compile", "Compile a model into an artifact (.kiln)");
+  compile
+      ->add_option("MODEL", line.model, "Graph file with embedded parameters (or see --params), or ONNX model (.onnx)")
+      ->required()
+      ->check(kNotEmpty);
+  compile->add_option("-o,--output", line.output, "Output artifact")->required()->check(kNotEmpty);
+  compile->add_option("--params", line.params, "Parameter file");
+  AddInputShapes(compile, inputs, "data:8x3x224x224");
+  compile->add_option("--target", line.target, "Target: cpu");
+  compile->add_option("--cpu", line.cpu, "CPU to compile for: host (default), x86-64-v2, x86-64-v3, skylake-avx512, ...");
+  compile->add_option("--features", line.features, "Extra CPU features, LLVM style: +avx2,+fma");
+  compile->add_option("-O,--opt-level", line.opt_level, "Optimization level 0-3 (-O0 ... -O3)")
+      ->check(WholeNumber(0, 3));
+  compile->add_flag("--no-embed-params", line.no_embed_params,
+                    "Leave parameters out of the artifact (bind them at load: kiln run --params)");
+  compile->add_flag("--params-as-inputs", line.params_as_inputs,
+                    "Compile a model whose weights have no values: they become runtime inputs");
+  compile->add_option("--sign", line.sign_key, "Sign the artifact with this secret key file (kiln keygen)")
+      ->check(kNotEmpty);
+
+  auto* run = app.add_subcommand("run", "Run an artifact on .npy inputs");
+  run->add_option("ARTIFACT", line.model, "Compiled artifact")->required()->check(kNotEmpty);
+  AddInputFiles(run, inputs, "Input NAME=FILE.npy (repeatable)");
+  run->add_option("--output-dir", line.output, "Write each output as DIR/NAME.npy")->check(kNotEmpty);
+  run->add_option("--params", line.params, "Parameter file to bind (artifacts compiled with --no-embed-params)");
+  run->add_option("--threads", line.threads, "Threads (0: all cores)")->check(WholeNumber(0, kMaxThreads));
+  AddTrustedKeys(run, line);
+
+  auto* bench = app.add_subcommand("bench", "Measure an artifact's latency and throughput");
+  bench->add_option("ARTIFACT", line.model, "Compiled artifact")->required()->check(kNotEmpty);
+  AddInputFiles(bench, inputs, "Input NAME=FILE.npy (others: random)");
+  bench->add_option("--params", line.params, "Parameter file to bind (artifacts compiled with --no-embed-params)");
+  bench->add_option("--threads", line.threads, "Threads (0: all cores)")->check(WholeNumber(0, kMaxThreads));
+  bench->add_option("--iters", line.iters, "Timed runs")->check(WholeNumber(1, 1000000));
+  bench->add_option("--warmup", line.warmup, "Untimed runs first")->check(WholeNumber(0, 1000000));
+  bench->add_flag("--json", line.json, "Print JSON");
+  bench->add_flag("--profile", line.profile, "Also time every kernel (the graph node it computes), slowest first");
+  AddTrustedKeys(bench, line);
+
+  auto* keygen = app.add_subcommand("keygen", "Make an Ed25519 key pair for signing artifacts: NAME and NAME.pub");
+  keygen->add_option("-o,--output", line.output, "Secret key file NAME (the public key goes to NAME.pub)")
+      ->required()
+      ->check(kNotEmpty);
+  keygen->add_option("--name", line.key_name, "A label for people, stored in both files (default: the file name)");
+  keygen->add_flag("--force", line.force, "Overwrite existing key files");
+
+  // -O2 style flags: CLI11 wants "-O 2"; accept the compiler spelling too.
+  std::vector<std::string> rewritten = args.empty() ? std::vector<std::string>{"kiln"} : args;
+  for (auto& arg : rewritten) {
+    if (arg.size() == 3 && arg[0] == '-' && arg[1] == 'O' && arg[2] >= '0' && arg[2] <= '3') {
+      arg = "--opt-level=" + arg.substr(2);
+    }
+  }
+  std::vector<char*> pointers;
+  for (auto& arg : rewritten) pointers.push_back(arg.data());
+
+  ParseOutcome outcome;
+  try {
+    app.parse(static_cast<int>(pointers.size()), pointers.data());
+  } catch (const CLI::ParseError& e) {
+    std::ostringstream out;
+    std::ostringstream err;
+    const int code = app.exit(e, out, err);
+    if (code == 0) {  // --help or --version
+      outcome.message = out.str();
+      return outcome;
+    }
+    outcome.exit_code = 2;
+    outcome.message = std::string("kiln: error: ") + Abbreviate(e.what(), 400) + " (kiln --help lists the options)\n";
+    return outcome;
+  }
+
+  try {
+    for (const CLI::App* sub : app.get_subcommands()) line.command = sub->get_name();
+    if (line.command == "interpret" || line.command == "run" || line.command == "bench") {
+      line.input_files = ParseUnique<std::string>(inputs, ParseInputFile);
+    } else {
+      line.input_shapes = ParseUnique<Shape>(inputs, ParseInputShape);
+    }
+    if (line.command == "compile" && line.target != "cpu") {
+      throw Error("--target '" + Abbreviate(line.target) + "': only 'cpu' is available in this build");
+    }
+    if (line.command == "keygen" && line.key_name.empty()) {
+      line.key_name = line.output.substr(line.output.find_last_of('/') + 1);
+    }
+  } catch (const Error& e) {
+    outcome.exit_code = 2;
+    outcome.message = std::string("kiln: error: ") + e.what() + "\n";
+    return outcome;
+  }
+  outcome.command = std::move(line);
+  return outcome;
+}
+
+}  // namespace kiln::cli

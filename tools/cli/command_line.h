@@ -1,0 +1,68 @@
+// The kiln command line's grammar: subcommands, options and their checks, apart from
+// what the commands do (tools/kiln.cc), so that tests and the fuzzer (tests/fuzz) can
+// parse any argument vector without running anything.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "runtime/tensor.h"
+
+namespace kiln::cli {
+
+// What to run, every option checked: numbers in range, inputs well formed and named
+// once, output paths not empty.
+struct CommandLine {
+  std::string command;  // "compile", "run", ...
+  std::string model;    // MODEL or ARTIFACT
+  std::string params;   // --params FILE
+  std::string output;   // -o/--output, or --output-dir
+  // --input NAME:DxD (inspect, viz, export, compile).
+  std::map<std::string, Shape> input_shapes;
+  // --input NAME=FILE.npy (interpret, run, bench).
+  std::map<std::string, std::string> input_files;
+  bool json = false;
+  // interpret
+  bool train = false;
+  uint64_t seed = 0;
+  // compile
+  std::string target = "cpu";
+  std::string cpu = "host";
+  std::string features;
+  int opt_level = 2;
+  bool no_embed_params = false;
+  bool params_as_inputs = false;
+  std::string sign_key;  // --sign: a secret key file
+  // run, bench, inspect
+  std::vector<std::string> trusted_keys;  // --trusted-key: public key files
+  // run, bench
+  int threads = 0;
+  int iters = 100;
+  int warmup = 5;
+  bool profile = false;
+  // keygen
+  std::string key_name;
+  bool force = false;
+};
+
+// A command to run, or what to print and the status to exit with (help, the version,
+// or a usage error: `message` then goes to stderr).
+struct ParseOutcome {
+  std::optional<CommandLine> command;
+  int exit_code = 0;
+  std::string message;
+};
+
+// `args` as main receives them (args[0] is the program name). Never throws for any
+// argument vector.
+ParseOutcome ParseCommandLine(const std::vector<std::string>& args);
+
+// "data:1x3x224x224" -> ("data", {1,3,224,224}); throws kiln::Error naming the option.
+std::pair<std::string, Shape> ParseInputShape(const std::string& text);
+// "data=x.npy" -> ("data", "x.npy"); throws kiln::Error naming the option.
+std::pair<std::string, std::string> ParseInputFile(const std::string& text);
+
+}  // namespace kiln::cli
