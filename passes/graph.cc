@@ -147,4 +147,12 @@ std::vector<std::string> Graph::ListInputs() const {
   return names;
 }
 
+std::map<std::string, Shape> Graph::ParamShapes() const {
+  std::map<std::string, Shape> shapes;
+  for (const auto& name : ListInputs()) {
+    if (const auto it = params.find(name); it != params.end()) shapes[name] = it->second.shape();
+  }
+  return shapes;
+}
+
 }  // namespace kiln

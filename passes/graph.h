@@ -95,6 +95,8 @@ class Graph {
   std::vector<std::string> ListArguments() const;
   std::vector<std::string> ListAuxiliaryStates() const;
   std::vector<std::string> ListInputs() const;  // both
+  // Shapes of the inputs that have embedded parameters: what shape inference starts from.
+  std::map<std::string, Shape> ParamShapes() const;
 
   template <typename T>
   const T& GetAttr(const std::string& name) const {

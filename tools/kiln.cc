@@ -58,10 +58,7 @@ Graph LoadModel(const CommandLine& line) {
 
 // Shapes known from embedded parameters and --input.
 std::map<std::string, Shape> KnownShapes(const Graph& graph, const CommandLine& line) {
-  std::map<std::string, Shape> known;
-  for (const auto& name : graph.ListInputs()) {
-    if (const auto it = graph.params.find(name); it != graph.params.end()) known[name] = it->second.shape();
-  }
+  std::map<std::string, Shape> known = graph.ParamShapes();
   for (const auto& [name, shape] : line.input_shapes) known[name] = shape;
   return known;
 }

@@ -19,10 +19,7 @@ void Exercise(Graph& graph, bool text) {
                            : ParseGraph(SerializeGraph(graph), "fuzz (saved again)");
   FuzzCheck(again.indexed().num_nodes() == graph.indexed().num_nodes(),
             "a graph has another number of nodes after a save and a load");
-  std::map<std::string, Shape> known;
-  for (const auto& name : graph.ListInputs()) {
-    if (const auto it = graph.params.find(name); it != graph.params.end()) known[name] = it->second.shape();
-  }
+  const std::map<std::string, Shape> known = graph.ParamShapes();
   try {
     InferShape(graph, known);
     InferType(graph);

@@ -20,10 +20,7 @@ int FuzzOnnx(const uint8_t* data, size_t size) {
     return 0;
   }
   ParseGraph(SerializeGraph(graph), "fuzz.onnx (imported and saved)");
-  std::map<std::string, Shape> known;
-  for (const auto& name : graph.ListInputs()) {
-    if (const auto it = graph.params.find(name); it != graph.params.end()) known[name] = it->second.shape();
-  }
+  const std::map<std::string, Shape> known = graph.ParamShapes();
   try {
     InferShape(graph, known);
     InferType(graph);

@@ -328,3 +328,82 @@ TEST_CASE("Constant's integer forms keep int64 values exactly", "[onnx][import]"
   CHECK(out[1].data_as<int64_t>()[0] == big);
   CHECK(out[1].data_as<int64_t>()[1] == -big + 2);
 }
+
+TEST_CASE("an initializer's declared size is checked before anything is allocated", "[onnx][import][regression]") {
+  // 2^31 x 2^31 float32 (16 EiB), then 2^30 floats (4 GiB) declared with 8 bytes of data:
+  // errors naming the tensor, without allocating (the fuzzer's malloc limit and ASan
+  // would report an attempt).
+  for (const auto& dims : {std::vector<int64_t>{int64_t{1} << 31, int64_t{1} << 31}, std::vector<int64_t>{1 << 30}}) {
+    ModelBuilder b(13);
+    b.Input("x", {2});
+    onnx::TensorProto& init = *b.model.mutable_graph()->add_initializer();
+    init.set_name("huge");
+    init.set_data_type(onnx::TensorProto::FLOAT);
+    for (const int64_t d : dims) init.add_dims(d);
+    init.set_raw_data(std::string(8, '\0'));
+    b.Node("Add", {"x", "huge"}, {"y"});
+    b.Output("y");
+    CHECK_THROWS_WITH(ImportOnnxModel(b.model), Catch::Contains("initializer 'huge'"));
+  }
+  // Typed values: the count is checked the same way.
+  ModelBuilder b(13);
+  b.Input("x", {2});
+  onnx::TensorProto& init = *b.model.mutable_graph()->add_initializer();
+  init.set_name("short");
+  init.set_data_type(onnx::TensorProto::FLOAT);
+  init.add_dims(int64_t{1} << 30);
+  init.add_float_data(1.0f);
+  b.Node("Add", {"x", "short"}, {"y"});
+  b.Output("y");
+  CHECK_THROWS_WITH(ImportOnnxModel(b.model),
+                    Catch::Contains("initializer 'short': 1 values for shape (1073741824) (1073741824 elements)"));
+}
+
+TEST_CASE("a failed input or initializer is reported once, not again by every reader", "[onnx][import][regression]") {
+  ModelBuilder b(13);
+  b.Input("x", {2, 3});
+  b.Input("bad", {2, 3}, onnx::TensorProto::COMPLEX64);
+  b.Node("Add", {"x", "bad"}, {"a"}, "reads_bad");
+  b.Node("Relu", {"a"}, {"y"}, "downstream");
+  b.Output("y");
+  try {
+    ImportOnnxModel(b.model);
+    FAIL("import succeeded");
+  } catch (const Error& e) {
+    const std::string message = e.what();
+    CHECK_THAT(message, Catch::Contains("graph input 'bad': element type COMPLEX64 is not supported"));
+    CHECK_THAT(message, Catch::Contains("1 problem(s)"));
+    CHECK_THAT(message, !Catch::Contains("is not defined before this node"));
+    CHECK_THAT(message, !Catch::Contains("reads_bad"));
+  }
+}
+
+TEST_CASE("Reshape to an empty result, and a -1 an empty result cannot fix", "[onnx][import][regression]") {
+  // (0, 6) -> [1, -1] is (1, 0), as ONNX Runtime says.
+  ModelBuilder b(13);
+  b.Input("x", {0, 6});
+  b.Initializer("target", Int64Vector({1, -1}));
+  b.Node("Reshape", {"x", "target"}, {"y"});
+  b.Output("y");
+  const Graph graph = ImportOnnxModel(b.model);
+  const auto outputs = Interpret(graph, {{"x", Tensor({0, 6}, DType::kFloat32)}});
+  REQUIRE(outputs.size() == 1);
+  CHECK(outputs[0].shape() == Shape{1, 0});
+
+  // (0, 6) -> [0, -1] with allowzero=1: any size fits the -1. The message says so and
+  // calls the shape an input, as ONNX does.
+  ModelBuilder ambiguous(14);
+  ambiguous.Input("x", {0, 6});
+  ambiguous.Initializer("target", Int64Vector({0, -1}));
+  AddIntAttr(ambiguous.Node("Reshape", {"x", "target"}, {"y"}), "allowzero", 1);
+  ambiguous.Output("y");
+  try {
+    ImportOnnxModel(ambiguous.model);
+    FAIL("import succeeded");
+  } catch (const Error& e) {
+    const std::string message = e.what();
+    CHECK_THAT(message, Catch::Contains("shape input (0,-1)"));
+    CHECK_THAT(message, Catch::Contains("any size would fit"));
+    CHECK_THAT(message, !Catch::Contains("attribute"));
+  }
+}

@@ -90,3 +90,37 @@ TEST_CASE("an operator fills defaults, keeps what was given, rejects the unknown
   // MXNet's hidden annotations are dropped, not errors.
   CHECK_NOTHROW(conv.ParseAttrs({{"kernel", std::string("(3, 3)")}, {"num_filter", int64_t{8}}, {"__lr_mult__", std::string("2")}}, "c1"));
 }
+
+TEST_CASE("errors abbreviate what a corrupt file gives", "[attrs][regression]") {
+  const std::string huge(20000, 'q');
+  const OpDef& cast = OpRegistry::Global().Get("Cast");
+  try {
+    cast.ParseAttrs({{"dtype", huge}}, "node");
+    FAIL("a 20,000-character dtype parsed");
+  } catch (const Error& e) {
+    const std::string message = e.what();
+    CHECK(message.size() < 600);
+    CHECK_THAT(message, Catch::Contains("(20000 bytes)"));
+    CHECK_THAT(message, Catch::Contains("attribute 'dtype'"));
+  }
+  try {
+    cast.ParseAttrs({{huge, std::string("float32")}}, "node");
+    FAIL("an unknown 20,000-character attribute name parsed");
+  } catch (const Error& e) {
+    CHECK(std::string(e.what()).size() < 600);
+  }
+  CHECK_THROWS_WITH(OpRegistry::Global().Get(huge), Catch::Contains("(20000 bytes)"));
+}
+
+TEST_CASE("Reshape says why a -1 cannot be inferred for an empty result", "[attrs][regression]") {
+  const OpDef& reshape = OpRegistry::Global().Get("Reshape");
+  const Attrs attrs = reshape.ParseAttrs({{"shape", std::string("(0, -1)")}}, "r");
+  std::vector<ShapeSlot> in = {Shape{0, 6}};
+  std::vector<ShapeSlot> out(1);
+  CHECK_THROWS_WITH(reshape.InferShape(attrs, in, out), Catch::Contains("the other dims hold 0 elements"));
+  const Attrs flat = reshape.ParseAttrs({{"shape", std::string("(1, -1)")}}, "r");
+  out = std::vector<ShapeSlot>(1);
+  reshape.InferShape(flat, in, out);
+  REQUIRE(out[0]);
+  CHECK(*out[0] == Shape{1, 0});
+}
