@@ -20,7 +20,6 @@ namespace {
 static_assert(crypto_sign_PUBLICKEYBYTES == 32 && crypto_sign_SECRETKEYBYTES == 64 && crypto_sign_BYTES == 64);
 static_assert(crypto_sign_SEEDBYTES == 32);
 
-constexpr std::string_view kArtifactMagic{"KILNART\0", 8};
 constexpr std::string_view kSecretHeader = "kiln-ed25519-secret-v1";
 constexpr std::string_view kPublicHeader = "kiln-ed25519-public-v1";
 constexpr size_t kKeyOffset = 12;
@@ -244,7 +243,7 @@ Envelope ParseEnvelope(std::string_view bytes, const std::string& source) {
   envelope.signer.name = name;
   envelope.after_signature = bytes.substr(kNameLengthOffset);
   envelope.artifact = bytes.substr(kSignatureEnvelopeFixedBytes + name_size);
-  if (!StartsWith(envelope.artifact, kArtifactMagic)) {
+  if (!StartsWith(envelope.artifact, kArtifactFileMagic)) {
     throw Error("'" + source + "' is signed, but what was signed is not a kiln artifact (or it is truncated)");
   }
   return envelope;
@@ -348,7 +347,7 @@ bool LooksSigned(std::string_view bytes) {
 std::string SignArtifactBytes(std::string_view artifact_bytes, const KeyPair& key_pair) {
   InitSodium();
   if (LooksSigned(artifact_bytes)) throw Error("cannot sign: the artifact is already signed");
-  if (!StartsWith(artifact_bytes, kArtifactMagic)) {
+  if (!StartsWith(artifact_bytes, kArtifactFileMagic)) {
     throw Error("cannot sign: the bytes are not a kiln artifact (they do not start with KILNART)");
   }
   CheckName(key_pair.name);
@@ -375,7 +374,7 @@ VerifiedArtifact OpenArtifactEnvelope(std::string_view file_bytes, const std::ve
                                       const std::string& source) {
   InitSodium();
   if (!LooksSigned(file_bytes)) {
-    if (!StartsWith(file_bytes, kArtifactMagic)) {
+    if (!StartsWith(file_bytes, kArtifactFileMagic)) {
       throw Error("'" + source + "' is not a kiln artifact (it starts with neither KILNART nor KILNSIG)");
     }
     if (!trusted_keys.empty()) {
@@ -386,8 +385,8 @@ VerifiedArtifact OpenArtifactEnvelope(std::string_view file_bytes, const std::ve
   }
   const Envelope envelope = ParseEnvelope(file_bytes, source);
   if (!Verify(envelope)) {
-    throw Error("'" + source + "' has an invalid signature (claimed signer " + envelope.signer.label() +
-                "): the file is damaged or forged");
+    throw Error("'" + source + "' has an invalid signature (it does not verify; claimed signer " +
+                envelope.signer.label() + "): the file is damaged or forged");
   }
   VerifiedArtifact result{envelope.artifact, {true, true, false, envelope.signer}};
   if (!trusted_keys.empty()) {

@@ -38,6 +38,8 @@
 
 namespace kiln {
 
+// The first bytes of an unsigned artifact file (runtime/artifact.h) and of a signed one.
+inline constexpr std::string_view kArtifactFileMagic{"KILNART\0", 8};
 inline constexpr std::string_view kSignedArtifactMagic{"KILNSIG\0", 8};
 inline constexpr uint32_t kSignatureEnvelopeVersion = 1;
 inline constexpr std::string_view kArtifactSignatureContext{"kiln-artifact-signature-v1\0", 27};

@@ -47,14 +47,17 @@ std::map<std::string, Tensor> LoadNamedParams(const std::string& path) {
   return named;
 }
 
-// A kiln graph file, or an ONNX model (imported with the --input shapes).
-Graph LoadModel(const CommandLine& line) {
-  Graph graph = line.model.ends_with(".onnx") ? ImportOnnx(line.model, line.input_shapes) : LoadGraphFile(line.model);
+// A kiln graph file, or an ONNX model (imported with `input_shapes`: by default the
+// --input shapes), with the --params file's parameters.
+Graph LoadModel(const CommandLine& line, const std::map<std::string, Shape>& input_shapes) {
+  Graph graph = line.model.ends_with(".onnx") ? ImportOnnx(line.model, input_shapes) : LoadGraphFile(line.model);
   if (!line.params.empty()) {
     for (auto& [name, tensor] : LoadNamedParams(line.params)) graph.params[name] = std::move(tensor);
   }
   return graph;
 }
+
+Graph LoadModel(const CommandLine& line) { return LoadModel(line, line.input_shapes); }
 
 // Shapes known from embedded parameters and --input.
 std::map<std::string, Shape> KnownShapes(const Graph& graph, const CommandLine& line) {
@@ -108,30 +111,23 @@ nlohmann::json SpecJson(const proto::TensorSpec& spec) {
 nlohmann::json SignatureJson(const SignatureInfo& signature) {
   if (!signature.is_signed) return {{"signed", false}};
   return {{"signed", true},
-          {"valid", signature.signature_valid},
           {"signer", signature.signer.name},
-          {"fingerprint", signature.signer.fingerprint()}};
+          {"fingerprint", signature.signer.fingerprint()},
+          {"trusted", signature.trusted}};
 }
 
-std::string SignatureText(const SignatureInfo& signature, bool checked_against_trusted) {
+// Only verified signatures get here: opening the envelope refuses any other.
+std::string SignatureText(const SignatureInfo& signature) {
   if (!signature.is_signed) return "unsigned (loading it runs its code: trust it as you would a shared library)";
-  std::string text = "signed by " + signature.signer.label();
-  text += signature.signature_valid ? ", signature valid" : ", SIGNATURE DOES NOT VERIFY";
-  if (checked_against_trusted) text += ", key trusted";
-  return text;
+  return "signed by " + signature.signer.label() + ", signature valid" + (signature.trusted ? ", key trusted" : "");
 }
 
 int InspectArtifact(const CommandLine& line, const std::string& bytes) {
   const std::string& path = line.model;
-  const std::vector<PublicKey> trusted = LoadTrustedKeys(line);
-  // Describe first (it never trusts), then parse: parsing refuses a signature that does
-  // not verify, and with --trusted-key a signer that is not trusted.
-  const SignatureInfo signature = DescribeSignature(bytes, path);
-  if (signature.is_signed && !signature.signature_valid) {
-    throw Error("'" + path + "' is signed by " + signature.signer.label() +
-                " but the signature does not verify: the file is damaged or was changed after signing");
-  }
-  const proto::ArtifactProto artifact = ParseArtifact(bytes, path, trusted);
+  // The signature is verified once, here; with --trusted-key the signer must be trusted.
+  const VerifiedArtifact opened = OpenArtifactEnvelope(bytes, LoadTrustedKeys(line), path);
+  const SignatureInfo& signature = opened.signature;
+  const proto::ArtifactProto artifact = ParseArtifact(opened.artifact_bytes, path);
   const bool json = line.json;
   nlohmann::json j;
   j["kind"] = "artifact";
@@ -161,7 +157,7 @@ int InspectArtifact(const CommandLine& line, const std::string& bytes) {
   }
   std::cout << "artifact " << path << " (format " << artifact.format_version() << ", kiln "
             << artifact.producer_version() << ")\n";
-  std::cout << "signature: " << SignatureText(signature, !trusted.empty()) << "\n";
+  std::cout << "signature: " << SignatureText(signature) << "\n";
   std::cout << "target: " << artifact.target().triple() << ", cpu " << artifact.target().cpu() << ", -O"
             << artifact.opt_level() << "\n";
   for (const auto& spec : j["inputs"])
@@ -284,12 +280,12 @@ void ReportOutputs(const std::vector<std::string>& names, const std::vector<Tens
 
 int CmdInterpret(const CommandLine& line) {
   std::map<std::string, Tensor> values;
-  CommandLine with_shapes = line;
+  std::map<std::string, Shape> shapes;
   for (const auto& [name, file] : line.input_files) {
     values[name] = LoadNpy(file);
-    with_shapes.input_shapes[name] = values[name].shape();
+    shapes[name] = values[name].shape();
   }
-  const Graph graph = LoadModel(with_shapes);
+  const Graph graph = LoadModel(line, shapes);
   InterpretOptions options;
   options.is_train = line.train;
   options.seed = line.seed;

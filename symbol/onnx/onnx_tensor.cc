@@ -45,13 +45,10 @@ std::string OnnxTypeName(int32_t elem_type) {
 
 namespace {
 
-// Copies typed repeated fields element by element, checking the count.
+// Copies typed repeated fields element by element (the count is checked by the caller,
+// before allocating, through TypedValueCount).
 template <typename Field, typename Store>
-void CopyTyped(const Field& field, Tensor& tensor, const std::string& what, Store store) {
-  if (field.size() != tensor.size()) {
-    throw Error(what + ": " + std::to_string(field.size()) + " values for shape " + ShapeToString(tensor.shape()) +
-                " (" + std::to_string(tensor.size()) + " elements)");
-  }
+void CopyTyped(const Field& field, Tensor& tensor, Store store) {
   for (int64_t i = 0; i < tensor.size(); ++i) store(i, field.Get(static_cast<int>(i)));
 }
 
@@ -109,20 +106,20 @@ Tensor TensorFromOnnx(const onnx::TensorProto& proto, const std::string& what) {
   void* data = tensor.data();
   switch (proto.data_type()) {
     case onnx::TensorProto::FLOAT:
-      CopyTyped(proto.float_data(), tensor, what, [&](int64_t i, float v) { static_cast<float*>(data)[i] = v; });
+      CopyTyped(proto.float_data(), tensor, [&](int64_t i, float v) { static_cast<float*>(data)[i] = v; });
       break;
     case onnx::TensorProto::DOUBLE:
-      CopyTyped(proto.double_data(), tensor, what, [&](int64_t i, double v) { static_cast<double*>(data)[i] = v; });
+      CopyTyped(proto.double_data(), tensor, [&](int64_t i, double v) { static_cast<double*>(data)[i] = v; });
       break;
     case onnx::TensorProto::INT64:
-      CopyTyped(proto.int64_data(), tensor, what, [&](int64_t i, int64_t v) { static_cast<int64_t*>(data)[i] = v; });
+      CopyTyped(proto.int64_data(), tensor, [&](int64_t i, int64_t v) { static_cast<int64_t*>(data)[i] = v; });
       break;
     case onnx::TensorProto::FLOAT16:  // int32_data holds the bits
-      CopyTyped(proto.int32_data(), tensor, what,
+      CopyTyped(proto.int32_data(), tensor,
                 [&](int64_t i, int32_t v) { static_cast<uint16_t*>(data)[i] = static_cast<uint16_t>(v); });
       break;
     default:  // INT32, INT8, UINT8, BOOL: int32_data holds the values
-      CopyTyped(proto.int32_data(), tensor, what, [&](int64_t i, int32_t v) { tensor.SetDouble(i, v); });
+      CopyTyped(proto.int32_data(), tensor, [&](int64_t i, int32_t v) { tensor.SetDouble(i, v); });
       break;
   }
   return tensor;

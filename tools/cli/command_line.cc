@@ -36,6 +36,11 @@ CLI::Validator WholeNumber(Int lo, Int hi) {
 const CLI::Validator kNotEmpty(
     [](std::string& text) -> std::string { return text.empty() ? "the path is empty" : std::string(); }, "PATH");
 
+// A path every use of `command` needs (MODEL, ARTIFACT, -o): required and not empty.
+void AddRequiredPath(CLI::App* command, const std::string& name, std::string& path, const std::string& help) {
+  command->add_option(name, path, help)->required()->check(kNotEmpty);
+}
+
 void AddInputShapes(CLI::App* command, std::vector<std::string>& texts, const std::string& example) {
   command->add_option("--input", texts, "Input shape NAME:DxDxD (repeatable), e.g. " + example);
 }
@@ -112,24 +117,21 @@ ParseOutcome ParseCommandLine(const std::vector<std::string>& args) {
   ops->add_flag("--json", line.json, "Print JSON");
 
   auto* inspect = app.add_subcommand("inspect", "Print a model's or an artifact's contents, shapes and sizes");
-  inspect
-      ->add_option("MODEL", line.model,
-                   "Graph file (.kiln-graph binary, .pbtxt/.txt text), ONNX model (.onnx) or artifact (.kiln)")
-      ->required()
-      ->check(kNotEmpty);
+  AddRequiredPath(inspect, "MODEL", line.model,
+                  "Graph file (.kiln-graph binary, .pbtxt/.txt text), ONNX model (.onnx) or artifact (.kiln)");
   inspect->add_option("--params", line.params, "Parameter file to bind (else embedded parameters)");
   AddInputShapes(inspect, inputs, "data:1x3x224x224");
   inspect->add_flag("--json", line.json, "Print JSON");
   AddTrustedKeys(inspect, line);
 
   auto* viz = app.add_subcommand("viz", "Write a Graphviz DOT picture of a model");
-  viz->add_option("MODEL", line.model, "Graph file or ONNX model")->required()->check(kNotEmpty);
-  viz->add_option("-o,--output", line.output, "Output .dot file")->required()->check(kNotEmpty);
+  AddRequiredPath(viz, "MODEL", line.model, "Graph file or ONNX model");
+  AddRequiredPath(viz, "-o,--output", line.output, "Output .dot file");
   viz->add_option("--params", line.params, "Parameter file");
   AddInputShapes(viz, inputs, "data:1x3x224x224");
 
   auto* interpret = app.add_subcommand("interpret", "Run a model with the reference interpreter (the oracle)");
-  interpret->add_option("MODEL", line.model, "Graph file or ONNX model")->required()->check(kNotEmpty);
+  AddRequiredPath(interpret, "MODEL", line.model, "Graph file or ONNX model");
   interpret->add_option("--params", line.params, "Parameter file");
   AddInputFiles(interpret, inputs, "Input NAME=FILE.npy (repeatable)");
   interpret->add_option("--output-dir", line.output, "Write each output as DIR/NAME.npy")->check(kNotEmpty);
@@ -138,17 +140,15 @@ ParseOutcome ParseCommandLine(const std::vector<std::string>& args) {
       ->check(WholeNumber<uint64_t>(0, std::numeric_limits<uint64_t>::max()));
 
   auto* export_onnx = app.add_subcommand("export", "Write a model as ONNX (opset 17)");
-  export_onnx->add_option("MODEL", line.model, "Graph file (or ONNX model)")->required()->check(kNotEmpty);
-  export_onnx->add_option("-o,--output", line.output, "Output .onnx file")->required()->check(kNotEmpty);
+  AddRequiredPath(export_onnx, "MODEL", line.model, "Graph file (or ONNX model)");
+  AddRequiredPath(export_onnx, "-o,--output", line.output, "Output .onnx file");
   export_onnx->add_option("--params", line.params, "Parameter file");
   AddInputShapes(export_onnx, inputs, "data:1x3x224x224");
 
   auto* compile = app.add_subcommand("compile", "Compile a model into an artifact (.kiln)");
-  compile
-      ->add_option("MODEL", line.model, "Graph file with embedded parameters (or see --params), or ONNX model (.onnx)")
-      ->required()
-      ->check(kNotEmpty);
-  compile->add_option("-o,--output", line.output, "Output artifact")->required()->check(kNotEmpty);
+  AddRequiredPath(compile, "MODEL", line.model,
+                  "Graph file with embedded parameters (or see --params), or ONNX model (.onnx)");
+  AddRequiredPath(compile, "-o,--output", line.output, "Output artifact");
   compile->add_option("--params", line.params, "Parameter file");
   AddInputShapes(compile, inputs, "data:8x3x224x224");
   compile->add_option("--target", line.target, "Target: cpu");
@@ -164,7 +164,7 @@ ParseOutcome ParseCommandLine(const std::vector<std::string>& args) {
       ->check(kNotEmpty);
 
   auto* run = app.add_subcommand("run", "Run an artifact on .npy inputs");
-  run->add_option("ARTIFACT", line.model, "Compiled artifact")->required()->check(kNotEmpty);
+  AddRequiredPath(run, "ARTIFACT", line.model, "Compiled artifact");
   AddInputFiles(run, inputs, "Input NAME=FILE.npy (repeatable)");
   run->add_option("--output-dir", line.output, "Write each output as DIR/NAME.npy")->check(kNotEmpty);
   run->add_option("--params", line.params, "Parameter file to bind (artifacts compiled with --no-embed-params)");
@@ -172,7 +172,7 @@ ParseOutcome ParseCommandLine(const std::vector<std::string>& args) {
   AddTrustedKeys(run, line);
 
   auto* bench = app.add_subcommand("bench", "Measure an artifact's latency and throughput");
-  bench->add_option("ARTIFACT", line.model, "Compiled artifact")->required()->check(kNotEmpty);
+  AddRequiredPath(bench, "ARTIFACT", line.model, "Compiled artifact");
   AddInputFiles(bench, inputs, "Input NAME=FILE.npy (others: random)");
   bench->add_option("--params", line.params, "Parameter file to bind (artifacts compiled with --no-embed-params)");
   bench->add_option("--threads", line.threads, "Threads (0: all cores)")->check(WholeNumber(0, kMaxThreads));
@@ -183,9 +183,7 @@ ParseOutcome ParseCommandLine(const std::vector<std::string>& args) {
   AddTrustedKeys(bench, line);
 
   auto* keygen = app.add_subcommand("keygen", "Make an Ed25519 key pair for signing artifacts: NAME and NAME.pub");
-  keygen->add_option("-o,--output", line.output, "Secret key file NAME (the public key goes to NAME.pub)")
-      ->required()
-      ->check(kNotEmpty);
+  AddRequiredPath(keygen, "-o,--output", line.output, "Secret key file NAME (the public key goes to NAME.pub)");
   keygen->add_option("--name", line.key_name, "A label for people, stored in both files (default: the file name)");
   keygen->add_flag("--force", line.force, "Overwrite existing key files");
 
