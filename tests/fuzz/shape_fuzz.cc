@@ -37,11 +37,13 @@ std::string Describe(const std::vector<ShapeSlot>& slots) {
   return "[" + text + "]";
 }
 
+// Messages are built only on failure: a node of 60,000 inputs must stay linear.
 void CheckSlots(const std::vector<ShapeSlot>& slots, size_t count, const std::string& what) {
   FuzzCheck(slots.size() == count, what + ": shape inference changed the number of slots");
   for (const auto& slot : slots) {
-    if (!slot) continue;
-    for (int64_t d : *slot) FuzzCheck(d >= 0, what + ": shape inference made a negative dimension: " + Describe(slots));
+    if (slot && std::any_of(slot->begin(), slot->end(), [](int64_t d) { return d < 0; })) {
+      FuzzCheck(false, what + ": shape inference made a negative dimension: " + Describe(slots));
+    }
   }
 }
 
@@ -102,9 +104,10 @@ int FuzzShape(const uint8_t* data, size_t size) {
       FuzzCheck(false, where + ": inference rejects its own result " + Describe(inputs) + " -> " + Describe(outputs) +
                            ": " + e.what());
     }
-    FuzzCheck(inputs_again == inputs && outputs_again == outputs,
-              where + ": inference is not a fixed point: " + Describe(inputs) + " -> " + Describe(outputs) +
-                  ", then " + Describe(inputs_again) + " -> " + Describe(outputs_again));
+    if (inputs_again != inputs || outputs_again != outputs) {
+      FuzzCheck(false, where + ": inference is not a fixed point: " + Describe(inputs) + " -> " + Describe(outputs) +
+                           ", then " + Describe(inputs_again) + " -> " + Describe(outputs_again));
+    }
 
     std::vector<DTypeSlot> input_types(num_inputs, DType::kFloat32);
     std::vector<DTypeSlot> output_types(num_outputs);
