@@ -305,9 +305,17 @@ void SaveKeyPair(const std::string& path, const KeyPair& key_pair, bool overwrit
                   KeyLineText(kPublicHeader, key_pair.public_key.data(), key_pair.public_key.size(), key_pair.name));
 }
 
-PublicKey LoadPublicKey(const std::string& path) {
+PublicKey LoadPublicKey(const std::string& path) { return ParsePublicKey(ReadKeyFile(path), path); }
+
+KeyPair LoadSecretKey(const std::string& path) {
+  std::string text = ReadKeyFile(path);
+  const Wipe wipe_text(text);
+  return ParseSecretKey(text, path);
+}
+
+PublicKey ParsePublicKey(std::string_view text, const std::string& path) {
   InitSodium();
-  const KeyLine line = ParseKeyLine(ReadKeyFile(path), kPublicHeader, kSecretHeader, 32, path);
+  const KeyLine line = ParseKeyLine(text, kPublicHeader, kSecretHeader, 32, path);
   PublicKey key;
   key.name = line.name;
   std::memcpy(key.key.data(), line.key.data(), key.key.size());
@@ -317,10 +325,8 @@ PublicKey LoadPublicKey(const std::string& path) {
   return key;
 }
 
-KeyPair LoadSecretKey(const std::string& path) {
+KeyPair ParseSecretKey(std::string_view text, const std::string& path) {
   InitSodium();
-  std::string text = ReadKeyFile(path);
-  const Wipe wipe_text(text);
   KeyLine line = ParseKeyLine(text, kSecretHeader, kPublicHeader, 64, path);
   const Wipe wipe_key(line.key);
   KeyPair key_pair;

@@ -84,6 +84,9 @@ void SaveKeyPair(const std::string& path, const KeyPair& key_pair, bool overwrit
 // LoadPublicKey that the key is a valid Ed25519 point.
 PublicKey LoadPublicKey(const std::string& path);
 KeyPair LoadSecretKey(const std::string& path);
+// The same from a key file's text; `source` names it in errors.
+PublicKey ParsePublicKey(std::string_view text, const std::string& source);
+KeyPair ParseSecretKey(std::string_view text, const std::string& source);
 
 // True when `bytes` start with the signed-envelope magic (nothing else is checked).
 bool LooksSigned(std::string_view bytes);

@@ -56,9 +56,10 @@ TEST_CASE("fuzz replay: onnx") { Replay("onnx"); }
 TEST_CASE("fuzz replay: attrs") { Replay("attrs"); }
 TEST_CASE("fuzz replay: shape") { Replay("shape"); }
 TEST_CASE("fuzz replay: cli") { Replay("cli"); }
+TEST_CASE("fuzz replay: keys") { Replay("keys"); }
 
 TEST_CASE("fuzz replay: every target has a test case here") {
-  CHECK(std::size(kFuzzTargets) == 10);
+  CHECK(std::size(kFuzzTargets) == 11);
 }
 
 }  // namespace kiln::fuzz

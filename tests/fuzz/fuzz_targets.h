@@ -30,6 +30,7 @@ int FuzzOnnx(const uint8_t* data, size_t size);       // ImportOnnxBytes
 int FuzzAttrs(const uint8_t* data, size_t size);      // AttrField::Normalize of MXNet text
 int FuzzShape(const uint8_t* data, size_t size);      // an operator's attributes and shape inference
 int FuzzCommandLine(const uint8_t* data, size_t size);  // the kiln command line's argument parsing
+int FuzzKeys(const uint8_t* data, size_t size);         // key files: ParsePublicKey, ParseSecretKey
 
 struct FuzzTarget {
   const char* name;  // the directory under corpus/, regressions/ and dict/
@@ -41,7 +42,7 @@ inline constexpr FuzzTarget kFuzzTargets[] = {
     {"npy", FuzzNpy},       {"params", FuzzParams},   {"graph", FuzzGraph},
     {"graph_text", FuzzGraphText}, {"artifact", FuzzArtifact}, {"executor", FuzzExecutor},
     {"onnx", FuzzOnnx},     {"attrs", FuzzAttrs},     {"shape", FuzzShape},
-    {"cli", FuzzCommandLine},
+    {"cli", FuzzCommandLine},  {"keys", FuzzKeys},
 };
 
 // Aborts with `what` on stderr when `ok` is false: an invariant the fuzzer must report.

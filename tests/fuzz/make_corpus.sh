@@ -97,6 +97,22 @@ cli_seed version --version
   printf '"\\x00"\n'
 } >tests/fuzz/dict/cli.dict
 
+# Key files (first byte 0: read as public, 1: as secret) of a fixed key that is public on
+# purpose, so that the seeds and the signed artifact below are the same on every run.
+seed_secret='kiln-ed25519-secret-v1 f5829a96f4877f90860ea036a2ea6481f9c27de35fa5d9fd3891a42162e1e6dbfe29b41afa15c214dbadea480c0bcb6a1746cf547b4d502c1b467ae2165de547 fuzz seed key (public on purpose)'
+seed_public='kiln-ed25519-public-v1 fe29b41afa15c214dbadea480c0bcb6a1746cf547b4d502c1b467ae2165de547 fuzz seed key (public on purpose)'
+mkdir -p "$corpus/keys"
+printf '\0%s\n' "$seed_public" >"$corpus/keys/public"
+printf '\1%s\n' "$seed_secret" >"$corpus/keys/secret"
+printf '\0%s\n' "${seed_public% fuzz*}" >"$corpus/keys/public_nameless"
+printf '\1%s\n' "$seed_public" >"$corpus/keys/public_as_secret"
+printf '%s\n' "$seed_secret" >"$tmp/seed_key"
+"$bin/tools/kiln" compile "$tmp/lenet.kiln-graph" -o "$tmp/lenet_signed.kiln" --input data:1x1x28x28 \
+  --cpu x86-64-v2 --no-embed-params --sign "$tmp/seed_key" >/dev/null
+cp "$tmp/lenet_signed.kiln" "$corpus/artifact/kiln_compile_lenet_signed.kiln"
+printf '"kiln-ed25519-secret-v1 "\n"kiln-ed25519-public-v1 "\n"KILNSIG\\x00"\n"KILNART\\x00"\n' \
+  >tests/fuzz/dict/keys.dict
+
 du -sh tests/fuzz/corpus tests/fuzz/dict
 for dir in "$corpus"/*/; do
   printf '%-12s %4d files %8s\n' "$(basename "$dir")" "$(find "$dir" -type f | wc -l)" "$(du -sh "$dir" | cut -f1)"

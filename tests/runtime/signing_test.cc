@@ -12,6 +12,7 @@
 #include <iterator>
 
 #include "runtime/error.h"
+#include "runtime/file_util.h"
 
 using namespace kiln;
 
@@ -463,4 +464,20 @@ TEST_CASE("key files that are not small regular files are refused", "[signing]")
   WriteText(dir + "/noise.pub", noise);
   CHECK_THROWS_AS(LoadPublicKey(dir + "/noise.pub"), Error);
   CHECK_THROWS_AS(LoadSecretKey(dir + "/noise.pub"), Error);
+}
+
+TEST_CASE("key files parse from text as from files", "[signing]") {
+  const KeyPair key_pair = GenerateKeyPair("text key");
+  const std::string dir = std::filesystem::temp_directory_path() / ("kiln_keys_text_" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  SaveKeyPair(dir + "/k", key_pair);
+  const PublicKey parsed = ParsePublicKey(ReadFile(dir + "/k.pub"), "k.pub");
+  CHECK(parsed.key == key_pair.public_key);
+  CHECK(parsed.name == "text key");
+  const KeyPair secret = ParseSecretKey(ReadFile(dir + "/k"), "k");
+  CHECK(secret.public_key == key_pair.public_key);
+  CHECK_THROWS_WITH(ParseSecretKey(ReadFile(dir + "/k.pub"), "k.pub"), Catch::Contains("secret key file 'k.pub'"));
+  CHECK_THROWS_WITH(ParsePublicKey("", "empty.pub"), Catch::Contains("public key file 'empty.pub': the file is empty"));
+  std::filesystem::remove_all(dir);
 }

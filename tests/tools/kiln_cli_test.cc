@@ -298,6 +298,10 @@ TEST_CASE("kiln keygen, compile --sign and --trusted-key: signed artifacts end t
   CHECK(r.output.find("\"signer\": \"release key\"") != std::string::npos);
   r = Run(kKiln + " inspect " + lenet.artifact);
   CHECK(r.output.find("signature: unsigned") != std::string::npos);
+  r = Run(kKiln + " inspect " + signed_artifact + " --json --trusted-key " + dir + "/release.pub");
+  CHECK(r.output.find("\"trusted\": true") != std::string::npos);
+  r = Run(kKiln + " inspect " + signed_artifact + " --trusted-key " + dir + "/release.pub");
+  CHECK(r.output.find("signature valid, key trusted") != std::string::npos);
 
   // The right key runs it; another key, or an unsigned artifact, is refused.
   r = Run(kKiln + " run " + signed_artifact + kDigit + " --trusted-key " + dir + "/release.pub");
