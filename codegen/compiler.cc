@@ -3,7 +3,7 @@
 #include <set>
 
 #include "codegen/lower_node.h"
-#include "codegen/lower_util.h"
+#include "codegen/lower/lower_util.h"
 #include "passes/graph_io.h"
 #include "passes/infer_shape.h"
 #include "passes/interpreter.h"

@@ -11,7 +11,7 @@
 
 #include "codegen/kir/kir.h"
 #include "codegen/llvm/llvm_emitter.h"
-#include "passes/graph.h"
+#include "graph/graph.h"
 #include "proto/artifact.pb.h"
 #include "runtime/executor.h"
 

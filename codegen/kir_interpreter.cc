@@ -120,7 +120,18 @@ class Interpreter {
     }
   }
 
+  // Shared subexpressions evaluate once per statement (fused chains are DAGs).
   Value Eval(const kir::Expr& e) {
+    if (!e.shared() || e->kind == ExprKind::kVar) return EvalUncached(e);
+    for (const auto& [node, value] : memo_) {
+      if (node == e.get()) return value;
+    }
+    const Value value = EvalUncached(e);
+    memo_.emplace_back(e.get(), value);
+    return value;
+  }
+
+  Value EvalUncached(const kir::Expr& e) {
     Value r;
     const bool is_float = kir::IsFloatType(e->type);
     switch (e->kind) {
@@ -248,6 +259,7 @@ class Interpreter {
   }
 
   void Exec(const kir::Stmt& s) {
+    memo_.clear();
     switch (s->kind) {
       case StmtKind::kFor: {
         const int64_t begin = Eval(s->begin).i;
@@ -305,6 +317,7 @@ class Interpreter {
   const KilnRuntimeApi* api_;
   std::map<const kir::BufferNode*, char*> memory_;
   std::map<int, int64_t> vars_;
+  std::vector<std::pair<const kir::ExprNode*, Value>> memo_;
 };
 
 }  // namespace

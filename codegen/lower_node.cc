@@ -1,6 +1,6 @@
 #include "codegen/lower_node.h"
 
-#include "codegen/lower_util.h"
+#include "codegen/lower/lower_util.h"
 #include "runtime/error.h"
 
 namespace kiln {

@@ -7,7 +7,7 @@
 #include <string>
 #include <string_view>
 
-#include "passes/graph.h"
+#include "graph/graph.h"
 #include "proto/graph.pb.h"
 
 namespace kiln {

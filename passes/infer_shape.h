@@ -7,7 +7,7 @@
 #include <optional>
 #include <string>
 
-#include "passes/graph.h"
+#include "graph/graph.h"
 
 namespace kiln {
 

@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "passes/graph.h"
+#include "graph/graph.h"
 
 namespace kiln {
 

@@ -9,7 +9,7 @@
 #include <functional>
 #include <vector>
 
-#include "passes/graph.h"
+#include "graph/graph.h"
 #include "runtime/kernel_abi.h"  // kArenaAlignment
 
 namespace kiln {

@@ -9,8 +9,8 @@
 #include <string>
 #include <vector>
 
-#include "passes/graph.h"
-#include "symbol/attrs.h"
+#include "graph/graph.h"
+#include "graph/attrs.h"
 
 namespace kiln {
 

@@ -9,8 +9,8 @@ def kiln_test(name, srcs, deps = [], data = [], size = "small", **kwargs):
         deps = deps + [
             "//tests:catch_main",
             "//tests:op_test_util",
-            "//symbol:ops",
-            "//symbol:op_registry",
+            "//ops",
+            "//graph:op_registry",
             "//runtime:tensor",
         ],
         **kwargs

@@ -4,7 +4,7 @@
 
 #include "codegen/kir_interpreter.h"
 #include "runtime/error.h"
-#include "symbol/op.h"
+#include "graph/op.h"
 #include "tests/op_test_util.h"
 
 namespace kiln::testing {

@@ -9,7 +9,7 @@
 #include "codegen/lower_node.h"
 #include "runtime/kernel_abi.h"
 #include "runtime/tensor.h"
-#include "symbol/attrs.h"
+#include "graph/attrs.h"
 
 namespace kiln::testing {
 

@@ -6,7 +6,7 @@
 #include <map>
 #include <string>
 
-#include "passes/graph.h"
+#include "graph/graph.h"
 #include "symbol/symbol.h"
 
 namespace kiln::testing {

@@ -27,7 +27,7 @@
 #include "runtime/signing.h"
 #include "symbol/onnx/onnx_export.h"
 #include "symbol/onnx/onnx_import.h"
-#include "symbol/op.h"
+#include "graph/op.h"
 #include "tools/cli/command_line.h"
 
 namespace kiln {

@@ -1,14 +1,36 @@
-"""Who may depend on the compiler side (symbol/, passes/, codegen/): everyone but runtime/.
+"""The layering of kiln's packages, enforced by Bazel visibility (docs/ARCHITECTURE.md).
 
-The runtime is what a deployed server ships; Bazel refuses any dependency of //runtime on
-these packages, which keeps it free of LLVM, NVRTC and the compiler.
+Each package may be depended on only by the layers above it, so a dependency that points
+down-to-up (the graph core on an operator, the passes on the Symbol API) fails to build.
+Bazel already refuses cycles between targets; these lists also refuse cycles between
+folders. The runtime is what a deployed server ships: it is public, and nothing of the
+compiler is visible to it, which keeps it free of LLVM, NVRTC and the compiler.
 """
 
-COMPILER_VISIBILITY = [
-    "//codegen:__subpackages__",
+# Tests, tools and examples sit on top of everything.
+_TOP = [
     "//examples:__subpackages__",
-    "//passes:__subpackages__",
-    "//symbol:__subpackages__",
     "//tests:__subpackages__",
     "//tools:__subpackages__",
 ]
+
+# Layer 6: the compile driver and the Symbol API (with its importers).
+SYMBOL_VISIBILITY = ["//symbol:__subpackages__"] + _TOP
+CODEGEN_VISIBILITY = ["//codegen:__pkg__"] + _TOP
+
+# Layer 5: graph passes (read the registry, never the operator files).
+PASSES_VISIBILITY = ["//passes:__pkg__"] + SYMBOL_VISIBILITY + CODEGEN_VISIBILITY
+
+# Layer 4: the operator definitions (the Symbol API links them for its users).
+OPS_VISIBILITY = ["//ops:__pkg__"] + SYMBOL_VISIBILITY
+
+# Layer 3: lowering helpers, used by the operators and the compile driver (fusion).
+LOWER_VISIBILITY = ["//codegen/lower:__pkg__", "//ops:__pkg__"] + CODEGEN_VISIBILITY
+
+# Layer 2: the graph core (attributes, operator registry, graph IR).
+GRAPH_VISIBILITY = ["//graph:__pkg__"] + LOWER_VISIBILITY + OPS_VISIBILITY + PASSES_VISIBILITY
+
+# Layer 1: the kernel IR and its LLVM emitter (which knows nothing of graphs).
+KIR_VISIBILITY = ["//codegen/kir:__pkg__", "//codegen/llvm:__pkg__"] + GRAPH_VISIBILITY
+
+# The LLVM emitter: only the compile driver calls it.

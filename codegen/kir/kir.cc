@@ -1,5 +1,11 @@
 #include "codegen/kir/kir.h"
 
+#include <map>
+#include <functional>
+#include <cstring>
+#include <unordered_map>
+#include <unordered_set>
+
 #include <atomic>
 #include <cmath>
 #include <set>
@@ -381,8 +387,53 @@ Buffer KernelBuilder::AddLocal(const std::string& name, ScalarType type, int64_t
   return buffer;
 }
 
+namespace {
+
+// Rebuilds a body with variables numbered by first appearance. Shared subexpressions
+// stay shared (memoized by node), so the rewrite is linear in the DAG's size.
+class VarCanonicalizer {
+ public:
+  Stmt Rewrite(const Stmt& s) {
+    if (!s) return s;
+    auto node = std::make_shared<StmtNode>(*s);
+    node->loop_var = Rewrite(s->loop_var);
+    node->begin = Rewrite(s->begin);
+    node->extent = Rewrite(s->extent);
+    node->index = Rewrite(s->index);
+    node->value = Rewrite(s->value);
+    node->condition = Rewrite(s->condition);
+    for (auto& child : node->body) child = Rewrite(child);
+    node->otherwise = Rewrite(s->otherwise);
+    for (auto& arg : node->args) {
+      arg.scalar = Rewrite(arg.scalar);
+      arg.offset = Rewrite(arg.offset);
+    }
+    return node;
+  }
+
+  Expr Rewrite(const Expr& e) {
+    if (!e.defined() || e->kind == ExprKind::kIntImm || e->kind == ExprKind::kFloatImm) return e;
+    if (const auto it = done_.find(e.get()); it != done_.end()) return it->second;
+    ExprNode node = *e;
+    if (e->kind == ExprKind::kVar) {
+      const auto [it, inserted] = ids_.emplace(e->var_id, static_cast<int>(ids_.size()) + 1);
+      node.var_id = it->second;
+    }
+    for (auto& operand : node.operands) operand = Rewrite(operand);
+    Expr rewritten = Make(std::move(node));
+    done_.emplace(e.get(), rewritten);
+    return rewritten;
+  }
+
+ private:
+  std::map<int, int> ids_;
+  std::unordered_map<const ExprNode*, Expr> done_;
+};
+
+}  // namespace
+
 Kernel KernelBuilder::Finish(Stmt body) {
-  kernel_.body = std::move(body);
+  kernel_.body = VarCanonicalizer().Rewrite(body);
   kernel_.parallel_extent = 1;
   if (kernel_.body && kernel_.body->kind == StmtKind::kFor && kernel_.body->loop_kind == LoopKind::kParallel &&
       kernel_.body->extent->kind == ExprKind::kIntImm) {
@@ -394,9 +445,36 @@ Kernel KernelBuilder::Finish(Stmt body) {
 
 namespace {
 
+bool IsLeaf(const Expr& e) {
+  return e->kind == ExprKind::kIntImm || e->kind == ExprKind::kFloatImm || e->kind == ExprKind::kVar;
+}
+
 class Printer {
  public:
+  // Subexpressions used more than once by a statement print once, as `let tN = ...`
+  // lines before it, so that a fused kernel's listing stays linear in its size.
+  void BindShared(const std::vector<Expr>& roots, const std::string& pad) {
+    names_.clear();
+    std::unordered_map<const ExprNode*, int> uses;
+    std::vector<Expr> order;  // post-order
+    std::function<void(const Expr&)> count = [&](const Expr& e) {
+      if (!e.defined() || IsLeaf(e)) return;
+      if (uses[e.get()]++ > 0) return;
+      for (const auto& operand : e->operands) count(operand);
+      order.push_back(e);
+    };
+    for (const auto& root : roots) count(root);
+    for (const auto& e : order) {
+      if (uses[e.get()] < 2) continue;
+      const std::string text = Expression(e);
+      const std::string name = "t" + std::to_string(names_.size() + 1);
+      out_ << pad << "let " << name << " = " << text << "\n";
+      names_[e.get()] = name;
+    }
+  }
+
   std::string Expression(const Expr& e) {
+    if (const auto it = names_.find(e.get()); it != names_.end()) return it->second;
     switch (e->kind) {
       case ExprKind::kIntImm:
         return std::to_string(e->int_value) +
@@ -436,13 +514,17 @@ class Printer {
         break;
       }
       case StmtKind::kStore:
+        BindShared({s->index, s->value}, pad);
         out_ << pad << s->buffer->name << "[" << Expression(s->index) << "] = " << Expression(s->value) << "\n";
+        names_.clear();
         break;
       case StmtKind::kBlock:
         for (const auto& child : s->body) Statement(child, depth);
         break;
       case StmtKind::kIf:
+        BindShared({s->condition}, pad);
         out_ << pad << "if " << Expression(s->condition) << ":\n";
+        names_.clear();
         Statement(s->body[0], depth + 1);
         if (s->otherwise) {
           out_ << pad << "else:\n";
@@ -467,6 +549,7 @@ class Printer {
     }
   }
 
+  std::unordered_map<const ExprNode*, std::string> names_;
   std::ostringstream out_;
 };
 
@@ -500,8 +583,10 @@ class Verifier {
         break;
       case StmtKind::kAllocate:
         locals_.insert(s->buffer.get());
+        checked_.clear();
         Statement(s->body[0], false);
         locals_.erase(s->buffer.get());
+        checked_.clear();
         break;
       case StmtKind::kCall:
         for (const auto& arg : s->args) {
@@ -522,14 +607,17 @@ class Verifier {
     Require(args_.count(buffer.get()) || locals_.count(buffer.get()),
             "buffer '" + buffer->name + "' is neither an argument nor an allocated local");
   }
+  // Each node once per scope of locals: fused expressions are DAGs.
   void Expression(const Expr& e) {
     Require(e.defined(), "undefined expression");
+    if (!checked_.insert(e.get()).second) return;
     if (e->kind == ExprKind::kLoad) CheckBuffer(e->buffer);
     for (const auto& operand : e->operands) Expression(operand);
   }
 
   std::set<const BufferNode*> args_;
   std::set<const BufferNode*> locals_;
+  std::unordered_set<const ExprNode*> checked_;
 };
 
 }  // namespace
@@ -548,6 +636,77 @@ std::string Print(const Kernel& kernel) {
 
 std::string Print(const Expr& expr) {
   return Printer().Expression(expr);
+}
+
+namespace {
+
+// FNV-1a style mixing; nodes hash once (the body is a DAG).
+class Hasher {
+ public:
+  explicit Hasher(const Kernel& kernel) {
+    for (size_t i = 0; i < kernel.args.size(); ++i) buffer_index_[kernel.args[i].get()] = static_cast<int64_t>(i);
+  }
+  uint64_t Mix(uint64_t h, uint64_t v) const { return (h ^ v) * 0x100000001b3ULL + (h >> 29); }
+  uint64_t Text(uint64_t h, const std::string& text) const {
+    for (const char c : text) h = Mix(h, static_cast<unsigned char>(c));
+    return Mix(h, text.size());
+  }
+  uint64_t Buffer(uint64_t h, const kir::Buffer& b) {
+    if (!b) return Mix(h, 0);
+    if (!buffer_index_.count(b.get())) buffer_index_[b.get()] = static_cast<int64_t>(1000000 + buffer_index_.size());
+    h = Mix(h, static_cast<uint64_t>(buffer_index_[b.get()]));
+    h = Mix(h, static_cast<uint64_t>(b->type));
+    return Mix(h, static_cast<uint64_t>(b->size));
+  }
+  uint64_t Expression(const Expr& e) {
+    if (!e.defined()) return 7;
+    if (const auto it = memo_.find(e.get()); it != memo_.end()) return it->second;
+    uint64_t h = 0xcbf29ce484222325ULL;
+    h = Mix(h, static_cast<uint64_t>(e->kind));
+    h = Mix(h, static_cast<uint64_t>(e->type));
+    h = Mix(h, static_cast<uint64_t>(e->int_value));
+    uint64_t bits = 0;
+    std::memcpy(&bits, &e->float_value, sizeof bits);
+    h = Mix(h, bits);
+    h = Mix(h, static_cast<uint64_t>(e->var_id));
+    h = Mix(h, static_cast<uint64_t>(e->unary));
+    h = Mix(h, static_cast<uint64_t>(e->binary));
+    if (e->kind == ExprKind::kLoad) h = Buffer(h, e->buffer);
+    for (const auto& operand : e->operands) h = Mix(h, Expression(operand));
+    memo_[e.get()] = h;
+    return h;
+  }
+  uint64_t Statement(const Stmt& s) {
+    if (!s) return 11;
+    uint64_t h = Mix(0x84222325ULL, static_cast<uint64_t>(s->kind));
+    h = Mix(h, static_cast<uint64_t>(s->loop_kind));
+    for (const Expr* e : {&s->loop_var, &s->begin, &s->extent, &s->index, &s->value, &s->condition}) {
+      h = Mix(h, Expression(*e));
+    }
+    h = Buffer(h, s->buffer);
+    for (const auto& child : s->body) h = Mix(h, Statement(child));
+    h = Mix(h, Statement(s->otherwise));
+    h = Text(h, s->routine);
+    for (const auto& arg : s->args) {
+      h = Mix(h, Expression(arg.scalar));
+      h = Buffer(h, arg.buffer);
+      h = Mix(h, Expression(arg.offset));
+    }
+    return h;
+  }
+
+ private:
+  std::unordered_map<const BufferNode*, int64_t> buffer_index_;
+  std::unordered_map<const ExprNode*, uint64_t> memo_;
+};
+
+}  // namespace
+
+uint64_t Fingerprint(const Kernel& kernel) {
+  Hasher hasher(kernel);
+  uint64_t h = 0;
+  for (const auto& arg : kernel.args) h = hasher.Buffer(h, arg);
+  return hasher.Mix(h, hasher.Statement(kernel.body));
 }
 
 void Verify(const Kernel& kernel) {

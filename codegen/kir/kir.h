@@ -48,6 +48,10 @@ class Expr {
   bool defined() const { return node_ != nullptr; }
   ScalarType type() const;
   const ExprNode* get() const { return node_.get(); }
+  // Whether more than one parent (or holder) refers to this node: fused scalar functions
+  // share subexpressions (relu reads its operand twice), and evaluators compute a shared
+  // node once per statement instead of once per use.
+  bool shared() const { return node_.use_count() > 1; }
 
  private:
   std::shared_ptr<const ExprNode> node_;
@@ -59,7 +63,7 @@ struct ExprNode {
   int64_t int_value = 0;     // kIntImm
   double float_value = 0.0;  // kFloatImm
   std::string name;          // kVar
-  int var_id = 0;            // kVar: unique within a kernel
+  int var_id = 0;            // kVar: unique within a kernel (canonical: numbered by first use)
   Buffer buffer;             // kLoad
   UnaryOp unary = UnaryOp::kNeg;
   BinaryOp binary = BinaryOp::kAdd;
@@ -171,7 +175,9 @@ struct Kernel {
   int64_t parallel_extent = 1;
 };
 
-// Builds buffers and variables with unique ids for one kernel.
+// Builds buffers and variables with unique ids for one kernel. Finish renumbers the
+// variables in the order they first appear (1, 2, ...), so that two kernels built alike
+// are equal whatever was built before them (Fingerprint).
 class KernelBuilder {
  public:
   explicit KernelBuilder(std::string name) { kernel_.name = std::move(name); }
@@ -183,6 +189,10 @@ class KernelBuilder {
   Kernel kernel_;
   int next_local_id_ = 1000000;
 };
+
+// A hash of the kernel's arguments and body (not its name): equal for kernels that
+// compute the same thing with the same buffers, the key of kernel caches.
+uint64_t Fingerprint(const Kernel& kernel);
 
 // Human-readable listing (for tests, `kiln inspect`, and debugging).
 std::string Print(const Kernel& kernel);

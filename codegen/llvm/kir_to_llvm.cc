@@ -1,5 +1,7 @@
 #include "codegen/llvm/kir_to_llvm.h"
 
+#include <functional>
+#include <unordered_set>
 #include <llvm/ADT/APFloat.h>
 #include <llvm/IR/Constants.h>
 #include <llvm/IR/IRBuilder.h>
@@ -114,6 +116,8 @@ class KernelEmitter {
   // ---- statements ----
 
   void EmitStmt(const kir::Stmt& s) {
+    // Values computed for one statement's expressions are reused only within it.
+    memo_.assign(1, {});
     switch (s->kind) {
       case StmtKind::kFor: {
         llvm::Value* begin = EmitExpr(s->begin);
@@ -238,12 +242,18 @@ class KernelEmitter {
     bool is_store;
   };
 
+  // Walks visit each node of a DAG once.
   static bool Mentions(const kir::Expr& e, int var) {
-    if (e->kind == ExprKind::kVar) return e->var_id == var;
-    for (const auto& operand : e->operands) {
-      if (Mentions(operand, var)) return true;
-    }
-    return false;
+    std::unordered_set<const kir::ExprNode*> seen;
+    std::function<bool(const kir::Expr&)> visit = [&](const kir::Expr& x) {
+      if (x->kind == ExprKind::kVar) return x->var_id == var;
+      if (!seen.insert(x.get()).second) return false;
+      for (const auto& operand : x->operands) {
+        if (visit(operand)) return true;
+      }
+      return false;
+    };
+    return visit(e);
   }
 
   static bool SameExpr(const kir::Expr& a, const kir::Expr& b) {
@@ -269,9 +279,11 @@ class KernelEmitter {
            (invariant(e->operands[0]) && IsUnitStride(e->operands[1], var));
   }
 
-  static void CollectLoads(const kir::Expr& e, std::vector<Access>& accesses) {
+  static void CollectLoads(const kir::Expr& e, std::vector<Access>& accesses,
+                           std::unordered_set<const kir::ExprNode*>& seen) {
+    if (!seen.insert(e.get()).second) return;
     if (e->kind == ExprKind::kLoad) accesses.push_back({e->buffer.get(), &e->operands[0], false});
-    for (const auto& operand : e->operands) CollectLoads(operand, accesses);
+    for (const auto& operand : e->operands) CollectLoads(operand, accesses, seen);
   }
 
   static bool CollectAccesses(const kir::Stmt& s, std::vector<Access>& accesses) {
@@ -283,8 +295,9 @@ class KernelEmitter {
     }
     if (s->kind != StmtKind::kStore) return false;
     accesses.push_back({s->buffer.get(), &s->index, true});
-    CollectLoads(s->index, accesses);
-    CollectLoads(s->value, accesses);
+    std::unordered_set<const kir::ExprNode*> seen;
+    CollectLoads(s->index, accesses, seen);
+    CollectLoads(s->value, accesses, seen);
     return true;
   }
 
@@ -440,7 +453,19 @@ class KernelEmitter {
 
   // ---- expressions ----
 
+  // Shared subexpressions (a fused chain's operands) are emitted once per statement; a
+  // value emitted inside a select's arm is visible only within that arm.
   llvm::Value* EmitExpr(const kir::Expr& e) {
+    if (!e.shared()) return EmitExprUncached(e);
+    for (auto scope = memo_.rbegin(); scope != memo_.rend(); ++scope) {
+      if (const auto it = scope->find(e.get()); it != scope->end()) return it->second;
+    }
+    llvm::Value* value = EmitExprUncached(e);
+    memo_.back()[e.get()] = value;
+    return value;
+  }
+
+  llvm::Value* EmitExprUncached(const kir::Expr& e) {
     switch (e->kind) {
       case ExprKind::kIntImm:
         if (kir::IsFloatType(e->type)) return FloatConstant(e->type, static_cast<double>(e->int_value));
@@ -506,11 +531,14 @@ class KernelEmitter {
     llvm::BasicBlock* merge = NewBlock("select.end");
     builder_.CreateCondBr(condition, true_block, false_block);
     builder_.SetInsertPoint(true_block);
+    memo_.emplace_back();
     llvm::Value* if_true = EmitExpr(e->operands[1]);
+    memo_.back().clear();
     llvm::BasicBlock* true_end = builder_.GetInsertBlock();
     builder_.CreateBr(merge);
     builder_.SetInsertPoint(false_block);
     llvm::Value* if_false = EmitExpr(e->operands[2]);
+    memo_.pop_back();
     llvm::BasicBlock* false_end = builder_.GetInsertBlock();
     builder_.CreateBr(merge);
     builder_.SetInsertPoint(merge);
@@ -786,6 +814,7 @@ class KernelEmitter {
   llvm::MDNode* access_group_ = nullptr;  // set while emitting a loop marked parallel
   std::unordered_map<const kir::BufferNode*, llvm::Value*> base_;
   std::unordered_map<int, llvm::Value*> vars_;
+  std::vector<std::unordered_map<const kir::ExprNode*, llvm::Value*>> memo_{1};
   std::unordered_map<const kir::ExprNode*, bool> has_load_;
 };
 

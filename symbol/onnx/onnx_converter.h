@@ -12,10 +12,10 @@
 #include <string>
 #include <vector>
 
-#include "passes/graph.h"
+#include "graph/graph.h"
 #include "runtime/error.h"
 #include "symbol/onnx/onnx.pb.h"
-#include "symbol/op_util.h"
+#include "graph/op_util.h"
 
 namespace kiln::onnx_import {
 

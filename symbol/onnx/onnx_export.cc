@@ -14,7 +14,7 @@
 #include "runtime/version.h"
 #include "symbol/onnx/onnx.pb.h"
 #include "symbol/onnx/onnx_tensor.h"
-#include "symbol/op_util.h"
+#include "graph/op_util.h"
 
 namespace kiln {
 namespace {

@@ -17,7 +17,7 @@
 #include <string>
 #include <vector>
 
-#include "passes/graph.h"
+#include "graph/graph.h"
 
 namespace onnx {
 class ModelProto;

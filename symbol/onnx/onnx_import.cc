@@ -13,7 +13,7 @@
 #include "symbol/onnx/onnx.pb.h"
 #include "symbol/onnx/onnx_converter.h"
 #include "symbol/onnx/onnx_tensor.h"
-#include "symbol/op_util.h"
+#include "graph/op_util.h"
 
 namespace kiln {
 namespace onnx_import {

@@ -16,7 +16,7 @@
 #include <string_view>
 #include <vector>
 
-#include "passes/graph.h"
+#include "graph/graph.h"
 
 namespace onnx {
 class ModelProto;

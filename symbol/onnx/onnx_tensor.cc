@@ -4,7 +4,7 @@
 #include <cstring>
 
 #include "runtime/error.h"
-#include "symbol/op_util.h"
+#include "graph/op_util.h"
 
 namespace kiln {
 

@@ -35,7 +35,7 @@
 #include "runtime/artifact.h"
 #include "runtime/error.h"
 #include "runtime/executor.h"
-#include "symbol/op.h"
+#include "graph/op.h"
 #include "symbol/symbol.h"
 #include "tests/golden/golden_data.h"
 #include "tests/op_test_util.h"

@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "runtime/error.h"
-#include "symbol/attrs.h"
+#include "graph/attrs.h"
 #include "tests/fuzz/fuzz_targets.h"
 
 namespace kiln::fuzz {

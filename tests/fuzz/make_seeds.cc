@@ -27,7 +27,7 @@
 #include "runtime/param_file.h"
 #include "symbol/onnx/onnx.pb.h"
 #include "symbol/onnx/onnx_import.h"
-#include "symbol/op.h"
+#include "graph/op.h"
 #include "tests/test_models.h"
 
 namespace kiln {

@@ -18,8 +18,8 @@
 #include <vector>
 
 #include "runtime/error.h"
-#include "symbol/attrs.h"
-#include "symbol/op.h"
+#include "graph/attrs.h"
+#include "graph/op.h"
 #include "tests/fuzz/fuzz_targets.h"
 
 namespace kiln::fuzz {

@@ -11,8 +11,8 @@
 #include <vector>
 
 #include "runtime/tensor.h"
-#include "symbol/attrs.h"
-#include "symbol/op.h"
+#include "graph/attrs.h"
+#include "graph/op.h"
 
 namespace kiln::golden {
 

@@ -23,7 +23,7 @@
 
 #include "runtime/error.h"
 #include "runtime/tensor.h"
-#include "symbol/op.h"
+#include "graph/op.h"
 #include "tests/golden/golden_data.h"
 #include "tests/op_test_util.h"
 

@@ -17,7 +17,7 @@
 #include "symbol/onnx/onnx.pb.h"
 #include "symbol/onnx/onnx_import.h"
 #include "symbol/onnx/onnx_tensor.h"
-#include "symbol/op_util.h"
+#include "graph/op_util.h"
 #include "tests/onnx/onnx_test_util.h"
 #include "tests/op_test_util.h"
 

@@ -2,8 +2,8 @@
 #include <catch2/catch.hpp>
 
 #include "runtime/error.h"
-#include "symbol/attrs.h"
-#include "symbol/op.h"
+#include "graph/attrs.h"
+#include "graph/op.h"
 
 using namespace kiln;
 

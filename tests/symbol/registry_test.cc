@@ -2,7 +2,7 @@
 // MXNet aliases.
 #include <catch2/catch.hpp>
 
-#include "symbol/op.h"
+#include "graph/op.h"
 
 using namespace kiln;
 

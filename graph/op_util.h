@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "runtime/error.h"
-#include "symbol/op.h"
+#include "graph/op.h"
 
 namespace kiln::op_util {
 

@@ -9,9 +9,9 @@
 #include <random>
 
 #include "codegen/kir/kir.h"
-#include "codegen/lower_util.h"
-#include "symbol/op_util.h"
-#include "symbol/ops/lower_random.h"
+#include "codegen/lower/lower_util.h"
+#include "graph/op_util.h"
+#include "ops/lower_random.h"
 
 namespace kiln {
 

@@ -6,9 +6,9 @@
 #include <string>
 
 #include "codegen/kir/kir.h"
-#include "codegen/lower_util.h"
-#include "symbol/op_util.h"
-#include "symbol/ops/lower_gemm.h"
+#include "codegen/lower/lower_util.h"
+#include "graph/op_util.h"
+#include "ops/lower_gemm.h"
 
 namespace kiln {
 

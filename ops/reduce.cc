@@ -7,8 +7,8 @@
 #include <string>
 
 #include "codegen/kir/kir.h"
-#include "codegen/lower_util.h"
-#include "symbol/op_util.h"
+#include "codegen/lower/lower_util.h"
+#include "graph/op_util.h"
 
 namespace kiln {
 namespace {

@@ -1,4 +1,4 @@
-#include "passes/graph.h"
+#include "graph/graph.h"
 
 #include <set>
 #include <unordered_set>

@@ -3,7 +3,7 @@
 #include <cmath>
 
 #include "codegen/kir/kir.h"
-#include "symbol/op_util.h"
+#include "graph/op_util.h"
 
 namespace kiln {
 namespace {

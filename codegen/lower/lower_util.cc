@@ -1,4 +1,4 @@
-#include "codegen/lower_util.h"
+#include "codegen/lower/lower_util.h"
 
 #include <algorithm>
 

@@ -1,4 +1,4 @@
-#include "symbol/attrs.h"
+#include "graph/attrs.h"
 
 #include <charconv>
 #include <cmath>

@@ -4,8 +4,8 @@
 #include <functional>
 
 #include "codegen/kir/kir.h"
-#include "codegen/lower_util.h"
-#include "symbol/op_util.h"
+#include "codegen/lower/lower_util.h"
+#include "graph/op_util.h"
 
 namespace kiln {
 namespace {

@@ -1,4 +1,4 @@
-#include "symbol/op.h"
+#include "graph/op.h"
 
 #include <algorithm>
 

@@ -1,4 +1,4 @@
-#include "symbol/op_util.h"
+#include "graph/op_util.h"
 
 #include <algorithm>
 #include <cmath>

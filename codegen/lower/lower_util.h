@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "codegen/kir/kir.h"
-#include "symbol/op.h"
+#include "graph/op.h"
 
 namespace kiln::lower {
 

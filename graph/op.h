@@ -16,7 +16,7 @@
 
 #include "codegen/kir/kir.h"
 #include "runtime/tensor.h"
-#include "symbol/attrs.h"
+#include "graph/attrs.h"
 
 namespace kiln {
 

@@ -88,9 +88,9 @@ class Attrs {
   bool IsExplicit(const std::string& name) const { return explicit_.count(name) != 0; }
   std::map<std::string, AttrValue> ExplicitValues() const;
 
-  bool operator==(const Attrs& other) const {
-    return values_ == other.values_ && explicit_ == other.explicit_;
-  }
+  // Equal values, however they were given (a default equals the same value given), so
+  // that common subexpression elimination finds equal nodes.
+  bool operator==(const Attrs& other) const { return values_ == other.values_; }
 
  private:
   std::map<std::string, AttrValue> values_;

@@ -6,7 +6,7 @@
 #include <functional>
 
 #include "codegen/kir/kir.h"
-#include "symbol/op.h"
+#include "graph/op.h"
 
 namespace kiln::lower_random {
 
