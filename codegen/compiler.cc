@@ -2,11 +2,15 @@
 
 #include <set>
 
+#include "codegen/lower_group.h"
 #include "codegen/lower_node.h"
 #include "codegen/lower/lower_util.h"
 #include "passes/graph_io.h"
 #include "passes/infer_shape.h"
 #include "passes/interpreter.h"
+#include "passes/fusion.h"
+#include "passes/graph_rewrite.h"
+#include "passes/pass_manager.h"
 #include "passes/plan_memory.h"
 #include "runtime/artifact.h"
 #include "runtime/error.h"
@@ -42,10 +46,10 @@ kir::Kernel CopyKernel(const std::string& name, kir::ScalarType type, int64_t co
 }
 
 // Bytes of a kernel's scratch buffer, checked like every tensor's size.
-int64_t ScratchBytes(const Node& node, const kir::BufferNode& buffer) {
+int64_t ScratchBytes(const std::string& node, const kir::BufferNode& buffer) {
   const int64_t element = kir::ScalarTypeBytes(buffer.type);
   if (buffer.size < 0 || buffer.size > static_cast<int64_t>(kMaxTensorBytes) / element) {
-    throw Error("node '" + node.name + "' (" + node.op->name() + "): scratch buffer '" + buffer.name + "' of " +
+    throw Error("node '" + node + "': scratch buffer '" + buffer.name + "' of " +
                 std::to_string(buffer.size) + " elements exceeds kiln's limit of " + std::to_string(kMaxTensorBytes) +
                 " bytes");
   }
@@ -67,10 +71,12 @@ bool OnlyLabelReaders(const IndexedGraph& indexed, size_t variable_id) {
 
 }  // namespace
 
-LoweredGraph LowerGraph(const Graph& source, const CompileOptions& options) {
-  Graph graph = source;
-  const IndexedGraph& indexed = graph.indexed();
+namespace {
 
+// --- stage 1: a private copy of the graph with shapes and dtypes -------------------------
+
+Graph PrepareGraph(const Graph& source, const CompileOptions& options, PassContext& context) {
+  Graph graph = CloneGraph(source);
   std::map<std::string, Shape> known_shapes = options.input_shapes;
   std::map<std::string, DType> known_types = options.input_types;
   for (const auto& [name, tensor] : graph.params) {
@@ -81,26 +87,54 @@ LoweredGraph LowerGraph(const Graph& source, const CompileOptions& options) {
     known_shapes[name] = tensor.shape();
     known_types[name] = tensor.dtype();
   }
+  // Unfiltered: a --input naming no input of the graph is an error here.
   InferShape(graph, known_shapes);
   InferType(graph, known_types);
+  const IndexedGraph& indexed = graph.indexed();
   const auto& shapes = graph.GetAttr<std::vector<ShapeSlot>>("shape");
   const auto& types = graph.GetAttr<std::vector<DTypeSlot>>("dtype");
+  for (size_t id : indexed.input_node_ids()) {
+    const Node& node = indexed.node(id);
+    if (!shapes[indexed.entry_id(id, 0)]) {
+      throw Error("input '" + node.name + "': shape unknown; give it, e.g. --input " + node.name + ":1x3x224x224");
+    }
+  }
+  for (size_t id = 0; id < indexed.num_nodes(); ++id) {
+    for (uint32_t i = 0; i < indexed.node(id).num_outputs(); ++i) {
+      const size_t entry = indexed.entry_id(id, i);
+      if (!shapes[entry] || !types[entry]) {
+        throw Error("node '" + indexed.node(id).name + "': the shape or dtype of output " + std::to_string(i) +
+                    " cannot be inferred; give the input shapes with --input");
+      }
+    }
+  }
+  context.input_shapes = options.input_shapes;
+  context.input_types = options.input_types;
+  context.params_are_constants = options.embed_params;
+  return graph;
+}
 
-  // Classify variables.
-  LoweredGraph lowered;
-  proto::ArtifactProto& artifact = lowered.artifact;
-  std::map<size_t, proto::BufferRef> external;  // entry id -> where it lives
-  std::vector<size_t> label_entries;
+// --- stage 3: where every entry lives -----------------------------------------------------
+
+struct Placement {
+  std::map<size_t, proto::BufferRef> external;  // entry id -> input, parameter or output
+  std::vector<size_t> label_entries;            // labels: never read at inference
+  std::vector<std::pair<size_t, uint32_t>> output_copies;  // (entry, output index)
+  std::vector<int64_t> bytes;                               // per entry
+};
+
+Placement PlaceEntries(const Graph& graph, const CompileOptions& options, proto::ArtifactProto& artifact) {
+  const IndexedGraph& indexed = graph.indexed();
+  const auto& shapes = graph.GetAttr<std::vector<ShapeSlot>>("shape");
+  const auto& types = graph.GetAttr<std::vector<DTypeSlot>>("dtype");
+  Placement placement;
   for (size_t id : indexed.input_node_ids()) {
     const Node& node = indexed.node(id);
     const size_t entry = indexed.entry_id(id, 0);
     const bool is_param = graph.params.count(node.name) != 0;
     const bool is_label = !is_param && OnlyLabelReaders(indexed, id);
-    if (!shapes[entry]) {
-      throw Error("input '" + node.name + "': shape unknown; give it, e.g. --input " + node.name + ":1x3x224x224");
-    }
     if (is_label) {
-      label_entries.push_back(entry);
+      placement.label_entries.push_back(entry);
       continue;
     }
     proto::BufferRef ref;
@@ -114,18 +148,15 @@ LoweredGraph LowerGraph(const Graph& source, const CompileOptions& options) {
       ref.set_index(static_cast<uint32_t>(artifact.inputs_size()));
       *artifact.add_inputs() = SpecProto(node.name, *shapes[entry], *types[entry]);
     }
-    external[entry] = ref;
+    placement.external[entry] = ref;
   }
+  placement.bytes.assign(indexed.num_entries(), 0);
   for (size_t id = 0; id < indexed.num_nodes(); ++id) {
     for (uint32_t i = 0; i < indexed.node(id).num_outputs(); ++i) {
       const size_t entry = indexed.entry_id(id, i);
       const Node& node = indexed.node(id);
-      if (!shapes[entry] || !types[entry]) {
-        throw Error("node '" + node.name + "': the shape or dtype of output " + std::to_string(i) +
-                    " cannot be inferred; give the input shapes with --input");
-      }
       try {
-        CheckedByteSize(*shapes[entry], *types[entry]);
+        placement.bytes[entry] = static_cast<int64_t>(CheckedByteSize(*shapes[entry], *types[entry]));
       } catch (const Error& e) {
         throw Error((node.is_variable()
                          ? "input '" + node.name + "'"
@@ -134,108 +165,147 @@ LoweredGraph LowerGraph(const Graph& source, const CompileOptions& options) {
       }
     }
   }
-  // Checked above: every entry's size is below kMaxTensorBytes.
-  const auto entry_bytes = [&](size_t entry) {
-    return static_cast<int64_t>(CheckedByteSize(*shapes[entry], *types[entry]));
-  };
-
   // Outputs: the producing kernel writes into the output buffer, except for outputs
   // that are variables or repeat an earlier output, which get a copy kernel.
   const auto output_names = graph.OutputNames();
-  std::vector<std::pair<size_t, uint32_t>> output_copies;  // (entry, output index)
   for (size_t i = 0; i < graph.outputs.size(); ++i) {
     const size_t entry = indexed.output_entries()[i];
     *artifact.add_outputs() = SpecProto(output_names[i], *shapes[entry], *types[entry]);
-    if (external.count(entry) || std::find(label_entries.begin(), label_entries.end(), entry) != label_entries.end()) {
-      output_copies.emplace_back(entry, static_cast<uint32_t>(i));
+    const bool is_label = std::find(placement.label_entries.begin(), placement.label_entries.end(), entry) !=
+                          placement.label_entries.end();
+    if (placement.external.count(entry) || is_label) {
+      placement.output_copies.emplace_back(entry, static_cast<uint32_t>(i));
       continue;
     }
     proto::BufferRef ref;
     ref.set_kind(proto::BufferRef::OUTPUT);
     ref.set_index(static_cast<uint32_t>(i));
-    external[entry] = ref;
+    placement.external[entry] = ref;
   }
+  return placement;
+}
 
-  // Lower every operator node.
-  std::vector<int> kernel_of_node(indexed.num_nodes(), -1);
-  for (size_t id = 0; id < indexed.num_nodes(); ++id) {
-    const Node& node = indexed.node(id);
-    if (node.is_variable()) continue;
-    NodeSignature signature;
-    for (const auto& input : node.inputs) {
-      signature.input_shapes.push_back(*shapes[indexed.entry_id(input)]);
-      signature.input_types.push_back(*types[indexed.entry_id(input)]);
-    }
-    for (uint32_t i = 0; i < node.num_outputs(); ++i) {
-      signature.output_shapes.push_back(*shapes[indexed.entry_id(id, i)]);
-      signature.output_types.push_back(*types[indexed.entry_id(id, i)]);
-    }
-    try {
-      kernel_of_node[id] = static_cast<int>(lowered.kernels.size());
-      lowered.kernels.push_back(
-          LowerNode(*node.op, node.attrs, signature, KernelSymbol(id, node.name), false, NodeSeed(0, node.name)));
-    } catch (const Error& e) {
-      throw Error("node '" + node.name + "' (" + node.op->name() + "): " + e.what());
-    }
-  }
+// --- stage 4: the execution plan, one kernel per fusion group ----------------------------
 
-  // Plan the arena.
-  std::vector<int64_t> bytes(indexed.num_entries(), 0);
-  std::vector<bool> is_external(indexed.num_entries(), false);
-  for (size_t entry = 0; entry < indexed.num_entries(); ++entry) {
-    bytes[entry] = entry_bytes(entry);
-    is_external[entry] = external.count(entry) != 0;
-  }
-  for (size_t entry : label_entries) is_external[entry] = true;
-  const StoragePlan plan = PlanMemory(graph, bytes, is_external, [&](size_t id) {
-    std::vector<int64_t> scratch;
-    if (kernel_of_node[id] < 0) return scratch;
-    const Node& node = indexed.node(id);
-    const kir::Kernel& kernel = lowered.kernels[kernel_of_node[id]];
-    for (size_t k = node.inputs.size() + node.num_outputs(); k < kernel.args.size(); ++k) {
-      scratch.push_back(ScratchBytes(node, *kernel.args[k]));
+struct Step {
+  GroupKernel lowered;
+  std::string node;  // the members, "conv0+relu0"
+  int64_t anchor = -1;
+  size_t members = 1;
+};
+
+struct ExecutionPlan {
+  std::vector<Step> steps;
+  std::vector<int64_t> alias_of;  // per entry: the entry whose storage a view shares
+  int64_t views = 0;
+};
+
+ExecutionPlan PlanExecution(const Graph& graph, const FusionGroups& groups, Placement& placement) {
+  const IndexedGraph& indexed = graph.indexed();
+  ExecutionPlan plan;
+  plan.alias_of.assign(indexed.num_entries(), -1);
+  for (const FusionGroup& group : groups) {
+    const size_t root = group.root();
+    const Node& node = indexed.node(root);
+    // A view is its source's storage under another shape: no kernel. A view the caller
+    // receives is copied into the output buffer.
+    if (group.nodes.size() == 1 && node.op->is_view()) {
+      const size_t out = indexed.entry_id(root, 0);
+      const size_t in = indexed.entry_id(node.inputs[0]);
+      if (!placement.external.count(out)) {
+        plan.alias_of[out] = static_cast<int64_t>(in);
+        if (const auto it = placement.external.find(in); it != placement.external.end()) {
+          placement.external[out] = it->second;
+        }
+        ++plan.views;
+        continue;
+      }
     }
-    return scratch;
-  });
-  int64_t arena_bytes = plan.arena_bytes;
+    Step step;
+    step.node = GroupName(indexed, group);
+    step.anchor = group.anchor;
+    step.members = group.nodes.size();
+    step.lowered = LowerGroup(graph, group, KernelSymbol(root, group.anchor >= 0 ? indexed.node(group.anchor).name
+                                                                               : node.name),
+                              false);
+    plan.steps.push_back(std::move(step));
+  }
+  return plan;
+}
+
+// --- stage 5: memory ------------------------------------------------------------------------
+
+StoragePlan PlanStorage(const ExecutionPlan& execution, const Placement& placement) {
+  MemoryProblem problem;
+  problem.entry_bytes = placement.bytes;
+  problem.external.assign(placement.bytes.size(), false);
+  for (const auto& [entry, ref] : placement.external) problem.external[entry] = true;
+  for (const size_t entry : placement.label_entries) problem.external[entry] = true;
+  problem.alias_of = execution.alias_of;
+  for (const Step& step : execution.steps) {
+    const GroupKernel& lowered = step.lowered;
+    MemoryStep memory;
+    memory.reads = lowered.reads;
+    memory.writes = lowered.writes;
+    memory.inplace = lowered.inplace;
+    const size_t first_scratch = lowered.reads.size() + lowered.writes.size();
+    for (size_t k = first_scratch; k < lowered.kernel.args.size(); ++k) {
+      memory.scratch_bytes.push_back(ScratchBytes(step.node, *lowered.kernel.args[k]));
+    }
+    problem.steps.push_back(std::move(memory));
+  }
+  return PlanMemory(problem);
+}
+
+// --- stage 6: the artifact --------------------------------------------------------------------
+
+void AssembleKernels(const ExecutionPlan& execution, const Placement& placement, const StoragePlan& memory,
+                     const Graph& graph, LoweredGraph& lowered) {
+  proto::ArtifactProto& artifact = lowered.artifact;
+  const auto& shapes = graph.GetAttr<std::vector<ShapeSlot>>("shape");
+  const auto& types = graph.GetAttr<std::vector<DTypeSlot>>("dtype");
+  int64_t arena_bytes = memory.arena_bytes;
   // Labels are never read at inference: they all point at one region, zeroed by nobody.
-  int64_t label_offset = arena_bytes;
-  for (size_t entry : label_entries) arena_bytes = std::max(arena_bytes, label_offset + bytes[entry]);
+  const int64_t label_offset = arena_bytes;
+  for (const size_t entry : placement.label_entries) {
+    arena_bytes = std::max(arena_bytes, label_offset + placement.bytes[entry]);
+  }
   artifact.set_arena_bytes(static_cast<uint64_t>(arena_bytes));
-  lowered.unshared_bytes = plan.unshared_bytes;
 
   const auto ref_of = [&](size_t entry) {
-    if (const auto it = external.find(entry); it != external.end()) {
+    if (const auto it = placement.external.find(entry); it != placement.external.end()) {
       proto::BufferRef ref = it->second;
-      ref.set_bytes(static_cast<uint64_t>(bytes[entry]));
+      ref.set_bytes(static_cast<uint64_t>(placement.bytes[entry]));
       return ref;
     }
     proto::BufferRef ref;
     ref.set_kind(proto::BufferRef::ARENA);
-    const bool is_label = std::find(label_entries.begin(), label_entries.end(), entry) != label_entries.end();
-    ref.set_offset(static_cast<uint64_t>(is_label ? label_offset : plan.entry_offset[entry]));
-    ref.set_bytes(static_cast<uint64_t>(bytes[entry]));
+    const bool is_label = std::find(placement.label_entries.begin(), placement.label_entries.end(), entry) !=
+                          placement.label_entries.end();
+    ref.set_offset(static_cast<uint64_t>(is_label ? label_offset : memory.entry_offset[entry]));
+    ref.set_bytes(static_cast<uint64_t>(placement.bytes[entry]));
     return ref;
   };
-  for (size_t id = 0; id < indexed.num_nodes(); ++id) {
-    if (kernel_of_node[id] < 0) continue;
-    const Node& node = indexed.node(id);
-    const kir::Kernel& kernel = lowered.kernels[kernel_of_node[id]];
+  for (size_t s = 0; s < execution.steps.size(); ++s) {
+    const Step& step = execution.steps[s];
+    const GroupKernel& group = step.lowered;
     auto* call = artifact.add_kernels();
-    call->set_symbol(kernel.name);
-    call->set_node(node.name);
-    call->set_parallel_extent(kernel.parallel_extent);
-    for (const auto& input : node.inputs) *call->add_args() = ref_of(indexed.entry_id(input));
-    for (uint32_t i = 0; i < node.num_outputs(); ++i) *call->add_args() = ref_of(indexed.entry_id(id, i));
-    const size_t first_scratch = node.inputs.size() + node.num_outputs();
-    for (size_t k = first_scratch; k < kernel.args.size(); ++k) {
+    call->set_symbol(group.kernel.name);
+    call->set_node(step.node);
+    call->set_parallel_extent(group.kernel.parallel_extent);
+    for (const size_t entry : group.reads) *call->add_args() = ref_of(entry);
+    for (const size_t entry : group.writes) *call->add_args() = ref_of(entry);
+    const size_t first_scratch = group.reads.size() + group.writes.size();
+    for (size_t k = first_scratch; k < group.kernel.args.size(); ++k) {
       auto* ref = call->add_args();
       ref->set_kind(proto::BufferRef::ARENA);
-      ref->set_offset(static_cast<uint64_t>(plan.scratch_offset[id][k - first_scratch]));
-      ref->set_bytes(static_cast<uint64_t>(ScratchBytes(node, *kernel.args[k])));
+      ref->set_offset(static_cast<uint64_t>(memory.scratch_offset[s][k - first_scratch]));
+      ref->set_bytes(static_cast<uint64_t>(ScratchBytes(step.node, *group.kernel.args[k])));
     }
+    lowered.kernels.push_back(group.kernel);
   }
-  for (const auto& [entry, output] : output_copies) {
+  const auto output_names = graph.OutputNames();
+  for (const auto& [entry, output] : placement.output_copies) {
     const DType dtype = *types[entry];
     lowered.kernels.push_back(
         CopyKernel("kiln_copy_output" + std::to_string(output), ToScalarType(dtype), NumElements(*shapes[entry])));
@@ -247,9 +317,72 @@ LoweredGraph LowerGraph(const Graph& source, const CompileOptions& options) {
     proto::BufferRef out;
     out.set_kind(proto::BufferRef::OUTPUT);
     out.set_index(output);
-    out.set_bytes(static_cast<uint64_t>(bytes[entry]));
+    out.set_bytes(static_cast<uint64_t>(placement.bytes[entry]));
     *call->add_args() = out;
   }
+}
+
+void FillReport(const std::vector<PassRecord>& records, int64_t nodes_before_passes, const ExecutionPlan& execution,
+                const Placement& placement, const StoragePlan& memory, const Graph& graph,
+                proto::ArtifactProto& artifact) {
+  proto::CompileReportProto& report = *artifact.mutable_report();
+  report.set_nodes_before_passes(nodes_before_passes);
+  for (const PassRecord& record : records) {
+    auto* pass = report.add_passes();
+    pass->set_name(record.name);
+    pass->set_nodes_before(record.nodes_before);
+    pass->set_nodes_after(record.nodes_after);
+    for (const auto& [kind, count] : record.changes) (*pass->mutable_changes())[kind] = count;
+  }
+  int64_t before_fusion = static_cast<int64_t>(placement.output_copies.size());
+  for (const Step& step : execution.steps) before_fusion += static_cast<int64_t>(step.members);
+  report.set_kernels_before_fusion(before_fusion);
+  report.set_kernels(artifact.kernels_size());
+  const IndexedGraph& indexed = graph.indexed();
+  for (const Step& step : execution.steps) {
+    if (step.members < 2) continue;
+    auto* group = report.add_fused_groups();
+    group->set_kernel(step.lowered.kernel.name);
+    size_t begin = 0;
+    while (begin <= step.node.size()) {
+      const size_t end = std::min(step.node.find('+', begin), step.node.size());
+      group->add_members(step.node.substr(begin, end - begin));
+      begin = end + 1;
+    }
+    if (step.anchor >= 0) {
+      const Node& anchor = indexed.node(static_cast<size_t>(step.anchor));
+      group->set_anchor(anchor.name);
+      group->set_pattern(std::string(OpPatternName(anchor.op->pattern())));
+    } else {
+      group->set_pattern("elementwise");
+    }
+  }
+  report.set_arena_lower_bound_bytes(static_cast<uint64_t>(memory.lower_bound_bytes));
+  report.set_no_reuse_bytes(static_cast<uint64_t>(memory.no_reuse_bytes));
+  report.set_memory_planner(MemoryPlannerName(memory.planner));
+  report.set_free_list_bytes(static_cast<uint64_t>(memory.free_list_bytes));
+  report.set_greedy_bytes(static_cast<uint64_t>(memory.greedy_bytes));
+  report.set_inplace_count(static_cast<int64_t>(memory.inplace.size()));
+}
+
+}  // namespace
+
+LoweredGraph LowerGraph(const Graph& source, const CompileOptions& options) {
+  PassContext context;
+  Graph graph = PrepareGraph(source, options, context);
+  const int64_t nodes_before_passes = CountOperatorNodes(graph);
+  const std::vector<PassRecord> records =
+      RunPasses(graph, options.graph_opt_level.value_or(options.target.opt_level), context, options.passes);
+  const FusionGroups groups = graph.HasAttr("fusion_groups") ? graph.GetAttr<FusionGroups>("fusion_groups")
+                                                             : SingletonGroups(graph.indexed());
+
+  LoweredGraph lowered;
+  proto::ArtifactProto& artifact = lowered.artifact;
+  Placement placement = PlaceEntries(graph, options, artifact);
+  const ExecutionPlan execution = PlanExecution(graph, groups, placement);
+  const StoragePlan memory = PlanStorage(execution, placement);
+  AssembleKernels(execution, placement, memory, graph, lowered);
+  FillReport(records, nodes_before_passes, execution, placement, memory, graph, artifact);
 
   artifact.set_magic("kiln.artifact");
   artifact.set_format_version(kArtifactFormatVersion);
@@ -261,6 +394,7 @@ LoweredGraph LowerGraph(const Graph& source, const CompileOptions& options) {
   artifact.mutable_target()->set_triple(target.triple);
   artifact.mutable_target()->set_cpu(target.cpu);
   for (const auto& feature : target.features) artifact.mutable_target()->add_features(feature);
+  lowered.graph = std::move(graph);
   return lowered;
 }
 

@@ -1,17 +1,21 @@
-// The compile driver: graph + target + options -> artifact. It infers shapes and types,
-// lowers every node to a kernel through the operator registry, plans memory into one
-// arena, and generates machine code for the kernels (AOT: a shared object inside the
-// artifact; JIT: in-process code for tests and quick runs).
+// The compile driver: graph + target + options -> artifact, in stages: prepare (a private
+// copy, shapes and dtypes), optimize (the pass pipeline of the optimization level),
+// plan execution (fusion groups in order; views alias their source), lower each group
+// to one kernel, plan memory over the steps into one arena, and assemble the artifact;
+// then machine code for the kernels (AOT: a shared object inside the artifact; JIT:
+// in-process code for tests and quick runs).
 #pragma once
 
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "codegen/kir/kir.h"
 #include "codegen/llvm/llvm_emitter.h"
 #include "graph/graph.h"
+#include "passes/pass_manager.h"
 #include "proto/artifact.pb.h"
 #include "runtime/executor.h"
 
@@ -22,16 +26,22 @@ struct CompileOptions {
   // Input shapes and dtypes; they override what the graph declares (--input).
   std::map<std::string, Shape> input_shapes;
   std::map<std::string, DType> input_types;
-  // Keep the parameters inside the artifact (else bind them at load time).
+  // Keep the parameters inside the artifact (else bind them at load time). Without them
+  // parameters are not constants: nothing is folded into them.
   bool embed_params = true;
+  // The graph pass pipeline's level; unset: the target's opt_level.
+  std::optional<int> graph_opt_level;
+  // A chosen list of passes, disabled passes, verification, dumps.
+  PassOptions passes;
 };
 
 // Everything but the machine code: kernels in execution order and the artifact that
 // describes how to call them.
 struct LoweredGraph {
   std::vector<kir::Kernel> kernels;
-  proto::ArtifactProto artifact;
-  int64_t unshared_bytes = 0;  // what the arena would be without memory planning
+  proto::ArtifactProto artifact;  // its report says what the passes, fusion and planning did
+  // The optimized graph the kernels compute (with "shape", "dtype", "fusion_groups").
+  Graph graph;
 };
 
 // The graph's variables with values in graph.params are parameters; the others are

@@ -6,7 +6,7 @@
 namespace kiln {
 
 kir::Kernel LowerNode(const OpDef& op, const Attrs& attrs, const NodeSignature& signature,
-                      const std::string& kernel_name, bool is_train, uint64_t seed) {
+                      const std::string& kernel_name, bool is_train, uint64_t seed, const EpilogueSpec* epilogue) {
   if (!op.has_lowering()) throw Error("operator " + op.name() + " has no lowering to kernel IR");
   kir::KernelBuilder builder(kernel_name);
   LowerContext ctx;
@@ -22,6 +22,14 @@ kir::Kernel LowerNode(const OpDef& op, const Attrs& attrs, const NodeSignature& 
   for (size_t i = 0; i < signature.input_shapes.size(); ++i) {
     ctx.inputs.push_back(builder.AddArg(input_names.at(i), ToScalarType(signature.input_types[i]),
                                         NumElements(signature.input_shapes[i])));
+  }
+  if (epilogue) {
+    if (!op.accepts_epilogue()) throw Error("operator " + op.name() + " does not take fused epilogues");
+    std::vector<kir::Buffer> buffers;
+    for (const auto& input : epilogue->inputs) buffers.push_back(builder.AddArg(input.name, input.type, input.size));
+    ctx.epilogue = [buffers, fn = epilogue->fn](const kir::Expr& value, const kir::Expr& index) {
+      return fn(buffers, value, index);
+    };
   }
   for (size_t i = 0; i < signature.output_shapes.size(); ++i) {
     ctx.outputs.push_back(builder.AddArg(output_names.at(i), ToScalarType(signature.output_types[i]),

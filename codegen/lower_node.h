@@ -1,7 +1,9 @@
-// Lowers one graph node to a kernel: arguments are the node's inputs, then its outputs,
-// then any scratch buffers its lowering asks for.
+// Lowers one graph node to a kernel: arguments are the node's inputs, then any extra
+// inputs its epilogue reads, then its outputs, then any scratch buffers its lowering asks
+// for.
 #pragma once
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -17,8 +19,21 @@ struct NodeSignature {
   std::vector<DType> output_types;
 };
 
+// Elementwise work fused after a GEMM-like node: the extra buffers it reads, and the
+// epilogue given those buffers (LowerContext::epilogue).
+struct EpilogueSpec {
+  struct Input {
+    std::string name;
+    kir::ScalarType type;
+    int64_t size;
+  };
+  std::vector<Input> inputs;
+  std::function<kir::Expr(const std::vector<kir::Buffer>& buffers, const kir::Expr& value, const kir::Expr& index)> fn;
+};
+
 // Throws kiln::Error naming the operator when it has no lowering.
 kir::Kernel LowerNode(const OpDef& op, const Attrs& attrs, const NodeSignature& signature,
-                      const std::string& kernel_name, bool is_train = false, uint64_t seed = 0);
+                      const std::string& kernel_name, bool is_train = false, uint64_t seed = 0,
+                      const EpilogueSpec* epilogue = nullptr);
 
 }  // namespace kiln

@@ -105,6 +105,8 @@ class Graph {
     return std::any_cast<const T&>(it->second);
   }
   bool HasAttr(const std::string& name) const { return attrs.count(name) != 0; }
+  // Passes that rewire nodes in place call this: the index is rebuilt on next use.
+  void InvalidateIndex() { indexed_.reset(); }
 
  private:
   mutable std::shared_ptr<const IndexedGraph> indexed_;

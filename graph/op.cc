@@ -18,6 +18,77 @@ std::string_view OpPatternName(OpPattern pattern) {
   return "unknown";
 }
 
+OpDef& OpDef::SetScalarComputeMulti(MultiScalarFn fn) {
+  scalar_compute_multi_ = std::move(fn);
+  return *this;
+}
+
+OpDef& OpDef::SetView() {
+  is_view_ = true;
+  return *this;
+}
+
+OpDef& OpDef::SetPatternFn(PatternFn fn) {
+  pattern_fn_ = std::move(fn);
+  return *this;
+}
+
+OpDef& OpDef::SetIdentityWhen(IdentityFn fn) {
+  identity_when_ = std::move(fn);
+  return *this;
+}
+
+OpDef& OpDef::SetPermutation(PermutationFn fn, std::string attr) {
+  permutation_ = std::move(fn);
+  permutation_attr_ = std::move(attr);
+  return *this;
+}
+
+OpDef& OpDef::SetMutatedInputs(MutatedInputsFn fn) {
+  mutated_inputs_ = std::move(fn);
+  return *this;
+}
+
+OpDef& OpDef::SetInferenceAffine(AffineFn fn) {
+  inference_affine_ = std::move(fn);
+  return *this;
+}
+
+OpDef& OpDef::SetChannelScaling(ChannelScaling scaling) {
+  channel_scaling_ = std::move(scaling);
+  return *this;
+}
+
+OpDef& OpDef::SetTransposeFlags(TransposeFlags flags) {
+  transpose_flags_ = std::move(flags);
+  return *this;
+}
+
+OpDef& OpDef::SetAcceptsEpilogue() {
+  accepts_epilogue_ = true;
+  return *this;
+}
+
+OpDef& OpDef::SetGradient(GradientFn fn) {
+  gradient_ = std::move(fn);
+  return *this;
+}
+
+std::optional<std::vector<int64_t>> OpDef::Permutation(const Attrs& attrs, size_t ndim) const {
+  if (!permutation_) return std::nullopt;
+  return permutation_(attrs, ndim);
+}
+
+std::vector<int> OpDef::MutatedInputs(const Attrs& attrs, bool is_train) const {
+  return mutated_inputs_ ? mutated_inputs_(attrs, is_train) : std::vector<int>{};
+}
+
+std::optional<ChannelAffine> OpDef::InferenceAffine(const Attrs& attrs, std::span<const Tensor* const> params,
+                                                    const Shape& data_shape, bool is_train) const {
+  if (!inference_affine_) return std::nullopt;
+  return inference_affine_(attrs, params, data_shape, is_train);
+}
+
 OpDef& OpDef::Describe(std::string text) {
   description_ = std::move(text);
   return *this;

@@ -69,6 +69,13 @@ struct LowerContext {
   bool is_train = false;
   uint64_t seed = 0;  // per node, as RefContext::seed
   kir::KernelBuilder* builder = nullptr;
+  // Fused elementwise work after output 0 (operators that declare SetAcceptsEpilogue):
+  // the value to store for the element at flat index `index`, given the value the
+  // operator computed there (in output 0's compute type). Unset: store the value.
+  std::function<kir::Expr(const kir::Expr& value, const kir::Expr& index)> epilogue;
+  kir::Expr Epilogue(const kir::Expr& value, const kir::Expr& index) const {
+    return epilogue ? epilogue(value, index) : value;
+  }
   // A temporary global buffer for this kernel (planned in the arena, not kept between
   // kernels), e.g. an im2col matrix.
   kir::Buffer Scratch(const std::string& name, kir::ScalarType type, int64_t size) const {
@@ -84,7 +91,57 @@ using LowerFn = std::function<kir::Stmt(const Attrs& attrs, LowerContext& ctx)>;
 using ScalarFn =
     std::function<kir::Expr(const Attrs& attrs, const std::vector<kir::Expr>& inputs, kir::ScalarType type)>;
 
+// Operators with several outputs computed per element (fused optimizer updates) give
+// every output element from the input elements at once.
+using MultiScalarFn = std::function<std::vector<kir::Expr>(const Attrs& attrs, const std::vector<kir::Expr>& inputs,
+                                                           kir::ScalarType type)>;
+
 kir::ScalarType ToScalarType(DType dtype);
+
+// --- facts the graph passes ask for ---
+
+// The pattern with these attributes and mode, where it differs from the declared one
+// (Dropout is elementwise at inference).
+using PatternFn = std::function<OpPattern(const Attrs& attrs, bool is_train)>;
+// Whether output 0 equals input 0 (when their shapes and dtypes agree): identity,
+// BlockGrad, Dropout at inference, transpose by the identity permutation, x * 1.
+using IdentityFn = std::function<bool(const Attrs& attrs, const std::vector<Shape>& input_shapes, bool is_train)>;
+// The permutation of a transpose-like operator: output axis i is input axis perm[i].
+using PermutationFn = std::function<std::vector<int64_t>(const Attrs& attrs, size_t ndim)>;
+// Inputs an operator writes (BatchNorm's moving statistics in training, optimizer state).
+using MutatedInputsFn = std::function<std::vector<int>(const Attrs& attrs, bool is_train)>;
+
+// A per-channel affine map y[.., c, ..] = x[.., c, ..] * scale[c] + shift[c] along
+// `axis` of input 0, which an operator computes at inference when its other inputs are
+// constants (BatchNorm): passes fold it into a producer or into a scale-and-shift.
+struct ChannelAffine {
+  int64_t axis = 1;
+  std::vector<double> scale;
+  std::vector<double> shift;
+};
+// `params[i]` is the value of input i + 1, or nullptr where it is not a constant.
+using AffineFn = std::function<std::optional<ChannelAffine>(const Attrs& attrs, std::span<const Tensor* const> params,
+                                                            const Shape& data_shape, bool is_train)>;
+
+// How a GEMM-like operator absorbs a per-channel scale and shift of its output:
+// scaling the weight's slices along `weight_axis` scales output channel `output_axis`
+// (negative: from the end), and the shift adds to the bias input, which `no_bias_attr`
+// switches on where it is absent.
+struct ChannelScaling {
+  int weight_input = 1;
+  int64_t weight_axis = 0;
+  int bias_input = 2;
+  std::string no_bias_attr = "no_bias";
+  int64_t output_axis = 1;
+};
+
+// Inputs whose transpose the operator can take as a flag (dot's transpose_a/b) when
+// both operands are matrices: (input index, boolean attribute).
+using TransposeFlags = std::vector<std::pair<int, std::string>>;
+
+// The gradient: filled by the training issue, registered next to the forward definition.
+struct GradientContext;
+using GradientFn = std::function<void(GradientContext& context)>;
 
 using NamesFn = std::function<std::vector<std::string>(const Attrs& attrs)>;
 // (input index, output index) pairs whose storage may be shared.
@@ -126,6 +183,22 @@ class OpDef {
   // Whether, with these attributes, inference draws from the random stream (sampling,
   // Dropout's "always" mode): such nodes are never folded into constants.
   OpDef& SetRandomAtInference(std::function<bool(const Attrs&)> fn);
+  OpDef& SetScalarComputeMulti(MultiScalarFn fn);
+  // Output 0 is input 0's bytes under another shape (Reshape, Flatten, expand_dims,
+  // squeeze): no kernel, the output aliases the input's storage.
+  OpDef& SetView();
+  OpDef& SetPatternFn(PatternFn fn);
+  OpDef& SetIdentityWhen(IdentityFn fn);
+  // `attr`: the attribute that holds the permutation (passes write merged ones there).
+  OpDef& SetPermutation(PermutationFn fn, std::string attr = "axes");
+  OpDef& SetMutatedInputs(MutatedInputsFn fn);
+  OpDef& SetInferenceAffine(AffineFn fn);
+  OpDef& SetChannelScaling(ChannelScaling scaling);
+  OpDef& SetTransposeFlags(TransposeFlags flags);
+  // The lowering applies LowerContext::epilogue to every element of output 0 while it is
+  // still in cache (GEMM-like operators), so elementwise consumers fuse into it.
+  OpDef& SetAcceptsEpilogue();
+  OpDef& SetGradient(GradientFn fn);
 
   // --- queries ---
   const std::string& name() const { return name_; }
@@ -155,8 +228,28 @@ class OpDef {
   // Lowering: a LowerFn, or a ScalarFn for elementwise/broadcast operators.
   const LowerFn& lower() const { return lower_; }
   const ScalarFn& scalar_compute() const { return scalar_compute_; }
-  bool has_lowering() const { return lower_ || scalar_compute_; }
+  bool has_lowering() const { return lower_ || scalar_compute_ || scalar_compute_multi_ || is_view_; }
   bool RandomAtInference(const Attrs& attrs) const { return random_at_inference_ && random_at_inference_(attrs); }
+  const MultiScalarFn& scalar_compute_multi() const { return scalar_compute_multi_; }
+  // Elementwise and broadcast operators with a scalar function: fusion composes them.
+  bool has_scalar_compute() const { return static_cast<bool>(scalar_compute_) || scalar_compute_multi_; }
+
+  bool is_view() const { return is_view_; }
+  OpPattern PatternFor(const Attrs& attrs, bool is_train) const {
+    return pattern_fn_ ? pattern_fn_(attrs, is_train) : pattern_;
+  }
+  bool IsIdentity(const Attrs& attrs, const std::vector<Shape>& input_shapes, bool is_train) const {
+    return identity_when_ && identity_when_(attrs, input_shapes, is_train);
+  }
+  std::optional<std::vector<int64_t>> Permutation(const Attrs& attrs, size_t ndim) const;
+  const std::string& permutation_attr() const { return permutation_attr_; }
+  std::vector<int> MutatedInputs(const Attrs& attrs, bool is_train) const;
+  std::optional<ChannelAffine> InferenceAffine(const Attrs& attrs, std::span<const Tensor* const> params,
+                                               const Shape& data_shape, bool is_train) const;
+  const std::optional<ChannelScaling>& channel_scaling() const { return channel_scaling_; }
+  const TransposeFlags& transpose_flags() const { return transpose_flags_; }
+  bool accepts_epilogue() const { return accepts_epilogue_; }
+  const GradientFn& gradient() const { return gradient_; }
 
  private:
   std::string name_;
@@ -176,9 +269,18 @@ class OpDef {
   ValidateFn validate_;
   std::vector<std::string> aliases_;
   std::function<bool(const Attrs&)> random_at_inference_;
-  // Gradients arrive with training: they will be registered here, next to the forward
-  // definition, as a function from the forward node and its output gradients to input
-  // gradients.
+  MultiScalarFn scalar_compute_multi_;
+  bool is_view_ = false;
+  PatternFn pattern_fn_;
+  IdentityFn identity_when_;
+  PermutationFn permutation_;
+  std::string permutation_attr_;
+  MutatedInputsFn mutated_inputs_;
+  AffineFn inference_affine_;
+  std::optional<ChannelScaling> channel_scaling_;
+  TransposeFlags transpose_flags_;
+  bool accepts_epilogue_ = false;
+  GradientFn gradient_;
 };
 
 class OpRegistry {

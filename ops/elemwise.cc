@@ -136,10 +136,10 @@ enum class Operands { kTensorFirst, kScalarFirst };
 // for float32 x = 0.1) and the operation computes in that dtype. Float16 differs: kernels
 // compute it in float32 and see only that compute type, so the scalar is rounded to
 // float32, not float16 as in MXNet (which matters only for scalars float16 cannot hold).
-void RegisterScalar(const char* name, const char* doc, const BinaryMath& math,
-                    Operands order = Operands::kTensorFirst) {
+OpDef& RegisterScalar(const char* name, const char* doc, const BinaryMath& math,
+                      Operands order = Operands::kTensorFirst) {
   const bool scalar_first = order == Operands::kScalarFirst;
-  OpRegistry::Global()
+  return OpRegistry::Global()
       .Register(name)
       .Describe(doc)
       .Attr("scalar", AttrType::kFloat, AttrValue{1.0}, "the scalar operand")
@@ -206,11 +206,16 @@ const bool kRegistered = [] {
   RegisterBroadcast("broadcast_logical_xor", "1 where exactly one of lhs and rhs is nonzero else 0", kLogicalXor);
   RegisterBroadcast("broadcast_mod", "lhs mod rhs with the sign of rhs (Python's %); x mod 0 = 0", kMod);
 
-  RegisterScalar("_plus_scalar", "x + scalar", kAdd);
-  RegisterScalar("_minus_scalar", "x - scalar", kSub);
+  // x + 0, x - 0, x * 1, x / 1 are x: exactly, but for x + 0 at x = -0, which gives +0
+  // (equal to -0); the dtype never changes (the scalar takes the tensor's dtype).
+  const auto scalar_is = [](double value) {
+    return [value](const Attrs& attrs, const std::vector<Shape>&, bool) { return attrs.Float("scalar") == value; };
+  };
+  RegisterScalar("_plus_scalar", "x + scalar", kAdd).SetIdentityWhen(scalar_is(0.0));
+  RegisterScalar("_minus_scalar", "x - scalar", kSub).SetIdentityWhen(scalar_is(0.0));
   RegisterScalar("_rminus_scalar", "scalar - x", kSub, Operands::kScalarFirst);
-  RegisterScalar("_mul_scalar", "x * scalar", kMul);
-  RegisterScalar("_div_scalar", "x / scalar", kDiv);
+  RegisterScalar("_mul_scalar", "x * scalar", kMul).SetIdentityWhen(scalar_is(1.0));
+  RegisterScalar("_div_scalar", "x / scalar", kDiv).SetIdentityWhen(scalar_is(1.0));
   RegisterScalar("_rdiv_scalar", "scalar / x", kDiv, Operands::kScalarFirst);
   RegisterScalar("_maximum_scalar", "max(x, scalar)", kMax);
   RegisterScalar("_minimum_scalar", "min(x, scalar)", kMin);

@@ -345,7 +345,11 @@ Stmt LoopGemm(const BatchedGemm& g, const LowerContext& ctx, const std::function
   const Stmt column = kir::Block({
       kir::Store(acc, zero, init(j)),
       kir::For(p, zero, Expr(g.k), kir::Store(acc, zero, kir::Load(acc, zero) + product)),
-      lower::StoreFrom(g.c.buffer, g.c.At(b, i, j), SaturateTo(g.c.buffer->type, kir::Load(acc, zero))),
+      lower::StoreFrom(g.c.buffer, g.c.At(b, i, j),
+                       ctx.epilogue ? ctx.Epilogue(lower::AsStored(SaturateTo(g.c.buffer->type, kir::Load(acc, zero)),
+                                                                   ctx.output_types[0]),
+                                                   g.c.At(b, i, j))
+                                    : SaturateTo(g.c.buffer->type, kir::Load(acc, zero))),
   });
   return kir::For(r, zero, Expr(g.batches * g.m), kir::Allocate(acc, kir::For(j, zero, Expr(g.n), column)),
                   kir::LoopKind::kParallel);
@@ -360,13 +364,16 @@ Stmt LowerMatmul(const BatchedGemm& g, const LowerContext& ctx, const kir::Buffe
     });
   }
   GemmEpilogue add_bias;
-  if (bias) {
-    // While the task's block of C is still in cache.
+  if (bias || ctx.epilogue) {
+    // The bias and fused elementwise consumers, while the task's block of C is still in
+    // cache. C is row-major, so its element index is the output's flat index.
     add_bias = [&](const Expr& b, const Expr& row0, const Expr& rows, const Expr& col0, const Expr& cols) {
       const Expr r = kir::Var("r");
       const Expr j = kir::Var("j");
       const Expr at = g.c.At(b, row0 + r, col0 + j);
-      const Stmt add = kir::Store(g.c.buffer, at, kir::Load(g.c.buffer, at) + kir::Load(bias, col0 + j));
+      Expr value = kir::Load(g.c.buffer, at);
+      if (bias) value = value + kir::Load(bias, col0 + j);
+      const Stmt add = kir::Store(g.c.buffer, at, ctx.Epilogue(value, at));
       return kir::For(r, Expr(int64_t{0}), rows, kir::For(j, Expr(int64_t{0}), cols, add, kir::LoopKind::kVectorize));
     };
   }
@@ -435,6 +442,8 @@ const bool kRegistered = [] {
       .Inputs({"lhs", "rhs"})
       .SetInferShape(DotInferShape)
       .SetPattern(OpPattern::kGemm)
+      .SetTransposeFlags({{0, "transpose_a"}, {1, "transpose_b"}})
+      .SetAcceptsEpilogue()
       .SetReference(DotReference)
       .SetLower(DotLower);
   DeclareTransposeFlags(dot);
@@ -444,6 +453,7 @@ const bool kRegistered = [] {
       .Inputs({"lhs", "rhs"})
       .SetInferShape(BatchDotInferShape)
       .SetPattern(OpPattern::kGemm)
+      .SetAcceptsEpilogue()
       .SetReference(BatchDotReference)
       .SetLower(BatchDotLower);
   DeclareTransposeFlags(batch_dot);
@@ -462,6 +472,9 @@ const bool kRegistered = [] {
       })
       .SetInferShape(FcInferShape)
       .SetPattern(OpPattern::kGemm)
+      .SetChannelScaling({.weight_input = 1, .weight_axis = 0, .bias_input = 2, .no_bias_attr = "no_bias",
+                          .output_axis = -1})
+      .SetAcceptsEpilogue()
       .SetReference(FcReference)
       .SetLower(FcLower);
   return true;

@@ -311,6 +311,27 @@ void InferBatchNormType(const Attrs&, std::vector<DTypeSlot>& in, std::vector<DT
   for (size_t i = 1; i < out.size(); ++i) AssignType(out[i], param, "output " + std::to_string(i));
 }
 
+// At inference (or with use_global_stats), BatchNorm is x * scale + shift per channel
+// with scale = gamma / sqrt(var + eps) and shift = beta - mean * scale, in float64.
+std::optional<ChannelAffine> BatchNormAffine(const Attrs& attrs, std::span<const Tensor* const> params,
+                                             const Shape& data_shape, bool is_train) {
+  if (is_train && !attrs.Bool("use_global_stats")) return std::nullopt;
+  if (attrs.Bool("output_mean_var")) return std::nullopt;
+  const bool fix_gamma = attrs.Bool("fix_gamma");
+  if (params.size() != 4 || !params[1] || !params[2] || !params[3] || (!fix_gamma && !params[0])) return std::nullopt;
+  ChannelAffine affine;
+  affine.axis = op_util::NormalizeAxis(attrs.Int("axis"), static_cast<int64_t>(data_shape.size()), "axis");
+  const int64_t channels = data_shape[affine.axis];
+  const double eps = attrs.Float("eps");
+  for (int64_t c = 0; c < channels; ++c) {
+    const double gamma = fix_gamma ? 1.0 : params[0]->GetDouble(c);
+    const double scale = gamma / std::sqrt(params[3]->GetDouble(c) + eps);
+    affine.scale.push_back(scale);
+    affine.shift.push_back(params[1]->GetDouble(c) - params[2]->GetDouble(c) * scale);
+  }
+  return affine;
+}
+
 void BatchNormReference(const Attrs& attrs, std::span<const Tensor> in, std::span<Tensor> out, const RefContext& ctx) {
   const Shape& shape = in[0].shape();
   const int64_t axis = op_util::NormalizeAxis(attrs.Int("axis"), static_cast<int64_t>(shape.size()), "axis");
@@ -503,7 +524,11 @@ Stmt DirectConvolution(const ConvGeometry& g, const LowerContext& ctx, const kir
   const Stmt row = kir::Block({
       Loop(ow, Int(0), Int(g.out_w), kir::Store(acc, ow, init), kir::LoopKind::kVectorize),
       Loop(c, Int(0), Int(g.group_in), Loop(i, taps_h.first, taps_h.extent, Loop(j, Int(0), Int(g.k.w), tap))),
-      Loop(ow, Int(0), Int(g.out_w), lower::StoreFrom(out, out_at, kir::Load(acc, ow)), kir::LoopKind::kVectorize),
+      Loop(ow, Int(0), Int(g.out_w),
+           lower::StoreFrom(out, out_at,
+                            ctx.epilogue ? ctx.Epilogue(lower::AsStored(kir::Load(acc, ow), ctx.output_types[0]), out_at)
+                                         : kir::Load(acc, ow)),
+           kir::LoopKind::kVectorize),
   });
   return Loop(t, Int(0), Int(g.batch * g.filters), kir::Allocate(acc, Loop(oh, Int(0), Int(g.out_h), row)),
               kir::LoopKind::kParallel);
@@ -603,13 +628,14 @@ Stmt GemmConvolution(const ConvGeometry& g, const LowerContext& ctx, const kir::
     const Stmt call = lower_gemm::Sgemm(g.groups == 1 ? block_filters : Int(g.group_out), cols, Int(group_k), a, b, c);
     steps.push_back(g.groups == 1 ? call : Loop(grp, Int(0), Int(g.groups), call));
   }
-  if (bias) {
+  if (bias || ctx.epilogue) {
+    // The bias and fused elementwise consumers, on the block just computed (in cache).
     const Expr f = kir::Var("f");
     const Expr q = kir::Var("q");
     const Expr at = (image * Int(g.filters) + f) * Int(out_plane) + col0 + q;
+    const Expr value = bias ? kir::Load(out, at) + kir::Load(bias, f) : kir::Load(out, at);
     steps.push_back(Loop(f, f0, block_filters,
-                         Loop(q, Int(0), cols, kir::Store(out, at, kir::Load(out, at) + kir::Load(bias, f)),
-                              kir::LoopKind::kVectorize)));
+                         Loop(q, Int(0), cols, kir::Store(out, at, ctx.Epilogue(value, at)), kir::LoopKind::kVectorize)));
   }
   return Loop(slot, Int(0), Int(slots), Loop(item, first_item, end_item - first_item, kir::Block(std::move(steps))),
               kir::LoopKind::kParallel);
@@ -834,6 +860,8 @@ const bool kRegistered = [] {
       .SetInferShape(InferConvolutionShape)
       .SetInferType(FloatSameType({"data", "weight", "bias"}))
       .SetPattern(OpPattern::kGemm)
+      .SetChannelScaling({})
+      .SetAcceptsEpilogue()
       .SetReference(ConvolutionReference)
       .SetLower(ConvolutionLower);
 
@@ -890,6 +918,10 @@ const bool kRegistered = [] {
       .SetInferShape(InferBatchNormShape)
       .SetInferType(InferBatchNormType)
       .SetPattern(OpPattern::kOpaque)
+      .SetMutatedInputs([](const Attrs& attrs, bool is_train) {
+        return is_train && !attrs.Bool("use_global_stats") ? std::vector<int>{3, 4} : std::vector<int>{};
+      })
+      .SetInferenceAffine(BatchNormAffine)
       .SetReference(BatchNormReference)
       .SetLower(BatchNormLower);
 
@@ -908,6 +940,12 @@ const bool kRegistered = [] {
       .SetInplace(op_util::InplaceIdentity())
       // Not fused: the mask comes from one random stream drawn in a fixed order.
       .SetPattern(OpPattern::kOpaque)
+      .SetPatternFn([](const Attrs& attrs, bool is_train) {
+        return is_train || attrs.Str("mode") == "always" ? OpPattern::kOpaque : OpPattern::kElementwise;
+      })
+      .SetIdentityWhen([](const Attrs& attrs, const std::vector<Shape>&, bool is_train) {
+        return attrs.Float("p") == 0 || (!is_train && attrs.Str("mode") != "always");
+      })
       .SetRandomAtInference([](const Attrs& attrs) { return attrs.Str("mode") == "always" && attrs.Float("p") > 0; })
       .SetReference(DropoutReference)
       .SetLower(DropoutLower);

@@ -1118,6 +1118,7 @@ const bool kRegistered = [] {
       .SetInplace(op_util::InplaceIdentity())
       .SetPattern(OpPattern::kInjective)
       .SetReference(CopyReference)
+      .SetView()
       .SetLower(CopyLower);
 
   registry.Register("Flatten")
@@ -1127,12 +1128,21 @@ const bool kRegistered = [] {
       .SetInplace(op_util::InplaceIdentity())
       .SetPattern(OpPattern::kInjective)
       .SetReference(CopyReference)
+      .SetView()
       .SetLower(CopyLower);
 
   registry.Register("transpose")
       .Describe("Permute axes; output axis i is input axis axes[i] (empty axes: reverse them)")
       .Attr("axes", AttrType::kInts, AttrValue{std::vector<int64_t>{}}, "the permutation")
       .SetInferShape(TransposeInferShape)
+      .SetPermutation([](const Attrs& attrs, size_t ndim) { return TransposeAxes(attrs, static_cast<int64_t>(ndim)); })
+      .SetIdentityWhen([](const Attrs& attrs, const std::vector<Shape>& in, bool) {
+        const std::vector<int64_t> axes = TransposeAxes(attrs, static_cast<int64_t>(in[0].size()));
+        for (size_t d = 0; d < axes.size(); ++d) {
+          if (axes[d] != static_cast<int64_t>(d)) return false;
+        }
+        return true;
+      })
       .SetPattern(OpPattern::kInjective)
       .SetReference(TransposeReference)
       .SetLower(TransposeLower);
@@ -1144,6 +1154,7 @@ const bool kRegistered = [] {
       .SetInplace(op_util::InplaceIdentity())
       .SetPattern(OpPattern::kInjective)
       .SetReference(CopyReference)
+      .SetView()
       .SetLower(CopyLower);
 
   registry.Register("squeeze")
@@ -1153,6 +1164,7 @@ const bool kRegistered = [] {
       .SetInplace(op_util::InplaceIdentity())
       .SetPattern(OpPattern::kInjective)
       .SetReference(CopyReference)
+      .SetView()
       .SetLower(CopyLower);
 
   registry.Register("Concat")

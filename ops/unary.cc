@@ -404,7 +404,8 @@ ScalarFn FillScalar(double value) {
   return [value](const Attrs&, const std::vector<Expr>&, ScalarType type) { return kir::Const(value, type); };
 }
 
-void RegisterSimple(const char* name, const char* doc, const char* alias, ReferenceFn reference, ScalarFn scalar) {
+OpDef& RegisterSimple(const char* name, const char* doc, const char* alias, ReferenceFn reference,
+                      ScalarFn scalar) {
   OpDef& op = OpRegistry::Global()
                   .Register(name)
                   .Describe(doc)
@@ -414,6 +415,7 @@ void RegisterSimple(const char* name, const char* doc, const char* alias, Refere
                   .SetReference(std::move(reference))
                   .SetScalarCompute(std::move(scalar));
   if (alias != nullptr) op.Alias(alias);
+  return op;
 }
 
 const bool kRegistered = [] {
@@ -567,11 +569,15 @@ const bool kRegistered = [] {
         AssignType(outputs[0], attrs.GetDType("dtype"), "output");
       })
       .SetPattern(OpPattern::kElementwise)
+      // When the dtype does not change (the passes check the dtypes).
+      .SetIdentityWhen([](const Attrs&, const std::vector<Shape>&, bool) { return true; })
       .SetReference(CastReference)
       .SetScalarCompute(KirCast);
 
-  RegisterSimple("BlockGrad", "Identity forward; stops gradients", "stop_gradient", CopyReference, KirCopy);
-  RegisterSimple("identity", "Copies its input", "_copy", CopyReference, KirCopy);
+  const auto always = [](const Attrs&, const std::vector<Shape>&, bool) { return true; };
+  RegisterSimple("BlockGrad", "Identity forward; stops gradients", "stop_gradient", CopyReference, KirCopy)
+      .SetIdentityWhen(always);
+  RegisterSimple("identity", "Copies its input", "_copy", CopyReference, KirCopy).SetIdentityWhen(always);
   RegisterSimple("zeros_like", "Zeros of the input's shape and dtype", nullptr, FillReference(0.0), FillScalar(0.0));
   RegisterSimple("ones_like", "Ones of the input's shape and dtype", nullptr, FillReference(1.0), FillScalar(1.0));
   return true;

@@ -1,6 +1,8 @@
 #include "passes/plan_memory.h"
 
+#include <algorithm>
 #include <map>
+#include <numeric>
 #include <string>
 
 #include "runtime/error.h"
@@ -8,43 +10,6 @@
 
 namespace kiln {
 namespace {
-
-// Blocks are never split or merged (as in nnvm); a reused block grows to the largest
-// request it serves.
-class BlockAllocator {
- public:
-  int Allocate(int64_t bytes) {
-    // Best fit among free blocks at most 16x larger (nnvm's match range); else grow the
-    // largest free block smaller than the request; else a new block.
-    auto fit = free_.lower_bound(bytes);
-    if (fit != free_.end() && fit->first <= bytes * kMatchRange) return Take(fit);
-    if (fit != free_.begin() && !free_.empty()) {
-      auto smaller = std::prev(fit);
-      const int block = smaller->second;
-      free_.erase(smaller);
-      sizes_[block] = bytes;
-      return block;
-    }
-    sizes_.push_back(bytes);
-    return static_cast<int>(sizes_.size()) - 1;
-  }
-
-  void Release(int block) { free_.emplace(sizes_[block], block); }
-  int64_t size(int block) const { return sizes_[block]; }
-  const std::vector<int64_t>& sizes() const { return sizes_; }
-
- private:
-  static constexpr int64_t kMatchRange = 16;
-
-  int Take(std::multimap<int64_t, int>::iterator it) {
-    const int block = it->second;
-    free_.erase(it);
-    return block;
-  }
-
-  std::vector<int64_t> sizes_;
-  std::multimap<int64_t, int> free_;
-};
 
 int64_t Align(int64_t bytes) {
   if (bytes < 0 || bytes > static_cast<int64_t>(kMaxTensorBytes)) {
@@ -54,80 +19,212 @@ int64_t Align(int64_t bytes) {
   return (bytes + kArenaAlignment - 1) / kArenaAlignment * kArenaAlignment;
 }
 
+// A region of the arena with one lifetime: the entries that share it (views, in-place
+// outputs), or one step's scratch buffer.
+struct Storage {
+  int64_t bytes = 0;  // aligned
+  size_t first = 0;   // steps, inclusive
+  size_t last = 0;
+  int64_t offset = -1;
+};
+
+// Union-find over entries: views and in-place outputs join their source's storage.
+class Storages {
+ public:
+  explicit Storages(size_t entries) : parent_(entries) { std::iota(parent_.begin(), parent_.end(), 0); }
+  size_t Find(size_t entry) {
+    while (parent_[entry] != entry) entry = parent_[entry] = parent_[parent_[entry]];
+    return entry;
+  }
+  void Join(size_t entry, size_t into) { parent_[Find(entry)] = Find(into); }
+
+ private:
+  std::vector<size_t> parent_;
+};
+
+// MXNet's free list: blocks keyed by size, reused by best fit among blocks at most
+// kMatchRange times larger, else the largest smaller free block grows; never split.
+int64_t PlanFreeList(std::vector<Storage>& storages, size_t num_steps) {
+  constexpr int64_t kMatchRange = 16;
+  std::vector<int64_t> block_size;
+  std::multimap<int64_t, size_t> free_blocks;
+  std::vector<size_t> block_of(storages.size());
+  std::vector<std::vector<size_t>> starting(num_steps), ending(num_steps);
+  for (size_t s = 0; s < storages.size(); ++s) {
+    starting[storages[s].first].push_back(s);
+    ending[storages[s].last].push_back(s);
+  }
+  for (size_t step = 0; step < num_steps; ++step) {
+    for (const size_t s : starting[step]) {
+      const int64_t bytes = storages[s].bytes;
+      auto fit = free_blocks.lower_bound(bytes);
+      size_t block;
+      if (fit != free_blocks.end() && fit->first <= bytes * kMatchRange) {
+        block = fit->second;
+        free_blocks.erase(fit);
+      } else if (fit != free_blocks.begin() && !free_blocks.empty()) {
+        const auto smaller = std::prev(fit);
+        block = smaller->second;
+        free_blocks.erase(smaller);
+        block_size[block] = bytes;
+      } else {
+        block = block_size.size();
+        block_size.push_back(bytes);
+      }
+      block_of[s] = block;
+    }
+    for (const size_t s : ending[step]) free_blocks.emplace(block_size[block_of[s]], block_of[s]);
+  }
+  std::vector<int64_t> block_offset(block_size.size());
+  int64_t total = 0;
+  for (size_t b = 0; b < block_size.size(); ++b) {
+    block_offset[b] = total;
+    total += block_size[b];
+  }
+  for (size_t s = 0; s < storages.size(); ++s) storages[s].offset = block_offset[block_of[s]];
+  return total;
+}
+
+// TFLite's greedy by size: largest first, each at the lowest offset that no storage
+// already placed and alive at the same time covers.
+int64_t PlanGreedyBySize(std::vector<Storage>& storages) {
+  std::vector<size_t> order(storages.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+    return storages[a].bytes != storages[b].bytes ? storages[a].bytes > storages[b].bytes
+                                                  : storages[a].first < storages[b].first;
+  });
+  std::vector<size_t> placed;
+  int64_t total = 0;
+  for (const size_t s : order) {
+    Storage& storage = storages[s];
+    std::vector<std::pair<int64_t, int64_t>> taken;  // [offset, end) of overlapping lifetimes
+    for (const size_t p : placed) {
+      const Storage& other = storages[p];
+      if (other.first <= storage.last && storage.first <= other.last) {
+        taken.emplace_back(other.offset, other.offset + other.bytes);
+      }
+    }
+    std::sort(taken.begin(), taken.end());
+    int64_t offset = 0;
+    for (const auto& [begin, end] : taken) {
+      if (begin - offset >= storage.bytes) break;
+      offset = std::max(offset, end);
+    }
+    storage.offset = offset;
+    total = std::max(total, offset + storage.bytes);
+    placed.push_back(s);
+  }
+  return total;
+}
+
 }  // namespace
 
-StoragePlan PlanMemory(const Graph& graph, const std::vector<int64_t>& entry_bytes, const std::vector<bool>& external,
-                       const std::function<std::vector<int64_t>(size_t node_id)>& scratch_bytes) {
-  const IndexedGraph& indexed = graph.indexed();
-  const size_t num_entries = indexed.num_entries();
-  std::vector<int> refcount(num_entries, 0);
-  for (size_t id = 0; id < indexed.num_nodes(); ++id) {
-    for (const auto& input : indexed.node(id).inputs) ++refcount[indexed.entry_id(input)];
-  }
+const char* MemoryPlannerName(MemoryPlanner planner) {
+  return planner == MemoryPlanner::kFreeList ? "free_list" : "greedy_by_size";
+}
 
-  BlockAllocator allocator;
-  std::vector<int> entry_block(num_entries, -1);
-  std::vector<std::vector<int>> scratch_block(indexed.num_nodes());
+StoragePlan PlanMemory(const MemoryProblem& problem) {
+  const size_t num_entries = problem.entry_bytes.size();
+  const size_t num_steps = problem.steps.size();
+  Storages sets(num_entries);
+  for (size_t entry = 0; entry < num_entries; ++entry) {
+    if (problem.alias_of[entry] >= 0) sets.Join(entry, static_cast<size_t>(problem.alias_of[entry]));
+  }
+  const auto is_arena = [&](size_t entry) { return !problem.external[sets.Find(entry)]; };
+
+  // Last reader of every storage (views included), before any in-place joining.
+  constexpr size_t kNever = SIZE_MAX;
+  std::vector<size_t> last_read(num_entries, kNever);
+  for (size_t step = 0; step < num_steps; ++step) {
+    for (const size_t entry : problem.steps[step].reads) last_read[sets.Find(entry)] = step;
+  }
   StoragePlan plan;
-
-  for (size_t id = 0; id < indexed.num_nodes(); ++id) {
-    const Node& node = indexed.node(id);
-    if (node.is_variable()) continue;
-    std::vector<bool> donated(node.inputs.size(), false);
-    const auto inplace = node.op->InplacePairs(node.attrs);
-    for (uint32_t out = 0; out < node.num_outputs(); ++out) {
-      const size_t entry = indexed.entry_id(id, out);
-      if (external[entry]) continue;
-      plan.unshared_bytes += Align(entry_bytes[entry]);
-      for (const auto& [in, o] : inplace) {
-        if (o != static_cast<int>(out) || in >= static_cast<int>(node.inputs.size()) || donated[in]) continue;
-        const size_t in_entry = indexed.entry_id(node.inputs[in]);
-        const int block = entry_block[in_entry];
-        if (block < 0 || refcount[in_entry] != 1 || allocator.size(block) < entry_bytes[entry]) continue;
-        entry_block[entry] = block;
-        donated[in] = true;
-        ++plan.inplace_count;
-        break;
+  // In place: the read's storage dies at this step and fits the write.
+  for (size_t step = 0; step < num_steps; ++step) {
+    const MemoryStep& s = problem.steps[step];
+    std::vector<bool> donated(s.reads.size(), false);
+    std::vector<bool> placed(s.writes.size(), false);
+    for (const auto& [read, write] : s.inplace) {
+      if (read < 0 || write < 0 || static_cast<size_t>(read) >= s.reads.size() ||
+          static_cast<size_t>(write) >= s.writes.size() || donated[read] || placed[write]) {
+        continue;
       }
-      if (entry_block[entry] < 0) entry_block[entry] = allocator.Allocate(entry_bytes[entry]);
-    }
-    // Scratch lives while the kernel runs: it may not share with inputs or outputs.
-    for (const int64_t bytes : scratch_bytes(id)) {
-      scratch_block[id].push_back(allocator.Allocate(bytes));
-      plan.unshared_bytes += Align(bytes);
-    }
-    for (const int block : scratch_block[id]) allocator.Release(block);
-    for (size_t i = 0; i < node.inputs.size(); ++i) {
-      const size_t in_entry = indexed.entry_id(node.inputs[i]);
-      if (--refcount[in_entry] == 0 && entry_block[in_entry] >= 0 && !donated[i]) {
-        allocator.Release(entry_block[in_entry]);
+      const size_t in = s.reads[read];
+      const size_t out = s.writes[write];
+      const size_t in_set = sets.Find(in);
+      if (!is_arena(in) || !is_arena(out) || sets.Find(out) != out || last_read[in_set] != step) continue;
+      // Every entry of the read's storage (views included) must be as large as the write.
+      if (problem.entry_bytes[in] < problem.entry_bytes[out]) continue;
+      // The same storage read through another argument must not be donated twice.
+      bool read_twice = false;
+      for (size_t k = 0; k < s.reads.size(); ++k) {
+        read_twice = read_twice || (static_cast<int>(k) != read && donated[k] && sets.Find(s.reads[k]) == in_set);
       }
-    }
-    // Outputs nobody reads are dead at once.
-    for (uint32_t out = 0; out < node.num_outputs(); ++out) {
-      const size_t entry = indexed.entry_id(id, out);
-      if (refcount[entry] == 0 && entry_block[entry] >= 0) allocator.Release(entry_block[entry]);
+      if (read_twice) continue;
+      sets.Join(out, in);
+      if (last_read[out] != kNever) last_read[in_set] = std::max(step, last_read[out]);
+      donated[read] = placed[write] = true;
+      plan.inplace.push_back({step, in, out});
     }
   }
 
-  std::vector<int64_t> block_offset;
-  for (const int64_t size : allocator.sizes()) {
-    block_offset.push_back(plan.arena_bytes);
-    // Every block is below kMaxTensorBytes (2^40), so the sum cannot overflow before
-    // it passes the limit.
-    plan.arena_bytes += Align(size);
-    if (plan.arena_bytes > static_cast<int64_t>(kMaxTensorBytes)) {
-      throw Error("the memory plan needs more than kiln's limit of " + std::to_string(kMaxTensorBytes) +
-                  " bytes of intermediate storage");
+  // Storages with lifetimes.
+  std::vector<Storage> storages;
+  std::map<size_t, size_t> storage_of_set;
+  const auto touch = [&](size_t entry, size_t step) {
+    if (!is_arena(entry)) return;
+    const size_t set = sets.Find(entry);
+    const auto [it, inserted] = storage_of_set.emplace(set, storages.size());
+    if (inserted) storages.push_back({0, step, step, -1});
+    Storage& storage = storages[it->second];
+    storage.bytes = std::max(storage.bytes, Align(problem.entry_bytes[entry]));
+    storage.first = std::min(storage.first, step);
+    storage.last = std::max(storage.last, step);
+  };
+  std::vector<std::vector<size_t>> scratch_storage(num_steps);
+  for (size_t step = 0; step < num_steps; ++step) {
+    const MemoryStep& s = problem.steps[step];
+    for (const size_t entry : s.writes) {
+      touch(entry, step);
+      if (is_arena(entry)) plan.no_reuse_bytes += Align(problem.entry_bytes[entry]);
     }
+    for (const size_t entry : s.reads) touch(entry, step);
+    for (const int64_t bytes : s.scratch_bytes) {
+      scratch_storage[step].push_back(storages.size());
+      storages.push_back({Align(bytes), step, step, -1});
+      plan.no_reuse_bytes += Align(bytes);
+    }
+  }
+
+  // The lower bound: the most bytes live at one step.
+  std::vector<int64_t> live(num_steps, 0);
+  for (const Storage& storage : storages) {
+    for (size_t step = storage.first; step <= storage.last; ++step) live[step] += storage.bytes;
+  }
+  for (const int64_t bytes : live) plan.lower_bound_bytes = std::max(plan.lower_bound_bytes, bytes);
+
+  std::vector<Storage> free_list = storages;
+  std::vector<Storage> greedy = storages;
+  plan.free_list_bytes = PlanFreeList(free_list, num_steps);
+  plan.greedy_bytes = PlanGreedyBySize(greedy);
+  const bool use_greedy = plan.greedy_bytes < plan.free_list_bytes;
+  plan.planner = use_greedy ? MemoryPlanner::kGreedyBySize : MemoryPlanner::kFreeList;
+  const std::vector<Storage>& chosen = use_greedy ? greedy : free_list;
+  plan.arena_bytes = std::min(plan.free_list_bytes, plan.greedy_bytes);
+  if (plan.arena_bytes > static_cast<int64_t>(kMaxTensorBytes)) {
+    throw Error("the memory plan needs " + std::to_string(plan.arena_bytes) +
+                " bytes of intermediate storage, more than kiln's limit of " + std::to_string(kMaxTensorBytes));
   }
   plan.entry_offset.assign(num_entries, -1);
   for (size_t entry = 0; entry < num_entries; ++entry) {
-    if (entry_block[entry] >= 0) plan.entry_offset[entry] = block_offset[entry_block[entry]];
+    if (!is_arena(entry)) continue;
+    const auto it = storage_of_set.find(sets.Find(entry));
+    if (it != storage_of_set.end()) plan.entry_offset[entry] = chosen[it->second].offset;
   }
-  plan.scratch_offset.resize(indexed.num_nodes());
-  for (size_t id = 0; id < indexed.num_nodes(); ++id) {
-    for (const int block : scratch_block[id]) plan.scratch_offset[id].push_back(block_offset[block]);
+  plan.scratch_offset.resize(num_steps);
+  for (size_t step = 0; step < num_steps; ++step) {
+    for (const size_t s : scratch_storage[step]) plan.scratch_offset[step].push_back(chosen[s].offset);
   }
   return plan;
 }

@@ -151,6 +151,29 @@ int InspectArtifact(const CommandLine& line, const std::string& bytes) {
   j["arena_bytes"] = artifact.arena_bytes();
   j["code_bytes"] = artifact.code().size();
   j["signature"] = SignatureJson(signature);
+  const proto::CompileReportProto& report = artifact.report();
+  j["kernels_before_fusion"] = report.kernels_before_fusion();
+  j["fused_groups"] = nlohmann::json::array();
+  for (const auto& group : report.fused_groups()) {
+    j["fused_groups"].push_back({{"kernel", group.kernel()},
+                                 {"members", std::vector<std::string>(group.members().begin(), group.members().end())},
+                                 {"pattern", group.pattern()},
+                                 {"anchor", group.anchor()}});
+  }
+  j["arena_lower_bound_bytes"] = report.arena_lower_bound_bytes();
+  j["no_reuse_bytes"] = report.no_reuse_bytes();
+  j["memory_planner"] = report.memory_planner();
+  j["memory_planners"] = {{"free_list", report.free_list_bytes()}, {"greedy_by_size", report.greedy_bytes()}};
+  j["inplace"] = report.inplace_count();
+  j["passes"] = nlohmann::json::array();
+  for (const auto& pass : report.passes()) {
+    nlohmann::json changes = nlohmann::json::object();
+    for (const auto& [kind, count] : pass.changes()) changes[kind] = count;
+    j["passes"].push_back({{"name", pass.name()},
+                           {"nodes_before", pass.nodes_before()},
+                           {"nodes_after", pass.nodes_after()},
+                           {"changes", changes}});
+  }
   if (json) {
     std::cout << j.dump(2) << "\n";
     return 0;
@@ -170,6 +193,25 @@ int InspectArtifact(const CommandLine& line, const std::string& bytes) {
             << (j["parameters_embedded"].get<bool>() ? ", embedded" : ", bound at load") << ")\n";
   std::cout << "kernels: " << artifact.kernels_size() << ", arena: " << artifact.arena_bytes()
             << " bytes, code: " << artifact.code().size() << " bytes\n";
+  std::cout << "memory: arena " << artifact.arena_bytes() << " bytes, lower bound " << report.arena_lower_bound_bytes()
+            << ", without reuse " << report.no_reuse_bytes() << " (" << report.memory_planner() << ", "
+            << report.inplace_count() << " in place)\n";
+  std::cout << "fusion: " << report.kernels_before_fusion() << " kernels before, " << report.kernels() << " after, "
+            << report.fused_groups_size() << " fused groups\n";
+  for (const auto& group : report.fused_groups()) {
+    std::cout << "  " << group.kernel() << ": ";
+    for (int m = 0; m < group.members_size(); ++m) std::cout << (m ? " + " : "") << group.members(m);
+    std::cout << " (" << group.pattern() << ")\n";
+  }
+  if (report.passes_size() > 0) std::cout << "passes:\n";
+  for (const auto& pass : report.passes()) {
+    PassRecord record;
+    record.name = pass.name();
+    record.nodes_before = pass.nodes_before();
+    record.nodes_after = pass.nodes_after();
+    record.changes = PassChanges(pass.changes().begin(), pass.changes().end());
+    std::cout << "  " << record.Summary() << "\n";
+  }
   for (const auto& kernel : artifact.kernels()) {
     std::cout << "  " << kernel.symbol() << "  (node " << kernel.node() << ", parallel " << kernel.parallel_extent()
               << ")\n";
@@ -318,6 +360,20 @@ std::string JoinNames(const std::vector<std::string>& names, size_t at_most = 8)
   return text;
 }
 
+// "a,b,c" -> {"a", "b", "c"}; empty items are errors.
+std::vector<std::string> SplitList(const std::string& text) {
+  std::vector<std::string> items;
+  size_t begin = 0;
+  while (true) {
+    const size_t end = text.find(',', begin);
+    const std::string item = text.substr(begin, end == std::string::npos ? std::string::npos : end - begin);
+    if (item.empty()) throw Error("--passes '" + text + "': empty pass name");
+    items.push_back(item);
+    if (end == std::string::npos) return items;
+    begin = end + 1;
+  }
+}
+
 int CmdCompile(const CommandLine& line) {
   // The key is read first: a bad key file must not cost a compile.
   std::optional<KeyPair> signer;
@@ -330,6 +386,19 @@ int CmdCompile(const CommandLine& line) {
   options.target.opt_level = line.opt_level;
   options.embed_params = !line.no_embed_params;
   options.input_shapes = line.input_shapes;
+  options.graph_opt_level = line.graph_opt_level;
+  if (line.passes) options.passes.passes = SplitList(*line.passes);
+  options.passes.disabled.insert(line.disabled_passes.begin(), line.disabled_passes.end());
+  if (!line.dump_after_each.empty()) {
+    CreateOutputDirectory(line.dump_after_each);
+    options.passes.after_each = [dir = line.dump_after_each](int index, const std::string& pass, const Graph& graph) {
+      char prefix[8];
+      std::snprintf(prefix, sizeof prefix, "%02d_", index);
+      const std::string base = dir + "/" + prefix + pass;
+      WriteFileAtomic(base + ".txt", DumpGraph(graph));
+      WriteFileAtomic(base + ".dot", GraphToDot(graph, pass));
+    };
+  }
   const proto::ArtifactProto artifact = CompileGraph(graph, options);
   if (const auto weights = UnboundWeights(graph, artifact, line); !weights.empty() && !line.params_as_inputs) {
     throw Error(std::to_string(weights.size()) + " input(s) of '" + line.model + "' have no value and no --input: " +

@@ -78,6 +78,30 @@ Expr LoadAs(const kir::Buffer& buffer, Expr index, kir::ScalarType type) {
   return kir::Cast(type, kir::Load(buffer, std::move(index)));
 }
 
+Expr AsStored(const Expr& value, DType dtype) {
+  return kir::Cast(ComputeType(dtype), kir::Cast(ToScalarType(dtype), kir::Cast(ComputeType(dtype), value)));
+}
+
+Expr BroadcastFromFlat(const Expr& flat, const Shape& out_shape, const Shape& in_shape) {
+  if (in_shape == out_shape) return flat;
+  if (NumElements(in_shape) == 1) return Expr(int64_t{0});
+  const size_t offset = out_shape.size() - in_shape.size();
+  Expr index(int64_t{0});
+  int64_t out_stride = 1;
+  int64_t in_stride = 1;
+  for (int64_t d = static_cast<int64_t>(out_shape.size()) - 1; d >= 0; --d) {
+    const auto in_d = d - static_cast<int64_t>(offset);
+    if (in_d >= 0 && in_shape[in_d] != 1) {
+      const Expr coordinate = out_stride == 1 ? flat % Expr(out_shape[d]) : flat / Expr(out_stride) % Expr(out_shape[d]);
+      // The innermost varying dimension starts the sum (in_stride is 1 only there).
+      index = in_stride == 1 ? coordinate : index + coordinate * Expr(in_stride);
+    }
+    if (in_d >= 0) in_stride *= in_shape[in_d];
+    out_stride *= out_shape[d];
+  }
+  return index;
+}
+
 Stmt StoreFrom(const kir::Buffer& buffer, Expr index, Expr value) {
   return kir::Store(buffer, std::move(index), kir::Cast(buffer->type, std::move(value)));
 }

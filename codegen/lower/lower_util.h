@@ -31,6 +31,13 @@ kir::Expr BroadcastIndex(const std::vector<kir::Expr>& out_index, const Shape& i
 kir::ScalarType ComputeType(DType dtype);
 // Loads element `index` of input buffer and converts it to `type`.
 kir::Expr LoadAs(const kir::Buffer& buffer, kir::Expr index, kir::ScalarType type);
+// `value` as a consumer reads it back after it is stored as `dtype`: rounded to the
+// storage type, then converted to the compute type (a no-op but for float16 and bool).
+kir::Expr AsStored(const kir::Expr& value, DType dtype);
+// The flat index into an input of `in_shape` broadcast to an output of `out_shape`,
+// from the output's flat index (only the dimensions the input varies along are
+// recovered).
+kir::Expr BroadcastFromFlat(const kir::Expr& flat, const Shape& out_shape, const Shape& in_shape);
 // Converts `value` to the buffer's type and stores it.
 kir::Stmt StoreFrom(const kir::Buffer& buffer, kir::Expr index, kir::Expr value);
 

@@ -55,10 +55,14 @@ TEST_CASE("LeNet with BatchNorm compiles AOT, round-trips as a file and matches"
   const auto executor = Executor::Load(path);
   const auto out = executor->Run({{"data", data}});
   KILN_CHECK_CLOSE(out[0], expected[0], 1e-4, 1e-5);
-  CHECK(executor->num_kernels() == 12);
+  // Fusion: conv+tanh, conv+bn(folded)+tanh, fc+tanh: 12 nodes become 7 kernels.
+  CHECK(executor->num_kernels() == 7);
   // Memory planning shares the arena between layers.
   const LoweredGraph lowered = LowerGraph(graph, options);
-  CHECK(static_cast<int64_t>(lowered.artifact.arena_bytes()) < lowered.unshared_bytes);
+  // BatchNorm folds into conv2, Flatten is a view: 10 kernels before fusion.
+  CHECK(lowered.artifact.report().kernels_before_fusion() == 10);
+  CHECK(lowered.artifact.report().kernels() == 7);
+  CHECK(static_cast<int64_t>(lowered.artifact.arena_bytes()) < static_cast<int64_t>(lowered.artifact.report().no_reuse_bytes()));
 }
 
 TEST_CASE("a profiled run gives the same outputs and a time per kernel", "[compile]") {
@@ -79,7 +83,7 @@ TEST_CASE("a profiled run gives the same outputs and a time per kernel", "[compi
     total += s;
   }
   CHECK(total > 0);
-  CHECK(executor->kernel_node(0) == "conv1");
+  CHECK(executor->kernel_node(0) == "conv1+tanh1");
 }
 
 TEST_CASE("one executor runs from many threads with bit-identical results", "[compile][threads]") {
@@ -181,7 +185,7 @@ TEST_CASE("bad artifacts are rejected with clear errors", "[compile][errors]") {
   proto::ArtifactProto no_kernel = artifact;
   no_kernel.mutable_kernels(0)->set_symbol("missing_symbol");
   SaveArtifact(path, no_kernel);
-  CHECK_THROWS_WITH(Executor::Load(path), Catch::Contains("kernel 'missing_symbol' (node 'fc1') is missing from the code object"));
+  CHECK_THROWS_WITH(Executor::Load(path), Catch::Contains("kernel 'missing_symbol' (node 'fc1+relu1') is missing from the code object"));
   proto::ArtifactProto out_of_arena = artifact;
   out_of_arena.mutable_kernels(0)->mutable_args(0)->set_kind(proto::BufferRef::ARENA);
   out_of_arena.mutable_kernels(0)->mutable_args(0)->set_offset(1ull << 40);
@@ -210,7 +214,7 @@ TEST_CASE("artifact metadata is checked against the kernels' ABI records", "[com
 
   proto::ArtifactProto removed = artifact;
   removed.mutable_kernels(0)->mutable_args()->RemoveLast();
-  CHECK_THAT(load_error(removed), Catch::Contains("(node 'fc1'): the code takes") &&
+  CHECK_THAT(load_error(removed), Catch::Contains("(node 'fc1+relu1'): the code takes") &&
                                       Catch::Contains("buffers, the artifact gives"));
 
   proto::ArtifactProto wide = artifact;

@@ -136,14 +136,14 @@ TEST_CASE("kiln export writes ONNX that kiln compiles back to the same results",
   CHECK(bad.status != 0);
 }
 
-TEST_CASE("kiln bench --profile lists every kernel by its node", "[cli]") {
+TEST_CASE("kiln bench --profile lists every kernel by its nodes (fused ones by their members)", "[cli]") {
   const std::string dir = TempDir();
   REQUIRE(Run("examples/build_lenet " + dir + "/p.kiln-graph").status == 0);
   REQUIRE(Run(kKiln + " compile " + dir + "/p.kiln-graph -o " + dir + "/p.kiln --input data:1x1x28x28").status == 0);
   const Result r = Run(kKiln + " bench " + dir + "/p.kiln --iters 3 --warmup 1 --threads 1 --profile");
   REQUIRE(r.status == 0);
   CHECK(r.output.find("per kernel (mean over 3 runs, slowest first):") != std::string::npos);
-  for (const char* node : {"conv1", "conv2", "fc1", "fc2", "softmax"}) {
+  for (const char* node : {"conv1+tanh1", "conv2+tanh2", "fc1+tanh3", "fc2", "softmax"}) {
     INFO(node);
     CHECK(r.output.find("%  " + std::string(node) + "\n") != std::string::npos);
   }

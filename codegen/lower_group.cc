@@ -1,0 +1,234 @@
+#include "codegen/lower_group.h"
+
+#include <algorithm>
+#include <functional>
+#include <map>
+#include <set>
+
+#include "codegen/lower/lower_util.h"
+#include "codegen/lower_node.h"
+#include "passes/interpreter.h"
+#include "runtime/error.h"
+
+namespace kiln {
+namespace {
+
+using kir::Expr;
+
+struct GroupTypes {
+  const IndexedGraph& indexed;
+  const std::vector<ShapeSlot>& shapes;
+  const std::vector<DTypeSlot>& dtypes;
+  const Shape& shape(size_t entry) const { return *shapes[entry]; }
+  DType dtype(size_t entry) const { return *dtypes[entry]; }
+};
+
+NodeSignature SignatureOf(const GroupTypes& types, size_t id) {
+  const Node& node = types.indexed.node(id);
+  NodeSignature signature;
+  for (const auto& input : node.inputs) {
+    signature.input_shapes.push_back(types.shape(types.indexed.entry_id(input)));
+    signature.input_types.push_back(types.dtype(types.indexed.entry_id(input)));
+  }
+  for (uint32_t i = 0; i < node.num_outputs(); ++i) {
+    signature.output_shapes.push_back(types.shape(types.indexed.entry_id(id, i)));
+    signature.output_types.push_back(types.dtype(types.indexed.entry_id(id, i)));
+  }
+  return signature;
+}
+
+// The value of every member at one position of the root's output, built once per member
+// (members read by several others are shared subexpressions).
+class GroupValues {
+ public:
+  using Load = std::function<Expr(size_t entry)>;  // an external entry at this position
+  GroupValues(const GroupTypes& types, const std::set<size_t>& members, int64_t anchor, Expr anchor_value, Load load)
+      : types_(types), members_(members), anchor_(anchor), anchor_value_(std::move(anchor_value)),
+        load_(std::move(load)) {}
+
+  // In the compute type of the entry's dtype, as a reader of the stored entry sees it.
+  Expr Entry(size_t entry) {
+    if (const auto it = values_.find(entry); it != values_.end()) return it->second;
+    const auto owner = owner_.find(entry);
+    Expr value;
+    if (owner == owner_.end()) {
+      value = load_(entry);
+    } else if (static_cast<int64_t>(owner->second) == anchor_) {
+      value = anchor_value_;
+    } else {
+      const size_t id = owner->second;
+      const Node& node = types_.indexed.node(id);
+      std::vector<Expr> inputs;
+      for (const auto& input : node.inputs) inputs.push_back(Entry(types_.indexed.entry_id(input)));
+      const DType dtype = types_.dtype(entry);
+      if (!node.op->scalar_compute()) {
+        throw Error("node '" + node.name + "' (" + node.op->name() + ") has no scalar function to fuse");
+      }
+      value = lower::AsStored(node.op->scalar_compute()(node.attrs, inputs, lower::ComputeType(dtype)), dtype);
+    }
+    values_.emplace(entry, value);
+    return value;
+  }
+
+  void Index() {
+    for (const size_t id : members_) owner_[types_.indexed.entry_id(id, 0)] = id;
+  }
+
+ private:
+  const GroupTypes& types_;
+  const std::set<size_t>& members_;
+  int64_t anchor_;
+  Expr anchor_value_;
+  Load load_;
+  std::map<size_t, size_t> owner_;  // member output entry -> member node id
+  std::map<size_t, Expr> values_;
+};
+
+// Entries read by members (other than the anchor) that no member produces, in the order
+// first read.
+std::vector<size_t> ExternalReads(const GroupTypes& types, const FusionGroup& group) {
+  std::set<size_t> produced;
+  for (const size_t id : group.nodes) produced.insert(types.indexed.entry_id(id, 0));
+  std::vector<size_t> reads;
+  for (const size_t id : group.nodes) {
+    if (static_cast<int64_t>(id) == group.anchor) continue;
+    for (const auto& input : types.indexed.node(id).inputs) {
+      const size_t entry = types.indexed.entry_id(input);
+      if (!produced.count(entry) && std::find(reads.begin(), reads.end(), entry) == reads.end()) {
+        reads.push_back(entry);
+      }
+    }
+  }
+  return reads;
+}
+
+std::string ArgName(const IndexedGraph& indexed, size_t entry) {
+  for (size_t id = indexed.num_nodes(); id-- > 0;) {
+    if (indexed.entry_id(id, 0) <= entry) {
+      const Node& node = indexed.node(id);
+      return node.num_outputs() == 1 ? node.name : node.name + "_" + std::to_string(entry - indexed.entry_id(id, 0));
+    }
+  }
+  return "entry" + std::to_string(entry);
+}
+
+GroupKernel LowerElementwiseGroup(const GroupTypes& types, const FusionGroup& group, const std::string& kernel_name) {
+  const IndexedGraph& indexed = types.indexed;
+  GroupKernel result;
+  result.reads = ExternalReads(types, group);
+  const size_t root_entry = indexed.entry_id(group.root(), 0);
+  result.writes = {root_entry};
+  const Shape& out_shape = types.shape(root_entry);
+
+  kir::KernelBuilder builder(kernel_name);
+  std::map<size_t, kir::Buffer> buffers;
+  bool flat = true;  // every input is the output's shape or a single element
+  for (size_t k = 0; k < result.reads.size(); ++k) {
+    const size_t entry = result.reads[k];
+    const Shape& shape = types.shape(entry);
+    buffers[entry] = builder.AddArg(ArgName(indexed, entry), ToScalarType(types.dtype(entry)), NumElements(shape));
+    flat = flat && (shape == out_shape || NumElements(shape) == 1);
+    if (shape == out_shape && kir::ScalarTypeBytes(ToScalarType(types.dtype(entry))) ==
+                                  kir::ScalarTypeBytes(ToScalarType(types.dtype(root_entry)))) {
+      result.inplace.emplace_back(static_cast<int>(k), 0);
+    }
+  }
+  const kir::Buffer out =
+      builder.AddArg(ArgName(indexed, root_entry), ToScalarType(types.dtype(root_entry)), NumElements(out_shape));
+  const std::set<size_t> members(group.nodes.begin(), group.nodes.end());
+  const auto value_at = [&](const std::function<Expr(const Shape&)>& index_of) {
+    GroupValues values(types, members, -1, Expr(), [&](size_t entry) {
+      return lower::LoadAs(buffers.at(entry), index_of(types.shape(entry)),
+                           lower::ComputeType(types.dtype(entry)));
+    });
+    values.Index();
+    return values.Entry(root_entry);
+  };
+  kir::Stmt body;
+  if (flat) {
+    body = lower::ChunkedLoop(NumElements(out_shape), [&](const Expr& i) {
+      return lower::StoreFrom(out, i, value_at([&](const Shape& shape) {
+                                return shape == out_shape ? i : Expr(int64_t{0});
+                              }));
+    });
+  } else {
+    result.inplace.clear();  // broadcast reads revisit elements
+    body = lower::LoopNest(out_shape, [&](const std::vector<Expr>& index) {
+      return lower::StoreFrom(out, lower::FlatIndex(index, out_shape), value_at([&](const Shape& shape) {
+                                return lower::BroadcastIndex(index, shape);
+                              }));
+    });
+  }
+  result.kernel = builder.Finish(std::move(body));
+  return result;
+}
+
+GroupKernel LowerAnchoredGroup(const GroupTypes& types, const FusionGroup& group, const std::string& kernel_name,
+                               bool is_train) {
+  const IndexedGraph& indexed = types.indexed;
+  const auto anchor = static_cast<size_t>(group.anchor);
+  const Node& node = indexed.node(anchor);
+  GroupKernel result;
+  for (const auto& input : node.inputs) result.reads.push_back(indexed.entry_id(input));
+  const std::vector<size_t> extra = ExternalReads(types, group);
+  result.reads.insert(result.reads.end(), extra.begin(), extra.end());
+  const size_t root_entry = indexed.entry_id(group.root(), 0);
+  result.writes = {root_entry};
+
+  NodeSignature signature = SignatureOf(types, anchor);
+  const Shape out_shape = signature.output_shapes[0];
+  EpilogueSpec epilogue;
+  for (const size_t entry : extra) {
+    epilogue.inputs.push_back(
+        {ArgName(indexed, entry), ToScalarType(types.dtype(entry)), NumElements(types.shape(entry))});
+  }
+  const std::set<size_t> members(group.nodes.begin(), group.nodes.end());
+  epilogue.fn = [&types, &members, &group, extra, out_shape, root_entry](
+                    const std::vector<kir::Buffer>& buffers, const Expr& value, const Expr& index) {
+    GroupValues values(types, members, group.anchor, value, [&](size_t entry) {
+      const auto k = static_cast<size_t>(std::find(extra.begin(), extra.end(), entry) - extra.begin());
+      return lower::LoadAs(buffers.at(k), lower::BroadcastFromFlat(index, out_shape, types.shape(entry)),
+                           lower::ComputeType(types.dtype(entry)));
+    });
+    values.Index();
+    return values.Entry(root_entry);
+  };
+  result.kernel =
+      LowerNode(*node.op, node.attrs, signature, kernel_name, is_train, NodeSeed(0, node.name), &epilogue);
+  return result;
+}
+
+}  // namespace
+
+std::string GroupName(const IndexedGraph& indexed, const FusionGroup& group) {
+  std::string name;
+  for (const size_t id : group.nodes) name += (name.empty() ? "" : "+") + indexed.node(id).name;
+  return name;
+}
+
+GroupKernel LowerGroup(const Graph& graph, const FusionGroup& group, const std::string& kernel_name, bool is_train) {
+  const GroupTypes types{graph.indexed(), graph.GetAttr<std::vector<ShapeSlot>>("shape"),
+                         graph.GetAttr<std::vector<DTypeSlot>>("dtype")};
+  const IndexedGraph& indexed = types.indexed;
+  const size_t root = group.root();
+  const Node& root_node = indexed.node(root);
+  try {
+    if (group.nodes.size() == 1) {
+      GroupKernel result;
+      for (const auto& input : root_node.inputs) result.reads.push_back(indexed.entry_id(input));
+      for (uint32_t i = 0; i < root_node.num_outputs(); ++i) result.writes.push_back(indexed.entry_id(root, i));
+      result.inplace = root_node.op->InplacePairs(root_node.attrs);
+      result.kernel = LowerNode(*root_node.op, root_node.attrs, SignatureOf(types, root), kernel_name, is_train,
+                                NodeSeed(0, root_node.name));
+      return result;
+    }
+    return group.anchor >= 0 ? LowerAnchoredGroup(types, group, kernel_name, is_train)
+                             : LowerElementwiseGroup(types, group, kernel_name);
+  } catch (const Error& e) {
+    const Node& named = group.anchor >= 0 ? indexed.node(static_cast<size_t>(group.anchor)) : root_node;
+    throw Error("node '" + named.name + "' (" + named.op->name() + ")" +
+                (group.nodes.size() > 1 ? " fused as " + GroupName(indexed, group) : std::string()) + ": " + e.what());
+  }
+}
+
+}  // namespace kiln

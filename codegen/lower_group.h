@@ -1,0 +1,35 @@
+// Lowers a fusion group to one kernel. A singleton is its operator's own lowering. A
+// group of elementwise and broadcast operators is one loop over the root's output whose
+// body composes the members' scalar functions (values pass between members in
+// registers, rounded as storing them would round them). A group with a GEMM-like anchor
+// is the anchor's lowering with the other members as its epilogue.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "codegen/kir/kir.h"
+#include "graph/graph.h"
+#include "passes/fusion.h"
+
+namespace kiln {
+
+struct GroupKernel {
+  kir::Kernel kernel;
+  // Entry ids bound to the kernel's first arguments: what it reads, then what it writes;
+  // arguments after those are scratch.
+  std::vector<size_t> reads;
+  std::vector<size_t> writes;
+  // (read argument, write argument) pairs that may share storage when the read entry
+  // dies here: the registry's in-place pairs for a singleton; same-shape inputs of a
+  // pure elementwise group (each element is read before it is written).
+  std::vector<std::pair<int, int>> inplace;
+};
+
+// `graph` carries "shape" and "dtype". Errors name the node that fails to lower.
+GroupKernel LowerGroup(const Graph& graph, const FusionGroup& group, const std::string& kernel_name, bool is_train);
+
+// "conv0+bn0+relu0": the members, for profiles and errors.
+std::string GroupName(const IndexedGraph& indexed, const FusionGroup& group);
+
+}  // namespace kiln
