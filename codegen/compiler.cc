@@ -79,7 +79,10 @@ Graph PrepareGraph(const Graph& source, const CompileOptions& options, PassConte
   Graph graph = CloneGraph(source);
   std::map<std::string, Shape> known_shapes = options.input_shapes;
   std::map<std::string, DType> known_types = options.input_types;
+  const std::vector<std::string> inputs = graph.ListInputs();
   for (const auto& [name, tensor] : graph.params) {
+    // Values for variables the graph lacks are the dead-code pass's to drop.
+    if (std::find(inputs.begin(), inputs.end(), name) == inputs.end()) continue;
     if (known_shapes.count(name) && known_shapes[name] != tensor.shape()) {
       throw Error("parameter '" + name + "': --input gives shape " + ShapeToString(known_shapes[name]) +
                   " but its value has shape " + ShapeToString(tensor.shape()));
@@ -235,7 +238,7 @@ ExecutionPlan PlanExecution(const Graph& graph, const FusionGroups& groups, Plac
 
 // --- stage 5: memory ------------------------------------------------------------------------
 
-StoragePlan PlanStorage(const ExecutionPlan& execution, const Placement& placement) {
+MemoryProblem MemoryProblemOf(const ExecutionPlan& execution, const Placement& placement) {
   MemoryProblem problem;
   problem.entry_bytes = placement.bytes;
   problem.external.assign(placement.bytes.size(), false);
@@ -254,7 +257,7 @@ StoragePlan PlanStorage(const ExecutionPlan& execution, const Placement& placeme
     }
     problem.steps.push_back(std::move(memory));
   }
-  return PlanMemory(problem);
+  return problem;
 }
 
 // --- stage 6: the artifact --------------------------------------------------------------------
@@ -380,7 +383,9 @@ LoweredGraph LowerGraph(const Graph& source, const CompileOptions& options) {
   proto::ArtifactProto& artifact = lowered.artifact;
   Placement placement = PlaceEntries(graph, options, artifact);
   const ExecutionPlan execution = PlanExecution(graph, groups, placement);
-  const StoragePlan memory = PlanStorage(execution, placement);
+  lowered.memory_problem = MemoryProblemOf(execution, placement);
+  lowered.memory_plan = PlanMemory(lowered.memory_problem);
+  const StoragePlan& memory = lowered.memory_plan;
   AssembleKernels(execution, placement, memory, graph, lowered);
   FillReport(records, nodes_before_passes, execution, placement, memory, graph, artifact);
 

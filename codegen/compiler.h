@@ -16,6 +16,7 @@
 #include "codegen/llvm/llvm_emitter.h"
 #include "graph/graph.h"
 #include "passes/pass_manager.h"
+#include "passes/plan_memory.h"
 #include "proto/artifact.pb.h"
 #include "runtime/executor.h"
 
@@ -42,6 +43,10 @@ struct LoweredGraph {
   proto::ArtifactProto artifact;  // its report says what the passes, fusion and planning did
   // The optimized graph the kernels compute (with "shape", "dtype", "fusion_groups").
   Graph graph;
+  // Memory planning's problem (entries of `graph`, steps = artifact.kernels() before
+  // the output copies) and its answer, for checkers and reports.
+  MemoryProblem memory_problem;
+  StoragePlan memory_plan;
 };
 
 // The graph's variables with values in graph.params are parameters; the others are

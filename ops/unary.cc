@@ -305,8 +305,18 @@ Stmt RowLoop(int64_t rows, int64_t cols, const std::function<Stmt(const Expr& ro
                   kir::For(c, Expr(int64_t{0}), Expr(cols), body(r, c), kir::LoopKind::kVectorize), kind);
 }
 
-// LeakyReLU is not a ScalarFn: prelu's gamma is per channel (axis 1), not NumPy
-// broadcasting, and rrelu writes two outputs and draws random slopes.
+// elu, selu, gelu and leaky of one element.
+Expr LeakyReluScalar(const Attrs& attrs, const Expr& x) {
+  const std::string& act_type = attrs.Str("act_type");
+  const double slope = attrs.Float("slope");
+  if (act_type == "elu") return kir::Select(kir::Gt(x, KirConst(0, x)), x, KirConst(slope, x) * KirExpm1(x));
+  if (act_type == "selu") return KirSelu(x);
+  if (act_type == "gelu") return KirGelu(x);
+  return kir::Select(kir::Gt(x, KirConst(0, x)), x, KirConst(slope, x) * x);
+}
+
+// LeakyReLU's own lowering covers every act_type: prelu's gamma is per channel (axis 1),
+// not NumPy broadcasting, and rrelu writes two outputs and draws random slopes.
 Stmt LowerLeakyRelu(const Attrs& attrs, LowerContext& ctx) {
   const std::string& act_type = attrs.Str("act_type");
   const Shape& shape = ctx.input_shapes[0];
@@ -345,21 +355,15 @@ Stmt LowerLeakyRelu(const Attrs& attrs, LowerContext& ctx) {
           return element(i, kir::FloatImm(lower, type) + kir::FloatImm(upper - lower, type) * u);
         });
   }
-  const double slope = attrs.Float("slope");
-  return lower::ChunkedLoop(count, [&](const Expr& i) {
-    const Expr x = lower::LoadAs(data, i, type);
-    Expr y;
-    if (act_type == "elu") {
-      y = kir::Select(kir::Gt(x, KirConst(0, x)), x, KirConst(slope, x) * KirExpm1(x));
-    } else if (act_type == "selu") {
-      y = KirSelu(x);
-    } else if (act_type == "gelu") {
-      y = KirGelu(x);
-    } else {
-      y = leaky(x, KirConst(slope, x));
-    }
-    return lower::StoreFrom(out, i, y);
-  });
+  return lower::ChunkedLoop(
+      count, [&](const Expr& i) { return lower::StoreFrom(out, i, LeakyReluScalar(attrs, lower::LoadAs(data, i, type))); });
+}
+
+// prelu reads a per-channel slope and rrelu draws random ones: only the other act_types
+// are elementwise (and fuse, through LeakyReluScalar).
+bool LeakyReluIsElementwise(const Attrs& attrs) {
+  const std::string& act_type = attrs.Str("act_type");
+  return act_type != "prelu" && act_type != "rrelu";
 }
 
 // --- Cast ---
@@ -519,6 +523,13 @@ const bool kRegistered = [] {
       .SetInferType(FloatOnlyType("LeakyReLU"))
       .SetInplace(op_util::InplaceIdentity())
       .SetPattern(OpPattern::kBroadcast)
+      .SetPatternFn([](const Attrs& attrs, bool) {
+        return LeakyReluIsElementwise(attrs) ? OpPattern::kElementwise : OpPattern::kOpaque;
+      })
+      .SetScalarCompute([](const Attrs& attrs, const std::vector<Expr>& in, ScalarType type) {
+        if (!LeakyReluIsElementwise(attrs)) throw Error("LeakyReLU " + attrs.Str("act_type") + " is not elementwise");
+        return LeakyReluScalar(attrs, kir::Cast(type, in[0]));
+      })
       .SetReference(LeakyReluReference)
       .SetLower(LowerLeakyRelu);
 

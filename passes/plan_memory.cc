@@ -1,6 +1,7 @@
 #include "passes/plan_memory.h"
 
 #include <algorithm>
+#include <functional>
 #include <map>
 #include <numeric>
 #include <string>
@@ -85,15 +86,9 @@ int64_t PlanFreeList(std::vector<Storage>& storages, size_t num_steps) {
   return total;
 }
 
-// TFLite's greedy by size: largest first, each at the lowest offset that no storage
-// already placed and alive at the same time covers.
-int64_t PlanGreedyBySize(std::vector<Storage>& storages) {
-  std::vector<size_t> order(storages.size());
-  std::iota(order.begin(), order.end(), 0);
-  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
-    return storages[a].bytes != storages[b].bytes ? storages[a].bytes > storages[b].bytes
-                                                  : storages[a].first < storages[b].first;
-  });
+// TFLite's greedy by size: in `order` (largest first), each storage at the lowest offset
+// that no storage already placed and alive at the same time covers.
+int64_t PlaceGreedy(std::vector<Storage>& storages, const std::vector<size_t>& order) {
   std::vector<size_t> placed;
   int64_t total = 0;
   for (const size_t s : order) {
@@ -118,6 +113,38 @@ int64_t PlanGreedyBySize(std::vector<Storage>& storages) {
   return total;
 }
 
+// Greedy placement under a few orders (by size; by size times lifetime; by size within
+// the steps of the highest demand first), keeping the smallest arena.
+int64_t PlanGreedyBySize(std::vector<Storage>& storages, const std::vector<int64_t>& live) {
+  const auto lifetime = [&](size_t s) { return static_cast<int64_t>(storages[s].last - storages[s].first + 1); };
+  const auto peak = [&](size_t s) {
+    int64_t most = 0;
+    for (size_t step = storages[s].first; step <= storages[s].last; ++step) most = std::max(most, live[step]);
+    return most;
+  };
+  using Key = std::function<std::pair<int64_t, int64_t>(size_t)>;
+  const std::vector<Key> keys = {
+      [&](size_t s) { return std::pair{storages[s].bytes, -static_cast<int64_t>(storages[s].first)}; },
+      [&](size_t s) { return std::pair{storages[s].bytes * lifetime(s), storages[s].bytes}; },
+      [&](size_t s) { return std::pair{peak(s), storages[s].bytes}; },
+  };
+  int64_t best = -1;
+  std::vector<Storage> best_storages;
+  for (const Key& key : keys) {
+    std::vector<size_t> order(storages.size());
+    std::iota(order.begin(), order.end(), 0);
+    std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return key(a) > key(b); });
+    std::vector<Storage> trial = storages;
+    const int64_t total = PlaceGreedy(trial, order);
+    if (best < 0 || total < best) {
+      best = total;
+      best_storages = std::move(trial);
+    }
+  }
+  storages = std::move(best_storages);
+  return std::max<int64_t>(best, 0);
+}
+
 }  // namespace
 
 const char* MemoryPlannerName(MemoryPlanner planner) {
@@ -132,12 +159,26 @@ StoragePlan PlanMemory(const MemoryProblem& problem) {
     if (problem.alias_of[entry] >= 0) sets.Join(entry, static_cast<size_t>(problem.alias_of[entry]));
   }
   const auto is_arena = [&](size_t entry) { return !problem.external[sets.Find(entry)]; };
+  std::vector<size_t> alias_root(num_entries);
+  for (size_t entry = 0; entry < num_entries; ++entry) alias_root[entry] = sets.Find(entry);
 
   // Last reader of every storage (views included), before any in-place joining.
   constexpr size_t kNever = SIZE_MAX;
   std::vector<size_t> last_read(num_entries, kNever);
   for (size_t step = 0; step < num_steps; ++step) {
     for (const size_t entry : problem.steps[step].reads) last_read[sets.Find(entry)] = step;
+  }
+  // Lifetimes of the alias classes (views with their source), for the lower bound.
+  std::map<size_t, Storage> classes;
+  for (size_t step = 0; step < num_steps; ++step) {
+    for (const auto* list : {&problem.steps[step].reads, &problem.steps[step].writes}) {
+      for (const size_t entry : *list) {
+        if (!is_arena(entry)) continue;
+        const auto [it, inserted] = classes.emplace(sets.Find(entry), Storage{0, step, step, -1});
+        it->second.bytes = std::max(it->second.bytes, Align(problem.entry_bytes[entry]));
+        it->second.last = std::max(it->second.last, step);
+      }
+    }
   }
   StoragePlan plan;
   // In place: the read's storage dies at this step and fits the write.
@@ -197,17 +238,27 @@ StoragePlan PlanMemory(const MemoryProblem& problem) {
     }
   }
 
-  // The lower bound: the most bytes live at one step.
+  // The lower bound: the most bytes of buffers live at one step (scratch included); a
+  // buffer handed over in place counts once at the step of the handover.
   std::vector<int64_t> live(num_steps, 0);
-  for (const Storage& storage : storages) {
+  for (const auto& [set, storage] : classes) {
     for (size_t step = storage.first; step <= storage.last; ++step) live[step] += storage.bytes;
+  }
+  for (size_t step = 0; step < num_steps; ++step) {
+    for (const int64_t bytes : problem.steps[step].scratch_bytes) live[step] += Align(bytes);
+  }
+  for (const auto& inplace : plan.inplace) {
+    // Classes are keyed by their alias roots before the in-place joins.
+    const Storage& read = classes.at(alias_root[inplace.read]);
+    const Storage& write = classes.at(alias_root[inplace.write]);
+    live[inplace.step] -= std::min(read.bytes, write.bytes);
   }
   for (const int64_t bytes : live) plan.lower_bound_bytes = std::max(plan.lower_bound_bytes, bytes);
 
   std::vector<Storage> free_list = storages;
   std::vector<Storage> greedy = storages;
   plan.free_list_bytes = PlanFreeList(free_list, num_steps);
-  plan.greedy_bytes = PlanGreedyBySize(greedy);
+  plan.greedy_bytes = PlanGreedyBySize(greedy, live);
   const bool use_greedy = plan.greedy_bytes < plan.free_list_bytes;
   plan.planner = use_greedy ? MemoryPlanner::kGreedyBySize : MemoryPlanner::kFreeList;
   const std::vector<Storage>& chosen = use_greedy ? greedy : free_list;

@@ -13,6 +13,7 @@
 #include <string>
 
 #include "codegen/compiler.h"
+#include "tests/graph_runner.h"
 #include "runtime/artifact.h"
 #include "runtime/error.h"
 #include "runtime/executor.h"
@@ -79,6 +80,14 @@ TEST_CASE("PyTorch models exported to ONNX compile and match PyTorch at batch 1 
       INFO(model << " batch " << batch);
       REQUIRE(outputs.size() == 1);
       KILN_CHECK_CLOSE(outputs[0], expected, 1e-4, 1e-4);
+      // All passes ran (-O2): fusion reduced the kernels, and the arena is within 10% of
+      // its lower bound under a plan the independent checker accepts.
+      const LoweredGraph lowered = LowerGraph(graph, options);
+      const auto& report = lowered.artifact.report();
+      CHECK(report.kernels() < report.kernels_before_fusion());
+      CHECK(static_cast<double>(lowered.artifact.arena_bytes()) <=
+            1.1 * static_cast<double>(report.arena_lower_bound_bytes()));
+      CHECK(testing::CheckMemoryPlan(lowered.memory_problem, lowered.memory_plan).empty());
       WARN(model << " batch " << batch << ": imported and compiled in " << compile_seconds << " s");
     }
   }

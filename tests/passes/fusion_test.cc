@@ -1,0 +1,136 @@
+// Fusion: groups, kernel counts, epilogues, the no-cycle rule, and fused results equal
+// to unfused ones bit for bit (the kir interpreter has no fused multiply-adds).
+#include <catch2/catch.hpp>
+
+#include "codegen/compiler.h"
+#include "passes/interpreter.h"
+#include "symbol/ops_api.h"
+#include "symbol/symbol.h"
+#include "tests/graph_runner.h"
+#include "tests/op_test_util.h"
+#include "tests/test_models.h"
+
+using namespace kiln;
+using namespace kiln::testing;
+
+namespace {
+
+LoweredGraph Lower(const Graph& graph, const std::map<std::string, Tensor>& inputs, int level) {
+  CompileOptions options;
+  for (const auto& [name, value] : inputs) options.input_shapes[name] = value.shape();
+  options.graph_opt_level = level;
+  LoweredGraph lowered = LowerGraph(graph, options);
+  const std::string problem = CheckMemoryPlan(lowered.memory_problem, lowered.memory_plan);
+  INFO(problem);
+  CHECK(problem.empty());
+  return lowered;
+}
+
+// Fused (-O2) against unfused (-O0), bit for bit, and against the reference.
+void CheckFusedExact(const Graph& graph, const std::map<std::string, Tensor>& inputs, double rtol = 1e-5) {
+  const auto unfused = RunWithInterpreter(Lower(graph, inputs, 0), inputs);
+  const auto fused = RunWithInterpreter(Lower(graph, inputs, 2), inputs);
+  const auto expected = Interpret(graph, inputs);
+  for (size_t i = 0; i < expected.size(); ++i) {
+    CHECK(fused[i].BitwiseEquals(unfused[i]));
+    KILN_CHECK_CLOSE(fused[i], expected[i], rtol, 1e-6);
+  }
+}
+
+}  // namespace
+
+TEST_CASE("a chain of 24 elementwise and broadcast operators is one kernel", "[fusion]") {
+  Symbol x = Symbol::Variable("data");
+  Symbol bias = Symbol::Variable("bias");
+  Symbol y = x;
+  const char* ops[] = {"relu", "sigmoid", "tanh", "exp", "abs", "square", "sqrt", "negative"};
+  for (int i = 0; i < 24; ++i) {
+    y = i % 3 == 2 ? Symbol::Create("broadcast_add", {y, bias}, {}, "add" + std::to_string(i))
+                   : Symbol::Create(ops[i % 8], {y}, {}, "op" + std::to_string(i));
+  }
+  const Graph graph = y.ToGraph();
+  const std::map<std::string, Tensor> inputs = {{"data", RandomTensor({4, 3, 5}, 1)},
+                                                {"bias", RandomTensor({3, 1}, 2)}};
+  const LoweredGraph lowered = Lower(graph, inputs, 2);
+  CHECK(lowered.artifact.kernels_size() == 1);
+  CHECK(lowered.artifact.report().kernels_before_fusion() == 24);
+  REQUIRE(lowered.artifact.report().fused_groups_size() == 1);
+  CHECK(lowered.artifact.report().fused_groups(0).members_size() == 24);
+  CHECK(lowered.artifact.kernels(0).node().find("op0+op1+add2") == 0);
+  CheckFusedExact(graph, inputs);
+}
+
+TEST_CASE("a ResNet basic block is two kernels: conv+bn+relu, conv+bn+add+relu", "[fusion]") {
+  Symbol x = Symbol::Variable("data");
+  Symbol y = sym::Convolution(x, {{"kernel", {3, 3}}, {"num_filter", 8}, {"pad", {1, 1}}, {"no_bias", true}}, "conv1");
+  y = sym::BatchNorm(y, {{"fix_gamma", false}}, "bn1");
+  y = sym::Activation(y, {{"act_type", "relu"}}, "relu1");
+  y = sym::Convolution(y, {{"kernel", {3, 3}}, {"num_filter", 8}, {"pad", {1, 1}}, {"no_bias", true}}, "conv2");
+  y = sym::BatchNorm(y, {{"fix_gamma", false}}, "bn2");
+  y = sym::Activation(y + x, {{"act_type", "relu"}}, "relu2");
+  const Graph graph = WithRandomParams(y, {{"data", {2, 8, 6, 6}}}, 3);
+  const std::map<std::string, Tensor> inputs = {{"data", RandomTensor({2, 8, 6, 6}, 4)}};
+  const LoweredGraph lowered = Lower(graph, inputs, 2);
+  REQUIRE(lowered.artifact.kernels_size() == 2);
+  CHECK(lowered.artifact.kernels(0).node() == "conv1+relu1");
+  CHECK(lowered.artifact.kernels(1).node().find("conv2+") == 0);
+  CHECK(lowered.artifact.report().fused_groups(1).anchor() == "conv2");
+  const auto expected = Interpret(graph, inputs);
+  KILN_CHECK_CLOSE(RunWithInterpreter(lowered, inputs)[0], expected[0], 1e-5, 1e-5);
+}
+
+TEST_CASE("fusion never forms a cycle through an operator outside the group", "[fusion]") {
+  // a = relu(x) feeds both conv (the anchor-to-be) and the add after it: fusing a into
+  // the add's group would need conv's output before a, and conv needs a.
+  Symbol x = Symbol::Variable("data");
+  Symbol a = Symbol::Create("relu", {x}, {}, "a");
+  Symbol c = sym::Convolution(a, {{"kernel", {1, 1}}, {"num_filter", 3}}, "conv");
+  Symbol out = Symbol::Create("exp", {c + a}, {}, "out");
+  // b = exp(x) feeds a pooling (opaque) and the product with the pooled value.
+  Symbol b = Symbol::Create("exp", {x}, {}, "b");
+  Symbol pooled = sym::Pooling(b, {{"kernel", {3, 3}}, {"global_pool", true}, {"pool_type", "avg"}}, "pool");
+  Symbol out2 = Symbol::Create("sigmoid", {Symbol::Create("broadcast_mul", {b, pooled}, {}, "mul")}, {}, "out2");
+  const Graph graph = WithRandomParams(Symbol::Group({out, out2}), {{"data", {1, 3, 4, 4}}}, 5);
+  const std::map<std::string, Tensor> inputs = {{"data", RandomTensor({1, 3, 4, 4}, 6)}};
+  const LoweredGraph lowered = Lower(graph, inputs, 2);
+  for (const auto& kernel : lowered.artifact.kernels()) {
+    INFO(kernel.node());
+    CHECK(kernel.node() != "a+conv");
+  }
+  CHECK(lowered.artifact.kernels(0).node() == "a");
+  CheckFusedExact(graph, inputs);
+}
+
+TEST_CASE("epilogues read broadcast inputs and residuals; dot and FullyConnected fuse too", "[fusion]") {
+  Symbol x = Symbol::Variable("data");
+  Symbol shift = Symbol::Variable("shift");
+  Symbol c = sym::Convolution(x, {{"kernel", {3, 3}}, {"num_filter", 4}, {"pad", {1, 1}}}, "conv");
+  Symbol y = Symbol::Create("broadcast_add", {c, shift}, {}, "shifted");
+  y = Symbol::Create("clip", {y}, {{"a_min", 0.0}, {"a_max", 6.0}}, "relu6");
+  Symbol f = sym::FullyConnected(sym::Flatten(y, {}, "flat"), {{"num_hidden", 7}}, "fc");
+  f = Symbol::Create("LeakyReLU", {f}, {{"act_type", "gelu"}}, "gelu");
+  Symbol m = Symbol::Variable("m");
+  Symbol d = Symbol::Create("tanh", {Symbol::Create("dot", {f, m}, {}, "dot")}, {}, "tanh");
+  Graph graph = WithRandomParams(Symbol::Group({d}), {{"data", {2, 3, 5, 5}}, {"shift", {1, 4, 1, 1}}, {"m", {7, 3}}}, 7);
+  const std::map<std::string, Tensor> inputs = {{"data", RandomTensor({2, 3, 5, 5}, 8)},
+                                                {"shift", RandomTensor({1, 4, 1, 1}, 9)},
+                                                {"m", RandomTensor({7, 3}, 10)}};
+  const LoweredGraph lowered = Lower(graph, inputs, 2);
+  for (const auto& kernel : lowered.artifact.kernels()) UNSCOPED_INFO(kernel.node());
+  REQUIRE(lowered.artifact.kernels_size() == 3);
+  CHECK(lowered.artifact.kernels(0).node() == "conv+shifted+relu6");
+  CHECK(lowered.artifact.kernels(1).node() == "fc+gelu");
+  CHECK(lowered.artifact.kernels(2).node() == "dot+tanh");
+  CheckFusedExact(graph, inputs);
+}
+
+TEST_CASE("float16 values between fused operators round as stored ones do", "[fusion]") {
+  Symbol x = Symbol::Variable("data", std::nullopt, DType::kFloat16);
+  Symbol y = Symbol::Create("exp", {x}, {}, "e") * 3.0 + 0.1;
+  y = Symbol::Create("sqrt", {y}, {}, "s");
+  const Graph graph = y.ToGraph();
+  const std::map<std::string, Tensor> inputs = {{"data", RandomTensor({37}, 11, -1, 1, DType::kFloat16)}};
+  const LoweredGraph lowered = Lower(graph, inputs, 2);
+  CHECK(lowered.artifact.kernels_size() == 1);
+  CheckFusedExact(graph, inputs, 2e-3);
+}
