@@ -168,8 +168,9 @@ GroupKernel LowerAnchoredGroup(const GroupTypes& types, const FusionGroup& group
   const IndexedGraph& indexed = types.indexed;
   const auto anchor = static_cast<size_t>(group.anchor);
   const Node& node = indexed.node(anchor);
+  const bool has_prologue = !group.prologue.empty();
   GroupKernel result;
-  for (const auto& input : node.inputs) result.reads.push_back(indexed.entry_id(input));
+  for (size_t i = has_prologue ? 1 : 0; i < node.inputs.size(); ++i) result.reads.push_back(indexed.entry_id(node.inputs[i]));
   const std::vector<size_t> extra = ExternalReads(types, group);
   result.reads.insert(result.reads.end(), extra.begin(), extra.end());
   const size_t root_entry = indexed.entry_id(group.root(), 0);
@@ -177,24 +178,42 @@ GroupKernel LowerAnchoredGroup(const GroupTypes& types, const FusionGroup& group
 
   NodeSignature signature = SignatureOf(types, anchor);
   const Shape out_shape = signature.output_shapes[0];
-  EpilogueSpec epilogue;
+  const Shape in_shape = signature.input_shapes[0];
+  EpilogueSpec spec;
   for (const size_t entry : extra) {
-    epilogue.inputs.push_back(
-        {ArgName(indexed, entry), ToScalarType(types.dtype(entry)), NumElements(types.shape(entry))});
+    spec.inputs.push_back({ArgName(indexed, entry), ToScalarType(types.dtype(entry)), NumElements(types.shape(entry))});
   }
-  const std::set<size_t> members(group.nodes.begin(), group.nodes.end());
-  epilogue.fn = [&types, &members, &group, extra, out_shape, root_entry](
-                    const std::vector<kir::Buffer>& buffers, const Expr& value, const Expr& index) {
-    GroupValues values(types, members, group.anchor, value, [&](size_t entry) {
+  // Members after the anchor and members before it (its prologue), evaluated at the
+  // output's and at input 0's elements respectively.
+  std::set<size_t> after(group.nodes.begin(), group.nodes.end());
+  const std::set<size_t> before(group.prologue.begin(), group.prologue.end());
+  for (const size_t id : before) after.erase(id);
+  const auto loader = [&types, extra](const std::vector<kir::Buffer>& buffers, const Expr& index, const Shape& at_shape) {
+    return [&types, extra, buffers, index, at_shape](size_t entry) {
       const auto k = static_cast<size_t>(std::find(extra.begin(), extra.end(), entry) - extra.begin());
-      return lower::LoadAs(buffers.at(k), lower::BroadcastFromFlat(index, out_shape, types.shape(entry)),
+      if (k == extra.size()) throw Error("fusion: '" + ArgName(types.indexed, entry) + "' is not an input of the group");
+      return lower::LoadAs(buffers.at(k), lower::BroadcastFromFlat(index, at_shape, types.shape(entry)),
                            lower::ComputeType(types.dtype(entry)));
-    });
-    values.Index();
-    return values.Entry(root_entry);
+    };
   };
-  result.kernel =
-      LowerNode(*node.op, node.attrs, signature, kernel_name, is_train, NodeSeed(0, node.name), &epilogue);
+  if (group.root() != anchor) {
+    spec.fn = [&types, &after, &group, &loader, out_shape, root_entry](const std::vector<kir::Buffer>& buffers,
+                                                                        const Expr& value, const Expr& index) {
+      GroupValues values(types, after, group.anchor, value, loader(buffers, index, out_shape));
+      values.Index();
+      return values.Entry(root_entry);
+    };
+  }
+  if (has_prologue) {
+    const size_t input0 = indexed.entry_id(node.inputs[0]);
+    spec.prologue = [&types, &before, &loader, in_shape, input0](const std::vector<kir::Buffer>& buffers,
+                                                                  const Expr& index) {
+      GroupValues values(types, before, -1, Expr(), loader(buffers, index, in_shape));
+      values.Index();
+      return values.Entry(input0);
+    };
+  }
+  result.kernel = LowerNode(*node.op, node.attrs, signature, kernel_name, is_train, NodeSeed(0, node.name), &spec);
   return result;
 }
 

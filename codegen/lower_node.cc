@@ -19,17 +19,32 @@ kir::Kernel LowerNode(const OpDef& op, const Attrs& attrs, const NodeSignature& 
   ctx.output_types = signature.output_types;
   const auto input_names = op.InputNames(attrs);
   const auto output_names = op.OutputNames(attrs);
+  const bool computed_input0 = epilogue && epilogue->prologue;
+  if (computed_input0 && !op.accepts_prologue()) throw Error("operator " + op.name() + " does not take fused prologues");
+  if (epilogue && epilogue->fn && !op.accepts_epilogue()) {
+    throw Error("operator " + op.name() + " does not take fused epilogues");
+  }
   for (size_t i = 0; i < signature.input_shapes.size(); ++i) {
-    ctx.inputs.push_back(builder.AddArg(input_names.at(i), ToScalarType(signature.input_types[i]),
-                                        NumElements(signature.input_shapes[i])));
+    const kir::ScalarType type = ToScalarType(signature.input_types[i]);
+    const int64_t size = NumElements(signature.input_shapes[i]);
+    if (i == 0 && computed_input0) {
+      // Not an argument: a lowering that loads it directly fails kir's verification.
+      ctx.inputs.push_back(std::make_shared<const kir::BufferNode>(kir::BufferNode{-1, "fused_" + input_names[0], type, size, false}));
+      continue;
+    }
+    ctx.inputs.push_back(builder.AddArg(input_names.at(i), type, size));
   }
   if (epilogue) {
-    if (!op.accepts_epilogue()) throw Error("operator " + op.name() + " does not take fused epilogues");
     std::vector<kir::Buffer> buffers;
     for (const auto& input : epilogue->inputs) buffers.push_back(builder.AddArg(input.name, input.type, input.size));
-    ctx.epilogue = [buffers, fn = epilogue->fn](const kir::Expr& value, const kir::Expr& index) {
-      return fn(buffers, value, index);
-    };
+    if (epilogue->fn) {
+      ctx.epilogue = [buffers, fn = epilogue->fn](const kir::Expr& value, const kir::Expr& index) {
+        return fn(buffers, value, index);
+      };
+    }
+    if (computed_input0) {
+      ctx.prologue = [buffers, fn = epilogue->prologue](const kir::Expr& index) { return fn(buffers, index); };
+    }
   }
   for (size_t i = 0; i < signature.output_shapes.size(); ++i) {
     ctx.outputs.push_back(builder.AddArg(output_names.at(i), ToScalarType(signature.output_types[i]),

@@ -1,6 +1,6 @@
-// Lowers one graph node to a kernel: arguments are the node's inputs, then any extra
-// inputs its epilogue reads, then its outputs, then any scratch buffers its lowering asks
-// for.
+// Lowers one graph node to a kernel: arguments are the node's inputs (but input 0 when a
+// prologue computes it), then any extra inputs its epilogue and prologue read, then its
+// outputs, then any scratch buffers its lowering asks for.
 #pragma once
 
 #include <functional>
@@ -19,8 +19,9 @@ struct NodeSignature {
   std::vector<DType> output_types;
 };
 
-// Elementwise work fused after a GEMM-like node: the extra buffers it reads, and the
-// epilogue given those buffers (LowerContext::epilogue).
+// Elementwise work fused around a node: the extra buffers it reads, and given those
+// buffers the epilogue after output 0 (LowerContext::epilogue) and the prologue that
+// computes input 0 (LowerContext::prologue).
 struct EpilogueSpec {
   struct Input {
     std::string name;
@@ -28,7 +29,10 @@ struct EpilogueSpec {
     int64_t size;
   };
   std::vector<Input> inputs;
+  // Unset: no epilogue.
   std::function<kir::Expr(const std::vector<kir::Buffer>& buffers, const kir::Expr& value, const kir::Expr& index)> fn;
+  // Computes the node's input 0 (LowerContext::prologue): it then has no argument.
+  std::function<kir::Expr(const std::vector<kir::Buffer>& buffers, const kir::Expr& index)> prologue;
 };
 
 // Throws kiln::Error naming the operator when it has no lowering.

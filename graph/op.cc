@@ -69,6 +69,11 @@ OpDef& OpDef::SetAcceptsEpilogue() {
   return *this;
 }
 
+OpDef& OpDef::SetAcceptsPrologue() {
+  accepts_prologue_ = true;
+  return *this;
+}
+
 OpDef& OpDef::SetGradient(GradientFn fn) {
   gradient_ = std::move(fn);
   return *this;

@@ -76,6 +76,13 @@ struct LowerContext {
   kir::Expr Epilogue(const kir::Expr& value, const kir::Expr& index) const {
     return epilogue ? epilogue(value, index) : value;
   }
+  // Fused elementwise work before input 0 (operators that declare SetAcceptsPrologue):
+  // input 0's element at flat index `index`, in input 0's compute type, computed from
+  // other buffers instead of loaded. Lowerings read input 0 only through LoadInput0.
+  std::function<kir::Expr(const kir::Expr& index)> prologue;
+  kir::Expr LoadInput0(const kir::Expr& index, kir::ScalarType type) const {
+    return kir::Cast(type, prologue ? prologue(index) : kir::Load(inputs[0], index));
+  }
   // A temporary global buffer for this kernel (planned in the arena, not kept between
   // kernels), e.g. an im2col matrix.
   kir::Buffer Scratch(const std::string& name, kir::ScalarType type, int64_t size) const {
@@ -198,6 +205,9 @@ class OpDef {
   // The lowering applies LowerContext::epilogue to every element of output 0 while it is
   // still in cache (GEMM-like operators), so elementwise consumers fuse into it.
   OpDef& SetAcceptsEpilogue();
+  // The lowering reads input 0 only through LowerContext::LoadInput0 (reductions), so
+  // elementwise producers of input 0 fuse into it.
+  OpDef& SetAcceptsPrologue();
   OpDef& SetGradient(GradientFn fn);
 
   // --- queries ---
@@ -249,6 +259,7 @@ class OpDef {
   const std::optional<ChannelScaling>& channel_scaling() const { return channel_scaling_; }
   const TransposeFlags& transpose_flags() const { return transpose_flags_; }
   bool accepts_epilogue() const { return accepts_epilogue_; }
+  bool accepts_prologue() const { return accepts_prologue_; }
   const GradientFn& gradient() const { return gradient_; }
 
  private:
@@ -280,6 +291,7 @@ class OpDef {
   std::optional<ChannelScaling> channel_scaling_;
   TransposeFlags transpose_flags_;
   bool accepts_epilogue_ = false;
+  bool accepts_prologue_ = false;
   GradientFn gradient_;
 };
 

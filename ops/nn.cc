@@ -706,7 +706,8 @@ Stmt PoolingLower(const Attrs& attrs, LowerContext& ctx) {
   const Stmt window = kir::Block({
       kir::Store(acc, zero, init),
       Loop(h, hs, rows, Loop(w, ws, cols, kir::Store(acc, zero, update))),
-      lower::StoreFrom(ctx.outputs[0], out_at, result),
+      lower::StoreFrom(ctx.outputs[0], out_at,
+                       ctx.epilogue ? ctx.Epilogue(lower::AsStored(result, ctx.output_types[0]), out_at) : result),
   });
   return Loop(plane, zero, Int(xs[0] * xs[1]),
               kir::Allocate(acc, Loop(oh, zero, Int(ys[2]), Loop(ow, zero, Int(ys[3]), window))),
@@ -891,6 +892,8 @@ const bool kRegistered = [] {
       .SetInferShape(InferPoolingShape)
       .SetInferType(FloatSameType({"data"}))
       .SetPattern(OpPattern::kOpaque)
+      // An activation after pooling applies as each window's value is stored.
+      .SetAcceptsEpilogue()
       .SetReference(PoolingReference)
       .SetLower(PoolingLower);
 

@@ -331,8 +331,15 @@ Stmt ReduceNest(const std::vector<Dim>& dims, size_t d, const Expr& offset, cons
       ReduceNest(dims, d + 1, offset + r * Expr(dims[d].stride), position + r * Expr(positions_below), last));
 }
 
+// The value stored for output element `at`: the combiner's result, through a fused
+// epilogue if there is one.
+Expr Finished(const Combiner& combiner, const Accumulators& acc, const Expr& slot, const kir::Buffer& out,
+              DType out_type, int64_t count, const Expr& at, const LowerContext& ctx) {
+  const Expr value = Finish(combiner, acc, slot, out, out_type, count);
+  return ctx.epilogue ? ctx.Epilogue(lower::AsStored(value, out_type), at) : value;
+}
+
 Stmt LowerReduction(const Combiner& combiner, const ReducePlan& plan, LowerContext& ctx) {
-  const kir::Buffer& in = ctx.inputs[0];
   const kir::Buffer& out = ctx.outputs[0];
   const DType out_type = ctx.output_types[0];
   if (plan.outer_count == 0 || plan.inner == 0) return kir::Block({});
@@ -357,7 +364,7 @@ Stmt LowerReduction(const Combiner& combiner, const ReducePlan& plan, LowerConte
 
   Accumulators acc{ctx.builder->AddLocal("acc", combiner.acc, width),
                    combiner.arg ? ctx.builder->AddLocal("position", ScalarType::kInt64, width) : nullptr};
-  const auto load = [&](const Expr& offset) { return lower::LoadAs(in, offset, combiner.acc); };
+  const auto load = [&](const Expr& offset) { return ctx.LoadInput0(offset, combiner.acc); };
   std::vector<Stmt> steps;
   if (plan.inner > 1) {
     const Expr j = kir::Var("j");
@@ -380,8 +387,8 @@ Stmt LowerReduction(const Combiner& combiner, const ReducePlan& plan, LowerConte
             return kir::For(r, Expr(int64_t{0}), Expr(last.size), row(offset + r * Expr(last.stride), position + r));
           }));
     }
-    steps.push_back(
-        columns(lower::StoreFrom(out, p * Expr(plan.inner) + i0 + j, Finish(combiner, acc, j, out, out_type, count))));
+    const Expr at = p * Expr(plan.inner) + i0 + j;
+    steps.push_back(columns(lower::StoreFrom(out, at, Finished(combiner, acc, j, out, out_type, count, at, ctx))));
   } else {
     for (int64_t lane = 0; lane < width; ++lane) steps.push_back(InitSlot(combiner, acc, Expr(lane), Expr(lane)));
     if (plan.reduce.empty()) {
@@ -409,7 +416,7 @@ Stmt LowerReduction(const Combiner& combiner, const ReducePlan& plan, LowerConte
       }));
       for (int64_t lane = 1; lane < width; ++lane) steps.push_back(MergeLane(combiner, acc, lane));
     }
-    steps.push_back(lower::StoreFrom(out, p, Finish(combiner, acc, Expr(int64_t{0}), out, out_type, count)));
+    steps.push_back(lower::StoreFrom(out, p, Finished(combiner, acc, Expr(int64_t{0}), out, out_type, count, p, ctx)));
   }
   Stmt body = kir::Allocate(acc.value, kir::Block(std::move(steps)));
   if (combiner.arg) body = kir::Allocate(acc.position, body);
@@ -456,6 +463,10 @@ void RegisterReduce(const char* name, const char* doc, Reduce kind, const char* 
             op_util::AssignShape(outputs[0], ReducedShape(*inputs[0], reduced, attrs.Bool("keepdims")), "output");
           })
           .SetPattern(OpPattern::kReduction)
+          // Elementwise producers (x*x of a mean of squares) and consumers (+eps, sqrt)
+          // fuse into the one pass over the data.
+          .SetAcceptsPrologue()
+          .SetAcceptsEpilogue()
           .SetReference(
               [kind](const Attrs& attrs, std::span<const Tensor> in, std::span<Tensor> out, const RefContext&) {
                 const auto reduced = ReducedAxes(attrs.OptInts("axis"), attrs.Bool("exclude"), in[0].shape());

@@ -42,6 +42,15 @@ void FuseOperators(Graph& graph, const PassContext& context, PassChanges& change
 
   FusionGroups groups;
   std::vector<int64_t> group_of(indexed.num_nodes(), -1);
+  // Anchors compute float32 into one output.
+  const auto IsAnchor = [&](const Node& node) {
+    return node.num_outputs() == 1 && dtypes[indexed.entry_id(indexed.node_id(&node), 0)] == DType::kFloat32;
+  };
+  // Consumers join a group rooted at an elementwise operator (an opaque, GEMM or
+  // reduction root stays the group's last member: its lowering knows nothing of them).
+  const auto EpilogueOpen = [&](const FusionGroup& group) {
+    return IsFusableElementwise(indexed.node(group.nodes.front()), context.is_train);
+  };
   // Consumers first: a node joins the group of its readers when they all belong to one.
   for (size_t id = indexed.num_nodes(); id-- > 0;) {
     const Node& node = indexed.node(id);
@@ -52,18 +61,42 @@ void FuseOperators(Graph& graph, const PassContext& context, PassChanges& change
       const int64_t group = group_of[readers[entry].front()];
       bool one_group = group >= 0;
       for (const size_t reader : readers[entry]) one_group = one_group && group_of[reader] == group;
-      // Only groups rooted at an elementwise operator take members (an opaque or GEMM
-      // root stays alone: its lowering knows nothing of producers).
-      if (one_group && IsFusableElementwise(indexed.node(groups[static_cast<size_t>(group)].nodes.front()),
-                                            context.is_train)) {
+      if (one_group) {
         FusionGroup& candidate = groups[static_cast<size_t>(group)];
         bool read_by_anchor = false;
         for (const size_t reader : readers[entry]) read_by_anchor = read_by_anchor || int64_t(reader) == candidate.anchor;
-        const size_t root_entry = indexed.entry_id(candidate.root(), 0);
-        if (IsFusableElementwise(node, context.is_train) && !read_by_anchor) {
+        // While groups grow, their first member is the root (members join in reverse).
+        const size_t root_entry = indexed.entry_id(candidate.nodes.front(), 0);
+        bool read_in_prologue = false;
+        for (const size_t reader : readers[entry]) {
+          read_in_prologue = read_in_prologue || std::find(candidate.prologue.begin(), candidate.prologue.end(),
+                                                           reader) != candidate.prologue.end();
+        }
+        // A prologue member: read only by the anchor (as its input 0) and by other
+        // prologue members, of the anchor's input shape.
+        bool prologue = candidate.anchor >= 0 && IsFusableElementwise(node, context.is_train);
+        if (prologue) {
+          const Node& anchor = indexed.node(static_cast<size_t>(candidate.anchor));
+          prologue = anchor.op->accepts_prologue() && shapes[entry] == shapes[indexed.entry_id(anchor.inputs[0])];
+          for (const size_t reader : readers[entry]) {
+            const Node& r = indexed.node(reader);
+            const bool reads_as_input0 = int64_t(reader) == candidate.anchor && r.inputs[0].node.get() == &node &&
+                                         std::count_if(r.inputs.begin(), r.inputs.end(), [&](const NodeEntry& e) {
+                                           return e.node.get() == &node;
+                                         }) == 1;
+            const bool in_prologue = std::find(candidate.prologue.begin(), candidate.prologue.end(), reader) !=
+                                     candidate.prologue.end();
+            prologue = prologue && (reads_as_input0 || in_prologue);
+          }
+        }
+        if (prologue) {
           target = group;
-        } else if (node.op->accepts_epilogue() && candidate.anchor < 0 && dtypes[entry] == DType::kFloat32 &&
-                   shapes[root_entry] == shapes[entry] && dtypes[root_entry] == dtypes[entry]) {
+          candidate.prologue.push_back(id);
+        } else if (IsFusableElementwise(node, context.is_train) && !read_by_anchor && !read_in_prologue &&
+                   EpilogueOpen(candidate)) {
+          target = group;
+        } else if (node.op->accepts_epilogue() && candidate.anchor < 0 && EpilogueOpen(candidate) &&
+                   IsAnchor(node) && shapes[root_entry] == shapes[entry] && dtypes[root_entry] == dtypes[entry]) {
           target = group;
           candidate.anchor = static_cast<int64_t>(id);
         }
@@ -72,16 +105,20 @@ void FuseOperators(Graph& graph, const PassContext& context, PassChanges& change
     if (target < 0) {
       target = static_cast<int64_t>(groups.size());
       groups.push_back({});
+      // An operator that takes fused producers anchors its group from the start.
+      if (node.op->accepts_prologue() && IsAnchor(node)) groups.back().anchor = static_cast<int64_t>(id);
     }
     groups[static_cast<size_t>(target)].nodes.push_back(id);
     group_of[id] = target;
   }
   for (auto& group : groups) {
     std::sort(group.nodes.begin(), group.nodes.end());
+    std::sort(group.prologue.begin(), group.prologue.end());
     if (group.nodes.size() > 1) {
       ++changes["groups"];
       changes["nodes_fused"] += static_cast<int64_t>(group.nodes.size());
-      if (group.anchor >= 0) ++changes["epilogues"];
+      if (group.anchor >= 0 && group.nodes.back() != static_cast<size_t>(group.anchor)) ++changes["epilogues"];
+      if (!group.prologue.empty()) ++changes["prologues"];
     }
   }
   std::sort(groups.begin(), groups.end(),

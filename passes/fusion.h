@@ -18,6 +18,10 @@ struct FusionGroup {
   // A GEMM-like member (SetAcceptsEpilogue) whose lowering applies the others as its
   // epilogue, or -1: then every member has a scalar function and the group is one loop.
   int64_t anchor = -1;
+  // Members the anchor reads as its input 0 (SetAcceptsPrologue), computed at each of the
+  // input's elements as the anchor loads it; they read only inputs from outside the group
+  // and each other. Every other member is evaluated at the output's elements.
+  std::vector<size_t> prologue;
 
   size_t root() const { return nodes.back(); }
 };

@@ -372,7 +372,7 @@ const char* PatternColor(OpPattern pattern) {
 }
 }  // namespace
 
-std::string GraphToDot(const Graph& graph, const std::string& title) {
+std::string GraphToDot(const Graph& graph, const std::string& title, const std::vector<DotCluster>& clusters) {
   const IndexedGraph& indexed = graph.indexed();
   const auto* shapes = ShapesOf(graph);
   std::ostringstream out;
@@ -405,6 +405,14 @@ std::string GraphToDot(const Graph& graph, const std::string& title) {
       }
       out << ";\n";
     }
+  }
+  // Fused kernels: a filled box of its own color around the members.
+  static const char* kClusterColors[] = {"#fde0dd", "#e0ecf4", "#e5f5e0", "#fff7bc", "#efedf5", "#fee6ce"};
+  for (size_t c = 0; c < clusters.size(); ++c) {
+    out << "  subgraph cluster_" << c << " {\n    style=filled; color=\"" << kClusterColors[c % 6]
+        << "\"; label=\"" << DotEscape(clusters[c].label) << "\";\n   ";
+    for (const size_t id : clusters[c].nodes) out << " n" << id << ";";
+    out << "\n  }\n";
   }
   const auto names = graph.OutputNames();
   for (size_t i = 0; i < graph.outputs.size(); ++i) {

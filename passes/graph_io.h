@@ -35,6 +35,12 @@ Graph LoadGraphFile(const std::string& path);
 std::string DumpGraph(const Graph& graph);
 // Graphviz DOT in the spirit of mx.viz.plot_network: ops as boxes colored by kind,
 // variables as ellipses, edges labeled with shapes where known.
-std::string GraphToDot(const Graph& graph, const std::string& title = "kiln");
+// A fused kernel drawn as a box around its member nodes (`kiln viz --fusion`).
+struct DotCluster {
+  std::string label;
+  std::vector<size_t> nodes;  // node ids of the graph's index
+};
+std::string GraphToDot(const Graph& graph, const std::string& title = "kiln",
+                       const std::vector<DotCluster>& clusters = {});
 
 }  // namespace kiln

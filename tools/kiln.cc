@@ -15,6 +15,8 @@
 #include <vector>
 
 #include "codegen/compiler.h"
+#include "codegen/lower_group.h"
+#include "passes/fusion.h"
 #include "passes/graph_io.h"
 #include "passes/infer_shape.h"
 #include "passes/interpreter.h"
@@ -290,8 +292,23 @@ int CmdInspect(const CommandLine& line) {
 
 int CmdViz(const CommandLine& line) {
   Graph graph = LoadModel(line);
+  const std::string title = std::filesystem::path(line.model).stem().string();
+  if (line.fusion) {
+    // The graph as -O2 compiles it, each fused kernel boxed around its members.
+    CompileOptions options;
+    options.input_shapes = line.input_shapes;
+    const LoweredGraph lowered = LowerGraph(graph, options);
+    std::vector<DotCluster> clusters;
+    for (const FusionGroup& group : lowered.graph.GetAttr<FusionGroups>("fusion_groups")) {
+      if (group.nodes.size() < 2) continue;
+      clusters.push_back({GroupName(lowered.graph.indexed(), group), group.nodes});
+    }
+    WriteFileAtomic(line.output, GraphToDot(lowered.graph, title + " (fused)", clusters));
+    std::cout << "wrote " << line.output << ": " << clusters.size() << " fused kernels\n";
+    return 0;
+  }
   InferShape(graph, KnownShapes(graph, line));
-  WriteFileAtomic(line.output, GraphToDot(graph, std::filesystem::path(line.model).stem().string()));
+  WriteFileAtomic(line.output, GraphToDot(graph, title));
   std::cout << "wrote " << line.output << "\n";
   return 0;
 }

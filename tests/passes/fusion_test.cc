@@ -134,3 +134,27 @@ TEST_CASE("float16 values between fused operators round as stored ones do", "[fu
   CHECK(lowered.artifact.kernels_size() == 1);
   CheckFusedExact(graph, inputs, 2e-3);
 }
+
+TEST_CASE("reductions fuse with elementwise producers and consumers: LayerNorm's statistics", "[fusion]") {
+  // LayerNorm as ONNX exporters write it: mean, x - mean, its square's mean, + eps, sqrt.
+  Symbol x = Symbol::Variable("data");
+  Symbol mean = Symbol::Create("mean", {x}, {{"axis", {-1}}, {"keepdims", true}}, "mean");
+  Symbol centered = Symbol::Create("broadcast_sub", {x, mean}, {}, "centered");
+  Symbol square = Symbol::Create("square", {centered}, {}, "square");
+  Symbol variance = Symbol::Create("mean", {square}, {{"axis", {-1}}, {"keepdims", true}}, "variance");
+  Symbol std_dev =
+      Symbol::Create("sqrt", {Symbol::Create("_plus_scalar", {variance}, {{"scalar", 1e-5}}, "eps")}, {}, "std");
+  Symbol normalized = Symbol::Create("broadcast_div", {centered, std_dev}, {}, "normalized");
+  // A mean of squares straight from the input: the square is computed as the sum loads it.
+  Symbol energy = Symbol::Create("sum", {Symbol::Create("square", {x}, {}, "x2")}, {{"axis", {1}}}, "energy");
+  const Graph graph = Symbol::Group({normalized, energy}).ToGraph();
+  const std::map<std::string, Tensor> inputs = {{"data", RandomTensor({3, 4, 33}, 12)}};
+  const LoweredGraph lowered = Lower(graph, inputs, 2);
+  std::vector<std::string> kernels;
+  for (const auto& kernel : lowered.artifact.kernels()) kernels.push_back(kernel.node());
+  // The square is computed as the variance's mean loads it; + eps and sqrt go with the
+  // division (they broadcast into it).
+  CHECK(kernels ==
+        std::vector<std::string>{"mean", "centered", "square+variance", "eps+std+normalized", "x2+energy"});
+  CheckFusedExact(graph, inputs);
+}

@@ -103,7 +103,7 @@ class GraphGenerator {
     const auto& unary = smooth_ ? kSmoothUnary : ops.unary;
     const auto& binary = smooth_ ? kSmoothBinary : ops.binary;
     const Symbol& x = Pick(entries);
-    const int kind = Uniform(0, 14);
+    const int kind = Uniform(0, 15);
     std::string op;
     Symbol made;
     switch (kind) {
@@ -150,6 +150,17 @@ class GraphGenerator {
         made = Symbol::Create(op, {Symbol::Create("Reshape", {x}, {{"shape", {2, 3, 16}}}, name + "_flat")},
                               {{"shape", {2, 3, 4, 4}}}, name);
         break;
+      case 13: {
+        // x - mean(f(x)) over the last axis: a reduction with a fused producer.
+        op = "mean";
+        const Symbol y = Pick(entries);
+        const Symbol f = Symbol::Create(smooth_ ? "square" : unary[static_cast<size_t>(Uniform(0, static_cast<int>(unary.size())))],
+                                        {y}, {}, name + "_f");
+        made = Symbol::Create("broadcast_sub",
+                              {x, Symbol::Create("mean", {f}, {{"axis", {3}}, {"keepdims", true}}, name + "_mean")}, {},
+                              name);
+        break;
+      }
       default:
         op = Uniform(0, 2) ? "Dropout" : "identity";
         made = Symbol::Create(op, {x}, {}, name);

@@ -334,3 +334,55 @@ TEST_CASE("kiln keygen, compile --sign and --trusted-key: signed artifacts end t
   CHECK(r.status == 1);
   CHECK(r.output.find("does not verify") != std::string::npos);
 }
+
+TEST_CASE("kiln compile runs chosen passes, dumps the graph after each, and inspect reports them", "[cli][passes]") {
+  const std::string dir = TempDir();
+  REQUIRE(Run("examples/build_lenet " + dir + "/g.kiln-graph").status == 0);
+  const std::string graph = dir + "/g.kiln-graph";
+  const Result full = Run(kKiln + " compile " + graph + " -o " + dir + "/full.kiln --input data:1x1x28x28 " +
+                          "--dump-after-each " + dir + "/dump");
+  REQUIRE(full.status == 0);
+  CHECK(std::filesystem::exists(dir + "/dump/00_input.txt"));
+  CHECK(std::filesystem::exists(dir + "/dump/00_input.dot"));
+  CHECK(std::filesystem::exists(dir + "/dump/05_fold_batchnorm.txt"));
+  CHECK(std::filesystem::exists(dir + "/dump/09_fuse.dot"));
+  const Result json = Run(kKiln + " inspect " + dir + "/full.kiln --json");
+  REQUIRE(json.status == 0);
+  for (const char* key : {"\"kernels_before_fusion\"", "\"fused_groups\"", "\"arena_bytes\"",
+                          "\"arena_lower_bound_bytes\"", "\"no_reuse_bytes\"", "\"passes\"", "\"fold_batchnorm\""}) {
+    INFO(key);
+    CHECK(json.output.find(key) != std::string::npos);
+  }
+  const Result text = Run(kKiln + " inspect " + dir + "/full.kiln");
+  CHECK(text.output.find("fusion: 10 kernels before, 7 after, 3 fused groups") != std::string::npos);
+  CHECK(text.output.find("conv1 + tanh1") != std::string::npos);
+  // Only the chosen passes, less a disabled one; -O0 runs none.
+  const Result chosen = Run(kKiln + " compile " + graph + " -o " + dir + "/chosen.kiln --input data:1x1x28x28 " +
+                            "--passes fold_batchnorm,fuse --disable-pass fuse");
+  REQUIRE(chosen.status == 0);
+  const Result chosen_json = Run(kKiln + " inspect " + dir + "/chosen.kiln --json");
+  CHECK(chosen_json.output.find("\"fold_batchnorm\"") != std::string::npos);
+  CHECK(chosen_json.output.find("\"fuse\"") == std::string::npos);
+  CHECK(chosen_json.output.find("\"fused_groups\": []") != std::string::npos);
+  const Result none = Run(kKiln + " compile " + graph + " -o " + dir + "/none.kiln --input data:1x1x28x28 --graph-opt 0");
+  REQUIRE(none.status == 0);
+  CHECK(none.output.find(": 10 kernels") != std::string::npos);  // Flatten is a view even at -O0
+  const Result unknown = Run(kKiln + " compile " + graph + " -o " + dir + "/x.kiln --input data:1x1x28x28 " +
+                             "--passes fuse,shrink");
+  CHECK(unknown.status != 0);
+  CHECK(unknown.output.find("unknown pass 'shrink'") != std::string::npos);
+  const Result empty = Run(kKiln + " compile " + graph + " -o " + dir + "/x.kiln --passes fuse,,dce");
+  CHECK(empty.status != 0);
+  CHECK(empty.output.find("empty pass name") != std::string::npos);
+}
+
+TEST_CASE("kiln viz --fusion boxes every fused kernel", "[cli][passes]") {
+  const std::string dir = TempDir();
+  REQUIRE(Run("examples/build_lenet " + dir + "/g.kiln-graph").status == 0);
+  const Result r = Run(kKiln + " viz " + dir + "/g.kiln-graph -o " + dir + "/f.dot --fusion --input data:1x1x28x28");
+  REQUIRE(r.status == 0);
+  CHECK(r.output.find("3 fused kernels") != std::string::npos);
+  const std::string dot = kiln::ReadFile(dir + "/f.dot");
+  CHECK(dot.find("subgraph cluster_0") != std::string::npos);
+  CHECK(dot.find("conv1+tanh1") != std::string::npos);
+}

@@ -129,6 +129,7 @@ ParseOutcome ParseCommandLine(const std::vector<std::string>& args) {
   AddRequiredPath(viz, "-o,--output", line.output, "Output .dot file");
   viz->add_option("--params", line.params, "Parameter file");
   AddInputShapes(viz, inputs, "data:1x3x224x224");
+  viz->add_flag("--fusion", line.fusion, "Draw the graph as -O2 compiles it, each fused kernel in a colored box");
 
   auto* interpret = app.add_subcommand("interpret", "Run a model with the reference interpreter (the oracle)");
   AddRequiredPath(interpret, "MODEL", line.model, "Graph file or ONNX model");

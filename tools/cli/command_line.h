@@ -25,6 +25,7 @@ struct CommandLine {
   // --input NAME=FILE.npy (interpret, run, bench).
   std::map<std::string, std::string> input_files;
   bool json = false;
+  bool fusion = false;  // viz --fusion
   // interpret
   bool train = false;
   uint64_t seed = 0;
