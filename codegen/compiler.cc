@@ -195,6 +195,7 @@ struct Step {
   std::string node;  // the members, "conv0+relu0"
   int64_t anchor = -1;
   size_t members = 1;
+  size_t kernels_unfused = 1;  // the kernels its members would be without fusion
 };
 
 struct ExecutionPlan {
@@ -228,6 +229,9 @@ ExecutionPlan PlanExecution(const Graph& graph, const FusionGroups& groups, Plac
     step.node = GroupName(indexed, group);
     step.anchor = group.anchor;
     step.members = group.nodes.size();
+    // Without fusion, views would alias their source: no kernel of their own.
+    step.kernels_unfused = group.nodes.size() == 1 ? 1 : 0;
+    for (const size_t id : group.nodes) step.kernels_unfused += group.nodes.size() > 1 && !indexed.node(id).op->is_view();
     step.lowered = LowerGroup(graph, group, KernelSymbol(root, group.anchor >= 0 ? indexed.node(group.anchor).name
                                                                                : node.name),
                               false);
@@ -338,7 +342,7 @@ void FillReport(const std::vector<PassRecord>& records, int64_t nodes_before_pas
     for (const auto& [kind, count] : record.changes) (*pass->mutable_changes())[kind] = count;
   }
   int64_t before_fusion = static_cast<int64_t>(placement.output_copies.size());
-  for (const Step& step : execution.steps) before_fusion += static_cast<int64_t>(step.members);
+  for (const Step& step : execution.steps) before_fusion += static_cast<int64_t>(step.kernels_unfused);
   report.set_kernels_before_fusion(before_fusion);
   report.set_kernels(artifact.kernels_size());
   const IndexedGraph& indexed = graph.indexed();

@@ -163,6 +163,93 @@ GroupKernel LowerElementwiseGroup(const GroupTypes& types, const FusionGroup& gr
   return result;
 }
 
+// A group with injective members: each member is evaluated at a multi-index of its own
+// output, which its readers derive from theirs (broadcasting for elementwise readers,
+// the index map for injective ones). A member read at two positions is computed twice.
+class PositionedValues {
+ public:
+  using Position = std::vector<Expr>;
+  PositionedValues(const GroupTypes& types, const FusionGroup& group, const std::map<size_t, kir::Buffer>& buffers)
+      : types_(types), buffers_(buffers) {
+    for (const size_t id : group.nodes) owner_[types.indexed.entry_id(id, 0)] = id;
+  }
+
+  Expr At(size_t entry, const Position& position) {
+    for (const auto& [key, value] : memo_) {
+      if (key.first == entry && SamePosition(key.second, position)) return value;
+    }
+    const Shape& shape = types_.shape(entry);
+    const DType dtype = types_.dtype(entry);
+    Expr value;
+    const auto owner = owner_.find(entry);
+    if (owner == owner_.end()) {
+      value = lower::LoadAs(buffers_.at(entry), lower::FlatIndex(position, shape), lower::ComputeType(dtype));
+    } else {
+      const Node& node = types_.indexed.node(owner->second);
+      std::vector<Expr> inputs;
+      for (const auto& input : node.inputs) {
+        const size_t in_entry = types_.indexed.entry_id(input);
+        const Shape& in_shape = types_.shape(in_entry);
+        if (node.op->index_map() && !node.op->scalar_compute()) {
+          inputs.push_back(At(in_entry, node.op->index_map()(node.attrs, in_shape, shape, position)));
+        } else {
+          // NumPy broadcasting: trailing dims align; size-1 dims read index 0.
+          Position in_position;
+          const size_t offset = shape.size() - in_shape.size();
+          for (size_t d = 0; d < in_shape.size(); ++d) {
+            in_position.push_back(in_shape[d] == 1 ? Expr(int64_t{0}) : position[d + offset]);
+          }
+          inputs.push_back(At(in_entry, in_position));
+        }
+      }
+      if (node.op->scalar_compute()) {
+        value = lower::AsStored(node.op->scalar_compute()(node.attrs, inputs, lower::ComputeType(dtype)), dtype);
+      } else {
+        value = inputs.at(0);  // injective: the source element itself
+      }
+    }
+    memo_.emplace_back(std::pair{entry, position}, value);
+    return value;
+  }
+
+ private:
+  static bool SamePosition(const Position& a, const Position& b) {
+    if (a.size() != b.size()) return false;
+    for (size_t d = 0; d < a.size(); ++d) {
+      if (a[d].get() != b[d].get()) return false;
+    }
+    return true;
+  }
+
+  const GroupTypes& types_;
+  const std::map<size_t, kir::Buffer>& buffers_;
+  std::map<size_t, size_t> owner_;
+  std::vector<std::pair<std::pair<size_t, Position>, Expr>> memo_;
+};
+
+GroupKernel LowerPositionedGroup(const GroupTypes& types, const FusionGroup& group, const std::string& kernel_name) {
+  const IndexedGraph& indexed = types.indexed;
+  GroupKernel result;
+  result.reads = ExternalReads(types, group);
+  const size_t root_entry = indexed.entry_id(group.root(), 0);
+  result.writes = {root_entry};
+  const Shape& out_shape = types.shape(root_entry);
+  kir::KernelBuilder builder(kernel_name);
+  std::map<size_t, kir::Buffer> buffers;
+  for (const size_t entry : result.reads) {
+    buffers[entry] = builder.AddArg(ArgName(indexed, entry), ToScalarType(types.dtype(entry)),
+                                    NumElements(types.shape(entry)));
+  }
+  const kir::Buffer out =
+      builder.AddArg(ArgName(indexed, root_entry), ToScalarType(types.dtype(root_entry)), NumElements(out_shape));
+  kir::Stmt body = lower::LoopNest(out_shape, [&](const std::vector<Expr>& index) {
+    PositionedValues values(types, group, buffers);
+    return lower::StoreFrom(out, lower::FlatIndex(index, out_shape), values.At(root_entry, index));
+  });
+  result.kernel = builder.Finish(std::move(body));
+  return result;  // no in-place: elements are read at other positions than written
+}
+
 GroupKernel LowerAnchoredGroup(const GroupTypes& types, const FusionGroup& group, const std::string& kernel_name,
                                bool is_train) {
   const IndexedGraph& indexed = types.indexed;
@@ -241,8 +328,9 @@ GroupKernel LowerGroup(const Graph& graph, const FusionGroup& group, const std::
                                 NodeSeed(0, root_node.name));
       return result;
     }
-    return group.anchor >= 0 ? LowerAnchoredGroup(types, group, kernel_name, is_train)
-                             : LowerElementwiseGroup(types, group, kernel_name);
+    if (group.anchor >= 0) return LowerAnchoredGroup(types, group, kernel_name, is_train);
+    return group.injective ? LowerPositionedGroup(types, group, kernel_name)
+                           : LowerElementwiseGroup(types, group, kernel_name);
   } catch (const Error& e) {
     const Node& named = group.anchor >= 0 ? indexed.node(static_cast<size_t>(group.anchor)) : root_node;
     throw Error("node '" + named.name + "' (" + named.op->name() + ")" +

@@ -49,6 +49,11 @@ OpDef& OpDef::SetMutatedInputs(MutatedInputsFn fn) {
   return *this;
 }
 
+OpDef& OpDef::SetIndexMap(IndexMapFn fn) {
+  index_map_ = std::move(fn);
+  return *this;
+}
+
 OpDef& OpDef::SetInferenceAffine(AffineFn fn) {
   inference_affine_ = std::move(fn);
   return *this;

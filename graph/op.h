@@ -115,6 +115,11 @@ using PatternFn = std::function<OpPattern(const Attrs& attrs, bool is_train)>;
 using IdentityFn = std::function<bool(const Attrs& attrs, const std::vector<Shape>& input_shapes, bool is_train)>;
 // The permutation of a transpose-like operator: output axis i is input axis perm[i].
 using PermutationFn = std::function<std::vector<int64_t>(const Attrs& attrs, size_t ndim)>;
+// An injective operator's source element: the multi-index into input 0 that output
+// element `out_index` copies (transpose permutes it; a view re-divides the flat index).
+// Fusion evaluates such operators inside elementwise groups.
+using IndexMapFn = std::function<std::vector<kir::Expr>(const Attrs& attrs, const Shape& in_shape,
+                                                        const Shape& out_shape, const std::vector<kir::Expr>& out_index)>;
 // Inputs an operator writes (BatchNorm's moving statistics in training, optimizer state).
 using MutatedInputsFn = std::function<std::vector<int>(const Attrs& attrs, bool is_train)>;
 
@@ -199,6 +204,7 @@ class OpDef {
   // `attr`: the attribute that holds the permutation (passes write merged ones there).
   OpDef& SetPermutation(PermutationFn fn, std::string attr = "axes");
   OpDef& SetMutatedInputs(MutatedInputsFn fn);
+  OpDef& SetIndexMap(IndexMapFn fn);
   OpDef& SetInferenceAffine(AffineFn fn);
   OpDef& SetChannelScaling(ChannelScaling scaling);
   OpDef& SetTransposeFlags(TransposeFlags flags);
@@ -254,6 +260,7 @@ class OpDef {
   std::optional<std::vector<int64_t>> Permutation(const Attrs& attrs, size_t ndim) const;
   const std::string& permutation_attr() const { return permutation_attr_; }
   std::vector<int> MutatedInputs(const Attrs& attrs, bool is_train) const;
+  const IndexMapFn& index_map() const { return index_map_; }
   std::optional<ChannelAffine> InferenceAffine(const Attrs& attrs, std::span<const Tensor* const> params,
                                                const Shape& data_shape, bool is_train) const;
   const std::optional<ChannelScaling>& channel_scaling() const { return channel_scaling_; }
@@ -287,6 +294,7 @@ class OpDef {
   PermutationFn permutation_;
   std::string permutation_attr_;
   MutatedInputsFn mutated_inputs_;
+  IndexMapFn index_map_;
   AffineFn inference_affine_;
   std::optional<ChannelScaling> channel_scaling_;
   TransposeFlags transpose_flags_;

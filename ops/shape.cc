@@ -1096,6 +1096,21 @@ Stmt PadLower(const Attrs& attrs, LowerContext& ctx) {
   return kir::For(row, Expr(int64_t{0}), Expr(rows), body, kind);
 }
 
+// A view's element: the same flat index, divided by the input's shape.
+std::vector<Expr> ViewIndexMap(const Attrs&, const Shape& in_shape, const Shape& out_shape,
+                               const std::vector<Expr>& out_index) {
+  const Expr flat = lower::FlatIndex(out_index, out_shape);
+  std::vector<Expr> in_index(in_shape.size());
+  int64_t stride = 1;
+  for (size_t d = in_shape.size(); d-- > 0;) {
+    Expr coordinate = stride == 1 ? flat : flat / Expr(stride);
+    if (d > 0) coordinate = coordinate % Expr(in_shape[d]);
+    in_index[d] = in_shape[d] == 1 ? Expr(int64_t{0}) : coordinate;
+    stride *= in_shape[d];
+  }
+  return in_index;
+}
+
 const bool kRegistered = [] {
   OpRegistry& registry = OpRegistry::Global();
 
@@ -1119,6 +1134,7 @@ const bool kRegistered = [] {
       .SetPattern(OpPattern::kInjective)
       .SetReference(CopyReference)
       .SetView()
+      .SetIndexMap(ViewIndexMap)
       .SetLower(CopyLower);
 
   registry.Register("Flatten")
@@ -1129,6 +1145,7 @@ const bool kRegistered = [] {
       .SetPattern(OpPattern::kInjective)
       .SetReference(CopyReference)
       .SetView()
+      .SetIndexMap(ViewIndexMap)
       .SetLower(CopyLower);
 
   registry.Register("transpose")
@@ -1136,6 +1153,12 @@ const bool kRegistered = [] {
       .Attr("axes", AttrType::kInts, AttrValue{std::vector<int64_t>{}}, "the permutation")
       .SetInferShape(TransposeInferShape)
       .SetPermutation([](const Attrs& attrs, size_t ndim) { return TransposeAxes(attrs, static_cast<int64_t>(ndim)); })
+      .SetIndexMap([](const Attrs& attrs, const Shape& in_shape, const Shape&, const std::vector<Expr>& out_index) {
+        const std::vector<int64_t> axes = TransposeAxes(attrs, static_cast<int64_t>(in_shape.size()));
+        std::vector<Expr> in_index(in_shape.size());
+        for (size_t d = 0; d < axes.size(); ++d) in_index[static_cast<size_t>(axes[d])] = out_index[d];
+        return in_index;
+      })
       .SetIdentityWhen([](const Attrs& attrs, const std::vector<Shape>& in, bool) {
         const std::vector<int64_t> axes = TransposeAxes(attrs, static_cast<int64_t>(in[0].size()));
         for (size_t d = 0; d < axes.size(); ++d) {
@@ -1155,6 +1178,7 @@ const bool kRegistered = [] {
       .SetPattern(OpPattern::kInjective)
       .SetReference(CopyReference)
       .SetView()
+      .SetIndexMap(ViewIndexMap)
       .SetLower(CopyLower);
 
   registry.Register("squeeze")
@@ -1165,6 +1189,7 @@ const bool kRegistered = [] {
       .SetPattern(OpPattern::kInjective)
       .SetReference(CopyReference)
       .SetView()
+      .SetIndexMap(ViewIndexMap)
       .SetLower(CopyLower);
 
   registry.Register("Concat")

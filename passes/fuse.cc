@@ -18,6 +18,13 @@ bool IsFusableElementwise(const Node& node, bool is_train) {
   return !node.op->RandomAtInference(node.attrs) && node.op->MutatedInputs(node.attrs, is_train).empty();
 }
 
+// An injective operator fusion evaluates at any element through its index map.
+bool IsFusableInjective(const Node& node, bool is_train) {
+  if (node.is_variable() || !node.op->index_map() || node.num_outputs() != 1 || node.inputs.size() != 1) return false;
+  return node.op->PatternFor(node.attrs, is_train) == OpPattern::kInjective &&
+         node.op->MutatedInputs(node.attrs, is_train).empty();
+}
+
 }  // namespace
 
 FusionGroups SingletonGroups(const IndexedGraph& indexed) {
@@ -48,8 +55,12 @@ void FuseOperators(Graph& graph, const PassContext& context, PassChanges& change
   };
   // Consumers join a group rooted at an elementwise operator (an opaque, GEMM or
   // reduction root stays the group's last member: its lowering knows nothing of them).
+  // A view that roots a group stays alone: it costs nothing (it aliases its source),
+  // and producers fused into it would lose their own fusion with a GEMM anchor.
   const auto EpilogueOpen = [&](const FusionGroup& group) {
-    return IsFusableElementwise(indexed.node(group.nodes.front()), context.is_train);
+    const Node& root = indexed.node(group.nodes.front());
+    return IsFusableElementwise(root, context.is_train) ||
+           (IsFusableInjective(root, context.is_train) && !root.op->is_view());
   };
   // Consumers first: a node joins the group of its readers when they all belong to one.
   for (size_t id = indexed.num_nodes(); id-- > 0;) {
@@ -92,10 +103,12 @@ void FuseOperators(Graph& graph, const PassContext& context, PassChanges& change
         if (prologue) {
           target = group;
           candidate.prologue.push_back(id);
-        } else if (IsFusableElementwise(node, context.is_train) && !read_by_anchor && !read_in_prologue &&
-                   EpilogueOpen(candidate)) {
+        } else if (!read_by_anchor && !read_in_prologue && EpilogueOpen(candidate) &&
+                   (IsFusableElementwise(node, context.is_train) ||
+                    (IsFusableInjective(node, context.is_train) && candidate.anchor < 0))) {
           target = group;
-        } else if (node.op->accepts_epilogue() && candidate.anchor < 0 && EpilogueOpen(candidate) &&
+          candidate.injective = candidate.injective || IsFusableInjective(node, context.is_train);
+        } else if (node.op->accepts_epilogue() && candidate.anchor < 0 && !candidate.injective && EpilogueOpen(candidate) &&
                    IsAnchor(node) && shapes[root_entry] == shapes[entry] && dtypes[root_entry] == dtypes[entry]) {
           target = group;
           candidate.anchor = static_cast<int64_t>(id);
@@ -107,6 +120,7 @@ void FuseOperators(Graph& graph, const PassContext& context, PassChanges& change
       groups.push_back({});
       // An operator that takes fused producers anchors its group from the start.
       if (node.op->accepts_prologue() && IsAnchor(node)) groups.back().anchor = static_cast<int64_t>(id);
+      groups.back().injective = IsFusableInjective(node, context.is_train);
     }
     groups[static_cast<size_t>(target)].nodes.push_back(id);
     group_of[id] = target;
@@ -119,6 +133,7 @@ void FuseOperators(Graph& graph, const PassContext& context, PassChanges& change
       changes["nodes_fused"] += static_cast<int64_t>(group.nodes.size());
       if (group.anchor >= 0 && group.nodes.back() != static_cast<size_t>(group.anchor)) ++changes["epilogues"];
       if (!group.prologue.empty()) ++changes["prologues"];
+      if (group.injective) ++changes["injective"];
     }
   }
   std::sort(groups.begin(), groups.end(),

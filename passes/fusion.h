@@ -22,6 +22,9 @@ struct FusionGroup {
   // input's elements as the anchor loads it; they read only inputs from outside the group
   // and each other. Every other member is evaluated at the output's elements.
   std::vector<size_t> prologue;
+  // Some member is injective (a transpose, a view): members are evaluated at positions
+  // the index maps give, not all at the root's element (no anchor then).
+  bool injective = false;
 
   size_t root() const { return nodes.back(); }
 };

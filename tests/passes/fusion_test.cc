@@ -158,3 +158,19 @@ TEST_CASE("reductions fuse with elementwise producers and consumers: LayerNorm's
         std::vector<std::string>{"mean", "centered", "square+variance", "eps+std+normalized", "x2+energy"});
   CheckFusedExact(graph, inputs);
 }
+
+TEST_CASE("injective operators (transposes, views) fuse into elementwise groups", "[fusion]") {
+  Symbol x = Symbol::Variable("data");
+  Symbol y = Symbol::Variable("other");
+  Symbol t = Symbol::Create("transpose", {Symbol::Create("relu", {x}, {}, "relu")}, {{"axes", {0, 2, 1}}}, "t");
+  Symbol sum = Symbol::Create("broadcast_add", {t, y}, {}, "add");
+  Symbol flat = Symbol::Create("Reshape", {sum}, {{"shape", {2, -1}}}, "flat");
+  Symbol out = Symbol::Create("sigmoid", {flat}, {}, "out");
+  const Graph graph = out.ToGraph();
+  const std::map<std::string, Tensor> inputs = {{"data", RandomTensor({2, 3, 5}, 13)},
+                                                {"other", RandomTensor({5, 1}, 14)}};
+  const LoweredGraph lowered = Lower(graph, inputs, 2);
+  REQUIRE(lowered.artifact.kernels_size() == 1);
+  CHECK(lowered.artifact.kernels(0).node() == "relu+t+add+flat+out");
+  CheckFusedExact(graph, inputs);
+}
