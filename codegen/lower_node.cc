@@ -50,7 +50,9 @@ kir::Kernel LowerNode(const OpDef& op, const Attrs& attrs, const NodeSignature& 
     ctx.outputs.push_back(builder.AddArg(output_names.at(i), ToScalarType(signature.output_types[i]),
                                          NumElements(signature.output_shapes[i])));
   }
-  kir::Stmt body = op.lower() ? op.lower()(attrs, ctx) : lower::LowerElementwise(op.scalar_compute(), attrs, ctx);
+  kir::Stmt body = op.lower()            ? op.lower()(attrs, ctx)
+                   : op.scalar_compute() ? lower::LowerElementwise(op.scalar_compute(), attrs, ctx)
+                                         : lower::LowerElementwiseMulti(op.scalar_compute_multi(), attrs, ctx);
   try {
     return builder.Finish(std::move(body));
   } catch (const std::exception& e) {

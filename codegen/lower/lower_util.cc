@@ -106,6 +106,24 @@ Stmt StoreFrom(const kir::Buffer& buffer, Expr index, Expr value) {
   return kir::Store(buffer, std::move(index), kir::Cast(buffer->type, std::move(value)));
 }
 
+Stmt LowerElementwiseMulti(const MultiScalarFn& fn, const Attrs& attrs, LowerContext& ctx) {
+  const Shape& out_shape = ctx.output_shapes[0];
+  const kir::ScalarType type = ComputeType(ctx.output_types[0]);
+  return LoopNest(out_shape, [&](const std::vector<Expr>& index) {
+    std::vector<Expr> values;
+    for (size_t k = 0; k < ctx.inputs.size(); ++k) {
+      values.push_back(
+          LoadAs(ctx.inputs[k], BroadcastIndex(index, ctx.input_shapes[k]), ComputeType(ctx.input_types[k])));
+    }
+    const std::vector<Expr> results = fn(attrs, values, type);
+    std::vector<Stmt> stores;
+    for (size_t k = 0; k < ctx.outputs.size(); ++k) {
+      stores.push_back(StoreFrom(ctx.outputs[k], FlatIndex(index, out_shape), results.at(k)));
+    }
+    return kir::Block(std::move(stores));
+  });
+}
+
 Stmt LowerElementwise(const ScalarFn& fn, const Attrs& attrs, LowerContext& ctx) {
   const Shape& out_shape = ctx.output_shapes[0];
   const kir::ScalarType type = ComputeType(ctx.output_types[0]);

@@ -44,5 +44,8 @@ kir::Stmt StoreFrom(const kir::Buffer& buffer, kir::Expr index, kir::Expr value)
 // The lowering of any operator that has a ScalarFn: loops over the output, loads each
 // input (broadcast where shapes differ), applies the scalar function, stores.
 kir::Stmt LowerElementwise(const ScalarFn& fn, const Attrs& attrs, LowerContext& ctx);
+// The same for operators whose scalar function gives every output at once (fused
+// optimizer updates): all outputs have the first output's shape.
+kir::Stmt LowerElementwiseMulti(const MultiScalarFn& fn, const Attrs& attrs, LowerContext& ctx);
 
 }  // namespace kiln::lower
