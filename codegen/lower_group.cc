@@ -213,10 +213,23 @@ class PositionedValues {
   }
 
  private:
+  // Structural: index maps build fresh expressions for the same element.
+  static bool SameExpr(const Expr& a, const Expr& b) {
+    if (a.get() == b.get()) return true;
+    if (a->kind != b->kind || a->type != b->type || a->int_value != b->int_value || a->var_id != b->var_id ||
+        a->binary != b->binary || a->unary != b->unary || a->buffer != b->buffer ||
+        a->operands.size() != b->operands.size() || !(a->float_value == b->float_value)) {
+      return false;
+    }
+    for (size_t i = 0; i < a->operands.size(); ++i) {
+      if (!SameExpr(a->operands[i], b->operands[i])) return false;
+    }
+    return true;
+  }
   static bool SamePosition(const Position& a, const Position& b) {
     if (a.size() != b.size()) return false;
     for (size_t d = 0; d < a.size(); ++d) {
-      if (a[d].get() != b[d].get()) return false;
+      if (!SameExpr(a[d], b[d])) return false;
     }
     return true;
   }

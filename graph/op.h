@@ -112,7 +112,8 @@ kir::ScalarType ToScalarType(DType dtype);
 using PatternFn = std::function<OpPattern(const Attrs& attrs, bool is_train)>;
 // Whether output 0 equals input 0 (when their shapes and dtypes agree): identity,
 // BlockGrad, Dropout at inference, transpose by the identity permutation, x * 1.
-using IdentityFn = std::function<bool(const Attrs& attrs, const std::vector<Shape>& input_shapes, bool is_train)>;
+using IdentityFn =
+    std::function<bool(const Attrs& attrs, const std::vector<Shape>& input_shapes, DType dtype, bool is_train)>;
 // The permutation of a transpose-like operator: output axis i is input axis perm[i].
 using PermutationFn = std::function<std::vector<int64_t>(const Attrs& attrs, size_t ndim)>;
 // An injective operator's source element: the multi-index into input 0 that output
@@ -254,8 +255,8 @@ class OpDef {
   OpPattern PatternFor(const Attrs& attrs, bool is_train) const {
     return pattern_fn_ ? pattern_fn_(attrs, is_train) : pattern_;
   }
-  bool IsIdentity(const Attrs& attrs, const std::vector<Shape>& input_shapes, bool is_train) const {
-    return identity_when_ && identity_when_(attrs, input_shapes, is_train);
+  bool IsIdentity(const Attrs& attrs, const std::vector<Shape>& input_shapes, DType dtype, bool is_train) const {
+    return identity_when_ && identity_when_(attrs, input_shapes, dtype, is_train);
   }
   std::optional<std::vector<int64_t>> Permutation(const Attrs& attrs, size_t ndim) const;
   const std::string& permutation_attr() const { return permutation_attr_; }

@@ -206,13 +206,19 @@ const bool kRegistered = [] {
   RegisterBroadcast("broadcast_logical_xor", "1 where exactly one of lhs and rhs is nonzero else 0", kLogicalXor);
   RegisterBroadcast("broadcast_mod", "lhs mod rhs with the sign of rhs (Python's %); x mod 0 = 0", kMod);
 
-  // x + 0, x - 0, x * 1, x / 1 are x: exactly, but for x + 0 at x = -0, which gives +0
-  // (equal to -0); the dtype never changes (the scalar takes the tensor's dtype).
+  // x * 1, x / 1, x - (+0.0) and x + (-0.0) are x bit for bit; x + 0 is not (-0 + 0
+  // is +0) but for integers. The dtype never changes (the scalar takes the tensor's).
   const auto scalar_is = [](double value) {
-    return [value](const Attrs& attrs, const std::vector<Shape>&, bool) { return attrs.Float("scalar") == value; };
+    return [value](const Attrs& attrs, const std::vector<Shape>&, DType, bool) { return attrs.Float("scalar") == value; };
   };
-  RegisterScalar("_plus_scalar", "x + scalar", kAdd).SetIdentityWhen(scalar_is(0.0));
-  RegisterScalar("_minus_scalar", "x - scalar", kSub).SetIdentityWhen(scalar_is(0.0));
+  const auto zero_keeps_sign = [](bool negative_zero) {
+    return [negative_zero](const Attrs& attrs, const std::vector<Shape>&, DType dtype, bool) {
+      const double scalar = attrs.Float("scalar");
+      return scalar == 0 && (!IsFloat(dtype) || std::signbit(scalar) == negative_zero);
+    };
+  };
+  RegisterScalar("_plus_scalar", "x + scalar", kAdd).SetIdentityWhen(zero_keeps_sign(true));
+  RegisterScalar("_minus_scalar", "x - scalar", kSub).SetIdentityWhen(zero_keeps_sign(false));
   RegisterScalar("_rminus_scalar", "scalar - x", kSub, Operands::kScalarFirst);
   RegisterScalar("_mul_scalar", "x * scalar", kMul).SetIdentityWhen(scalar_is(1.0));
   RegisterScalar("_div_scalar", "x / scalar", kDiv).SetIdentityWhen(scalar_is(1.0));

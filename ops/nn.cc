@@ -946,7 +946,7 @@ const bool kRegistered = [] {
       .SetPatternFn([](const Attrs& attrs, bool is_train) {
         return is_train || attrs.Str("mode") == "always" ? OpPattern::kOpaque : OpPattern::kElementwise;
       })
-      .SetIdentityWhen([](const Attrs& attrs, const std::vector<Shape>&, bool is_train) {
+      .SetIdentityWhen([](const Attrs& attrs, const std::vector<Shape>&, DType, bool is_train) {
         return attrs.Float("p") == 0 || (!is_train && attrs.Str("mode") != "always");
       })
       .SetRandomAtInference([](const Attrs& attrs) { return attrs.Str("mode") == "always" && attrs.Float("p") > 0; })

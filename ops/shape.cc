@@ -1159,7 +1159,7 @@ const bool kRegistered = [] {
         for (size_t d = 0; d < axes.size(); ++d) in_index[static_cast<size_t>(axes[d])] = out_index[d];
         return in_index;
       })
-      .SetIdentityWhen([](const Attrs& attrs, const std::vector<Shape>& in, bool) {
+      .SetIdentityWhen([](const Attrs& attrs, const std::vector<Shape>& in, DType, bool) {
         const std::vector<int64_t> axes = TransposeAxes(attrs, static_cast<int64_t>(in[0].size()));
         for (size_t d = 0; d < axes.size(); ++d) {
           if (axes[d] != static_cast<int64_t>(d)) return false;

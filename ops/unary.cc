@@ -581,11 +581,11 @@ const bool kRegistered = [] {
       })
       .SetPattern(OpPattern::kElementwise)
       // When the dtype does not change (the passes check the dtypes).
-      .SetIdentityWhen([](const Attrs&, const std::vector<Shape>&, bool) { return true; })
+      .SetIdentityWhen([](const Attrs&, const std::vector<Shape>&, DType, bool) { return true; })
       .SetReference(CastReference)
       .SetScalarCompute(KirCast);
 
-  const auto always = [](const Attrs&, const std::vector<Shape>&, bool) { return true; };
+  const auto always = [](const Attrs&, const std::vector<Shape>&, DType, bool) { return true; };
   RegisterSimple("BlockGrad", "Identity forward; stops gradients", "stop_gradient", CopyReference, KirCopy)
       .SetIdentityWhen(always);
   RegisterSimple("identity", "Copies its input", "_copy", CopyReference, KirCopy).SetIdentityWhen(always);

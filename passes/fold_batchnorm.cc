@@ -74,7 +74,8 @@ NodeEntry ScaleAndShift(Graph& graph, const Node& node, const NodeEntry& data, c
   const NodeEntry shift = AddConstant(graph, node.name + "_shift", Tensor::FromDoubles(channel_shape, affine.shift, dtype));
   const OpDef& mul = OpRegistry::Global().Get("broadcast_mul");
   const OpDef& add = OpRegistry::Global().Get("broadcast_add");
-  NodePtr scaled = Node::Create(mul, node.name + "_mul", mul.ParseAttrs({}, node.name + "_mul"), {data, scale});
+  const std::string name = FreshNodeName(graph, node.name + "_mul");
+  NodePtr scaled = Node::Create(mul, name, mul.ParseAttrs({}, name), {data, scale});
   NodePtr shifted = Node::Create(add, node.name, add.ParseAttrs({}, node.name), {{scaled, 0}, shift});
   return {shifted, 0};
 }

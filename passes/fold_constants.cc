@@ -16,7 +16,8 @@ constexpr size_t kMinFoldBytes = size_t{64} << 10;
 }  // namespace
 
 void FoldConstants(Graph& graph, const PassContext& context, PassChanges& changes) {
-  if (!context.params_are_constants) return;
+  // Training graphs (Dropout draws there) are not folded.
+  if (!context.params_are_constants || context.is_train) return;
   EntryInfo info(graph);
   GraphRewriter rewriter(graph, &info);
   rewriter.Run([&](const NodePtr& node) {

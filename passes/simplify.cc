@@ -27,7 +27,9 @@ void RemoveIdentities(Graph& graph, const PassContext& context, PassChanges& cha
     if (info.shape(in) != info.shape(out) || info.dtype(in) != info.dtype(out)) return;
     std::vector<Shape> input_shapes;
     for (const auto& input : node->inputs) input_shapes.push_back(info.shape(input));
-    if (!node->op->is_view() && !node->op->IsIdentity(node->attrs, input_shapes, context.is_train)) return;
+    if (!node->op->is_view() && !node->op->IsIdentity(node->attrs, input_shapes, info.dtype(in), context.is_train)) {
+      return;
+    }
     rewriter.Replace(out, in);
     ++changes["removed"];
   });
@@ -58,7 +60,7 @@ void MergeTransposes(Graph& graph, const PassContext&, PassChanges& changes) {
   GraphRewriter rewriter(graph, &info);
   rewriter.Run([&](const NodePtr& node) {
     const NodePtr& inner = node->inputs.empty() ? nullptr : node->inputs[0].node;
-    if (!inner || inner->is_variable()) return;
+    if (!inner || inner->is_variable() || inner->inputs.empty()) return;
     const size_t ndim = info.shape({node, 0}).size();
     const auto outer_perm = node->op->Permutation(node->attrs, ndim);
     if (!outer_perm || info.shape(inner->inputs[0]).size() != ndim) return;

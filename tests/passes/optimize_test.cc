@@ -61,13 +61,14 @@ Graph ToGraphWithParams(const Symbol& net, const std::map<std::string, Shape>& s
 
 }  // namespace
 
-TEST_CASE("identities, inference Dropout, x*1, x+0 and same-dtype Cast are removed", "[passes]") {
+TEST_CASE("identities, inference Dropout, x*1, x-0, x+(-0) and same-dtype Cast are removed", "[passes]") {
   Symbol x = Symbol::Variable("data");
   Symbol y = Symbol::Create("identity", {x}, {}, "copy");
   y = Symbol::Create("BlockGrad", {y}, {}, "stop");
   y = Symbol::Create("Dropout", {y}, {{"p", 0.5}}, "drop");
   y = y * 1.0;
-  y = y + 0.0;
+  y = y - 0.0;
+  y = Symbol::Create("_plus_scalar", {y}, {{"scalar", -0.0}}, "plus_negative_zero");
   y = y / 1.0;
   y = Symbol::Create("Cast", {y}, {{"dtype", "float32"}}, "cast");
   y = Symbol::Create("transpose", {y}, {{"axes", {0, 1}}}, "same");
@@ -75,11 +76,11 @@ TEST_CASE("identities, inference Dropout, x*1, x+0 and same-dtype Cast are remov
   const Graph graph = y.ToGraph();
   const std::map<std::string, Tensor> inputs = {{"data", RandomTensor({3, 4}, 1)}};
   const Compiled compiled = CompileAndRun(graph, inputs, 1);
-  CHECK(ChangesOf(compiled.lowered, "remove_identities").at("removed") == 8);
+  CHECK(ChangesOf(compiled.lowered, "remove_identities").at("removed") == 9);
   CHECK(compiled.lowered.artifact.kernels_size() == 1);
   KILN_CHECK_CLOSE(compiled.outputs[0], Interpret(graph, inputs)[0], 0, 0);
-  // A Cast that converts, and x * 2, stay.
-  Symbol z = Symbol::Create("Cast", {Symbol::Variable("data") * 2.0}, {{"dtype", "float64"}}, "widen");
+  // A Cast that converts, x * 2, and x + 0 (-0 + 0 is +0) stay.
+  Symbol z = Symbol::Create("Cast", {(Symbol::Variable("data") + 0.0) * 2.0}, {{"dtype", "float64"}}, "widen");
   const Compiled kept = CompileAndRun(z.ToGraph(), inputs, 1);
   CHECK(ChangesOf(kept.lowered, "remove_identities").empty());
 }
