@@ -280,3 +280,14 @@ TEST_CASE("LeNet and the MLP match the reference at every graph level", "[passes
     CheckMatchesReference(ToGraphWithParams(TestMlp(), {{"data", {3, 20}}}, 17), flat, level);
   }
 }
+
+TEST_CASE("passes handle operators without inputs (a transpose of zeros)", "[passes]") {
+  Symbol zeros = Symbol::Create("zeros", {}, {{"shape", {2, 3}}}, "z");
+  Symbol t = Symbol::Create("transpose", {zeros}, {}, "t");
+  const Graph graph = Symbol::Group({Symbol::Create("exp", {t}, {}, "e"), t}).ToGraph();
+  for (const int level : {1, 2}) {
+    const auto got = CompileAndRun(graph, {}, level).outputs;
+    const auto expected = Interpret(graph, {});
+    for (size_t i = 0; i < expected.size(); ++i) KILN_CHECK_CLOSE(got[i], expected[i], 0, 0);
+  }
+}
