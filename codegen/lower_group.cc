@@ -288,17 +288,20 @@ GroupKernel LowerAnchoredGroup(const GroupTypes& types, const FusionGroup& group
   std::set<size_t> after(group.nodes.begin(), group.nodes.end());
   const std::set<size_t> before(group.prologue.begin(), group.prologue.end());
   for (const size_t id : before) after.erase(id);
-  const auto loader = [&types, extra](const std::vector<kir::Buffer>& buffers, const Expr& index, const Shape& at_shape) {
+  const auto loader = [&types, extra](const std::vector<kir::Buffer>& buffers, const LowerContext::EpilogueIndex& index,
+                                      const Shape& at_shape) {
     return [&types, extra, buffers, index, at_shape](size_t entry) {
       const auto k = static_cast<size_t>(std::find(extra.begin(), extra.end(), entry) - extra.begin());
       if (k == extra.size()) throw Error("fusion: '" + ArgName(types.indexed, entry) + "' is not an input of the group");
-      return lower::LoadAs(buffers.at(k), lower::BroadcastFromFlat(index, at_shape, types.shape(entry)),
-                           lower::ComputeType(types.dtype(entry)));
+      const Expr at =
+          lower::BroadcastFromFlat(index.flat, index.inner, index.inner_extent, at_shape, types.shape(entry));
+      return lower::LoadAs(buffers.at(k), at, lower::ComputeType(types.dtype(entry)));
     };
   };
   if (group.root() != anchor) {
     spec.fn = [&types, &after, &group, &loader, out_shape, root_entry](const std::vector<kir::Buffer>& buffers,
-                                                                        const Expr& value, const Expr& index) {
+                                                                        const Expr& value,
+                                                                        const LowerContext::EpilogueIndex& index) {
       GroupValues values(types, after, group.anchor, value, loader(buffers, index, out_shape));
       values.Index();
       return values.Entry(root_entry);
@@ -308,7 +311,7 @@ GroupKernel LowerAnchoredGroup(const GroupTypes& types, const FusionGroup& group
     const size_t input0 = indexed.entry_id(node.inputs[0]);
     spec.prologue = [&types, &before, &loader, in_shape, input0](const std::vector<kir::Buffer>& buffers,
                                                                   const Expr& index) {
-      GroupValues values(types, before, -1, Expr(), loader(buffers, index, in_shape));
+      GroupValues values(types, before, -1, Expr(), loader(buffers, {index, Expr(), 0}, in_shape));
       values.Index();
       return values.Entry(input0);
     };

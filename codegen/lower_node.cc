@@ -38,7 +38,7 @@ kir::Kernel LowerNode(const OpDef& op, const Attrs& attrs, const NodeSignature& 
     std::vector<kir::Buffer> buffers;
     for (const auto& input : epilogue->inputs) buffers.push_back(builder.AddArg(input.name, input.type, input.size));
     if (epilogue->fn) {
-      ctx.epilogue = [buffers, fn = epilogue->fn](const kir::Expr& value, const kir::Expr& index) {
+      ctx.epilogue = [buffers, fn = epilogue->fn](const kir::Expr& value, const LowerContext::EpilogueIndex& index) {
         return fn(buffers, value, index);
       };
     }

@@ -30,7 +30,9 @@ struct EpilogueSpec {
   };
   std::vector<Input> inputs;
   // Unset: no epilogue.
-  std::function<kir::Expr(const std::vector<kir::Buffer>& buffers, const kir::Expr& value, const kir::Expr& index)> fn;
+  std::function<kir::Expr(const std::vector<kir::Buffer>& buffers, const kir::Expr& value,
+                          const LowerContext::EpilogueIndex& index)>
+      fn;
   // Computes the node's input 0 (LowerContext::prologue): it then has no argument.
   std::function<kir::Expr(const std::vector<kir::Buffer>& buffers, const kir::Expr& index)> prologue;
 };

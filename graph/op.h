@@ -72,9 +72,18 @@ struct LowerContext {
   // Fused elementwise work after output 0 (operators that declare SetAcceptsEpilogue):
   // the value to store for the element at flat index `index`, given the value the
   // operator computed there (in output 0's compute type). Unset: store the value.
-  std::function<kir::Expr(const kir::Expr& value, const kir::Expr& index)> epilogue;
-  kir::Expr Epilogue(const kir::Expr& value, const kir::Expr& index) const {
-    return epilogue ? epilogue(value, index) : value;
+  // Lowerings that know it also give `inner` = index % inner_extent for an extent that
+  // is a product of output 0's last dimensions (a GEMM's column): broadcast operands
+  // (biases) are then read without dividing the flat index.
+  struct EpilogueIndex {
+    kir::Expr flat;
+    kir::Expr inner;
+    int64_t inner_extent = 0;
+  };
+  std::function<kir::Expr(const kir::Expr& value, const EpilogueIndex& index)> epilogue;
+  kir::Expr Epilogue(const kir::Expr& value, const kir::Expr& index, kir::Expr inner = kir::Expr(),
+                     int64_t inner_extent = 0) const {
+    return epilogue ? epilogue(value, {index, std::move(inner), inner_extent}) : value;
   }
   // Fused elementwise work before input 0 (operators that declare SetAcceptsPrologue):
   // input 0's element at flat index `index`, in input 0's compute type, computed from

@@ -373,7 +373,9 @@ Stmt LowerMatmul(const BatchedGemm& g, const LowerContext& ctx, const kir::Buffe
       const Expr at = g.c.At(b, row0 + r, col0 + j);
       Expr value = kir::Load(g.c.buffer, at);
       if (bias) value = value + kir::Load(bias, col0 + j);
-      const Stmt add = kir::Store(g.c.buffer, at, ctx.Epilogue(value, at));
+      // C's rows are n long (ld == n): the column is the flat index modulo n.
+      const Stmt add = kir::Store(g.c.buffer, at,
+                                  g.c.ld == g.n ? ctx.Epilogue(value, at, col0 + j, g.n) : ctx.Epilogue(value, at));
       return kir::For(r, Expr(int64_t{0}), rows, kir::For(j, Expr(int64_t{0}), cols, add, kir::LoopKind::kVectorize));
     };
   }

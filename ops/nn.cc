@@ -526,7 +526,8 @@ Stmt DirectConvolution(const ConvGeometry& g, const LowerContext& ctx, const kir
       Loop(c, Int(0), Int(g.group_in), Loop(i, taps_h.first, taps_h.extent, Loop(j, Int(0), Int(g.k.w), tap))),
       Loop(ow, Int(0), Int(g.out_w),
            lower::StoreFrom(out, out_at,
-                            ctx.epilogue ? ctx.Epilogue(lower::AsStored(kir::Load(acc, ow), ctx.output_types[0]), out_at)
+                            ctx.epilogue ? ctx.Epilogue(lower::AsStored(kir::Load(acc, ow), ctx.output_types[0]), out_at,
+                                                        ow, g.out_w)
                                          : kir::Load(acc, ow)),
            kir::LoopKind::kVectorize),
   });
@@ -635,7 +636,8 @@ Stmt GemmConvolution(const ConvGeometry& g, const LowerContext& ctx, const kir::
     const Expr at = (image * Int(g.filters) + f) * Int(out_plane) + col0 + q;
     const Expr value = bias ? kir::Load(out, at) + kir::Load(bias, f) : kir::Load(out, at);
     steps.push_back(Loop(f, f0, block_filters,
-                         Loop(q, Int(0), cols, kir::Store(out, at, ctx.Epilogue(value, at)), kir::LoopKind::kVectorize)));
+                         Loop(q, Int(0), cols, kir::Store(out, at, ctx.Epilogue(value, at, col0 + q, out_plane)),
+                              kir::LoopKind::kVectorize)));
   }
   return Loop(slot, Int(0), Int(slots), Loop(item, first_item, end_item - first_item, kir::Block(std::move(steps))),
               kir::LoopKind::kParallel);
@@ -707,7 +709,8 @@ Stmt PoolingLower(const Attrs& attrs, LowerContext& ctx) {
       kir::Store(acc, zero, init),
       Loop(h, hs, rows, Loop(w, ws, cols, kir::Store(acc, zero, update))),
       lower::StoreFrom(ctx.outputs[0], out_at,
-                       ctx.epilogue ? ctx.Epilogue(lower::AsStored(result, ctx.output_types[0]), out_at) : result),
+                       ctx.epilogue ? ctx.Epilogue(lower::AsStored(result, ctx.output_types[0]), out_at, ow, ys[3])
+                                    : result),
   });
   return Loop(plane, zero, Int(xs[0] * xs[1]),
               kir::Allocate(acc, Loop(oh, zero, Int(ys[2]), Loop(ow, zero, Int(ys[3]), window))),

@@ -208,10 +208,11 @@ Stmt LowerSoftmaxRows(const SoftmaxView& view, LowerContext& ctx) {
   pass(
       sum, 0.0, [&](const Expr& cls) { return masked(cls, kir::Exp(x(cls) - row_max), c(0)); },
       [](const Expr& a, const Expr& v) { return a + v; });
-  // sum becomes what pass three needs: 1/sum, or max + log(sum) for log_softmax.
-  steps.push_back(columns(kir::Store(sum, column, view.log ? row_max + kir::Log(row_sum) : c(1) / row_sum)));
+  // sum becomes what pass three needs: 1/sum, or log(sum) for log_softmax, which is
+  // (x - max) - log(sum): exact where max + log(sum) would round (inputs around 1e4).
+  steps.push_back(columns(kir::Store(sum, column, view.log ? kir::Log(row_sum) : c(1) / row_sum)));
   const Expr cls = kir::Var("c");
-  const Expr value = view.log ? x(cls) - row_sum : kir::Exp(x(cls) - row_max) * row_sum;
+  const Expr value = view.log ? (x(cls) - row_max) - row_sum : kir::Exp(x(cls) - row_max) * row_sum;
   // With one column the class loop itself is the contiguous, vectorizable one.
   steps.push_back(ForRange(cls, view.classes, columns(lower::StoreFrom(out, at(cls), masked(cls, value, c(0)))),
                            view.inner > 1 ? kir::LoopKind::kSerial : kir::LoopKind::kVectorize));

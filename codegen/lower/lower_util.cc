@@ -102,6 +102,27 @@ Expr BroadcastFromFlat(const Expr& flat, const Shape& out_shape, const Shape& in
   return index;
 }
 
+Expr BroadcastFromFlat(const Expr& flat, const Expr& inner, int64_t inner_extent, const Shape& out_shape,
+                       const Shape& in_shape) {
+  if (!inner.defined() || inner_extent <= 0 || in_shape == out_shape) return BroadcastFromFlat(flat, out_shape, in_shape);
+  // The suffix of the output's dims whose product is inner_extent.
+  int64_t product = 1;
+  size_t suffix = out_shape.size();
+  while (suffix > 0 && product < inner_extent) product *= out_shape[--suffix];
+  if (product != inner_extent) return BroadcastFromFlat(flat, out_shape, in_shape);
+  const size_t offset = out_shape.size() - in_shape.size();
+  for (size_t d = 0; d < in_shape.size(); ++d) {
+    if (d + offset < suffix && in_shape[d] != 1) return BroadcastFromFlat(flat, out_shape, in_shape);
+  }
+  // Only the suffix matters: index within it as if it were the whole output.
+  const Shape out_suffix(out_shape.begin() + static_cast<std::ptrdiff_t>(suffix), out_shape.end());
+  Shape in_suffix;
+  for (size_t d = suffix; d < out_shape.size(); ++d) {
+    in_suffix.push_back(d >= offset ? in_shape[d - offset] : 1);
+  }
+  return BroadcastFromFlat(inner, out_suffix, in_suffix);
+}
+
 Stmt StoreFrom(const kir::Buffer& buffer, Expr index, Expr value) {
   return kir::Store(buffer, std::move(index), kir::Cast(buffer->type, std::move(value)));
 }

@@ -38,6 +38,11 @@ kir::Expr AsStored(const kir::Expr& value, DType dtype);
 // from the output's flat index (only the dimensions the input varies along are
 // recovered).
 kir::Expr BroadcastFromFlat(const kir::Expr& flat, const Shape& out_shape, const Shape& in_shape);
+// The same when `inner` = flat % inner_extent is known, inner_extent a product of the
+// output's last dimensions: an input that varies only along those is indexed from
+// `inner` alone (no division of the whole flat index).
+kir::Expr BroadcastFromFlat(const kir::Expr& flat, const kir::Expr& inner, int64_t inner_extent,
+                            const Shape& out_shape, const Shape& in_shape);
 // Converts `value` to the buffer's type and stores it.
 kir::Stmt StoreFrom(const kir::Buffer& buffer, kir::Expr index, kir::Expr value);
 

@@ -104,6 +104,19 @@ TEST_CASE("softmax and log_softmax along every axis", "[lower][softmax]") {
   }
 }
 
+TEST_CASE("log_softmax of inputs around 1e4 is (x - max) - log(sum): exact where max + log(sum) rounds",
+          "[lower][softmax]") {
+  // float32 spacing at 1e4 is about 0.001: adding log(sum) to the max first would lose it.
+  for (const Shape& shape : {Shape{3, 20}, Shape{4, 9}, Shape{2, 5, 3}}) {
+    Tensor x = RandomTensor(shape, 7, -1, 1);
+    for (int64_t i = 0; i < x.size(); ++i) x.SetDouble(i, 1e4 + x.GetDouble(i));
+    const auto got = RunLowered("log_softmax", {x}, {{"axis", 1}});
+    const auto expected = RunOp("log_softmax", {x}, {{"axis", 1}});
+    INFO(ShapeToString(shape));
+    KILN_CHECK_CLOSE(got[0], expected[0], 0, 2e-6);
+  }
+}
+
 TEST_CASE("softmax dtypes: float16 and float64 data, the dtype attribute", "[lower][softmax]") {
   const Tensor x = RandomTensor({3, 4, 18}, 5, -3, 3);
   for (const DType in : {DType::kFloat16, DType::kFloat32, DType::kFloat64}) {
