@@ -74,6 +74,11 @@ OpDef& OpDef::SetAcceptsEpilogue() {
   return *this;
 }
 
+OpDef& OpDef::SetScalarForm(std::string op) {
+  scalar_form_ = std::move(op);
+  return *this;
+}
+
 OpDef& OpDef::SetAcceptsPrologue() {
   accepts_prologue_ = true;
   return *this;

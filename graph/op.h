@@ -221,6 +221,9 @@ class OpDef {
   // The lowering applies LowerContext::epilogue to every element of output 0 while it is
   // still in cache (GEMM-like operators), so elementwise consumers fuse into it.
   OpDef& SetAcceptsEpilogue();
+  // With input 1 a single-element constant, the operator is `op`(input 0, scalar=value)
+  // (broadcast_power(x, 2) is _power_scalar(x, 2), which code generation specializes).
+  OpDef& SetScalarForm(std::string op);
   // The lowering reads input 0 only through LowerContext::LoadInput0 (reductions), so
   // elementwise producers of input 0 fuse into it.
   OpDef& SetAcceptsPrologue();
@@ -276,6 +279,7 @@ class OpDef {
   const std::optional<ChannelScaling>& channel_scaling() const { return channel_scaling_; }
   const TransposeFlags& transpose_flags() const { return transpose_flags_; }
   bool accepts_epilogue() const { return accepts_epilogue_; }
+  const std::string& scalar_form() const { return scalar_form_; }
   bool accepts_prologue() const { return accepts_prologue_; }
   const GradientFn& gradient() const { return gradient_; }
 
@@ -309,6 +313,7 @@ class OpDef {
   std::optional<ChannelScaling> channel_scaling_;
   TransposeFlags transpose_flags_;
   bool accepts_epilogue_ = false;
+  std::string scalar_form_;
   bool accepts_prologue_ = false;
   GradientFn gradient_;
 };

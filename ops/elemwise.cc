@@ -118,9 +118,11 @@ void RegisterSameShape(const char* name, const char* doc, const BinaryMath& math
       .SetScalarCompute(BinaryScalar(math.kir));
 }
 
-void RegisterBroadcast(const char* name, const char* doc, const BinaryMath& math) {
+// `scalar_form`: the scalar operator it equals when rhs is one constant value.
+void RegisterBroadcast(const char* name, const char* doc, const BinaryMath& math, const char* scalar_form = "") {
   OpRegistry::Global()
       .Register(name)
+      .SetScalarForm(scalar_form)
       .Describe(doc)
       .Inputs({"lhs", "rhs"})
       .SetInferShape(op_util::BroadcastInfer())
@@ -188,13 +190,13 @@ const bool kRegistered = [] {
   RegisterSameShape("_logical_or", "1 where lhs or rhs is nonzero else 0, same shapes", kLogicalOr);
   RegisterSameShape("_logical_xor", "1 where exactly one of lhs and rhs is nonzero else 0, same shapes", kLogicalXor);
 
-  RegisterBroadcast("broadcast_add", "lhs + rhs with broadcasting", kAdd);
-  RegisterBroadcast("broadcast_sub", "lhs - rhs with broadcasting", kSub);
-  RegisterBroadcast("broadcast_mul", "lhs * rhs with broadcasting", kMul);
-  RegisterBroadcast("broadcast_div", "lhs / rhs with broadcasting", kDiv);
-  RegisterBroadcast("broadcast_maximum", "max(lhs, rhs) with broadcasting", kMax);
-  RegisterBroadcast("broadcast_minimum", "min(lhs, rhs) with broadcasting", kMin);
-  RegisterBroadcast("broadcast_power", "lhs ** rhs with broadcasting", kPow);
+  RegisterBroadcast("broadcast_add", "lhs + rhs with broadcasting", kAdd, "_plus_scalar");
+  RegisterBroadcast("broadcast_sub", "lhs - rhs with broadcasting", kSub, "_minus_scalar");
+  RegisterBroadcast("broadcast_mul", "lhs * rhs with broadcasting", kMul, "_mul_scalar");
+  RegisterBroadcast("broadcast_div", "lhs / rhs with broadcasting", kDiv, "_div_scalar");
+  RegisterBroadcast("broadcast_maximum", "max(lhs, rhs) with broadcasting", kMax, "_maximum_scalar");
+  RegisterBroadcast("broadcast_minimum", "min(lhs, rhs) with broadcasting", kMin, "_minimum_scalar");
+  RegisterBroadcast("broadcast_power", "lhs ** rhs with broadcasting", kPow, "_power_scalar");
   RegisterBroadcast("broadcast_equal", "1 where lhs == rhs else 0", kEqual);
   RegisterBroadcast("broadcast_not_equal", "1 where lhs != rhs else 0", kNotEqual);
   RegisterBroadcast("broadcast_greater", "1 where lhs > rhs else 0", kGreater);

@@ -6,6 +6,10 @@
 
 namespace kiln {
 
+// A broadcast operator whose second operand is one constant value becomes its scalar
+// form (broadcast_power(x, 2) -> _power_scalar(x, 2): a constant exponent code
+// generation turns into x * x).
+void ScalarizeConstantOperands(Graph& graph, const PassContext& context, PassChanges& changes);
 // Removes nodes the registry calls identities here (identity, BlockGrad, Dropout at
 // inference, Cast to the same dtype, transpose by the identity permutation, x * 1,
 // x + 0) and views to the same shape.

@@ -13,6 +13,8 @@ namespace kiln {
 
 const std::vector<PassInfo>& AllPasses() {
   static const std::vector<PassInfo> passes = {
+      {"scalarize_constant_operands", "a broadcast operator with one constant value as rhs becomes its scalar form",
+       ScalarizeConstantOperands},
       {"remove_identities", "remove identities, inference Dropout, same-dtype Cast, x*1, x+0, same-shape views",
        RemoveIdentities},
       {"merge_views", "a view of a view becomes one Reshape", MergeViews},

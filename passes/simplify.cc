@@ -17,6 +17,29 @@ bool IsIdentityPermutation(const std::vector<int64_t>& perm) {
 
 }  // namespace
 
+void ScalarizeConstantOperands(Graph& graph, const PassContext& context, PassChanges& changes) {
+  if (!context.params_are_constants) return;
+  EntryInfo info(graph);
+  GraphRewriter rewriter(graph, &info);
+  rewriter.Run([&](const NodePtr& node) {
+    const std::string& form = node->op->scalar_form();
+    if (form.empty() || node->inputs.size() != 2 || node->num_outputs() != 1) return;
+    const NodeEntry& tensor = node->inputs[0];
+    const NodeEntry& operand = node->inputs[1];
+    if (!operand.node->is_variable()) return;
+    const auto it = graph.params.find(operand.node->name);
+    if (it == graph.params.end() || it->second.size() != 1 || it->second.dtype() != info.dtype(tensor)) return;
+    // The tensor operand must already have the output's shape and dtype.
+    if (info.shape(tensor) != info.shape({node, 0}) || info.dtype(tensor) != info.dtype({node, 0})) return;
+    const double value = it->second.GetDouble(0);
+    const OpDef& scalar_op = OpRegistry::Global().Get(form);
+    Attrs attrs = scalar_op.ParseAttrs(
+        {{"scalar", AttrValue{value}}, {"is_int", AttrValue{!IsFloat(info.dtype(tensor))}}}, node->name);
+    rewriter.Replace({node, 0}, {Node::Create(scalar_op, node->name, std::move(attrs), {tensor}), 0});
+    ++changes["scalarized"];
+  });
+}
+
 void RemoveIdentities(Graph& graph, const PassContext& context, PassChanges& changes) {
   EntryInfo info(graph);
   GraphRewriter rewriter(graph, &info);

@@ -291,3 +291,25 @@ TEST_CASE("passes handle operators without inputs (a transpose of zeros)", "[pas
     for (size_t i = 0; i < expected.size(); ++i) KILN_CHECK_CLOSE(got[i], expected[i], 0, 0);
   }
 }
+
+TEST_CASE("a broadcast operator with one constant value as rhs becomes its scalar form", "[passes]") {
+  // LayerNorm as exporters write it squares with Pow(x, 2): a constant exponent lets code
+  // generation multiply instead of calling pow.
+  Symbol x = Symbol::Variable("data");
+  Symbol squared = Symbol::Create("broadcast_power", {x, Symbol::Variable("two")}, {}, "pow");
+  Symbol scaled = Symbol::Create("broadcast_mul", {squared, Symbol::Variable("half")}, {}, "scale");
+  // Three values: not a scalar.
+  Symbol shifted = Symbol::Create("broadcast_add", {scaled, Symbol::Variable("bias")}, {}, "shift");
+  Graph graph = shifted.ToGraph();
+  graph.params["two"] = Values({1}, {2.0});
+  graph.params["half"] = Values({1, 1}, {0.5});
+  graph.params["bias"] = RandomTensor({3}, 20);
+  const std::map<std::string, Tensor> inputs = {{"data", RandomTensor({2, 3}, 21)}};
+  const Compiled compiled = CompileAndRun(graph, inputs, 1);
+  CHECK(ChangesOf(compiled.lowered, "scalarize_constant_operands").at("scalarized") == 2);
+  CHECK(compiled.lowered.graph.indexed().node(compiled.lowered.graph.indexed().num_nodes() - 1).op->name() ==
+        "broadcast_add");
+  KILN_CHECK_CLOSE(compiled.outputs[0], Interpret(graph, inputs)[0], 1e-6, 1e-7);
+  // Without embedded parameters the operands stay tensors.
+  CHECK(ChangesOf(CompileAndRun(graph, inputs, 1, {}, false).lowered, "scalarize_constant_operands").empty());
+}
