@@ -44,7 +44,9 @@ class GroupValues {
   using Load = std::function<Expr(size_t entry)>;  // an external entry at this position
   GroupValues(const GroupTypes& types, const std::set<size_t>& members, int64_t anchor, Expr anchor_value, Load load)
       : types_(types), members_(members), anchor_(anchor), anchor_value_(std::move(anchor_value)),
-        load_(std::move(load)) {}
+        load_(std::move(load)) {
+    for (const size_t id : members_) owner_[types_.indexed.entry_id(id, 0)] = id;
+  }
 
   // In the compute type of the entry's dtype, as a reader of the stored entry sees it.
   Expr Entry(size_t entry) {
@@ -68,10 +70,6 @@ class GroupValues {
     }
     values_.emplace(entry, value);
     return value;
-  }
-
-  void Index() {
-    for (const size_t id : members_) owner_[types_.indexed.entry_id(id, 0)] = id;
   }
 
  private:
@@ -112,36 +110,56 @@ std::string ArgName(const IndexedGraph& indexed, size_t entry) {
   return "entry" + std::to_string(entry);
 }
 
-GroupKernel LowerElementwiseGroup(const GroupTypes& types, const FusionGroup& group, const std::string& kernel_name) {
-  const IndexedGraph& indexed = types.indexed;
-  GroupKernel result;
-  result.reads = ExternalReads(types, group);
-  const size_t root_entry = indexed.entry_id(group.root(), 0);
-  result.writes = {root_entry};
-  const Shape& out_shape = types.shape(root_entry);
+// What the loop-based group lowerings share: one argument per external read, then the
+// root's output.
+struct GroupLoop {
+  GroupLoop(const GroupTypes& types, const FusionGroup& group, const std::string& kernel_name)
+      : builder(kernel_name), root_entry(types.indexed.entry_id(group.root(), 0)), out_shape(types.shape(root_entry)) {
+    result.reads = ExternalReads(types, group);
+    result.writes = {root_entry};
+    for (const size_t entry : result.reads) {
+      buffers[entry] = builder.AddArg(ArgName(types.indexed, entry), ToScalarType(types.dtype(entry)),
+                                      NumElements(types.shape(entry)));
+    }
+    out = builder.AddArg(ArgName(types.indexed, root_entry), ToScalarType(types.dtype(root_entry)),
+                         NumElements(out_shape));
+  }
+  GroupKernel Finish(kir::Stmt body) {
+    result.kernel = builder.Finish(std::move(body));
+    return std::move(result);
+  }
 
-  kir::KernelBuilder builder(kernel_name);
+  kir::KernelBuilder builder;
+  GroupKernel result;
+  size_t root_entry;
+  Shape out_shape;
   std::map<size_t, kir::Buffer> buffers;
+  kir::Buffer out;
+};
+
+GroupKernel LowerElementwiseGroup(const GroupTypes& types, const FusionGroup& group, const std::string& kernel_name) {
+  GroupLoop loop(types, group, kernel_name);
+  GroupKernel& result = loop.result;
+  const size_t root_entry = loop.root_entry;
+  const Shape& out_shape = loop.out_shape;
+  const auto& buffers = loop.buffers;
+  const kir::Buffer& out = loop.out;
   bool flat = true;  // every input is the output's shape or a single element
   for (size_t k = 0; k < result.reads.size(); ++k) {
     const size_t entry = result.reads[k];
     const Shape& shape = types.shape(entry);
-    buffers[entry] = builder.AddArg(ArgName(indexed, entry), ToScalarType(types.dtype(entry)), NumElements(shape));
     flat = flat && (shape == out_shape || NumElements(shape) == 1);
     if (shape == out_shape && kir::ScalarTypeBytes(ToScalarType(types.dtype(entry))) ==
                                   kir::ScalarTypeBytes(ToScalarType(types.dtype(root_entry)))) {
       result.inplace.emplace_back(static_cast<int>(k), 0);
     }
   }
-  const kir::Buffer out =
-      builder.AddArg(ArgName(indexed, root_entry), ToScalarType(types.dtype(root_entry)), NumElements(out_shape));
   const std::set<size_t> members(group.nodes.begin(), group.nodes.end());
   const auto value_at = [&](const std::function<Expr(const Shape&)>& index_of) {
     GroupValues values(types, members, -1, Expr(), [&](size_t entry) {
       return lower::LoadAs(buffers.at(entry), index_of(types.shape(entry)),
                            lower::ComputeType(types.dtype(entry)));
     });
-    values.Index();
     return values.Entry(root_entry);
   };
   kir::Stmt body;
@@ -159,8 +177,7 @@ GroupKernel LowerElementwiseGroup(const GroupTypes& types, const FusionGroup& gr
                               }));
     });
   }
-  result.kernel = builder.Finish(std::move(body));
-  return result;
+  return loop.Finish(std::move(body));
 }
 
 // A group with injective members: each member is evaluated at a multi-index of its own
@@ -241,26 +258,12 @@ class PositionedValues {
 };
 
 GroupKernel LowerPositionedGroup(const GroupTypes& types, const FusionGroup& group, const std::string& kernel_name) {
-  const IndexedGraph& indexed = types.indexed;
-  GroupKernel result;
-  result.reads = ExternalReads(types, group);
-  const size_t root_entry = indexed.entry_id(group.root(), 0);
-  result.writes = {root_entry};
-  const Shape& out_shape = types.shape(root_entry);
-  kir::KernelBuilder builder(kernel_name);
-  std::map<size_t, kir::Buffer> buffers;
-  for (const size_t entry : result.reads) {
-    buffers[entry] = builder.AddArg(ArgName(indexed, entry), ToScalarType(types.dtype(entry)),
-                                    NumElements(types.shape(entry)));
-  }
-  const kir::Buffer out =
-      builder.AddArg(ArgName(indexed, root_entry), ToScalarType(types.dtype(root_entry)), NumElements(out_shape));
-  kir::Stmt body = lower::LoopNest(out_shape, [&](const std::vector<Expr>& index) {
-    PositionedValues values(types, group, buffers);
-    return lower::StoreFrom(out, lower::FlatIndex(index, out_shape), values.At(root_entry, index));
+  GroupLoop loop(types, group, kernel_name);
+  kir::Stmt body = lower::LoopNest(loop.out_shape, [&](const std::vector<Expr>& index) {
+    PositionedValues values(types, group, loop.buffers);
+    return lower::StoreFrom(loop.out, lower::FlatIndex(index, loop.out_shape), values.At(loop.root_entry, index));
   });
-  result.kernel = builder.Finish(std::move(body));
-  return result;  // no in-place: elements are read at other positions than written
+  return loop.Finish(std::move(body));  // no in-place: elements are read at other positions than written
 }
 
 GroupKernel LowerAnchoredGroup(const GroupTypes& types, const FusionGroup& group, const std::string& kernel_name,
@@ -303,8 +306,7 @@ GroupKernel LowerAnchoredGroup(const GroupTypes& types, const FusionGroup& group
                                                                         const Expr& value,
                                                                         const LowerContext::EpilogueIndex& index) {
       GroupValues values(types, after, group.anchor, value, loader(buffers, index, out_shape));
-      values.Index();
-      return values.Entry(root_entry);
+        return values.Entry(root_entry);
     };
   }
   if (has_prologue) {
@@ -312,8 +314,7 @@ GroupKernel LowerAnchoredGroup(const GroupTypes& types, const FusionGroup& group
     spec.prologue = [&types, &before, &loader, in_shape, input0](const std::vector<kir::Buffer>& buffers,
                                                                   const Expr& index) {
       GroupValues values(types, before, -1, Expr(), loader(buffers, {index, Expr(), 0}, in_shape));
-      values.Index();
-      return values.Entry(input0);
+        return values.Entry(input0);
     };
   }
   result.kernel = LowerNode(*node.op, node.attrs, signature, kernel_name, is_train, NodeSeed(0, node.name), &spec);

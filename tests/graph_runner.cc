@@ -55,7 +55,6 @@ int64_t Aligned(int64_t bytes) {
 }  // namespace
 
 std::string CheckMemoryPlan(const MemoryProblem& problem, const StoragePlan& plan) {
-  const size_t entries = problem.entry_bytes.size();
   const auto root = [&](size_t entry) {
     while (problem.alias_of[entry] >= 0) entry = static_cast<size_t>(problem.alias_of[entry]);
     return entry;
@@ -162,7 +161,6 @@ std::string CheckMemoryPlan(const MemoryProblem& problem, const StoragePlan& pla
   if (plan.lower_bound_bytes != bound) {
     return "the reported lower bound " + std::to_string(plan.lower_bound_bytes) + " is not " + std::to_string(bound);
   }
-  (void)entries;
   return "";
 }
 

@@ -377,20 +377,6 @@ std::string JoinNames(const std::vector<std::string>& names, size_t at_most = 8)
   return text;
 }
 
-// "a,b,c" -> {"a", "b", "c"}; empty items are errors.
-std::vector<std::string> SplitList(const std::string& text) {
-  std::vector<std::string> items;
-  size_t begin = 0;
-  while (true) {
-    const size_t end = text.find(',', begin);
-    const std::string item = text.substr(begin, end == std::string::npos ? std::string::npos : end - begin);
-    if (item.empty()) throw Error("--passes '" + text + "': empty pass name");
-    items.push_back(item);
-    if (end == std::string::npos) return items;
-    begin = end + 1;
-  }
-}
-
 int CmdCompile(const CommandLine& line) {
   // The key is read first: a bad key file must not cost a compile.
   std::optional<KeyPair> signer;
@@ -404,7 +390,7 @@ int CmdCompile(const CommandLine& line) {
   options.embed_params = !line.no_embed_params;
   options.input_shapes = line.input_shapes;
   options.graph_opt_level = line.graph_opt_level;
-  if (line.passes) options.passes.passes = SplitList(*line.passes);
+  if (!line.passes.empty()) options.passes.passes = line.passes;
   options.passes.disabled.insert(line.disabled_passes.begin(), line.disabled_passes.end());
   if (!line.dump_after_each.empty()) {
     CreateOutputDirectory(line.dump_after_each);

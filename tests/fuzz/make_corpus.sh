@@ -76,6 +76,8 @@ cli_seed ops ops --json
 cli_seed inspect inspect m.kiln-graph --input data:1x3x224x224 --params p.params --json
 cli_seed inspect_signed inspect m.kiln --trusted-key k.pub --trusted-key other.pub
 cli_seed viz viz m.onnx -o m.dot --input x:2x3
+cli_seed viz_fusion viz m.onnx -o m.dot --input x:2x3 --fusion
+cli_seed compile_passes compile m.onnx -o m.kiln --graph-opt 1 --passes fuse,,dce --disable-pass cse --dump-after-each d
 cli_seed interpret interpret m.kiln-graph --input data=x.npy --output-dir out --train --seed 18446744073709551615
 cli_seed export export m.kiln-graph -o m.onnx --input data:1x1x28x28
 cli_seed compile compile m.kiln-graph -o m.kiln --input data:8x3x224x224 --cpu x86-64-v3 --features +avx2,+fma -O3 \

@@ -174,3 +174,21 @@ TEST_CASE("injective operators (transposes, views) fuse into elementwise groups"
   CHECK(lowered.artifact.kernels(0).node() == "relu+t+add+flat+out");
   CheckFusedExact(graph, inputs);
 }
+
+TEST_CASE("pooling takes its activation; a matrix product its bias read by column", "[fusion]") {
+  Symbol x = Symbol::Variable("data");
+  Symbol pooled = sym::Pooling(x, {{"kernel", {2, 2}}, {"stride", {2, 2}}, {"pool_type", "max"}}, "pool");
+  Symbol activated = Symbol::Create("sigmoid", {pooled}, {}, "sig");
+  // dot's output (2, 8) plus a bias of shape (8,): the epilogue indexes it by column.
+  Symbol product = Symbol::Create("dot", {sym::Flatten(activated, {}, "flat"), Symbol::Variable("w")}, {}, "dot");
+  Symbol biased = Symbol::Create("broadcast_add", {product, Symbol::Variable("b")}, {}, "bias");
+  const Graph graph = Symbol::Group({biased}).ToGraph();
+  const std::map<std::string, Tensor> inputs = {{"data", RandomTensor({2, 3, 4, 4}, 15)},
+                                                {"w", RandomTensor({12, 8}, 16)},
+                                                {"b", RandomTensor({8}, 17)}};
+  const LoweredGraph lowered = Lower(graph, inputs, 2);
+  std::vector<std::string> kernels;
+  for (const auto& kernel : lowered.artifact.kernels()) kernels.push_back(kernel.node());
+  CHECK(kernels == std::vector<std::string>{"pool+sig", "dot+bias"});
+  CheckFusedExact(graph, inputs);
+}

@@ -374,6 +374,12 @@ TEST_CASE("kiln compile runs chosen passes, dumps the graph after each, and insp
   const Result empty = Run(kKiln + " compile " + graph + " -o " + dir + "/x.kiln --passes fuse,,dce");
   CHECK(empty.status != 0);
   CHECK(empty.output.find("empty pass name") != std::string::npos);
+  const Result no_list = Run(kKiln + " compile " + graph + " -o " + dir + "/x.kiln --passes ''");
+  CHECK(no_list.status != 0);
+  CHECK(no_list.output.find("--passes: empty pass list") != std::string::npos);
+  const Result no_name = Run(kKiln + " compile " + graph + " -o " + dir + "/x.kiln --disable-pass ''");
+  CHECK(no_name.status != 0);
+  CHECK(no_name.output.find("empty pass name") != std::string::npos);
 }
 
 TEST_CASE("kiln viz --fusion boxes every fused kernel", "[cli][passes]") {

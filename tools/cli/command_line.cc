@@ -36,6 +36,10 @@ CLI::Validator WholeNumber(Int lo, Int hi) {
 const CLI::Validator kNotEmpty(
     [](std::string& text) -> std::string { return text.empty() ? "the path is empty" : std::string(); }, "PATH");
 
+// A pass name (--passes items, --disable-pass).
+const CLI::Validator kPassName(
+    [](std::string& text) -> std::string { return text.empty() ? "empty pass name" : std::string(); }, "PASS");
+
 // A path every use of `command` needs (MODEL, ARTIFACT, -o): required and not empty.
 void AddRequiredPath(CLI::App* command, const std::string& name, std::string& path, const std::string& help) {
   command->add_option(name, path, help)->required()->check(kNotEmpty);
@@ -160,10 +164,10 @@ ParseOutcome ParseCommandLine(const std::vector<std::string>& args) {
   compile->add_option("--graph-opt", line.graph_opt_level,
                       "Graph pass pipeline level 0-3 (default: the -O level): 0 none, 1 simplification, 2-3 fusion")
       ->check(WholeNumber(0, 3));
-  compile->add_option("--passes", line.passes, "Run these graph passes, comma-separated, instead of the level's")
-      ->check(kNotEmpty);
+  std::string pass_list;
+  compile->add_option("--passes", pass_list, "Run these graph passes, comma-separated, instead of the level's");
   compile->add_option("--disable-pass", line.disabled_passes, "Leave out this graph pass (repeatable)")
-      ->check(kNotEmpty);
+      ->check(kPassName);
   compile->add_option("--dump-after-each", line.dump_after_each,
                       "Write the graph (text and DOT) before the passes and after each pass into DIR")
       ->check(kNotEmpty);
@@ -230,6 +234,14 @@ ParseOutcome ParseCommandLine(const std::vector<std::string>& args) {
       line.input_files = ParseUnique<std::string>(inputs, ParseInputFile);
     } else {
       line.input_shapes = ParseUnique<Shape>(inputs, ParseInputShape);
+    }
+    if (compile->count("--passes") > 0 && pass_list.empty()) throw Error("--passes: empty pass list");
+    // Split here, not with CLI11's delimiter, which drops empty items ("fuse,,dce").
+    for (size_t begin = 0; !pass_list.empty() && begin <= pass_list.size();) {
+      const size_t end = std::min(pass_list.find(',', begin), pass_list.size());
+      if (end == begin) throw Error("--passes '" + Abbreviate(pass_list) + "': empty pass name");
+      line.passes.push_back(pass_list.substr(begin, end - begin));
+      begin = end + 1;
     }
     if (line.command == "compile" && line.target != "cpu") {
       throw Error("--target '" + Abbreviate(line.target) + "': only 'cpu' is available in this build");

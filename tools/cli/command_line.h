@@ -35,7 +35,7 @@ struct CommandLine {
   std::string features;
   int opt_level = 2;
   std::optional<int> graph_opt_level;      // --graph-opt: the pass pipeline's level (default: -O)
-  std::optional<std::string> passes;       // --passes a,b,c: run these passes instead
+  std::vector<std::string> passes;         // --passes a,b,c: run these passes instead
   std::vector<std::string> disabled_passes;  // --disable-pass NAME (repeatable)
   std::string dump_after_each;             // --dump-after-each DIR
   bool no_embed_params = false;
