@@ -122,6 +122,9 @@ Graph PrepareGraph(const Graph& source, const CompileOptions& options, PassConte
 struct Placement {
   std::map<size_t, proto::BufferRef> external;  // entry id -> input, parameter or output
   std::vector<size_t> label_entries;            // labels: never read at inference
+  bool IsLabel(size_t entry) const {
+    return std::find(label_entries.begin(), label_entries.end(), entry) != label_entries.end();
+  }
   std::vector<std::pair<size_t, uint32_t>> output_copies;  // (entry, output index)
   std::vector<int64_t> bytes;                               // per entry
 };
@@ -174,9 +177,7 @@ Placement PlaceEntries(const Graph& graph, const CompileOptions& options, proto:
   for (size_t i = 0; i < graph.outputs.size(); ++i) {
     const size_t entry = indexed.output_entries()[i];
     *artifact.add_outputs() = SpecProto(output_names[i], *shapes[entry], *types[entry]);
-    const bool is_label = std::find(placement.label_entries.begin(), placement.label_entries.end(), entry) !=
-                          placement.label_entries.end();
-    if (placement.external.count(entry) || is_label) {
+    if (placement.external.count(entry) || placement.IsLabel(entry)) {
       placement.output_copies.emplace_back(entry, static_cast<uint32_t>(i));
       continue;
     }
@@ -192,10 +193,8 @@ Placement PlaceEntries(const Graph& graph, const CompileOptions& options, proto:
 
 struct Step {
   GroupKernel lowered;
+  FusionGroup group;
   std::string node;  // the members, "conv0+relu0"
-  int64_t anchor = -1;
-  size_t members = 1;
-  size_t kernels_unfused = 1;  // the kernels its members would be without fusion
 };
 
 struct ExecutionPlan {
@@ -226,12 +225,8 @@ ExecutionPlan PlanExecution(const Graph& graph, const FusionGroups& groups, Plac
       }
     }
     Step step;
+    step.group = group;
     step.node = GroupName(indexed, group);
-    step.anchor = group.anchor;
-    step.members = group.nodes.size();
-    // Without fusion, views would alias their source: no kernel of their own.
-    step.kernels_unfused = group.nodes.size() == 1 ? 1 : 0;
-    for (const size_t id : group.nodes) step.kernels_unfused += group.nodes.size() > 1 && !indexed.node(id).op->is_view();
     step.lowered = LowerGroup(graph, group, KernelSymbol(root, group.anchor >= 0 ? indexed.node(group.anchor).name
                                                                                : node.name),
                               false);
@@ -287,9 +282,7 @@ void AssembleKernels(const ExecutionPlan& execution, const Placement& placement,
     }
     proto::BufferRef ref;
     ref.set_kind(proto::BufferRef::ARENA);
-    const bool is_label = std::find(placement.label_entries.begin(), placement.label_entries.end(), entry) !=
-                          placement.label_entries.end();
-    ref.set_offset(static_cast<uint64_t>(is_label ? label_offset : memory.entry_offset[entry]));
+    ref.set_offset(static_cast<uint64_t>(placement.IsLabel(entry) ? label_offset : memory.entry_offset[entry]));
     ref.set_bytes(static_cast<uint64_t>(placement.bytes[entry]));
     return ref;
   };
@@ -342,22 +335,23 @@ void FillReport(const std::vector<PassRecord>& records, int64_t nodes_before_pas
     for (const auto& [kind, count] : record.changes) (*pass->mutable_changes())[kind] = count;
   }
   int64_t before_fusion = static_cast<int64_t>(placement.output_copies.size());
-  for (const Step& step : execution.steps) before_fusion += static_cast<int64_t>(step.kernels_unfused);
-  report.set_kernels_before_fusion(before_fusion);
-  report.set_kernels(artifact.kernels_size());
   const IndexedGraph& indexed = graph.indexed();
   for (const Step& step : execution.steps) {
-    if (step.members < 2) continue;
+    // Without fusion a view aliases its source (no kernel), unless it is a step alone
+    // (a view the caller receives is copied).
+    int64_t kernels = 0;
+    for (const size_t id : step.group.nodes) kernels += indexed.node(id).op->is_view() ? 0 : 1;
+    before_fusion += std::max<int64_t>(kernels, 1);
+  }
+  report.set_kernels_before_fusion(before_fusion);
+  report.set_kernels(artifact.kernels_size());
+  for (const Step& step : execution.steps) {
+    if (step.group.nodes.size() < 2) continue;
     auto* group = report.add_fused_groups();
     group->set_kernel(step.lowered.kernel.name);
-    size_t begin = 0;
-    while (begin <= step.node.size()) {
-      const size_t end = std::min(step.node.find('+', begin), step.node.size());
-      group->add_members(step.node.substr(begin, end - begin));
-      begin = end + 1;
-    }
-    if (step.anchor >= 0) {
-      const Node& anchor = indexed.node(static_cast<size_t>(step.anchor));
+    for (const size_t id : step.group.nodes) group->add_members(indexed.node(id).name);
+    if (step.group.anchor >= 0) {
+      const Node& anchor = indexed.node(static_cast<size_t>(step.group.anchor));
       group->set_anchor(anchor.name);
       group->set_pattern(std::string(OpPatternName(anchor.op->pattern())));
     } else {
