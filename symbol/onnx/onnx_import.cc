@@ -480,9 +480,57 @@ std::vector<std::string> SupportedOnnxOps() {
   return ops;
 }
 
+namespace {
+
+// ONNX (proto2) stores names as bytes; kiln graphs (proto3) as UTF-8, so a name that
+// is not UTF-8 would save into a graph file that does not load.
+bool IsUtf8(std::string_view text) {
+  size_t i = 0;
+  while (i < text.size()) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    const size_t length = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xE ? 3 : (c >> 3) == 0x1E ? 4 : 0;
+    if (length == 0 || i + length > text.size()) return false;
+    uint32_t code = length == 1 ? c : c & (0x7F >> length);
+    for (size_t k = 1; k < length; ++k) {
+      const auto next = static_cast<unsigned char>(text[i + k]);
+      if ((next & 0xC0) != 0x80) return false;
+      code = (code << 6) | (next & 0x3F);
+    }
+    static constexpr uint32_t kSmallest[] = {0, 0, 0x80, 0x800, 0x10000};
+    if (code < kSmallest[length] || code > 0x10FFFF || (code >= 0xD800 && code <= 0xDFFF)) return false;
+    i += length;
+  }
+  return true;
+}
+
+void CheckUtf8(const std::string& text, const std::string& what) {
+  if (IsUtf8(text)) return;
+  std::string shown;  // bytes above ASCII as \xNN, so that the message itself is text
+  for (const char c : Abbreviate(text)) {
+    const auto byte = static_cast<unsigned char>(c);
+    static const char kHex[] = "0123456789abcdef";
+    shown += byte < 0x80 ? std::string(1, c) : std::string("\\x") + kHex[byte >> 4] + kHex[byte & 15];
+  }
+  throw Error(what + " '" + shown + "' is not valid UTF-8 (kiln stores names as UTF-8)");
+}
+
+void CheckNamesAreUtf8(const Graph& graph) {
+  for (const NodePtr& node : TopologicalOrder(graph.outputs)) {
+    CheckUtf8(node->name, node->is_variable() ? "input name" : "node name");
+    for (const auto& [name, value] : node->attrs.values()) {
+      if (const auto* text = std::get_if<std::string>(&value)) CheckUtf8(*text, "attribute '" + name + "' of node");
+    }
+  }
+  for (const auto& name : graph.output_names) CheckUtf8(name, "output name");
+}
+
+}  // namespace
+
 Graph ImportOnnxModel(const onnx::ModelProto& model, const OnnxImportOptions& options) {
   if (!model.has_graph()) throw Error("the ONNX model has no graph");
-  return Importer(model, options).Run();
+  Graph graph = Importer(model, options).Run();
+  CheckNamesAreUtf8(graph);
+  return graph;
 }
 
 Graph ImportOnnx(const std::string& path, const OnnxImportOptions& options) {

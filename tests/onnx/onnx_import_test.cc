@@ -407,3 +407,18 @@ TEST_CASE("Reshape to an empty result, and a -1 an empty result cannot fix", "[o
     CHECK_THAT(message, !Catch::Contains("attribute"));
   }
 }
+
+TEST_CASE("names that are not UTF-8 are refused at import (a kiln graph stores UTF-8)", "[onnx][import]") {
+  // Found by the fuzzer: an output named "o\xf2tput" imported, then its saved graph did
+  // not load.
+  ModelBuilder b(13);
+  b.Input("x", {2, 3});
+  b.Node("Relu", {"x"}, {"o\xf2tput"}, "relu");
+  b.Output("o\xf2tput");
+  CHECK_THROWS_WITH(ImportOnnxModel(b.model), Catch::Contains("'o\\xf2tput' is not valid UTF-8"));
+  ModelBuilder ok(13);
+  ok.Input("x", {2, 3});
+  ok.Node("Relu", {"x"}, {"\xc3\xa9t\xc3\xa9"}, "\xe2\x82\xac");  // "été", "€"
+  ok.Output("\xc3\xa9t\xc3\xa9");
+  CHECK_NOTHROW(ImportOnnxModel(ok.model));
+}
