@@ -1,15 +1,16 @@
 #include "codegen/compiler.h"
 
+#include <algorithm>
 #include <set>
 
+#include "codegen/lower/lower_util.h"
 #include "codegen/lower_group.h"
 #include "codegen/lower_node.h"
-#include "codegen/lower/lower_util.h"
+#include "passes/fusion.h"
 #include "passes/graph_io.h"
+#include "passes/graph_rewrite.h"
 #include "passes/infer_shape.h"
 #include "passes/interpreter.h"
-#include "passes/fusion.h"
-#include "passes/graph_rewrite.h"
 #include "passes/pass_manager.h"
 #include "passes/plan_memory.h"
 #include "runtime/artifact.h"
@@ -49,9 +50,8 @@ kir::Kernel CopyKernel(const std::string& name, kir::ScalarType type, int64_t co
 int64_t ScratchBytes(const std::string& node, const kir::BufferNode& buffer) {
   const int64_t element = kir::ScalarTypeBytes(buffer.type);
   if (buffer.size < 0 || buffer.size > static_cast<int64_t>(kMaxTensorBytes) / element) {
-    throw Error("node '" + node + "': scratch buffer '" + buffer.name + "' of " +
-                std::to_string(buffer.size) + " elements exceeds kiln's limit of " + std::to_string(kMaxTensorBytes) +
-                " bytes");
+    throw Error("node '" + node + "': scratch buffer '" + buffer.name + "' of " + std::to_string(buffer.size) +
+                " elements exceeds kiln's limit of " + std::to_string(kMaxTensorBytes) + " bytes");
   }
   return buffer.size * element;
 }
@@ -126,7 +126,7 @@ struct Placement {
     return std::find(label_entries.begin(), label_entries.end(), entry) != label_entries.end();
   }
   std::vector<std::pair<size_t, uint32_t>> output_copies;  // (entry, output index)
-  std::vector<int64_t> bytes;                               // per entry
+  std::vector<int64_t> bytes;                              // per entry
 };
 
 Placement PlaceEntries(const Graph& graph, const CompileOptions& options, proto::ArtifactProto& artifact) {
@@ -203,7 +203,8 @@ struct ExecutionPlan {
   int64_t views = 0;
 };
 
-ExecutionPlan PlanExecution(const Graph& graph, const FusionGroups& groups, Placement& placement) {
+ExecutionPlan PlanExecution(const Graph& graph, const FusionGroups& groups, Placement& placement,
+                            bool params_are_constants) {
   const IndexedGraph& indexed = graph.indexed();
   ExecutionPlan plan;
   plan.alias_of.assign(indexed.num_entries(), -1);
@@ -227,9 +228,9 @@ ExecutionPlan PlanExecution(const Graph& graph, const FusionGroups& groups, Plac
     Step step;
     step.group = group;
     step.node = GroupName(indexed, group);
-    step.lowered = LowerGroup(graph, group, KernelSymbol(root, group.anchor >= 0 ? indexed.node(group.anchor).name
-                                                                               : node.name),
-                              false);
+    step.lowered =
+        LowerGroup(graph, group, KernelSymbol(root, group.anchor >= 0 ? indexed.node(group.anchor).name : node.name),
+                   false, params_are_constants);
     plan.steps.push_back(std::move(step));
   }
   return plan;
@@ -260,6 +261,34 @@ MemoryProblem MemoryProblemOf(const ExecutionPlan& execution, const Placement& p
 }
 
 // --- stage 6: the artifact --------------------------------------------------------------------
+
+// The name of the node whose output `entry` is (a parameter's name).
+std::string EntryName(const IndexedGraph& indexed, size_t entry) {
+  for (size_t id = 0; id < indexed.num_nodes(); ++id) {
+    if (entry >= indexed.entry_id(id, 0) && entry < indexed.entry_id(id, indexed.node(id).num_outputs())) {
+      return indexed.node(id).name;
+    }
+  }
+  return "entry" + std::to_string(entry);
+}
+
+// A constant a lowering derived at compile time (packed filters), stored as an embedded
+// parameter of its own; the name is made unique.
+proto::BufferRef AddConstantParam(std::string name, const Tensor& value, proto::ArtifactProto& artifact) {
+  const auto taken = [&](const std::string& candidate) {
+    return std::any_of(artifact.params().begin(), artifact.params().end(),
+                       [&](const proto::TensorSpec& spec) { return spec.name() == candidate; });
+  };
+  const std::string base = name;
+  for (int n = 2; taken(name); ++n) name = base + "#" + std::to_string(n);
+  proto::BufferRef ref;
+  ref.set_kind(proto::BufferRef::PARAM);
+  ref.set_index(static_cast<uint32_t>(artifact.params_size()));
+  ref.set_bytes(static_cast<uint64_t>(value.nbytes()));
+  *artifact.add_params() = SpecProto(name, value.shape(), value.dtype());
+  *artifact.add_param_values() = TensorToProto(value, name);
+  return ref;
+}
 
 void AssembleKernels(const ExecutionPlan& execution, const Placement& placement, const StoragePlan& memory,
                      const Graph& graph, LoweredGraph& lowered) {
@@ -293,7 +322,13 @@ void AssembleKernels(const ExecutionPlan& execution, const Placement& placement,
     call->set_symbol(group.kernel.name);
     call->set_node(step.node);
     call->set_parallel_extent(group.kernel.parallel_extent);
-    for (const size_t entry : group.reads) *call->add_args() = ref_of(entry);
+    for (size_t k = 0; k < group.reads.size(); ++k) {
+      const auto constant = group.constants.find(static_cast<int>(k));
+      *call->add_args() = constant == group.constants.end()
+                              ? ref_of(group.reads[k])
+                              : AddConstantParam(EntryName(graph.indexed(), group.reads[k]) + constant->second.first,
+                                                 constant->second.second, artifact);
+    }
     for (const size_t entry : group.writes) *call->add_args() = ref_of(entry);
     const size_t first_scratch = group.reads.size() + group.writes.size();
     for (size_t k = first_scratch; k < group.kernel.args.size(); ++k) {
@@ -319,6 +354,35 @@ void AssembleKernels(const ExecutionPlan& execution, const Placement& placement,
     out.set_index(output);
     out.set_bytes(static_cast<uint64_t>(placement.bytes[entry]));
     *call->add_args() = out;
+  }
+}
+
+// Parameters no kernel reads any more (all their readers read constants derived from
+// them) leave the artifact; the others are renumbered in order.
+void DropUnreadParams(proto::ArtifactProto& artifact) {
+  std::vector<bool> read(static_cast<size_t>(artifact.params_size()), false);
+  for (const auto& call : artifact.kernels()) {
+    for (const auto& arg : call.args()) {
+      if (arg.kind() == proto::BufferRef::PARAM) read.at(arg.index()) = true;
+    }
+  }
+  if (std::find(read.begin(), read.end(), false) == read.end()) return;
+  std::vector<uint32_t> renumbered(read.size());
+  google::protobuf::RepeatedPtrField<proto::TensorSpec> params;
+  google::protobuf::RepeatedPtrField<proto::TensorProto> values;
+  const bool embedded = artifact.param_values_size() == artifact.params_size();
+  for (size_t i = 0; i < read.size(); ++i) {
+    if (!read[i]) continue;
+    renumbered[i] = static_cast<uint32_t>(params.size());
+    *params.Add() = artifact.params(static_cast<int>(i));
+    if (embedded) *values.Add() = std::move(*artifact.mutable_param_values(static_cast<int>(i)));
+  }
+  artifact.mutable_params()->Swap(&params);
+  artifact.mutable_param_values()->Swap(&values);
+  for (auto& call : *artifact.mutable_kernels()) {
+    for (auto& arg : *call.mutable_args()) {
+      if (arg.kind() == proto::BufferRef::PARAM) arg.set_index(renumbered[arg.index()]);
+    }
   }
 }
 
@@ -374,17 +438,18 @@ LoweredGraph LowerGraph(const Graph& source, const CompileOptions& options) {
   const int64_t nodes_before_passes = CountOperatorNodes(graph);
   const std::vector<PassRecord> records =
       RunPasses(graph, options.graph_opt_level.value_or(options.target.opt_level), context, options.passes);
-  const FusionGroups groups = graph.HasAttr("fusion_groups") ? graph.GetAttr<FusionGroups>("fusion_groups")
-                                                             : SingletonGroups(graph.indexed());
+  const FusionGroups groups =
+      graph.HasAttr("fusion_groups") ? graph.GetAttr<FusionGroups>("fusion_groups") : SingletonGroups(graph.indexed());
 
   LoweredGraph lowered;
   proto::ArtifactProto& artifact = lowered.artifact;
   Placement placement = PlaceEntries(graph, options, artifact);
-  const ExecutionPlan execution = PlanExecution(graph, groups, placement);
+  const ExecutionPlan execution = PlanExecution(graph, groups, placement, context.params_are_constants);
   lowered.memory_problem = MemoryProblemOf(execution, placement);
   lowered.memory_plan = PlanMemory(lowered.memory_problem);
   const StoragePlan& memory = lowered.memory_plan;
   AssembleKernels(execution, placement, memory, graph, lowered);
+  DropUnreadParams(artifact);
   FillReport(records, nodes_before_passes, execution, placement, memory, graph, artifact);
 
   artifact.set_magic("kiln.artifact");

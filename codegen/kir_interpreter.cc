@@ -1,5 +1,6 @@
 #include "codegen/kir_interpreter.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <map>
@@ -302,13 +303,27 @@ class Interpreter {
         scalars.push_back(Eval(arg.scalar));
       }
     }
+    const RoutineSignature* routine = FindRoutine(s.routine);
+    if (routine == nullptr) throw std::invalid_argument("unknown routine '" + s.routine + "'");
+    const std::string kinds = routine->args;
+    const auto count = [&](char kind) { return static_cast<size_t>(std::count(kinds.begin(), kinds.end(), kind)); };
+    if (pointers.size() != count('p') || scalars.size() != kinds.size() - count('p')) {
+      throw std::invalid_argument(s.routine + " call has wrong arguments");
+    }
+    const auto f32 = [&](size_t i) { return reinterpret_cast<float*>(pointers[i]); };
     if (s.routine == kRoutineSgemm) {
       // (m, n, k, alpha, A, lda, transA, B, ldb, transB, beta, C, ldc)
-      if (scalars.size() != 10 || pointers.size() != 3) throw std::invalid_argument("sgemm call has wrong arguments");
-      api_->sgemm(scalars[0].i, scalars[1].i, scalars[2].i, static_cast<float>(scalars[3].f),
-                  reinterpret_cast<const float*>(pointers[0]), scalars[4].i, static_cast<int32_t>(scalars[5].i),
-                  reinterpret_cast<const float*>(pointers[1]), scalars[6].i, static_cast<int32_t>(scalars[7].i),
-                  static_cast<float>(scalars[8].f), reinterpret_cast<float*>(pointers[2]), scalars[9].i);
+      api_->sgemm(scalars[0].i, scalars[1].i, scalars[2].i, static_cast<float>(scalars[3].f), f32(0), scalars[4].i,
+                  static_cast<int32_t>(scalars[5].i), f32(1), scalars[6].i, static_cast<int32_t>(scalars[7].i),
+                  static_cast<float>(scalars[8].f), f32(2), scalars[9].i);
+      return;
+    }
+    if (s.routine == kRoutineSconv) {
+      // (m, col0, cols, A, lda, x, channels, height, width, kernel_h, kernel_w, stride_h,
+      //  stride_w, dilate_h, dilate_w, pad_h, pad_w, out_w, C, ldc)
+      const auto l = [&](size_t i) { return scalars[i].i; };
+      api_->sconv(l(0), l(1), l(2), f32(0), l(3), f32(1), l(4), l(5), l(6), l(7), l(8), l(9), l(10), l(11), l(12),
+                  l(13), l(14), l(15), f32(2), l(16));
       return;
     }
     throw std::invalid_argument("unknown routine '" + s.routine + "'");

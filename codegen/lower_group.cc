@@ -19,6 +19,7 @@ struct GroupTypes {
   const IndexedGraph& indexed;
   const std::vector<ShapeSlot>& shapes;
   const std::vector<DTypeSlot>& dtypes;
+  const std::map<std::string, Tensor>* params;  // compile-time constants, or nullptr
   const Shape& shape(size_t entry) const { return *shapes[entry]; }
   DType dtype(size_t entry) const { return *dtypes[entry]; }
 };
@@ -29,6 +30,11 @@ NodeSignature SignatureOf(const GroupTypes& types, size_t id) {
   for (const auto& input : node.inputs) {
     signature.input_shapes.push_back(types.shape(types.indexed.entry_id(input)));
     signature.input_types.push_back(types.dtype(types.indexed.entry_id(input)));
+    if (types.params != nullptr) {
+      const Node& source = *input.node;
+      const auto it = source.is_variable() ? types.params->find(source.name) : types.params->end();
+      signature.constant_inputs.push_back(it != types.params->end() ? &it->second : nullptr);
+    }
   }
   for (uint32_t i = 0; i < node.num_outputs(); ++i) {
     signature.output_shapes.push_back(types.shape(types.indexed.entry_id(id, i)));
@@ -43,7 +49,10 @@ class GroupValues {
  public:
   using Load = std::function<Expr(size_t entry)>;  // an external entry at this position
   GroupValues(const GroupTypes& types, const std::set<size_t>& members, int64_t anchor, Expr anchor_value, Load load)
-      : types_(types), members_(members), anchor_(anchor), anchor_value_(std::move(anchor_value)),
+      : types_(types),
+        members_(members),
+        anchor_(anchor),
+        anchor_value_(std::move(anchor_value)),
         load_(std::move(load)) {
     for (const size_t id : members_) owner_[types_.indexed.entry_id(id, 0)] = id;
   }
@@ -157,24 +166,21 @@ GroupKernel LowerElementwiseGroup(const GroupTypes& types, const FusionGroup& gr
   const std::set<size_t> members(group.nodes.begin(), group.nodes.end());
   const auto value_at = [&](const std::function<Expr(const Shape&)>& index_of) {
     GroupValues values(types, members, -1, Expr(), [&](size_t entry) {
-      return lower::LoadAs(buffers.at(entry), index_of(types.shape(entry)),
-                           lower::ComputeType(types.dtype(entry)));
+      return lower::LoadAs(buffers.at(entry), index_of(types.shape(entry)), lower::ComputeType(types.dtype(entry)));
     });
     return values.Entry(root_entry);
   };
   kir::Stmt body;
   if (flat) {
     body = lower::ChunkedLoop(NumElements(out_shape), [&](const Expr& i) {
-      return lower::StoreFrom(out, i, value_at([&](const Shape& shape) {
-                                return shape == out_shape ? i : Expr(int64_t{0});
-                              }));
+      return lower::StoreFrom(out, i,
+                              value_at([&](const Shape& shape) { return shape == out_shape ? i : Expr(int64_t{0}); }));
     });
   } else {
     result.inplace.clear();  // broadcast reads revisit elements
     body = lower::LoopNest(out_shape, [&](const std::vector<Expr>& index) {
-      return lower::StoreFrom(out, lower::FlatIndex(index, out_shape), value_at([&](const Shape& shape) {
-                                return lower::BroadcastIndex(index, shape);
-                              }));
+      return lower::StoreFrom(out, lower::FlatIndex(index, out_shape),
+                              value_at([&](const Shape& shape) { return lower::BroadcastIndex(index, shape); }));
     });
   }
   return loop.Finish(std::move(body));
@@ -273,7 +279,8 @@ GroupKernel LowerAnchoredGroup(const GroupTypes& types, const FusionGroup& group
   const Node& node = indexed.node(anchor);
   const bool has_prologue = !group.prologue.empty();
   GroupKernel result;
-  for (size_t i = has_prologue ? 1 : 0; i < node.inputs.size(); ++i) result.reads.push_back(indexed.entry_id(node.inputs[i]));
+  for (size_t i = has_prologue ? 1 : 0; i < node.inputs.size(); ++i)
+    result.reads.push_back(indexed.entry_id(node.inputs[i]));
   const std::vector<size_t> extra = ExternalReads(types, group);
   result.reads.insert(result.reads.end(), extra.begin(), extra.end());
   const size_t root_entry = indexed.entry_id(group.root(), 0);
@@ -295,7 +302,8 @@ GroupKernel LowerAnchoredGroup(const GroupTypes& types, const FusionGroup& group
                                       const Shape& at_shape) {
     return [&types, extra, buffers, index, at_shape](size_t entry) {
       const auto k = static_cast<size_t>(std::find(extra.begin(), extra.end(), entry) - extra.begin());
-      if (k == extra.size()) throw Error("fusion: '" + ArgName(types.indexed, entry) + "' is not an input of the group");
+      if (k == extra.size())
+        throw Error("fusion: '" + ArgName(types.indexed, entry) + "' is not an input of the group");
       const Expr at =
           lower::BroadcastFromFlat(index.flat, index.inner, index.inner_extent, at_shape, types.shape(entry));
       return lower::LoadAs(buffers.at(k), at, lower::ComputeType(types.dtype(entry)));
@@ -303,21 +311,22 @@ GroupKernel LowerAnchoredGroup(const GroupTypes& types, const FusionGroup& group
   };
   if (group.root() != anchor) {
     spec.fn = [&types, &after, &group, &loader, out_shape, root_entry](const std::vector<kir::Buffer>& buffers,
-                                                                        const Expr& value,
-                                                                        const LowerContext::EpilogueIndex& index) {
+                                                                       const Expr& value,
+                                                                       const LowerContext::EpilogueIndex& index) {
       GroupValues values(types, after, group.anchor, value, loader(buffers, index, out_shape));
-        return values.Entry(root_entry);
+      return values.Entry(root_entry);
     };
   }
   if (has_prologue) {
     const size_t input0 = indexed.entry_id(node.inputs[0]);
     spec.prologue = [&types, &before, &loader, in_shape, input0](const std::vector<kir::Buffer>& buffers,
-                                                                  const Expr& index) {
+                                                                 const Expr& index) {
       GroupValues values(types, before, -1, Expr(), loader(buffers, {index, Expr(), 0}, in_shape));
-        return values.Entry(input0);
+      return values.Entry(input0);
     };
   }
-  result.kernel = LowerNode(*node.op, node.attrs, signature, kernel_name, is_train, NodeSeed(0, node.name), &spec);
+  result.kernel = LowerNode(*node.op, node.attrs, signature, kernel_name, is_train, NodeSeed(0, node.name), &spec,
+                            &result.constants);
   return result;
 }
 
@@ -329,9 +338,11 @@ std::string GroupName(const IndexedGraph& indexed, const FusionGroup& group) {
   return name;
 }
 
-GroupKernel LowerGroup(const Graph& graph, const FusionGroup& group, const std::string& kernel_name, bool is_train) {
+GroupKernel LowerGroup(const Graph& graph, const FusionGroup& group, const std::string& kernel_name, bool is_train,
+                       bool params_are_constants) {
   const GroupTypes types{graph.indexed(), graph.GetAttr<std::vector<ShapeSlot>>("shape"),
-                         graph.GetAttr<std::vector<DTypeSlot>>("dtype")};
+                         graph.GetAttr<std::vector<DTypeSlot>>("dtype"),
+                         params_are_constants ? &graph.params : nullptr};
   const IndexedGraph& indexed = types.indexed;
   const size_t root = group.root();
   const Node& root_node = indexed.node(root);
@@ -342,7 +353,7 @@ GroupKernel LowerGroup(const Graph& graph, const FusionGroup& group, const std::
       for (uint32_t i = 0; i < root_node.num_outputs(); ++i) result.writes.push_back(indexed.entry_id(root, i));
       result.inplace = root_node.op->InplacePairs(root_node.attrs);
       result.kernel = LowerNode(*root_node.op, root_node.attrs, SignatureOf(types, root), kernel_name, is_train,
-                                NodeSeed(0, root_node.name));
+                                NodeSeed(0, root_node.name), nullptr, &result.constants);
       return result;
     }
     if (group.anchor >= 0) return LowerAnchoredGroup(types, group, kernel_name, is_train);

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "codegen/kir/kir.h"
+#include "codegen/lower_node.h"
 #include "graph/graph.h"
 #include "passes/fusion.h"
 
@@ -24,10 +25,15 @@ struct GroupKernel {
   // dies here: the registry's in-place pairs for a singleton; same-shape inputs of a
   // pure elementwise group (each element is read before it is written).
   std::vector<std::pair<int, int>> inplace;
+  // Read arguments bound to constants the lowering derived at compile time instead of
+  // their entries (LowerContext::replace_input).
+  ConstantArgs constants;
 };
 
-// `graph` carries "shape" and "dtype". Errors name the node that fails to lower.
-GroupKernel LowerGroup(const Graph& graph, const FusionGroup& group, const std::string& kernel_name, bool is_train);
+// `graph` carries "shape" and "dtype". Errors name the node that fails to lower. With
+// `params_are_constants`, lowerings see the values of graph.params.
+GroupKernel LowerGroup(const Graph& graph, const FusionGroup& group, const std::string& kernel_name, bool is_train,
+                       bool params_are_constants = false);
 
 // "conv0+bn0+relu0": the members, for profiles and errors.
 std::string GroupName(const IndexedGraph& indexed, const FusionGroup& group);

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <functional>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -17,7 +18,13 @@ struct NodeSignature {
   std::vector<DType> input_types;
   std::vector<Shape> output_shapes;
   std::vector<DType> output_types;
+  // Per input: its value when known at compile time, else nullptr (may be empty).
+  std::vector<const Tensor*> constant_inputs;
 };
+
+// Kernel arguments a lowering replaced by compile-time constants (LowerContext::
+// replace_input): argument index -> (name suffix, value).
+using ConstantArgs = std::map<int, std::pair<std::string, Tensor>>;
 
 // Elementwise work fused around a node: the extra buffers it reads, and given those
 // buffers the epilogue after output 0 (LowerContext::epilogue) and the prologue that
@@ -37,9 +44,11 @@ struct EpilogueSpec {
   std::function<kir::Expr(const std::vector<kir::Buffer>& buffers, const kir::Expr& index)> prologue;
 };
 
-// Throws kiln::Error naming the operator when it has no lowering.
+// Throws kiln::Error naming the operator when it has no lowering. With `constants`, the
+// lowering may read constants derived from signature.constant_inputs; they are listed
+// there.
 kir::Kernel LowerNode(const OpDef& op, const Attrs& attrs, const NodeSignature& signature,
                       const std::string& kernel_name, bool is_train = false, uint64_t seed = 0,
-                      const EpilogueSpec* epilogue = nullptr);
+                      const EpilogueSpec* epilogue = nullptr, ConstantArgs* constants = nullptr);
 
 }  // namespace kiln

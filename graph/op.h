@@ -15,8 +15,8 @@
 #include <vector>
 
 #include "codegen/kir/kir.h"
-#include "runtime/tensor.h"
 #include "graph/attrs.h"
+#include "runtime/tensor.h"
 
 namespace kiln {
 
@@ -92,6 +92,15 @@ struct LowerContext {
   kir::Expr LoadInput0(const kir::Expr& index, kir::ScalarType type) const {
     return kir::Cast(type, prologue ? prologue(index) : kir::Load(inputs[0], index));
   }
+  // Inputs whose values are known at compile time (parameters embedded in the artifact),
+  // nullptr for the others; empty when the caller supports no constants.
+  std::vector<const Tensor*> constant_inputs;
+  const Tensor* ConstantInput(size_t i) const { return i < constant_inputs.size() ? constant_inputs[i] : nullptr; }
+  // Makes the kernel read `value`, a constant derived from input i at compile time (e.g.
+  // filters packed for a GEMM routine), in input i's place; returns its buffer, which
+  // becomes inputs[i]. The artifact stores it instead of the input where nothing else
+  // reads that. Set whenever constant_inputs is.
+  std::function<kir::Buffer(size_t input, const std::string& suffix, Tensor value)> replace_input;
   // A temporary global buffer for this kernel (planned in the arena, not kept between
   // kernels), e.g. an im2col matrix.
   kir::Buffer Scratch(const std::string& name, kir::ScalarType type, int64_t size) const {
@@ -128,8 +137,8 @@ using PermutationFn = std::function<std::vector<int64_t>(const Attrs& attrs, siz
 // An injective operator's source element: the multi-index into input 0 that output
 // element `out_index` copies (transpose permutes it; a view re-divides the flat index).
 // Fusion evaluates such operators inside elementwise groups.
-using IndexMapFn = std::function<std::vector<kir::Expr>(const Attrs& attrs, const Shape& in_shape,
-                                                        const Shape& out_shape, const std::vector<kir::Expr>& out_index)>;
+using IndexMapFn = std::function<std::vector<kir::Expr>(
+    const Attrs& attrs, const Shape& in_shape, const Shape& out_shape, const std::vector<kir::Expr>& out_index)>;
 // Inputs an operator writes (BatchNorm's moving statistics in training, optimizer state).
 using MutatedInputsFn = std::function<std::vector<int>(const Attrs& attrs, bool is_train)>;
 

@@ -10,6 +10,8 @@
 #include "graph/op_util.h"
 #include "ops/lower_gemm.h"
 #include "ops/lower_random.h"
+#include "runtime/kernel_abi.h"
+#include "runtime/kernels/gemm.h"
 
 namespace kiln {
 
@@ -453,20 +455,26 @@ Stmt Loop(const Expr& var, const Expr& begin, const Expr& extent, Stmt body,
 }
 
 // --- Convolution: direct loops for depthwise convolutions and dtypes other than float32;
-// otherwise im2col panels and sgemm, in parallel slots that each own a scratch panel.
+// otherwise the sconv routine (an implicit-im2col GEMM) on blocks of filters and output
+// positions, in parallel.
 
-// A task multiplies at least kMinTaskMacs; at most kMaxTasks slots; an im2col panel is at
-// most kPanelBytes (it stays in cache between im2col and sgemm) and all slots' panels
-// together at most kScratchBytes. Every sgemm has at least kMinPanelCols columns (or the
-// whole output plane): each call packs its filters, which costs as much as multiplying
-// them by a few columns. More tasks than panels give come from splitting the filters, in
-// blocks of at least kMinFilterBlock.
-constexpr int64_t kMinTaskMacs = int64_t{1} << 19;
+// A task multiplies at least kMinTaskMacs; at most kMaxTasks tasks. A block of output
+// positions has at least kMinPanelCols columns (or the whole plane), and filter blocks,
+// which split only when images and position blocks give too few tasks, hold at least
+// kMinFilterBlock filters: every task packs its block of the im2col matrix, which costs
+// about what multiplying it by a few dozen filters does.
+constexpr int64_t kMinTaskMacs = int64_t{1} << 21;
 constexpr int64_t kMaxTasks = 64;
-constexpr int64_t kPanelBytes = int64_t{1} << 20;
-constexpr int64_t kScratchBytes = int64_t{32} << 20;
 constexpr int64_t kMinPanelCols = 256;
-constexpr int64_t kMinFilterBlock = 48;
+constexpr int64_t kMinFilterBlock = 96;
+constexpr int64_t kPanelColsAlign = 32;  // the widest micro-kernel's columns
+
+int64_t CeilDivInt(int64_t a, int64_t b) {
+  return (a + b - 1) / b;
+}
+int64_t RoundUpTo(int64_t a, int64_t b) {
+  return CeilDivInt(a, b) * b;
+}
 
 struct ConvGeometry {
   int64_t batch, channels, height, width, filters, out_h, out_w, groups, group_in, group_out;
@@ -526,8 +534,8 @@ Stmt DirectConvolution(const ConvGeometry& g, const LowerContext& ctx, const kir
       Loop(c, Int(0), Int(g.group_in), Loop(i, taps_h.first, taps_h.extent, Loop(j, Int(0), Int(g.k.w), tap))),
       Loop(ow, Int(0), Int(g.out_w),
            lower::StoreFrom(out, out_at,
-                            ctx.epilogue ? ctx.Epilogue(lower::AsStored(kir::Load(acc, ow), ctx.output_types[0]), out_at,
-                                                        ow, g.out_w)
+                            ctx.epilogue ? ctx.Epilogue(lower::AsStored(kir::Load(acc, ow), ctx.output_types[0]),
+                                                        out_at, ow, g.out_w)
                                          : kir::Load(acc, ow)),
            kir::LoopKind::kVectorize),
   });
@@ -535,98 +543,95 @@ Stmt DirectConvolution(const ConvGeometry& g, const LowerContext& ctx, const kir
               kir::LoopKind::kParallel);
 }
 
-// float32: work items are a block of filters over a panel of whole output rows of one
-// image. A panel's im2col matrix (channels * kh * kw rows, one column per output
-// position) goes into the slot's scratch, then one sgemm per group multiplies the
-// group's filters (of the block) by the group's rows of it into the output, and the
-// bias is added. 1x1 convolutions with stride 1 and no padding read the image itself as
-// that matrix. Slots split the items evenly; scratch is indexed by slot, so concurrent
-// slots never share it.
-Stmt GemmConvolution(const ConvGeometry& g, const LowerContext& ctx, const kir::Buffer& bias) {
+// The sconv routine's call (runtime/kernel_abi.h, KilnRuntimeApi::sconv) for filters
+// [f0, f0 + m) of one group over output positions [col0, col0 + cols) of one image.
+Stmt SconvCall(const ConvGeometry& g, const Expr& m, const Expr& col0, const Expr& cols, const kir::Buffer& filters,
+               const Expr& filters_at, int64_t lda, const kir::Buffer& x, const Expr& x_at, const kir::Buffer& out,
+               const Expr& out_at) {
+  const auto scalar = [](const Expr& e) { return kir::ScalarArg(e); };
+  const auto value = [](int64_t v) { return kir::ScalarArg(Int(v)); };
+  return kir::Call(kRoutineSconv, {scalar(m),
+                                   scalar(col0),
+                                   scalar(cols),
+                                   kir::PointerArg(filters, filters_at),
+                                   value(lda),
+                                   kir::PointerArg(x, x_at),
+                                   value(g.group_in),
+                                   value(g.height),
+                                   value(g.width),
+                                   value(g.k.h),
+                                   value(g.k.w),
+                                   value(g.s.h),
+                                   value(g.s.w),
+                                   value(g.d.h),
+                                   value(g.d.w),
+                                   value(g.p.h),
+                                   value(g.p.w),
+                                   value(g.out_w),
+                                   kir::PointerArg(out, out_at),
+                                   value(g.out_h * g.out_w)});
+}
+
+// float32: work items are a block of filters over a block of output positions of one
+// image; an item calls sconv for each group, which packs its block of the im2col matrix
+// straight from the image, then adds the bias and runs the fused epilogue on the block
+// just computed (in cache). Filters known at compile time are packed into the routine's
+// panels once, into the artifact (lda 0), instead of by every call.
+Stmt GemmConvolution(const ConvGeometry& g, LowerContext& ctx, const kir::Buffer& bias) {
   const kir::Buffer& x = ctx.inputs[0];
-  const kir::Buffer& w = ctx.inputs[1];
   const kir::Buffer& out = ctx.outputs[0];
-  const int64_t taps = g.k.h * g.k.w;
-  const int64_t rows_k = g.channels * taps;  // im2col rows, all groups
-  const int64_t group_k = g.group_in * taps;
+  const int64_t group_k = g.group_in * g.k.h * g.k.w;
   const int64_t in_plane = g.height * g.width;
   const int64_t out_plane = g.out_h * g.out_w;
-  const bool direct_b = g.k.h == 1 && g.k.w == 1 && g.s.h == 1 && g.s.w == 1 && g.p.h == 0 && g.p.w == 0;
+  kir::Buffer filters = ctx.inputs[1];
+  int64_t lda = group_k;
+  int64_t group_stride = g.group_out * group_k;
+  if (const Tensor* weight = ctx.ConstantInput(1); weight != nullptr && ctx.replace_input) {
+    const int64_t packed_size = PackedFiltersSize(g.group_out, group_k);
+    Tensor packed({g.groups * packed_size}, DType::kFloat32);
+    for (int64_t grp = 0; grp < g.groups; ++grp) {
+      PackFilters(g.group_out, group_k, weight->data_as<float>() + grp * g.group_out * group_k, group_k,
+                  packed.data_as<float>() + grp * packed_size);
+    }
+    filters = ctx.replace_input(1, ":packed", std::move(packed));
+    lda = 0;
+    group_stride = packed_size;
+  }
 
   const int64_t want = std::clamp<int64_t>(g.batch * g.filters * group_k * out_plane / kMinTaskMacs, 1, kMaxTasks);
-  const int64_t min_rows = (std::min(out_plane, kMinPanelCols) + g.out_w - 1) / g.out_w;
-  const int64_t panel_rows_cap = direct_b ? g.out_h : std::max<int64_t>(min_rows, kPanelBytes / (4 * rows_k * g.out_w));
-  int64_t panels = (g.out_h + panel_rows_cap - 1) / panel_rows_cap;
-  if (g.batch * panels < want) {
-    panels = std::max(panels, std::min((g.out_h + min_rows - 1) / min_rows, (want + g.batch - 1) / g.batch));
-  }
-  const int64_t panel_rows = (g.out_h + panels - 1) / panels;
-  panels = (g.out_h + panel_rows - 1) / panel_rows;
+  const int64_t max_panels = std::max<int64_t>(1, out_plane / kMinPanelCols);
+  const int64_t panel_cols = std::min(
+      out_plane,
+      RoundUpTo(CeilDivInt(out_plane, std::clamp<int64_t>(CeilDivInt(want, g.batch), 1, max_panels)), kPanelColsAlign));
+  const int64_t panels = CeilDivInt(out_plane, panel_cols);
   int64_t filter_blocks = 1;
   if (g.groups == 1 && g.batch * panels < want) {
-    filter_blocks =
-        std::min((want + g.batch * panels - 1) / (g.batch * panels), std::max<int64_t>(1, g.filters / kMinFilterBlock));
+    filter_blocks = std::min(CeilDivInt(want, g.batch * panels), std::max<int64_t>(1, g.filters / kMinFilterBlock));
   }
-  const int64_t filter_block = (g.filters + filter_blocks - 1) / filter_blocks;
-  filter_blocks = (g.filters + filter_block - 1) / filter_block;
+  // Blocks start on whole panels of packed filters.
+  const int64_t filter_block = std::min(g.filters, RoundUpTo(CeilDivInt(g.filters, filter_blocks), kPackedRows));
+  filter_blocks = CeilDivInt(g.filters, filter_block);
   const int64_t items = g.batch * panels * filter_blocks;
-  const int64_t ld_panel = panel_rows * g.out_w;
-  const int64_t slot_size = direct_b ? 0 : rows_k * ld_panel;
-  int64_t slots = std::min(items, want);
-  if (!direct_b) slots = std::min(slots, std::max<int64_t>(1, kScratchBytes / (4 * slot_size)));
-  const kir::Buffer scratch = direct_b ? nullptr : ctx.Scratch("im2col", ScalarType::kFloat32, slots * slot_size);
+  // Tasks run consecutive items; tiny images share one.
+  const int64_t tasks = std::min(items, want);
 
-  const Expr slot = kir::Var("slot");
+  const Expr task = kir::Var("task");
   const Expr item = kir::Var("item");
-  const Expr first_item = slot * Int(items) / Int(slots);
-  const Expr end_item = (slot + Int(1)) * Int(items) / Int(slots);
-  const Expr image_panel = filter_blocks == 1 ? item : item / Int(filter_blocks);
+  const Expr image = item / Int(panels * filter_blocks);
+  const Expr panel = item / Int(filter_blocks) % Int(panels);
   const Expr f0 = filter_blocks == 1 ? Int(0) : item % Int(filter_blocks) * Int(filter_block);
   const Expr block_filters = filter_blocks == 1 ? Int(g.filters) : kir::Min(Int(filter_block), Int(g.filters) - f0);
-  const Expr image = panels == 1 ? image_panel : image_panel / Int(panels);
-  const Expr row0 = panels == 1 ? Int(0) : image_panel % Int(panels) * Int(panel_rows);
-  const Expr rows = panels == 1 ? Int(g.out_h) : kir::Min(Int(panel_rows), Int(g.out_h) - row0);
-  const Expr cols = rows * Int(g.out_w);
-  const Expr col0 = row0 * Int(g.out_w);
-  const Expr base = slot * Int(slot_size);
+  const Expr col0 = panels == 1 ? Int(0) : panel * Int(panel_cols);
+  const Expr cols = panels == 1 ? Int(out_plane) : kir::Min(Int(panel_cols), Int(out_plane) - col0);
 
   std::vector<Stmt> steps;
-  if (!direct_b) {
-    const Expr c = kir::Var("c");
-    const Expr i = kir::Var("i");
-    const Expr j = kir::Var("j");
-    const Expr r = kir::Var("r");
-    const Expr q = kir::Var("q");
-    const Expr ih = (row0 + r) * Int(g.s.h) - Int(g.p.h) + i * Int(g.d.h);
-    const Expr dst = base + ((c * Int(g.k.h) + i) * Int(g.k.w) + j) * Int(ld_panel) + r * Int(g.out_w);
-    const Span inside = ValidSpan(j * Int(g.d.w) - Int(g.p.w), g.s.w, g.width, g.out_w);
-    const Expr inside_end = inside.first + inside.extent;
-    const Expr src = (image * Int(g.channels) + c) * Int(in_plane) + ih * Int(g.width) + q * Int(g.s.w) +
-                     j * Int(g.d.w) - Int(g.p.w);
-    const auto zeros = [&](const Expr& begin, const Expr& extent) {
-      return Loop(q, begin, extent, kir::Store(scratch, dst + q, kir::FloatImm(0.0)), kir::LoopKind::kVectorize);
-    };
-    const Stmt row =
-        kir::If(kir::And(kir::Ge(ih, Int(0)), kir::Lt(ih, Int(g.height))),
-                kir::Block({zeros(Int(0), inside.first),
-                            Loop(q, inside.first, inside.extent, kir::Store(scratch, dst + q, kir::Load(x, src)),
-                                 kir::LoopKind::kVectorize),
-                            zeros(inside_end, Int(g.out_w) - inside_end)}),
-                zeros(Int(0), Int(g.out_w)));
-    steps.push_back(Loop(c, Int(0), Int(g.channels),
-                         Loop(i, Int(0), Int(g.k.h), Loop(j, Int(0), Int(g.k.w), Loop(r, Int(0), rows, row)))));
-  }
   {
     // Filter blocks only split ungrouped convolutions (groups == 1, f0 == 0 otherwise).
     const Expr grp = g.groups == 1 ? Int(0) : kir::Var("group");
-    const lower_gemm::Operand a{w, (grp * Int(g.group_out) + f0) * Int(group_k), group_k, false};
-    const lower_gemm::Operand b =
-        direct_b ? lower_gemm::Operand{x, (image * Int(g.channels) + grp * Int(g.group_in)) * Int(in_plane) + col0,
-                                       in_plane, false}
-                 : lower_gemm::Operand{scratch, base + grp * Int(group_k * ld_panel), ld_panel, false};
-    const lower_gemm::Operand c{out, (image * Int(g.filters) + grp * Int(g.group_out) + f0) * Int(out_plane) + col0,
-                                out_plane, false};
-    const Stmt call = lower_gemm::Sgemm(g.groups == 1 ? block_filters : Int(g.group_out), cols, Int(group_k), a, b, c);
+    const Stmt call = SconvCall(g, g.groups == 1 ? block_filters : Int(g.group_out), col0, cols, filters,
+                                grp * Int(group_stride) + f0 * Int(group_k), lda, x,
+                                (image * Int(g.channels) + grp * Int(g.group_in)) * Int(in_plane), out,
+                                (image * Int(g.filters) + grp * Int(g.group_out) + f0) * Int(out_plane) + col0);
     steps.push_back(g.groups == 1 ? call : Loop(grp, Int(0), Int(g.groups), call));
   }
   if (bias || ctx.epilogue) {
@@ -639,7 +644,9 @@ Stmt GemmConvolution(const ConvGeometry& g, const LowerContext& ctx, const kir::
                          Loop(q, Int(0), cols, kir::Store(out, at, ctx.Epilogue(value, at, col0 + q, out_plane)),
                               kir::LoopKind::kVectorize)));
   }
-  return Loop(slot, Int(0), Int(slots), Loop(item, first_item, end_item - first_item, kir::Block(std::move(steps))),
+  const Expr first_item = task * Int(items) / Int(tasks);
+  const Expr end_item = (task + Int(1)) * Int(items) / Int(tasks);
+  return Loop(task, Int(0), Int(tasks), Loop(item, first_item, end_item - first_item, kir::Block(std::move(steps))),
               kir::LoopKind::kParallel);
 }
 
@@ -708,9 +715,9 @@ Stmt PoolingLower(const Attrs& attrs, LowerContext& ctx) {
   const Stmt window = kir::Block({
       kir::Store(acc, zero, init),
       Loop(h, hs, rows, Loop(w, ws, cols, kir::Store(acc, zero, update))),
-      lower::StoreFrom(ctx.outputs[0], out_at,
-                       ctx.epilogue ? ctx.Epilogue(lower::AsStored(result, ctx.output_types[0]), out_at, ow, ys[3])
-                                    : result),
+      lower::StoreFrom(
+          ctx.outputs[0], out_at,
+          ctx.epilogue ? ctx.Epilogue(lower::AsStored(result, ctx.output_types[0]), out_at, ow, ys[3]) : result),
   });
   return Loop(plane, zero, Int(xs[0] * xs[1]),
               kir::Allocate(acc, Loop(oh, zero, Int(ys[2]), Loop(ow, zero, Int(ys[3]), window))),

@@ -17,6 +17,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string_view>
 
 extern "C" {
 
@@ -27,6 +28,12 @@ struct KilnRuntimeApi {
   // split work across threads themselves.
   void (*sgemm)(int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda, int32_t transpose_a,
                 const float* b, int64_t ldb, int32_t transpose_b, float beta, float* c, int64_t ldc);
+  // C[m, cols] = A[m, K] im2col(x)[K, col0 .. col0 + cols) for one image's channels x of
+  // a 2-D convolution (kiln::SgemmConv, runtime/kernels/gemm.h); A row-major with row
+  // stride lda, or packed by kiln::PackFilters when lda == 0.
+  void (*sconv)(int64_t m, int64_t col0, int64_t cols, const float* a, int64_t lda, const float* x, int64_t channels,
+                int64_t height, int64_t width, int64_t kernel_h, int64_t kernel_w, int64_t stride_h, int64_t stride_w,
+                int64_t dilate_h, int64_t dilate_w, int64_t pad_h, int64_t pad_w, int64_t out_w, float* c, int64_t ldc);
 };
 
 typedef void (*KilnKernelFn)(void* const* buffers, int64_t begin, int64_t end, const KilnRuntimeApi* api);
@@ -34,11 +41,31 @@ typedef void (*KilnKernelFn)(void* const* buffers, int64_t begin, int64_t end, c
 }  // extern "C"
 
 namespace kiln {
-// 2: kernels carry ABI records.
-inline constexpr uint32_t kKernelAbiVersion = 2;
+// 2: kernels carry ABI records. 3: the sconv routine.
+inline constexpr uint32_t kKernelAbiVersion = 3;
 inline constexpr const char* kAbiRecordSuffix = ".abi";
 // Arena offsets are multiples of this (the planner aligns every block).
 inline constexpr int64_t kArenaAlignment = 64;
 // Slots of KilnRuntimeApi the emitter calls, by kir routine name.
 inline constexpr const char* kRoutineSgemm = "sgemm";
+inline constexpr const char* kRoutineSconv = "sconv";
+
+// Every routine's slot and arguments, declared once for the emitter, the kir
+// interpreter and the lowerings: 'l' int64, 'i' int32, 'f' float, 'p' a float pointer.
+struct RoutineSignature {
+  const char* name;
+  int slot;  // index of the function pointer among KilnRuntimeApi's pointers
+  const char* args;
+};
+inline constexpr RoutineSignature kRoutines[] = {
+    {kRoutineSgemm, 0, "lllfpliplifpl"},
+    {kRoutineSconv, 1, "lllplpllllllllllllpl"},
+};
+// nullptr for a name that is not a routine.
+inline const RoutineSignature* FindRoutine(std::string_view name) {
+  for (const RoutineSignature& routine : kRoutines) {
+    if (name == routine.name) return &routine;
+  }
+  return nullptr;
+}
 }  // namespace kiln

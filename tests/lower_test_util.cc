@@ -3,8 +3,8 @@
 #include <catch2/catch.hpp>
 
 #include "codegen/kir_interpreter.h"
-#include "runtime/error.h"
 #include "graph/op.h"
+#include "runtime/error.h"
 #include "tests/op_test_util.h"
 
 namespace kiln::testing {
@@ -26,7 +26,32 @@ void NaiveSgemm(int64_t m, int64_t n, int64_t k, float alpha, const float* a, in
   }
 }
 
-const KilnRuntimeApi kTestApi = {kKernelAbiVersion, NaiveSgemm};
+// The sconv routine from its definition: the im2col element is read from x where it
+// falls inside, and A is row-major or in kiln::PackFilters' panels of 12 rows.
+void NaiveSconv(int64_t m, int64_t col0, int64_t cols, const float* a, int64_t lda, const float* x, int64_t channels,
+                int64_t height, int64_t width, int64_t kernel_h, int64_t kernel_w, int64_t stride_h, int64_t stride_w,
+                int64_t dilate_h, int64_t dilate_w, int64_t pad_h, int64_t pad_w, int64_t out_w, float* c,
+                int64_t ldc) {
+  constexpr int64_t kPanel = 12;
+  const int64_t k = channels * kernel_h * kernel_w;
+  for (int64_t i = 0; i < m; ++i) {
+    for (int64_t q = 0; q < cols; ++q) {
+      const int64_t oh = (col0 + q) / out_w, ow = (col0 + q) % out_w;
+      double sum = 0;
+      for (int64_t p = 0; p < k; ++p) {
+        const int64_t ch = p / (kernel_h * kernel_w);
+        const int64_t ih = oh * stride_h - pad_h + p / kernel_w % kernel_h * dilate_h;
+        const int64_t iw = ow * stride_w - pad_w + p % kernel_w * dilate_w;
+        if (ih < 0 || ih >= height || iw < 0 || iw >= width) continue;
+        const float av = lda == 0 ? a[i / kPanel * kPanel * k + p * kPanel + i % kPanel] : a[i * lda + p];
+        sum += double(av) * x[(ch * height + ih) * width + iw];
+      }
+      c[i * ldc + q] = static_cast<float>(sum);
+    }
+  }
+}
+
+const KilnRuntimeApi kTestApi = {kKernelAbiVersion, NaiveSgemm, NaiveSconv};
 
 NodeSignature SignatureFor(const OpDef& op, const Attrs& attrs, const std::vector<Tensor>& inputs) {
   NodeSignature signature;
@@ -69,18 +94,27 @@ KernelRunner InterpreterRunner() {
 }
 
 kir::Kernel LowerOpForInputs(const std::string& op_name, const std::vector<Tensor>& inputs, const AttrMap& attrs,
-                             bool is_train, uint64_t seed) {
+                             bool is_train, uint64_t seed, const std::vector<size_t>& constants,
+                             ConstantArgs* replaced) {
   const OpDef& op = OpRegistry::Global().Get(op_name);
   const Attrs parsed = ParseAttrs(op_name, attrs);
-  return LowerNode(op, parsed, SignatureFor(op, parsed, inputs), op_name, is_train, seed);
+  NodeSignature signature = SignatureFor(op, parsed, inputs);
+  ConstantArgs unused;
+  if (!constants.empty()) {
+    signature.constant_inputs.assign(inputs.size(), nullptr);
+    for (const size_t i : constants) signature.constant_inputs.at(i) = &inputs[i];
+  }
+  return LowerNode(op, parsed, signature, op_name, is_train, seed, nullptr, replaced != nullptr ? replaced : &unused);
 }
 
 std::vector<Tensor> RunLowered(const std::string& op_name, const std::vector<Tensor>& inputs, const AttrMap& attrs,
-                               const KernelRunner& runner, bool is_train, uint64_t seed) {
+                               const KernelRunner& runner, bool is_train, uint64_t seed,
+                               const std::vector<size_t>& constants) {
   const OpDef& op = OpRegistry::Global().Get(op_name);
   const Attrs parsed = ParseAttrs(op_name, attrs);
   const NodeSignature signature = SignatureFor(op, parsed, inputs);
-  const kir::Kernel kernel = LowerNode(op, parsed, signature, op_name, is_train, seed);
+  ConstantArgs replaced;
+  const kir::Kernel kernel = LowerOpForInputs(op_name, inputs, attrs, is_train, seed, constants, &replaced);
   // Inputs are copied so that kernels updating auxiliary states in place act on the
   // caller's tensors, as the reference does (Tensor copies share buffers).
   std::vector<Tensor> outputs;
@@ -91,6 +125,7 @@ std::vector<Tensor> RunLowered(const std::string& op_name, const std::vector<Ten
   std::vector<void*> buffers;
   for (const auto& t : inputs) buffers.push_back(const_cast<void*>(t.data()));
   for (auto& t : outputs) buffers.push_back(t.data());
+  for (auto& [arg, constant] : replaced) buffers.at(static_cast<size_t>(arg)) = constant.second.data();
   for (size_t k = buffers.size(); k < kernel.args.size(); ++k) {
     // Scratch: filled with a pattern so that a kernel reading it before writing shows.
     Tensor t({kernel.args[k]->size * kir::ScalarTypeBytes(kernel.args[k]->type)}, DType::kUInt8);

@@ -7,9 +7,9 @@
 
 #include "codegen/kir/kir.h"
 #include "codegen/lower_node.h"
+#include "graph/attrs.h"
 #include "runtime/kernel_abi.h"
 #include "runtime/tensor.h"
-#include "graph/attrs.h"
 
 namespace kiln::testing {
 
@@ -25,13 +25,17 @@ const KilnRuntimeApi* TestRuntimeApi();
 
 // Lowers `op` for these inputs (shapes and dtypes inferred as the reference does) and
 // runs the kernel with `runner`; returns the outputs.
+// Inputs listed in `constants` are compile-time constants the lowering may replace
+// (LowerContext::replace_input); the kernel then reads what it derived from them.
 std::vector<Tensor> RunLowered(const std::string& op, const std::vector<Tensor>& inputs, const AttrMap& attrs = {},
                                const KernelRunner& runner = InterpreterRunner(), bool is_train = false,
-                               uint64_t seed = 0);
+                               uint64_t seed = 0, const std::vector<size_t>& constants = {});
 
-// The kernel RunLowered would run.
+// The kernel RunLowered would run; `replaced` receives the constants it reads instead
+// of inputs.
 kir::Kernel LowerOpForInputs(const std::string& op, const std::vector<Tensor>& inputs, const AttrMap& attrs = {},
-                             bool is_train = false, uint64_t seed = 0);
+                             bool is_train = false, uint64_t seed = 0, const std::vector<size_t>& constants = {},
+                             ConstantArgs* replaced = nullptr);
 
 // Lowers `op`, runs it with the kir interpreter and CHECKs every output bitwise equal to
 // the reference's (for operators that only move or pick values); returns the kernel.

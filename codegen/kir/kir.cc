@@ -1,16 +1,15 @@
 #include "codegen/kir/kir.h"
 
-#include <map>
-#include <functional>
-#include <cstring>
-#include <unordered_map>
-#include <unordered_set>
-
 #include <atomic>
 #include <cmath>
+#include <cstring>
+#include <functional>
+#include <map>
 #include <set>
 #include <sstream>
 #include <stdexcept>
+#include <unordered_map>
+#include <unordered_set>
 
 namespace kiln::kir {
 
@@ -374,6 +373,15 @@ Buffer KernelBuilder::AddArg(const std::string& name, ScalarType type, int64_t s
   buffer->type = type;
   buffer->size = size;
   kernel_.args.push_back(buffer);
+  return buffer;
+}
+
+Buffer KernelBuilder::ReplaceArg(int id, const std::string& name, ScalarType type, int64_t size) {
+  if (id < 0 || static_cast<size_t>(id) >= kernel_.args.size()) {
+    throw std::invalid_argument("ReplaceArg: kernel '" + kernel_.name + "' has no argument " + std::to_string(id));
+  }
+  auto buffer = std::make_shared<BufferNode>(BufferNode{id, name, type, size, false});
+  kernel_.args[static_cast<size_t>(id)] = buffer;
   return buffer;
 }
 

@@ -182,6 +182,9 @@ class KernelBuilder {
  public:
   explicit KernelBuilder(std::string name) { kernel_.name = std::move(name); }
   Buffer AddArg(const std::string& name, ScalarType type, int64_t size);
+  // Gives argument `id` a new name, type and size (a lowering that reads a compile-time
+  // constant in an input's place); the old Buffer must no longer be used.
+  Buffer ReplaceArg(int id, const std::string& name, ScalarType type, int64_t size);
   Buffer AddLocal(const std::string& name, ScalarType type, int64_t size);
   Kernel Finish(Stmt body);
 

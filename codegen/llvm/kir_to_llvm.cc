@@ -1,7 +1,5 @@
 #include "codegen/llvm/kir_to_llvm.h"
 
-#include <functional>
-#include <unordered_set>
 #include <llvm/ADT/APFloat.h>
 #include <llvm/IR/Constants.h>
 #include <llvm/IR/IRBuilder.h>
@@ -15,11 +13,13 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <set>
 #include <stdexcept>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -37,8 +37,10 @@ using kir::ScalarType;
 using kir::StmtKind;
 using kir::UnaryOp;
 
-// The emitter reads the routine table as { i32 abi_version; ptr sgemm }.
+// The emitter reads the routine table as { i32 abi_version; ptr sgemm; ptr sconv }.
 static_assert(offsetof(KilnRuntimeApi, sgemm) == sizeof(void*));
+static_assert(offsetof(KilnRuntimeApi, sconv) == 2 * sizeof(void*));
+static_assert(sizeof(KilnRuntimeApi) == (1 + std::size(kRoutines)) * sizeof(void*));
 
 constexpr int64_t kMaxLocalBytes = int64_t{1} << 20;
 // kUnroll loops with a constant trip count up to this are unrolled completely.
@@ -398,51 +400,47 @@ class KernelEmitter {
   }
 
   // Routines are reached through the table: no undefined symbols of kiln's in the code.
+  // Arguments are checked against the routine's declared signature (runtime/kernel_abi.h).
   void EmitCall(const kir::StmtNode& s) {
-    if (s.routine != kRoutineSgemm) Fail("unknown routine '" + s.routine + "'");
-    // (m, n, k, alpha, A, lda, transA, B, ldb, transB, beta, C, ldc): scalars and
-    // pointers each in order, as the interpreter reads them.
-    std::vector<const kir::Expr*> scalars;
-    std::vector<const kir::CallArg*> pointers;
-    for (const auto& arg : s.args) {
-      if (arg.buffer) {
-        pointers.push_back(&arg);
+    const RoutineSignature* routine = FindRoutine(s.routine);
+    if (routine == nullptr) Fail("unknown routine '" + s.routine + "'");
+    const std::string kinds = routine->args;
+    if (s.args.size() != kinds.size()) {
+      Fail(s.routine + " takes " + std::to_string(kinds.size()) + " arguments, given " + std::to_string(s.args.size()));
+    }
+    std::vector<llvm::Type*> types;
+    std::vector<llvm::Value*> args;
+    for (size_t a = 0; a < kinds.size(); ++a) {
+      const kir::CallArg& arg = s.args[a];
+      const std::string what = s.routine + " argument " + std::to_string(a);
+      if (kinds[a] == 'p') {
+        if (!arg.buffer) Fail(what + " must be a pointer");
+        if (arg.buffer->type != ScalarType::kFloat32) Fail(what + " ('" + arg.buffer->name + "') must be f32");
+        types.push_back(builder_.getPtrTy());
+        args.push_back(Address(arg.buffer, EmitExpr(arg.offset)));
+        continue;
+      }
+      if (arg.buffer) Fail(what + " must be a scalar");
+      const kir::Expr& e = arg.scalar;
+      if (kinds[a] == 'f') {
+        if (!kir::IsFloatType(e.type())) Fail(what + " must be a float");
+        types.push_back(builder_.getFloatTy());
+        args.push_back(builder_.CreateFPCast(EmitExpr(e), builder_.getFloatTy()));
       } else {
-        scalars.push_back(&arg.scalar);
+        if (kir::IsFloatType(e.type())) Fail(what + " must be an integer");
+        llvm::Type* type = kinds[a] == 'i' ? builder_.getInt32Ty() : builder_.getInt64Ty();
+        types.push_back(type);
+        args.push_back(builder_.CreateIntCast(EmitExpr(e), type, !IsUnsigned(e.type())));
       }
     }
-    if (scalars.size() != 10 || pointers.size() != 3) {
-      Fail("sgemm takes 10 scalars and 3 pointers, given " + std::to_string(scalars.size()) + " and " +
-           std::to_string(pointers.size()));
-    }
-    const auto integer = [&](int slot, llvm::Type* type) {
-      const kir::Expr& e = *scalars[static_cast<size_t>(slot)];
-      if (kir::IsFloatType(e.type())) Fail("sgemm scalar " + std::to_string(slot) + " must be an integer");
-      return builder_.CreateIntCast(EmitExpr(e), type, !IsUnsigned(e.type()));
-    };
-    const auto real = [&](int slot) {
-      const kir::Expr& e = *scalars[static_cast<size_t>(slot)];
-      if (!kir::IsFloatType(e.type())) Fail("sgemm scalar " + std::to_string(slot) + " must be a float");
-      return builder_.CreateFPCast(EmitExpr(e), builder_.getFloatTy());
-    };
-    const auto pointer = [&](int slot) {
-      const kir::CallArg& arg = *pointers[static_cast<size_t>(slot)];
-      if (arg.buffer->type != ScalarType::kFloat32) Fail("sgemm operand '" + arg.buffer->name + "' must be f32");
-      return Address(arg.buffer, EmitExpr(arg.offset));
-    };
-    llvm::Type* i64 = builder_.getInt64Ty();
-    llvm::Type* i32 = builder_.getInt32Ty();
-    llvm::Type* f32 = builder_.getFloatTy();
-    llvm::Type* ptr = builder_.getPtrTy();
-    std::vector<llvm::Value*> args = {
-        integer(0, i64), integer(1, i64), integer(2, i64), real(3), pointer(0), integer(4, i64), integer(5, i32),
-        pointer(1),      integer(6, i64), integer(7, i32), real(8), pointer(2), integer(9, i64)};
-    auto* type = llvm::FunctionType::get(builder_.getVoidTy(),
-                                         {i64, i64, i64, f32, ptr, i64, i32, ptr, i64, i32, f32, ptr, i64}, false);
-    auto* table_type = llvm::StructType::get(context_, {i32, ptr});
-    llvm::Value* slot = builder_.CreateStructGEP(table_type, api_, 1);
-    llvm::Value* sgemm = builder_.CreateAlignedLoad(ptr, slot, llvm::Align(alignof(void*)), "sgemm");
-    builder_.CreateCall(type, sgemm, args)->setDoesNotThrow();
+    auto* type = llvm::FunctionType::get(builder_.getVoidTy(), types, false);
+    // The table is { i32 abi_version; ptr routines... }.
+    std::vector<llvm::Type*> fields = {builder_.getInt32Ty()};
+    fields.insert(fields.end(), std::size(kRoutines), builder_.getPtrTy());
+    auto* table_type = llvm::StructType::get(context_, fields);
+    llvm::Value* slot = builder_.CreateStructGEP(table_type, api_, static_cast<unsigned>(1 + routine->slot));
+    llvm::Value* fn = builder_.CreateAlignedLoad(builder_.getPtrTy(), slot, llvm::Align(alignof(void*)), s.routine);
+    builder_.CreateCall(type, fn, args)->setDoesNotThrow();
   }
 
   llvm::Value* Address(const kir::Buffer& buffer, llvm::Value* index) {

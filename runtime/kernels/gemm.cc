@@ -66,6 +66,26 @@ void Run(GemmFn fn, const GemmArgs& g) {
   fn(g);
 }
 
+using ConvFn = void (*)(const ConvArgs&);
+
+ConvFn ConvKernelSet(GemmIsa isa) {
+  switch (isa) {
+    case GemmIsa::kAvx512: return SgemmConvAvx512;
+    case GemmIsa::kAvx2: return SgemmConvAvx2;
+    case GemmIsa::kPortable: break;
+  }
+  return SgemmConvPortable;
+}
+
+void RunConv(ConvFn fn, const ConvArgs& g) {
+  if (g.m <= 0 || g.cols <= 0) return;
+  if (g.shape.Rows() <= 0) {
+    for (int64_t i = 0; i < g.m; ++i) std::fill(g.c + i * g.ldc, g.c + i * g.ldc + g.cols, 0.0f);
+    return;
+  }
+  fn(g);
+}
+
 GemmArgs Args(int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda, bool transpose_a,
               const float* b, int64_t ldb, bool transpose_b, float beta, float* c, int64_t ldc) {
   return {m, n, k, alpha, a, lda, transpose_a, b, ldb, transpose_b, beta, c, ldc};
@@ -123,6 +143,30 @@ void SgemmWithIsa(GemmIsa isa, int64_t m, int64_t n, int64_t k, float alpha, con
   if (!GemmIsaSupported(isa)) throw Error(std::string("this CPU cannot run the ") + GemmIsaName(isa) + " GEMM kernels");
   gemm_internal::Run(gemm_internal::KernelSet(isa),
                      gemm_internal::Args(m, n, k, alpha, a, lda, transpose_a, b, ldb, transpose_b, beta, c, ldc));
+}
+
+int64_t PackedFiltersSize(int64_t m, int64_t k) {
+  return gemm_internal::RoundUp(m, kPackedRows) * k;
+}
+
+void PackFilters(int64_t m, int64_t k, const float* a, int64_t lda, float* packed) {
+  std::fill(packed, packed + PackedFiltersSize(m, k), 0.0f);
+  gemm_internal::GemmArgs view;
+  view.a = a;
+  view.lda = lda;
+  gemm_internal::PackA<kPackedRows>(view, 0, m, 0, k, packed);
+}
+
+void SgemmConv(int64_t m, int64_t col0, int64_t cols, const float* a, int64_t lda, const float* x,
+               const ConvGemmShape& shape, float* c, int64_t ldc) {
+  static const gemm_internal::ConvFn best = gemm_internal::ConvKernelSet(BestGemmIsa());
+  gemm_internal::RunConv(best, {m, col0, cols, a, lda, x, shape, c, ldc});
+}
+
+void SgemmConvWithIsa(GemmIsa isa, int64_t m, int64_t col0, int64_t cols, const float* a, int64_t lda, const float* x,
+                      const ConvGemmShape& shape, float* c, int64_t ldc) {
+  if (!GemmIsaSupported(isa)) throw Error(std::string("this CPU cannot run the ") + GemmIsaName(isa) + " GEMM kernels");
+  gemm_internal::RunConv(gemm_internal::ConvKernelSet(isa), {m, col0, cols, a, lda, x, shape, c, ldc});
 }
 
 }  // namespace kiln

@@ -21,6 +21,38 @@ void Sgemm(int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t
 // The kernel sets Sgemm has, for tests and benchmarks that compare them.
 enum class GemmIsa { kPortable, kAvx2, kAvx512 };
 
+// --- Convolution as an implicit GEMM ---------------------------------------------------
+//
+// Filters packed once (at compile time when they are constants, by PackFilters) in
+// panels of kPackedRows rows: panel r holds rows [r kPackedRows, (r + 1) kPackedRows) of
+// the m x k matrix as packed[r kPackedRows k + p kPackedRows + i], rows past m zero. Every
+// kernel set's micro-kernel height divides kPackedRows, so one packing serves them all.
+inline constexpr int64_t kPackedRows = 12;
+
+// Floats PackFilters writes for an m x k matrix.
+int64_t PackedFiltersSize(int64_t m, int64_t k);
+// Packs the row-major m x k matrix `a` (row stride lda) into `packed`.
+void PackFilters(int64_t m, int64_t k, const float* a, int64_t lda, float* packed);
+
+// One image's channels (of one group) read as the im2col matrix of a 2-D convolution:
+// row (c, i, j) = c kernel_h kernel_w + i kernel_w + j, column oh out_w + ow, value
+// x[c][oh stride_h - pad_h + i dilate_h][ow stride_w - pad_w + j dilate_w] or 0 outside.
+struct ConvGemmShape {
+  int64_t channels = 0, height = 0, width = 0;
+  int64_t kernel_h = 1, kernel_w = 1, stride_h = 1, stride_w = 1, dilate_h = 1, dilate_w = 1, pad_h = 0, pad_w = 0;
+  int64_t out_w = 0;
+  int64_t Rows() const { return channels * kernel_h * kernel_w; }
+};
+
+// C[m, cols] = A[m, K] im2col(x)[K, col0 .. col0 + cols) with K = shape.Rows() (C's row
+// stride ldc; beta 0). A is row-major with row stride lda, or packed by PackFilters when
+// lda == 0. The im2col matrix is never formed: its blocks are packed straight from x.
+// Single-threaded, like Sgemm.
+void SgemmConv(int64_t m, int64_t col0, int64_t cols, const float* a, int64_t lda, const float* x,
+               const ConvGemmShape& shape, float* c, int64_t ldc);
+void SgemmConvWithIsa(GemmIsa isa, int64_t m, int64_t col0, int64_t cols, const float* a, int64_t lda, const float* x,
+                      const ConvGemmShape& shape, float* c, int64_t ldc);
+
 const char* GemmIsaName(GemmIsa isa);
 // Whether this CPU (and OS) can run `isa`'s kernels.
 bool GemmIsaSupported(GemmIsa isa);

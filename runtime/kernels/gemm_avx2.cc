@@ -52,6 +52,7 @@ __attribute__((target("avx2,fma"))) void Avx2Set::Micro(const Tile& t) {
   }
   // Locals: stores to C could otherwise alias the tile's fields and force reloads.
   const float* a = t.a;
+  const int64_t rs_a = t.rs_a;
   const float* b = t.b;
   const int64_t rs_b = t.rs_b;
   float* const c = t.c;
@@ -69,7 +70,7 @@ __attribute__((target("avx2,fma"))) void Avx2Set::Micro(const Tile& t) {
 #pragma GCC unroll 2
       for (int v = 0; v < kVectors; ++v) acc[i][v] = _mm256_fmadd_ps(ai, bv[v], acc[i][v]);
     }
-    a += kMr;
+    a += rs_a;
     b += rs_b;
   }
 
@@ -112,6 +113,10 @@ __attribute__((target("avx2,fma"))) void Avx2Set::Micro(const Tile& t) {
 
 void SgemmAvx2(const GemmArgs& g) {
   RunGemm<Avx2Set>(g);
+}
+
+void SgemmConvAvx2(const ConvArgs& g) {
+  RunConvGemm<Avx2Set>(g);
 }
 
 }  // namespace kiln::gemm_internal

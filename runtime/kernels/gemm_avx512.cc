@@ -56,6 +56,7 @@ __attribute__((target("avx512f"))) void Avx512Set::Micro(const Tile& t) {
   }
   // Locals: stores to C could otherwise alias the tile's fields and force reloads.
   const float* a = t.a;
+  const int64_t rs_a = t.rs_a;
   const float* b = t.b;
   const int64_t rs_b = t.rs_b;
   float* const c = t.c;
@@ -73,7 +74,7 @@ __attribute__((target("avx512f"))) void Avx512Set::Micro(const Tile& t) {
 #pragma GCC unroll 2
       for (int v = 0; v < kVectors; ++v) acc[i][v] = _mm512_fmadd_ps(ai, bv[v], acc[i][v]);
     }
-    a += kMr;
+    a += rs_a;
     b += rs_b;
   }
 
@@ -102,6 +103,10 @@ __attribute__((target("avx512f"))) void Avx512Set::Micro(const Tile& t) {
 
 void SgemmAvx512(const GemmArgs& g) {
   RunGemm<Avx512Set>(g);
+}
+
+void SgemmConvAvx512(const ConvArgs& g) {
+  RunConvGemm<Avx512Set>(g);
 }
 
 }  // namespace kiln::gemm_internal

@@ -23,6 +23,9 @@
 #include <cstddef>
 #include <cstdint>
 #include <utility>
+#include <vector>
+
+#include "runtime/kernels/gemm.h"
 
 namespace kiln::gemm_internal {
 
@@ -44,7 +47,8 @@ struct GemmArgs {
 // kernel's row count is its template argument.
 struct Tile {
   int64_t k = 0;
-  const float* a = nullptr;  // packed A panel: element (i, p) at a[p * MR + i]
+  const float* a = nullptr;  // packed A panel: element (i, p) at a[p * rs_a + i]
+  int64_t rs_a = 0;          // MR; kPackedRows for filters packed by PackFilters
   const float* b = nullptr;  // B panel: element (p, j) at b[p * rs_b + j]
   int64_t rs_b = 0;          // NR when packed; ldb when B is read in place
   float* c = nullptr;
@@ -234,6 +238,7 @@ void RunGemm(const GemmArgs& g) {
       PackA<kMr>(g, i0, mb, p0, kb, a_pack);
       Tile tile;
       tile.k = kb;
+      tile.rs_a = kMr;
       tile.ldc = g.ldc;
       tile.alpha = g.alpha;
       // Later k blocks accumulate onto what the first wrote.
@@ -266,9 +271,167 @@ void RunGemm(const GemmArgs& g) {
   }
 }
 
+// --- SgemmConv ------------------------------------------------------------------------------
+
+struct ConvArgs {
+  int64_t m = 0, col0 = 0, cols = 0;
+  const float* a = nullptr;
+  int64_t lda = 0;  // 0: packed by PackFilters
+  const float* x = nullptr;
+  ConvGemmShape shape;
+  float* c = nullptr;
+  int64_t ldc = 0;
+};
+
+// A piece of one row of an im2col panel: `length` columns from `dst` on, read from the
+// channel's plane at `src` + t * stride (stride 0: zeros).
+struct Im2colPiece {
+  int32_t dst, length;
+  int64_t src, stride;
+};
+
+// The pieces of a panel's row for every kernel tap: they depend on the tap (kernel row
+// and column) but not on the channel, so they are found once per panel and tap and then
+// copied for every channel. Columns of a panel fall into runs along one output row; a
+// run reads x with the convolution's stride between its valid first and last columns and
+// is zero around them.
+inline void Im2colPieces(const ConvGemmShape& s, int64_t col0, int64_t width, std::vector<Im2colPiece>& pieces,
+                         std::vector<int32_t>& tap_begin) {
+  const int64_t taps = s.kernel_h * s.kernel_w;
+  pieces.clear();
+  tap_begin.assign(static_cast<size_t>(taps + 1), 0);
+  const auto add = [&](int64_t dst, int64_t length, int64_t src, int64_t stride) {
+    if (length > 0) pieces.push_back({int32_t(dst), int32_t(length), src, stride});
+  };
+  for (int64_t tap = 0; tap < taps; ++tap) {
+    tap_begin[static_cast<size_t>(tap)] = static_cast<int32_t>(pieces.size());
+    const int64_t di = tap / s.kernel_w * s.dilate_h - s.pad_h;
+    const int64_t dj = tap % s.kernel_w * s.dilate_w - s.pad_w;
+    for (int64_t j = 0; j < width;) {
+      const int64_t oh = (col0 + j) / s.out_w;
+      const int64_t ow = (col0 + j) % s.out_w;
+      const int64_t length = std::min(width - j, s.out_w - ow);
+      const int64_t ih = oh * s.stride_h + di;
+      if (ih < 0 || ih >= s.height) {
+        add(j, length, 0, 0);
+      } else {
+        // Columns t of the run with 0 <= iw0 + t stride_w < width.
+        const int64_t iw0 = ow * s.stride_w + dj;
+        const int64_t first = std::clamp<int64_t>(iw0 >= 0 ? 0 : CeilDiv(-iw0, s.stride_w), 0, length);
+        const int64_t end = std::clamp<int64_t>(iw0 >= s.width ? 0 : CeilDiv(s.width - iw0, s.stride_w), first, length);
+        add(j, first, 0, 0);
+        add(j + first, end - first, ih * s.width + iw0 + first * s.stride_w, s.stride_w);
+        add(j + end, length - end, 0, 0);
+      }
+      j += length;
+    }
+  }
+  tap_begin[static_cast<size_t>(taps)] = static_cast<int32_t>(pieces.size());
+}
+
+// Rows [p0, p0 + kb) and columns [j0, j0 + cols) of the implicit im2col matrix into
+// NR-column panels laid out as PackB's (columns past `cols` zero).
+template <int kNr>
+void PackIm2col(const ConvArgs& g, int64_t p0, int64_t kb, int64_t j0, int64_t cols, float* dst) {
+  const ConvGemmShape& s = g.shape;
+  const int64_t taps = s.kernel_h * s.kernel_w;
+  const int64_t plane_size = s.height * s.width;
+  thread_local std::vector<Im2colPiece> pieces;
+  thread_local std::vector<int32_t> tap_begin;
+  for (int64_t panel = 0; panel < cols; panel += kNr) {
+    const int64_t width = std::min<int64_t>(kNr, cols - panel);
+    Im2colPieces(s, j0 + panel, width, pieces, tap_begin);
+    float* out = dst + panel * kb;
+    int64_t channel = p0 / taps;
+    int64_t tap = p0 % taps;
+    for (int64_t p = 0; p < kb; ++p) {
+      const float* plane = g.x + channel * plane_size;
+      float* line = out + p * kNr;
+      if (width < kNr) ZeroRow<kNr>(line);
+      const Im2colPiece* piece = pieces.data() + tap_begin[static_cast<size_t>(tap)];
+      const Im2colPiece* const last = pieces.data() + tap_begin[static_cast<size_t>(tap + 1)];
+      for (; piece != last; ++piece) {
+        float* to = line + piece->dst;
+        const float* from = plane + piece->src;
+        if (piece->stride == 1) {
+          for (int32_t t = 0; t < piece->length; ++t) to[t] = from[t];
+        } else if (piece->stride == 0) {
+          for (int32_t t = 0; t < piece->length; ++t) to[t] = 0.0f;
+        } else {
+          for (int32_t t = 0; t < piece->length; ++t) to[t] = from[t * piece->stride];
+        }
+      }
+      if (++tap == taps) {
+        tap = 0;
+        ++channel;
+      }
+    }
+  }
+}
+
+// For each block of KC rows of the implicit matrix: A's block is packed (unless
+// prepacked), then each block of NC columns is packed from x and multiplied by all of A's
+// panels. Every element of the im2col matrix is packed exactly once.
+template <class Set>
+void RunConvGemm(const ConvArgs& g) {
+  constexpr int kMr = Set::kMr;
+  constexpr int kNr = Set::kNr;
+  static_assert(kPackedRows % kMr == 0, "packed filter panels must hold whole micro-kernel panels");
+  static constexpr auto kMicro = MicroTable<Set, kNr / Set::kVec>(std::make_index_sequence<kMr>());
+  const int64_t k = g.shape.Rows();
+  const bool prepacked = g.lda == 0;
+  const int64_t kc = BalancedBlock(k, Set::kKc, 1);
+  const int64_t nc = BalancedBlock(g.cols, Set::kNc, kNr);
+  const int64_t rows = RoundUp(g.m, kPackedRows);
+  float* const a_pack = prepacked ? nullptr : ScratchA(static_cast<size_t>(rows * kc));
+  float* const b_pack = ScratchB(static_cast<size_t>(nc * kc));
+  for (int64_t p0 = 0; p0 < k; p0 += kc) {
+    const int64_t kb = std::min(kc, k - p0);
+    // A panel of kPackedRows rows: its row block [p0, p0 + kb) starts at `panels` +
+    // panel * panel_stride, its rows kPackedRows apart.
+    const float* panels = nullptr;
+    int64_t panel_stride = 0;
+    if (prepacked) {
+      panels = g.a + p0 * kPackedRows;
+      panel_stride = kPackedRows * k;
+    } else {
+      GemmArgs view;
+      view.a = g.a;
+      view.lda = g.lda;
+      PackA<kPackedRows>(view, 0, g.m, p0, kb, a_pack);
+      panels = a_pack;
+      panel_stride = kPackedRows * kb;
+    }
+    Tile tile;
+    tile.k = kb;
+    tile.rs_a = kPackedRows;
+    tile.rs_b = kNr;
+    tile.ldc = g.ldc;
+    tile.alpha = 1.0f;
+    tile.beta = p0 == 0 ? 0.0f : 1.0f;  // later blocks accumulate onto the first
+    for (int64_t j0 = 0; j0 < g.cols; j0 += nc) {
+      const int64_t nb = std::min(nc, g.cols - j0);
+      PackIm2col<kNr>(g, p0, kb, g.col0 + j0, nb, b_pack);
+      for (int64_t ir = 0; ir < g.m; ir += kMr) {
+        const auto& kernels = kMicro[std::min<int64_t>(kMr, g.m - ir) - 1];
+        tile.a = panels + ir / kPackedRows * panel_stride + ir % kPackedRows;
+        for (int64_t jr = 0; jr < nb; jr += kNr) {
+          tile.b = b_pack + jr * kb;
+          tile.cols = std::min<int64_t>(kNr, nb - jr);
+          tile.c = g.c + ir * g.ldc + j0 + jr;
+          kernels[CeilDiv(tile.cols, Set::kVec) - 1](tile);
+        }
+      }
+    }
+  }
+}
+
 // The kernel sets, one translation unit each.
 void SgemmPortable(const GemmArgs& g);
 void SgemmAvx2(const GemmArgs& g);
 void SgemmAvx512(const GemmArgs& g);
+void SgemmConvPortable(const ConvArgs& g);
+void SgemmConvAvx2(const ConvArgs& g);
+void SgemmConvAvx512(const ConvArgs& g);
 
 }  // namespace kiln::gemm_internal

@@ -38,6 +38,7 @@ struct PortableSet {
     float acc[kRows][kWidth] = {};
     const float* a = t.a;
     const float* b = t.b;
+    const int64_t rs_a = t.rs_a;
     for (int64_t p = 0; p < t.k; ++p) {
 #pragma GCC unroll 8
       for (int i = 0; i < kRows; ++i) {
@@ -45,7 +46,7 @@ struct PortableSet {
 #pragma GCC unroll 8
         for (int j = 0; j < kWidth; ++j) acc[i][j] += ai * b[j];
       }
-      a += kMr;
+      a += rs_a;
       b += t.rs_b;
     }
     const int64_t cols = t.cols < kWidth ? t.cols : kWidth;
@@ -64,6 +65,10 @@ struct PortableSet {
 
 void SgemmPortable(const GemmArgs& g) {
   RunGemm<PortableSet>(g);
+}
+
+void SgemmConvPortable(const ConvArgs& g) {
+  RunConvGemm<PortableSet>(g);
 }
 
 }  // namespace kiln::gemm_internal

@@ -1,10 +1,10 @@
 // End to end: graphs compile (JIT and AOT) and match the reference interpreter; the
 // artifact round-trips; bad artifacts are rejected clearly; one executor serves many
 // threads with bit-identical results.
+#include <atomic>
 #include <catch2/catch.hpp>
 #include <filesystem>
 #include <random>
-#include <atomic>
 #include <thread>
 
 #include "codegen/compiler.h"
@@ -62,7 +62,40 @@ TEST_CASE("LeNet with BatchNorm compiles AOT, round-trips as a file and matches"
   // BatchNorm folds into conv2, Flatten is a view: 10 kernels before fusion.
   CHECK(lowered.artifact.report().kernels_before_fusion() == 10);
   CHECK(lowered.artifact.report().kernels() == 7);
-  CHECK(static_cast<int64_t>(lowered.artifact.arena_bytes()) < static_cast<int64_t>(lowered.artifact.report().no_reuse_bytes()));
+  CHECK(static_cast<int64_t>(lowered.artifact.arena_bytes()) <
+        static_cast<int64_t>(lowered.artifact.report().no_reuse_bytes()));
+}
+
+TEST_CASE("embedded filters are packed at compile time; parameters give their values", "[compile]") {
+  const Graph graph = WithRandomParams(TestLeNet(), {{"data", {2, 1, 28, 28}}}, 5);
+  const Tensor data = RandomTensor({2, 1, 28, 28}, 4, 0, 1);
+  const auto expected = Interpret(graph, {{"data", data}});
+  CompileOptions options;
+  options.input_shapes = {{"data", {2, 1, 28, 28}}};
+  const proto::ArtifactProto artifact = LowerGraph(graph, options).artifact;
+  std::vector<std::string> names;
+  for (const auto& spec : artifact.params()) names.push_back(spec.name());
+  INFO(Catch::StringMaker<std::vector<std::string>>::convert(names));
+  // The filters are read only in their packed form: the originals are not stored (conv1's
+  // are BatchNorm-folded first).
+  CHECK(std::count(names.begin(), names.end(), "conv2_weight:packed") == 1);
+  CHECK(std::count(names.begin(), names.end(), "conv2_weight") == 0);
+  CHECK(std::count(names.begin(), names.end(), "conv1_folded_weight:packed") == 1);
+  CHECK(artifact.param_values_size() == artifact.params_size());
+  for (const auto& call : artifact.kernels()) {
+    for (const auto& arg : call.args()) {
+      if (arg.kind() == proto::BufferRef::PARAM) CHECK(arg.index() < static_cast<uint32_t>(artifact.params_size()));
+    }
+  }
+  const auto packed = CompileJit(graph, options);
+  KILN_CHECK_CLOSE(packed->Run({{"data", data}})[0], expected[0], 1e-4, 1e-5);
+  // Parameters bound at run time are never packed: the model keeps its parameters.
+  options.embed_params = false;
+  const auto bound = CompileJit(graph, options);
+  CHECK(std::count_if(bound->params().begin(), bound->params().end(),
+                      [](const TensorSpec& spec) { return spec.name == "conv1_weight"; }) == 1);
+  bound->BindParams(graph.params, true);
+  KILN_CHECK_CLOSE(bound->Run({{"data", data}})[0], expected[0], 1e-4, 1e-5);
 }
 
 TEST_CASE("a profiled run gives the same outputs and a time per kernel", "[compile]") {
@@ -185,7 +218,8 @@ TEST_CASE("bad artifacts are rejected with clear errors", "[compile][errors]") {
   proto::ArtifactProto no_kernel = artifact;
   no_kernel.mutable_kernels(0)->set_symbol("missing_symbol");
   SaveArtifact(path, no_kernel);
-  CHECK_THROWS_WITH(Executor::Load(path), Catch::Contains("kernel 'missing_symbol' (node 'fc1+relu1') is missing from the code object"));
+  CHECK_THROWS_WITH(Executor::Load(path),
+                    Catch::Contains("kernel 'missing_symbol' (node 'fc1+relu1') is missing from the code object"));
   proto::ArtifactProto out_of_arena = artifact;
   out_of_arena.mutable_kernels(0)->mutable_args(0)->set_kind(proto::BufferRef::ARENA);
   out_of_arena.mutable_kernels(0)->mutable_args(0)->set_offset(1ull << 40);
@@ -214,8 +248,8 @@ TEST_CASE("artifact metadata is checked against the kernels' ABI records", "[com
 
   proto::ArtifactProto removed = artifact;
   removed.mutable_kernels(0)->mutable_args()->RemoveLast();
-  CHECK_THAT(load_error(removed), Catch::Contains("(node 'fc1+relu1'): the code takes") &&
-                                      Catch::Contains("buffers, the artifact gives"));
+  CHECK_THAT(load_error(removed),
+             Catch::Contains("(node 'fc1+relu1'): the code takes") && Catch::Contains("buffers, the artifact gives"));
 
   proto::ArtifactProto wide = artifact;
   for (auto& call : *wide.mutable_kernels()) call.set_parallel_extent(int64_t{1} << 40);

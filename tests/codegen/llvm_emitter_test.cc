@@ -13,9 +13,9 @@
 #include <thread>
 
 #include "codegen/kir_interpreter.h"
+#include "graph/op.h"
 #include "runtime/code_module.h"
 #include "runtime/error.h"
-#include "graph/op.h"
 #include "tests/lower_test_util.h"
 #include "tests/op_test_util.h"
 
@@ -612,7 +612,7 @@ TEST_CASE("sgemm is called through the routine table with the interpreter's argu
   Tensor expected = c0.Clone();
   InterpretKernel(k, {const_cast<void*>(x.data()), const_cast<void*>(y.data()), expected.data()}, 0, m / block,
                   TestRuntimeApi());
-  const KilnRuntimeApi api = {kKernelAbiVersion, RecordingSgemm};
+  const KilnRuntimeApi api = {kKernelAbiVersion, RecordingSgemm, nullptr};
   for (const bool aot : {false, true}) {
     INFO((aot ? "aot" : "jit"));
     const auto code = aot ? LoadSharedObject(CompileSharedObject({k}, {})) : JitCompile({k}, {});
@@ -636,7 +636,13 @@ TEST_CASE("sgemm is called through the routine table with the interpreter's argu
   kir::KernelBuilder few("few");
   const auto p = few.AddArg("p", ScalarType::kFloat32, 1);
   CHECK_THROWS_WITH(EmitLLVMIR({few.Finish(kir::Call("sgemm", {kir::PointerArg(p)}))}, {}),
-                    Catch::Contains("sgemm takes 10 scalars and 3 pointers, given 0 and 1"));
+                    Catch::Contains("sgemm takes 13 arguments, given 1"));
+  kir::KernelBuilder swapped("swapped");
+  const auto q = swapped.AddArg("q", ScalarType::kFloat32, 1);
+  std::vector<kir::CallArg> args(13, kir::ScalarArg(kir::Expr(int64_t{1})));
+  args[0] = kir::PointerArg(q);
+  CHECK_THROWS_WITH(EmitLLVMIR({swapped.Finish(kir::Call("sgemm", args))}, {}),
+                    Catch::Contains("sgemm argument 0 must be a scalar"));
 }
 
 namespace {

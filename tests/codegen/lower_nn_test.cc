@@ -35,20 +35,23 @@ struct Tolerance {
   double atol;
 };
 
-bool HasSgemm(const kir::Stmt& s) {
+bool HasCall(const kir::Stmt& s, const std::string& routine) {
   if (!s) return false;
-  if (s->kind == kir::StmtKind::kCall) return true;
+  if (s->kind == kir::StmtKind::kCall && s->routine == routine) return true;
   for (const auto& child : s->body) {
-    if (HasSgemm(child)) return true;
+    if (HasCall(child, routine)) return true;
   }
-  return HasSgemm(s->otherwise);
+  return HasCall(s->otherwise, routine);
+}
+bool HasSconv(const kir::Stmt& s) {
+  return HasCall(s, "sconv");
 }
 
 // Every output of the lowering against the reference's.
 void Compare(const std::string& op, const std::vector<Tensor>& inputs, const AttrMap& attrs, Tolerance tolerance,
-             bool is_train = false) {
+             bool is_train = false, const std::vector<size_t>& constants = {}) {
   const std::vector<Tensor> expected = RunOp(op, inputs, attrs, is_train);
-  const std::vector<Tensor> actual = RunLowered(op, inputs, attrs, InterpreterRunner(), is_train);
+  const std::vector<Tensor> actual = RunLowered(op, inputs, attrs, InterpreterRunner(), is_train, 0, constants);
   REQUIRE(actual.size() == expected.size());
   for (size_t k = 0; k < actual.size(); ++k) {
     INFO("output " << k);
@@ -87,11 +90,17 @@ std::string Describe(const ConvCase& c) {
          " pad " + ShapeToString(c.pad) + " groups " + std::to_string(c.groups) + (c.no_bias ? " no bias" : "");
 }
 
+// The filters as an input, and (float32) as a compile-time constant the lowering packs.
 kir::Kernel CheckConv(const ConvCase& c, DType dtype, uint64_t seed) {
   INFO(Describe(c) << " " << DTypeName(dtype));
   const auto inputs = ConvInputs(c, dtype, seed);
   const AttrMap attrs = ConvAttrs(c);
-  Compare("Convolution", inputs, attrs, dtype == DType::kFloat32 ? Tolerance{1e-4, 1e-5} : Tolerance{0, 0});
+  const Tolerance tolerance = dtype == DType::kFloat32 ? Tolerance{1e-4, 1e-5} : Tolerance{0, 0};
+  Compare("Convolution", inputs, attrs, tolerance);
+  {
+    INFO("constant filters");
+    Compare("Convolution", inputs, attrs, tolerance, false, {1});
+  }
   return LowerOpForInputs("Convolution", inputs, attrs);
 }
 
@@ -198,31 +207,43 @@ TEST_CASE("every nn layer has a lowering", "[lower][nn]") {
   }
 }
 
-TEST_CASE("float32 Convolution: im2col and sgemm, strides, pads, dilations, groups", "[lower][nn][conv]") {
+TEST_CASE("float32 Convolution: the sconv routine, strides, pads, dilations, groups", "[lower][nn][conv]") {
   uint64_t seed = 1;
-  for (const ConvCase& c : kConvCases) {
-    const kir::Kernel kernel = CheckConv(c, DType::kFloat32, seed += 3);
-    CHECK(HasSgemm(kernel.body));
-    // Inputs, the output and one im2col scratch buffer.
-    CHECK(kernel.args.size() == (c.no_bias ? 4u : 5u));
+  for (const auto* cases : {&kConvCases, &k1x1Cases}) {
+    for (const ConvCase& c : *cases) {
+      const kir::Kernel kernel = CheckConv(c, DType::kFloat32, seed += 3);
+      CHECK(HasSconv(kernel.body));
+      // Inputs and the output: im2col needs no scratch.
+      CHECK(kernel.args.size() == (c.no_bias ? 3u : 4u));
+    }
   }
 }
 
-TEST_CASE("float32 1x1 Convolution multiplies the image itself unless strided or padded", "[lower][nn][conv]") {
-  uint64_t seed = 100;
-  for (const ConvCase& c : k1x1Cases) {
-    const kir::Kernel kernel = CheckConv(c, DType::kFloat32, seed += 3);
-    CHECK(HasSgemm(kernel.body));
-    const bool direct = c.stride.empty() && c.pad.empty();
-    CHECK(kernel.args.size() == (c.no_bias ? 3u : 4u) + (direct ? 0u : 1u));
-  }
+TEST_CASE("constant filters are packed once, into the kernel's constant argument", "[lower][nn][conv]") {
+  const ConvCase c{{1, 8, 6, 6}, 13, {3, 3}, {}, {}, {1, 1}, 1};
+  const auto inputs = ConvInputs(c, DType::kFloat32, 7);
+  ConstantArgs replaced;
+  const kir::Kernel kernel = LowerOpForInputs("Convolution", inputs, ConvAttrs(c), false, 0, {1}, &replaced);
+  REQUIRE(replaced.size() == 1);
+  const auto& [suffix, packed] = replaced.at(1);
+  CHECK(suffix == ":packed");
+  // 13 filters of 72 taps in two panels of 12 rows, the last padded with zeros.
+  CHECK(packed.shape() == Shape{2 * 12 * 72});
+  CHECK(kernel.args[1]->size == 2 * 12 * 72);
+  CHECK(packed.data_as<float>()[0] == inputs[1].data_as<float>()[0]);
+  CHECK(packed.data_as<float>()[1] == inputs[1].data_as<float>()[72]);
+  CHECK(packed.data_as<float>()[12 * 72 + 71 * 12 + 11] == 0.0f);
+  // Not for other dtypes, whose direct loops read the filters as they are.
+  ConstantArgs none;
+  LowerOpForInputs("Convolution", ConvInputs(c, DType::kFloat64, 7), ConvAttrs(c), false, 0, {1}, &none);
+  CHECK(none.empty());
 }
 
 TEST_CASE("float32 depthwise Convolution is a direct loop", "[lower][nn][conv]") {
   uint64_t seed = 200;
   for (const ConvCase& c : kDepthwiseCases) {
     const kir::Kernel kernel = CheckConv(c, DType::kFloat32, seed += 3);
-    CHECK_FALSE(HasSgemm(kernel.body));
+    CHECK_FALSE(HasSconv(kernel.body));
     CHECK(kernel.parallel_extent == c.data[0] * c.filters);
   }
 }
@@ -231,40 +252,35 @@ TEST_CASE("float64 and float16 Convolution sum in the reference's order", "[lowe
   uint64_t seed = 300;
   for (const DType dtype : {DType::kFloat64, DType::kFloat16}) {
     for (const auto* cases : {&kConvCases, &k1x1Cases, &kDepthwiseCases}) {
-      for (const ConvCase& c : *cases) CHECK_FALSE(HasSgemm(CheckConv(c, dtype, seed += 3).body));
+      for (const ConvCase& c : *cases) CHECK_FALSE(HasSconv(CheckConv(c, dtype, seed += 3).body));
     }
   }
 }
 
-TEST_CASE("Convolution work splits into slots of images and panels of output rows", "[lower][nn][conv]") {
-  // One 8x24x24 image, 32 filters of 3x3: 1.3M multiply-adds want 2 tasks, so the image
-  // is cut into 2 panels of 12 output rows, each with its own im2col scratch.
+TEST_CASE("Convolution work splits into tasks of images, blocks of positions and of filters", "[lower][nn][conv]") {
+  // One 16x56x56 image, 64 filters of 3x3: 28.9M multiply-adds want 13 tasks; blocks of
+  // at least 256 positions (rounded to 32) give 11 of 288 positions.
   {
-    const ConvCase c{{1, 8, 24, 24}, 32, {3, 3}, {}, {}, {1, 1}};
-    const kir::Kernel kernel = CheckConv(c, DType::kFloat32, 400);
-    CHECK(kernel.parallel_extent == 2);
-    CHECK(kernel.args.back()->size == 2 * 72 * 12 * 24);
+    const ConvCase c{{1, 16, 56, 56}, 64, {3, 3}, {}, {}, {1, 1}};
+    CHECK(LowerOpForInputs("Convolution", ConvInputs(c, DType::kFloat32, 400), ConvAttrs(c)).parallel_extent == 11);
   }
-  // The same as a 1x1 convolution: panels without scratch.
+  // A 7x7 image has one block of positions: 512 filters split in 5 blocks of 108 (whole
+  // panels of 12) for 57.8M multiply-adds.
   {
-    const ConvCase c{{1, 72, 24, 24}, 32, {1, 1}, {}, {}, {}};
-    const kir::Kernel kernel = CheckConv(c, DType::kFloat32, 401);
-    CHECK(kernel.parallel_extent == 2);
-    CHECK(kernel.args.size() == 4);
+    const ConvCase c{{1, 256, 7, 7}, 512, {3, 3}, {}, {}, {1, 1}};
+    CHECK(LowerOpForInputs("Convolution", ConvInputs(c, DType::kFloat32, 401), ConvAttrs(c)).parallel_extent == 5);
   }
-  // Nine images, 2.3M multiply-adds: 4 slots of 2, 2, 2 and 3 images.
+  // Nine images, 24.6M multiply-adds want 11 tasks: two blocks of positions per image
+  // give 18 items, run by 11 tasks.
   {
-    const ConvCase c{{9, 3, 22, 27}, 16, {3, 3}, {}, {}, {1, 1}};
-    const kir::Kernel kernel = CheckConv(c, DType::kFloat32, 402);
-    CHECK(kernel.parallel_extent == 4);
-    CHECK(kernel.args.back()->size == 4 * 27 * 22 * 27);
+    const ConvCase c{{9, 32, 22, 27}, 16, {3, 3}, {}, {}, {1, 1}};
+    CHECK(LowerOpForInputs("Convolution", ConvInputs(c, DType::kFloat32, 402), ConvAttrs(c)).parallel_extent == 11);
   }
-  // Seventy tiny images: one task does them all, reusing one scratch panel.
+  // Seventy tiny images: one task does them all.
   {
     const ConvCase c{{70, 2, 5, 5}, 3, {3, 3}, {}, {}, {}};
     const kir::Kernel kernel = CheckConv(c, DType::kFloat32, 403);
     CHECK(kernel.parallel_extent == 1);
-    CHECK(kernel.args.back()->size == 18 * 9);
   }
 }
 
