@@ -543,6 +543,71 @@ Stmt DirectConvolution(const ConvGeometry& g, const LowerContext& ctx, const kir
               kir::LoopKind::kParallel);
 }
 
+// float32 depthwise (one input channel per filter): one (image, filter) plane per
+// parallel iteration. Each output element is the bias plus its kernel_h x kernel_w taps
+// written out as one expression, the filter's taps read from a local copy (so that they
+// stay in registers). Output rows and columns whose taps all fall inside the image (the
+// interior, nearly all of it) read without guards and vectorize along the row; the
+// others guard each tap.
+Stmt DepthwiseConvolution(const ConvGeometry& g, const LowerContext& ctx, const kir::Buffer& bias) {
+  const kir::Buffer& x = ctx.inputs[0];
+  const kir::Buffer& w = ctx.inputs[1];
+  const kir::Buffer& out = ctx.outputs[0];
+  const int64_t taps = g.k.h * g.k.w;
+  const kir::Buffer tap_values = ctx.builder->AddLocal("taps", ScalarType::kFloat32, taps);
+  const Expr t = kir::Var("plane");
+  const Expr oh = kir::Var("oh");
+  const Expr ow = kir::Var("ow");
+  const Expr q = kir::Var("tap");
+  const Expr n = t / Int(g.filters);
+  const Expr f = t % Int(g.filters);
+  const Expr channel = f / Int(g.group_out);
+  const Expr plane_in = (n * Int(g.channels) + channel) * Int(g.height * g.width);
+  // Output positions whose every tap is inside along one axis: first <= o < end.
+  const auto interior = [](int64_t size, int64_t out, int64_t kernel, int64_t stride, int64_t dilate, int64_t pad) {
+    const int64_t first = std::min(out, CeilDivInt(pad, stride));
+    const int64_t last_reach = size - 1 + pad - (kernel - 1) * dilate;  // o * stride <= this
+    const int64_t end = last_reach < 0 ? first : std::clamp<int64_t>(last_reach / stride + 1, first, out);
+    return std::pair<int64_t, int64_t>{first, end};
+  };
+  const auto [row_first, row_end] = interior(g.height, g.out_h, g.k.h, g.s.h, g.d.h, g.p.h);
+  const auto [col_first, col_end] = interior(g.width, g.out_w, g.k.w, g.s.w, g.d.w, g.p.w);
+  const auto value = [&](bool guard_rows, bool guard_cols) {
+    Expr sum = bias ? kir::Load(bias, f) : kir::FloatImm(0.0);
+    for (int64_t i = 0; i < g.k.h; ++i) {
+      const Expr ih = oh * Int(g.s.h) + Int(i * g.d.h - g.p.h);
+      for (int64_t j = 0; j < g.k.w; ++j) {
+        const Expr iw = ow * Int(g.s.w) + Int(j * g.d.w - g.p.w);
+        Expr tap = kir::Load(x, plane_in + ih * Int(g.width) + iw);
+        std::vector<Expr> inside;
+        if (guard_rows) inside.push_back(kir::And(kir::Ge(ih, Int(0)), kir::Lt(ih, Int(g.height))));
+        if (guard_cols) inside.push_back(kir::And(kir::Ge(iw, Int(0)), kir::Lt(iw, Int(g.width))));
+        if (!inside.empty()) {
+          const Expr condition = inside.size() == 1 ? inside[0] : kir::And(inside[0], inside[1]);
+          tap = kir::Select(condition, tap, kir::FloatImm(0.0));
+        }
+        sum = sum + kir::Load(tap_values, Int(i * g.k.w + j)) * tap;
+      }
+    }
+    const Expr at = (t * Int(g.out_h) + oh) * Int(g.out_w) + ow;
+    return kir::Store(out, at, ctx.Epilogue(sum, at, oh * Int(g.out_w) + ow, g.out_h * g.out_w));
+  };
+  const auto columns = [&](bool guard_rows) {
+    if (guard_rows) return Loop(ow, Int(0), Int(g.out_w), value(true, true), kir::LoopKind::kVectorize);
+    return kir::Block({
+        Loop(ow, Int(0), Int(col_first), value(false, true)),
+        Loop(ow, Int(col_first), Int(col_end - col_first), value(false, false), kir::LoopKind::kVectorize),
+        Loop(ow, Int(col_end), Int(g.out_w - col_end), value(false, true)),
+    });
+  };
+  const Stmt rows =
+      Loop(oh, Int(0), Int(g.out_h),
+           kir::If(kir::And(kir::Ge(oh, Int(row_first)), kir::Lt(oh, Int(row_end))), columns(false), columns(true)));
+  const Stmt load_taps = Loop(q, Int(0), Int(taps), kir::Store(tap_values, q, kir::Load(w, f * Int(taps) + q)));
+  return Loop(t, Int(0), Int(g.batch * g.filters), kir::Allocate(tap_values, kir::Block({load_taps, rows})),
+              kir::LoopKind::kParallel);
+}
+
 // The sconv routine's call (runtime/kernel_abi.h, KilnRuntimeApi::sconv) for filters
 // [f0, f0 + m) of one group over output positions [col0, col0 + cols) of one image.
 Stmt SconvCall(const ConvGeometry& g, const Expr& m, const Expr& col0, const Expr& cols, const kir::Buffer& filters,
@@ -657,9 +722,8 @@ Stmt ConvolutionLower(const Attrs& attrs, LowerContext& ctx) {
   // float64 sums in the reference's order give its results.
   if (ctx.output_types[0] != DType::kFloat32) return DirectConvolution(g, ctx, bias, ScalarType::kFloat64);
   // Depthwise: each filter reads one channel; a GEMM per group would be a vector product.
-  if ((g.group_in == 1 && g.groups > 1) || g.group_in == 0) {
-    return DirectConvolution(g, ctx, bias, ScalarType::kFloat32);
-  }
+  if (g.group_in == 0) return DirectConvolution(g, ctx, bias, ScalarType::kFloat32);
+  if (g.group_in == 1 && g.groups > 1) return DepthwiseConvolution(g, ctx, bias);
   return GemmConvolution(g, ctx, bias);
 }
 
