@@ -1,5 +1,6 @@
 // Neural-network layers on NCHW data: Convolution, Pooling, BatchNorm and Dropout.
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <functional>
 #include <limits>
@@ -543,6 +544,16 @@ Stmt DirectConvolution(const ConvGeometry& g, const LowerContext& ctx, const kir
               kir::LoopKind::kParallel);
 }
 
+// Output positions along one axis whose every tap is inside the input (no padding
+// read): first <= o < end.
+std::pair<int64_t, int64_t> Interior(int64_t size, int64_t out, int64_t kernel, int64_t stride, int64_t dilate,
+                                     int64_t pad) {
+  const int64_t first = std::min(out, CeilDivInt(pad, stride));
+  const int64_t last_reach = size - 1 + pad - (kernel - 1) * dilate;  // o * stride <= this
+  const int64_t end = last_reach < 0 ? first : std::clamp<int64_t>(last_reach / stride + 1, first, out);
+  return {first, end};
+}
+
 // float32 depthwise (one input channel per filter): one (image, filter) plane per
 // parallel iteration. Each output element is the bias plus its kernel_h x kernel_w taps
 // written out as one expression, the filter's taps read from a local copy (so that they
@@ -563,15 +574,8 @@ Stmt DepthwiseConvolution(const ConvGeometry& g, const LowerContext& ctx, const 
   const Expr f = t % Int(g.filters);
   const Expr channel = f / Int(g.group_out);
   const Expr plane_in = (n * Int(g.channels) + channel) * Int(g.height * g.width);
-  // Output positions whose every tap is inside along one axis: first <= o < end.
-  const auto interior = [](int64_t size, int64_t out, int64_t kernel, int64_t stride, int64_t dilate, int64_t pad) {
-    const int64_t first = std::min(out, CeilDivInt(pad, stride));
-    const int64_t last_reach = size - 1 + pad - (kernel - 1) * dilate;  // o * stride <= this
-    const int64_t end = last_reach < 0 ? first : std::clamp<int64_t>(last_reach / stride + 1, first, out);
-    return std::pair<int64_t, int64_t>{first, end};
-  };
-  const auto [row_first, row_end] = interior(g.height, g.out_h, g.k.h, g.s.h, g.d.h, g.p.h);
-  const auto [col_first, col_end] = interior(g.width, g.out_w, g.k.w, g.s.w, g.d.w, g.p.w);
+  const auto [row_first, row_end] = Interior(g.height, g.out_h, g.k.h, g.s.h, g.d.h, g.p.h);
+  const auto [col_first, col_end] = Interior(g.width, g.out_w, g.k.w, g.s.w, g.d.w, g.p.w);
   const auto value = [&](bool guard_rows, bool guard_cols) {
     Expr sum = bias ? kir::Load(bias, f) : kir::FloatImm(0.0);
     for (int64_t i = 0; i < g.k.h; ++i) {
@@ -715,6 +719,276 @@ Stmt GemmConvolution(const ConvGeometry& g, LowerContext& ctx, const kir::Buffer
               kir::LoopKind::kParallel);
 }
 
+// --- Winograd F(2x2, 3x3) (Lavin and Gray, 2015) for 3x3 stride-1 convolutions whose
+// filters are compile-time constants: each 2x2 block of outputs (a tile) comes from a
+// 4x4 patch of the input through 16 elementwise products in a transformed space, 2.25
+// times fewer multiply-adds than the direct form. The filters are transformed (in
+// float64) and packed at compile time: U = G g G^T for every (filter, channel), one
+// packed filters x channels matrix per point of the 4x4 space. A work item is a block of
+// whole tile rows of one image and a block of filters:
+//   V[point][channel][tile] = B^T d B       (d: the tile's input patch, zero outside)
+//   M[point] = U[point] V[point]            (16 sconv calls, 1x1 "convolutions")
+//   y = A^T M A + bias, then the fused epilogue, into the output.
+// B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1], G = [1 0 0; .5 .5 .5; .5 -.5 .5; 0 0 1],
+// A^T = [1 1 1 0; 0 1 -1 -1]. Rounding: the transforms add and subtract at most 9 values
+// of a tile's patch and of its products, so results differ from the direct sum by a few
+// float32 roundings of the inputs' magnitudes, as a GEMM's do.
+namespace winograd {
+
+constexpr int64_t kPoints = 16;
+constexpr int64_t kMinChannels = 16;  // below this the transforms cost more than they save
+// Below this many tiles per image the products are too narrow for the micro-kernels and
+// the transformed filters (16/9 the size) are streamed for too few columns: a 7x7
+// output (16 tiles) runs 15% slower than the direct form.
+constexpr int64_t kMinTiles = 32;
+constexpr int64_t kMinTileCols = 64;   // GEMM columns (tiles) a block has, where the image allows
+constexpr int64_t kMaxTileCols = 256;  // and at most: V and M of a block stay in L2
+
+bool Applies(const ConvGeometry& g, const LowerContext& ctx) {
+  return g.k.h == 3 && g.k.w == 3 && g.s.h == 1 && g.s.w == 1 && g.d.h == 1 && g.d.w == 1 && g.groups == 1 &&
+         g.group_in >= kMinChannels && g.filters >= kMinChannels &&
+         CeilDivInt(g.out_h, 2) * CeilDivInt(g.out_w, 2) >= kMinTiles && ctx.ConstantInput(1) != nullptr &&
+         ctx.replace_input != nullptr;
+}
+
+// U for every point, each a packed filters x channels matrix (PackFilters).
+Tensor TransformFilters(const Tensor& weight, int64_t filters, int64_t channels) {
+  static constexpr double kG[4][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1}};
+  std::vector<float> u(static_cast<size_t>(kPoints * filters * channels));
+  const float* w = weight.data_as<float>();
+  for (int64_t f = 0; f < filters; ++f) {
+    for (int64_t c = 0; c < channels; ++c) {
+      const float* g = w + (f * channels + c) * 9;
+      double gg[4][3] = {};  // G g
+      for (int a = 0; a < 4; ++a) {
+        for (int j = 0; j < 3; ++j) {
+          for (int i = 0; i < 3; ++i) gg[a][j] += kG[a][i] * g[i * 3 + j];
+        }
+      }
+      for (int a = 0; a < 4; ++a) {
+        for (int b = 0; b < 4; ++b) {
+          double sum = 0;
+          for (int j = 0; j < 3; ++j) sum += gg[a][j] * kG[b][j];
+          u[static_cast<size_t>(((a * 4 + b) * filters + f) * channels + c)] = static_cast<float>(sum);
+        }
+      }
+    }
+  }
+  const int64_t packed_size = PackedFiltersSize(filters, channels);
+  Tensor packed({kPoints * packed_size}, DType::kFloat32);
+  for (int64_t point = 0; point < kPoints; ++point) {
+    PackFilters(filters, channels, u.data() + point * filters * channels, channels,
+                packed.data_as<float>() + point * packed_size);
+  }
+  return packed;
+}
+
+// B^T d B of a 4x4 patch (row-major values), as 16 expressions.
+std::array<Expr, 16> InputTransform(const std::array<Expr, 16>& d) {
+  const auto bt = [](const Expr& v0, const Expr& v1, const Expr& v2, const Expr& v3) {
+    return std::array<Expr, 4>{v0 - v2, v1 + v2, v2 - v1, v1 - v3};
+  };
+  std::array<Expr, 16> rows;  // B^T d
+  for (int s = 0; s < 4; ++s) {
+    const auto e = bt(d[s], d[4 + s], d[8 + s], d[12 + s]);
+    for (int r = 0; r < 4; ++r) rows[r * 4 + s] = e[r];
+  }
+  std::array<Expr, 16> v;  // (B^T d) B
+  for (int r = 0; r < 4; ++r) {
+    const auto e = bt(rows[r * 4], rows[r * 4 + 1], rows[r * 4 + 2], rows[r * 4 + 3]);
+    for (int s = 0; s < 4; ++s) v[r * 4 + s] = e[s];
+  }
+  return v;
+}
+
+// A^T m A of a 4x4 block of products, as 4 expressions (row-major 2x2).
+std::array<Expr, 4> OutputTransform(const std::array<Expr, 16>& m) {
+  const auto at = [](const Expr& v0, const Expr& v1, const Expr& v2, const Expr& v3) {
+    return std::array<Expr, 2>{v0 + v1 + v2, v1 - v2 - v3};
+  };
+  std::array<Expr, 8> rows;  // A^T m: 2 x 4
+  for (int b = 0; b < 4; ++b) {
+    const auto e = at(m[b], m[4 + b], m[8 + b], m[12 + b]);
+    rows[b] = e[0];
+    rows[4 + b] = e[1];
+  }
+  std::array<Expr, 4> y;
+  for (int i = 0; i < 2; ++i) {
+    const auto e = at(rows[i * 4], rows[i * 4 + 1], rows[i * 4 + 2], rows[i * 4 + 3]);
+    y[i * 2] = e[0];
+    y[i * 2 + 1] = e[1];
+  }
+  return y;
+}
+
+}  // namespace winograd
+
+Stmt WinogradConvolution(const ConvGeometry& g, LowerContext& ctx, const kir::Buffer& bias) {
+  using winograd::kPoints;
+  const kir::Buffer& x = ctx.inputs[0];
+  const kir::Buffer& out = ctx.outputs[0];
+  const int64_t channels = g.channels;
+  const int64_t tiles_h = CeilDivInt(g.out_h, 2);
+  const int64_t tiles_w = CeilDivInt(g.out_w, 2);
+  const kir::Buffer u =
+      ctx.replace_input(1, ":winograd", winograd::TransformFilters(*ctx.ConstantInput(1), g.filters, channels));
+  const int64_t u_size = PackedFiltersSize(g.filters, channels);
+
+  // Work: blocks of whole tile rows (kMinTileCols to kMaxTileCols tiles where the image
+  // has them), then blocks of filters when images and tile blocks give too few tasks.
+  const int64_t macs = g.batch * tiles_h * tiles_w * kPoints * g.filters * channels;
+  const int64_t want = std::clamp<int64_t>(macs / kMinTaskMacs, 1, kMaxTasks);
+  const int64_t min_rows = std::min(tiles_h, CeilDivInt(winograd::kMinTileCols, tiles_w));
+  const int64_t max_rows = std::max<int64_t>(1, winograd::kMaxTileCols / tiles_w);
+  int64_t row_blocks = std::clamp<int64_t>(CeilDivInt(want, g.batch), CeilDivInt(tiles_h, max_rows),
+                                           std::max<int64_t>(1, tiles_h / min_rows));
+  const int64_t block_rows = CeilDivInt(tiles_h, row_blocks);
+  row_blocks = CeilDivInt(tiles_h, block_rows);
+  int64_t filter_blocks = 1;
+  if (g.batch * row_blocks < want) {
+    filter_blocks = std::min(CeilDivInt(want, g.batch * row_blocks), std::max<int64_t>(1, g.filters / kMinFilterBlock));
+  }
+  const int64_t filter_block = std::min(g.filters, RoundUpTo(CeilDivInt(g.filters, filter_blocks), kPackedRows));
+  filter_blocks = CeilDivInt(g.filters, filter_block);
+  const int64_t items = g.batch * row_blocks * filter_blocks;
+  const int64_t tasks = std::min(items, want);
+  const int64_t max_tiles = block_rows * tiles_w;
+  const int64_t v_size = kPoints * channels * max_tiles;
+  const int64_t m_size = kPoints * filter_block * max_tiles;
+  const kir::Buffer scratch = ctx.Scratch("winograd", ScalarType::kFloat32, tasks * (v_size + m_size));
+
+  const Expr task = kir::Var("task");
+  const Expr item = kir::Var("item");
+  const Expr image = item / Int(row_blocks * filter_blocks);
+  const Expr row0 = item / Int(filter_blocks) % Int(row_blocks) * Int(block_rows);
+  const Expr rows = kir::Min(Int(block_rows), Int(tiles_h) - row0);
+  const Expr tiles = rows * Int(tiles_w);
+  const Expr f0 = filter_blocks == 1 ? Int(0) : item % Int(filter_blocks) * Int(filter_block);
+  const Expr block_filters = filter_blocks == 1 ? Int(g.filters) : kir::Min(Int(filter_block), Int(g.filters) - f0);
+  const Expr v_base = task * Int(v_size + m_size);
+  const Expr m_base = v_base + Int(v_size);
+  const kir::Buffer patch = ctx.builder->AddLocal("patch", ScalarType::kFloat32, 16);
+
+  // Tiles whose patch lies inside the image along an axis: kernel 4, stride 2.
+  const auto [tile_row_first, tile_row_end] = Interior(g.height, tiles_h, 4, 2, 1, g.p.h);
+  const auto [tile_col_first, tile_col_end] = Interior(g.width, tiles_w, 4, 2, 1, g.p.w);
+
+  const Expr c = kir::Var("c");
+  const Expr th = kir::Var("th");
+  const Expr tw = kir::Var("tw");
+  // 1. The input transform of one (channel, tile).
+  const auto transform_tile = [&](bool guard_rows, bool guard_cols) {
+    std::vector<Stmt> body;
+    const Expr ih0 = th * Int(2) - Int(g.p.h);
+    const Expr iw0 = tw * Int(2) - Int(g.p.w);
+    const Expr plane = (image * Int(channels) + c) * Int(g.height * g.width);
+    for (int r = 0; r < 4; ++r) {
+      for (int q = 0; q < 4; ++q) {
+        const Expr ih = ih0 + Int(r);
+        const Expr iw = iw0 + Int(q);
+        Expr value = kir::Load(x, plane + ih * Int(g.width) + iw);
+        std::vector<Expr> inside;
+        if (guard_rows) inside.push_back(kir::And(kir::Ge(ih, Int(0)), kir::Lt(ih, Int(g.height))));
+        if (guard_cols) inside.push_back(kir::And(kir::Ge(iw, Int(0)), kir::Lt(iw, Int(g.width))));
+        if (!inside.empty()) {
+          value =
+              kir::Select(inside.size() == 1 ? inside[0] : kir::And(inside[0], inside[1]), value, kir::FloatImm(0.0));
+        }
+        body.push_back(kir::Store(patch, Int(r * 4 + q), value));
+      }
+    }
+    std::array<Expr, 16> d;
+    for (int k = 0; k < 16; ++k) d[k] = kir::Load(patch, Int(k));
+    const auto v = winograd::InputTransform(d);
+    const Expr tile = (th - row0) * Int(tiles_w) + tw;
+    for (int point = 0; point < kPoints; ++point) {
+      body.push_back(kir::Store(scratch, v_base + (Int(point) * Int(channels) + c) * tiles + tile, v[point]));
+    }
+    return kir::Block(std::move(body));
+  };
+  const auto tile_columns = [&](bool guard_rows) {
+    if (guard_rows) return Loop(tw, Int(0), Int(tiles_w), transform_tile(true, true));
+    return kir::Block({
+        Loop(tw, Int(0), Int(tile_col_first), transform_tile(false, true)),
+        Loop(tw, Int(tile_col_first), Int(tile_col_end - tile_col_first), transform_tile(false, false),
+             kir::LoopKind::kVectorize),
+        Loop(tw, Int(tile_col_end), Int(tiles_w - tile_col_end), transform_tile(false, true)),
+    });
+  };
+  const Stmt input_transform =
+      Loop(c, Int(0), Int(channels),
+           Loop(th, row0, rows,
+                kir::If(kir::And(kir::Ge(th, Int(tile_row_first)), kir::Lt(th, Int(tile_row_end))), tile_columns(false),
+                        tile_columns(true))));
+
+  // 2. One matrix product per point: the point's V (channels x tiles) read as a 1x1
+  // convolution's image.
+  const Expr point = kir::Var("point");
+  const Stmt products = Loop(point, Int(0), Int(kPoints),
+                             kir::Call(kRoutineSconv, {kir::ScalarArg(block_filters),
+                                                       kir::ScalarArg(Int(0)),
+                                                       kir::ScalarArg(tiles),
+                                                       kir::PointerArg(u, point * Int(u_size) + f0 * Int(channels)),
+                                                       kir::ScalarArg(Int(0)),
+                                                       kir::PointerArg(scratch, v_base + point * Int(channels) * tiles),
+                                                       kir::ScalarArg(Int(channels)),
+                                                       kir::ScalarArg(Int(1)),
+                                                       kir::ScalarArg(tiles),
+                                                       kir::ScalarArg(Int(1)),
+                                                       kir::ScalarArg(Int(1)),
+                                                       kir::ScalarArg(Int(1)),
+                                                       kir::ScalarArg(Int(1)),
+                                                       kir::ScalarArg(Int(1)),
+                                                       kir::ScalarArg(Int(1)),
+                                                       kir::ScalarArg(Int(0)),
+                                                       kir::ScalarArg(Int(0)),
+                                                       kir::ScalarArg(tiles),
+                                                       kir::PointerArg(scratch, m_base + point * block_filters * tiles),
+                                                       kir::ScalarArg(tiles)}));
+
+  // 3. The output transform, bias and epilogue of one (filter, tile).
+  const Expr f = kir::Var("f");
+  const auto output_tile = [&](bool guarded) {
+    std::array<Expr, 16> m;
+    const Expr tile = (th - row0) * Int(tiles_w) + tw;
+    for (int k = 0; k < 16; ++k) {
+      m[k] = kir::Load(scratch, m_base + (Int(k) * block_filters + (f - f0)) * tiles + tile);
+    }
+    const auto y = winograd::OutputTransform(m);
+    std::vector<Stmt> stores;
+    for (int i = 0; i < 2; ++i) {
+      for (int j = 0; j < 2; ++j) {
+        const Expr oh = th * Int(2) + Int(i);
+        const Expr ow = tw * Int(2) + Int(j);
+        const Expr at = ((image * Int(g.filters) + f) * Int(g.out_h) + oh) * Int(g.out_w) + ow;
+        const Expr value = bias ? y[i * 2 + j] + kir::Load(bias, f) : y[i * 2 + j];
+        Stmt store = kir::Store(out, at, ctx.Epilogue(value, at, oh * Int(g.out_w) + ow, g.out_h * g.out_w));
+        if (guarded) store = kir::If(kir::And(kir::Lt(oh, Int(g.out_h)), kir::Lt(ow, Int(g.out_w))), store);
+        stores.push_back(std::move(store));
+      }
+    }
+    return kir::Block(std::move(stores));
+  };
+  // Tiles wholly inside the output: all but the last row and column of tiles when the
+  // output's size is odd.
+  const int64_t full_rows = g.out_h / 2;
+  const int64_t full_cols = g.out_w / 2;
+  const Stmt output_transform =
+      Loop(f, f0, block_filters,
+           Loop(th, row0, rows,
+                kir::If(kir::Lt(th, Int(full_rows)),
+                        kir::Block({Loop(tw, Int(0), Int(full_cols), output_tile(false), kir::LoopKind::kVectorize),
+                                    Loop(tw, Int(full_cols), Int(tiles_w - full_cols), output_tile(true))}),
+                        Loop(tw, Int(0), Int(tiles_w), output_tile(true)))));
+
+  const Expr first_item = task * Int(items) / Int(tasks);
+  const Expr end_item = (task + Int(1)) * Int(items) / Int(tasks);
+  return Loop(task, Int(0), Int(tasks),
+              kir::Allocate(patch, Loop(item, first_item, end_item - first_item,
+                                        kir::Block({input_transform, products, output_transform}))),
+              kir::LoopKind::kParallel);
+}
+
 Stmt ConvolutionLower(const Attrs& attrs, LowerContext& ctx) {
   const ConvGeometry g = MakeConvGeometry(attrs, ctx);
   if (NumElements(ctx.output_shapes[0]) == 0) return kir::Block({});
@@ -724,6 +998,7 @@ Stmt ConvolutionLower(const Attrs& attrs, LowerContext& ctx) {
   // Depthwise: each filter reads one channel; a GEMM per group would be a vector product.
   if (g.group_in == 0) return DirectConvolution(g, ctx, bias, ScalarType::kFloat32);
   if (g.group_in == 1 && g.groups > 1) return DepthwiseConvolution(g, ctx, bias);
+  if (winograd::Applies(g, ctx)) return WinogradConvolution(g, ctx, bias);
   return GemmConvolution(g, ctx, bias);
 }
 

@@ -245,6 +245,35 @@ TEST_CASE("constant filters are packed once, into the kernel's constant argument
   CHECK(none.empty());
 }
 
+TEST_CASE("3x3 stride-1 Convolution with constant filters: Winograd F(2x2, 3x3)", "[lower][nn][conv]") {
+  // Odd and even output sizes (partial tiles), pads 0, 1 and 2 (asymmetric), with and
+  // without bias, blocks of tile rows and of filters. Tolerance as for the direct forms:
+  // the transforms add and subtract a patch's values, a few roundings of their size.
+  const std::vector<ConvCase> cases = {
+      {{1, 16, 16, 16}, 16, {3, 3}, {}, {}, {1, 1}},          {{2, 16, 17, 13}, 20, {3, 3}, {}, {}, {}},
+      {{1, 17, 11, 13}, 24, {3, 3}, {}, {}, {2, 1}, 1, true}, {{1, 32, 30, 30}, 40, {3, 3}, {}, {}, {1, 1}},
+      {{1, 64, 14, 14}, 400, {3, 3}, {}, {}, {1, 1}},         {{1, 16, 9, 10}, 16, {3, 3}, {}, {}, {2, 2}},
+  };
+  uint64_t seed = 600;
+  for (const ConvCase& c : cases) {
+    INFO(Describe(c));
+    const auto inputs = ConvInputs(c, DType::kFloat32, seed += 3);
+    Compare("Convolution", inputs, ConvAttrs(c), Tolerance{1e-4, 1e-5}, false, {1});
+    ConstantArgs replaced;
+    const kir::Kernel kernel = LowerOpForInputs("Convolution", inputs, ConvAttrs(c), false, 0, {1}, &replaced);
+    REQUIRE(replaced.size() == 1);
+    CHECK(replaced.begin()->second.first == ":winograd");
+    CHECK(HasSconv(kernel.body));
+  }
+  // Not strided, nor on outputs of fewer than 32 tiles (7x7).
+  for (const ConvCase& c : {ConvCase{{1, 16, 16, 16}, 16, {3, 3}, {2, 2}, {}, {1, 1}},
+                            ConvCase{{1, 16, 7, 7}, 16, {3, 3}, {}, {}, {1, 1}}}) {
+    ConstantArgs replaced;
+    LowerOpForInputs("Convolution", ConvInputs(c, DType::kFloat32, 1), ConvAttrs(c), false, 0, {1}, &replaced);
+    CHECK(replaced.begin()->second.first == ":packed");
+  }
+}
+
 TEST_CASE("float32 depthwise Convolution is a direct loop", "[lower][nn][conv]") {
   uint64_t seed = 200;
   for (const ConvCase& c : kDepthwiseCases) {
