@@ -853,8 +853,12 @@ Stmt WinogradConvolution(const ConvGeometry& g, LowerContext& ctx, const kir::Bu
   const int64_t items = g.batch * row_blocks * filter_blocks;
   const int64_t tasks = std::min(items, want);
   const int64_t max_tiles = block_rows * tiles_w;
-  const int64_t v_size = kPoints * channels * max_tiles;
-  const int64_t m_size = kPoints * filter_block * max_tiles;
+  // Points' matrices lie a cache line further apart than their sizes: the transforms
+  // touch all 16 at once, and strides of a multiple of 4 KiB would map them all to one
+  // set of the L1 cache.
+  constexpr int64_t kSkew = 16;
+  const int64_t v_size = kPoints * (channels * max_tiles + kSkew);
+  const int64_t m_size = kPoints * (filter_block * max_tiles + kSkew);
   const kir::Buffer scratch = ctx.Scratch("winograd", ScalarType::kFloat32, tasks * (v_size + m_size));
 
   const Expr task = kir::Var("task");
@@ -867,6 +871,8 @@ Stmt WinogradConvolution(const ConvGeometry& g, LowerContext& ctx, const kir::Bu
   const Expr block_filters = filter_blocks == 1 ? Int(g.filters) : kir::Min(Int(filter_block), Int(g.filters) - f0);
   const Expr v_base = task * Int(v_size + m_size);
   const Expr m_base = v_base + Int(v_size);
+  const Expr v_stride = Int(channels) * tiles + Int(kSkew);
+  const Expr m_stride = block_filters * tiles + Int(kSkew);
   const kir::Buffer patch = ctx.builder->AddLocal("patch", ScalarType::kFloat32, 16);
 
   // Tiles whose patch lies inside the image along an axis: kernel 4, stride 2.
@@ -902,7 +908,7 @@ Stmt WinogradConvolution(const ConvGeometry& g, LowerContext& ctx, const kir::Bu
     const auto v = winograd::InputTransform(d);
     const Expr tile = (th - row0) * Int(tiles_w) + tw;
     for (int point = 0; point < kPoints; ++point) {
-      body.push_back(kir::Store(scratch, v_base + (Int(point) * Int(channels) + c) * tiles + tile, v[point]));
+      body.push_back(kir::Store(scratch, v_base + Int(point) * v_stride + c * tiles + tile, v[point]));
     }
     return kir::Block(std::move(body));
   };
@@ -930,7 +936,7 @@ Stmt WinogradConvolution(const ConvGeometry& g, LowerContext& ctx, const kir::Bu
                                                        kir::ScalarArg(tiles),
                                                        kir::PointerArg(u, point * Int(u_size) + f0 * Int(channels)),
                                                        kir::ScalarArg(Int(0)),
-                                                       kir::PointerArg(scratch, v_base + point * Int(channels) * tiles),
+                                                       kir::PointerArg(scratch, v_base + point * v_stride),
                                                        kir::ScalarArg(Int(channels)),
                                                        kir::ScalarArg(Int(1)),
                                                        kir::ScalarArg(tiles),
@@ -943,7 +949,7 @@ Stmt WinogradConvolution(const ConvGeometry& g, LowerContext& ctx, const kir::Bu
                                                        kir::ScalarArg(Int(0)),
                                                        kir::ScalarArg(Int(0)),
                                                        kir::ScalarArg(tiles),
-                                                       kir::PointerArg(scratch, m_base + point * block_filters * tiles),
+                                                       kir::PointerArg(scratch, m_base + point * m_stride),
                                                        kir::ScalarArg(tiles)}));
 
   // 3. The output transform, bias and epilogue of one (filter, tile).
@@ -952,7 +958,7 @@ Stmt WinogradConvolution(const ConvGeometry& g, LowerContext& ctx, const kir::Bu
     std::array<Expr, 16> m;
     const Expr tile = (th - row0) * Int(tiles_w) + tw;
     for (int k = 0; k < 16; ++k) {
-      m[k] = kir::Load(scratch, m_base + (Int(k) * block_filters + (f - f0)) * tiles + tile);
+      m[k] = kir::Load(scratch, m_base + Int(k) * m_stride + (f - f0) * tiles + tile);
     }
     const auto y = winograd::OutputTransform(m);
     std::vector<Stmt> stores;
