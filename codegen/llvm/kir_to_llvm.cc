@@ -583,8 +583,38 @@ class KernelEmitter {
     return builder_.CreateSelect(builder_.CreateFCmpOLT(ax, c(0.4)), small, large);
   }
 
+  // erf of float lanes as plain arithmetic, so that loops of it vectorize (glibc has no
+  // vector erf; a scalar erff call made GELU's fused kernel half the transformer block's
+  // time): x P(x^2) / Q(x^2) with P and Q of degree 5, a
+  // rational fit of erf(x) / x on [0, 3.92] (relative error below 2e-8 in exact
+  // arithmetic, about 5 float ulps once rounded); +-1 beyond 3.92, where erf rounds to
+  // +-1 in float. NaN stays NaN.
+  llvm::Value* FloatErf(llvm::Value* x) {
+    const auto c = [&](double v) { return llvm::ConstantFP::get(x->getType(), v); };
+    static constexpr double kP[] = {1.1283791464967456,   0.19034330316213657,    0.05274048956997872,
+                                    0.003762967778500368, 0.00028483373152020657, 2.0506965234403067e-06};
+    static constexpr double kQ[] = {1.0,
+                                    0.502020110001001,
+                                    0.11408311989497426,
+                                    0.014963868417700121,
+                                    0.0011619149131287866,
+                                    3.8095492322170546e-05};
+    llvm::Value* t = builder_.CreateFMul(x, x);
+    const auto horner = [&](const double* k) {
+      llvm::Value* value = c(k[5]);
+      for (int j = 4; j >= 0; --j) value = builder_.CreateFAdd(builder_.CreateFMul(value, t), c(k[j]));
+      return value;
+    };
+    llvm::Value* inside = builder_.CreateFMul(x, builder_.CreateFDiv(horner(kP), horner(kQ)));
+    llvm::Value* saturated = builder_.CreateBinaryIntrinsic(llvm::Intrinsic::copysign, c(1.0), x);
+    // Unordered: a NaN x takes `inside`, which is NaN.
+    llvm::Value* small = builder_.CreateFCmpULE(Intrinsic(llvm::Intrinsic::fabs, x), c(3.92));
+    return builder_.CreateSelect(small, inside, saturated);
+  }
+
   // f32 and f64 math; f16 comes here widened to float.
   llvm::Value* FloatUnary(UnaryOp op, llvm::Value* a) {
+    const bool is_float = a->getType()->getScalarType()->isFloatTy();
     switch (op) {
       case UnaryOp::kNeg: return builder_.CreateFNeg(a);
       case UnaryOp::kAbs: return Intrinsic(llvm::Intrinsic::fabs, a);
@@ -592,7 +622,7 @@ class KernelEmitter {
       case UnaryOp::kLog: return Intrinsic(llvm::Intrinsic::log, a);
       case UnaryOp::kSqrt: return Intrinsic(llvm::Intrinsic::sqrt, a);
       case UnaryOp::kTanh: return a->getType()->isFloatTy() ? FloatTanh(a) : LibmCall("tanhf", "tanh", a);
-      case UnaryOp::kErf: return LibmCall("erff", "erf", a);
+      case UnaryOp::kErf: return is_float ? FloatErf(a) : LibmCall("erff", "erf", a);
       case UnaryOp::kFloor: return Intrinsic(llvm::Intrinsic::floor, a);
       case UnaryOp::kCeil: return Intrinsic(llvm::Intrinsic::ceil, a);
       case UnaryOp::kRound: return Intrinsic(llvm::Intrinsic::round, a);

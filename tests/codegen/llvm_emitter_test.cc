@@ -838,6 +838,30 @@ TEST_CASE("a large f32 add vectorizes for x86-64-v3", "[llvm]") {
   CHECK(EmitLLVMIR({k}, Cpu("x86-64-v3", "", 0)).find("<8 x float>") == std::string::npos);
 }
 
+TEST_CASE("float erf is inline arithmetic that vectorizes and stays within a few ulps", "[llvm]") {
+  const int64_t n = 10007;
+  Tensor x = RandomTensor({n}, 16, -5.0, 5.0);
+  // Zeros, tiny values, the saturation threshold, infinities and NaN.
+  const std::vector<float> special = {0.0f,    -0.0f,  1e-30f, -1e-20f,  1e-5f,     3.9199f,
+                                      3.9201f, -3.92f, 10.0f,  INFINITY, -INFINITY, NAN};
+  for (size_t i = 0; i < special.size(); ++i) x.data_as<float>()[i] = special[i];
+  const kir::Kernel k =
+      MapKernel(ScalarType::kFloat32, ScalarType::kFloat32, n, [](kir::Expr v) { return kir::Erf(v); });
+  const std::string ir = EmitLLVMIR({k}, Cpu("x86-64-v3"));
+  CHECK(ir.find("erf") == std::string::npos);  // no libm call
+  CHECK(ir.find("<8 x float>") != std::string::npos);
+  const Tensor expected = RunKernel(InterpreterRunner(), k, {x}, ScalarType::kFloat32);
+  for (const auto& runner : {JitRunner(), AotRunner()}) {
+    const Tensor actual = RunKernel(runner, k, {x}, ScalarType::kFloat32);
+    // About 5 ulps of float (6e-7 relative) at worst, checked on every element.
+    KILN_CHECK_CLOSE(actual, expected, 6e-7, 1e-37);
+    CHECK(std::isnan(actual.data_as<float>()[11]));
+    CHECK(actual.data_as<float>()[9] == 1.0f);
+    CHECK(actual.data_as<float>()[10] == -1.0f);
+    CHECK(std::signbit(actual.data_as<float>()[1]));
+  }
+}
+
 TEST_CASE("exp, log and pow vectorize with glibc's libmvec and stay accurate", "[llvm]") {
   const int64_t n = 10007;
   const Tensor x = RandomTensor({n}, 13, -80.0, 80.0);
