@@ -205,14 +205,26 @@ Stmt LowerSoftmaxRows(const SoftmaxView& view, LowerContext& ctx) {
   };
   pass(
       max, -INFINITY, [&](const Expr& cls) { return masked(cls, x(cls), c(-INFINITY)); }, KirMax);
+  // softmax whose output holds the compute type exactly: exp(x - max) is computed once,
+  // stored into the output, summed from there and scaled in place (the same values as
+  // computing it twice; a narrower output would round it twice).
+  const bool exp_in_output = !view.log && ToScalarType(ctx.output_types[0]) == type;
+  const auto exp_value = [&](const Expr& cls) { return masked(cls, kir::Exp(x(cls) - row_max), c(0)); };
+  if (exp_in_output) {
+    const Expr cls = kir::Var("c");
+    steps.push_back(ForRange(cls, view.classes, columns(kir::Store(out, at(cls), exp_value(cls))),
+                             view.inner > 1 ? kir::LoopKind::kSerial : kir::LoopKind::kVectorize));
+  }
   pass(
-      sum, 0.0, [&](const Expr& cls) { return masked(cls, kir::Exp(x(cls) - row_max), c(0)); },
+      sum, 0.0, [&](const Expr& cls) { return exp_in_output ? kir::Load(out, at(cls)) : exp_value(cls); },
       [](const Expr& a, const Expr& v) { return a + v; });
   // sum becomes what pass three needs: 1/sum, or log(sum) for log_softmax, which is
   // (x - max) - log(sum): exact where max + log(sum) would round (inputs around 1e4).
   steps.push_back(columns(kir::Store(sum, column, view.log ? kir::Log(row_sum) : c(1) / row_sum)));
   const Expr cls = kir::Var("c");
-  const Expr value = view.log ? (x(cls) - row_max) - row_sum : kir::Exp(x(cls) - row_max) * row_sum;
+  const Expr value = view.log        ? (x(cls) - row_max) - row_sum
+                     : exp_in_output ? kir::Load(out, at(cls)) * row_sum
+                                     : kir::Exp(x(cls) - row_max) * row_sum;
   // With one column the class loop itself is the contiguous, vectorizable one.
   steps.push_back(ForRange(cls, view.classes, columns(lower::StoreFrom(out, at(cls), masked(cls, value, c(0)))),
                            view.inner > 1 ? kir::LoopKind::kSerial : kir::LoopKind::kVectorize));
