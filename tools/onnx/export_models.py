@@ -6,8 +6,12 @@ Usage: export_models.py OUTDIR [--models mlp,lenet,...]
 For each model NAME it writes OUTDIR/NAME.onnx (input "input", output "output", batch axis
 "batch") and, for batch 1 and 8, NAME.b{B}.input.npy and NAME.b{B}.torch.npy so C++ tests
 can compare against PyTorch without Python. Each file is checked with onnx.checker and run
-in ONNX Runtime against PyTorch. No downloads: all weights come from torch.manual_seed.
-bench_reference.py imports build_model() from here, so both see identical models.
+in ONNX Runtime against PyTorch. Without --models it exports DEFAULT_MODELS, the six that
+tests/onnx/onnx_models_test.cc checks; resnet50 (torchvision's ResNet-50, 98 MB of
+weights) only when named (--models resnet50, as tools/bench/bench_models.py and
+bench_startup.py do), to keep the test fast. No downloads: all weights come from
+torch.manual_seed. bench_reference.py imports build_model() from here, so both see
+identical models.
 """
 
 import argparse
@@ -131,7 +135,11 @@ MODELS = {
     "resnet18": (lambda: _torchvision("resnet18"), (3, 224, 224)),
     "mobilenet_v2": (lambda: _torchvision("mobilenet_v2"), (3, 224, 224)),
     "transformer_block": (TransformerBlock, (16, 64)),
+    "resnet50": (lambda: _torchvision("resnet50"), (3, 224, 224)),
 }
+# What runs without --models: the test suite's models. ResNet-50 is left out to keep the
+# test fast (exporting and checking it takes seconds and writes about 100 MB).
+DEFAULT_MODELS = [name for name in MODELS if name != "resnet50"]
 
 
 def _calibrate_batchnorm(model, sample_shape, batches=3, batch_size=4):
@@ -228,8 +236,9 @@ def export_one(name, outdir):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("outdir")
-    parser.add_argument("--models", default=",".join(MODELS),
-                        help="comma-separated subset of: " + ", ".join(MODELS))
+    parser.add_argument("--models", default=",".join(DEFAULT_MODELS),
+                        help="comma-separated subset of: " + ", ".join(MODELS)
+                        + " (default: all but resnet50)")
     args = parser.parse_args()
     names = [n for n in args.models.split(",") if n]
     unknown = [n for n in names if n not in MODELS]
