@@ -192,6 +192,13 @@ TEST_CASE("bad artifacts are rejected with clear errors", "[compile][errors]") {
   const std::string good = SerializeArtifact(artifact);
   CHECK_NOTHROW(ParseArtifact(good));
   CHECK_THROWS_WITH(ParseArtifact(good.substr(0, good.size() / 2)), Catch::Contains("checksum mismatch"));
+  {
+    // An artifact with the checksum kiln wrote before XXH3 is named as old.
+    std::string old = good;
+    const uint64_t fnv = Fnv1a64(std::string_view(old).substr(16));
+    for (int i = 0; i < 8; ++i) old[8 + i] = static_cast<char>((fnv >> (8 * i)) & 0xff);
+    CHECK_THROWS_WITH(ParseArtifact(old), Catch::Contains("written by an older kiln (FNV checksum); recompile"));
+  }
   CHECK_THROWS_WITH(ParseArtifact("garbage"), Catch::Contains("not a kiln artifact"));
   std::mt19937 rng(5);
   for (int trial = 0; trial < 200; ++trial) {

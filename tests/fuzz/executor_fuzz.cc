@@ -1,4 +1,4 @@
-// The executor over mutated artifacts. The FNV-1a checksum in bytes 8..15 is recomputed
+// The executor over mutated artifacts. The checksum (ArtifactChecksum) in bytes 8..15 is recomputed
 // over the mutated body so that the fuzzer reaches what follows it (a checksum is no
 // reason to trust a file). The artifact's code is never loaded: a fake code module
 // answers every kernel name with a kernel that reads the first and the last byte of
@@ -68,7 +68,7 @@ uint64_t SpecBytes(const TensorSpec& spec) {
 int FuzzExecutor(const uint8_t* data, size_t size) {
   std::string bytes(reinterpret_cast<const char*>(data), size);
   if (bytes.size() >= 16) {
-    const uint64_t checksum = Fnv1a64(std::string_view(bytes).substr(16));
+    const uint64_t checksum = ArtifactChecksum(std::string_view(bytes).substr(16));
     for (int i = 0; i < 8; ++i) bytes[8 + i] = static_cast<char>((checksum >> (8 * i)) & 0xff);
   }
   try {
