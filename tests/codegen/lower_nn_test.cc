@@ -293,23 +293,24 @@ TEST_CASE("float64 and float16 Convolution sum in the reference's order", "[lowe
 }
 
 TEST_CASE("Convolution work splits into tasks of images, blocks of positions and of filters", "[lower][nn][conv]") {
-  // One 16x56x56 image, 64 filters of 3x3: 28.9M multiply-adds want 13 tasks; blocks of
-  // at least 256 positions (rounded to 32) give 11 of 288 positions.
+  // One 16x56x56 image, 64 filters of 3x3 with stride 1 but filters given at run time
+  // (no Winograd): 28.9M multiply-adds want 55 tasks; blocks of at least 256 positions
+  // (rounded to 32) give 11 of 288 positions, and 64 filters are too few to split.
   {
     const ConvCase c{{1, 16, 56, 56}, 64, {3, 3}, {}, {}, {1, 1}};
     CHECK(LowerOpForInputs("Convolution", ConvInputs(c, DType::kFloat32, 400), ConvAttrs(c)).parallel_extent == 11);
   }
   // A 7x7 image has one block of positions: 512 filters split in 5 blocks of 108 (whole
-  // panels of 12) for 57.8M multiply-adds.
+  // panels of 12; at least 96 filters each) for 57.8M multiply-adds.
   {
     const ConvCase c{{1, 256, 7, 7}, 512, {3, 3}, {}, {}, {1, 1}};
     CHECK(LowerOpForInputs("Convolution", ConvInputs(c, DType::kFloat32, 401), ConvAttrs(c)).parallel_extent == 5);
   }
-  // Nine images, 24.6M multiply-adds want 11 tasks: two blocks of positions per image
-  // give 18 items, run by 11 tasks.
+  // Nine images, 24.6M multiply-adds want 46 tasks: two blocks of positions per image
+  // give 18.
   {
     const ConvCase c{{9, 32, 22, 27}, 16, {3, 3}, {}, {}, {1, 1}};
-    CHECK(LowerOpForInputs("Convolution", ConvInputs(c, DType::kFloat32, 402), ConvAttrs(c)).parallel_extent == 11);
+    CHECK(LowerOpForInputs("Convolution", ConvInputs(c, DType::kFloat32, 402), ConvAttrs(c)).parallel_extent == 18);
   }
   // Seventy tiny images: one task does them all.
   {
