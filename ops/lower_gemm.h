@@ -14,6 +14,7 @@ struct Operand {
   kir::Expr offset;
   int64_t ld = 0;
   bool transpose = false;
+  bool packed = false;  // B only: packed by kiln::PackGemmB (ld and transpose unused)
 };
 
 // C = op(A) op(B) for an (m, n) block of C and inner size k (k > 0): beta is 0.

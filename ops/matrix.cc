@@ -9,6 +9,8 @@
 #include "codegen/lower/lower_util.h"
 #include "graph/op_util.h"
 #include "ops/lower_gemm.h"
+#include "runtime/kernel_abi.h"
+#include "runtime/kernels/gemm.h"
 
 namespace kiln {
 
@@ -24,11 +26,15 @@ kir::Stmt Sgemm(const kir::Expr& m, const kir::Expr& n, const kir::Expr& k, cons
   const auto flag = [](bool on) { return ScalarArg(kir::IntImm(on ? 1 : 0, kir::ScalarType::kInt32)); };
   // kRoutineSgemm of runtime/kernel_abi.h (symbol/ops does not depend on the runtime);
   // arguments in KilnRuntimeApi::sgemm's order.
-  return kir::Call("sgemm",
-                   {ScalarArg(m), ScalarArg(n), ScalarArg(k), ScalarArg(kir::FloatImm(1.0)),
-                    kir::PointerArg(a.buffer, a.offset), ScalarArg(kir::Expr(a.ld)), flag(a.transpose),
-                    kir::PointerArg(b.buffer, b.offset), ScalarArg(kir::Expr(b.ld)), flag(b.transpose),
-                    ScalarArg(kir::FloatImm(0.0)), kir::PointerArg(c.buffer, c.offset), ScalarArg(kir::Expr(c.ld))});
+  return kir::Call(
+      "sgemm",
+      {ScalarArg(m), ScalarArg(n), ScalarArg(k), ScalarArg(kir::FloatImm(1.0)), kir::PointerArg(a.buffer, a.offset),
+       ScalarArg(kir::Expr(a.ld)), flag(a.transpose), kir::PointerArg(b.buffer, b.offset), ScalarArg(kir::Expr(b.ld)),
+       ScalarArg(kir::IntImm(b.packed      ? kSgemmPackedB
+                             : b.transpose ? 1
+                                           : 0,
+                             kir::ScalarType::kInt32)),
+       ScalarArg(kir::FloatImm(0.0)), kir::PointerArg(c.buffer, c.offset), ScalarArg(kir::Expr(c.ld))});
 }
 
 }  // namespace lower_gemm
@@ -256,6 +262,7 @@ struct MatrixView {
   int64_t batch_stride = 0;
   int64_t ld = 0;
   bool transpose = false;
+  bool packed = false;  // B of one product packed by PackGemmB: At is not defined
 
   // Element (row, col) of op(X) for batch item b.
   Expr At(const Expr& b, const Expr& row, const Expr& col) const {
@@ -286,10 +293,12 @@ Stmt SgemmTasks(const BatchedGemm& g, const GemmEpilogue& epilogue) {
   const int64_t want = std::clamp<int64_t>(g.batches * g.m * g.n * g.k / kMinTaskMacs, 1, kMaxTasks);
   const bool split_rows = g.m > g.n;
   const int64_t dim = split_rows ? g.m : g.n;
+  // Column panels of a packed B start on its panels.
+  const int64_t align = g.b.packed && !split_rows ? kPackedCols : kPanelAlign;
   int64_t panel = dim;
   if (g.batches < want) {
-    const int64_t panels = std::min(CeilDiv(want, g.batches), CeilDiv(dim, kPanelAlign));
-    panel = std::min(dim, CeilDiv(CeilDiv(dim, panels), kPanelAlign) * kPanelAlign);
+    const int64_t panels = std::min(CeilDiv(want, g.batches), CeilDiv(dim, align));
+    panel = std::min(dim, CeilDiv(CeilDiv(dim, panels), align) * align);
   }
   const int64_t panels = CeilDiv(dim, panel);
   const int64_t tasks = g.batches * panels;
@@ -303,10 +312,11 @@ Stmt SgemmTasks(const BatchedGemm& g, const GemmEpilogue& epilogue) {
     const Expr col0 = split_rows ? zero : start;
     const Expr cols = split_rows ? Expr(g.n) : size;
     const auto operand = [](const MatrixView& view, const Expr& offset) {
-      return lower_gemm::Operand{view.buffer, offset, view.ld, view.transpose};
+      return lower_gemm::Operand{view.buffer, offset, view.ld, view.transpose, view.packed};
     };
-    Stmt call = lower_gemm::Sgemm(rows, cols, Expr(g.k), operand(g.a, g.a.At(b, row0, zero)),
-                                  operand(g.b, g.b.At(b, zero, col0)), operand(g.c, g.c.At(b, row0, col0)));
+    const Expr b_at = g.b.packed ? col0 * Expr(g.k) : g.b.At(b, zero, col0);
+    Stmt call = lower_gemm::Sgemm(rows, cols, Expr(g.k), operand(g.a, g.a.At(b, row0, zero)), operand(g.b, b_at),
+                                  operand(g.c, g.c.At(b, row0, col0)));
     return epilogue ? kir::Block({call, epilogue(b, row0, rows, col0, cols)}) : call;
   };
   if (tasks == 1) return task(Expr(int64_t{0}));
@@ -355,6 +365,21 @@ Stmt LoopGemm(const BatchedGemm& g, const LowerContext& ctx, const std::function
                   kir::LoopKind::kParallel);
 }
 
+// A single float32 product whose B is input `input`, known at compile time: B packed once
+// into the artifact (PackGemmB) instead of by every sgemm call. Not for C of up to
+// kRowDotRows rows, which sgemm computes as dot products reading B^T in place.
+constexpr int64_t kRowDotRows = 4;
+void PackConstantB(BatchedGemm& g, LowerContext& ctx, size_t input) {
+  const Tensor* b = ctx.ConstantInput(input);
+  if (b == nullptr || !ctx.replace_input || g.batches != 1 || g.k == 0 || g.m * g.n == 0 || g.m <= kRowDotRows ||
+      ctx.output_types[0] != DType::kFloat32 || b->dtype() != DType::kFloat32) {
+    return;
+  }
+  Tensor packed({PackedGemmBSize(g.k, g.n)}, DType::kFloat32);
+  PackGemmB(g.k, g.n, b->data_as<float>(), g.b.ld, g.b.transpose, packed.data_as<float>());
+  g.b = {ctx.replace_input(input, ":packed", std::move(packed)), 0, g.k, false, true};
+}
+
 // The product, plus bias[column] when `bias` is given (FullyConnected).
 Stmt LowerMatmul(const BatchedGemm& g, const LowerContext& ctx, const kir::Buffer& bias) {
   if (g.batches * g.m * g.n == 0) return kir::Block({});
@@ -374,8 +399,8 @@ Stmt LowerMatmul(const BatchedGemm& g, const LowerContext& ctx, const kir::Buffe
       Expr value = kir::Load(g.c.buffer, at);
       if (bias) value = value + kir::Load(bias, col0 + j);
       // C's rows are n long (ld == n): the column is the flat index modulo n.
-      const Stmt add = kir::Store(g.c.buffer, at,
-                                  g.c.ld == g.n ? ctx.Epilogue(value, at, col0 + j, g.n) : ctx.Epilogue(value, at));
+      const Stmt add =
+          kir::Store(g.c.buffer, at, g.c.ld == g.n ? ctx.Epilogue(value, at, col0 + j, g.n) : ctx.Epilogue(value, at));
       return kir::For(r, Expr(int64_t{0}), rows, kir::For(j, Expr(int64_t{0}), cols, add, kir::LoopKind::kVectorize));
     };
   }
@@ -396,6 +421,7 @@ Stmt DotLower(const Attrs& attrs, LowerContext& ctx) {
   g.a = {ctx.inputs[0], 0, ta ? g.m : g.k, ta};
   g.b = {ctx.inputs[1], 0, rhs.size() == 1 ? 1 : tb ? g.k : g.n, tb};
   g.c = {ctx.outputs[0], 0, g.n, false};
+  PackConstantB(g, ctx, 1);
   return LowerMatmul(g, ctx, nullptr);
 }
 
@@ -424,6 +450,7 @@ Stmt FcLower(const Attrs& attrs, LowerContext& ctx) {
   g.a = {ctx.inputs[0], 0, g.k, false};
   g.b = {ctx.inputs[1], 0, g.k, true};
   g.c = {ctx.outputs[0], 0, num_hidden, false};
+  PackConstantB(g, ctx, 1);
   return LowerMatmul(g, ctx, attrs.Bool("no_bias") ? nullptr : ctx.inputs[2]);
 }
 
@@ -474,8 +501,8 @@ const bool kRegistered = [] {
       })
       .SetInferShape(FcInferShape)
       .SetPattern(OpPattern::kGemm)
-      .SetChannelScaling({.weight_input = 1, .weight_axis = 0, .bias_input = 2, .no_bias_attr = "no_bias",
-                          .output_axis = -1})
+      .SetChannelScaling(
+          {.weight_input = 1, .weight_axis = 0, .bias_input = 2, .no_bias_attr = "no_bias", .output_axis = -1})
       .SetAcceptsEpilogue()
       .SetReference(FcReference)
       .SetLower(FcLower);

@@ -24,7 +24,9 @@ extern "C" {
 struct KilnRuntimeApi {
   uint32_t abi_version;
   // C[m, n] = alpha * sum_k op(A)[m, k] * op(B)[k, n] + beta * C[m, n], row-major, with
-  // op(X) = X or X^T; lda/ldb/ldc are row strides in elements. Single-threaded: kernels
+  // op(X) = X or X^T; lda/ldb/ldc are row strides in elements. transpose_b ==
+  // kSgemmPackedB (2): B is packed by kiln::PackGemmB (runtime/kernels/gemm.h) and b
+  // points at the panel of C's first column; ldb is unused. Single-threaded: kernels
   // split work across threads themselves.
   void (*sgemm)(int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda, int32_t transpose_a,
                 const float* b, int64_t ldb, int32_t transpose_b, float beta, float* c, int64_t ldc);
@@ -41,8 +43,10 @@ typedef void (*KilnKernelFn)(void* const* buffers, int64_t begin, int64_t end, c
 }  // extern "C"
 
 namespace kiln {
-// 2: kernels carry ABI records. 3: the sconv routine.
+// 2: kernels carry ABI records. 3: the sconv routine, sgemm's packed B.
 inline constexpr uint32_t kKernelAbiVersion = 3;
+// sgemm's transpose_b for a B packed by kiln::PackGemmB.
+inline constexpr int32_t kSgemmPackedB = 2;
 inline constexpr const char* kAbiRecordSuffix = ".abi";
 // Arena offsets are multiples of this (the planner aligns every block).
 inline constexpr int64_t kArenaAlignment = 64;

@@ -5,9 +5,11 @@
 namespace kiln {
 namespace {
 
-// The slot's signature (int32 flags) around Sgemm.
+// The slot's signature (int32 flags) around Sgemm; transpose_b == 2: B packed by
+// PackGemmB.
 void SgemmSlot(int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda, int32_t transpose_a,
                const float* b, int64_t ldb, int32_t transpose_b, float beta, float* c, int64_t ldc) {
+  if (transpose_b == kSgemmPackedB) return SgemmPackedB(m, n, k, alpha, a, lda, transpose_a != 0, b, beta, c, ldc);
   Sgemm(m, n, k, alpha, a, lda, transpose_a != 0, b, ldb, transpose_b != 0, beta, c, ldc);
 }
 

@@ -17,7 +17,10 @@ void NaiveSgemm(int64_t m, int64_t n, int64_t k, float alpha, const float* a, in
       double sum = 0;
       for (int64_t p = 0; p < k; ++p) {
         const double av = transpose_a ? a[p * lda + i] : a[i * lda + p];
-        const double bv = transpose_b ? b[j * ldb + p] : b[p * ldb + j];
+        // transpose_b 2: kiln::PackGemmB's panels of 32 columns.
+        const double bv = transpose_b == 2 ? b[j / 32 * 32 * k + p * 32 + j % 32]
+                          : transpose_b    ? b[j * ldb + p]
+                                           : b[p * ldb + j];
         sum += av * bv;
       }
       const double prior = beta == 0.0f ? 0.0 : static_cast<double>(beta) * c[i * ldc + j];

@@ -88,7 +88,12 @@ void RunConv(ConvFn fn, const ConvArgs& g) {
 
 GemmArgs Args(int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda, bool transpose_a,
               const float* b, int64_t ldb, bool transpose_b, float beta, float* c, int64_t ldc) {
-  return {m, n, k, alpha, a, lda, transpose_a, b, ldb, transpose_b, beta, c, ldc};
+  return {m, n, k, alpha, a, lda, transpose_a, b, ldb, transpose_b, false, beta, c, ldc};
+}
+
+GemmArgs PackedBArgs(int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda, bool transpose_a,
+                     const float* packed_b, float beta, float* c, int64_t ldc) {
+  return {m, n, k, alpha, a, lda, transpose_a, packed_b, 0, false, true, beta, c, ldc};
 }
 
 }  // namespace
@@ -167,6 +172,31 @@ void SgemmConvWithIsa(GemmIsa isa, int64_t m, int64_t col0, int64_t cols, const 
                       const ConvGemmShape& shape, float* c, int64_t ldc) {
   if (!GemmIsaSupported(isa)) throw Error(std::string("this CPU cannot run the ") + GemmIsaName(isa) + " GEMM kernels");
   gemm_internal::RunConv(gemm_internal::ConvKernelSet(isa), {m, col0, cols, a, lda, x, shape, c, ldc});
+}
+
+int64_t PackedGemmBSize(int64_t k, int64_t n) {
+  return gemm_internal::RoundUp(n, kPackedCols) * k;
+}
+
+void PackGemmB(int64_t k, int64_t n, const float* b, int64_t ldb, bool transpose_b, float* packed) {
+  gemm_internal::GemmArgs view;
+  view.b = b;
+  view.ldb = ldb;
+  view.transpose_b = transpose_b;
+  gemm_internal::PackB<kPackedCols>(view, 0, k, 0, n, packed);
+}
+
+void SgemmPackedB(int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda, bool transpose_a,
+                  const float* packed_b, float beta, float* c, int64_t ldc) {
+  static const gemm_internal::GemmFn best = gemm_internal::KernelSet(BestGemmIsa());
+  gemm_internal::Run(best, gemm_internal::PackedBArgs(m, n, k, alpha, a, lda, transpose_a, packed_b, beta, c, ldc));
+}
+
+void SgemmPackedBWithIsa(GemmIsa isa, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
+                         bool transpose_a, const float* packed_b, float beta, float* c, int64_t ldc) {
+  if (!GemmIsaSupported(isa)) throw Error(std::string("this CPU cannot run the ") + GemmIsaName(isa) + " GEMM kernels");
+  gemm_internal::Run(gemm_internal::KernelSet(isa),
+                     gemm_internal::PackedBArgs(m, n, k, alpha, a, lda, transpose_a, packed_b, beta, c, ldc));
 }
 
 }  // namespace kiln

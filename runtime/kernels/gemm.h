@@ -21,6 +21,25 @@ void Sgemm(int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t
 // The kernel sets Sgemm has, for tests and benchmarks that compare them.
 enum class GemmIsa { kPortable, kAvx2, kAvx512 };
 
+// --- A right-hand operand packed once ----------------------------------------------------
+//
+// B (k x n) packed once (at compile time when it is a constant, e.g. FullyConnected's
+// weights) in panels of kPackedCols columns: panel s holds columns [s kPackedCols,
+// (s + 1) kPackedCols) as packed[s kPackedCols k + p kPackedCols + j], columns past n
+// zero. Every kernel set's micro-kernel width divides kPackedCols.
+inline constexpr int64_t kPackedCols = 32;
+
+// Floats PackGemmB writes for a k x n operand.
+int64_t PackedGemmBSize(int64_t k, int64_t n);
+// Packs op(B) (k x n; B row-major with row stride ldb, transposed when transpose_b).
+void PackGemmB(int64_t k, int64_t n, const float* b, int64_t ldb, bool transpose_b, float* packed);
+// Sgemm with op(B) packed by PackGemmB: `packed_b` points at the panel holding C's first
+// column, which must be the first column of a panel.
+void SgemmPackedB(int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda, bool transpose_a,
+                  const float* packed_b, float beta, float* c, int64_t ldc);
+void SgemmPackedBWithIsa(GemmIsa isa, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
+                         bool transpose_a, const float* packed_b, float beta, float* c, int64_t ldc);
+
 // --- Convolution as an implicit GEMM ---------------------------------------------------
 //
 // Filters packed once (at compile time when they are constants, by PackFilters) in

@@ -38,6 +38,7 @@ struct GemmArgs {
   const float* b = nullptr;
   int64_t ldb = 0;
   bool transpose_b = false;
+  bool b_packed = false;  // b packed by PackGemmB (ldb and transpose_b unused)
   float beta = 0;
   float* c = nullptr;
   int64_t ldc = 0;
@@ -216,7 +217,8 @@ void RunRowDots(const GemmArgs& g) {
 
 template <class Set>
 void RunGemm(const GemmArgs& g) {
-  if (g.transpose_b && !g.transpose_a && g.m <= kRowDotMaxRows) return RunRowDots<Set>(g);
+  static_assert(kPackedCols % Set::kNr == 0, "packed B panels must hold whole micro-kernel panels");
+  if (g.transpose_b && !g.b_packed && !g.transpose_a && g.m <= kRowDotMaxRows) return RunRowDots<Set>(g);
   constexpr int kMr = Set::kMr;
   constexpr int kNr = Set::kNr;
   constexpr int kNv = Set::kNr / Set::kVec;
@@ -227,9 +229,10 @@ void RunGemm(const GemmArgs& g) {
   const int64_t nc = BalancedBlock(g.n, Set::kNc, kNr);
   // B (not transposed) is read in place where packing would cost more than the reuse
   // it buys: when C has few rows, or when B is small.
-  const bool b_in_place = !g.transpose_b && (g.m <= Set::kInPlaceBMaxRows || g.n * g.k <= kInPlaceBMaxFloats);
+  const bool b_in_place =
+      !g.b_packed && !g.transpose_b && (g.m <= Set::kInPlaceBMaxRows || g.n * g.k <= kInPlaceBMaxFloats);
   float* const a_pack = ScratchA(static_cast<size_t>(mc * kc));
-  float* const b_pack = ScratchB(static_cast<size_t>((b_in_place ? kNr : nc) * kc));
+  float* const b_pack = g.b_packed ? nullptr : ScratchB(static_cast<size_t>((b_in_place ? kNr : nc) * kc));
 
   for (int64_t i0 = 0; i0 < g.m; i0 += mc) {
     const int64_t mb = std::min(mc, g.m - i0);
@@ -249,12 +252,16 @@ void RunGemm(const GemmArgs& g) {
         // Kernels read whole vectors, so a right edge is always packed (zero padded):
         // reading it in place could run past the end of B.
         const int64_t in_place = b_in_place ? nb / kNr * kNr : 0;
-        if (in_place < nb) PackB<kNr>(g, p0, kb, j0 + in_place, nb - in_place, b_pack);
+        if (!g.b_packed && in_place < nb) PackB<kNr>(g, p0, kb, j0 + in_place, nb - in_place, b_pack);
         for (int64_t ir = 0; ir < mb; ir += kMr) {
           const auto& kernels = kMicro[std::min<int64_t>(kMr, mb - ir) - 1];
           tile.a = a_pack + ir * kb;
           for (int64_t jr = 0; jr < nb; jr += kNr) {
-            if (jr < in_place) {
+            if (g.b_packed) {
+              const int64_t j = j0 + jr;
+              tile.b = g.b + j / kPackedCols * kPackedCols * g.k + p0 * kPackedCols + j % kPackedCols;
+              tile.rs_b = kPackedCols;
+            } else if (jr < in_place) {
               tile.b = g.b + p0 * g.ldb + j0 + jr;
               tile.rs_b = g.ldb;
             } else {

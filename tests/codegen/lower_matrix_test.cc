@@ -235,6 +235,46 @@ TEST_CASE("FullyConnected matches the reference: sgemm with the weight transpose
   }
 }
 
+TEST_CASE("FullyConnected and dot with constant weights read them packed at compile time", "[lower][matrix]") {
+  // Rows above 4 (fewer are dot products reading the weights in place), columns not a
+  // multiple of the 32-column panels, and column panels split across tasks.
+  struct Case {
+    std::string op;
+    std::vector<Tensor> inputs;
+    AttrMap attrs;
+    bool packed;
+  };
+  const std::vector<Case> cases = {
+      {"FullyConnected",
+       {RandomTensor({5, 7}, 1), RandomTensor({3, 7}, 2), RandomTensor({3}, 3)},
+       {{"num_hidden", 3}},
+       true},
+      {"FullyConnected",
+       {RandomTensor({9, 70}, 4), RandomTensor({45, 70}, 5)},
+       {{"num_hidden", 45}, {"no_bias", true}},
+       true},
+      {"FullyConnected",
+       {RandomTensor({64, 500}, 6), RandomTensor({300, 500}, 7), RandomTensor({300}, 8)},
+       {{"num_hidden", 300}},
+       true},
+      {"FullyConnected",
+       {RandomTensor({4, 30}, 9), RandomTensor({20, 30}, 10), RandomTensor({20}, 11)},
+       {{"num_hidden", 20}},
+       false},
+      {"dot", {RandomTensor({33, 65}, 12), RandomTensor({65, 17}, 13)}, {}, true},
+      {"dot", {RandomTensor({40, 65}, 14), RandomTensor({70, 65}, 15)}, {{"transpose_b", true}}, true},
+      {"dot", {RandomTensor({8, 65}, 16), RandomTensor({65}, 17)}, {}, true},
+  };
+  for (const Case& c : cases) {
+    INFO(c.op << " " << ShapeToString(c.inputs[0].shape()) << " x " << ShapeToString(c.inputs[1].shape()));
+    const Tensor expected = RunOp(c.op, c.inputs, c.attrs)[0];
+    KILN_CHECK_CLOSE(RunLowered(c.op, c.inputs, c.attrs, InterpreterRunner(), false, 0, {1})[0], expected, 1e-4, 1e-5);
+    ConstantArgs replaced;
+    LowerOpForInputs(c.op, c.inputs, c.attrs, false, 0, {1}, &replaced);
+    CHECK(replaced.size() == (c.packed ? 1u : 0u));
+  }
+}
+
 TEST_CASE("large FullyConnected adds the bias to every panel, and a (num_hidden, 1) bias works", "[lower][matrix]") {
   // 64x300x500 = 9.6M multiply-adds: 18 tasks wanted, 10 panels of 32 columns (last 12).
   const AttrMap attrs = {{"num_hidden", 300}};

@@ -237,3 +237,29 @@ TEST_CASE("the runtime's routine table calls Sgemm", "[gemm][runtime_api]") {
   api->sgemm(2, 2, 2, 2.0f, a.data(), 2, 0, b.data(), 2, 7, 1.0f, c.data(), 2);
   CHECK(c == std::vector<float>{35, 47, 79, 107});
 }
+
+TEST_CASE("SgemmPackedB matches Sgemm with B packed once, every kernel set, blocks of columns", "[gemm]") {
+  for (const Case& c : {Case{7, 45, 33, false, true}, Case{70, 300, 500, false, true}, Case{13, 32, 5, true, false},
+                        Case{1, 1, 1}, Case{5, 100, 700, false, false, 1.0f, 0.5f}}) {
+    const Problem p = Make(c, 17);
+    std::vector<float> packed(static_cast<size_t>(PackedGemmBSize(c.k, c.n)));
+    PackGemmB(c.k, c.n, p.b.data(), p.ldb, c.tb, packed.data());
+    const auto packed_sgemm = [&](GemmIsa* isa) {
+      return [&, isa](int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda, bool ta, const float*,
+                      int64_t, bool, float beta, float* out, int64_t ldc) {
+        // Column blocks that start on a panel, as the lowering makes them.
+        for (int64_t j0 = 0; j0 < n; j0 += 2 * kPackedCols) {
+          const int64_t cols = std::min<int64_t>(2 * kPackedCols, n - j0);
+          const float* b = packed.data() + j0 * k;
+          if (isa == nullptr) {
+            SgemmPackedB(m, cols, k, alpha, a, lda, ta, b, beta, out + j0, ldc);
+          } else {
+            SgemmPackedBWithIsa(*isa, m, cols, k, alpha, a, lda, ta, b, beta, out + j0, ldc);
+          }
+        }
+      };
+    };
+    Check(c, p, "packed B, dispatched", packed_sgemm(nullptr));
+    for (GemmIsa isa : SupportedIsas()) Check(c, p, std::string("packed B, ") + GemmIsaName(isa), packed_sgemm(&isa));
+  }
+}
