@@ -768,9 +768,9 @@ namespace winograd {
 
 constexpr int64_t kPoints = 16;
 constexpr int64_t kMinChannels = 16;  // below this the transforms cost more than they save
-// Below this many tiles per image the products are too narrow for the micro-kernels and
-// the transformed filters (16/9 the size) are streamed for too few columns: a 7x7
-// output (16 tiles) runs 15% slower than the direct form.
+// Below this many tiles per image the products are too narrow for the micro-kernels'
+// columns (a 7x7 output, 16 tiles, ran 15% slower than the direct form): they are
+// computed transposed.
 constexpr int64_t kMinTiles = 32;
 constexpr int64_t kMinTileCols = 64;   // GEMM columns (tiles) a block has, where the image allows
 constexpr int64_t kMaxTileCols = 256;  // and at most: V and M of a block stay in L2
@@ -779,13 +779,13 @@ constexpr int64_t kMinTaskMacs = int64_t{1} << 21;
 
 bool Applies(const ConvGeometry& g, const LowerContext& ctx) {
   return g.k.h == 3 && g.k.w == 3 && g.s.h == 1 && g.s.w == 1 && g.d.h == 1 && g.d.w == 1 && g.groups == 1 &&
-         g.group_in >= kMinChannels && g.filters >= kMinChannels &&
-         CeilDivInt(g.out_h, 2) * CeilDivInt(g.out_w, 2) >= kMinTiles && ctx.ConstantInput(1) != nullptr &&
+         g.group_in >= kMinChannels && g.filters >= kMinChannels && ctx.ConstantInput(1) != nullptr &&
          ctx.replace_input != nullptr;
 }
 
-// U for every point, each a packed filters x channels matrix (PackFilters).
-Tensor TransformFilters(const Tensor& weight, int64_t filters, int64_t channels) {
+// U for every point, each a packed filters x channels matrix (PackFilters), or (narrow)
+// its transpose packed as a GEMM's right-hand operand (PackGemmB).
+Tensor TransformFilters(const Tensor& weight, int64_t filters, int64_t channels, bool narrow) {
   static constexpr double kG[4][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1}};
   std::vector<float> u(static_cast<size_t>(kPoints * filters * channels));
   const float* w = weight.data_as<float>();
@@ -807,11 +807,16 @@ Tensor TransformFilters(const Tensor& weight, int64_t filters, int64_t channels)
       }
     }
   }
-  const int64_t packed_size = PackedFiltersSize(filters, channels);
+  const int64_t packed_size = narrow ? PackedGemmBSize(channels, filters) : PackedFiltersSize(filters, channels);
   Tensor packed({kPoints * packed_size}, DType::kFloat32);
   for (int64_t point = 0; point < kPoints; ++point) {
-    PackFilters(filters, channels, u.data() + point * filters * channels, channels,
-                packed.data_as<float>() + point * packed_size);
+    const float* matrix = u.data() + point * filters * channels;
+    float* to = packed.data_as<float>() + point * packed_size;
+    if (narrow) {
+      PackGemmB(channels, filters, matrix, channels, true, to);
+    } else {
+      PackFilters(filters, channels, matrix, channels, to);
+    }
   }
   return packed;
 }
@@ -863,9 +868,13 @@ Stmt WinogradConvolution(const ConvGeometry& g, LowerContext& ctx, const kir::Bu
   const int64_t channels = g.channels;
   const int64_t tiles_h = CeilDivInt(g.out_h, 2);
   const int64_t tiles_w = CeilDivInt(g.out_w, 2);
+  // Images of few tiles (7x7 outputs: 16) make the products narrow, which the
+  // micro-kernels' rows handle far better than their columns: the products are then
+  // computed transposed, M^T = V^T U^T, tiles as rows (the "narrow" form).
+  const bool narrow = tiles_h * tiles_w < winograd::kMinTiles;
   const kir::Buffer u =
-      ctx.replace_input(1, ":winograd", winograd::TransformFilters(*ctx.ConstantInput(1), g.filters, channels));
-  const int64_t u_size = PackedFiltersSize(g.filters, channels);
+      ctx.replace_input(1, ":winograd", winograd::TransformFilters(*ctx.ConstantInput(1), g.filters, channels, narrow));
+  const int64_t u_size = narrow ? PackedGemmBSize(channels, g.filters) : PackedFiltersSize(g.filters, channels);
 
   // Work: blocks of whole tile rows (kMinTileCols to kMaxTileCols tiles where the image
   // has them), then blocks of filters when images and tile blocks give too few tasks.
@@ -881,7 +890,9 @@ Stmt WinogradConvolution(const ConvGeometry& g, LowerContext& ctx, const kir::Bu
   if (g.batch * row_blocks < want) {
     filter_blocks = std::min(CeilDivInt(want, g.batch * row_blocks), std::max<int64_t>(1, g.filters / kMinFilterBlock));
   }
-  const int64_t filter_block = std::min(g.filters, RoundUpTo(CeilDivInt(g.filters, filter_blocks), kPackedRows));
+  // Blocks start on panels of the packed U.
+  const int64_t filter_block =
+      std::min(g.filters, RoundUpTo(CeilDivInt(g.filters, filter_blocks), narrow ? kPackedCols : kPackedRows));
   filter_blocks = CeilDivInt(g.filters, filter_block);
   const int64_t items = g.batch * row_blocks * filter_blocks;
   const int64_t tasks = std::min(items, want);
@@ -904,8 +915,11 @@ Stmt WinogradConvolution(const ConvGeometry& g, LowerContext& ctx, const kir::Bu
   const Expr block_filters = filter_blocks == 1 ? Int(g.filters) : kir::Min(Int(filter_block), Int(g.filters) - f0);
   const Expr v_base = task * Int(v_size + m_size);
   const Expr m_base = v_base + Int(v_size);
-  const Expr v_stride = Int(channels) * tiles + Int(kSkew);
-  const Expr m_stride = block_filters * tiles + Int(kSkew);
+  // V[point] is channels x tiles with rows v_row apart; M[point] is filters x tiles (rows
+  // `tiles` apart), or tiles x filter_block when narrow.
+  const Expr v_row = narrow ? Int(max_tiles) : tiles;
+  const Expr v_stride = Int(channels) * v_row + Int(kSkew);
+  const Expr m_stride = narrow ? Int(filter_block * max_tiles + kSkew) : block_filters * tiles + Int(kSkew);
   const kir::Buffer patch = ctx.builder->AddLocal("patch", ScalarType::kFloat32, 16);
 
   // Tiles whose patch lies inside the image along an axis: kernel 4, stride 2.
@@ -941,7 +955,7 @@ Stmt WinogradConvolution(const ConvGeometry& g, LowerContext& ctx, const kir::Bu
     const auto v = winograd::InputTransform(d);
     const Expr tile = (th - row0) * Int(tiles_w) + tw;
     for (int point = 0; point < kPoints; ++point) {
-      body.push_back(kir::Store(scratch, v_base + Int(point) * v_stride + c * tiles + tile, v[point]));
+      body.push_back(kir::Store(scratch, v_base + Int(point) * v_stride + c * v_row + tile, v[point]));
     }
     return kir::Block(std::move(body));
   };
@@ -961,29 +975,33 @@ Stmt WinogradConvolution(const ConvGeometry& g, LowerContext& ctx, const kir::Bu
                         tile_columns(true))));
 
   // 2. One matrix product per point: the point's V (channels x tiles) read as a 1x1
-  // convolution's image.
+  // convolution's image; narrow: V^T (tiles x channels) times the packed U^T.
   const Expr point = kir::Var("point");
-  const Stmt products = Loop(point, Int(0), Int(kPoints),
-                             kir::Call(kRoutineSconv, {kir::ScalarArg(block_filters),
-                                                       kir::ScalarArg(Int(0)),
-                                                       kir::ScalarArg(tiles),
-                                                       kir::PointerArg(u, point * Int(u_size) + f0 * Int(channels)),
-                                                       kir::ScalarArg(Int(0)),
-                                                       kir::PointerArg(scratch, v_base + point * v_stride),
-                                                       kir::ScalarArg(Int(channels)),
-                                                       kir::ScalarArg(Int(1)),
-                                                       kir::ScalarArg(tiles),
-                                                       kir::ScalarArg(Int(1)),
-                                                       kir::ScalarArg(Int(1)),
-                                                       kir::ScalarArg(Int(1)),
-                                                       kir::ScalarArg(Int(1)),
-                                                       kir::ScalarArg(Int(1)),
-                                                       kir::ScalarArg(Int(1)),
-                                                       kir::ScalarArg(Int(0)),
-                                                       kir::ScalarArg(Int(0)),
-                                                       kir::ScalarArg(tiles),
-                                                       kir::PointerArg(scratch, m_base + point * m_stride),
-                                                       kir::ScalarArg(tiles)}));
+  const Stmt product = narrow ? lower_gemm::Sgemm(tiles, block_filters, Int(channels),
+                                                  {scratch, v_base + point * v_stride, max_tiles, true},
+                                                  {u, point * Int(u_size) + f0 * Int(channels), channels, false, true},
+                                                  {scratch, m_base + point * m_stride, filter_block, false})
+                              : kir::Call(kRoutineSconv, {kir::ScalarArg(block_filters),
+                                                          kir::ScalarArg(Int(0)),
+                                                          kir::ScalarArg(tiles),
+                                                          kir::PointerArg(u, point * Int(u_size) + f0 * Int(channels)),
+                                                          kir::ScalarArg(Int(0)),
+                                                          kir::PointerArg(scratch, v_base + point * v_stride),
+                                                          kir::ScalarArg(Int(channels)),
+                                                          kir::ScalarArg(Int(1)),
+                                                          kir::ScalarArg(tiles),
+                                                          kir::ScalarArg(Int(1)),
+                                                          kir::ScalarArg(Int(1)),
+                                                          kir::ScalarArg(Int(1)),
+                                                          kir::ScalarArg(Int(1)),
+                                                          kir::ScalarArg(Int(1)),
+                                                          kir::ScalarArg(Int(1)),
+                                                          kir::ScalarArg(Int(0)),
+                                                          kir::ScalarArg(Int(0)),
+                                                          kir::ScalarArg(tiles),
+                                                          kir::PointerArg(scratch, m_base + point * m_stride),
+                                                          kir::ScalarArg(tiles)});
+  const Stmt products = Loop(point, Int(0), Int(kPoints), product);
 
   // 3. The output transform, bias and epilogue of one (filter, tile).
   const Expr f = kir::Var("f");
@@ -991,7 +1009,8 @@ Stmt WinogradConvolution(const ConvGeometry& g, LowerContext& ctx, const kir::Bu
     std::array<Expr, 16> m;
     const Expr tile = (th - row0) * Int(tiles_w) + tw;
     for (int k = 0; k < 16; ++k) {
-      m[k] = kir::Load(scratch, m_base + Int(k) * m_stride + (f - f0) * tiles + tile);
+      const Expr at = narrow ? tile * Int(filter_block) + (f - f0) : (f - f0) * tiles + tile;
+      m[k] = kir::Load(scratch, m_base + Int(k) * m_stride + at);
     }
     const auto y = winograd::OutputTransform(m);
     std::vector<Stmt> stores;
