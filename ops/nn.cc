@@ -672,6 +672,59 @@ Stmt SconvCall(const ConvGeometry& g, const Expr& m, const Expr& col0, const Exp
                                    value(g.out_h * g.out_w)});
 }
 
+// 1x1 stride-1 convolutions with constant filters and few output positions per image
+// (7x7: 49): Y^T = X^T W^T computed by sgemm with positions as rows, which the
+// micro-kernels handle far better than as columns, W^T packed at compile time
+// (PackGemmB), into a scratch block then transposed into the output with the bias and
+// the epilogue. Work items are (image, block of filters on whole 32-column panels).
+constexpr int64_t kNarrowPositions = 64;  // below this many positions, the narrow form
+
+bool NarrowPointwise(const ConvGeometry& g, const LowerContext& ctx) {
+  return g.k.h == 1 && g.k.w == 1 && g.s.h == 1 && g.s.w == 1 && g.p.h == 0 && g.p.w == 0 && g.groups == 1 &&
+         g.out_h * g.out_w < kNarrowPositions && g.channels > 0 && ctx.ConstantInput(1) != nullptr &&
+         ctx.replace_input != nullptr;
+}
+
+Stmt NarrowPointwiseConvolution(const ConvGeometry& g, LowerContext& ctx, const kir::Buffer& bias) {
+  const kir::Buffer& x = ctx.inputs[0];
+  const kir::Buffer& out = ctx.outputs[0];
+  const int64_t plane = g.out_h * g.out_w;
+  Tensor packed({PackedGemmBSize(g.channels, g.filters)}, DType::kFloat32);
+  PackGemmB(g.channels, g.filters, ctx.ConstantInput(1)->data_as<float>(), g.channels, true, packed.data_as<float>());
+  const kir::Buffer w = ctx.replace_input(1, ":packed_t", std::move(packed));
+
+  const int64_t want = std::clamp<int64_t>(g.batch * g.filters * g.channels * plane / kMinTaskMacs, 1, kMaxTasks);
+  int64_t filter_blocks =
+      g.batch < want ? std::min(CeilDivInt(want, g.batch), std::max<int64_t>(1, g.filters / kMinFilterBlock)) : 1;
+  const int64_t filter_block = std::min(g.filters, RoundUpTo(CeilDivInt(g.filters, filter_blocks), kPackedCols));
+  filter_blocks = CeilDivInt(g.filters, filter_block);
+  const int64_t items = g.batch * filter_blocks;
+  const int64_t tasks = std::min(items, want);
+  const kir::Buffer scratch = ctx.Scratch("positions_by_filters", ScalarType::kFloat32, tasks * plane * filter_block);
+
+  const Expr task = kir::Var("task");
+  const Expr item = kir::Var("item");
+  const Expr image = filter_blocks == 1 ? item : item / Int(filter_blocks);
+  const Expr f0 = filter_blocks == 1 ? Int(0) : item % Int(filter_blocks) * Int(filter_block);
+  const Expr block_filters = filter_blocks == 1 ? Int(g.filters) : kir::Min(Int(filter_block), Int(g.filters) - f0);
+  const Expr base = task * Int(plane * filter_block);
+  const Stmt product =
+      lower_gemm::Sgemm(Int(plane), block_filters, Int(g.channels), {x, image * Int(g.channels * plane), plane, true},
+                        {w, f0 * Int(g.channels), g.channels, false, true}, {scratch, base, filter_block, false});
+  const Expr f = kir::Var("f");
+  const Expr q = kir::Var("q");
+  const Expr at = (image * Int(g.filters) + f) * Int(plane) + q;
+  Expr value = kir::Load(scratch, base + q * Int(filter_block) + (f - f0));
+  if (bias) value = value + kir::Load(bias, f);
+  const Stmt transpose = Loop(
+      f, f0, block_filters,
+      Loop(q, Int(0), Int(plane), kir::Store(out, at, ctx.Epilogue(value, at, q, plane)), kir::LoopKind::kVectorize));
+  const Expr first_item = task * Int(items) / Int(tasks);
+  const Expr end_item = (task + Int(1)) * Int(items) / Int(tasks);
+  return Loop(task, Int(0), Int(tasks), Loop(item, first_item, end_item - first_item, kir::Block({product, transpose})),
+              kir::LoopKind::kParallel);
+}
+
 // float32: work items are a block of filters over a block of output positions of one
 // image; an item calls sconv for each group, which packs its block of the im2col matrix
 // straight from the image, then adds the bias and runs the fused epilogue on the block
@@ -1057,6 +1110,7 @@ Stmt ConvolutionLower(const Attrs& attrs, LowerContext& ctx) {
   if (g.group_in == 0) return DirectConvolution(g, ctx, bias, ScalarType::kFloat32);
   if (g.group_in == 1 && g.groups > 1) return UnrolledConvolution(g, ctx, bias);
   if (winograd::Applies(g, ctx)) return WinogradConvolution(g, ctx, bias);
+  if (NarrowPointwise(g, ctx)) return NarrowPointwiseConvolution(g, ctx, bias);
   return GemmConvolution(g, ctx, bias);
 }
 

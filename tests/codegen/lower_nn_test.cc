@@ -284,6 +284,26 @@ TEST_CASE("3x3 stride-1 Convolution with constant filters: Winograd F(2x2, 3x3)"
   }
 }
 
+TEST_CASE("1x1 Convolution on few positions with constant filters: positions as the GEMM's rows", "[lower][nn][conv]") {
+  // 7x7 and smaller outputs, filters in blocks of 32-column panels, with and without bias.
+  const std::vector<ConvCase> cases = {
+      {{1, 320, 7, 7}, 1280, {1, 1}, {}, {}, {}},
+      {{2, 24, 5, 3}, 40, {1, 1}, {}, {}, {}, 1, true},
+      {{3, 7, 1, 1}, 5, {1, 1}, {}, {}, {}},
+  };
+  uint64_t seed = 700;
+  for (const ConvCase& c : cases) {
+    INFO(Describe(c));
+    const auto inputs = ConvInputs(c, DType::kFloat32, seed += 3);
+    Compare("Convolution", inputs, ConvAttrs(c), Tolerance{1e-4, 1e-5}, false, {1});
+    ConstantArgs replaced;
+    const kir::Kernel kernel = LowerOpForInputs("Convolution", inputs, ConvAttrs(c), false, 0, {1}, &replaced);
+    REQUIRE(replaced.size() == 1);
+    CHECK(replaced.begin()->second.first == ":packed_t");
+    CHECK(HasCall(kernel.body, "sgemm"));
+  }
+}
+
 TEST_CASE("float32 depthwise Convolution is a direct loop", "[lower][nn][conv]") {
   uint64_t seed = 200;
   for (const ConvCase& c : kDepthwiseCases) {
