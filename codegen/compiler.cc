@@ -1,6 +1,7 @@
 #include "codegen/compiler.h"
 
 #include <algorithm>
+#include <chrono>
 #include <set>
 
 #include "codegen/lower/lower_util.h"
@@ -396,6 +397,7 @@ void FillReport(const std::vector<PassRecord>& records, int64_t nodes_before_pas
     pass->set_name(record.name);
     pass->set_nodes_before(record.nodes_before);
     pass->set_nodes_after(record.nodes_after);
+    pass->set_seconds(record.seconds);
     for (const auto& [kind, count] : record.changes) (*pass->mutable_changes())[kind] = count;
   }
   int64_t before_fusion = static_cast<int64_t>(placement.output_copies.size());
@@ -433,31 +435,49 @@ void FillReport(const std::vector<PassRecord>& records, int64_t nodes_before_pas
 }  // namespace
 
 LoweredGraph LowerGraph(const Graph& source, const CompileOptions& options) {
+  std::vector<std::pair<std::string, double>> stages;
+  auto last = std::chrono::steady_clock::now();
+  const auto lap = [&](const char* stage) {
+    const auto now = std::chrono::steady_clock::now();
+    stages.emplace_back(stage, std::chrono::duration<double>(now - last).count());
+    last = now;
+  };
   PassContext context;
   Graph graph = PrepareGraph(source, options, context);
+  lap("prepare");
   const int64_t nodes_before_passes = CountOperatorNodes(graph);
   const std::vector<PassRecord> records =
       RunPasses(graph, options.graph_opt_level.value_or(options.target.opt_level), context, options.passes);
   const FusionGroups groups =
       graph.HasAttr("fusion_groups") ? graph.GetAttr<FusionGroups>("fusion_groups") : SingletonGroups(graph.indexed());
+  lap("passes");
 
   LoweredGraph lowered;
   proto::ArtifactProto& artifact = lowered.artifact;
   Placement placement = PlaceEntries(graph, options, artifact);
   const ExecutionPlan execution = PlanExecution(graph, groups, placement, context.params_are_constants);
+  lap("lower");
   lowered.memory_problem = MemoryProblemOf(execution, placement);
   lowered.memory_plan = PlanMemory(lowered.memory_problem);
+  lap("plan_memory");
   const StoragePlan& memory = lowered.memory_plan;
   AssembleKernels(execution, placement, memory, graph, lowered);
   DropUnreadParams(artifact);
   FillReport(records, nodes_before_passes, execution, placement, memory, graph, artifact);
+  lap("assemble");
+  artifact.set_graph_summary(DumpGraph(graph));
+  lap("graph_summary");
+  for (const auto& [stage, seconds] : stages) {
+    auto* time = artifact.mutable_report()->add_stage_times();
+    time->set_stage(stage);
+    time->set_seconds(seconds);
+  }
 
   artifact.set_magic("kiln.artifact");
   artifact.set_format_version(kArtifactFormatVersion);
   artifact.set_producer_version(kKilnVersion);
   artifact.set_kernel_abi_version(kKernelAbiVersion);
   artifact.set_opt_level(options.target.opt_level);
-  artifact.set_graph_summary(DumpGraph(graph));
   const ResolvedTarget target = ResolveTarget(options.target);
   artifact.mutable_target()->set_triple(target.triple);
   artifact.mutable_target()->set_cpu(target.cpu);
@@ -468,7 +488,11 @@ LoweredGraph LowerGraph(const Graph& source, const CompileOptions& options) {
 
 proto::ArtifactProto CompileGraph(const Graph& graph, const CompileOptions& options) {
   LoweredGraph lowered = LowerGraph(graph, options);
+  const auto start = std::chrono::steady_clock::now();
   lowered.artifact.set_code(CompileSharedObject(lowered.kernels, options.target));
+  auto* time = lowered.artifact.mutable_report()->add_stage_times();
+  time->set_stage("llvm");
+  time->set_seconds(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
   return std::move(lowered.artifact);
 }
 

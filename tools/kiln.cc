@@ -16,6 +16,7 @@
 
 #include "codegen/compiler.h"
 #include "codegen/lower_group.h"
+#include "graph/op.h"
 #include "passes/fusion.h"
 #include "passes/graph_io.h"
 #include "passes/infer_shape.h"
@@ -29,7 +30,6 @@
 #include "runtime/signing.h"
 #include "symbol/onnx/onnx_export.h"
 #include "symbol/onnx/onnx_import.h"
-#include "graph/op.h"
 #include "tools/cli/command_line.h"
 
 namespace kiln {
@@ -59,7 +59,9 @@ Graph LoadModel(const CommandLine& line, const std::map<std::string, Shape>& inp
   return graph;
 }
 
-Graph LoadModel(const CommandLine& line) { return LoadModel(line, line.input_shapes); }
+Graph LoadModel(const CommandLine& line) {
+  return LoadModel(line, line.input_shapes);
+}
 
 // Shapes known from embedded parameters and --input.
 std::map<std::string, Shape> KnownShapes(const Graph& graph, const CommandLine& line) {
@@ -402,17 +404,32 @@ int CmdCompile(const CommandLine& line) {
       WriteFileAtomic(base + ".dot", GraphToDot(graph, pass));
     };
   }
+  const double import_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   const proto::ArtifactProto artifact = CompileGraph(graph, options);
   if (const auto weights = UnboundWeights(graph, artifact, line); !weights.empty() && !line.params_as_inputs) {
     throw Error(std::to_string(weights.size()) + " input(s) of '" + line.model + "' have no value and no --input: " +
                 JoinNames(weights) + ". They look like weights saved without their values: give --params FILE, " +
                 "name real inputs with --input NAME:SHAPE, or pass --params-as-inputs to make them runtime inputs");
   }
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const auto before_write = std::chrono::steady_clock::now();
   SaveArtifact(line.output, artifact, signer ? &*signer : nullptr);
-  std::cout << "compiled " << line.model << " -> " << line.output << " in " << seconds << " s: "
-            << artifact.kernels_size() << " kernels, arena " << artifact.arena_bytes() << " bytes, code "
+  const auto end = std::chrono::steady_clock::now();
+  const double seconds = std::chrono::duration<double>(end - start).count();
+  std::cout << "compiled " << line.model << " -> " << line.output << " in " << seconds
+            << " s: " << artifact.kernels_size() << " kernels, arena " << artifact.arena_bytes() << " bytes, code "
             << artifact.code().size() << " bytes, cpu " << artifact.target().cpu() << "\n";
+  if (line.time_report) {
+    // Where the time went: reading the model, the compiler's stages, writing the file.
+    std::cout << "  import " << import_seconds << " s\n";
+    for (const auto& stage : artifact.report().stage_times()) {
+      std::cout << "  " << stage.stage() << " " << stage.seconds() << " s\n";
+      if (stage.stage() != "passes") continue;
+      for (const auto& pass : artifact.report().passes()) {
+        std::cout << "    " << pass.name() << " " << pass.seconds() << " s\n";
+      }
+    }
+    std::cout << "  write " << std::chrono::duration<double>(end - before_write).count() << " s\n";
+  }
   if (signer) std::cout << "signed by " << signer->public_part().label() << "\n";
   return 0;
 }

@@ -35,6 +35,7 @@
 #include <fstream>
 #include <iterator>
 #include <mutex>
+#include <thread>
 #include <unordered_map>
 
 #include "codegen/llvm/kir_to_llvm.h"
@@ -44,6 +45,8 @@ extern char** environ;
 
 namespace kiln {
 namespace {
+
+constexpr size_t kMaxCompileThreads = 16;
 
 void InitializeLlvm() {
   static std::once_flag once;
@@ -275,7 +278,7 @@ class TempDir {
   }
   TempDir(const TempDir&) = delete;
   TempDir& operator=(const TempDir&) = delete;
-  std::string File(const char* name) const { return (path_ / name).string(); }
+  std::string File(const std::string& name) const { return (path_ / name).string(); }
 
  private:
   std::filesystem::path path_;
@@ -318,17 +321,21 @@ int Run(const std::vector<std::string>& argv, const std::string& log) {
   return 128 + (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
 }
 
-std::string LinkSharedObject(const std::string& object, bool libmvec) {
+std::string LinkSharedObject(const std::vector<std::string>& objects, bool libmvec) {
   const TempDir dir;
-  const std::string object_path = dir.File("kernels.o");
   const std::string library_path = dir.File("kernels.so");
   const std::string log_path = dir.File("link.log");
-  WriteBytes(object_path, object);
+  std::vector<std::string> object_paths;
+  for (size_t i = 0; i < objects.size(); ++i) {
+    object_paths.push_back(dir.File("kernels" + std::to_string(i) + ".o"));
+    WriteBytes(object_paths.back(), objects[i]);
+  }
   for (const char* driver : {"cc", "gcc"}) {
     // --no-undefined: a symbol nothing provides is an error now, not at load time;
     // --as-needed: libraries the code does not call are not recorded.
-    std::vector<std::string> argv = {driver,           "-shared", "-o", library_path, object_path, "-Wl,--no-undefined",
-                                     "-Wl,--as-needed"};
+    std::vector<std::string> argv = {driver, "-shared", "-o", library_path};
+    argv.insert(argv.end(), object_paths.begin(), object_paths.end());
+    argv.insert(argv.end(), {"-Wl,--no-undefined", "-Wl,--as-needed"});
     if (libmvec) argv.emplace_back("-lmvec");
     argv.emplace_back("-lm");
     const int status = Run(argv, log_path);
@@ -463,8 +470,32 @@ std::unique_ptr<CodeModule> JitCompile(const std::vector<kir::Kernel>& kernels, 
 }
 
 std::string CompileSharedObject(const std::vector<kir::Kernel>& kernels, const CpuTarget& target) {
-  Compilation c = Compile(kernels, target);
-  return LinkSharedObject(EmitFile(c, llvm::CodeGenFileType::ObjectFile), c.libmvec);
+  // Kernels are independent: they are optimized and compiled in several modules at once,
+  // one thread (and LLVM context) each, dealt out in turn, and linked together.
+  InitializeLlvm();
+  const size_t parts = std::clamp<size_t>(std::thread::hardware_concurrency(), 1, std::max<size_t>(1, kernels.size()));
+  std::vector<std::vector<kir::Kernel>> shares(std::min<size_t>(parts, kMaxCompileThreads));
+  for (size_t k = 0; k < kernels.size(); ++k) shares[k % shares.size()].push_back(kernels[k]);
+  std::vector<std::string> objects(shares.size());
+  std::vector<std::exception_ptr> errors(shares.size());
+  bool libmvec = false;
+  const auto compile = [&](size_t i) {
+    try {
+      Compilation c = Compile(shares[i], target);
+      objects[i] = EmitFile(c, llvm::CodeGenFileType::ObjectFile);
+      if (i == 0) libmvec = c.libmvec;
+    } catch (...) {
+      errors[i] = std::current_exception();
+    }
+  };
+  std::vector<std::thread> threads;
+  for (size_t i = 1; i < shares.size(); ++i) threads.emplace_back(compile, i);
+  compile(0);
+  for (auto& thread : threads) thread.join();
+  for (const auto& error : errors) {
+    if (error) std::rethrow_exception(error);
+  }
+  return LinkSharedObject(objects, libmvec);
 }
 
 }  // namespace kiln

@@ -157,19 +157,24 @@ ParseOutcome ParseCommandLine(const std::vector<std::string>& args) {
   compile->add_option("--params", line.params, "Parameter file");
   AddInputShapes(compile, inputs, "data:8x3x224x224");
   compile->add_option("--target", line.target, "Target: cpu");
-  compile->add_option("--cpu", line.cpu, "CPU to compile for: host (default), x86-64-v2, x86-64-v3, skylake-avx512, ...");
+  compile->add_option("--cpu", line.cpu,
+                      "CPU to compile for: host (default), x86-64-v2, x86-64-v3, skylake-avx512, ...");
   compile->add_option("--features", line.features, "Extra CPU features, LLVM style: +avx2,+fma");
   compile->add_option("-O,--opt-level", line.opt_level, "Optimization level 0-3 (-O0 ... -O3)")
       ->check(WholeNumber(0, 3));
-  compile->add_option("--graph-opt", line.graph_opt_level,
-                      "Graph pass pipeline level 0-3 (default: the -O level): 0 none, 1 simplification, 2-3 fusion")
+  compile
+      ->add_option("--graph-opt", line.graph_opt_level,
+                   "Graph pass pipeline level 0-3 (default: the -O level): 0 none, 1 simplification, 2-3 fusion")
       ->check(WholeNumber(0, 3));
   std::string pass_list;
   compile->add_option("--passes", pass_list, "Run these graph passes, comma-separated, instead of the level's");
   compile->add_option("--disable-pass", line.disabled_passes, "Leave out this graph pass (repeatable)")
       ->check(kPassName);
-  compile->add_option("--dump-after-each", line.dump_after_each,
-                      "Write the graph (text and DOT) before the passes and after each pass into DIR")
+  compile->add_flag("--time-report", line.time_report,
+                    "Print where compilation spent its time: import, each stage and graph pass, LLVM, writing");
+  compile
+      ->add_option("--dump-after-each", line.dump_after_each,
+                   "Write the graph (text and DOT) before the passes and after each pass into DIR")
       ->check(kNotEmpty);
   compile->add_flag("--no-embed-params", line.no_embed_params,
                     "Leave parameters out of the artifact (bind them at load: kiln run --params)");

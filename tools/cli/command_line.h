@@ -34,10 +34,11 @@ struct CommandLine {
   std::string cpu = "host";
   std::string features;
   int opt_level = 2;
-  std::optional<int> graph_opt_level;      // --graph-opt: the pass pipeline's level (default: -O)
-  std::vector<std::string> passes;         // --passes a,b,c: run these passes instead
+  std::optional<int> graph_opt_level;        // --graph-opt: the pass pipeline's level (default: -O)
+  std::vector<std::string> passes;           // --passes a,b,c: run these passes instead
   std::vector<std::string> disabled_passes;  // --disable-pass NAME (repeatable)
-  std::string dump_after_each;             // --dump-after-each DIR
+  std::string dump_after_each;               // --dump-after-each DIR
+  bool time_report = false;                  // --time-report
   bool no_embed_params = false;
   bool params_as_inputs = false;
   std::string sign_key;  // --sign: a secret key file
