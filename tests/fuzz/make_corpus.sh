@@ -83,6 +83,7 @@ cli_seed export export m.kiln-graph -o m.onnx --input data:1x1x28x28
 cli_seed compile compile m.kiln-graph -o m.kiln --input data:8x3x224x224 --cpu x86-64-v3 --features +avx2,+fma -O3 \
   --no-embed-params --params-as-inputs --sign k --params p.params --target cpu
 cli_seed compile_opt compile m.onnx -o m.kiln --opt-level=0
+cli_seed compile_time_report compile m.onnx -o m.kiln --time-report --graph-opt 3
 cli_seed run run m.kiln --input data=x.npy --input mask=y.npy --output-dir out --threads 1024 --params p.params \
   --trusted-key k.pub
 cli_seed bench bench m.kiln --threads 0 --iters 1000000 --warmup 0 --json --profile --input data=x.npy
@@ -93,7 +94,7 @@ cli_seed version --version
   for word in ops inspect viz interpret export compile run bench keygen --json --input --params --output -o \
     --output-dir --train --seed --target --cpu --features --opt-level -O3 --no-embed-params --params-as-inputs \
     --sign --trusted-key --threads --iters --warmup --profile --name --force --help --version data:1x3x224x224 \
-    data=x.npy; do
+    data=x.npy --graph-opt --passes --disable-pass --dump-after-each --fusion --time-report fold_batchnorm fuse; do
     printf '"%s"\n' "$word"
   done
   printf '"\\x00"\n'
