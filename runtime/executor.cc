@@ -33,6 +33,14 @@ class Executor::ArenaPool {
     Tensor arena_;
   };
 
+  // Makes one arena and writes it, so that the first run finds its pages mapped rather
+  // than faulting them in kernel by kernel (ResNet-18's 9 MB: about 2 ms).
+  void Warm() {
+    Tensor arena({std::max<int64_t>(bytes_, 1)}, DType::kUInt8);
+    std::memset(arena.data(), 0, arena.nbytes());
+    Return(std::move(arena));
+  }
+
   Lease Acquire() {
     {
       const std::lock_guard<std::mutex> lock(mutex_);
@@ -131,6 +139,7 @@ std::unique_ptr<Executor> Executor::Create(proto::ArtifactProto artifact, std::s
   const size_t max_idle = options.max_idle_arenas > 0 ? static_cast<size_t>(options.max_idle_arenas)
                                                       : std::max<size_t>(1, std::thread::hardware_concurrency());
   e.arenas_ = std::make_unique<ArenaPool>(e.arena_bytes_, max_idle);
+  e.arenas_->Warm();
   return executor;
 }
 
