@@ -166,6 +166,14 @@ TEST_CASE("SgemmConv with more rows than one block of the inner dimension", "[ge
   CheckConv(Make(70, 64, 10, 11, 3, 1, 1, 1), 3);
 }
 
+TEST_CASE("SgemmConv with many filters packs the image in column panels", "[gemm][conv]") {
+  // Over 96 filters (kConvInPlaceBlocks times 12) the block is packed in NR-column panels,
+  // whose runs break at panel edges as well as at output rows.
+  CheckConv(Make(130, 8, 9, 11, 3, 1, 1, 1), 4);
+  CheckConv(Make(200, 5, 13, 40, 3, 2, 1, 1), 5);
+  CheckConv(Make(101, 70, 6, 6, 1, 1, 1, 0), 6);
+}
+
 TEST_CASE("PackFilters zero-pads the last panel", "[gemm][conv]") {
   const int64_t m = 5, k = 3;
   std::vector<float> a(static_cast<size_t>(m * k));
