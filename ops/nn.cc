@@ -677,8 +677,10 @@ Stmt SconvCall(const ConvGeometry& g, const Expr& m, const Expr& col0, const Exp
 // Y^T = X^T W^T computed by sgemm with positions as rows, which the
 // micro-kernels handle far better than as columns, W^T packed at compile time
 // (PackGemmB), into a scratch block then transposed into the output with the bias and
-// the epilogue. Work items are (image, block of filters on whole 32-column panels).
+// the epilogue. Work items are (image, block of positions, block of filters on whole
+// 32-column panels).
 constexpr int64_t kNarrowPositions = 256;  // below this many positions, the narrow form
+constexpr int64_t kMinNarrowRows = 24;     // positions a task's product has at least
 
 bool NarrowPointwise(const ConvGeometry& g, const LowerContext& ctx) {
   return g.k.h == 1 && g.k.w == 1 && g.s.h == 1 && g.s.w == 1 && g.p.h == 0 && g.p.w == 0 && g.groups == 1 &&
@@ -694,32 +696,45 @@ Stmt NarrowPointwiseConvolution(const ConvGeometry& g, LowerContext& ctx, const 
   PackGemmB(g.channels, g.filters, ctx.ConstantInput(1)->data_as<float>(), g.channels, true, packed.data_as<float>());
   const kir::Buffer w = ctx.replace_input(1, ":packed_t", std::move(packed));
 
+  // Blocks of positions first (whole micro-kernel panels, at least kMinNarrowRows): a
+  // block packs only its own positions; then blocks of filters, each of which packs the
+  // positions again.
   const int64_t want = std::clamp<int64_t>(g.batch * g.filters * g.channels * plane / kMinTaskMacs, 1, kMaxTasks);
-  int64_t filter_blocks =
-      g.batch < want ? std::min(CeilDivInt(want, g.batch), std::max<int64_t>(1, g.filters / kMinFilterBlock)) : 1;
+  const int64_t max_row_blocks = std::max<int64_t>(1, plane / kMinNarrowRows);
+  const int64_t block_positions = std::min(
+      plane,
+      RoundUpTo(CeilDivInt(plane, std::clamp<int64_t>(CeilDivInt(want, g.batch), 1, max_row_blocks)), kPackedRows));
+  const int64_t row_blocks = CeilDivInt(plane, block_positions);
+  int64_t filter_blocks = 1;
+  if (g.batch * row_blocks < want) {
+    filter_blocks = std::min(CeilDivInt(want, g.batch * row_blocks), std::max<int64_t>(1, g.filters / kMinFilterBlock));
+  }
   const int64_t filter_block = std::min(g.filters, RoundUpTo(CeilDivInt(g.filters, filter_blocks), kPackedCols));
   filter_blocks = CeilDivInt(g.filters, filter_block);
-  const int64_t items = g.batch * filter_blocks;
+  const int64_t items = g.batch * row_blocks * filter_blocks;
   const int64_t tasks = std::min(items, want);
-  const kir::Buffer scratch = ctx.Scratch("positions_by_filters", ScalarType::kFloat32, tasks * plane * filter_block);
+  const kir::Buffer scratch =
+      ctx.Scratch("positions_by_filters", ScalarType::kFloat32, tasks * block_positions * filter_block);
 
   const Expr task = kir::Var("task");
   const Expr item = kir::Var("item");
-  const Expr image = filter_blocks == 1 ? item : item / Int(filter_blocks);
+  const Expr image = item / Int(row_blocks * filter_blocks);
+  const Expr q0 = item / Int(filter_blocks) % Int(row_blocks) * Int(block_positions);
+  const Expr positions = row_blocks == 1 ? Int(plane) : kir::Min(Int(block_positions), Int(plane) - q0);
   const Expr f0 = filter_blocks == 1 ? Int(0) : item % Int(filter_blocks) * Int(filter_block);
   const Expr block_filters = filter_blocks == 1 ? Int(g.filters) : kir::Min(Int(filter_block), Int(g.filters) - f0);
-  const Expr base = task * Int(plane * filter_block);
-  const Stmt product =
-      lower_gemm::Sgemm(Int(plane), block_filters, Int(g.channels), {x, image * Int(g.channels * plane), plane, true},
-                        {w, f0 * Int(g.channels), g.channels, false, true}, {scratch, base, filter_block, false});
+  const Expr base = task * Int(block_positions * filter_block);
+  const Stmt product = lower_gemm::Sgemm(
+      positions, block_filters, Int(g.channels), {x, image * Int(g.channels * plane) + q0, plane, true},
+      {w, f0 * Int(g.channels), g.channels, false, true}, {scratch, base, filter_block, false});
   const Expr f = kir::Var("f");
   const Expr q = kir::Var("q");
-  const Expr at = (image * Int(g.filters) + f) * Int(plane) + q;
+  const Expr at = (image * Int(g.filters) + f) * Int(plane) + q0 + q;
   Expr value = kir::Load(scratch, base + q * Int(filter_block) + (f - f0));
   if (bias) value = value + kir::Load(bias, f);
-  const Stmt transpose = Loop(
-      f, f0, block_filters,
-      Loop(q, Int(0), Int(plane), kir::Store(out, at, ctx.Epilogue(value, at, q, plane)), kir::LoopKind::kVectorize));
+  const Stmt transpose = Loop(f, f0, block_filters,
+                              Loop(q, Int(0), positions, kir::Store(out, at, ctx.Epilogue(value, at, q0 + q, plane)),
+                                   kir::LoopKind::kVectorize));
   const Expr first_item = task * Int(items) / Int(tasks);
   const Expr end_item = (task + Int(1)) * Int(items) / Int(tasks);
   return Loop(task, Int(0), Int(tasks), Loop(item, first_item, end_item - first_item, kir::Block({product, transpose})),
