@@ -578,8 +578,11 @@ Stmt UnrolledConvolution(const ConvGeometry& g, const LowerContext& ctx, const k
   const Expr n = t / Int(g.filters);
   const Expr f = t % Int(g.filters);
   const Expr first_channel = f / Int(g.group_out) * Int(g.group_in);
-  const auto [row_first, row_end] = Interior(g.height, g.out_h, g.k.h, g.s.h, g.d.h, g.p.h);
-  const auto [col_first, col_end] = Interior(g.width, g.out_w, g.k.w, g.s.w, g.d.w, g.p.w);
+  // Plain variables, not structured bindings: lambdas below capture them (clang 14).
+  const std::pair<int64_t, int64_t> rows_inside = Interior(g.height, g.out_h, g.k.h, g.s.h, g.d.h, g.p.h);
+  const std::pair<int64_t, int64_t> cols_inside = Interior(g.width, g.out_w, g.k.w, g.s.w, g.d.w, g.p.w);
+  const int64_t row_first = rows_inside.first, row_end = rows_inside.second;
+  const int64_t col_first = cols_inside.first, col_end = cols_inside.second;
   const int64_t edge_rows = row_first + g.out_h - row_end;
   const int64_t edge_cols = col_first + g.out_w - col_end;
   const bool static_edges = (edge_rows + 1) * (edge_cols + 1) <= kMaxEdgeStatements;
@@ -992,8 +995,11 @@ Stmt WinogradConvolution(const ConvGeometry& g, LowerContext& ctx, const kir::Bu
   const kir::Buffer patch = ctx.builder->AddLocal("patch", ScalarType::kFloat32, 16);
 
   // Tiles whose patch lies inside the image along an axis: kernel 4, stride 2.
-  const auto [tile_row_first, tile_row_end] = Interior(g.height, tiles_h, 4, 2, 1, g.p.h);
-  const auto [tile_col_first, tile_col_end] = Interior(g.width, tiles_w, 4, 2, 1, g.p.w);
+  // Plain variables, not structured bindings: lambdas below capture them (clang 14).
+  const std::pair<int64_t, int64_t> tile_rows_inside = Interior(g.height, tiles_h, 4, 2, 1, g.p.h);
+  const std::pair<int64_t, int64_t> tile_cols_inside = Interior(g.width, tiles_w, 4, 2, 1, g.p.w);
+  const int64_t tile_row_first = tile_rows_inside.first, tile_row_end = tile_rows_inside.second;
+  const int64_t tile_col_first = tile_cols_inside.first, tile_col_end = tile_cols_inside.second;
 
   const Expr c = kir::Var("c");
   const Expr th = kir::Var("th");
