@@ -6,11 +6,13 @@
 
 #include <atomic>
 #include <catch2/catch.hpp>
+#include <cstdio>
 #include <fstream>
 #include <thread>
 #include <vector>
 
 #include "codegen/compiler.h"
+#include "runtime/artifact.h"
 #include "runtime/executor.h"
 #include "tests/op_test_util.h"
 #include "tests/test_models.h"
@@ -111,4 +113,22 @@ TEST_CASE("8 threads, 1200 LeNet calls on one executor with a shared pool", "[th
   executor_options.max_idle_arenas = 3;  // more callers than idle arenas: arenas come and go
   const auto executor = CompileJit(graph, options, executor_options);
   Hammer(*executor, {2, 1, 28, 28}, {.threads = 8, .calls_per_thread = kSanitized ? 20 : 150});
+}
+
+TEST_CASE("kernels compiled by LLVM in parallel modules link into one working artifact", "[threads][concurrency]") {
+  // CompileSharedObject deals LeNet's kernels out to one LLVM context per thread; the
+  // linked object must export every kernel and compute what the JIT's single module does.
+  const Graph graph = WithRandomParams(TestLeNet(), {{"data", {3, 1, 28, 28}}}, 23);
+  CompileOptions options;
+  options.input_shapes = {{"data", {3, 1, 28, 28}}};
+  const Tensor data = RandomTensor({3, 1, 28, 28}, 24, 0, 1);
+  const auto jit = CompileJit(graph, options);
+  const std::string path = "/tmp/kiln_parallel_compile_" + std::to_string(::getpid()) + ".kiln";
+  for (int round = 0; round < 3; ++round) {
+    SaveArtifact(path, CompileGraph(graph, options));
+    const auto aot = Executor::Load(path);
+    CHECK(aot->num_kernels() == jit->num_kernels());
+    KILN_CHECK_CLOSE(aot->Run({{"data", data}})[0], jit->Run({{"data", data}})[0], 1e-6, 1e-7);
+  }
+  std::remove(path.c_str());
 }
