@@ -148,10 +148,11 @@ TEST_CASE("large float32 dots split into parallel panels of columns or rows", "[
     bool ta, tb;
     int64_t tasks;
   };
-  // 40x200x300 = 2.4M multiply-adds: 4 tasks of 64 columns (the last 8 wide);
-  // 300x40x200 splits its rows instead; one 16x16x16 product is a single call.
-  for (const Case& c : {Case{{40, 300}, {300, 200}, false, false, 4}, Case{{300, 40}, {200, 300}, true, true, 4},
-                        Case{{300, 200}, {200, 40}, false, false, 4}, Case{{200, 300}, {40, 200}, true, true, 4},
+  // 40x200x300 = 2.4M multiply-adds want 18 tasks: 13 panels of 16 columns (the last 8
+  // wide); 300x40x200 splits its rows instead, 10 panels of 32 (the last 12); one
+  // 16x16x16 product is a single call.
+  for (const Case& c : {Case{{40, 300}, {300, 200}, false, false, 13}, Case{{300, 40}, {200, 300}, true, true, 13},
+                        Case{{300, 200}, {200, 40}, false, false, 10}, Case{{200, 300}, {40, 200}, true, true, 10},
                         Case{{16, 16}, {16, 16}, false, false, 1}}) {
     INFO("lhs " << ShapeToString(c.lhs) << " rhs " << ShapeToString(c.rhs));
     const kir::Kernel kernel = Check("dot", {RandomTensor(c.lhs, seed++), RandomTensor(c.rhs, seed++)},
@@ -203,10 +204,10 @@ TEST_CASE("batch_dot matches the reference: one task per batch item, panels when
       }
     }
   }
-  // Two items of 64x256x64 (1M multiply-adds each) want 4 tasks: 2 panels per item.
+  // Two items of 64x256x64 (1M multiply-adds each) want 16 tasks: 8 panels per item.
   const kir::Kernel kernel = Check("batch_dot", {RandomTensor({2, 64, 64}, seed++), RandomTensor({2, 256, 64}, seed++)},
                                    {{"transpose_b", true}});
-  CHECK(kernel.parallel_extent == 4);
+  CHECK(kernel.parallel_extent == 16);
 }
 
 TEST_CASE("FullyConnected matches the reference: sgemm with the weight transposed, then the bias", "[lower][matrix]") {
@@ -276,11 +277,11 @@ TEST_CASE("FullyConnected and dot with constant weights read them packed at comp
 }
 
 TEST_CASE("large FullyConnected adds the bias to every panel, and a (num_hidden, 1) bias works", "[lower][matrix]") {
-  // 64x300x500 = 9.6M multiply-adds: 18 tasks wanted, 10 panels of 32 columns (last 12).
+  // 64x300x500 = 9.6M multiply-adds: 64 tasks wanted, 19 panels of 16 columns (last 12).
   const AttrMap attrs = {{"num_hidden", 300}};
   const kir::Kernel kernel =
       Check("FullyConnected", {RandomTensor({64, 500}, 1), RandomTensor({300, 500}, 2), RandomTensor({300}, 3)}, attrs);
-  CHECK(kernel.parallel_extent == 10);
+  CHECK(kernel.parallel_extent == 19);
   Check("FullyConnected", {RandomTensor({4, 5}, 4), RandomTensor({3, 5}, 5), RandomTensor({3, 1}, 6)},
         {{"num_hidden", 3}});
   // No input features: the output is the bias.
