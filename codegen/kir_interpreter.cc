@@ -318,12 +318,13 @@ class Interpreter {
                   static_cast<float>(scalars[8].f), f32(2), scalars[9].i);
       return;
     }
-    if (s.routine == kRoutineSconv) {
+    if (s.routine == kRoutineSconv || s.routine == kRoutineSconvT) {
       // (m, col0, cols, A, lda, x, channels, height, width, kernel_h, kernel_w, stride_h,
       //  stride_w, dilate_h, dilate_w, pad_h, pad_w, out_w, C, ldc)
       const auto l = [&](size_t i) { return scalars[i].i; };
-      api_->sconv(l(0), l(1), l(2), f32(0), l(3), f32(1), l(4), l(5), l(6), l(7), l(8), l(9), l(10), l(11), l(12),
-                  l(13), l(14), l(15), f32(2), l(16));
+      const auto fn = s.routine == kRoutineSconv ? api_->sconv : api_->sconv_t;
+      fn(l(0), l(1), l(2), f32(0), l(3), f32(1), l(4), l(5), l(6), l(7), l(8), l(9), l(10), l(11), l(12), l(13), l(14),
+         l(15), f32(2), l(16));
       return;
     }
     throw std::invalid_argument("unknown routine '" + s.routine + "'");

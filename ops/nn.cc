@@ -676,34 +676,35 @@ Stmt SconvCall(const ConvGeometry& g, const Expr& m, const Expr& col0, const Exp
                                    value(g.out_h * g.out_w)});
 }
 
-// 1x1 stride-1 convolutions with constant filters and few output positions per image
-// (7x7 and 14x14; MobileNetV2 gained 2% with 14x14 included, nothing more with 28x28):
-// Y^T = X^T W^T computed by sgemm with positions as rows, which the
-// micro-kernels handle far better than as columns, W^T packed at compile time
-// (PackGemmB), into a scratch block then transposed into the output with the bias and
-// the epilogue. Work items are (image, block of positions, block of filters on whole
-// 32-column panels).
+// Convolutions (ungrouped, not Winograd's) with constant filters and few output positions
+// per image (7x7 and 14x14; MobileNetV2 gained 2% with 14x14 included, nothing more with
+// 28x28): Y^T = im2col(X)^T W^T with positions as the GEMM's rows, which the
+// micro-kernels handle far better than as columns; 1x1 stride-1 layers by sgemm on the
+// image itself, the others by sconv_t, W^T packed at compile time (PackGemmB); into a
+// scratch block, then transposed into the output with the bias and the epilogue. Work items are (image, block of
+// positions, block of filters on whole 32-column panels).
 constexpr int64_t kNarrowPositions = 256;  // below this many positions, the narrow form
 constexpr int64_t kMinNarrowRows = 24;     // positions a task's product has at least
 
-bool NarrowPointwise(const ConvGeometry& g, const LowerContext& ctx) {
-  return g.k.h == 1 && g.k.w == 1 && g.s.h == 1 && g.s.w == 1 && g.p.h == 0 && g.p.w == 0 && g.groups == 1 &&
-         g.out_h * g.out_w < kNarrowPositions && g.channels > 0 && ctx.ConstantInput(1) != nullptr &&
+bool Narrow(const ConvGeometry& g, const LowerContext& ctx) {
+  return g.groups == 1 && g.out_h * g.out_w < kNarrowPositions && g.channels > 0 && ctx.ConstantInput(1) != nullptr &&
          ctx.replace_input != nullptr;
 }
 
-Stmt NarrowPointwiseConvolution(const ConvGeometry& g, LowerContext& ctx, const kir::Buffer& bias) {
+Stmt NarrowConvolution(const ConvGeometry& g, LowerContext& ctx, const kir::Buffer& bias) {
   const kir::Buffer& x = ctx.inputs[0];
   const kir::Buffer& out = ctx.outputs[0];
   const int64_t plane = g.out_h * g.out_w;
-  Tensor packed({PackedGemmBSize(g.channels, g.filters)}, DType::kFloat32);
-  PackGemmB(g.channels, g.filters, ctx.ConstantInput(1)->data_as<float>(), g.channels, true, packed.data_as<float>());
+  const int64_t taps = g.channels * g.k.h * g.k.w;  // K of the product
+  const bool pointwise = g.k.h == 1 && g.k.w == 1 && g.s.h == 1 && g.s.w == 1 && g.p.h == 0 && g.p.w == 0;
+  Tensor packed({PackedGemmBSize(taps, g.filters)}, DType::kFloat32);
+  PackGemmB(taps, g.filters, ctx.ConstantInput(1)->data_as<float>(), taps, true, packed.data_as<float>());
   const kir::Buffer w = ctx.replace_input(1, ":packed_t", std::move(packed));
 
   // Blocks of positions first (whole micro-kernel panels, at least kMinNarrowRows): a
   // block packs only its own positions; then blocks of filters, each of which packs the
   // positions again.
-  const int64_t want = std::clamp<int64_t>(g.batch * g.filters * g.channels * plane / kMinTaskMacs, 1, kMaxTasks);
+  const int64_t want = std::clamp<int64_t>(g.batch * g.filters * taps * plane / kMinTaskMacs, 1, kMaxTasks);
   const int64_t max_row_blocks = std::max<int64_t>(1, plane / kMinNarrowRows);
   const int64_t block_positions = std::min(
       plane,
@@ -728,9 +729,25 @@ Stmt NarrowPointwiseConvolution(const ConvGeometry& g, LowerContext& ctx, const 
   const Expr f0 = filter_blocks == 1 ? Int(0) : item % Int(filter_blocks) * Int(filter_block);
   const Expr block_filters = filter_blocks == 1 ? Int(g.filters) : kir::Min(Int(filter_block), Int(g.filters) - f0);
   const Expr base = task * Int(block_positions * filter_block);
-  const Stmt product = lower_gemm::Sgemm(
-      positions, block_filters, Int(g.channels), {x, image * Int(g.channels * plane) + q0, plane, true},
-      {w, f0 * Int(g.channels), g.channels, false, true}, {scratch, base, filter_block, false});
+  // 1x1 stride-1 layers read the image itself as the product's rows (transposed); the
+  // others pack them from it as the im2col matrix's rows (sconv_t).
+  const Stmt product =
+      pointwise
+          ? lower_gemm::Sgemm(positions, block_filters, Int(g.channels),
+                              {x, image * Int(g.channels * plane) + q0, plane, true},
+                              {w, f0 * Int(g.channels), g.channels, false, true}, {scratch, base, filter_block, false})
+          : kir::Call(
+                kRoutineSconvT,
+                {kir::ScalarArg(block_filters),   kir::ScalarArg(q0),
+                 kir::ScalarArg(positions),       kir::PointerArg(w, f0 * Int(taps)),
+                 kir::ScalarArg(Int(0)),          kir::PointerArg(x, image * Int(g.channels * g.height * g.width)),
+                 kir::ScalarArg(Int(g.channels)), kir::ScalarArg(Int(g.height)),
+                 kir::ScalarArg(Int(g.width)),    kir::ScalarArg(Int(g.k.h)),
+                 kir::ScalarArg(Int(g.k.w)),      kir::ScalarArg(Int(g.s.h)),
+                 kir::ScalarArg(Int(g.s.w)),      kir::ScalarArg(Int(g.d.h)),
+                 kir::ScalarArg(Int(g.d.w)),      kir::ScalarArg(Int(g.p.h)),
+                 kir::ScalarArg(Int(g.p.w)),      kir::ScalarArg(Int(g.out_w)),
+                 kir::PointerArg(scratch, base),  kir::ScalarArg(Int(filter_block))});
   const Expr f = kir::Var("f");
   const Expr q = kir::Var("q");
   const Expr at = (image * Int(g.filters) + f) * Int(plane) + q0 + q;
@@ -1133,7 +1150,7 @@ Stmt ConvolutionLower(const Attrs& attrs, LowerContext& ctx) {
   if (g.group_in == 0) return DirectConvolution(g, ctx, bias, ScalarType::kFloat32);
   if (g.group_in == 1 && g.groups > 1) return UnrolledConvolution(g, ctx, bias);
   if (winograd::Applies(g, ctx)) return WinogradConvolution(g, ctx, bias);
-  if (NarrowPointwise(g, ctx)) return NarrowPointwiseConvolution(g, ctx, bias);
+  if (Narrow(g, ctx)) return NarrowConvolution(g, ctx, bias);
   return GemmConvolution(g, ctx, bias);
 }
 

@@ -36,6 +36,12 @@ struct KilnRuntimeApi {
   void (*sconv)(int64_t m, int64_t col0, int64_t cols, const float* a, int64_t lda, const float* x, int64_t channels,
                 int64_t height, int64_t width, int64_t kernel_h, int64_t kernel_w, int64_t stride_h, int64_t stride_w,
                 int64_t dilate_h, int64_t dilate_w, int64_t pad_h, int64_t pad_w, int64_t out_w, float* c, int64_t ldc);
+  // The same product transposed, C^T[cols, m] (kiln::SgemmConvT): a is W^T packed by
+  // kiln::PackGemmB, lda unused; the positions are the GEMM's rows.
+  void (*sconv_t)(int64_t m, int64_t col0, int64_t cols, const float* a, int64_t lda, const float* x, int64_t channels,
+                  int64_t height, int64_t width, int64_t kernel_h, int64_t kernel_w, int64_t stride_h, int64_t stride_w,
+                  int64_t dilate_h, int64_t dilate_w, int64_t pad_h, int64_t pad_w, int64_t out_w, float* c,
+                  int64_t ldc);
 };
 
 typedef void (*KilnKernelFn)(void* const* buffers, int64_t begin, int64_t end, const KilnRuntimeApi* api);
@@ -43,7 +49,7 @@ typedef void (*KilnKernelFn)(void* const* buffers, int64_t begin, int64_t end, c
 }  // extern "C"
 
 namespace kiln {
-// 2: kernels carry ABI records. 3: the sconv routine, sgemm's packed B.
+// 2: kernels carry ABI records. 3: the sconv and sconv_t routines, sgemm's packed B.
 inline constexpr uint32_t kKernelAbiVersion = 3;
 // sgemm's transpose_b for a B packed by kiln::PackGemmB.
 inline constexpr int32_t kSgemmPackedB = 2;
@@ -53,6 +59,7 @@ inline constexpr int64_t kArenaAlignment = 64;
 // Slots of KilnRuntimeApi the emitter calls, by kir routine name.
 inline constexpr const char* kRoutineSgemm = "sgemm";
 inline constexpr const char* kRoutineSconv = "sconv";
+inline constexpr const char* kRoutineSconvT = "sconv_t";
 
 // Every routine's slot and arguments, declared once for the emitter, the kir
 // interpreter and the lowerings: 'l' int64, 'i' int32, 'f' float, 'p' a float pointer.
@@ -64,6 +71,7 @@ struct RoutineSignature {
 inline constexpr RoutineSignature kRoutines[] = {
     {kRoutineSgemm, 0, "lllfpliplifpl"},
     {kRoutineSconv, 1, "lllplpllllllllllllpl"},
+    {kRoutineSconvT, 2, "lllplpllllllllllllpl"},
 };
 // nullptr for a name that is not a routine.
 inline const RoutineSignature* FindRoutine(std::string_view name) {

@@ -21,7 +21,16 @@ void SconvSlot(int64_t m, int64_t col0, int64_t cols, const float* a, int64_t ld
   SgemmConv(m, col0, cols, a, lda, x, shape, c, ldc);
 }
 
-constexpr KilnRuntimeApi kDefaultApi = {kKernelAbiVersion, &SgemmSlot, &SconvSlot};
+void SconvTSlot(int64_t m, int64_t col0, int64_t cols, const float* a, int64_t, const float* x, int64_t channels,
+                int64_t height, int64_t width, int64_t kernel_h, int64_t kernel_w, int64_t stride_h, int64_t stride_w,
+                int64_t dilate_h, int64_t dilate_w, int64_t pad_h, int64_t pad_w, int64_t out_w, float* c,
+                int64_t ldc) {
+  const ConvGemmShape shape{channels, height,   width,    kernel_h, kernel_w, stride_h,
+                            stride_w, dilate_h, dilate_w, pad_h,    pad_w,    out_w};
+  SgemmConvT(m, col0, cols, a, x, shape, c, ldc);
+}
+
+constexpr KilnRuntimeApi kDefaultApi = {kKernelAbiVersion, &SgemmSlot, &SconvSlot, &SconvTSlot};
 
 }  // namespace
 

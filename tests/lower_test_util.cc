@@ -29,13 +29,14 @@ void NaiveSgemm(int64_t m, int64_t n, int64_t k, float alpha, const float* a, in
   }
 }
 
-// The sconv routine from its definition: the im2col element is read from x where it
-// falls inside, and A is row-major or in kiln::PackFilters' panels of 12 rows.
-void NaiveSconv(int64_t m, int64_t col0, int64_t cols, const float* a, int64_t lda, const float* x, int64_t channels,
-                int64_t height, int64_t width, int64_t kernel_h, int64_t kernel_w, int64_t stride_h, int64_t stride_w,
-                int64_t dilate_h, int64_t dilate_w, int64_t pad_h, int64_t pad_w, int64_t out_w, float* c,
-                int64_t ldc) {
-  constexpr int64_t kPanel = 12;
+// sconv and sconv_t from their definition: C[i][q] (or C^T[q][i]) = sum over the taps p
+// of filter i's value at p, `filter(i, p)`, times the im2col element, read from x where it
+// falls inside.
+template <class Filter>
+void NaiveConvProduct(int64_t m, int64_t col0, int64_t cols, const Filter& filter, const float* x, int64_t channels,
+                      int64_t height, int64_t width, int64_t kernel_h, int64_t kernel_w, int64_t stride_h,
+                      int64_t stride_w, int64_t dilate_h, int64_t dilate_w, int64_t pad_h, int64_t pad_w, int64_t out_w,
+                      float* c, int64_t ldc, bool transposed) {
   const int64_t k = channels * kernel_h * kernel_w;
   for (int64_t i = 0; i < m; ++i) {
     for (int64_t q = 0; q < cols; ++q) {
@@ -46,15 +47,38 @@ void NaiveSconv(int64_t m, int64_t col0, int64_t cols, const float* a, int64_t l
         const int64_t ih = oh * stride_h - pad_h + p / kernel_w % kernel_h * dilate_h;
         const int64_t iw = ow * stride_w - pad_w + p % kernel_w * dilate_w;
         if (ih < 0 || ih >= height || iw < 0 || iw >= width) continue;
-        const float av = lda == 0 ? a[i / kPanel * kPanel * k + p * kPanel + i % kPanel] : a[i * lda + p];
-        sum += double(av) * x[(ch * height + ih) * width + iw];
+        sum += double(filter(i, p)) * x[(ch * height + ih) * width + iw];
       }
-      c[i * ldc + q] = static_cast<float>(sum);
+      (transposed ? c[q * ldc + i] : c[i * ldc + q]) = static_cast<float>(sum);
     }
   }
 }
 
-const KilnRuntimeApi kTestApi = {kKernelAbiVersion, NaiveSgemm, NaiveSconv};
+// A row-major, or in kiln::PackFilters' panels of 12 rows (lda 0).
+void NaiveSconv(int64_t m, int64_t col0, int64_t cols, const float* a, int64_t lda, const float* x, int64_t channels,
+                int64_t height, int64_t width, int64_t kernel_h, int64_t kernel_w, int64_t stride_h, int64_t stride_w,
+                int64_t dilate_h, int64_t dilate_w, int64_t pad_h, int64_t pad_w, int64_t out_w, float* c,
+                int64_t ldc) {
+  const int64_t k = channels * kernel_h * kernel_w;
+  const auto filter = [&](int64_t i, int64_t p) {
+    return lda == 0 ? a[i / 12 * 12 * k + p * 12 + i % 12] : a[i * lda + p];
+  };
+  NaiveConvProduct(m, col0, cols, filter, x, channels, height, width, kernel_h, kernel_w, stride_h, stride_w, dilate_h,
+                   dilate_w, pad_h, pad_w, out_w, c, ldc, false);
+}
+
+// C^T, W^T in kiln::PackGemmB's 32-column panels.
+void NaiveSconvT(int64_t m, int64_t col0, int64_t cols, const float* a, int64_t, const float* x, int64_t channels,
+                 int64_t height, int64_t width, int64_t kernel_h, int64_t kernel_w, int64_t stride_h, int64_t stride_w,
+                 int64_t dilate_h, int64_t dilate_w, int64_t pad_h, int64_t pad_w, int64_t out_w, float* c,
+                 int64_t ldc) {
+  const int64_t k = channels * kernel_h * kernel_w;
+  const auto filter = [&](int64_t f, int64_t p) { return a[f / 32 * 32 * k + p * 32 + f % 32]; };
+  NaiveConvProduct(m, col0, cols, filter, x, channels, height, width, kernel_h, kernel_w, stride_h, stride_w, dilate_h,
+                   dilate_w, pad_h, pad_w, out_w, c, ldc, true);
+}
+
+const KilnRuntimeApi kTestApi = {kKernelAbiVersion, NaiveSgemm, NaiveSconv, NaiveSconvT};
 
 NodeSignature SignatureFor(const OpDef& op, const Attrs& attrs, const std::vector<Tensor>& inputs) {
   NodeSignature signature;

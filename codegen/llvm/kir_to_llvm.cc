@@ -37,9 +37,10 @@ using kir::ScalarType;
 using kir::StmtKind;
 using kir::UnaryOp;
 
-// The emitter reads the routine table as { i32 abi_version; ptr sgemm; ptr sconv }.
+// The emitter reads the routine table as { i32 abi_version; ptr sgemm; ptr sconv; ptr sconv_t }.
 static_assert(offsetof(KilnRuntimeApi, sgemm) == sizeof(void*));
 static_assert(offsetof(KilnRuntimeApi, sconv) == 2 * sizeof(void*));
+static_assert(offsetof(KilnRuntimeApi, sconv_t) == 3 * sizeof(void*));
 static_assert(sizeof(KilnRuntimeApi) == (1 + std::size(kRoutines)) * sizeof(void*));
 
 constexpr int64_t kMaxLocalBytes = int64_t{1} << 20;

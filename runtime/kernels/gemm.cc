@@ -77,6 +77,25 @@ ConvFn ConvKernelSet(GemmIsa isa) {
   return SgemmConvPortable;
 }
 
+ConvFn ConvTKernelSet(GemmIsa isa) {
+  switch (isa) {
+    case GemmIsa::kAvx512: return SgemmConvTAvx512;
+    case GemmIsa::kAvx2: return SgemmConvTAvx2;
+    case GemmIsa::kPortable: break;
+  }
+  return SgemmConvTPortable;
+}
+
+// C^T[cols, m]: an empty sum writes zeros.
+void RunConvT(ConvFn fn, const ConvArgs& g) {
+  if (g.m <= 0 || g.cols <= 0) return;
+  if (g.shape.Rows() <= 0) {
+    for (int64_t i = 0; i < g.cols; ++i) std::fill(g.c + i * g.ldc, g.c + i * g.ldc + g.m, 0.0f);
+    return;
+  }
+  fn(g);
+}
+
 void RunConv(ConvFn fn, const ConvArgs& g) {
   if (g.m <= 0 || g.cols <= 0) return;
   if (g.shape.Rows() <= 0) {
@@ -197,6 +216,18 @@ void SgemmPackedBWithIsa(GemmIsa isa, int64_t m, int64_t n, int64_t k, float alp
   if (!GemmIsaSupported(isa)) throw Error(std::string("this CPU cannot run the ") + GemmIsaName(isa) + " GEMM kernels");
   gemm_internal::Run(gemm_internal::KernelSet(isa),
                      gemm_internal::PackedBArgs(m, n, k, alpha, a, lda, transpose_a, packed_b, beta, c, ldc));
+}
+
+void SgemmConvT(int64_t m, int64_t col0, int64_t cols, const float* packed_wt, const float* x,
+                const ConvGemmShape& shape, float* c, int64_t ldc) {
+  static const gemm_internal::ConvFn best = gemm_internal::ConvTKernelSet(BestGemmIsa());
+  gemm_internal::RunConvT(best, {m, col0, cols, packed_wt, 0, x, shape, c, ldc});
+}
+
+void SgemmConvTWithIsa(GemmIsa isa, int64_t m, int64_t col0, int64_t cols, const float* packed_wt, const float* x,
+                       const ConvGemmShape& shape, float* c, int64_t ldc) {
+  if (!GemmIsaSupported(isa)) throw Error(std::string("this CPU cannot run the ") + GemmIsaName(isa) + " GEMM kernels");
+  gemm_internal::RunConvT(gemm_internal::ConvTKernelSet(isa), {m, col0, cols, packed_wt, 0, x, shape, c, ldc});
 }
 
 }  // namespace kiln

@@ -72,6 +72,15 @@ void SgemmConv(int64_t m, int64_t col0, int64_t cols, const float* a, int64_t ld
 void SgemmConvWithIsa(GemmIsa isa, int64_t m, int64_t col0, int64_t cols, const float* a, int64_t lda, const float* x,
                       const ConvGemmShape& shape, float* c, int64_t ldc);
 
+// The same product transposed, for outputs with few positions: C^T[cols, m] =
+// im2col(x)^T[col0 .. col0 + cols, K] W^T[K, m] with W^T packed by PackGemmB (k = K,
+// n = m; `packed_wt` at the panel of filter 0). The positions are the GEMM's rows, packed
+// straight from the image into 12-row panels. C^T is row-major, row stride ldc; beta 0.
+void SgemmConvT(int64_t m, int64_t col0, int64_t cols, const float* packed_wt, const float* x,
+                const ConvGemmShape& shape, float* c, int64_t ldc);
+void SgemmConvTWithIsa(GemmIsa isa, int64_t m, int64_t col0, int64_t cols, const float* packed_wt, const float* x,
+                       const ConvGemmShape& shape, float* c, int64_t ldc);
+
 const char* GemmIsaName(GemmIsa isa);
 // Whether this CPU (and OS) can run `isa`'s kernels.
 bool GemmIsaSupported(GemmIsa isa);

@@ -119,4 +119,8 @@ void SgemmConvAvx2(const ConvArgs& g) {
   RunConvGemm<Avx2Set>(g);
 }
 
+void SgemmConvTAvx2(const ConvArgs& g) {
+  RunConvGemmT<Avx2Set>(g);
+}
+
 }  // namespace kiln::gemm_internal

@@ -109,4 +109,8 @@ void SgemmConvAvx512(const ConvArgs& g) {
   RunConvGemm<Avx512Set>(g);
 }
 
+void SgemmConvTAvx512(const ConvArgs& g) {
+  RunConvGemmT<Avx512Set>(g);
+}
+
 }  // namespace kiln::gemm_internal

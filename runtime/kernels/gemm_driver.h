@@ -462,6 +462,46 @@ void RunConvGemm(const ConvArgs& g) {
   }
 }
 
+// SgemmConvT: for each block of KC rows of the implicit matrix the positions are packed
+// into 12-row panels (PackIm2col with 12-column "panels" is exactly A's packed layout),
+// then multiplied by W^T's packed panels, blocks of NC filters at a time.
+template <class Set>
+void RunConvGemmT(const ConvArgs& g) {
+  constexpr int kMr = Set::kMr;
+  constexpr int kNr = Set::kNr;
+  static_assert(kPackedRows % kMr == 0 && kPackedCols % kNr == 0, "packed panels must hold whole kernel panels");
+  static constexpr auto kMicro = MicroTable<Set, kNr / Set::kVec>(std::make_index_sequence<kMr>());
+  const int64_t k = g.shape.Rows();
+  const int64_t kc = BalancedBlock(k, Set::kKc, 1);
+  const int64_t nc = BalancedBlock(g.m, Set::kNc, kPackedCols);
+  float* const a_pack = ScratchA(static_cast<size_t>(RoundUp(g.cols, kPackedRows) * kc));
+  for (int64_t p0 = 0; p0 < k; p0 += kc) {
+    const int64_t kb = std::min(kc, k - p0);
+    PackIm2col<kNr>(g, p0, kb, g.col0, g.cols, kPackedRows, a_pack);
+    Tile tile;
+    tile.k = kb;
+    tile.rs_a = kPackedRows;
+    tile.rs_b = kPackedCols;
+    tile.ldc = g.ldc;
+    tile.alpha = 1.0f;
+    tile.beta = p0 == 0 ? 0.0f : 1.0f;
+    for (int64_t j0 = 0; j0 < g.m; j0 += nc) {
+      const int64_t nb = std::min(nc, g.m - j0);
+      for (int64_t ir = 0; ir < g.cols; ir += kMr) {
+        const auto& kernels = kMicro[std::min<int64_t>(kMr, g.cols - ir) - 1];
+        tile.a = a_pack + ir / kPackedRows * kPackedRows * kb + ir % kPackedRows;
+        for (int64_t jr = 0; jr < nb; jr += kNr) {
+          const int64_t j = j0 + jr;
+          tile.b = g.a + j / kPackedCols * kPackedCols * k + p0 * kPackedCols + j % kPackedCols;
+          tile.cols = std::min<int64_t>(kNr, nb - jr);
+          tile.c = g.c + ir * g.ldc + j;
+          kernels[CeilDiv(tile.cols, Set::kVec) - 1](tile);
+        }
+      }
+    }
+  }
+}
+
 // The kernel sets, one translation unit each.
 void SgemmPortable(const GemmArgs& g);
 void SgemmAvx2(const GemmArgs& g);
@@ -469,5 +509,8 @@ void SgemmAvx512(const GemmArgs& g);
 void SgemmConvPortable(const ConvArgs& g);
 void SgemmConvAvx2(const ConvArgs& g);
 void SgemmConvAvx512(const ConvArgs& g);
+void SgemmConvTPortable(const ConvArgs& g);
+void SgemmConvTAvx2(const ConvArgs& g);
+void SgemmConvTAvx512(const ConvArgs& g);
 
 }  // namespace kiln::gemm_internal

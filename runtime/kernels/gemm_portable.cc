@@ -71,4 +71,8 @@ void SgemmConvPortable(const ConvArgs& g) {
   RunConvGemm<PortableSet>(g);
 }
 
+void SgemmConvTPortable(const ConvArgs& g) {
+  RunConvGemmT<PortableSet>(g);
+}
+
 }  // namespace kiln::gemm_internal

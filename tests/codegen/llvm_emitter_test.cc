@@ -612,7 +612,7 @@ TEST_CASE("sgemm is called through the routine table with the interpreter's argu
   Tensor expected = c0.Clone();
   InterpretKernel(k, {const_cast<void*>(x.data()), const_cast<void*>(y.data()), expected.data()}, 0, m / block,
                   TestRuntimeApi());
-  const KilnRuntimeApi api = {kKernelAbiVersion, RecordingSgemm, nullptr};
+  const KilnRuntimeApi api = {kKernelAbiVersion, RecordingSgemm, nullptr, nullptr};
   for (const bool aot : {false, true}) {
     INFO((aot ? "aot" : "jit"));
     const auto code = aot ? LoadSharedObject(CompileSharedObject({k}, {})) : JitCompile({k}, {});

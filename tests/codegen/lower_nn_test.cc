@@ -226,7 +226,8 @@ TEST_CASE("float32 Convolution: the sconv routine, strides, pads, dilations, gro
 }
 
 TEST_CASE("constant filters are packed once, into the kernel's constant argument", "[lower][nn][conv]") {
-  const ConvCase c{{1, 8, 6, 6}, 13, {3, 3}, {}, {}, {1, 1}, 1};
+  // A 16x16 output (256 positions: not the narrow form) with 8 channels (not Winograd).
+  const ConvCase c{{1, 8, 16, 16}, 13, {3, 3}, {}, {}, {1, 1}, 1};
   const auto inputs = ConvInputs(c, DType::kFloat32, 7);
   ConstantArgs replaced;
   const kir::Kernel kernel = LowerOpForInputs("Convolution", inputs, ConvAttrs(c), false, 0, {1}, &replaced);
@@ -276,17 +277,22 @@ TEST_CASE("3x3 stride-1 Convolution with constant filters: Winograd F(2x2, 3x3)"
     const bool narrow = (out_h + 1) / 2 * ((out_w + 1) / 2) < 32;
     CHECK(HasCall(kernel.body, narrow ? "sgemm" : "sconv"));
   }
-  // Not strided.
+  // Not strided (this one, with 64 positions, takes the narrow form).
   for (const ConvCase& c : {ConvCase{{1, 16, 16, 16}, 16, {3, 3}, {2, 2}, {}, {1, 1}}}) {
     ConstantArgs replaced;
     LowerOpForInputs("Convolution", ConvInputs(c, DType::kFloat32, 1), ConvAttrs(c), false, 0, {1}, &replaced);
-    CHECK(replaced.begin()->second.first == ":packed");
+    CHECK(replaced.begin()->second.first == ":packed_t");
   }
 }
 
-TEST_CASE("1x1 Convolution on few positions with constant filters: positions as the GEMM's rows", "[lower][nn][conv]") {
-  // 7x7 and smaller outputs, filters in blocks of 32-column panels, with and without bias.
+TEST_CASE("Convolution on few positions with constant filters: positions as the GEMM's rows", "[lower][nn][conv]") {
+  // 7x7 and smaller outputs, filters in blocks of 32-column panels, with and without bias;
+  // 1x1 stride-1 layers through sgemm, the others (strided, padded, dilated) sconv_t.
   const std::vector<ConvCase> cases = {
+      {{1, 256, 14, 14}, 300, {3, 3}, {2, 2}, {}, {1, 1}},
+      {{2, 64, 14, 14}, 70, {1, 1}, {2, 2}, {}, {}, 1, true},
+      {{1, 5, 9, 8}, 7, {3, 2}, {1, 2}, {2, 1}, {1, 0}},
+      {{1, 3, 15, 15}, 40, {7, 7}, {2, 2}, {}, {3, 3}},
       {{1, 320, 7, 7}, 1280, {1, 1}, {}, {}, {}},
       {{2, 24, 5, 3}, 40, {1, 1}, {}, {}, {}, 1, true},
       {{3, 7, 1, 1}, 5, {1, 1}, {}, {}, {}},
@@ -300,7 +306,8 @@ TEST_CASE("1x1 Convolution on few positions with constant filters: positions as 
     const kir::Kernel kernel = LowerOpForInputs("Convolution", inputs, ConvAttrs(c), false, 0, {1}, &replaced);
     REQUIRE(replaced.size() == 1);
     CHECK(replaced.begin()->second.first == ":packed_t");
-    CHECK(HasCall(kernel.body, "sgemm"));
+    const bool pointwise = c.kernel == std::vector<int64_t>{1, 1} && c.stride.empty() && c.pad.empty();
+    CHECK(HasCall(kernel.body, pointwise ? "sgemm" : "sconv_t"));
   }
 }
 

@@ -90,6 +90,36 @@ void CheckConv(const ConvCase& c, uint32_t seed) {
     }
     CHECK(wrong == 0);
   };
+  // The transposed product (positions as rows) against the same expectation.
+  std::vector<float> packed_t(static_cast<size_t>(PackedGemmBSize(k, c.m)), std::numeric_limits<float>::quiet_NaN());
+  PackGemmB(k, c.m, a.data(), k, true, packed_t.data());
+  const auto check_t = [&](const std::string& what, const auto& run) {
+    const int64_t ldt = c.m + 2;
+    std::vector<float> out(static_cast<size_t>(c.cols * ldt), kSentinel);
+    for (int64_t q = 0; q < c.cols; ++q) {
+      for (int64_t f = 0; f < c.m; ++f) out[static_cast<size_t>(q * ldt + f)] = std::nanf("");
+    }
+    run(out.data(), ldt);
+    INFO(Describe(c) << ", transposed, " << what);
+    int64_t wrong = 0;
+    for (int64_t q = 0; q < c.cols; ++q) {
+      for (int64_t f = 0; f < ldt; ++f) {
+        const float got = out[static_cast<size_t>(q * ldt + f)];
+        const size_t e = static_cast<size_t>(f * c.cols + q);
+        const bool ok = f < c.m ? std::fabs(got - expected[e]) <= tolerance[e] : got == kSentinel;
+        if (!ok && wrong++ == 0) UNSCOPED_INFO("first wrong: C^T[" << q << ", " << f << "] = " << got);
+      }
+    }
+    CHECK(wrong == 0);
+  };
+  check_t("dispatched",
+          [&](float* out, int64_t ld) { SgemmConvT(c.m, c.col0, c.cols, packed_t.data(), x.data(), s, out, ld); });
+  for (const auto isa : {GemmIsa::kPortable, GemmIsa::kAvx2, GemmIsa::kAvx512}) {
+    if (!GemmIsaSupported(isa)) continue;
+    check_t(GemmIsaName(isa), [&](float* out, int64_t ld) {
+      SgemmConvTWithIsa(isa, c.m, c.col0, c.cols, packed_t.data(), x.data(), s, out, ld);
+    });
+  }
   check("dispatched, packed",
         [&](float* out, int64_t ld) { SgemmConv(c.m, c.col0, c.cols, packed.data(), 0, x.data(), s, out, ld); });
   for (const auto isa : {GemmIsa::kPortable, GemmIsa::kAvx2, GemmIsa::kAvx512}) {
