@@ -16,6 +16,9 @@ namespace kiln {
 // Arenas for concurrent calls: a call takes one (or makes one) and gives it back, so
 // steady-state runs allocate nothing for intermediates. At most `max_idle` are kept:
 // a burst of concurrent callers does not hold its peak memory forever.
+// Arenas up to this size are made and written at load (ArenaPool::Warm).
+constexpr int64_t kWarmArenaMaxBytes = int64_t{256} << 20;
+
 class Executor::ArenaPool {
  public:
   ArenaPool(int64_t bytes, size_t max_idle) : bytes_(bytes), max_idle_(max_idle) {}
@@ -139,7 +142,9 @@ std::unique_ptr<Executor> Executor::Create(proto::ArtifactProto artifact, std::s
   const size_t max_idle = options.max_idle_arenas > 0 ? static_cast<size_t>(options.max_idle_arenas)
                                                       : std::max<size_t>(1, std::thread::hardware_concurrency());
   e.arenas_ = std::make_unique<ArenaPool>(e.arena_bytes_, max_idle);
-  e.arenas_->Warm();
+  // Not for arenas beyond kWarmArenaMaxBytes: an artifact's size claim costs nothing
+  // until a run needs the memory (a fuzzed artifact asked for 79 GB at load).
+  if (e.arena_bytes_ <= kWarmArenaMaxBytes) e.arenas_->Warm();
   return executor;
 }
 
