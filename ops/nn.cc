@@ -647,33 +647,47 @@ Stmt UnrolledConvolution(const ConvGeometry& g, const LowerContext& ctx, const k
               kir::LoopKind::kParallel);
 }
 
-// The sconv routine's call (runtime/kernel_abi.h, KilnRuntimeApi::sconv) for filters
-// [f0, f0 + m) of one group over output positions [col0, col0 + cols) of one image.
-Stmt SconvCall(const ConvGeometry& g, const Expr& m, const Expr& col0, const Expr& cols, const kir::Buffer& filters,
-               const Expr& filters_at, int64_t lda, const kir::Buffer& x, const Expr& x_at, const kir::Buffer& out,
-               const Expr& out_at) {
+// The image operand of the sconv routines: channels x height x width read as the
+// im2col matrix of a convolution with this geometry (their geometry arguments).
+struct ConvImage {
+  Expr channels, height, width;
+  int64_t kernel_h = 1, kernel_w = 1, stride_h = 1, stride_w = 1, dilate_h = 1, dilate_w = 1, pad_h = 0, pad_w = 0;
+  Expr out_w;
+};
+
+// One group's input of a convolution.
+ConvImage ImageOf(const ConvGeometry& g) {
+  return {Int(g.group_in), Int(g.height), Int(g.width), g.k.h, g.k.w, g.s.h,
+          g.s.w,           g.d.h,         g.d.w,        g.p.h, g.p.w, Int(g.out_w)};
+}
+
+// A call of sconv or sconv_t (runtime/kernel_abi.h), arguments in the routines' order:
+// m filters over positions [col0, col0 + cols), filters at a (row stride lda, 0: packed).
+Stmt ConvRoutineCall(const char* routine, const Expr& m, const Expr& col0, const Expr& cols, const kir::Buffer& a,
+                     const Expr& a_at, int64_t lda, const kir::Buffer& x, const Expr& x_at, const ConvImage& image,
+                     const kir::Buffer& c, const Expr& c_at, const Expr& ldc) {
   const auto scalar = [](const Expr& e) { return kir::ScalarArg(e); };
   const auto value = [](int64_t v) { return kir::ScalarArg(Int(v)); };
-  return kir::Call(kRoutineSconv, {scalar(m),
-                                   scalar(col0),
-                                   scalar(cols),
-                                   kir::PointerArg(filters, filters_at),
-                                   value(lda),
-                                   kir::PointerArg(x, x_at),
-                                   value(g.group_in),
-                                   value(g.height),
-                                   value(g.width),
-                                   value(g.k.h),
-                                   value(g.k.w),
-                                   value(g.s.h),
-                                   value(g.s.w),
-                                   value(g.d.h),
-                                   value(g.d.w),
-                                   value(g.p.h),
-                                   value(g.p.w),
-                                   value(g.out_w),
-                                   kir::PointerArg(out, out_at),
-                                   value(g.out_h * g.out_w)});
+  return kir::Call(routine, {scalar(m),
+                             scalar(col0),
+                             scalar(cols),
+                             kir::PointerArg(a, a_at),
+                             value(lda),
+                             kir::PointerArg(x, x_at),
+                             scalar(image.channels),
+                             scalar(image.height),
+                             scalar(image.width),
+                             value(image.kernel_h),
+                             value(image.kernel_w),
+                             value(image.stride_h),
+                             value(image.stride_w),
+                             value(image.dilate_h),
+                             value(image.dilate_w),
+                             value(image.pad_h),
+                             value(image.pad_w),
+                             scalar(image.out_w),
+                             kir::PointerArg(c, c_at),
+                             scalar(ldc)});
 }
 
 // Convolutions (ungrouped, not Winograd's) with constant filters and few output positions
@@ -736,18 +750,8 @@ Stmt NarrowConvolution(const ConvGeometry& g, LowerContext& ctx, const kir::Buff
           ? lower_gemm::Sgemm(positions, block_filters, Int(g.channels),
                               {x, image * Int(g.channels * plane) + q0, plane, true},
                               {w, f0 * Int(g.channels), g.channels, false, true}, {scratch, base, filter_block, false})
-          : kir::Call(
-                kRoutineSconvT,
-                {kir::ScalarArg(block_filters),   kir::ScalarArg(q0),
-                 kir::ScalarArg(positions),       kir::PointerArg(w, f0 * Int(taps)),
-                 kir::ScalarArg(Int(0)),          kir::PointerArg(x, image * Int(g.channels * g.height * g.width)),
-                 kir::ScalarArg(Int(g.channels)), kir::ScalarArg(Int(g.height)),
-                 kir::ScalarArg(Int(g.width)),    kir::ScalarArg(Int(g.k.h)),
-                 kir::ScalarArg(Int(g.k.w)),      kir::ScalarArg(Int(g.s.h)),
-                 kir::ScalarArg(Int(g.s.w)),      kir::ScalarArg(Int(g.d.h)),
-                 kir::ScalarArg(Int(g.d.w)),      kir::ScalarArg(Int(g.p.h)),
-                 kir::ScalarArg(Int(g.p.w)),      kir::ScalarArg(Int(g.out_w)),
-                 kir::PointerArg(scratch, base),  kir::ScalarArg(Int(filter_block))});
+          : ConvRoutineCall(kRoutineSconvT, block_filters, q0, positions, w, f0 * Int(taps), 0, x,
+                            image * Int(g.channels * g.height * g.width), ImageOf(g), scratch, base, Int(filter_block));
   const Expr f = kir::Var("f");
   const Expr q = kir::Var("q");
   const Expr at = (image * Int(g.filters) + f) * Int(plane) + q0 + q;
@@ -818,10 +822,11 @@ Stmt GemmConvolution(const ConvGeometry& g, LowerContext& ctx, const kir::Buffer
   {
     // Filter blocks only split ungrouped convolutions (groups == 1, f0 == 0 otherwise).
     const Expr grp = g.groups == 1 ? Int(0) : kir::Var("group");
-    const Stmt call = SconvCall(g, g.groups == 1 ? block_filters : Int(g.group_out), col0, cols, filters,
-                                grp * Int(group_stride) + f0 * Int(group_k), lda, x,
-                                (image * Int(g.channels) + grp * Int(g.group_in)) * Int(in_plane), out,
-                                (image * Int(g.filters) + grp * Int(g.group_out) + f0) * Int(out_plane) + col0);
+    const Stmt call =
+        ConvRoutineCall(kRoutineSconv, g.groups == 1 ? block_filters : Int(g.group_out), col0, cols, filters,
+                        grp * Int(group_stride) + f0 * Int(group_k), lda, x,
+                        (image * Int(g.channels) + grp * Int(g.group_in)) * Int(in_plane), ImageOf(g), out,
+                        (image * Int(g.filters) + grp * Int(g.group_out) + f0) * Int(out_plane) + col0, Int(out_plane));
     steps.push_back(g.groups == 1 ? call : Loop(grp, Int(0), Int(g.groups), call));
   }
   if (bias || ctx.epilogue) {
@@ -1070,30 +1075,15 @@ Stmt WinogradConvolution(const ConvGeometry& g, LowerContext& ctx, const kir::Bu
   // 2. One matrix product per point: the point's V (channels x tiles) read as a 1x1
   // convolution's image; narrow: V^T (tiles x channels) times the packed U^T.
   const Expr point = kir::Var("point");
-  const Stmt product = narrow ? lower_gemm::Sgemm(tiles, block_filters, Int(channels),
-                                                  {scratch, v_base + point * v_stride, max_tiles, true},
-                                                  {u, point * Int(u_size) + f0 * Int(channels), channels, false, true},
-                                                  {scratch, m_base + point * m_stride, filter_block, false})
-                              : kir::Call(kRoutineSconv, {kir::ScalarArg(block_filters),
-                                                          kir::ScalarArg(Int(0)),
-                                                          kir::ScalarArg(tiles),
-                                                          kir::PointerArg(u, point * Int(u_size) + f0 * Int(channels)),
-                                                          kir::ScalarArg(Int(0)),
-                                                          kir::PointerArg(scratch, v_base + point * v_stride),
-                                                          kir::ScalarArg(Int(channels)),
-                                                          kir::ScalarArg(Int(1)),
-                                                          kir::ScalarArg(tiles),
-                                                          kir::ScalarArg(Int(1)),
-                                                          kir::ScalarArg(Int(1)),
-                                                          kir::ScalarArg(Int(1)),
-                                                          kir::ScalarArg(Int(1)),
-                                                          kir::ScalarArg(Int(1)),
-                                                          kir::ScalarArg(Int(1)),
-                                                          kir::ScalarArg(Int(0)),
-                                                          kir::ScalarArg(Int(0)),
-                                                          kir::ScalarArg(tiles),
-                                                          kir::PointerArg(scratch, m_base + point * m_stride),
-                                                          kir::ScalarArg(tiles)});
+  const Stmt product =
+      narrow ? lower_gemm::Sgemm(tiles, block_filters, Int(channels),
+                                 {scratch, v_base + point * v_stride, max_tiles, true},
+                                 {u, point * Int(u_size) + f0 * Int(channels), channels, false, true},
+                                 {scratch, m_base + point * m_stride, filter_block, false})
+             : ConvRoutineCall(kRoutineSconv, block_filters, Int(0), tiles, u, point * Int(u_size) + f0 * Int(channels),
+                               0, scratch, v_base + point * v_stride,
+                               {Int(channels), Int(1), tiles, 1, 1, 1, 1, 1, 1, 0, 0, tiles}, scratch,
+                               m_base + point * m_stride, tiles);
   const Stmt products = Loop(point, Int(0), Int(kPoints), product);
 
   // 3. The output transform, bias and epilogue of one (filter, tile).

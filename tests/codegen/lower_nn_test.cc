@@ -104,6 +104,19 @@ kir::Kernel CheckConv(const ConvCase& c, DType dtype, uint64_t seed) {
   return LowerOpForInputs("Convolution", inputs, attrs);
 }
 
+// float32 with the filters a compile-time constant: matches the reference, and the
+// lowering replaced them by one constant with this suffix. Returns the kernel.
+kir::Kernel CheckConstantFilters(const ConvCase& c, uint64_t seed, const std::string& suffix) {
+  INFO(Describe(c));
+  const auto inputs = ConvInputs(c, DType::kFloat32, seed);
+  Compare("Convolution", inputs, ConvAttrs(c), Tolerance{1e-4, 1e-5}, false, {1});
+  ConstantArgs replaced;
+  const kir::Kernel kernel = LowerOpForInputs("Convolution", inputs, ConvAttrs(c), false, 0, {1}, &replaced);
+  REQUIRE(replaced.size() == 1);
+  CHECK(replaced.begin()->second.first == suffix);
+  return kernel;
+}
+
 const std::vector<ConvCase> kConvCases = {
     {{2, 3, 7, 7}, 4, {3, 3}, {}, {}, {}},
     {{2, 3, 7, 7}, 4, {3, 3}, {}, {}, {1, 1}},
@@ -264,13 +277,7 @@ TEST_CASE("3x3 stride-1 Convolution with constant filters: Winograd F(2x2, 3x3)"
   };
   uint64_t seed = 600;
   for (const ConvCase& c : cases) {
-    INFO(Describe(c));
-    const auto inputs = ConvInputs(c, DType::kFloat32, seed += 3);
-    Compare("Convolution", inputs, ConvAttrs(c), Tolerance{1e-4, 1e-5}, false, {1});
-    ConstantArgs replaced;
-    const kir::Kernel kernel = LowerOpForInputs("Convolution", inputs, ConvAttrs(c), false, 0, {1}, &replaced);
-    REQUIRE(replaced.size() == 1);
-    CHECK(replaced.begin()->second.first == ":winograd");
+    const kir::Kernel kernel = CheckConstantFilters(c, seed += 3, ":winograd");
     // sconv on the points' matrices, or sgemm with them transposed.
     const int64_t out_h = c.data[2] + 2 * (c.pad.empty() ? 0 : c.pad[0]) - 2;
     const int64_t out_w = c.data[3] + 2 * (c.pad.empty() ? 0 : c.pad[1]) - 2;
@@ -299,13 +306,7 @@ TEST_CASE("Convolution on few positions with constant filters: positions as the 
   };
   uint64_t seed = 700;
   for (const ConvCase& c : cases) {
-    INFO(Describe(c));
-    const auto inputs = ConvInputs(c, DType::kFloat32, seed += 3);
-    Compare("Convolution", inputs, ConvAttrs(c), Tolerance{1e-4, 1e-5}, false, {1});
-    ConstantArgs replaced;
-    const kir::Kernel kernel = LowerOpForInputs("Convolution", inputs, ConvAttrs(c), false, 0, {1}, &replaced);
-    REQUIRE(replaced.size() == 1);
-    CHECK(replaced.begin()->second.first == ":packed_t");
+    const kir::Kernel kernel = CheckConstantFilters(c, seed += 3, ":packed_t");
     const bool pointwise = c.kernel == std::vector<int64_t>{1, 1} && c.stride.empty() && c.pad.empty();
     CHECK(HasCall(kernel.body, pointwise ? "sgemm" : "sconv_t"));
   }

@@ -44,9 +44,10 @@ import argparse
 import collections
 import json
 import os
-import statistics
 import sys
 import time
+
+from timing import measure  # tools/bench/timing.py, beside this script
 
 # export_models.py name -> (Gluon model-zoo name, per-sample input shape)
 ZOO = {
@@ -54,22 +55,6 @@ ZOO = {
     "resnet50": ("resnet50_v1", (3, 224, 224)),
     "mobilenet_v2": ("mobilenetv2_1.0", (3, 224, 224)),
 }
-
-
-def measure(run, iters):
-    for _ in range(max(2, iters // 10)):
-        run()
-    times = []
-    for _ in range(iters):
-        start = time.perf_counter()
-        run()
-        times.append((time.perf_counter() - start) * 1e3)
-    times.sort()
-    return {
-        "min_ms": times[0],
-        "median_ms": statistics.median(times),
-        "p90_ms": times[min(len(times) - 1, int(0.9 * len(times)))],
-    }
 
 
 def count_gflop(mx, net, shape):

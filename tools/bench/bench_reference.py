@@ -14,9 +14,9 @@ import argparse
 import importlib.util
 import json
 import os
-import statistics
 import sys
-import time
+
+from timing import measure  # tools/bench/timing.py, beside this script
 
 OPENBLAS = "/usr/lib/x86_64-linux-gnu/openblas-pthread/libblas.so.3"
 EXPORT_MODELS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "onnx",
@@ -52,22 +52,6 @@ def load_export_models():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
-
-
-def measure(run, iters):
-    for _ in range(max(2, iters // 10)):
-        run()
-    times = []
-    for _ in range(iters):
-        start = time.perf_counter()
-        run()
-        times.append((time.perf_counter() - start) * 1e3)
-    times.sort()
-    return {
-        "min_ms": times[0],
-        "median_ms": statistics.median(times),
-        "p90_ms": times[min(len(times) - 1, int(0.9 * len(times)))],
-    }
 
 
 def main():
