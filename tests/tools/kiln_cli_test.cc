@@ -122,8 +122,16 @@ TEST_CASE("kiln export writes ONNX that kiln compiles back to the same results",
 
   REQUIRE(Run(kKiln + " interpret " + model + " --input data=examples/data/digit7.npy --output-dir " + dir + "/ref")
               .status == 0);
-  const Result compiled = Run(kKiln + " compile " + dir + "/lenet.onnx -o " + dir + "/lenet.kiln");
+  const Result compiled = Run(kKiln + " compile " + dir + "/lenet.onnx -o " + dir + "/lenet.kiln --time-report");
   REQUIRE(compiled.status == 0);
+  // --time-report: the import, every stage, the graph passes under "passes", and writing.
+  for (const char* line : {"\n  import ", "\n  prepare ", "\n  passes ", "\n    fuse ", "\n  lower ",
+                           "\n  plan_memory ", "\n  assemble ", "\n  llvm ", "\n  write "}) {
+    INFO(line);
+    CHECK(compiled.output.find(line) != std::string::npos);
+  }
+  CHECK(Run(kKiln + " compile " + dir + "/lenet.onnx -o " + dir + "/quiet.kiln").output.find("  llvm ") ==
+        std::string::npos);
   const Result run =
       Run(kKiln + " run " + dir + "/lenet.kiln --input data=examples/data/digit7.npy --output-dir " + dir + "/onnx");
   REQUIRE(run.status == 0);
@@ -250,7 +258,8 @@ TEST_CASE("kiln compile refuses weights without values unless told; --no-embed-p
   CHECK(r.output.find("have no value and no --input: conv1_weight") != std::string::npos);
   CHECK(r.output.find("--params-as-inputs") != std::string::npos);
   CHECK_FALSE(std::filesystem::exists(dir + "/bare.kiln"));
-  r = Run(kKiln + " compile " + dir + "/bare.kiln-graph -o " + dir + "/bare.kiln --input data:1x1x28x28 --params-as-inputs");
+  r = Run(kKiln + " compile " + dir + "/bare.kiln-graph -o " + dir +
+          "/bare.kiln --input data:1x1x28x28 --params-as-inputs");
   CHECK(r.status == 0);
   r = Run(kKiln + " compile " + dir + "/bare.kiln-graph --params " + dir + "/lenet.params -o " + dir +
           "/with_params.kiln --input data:1x1x28x28");
@@ -364,11 +373,12 @@ TEST_CASE("kiln compile runs chosen passes, dumps the graph after each, and insp
   CHECK(chosen_json.output.find("\"fold_batchnorm\"") != std::string::npos);
   CHECK(chosen_json.output.find("\"fuse\"") == std::string::npos);
   CHECK(chosen_json.output.find("\"fused_groups\": []") != std::string::npos);
-  const Result none = Run(kKiln + " compile " + graph + " -o " + dir + "/none.kiln --input data:1x1x28x28 --graph-opt 0");
+  const Result none =
+      Run(kKiln + " compile " + graph + " -o " + dir + "/none.kiln --input data:1x1x28x28 --graph-opt 0");
   REQUIRE(none.status == 0);
   CHECK(none.output.find(": 10 kernels") != std::string::npos);  // Flatten is a view even at -O0
-  const Result unknown = Run(kKiln + " compile " + graph + " -o " + dir + "/x.kiln --input data:1x1x28x28 " +
-                             "--passes fuse,shrink");
+  const Result unknown =
+      Run(kKiln + " compile " + graph + " -o " + dir + "/x.kiln --input data:1x1x28x28 " + "--passes fuse,shrink");
   CHECK(unknown.status != 0);
   CHECK(unknown.output.find("unknown pass 'shrink'") != std::string::npos);
   const Result empty = Run(kKiln + " compile " + graph + " -o " + dir + "/x.kiln --passes fuse,,dce");
