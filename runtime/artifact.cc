@@ -1,6 +1,8 @@
 #include "runtime/artifact.h"
 
 #include <cpuid.h>
+#include <google/protobuf/io/coded_stream.h>
+#include <google/protobuf/io/zero_copy_stream_impl_lite.h>
 
 #include <cstring>
 
@@ -8,6 +10,7 @@
 #include "runtime/file_util.h"
 #include "runtime/kernel_abi.h"
 #include "runtime/proto_util.h"
+#include "runtime/tensor.h"
 #include "runtime/version.h"
 
 // Header-only: the runtime links no hashing library.
@@ -17,7 +20,6 @@
 namespace kiln {
 namespace {
 
-constexpr size_t kHeaderBytes = 16;
 constexpr char kArtifactMagic[] = "kiln.artifact";
 
 // The CPU features a kernel may require that this runtime knows how to ask the CPU about.
@@ -66,45 +68,141 @@ uint64_t Fnv1a64(std::string_view bytes) {
   return hash;
 }
 
+namespace {
+
+void PutU64(std::string& out, size_t at, uint64_t value) {
+  for (int i = 0; i < 8; ++i) out[at + i] = static_cast<char>((value >> (8 * i)) & 0xff);
+}
+
+uint64_t GetU64(std::string_view bytes, size_t at) {
+  uint64_t value = 0;
+  for (int i = 0; i < 8; ++i) value |= static_cast<uint64_t>(static_cast<unsigned char>(bytes[at + i])) << (8 * i);
+  return value;
+}
+
+uint64_t RoundUp(uint64_t value, uint64_t multiple) {
+  return (value + multiple - 1) / multiple * multiple;
+}
+
+// Header fields (see artifact.h).
+constexpr size_t kChecksumAt = 8;
+constexpr size_t kMessageSizeAt = 16;
+constexpr size_t kDataOffsetAt = 24;
+constexpr size_t kDataSizeAt = 32;
+constexpr size_t kReservedAt = 40;
+
+// How format 1 (the message right after a 16-byte header) began: field 1, the magic.
+constexpr std::string_view kFormat1Body{"\x0a\x0dkiln.artifact", 15};
+
+// Places `bytes` in the data section at the next aligned offset; returns where.
+proto::DataRef Place(std::string& data, std::string_view bytes) {
+  data.resize(RoundUp(data.size(), kArtifactDataAlignment), '\0');
+  proto::DataRef ref;
+  ref.set_offset(data.size());
+  ref.set_size(bytes.size());
+  data.append(bytes);
+  return ref;
+}
+
+// A DataRef of the message, checked against the data section; `what` names it.
+std::string_view Resolve(const proto::DataRef& ref, std::string_view data, const std::string& what) {
+  if (ref.offset() > data.size() || ref.size() > data.size() - ref.offset()) {
+    throw Error(what + ": bytes [" + std::to_string(ref.offset()) + ", +" + std::to_string(ref.size()) +
+                ") lie outside the data section of " + std::to_string(data.size()) + " bytes");
+  }
+  if (ref.offset() % kArtifactDataAlignment != 0) {
+    throw Error(what + ": offset " + std::to_string(ref.offset()) + " is not a multiple of " +
+                std::to_string(kArtifactDataAlignment));
+  }
+  return data.substr(ref.offset(), ref.size());
+}
+
+}  // namespace
+
 std::string SerializeArtifact(const proto::ArtifactProto& artifact) {
+  // The message goes without the bytes; they go to the data section.
+  proto::ArtifactProto message = artifact;
+  message.clear_code();
+  message.clear_param_data();
+  std::string data;
+  for (int i = 0; i < artifact.param_values_size(); ++i) {
+    *message.add_param_data() = Place(data, artifact.param_values(i).data());
+    message.mutable_param_values(i)->clear_data();
+  }
+  *message.mutable_code_data() = Place(data, artifact.code());
+
+  // Deterministic (map fields in key order): the same model compiles to the same bytes.
   std::string body;
-  if (!artifact.SerializeToString(&body)) throw Error("cannot serialize the artifact (over 2 GiB?)");
-  std::string out(kArtifactFileMagic);
-  const uint64_t checksum = ArtifactChecksum(body);
-  for (int i = 0; i < 8; ++i) out += static_cast<char>((checksum >> (8 * i)) & 0xff);
-  return out + body;
+  {
+    google::protobuf::io::StringOutputStream stream(&body);
+    google::protobuf::io::CodedOutputStream coded(&stream);
+    coded.SetSerializationDeterministic(true);
+    if (!message.SerializeToCodedStream(&coded)) throw Error("cannot serialize the artifact's message");
+  }
+  const uint64_t data_offset = RoundUp(kArtifactHeaderBytes + body.size(), kArtifactDataSectionAlignment);
+  std::string out(kArtifactHeaderBytes, '\0');
+  out.replace(0, kArtifactFileMagic.size(), kArtifactFileMagic);
+  PutU64(out, kMessageSizeAt, body.size());
+  PutU64(out, kDataOffsetAt, data_offset);
+  PutU64(out, kDataSizeAt, data.size());
+  out.reserve(data_offset + data.size());
+  out += body;
+  out.resize(data_offset, '\0');
+  out += data;
+  PutU64(out, kChecksumAt, ArtifactChecksum(std::string_view(out).substr(kMessageSizeAt)));
+  return out;
 }
 
 bool LooksLikeArtifact(std::string_view bytes) {
   return bytes.starts_with(kArtifactFileMagic) || LooksSigned(bytes);
 }
 
-proto::ArtifactProto ParseArtifact(std::string_view file_bytes, const std::string& source,
-                                   const std::vector<PublicKey>& trusted_keys) {
+ArtifactView OpenArtifact(std::string_view file_bytes, const std::string& source,
+                          const std::vector<PublicKey>& trusted_keys) {
   const std::string where = "'" + source + "'";
   // Refuses anything that is not an artifact, and checks the signature and trust policy;
   // what it returns starts with kArtifactFileMagic.
-  const std::string_view bytes = OpenArtifactEnvelope(file_bytes, trusted_keys, source).artifact_bytes;
-  if (bytes.size() < kHeaderBytes) throw Error(where + " is truncated (no checksum)");
-  uint64_t stored = 0;
-  for (int i = 0; i < 8; ++i) stored |= static_cast<uint64_t>(static_cast<unsigned char>(bytes[8 + i])) << (8 * i);
-  const std::string_view body = bytes.substr(kHeaderBytes);
-  if (ArtifactChecksum(body) != stored) {
+  const VerifiedArtifact opened = OpenArtifactEnvelope(file_bytes, trusted_keys, source);
+  const std::string_view bytes = opened.artifact_bytes;
+  if (bytes.size() < kMessageSizeAt) throw Error(where + " is truncated (no checksum)");
+  const uint64_t stored = GetU64(bytes, kChecksumAt);
+  const std::string_view checked = bytes.substr(kMessageSizeAt);
+  if (ArtifactChecksum(checked) != stored) {
     // Earlier artifacts carried a byte-at-a-time FNV-1a checksum (130 ms for ResNet-50's
     // weights): name them as old rather than corrupted.
-    if (Fnv1a64(body) == stored)
+    if (Fnv1a64(checked) == stored)
       throw Error(where + " was written by an older kiln (FNV checksum); recompile the model");
     throw Error(where + " is corrupted or truncated (checksum mismatch)");
   }
+  if (checked.starts_with(kFormat1Body)) {
+    throw Error(where + " was written by an older kiln (artifact format 1, weights inside the message); " +
+                "recompile the model");
+  }
+  if (bytes.size() < kArtifactHeaderBytes)
+    throw Error(where + " is truncated (header of " + std::to_string(bytes.size()) + " bytes, expected 64)");
+  const uint64_t message_size = GetU64(bytes, kMessageSizeAt);
+  const uint64_t data_offset = GetU64(bytes, kDataOffsetAt);
+  const uint64_t data_size = GetU64(bytes, kDataSizeAt);
+  bool reserved_zero = true;
+  for (size_t i = kReservedAt; i < kArtifactHeaderBytes; ++i) reserved_zero = reserved_zero && bytes[i] == 0;
+  const uint64_t file_size = bytes.size();
+  if (!reserved_zero || data_offset < kArtifactHeaderBytes || data_offset > file_size ||
+      data_offset % kArtifactDataSectionAlignment != 0 || message_size > data_offset - kArtifactHeaderBytes ||
+      message_size > static_cast<uint64_t>(INT32_MAX) || data_size != file_size - data_offset) {
+    throw Error(where + " has an inconsistent header (message " + std::to_string(message_size) +
+                " bytes, data section at " + std::to_string(data_offset) + " of " + std::to_string(data_size) +
+                " bytes, file " + std::to_string(file_size) + " bytes)");
+  }
   QuietProtobufLogs();
-  proto::ArtifactProto artifact;
-  if (body.size() > static_cast<size_t>(INT32_MAX) ||
-      !artifact.ParseFromArray(body.data(), static_cast<int>(body.size())) || artifact.magic() != kArtifactMagic) {
+  ArtifactView view;
+  proto::ArtifactProto& artifact = view.message;
+  if (!artifact.ParseFromArray(bytes.data() + kArtifactHeaderBytes, static_cast<int>(message_size)) ||
+      artifact.magic() != kArtifactMagic) {
     throw Error(where + " is not a kiln artifact (bad message)");
   }
-  if (artifact.format_version() == 0 || artifact.format_version() > kArtifactFormatVersion) {
+  if (artifact.format_version() != kArtifactFormatVersion) {
     throw Error(where + ": artifact format version " + std::to_string(artifact.format_version()) +
-                " is not supported (this kiln " + kKilnVersion + " reads versions 1 to " +
+                " is not supported (this kiln " + kKilnVersion + " reads version " +
                 std::to_string(kArtifactFormatVersion) + "; written by kiln " + artifact.producer_version() +
                 "); recompile the model");
   }
@@ -112,6 +210,47 @@ proto::ArtifactProto ParseArtifact(std::string_view file_bytes, const std::strin
     throw Error(where + ": kernel ABI version " + std::to_string(artifact.kernel_abi_version()) +
                 " does not match this runtime's (" + std::to_string(kKernelAbiVersion) + "); recompile the model");
   }
+  const std::string_view data = bytes.substr(data_offset);
+  if (artifact.param_data_size() != artifact.param_values_size() || !artifact.code().empty()) {
+    throw Error(where + " is not a kiln artifact (bad message: " + std::to_string(artifact.param_values_size()) +
+                " parameter values, " + std::to_string(artifact.param_data_size()) + " data references)");
+  }
+  for (int i = 0; i < artifact.param_values_size(); ++i) {
+    const proto::TensorProto& value = artifact.param_values(i);
+    const std::string what = where + ": parameter '" + Abbreviate(value.name()) + "'";
+    if (!IsValidDTypeCode(value.dtype())) {
+      throw Error(what + " has an unknown dtype code " + std::to_string(value.dtype()) + " (expected 0 to 7)");
+    }
+    const Shape shape(value.shape().begin(), value.shape().end());
+    const auto dtype = static_cast<DType>(value.dtype());
+    uint64_t expected = 0;
+    try {
+      expected = CheckedByteSize(shape, dtype);
+    } catch (const Error& e) {
+      throw Error(what + ": " + e.what());
+    }
+    if (!value.data().empty() || artifact.param_data(i).size() != expected) {
+      throw Error(what + ": " + std::string(DTypeName(dtype)) + " " + ShapeToString(shape) + " needs " +
+                  std::to_string(expected) + " bytes, the artifact gives " +
+                  std::to_string(artifact.param_data(i).size() + value.data().size()));
+    }
+    view.param_data.push_back(Resolve(artifact.param_data(i), data, what));
+  }
+  view.code = Resolve(artifact.code_data(), data, where + ": the code object");
+  view.signature = opened.signature;
+  return view;
+}
+
+proto::ArtifactProto ParseArtifact(std::string_view file_bytes, const std::string& source,
+                                   const std::vector<PublicKey>& trusted_keys) {
+  ArtifactView view = OpenArtifact(file_bytes, source, trusted_keys);
+  proto::ArtifactProto artifact = std::move(view.message);
+  for (size_t i = 0; i < view.param_data.size(); ++i) {
+    artifact.mutable_param_values(static_cast<int>(i))->set_data(view.param_data[i].data(), view.param_data[i].size());
+  }
+  artifact.set_code(view.code.data(), view.code.size());
+  artifact.clear_param_data();
+  artifact.clear_code_data();
   return artifact;
 }
 
@@ -158,7 +297,7 @@ void SaveArtifact(const std::string& path, const proto::ArtifactProto& artifact,
 }
 
 proto::ArtifactProto LoadArtifact(const std::string& path, const std::vector<PublicKey>& trusted_keys) {
-  return ParseArtifact(ReadFile(path), path, trusted_keys);
+  return ParseArtifact(FileBytes::Open(path)->bytes(), path, trusted_keys);
 }
 
 }  // namespace kiln

@@ -1,6 +1,23 @@
-// Reading and writing compiled artifacts (proto/artifact.proto behind a checksummed
-// header). Loading checks the magic, checksum, format and ABI versions and that this CPU
-// can run the code, and reports the first problem clearly.
+// Reading and writing compiled artifacts. Loading checks the magic, checksum, layout,
+// format and ABI versions and that this CPU can run the code, and reports the first
+// problem clearly.
+//
+// The file (format 2; a signed artifact wraps it in the envelope of runtime/signing.h):
+//
+//   offset       size  field
+//        0          8  magic "KILNART\0"
+//        8          8  checksum: XXH3-64 of every byte from offset 16 to the end, u64 LE
+//       16          8  P, the size of the message, u64 LE
+//       24          8  D, the data section's offset (a multiple of 4096), u64 LE
+//       32          8  the data section's size, u64 LE; D + size is the file's size
+//       40         24  zero
+//       64          P  proto::ArtifactProto, without parameter bytes or code
+//   64 + P          -  zero padding up to D
+//        D          -  the data section: each parameter value and the code object at an
+//                      offset that is a multiple of kArtifactDataAlignment, zero padding
+//                      between; the message's DataRefs say where
+//
+// so that a runtime maps the file and uses the weights where they lie.
 #pragma once
 
 #include <string>
@@ -12,19 +29,42 @@
 
 namespace kiln {
 
-inline constexpr uint32_t kArtifactFormatVersion = 1;
+inline constexpr uint32_t kArtifactFormatVersion = 2;
+inline constexpr size_t kArtifactHeaderBytes = 64;
+// The data section starts at a page boundary and each piece in it at this alignment.
+inline constexpr uint64_t kArtifactDataSectionAlignment = 4096;
+inline constexpr uint64_t kArtifactDataAlignment = 64;
 
-// FNV-1a, 64 bits.
 // The checksum of an artifact's body (XXH3, 64 bits: memory bandwidth, about 10 GB/s).
 uint64_t ArtifactChecksum(std::string_view bytes);
 // The checksum of artifacts written before XXH3, recognized to say so.
 uint64_t Fnv1a64(std::string_view bytes);
 
+// The file image of an artifact whose message holds its parameter values and code (as
+// the compiler makes it; param_data and code_data are ignored and rewritten).
 std::string SerializeArtifact(const proto::ArtifactProto& artifact);
-// Checks everything but the target (see CheckTarget). A signed artifact's signature is
-// verified first; with `trusted_keys`, an artifact not signed by one of them is refused
-// before anything else is read.
-proto::ArtifactProto ParseArtifact(std::string_view bytes, const std::string& source = "<bytes>",
+
+// An artifact opened where it lies: the message without parameter bytes or code, and
+// views of those in the file image given to OpenArtifact.
+struct ArtifactView {
+  // param_values carry names, dtypes and shapes; their data and `code` are empty.
+  proto::ArtifactProto message;
+  // The bytes of message.param_values(i), each of the size its dtype and shape give.
+  std::vector<std::string_view> param_data;
+  std::string_view code;
+  SignatureInfo signature;
+};
+
+// Checks everything but the target (see CheckTarget): envelope, checksum, layout,
+// message, versions, and that every DataRef lies inside the data section and has the
+// size its tensor needs. A signed artifact's signature is verified first; with
+// `trusted_keys`, an artifact not signed by one of them is refused before anything else
+// is read. The views point into `file_bytes`, which must outlive them.
+ArtifactView OpenArtifact(std::string_view file_bytes, const std::string& source = "<bytes>",
+                          const std::vector<PublicKey>& trusted_keys = {});
+// OpenArtifact, with the parameter bytes and code copied into the message (the form
+// the compiler makes and SerializeArtifact takes).
+proto::ArtifactProto ParseArtifact(std::string_view file_bytes, const std::string& source = "<bytes>",
                                    const std::vector<PublicKey>& trusted_keys = {});
 // True when `bytes` start like an artifact, signed or not (for tools that accept graphs
 // and artifacts).

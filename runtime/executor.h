@@ -43,7 +43,9 @@ struct ExecutorOptions {
 
 class Executor {
  public:
-  // Loads an artifact file and the code object inside it.
+  // Loads an artifact file and the code object inside it. The file is mapped; its
+  // parameters are used where they lie (read-only) and the mapping lives as long as the
+  // executor.
   static std::unique_ptr<Executor> Load(const std::string& path, const ExecutorOptions& options = {});
   // An artifact whose code is already loaded (the JIT path of the compiler).
   static std::unique_ptr<Executor> Create(proto::ArtifactProto artifact, std::shared_ptr<const CodeModule> code,
@@ -58,6 +60,9 @@ class Executor {
   const std::vector<TensorSpec>& params() const { return params_; }
   int64_t arena_bytes() const { return arena_bytes_; }
   size_t num_kernels() const { return kernels_.size(); }
+  // Bytes of parameters Load left where they lie in the mapped artifact (the rest are
+  // copies: bound by the caller, or in a file that could not be mapped or aligned).
+  uint64_t mapped_param_bytes() const { return mapped_param_bytes_; }
 
   // Binds parameters by name, checking shape and dtype. A name the model does not have
   // is an error unless `allow_extra`. Not to be called while Run is running.
@@ -82,9 +87,13 @@ class Executor {
     int64_t parallel_extent = 1;
     std::vector<proto::BufferRef> args;
   };
+  class Arena;
   class ArenaPool;
 
   Executor() = default;
+  static std::unique_ptr<Executor> Build(const proto::ArtifactProto& artifact, std::shared_ptr<const CodeModule> code,
+                                         const std::map<std::string, Tensor>& embedded, const ExecutorOptions& options,
+                                         const std::string& source);
   KernelPlan PlanKernel(const proto::KernelCall& call, const std::string& where) const;
 
   std::string source_;
@@ -95,6 +104,7 @@ class Executor {
   std::vector<Tensor> param_values_;
   std::vector<KernelPlan> kernels_;
   int64_t arena_bytes_ = 0;
+  uint64_t mapped_param_bytes_ = 0;
   std::unique_ptr<ThreadPool> own_pool_;
   ThreadPool* pool_ = nullptr;  // null: run on the calling thread
   std::unique_ptr<ArenaPool> arenas_;

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -65,6 +66,40 @@ std::string ReadFile(const std::string& path) {
   }
   contents.resize(filled);
   return contents;
+}
+
+std::shared_ptr<const FileBytes> FileBytes::Open(const std::string& path) {
+  if (path.empty()) throw Error("cannot open '': no file name given");
+  std::shared_ptr<FileBytes> file(new FileBytes());  // private constructor
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (fd.get() < 0) throw Error("cannot open '" + path + "': " + std::strerror(errno));
+  struct stat info {};
+  if (::fstat(fd.get(), &info) != 0) throw Error("cannot read '" + path + "': " + std::strerror(errno));
+  if (!S_ISREG(info.st_mode) || info.st_size == 0) {
+    // Directories, pipes and devices get ReadFile's checks and messages; an empty file
+    // has nothing to map.
+    file->copy_ = ReadFile(path);
+    file->data_ = file->copy_.data();
+    file->size_ = file->copy_.size();
+    return file;
+  }
+  if (static_cast<uint64_t>(info.st_size) > kMaxTensorBytes) {
+    throw Error("'" + path + "' is " + std::to_string(info.st_size) + " bytes, more than kiln reads (" +
+                std::to_string(kMaxTensorBytes) + ")");
+  }
+  const auto size = static_cast<size_t>(info.st_size);
+  // MAP_POPULATE: one call maps every page the page cache holds, instead of a fault per
+  // page when the checksum first reads it.
+  void* const memory = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd.get(), 0);
+  if (memory == MAP_FAILED) throw Error("cannot map '" + path + "': " + std::strerror(errno));
+  file->data_ = static_cast<const char*>(memory);
+  file->size_ = size;
+  file->mapped_ = true;
+  return file;
+}
+
+FileBytes::~FileBytes() {
+  if (mapped_) ::munmap(const_cast<char*>(data_), size_);
 }
 
 namespace {

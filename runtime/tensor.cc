@@ -98,6 +98,22 @@ Tensor Tensor::FromDoubles(Shape shape, std::span<const double> values, DType dt
   return tensor;
 }
 
+Tensor Tensor::View(Shape shape, DType dtype, std::string_view bytes, std::shared_ptr<const void> owner) {
+  Tensor tensor;
+  tensor.num_elements_ = NumElements(shape);
+  tensor.shape_ = std::move(shape);
+  tensor.dtype_ = dtype;
+  if (CheckedByteSize(tensor.shape_, dtype) != bytes.size()) {
+    throw Error("a " + std::string(DTypeName(dtype)) + " tensor of shape " + ShapeToString(tensor.shape_) +
+                " cannot view " + std::to_string(bytes.size()) + " bytes");
+  }
+  if (bytes.empty()) return Tensor(tensor.shape_, dtype);  // a null pointer would read as undefined
+  // The aliasing constructor: shares ownership of `owner`, points at the bytes.
+  tensor.buffer_ =
+      std::shared_ptr<void>(std::const_pointer_cast<void>(std::move(owner)), const_cast<char*>(bytes.data()));
+  return tensor;
+}
+
 Tensor Tensor::FromFloats(Shape shape, std::span<const float> values) {
   const std::vector<double> doubles(values.begin(), values.end());
   return FromDoubles(std::move(shape), doubles, DType::kFloat32);

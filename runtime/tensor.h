@@ -6,6 +6,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "runtime/dtype.h"
@@ -36,6 +37,10 @@ class Tensor {
   // Copies `values` converted to `dtype`; the count must match the shape.
   static Tensor FromDoubles(Shape shape, std::span<const double> values, DType dtype = DType::kFloat32);
   static Tensor FromFloats(Shape shape, std::span<const float> values);
+  // A tensor over `bytes` (exactly its size) that it does not own, kept alive by
+  // `owner`: parameters used where they lie in a mapped artifact. The bytes may be
+  // read-only memory, where writing through data() faults; Clone() gives a writable copy.
+  static Tensor View(Shape shape, DType dtype, std::string_view bytes, std::shared_ptr<const void> owner);
 
   const Shape& shape() const { return shape_; }
   DType dtype() const { return dtype_; }

@@ -197,7 +197,7 @@ ParseOutcome ParseCommandLine(const std::vector<std::string>& args) {
   bench->add_option("--params", line.params, "Parameter file to bind (artifacts compiled with --no-embed-params)");
   bench->add_option("--threads", line.threads, "Threads (0: all cores)")->check(WholeNumber(0, kMaxThreads));
   bench->add_option("--iters", line.iters, "Timed runs")->check(WholeNumber(1, 1000000));
-  bench->add_option("--warmup", line.warmup, "Untimed runs first")->check(WholeNumber(0, 1000000));
+  bench->add_option("--warmup", line.warmup, "Untimed runs first (the first run is always made and reported apart)")->check(WholeNumber(0, 1000000));
   bench->add_flag("--json", line.json, "Print JSON");
   bench->add_flag("--profile", line.profile, "Also time every kernel (the graph node it computes), slowest first");
   AddTrustedKeys(bench, line);
