@@ -469,10 +469,17 @@ constexpr int64_t kMinTaskMacs = int64_t{1} << 17;
 constexpr int64_t kMaxTasks = 64;
 constexpr int64_t kMinPanelCols = 256;
 constexpr int64_t kMinFilterBlock = 96;
-constexpr int64_t kPanelColsAlign = 32;  // the widest micro-kernel's columns
 
 int64_t CeilDivInt(int64_t a, int64_t b) {
   return (a + b - 1) / b;
+}
+
+// A count of parts to cut a layer's work into along one dimension: 1, or even. Tasks run
+// consecutive items and the thread pool gives each thread a contiguous range of tasks,
+// so with two threads an odd count of equal items leaves one thread a whole item more
+// (ResNet-50's stride-2 layers cut in 3 ran 2:1, at 1.7 times ONNX Runtime's time).
+int64_t EvenParts(int64_t parts) {
+  return parts <= 1 ? 1 : parts / 2 * 2;
 }
 int64_t RoundUpTo(int64_t a, int64_t b) {
   return CeilDivInt(a, b) * b;
@@ -555,6 +562,53 @@ std::pair<int64_t, int64_t> Interior(int64_t size, int64_t out, int64_t kernel, 
   return {first, end};
 }
 
+// An output position along one axis of a windowed operation (convolution, pooling): a
+// known index (an edge) or the interior loop variable.
+struct AxisPosition {
+  Expr var;
+  int64_t fixed = -1;
+  Expr Get() const { return fixed >= 0 ? Int(fixed) : var; }
+  // Whether window tap k reads inside an input of `size` (the interior variable: yes).
+  bool Inside(int64_t k, int64_t stride, int64_t dilate, int64_t pad, int64_t size) const {
+    if (fixed < 0) return true;
+    const int64_t i = fixed * stride + k * dilate - pad;
+    return i >= 0 && i < size;
+  }
+};
+
+// Edge rows and columns get statements of their own up to this many in all (beyond it,
+// huge padding, the caller guards its taps instead).
+constexpr int64_t kMaxEdgeStatements = 96;
+
+bool StaticEdgesFit(int64_t out_h, int64_t out_w, std::pair<int64_t, int64_t> rows_inside,
+                    std::pair<int64_t, int64_t> cols_inside) {
+  const int64_t edge_rows = rows_inside.first + out_h - rows_inside.second;
+  const int64_t edge_cols = cols_inside.first + out_w - cols_inside.second;
+  return (edge_rows + 1) * (edge_cols + 1) <= kMaxEdgeStatements;
+}
+
+// One output plane: interior rows loop and interior columns loop, vectorized; every edge
+// row and column is a statement of its own from value(oh, ow), so that the taps it reads
+// outside the input are left out at compile time and none is guarded at run time.
+Stmt PlaneWithStaticEdges(const Expr& oh_var, const Expr& ow_var, int64_t out_h, int64_t out_w,
+                          std::pair<int64_t, int64_t> rows_inside, std::pair<int64_t, int64_t> cols_inside,
+                          const std::function<Stmt(const AxisPosition&, const AxisPosition&)>& value) {
+  const int64_t col_first = cols_inside.first, col_end = cols_inside.second;
+  const auto row = [&](const AxisPosition& oh) {
+    std::vector<Stmt> steps;
+    for (int64_t ow = 0; ow < col_first; ++ow) steps.push_back(value(oh, {ow_var, ow}));
+    steps.push_back(
+        Loop(ow_var, Int(col_first), Int(col_end - col_first), value(oh, {ow_var}), kir::LoopKind::kVectorize));
+    for (int64_t ow = col_end; ow < out_w; ++ow) steps.push_back(value(oh, {ow_var, ow}));
+    return kir::Block(std::move(steps));
+  };
+  std::vector<Stmt> rows;
+  for (int64_t oh = 0; oh < rows_inside.first; ++oh) rows.push_back(row({oh_var, oh}));
+  rows.push_back(Loop(oh_var, Int(rows_inside.first), Int(rows_inside.second - rows_inside.first), row({oh_var})));
+  for (int64_t oh = rows_inside.second; oh < out_h; ++oh) rows.push_back(row({oh_var, oh}));
+  return kir::Block(std::move(rows));
+}
+
 // float32 depthwise convolutions (one input channel per filter; the form takes any
 // group_in, but with more than one channel it measured 2-3x slower than sconv on LeNet's
 // and the CNN's layers): one (image, filter) plane per parallel iteration; each output element is the bias plus its
@@ -562,10 +616,8 @@ std::pair<int64_t, int64_t> Interior(int64_t size, int64_t out, int64_t kernel, 
 // read from a local copy (so that they stay in registers). Interior rows and columns
 // (every tap inside the image) loop, vectorized along the row; each edge row and column
 // is a statement of its own whose taps outside the image are left out at compile time,
-// so no tap is guarded at run time. Layers whose edges would take more than
-// kMaxEdgeStatements statements (huge padding) guard the taps instead.
-constexpr int64_t kMaxEdgeStatements = 96;
-
+// so no tap is guarded at run time (PlaneWithStaticEdges). Layers whose edges would take
+// more than kMaxEdgeStatements statements (huge padding) guard the taps instead.
 Stmt UnrolledConvolution(const ConvGeometry& g, const LowerContext& ctx, const kir::Buffer& bias) {
   const kir::Buffer& x = ctx.inputs[0];
   const kir::Buffer& w = ctx.inputs[1];
@@ -582,32 +634,16 @@ Stmt UnrolledConvolution(const ConvGeometry& g, const LowerContext& ctx, const k
   // Plain variables, not structured bindings: lambdas below capture them (clang 14).
   const std::pair<int64_t, int64_t> rows_inside = Interior(g.height, g.out_h, g.k.h, g.s.h, g.d.h, g.p.h);
   const std::pair<int64_t, int64_t> cols_inside = Interior(g.width, g.out_w, g.k.w, g.s.w, g.d.w, g.p.w);
-  const int64_t row_first = rows_inside.first, row_end = rows_inside.second;
-  const int64_t col_first = cols_inside.first, col_end = cols_inside.second;
-  const int64_t edge_rows = row_first + g.out_h - row_end;
-  const int64_t edge_cols = col_first + g.out_w - col_end;
-  const bool static_edges = (edge_rows + 1) * (edge_cols + 1) <= kMaxEdgeStatements;
-  // An output position along one axis: a known index (an edge) or the loop variable.
-  struct Position {
-    Expr var;
-    int64_t fixed = -1;
-    Expr Get() const { return fixed >= 0 ? Int(fixed) : var; }
-  };
-  // Whether tap k of a known position reads inside the image (unknown: interior, yes).
-  const auto inside = [](const Position& o, int64_t k, int64_t stride, int64_t dilate, int64_t pad, int64_t size) {
-    if (o.fixed < 0) return true;
-    const int64_t i = o.fixed * stride + k * dilate - pad;
-    return i >= 0 && i < size;
-  };
-  const auto value = [&](const Position& oh, const Position& ow, bool guard) {
+  const bool static_edges = StaticEdgesFit(g.out_h, g.out_w, rows_inside, cols_inside);
+  const auto value = [&](const AxisPosition& oh, const AxisPosition& ow, bool guard) {
     Expr sum = bias ? kir::Load(bias, f) : kir::FloatImm(0.0);
     for (int64_t c = 0; c < g.group_in; ++c) {
       const Expr plane_in = (n * Int(g.channels) + first_channel + Int(c)) * Int(g.height * g.width);
       for (int64_t i = 0; i < g.k.h; ++i) {
-        if (!guard && !inside(oh, i, g.s.h, g.d.h, g.p.h, g.height)) continue;
+        if (!guard && !oh.Inside(i, g.s.h, g.d.h, g.p.h, g.height)) continue;
         const Expr ih = oh.Get() * Int(g.s.h) + Int(i * g.d.h - g.p.h);
         for (int64_t j = 0; j < g.k.w; ++j) {
-          if (!guard && !inside(ow, j, g.s.w, g.d.w, g.p.w, g.width)) continue;
+          if (!guard && !ow.Inside(j, g.s.w, g.d.w, g.p.w, g.width)) continue;
           const Expr iw = ow.Get() * Int(g.s.w) + Int(j * g.d.w - g.p.w);
           Expr tap = kir::Load(x, plane_in + ih * Int(g.width) + iw);
           if (guard) {
@@ -622,20 +658,11 @@ Stmt UnrolledConvolution(const ConvGeometry& g, const LowerContext& ctx, const k
     const Expr at = (t * Int(g.out_h) + oh.Get()) * Int(g.out_w) + ow.Get();
     return kir::Store(out, at, ctx.Epilogue(sum, at, oh.Get() * Int(g.out_w) + ow.Get(), g.out_h * g.out_w));
   };
-  const auto row = [&](const Position& oh) {
-    std::vector<Stmt> steps;
-    const auto edge = [&](int64_t ow) { steps.push_back(value(oh, {ow_var, ow}, false)); };
-    for (int64_t ow = 0; ow < col_first; ++ow) edge(ow);
-    steps.push_back(
-        Loop(ow_var, Int(col_first), Int(col_end - col_first), value(oh, {ow_var}, false), kir::LoopKind::kVectorize));
-    for (int64_t ow = col_end; ow < g.out_w; ++ow) edge(ow);
-    return kir::Block(std::move(steps));
-  };
   std::vector<Stmt> rows;
   if (static_edges) {
-    for (int64_t oh = 0; oh < row_first; ++oh) rows.push_back(row({oh_var, oh}));
-    rows.push_back(Loop(oh_var, Int(row_first), Int(row_end - row_first), row({oh_var})));
-    for (int64_t oh = row_end; oh < g.out_h; ++oh) rows.push_back(row({oh_var, oh}));
+    rows.push_back(
+        PlaneWithStaticEdges(oh_var, ow_var, g.out_h, g.out_w, rows_inside, cols_inside,
+                             [&](const AxisPosition& oh, const AxisPosition& ow) { return value(oh, ow, false); }));
   } else {
     rows.push_back(
         Loop(oh_var, Int(0), Int(g.out_h),
@@ -699,6 +726,9 @@ Stmt ConvRoutineCall(const char* routine, const Expr& m, const Expr& col0, const
 // positions, block of filters on whole 32-column panels).
 constexpr int64_t kNarrowPositions = 256;  // below this many positions, the narrow form
 constexpr int64_t kMinNarrowRows = 24;     // positions a task's product has at least
+// Filter blocks of a narrow convolution (4: two per thread with two threads; at one
+// thread the positions are packed that many times).
+constexpr int64_t kMaxNarrowFilterBlocks = 4;
 
 bool Narrow(const ConvGeometry& g, const LowerContext& ctx) {
   return g.groups == 1 && g.out_h * g.out_w < kNarrowPositions && g.channels > 0 && ctx.ConstantInput(1) != nullptr &&
@@ -715,19 +745,22 @@ Stmt NarrowConvolution(const ConvGeometry& g, LowerContext& ctx, const kir::Buff
   PackGemmB(taps, g.filters, ctx.ConstantInput(1)->data_as<float>(), taps, true, packed.data_as<float>());
   const kir::Buffer w = ctx.replace_input(1, ":packed_t", std::move(packed));
 
-  // Blocks of positions first (whole micro-kernel panels, at least kMinNarrowRows): a
-  // block packs only its own positions; then blocks of filters, each of which packs the
-  // positions again.
+  // Blocks of the larger operand's dimension: filters (each block streams its part of
+  // W^T once and packs the positions again; packing them costs about what multiplying
+  // them by 30 filters does) or positions (each block packs only its own, and streams
+  // all of W^T). Even counts of nearly equal blocks (EvenParts).
   const int64_t want = std::clamp<int64_t>(g.batch * g.filters * taps * plane / kMinTaskMacs, 1, kMaxTasks);
-  const int64_t max_row_blocks = std::max<int64_t>(1, plane / kMinNarrowRows);
-  const int64_t block_positions = std::min(
-      plane,
-      RoundUpTo(CeilDivInt(plane, std::clamp<int64_t>(CeilDivInt(want, g.batch), 1, max_row_blocks)), kPackedRows));
-  const int64_t row_blocks = CeilDivInt(plane, block_positions);
+  const int64_t per_image = CeilDivInt(want, g.batch);
+  int64_t row_blocks = 1;
   int64_t filter_blocks = 1;
-  if (g.batch * row_blocks < want) {
-    filter_blocks = std::min(CeilDivInt(want, g.batch * row_blocks), std::max<int64_t>(1, g.filters / kMinFilterBlock));
+  if (g.filters >= plane) {
+    filter_blocks = EvenParts(std::min({per_image, g.filters / kMinFilterBlock, kMaxNarrowFilterBlocks}));
+    if (filter_blocks == 1 && per_image > 1 && g.filters >= 2 * kPackedCols) filter_blocks = 2;
+  } else {
+    row_blocks = EvenParts(std::min(per_image, plane / kMinNarrowRows));
   }
+  const int64_t block_positions = CeilDivInt(plane, row_blocks);
+  row_blocks = CeilDivInt(plane, block_positions);
   const int64_t filter_block = std::min(g.filters, RoundUpTo(CeilDivInt(g.filters, filter_blocks), kPackedCols));
   filter_blocks = CeilDivInt(g.filters, filter_block);
   const int64_t items = g.batch * row_blocks * filter_blocks;
@@ -794,13 +827,15 @@ Stmt GemmConvolution(const ConvGeometry& g, LowerContext& ctx, const kir::Buffer
 
   const int64_t want = std::clamp<int64_t>(g.batch * g.filters * group_k * out_plane / kMinTaskMacs, 1, kMaxTasks);
   const int64_t max_panels = std::max<int64_t>(1, out_plane / kMinPanelCols);
-  const int64_t panel_cols = std::min(
-      out_plane,
-      RoundUpTo(CeilDivInt(out_plane, std::clamp<int64_t>(CeilDivInt(want, g.batch), 1, max_panels)), kPanelColsAlign));
+  const int64_t per_image = CeilDivInt(want, g.batch);
+  // Nearly equal panels (EvenParts): a panel's last micro-kernel tile may be partial.
+  const int64_t panel_cols = CeilDivInt(out_plane, EvenParts(std::min(per_image, max_panels)));
   const int64_t panels = CeilDivInt(out_plane, panel_cols);
   int64_t filter_blocks = 1;
-  if (g.groups == 1 && g.batch * panels < want) {
-    filter_blocks = std::min(CeilDivInt(want, g.batch * panels), std::max<int64_t>(1, g.filters / kMinFilterBlock));
+  if (g.groups == 1 && panels < per_image) {
+    filter_blocks =
+        EvenParts(std::min(CeilDivInt(per_image, panels), std::max<int64_t>(1, g.filters / kMinFilterBlock)));
+    if (g.batch * panels * filter_blocks == 1 && g.filters >= 2 * kPackedRows) filter_blocks = 2;
   }
   // Blocks start on whole panels of packed filters.
   const int64_t filter_block = std::min(g.filters, RoundUpTo(CeilDivInt(g.filters, filter_blocks), kPackedRows));
@@ -1144,8 +1179,73 @@ Stmt ConvolutionLower(const Attrs& attrs, LowerContext& ctx) {
   return GemmConvolution(g, ctx, bias);
 }
 
-// --- Pooling: one (image, channel) plane per parallel iteration, each window clipped as
-// the reference clips it.
+// Max, average and sum pooling with small windows: every output's taps written out as one
+// expression (a chain of maxima or a sum), interior rows and columns looped and
+// vectorized, edges as statements of their own with the taps outside the input left
+// out and the divisor known (PlaneWithStaticEdges), as the depthwise convolution does.
+// ResNet's 3x3 stride-2 max pooling ran 1.96 ms in the generic form below (a window
+// loop per output), about 10 times ONNX Runtime's.
+constexpr int64_t kMaxUnrolledPoolTaps = 64;
+
+bool UnrolledPoolingApplies(const std::string& type, const PoolWindow& win, const Shape& xs, const Shape& ys) {
+  if (type != "max" && type != "avg" && type != "sum") return false;
+  if (win.kernel.h * win.kernel.w > kMaxUnrolledPoolTaps) return false;
+  return StaticEdgesFit(ys[2], ys[3], Interior(xs[2], ys[2], win.kernel.h, win.stride.h, 1, win.pad.h),
+                        Interior(xs[3], ys[3], win.kernel.w, win.stride.w, 1, win.pad.w));
+}
+
+Stmt UnrolledPooling(const std::string& type, bool include_pad, const PoolWindow& win, LowerContext& ctx) {
+  const Shape& xs = ctx.input_shapes[0];
+  const Shape& ys = ctx.output_shapes[0];
+  const int64_t height = xs[2], width = xs[3], out_h = ys[2], out_w = ys[3];
+  const ScalarType t = lower::ComputeType(ctx.output_types[0]);
+  const Expr plane = kir::Var("plane");
+  const Expr oh_var = kir::Var("oh");
+  const Expr ow_var = kir::Var("ow");
+  // Taps of a window along one axis that read inside the input, and (average pooling
+  // with padding counted) the window's length clipped as the reference clips it: at
+  // most to size + pad.
+  const auto padded_length = [](const AxisPosition& o, int64_t kernel, int64_t stride, int64_t pad, int64_t size) {
+    if (o.fixed < 0) return kernel;
+    const int64_t start = o.fixed * stride - pad;
+    return std::max<int64_t>(std::min(start + kernel, size + pad) - start, 0);
+  };
+  const auto value = [&](const AxisPosition& oh, const AxisPosition& ow) {
+    Expr result = type == "max" ? kir::Const(LowestOf(ctx.output_types[0]), t) : kir::Const(0, t);
+    int64_t inside_h = 0, inside_w = 0;
+    for (int64_t i = 0; i < win.kernel.h; ++i) inside_h += oh.Inside(i, win.stride.h, 1, win.pad.h, height);
+    for (int64_t j = 0; j < win.kernel.w; ++j) inside_w += ow.Inside(j, win.stride.w, 1, win.pad.w, width);
+    for (int64_t i = 0; i < win.kernel.h; ++i) {
+      if (!oh.Inside(i, win.stride.h, 1, win.pad.h, height)) continue;
+      const Expr ih = oh.Get() * Int(win.stride.h) + Int(i - win.pad.h);
+      for (int64_t j = 0; j < win.kernel.w; ++j) {
+        if (!ow.Inside(j, win.stride.w, 1, win.pad.w, width)) continue;
+        const Expr iw = ow.Get() * Int(win.stride.w) + Int(j - win.pad.w);
+        const Expr v = lower::LoadAs(ctx.inputs[0], (plane * Int(height) + ih) * Int(width) + iw, t);
+        // A NaN never replaces the maximum (the reference's rule).
+        result = type == "max" ? kir::Select(kir::Gt(v, result), v, result) : result + v;
+      }
+    }
+    if (type == "avg") {
+      const int64_t divisor = include_pad ? padded_length(oh, win.kernel.h, win.stride.h, win.pad.h, height) *
+                                                padded_length(ow, win.kernel.w, win.stride.w, win.pad.w, width)
+                                          : inside_h * inside_w;
+      result = divisor > 0 ? result / kir::Cast(t, Int(divisor)) : kir::Const(0, t);
+    }
+    const Expr out_at = (plane * Int(out_h) + oh.Get()) * Int(out_w) + ow.Get();
+    return lower::StoreFrom(
+        ctx.outputs[0], out_at,
+        ctx.epilogue ? ctx.Epilogue(lower::AsStored(result, ctx.output_types[0]), out_at, ow.Get(), out_w) : result);
+  };
+  return Loop(plane, Int(0), Int(xs[0] * xs[1]),
+              PlaneWithStaticEdges(oh_var, ow_var, out_h, out_w,
+                                   Interior(height, out_h, win.kernel.h, win.stride.h, 1, win.pad.h),
+                                   Interior(width, out_w, win.kernel.w, win.stride.w, 1, win.pad.w), value),
+              kir::LoopKind::kParallel);
+}
+
+// --- Pooling otherwise (Lp pooling, large windows): one (image, channel) plane per
+// parallel iteration, each window clipped as the reference clips it.
 Stmt PoolingLower(const Attrs& attrs, LowerContext& ctx) {
   const Shape& xs = ctx.input_shapes[0];
   const Shape& ys = ctx.output_shapes[0];
@@ -1154,6 +1254,8 @@ Stmt PoolingLower(const Attrs& attrs, LowerContext& ctx) {
   const PoolWindow win = PoolingWindow(attrs, xs);
   const std::string& type = attrs.Str("pool_type");
   const bool include_pad = attrs.IsNone("count_include_pad") || attrs.Bool("count_include_pad");
+  if (UnrolledPoolingApplies(type, win, xs, ys)) return UnrolledPooling(type, include_pad, win, ctx);
+  if (UnrolledPoolingApplies(type, win, xs, ys)) return UnrolledPooling(type, include_pad, win, ctx);
   const int64_t p_value = attrs.OptInt("p_value").value_or(1);
   const ScalarType t = lower::ComputeType(ctx.output_types[0]);
   const kir::Buffer acc = ctx.builder->AddLocal("acc", t, 1);

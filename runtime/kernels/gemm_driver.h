@@ -462,8 +462,71 @@ void RunConvGemm(const ConvArgs& g) {
   }
 }
 
+// Where the implicit im2col matrix's transposed panels read (PackIm2colRows): for every
+// panel of kPackedRows positions [j0 + r kPackedRows, ...) and every kernel tap, the
+// positions' offsets in a channel's plane (0 where unused) and a
+// bit per position that reads inside the image. Found once per call; they do not depend
+// on the channel.
+struct Im2colRowsMap {
+  std::vector<int32_t> offsets;  // [panel][tap][kPackedRows]
+  std::vector<uint32_t> valid;   // [panel][tap]
+  int64_t taps = 0;
+
+  void Build(const ConvGemmShape& s, int64_t j0, int64_t cols) {
+    taps = s.kernel_h * s.kernel_w;
+    const int64_t panels = CeilDiv(cols, kPackedRows);
+    offsets.assign(static_cast<size_t>(panels * taps * kPackedRows), 0);
+    valid.assign(static_cast<size_t>(panels * taps), 0);
+    for (int64_t i = 0; i < cols; ++i) {
+      const int64_t q = j0 + i;
+      const int64_t oh = q / s.out_w, ow = q % s.out_w;
+      const int64_t panel = i / kPackedRows, lane = i % kPackedRows;
+      for (int64_t tap = 0; tap < taps; ++tap) {
+        const int64_t ih = oh * s.stride_h + tap / s.kernel_w * s.dilate_h - s.pad_h;
+        const int64_t iw = ow * s.stride_w + tap % s.kernel_w * s.dilate_w - s.pad_w;
+        if (ih < 0 || ih >= s.height || iw < 0 || iw >= s.width) continue;
+        const int64_t at = panel * taps + tap;
+        offsets[static_cast<size_t>(at * kPackedRows + lane)] = static_cast<int32_t>(ih * s.width + iw);
+        valid[static_cast<size_t>(at)] |= 1u << lane;
+      }
+    }
+  }
+};
+
+// Rows [p0, p0 + kb) of the implicit im2col matrix, transposed, for the positions `map`
+// was built for: panels of kPackedRows positions, each kb taps kPackedRows apart (A's
+// packed layout; positions past the end zero), gathered channel by channel with the
+// map's offsets, 0.5 ns per element on ResNet-50's stride-2 layers (copying runs of a few
+// positions piece by piece, as PackIm2col does, cost about 1.6; AVX-512's gather, 0.65).
+inline void PackIm2colRows(const ConvArgs& g, const Im2colRowsMap& map, int64_t p0, int64_t kb, int64_t cols,
+                           float* dst) {
+  const int64_t taps = map.taps;
+  const int64_t plane_size = g.shape.height * g.shape.width;
+  for (int64_t panel = 0; panel * kPackedRows < cols; ++panel) {
+    float* const out = dst + panel * kPackedRows * kb;
+    const int32_t* const offsets = map.offsets.data() + panel * taps * kPackedRows;
+    const uint32_t* const valid = map.valid.data() + panel * taps;
+    int64_t channel = p0 / taps;
+    int64_t tap = p0 % taps;
+    for (int64_t p = 0; p < kb; ++p) {
+      const float* const plane = g.x + channel * plane_size;
+      const int32_t* const offset = offsets + tap * kPackedRows;
+      const uint32_t bits = valid[tap];
+      float* const line = out + p * kPackedRows;
+      for (int i = 0; i < kPackedRows; ++i) {
+        const float value = plane[offset[i]];  // offset 0 where the position reads padding
+        line[i] = (bits >> i & 1u) != 0 ? value : 0.0f;
+      }
+      if (++tap == taps) {
+        tap = 0;
+        ++channel;
+      }
+    }
+  }
+}
+
 // SgemmConvT: for each block of KC rows of the implicit matrix the positions are packed
-// into 12-row panels (PackIm2col with 12-column "panels" is exactly A's packed layout),
+// into 12-row panels (PackIm2colRows),
 // then multiplied by W^T's packed panels, blocks of NC filters at a time.
 template <class Set>
 void RunConvGemmT(const ConvArgs& g) {
@@ -475,9 +538,17 @@ void RunConvGemmT(const ConvArgs& g) {
   const int64_t kc = BalancedBlock(k, Set::kKc, 1);
   const int64_t nc = BalancedBlock(g.m, Set::kNc, kPackedCols);
   float* const a_pack = ScratchA(static_cast<size_t>(RoundUp(g.cols, kPackedRows) * kc));
+  // Offsets are 32-bit: planes of 2^31 elements or more take the piece-by-piece path.
+  const bool gather = g.shape.height * g.shape.width <= INT32_MAX;
+  thread_local Im2colRowsMap map;
+  if (gather) map.Build(g.shape, g.col0, g.cols);
   for (int64_t p0 = 0; p0 < k; p0 += kc) {
     const int64_t kb = std::min(kc, k - p0);
-    PackIm2col<kNr>(g, p0, kb, g.col0, g.cols, kPackedRows, a_pack);
+    if (gather) {
+      PackIm2colRows(g, map, p0, kb, g.cols, a_pack);
+    } else {
+      PackIm2col<kNr>(g, p0, kb, g.col0, g.cols, kPackedRows, a_pack);
+    }
     Tile tile;
     tile.k = kb;
     tile.rs_a = kPackedRows;

@@ -333,16 +333,18 @@ TEST_CASE("float64 and float16 Convolution sum in the reference's order", "[lowe
 TEST_CASE("Convolution work splits into tasks of images, blocks of positions and of filters", "[lower][nn][conv]") {
   // One 16x56x56 image, 64 filters of 3x3 with stride 1 but filters given at run time
   // (no Winograd): 28.9M multiply-adds want 55 tasks; blocks of at least 256 positions
-  // (rounded to 32) give 11 of 288 positions, and 64 filters are too few to split.
+  // give 12 nearly equal ones (an even count: two threads get equal halves) of 262
+  // positions, and 64 filters are too few to split.
   {
     const ConvCase c{{1, 16, 56, 56}, 64, {3, 3}, {}, {}, {1, 1}};
-    CHECK(LowerOpForInputs("Convolution", ConvInputs(c, DType::kFloat32, 400), ConvAttrs(c)).parallel_extent == 11);
+    CHECK(LowerOpForInputs("Convolution", ConvInputs(c, DType::kFloat32, 400), ConvAttrs(c)).parallel_extent == 12);
   }
-  // A 7x7 image has one block of positions: 512 filters split in 5 blocks of 108 (whole
-  // panels of 12; at least 96 filters each) for 57.8M multiply-adds.
+  // A 7x7 image has one block of positions: 512 filters (at least 96 each, so at most 5
+  // blocks) split in an even 4 blocks of 132 (whole panels of 12) for 57.8M
+  // multiply-adds.
   {
     const ConvCase c{{1, 256, 7, 7}, 512, {3, 3}, {}, {}, {1, 1}};
-    CHECK(LowerOpForInputs("Convolution", ConvInputs(c, DType::kFloat32, 401), ConvAttrs(c)).parallel_extent == 5);
+    CHECK(LowerOpForInputs("Convolution", ConvInputs(c, DType::kFloat32, 401), ConvAttrs(c)).parallel_extent == 4);
   }
   // Nine images, 24.6M multiply-adds want 46 tasks: two blocks of positions per image
   // give 18.
@@ -364,15 +366,17 @@ TEST_CASE("Pooling matches the reference: every type, both conventions, padding 
     std::vector<int64_t> kernel, stride, pad;
   };
   const std::vector<Window> windows = {
-      {{2, 2}, {2, 2}, {}},     {{3, 3}, {2, 2}, {1, 1}},
-      {{3, 2}, {1, 2}, {1, 0}}, {{2, 2}, {3, 3}, {1, 1}},  // 'full' makes windows wholly in the padding
-      {{1, 1}, {}, {}},         {{4, 5}, {}, {}},
+      {{2, 2}, {2, 2}, {}},     {{3, 3}, {2, 2}, {1, 1}}, {{3, 2}, {1, 2}, {1, 0}},
+      {{2, 2}, {3, 3}, {1, 1}},  // 'full' makes windows wholly in the padding
+      {{1, 1}, {}, {}},         {{4, 5}, {}, {}},         {{9, 9}, {1, 1}, {4, 4}},  // 81 taps: the window-loop form
   };
   const std::vector<std::pair<std::string, AttrArg>> types = {
       {"max", AttrArg(std::monostate{})}, {"sum", AttrArg(std::monostate{})}, {"avg", AttrArg(std::monostate{})},
       {"lp", AttrArg(int64_t{1})},        {"lp", AttrArg(int64_t{2})},        {"lp", AttrArg(int64_t{3})}};
   for (const DType dtype : {DType::kFloat32, DType::kFloat64, DType::kFloat16}) {
-    for (const Shape& shape : {Shape{2, 3, 7, 7}, Shape{1, 2, 4, 5}}) {
+    // 7x7 and 12x13 have interior rows and columns (the unrolled form's vectorized
+    // loops) beside their edges; 4x5 is nearly all edges.
+    for (const Shape& shape : {Shape{2, 3, 7, 7}, Shape{1, 2, 4, 5}, Shape{1, 2, 12, 13}}) {
       const Tensor x = RandomTensor(shape, seed++, -1, 1, dtype);
       for (const auto& [type, p_value] : types) {
         for (const Window& w : windows) {
