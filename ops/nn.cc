@@ -726,9 +726,9 @@ Stmt ConvRoutineCall(const char* routine, const Expr& m, const Expr& col0, const
 // positions, block of filters on whole 32-column panels).
 constexpr int64_t kNarrowPositions = 256;  // below this many positions, the narrow form
 constexpr int64_t kMinNarrowRows = 24;     // positions a task's product has at least
-// Filter blocks of a narrow convolution (4: two per thread with two threads; at one
-// thread the positions are packed that many times).
-constexpr int64_t kMaxNarrowFilterBlocks = 4;
+// Blocks of a narrow convolution, images included (4: two per thread with two threads;
+// at one thread the positions are packed, or W^T streamed, that many times).
+constexpr int64_t kMaxNarrowBlocks = 4;
 
 bool Narrow(const ConvGeometry& g, const LowerContext& ctx) {
   return g.groups == 1 && g.out_h * g.out_w < kNarrowPositions && g.channels > 0 && ctx.ConstantInput(1) != nullptr &&
@@ -750,11 +750,13 @@ Stmt NarrowConvolution(const ConvGeometry& g, LowerContext& ctx, const kir::Buff
   // them by 30 filters does) or positions (each block packs only its own, and streams
   // all of W^T). Even counts of nearly equal blocks (EvenParts).
   const int64_t want = std::clamp<int64_t>(g.batch * g.filters * taps * plane / kMinTaskMacs, 1, kMaxTasks);
-  const int64_t per_image = CeilDivInt(want, g.batch);
+  // Images give the parallelism first: each extra block repeats work (packing or
+  // streaming), so an image is cut in at most kMaxNarrowBlocks / batch.
+  const int64_t per_image = std::min(CeilDivInt(want, g.batch), CeilDivInt(kMaxNarrowBlocks, g.batch));
   int64_t row_blocks = 1;
   int64_t filter_blocks = 1;
   if (g.filters >= plane) {
-    filter_blocks = EvenParts(std::min({per_image, g.filters / kMinFilterBlock, kMaxNarrowFilterBlocks}));
+    filter_blocks = EvenParts(std::min(per_image, g.filters / kMinFilterBlock));
     if (filter_blocks == 1 && per_image > 1 && g.filters >= 2 * kPackedCols) filter_blocks = 2;
   } else {
     row_blocks = EvenParts(std::min(per_image, plane / kMinNarrowRows));
