@@ -14,6 +14,7 @@ packages=(
   libonnx-dev              # onnx.proto, the schema of the ONNX importer
   libsodium-dev            # Ed25519 signatures over artifacts (runtime/signing)
   libxxhash-dev            # XXH3 checksums of artifacts (runtime/artifact, header-only)
+  libzip-dev               # NumPy .npz archives (runtime/npz)
   clang libclang-rt-14-dev # clang 14 and libFuzzer for tools/fuzz.sh (--config=fuzz)
 )
 missing=()

@@ -2,7 +2,9 @@
 """Writes NDArray-list files with real MXNet 1.9.1 for kiln's tests (tests/data/mxnet/).
 
 Each FILE.params comes with FILE/<index>.npy, the same arrays written by NumPy, and
-FILE.json, the names MXNet wrote in order (null for a list saved without names), so
+FILE.json, the names MXNet wrote in order (null for a list saved without names); the
+checkpoint's arrays also as checkpoint.npz and checkpoint_compressed.npz (np.savez and
+np.savez_compressed), so
 the test checks kiln's reader against MXNet's writer, and kiln's writer against MXNet's
 bytes. Deterministic (seeded); small (a few KB).
 
@@ -54,6 +56,9 @@ def main():
     ]
     write(out, "checkpoint", [a for _, a in named], [n for n, _ in named],
           lambda path: mx.nd.save(path, {n: mx.nd.array(a, dtype=a.dtype) for n, a in named}))
+    # The same arrays as NumPy archives, stored and deflated, for kiln's .npz reader.
+    np.savez(os.path.join(out, "checkpoint.npz"), **dict(named))
+    np.savez_compressed(os.path.join(out, "checkpoint_compressed.npz"), **dict(named))
 
     # A list, without names.
     listed = [rng.randn(2, 3).astype(np.float32), np.arange(5, dtype=np.int32)]
