@@ -27,6 +27,7 @@
 #include "runtime/file_util.h"
 #include "runtime/npy.h"
 #include "runtime/param_file.h"
+#include "runtime/param_formats.h"
 #include "runtime/signing.h"
 #include "symbol/onnx/onnx_export.h"
 #include "symbol/onnx/onnx_import.h"
@@ -41,7 +42,7 @@ using cli::CommandLine;
 // "aux:"; kiln's names do not.
 std::map<std::string, Tensor> LoadNamedParams(const std::string& path) {
   std::map<std::string, Tensor> named;
-  for (const auto& [name, tensor] : LoadParams(path).tensors) {
+  for (const auto& [name, tensor] : LoadAnyParams(path).tensors) {
     std::string key = name;
     if (key.rfind("arg:", 0) == 0 || key.rfind("aux:", 0) == 0) key = key.substr(4);
     named[key] = tensor;
@@ -223,8 +224,55 @@ int InspectArtifact(const CommandLine& line, const std::string& bytes) {
   return 0;
 }
 
+// A parameter file: every array's name (MXNet's arg:/aux: prefixes included), shape and
+// dtype (NumPy's names) and bytes.
+int InspectParams(const CommandLine& line, const std::string& bytes, ParamFormat format) {
+  const ParamList params = ParseAnyParams(bytes, line.model);
+  uint64_t total = 0;
+  nlohmann::json arrays = nlohmann::json::array();
+  for (const auto& [name, tensor] : params.tensors) {
+    total += tensor.nbytes();
+    arrays.push_back({{"name", name},
+                      {"shape", tensor.shape()},
+                      {"dtype", std::string(DTypeName(tensor.dtype()))},
+                      {"bytes", tensor.nbytes()}});
+  }
+  if (line.json) {
+    const nlohmann::json j = {{"kind", "parameters"},
+                              {"format", ParamFormatName(format)},
+                              {"named", params.named},
+                              {"arrays", arrays},
+                              {"bytes", total}};
+    std::cout << j.dump(2) << "\n";
+    return 0;
+  }
+  std::cout << "parameters " << line.model << " (" << ParamFormatName(format) << ", " << params.tensors.size()
+            << " arrays" << (params.named ? "" : ", unnamed") << ", " << total << " bytes)\n";
+  for (const auto& array : arrays) {
+    std::cout << "  " << array["name"].get<std::string>() << " " << array["shape"].dump() << " "
+              << array["dtype"].get<std::string>() << "\n";
+  }
+  return 0;
+}
+
+int CmdConvert(const CommandLine& line) {
+  std::optional<ParamFormat> format =
+      line.format.empty() ? ParamFormatForPath(line.output) : ParamFormatFromName(line.format);
+  if (!format) {
+    throw Error("-o '" + line.output +
+                "': give the output format with --format mxnet|npz|kiln, or an extension .params, .npz or "
+                ".kiln-params");
+  }
+  const ParamList params = LoadAnyParams(line.model);
+  SaveParamsAs(line.output, params, *format);
+  std::cout << "wrote " << line.output << " (" << ParamFormatName(*format) << ", " << params.tensors.size()
+            << " arrays)\n";
+  return 0;
+}
+
 int CmdInspect(const CommandLine& line) {
   const std::string bytes = ReadFile(line.model);
+  if (const auto format = DetectParamFormat(bytes)) return InspectParams(line, bytes, *format);
   // An artifact by its magic, or by its extension (a damaged one is then called a
   // damaged artifact, not "not a kiln graph").
   if (LooksLikeArtifact(bytes) || line.model.ends_with(".kiln")) return InspectArtifact(line, bytes);
@@ -572,6 +620,7 @@ int Main(int argc, char** argv) {
       {"run", CmdRun},
       {"bench", CmdBench},
       {"keygen", CmdKeygen},
+      {"convert", CmdConvert},
   };
   return kCommands.at(line.command)(line);
 }

@@ -8,14 +8,16 @@
 #include <variant>
 #include <vector>
 
-#include "runtime/error.h"
 #include "graph/attrs.h"
+#include "runtime/error.h"
 #include "tests/fuzz/fuzz_targets.h"
 
 namespace kiln::fuzz {
 namespace {
 
-bool SameDouble(double a, double b) { return a == b || (std::isnan(a) && std::isnan(b)); }
+bool SameDouble(double a, double b) {
+  return a == b || (std::isnan(a) && std::isnan(b));
+}
 
 bool Same(const AttrValue& a, const AttrValue& b) {
   if (a.index() != b.index()) return false;

@@ -53,7 +53,9 @@ class FakeCodeModule : public CodeModule {
   }
 };
 
-uint64_t SaturatingAdd(uint64_t a, uint64_t b) { return a + b < a ? UINT64_MAX : a + b; }
+uint64_t SaturatingAdd(uint64_t a, uint64_t b) {
+  return a + b < a ? UINT64_MAX : a + b;
+}
 
 uint64_t SpecBytes(const TensorSpec& spec) {
   try {

@@ -46,17 +46,39 @@ void Replay(const std::string& target) {
 
 }  // namespace
 
-TEST_CASE("fuzz replay: npy") { Replay("npy"); }
-TEST_CASE("fuzz replay: params") { Replay("params"); }
-TEST_CASE("fuzz replay: graph") { Replay("graph"); }
-TEST_CASE("fuzz replay: graph_text") { Replay("graph_text"); }
-TEST_CASE("fuzz replay: artifact") { Replay("artifact"); }
-TEST_CASE("fuzz replay: executor") { Replay("executor"); }
-TEST_CASE("fuzz replay: onnx") { Replay("onnx"); }
-TEST_CASE("fuzz replay: attrs") { Replay("attrs"); }
-TEST_CASE("fuzz replay: shape") { Replay("shape"); }
-TEST_CASE("fuzz replay: cli") { Replay("cli"); }
-TEST_CASE("fuzz replay: keys") { Replay("keys"); }
+TEST_CASE("fuzz replay: npy") {
+  Replay("npy");
+}
+TEST_CASE("fuzz replay: params") {
+  Replay("params");
+}
+TEST_CASE("fuzz replay: graph") {
+  Replay("graph");
+}
+TEST_CASE("fuzz replay: graph_text") {
+  Replay("graph_text");
+}
+TEST_CASE("fuzz replay: artifact") {
+  Replay("artifact");
+}
+TEST_CASE("fuzz replay: executor") {
+  Replay("executor");
+}
+TEST_CASE("fuzz replay: onnx") {
+  Replay("onnx");
+}
+TEST_CASE("fuzz replay: attrs") {
+  Replay("attrs");
+}
+TEST_CASE("fuzz replay: shape") {
+  Replay("shape");
+}
+TEST_CASE("fuzz replay: cli") {
+  Replay("cli");
+}
+TEST_CASE("fuzz replay: keys") {
+  Replay("keys");
+}
 
 TEST_CASE("fuzz replay: every target has a test case here") {
   CHECK(std::size(kFuzzTargets) == 11);

@@ -21,7 +21,7 @@
 namespace kiln::fuzz {
 
 int FuzzNpy(const uint8_t* data, size_t size);        // ParseNpy
-int FuzzParams(const uint8_t* data, size_t size);     // ParseParams
+int FuzzParams(const uint8_t* data, size_t size);     // ParseAnyParams: kiln, MXNet .params, .npz
 int FuzzGraph(const uint8_t* data, size_t size);      // ParseGraph, then shapes, types, dumps
 int FuzzGraphText(const uint8_t* data, size_t size);  // ParseGraphText, the same
 int FuzzArtifact(const uint8_t* data, size_t size);   // ParseArtifact, checksum as given

@@ -24,6 +24,10 @@ onnx_dir="$(/opt/kiln-py/bin/python -c \
 
 corpus=tests/fuzz/corpus
 cp examples/data/digit7.npy "$corpus/npy/digit7.npy"
+# Parameter files MXNet 1.9.1 and NumPy wrote (tools/mxnet/gen_params_testdata.py).
+for file in tests/data/mxnet/*.params tests/data/mxnet/*.npz; do
+  cp "$file" "$corpus/params/mxnet_$(basename "$file")"
+done
 
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "codegen/compiler.h"
+#include "graph/op.h"
 #include "passes/graph_io.h"
 #include "runtime/artifact.h"
 #include "runtime/error.h"
@@ -27,7 +28,6 @@
 #include "runtime/param_file.h"
 #include "symbol/onnx/onnx.pb.h"
 #include "symbol/onnx/onnx_import.h"
-#include "graph/op.h"
 #include "tests/test_models.h"
 
 namespace kiln {
@@ -90,7 +90,8 @@ struct Dict {
     for (auto v : values) Add(v);
   }
   void Save(const std::string& target) const {
-    std::string text = "# " + header + "\n# Written by tests/fuzz/make_seeds.cc (make_corpus.sh); libFuzzer -dict format.\n";
+    std::string text =
+        "# " + header + "\n# Written by tests/fuzz/make_seeds.cc (make_corpus.sh); libFuzzer -dict format.\n";
     for (const auto& entry : entries) text += DictEscape(entry) + "\n";
     Write(g_out / "dict" / (target + ".dict"), text);
   }
@@ -144,16 +145,61 @@ void TensorProtoTags(Dict& dict) {
 
 void WriteDicts() {
   Dict npy{"NumPy .npy (runtime/npy.cc): magic, versions, header keys, dtype descriptors."};
-  npy.Add({"\x93NUMPY", std::string("\x01\x00", 2), std::string("\x02\x00", 2), std::string("\x03\x00", 2),
-           "{'descr': '", "'descr'", "'fortran_order'", "'shape'", "True", "False", ": ", ", ", "(", ")", ",)",
-           "{", "}", "\n", "'<f4'", "'<f8'", "'<f2'", "'|i1'", "'<i4'", "'<i8'", "'|u1'", "'|b1'", "'>f4'", "'<u4'",
-           "'<c8'", "'|O'", "'<U4'", "<f4", "<f8", "<f2", "|i1", "<i4", "<i8", "|u1", "|b1", ">f4", "=f4", "0x",
-           "-1", "4294967296", "9223372036854775807"});
+  npy.Add({"\x93NUMPY",
+           std::string("\x01\x00", 2),
+           std::string("\x02\x00", 2),
+           std::string("\x03\x00", 2),
+           "{'descr': '",
+           "'descr'",
+           "'fortran_order'",
+           "'shape'",
+           "True",
+           "False",
+           ": ",
+           ", ",
+           "(",
+           ")",
+           ",)",
+           "{",
+           "}",
+           "\n",
+           "'<f4'",
+           "'<f8'",
+           "'<f2'",
+           "'|i1'",
+           "'<i4'",
+           "'<i8'",
+           "'|u1'",
+           "'|b1'",
+           "'>f4'",
+           "'<u4'",
+           "'<c8'",
+           "'|O'",
+           "'<U4'",
+           "<f4",
+           "<f8",
+           "<f2",
+           "|i1",
+           "<i4",
+           "<i8",
+           "|u1",
+           "|b1",
+           ">f4",
+           "=f4",
+           "0x",
+           "-1",
+           "4294967296",
+           "9223372036854775807"});
   npy.Save("npy");
 
-  Dict params{"Parameter files (proto/tensor.proto ParamFileProto): magic and field tags."};
+  Dict params{
+      "Parameter files: kiln's (proto/tensor.proto ParamFileProto), MXNet's NDArray lists, NumPy's .npz: magics "
+      "and field tags."};
   params.Add({"kiln.params", Tag(1, kLen), Tag(2, kVarint), Tag(3, kLen), Tag(4, kVarint), Tag(2047, kVarint),
               "arg:", "aux:", "weight", "bias"});
+  // MXNet: the list magic 0x112 and the array magics V1-V3 (little-endian); zip headers.
+  params.Add({std::string_view("\x12\x01\0\0\0\0\0\0", 8), "\xc8\xfa\x93\xf9", "\xc9\xfa\x93\xf9", "\xca\xfa\x93\xf9",
+              "PK\x03\x04", "PK\x01\x02", "PK\x05\x06", ".npy"});
   TensorProtoTags(params);
   params.Save("params");
 
@@ -164,8 +210,8 @@ void WriteDicts() {
   graph.Add({Tag(1, kLen), Tag(2, kLen), Tag(3, kLen), Tag(4, kLen), Tag(5, kVarint), Tag(6, kLen), Tag(6, kVarint),
              Tag(7, kVarint), Tag(8, kVarint)});
   // AttrValueProto: none 1, b 2, i 3, f 4 (double), s 5, ints 6, floats 7; EntryRef node 1, index 2.
-  graph.Add({Tag(1, kVarint), Tag(2, kVarint), Tag(3, kVarint), Tag(4, kFixed64), Tag(5, kLen), Tag(6, kLen),
-             Tag(7, kLen)});
+  graph.Add(
+      {Tag(1, kVarint), Tag(2, kVarint), Tag(3, kVarint), Tag(4, kFixed64), Tag(5, kLen), Tag(6, kLen), Tag(7, kLen)});
   TensorProtoTags(graph);
   for (const auto& name : OpNames()) graph.Add(name);
   for (const auto& name : AttrNames()) graph.Add(name);
@@ -173,26 +219,65 @@ void WriteDicts() {
   graph.Save("graph");
 
   Dict text{"Text graphs (proto/graph.proto in protobuf text format): field names, operators, attributes."};
-  text.Add({"magic: \"kiln.graph\"", "format_version: 1", "producer_version: ", "nodes {", "}", "name: ", "op: ",
-            "attrs {", "value {", "inputs {", "node: ", "index: ", "has_shape: true", "shape: [", "]", "has_dtype: true",
-            "dtype: ", "outputs {", "entry {", "parameters {", "data: ", "complete: true", "none: true", "b: true",
-            "b: false", "i: ", "f: ", "s: ", "ints {", "floats {", "values: [", "values: ", "\"", "\\x", "\\", "#",
-            "inf", "nan", "-1", "18446744073709551615", "9223372036854775808"});
+  text.Add({"magic: \"kiln.graph\"",
+            "format_version: 1",
+            "producer_version: ",
+            "nodes {",
+            "}",
+            "name: ",
+            "op: ",
+            "attrs {",
+            "value {",
+            "inputs {",
+            "node: ",
+            "index: ",
+            "has_shape: true",
+            "shape: [",
+            "]",
+            "has_dtype: true",
+            "dtype: ",
+            "outputs {",
+            "entry {",
+            "parameters {",
+            "data: ",
+            "complete: true",
+            "none: true",
+            "b: true",
+            "b: false",
+            "i: ",
+            "f: ",
+            "s: ",
+            "ints {",
+            "floats {",
+            "values: [",
+            "values: ",
+            "\"",
+            "\\x",
+            "\\",
+            "#",
+            "inf",
+            "nan",
+            "-1",
+            "18446744073709551615",
+            "9223372036854775808"});
   for (const auto& name : OpNames()) text.Add("\"" + name + "\"");
   for (const auto& name : AttrNames()) text.Add("\"" + name + "\"");
   for (const auto& choice : AttrChoices()) text.Add("\"" + choice + "\"");
   text.Save("graph_text");
 
   Dict artifact{"Artifacts (proto/artifact.proto behind the KILNART header): magic, field tags, targets."};
-  artifact.Add({std::string("KILNART\0", 8), "kiln.artifact", "\x7f" "ELF", "x86_64-pc-linux-gnu", "aarch64", "x86-64",
-                "x86-64-v2", "x86-64-v3", "x86-64-v4", "avx2", "avx512f", "fma", "sse4.2", "f16c"});
+  artifact.Add({std::string("KILNART\0", 8), "kiln.artifact",
+                "\x7f"
+                "ELF",
+                "x86_64-pc-linux-gnu", "aarch64", "x86-64", "x86-64-v2", "x86-64-v3", "x86-64-v4", "avx2", "avx512f",
+                "fma", "sse4.2", "f16c"});
   // ArtifactProto fields 1..14.
   for (uint32_t field : {1u, 3u, 4u, 6u, 7u, 8u, 9u, 11u, 12u, 13u}) artifact.Add(Tag(field, kLen));
   for (uint32_t field : {2u, 5u, 10u, 14u}) artifact.Add(Tag(field, kVarint));
   // TensorSpec name 1, dtype 2, shape 3; BufferRef kind 1, index 2, offset 3, bytes 4; KernelCall symbol 1,
   // node 2, parallel_extent 3, args 4.
-  artifact.Add({Tag(1, kVarint), Tag(2, kVarint), Tag(3, kVarint), Tag(3, kLen), Tag(4, kVarint), Tag(4, kLen),
-                Tag(2, kLen)});
+  artifact.Add(
+      {Tag(1, kVarint), Tag(2, kVarint), Tag(3, kVarint), Tag(3, kLen), Tag(4, kVarint), Tag(4, kLen), Tag(2, kLen)});
   TensorProtoTags(artifact);
   artifact.Add({"kiln_", "kiln_x_", std::string("\xff\xff\xff\xff\xff\xff\xff\xff\x7f", 9),
                 std::string("\x80\x80\x80\x80\x80\x80\x80\x80\x80\x01", 10)});
@@ -208,8 +293,8 @@ void WriteDicts() {
   // NodeProto: input 1, output 2, name 3, op_type 4, attribute 5, domain 7.
   onnx.Add({Tag(3, kLen), Tag(4, kLen), Tag(7, kLen)});
   // AttributeProto: name 1, f 2, i 3, s 4, t 5, g 6, floats 7, ints 8, strings 9, type 20.
-  onnx.Add({Tag(2, kFixed32), Tag(3, kVarint), Tag(4, kLen), Tag(6, kLen), Tag(7, kLen), Tag(7, kFixed32),
-            Tag(8, kLen), Tag(8, kVarint), Tag(9, kLen), Tag(20, kVarint)});
+  onnx.Add({Tag(2, kFixed32), Tag(3, kVarint), Tag(4, kLen), Tag(6, kLen), Tag(7, kLen), Tag(7, kFixed32), Tag(8, kLen),
+            Tag(8, kVarint), Tag(9, kLen), Tag(20, kVarint)});
   // TensorProto: dims 1, data_type 2, float_data 4, int32_data 5, int64_data 7, name 8, raw_data 9,
   // double_data 10, data_location 14; TypeProto tensor_type 1; Tensor elem_type 1, shape 2; Dimension
   // dim_value 1, dim_param 2.
@@ -218,25 +303,123 @@ void WriteDicts() {
   onnx.Add({"ai.onnx", "ai.onnx.ml", "com.microsoft", "batch", "N"});
   for (const auto& op : SupportedOnnxOps()) onnx.Add(op);
   onnx.Add({"Loop", "If", "Scan", "RNN", "LSTM", "GRU", "NonZero", "Einsum", "Resize", "ConstantOfShape"});
-  onnx.Add({"axis", "axes", "keepdims", "kernel_shape", "pads", "strides", "dilations", "group", "auto_pad",
-            "SAME_UPPER", "SAME_LOWER", "VALID", "NOTSET", "perm", "shape", "value", "value_float", "value_int",
-            "value_ints", "alpha", "beta", "transA", "transB", "epsilon", "momentum", "ceil_mode",
-            "count_include_pad", "to", "split", "starts", "ends", "mode", "min", "max", "allowzero", "direction",
-            "exclusive", "reverse", "largest", "sorted", "k", "blocksize", "noop_with_empty_axes", "storage_order",
-            "training_mode", "seed", "dtype", "high", "low", "mean", "scale"});
+  onnx.Add({"axis",
+            "axes",
+            "keepdims",
+            "kernel_shape",
+            "pads",
+            "strides",
+            "dilations",
+            "group",
+            "auto_pad",
+            "SAME_UPPER",
+            "SAME_LOWER",
+            "VALID",
+            "NOTSET",
+            "perm",
+            "shape",
+            "value",
+            "value_float",
+            "value_int",
+            "value_ints",
+            "alpha",
+            "beta",
+            "transA",
+            "transB",
+            "epsilon",
+            "momentum",
+            "ceil_mode",
+            "count_include_pad",
+            "to",
+            "split",
+            "starts",
+            "ends",
+            "mode",
+            "min",
+            "max",
+            "allowzero",
+            "direction",
+            "exclusive",
+            "reverse",
+            "largest",
+            "sorted",
+            "k",
+            "blocksize",
+            "noop_with_empty_axes",
+            "storage_order",
+            "training_mode",
+            "seed",
+            "dtype",
+            "high",
+            "low",
+            "mean",
+            "scale"});
   onnx.Save("onnx");
 
   Dict attrs{"Attribute values in MXNet's text spelling (symbol/attrs.cc)."};
-  attrs.Add({"None", "True", "False", "true", "false", "(", ")", "[", "]", ",", ", ", ",)", "()", "L", "l", "+", "-",
-             "inf", "+inf", "-inf", "Infinity", "-Infinity", "nan", "NaN", "e+", "e-", "e308", "e-324", "0x", ".",
-             "9223372036854775807", "-9223372036854775808", "9223372036854775808", "1e19", "9e18", " ", "\t"});
+  attrs.Add({"None",
+             "True",
+             "False",
+             "true",
+             "false",
+             "(",
+             ")",
+             "[",
+             "]",
+             ",",
+             ", ",
+             ",)",
+             "()",
+             "L",
+             "l",
+             "+",
+             "-",
+             "inf",
+             "+inf",
+             "-inf",
+             "Infinity",
+             "-Infinity",
+             "nan",
+             "NaN",
+             "e+",
+             "e-",
+             "e308",
+             "e-324",
+             "0x",
+             ".",
+             "9223372036854775807",
+             "-9223372036854775808",
+             "9223372036854775808",
+             "1e19",
+             "9e18",
+             " ",
+             "\t"});
   for (auto name : kDTypeNames) attrs.Add(name);
   for (const auto& choice : AttrChoices()) attrs.Add(choice);
   attrs.Save("attrs");
 
   Dict shape{"Shape inference cases (tests/fuzz/shape_fuzz.cc): operators, attribute keys, dims."};
-  shape.Add({"\nin=", "in=None", "in=()", "\n", "=", "(", ")", ",", ", ", "-1", "-2", "-3", "-4", "0", "1",
-             "None", "True", "False", "9223372036854775807", "4294967296", "2147483648"});
+  shape.Add({"\nin=",
+             "in=None",
+             "in=()",
+             "\n",
+             "=",
+             "(",
+             ")",
+             ",",
+             ", ",
+             "-1",
+             "-2",
+             "-3",
+             "-4",
+             "0",
+             "1",
+             "None",
+             "True",
+             "False",
+             "9223372036854775807",
+             "4294967296",
+             "2147483648"});
   for (const auto& name : OpNames()) shape.Add(name + "\n");
   for (const auto& name : AttrNames()) shape.Add("\n" + name + "=");
   for (const auto& choice : AttrChoices()) shape.Add(choice);
@@ -254,16 +437,18 @@ Tensor Iota(Shape shape, DType dtype) {
 }
 
 void WriteTensorSeeds() {
-  const std::vector<std::pair<DType, Shape>> cases = {
-      {DType::kFloat32, {2, 3}}, {DType::kFloat64, {}},     {DType::kFloat16, {4}},     {DType::kUInt8, {3, 1}},
-      {DType::kInt32, {2, 2}},   {DType::kInt8, {5}},       {DType::kInt64, {1, 2, 1}}, {DType::kBool, {2, 2}},
-      {DType::kFloat32, {0, 3}}, {DType::kFloat32, {1, 1, 2, 2}}};
+  const std::vector<std::pair<DType, Shape>> cases = {{DType::kFloat32, {2, 3}},  {DType::kFloat64, {}},
+                                                      {DType::kFloat16, {4}},     {DType::kUInt8, {3, 1}},
+                                                      {DType::kInt32, {2, 2}},    {DType::kInt8, {5}},
+                                                      {DType::kInt64, {1, 2, 1}}, {DType::kBool, {2, 2}},
+                                                      {DType::kFloat32, {0, 3}},  {DType::kFloat32, {1, 1, 2, 2}}};
   std::vector<Tensor> tensors;
   for (const auto& [dtype, shape] : cases) {
     Tensor t = dtype == DType::kBool ? Tensor(shape, dtype) : Iota(shape, dtype);
     tensors.push_back(t);
-    Seed("npy", std::string(DTypeName(dtype)) + "_" + std::to_string(shape.size()) + "d_" +
-                    std::to_string(NumElements(shape)) + ".npy",
+    Seed("npy",
+         std::string(DTypeName(dtype)) + "_" + std::to_string(shape.size()) + "d_" +
+             std::to_string(NumElements(shape)) + ".npy",
          SerializeNpy(t));
   }
   ParamList named;
@@ -339,7 +524,9 @@ std::string Spell(const Shape& shape) {
 }
 
 // Field `name` of `op`, or nullptr.
-const AttrField* FindField(const OpDef& op, const std::string& name) { return op.FindField(name); }
+const AttrField* FindField(const OpDef& op, const std::string& name) {
+  return op.FindField(name);
+}
 
 uint8_t AttrsMode(const AttrField& field) {
   // tests/fuzz/attrs_fuzz.cc: type in bits 0..2, nullable bit 3, choices bit 5.
@@ -373,8 +560,8 @@ void WriteOperatorSeeds(const fs::path& golden_dir) {
   AttrField any;
   for (int type = 0; type < 7; ++type) {
     any.type = static_cast<AttrType>(type);
-    for (const char* text : {"(3, 3)", "[1,2]", "(2,)", "()", "None", "True", "false", "2L", "inf", "-Infinity",
-                             "nan", "1e-5", "float16", " 7 ", "(1.5, -2)"}) {
+    for (const char* text : {"(3, 3)", "[1,2]", "(2,)", "()", "None", "True", "false", "2L", "inf", "-Infinity", "nan",
+                             "1e-5", "float16", " 7 ", "(1.5, -2)"}) {
       AttrSeed(any, text, attr_seen);
     }
   }
@@ -440,8 +627,8 @@ void WriteOperatorSeeds(const fs::path& golden_dir) {
         GraphSeeds(name, graph);
         ++graphs;
         // A few compiled: every operator family's kernels in the executor's hands.
-        static const std::set<std::string> kCompile = {"Convolution", "Pooling", "FullyConnected", "softmax",
-                                                       "Concat",      "broadcast_add", "transpose", "BatchNorm",
+        static const std::set<std::string> kCompile = {"Convolution", "Pooling",       "FullyConnected", "softmax",
+                                                       "Concat",      "broadcast_add", "transpose",      "BatchNorm",
                                                        "sum",         "take"};
         if (kCompile.count(op->name()) && per_op == 1) {
           Compile(name, graph, /*embed_params=*/true);
@@ -513,8 +700,8 @@ void WriteOnnxSeeds(const fs::path& dir) {
       Seed("onnx", name, bytes);
     }
   }
-  std::cerr << "make_seeds: ONNX models of " << imported_ops.size() << " operators kiln imports, " << rejected_ops.size()
-            << " it rejects\n";
+  std::cerr << "make_seeds: ONNX models of " << imported_ops.size() << " operators kiln imports, "
+            << rejected_ops.size() << " it rejects\n";
 }
 
 int Main(int argc, char** argv) {

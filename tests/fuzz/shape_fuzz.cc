@@ -17,9 +17,9 @@
 #include <string_view>
 #include <vector>
 
-#include "runtime/error.h"
 #include "graph/attrs.h"
 #include "graph/op.h"
+#include "runtime/error.h"
 #include "tests/fuzz/fuzz_targets.h"
 
 namespace kiln::fuzz {

@@ -402,3 +402,34 @@ TEST_CASE("kiln viz --fusion boxes every fused kernel", "[cli][passes]") {
   CHECK(dot.find("subgraph cluster_0") != std::string::npos);
   CHECK(dot.find("conv1+tanh1") != std::string::npos);
 }
+
+TEST_CASE("kiln inspect and convert read and write MXNet .params, NumPy .npz and kiln's files", "[cli][params]") {
+  const std::string mxnet = "tests/data/mxnet/checkpoint.params";
+  const Result text = Run(kKiln + " inspect " + mxnet);
+  REQUIRE(text.status == 0);
+  CHECK_THAT(text.output, Catch::Contains("(mxnet, 9 arrays, 540 bytes)") &&
+                              Catch::Contains("aux:bn_moving_mean [2,3] float16") &&
+                              Catch::Contains("arg:empty_dim [0,6] float32"));
+  const Result json = Run(kKiln + " inspect tests/data/mxnet/numpy_shape.params --json");
+  REQUIRE(json.status == 0);
+  CHECK_THAT(json.output, Catch::Contains("\"kind\": \"parameters\"") && Catch::Contains("\"shape\": []"));
+
+  // MXNet -> .npz -> kiln's -> MXNet: the same bytes MXNet wrote.
+  const std::string dir = TempDir();
+  REQUIRE(Run(kKiln + " convert " + mxnet + " -o " + dir + "/c.npz").status == 0);
+  REQUIRE(Run(kKiln + " convert " + dir + "/c.npz -o " + dir + "/c.kiln-params").status == 0);
+  CHECK_THAT(Run(kKiln + " inspect " + dir + "/c.kiln-params").output, Catch::Contains("(kiln, 9 arrays"));
+  REQUIRE(Run(kKiln + " convert " + dir + "/c.kiln-params -o " + dir + "/c.bin --format mxnet").status == 0);
+  CHECK(kiln::ReadFile(dir + "/c.bin") == kiln::ReadFile(mxnet));
+
+  const Result no_format = Run(kKiln + " convert " + mxnet + " -o " + dir + "/c.txt");
+  CHECK(no_format.status == 1);
+  CHECK_THAT(no_format.output, Catch::Contains("give the output format with --format mxnet|npz|kiln"));
+  const Result sparse = Run(kKiln + " inspect tests/data/mxnet/sparse.params");
+  CHECK(sparse.status == 1);
+  CHECK_THAT(sparse.output, Catch::Contains("stored as csr"));
+  const Result not_params = Run(kKiln + " convert examples/data/digit7.npy -o " + dir + "/d.npz");
+  CHECK(not_params.status == 1);
+  CHECK_THAT(not_params.output, Catch::Contains("is not a parameter file kiln reads"));
+  std::filesystem::remove_all(dir);
+}

@@ -120,9 +120,11 @@ ParseOutcome ParseCommandLine(const std::vector<std::string>& args) {
   auto* ops = app.add_subcommand("ops", "List every registered operator and its fusion pattern");
   ops->add_flag("--json", line.json, "Print JSON");
 
-  auto* inspect = app.add_subcommand("inspect", "Print a model's or an artifact's contents, shapes and sizes");
+  auto* inspect =
+      app.add_subcommand("inspect", "Print a model's, an artifact's or a parameter file's contents, shapes and sizes");
   AddRequiredPath(inspect, "MODEL", line.model,
-                  "Graph file (.kiln-graph binary, .pbtxt/.txt text), ONNX model (.onnx) or artifact (.kiln)");
+                  "Graph file (.kiln-graph binary, .pbtxt/.txt text), ONNX model (.onnx), artifact (.kiln) or "
+                  "parameter file (MXNet .params, NumPy .npz, kiln's)");
   inspect->add_option("--params", line.params, "Parameter file to bind (else embedded parameters)");
   AddInputShapes(inspect, inputs, "data:1x3x224x224");
   inspect->add_flag("--json", line.json, "Print JSON");
@@ -197,10 +199,20 @@ ParseOutcome ParseCommandLine(const std::vector<std::string>& args) {
   bench->add_option("--params", line.params, "Parameter file to bind (artifacts compiled with --no-embed-params)");
   bench->add_option("--threads", line.threads, "Threads (0: all cores)")->check(WholeNumber(0, kMaxThreads));
   bench->add_option("--iters", line.iters, "Timed runs")->check(WholeNumber(1, 1000000));
-  bench->add_option("--warmup", line.warmup, "Untimed runs first (the first run is always made and reported apart)")->check(WholeNumber(0, 1000000));
+  bench->add_option("--warmup", line.warmup, "Untimed runs first (the first run is always made and reported apart)")
+      ->check(WholeNumber(0, 1000000));
   bench->add_flag("--json", line.json, "Print JSON");
   bench->add_flag("--profile", line.profile, "Also time every kernel (the graph node it computes), slowest first");
   AddTrustedKeys(bench, line);
+
+  auto* convert = app.add_subcommand(
+      "convert", "Copy a parameter file's arrays into another format: MXNet's .params, NumPy's .npz, kiln's");
+  AddRequiredPath(convert, "FILE", line.model, "Parameter file (MXNet .params or nd.save file, .npz, kiln's)");
+  AddRequiredPath(convert, "-o,--output", line.output, "Output file");
+  convert
+      ->add_option("--format", line.format,
+                   "mxnet, npz or kiln (default: by the output's extension: .params, .npz, .kiln-params)")
+      ->check(CLI::IsMember({"mxnet", "npz", "kiln"}));
 
   auto* keygen = app.add_subcommand("keygen", "Make an Ed25519 key pair for signing artifacts: NAME and NAME.pub");
   AddRequiredPath(keygen, "-o,--output", line.output, "Secret key file NAME (the public key goes to NAME.pub)");

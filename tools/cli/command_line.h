@@ -49,6 +49,8 @@ struct CommandLine {
   int iters = 100;
   int warmup = 5;
   bool profile = false;
+  // convert: the output's format (mxnet, npz, kiln; empty: by its extension)
+  std::string format;
   // keygen
   std::string key_name;
   bool force = false;
