@@ -23,7 +23,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
-ALL_TARGETS=(npy params graph graph_text artifact executor onnx attrs shape cli keys)
+ALL_TARGETS=(npy params graph graph_text artifact executor onnx attrs shape cli keys mxnet_symbol)
 seconds=""
 runs=""
 report=""

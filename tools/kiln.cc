@@ -29,6 +29,7 @@
 #include "runtime/param_file.h"
 #include "runtime/param_formats.h"
 #include "runtime/signing.h"
+#include "symbol/mxnet/mxnet_import.h"
 #include "symbol/onnx/onnx_export.h"
 #include "symbol/onnx/onnx_import.h"
 #include "tools/cli/command_line.h"
@@ -53,6 +54,9 @@ std::map<std::string, Tensor> LoadNamedParams(const std::string& path) {
 // A kiln graph file, or an ONNX model (imported with `input_shapes`: by default the
 // --input shapes), with the --params file's parameters.
 Graph LoadModel(const CommandLine& line, const std::map<std::string, Shape>& input_shapes) {
+  // MXNet's symbol JSON takes its --params (model-0000.params) at import, checked
+  // against the symbol's variables.
+  if (line.model.ends_with(".json")) return ImportMxnet(line.model, line.params, {input_shapes});
   Graph graph = line.model.ends_with(".onnx") ? ImportOnnx(line.model, input_shapes) : LoadGraphFile(line.model);
   if (!line.params.empty()) {
     for (auto& [name, tensor] : LoadNamedParams(line.params)) graph.params[name] = std::move(tensor);

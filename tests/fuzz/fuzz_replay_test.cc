@@ -79,9 +79,12 @@ TEST_CASE("fuzz replay: cli") {
 TEST_CASE("fuzz replay: keys") {
   Replay("keys");
 }
+TEST_CASE("fuzz replay: mxnet_symbol") {
+  Replay("mxnet_symbol");
+}
 
 TEST_CASE("fuzz replay: every target has a test case here") {
-  CHECK(std::size(kFuzzTargets) == 11);
+  CHECK(std::size(kFuzzTargets) == 12);
 }
 
 }  // namespace kiln::fuzz

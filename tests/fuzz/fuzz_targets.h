@@ -20,17 +20,18 @@
 
 namespace kiln::fuzz {
 
-int FuzzNpy(const uint8_t* data, size_t size);        // ParseNpy
-int FuzzParams(const uint8_t* data, size_t size);     // ParseAnyParams: kiln, MXNet .params, .npz
-int FuzzGraph(const uint8_t* data, size_t size);      // ParseGraph, then shapes, types, dumps
-int FuzzGraphText(const uint8_t* data, size_t size);  // ParseGraphText, the same
-int FuzzArtifact(const uint8_t* data, size_t size);   // ParseArtifact, checksum as given
-int FuzzExecutor(const uint8_t* data, size_t size);   // checksum fixed, Executor::Create, Run
-int FuzzOnnx(const uint8_t* data, size_t size);       // ImportOnnxBytes
-int FuzzAttrs(const uint8_t* data, size_t size);      // AttrField::Normalize of MXNet text
-int FuzzShape(const uint8_t* data, size_t size);      // an operator's attributes and shape inference
+int FuzzNpy(const uint8_t* data, size_t size);          // ParseNpy
+int FuzzParams(const uint8_t* data, size_t size);       // ParseAnyParams: kiln, MXNet .params, .npz
+int FuzzGraph(const uint8_t* data, size_t size);        // ParseGraph, then shapes, types, dumps
+int FuzzGraphText(const uint8_t* data, size_t size);    // ParseGraphText, the same
+int FuzzArtifact(const uint8_t* data, size_t size);     // ParseArtifact, checksum as given
+int FuzzExecutor(const uint8_t* data, size_t size);     // checksum fixed, Executor::Create, Run
+int FuzzOnnx(const uint8_t* data, size_t size);         // ImportOnnxBytes
+int FuzzAttrs(const uint8_t* data, size_t size);        // AttrField::Normalize of MXNet text
+int FuzzShape(const uint8_t* data, size_t size);        // an operator's attributes and shape inference
 int FuzzCommandLine(const uint8_t* data, size_t size);  // the kiln command line's argument parsing
 int FuzzKeys(const uint8_t* data, size_t size);         // key files: ParsePublicKey, ParseSecretKey
+int FuzzMxnetSymbol(const uint8_t* data, size_t size);  // ImportMxnetJson, then shapes and types
 
 struct FuzzTarget {
   const char* name;  // the directory under corpus/, regressions/ and dict/
@@ -39,10 +40,9 @@ struct FuzzTarget {
 
 // Every target, for the replay test.
 inline constexpr FuzzTarget kFuzzTargets[] = {
-    {"npy", FuzzNpy},       {"params", FuzzParams},   {"graph", FuzzGraph},
-    {"graph_text", FuzzGraphText}, {"artifact", FuzzArtifact}, {"executor", FuzzExecutor},
-    {"onnx", FuzzOnnx},     {"attrs", FuzzAttrs},     {"shape", FuzzShape},
-    {"cli", FuzzCommandLine},  {"keys", FuzzKeys},
+    {"npy", FuzzNpy},           {"params", FuzzParams},     {"graph", FuzzGraph}, {"graph_text", FuzzGraphText},
+    {"artifact", FuzzArtifact}, {"executor", FuzzExecutor}, {"onnx", FuzzOnnx},   {"attrs", FuzzAttrs},
+    {"shape", FuzzShape},       {"cli", FuzzCommandLine},   {"keys", FuzzKeys},   {"mxnet_symbol", FuzzMxnetSymbol},
 };
 
 // Aborts with `what` on stderr when `ok` is false: an invariant the fuzzer must report.

@@ -24,6 +24,11 @@ onnx_dir="$(/opt/kiln-py/bin/python -c \
 
 corpus=tests/fuzz/corpus
 cp examples/data/digit7.npy "$corpus/npy/digit7.npy"
+# Symbol files MXNet 1.9.1 wrote (tools/mxnet/gen_models.py).
+mkdir -p "$corpus/mxnet_symbol"
+for file in tests/data/mxnet/models/*-symbol.json; do
+  cp "$file" "$corpus/mxnet_symbol/$(basename "$file")"
+done
 # Parameter files MXNet 1.9.1 and NumPy wrote (tools/mxnet/gen_params_testdata.py).
 for file in tests/data/mxnet/*.params tests/data/mxnet/*.npz; do
   cp "$file" "$corpus/params/mxnet_$(basename "$file")"

@@ -356,6 +356,14 @@ void WriteDicts() {
             "scale"});
   onnx.Save("onnx");
 
+  Dict mxnet{"MXNet symbol JSON: keys, hidden attributes, operator and attribute names (quoted)."};
+  mxnet.Add({"\"nodes\"", "\"op\"", "\"name\"", "\"attrs\"", "\"attr\"", "\"param\"", "\"inputs\"", "\"arg_nodes\"",
+             "\"heads\"", "\"node_row_ptr\"", "\"null\"", "\"__shape__\"", "\"__dtype__\"", "\"__init__\"", "[0, 0, 0]",
+             "\"(1, 3, 224, 224)\""});
+  for (const auto& name : OpNames()) mxnet.Add("\"" + name + "\"");
+  for (const auto& name : AttrNames()) mxnet.Add("\"" + name + "\"");
+  mxnet.Save("mxnet_symbol");
+
   Dict attrs{"Attribute values in MXNet's text spelling (symbol/attrs.cc)."};
   attrs.Add({"None",
              "True",

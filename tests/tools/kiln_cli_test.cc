@@ -3,6 +3,7 @@
 
 #include <array>
 #include <catch2/catch.hpp>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -431,5 +432,26 @@ TEST_CASE("kiln inspect and convert read and write MXNet .params, NumPy .npz and
   const Result not_params = Run(kKiln + " convert examples/data/digit7.npy -o " + dir + "/d.npz");
   CHECK(not_params.status == 1);
   CHECK_THAT(not_params.output, Catch::Contains("is not a parameter file kiln reads"));
+  std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("kiln compiles an MXNet checkpoint (symbol JSON and .params) and matches MXNet", "[cli][mxnet]") {
+  const std::string models = "tests/data/mxnet/models/";
+  const std::string dir = TempDir();
+  const Result compiled = Run(kKiln + " compile " + models + "lenet-symbol.json --params " + models +
+                              "lenet-0000.params -o " + dir + "/lenet.kiln --input data:2x1x28x28");
+  REQUIRE(compiled.status == 0);
+  REQUIRE(Run(kKiln + " run " + dir + "/lenet.kiln --input data=" + models + "lenet.input.npy --output-dir " + dir)
+              .status == 0);
+  const kiln::Tensor out = kiln::LoadNpy(dir + "/softmax_output.npy");
+  const kiln::Tensor expected = kiln::LoadNpy(models + "lenet.output.npy");
+  REQUIRE(out.shape() == expected.shape());
+  for (int64_t i = 0; i < out.size(); ++i) CHECK(std::abs(out.GetDouble(i) - expected.GetDouble(i)) < 1e-5);
+  const Result foreign = Run(kKiln + " compile " + models + "lenet-symbol.json --params " + models +
+                             "mlp-0000.params -o " + dir + "/x.kiln --input data:2x1x28x28");
+  CHECK(foreign.status == 1);
+  // The MLP's fc1_weight has LeNet's name but not its shape.
+  CHECK_THAT(foreign.output,
+             Catch::Contains("node 'fc1' (FullyConnected): input 'weight': expected shape (32,256), given (32,20)"));
   std::filesystem::remove_all(dir);
 }
