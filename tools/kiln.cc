@@ -29,6 +29,7 @@
 #include "runtime/param_file.h"
 #include "runtime/param_formats.h"
 #include "runtime/signing.h"
+#include "symbol/mxnet/mxnet_export.h"
 #include "symbol/mxnet/mxnet_import.h"
 #include "symbol/onnx/onnx_export.h"
 #include "symbol/onnx/onnx_import.h"
@@ -369,6 +370,10 @@ int CmdViz(const CommandLine& line) {
 
 int CmdExport(const CommandLine& line) {
   const Graph graph = LoadModel(line);
+  if (line.mxnet) {
+    for (const std::string& path : ExportMxnet(graph, line.output)) std::cout << "wrote " << path << "\n";
+    return 0;
+  }
   SaveOnnx(line.output, graph, line.input_shapes);
   std::cout << "wrote " << line.output << "\n";
   return 0;

@@ -5,6 +5,7 @@
 #include "symbol/mxnet/mxnet_import.h"
 
 #include <catch2/catch.hpp>
+#include <filesystem>
 
 #include "codegen/compiler.h"
 #include "passes/interpreter.h"
@@ -12,6 +13,7 @@
 #include "runtime/file_util.h"
 #include "runtime/mxnet_params.h"
 #include "runtime/npy.h"
+#include "symbol/mxnet/mxnet_export.h"
 #include "tests/op_test_util.h"
 
 using namespace kiln;
@@ -126,4 +128,31 @@ TEST_CASE("a node name used twice is refused at import", "[mxnet][errors][regres
       {"op": "Activation", "name": "a", "attrs": {"act_type": "tanh"}, "inputs": [[1, 0, 0]]}],
     "heads": [[2, 0, 0]]})json";
   CHECK_THAT(ImportError(twice), Catch::Contains("node 2 'a' (Activation): a second node of that name"));
+}
+
+TEST_CASE("a graph exported as MXNet files imports back to the same outputs", "[mxnet][export]") {
+  const auto dir = std::filesystem::temp_directory_path() / ("kiln_mxnet_export_" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  for (const std::string name : {"lenet", "cnn", "gluon_convnet"}) {
+    INFO(name);
+    const Tensor x = LoadNpy(kModels + name + ".input.npy");
+    const Graph graph =
+        ImportMxnet(kModels + name + "-symbol.json", kModels + name + "-0000.params", {{{"data", x.shape()}}});
+    const std::string prefix = (dir / name).string();
+    const auto written = ExportMxnet(graph, prefix);
+    REQUIRE(written.size() == 2);
+    // BatchNorm's moving statistics are auxiliary states, the rest arguments, as MXNet
+    // names them in a checkpoint.
+    const ParamList saved = LoadMxnetParams(prefix + "-0000.params");
+    const ParamList original = LoadMxnetParams(kModels + name + "-0000.params");
+    CHECK(saved.AsMap().size() == original.AsMap().size());
+    for (const auto& [key, tensor] : original.tensors) {
+      INFO(key);
+      REQUIRE(saved.AsMap().count(key) == 1);
+      CHECK(saved.AsMap().at(key).BitwiseEquals(tensor));
+    }
+    const Graph back = ImportMxnet(prefix + "-symbol.json", prefix + "-0000.params", {{{"data", x.shape()}}});
+    KILN_CHECK_CLOSE(Interpret(back, {{"data", x}})[0], LoadNpy(kModels + name + ".output.npy"), 1e-4, 1e-5);
+  }
+  std::filesystem::remove_all(dir);
 }

@@ -455,3 +455,18 @@ TEST_CASE("kiln compiles an MXNet checkpoint (symbol JSON and .params) and match
              Catch::Contains("node 'fc1' (FullyConnected): input 'weight': expected shape (32,256), given (32,20)"));
   std::filesystem::remove_all(dir);
 }
+
+TEST_CASE("kiln export --mxnet writes a symbol and its parameters that import back", "[cli][mxnet]") {
+  const std::string models = "tests/data/mxnet/models/";
+  const std::string dir = TempDir();
+  const Result exported = Run(kKiln + " export " + models + "cnn-symbol.json --params " + models +
+                              "cnn-0000.params --mxnet -o " + dir + "/cnn --input data:2x3x16x16");
+  REQUIRE(exported.status == 0);
+  CHECK_THAT(exported.output, Catch::Contains("cnn-symbol.json") && Catch::Contains("cnn-0000.params"));
+  const Result inspected = Run(kKiln + " inspect " + dir + "/cnn-0000.params");
+  CHECK_THAT(inspected.output, Catch::Contains("aux:bn1_moving_mean [8] float32"));
+  const Result compiled = Run(kKiln + " compile " + dir + "/cnn-symbol.json --params " + dir + "/cnn-0000.params -o " +
+                              dir + "/cnn.kiln --input data:2x3x16x16");
+  CHECK(compiled.status == 0);
+  std::filesystem::remove_all(dir);
+}

@@ -146,9 +146,12 @@ ParseOutcome ParseCommandLine(const std::vector<std::string>& args) {
   interpret->add_option("--seed", line.seed, "Seed for random operators and Dropout")
       ->check(WholeNumber<uint64_t>(0, std::numeric_limits<uint64_t>::max()));
 
-  auto* export_onnx = app.add_subcommand("export", "Write a model as ONNX (opset 17)");
-  AddRequiredPath(export_onnx, "MODEL", line.model, "Graph file (or ONNX model)");
-  AddRequiredPath(export_onnx, "-o,--output", line.output, "Output .onnx file");
+  auto* export_onnx = app.add_subcommand("export", "Write a model as ONNX (opset 17), or as MXNet model files");
+  AddRequiredPath(export_onnx, "MODEL", line.model, "Graph file, ONNX model or MXNet symbol JSON");
+  AddRequiredPath(export_onnx, "-o,--output", line.output,
+                  "Output .onnx file; with --mxnet a prefix: PREFIX-symbol.json and PREFIX-0000.params");
+  export_onnx->add_flag("--mxnet", line.mxnet,
+                        "Write MXNet's symbol JSON and .params (Module.load(PREFIX, 0) reads them)");
   export_onnx->add_option("--params", line.params, "Parameter file");
   AddInputShapes(export_onnx, inputs, "data:1x3x224x224");
 

@@ -26,6 +26,7 @@ struct CommandLine {
   std::map<std::string, std::string> input_files;
   bool json = false;
   bool fusion = false;  // viz --fusion
+  bool mxnet = false;   // export --mxnet
   // interpret
   bool train = false;
   uint64_t seed = 0;
