@@ -2,18 +2,19 @@
 
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
 #include <functional>
 #include <limits>
 #include <numeric>
 #include <set>
 
+#include "graph/op_util.h"
 #include "runtime/error.h"
 #include "runtime/file_util.h"
 #include "runtime/proto_util.h"
 #include "symbol/onnx/onnx.pb.h"
 #include "symbol/onnx/onnx_converter.h"
 #include "symbol/onnx/onnx_tensor.h"
-#include "graph/op_util.h"
 
 namespace kiln {
 namespace onnx_import {
@@ -59,7 +60,9 @@ std::map<std::string, Converter>& Converters() {
 
 class Importer {
  public:
-  Importer(const onnx::ModelProto& model, const OnnxImportOptions& options) : model_(model), options_(options) {}
+  Importer(const onnx::ModelProto& model, const OnnxImportOptions& options) : model_(model), options_(options) {
+    if (!options.external_data_dir.empty()) external_data_ = std::make_unique<ExternalData>(options.external_data_dir);
+  }
 
   Graph Run();
 
@@ -82,6 +85,7 @@ class Importer {
 
   const onnx::ModelProto& model_;
   const OnnxImportOptions& options_;
+  std::unique_ptr<ExternalData> external_data_;  // null: external tensors are an error
   Graph graph_;
   std::map<std::string, Value> values_;
   std::set<std::string> used_names_;
@@ -185,7 +189,8 @@ void Importer::AddInputs(const onnx::GraphProto& graph, std::vector<std::string>
   std::set<std::string> given;
   for (const auto& init : graph.initializer()) {
     try {
-      values_[init.name()] = MakeConstant(TensorFromOnnx(init, "initializer '" + init.name() + "'"), init.name());
+      values_[init.name()] =
+          MakeConstant(TensorFromOnnx(init, "initializer '" + init.name() + "'", external_data_.get()), init.name());
     } catch (const Error& e) {
       problems.push_back(e.what());
     }
@@ -534,7 +539,12 @@ Graph ImportOnnxModel(const onnx::ModelProto& model, const OnnxImportOptions& op
 }
 
 Graph ImportOnnx(const std::string& path, const OnnxImportOptions& options) {
-  return ImportOnnxBytes(ReadFile(path), options, path);
+  OnnxImportOptions with_dir = options;
+  if (with_dir.external_data_dir.empty()) {
+    const std::filesystem::path parent = std::filesystem::path(path).parent_path();
+    with_dir.external_data_dir = parent.empty() ? "." : parent.string();
+  }
+  return ImportOnnxBytes(ReadFile(path), with_dir, path);
 }
 
 Graph ImportOnnxBytes(std::string_view bytes, const OnnxImportOptions& options, const std::string& source) {

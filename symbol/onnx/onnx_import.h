@@ -36,6 +36,9 @@ struct OnnxImportOptions {
   // inputs kiln needs to know (Reshape's shape, ReduceSum's axes, Slice's starts) can
   // be given, and whatever depends on them alone is folded.
   std::map<std::string, Tensor> constant_inputs;
+  // Where initializers stored in external files (models over 2 GB) are read from:
+  // ImportOnnx sets it to the model's own directory; empty, they are an error.
+  std::string external_data_dir;
 };
 
 // Reads and converts an .onnx file. Throws kiln::Error for unreadable or malformed

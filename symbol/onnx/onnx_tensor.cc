@@ -2,9 +2,11 @@
 
 #include <algorithm>
 #include <cstring>
+#include <filesystem>
+#include <optional>
 
-#include "runtime/error.h"
 #include "graph/op_util.h"
+#include "runtime/error.h"
 
 namespace kiln {
 
@@ -55,12 +57,9 @@ void CopyTyped(const Field& field, Tensor& tensor, Store store) {
 // How many values the typed field that holds `proto`'s data type has.
 int64_t TypedValueCount(const onnx::TensorProto& proto) {
   switch (proto.data_type()) {
-    case onnx::TensorProto::FLOAT:
-      return proto.float_data_size();
-    case onnx::TensorProto::DOUBLE:
-      return proto.double_data_size();
-    case onnx::TensorProto::INT64:
-      return proto.int64_data_size();
+    case onnx::TensorProto::FLOAT: return proto.float_data_size();
+    case onnx::TensorProto::DOUBLE: return proto.double_data_size();
+    case onnx::TensorProto::INT64: return proto.int64_data_size();
     default:  // FLOAT16 bits, INT32, INT8, UINT8, BOOL
       return proto.int32_data_size();
   }
@@ -68,9 +67,53 @@ int64_t TypedValueCount(const onnx::TensorProto& proto) {
 
 }  // namespace
 
-Tensor TensorFromOnnx(const onnx::TensorProto& proto, const std::string& what) {
-  if (proto.data_location() == onnx::TensorProto::EXTERNAL) {
-    throw Error(what + ": tensors stored in external files are not supported; save the model with its data inside");
+std::string_view ExternalData::Bytes(const onnx::TensorProto& proto, uint64_t nbytes, const std::string& what) {
+  std::string location;
+  uint64_t offset = 0;
+  std::optional<uint64_t> length;
+  for (const auto& entry : proto.external_data()) {
+    const auto number = [&](const char* key) {
+      try {
+        size_t used = 0;
+        const uint64_t value = std::stoull(entry.value(), &used);
+        if (used == entry.value().size()) return value;
+      } catch (const std::exception&) {
+      }
+      throw Error(what + ": external data " + key + " '" + Abbreviate(entry.value()) + "' is not a whole number");
+    };
+    if (entry.key() == "location") location = entry.value();
+    if (entry.key() == "offset") offset = number("offset");
+    if (entry.key() == "length") length = number("length");
+  }
+  if (location.empty()) throw Error(what + ": stored externally without a location");
+  const std::filesystem::path relative(location);
+  bool climbs = relative.is_absolute();
+  for (const auto& part : relative) climbs = climbs || part == "..";
+  if (climbs) {
+    throw Error(what + ": external data location '" + Abbreviate(location) +
+                "' leaves the model's directory (absolute or with '..'); kiln reads only files beside the model");
+  }
+  auto& file = files_[location];
+  if (!file) file = FileBytes::Open((std::filesystem::path(dir_) / relative).string());
+  const std::string_view bytes = file->bytes();
+  const uint64_t size = length.value_or(nbytes);
+  if (size != nbytes) {
+    throw Error(what + ": external data length " + std::to_string(size) + " differs from the " +
+                std::to_string(nbytes) + " bytes its shape and type need");
+  }
+  if (offset > bytes.size() || size > bytes.size() - offset) {
+    throw Error(what + ": external data [" + std::to_string(offset) + ", +" + std::to_string(size) + ") lies beyond '" +
+                Abbreviate(location) + "' (" + std::to_string(bytes.size()) + " bytes)");
+  }
+  return bytes.substr(offset, size);
+}
+
+Tensor TensorFromOnnx(const onnx::TensorProto& proto, const std::string& what, ExternalData* external) {
+  const bool stored_externally = proto.data_location() == onnx::TensorProto::EXTERNAL;
+  if (stored_externally && external == nullptr) {
+    throw Error(what +
+                ": its data is stored in an external file, which needs the model's directory: import the "
+                "model from its file (kiln reads the data files beside it)");
   }
   if (proto.has_segment()) throw Error(what + ": segmented tensors are not supported");
   const auto dtype = DTypeFromOnnx(proto.data_type());
@@ -86,6 +129,12 @@ Tensor TensorFromOnnx(const onnx::TensorProto& proto, const std::string& what) {
     nbytes = CheckedByteSize(shape, *dtype);
   } catch (const Error& e) {
     throw Error(what + ": " + e.what());
+  }
+  if (stored_externally) {
+    const std::string_view bytes = external->Bytes(proto, nbytes, what);
+    Tensor tensor(shape, *dtype);
+    if (nbytes > 0) std::memcpy(tensor.data(), bytes.data(), nbytes);
+    return tensor;
   }
   if (proto.has_raw_data()) {
     if (proto.raw_data().size() != nbytes) {

@@ -2,10 +2,13 @@
 // importer, the exporter and the tests that build or read ONNX models).
 #pragma once
 
+#include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "runtime/file_util.h"
 #include "runtime/tensor.h"
 #include "symbol/onnx/onnx.pb.h"
 
@@ -19,7 +22,22 @@ std::string OnnxTypeName(int32_t elem_type);
 
 // A TensorProto's values (raw_data or the typed fields). Throws kiln::Error naming
 // `what` for unsupported element types, external data and size mismatches.
-Tensor TensorFromOnnx(const onnx::TensorProto& proto, const std::string& what);
+// Tensor data stored beside a model (TensorProto.data_location EXTERNAL, as models over
+// 2 GB are saved): files relative to the model's directory, each mapped once. A location
+// that is absolute or climbs out of that directory ("..") is refused.
+class ExternalData {
+ public:
+  explicit ExternalData(std::string dir) : dir_(std::move(dir)) {}
+  // The `nbytes` bytes `proto`'s external_data entries (location, offset, length) name.
+  std::string_view Bytes(const onnx::TensorProto& proto, uint64_t nbytes, const std::string& what);
+
+ private:
+  std::string dir_;
+  std::map<std::string, std::shared_ptr<const FileBytes>> files_;
+};
+
+// `external` resolves tensors stored in external files; without it they are an error.
+Tensor TensorFromOnnx(const onnx::TensorProto& proto, const std::string& what, ExternalData* external = nullptr);
 onnx::TensorProto TensorToOnnx(const Tensor& tensor, const std::string& name);
 
 // A 0-d tensor of `dtype` holding `value` as kiln's scalar operators take it: integer

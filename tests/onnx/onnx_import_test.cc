@@ -422,3 +422,68 @@ TEST_CASE("names that are not UTF-8 are refused at import (a kiln graph stores U
   ok.Output("\xc3\xa9t\xc3\xa9");
   CHECK_NOTHROW(ImportOnnxModel(ok.model));
 }
+
+// Models over 2 GB keep their initializers in files beside them (external data). A
+// model written that way here: MatMul's weights at an offset in one data file.
+TEST_CASE("initializers stored in external files beside the model load", "[onnx][external]") {
+  const auto dir = std::filesystem::temp_directory_path() / ("kiln_onnx_external_" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir / "data");
+  const Tensor weights = RandomTensor({3, 4}, 21);
+  std::string file(16, '\x7f');  // what the offset skips
+  file.append(static_cast<const char*>(weights.data()), weights.nbytes());
+  WriteFileAtomic((dir / "data" / "weights.bin").string(), file);
+
+  const auto model_with = [&](const std::string& location, const std::string& offset, const std::string& length) {
+    OnnxModelBuilder b;
+    b.Input("x", {2, 3});
+    b.Initializer("w", weights);
+    onnx::TensorProto& w = *b.model.mutable_graph()->mutable_initializer(0);
+    w.clear_raw_data();
+    w.set_data_location(onnx::TensorProto::EXTERNAL);
+    const auto add = [&](const char* key, const std::string& value) {
+      if (value.empty()) return;
+      auto* entry = w.add_external_data();
+      entry->set_key(key);
+      entry->set_value(value);
+    };
+    add("location", location);
+    add("offset", offset);
+    add("length", length);
+    b.Node("MatMul", {"x", "w"}, {"y"});
+    b.Output("y");
+    const std::string path = (dir / "model.onnx").string();
+    WriteFileAtomic(path, b.model.SerializeAsString());
+    return path;
+  };
+  const Tensor x = RandomTensor({2, 3}, 22);
+  const std::string good = model_with("data/weights.bin", "16", std::to_string(weights.nbytes()));
+  const Graph graph = ImportOnnx(good);
+  const Tensor y = Interpret(graph, {{"x", x}})[0];
+  REQUIRE(y.shape() == Shape{2, 4});
+  for (int64_t i = 0; i < 2; ++i) {
+    for (int64_t j = 0; j < 4; ++j) {
+      double sum = 0;
+      for (int64_t k = 0; k < 3; ++k) sum += x.GetDouble(i * 3 + k) * weights.GetDouble(k * 4 + j);
+      CHECK(y.GetDouble(i * 4 + j) == Approx(sum).epsilon(1e-5));
+    }
+  }
+  // From bytes alone there is no directory to read the data from.
+  CHECK_THROWS_WITH(ImportOnnxBytes(ReadFile(good)), Catch::Contains("stored in an external file"));
+
+  const auto error = [&](const std::string& location, const std::string& offset, const std::string& length) {
+    try {
+      ImportOnnx(model_with(location, offset, length));
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("imported");
+  };
+  CHECK_THAT(error("../weights.bin", "", ""), Catch::Contains("leaves the model's directory"));
+  CHECK_THAT(error("/etc/passwd", "", ""), Catch::Contains("leaves the model's directory"));
+  CHECK_THAT(error("data/missing.bin", "", ""), Catch::Contains("cannot open") && Catch::Contains("missing.bin"));
+  CHECK_THAT(error("data/weights.bin", "40", ""), Catch::Contains("lies beyond 'data/weights.bin'"));
+  CHECK_THAT(error("data/weights.bin", "16", "8"), Catch::Contains("length 8 differs from the 48 bytes"));
+  CHECK_THAT(error("data/weights.bin", "x", ""), Catch::Contains("offset 'x' is not a whole number"));
+  CHECK_THAT(error("", "", ""), Catch::Contains("without a location"));
+  std::filesystem::remove_all(dir);
+}
