@@ -52,13 +52,40 @@ std::vector<Value> ConvertPool(NodeContext& ctx, const std::string& pool_type) {
   // leaves the pads out then is the padded sum over the count of real elements, the
   // same pooling of ones (a constant, folded).
   const bool divide_by_count = pool_type == "avg" && !count_include_pad && w.pad_begin != w.pad_end;
+  // ONNX's output size with ceil_mode: rounded up, less one where the last window would
+  // start in the end padding (the rule PyTorch follows). kiln's "full" convention rounds
+  // up without that rule and "valid" rounds down: whichever gives ONNX's size, on both
+  // axes.
+  const bool ceil_mode = ctx.Int("ceil_mode", 0) != 0;
+  std::vector<int64_t> onnx_size(2);
+  for (size_t a = 0; a < 2; ++a) {
+    const int64_t length = x.shape[2 + a], k = w.kernel[a], s = w.strides[a];
+    const int64_t span = length + w.pad_begin[a] + w.pad_end[a] - k;
+    int64_t size = (ceil_mode ? (span + s - 1) / s : span / s) + 1;
+    if (ceil_mode && (size - 1) * s >= length + w.pad_begin[a]) --size;
+    onnx_size[a] = size;
+  }
   Window ones_window = w;
   const Value input = PadForWindow(ctx, x, w, pool_type == "max" ? -std::numeric_limits<double>::infinity() : 0.0);
+  std::string convention = "valid";
+  if (ceil_mode) {
+    bool full_fits = true, valid_fits = true;
+    for (size_t a = 0; a < 2; ++a) {
+      const int64_t span = input.shape[2 + a] + 2 * w.pad_begin[a] - w.kernel[a], s = w.strides[a];
+      full_fits = full_fits && (span + s - 1) / s + 1 == onnx_size[a];
+      valid_fits = valid_fits && span / s + 1 == onnx_size[a];
+    }
+    if (!full_fits && !valid_fits) {
+      throw Error("ceil_mode: the output size ONNX gives here (" + ShapeToString(onnx_size) +
+                  ") is neither rounding of kiln's pooling on both axes");
+    }
+    convention = full_fits ? "full" : "valid";
+  }
   AttrMap attrs = {{"kernel", w.kernel},
                    {"stride", w.strides},
                    {"pad", w.pad_begin},
                    {"pool_type", pool_type},
-                   {"pooling_convention", ctx.Int("ceil_mode", 0) != 0 ? "full" : "valid"}};
+                   {"pooling_convention", convention}};
   if (pool_type == "avg") attrs.emplace_back("count_include_pad", count_include_pad || divide_by_count);
   const Value y = ctx.Apply("Pooling", {input}, attrs);
   if (!divide_by_count) return {y};

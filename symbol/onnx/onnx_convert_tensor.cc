@@ -234,6 +234,8 @@ const RegisterConverter kPad({"Pad"}, {"mode", "pads", "value"}, [](NodeContext&
   const std::string mode = ctx.Str("mode", std::string("constant"));
   std::vector<int64_t> pads;
   double value = 0;
+  // Pad-18's axes input (pads for some axes only) is not supported.
+  if (ctx.Has(3)) throw Error("the axes input (Pad-18) is not supported: give pads for every axis");
   if (ctx.opset() >= 11) {
     pads = ctx.ConstInts(1, "pads");
     if (ctx.Has(2)) value = ctx.Const(2, "constant_value").GetDouble(0);

@@ -15,6 +15,7 @@
 #include "symbol/onnx/onnx.pb.h"
 #include "symbol/onnx/onnx_converter.h"
 #include "symbol/onnx/onnx_tensor.h"
+#include "symbol/onnx/onnx_versions.h"
 
 namespace kiln {
 namespace onnx_import {
@@ -284,6 +285,10 @@ Graph Importer::Run() {
     const auto conv = Converters().find(node.op_type());
     if (conv == Converters().end()) {
       fail("operator not supported");
+      continue;
+    }
+    if (const std::string unhandled = UnhandledVersion(node.op_type(), opset); !unhandled.empty()) {
+      fail(unhandled);
       continue;
     }
     std::vector<std::string> bad_attrs;

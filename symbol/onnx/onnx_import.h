@@ -1,4 +1,5 @@
-// ONNX import: an ONNX model (opsets 7 to 17) becomes a kiln graph of MXNet-named
+// ONNX import: an ONNX model (opsets 7 to 27, each operator in the versions its
+// converter handles: symbol/onnx/onnx_versions.h) becomes a kiln graph of MXNet-named
 // operators, with the initializers as embedded parameters.
 //
 // Shapes are static, as everywhere in kiln: symbolic dimensions of the graph inputs
@@ -54,6 +55,8 @@ std::vector<std::string> SupportedOnnxOps();
 
 // The oldest and newest default-domain opsets the importer accepts.
 inline constexpr int64_t kMinOnnxOpset = 7;
-inline constexpr int64_t kMaxOnnxOpset = 17;
+// The newest opset onnx 1.22 defines; which operator versions kiln handles beyond
+// opset 17 is decided per operator (symbol/onnx/onnx_versions.h).
+inline constexpr int64_t kMaxOnnxOpset = 27;
 
 }  // namespace kiln

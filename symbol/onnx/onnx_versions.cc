@@ -1,0 +1,91 @@
+#include "symbol/onnx/onnx_versions.h"
+
+#include <algorithm>
+#include <map>
+#include <set>
+#include <vector>
+
+namespace kiln::onnx_import {
+namespace {
+
+#include "symbol/onnx/onnx_op_versions.inc"
+
+// Versions after kReviewedOnnxOpset that kiln's converters handle, and why.
+const std::map<std::string, std::set<int64_t>, std::less<>> kNewerVersions = {
+    // Opset 22 only added bfloat16 (and float8) types: kiln refuses those types where
+    // it meets them, and imports the rest as before.
+    {"Conv", {22}},
+    {"MaxPool", {22}},
+    {"GlobalAveragePool", {22}},
+    {"GlobalMaxPool", {22}},
+    {"Dropout", {22}},
+    {"Elu", {22}},
+    {"HardSigmoid", {22}},
+    {"InstanceNormalization", {22}},
+    {"Round", {22}},
+    {"Selu", {22}},
+    {"Softplus", {22}},
+    {"ThresholdedRelu", {22}},
+    // AveragePool-19 added `dilations`, which the converter does not list: a node using
+    // it is reported as an unsupported attribute.
+    {"AveragePool", {19, 22}},
+    // Types only (float8, int4, uint4, float4e2m1 ...); Cast-19's `saturate` and
+    // Split-18's `num_outputs` are attributes the converters do not list.
+    {"Cast", {19, 21, 23, 24, 25}},
+    {"Identity", {19, 21, 23, 24, 25}},
+    {"Reshape", {19, 21, 23, 24, 25}},
+    {"Shape", {19, 21, 23, 24, 25}},
+    {"Size", {19, 21, 23, 24, 25}},
+    {"Flatten", {21, 23, 24, 25}},
+    {"Squeeze", {21, 23, 24, 25}},
+    {"Unsqueeze", {21, 23, 24, 25}},
+    {"Transpose", {21, 23, 24, 25}},
+    {"ConstantOfShape", {20, 21, 23, 24, 25}},
+    {"Constant", {19, 21, 23, 24, 25}},
+    {"Equal", {19}},  // strings
+    {"Split", {18}},
+    // Version 18 made the axes an input, which the Reduce converters read from opset 18
+    // on (Axes(ctx, 1, 18)); ReduceMax/ReduceMin-20 added bool.
+    {"ReduceMean", {18}},
+    {"ReduceProd", {18}},
+    {"ReduceMax", {18, 20}},
+    {"ReduceMin", {18, 20}},
+    {"ReduceL1", {18}},
+    {"ReduceL2", {18}},
+    {"ReduceLogSum", {18}},
+    {"ReduceLogSumExp", {18}},
+    {"ReduceSumSquare", {18}},
+    // Pad-18 added an `axes` input, which the converter refuses; Pad-19 the `wrap`
+    // mode, which kiln's Pad refuses by name; 21 and later, types.
+    {"Pad", {18, 19, 21, 23, 24, 25}},
+};
+
+}  // namespace
+
+int64_t NewestOnnxOpset() {
+  return kNewestOnnxOpset;
+}
+
+int64_t OpVersion(std::string_view op_type, int64_t opset) {
+  const auto it = kOnnxOpVersions.find(op_type);
+  if (it == kOnnxOpVersions.end()) return 0;
+  int64_t version = 0;
+  for (const int64_t since : it->second) {
+    if (since <= opset) version = std::max(version, since);
+  }
+  return version;
+}
+
+std::string UnhandledVersion(std::string_view op_type, int64_t opset) {
+  const int64_t version = OpVersion(op_type, opset);
+  const int64_t reviewed = OpVersion(op_type, kReviewedOnnxOpset);
+  if (version <= reviewed) return "";
+  if (const auto it = kNewerVersions.find(op_type); it != kNewerVersions.end() && it->second.count(version) != 0) {
+    return "";
+  }
+  return std::string(op_type) + "-" + std::to_string(version) + " (what opset " + std::to_string(opset) +
+         " means) is not supported: kiln's converter handles " + std::string(op_type) + " up to version " +
+         std::to_string(reviewed) + "; export with an opset before " + std::to_string(version);
+}
+
+}  // namespace kiln::onnx_import
