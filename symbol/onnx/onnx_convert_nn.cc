@@ -342,6 +342,20 @@ const RegisterConverter kHardSigmoid({"HardSigmoid"}, {"alpha", "beta"}, [](Node
   return std::vector<Value>{ctx.Apply("clip", {shifted}, {{"a_min", 0.0}, {"a_max", 1.0}})};
 });
 
+// HardSwish (opset 14): x * HardSigmoid(x) with alpha 1/6, beta 1/2.
+const RegisterConverter kHardSwish({"HardSwish"}, {}, [](NodeContext& ctx) {
+  const Value scaled = Unary(ctx, "_mul_scalar", {{"scalar", 1.0 / 6.0}});
+  const Value shifted = ctx.Apply("_plus_scalar", {scaled}, {{"scalar", 0.5}});
+  const Value gate = ctx.Apply("clip", {shifted}, {{"a_min", 0.0}, {"a_max", 1.0}});
+  return std::vector<Value>{ctx.Apply("broadcast_mul", {ctx.In(0), gate})};
+});
+
+// Mish (opset 18): x * tanh(softplus(x)).
+const RegisterConverter kMish({"Mish"}, {}, [](NodeContext& ctx) {
+  const Value softplus = Unary(ctx, "Activation", {{"act_type", "softrelu"}});
+  return std::vector<Value>{ctx.Apply("broadcast_mul", {ctx.In(0), ctx.Apply("tanh", {softplus})})};
+});
+
 // InstanceNormalization: per (image, channel) statistics over the spatial axes.
 const RegisterConverter kInstanceNorm({"InstanceNormalization"}, {"epsilon"}, [](NodeContext& ctx) {
   const Value& x = ctx.In(0);

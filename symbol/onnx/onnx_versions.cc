@@ -55,6 +55,10 @@ const std::map<std::string, std::set<int64_t>, std::less<>> kNewerVersions = {
     {"ReduceLogSum", {18}},
     {"ReduceLogSumExp", {18}},
     {"ReduceSumSquare", {18}},
+    // Converters written after opset 17, for every version their operator has (22:
+    // types only).
+    {"HardSwish", {22}},
+    {"Mish", {18, 22}},
     // Pad-18 added an `axes` input, which the converter refuses; Pad-19 the `wrap`
     // mode, which kiln's Pad refuses by name; 21 and later, types.
     {"Pad", {18, 19, 21, 23, 24, 25}},
