@@ -127,14 +127,10 @@ Tensor ReadArray(Reader& in, const std::string& what) {
   return tensor;
 }
 
-void PutU32(std::string& out, uint32_t v) {
-  out.append(reinterpret_cast<const char*>(&v), sizeof v);
-}
-void PutI32(std::string& out, int32_t v) {
-  out.append(reinterpret_cast<const char*>(&v), sizeof v);
-}
-void PutU64(std::string& out, uint64_t v) {
-  out.append(reinterpret_cast<const char*>(&v), sizeof v);
+// A little-endian field of exactly T's width (kiln runs on little-endian hosts only).
+template <typename T>
+void Put(std::string& out, T value) {
+  out.append(reinterpret_cast<const char*>(&value), sizeof value);
 }
 
 }  // namespace
@@ -193,23 +189,23 @@ std::string SerializeMxnetParams(const ParamList& params) {
     np_shape = np_shape || tensor.ndim() == 0;
   }
   std::string out;
-  PutU64(out, kListMagic);
-  PutU64(out, 0);
-  PutU64(out, params.tensors.size());
+  Put<uint64_t>(out, kListMagic);
+  Put<uint64_t>(out, 0);
+  Put<uint64_t>(out, params.tensors.size());
   for (const auto& [name, tensor] : params.tensors) {
-    PutU32(out, np_shape ? kArrayV3Magic : kArrayV2Magic);
-    PutI32(out, 0);  // dense
-    PutI32(out, static_cast<int32_t>(tensor.ndim()));
-    for (const int64_t dim : tensor.shape()) out.append(reinterpret_cast<const char*>(&dim), sizeof dim);
-    PutI32(out, 1);  // cpu
-    PutI32(out, 0);
-    PutI32(out, static_cast<int32_t>(tensor.dtype()));
+    Put<uint32_t>(out, np_shape ? kArrayV3Magic : kArrayV2Magic);
+    Put<int32_t>(out, 0);  // dense
+    Put<int32_t>(out, static_cast<int32_t>(tensor.ndim()));
+    for (const int64_t dim : tensor.shape()) Put<int64_t>(out, dim);
+    Put<int32_t>(out, 1);  // cpu
+    Put<int32_t>(out, 0);
+    Put<int32_t>(out, static_cast<int32_t>(tensor.dtype()));
     out.append(static_cast<const char*>(tensor.data()), tensor.nbytes());
   }
-  PutU64(out, params.named ? params.tensors.size() : 0);
+  Put<uint64_t>(out, params.named ? params.tensors.size() : 0);
   if (params.named) {
     for (const auto& [name, tensor] : params.tensors) {
-      PutU64(out, name.size());
+      Put<uint64_t>(out, name.size());
       out += name;
     }
   }

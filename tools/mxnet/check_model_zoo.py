@@ -22,6 +22,9 @@ import mxnet as mx
 import numpy as np
 from mxnet.gluon.model_zoo import vision
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from gen_models import set_moving_statistics  # noqa: E402
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 MODELS = ["resnet18_v1", "resnet50_v1", "resnet18_v2", "mobilenet1.0", "mobilenetv2_1.0", "vgg11", "vgg11_bn",
           "squeezenet1.0", "squeezenet1.1", "densenet121", "alexnet", "inceptionv3"]
@@ -33,11 +36,7 @@ def export(name, out, rng):
     size = 299 if name.startswith("inception") else 224
     x = rng.uniform(-1, 1, (1, 3, size, size)).astype(np.float32)
     net(mx.nd.array(x))
-    for pname, param in net.collect_params().items():
-        if pname.endswith("running_var"):
-            param.set_data(mx.nd.array(rng.uniform(0.5, 1.5, param.shape).astype(np.float32)))
-        elif pname.endswith("running_mean"):
-            param.set_data(mx.nd.array(rng.uniform(-0.2, 0.2, param.shape).astype(np.float32)))
+    set_moving_statistics(net, rng, 0.2)
     net.hybridize()
     y = net(mx.nd.array(x)).asnumpy()
     prefix = os.path.join(out, name)

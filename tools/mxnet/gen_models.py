@@ -62,6 +62,17 @@ def cnn():
     return mx.sym.SoftmaxOutput(net, name="softmax"), (2, 3, 16, 16)
 
 
+def set_moving_statistics(net, rng, mean_range):
+    """BatchNorm's moving statistics of a Gluon network away from 0 and 1 (variances in
+    [0.5, 1.5], means in [-mean_range, mean_range]), so that inference BatchNorm is
+    tested. Shared with check_model_zoo.py."""
+    for name, param in net.collect_params().items():
+        if name.endswith("running_var"):
+            param.set_data(mx.nd.array(rng.uniform(0.5, 1.5, param.shape).astype(np.float32)))
+        elif name.endswith("running_mean"):
+            param.set_data(mx.nd.array(rng.uniform(-mean_range, mean_range, param.shape).astype(np.float32)))
+
+
 def save_module(out, name, symbol, shape, rng):
     module = mx.mod.Module(symbol, data_names=["data"], label_names=["softmax_label"], context=mx.cpu())
     module.bind(data_shapes=[("data", shape)], label_shapes=[("softmax_label", (shape[0],))], for_training=False)
@@ -89,11 +100,7 @@ def gluon_convnet(out, rng):
     shape = (2, 3, 12, 12)
     x = rng.uniform(-1, 1, shape).astype(np.float32)
     net(mx.nd.array(x))  # shapes known
-    for name, param in net.collect_params().items():
-        if name.endswith("running_var"):
-            param.set_data(mx.nd.array(rng.uniform(0.5, 1.5, param.shape).astype(np.float32)))
-        elif name.endswith("running_mean"):
-            param.set_data(mx.nd.array(rng.uniform(-0.5, 0.5, param.shape).astype(np.float32)))
+    set_moving_statistics(net, rng, 0.5)
     net.hybridize()
     y = net(mx.nd.array(x)).asnumpy()
     net.export(os.path.join(out, "gluon_convnet"), epoch=0)
