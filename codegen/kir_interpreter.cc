@@ -192,6 +192,17 @@ class Interpreter {
           case UnaryOp::kRound: x = std::round(x); break;
           case UnaryOp::kTrunc: x = std::trunc(x); break;
           case UnaryOp::kNot: break;
+          case UnaryOp::kSin: x = std::sin(x); break;
+          case UnaryOp::kCos: x = std::cos(x); break;
+          case UnaryOp::kTan: x = std::tan(x); break;
+          case UnaryOp::kAsin: x = std::asin(x); break;
+          case UnaryOp::kAcos: x = std::acos(x); break;
+          case UnaryOp::kAtan: x = std::atan(x); break;
+          case UnaryOp::kSinh: x = std::sinh(x); break;
+          case UnaryOp::kCosh: x = std::cosh(x); break;
+          case UnaryOp::kAsinh: x = std::asinh(x); break;
+          case UnaryOp::kAcosh: x = std::acosh(x); break;
+          case UnaryOp::kAtanh: x = std::atanh(x); break;
         }
         r.f = RoundTo(e->type, x);
         return r;

@@ -6,6 +6,7 @@
 #include "codegen/kir/kir.h"
 #include "codegen/lower/lower_util.h"
 #include "graph/op_util.h"
+#include "ops/index_util.h"
 
 namespace kiln {
 namespace {
@@ -18,13 +19,11 @@ using op_util::AssignShape;
 using op_util::AssignType;
 using op_util::ShapeError;
 
-// Indices arrive in any numeric dtype; like MXNet, a float index truncates toward zero
-// and an out-of-range one is clipped to [0, n).
-int64_t ClipIndex(double value, int64_t n) {
-  if (!(value >= 0)) return 0;  // negative or NaN
-  if (value >= static_cast<double>(n - 1)) return n - 1;
-  return static_cast<int64_t>(value);
-}
+using index_util::ClipIndex;
+using index_util::KirClipIndex;
+using index_util::LoadIndex;
+using index_util::RowLoop;
+using index_util::Zero;
 
 // --- Lowering ---
 //
@@ -32,42 +31,6 @@ int64_t ClipIndex(double value, int64_t n) {
 // output is large, and copies or fills a contiguous run per row. Integer indices are
 // read as int64 and clipped there; float ones are compared in their compute type before
 // they convert, so a NaN or huge index never reaches a float-to-integer conversion.
-
-constexpr int64_t kParallelWork = 16384;  // least output elements worth a parallel loop
-
-Expr Zero() {
-  return Expr(int64_t{0});
-}
-
-// ClipIndex: an index in [0, n) from an index element of any dtype.
-Expr KirClipIndex(const Expr& value, int64_t n) {
-  const Expr last(n - 1);
-  if (!kir::IsFloatType(value.type())) return kir::Max(kir::Min(kir::Cast(ScalarType::kInt64, value), last), Zero());
-  const auto c = [&](double v) { return kir::FloatImm(v, value.type()); };
-  // Min: a compute-type rounding of n - 1 must not let the conversion pass the end.
-  return kir::Select(kir::Ge(value, c(0)),
-                     kir::Select(kir::Ge(value, c(static_cast<double>(n - 1))), last,
-                                 kir::Min(kir::Cast(ScalarType::kInt64, value), last)),
-                     Zero());
-}
-
-// An index element, floats in float32 (float16) or their own type, integers in int64.
-Expr LoadIndex(const LowerContext& ctx, int input, const Expr& i) {
-  const DType dtype = ctx.input_types[input];
-  return lower::LoadAs(ctx.inputs[input], i, IsFloat(dtype) ? lower::ComputeType(dtype) : ScalarType::kInt64);
-}
-
-// rows x cols: per row a contiguous loop over cols, after `prologue` computes what the
-// row needs into `local` when given (allocated per row, so per parallel task).
-Stmt RowLoop(int64_t rows, int64_t cols, const std::function<Stmt(const Expr& row, const Expr& col)>& body,
-             const kir::Buffer& local = nullptr, const std::function<Stmt(const Expr& row)>& prologue = nullptr) {
-  const Expr r = kir::Var("row");
-  const Expr c = kir::Var("col");
-  Stmt row = kir::For(c, Zero(), Expr(cols), body(r, c), kir::LoopKind::kVectorize);
-  if (local) row = kir::Allocate(local, kir::Block({prologue(r), row}));
-  const auto kind = rows > 1 && rows * cols >= kParallelWork ? kir::LoopKind::kParallel : kir::LoopKind::kSerial;
-  return kir::For(r, Zero(), Expr(rows), row, kind);
-}
 
 // The value Tensor::SetDouble stores for `value` in `dtype` (integers saturate), as a
 // constant of the compute type.

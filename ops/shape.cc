@@ -178,6 +178,38 @@ void ReshapeInferShape(const Attrs& attrs, std::vector<ShapeSlot>& in, std::vect
   AssignShape(out[0], shape, "output");
 }
 
+// numpy's reshape (MXNet's _np_reshape): newshape exactly, one -1 inferred; () is a
+// 0-d result and a 0 is an empty axis (not "copy", as in Reshape).
+void NpReshapeInferShape(const Attrs& attrs, std::vector<ShapeSlot>& in, std::vector<ShapeSlot>& out) {
+  if (!in[0]) return;
+  const std::vector<int64_t>& spec = attrs.Ints("newshape");
+  Shape shape(spec.begin(), spec.end());
+  std::optional<size_t> infer_at;
+  int64_t known = 1;
+  for (size_t i = 0; i < spec.size(); ++i) {
+    if (spec[i] == -1 && !infer_at) {
+      infer_at = i;
+    } else if (spec[i] < 0) {
+      throw Error("attribute 'newshape' " + IntsToString(spec) + ": expected sizes >= 0 and at most one -1");
+    } else {
+      known *= spec[i];
+    }
+  }
+  const int64_t total = NumElements(*in[0]);
+  if (infer_at) {
+    if (known == 0 || total % known != 0) {
+      throw Error("attribute 'newshape' " + IntsToString(spec) + ": cannot infer the -1 for input " +
+                  ShapeToString(*in[0]) + " of " + std::to_string(total) + " elements");
+    }
+    shape[*infer_at] = total / known;
+  }
+  if (NumElements(shape) != total) {
+    ShapeError("input 'a'", std::to_string(NumElements(shape)) + " elements for newshape " + IntsToString(spec),
+               *in[0]);
+  }
+  AssignShape(out[0], shape, "output");
+}
+
 // --- transpose, expand_dims, squeeze, Flatten -------------------------------------------
 
 std::vector<int64_t> TransposeAxes(const Attrs& attrs, int64_t ndim) {
@@ -1111,42 +1143,50 @@ std::vector<Expr> ViewIndexMap(const Attrs&, const Shape& in_shape, const Shape&
   return in_index;
 }
 
+// A view: output 0 is input 0's bytes under another shape (no kernel where the storage
+// can be shared; a copy otherwise).
+OpDef& AsView(OpDef& op) {
+  return op.SetInplace(op_util::InplaceIdentity())
+      .SetPattern(OpPattern::kInjective)
+      .SetReference(CopyReference)
+      .SetView()
+      .SetIndexMap(ViewIndexMap)
+      .SetLower(CopyLower);
+}
+
 const bool kRegistered = [] {
   OpRegistry& registry = OpRegistry::Global();
 
-  registry.Register("Reshape")
-      .Describe("Reshape with MXNet's special values 0, -1, -2, -3, -4 in `shape`")
-      .Alias("reshape")
-      .Attr("shape", AttrType::kInts, AttrValue{std::vector<int64_t>{}}, "the target shape, with special values")
-      .Range(-4)
-      .Attr("reverse", AttrType::kBool, AttrValue{false}, "match special values from the right")
-      .Attr("target_shape", AttrType::kInts, AttrValue{std::vector<int64_t>{}},
-            "deprecated: the target shape, one 0 inferred; used when `shape` is empty")
-      .Range(0)
-      .Attr("keep_highest", AttrType::kBool, AttrValue{false}, "deprecated: with target_shape, keep the first dim")
-      .SetValidate([](const Attrs& attrs) {
-        if (attrs.Ints("shape").empty() && attrs.Ints("target_shape").empty()) {
-          throw Error("attribute 'shape' is required: give the target shape");
-        }
-      })
-      .SetInferShape(ReshapeInferShape)
-      .SetInplace(op_util::InplaceIdentity())
-      .SetPattern(OpPattern::kInjective)
-      .SetReference(CopyReference)
-      .SetView()
-      .SetIndexMap(ViewIndexMap)
-      .SetLower(CopyLower);
+  AsView(
+      registry.Register("Reshape")
+          .Describe("Reshape with MXNet's special values 0, -1, -2, -3, -4 in `shape`")
+          .Alias("reshape")
+          .Attr("shape", AttrType::kInts, AttrValue{std::vector<int64_t>{}}, "the target shape, with special values")
+          .Range(-4)
+          .Attr("reverse", AttrType::kBool, AttrValue{false}, "match special values from the right")
+          .Attr("target_shape", AttrType::kInts, AttrValue{std::vector<int64_t>{}},
+                "deprecated: the target shape, one 0 inferred; used when `shape` is empty")
+          .Range(0)
+          .Attr("keep_highest", AttrType::kBool, AttrValue{false}, "deprecated: with target_shape, keep the first dim")
+          .SetValidate([](const Attrs& attrs) {
+            if (attrs.Ints("shape").empty() && attrs.Ints("target_shape").empty()) {
+              throw Error("attribute 'shape' is required: give the target shape");
+            }
+          })
+          .SetInferShape(ReshapeInferShape));
 
-  registry.Register("Flatten")
-      .Describe("Collapse all axes but the first: (d0, d1, ..., dk) -> (d0, d1*...*dk)")
-      .Alias("flatten")
-      .SetInferShape(FlattenInferShape)
-      .SetInplace(op_util::InplaceIdentity())
-      .SetPattern(OpPattern::kInjective)
-      .SetReference(CopyReference)
-      .SetView()
-      .SetIndexMap(ViewIndexMap)
-      .SetLower(CopyLower);
+  AsView(registry.Register("_np_reshape")
+             .Describe("numpy's reshape: newshape exactly (one -1 inferred; () for a 0-d result, 0 for an empty axis)")
+             .Attr("newshape", AttrType::kInts, std::nullopt, "the target shape")
+             .Attr("order", AttrType::kString, AttrValue{std::string("C")}, "element order: C (row-major) only")
+             .Choices({"C"})
+             .Inputs({"a"})
+             .SetInferShape(NpReshapeInferShape));
+
+  AsView(registry.Register("Flatten")
+             .Describe("Collapse all axes but the first: (d0, d1, ..., dk) -> (d0, d1*...*dk)")
+             .Alias("flatten")
+             .SetInferShape(FlattenInferShape));
 
   registry.Register("transpose")
       .Describe("Permute axes; output axis i is input axis axes[i] (empty axes: reverse them)")
@@ -1170,27 +1210,15 @@ const bool kRegistered = [] {
       .SetReference(TransposeReference)
       .SetLower(TransposeLower);
 
-  registry.Register("expand_dims")
-      .Describe("Insert a size-1 axis at `axis`")
-      .Attr("axis", AttrType::kInt, std::nullopt, "where the new axis goes, in [-ndim-1, ndim]")
-      .SetInferShape(ExpandDimsInferShape)
-      .SetInplace(op_util::InplaceIdentity())
-      .SetPattern(OpPattern::kInjective)
-      .SetReference(CopyReference)
-      .SetView()
-      .SetIndexMap(ViewIndexMap)
-      .SetLower(CopyLower);
+  AsView(registry.Register("expand_dims")
+             .Describe("Insert a size-1 axis at `axis`")
+             .Attr("axis", AttrType::kInt, std::nullopt, "where the new axis goes, in [-ndim-1, ndim]")
+             .SetInferShape(ExpandDimsInferShape));
 
-  registry.Register("squeeze")
-      .Describe("Remove size-1 axes (all of them, or those in `axis`)")
-      .Attr("axis", AttrType::kInts, AttrValue{std::monostate{}}, "the axes to remove; None: every size-1 axis")
-      .SetInferShape(SqueezeInferShape)
-      .SetInplace(op_util::InplaceIdentity())
-      .SetPattern(OpPattern::kInjective)
-      .SetReference(CopyReference)
-      .SetView()
-      .SetIndexMap(ViewIndexMap)
-      .SetLower(CopyLower);
+  AsView(registry.Register("squeeze")
+             .Describe("Remove size-1 axes (all of them, or those in `axis`)")
+             .Attr("axis", AttrType::kInts, AttrValue{std::monostate{}}, "the axes to remove; None: every size-1 axis")
+             .SetInferShape(SqueezeInferShape));
 
   registry.Register("Concat")
       .Describe("Join num_args inputs along `dim`")

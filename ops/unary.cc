@@ -167,7 +167,7 @@ Expr KirLogicalNot(const Expr& x) {
 }
 
 using MathFn = double (*)(double);
-using KirMathFn = Expr (*)(const Expr&);
+using KirMathFn = std::function<Expr(const Expr&)>;
 
 MathFn ActivationFn(const std::string& act_type) {
   if (act_type == "relu") return Relu;
@@ -355,8 +355,9 @@ Stmt LowerLeakyRelu(const Attrs& attrs, LowerContext& ctx) {
           return element(i, kir::FloatImm(lower, type) + kir::FloatImm(upper - lower, type) * u);
         });
   }
-  return lower::ChunkedLoop(
-      count, [&](const Expr& i) { return lower::StoreFrom(out, i, LeakyReluScalar(attrs, lower::LoadAs(data, i, type))); });
+  return lower::ChunkedLoop(count, [&](const Expr& i) {
+    return lower::StoreFrom(out, i, LeakyReluScalar(attrs, lower::LoadAs(data, i, type)));
+  });
 }
 
 // prelu reads a per-channel slope and rrelu draws random ones: only the other act_types
@@ -408,8 +409,7 @@ ScalarFn FillScalar(double value) {
   return [value](const Attrs&, const std::vector<Expr>&, ScalarType type) { return kir::Const(value, type); };
 }
 
-OpDef& RegisterSimple(const char* name, const char* doc, const char* alias, ReferenceFn reference,
-                      ScalarFn scalar) {
+OpDef& RegisterSimple(const char* name, const char* doc, const char* alias, ReferenceFn reference, ScalarFn scalar) {
   OpDef& op = OpRegistry::Global()
                   .Register(name)
                   .Describe(doc)
@@ -451,6 +451,33 @@ const bool kRegistered = [] {
   RegisterMath("softsign", "x / (1 + |x|)", Softsign, KirSoftsign);
   RegisterMath(
       "erf", "Gauss error function", [](double x) { return std::erf(x); }, [](const Expr& x) { return kir::Erf(x); });
+
+  // Trigonometric and hyperbolic functions (radians), as MXNet's; integers compute in
+  // float64 and store as MXNet does.
+  struct Trig {
+    const char* name;
+    const char* doc;
+    double (*fn)(double);
+    kir::UnaryOp op;
+  };
+  for (const Trig& t :
+       {Trig{"sin", "sine", [](double x) { return std::sin(x); }, kir::UnaryOp::kSin},
+        Trig{"cos", "cosine", [](double x) { return std::cos(x); }, kir::UnaryOp::kCos},
+        Trig{"tan", "tangent", [](double x) { return std::tan(x); }, kir::UnaryOp::kTan},
+        Trig{"arcsin", "inverse sine: nan outside [-1, 1]", [](double x) { return std::asin(x); }, kir::UnaryOp::kAsin},
+        Trig{"arccos", "inverse cosine: nan outside [-1, 1]", [](double x) { return std::acos(x); },
+             kir::UnaryOp::kAcos},
+        Trig{"arctan", "inverse tangent", [](double x) { return std::atan(x); }, kir::UnaryOp::kAtan},
+        Trig{"sinh", "hyperbolic sine", [](double x) { return std::sinh(x); }, kir::UnaryOp::kSinh},
+        Trig{"cosh", "hyperbolic cosine", [](double x) { return std::cosh(x); }, kir::UnaryOp::kCosh},
+        Trig{"arcsinh", "inverse hyperbolic sine", [](double x) { return std::asinh(x); }, kir::UnaryOp::kAsinh},
+        Trig{"arccosh", "inverse hyperbolic cosine: nan below 1", [](double x) { return std::acosh(x); },
+             kir::UnaryOp::kAcosh},
+        Trig{"arctanh", "inverse hyperbolic tangent: +-inf at +-1, nan beyond", [](double x) { return std::atanh(x); },
+             kir::UnaryOp::kAtanh}}) {
+    const kir::UnaryOp op = t.op;
+    RegisterMath(t.name, t.doc, t.fn, [op](const Expr& x) { return kir::Unary(op, x); });
+  }
 
   // Rounding. Integers go through double as in MXNet: exact up to 2^53, where int64
   // rounds (floor(int64 2^53 + 1) = 2^53 in MXNet too).

@@ -59,6 +59,17 @@ const char* UnaryOpName(UnaryOp op) {
     case UnaryOp::kRound: return "round";
     case UnaryOp::kTrunc: return "trunc";
     case UnaryOp::kNot: return "not";
+    case UnaryOp::kSin: return "sin";
+    case UnaryOp::kCos: return "cos";
+    case UnaryOp::kTan: return "tan";
+    case UnaryOp::kAsin: return "asin";
+    case UnaryOp::kAcos: return "acos";
+    case UnaryOp::kAtan: return "atan";
+    case UnaryOp::kSinh: return "sinh";
+    case UnaryOp::kCosh: return "cosh";
+    case UnaryOp::kAsinh: return "asinh";
+    case UnaryOp::kAcosh: return "acosh";
+    case UnaryOp::kAtanh: return "atanh";
   }
   return "?";
 }

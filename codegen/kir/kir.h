@@ -17,7 +17,33 @@ bool IsFloatType(ScalarType type);
 int ScalarTypeBytes(ScalarType type);
 
 // kRound rounds halves away from zero; kTrunc rounds toward zero.
-enum class UnaryOp { kNeg, kAbs, kExp, kLog, kSqrt, kTanh, kErf, kFloor, kCeil, kRound, kTrunc, kNot };
+// Trigonometric and hyperbolic functions follow C's libm (radians; NaN outside the
+// domain of the inverse functions).
+enum class UnaryOp {
+  kNeg,
+  kAbs,
+  kExp,
+  kLog,
+  kSqrt,
+  kTanh,
+  kErf,
+  kFloor,
+  kCeil,
+  kRound,
+  kTrunc,
+  kNot,
+  kSin,
+  kCos,
+  kTan,
+  kAsin,
+  kAcos,
+  kAtan,
+  kSinh,
+  kCosh,
+  kAsinh,
+  kAcosh,
+  kAtanh
+};
 enum class BinaryOp { kAdd, kSub, kMul, kDiv, kMod, kMin, kMax, kPow, kLT, kLE, kGT, kGE, kEQ, kNE, kAnd, kOr };
 const char* UnaryOpName(UnaryOp op);
 const char* BinaryOpName(BinaryOp op);

@@ -629,6 +629,17 @@ class KernelEmitter {
       case UnaryOp::kRound: return Intrinsic(llvm::Intrinsic::round, a);
       case UnaryOp::kTrunc: return Intrinsic(llvm::Intrinsic::trunc, a);
       case UnaryOp::kNot: break;
+      case UnaryOp::kSin: return Intrinsic(llvm::Intrinsic::sin, a);
+      case UnaryOp::kCos: return Intrinsic(llvm::Intrinsic::cos, a);
+      case UnaryOp::kTan: return LibmCall("tanf", "tan", a);
+      case UnaryOp::kAsin: return LibmCall("asinf", "asin", a);
+      case UnaryOp::kAcos: return LibmCall("acosf", "acos", a);
+      case UnaryOp::kAtan: return LibmCall("atanf", "atan", a);
+      case UnaryOp::kSinh: return LibmCall("sinhf", "sinh", a);
+      case UnaryOp::kCosh: return LibmCall("coshf", "cosh", a);
+      case UnaryOp::kAsinh: return LibmCall("asinhf", "asinh", a);
+      case UnaryOp::kAcosh: return LibmCall("acoshf", "acosh", a);
+      case UnaryOp::kAtanh: return LibmCall("atanhf", "atanh", a);
     }
     Fail("unexpected float unary operator");
   }

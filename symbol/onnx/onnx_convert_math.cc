@@ -9,23 +9,38 @@
 #include "symbol/onnx/onnx_tensor.h"
 
 namespace kiln::onnx_import {
+
+// Halves to even, as numpy and ONNX round: floor(x + 0.5), less one where that was a
+// tie that landed on an odd number. From 2^mantissa on every value is an integer and
+// x + 0.5 itself rounds (to even: odd x would gain one), so those stay as they are.
+Value RoundHalfToEven(NodeContext& ctx, const Value& x) {
+  const Value shifted = ctx.Apply("_plus_scalar", {x}, {{"scalar", 0.5}});
+  const Value down = ctx.Apply("floor", {shifted});
+  const Value tie = ctx.Apply("broadcast_equal", {down, shifted});
+  const Value odd = ctx.Apply("_mod_scalar", {down}, {{"scalar", 2.0}});
+  const Value rounded = ctx.Apply("broadcast_sub", {down, ctx.Apply("broadcast_mul", {tie, odd})});
+  const int mantissa = x.dtype == DType::kFloat16 ? 10 : x.dtype == DType::kFloat64 ? 52 : 23;
+  const Value integral =
+      ctx.Apply("_greater_equal_scalar", {ctx.Apply("abs", {x})}, {{"scalar", std::ldexp(1.0, mantissa)}});
+  return ctx.Apply("where", {integral, x, rounded});
+}
+
 namespace {
 
 const bool kUnaryRegistered = [] {
-  for (const UnaryMapping& m : std::vector<UnaryMapping>{{"Relu", "relu"},
-                                                         {"Sigmoid", "sigmoid"},
-                                                         {"Tanh", "tanh"},
-                                                         {"Exp", "exp"},
-                                                         {"Log", "log"},
-                                                         {"Sqrt", "sqrt"},
-                                                         {"Neg", "negative"},
-                                                         {"Abs", "abs"},
-                                                         {"Erf", "erf"},
-                                                         {"Reciprocal", "reciprocal"},
-                                                         {"Softsign", "softsign"},
-                                                         {"Floor", "floor"},
-                                                         {"Ceil", "ceil"},
-                                                         {"Sign", "sign"}}) {
+  for (const UnaryMapping& m : std::vector<UnaryMapping>{{"Relu", "relu"},         {"Sigmoid", "sigmoid"},
+                                                         {"Tanh", "tanh"},         {"Exp", "exp"},
+                                                         {"Log", "log"},           {"Sqrt", "sqrt"},
+                                                         {"Neg", "negative"},      {"Abs", "abs"},
+                                                         {"Erf", "erf"},           {"Reciprocal", "reciprocal"},
+                                                         {"Softsign", "softsign"}, {"Floor", "floor"},
+                                                         {"Ceil", "ceil"},         {"Sign", "sign"},
+                                                         {"Sin", "sin"},           {"Cos", "cos"},
+                                                         {"Tan", "tan"},           {"Asin", "arcsin"},
+                                                         {"Acos", "arccos"},       {"Atan", "arctan"},
+                                                         {"Sinh", "sinh"},         {"Cosh", "cosh"},
+                                                         {"Asinh", "arcsinh"},     {"Acosh", "arccosh"},
+                                                         {"Atanh", "arctanh"}}) {
     const std::string kiln = m.kiln;
     RegisterConverter({m.onnx}, {"consumed_inputs"},
                       [kiln](NodeContext& ctx) { return std::vector<Value>{Unary(ctx, kiln)}; });
@@ -82,6 +97,21 @@ const bool kBinaryRegistered = [] {
   return true;
 }();
 
+// The shape ONNX gives a reduction of `input` over `axes` (empty: all): where every
+// axis goes without keepdims that is 0-d, where kiln's reductions (MXNet's) give (1).
+Shape ReducedShape(const Shape& input, const std::vector<int64_t>& axes, bool keepdims) {
+  Shape out;
+  for (size_t i = 0; i < input.size(); ++i) {
+    const bool reduced = axes.empty() || std::find(axes.begin(), axes.end(), static_cast<int64_t>(i)) != axes.end();
+    if (!reduced) {
+      out.push_back(input[i]);
+    } else if (keepdims) {
+      out.push_back(1);
+    }
+  }
+  return out;
+}
+
 std::vector<Value> ConvertReduce(NodeContext& ctx, const std::string& op, int64_t axes_input_since) {
   const Value& x = ctx.In(0);
   std::vector<int64_t> axes = Axes(ctx, 1, axes_input_since);
@@ -90,7 +120,7 @@ std::vector<Value> ConvertReduce(NodeContext& ctx, const std::string& op, int64_
   for (auto& a : axes) a = NormalizeAxis(a, x.shape.size());
   AttrMap attrs = {{"keepdims", keepdims}};
   if (!axes.empty()) attrs.emplace_back("axis", axes);
-  return {ctx.Apply(op, {x}, attrs)};
+  return {ctx.ReshapeTo(ctx.Apply(op, {x}, attrs), ReducedShape(x.shape, axes, keepdims))};
 }
 
 const RegisterConverter kReduceMean({"ReduceMean"}, {"axes", "keepdims", "noop_with_empty_axes"},
@@ -108,13 +138,26 @@ const RegisterConverter kReduceMin({"ReduceMin"}, {"axes", "keepdims", "noop_wit
 const RegisterConverter kReduceProd({"ReduceProd"}, {"axes", "keepdims", "noop_with_empty_axes"},
                                     [](NodeContext& ctx) { return ConvertReduce(ctx, "prod", 18); });
 
-// ONNX gives int64 indices; kiln's argmax/argmin give them as floats (MXNet's way).
+// ONNX gives int64 indices; kiln's argmax/argmin give them as floats (MXNet's way) and
+// pick the first extreme. select_last_index runs them on x reversed along the axis and
+// counts back from the end.
 std::vector<Value> ConvertArg(NodeContext& ctx, const std::string& op) {
   const Value& x = ctx.In(0);
-  if (ctx.Int("select_last_index", 0) != 0) throw Error("select_last_index 1 is not supported");
   const int64_t axis = NormalizeAxis(ctx.Int("axis", 0), x.shape.size());
-  const Value index = ctx.Apply(op, {x}, {{"axis", axis}, {"keepdims", ctx.Int("keepdims", 1) != 0}});
-  return {ctx.Apply("Cast", {index}, {{"dtype", DType::kInt64}})};
+  const bool keepdims = ctx.Int("keepdims", 1) != 0;
+  const AttrMap attrs = {{"axis", axis}, {"keepdims", keepdims}};
+  const Shape shape = ReducedShape(x.shape, {axis}, keepdims);
+  if (ctx.Int("select_last_index", 0) == 0) {
+    return {ctx.ReshapeTo(ctx.Apply("Cast", {ctx.Apply(op, {x}, attrs)}, {{"dtype", DType::kInt64}}), shape)};
+  }
+  const int64_t n = x.shape[axis];
+  Tensor reversed({n}, DType::kInt64);
+  for (int64_t i = 0; i < n; ++i) reversed.data_as<int64_t>()[i] = n - 1 - i;
+  const Value flipped = ctx.Apply("take", {x, ctx.MakeConstant(std::move(reversed))}, {{"axis", axis}});
+  const Value index = ctx.Apply("Cast", {ctx.Apply(op, {flipped}, attrs)}, {{"dtype", DType::kInt64}});
+  Tensor last({1}, DType::kInt64);
+  last.data_as<int64_t>()[0] = n - 1;
+  return {ctx.ReshapeTo(ctx.Apply("broadcast_sub", {ctx.MakeConstant(std::move(last)), index}), shape)};
 }
 
 const RegisterConverter kArgMax({"ArgMax"}, {"axis", "keepdims", "select_last_index"},
@@ -156,11 +199,12 @@ const bool kComposedReduceRegistered = [] {
                         std::vector<int64_t> axes = Axes(ctx, 1, 18);
                         if (axes.empty() && ctx.Int("noop_with_empty_axes", 0) != 0) return std::vector<Value>{x};
                         for (auto& a : axes) a = NormalizeAxis(a, x.shape.size());
-                        AttrMap attrs = {{"keepdims", ctx.Int("keepdims", 1) != 0}};
+                        const bool keepdims = ctx.Int("keepdims", 1) != 0;
+                        AttrMap attrs = {{"keepdims", keepdims}};
                         if (!axes.empty()) attrs.emplace_back("axis", axes);
                         Value y = ctx.Apply(reduce, {before.empty() ? x : ctx.Apply(before, {x})}, attrs);
                         if (!after.empty()) y = ctx.Apply(after, {y});
-                        return std::vector<Value>{y};
+                        return std::vector<Value>{ctx.ReshapeTo(y, ReducedShape(x.shape, axes, keepdims))};
                       });
   }
   return true;
@@ -183,16 +227,7 @@ const RegisterConverter kReduceLogSumExp(
       const Value shifted = ctx.Apply("broadcast_sub", {x, peak});
       const Value sum = ctx.Apply("sum", {ctx.Apply("exp", {shifted})}, keep);
       Value y = ctx.Apply("broadcast_add", {ctx.Apply("log", {sum}), peak});
-      if (ctx.Int("keepdims", 1) == 0) {
-        Shape out;
-        for (size_t i = 0; i < x.shape.size(); ++i) {
-          const bool reduced =
-              axes.empty() || std::find(axes.begin(), axes.end(), static_cast<int64_t>(i)) != axes.end();
-          if (!reduced) out.push_back(x.shape[i]);
-        }
-        y = ctx.ReshapeTo(y, out);
-      }
-      return std::vector<Value>{y};
+      return std::vector<Value>{ctx.ReshapeTo(y, ReducedShape(x.shape, axes, ctx.Int("keepdims", 1) != 0))};
     });
 
 const RegisterConverter kNot({"Not"}, {}, [](NodeContext& ctx) {
@@ -213,20 +248,42 @@ const RegisterConverter kMod({"Mod"}, {"fmod"}, [](NodeContext& ctx) {
   throw Error("fmod 1 on floating point inputs is not supported");
 });
 
-// ONNX Round rounds halves to even: floor(x + 0.5), less one where that was a tie that
-// landed on an odd number. From 2^mantissa on every value is an integer and x + 0.5
-// itself rounds (to even: odd x would gain one), so those stay as they are.
-const RegisterConverter kRound({"Round"}, {}, [](NodeContext& ctx) {
+// ONNX Round rounds halves to even.
+const RegisterConverter kRound({"Round"}, {},
+                               [](NodeContext& ctx) { return std::vector<Value>{RoundHalfToEven(ctx, ctx.In(0))}; });
+
+// IsNaN: x != x.
+const RegisterConverter kIsNaN({"IsNaN"}, {}, [](NodeContext& ctx) {
   const Value& x = ctx.In(0);
-  const Value shifted = ctx.Apply("_plus_scalar", {x}, {{"scalar", 0.5}});
-  const Value down = ctx.Apply("floor", {shifted});
-  const Value tie = ctx.Apply("broadcast_equal", {down, shifted});
-  const Value odd = ctx.Apply("_mod_scalar", {down}, {{"scalar", 2.0}});
-  const Value rounded = ctx.Apply("broadcast_sub", {down, ctx.Apply("broadcast_mul", {tie, odd})});
-  const int mantissa = x.dtype == DType::kFloat16 ? 10 : x.dtype == DType::kFloat64 ? 52 : 23;
-  const Value integral =
-      ctx.Apply("_greater_equal_scalar", {ctx.Apply("abs", {x})}, {{"scalar", std::ldexp(1.0, mantissa)}});
-  return std::vector<Value>{ctx.Apply("where", {integral, x, rounded})};
+  return std::vector<Value>{ctx.Apply("Cast", {ctx.Apply("broadcast_not_equal", {x, x})}, {{"dtype", DType::kBool}})};
+});
+
+// IsInf: |x| == inf, or only the signs asked for.
+const RegisterConverter kIsInf({"IsInf"}, {"detect_positive", "detect_negative"}, [](NodeContext& ctx) {
+  const Value& x = ctx.In(0);
+  const bool positive = ctx.Int("detect_positive", 1) != 0, negative = ctx.Int("detect_negative", 1) != 0;
+  const auto constant = [&](double value) {
+    Tensor t({1}, x.dtype);
+    t.SetDouble(0, value);
+    return ctx.MakeConstant(std::move(t));
+  };
+  const double inf = std::numeric_limits<double>::infinity();
+  Value found;
+  if (positive && negative) {
+    found = ctx.Apply("broadcast_equal", {ctx.Apply("abs", {x}), constant(inf)});
+  } else {
+    // Neither: all false (x == NaN never holds).
+    found = ctx.Apply("broadcast_equal", {x, constant(positive   ? inf
+                                                      : negative ? -inf
+                                                                 : std::numeric_limits<double>::quiet_NaN())});
+  }
+  return std::vector<Value>{ctx.Apply("Cast", {found}, {{"dtype", DType::kBool}})};
+});
+
+// CastLike: Cast to the type of input 1. round_mode concerns float8e8m0 only, which kiln
+// refuses as a type.
+const RegisterConverter kCastLike({"CastLike"}, {"saturate", "round_mode"}, [](NodeContext& ctx) {
+  return std::vector<Value>{Unary(ctx, "Cast", {{"dtype", ctx.In(1).dtype}})};
 });
 
 }  // namespace

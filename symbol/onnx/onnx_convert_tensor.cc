@@ -163,7 +163,8 @@ const RegisterConverter kShape({"Shape"}, {"start", "end"}, [](NodeContext& ctx)
       ctx.MakeConstant(Int64Vector(start < end ? Shape(shape.begin() + start, shape.begin() + end) : Shape{}))};
 });
 
-const RegisterConverter kCast({"Cast"}, {"to", "saturate"}, [](NodeContext& ctx) {
+// saturate and round_mode concern float8 targets only, which kiln refuses.
+const RegisterConverter kCast({"Cast"}, {"to", "saturate", "round_mode"}, [](NodeContext& ctx) {
   const auto dtype = DTypeFromOnnx(static_cast<int32_t>(ctx.Int("to")));
   if (!dtype) throw Error("cast to " + OnnxTypeName(static_cast<int32_t>(ctx.Int("to"))) + " is not supported");
   return std::vector<Value>{Unary(ctx, "Cast", {{"dtype", *dtype}})};
@@ -227,37 +228,107 @@ const RegisterConverter kSlice({"Slice"}, {"starts", "ends", "axes"}, [](NodeCon
       ctx.Apply("slice", {x}, {{"begin", TupleText(begin)}, {"end", TupleText(end)}, {"step", TupleText(step)}})};
 });
 
-// Pads of N-d tensors as (begin..., end...). kiln's Pad (MXNet's) pads H and W of 4-d
-// and D, H, W of 5-d tensors.
+// Index vector of one padded axis: output position i reads input index(i - begin) under
+// the mode (edge: clamped; reflect: mirrored without repeating the edge; wrap: modulo),
+// and for constant padding `inside` marks the positions that read the input.
+std::vector<int64_t> PaddedIndices(const std::string& mode, int64_t n, int64_t begin, int64_t end,
+                                   std::vector<double>* inside) {
+  std::vector<int64_t> index;
+  for (int64_t i = 0; i < n + begin + end; ++i) {
+    int64_t j = i - begin;
+    inside->push_back(j >= 0 && j < n ? 1.0 : 0.0);
+    if (mode == "reflect" && n > 1) {
+      const int64_t period = 2 * (n - 1);
+      j = ((j % period) + period) % period;
+      if (j >= n) j = period - j;
+    } else if (mode == "wrap") {
+      j = ((j % n) + n) % n;
+    }
+    index.push_back(std::clamp<int64_t>(j, 0, n - 1));
+  }
+  return index;
+}
+
+// Pads of N-d tensors as (begin..., end...), for the axes given (Pad-18) or all. kiln's
+// Pad (MXNet's) pads H and W of 4-d and D, H, W of 5-d float tensors in one kernel; any
+// other case (other ranks and axes, integer types, wrap, negative pads that crop) pads
+// axis by axis with a gather of the padded positions (and a select of the constant).
 const RegisterConverter kPad({"Pad"}, {"mode", "pads", "value"}, [](NodeContext& ctx) {
   const Value& x = ctx.In(0);
   const std::string mode = ctx.Str("mode", std::string("constant"));
-  std::vector<int64_t> pads;
-  double value = 0;
-  // Pad-18's axes input (pads for some axes only) is not supported.
-  if (ctx.Has(3)) throw Error("the axes input (Pad-18) is not supported: give pads for every axis");
-  if (ctx.opset() >= 11) {
-    pads = ctx.ConstInts(1, "pads");
-    if (ctx.Has(2)) value = ctx.Const(2, "constant_value").GetDouble(0);
-  } else {
-    pads = ctx.Ints("pads");
-    value = ctx.Float("value", 0.0);
+  if (mode != "constant" && mode != "edge" && mode != "reflect" && mode != "wrap") {
+    throw Error("attribute 'mode': expected one of {constant, edge, reflect, wrap}, given '" + mode + "'");
   }
   const size_t rank = x.shape.size();
-  if (pads.size() != 2 * rank) {
-    throw Error("pads has " + std::to_string(pads.size()) + " values, expected " + std::to_string(2 * rank));
+  std::vector<int64_t> given;
+  double value = 0;
+  if (ctx.opset() >= 11) {
+    given = ctx.ConstInts(1, "pads");
+    if (ctx.Has(2) && NumElements(ctx.In(2).shape) > 0) value = ctx.Const(2, "constant_value").GetDouble(0);
+  } else {
+    given = ctx.Ints("pads");
+    value = ctx.Float("value", 0.0);
+  }
+  std::vector<int64_t> axes;
+  if (ctx.Has(3)) {
+    for (const int64_t a : ctx.ConstInts(3, "axes")) axes.push_back(NormalizeAxis(a, rank, "axes"));
+  } else {
+    for (size_t a = 0; a < rank; ++a) axes.push_back(static_cast<int64_t>(a));
+  }
+  if (given.size() != 2 * axes.size()) {
+    throw Error("pads has " + std::to_string(given.size()) + " values, expected " + std::to_string(2 * axes.size()));
+  }
+  std::vector<int64_t> pads(2 * rank, 0);
+  for (size_t i = 0; i < axes.size(); ++i) {
+    pads[axes[i]] = given[i];
+    pads[rank + axes[i]] = given[axes.size() + i];
   }
   if (std::all_of(pads.begin(), pads.end(), [](int64_t p) { return p == 0; })) return std::vector<Value>{x};
-  if (std::any_of(pads.begin(), pads.end(), [](int64_t p) { return p < 0; })) {
-    throw Error("negative pads (cropping) " + ShapeToString(pads) + " are not supported");
+  const bool spatial_only = (rank == 4 || rank == 5) && pads[0] == 0 && pads[1] == 0 && pads[rank] == 0 &&
+                            pads[rank + 1] == 0 &&
+                            std::all_of(pads.begin(), pads.end(), [](int64_t p) { return p >= 0; });
+  if (spatial_only && IsFloat(x.dtype) && mode != "wrap") {
+    std::vector<int64_t> width;
+    for (size_t i = 0; i < rank; ++i) width.insert(width.end(), {pads[i], pads[i + rank]});
+    return std::vector<Value>{ctx.Apply("Pad", {x}, {{"mode", mode}, {"pad_width", width}, {"constant_value", value}})};
   }
-  if ((rank != 4 && rank != 5) || pads[0] != 0 || pads[1] != 0 || pads[rank] != 0 || pads[rank + 1] != 0) {
-    throw Error("pads " + ShapeToString(pads) + " on a rank-" + std::to_string(rank) +
-                " input: kiln pads the spatial axes of 4-d and 5-d inputs only");
+  Value y = x;
+  for (size_t a = 0; a < rank; ++a) {
+    const int64_t begin = pads[a], end = pads[a + rank], n = y.shape[a];
+    if (begin == 0 && end == 0) continue;
+    if (n + begin + end < 0) {
+      throw Error("pads " + ShapeToString(pads) + " crop more than the " + std::to_string(n) + " elements of axis " +
+                  std::to_string(a));
+    }
+    Shape shape = y.shape;
+    shape[a] = n + begin + end;
+    if (shape[a] == 0 || NumElements(shape) == 0) {
+      y = ctx.MakeConstant(Tensor(shape, y.dtype));
+      continue;
+    }
+    if (n == 0) {
+      // Nothing to read: the constant everywhere (edge, reflect and wrap need an element).
+      if (mode != "constant") throw Error("mode '" + mode + "' pads an empty axis " + std::to_string(a));
+      Tensor filled(shape, y.dtype);
+      for (int64_t i = 0; i < filled.size(); ++i) filled.SetDouble(i, value);
+      y = ctx.MakeConstant(std::move(filled));
+      continue;
+    }
+    std::vector<double> inside;
+    const std::vector<int64_t> index = PaddedIndices(mode, n, begin, end, &inside);
+    Tensor indices({static_cast<int64_t>(index.size())}, DType::kInt64);
+    std::copy(index.begin(), index.end(), indices.data_as<int64_t>());
+    y = ctx.Apply("take", {y, ctx.MakeConstant(std::move(indices))}, {{"axis", static_cast<int64_t>(a)}});
+    if (mode == "constant" && std::any_of(inside.begin(), inside.end(), [](double v) { return v == 0; })) {
+      Shape along(rank, 1);
+      along[a] = shape[a];
+      Tensor fill(along, y.dtype);
+      for (int64_t i = 0; i < fill.size(); ++i) fill.SetDouble(i, value);
+      const Value mask = BroadcastTo(ctx, ctx.MakeConstant(Tensor::FromDoubles(along, inside, y.dtype)), shape);
+      y = ctx.Apply("where", {mask, y, BroadcastTo(ctx, ctx.MakeConstant(std::move(fill)), shape)});
+    }
   }
-  std::vector<int64_t> width;
-  for (size_t i = 0; i < rank; ++i) width.insert(width.end(), {pads[i], pads[i + rank]});
-  return std::vector<Value>{ctx.Apply("Pad", {x}, {{"mode", mode}, {"pad_width", width}, {"constant_value", value}})};
+  return std::vector<Value>{y};
 });
 
 const RegisterConverter kSize({"Size"}, {}, [](NodeContext& ctx) {
@@ -283,28 +354,47 @@ const RegisterConverter kRange({"Range"}, {}, [](NodeContext& ctx) {
 });
 
 // Split into the given sizes (attribute before opset 13, input since), or equal parts.
-const RegisterConverter kSplit({"Split"}, {"axis", "split"}, [](NodeContext& ctx) {
+const RegisterConverter kSplit({"Split"}, {"axis", "split", "num_outputs"}, [](NodeContext& ctx) {
   const Value& x = ctx.In(0);
   const int64_t axis = NormalizeAxis(ctx.Int("axis", 0), x.shape.size());
   std::vector<int64_t> sizes = ctx.opset() >= 13 ? (ctx.Has(1) ? ctx.ConstInts(1, "split") : std::vector<int64_t>{})
                                                  : ctx.Ints("split", std::vector<int64_t>{});
   const int64_t parts = ctx.node().output_size();
-  if (sizes.empty()) {
-    if (parts == 0 || x.shape[axis] % parts != 0) {
-      throw Error("axis " + std::to_string(axis) + " of size " + std::to_string(x.shape[axis]) +
-                  " does not split into " + std::to_string(parts) + " equal parts");
+  const int64_t length = x.shape[axis];
+  if (sizes.empty() && ctx.HasAttr("num_outputs")) {
+    // Split-18: equal parts of ceil(length / num_outputs), the last one smaller.
+    const int64_t count = ctx.Int("num_outputs");
+    if (count != parts) {
+      throw Error("attribute 'num_outputs': expected the node's " + std::to_string(parts) + " outputs, given " +
+                  std::to_string(count));
     }
-    sizes.assign(parts, x.shape[axis] / parts);
+    const int64_t chunk = (length + count - 1) / count;
+    for (int64_t begin = 0; begin < length; begin += chunk) sizes.push_back(std::min(chunk, length - begin));
+    sizes.resize(count, 0);
+  } else if (sizes.empty()) {
+    if (parts == 0 || length % parts != 0) {
+      throw Error("axis " + std::to_string(axis) + " of size " + std::to_string(length) + " does not split into " +
+                  std::to_string(parts) + " equal parts");
+    }
+    sizes.assign(parts, length / parts);
   }
   if (static_cast<int64_t>(sizes.size()) != parts) throw Error("split sizes do not match the outputs");
   std::vector<Value> outputs;
   int64_t begin = 0;
   for (const int64_t size : sizes) {
+    if (size < 0) throw Error("split sizes " + ShapeToString(sizes) + " must not be negative");
+    if (size == 0) {
+      Shape empty = x.shape;
+      empty[axis] = 0;
+      outputs.push_back(ctx.MakeConstant(Tensor(empty, x.dtype)));
+      continue;
+    }
     outputs.push_back(ctx.Apply("slice_axis", {x}, {{"axis", axis}, {"begin", begin}, {"end", begin + size}}));
     begin += size;
   }
-  if (begin != x.shape[axis])
-    throw Error("split sizes add up to " + std::to_string(begin) + ", not " + std::to_string(x.shape[axis]));
+  if (begin != length) {
+    throw Error("split sizes add up to " + std::to_string(begin) + ", not " + std::to_string(length));
+  }
   return outputs;
 });
 
@@ -331,6 +421,64 @@ const RegisterConverter kSpaceToDepth({"SpaceToDepth"}, {"blocksize"}, [](NodeCo
   return std::vector<Value>{
       ctx.ReshapeTo(ctx.Apply("transpose", {split}, {{"axes", std::vector<int64_t>{0, 3, 5, 1, 2, 4}}}),
                     {n, c * b * b, h / b, w / b})};
+});
+
+// Trilu (opset 14): the upper (j - i >= k) or lower (j - i <= k) triangle of the last
+// two axes, zeros elsewhere: a select against a constant mask.
+const RegisterConverter kTrilu({"Trilu"}, {"upper"}, [](NodeContext& ctx) {
+  const Value& x = ctx.In(0);
+  if (x.shape.size() < 2) throw Error("input " + ShapeToString(x.shape) + ": expected at least 2 axes");
+  const bool upper = ctx.Int("upper", 1) != 0;
+  const int64_t k = ctx.Has(1) ? ctx.ConstInts(1, "k").at(0) : 0;
+  const int64_t rows = x.shape[x.shape.size() - 2], cols = x.shape.back();
+  if (NumElements(x.shape) == 0) return std::vector<Value>{x};
+  Tensor mask({rows, cols}, x.dtype);
+  for (int64_t i = 0; i < rows; ++i) {
+    for (int64_t j = 0; j < cols; ++j) mask.SetDouble(i * cols + j, upper ? j - i >= k : j - i <= k);
+  }
+  const Value keep = BroadcastTo(ctx, ctx.MakeConstant(std::move(mask)), x.shape);
+  return std::vector<Value>{ctx.Apply("where", {keep, x, ctx.Apply("zeros_like", {x})})};
+});
+
+// OneHot (opsets 9, 11): values[1] at each index along a new axis of size depth,
+// values[0] elsewhere; negative indices count from the end (11). Indices out of range
+// give a row of values[0].
+const RegisterConverter kOneHot({"OneHot"}, {"axis"}, [](NodeContext& ctx) {
+  const Value& indices = ctx.In(0);
+  const Tensor& depth_tensor = ctx.Const(1, "depth");
+  if (depth_tensor.size() != 1)
+    throw Error("input 'depth': expected one value, given " + ShapeToString(depth_tensor.shape()));
+  const auto depth = static_cast<int64_t>(depth_tensor.GetDouble(0));
+  const Tensor& values = ctx.Const(2, "values");
+  if (values.size() != 2)
+    throw Error("input 'values': expected (off_value, on_value), given " + ShapeToString(values.shape()));
+  const DType dtype = values.dtype();
+  // Negative indices: index + depth.
+  Value index = indices;
+  if (!IsFloat(index.dtype)) index = ctx.Apply("Cast", {index}, {{"dtype", DType::kFloat64}});
+  Tensor zero({1}, index.dtype), span({1}, index.dtype);
+  span.SetDouble(0, static_cast<double>(depth));
+  const Value negative = ctx.Apply("broadcast_lesser", {index, ctx.MakeConstant(std::move(zero))});
+  index =
+      ctx.Apply("broadcast_add", {index, ctx.Apply("broadcast_mul", {negative, ctx.MakeConstant(std::move(span))})});
+  const Value hot = ctx.Apply("one_hot", {index},
+                              {{"depth", depth},
+                               {"on_value", values.GetDouble(1)},
+                               {"off_value", values.GetDouble(0)},
+                               {"dtype", dtype == DType::kBool ? DType::kUInt8 : dtype}});
+  Value y = hot;
+  const auto rank = static_cast<int64_t>(hot.shape.size());
+  const int64_t axis = NormalizeAxis(ctx.Int("axis", -1), hot.shape.size());
+  if (axis != rank - 1) {
+    std::vector<int64_t> perm;
+    for (int64_t a = 0; a < rank - 1; ++a) {
+      if (a == axis) perm.push_back(rank - 1);
+      perm.push_back(a);
+    }
+    y = ctx.Apply("transpose", {hot}, {{"axes", perm}});
+  }
+  if (dtype == DType::kBool) y = ctx.Apply("Cast", {y}, {{"dtype", DType::kBool}});
+  return std::vector<Value>{y};
 });
 
 }  // namespace

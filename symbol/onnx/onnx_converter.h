@@ -13,9 +13,9 @@
 #include <vector>
 
 #include "graph/graph.h"
+#include "graph/op_util.h"
 #include "runtime/error.h"
 #include "symbol/onnx/onnx.pb.h"
-#include "graph/op_util.h"
 
 namespace kiln::onnx_import {
 
@@ -81,6 +81,8 @@ class NodeContext {
   Value ReshapeTo(const Value& v, const Shape& shape) {
     if (v.shape == shape) return v;
     if (std::find(shape.begin(), shape.end(), 0) != shape.end()) return MakeConstant(Tensor(shape, v.dtype));
+    // A 0-d result needs numpy's reshape: MXNet's Reshape reads () as "not given".
+    if (shape.empty()) return Apply("_np_reshape", {v}, {{"newshape", shape}});
     return Apply("Reshape", {v}, {{"shape", shape}});
   }
 
@@ -139,6 +141,8 @@ int64_t Product(const Shape& shape, size_t begin, size_t end);
 Value BroadcastTo(NodeContext& ctx, const Value& v, const Shape& shape);
 // The node's first input through kiln's `op`.
 Value Unary(NodeContext& ctx, const std::string& op, const AttrMap& attrs = {});
+// Rounds halves to even (ONNX's Round, numpy's round) in x's float type.
+Value RoundHalfToEven(NodeContext& ctx, const Value& x);
 
 // Pads as (begin..., end...) per spatial axis, with auto_pad resolved.
 struct Window {

@@ -8,13 +8,13 @@
 #include <set>
 #include <utility>
 
+#include "graph/op_util.h"
 #include "passes/infer_shape.h"
 #include "runtime/error.h"
 #include "runtime/file_util.h"
 #include "runtime/version.h"
 #include "symbol/onnx/onnx.pb.h"
 #include "symbol/onnx/onnx_tensor.h"
-#include "graph/op_util.h"
 
 namespace kiln {
 namespace {
@@ -632,7 +632,7 @@ const RegisterExporter kFlatten({"Flatten"}, [](ExportContext& ctx) {
 
 // MXNet's special values (0, -1, -2, -3, -4, reverse) are resolved already: the
 // inferred shape is the target.
-const RegisterExporter kReshape({"Reshape"},
+const RegisterExporter kReshape({"Reshape", "_np_reshape"},
                                 [](ExportContext& ctx) { Reshape(ctx, ctx.In(0), ctx.OutShape(), ctx.Out()); });
 
 const RegisterExporter kTranspose({"transpose"}, [](ExportContext& ctx) {

@@ -15,6 +15,12 @@ const std::map<std::string, std::set<int64_t>, std::less<>> kNewerVersions = {
     // Opset 22 only added bfloat16 (and float8) types: kiln refuses those types where
     // it meets them, and imports the rest as before.
     {"Conv", {22}},
+    {"ConvTranspose", {22}},
+    // LpPool-18 added ceil_mode (and dilations, 11 already had them listed): handled.
+    {"LpPool", {18, 22}},
+    // GroupNormalization-21 made scale and bias per channel (18: per group) and added
+    // stash_type: the converter reads both versions.
+    {"GroupNormalization", {18, 21}},
     {"MaxPool", {22}},
     {"GlobalAveragePool", {22}},
     {"GlobalMaxPool", {22}},
@@ -26,6 +32,22 @@ const std::map<std::string, std::set<int64_t>, std::less<>> kNewerVersions = {
     {"Selu", {22}},
     {"Softplus", {22}},
     {"ThresholdedRelu", {22}},
+    {"Softsign", {22}},
+    {"LpNormalization", {22}},
+    {"Sin", {22}},
+    {"Cos", {22}},
+    {"Tan", {22}},
+    {"Asin", {22}},
+    {"Acos", {22}},
+    {"Atan", {22}},
+    {"Sinh", {22}},
+    {"Cosh", {22}},
+    {"Asinh", {22}},
+    {"Acosh", {22}},
+    {"Atanh", {22}},
+    // IsNaN-20 and IsInf-20 added float8 and bfloat16 types.
+    {"IsNaN", {20}},
+    {"IsInf", {20}},
     // AveragePool-19 added `dilations`, which the converter does not list: a node using
     // it is reported as an unsupported attribute.
     {"AveragePool", {19, 22}},
@@ -58,9 +80,22 @@ const std::map<std::string, std::set<int64_t>, std::less<>> kNewerVersions = {
     // Converters written after opset 17, for every version their operator has (22:
     // types only).
     {"HardSwish", {22}},
+    {"Gelu", {20}},
+    // Resize-18 added antialias, axes and keep_aspect_ratio_policy; 19 the
+    // half_pixel_symmetric mode: the converter implements both.
+    {"Resize", {18, 19}},
+    {"Swish", {24}},
+    {"CastLike", {19, 21, 23, 24, 25}},  // types only; round_mode (25) concerns float8e8m0
     {"Mish", {18, 22}},
-    // Pad-18 added an `axes` input, which the converter refuses; Pad-19 the `wrap`
-    // mode, which kiln's Pad refuses by name; 21 and later, types.
+    {"NegativeLogLikelihoodLoss", {22}},  // 22: types only (bfloat16)
+    {"RMSNormalization", {23}},
+    // Attention-24 added the nonpad_kv_seqlen input and masks shorter than the keys.
+    {"Attention", {23, 24}},
+    // Version 18 added the max and min reductions, which the converters handle.
+    {"ScatterElements", {18}},
+    {"ScatterND", {18}},
+    // Pad-18 added an `axes` input and Pad-19 the `wrap` mode, both handled (padding
+    // by gathers); 21 and later, types.
     {"Pad", {18, 19, 21, 23, 24, 25}},
 };
 

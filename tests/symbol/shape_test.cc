@@ -542,3 +542,25 @@ TEST_CASE("shape operators copy int64 values exactly", "[shape]") {
   exact(RunOp("broadcast_to", {RunOp("Reshape", {big}, {{"shape", {1, 4}}})[0]}, {{"shape", {2, 4}}})[0],
         {1, 3, 5, 7, 1, 3, 5, 7});
 }
+
+TEST_CASE("_np_reshape takes numpy's shapes: () is 0-d, 0 is an empty axis, one -1 inferred", "[shape][np_reshape]") {
+  const Tensor one = Values({1}, {7});
+  const auto scalar = RunOp("_np_reshape", {one}, {{"newshape", std::vector<int64_t>{}}});
+  CHECK(scalar[0].shape() == Shape{});
+  CHECK(scalar[0].GetDouble(0) == 7);
+  const Tensor x = Arange({2, 3, 4});
+  const auto y = RunOp("_np_reshape", {x}, {{"newshape", std::vector<int64_t>{4, -1}}});
+  REQUIRE(y[0].shape() == Shape{4, 6});
+  KILN_CHECK_CLOSE(y[0], Arange({4, 6}), 0, 0);
+  CHECK(InferOpShapes("_np_reshape", {Shape{0, 6}}, {{"newshape", std::vector<int64_t>{3, 0, 2}}})[0] ==
+        Shape{3, 0, 2});
+  CHECK(InferOpShapes("_np_reshape", {Shape{}}, {{"newshape", std::vector<int64_t>{1, 1}}})[0] == Shape{1, 1});
+  // numpy refuses to infer -1 among zero elements (the size is ambiguous), and sizes that
+  // disagree.
+  CHECK_THROWS_WITH(InferOpShapes("_np_reshape", {Shape{0, 6}}, {{"newshape", std::vector<int64_t>{0, -1}}}),
+                    Catch::Contains("cannot infer the -1"));
+  CHECK_THROWS_WITH(InferOpShapes("_np_reshape", {Shape{2, 3}}, {{"newshape", std::vector<int64_t>{4}}}),
+                    Catch::Contains("expected 4 elements for newshape (4,), given (2,3)"));
+  CHECK_THROWS_WITH(InferOpShapes("_np_reshape", {Shape{2, 3}}, {{"newshape", std::vector<int64_t>{-1, -1}}}),
+                    Catch::Contains("at most one -1"));
+}

@@ -294,6 +294,9 @@ def declare_unary():
         "log": uniform(0.05, 5), "sqrt": uniform(0.0, 5), "rsqrt": uniform(0.1, 5), "square": uniform(-3, 3),
         "abs": uniform(-3, 3), "negative": uniform(-3, 3), "reciprocal": nonzero(0.2, 4),
         "softsign": uniform(-4, 4), "erf": uniform(-2.5, 2.5),
+        "sin": uniform(-4, 4), "cos": uniform(-4, 4), "tan": uniform(-1.4, 1.4), "arcsin": uniform(-0.99, 0.99),
+        "arccos": uniform(-0.99, 0.99), "arctan": uniform(-5, 5), "sinh": uniform(-3, 3), "cosh": uniform(-3, 3),
+        "arcsinh": uniform(-5, 5), "arccosh": uniform(1.01, 5), "arctanh": uniform(-0.95, 0.95),
     }
     for op, gen in ranges.items():
         case(op, "2-d", shapes={"data": (2, 3)}, gen=gen)
@@ -659,6 +662,29 @@ def declare_index():
     error("take", "axis 2 out of range for 2-d", attrs={"axis": 2}, shapes={"a": (2, 3), "indices": (2,)})
     error("take", "axis -3 out of range for 2-d", attrs={"axis": -3}, shapes={"a": (2, 3), "indices": (2,)})
     error("take", "unknown mode", attrs={"mode": "nearest"}, shapes={"a": (2, 3), "indices": (2,)})
+
+    # gather_nd's indices (M, Y...) must lie in [-n, n) per axis (MXNet raises otherwise);
+    # negative ones count from the end, float ones truncate after that (-0.5 reads n - 1).
+    case("gather_nd", "M 2 of 2-d data: elements", shapes={"data": (3, 4), "indices": (2, 5)},
+         values={"indices": constant([0, 2, -1, 1, -3, 3, -4, 0, 2, -1])})
+    case("gather_nd", "M 1: rows, 2-d Y", shapes={"data": (4, 3), "indices": (1, 2, 2)},
+         values={"indices": integers(-4, 3)})
+    case("gather_nd", "M 2 of 3-d data: rows of the last axis", shapes={"data": (2, 3, 4), "indices": (2, 3)},
+         values={"indices": constant([1, 0, -1, 2, -3, 1])})
+    case("gather_nd", "M equal to the rank: scalars", shapes={"data": (2, 2, 3), "indices": (3, 4)},
+         values={"indices": integers(-2, 1)})
+    case("gather_nd", "int32 indices", shapes={"data": (3, 2), "indices": (1, 4)}, dtypes={"indices": "int32"},
+         values={"indices": constant([2, -1, 0, -3])})
+    case("gather_nd", "int32 data, int64 indices", shapes={"data": (2, 3), "indices": (2, 2)}, dtype="int32",
+         dtypes={"indices": "int64"}, gen=uniform(-9, 9), values={"indices": constant([1, -2, 2, 0])})
+    case("gather_nd", "float64 data", shapes={"data": (2, 2, 2), "indices": (1, 3)}, dtype="float64",
+         values={"indices": constant([1, 0, -1])})
+    case("gather_nd", "float16 data, uint8 indices", shapes={"data": (4, 2), "indices": (1, 3)}, dtype="float16",
+         dtypes={"indices": "uint8"}, values={"indices": constant([3, 0, 2])})
+    case("gather_nd", "float indices: negatives move by n, then truncate", shapes={"data": (3, 4), "indices": (2, 2)},
+         values={"indices": constant([-0.5, 1.7, -2.5, 0.2])})
+    error("gather_nd", "1-d indices", shapes={"data": (3, 4), "indices": (2,)})
+    error("gather_nd", "M beyond data's rank", shapes={"data": (3, 4), "indices": (3, 2)})
 
 
 def declare_shape():
