@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <random>
 #include <string>
@@ -626,4 +627,91 @@ TEST_CASE("Attention: a bool mask with is_causal, and the raw Q K^T output under
       CHECK(qk.GetDouble(3 * i + j) == Approx(dot / std::sqrt(2.0)).epsilon(1e-5));
     }
   }
+}
+
+namespace {
+
+// numpy's einsum by brute force over every assignment of the labels (letters only, an
+// explicit output).
+Tensor BruteForceEinsum(const std::string& equation, const std::vector<Tensor>& operands) {
+  const auto arrow = equation.find("->");
+  std::vector<std::string> terms(1);
+  for (const char c : equation.substr(0, arrow)) {
+    if (c == ',') {
+      terms.emplace_back();
+    } else {
+      terms.back() += c;
+    }
+  }
+  const std::string out = equation.substr(arrow + 2);
+  std::map<char, int64_t> sizes;
+  for (size_t t = 0; t < terms.size(); ++t) {
+    for (size_t i = 0; i < terms[t].size(); ++i) sizes[terms[t][i]] = operands[t].shape()[i];
+  }
+  std::vector<char> labels;
+  for (const auto& [label, size] : sizes) labels.push_back(label);
+  Shape out_shape;
+  for (const char c : out) out_shape.push_back(sizes[c]);
+  Tensor result(out_shape, DType::kFloat64);
+  std::map<char, int64_t> at;
+  const std::function<void(size_t)> visit = [&](size_t k) {
+    if (k == labels.size()) {
+      double product = 1;
+      for (size_t t = 0; t < terms.size(); ++t) {
+        int64_t flat = 0;
+        for (size_t i = 0; i < terms[t].size(); ++i) flat = flat * operands[t].shape()[i] + at[terms[t][i]];
+        product *= operands[t].GetDouble(flat);
+      }
+      int64_t flat = 0;
+      for (size_t i = 0; i < out.size(); ++i) flat = flat * out_shape[i] + at[out[i]];
+      result.SetDouble(flat, result.GetDouble(flat) + product);
+      return;
+    }
+    for (int64_t v = 0; v < sizes[labels[k]]; ++v) {
+      at[labels[k]] = v;
+      visit(k + 1);
+    }
+  };
+  visit(0);
+  return result;
+}
+
+}  // namespace
+
+TEST_CASE("Einsum: contractions, diagonals, sums and transposes match a brute-force einsum", "[onnx][import][einsum]") {
+  const std::vector<std::pair<std::string, std::vector<Shape>>> cases = {
+      {"ij,jk,kl->il", {{2, 3}, {3, 4}, {4, 2}}},  // a chain of three operands
+      {"ii->", {{4, 4}}},                          // the trace
+      {"i,j->ij", {{3}, {4}}},                     // an outer product
+      {"bij,bkj->bik", {{2, 3, 4}, {2, 5, 4}}},    // batched, contracted last axes
+      {"iij,jk->ik", {{3, 3, 2}, {2, 4}}},         // a diagonal, then a product
+      {"abc,cb->a", {{2, 3, 4}, {4, 3}}},          // two contracted labels
+      {"ijk->kji", {{2, 3, 4}}},                   // a transpose
+      {"ij,ij->i", {{3, 5}, {3, 5}}},              // rows' inner products
+  };
+  uint64_t seed = 40;
+  for (const auto& [equation, shapes] : cases) {
+    INFO(equation);
+    ModelBuilder b(13);
+    std::vector<std::string> names;
+    std::map<std::string, Tensor> feeds;
+    std::vector<Tensor> operands;
+    for (size_t i = 0; i < shapes.size(); ++i) {
+      names.push_back("x" + std::to_string(i));
+      b.Input(names.back(), shapes[i]);
+      operands.push_back(RandomTensor(shapes[i], ++seed, -1, 1));
+      feeds[names.back()] = operands.back();
+    }
+    AddStringAttr(b.Node("Einsum", names, {"y"}), "equation", equation);
+    b.Output("y");
+    const Tensor actual = Interpret(ImportOnnxModel(b.model), feeds)[0];
+    const Tensor expected = BruteForceEinsum(equation, operands);
+    REQUIRE(actual.shape() == expected.shape());
+    KILN_CHECK_CLOSE(actual, expected.CastTo(DType::kFloat32), 1e-5, 1e-5);
+  }
+  ModelBuilder bad(13);
+  bad.Input("x", {2, 3});
+  AddStringAttr(bad.Node("Einsum", {"x"}, {"y"}), "equation", "ijk->i");
+  bad.Output("y");
+  CHECK_THROWS_WITH(ImportOnnxModel(bad.model), Catch::Contains("'ijk' has 3 labels for an operand of rank 2"));
 }
