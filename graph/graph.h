@@ -12,9 +12,9 @@
 #include <unordered_map>
 #include <vector>
 
-#include "runtime/tensor.h"
 #include "graph/attrs.h"
 #include "graph/op.h"
+#include "runtime/tensor.h"
 
 namespace kiln {
 
@@ -35,6 +35,9 @@ struct Node {
   // Variables only: what the user declared.
   std::optional<Shape> shape;
   std::optional<DType> dtype;
+  // Annotations that are not operator attributes, kept as written: MXNet's hidden keys
+  // (__init__, __lr_mult__, __wd_mult__, ...), which initializers and optimizers read.
+  std::map<std::string, std::string> annotations;
   // Serialized fields this version of kiln does not know, kept so that a load and save
   // by an older kiln loses nothing a newer one wrote.
   std::string unknown_fields;

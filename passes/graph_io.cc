@@ -99,6 +99,7 @@ proto::GraphProto GraphToProto(const Graph& graph) {
         ref->set_index(input.index);
       }
     }
+    for (const auto& [key, value] : node.annotations) (*n->mutable_annotations())[key] = value;
     if (!node.unknown_fields.empty()) n->MergeFromString(node.unknown_fields);
   }
   const auto names = graph.OutputNames();
@@ -187,6 +188,7 @@ Graph GraphFromProto(const proto::GraphProto& proto, const std::string& source) 
         throw Error(where + ": " + e.what());
       }
     }
+    node->annotations = std::map<std::string, std::string>(n.annotations().begin(), n.annotations().end());
     node->unknown_fields = UnknownFieldBytes(n);
     nodes.push_back(std::move(node));
   }
@@ -227,7 +229,8 @@ std::string SerializeGraph(const Graph& graph) {
 Graph ParseGraph(std::string_view bytes, const std::string& source) {
   QuietProtobufLogs();
   proto::GraphProto proto;
-  if (bytes.size() > static_cast<size_t>(INT32_MAX) || !proto.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
+  if (bytes.size() > static_cast<size_t>(INT32_MAX) ||
+      !proto.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
     throw Error("'" + source + "' is not a kiln graph (not a valid protobuf)");
   }
   return GraphFromProto(proto, source);
@@ -246,7 +249,8 @@ namespace {
 class ErrorCollector : public google::protobuf::io::ErrorCollector {
  public:
   void AddError(int line, int column, const std::string& message) override {
-    if (first.empty()) first = "line " + std::to_string(line + 1) + ", column " + std::to_string(column + 1) + ": " + message;
+    if (first.empty())
+      first = "line " + std::to_string(line + 1) + ", column " + std::to_string(column + 1) + ": " + message;
   }
   void AddWarning(int, int, const std::string&) override {}
   std::string first;
@@ -260,7 +264,8 @@ Graph ParseGraphText(std::string_view text, const std::string& source) {
   ErrorCollector errors;
   parser.RecordErrorsTo(&errors);
   // Unknown fields in text cannot be kept (text format has no place for them); reject.
-  google::protobuf::io::ArrayInputStream stream(text.data(), static_cast<int>(std::min<size_t>(text.size(), INT32_MAX)));
+  google::protobuf::io::ArrayInputStream stream(text.data(),
+                                                static_cast<int>(std::min<size_t>(text.size(), INT32_MAX)));
   if (!parser.Parse(&stream, &proto)) {
     throw Error("'" + source + "' is not a kiln text graph: " + errors.first);
   }
@@ -383,15 +388,16 @@ std::string GraphToDot(const Graph& graph, const std::string& title, const std::
     out << "  n" << id << " [";
     if (node.is_variable()) {
       std::string label = DotEscape(node.name);
-      if (shapes && (*shapes)[indexed.entry_id(id, 0)]) label += "\\n" + ShapeToString(*(*shapes)[indexed.entry_id(id, 0)]);
+      if (shapes && (*shapes)[indexed.entry_id(id, 0)])
+        label += "\\n" + ShapeToString(*(*shapes)[indexed.entry_id(id, 0)]);
       out << "shape=ellipse, style=filled, fillcolor=\"#8dd3c7\", label=\"" << label << "\"";
     } else {
       std::string label = DotEscape(node.op->name()) + "\\n" + DotEscape(node.name);
       for (const auto& [name, value] : node.attrs.ExplicitValues()) {
         label += "\\n" + DotEscape(name + "=" + FormatAttrValue(value));
       }
-      out << "shape=box, style=\"rounded,filled\", fillcolor=\"" << PatternColor(node.op->pattern())
-          << "\", label=\"" << label << "\"";
+      out << "shape=box, style=\"rounded,filled\", fillcolor=\"" << PatternColor(node.op->pattern()) << "\", label=\""
+          << label << "\"";
     }
     out << "];\n";
   }
@@ -409,8 +415,8 @@ std::string GraphToDot(const Graph& graph, const std::string& title, const std::
   // Fused kernels: a filled box of its own color around the members.
   static const char* kClusterColors[] = {"#fde0dd", "#e0ecf4", "#e5f5e0", "#fff7bc", "#efedf5", "#fee6ce"};
   for (size_t c = 0; c < clusters.size(); ++c) {
-    out << "  subgraph cluster_" << c << " {\n    style=filled; color=\"" << kClusterColors[c % 6]
-        << "\"; label=\"" << DotEscape(clusters[c].label) << "\";\n   ";
+    out << "  subgraph cluster_" << c << " {\n    style=filled; color=\"" << kClusterColors[c % 6] << "\"; label=\""
+        << DotEscape(clusters[c].label) << "\";\n   ";
     for (const size_t id : clusters[c].nodes) out << " n" << id << ";";
     out << "\n  }\n";
   }

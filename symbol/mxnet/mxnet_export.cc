@@ -45,6 +45,7 @@ std::string ExportMxnetSymbol(const Graph& graph) {
       // writes them).
       for (const auto& [name, value] : node.attrs.ExplicitValues()) attrs[name] = FormatAttrValue(value);
     }
+    for (const auto& [key, value] : node.annotations) attrs[key] = value;
     if (!attrs.empty()) item["attrs"] = attrs;
     json inputs = json::array();
     for (const NodeEntry& input : node.inputs) inputs.push_back({indexed.node_id(input.node.get()), input.index, 0});

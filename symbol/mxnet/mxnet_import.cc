@@ -26,6 +26,18 @@ std::map<std::string, std::string> NodeAttributes(const json& node, const std::s
   return attrs;
 }
 
+// MXNet's hidden keys (__name__): annotations, kept as written; a variable's __shape__
+// and __dtype__ become its declared shape and dtype instead.
+std::map<std::string, std::string> Annotations(const std::map<std::string, std::string>& attrs, bool variable) {
+  std::map<std::string, std::string> hidden;
+  for (const auto& [key, value] : attrs) {
+    const bool is_hidden = key.size() > 4 && key.rfind("__", 0) == 0 && key.compare(key.size() - 2, 2, "__") == 0;
+    if (!is_hidden || (variable && (key == "__shape__" || key == "__dtype__"))) continue;
+    hidden[key] = value;
+  }
+  return hidden;
+}
+
 // "(1, 3, 224, 224)" or "[1,3,224,224]" as MXNet writes __shape__; 0 and -1 (unknown
 // dimensions) make the shape unknown.
 std::optional<Shape> ParseShapeText(const std::string& text, const std::string& what) {
@@ -146,6 +158,7 @@ Graph ImportMxnetJson(std::string_view json_text, const ParamList* params, const
         dtype = static_cast<DType>(code);
       }
       nodes.push_back(Node::Variable(name, shape, dtype));
+      nodes.back()->annotations = Annotations(attrs, /*variable=*/true);
       continue;
     }
     std::vector<NodeEntry> inputs;
@@ -159,6 +172,7 @@ Graph ImportMxnetJson(std::string_view json_text, const ParamList* params, const
     for (const auto& [key, value] : attrs) given[key] = value;
     try {
       nodes.push_back(Node::Create(op, name, op.ParseAttrs(given, name), std::move(inputs)));
+      nodes.back()->annotations = Annotations(attrs, /*variable=*/false);
     } catch (const Error& e) {
       throw Error(what + ": " + e.what());
     }

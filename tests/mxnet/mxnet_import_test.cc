@@ -8,6 +8,7 @@
 #include <filesystem>
 
 #include "codegen/compiler.h"
+#include "passes/graph_io.h"
 #include "passes/interpreter.h"
 #include "runtime/error.h"
 #include "runtime/file_util.h"
@@ -78,6 +79,48 @@ TEST_CASE("MXNet symbol files: every spelling of attributes and inputs", "[mxnet
   const Tensor x = RandomTensor({2, 3}, 6);
   const Tensor out = Interpret(graph, {{"data", x}})[0];
   CHECK(out.shape() == Shape{2, 4});
+}
+
+TEST_CASE("MXNet's hidden keys are kept as annotations through kiln's graph format and back", "[mxnet]") {
+  const std::string text = R"json({
+    "nodes": [
+      {"op": "null", "name": "data", "attrs": {"__shape__": "(2, 3)", "__dtype__": "0"}, "inputs": []},
+      {"op": "null", "name": "w", "attrs": {"__init__": "[\"xavier\", {\"magnitude\": 2}]",
+                                            "__lr_mult__": "0.5"}, "inputs": []},
+      {"op": "FullyConnected", "name": "fc", "attrs": {"num_hidden": "4", "no_bias": "True",
+                                                        "__wd_mult__": "0"}, "inputs": [[0, 0, 0], [1, 0, 0]]}
+    ],
+    "arg_nodes": [0, 1],
+    "heads": [[2, 0, 0]]
+})json";
+  const Graph graph = ImportMxnetJson(text, nullptr);
+  std::map<std::string, const Node*> by_name;
+  const IndexedGraph indexed(graph.outputs);
+  for (size_t id = 0; id < indexed.num_nodes(); ++id) by_name[indexed.node(id).name] = &indexed.node(id);
+  CHECK(by_name.at("data")->annotations.empty());  // became the declared shape and dtype
+  CHECK(by_name.at("data")->shape == Shape{2, 3});
+  const std::map<std::string, std::string> w = {{"__init__", "[\"xavier\", {\"magnitude\": 2}]"},
+                                                {"__lr_mult__", "0.5"}};
+  CHECK(by_name.at("w")->annotations == w);
+  CHECK(by_name.at("fc")->annotations == std::map<std::string, std::string>{{"__wd_mult__", "0"}});
+
+  // kiln's graph format keeps them, and MXNet's symbol file gets them back.
+  const Graph reloaded = GraphFromProto(GraphToProto(graph));
+  std::map<std::string, std::map<std::string, std::string>> kept;
+  const IndexedGraph reloaded_nodes(reloaded.outputs);
+  for (size_t id = 0; id < reloaded_nodes.num_nodes(); ++id) {
+    kept[reloaded_nodes.node(id).name] = reloaded_nodes.node(id).annotations;
+  }
+  CHECK(kept.at("w") == w);
+  CHECK(kept.at("fc").at("__wd_mult__") == "0");
+  const std::string exported = ExportMxnetSymbol(reloaded);
+  CHECK_THAT(exported, Catch::Contains("\"__lr_mult__\": \"0.5\"") && Catch::Contains("\"__wd_mult__\": \"0\""));
+  const Graph again = ImportMxnetJson(exported, nullptr);
+  std::map<std::string, std::map<std::string, std::string>> back;
+  const IndexedGraph again_nodes(again.outputs);
+  for (size_t id = 0; id < again_nodes.num_nodes(); ++id)
+    back[again_nodes.node(id).name] = again_nodes.node(id).annotations;
+  CHECK(back == kept);
 }
 
 TEST_CASE("bad MXNet symbol files get one clear error each", "[mxnet][errors]") {
