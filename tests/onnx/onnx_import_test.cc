@@ -14,8 +14,11 @@
 #include <random>
 #include <string>
 
+#include "codegen/compiler.h"
 #include "passes/interpreter.h"
+#include "runtime/artifact.h"
 #include "runtime/error.h"
+#include "runtime/executor.h"
 #include "runtime/file_util.h"
 #include "symbol/onnx/onnx.pb.h"
 #include "symbol/onnx/onnx_tensor.h"
@@ -714,4 +717,38 @@ TEST_CASE("Einsum: contractions, diagonals, sums and transposes match a brute-fo
   AddStringAttr(bad.Node("Einsum", {"x"}, {"y"}), "equation", "ijk->i");
   bad.Output("y");
   CHECK_THROWS_WITH(ImportOnnxModel(bad.model), Catch::Contains("'ijk' has 3 labels for an operand of rank 2"));
+}
+
+TEST_CASE("0-d and empty tensors go through import, compilation, artifacts and the runtime", "[onnx][import][scalar]") {
+  ModelBuilder b(18);
+  b.Input("x", {2, 3});
+  b.Input("s", {});  // a 0-d input
+  b.Input("e", {0, 6});
+  AddIntAttr(b.Node("ReduceSum", {"x"}, {"total"}), "keepdims", 0);  // every axis: 0-d
+  b.Node("Add", {"total", "s"}, {"shifted"});
+  b.Initializer("shape", Int64Vector({1, -1}));
+  b.Node("Reshape", {"e", "shape"}, {"flat"});  // (0, 6) -> (1, 0)
+  b.Node("Relu", {"e"}, {"empty_relu"});
+  b.Output("shifted");
+  b.Output("flat");
+  b.Output("empty_relu");
+  const Graph graph = ImportOnnxModel(b.model);
+  const Tensor x = Values({2, 3}, {1, 2, 3, 4, 5, 6});
+  const Tensor s = Values({}, {0.5});
+  const std::map<std::string, Tensor> feeds = {{"x", x}, {"s", s}, {"e", Tensor({0, 6}, DType::kFloat32)}};
+  const auto check = [](const std::vector<Tensor>& out) {
+    REQUIRE(out.size() == 3);
+    CHECK(out[0].shape() == Shape{});
+    CHECK(out[0].GetDouble(0) == 21.5);
+    CHECK(out[1].shape() == Shape{1, 0});
+    CHECK(out[2].shape() == Shape{0, 6});
+  };
+  check(Interpret(graph, feeds));
+  const auto jit = CompileJit(graph, CompileOptions{});
+  check(jit->Run(feeds));
+  CHECK(jit->inputs().size() == 3);
+  const auto path = std::filesystem::temp_directory_path() / ("kiln_scalar_" + std::to_string(::getpid()) + ".kiln");
+  SaveArtifact(path.string(), CompileGraph(graph, CompileOptions{}));
+  check(Executor::Load(path.string())->Run(feeds));
+  std::filesystem::remove(path);
 }
