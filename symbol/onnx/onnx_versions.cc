@@ -97,6 +97,7 @@ const std::map<std::string, std::set<int64_t>, std::less<>> kNewerVersions = {
     // Pad-18 added an `axes` input and Pad-19 the `wrap` mode, both handled (padding
     // by gathers); 21 and later, types.
     {"Pad", {18, 19, 21, 23, 24, 25}},
+    {"TopK", {24}},  // types only (bfloat16)
 };
 
 }  // namespace

@@ -909,6 +909,96 @@ def declare_creation():
     error("random_normal", "negative scale", attrs={"scale": -1, "shape": (2, 2)})
 
 
+def declare_sort():
+    """topk and numpy's cumsum (_np_cumsum, which mx.sym.cumsum writes).
+
+    topk's cases keep to where MXNet's order is defined: MXNet sorts with std::sort or
+    std::partial_sort and a plain > or <, so ties come out in the input's order only
+    when the whole axis is insertion-sorted (n <= 16 with 8k > n) or k = 1, and a NaN
+    stays where that sort leaves it (leading, descending; trailing, ascending). kiln
+    breaks every tie by index and counts NaN as the largest (numpy's and ONNX's order).
+    cumsum's cases use axes >= 0: MXNet 1.9.1 accepts a negative axis in shape
+    inference but its forward pass fails on it (kiln follows numpy there).
+    """
+    topks = [
+        ("default: axis -1, k 1, indices", {}, (3, 5), None),
+        ("k 3 both", {"k": 3, "ret_typ": "both"}, (2, 6), None),
+        ("value, axis 0, k 2", {"axis": 0, "k": 2, "ret_typ": "value"}, (4, 3), None),
+        ("mask, k 2", {"k": 2, "ret_typ": "mask"}, (3, 4), None),
+        ("ascending both", {"k": 2, "ret_typ": "both", "is_ascend": True}, (2, 5), None),
+        ("axis 1 of 3-d", {"axis": 1, "k": 2, "ret_typ": "both"}, (2, 4, 3), None),
+        ("axis -3 of 3-d", {"axis": -3, "k": 1, "ret_typ": "both"}, (3, 2, 2), None),
+        ("axis None: the flattened input", {"axis": None, "k": 4, "ret_typ": "both"}, (2, 3), None),
+        ("axis None mask", {"axis": None, "k": 3, "ret_typ": "mask"}, (3, 4), None),
+        ("k 0 selects all", {"k": 0, "ret_typ": "both"}, (2, 5), None),
+        ("k -1 selects all, ascending", {"k": -1, "is_ascend": True}, (3, 4), None),
+        ("k = n", {"k": 4, "ret_typ": "both"}, (2, 4), None),
+        ("ties keep the input's order (n 6, k 6)", {"k": 6, "ret_typ": "both"}, (3, 6), integers(0, 2)),
+        ("ties ascending (n 8, k 2)", {"k": 2, "ret_typ": "both", "is_ascend": True}, (3, 8), integers(0, 2)),
+        ("ties, k 1 of 40", {"k": 1, "ret_typ": "both"}, (3, 40), integers(0, 1)),
+        ("ties in the mask", {"k": 3, "ret_typ": "mask"}, (2, 6), integers(0, 1)),
+        ("leading NaN, descending", {"k": 4, "ret_typ": "both"}, (2, 4),
+         constant([NAN, 3, 1, 2, NAN, NAN, 0, -INF])),
+        ("trailing NaN, ascending", {"k": 4, "ret_typ": "both", "is_ascend": True}, (2, 4),
+         constant([3, 1, 2, NAN, INF, -1, NAN, NAN])),
+    ]
+    for desc, attrs, shape, gen in topks:
+        case("topk", desc, attrs=attrs, shapes={"data": shape}, gen=gen)
+    for dtype in ("int32", "int64", "float64", "float16", "uint8"):
+        case("topk", "indices as " + dtype, attrs={"k": 3, "ret_typ": "both", "dtype": dtype},
+             shapes={"data": (2, 5)})
+    case("topk", "indices beyond float16's integers round", attrs={"k": 3, "dtype": "float16"},
+         shapes={"data": (2100,)}, gen=constant(np.arange(2100)))
+    case("topk", "uint8 indices wrap", attrs={"k": 2, "dtype": "uint8", "is_ascend": True},
+         shapes={"data": (300,)}, gen=constant(-np.arange(300)))
+    for dtype, gen in (("float64", uniform()), ("float16", uniform()), ("int32", integers(-50, 50)),
+                       ("int64", integers(-50, 50)), ("int8", integers(-100, 100)), ("uint8", integers(0, 250))):
+        case("topk", dtype + " data", attrs={"k": 2, "ret_typ": "both"}, shapes={"data": (3, 7)}, dtype=dtype,
+             gen=gen)
+        case("topk", dtype + " mask", attrs={"k": 2, "ret_typ": "mask", "axis": 0}, shapes={"data": (3, 4)},
+             dtype=dtype, gen=gen)
+    error("topk", "k beyond the axis", attrs={"k": 4}, shapes={"data": (2, 3)})
+    error("topk", "k beyond the flattened input", attrs={"k": 7, "axis": None}, shapes={"data": (2, 3)})
+    error("topk", "axis 2 of 2-d", attrs={"axis": 2}, shapes={"data": (2, 3)})
+    error("topk", "axis -3 of 2-d", attrs={"axis": -3}, shapes={"data": (2, 3)})
+    error("topk", "unknown ret_typ", attrs={"ret_typ": "values"}, shapes={"data": (2, 3)})
+    error("topk", "int8 indices", attrs={"dtype": "int8"}, shapes={"data": (2, 3)})
+
+    cumsums = [
+        ("axis None: the flattened input", {}, (2, 3), "float32", uniform()),
+        ("axis 0", {"axis": 0}, (3, 4), "float32", uniform()),
+        ("axis 1", {"axis": 1}, (3, 4), "float32", uniform()),
+        ("axis 1 of 3-d", {"axis": 1}, (2, 5, 3), "float32", uniform()),
+        ("axis 2 of 3-d", {"axis": 2}, (2, 3, 4), "float32", uniform()),
+        ("float64", {"axis": 0}, (4, 3), "float64", uniform()),
+        ("float16 rounds every sum", {"axis": 1}, (2, 10), "float16", uniform(0, 1)),
+        ("float16: 0.1 ten times", {}, (10,), "float16", constant([0.1] * 10)),
+        ("float32 accumulates in float32", {}, (5,), "float32", constant([1e8, 1, 1, 1, 1])),
+        ("NaN and inf propagate, a leading -0 stays", {"axis": 1}, (2, 4), "float32",
+         constant([-0.0, 1, NAN, 2, INF, -INF, 1, 2])),
+        ("int32", {"axis": 1}, (3, 4), "int32", integers(-50, 50)),
+        ("int32 wraps", {}, (3,), "int32", constant([2147483647, 1, 5])),
+        ("int64", {"axis": 0}, (3, 2), "int64", integers(-1000, 1000)),
+        ("int8 wraps", {}, (4,), "int8", constant([100, 100, 100, -128])),
+        ("uint8 wraps", {"axis": 0}, (3, 2), "uint8", integers(100, 250)),
+        ("bool sums in int64", {"axis": 1}, (2, 5), "bool", integers(0, 1)),
+        ("dtype float64 from float32", {"axis": 1, "dtype": "float64"}, (2, 3), "float32", uniform()),
+        ("dtype int32 from float32: elements truncate", {"dtype": "int32"}, (6,), "float32",
+         constant([1.7, -1.7, 2.5, -0.5, 0.9, -3.2])),
+        ("dtype float16 from int32", {"dtype": "float16"}, (3,), "int32", constant([2049, 1, 1])),
+        ("dtype int8 from int32 wraps", {"axis": 0, "dtype": "int8"}, (3, 2), "int32",
+         constant([100, 300, 100, -300, 100, 5])),
+        ("dtype int64 from bool", {"dtype": "int64"}, (2, 3), "bool", integers(0, 1)),
+        ("dtype float32 from int64", {"axis": 1, "dtype": "float32"}, (2, 3), "int64", integers(-9, 9)),
+    ]
+    for desc, attrs, shape, dtype, gen in cumsums:
+        case("cumsum", desc, attrs=attrs, shapes={"a": shape}, dtype=dtype, gen=gen)
+    error("cumsum", "axis 2 of 2-d", attrs={"axis": 2}, shapes={"a": (2, 3)})
+    error("cumsum", "axis -3 of 2-d", attrs={"axis": -3}, shapes={"a": (2, 3)})
+    error("cumsum", "dtype uint8", attrs={"dtype": "uint8"}, shapes={"a": (2, 3)})
+    error("cumsum", "dtype bool", attrs={"dtype": "bool"}, shapes={"a": (2, 3)})
+
+
 # ---------------------------------------------------------------------------------------
 # Running MXNet.
 
@@ -1189,7 +1279,8 @@ def main():
     options = parser.parse_args()
 
     for declare in (declare_elementwise, declare_compare_logic_mod, declare_unary, declare_rounding,
-                    declare_reductions, declare_matrix, declare_nn, declare_index, declare_shape, declare_creation):
+                    declare_reductions, declare_matrix, declare_nn, declare_index, declare_shape, declare_creation,
+                    declare_sort):
         declare()
     only = set(filter(None, options.only.split(",")))
     os.makedirs(options.out, exist_ok=True)
