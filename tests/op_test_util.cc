@@ -43,7 +43,8 @@ std::vector<Tensor> RunOp(const std::string& op_name, const std::vector<Tensor>&
   return outputs;
 }
 
-std::vector<Shape> InferOpShapes(const std::string& op_name, const std::vector<Shape>& inputs, const AttrMap& attr_map) {
+std::vector<Shape> InferOpShapes(const std::string& op_name, const std::vector<Shape>& inputs,
+                                 const AttrMap& attr_map) {
   const OpDef& op = OpRegistry::Global().Get(op_name);
   const Attrs attrs = op.ParseAttrs(ToValues(attr_map), "test");
   std::vector<ShapeSlot> in_shapes(inputs.begin(), inputs.end());
@@ -87,6 +88,17 @@ Tensor RandomTensor(const Shape& shape, uint64_t seed, double low, double high, 
   Tensor tensor(shape, dtype);
   for (int64_t i = 0; i < tensor.size(); ++i) tensor.SetDouble(i, dist(rng));
   return tensor;
+}
+
+Tensor RandomOfDType(const Shape& shape, DType dtype, uint64_t seed, double float_low, double float_high) {
+  switch (dtype) {
+    case DType::kInt8: return RandomTensor(shape, seed, -128, 128, dtype);
+    case DType::kUInt8: return RandomTensor(shape, seed, 0, 256, dtype);
+    case DType::kInt32: return RandomTensor(shape, seed, -2e9, 2e9, dtype);
+    case DType::kInt64: return RandomTensor(shape, seed, -9e18, 9e18, dtype);
+    case DType::kBool: return RandomTensor(shape, seed, 0, 2, dtype);
+    default: return RandomTensor(shape, seed, float_low, float_high, dtype);
+  }
 }
 
 Tensor Arange(const Shape& shape, DType dtype) {

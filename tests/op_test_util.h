@@ -7,9 +7,9 @@
 #include <string>
 #include <vector>
 
-#include "runtime/tensor.h"
 #include "graph/attrs.h"
 #include "graph/op.h"
+#include "runtime/tensor.h"
 
 namespace kiln::testing {
 
@@ -32,6 +32,9 @@ std::vector<DTypeSlot> InferTypeSlots(const std::string& op, std::vector<DTypeSl
 // Uniform in [low, high), deterministic from `seed`.
 Tensor RandomTensor(const Shape& shape, uint64_t seed, double low = -1.0, double high = 1.0,
                     DType dtype = DType::kFloat32);
+// Random values of any dtype, deterministic from `seed`: integers over (nearly) their full
+// range, bool 0 or 1, floats uniform in [float_low, float_high).
+Tensor RandomOfDType(const Shape& shape, DType dtype, uint64_t seed, double float_low = -1.0, double float_high = 1.0);
 // 0, 1, 2, ... reshaped: MXNet's arange(n).reshape(shape).
 Tensor Arange(const Shape& shape, DType dtype = DType::kFloat32);
 Tensor Values(const Shape& shape, const std::vector<double>& values, DType dtype = DType::kFloat32);
@@ -43,12 +46,11 @@ bool AllClose(const Tensor& actual, const Tensor& expected, double rtol, double 
 }  // namespace kiln::testing
 
 // CHECK that two tensors agree, printing the first mismatch.
-#define KILN_CHECK_CLOSE(actual, expected, rtol, atol)                                 \
-  do {                                                                                 \
-    std::string kiln_close_message;                                                   \
-    INFO(kiln_close_message);                                                          \
-    const bool kiln_close = ::kiln::testing::AllClose((actual), (expected), (rtol), (atol), \
-                                                     &kiln_close_message);             \
-    INFO(kiln_close_message);                                                          \
-    CHECK(kiln_close);                                                                 \
+#define KILN_CHECK_CLOSE(actual, expected, rtol, atol)                                                            \
+  do {                                                                                                            \
+    std::string kiln_close_message;                                                                               \
+    INFO(kiln_close_message);                                                                                     \
+    const bool kiln_close = ::kiln::testing::AllClose((actual), (expected), (rtol), (atol), &kiln_close_message); \
+    INFO(kiln_close_message);                                                                                     \
+    CHECK(kiln_close);                                                                                            \
   } while (0)

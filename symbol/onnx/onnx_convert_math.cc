@@ -120,7 +120,17 @@ std::vector<Value> ConvertReduce(NodeContext& ctx, const std::string& op, int64_
   for (auto& a : axes) a = NormalizeAxis(a, x.shape.size());
   AttrMap attrs = {{"keepdims", keepdims}};
   if (!axes.empty()) attrs.emplace_back("axis", axes);
-  return {ctx.ReshapeTo(ctx.Apply(op, {x}, attrs), ReducedShape(x.shape, axes, keepdims))};
+  const Shape shape = ReducedShape(x.shape, axes, keepdims);
+  // The max (min) of no elements is -inf (+inf), as ONNX defines it; kiln's reductions
+  // refuse an empty reduced axis.
+  const bool empty = std::any_of(x.shape.begin(), x.shape.end(), [](int64_t d) { return d == 0; });
+  if (empty && (op == "max" || op == "min") && NumElements(shape) > 0) {
+    Tensor identity(shape, x.dtype);
+    const double inf = std::numeric_limits<double>::infinity();
+    for (int64_t i = 0; i < identity.size(); ++i) identity.SetDouble(i, op == "max" ? -inf : inf);
+    return {ctx.MakeConstant(std::move(identity))};
+  }
+  return {ctx.ReshapeTo(ctx.Apply(op, {x}, attrs), shape)};
 }
 
 const RegisterConverter kReduceMean({"ReduceMean"}, {"axes", "keepdims", "noop_with_empty_axes"},
@@ -220,6 +230,13 @@ const RegisterConverter kReduceLogSumExp(
       for (auto& a : axes) a = NormalizeAxis(a, x.shape.size());
       AttrMap keep = {{"keepdims", true}};
       if (!axes.empty()) keep.emplace_back("axis", axes);
+      const Shape shape = ReducedShape(x.shape, axes, ctx.Int("keepdims", 1) != 0);
+      if (NumElements(x.shape) == 0 && NumElements(shape) > 0) {
+        // log(sum of no exponentials) = log 0.
+        Tensor empty_sum(shape, x.dtype);
+        for (int64_t i = 0; i < empty_sum.size(); ++i) empty_sum.SetDouble(i, -std::numeric_limits<double>::infinity());
+        return std::vector<Value>{ctx.MakeConstant(std::move(empty_sum))};
+      }
       const Value max = ctx.Apply("max", {x}, keep);
       const Value finite =
           ctx.Apply("_lesser_equal_scalar", {ctx.Apply("broadcast_sub", {max, max})}, {{"scalar", 0.0}});
@@ -245,7 +262,14 @@ const RegisterConverter kMod({"Mod"}, {"fmod"}, [](NodeContext& ctx) {
     const Value quotient = ctx.Apply("broadcast_div", {a, b});
     return std::vector<Value>{ctx.Apply("broadcast_sub", {a, ctx.Apply("broadcast_mul", {quotient, b})})};
   }
-  throw Error("fmod 1 on floating point inputs is not supported");
+  // Floats: a - trunc(a / b) * b in float64 (the quotient's rounding cannot move the
+  // truncation for inputs of a narrower type), rounded back once.
+  const Value wide_a = a.dtype == DType::kFloat64 ? a : ctx.Apply("Cast", {a}, {{"dtype", DType::kFloat64}});
+  const Value wide_b = b.dtype == DType::kFloat64 ? b : ctx.Apply("Cast", {b}, {{"dtype", DType::kFloat64}});
+  const Value quotient = ctx.Apply("trunc", {ctx.Apply("broadcast_div", {wide_a, wide_b})});
+  const Value remainder = ctx.Apply("broadcast_sub", {wide_a, ctx.Apply("broadcast_mul", {quotient, wide_b})});
+  return std::vector<Value>{a.dtype == DType::kFloat64 ? remainder
+                                                       : ctx.Apply("Cast", {remainder}, {{"dtype", a.dtype}})};
 });
 
 // ONNX Round rounds halves to even.

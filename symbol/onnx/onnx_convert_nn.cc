@@ -2,6 +2,7 @@
 // normalization, dropout, softmax and activations.
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <limits>
 #include <numeric>
 
@@ -34,9 +35,10 @@ struct Windowed {
   bool lifted = false;
 };
 
-Windowed WindowedInput(NodeContext& ctx, const std::vector<int64_t>& kernel) {
+Windowed WindowedInput(NodeContext& ctx, const std::vector<int64_t>& kernel, bool allow_3d = false) {
   const Value& x = ctx.In(0);
   Windowed in{x, ResolveWindow(ctx, x.shape, kernel)};
+  if (allow_3d && x.shape.size() == 5) return in;
   if (x.shape.size() == 3) {
     in.x = ctx.ReshapeTo(x, With1DAxis(x.shape));
     in.w = LiftTo2D(in.w);
@@ -233,128 +235,154 @@ int64_t PooledSize(int64_t length, int64_t kernel, int64_t stride, int64_t dilat
   return size;
 }
 
-std::string SliceTuple(int64_t h, int64_t w) {
-  return "(None, None, " + std::to_string(h) + ", " + std::to_string(w) + ")";
+// A slice tuple over (N, C, spatial...): None for N and C.
+std::string SliceTuple(const std::vector<int64_t>& spatial) {
+  std::string text = "(None, None";
+  for (const int64_t v : spatial) text += ", " + std::to_string(v);
+  return text + ")";
+}
+
+// The lowest value of a dtype: what max pooling pads with.
+double LowestOf(DType dtype) {
+  if (IsFloat(dtype)) return -std::numeric_limits<double>::infinity();
+  Tensor probe({1}, dtype);
+  probe.SetDouble(0, -std::numeric_limits<double>::infinity());  // integers saturate
+  return probe.GetDouble(0);
+}
+
+// Calls fn(offset) for every multi-index in [0, extent) (row-major).
+void ForEachOffset(const std::vector<int64_t>& extent, const std::function<void(const std::vector<int64_t>&)>& fn) {
+  if (NumElements(extent) == 0) return;
+  std::vector<int64_t> at(extent.size(), 0);
+  while (true) {
+    fn(at);
+    size_t d = extent.size();
+    while (d > 0 && ++at[d - 1] == extent[d - 1]) at[--d] = 0;
+    if (d == 0) return;
+  }
 }
 
 // Pooling that kiln's Pooling does not do (dilated windows, the Indices output, integer
-// inputs), as the window's taps: for each kernel offset a strided slice of the padded
-// input, combined by max (tracking the first maximum's flat index) or summed and divided
-// by the count ONNX divides by.
+// inputs, 3-d windows), as the window's taps: for each kernel offset a strided slice of
+// the padded input, combined by max (tracking the first maximum's flat index), or summed
+// (and for an average divided by the count ONNX divides by).
 std::vector<Value> PoolBySlices(NodeContext& ctx, const Windowed& in, const std::string& pool_type) {
   const Value& x = in.x;
   const Window& w = in.w;
+  const size_t spatial = x.shape.size() - 2;
   const bool ceil_mode = ctx.Int("ceil_mode", 0) != 0;
   const bool max = pool_type == "max";
-  int64_t out[2], padded[2];
-  for (size_t a = 0; a < 2; ++a) {
+  std::vector<int64_t> out(spatial), padded(spatial);
+  for (size_t a = 0; a < spatial; ++a) {
     out[a] =
         PooledSize(x.shape[2 + a], w.kernel[a], w.strides[a], w.dilations[a], w.pad_begin[a], w.pad_end[a], ceil_mode);
     if (out[a] < 1) throw Error("the window does not fit the input " + ShapeToString(x.shape));
     padded[a] = (out[a] - 1) * w.strides[a] + (w.kernel[a] - 1) * w.dilations[a] + 1;
   }
-  // Pad with the lowest value (max) or zero (sum), by gathers along H and W.
+  // Pad with the lowest value (max) or zero (sums), by gathers along each spatial axis.
   Tensor fill_value({1}, x.dtype);
-  fill_value.SetDouble(0, max ? (IsFloat(x.dtype) ? -std::numeric_limits<double>::infinity()
-                                                  : (x.dtype == DType::kUInt8   ? 0.0
-                                                     : x.dtype == DType::kInt8  ? -128.0
-                                                     : x.dtype == DType::kInt32 ? -2147483648.0
-                                                                                : -9.2233720368547758e18))
-                              : 0.0);
+  fill_value.SetDouble(0, max ? LowestOf(x.dtype) : 0.0);
   Value input = x;
-  std::vector<double> valid[2];
-  for (size_t a = 0; a < 2; ++a) {
+  for (size_t a = 0; a < spatial; ++a) {
     const int64_t n = x.shape[2 + a];
     std::vector<int64_t> index(padded[a]);
+    std::vector<double> valid;
     for (int64_t p = 0; p < padded[a]; ++p) {
       const int64_t j = p - w.pad_begin[a];
-      valid[a].push_back(j >= 0 && j < n ? 1.0 : 0.0);
+      valid.push_back(j >= 0 && j < n ? 1.0 : 0.0);
       index[p] = std::clamp<int64_t>(j, 0, n - 1);
     }
     Tensor indices({padded[a]}, DType::kInt64);
     std::copy(index.begin(), index.end(), indices.data_as<int64_t>());
     input = ctx.Apply("take", {input, ctx.MakeConstant(std::move(indices))}, {{"axis", static_cast<int64_t>(2 + a)}});
-    if (std::any_of(valid[a].begin(), valid[a].end(), [](double v) { return v == 0; })) {
-      Shape along = {1, 1, 1, 1};
+    if (std::any_of(valid.begin(), valid.end(), [](double v) { return v == 0; })) {
+      Shape along(x.shape.size(), 1);
       along[2 + a] = padded[a];
-      const Value mask = BroadcastTo(ctx, ctx.MakeConstant(Tensor::FromDoubles(along, valid[a], x.dtype)), input.shape);
+      const Value mask = BroadcastTo(ctx, ctx.MakeConstant(Tensor::FromDoubles(along, valid, x.dtype)), input.shape);
       input = ctx.Apply("where", {mask, input, BroadcastTo(ctx, ctx.MakeConstant(fill_value), input.shape)});
     }
   }
-  // Flat indices of the input's elements, (n, c) part plus (h, w) part, padded alike.
-  const int64_t height = x.shape[2], width = x.shape[3];
+  // The spatial part of each padded position's flat index into the input (row-major, or
+  // column-major with storage_order 1), padded alike.
+  const Shape input_spatial(x.shape.begin() + 2, x.shape.end());
   const bool column_major = ctx.Int("storage_order", 0) != 0;
-  Tensor plane({1, 1, padded[0], padded[1]}, DType::kInt64);
-  for (int64_t p = 0; p < padded[0]; ++p) {
-    for (int64_t q = 0; q < padded[1]; ++q) {
-      const int64_t h = std::clamp<int64_t>(p - w.pad_begin[0], 0, height - 1);
-      const int64_t v = std::clamp<int64_t>(q - w.pad_begin[1], 0, width - 1);
-      plane.data_as<int64_t>()[p * padded[1] + q] = column_major ? h + v * height : h * width + v;
+  Shape plane_shape = {1, 1};
+  plane_shape.insert(plane_shape.end(), padded.begin(), padded.end());
+  Tensor plane(plane_shape, DType::kInt64);
+  int64_t flat = 0;
+  ForEachOffset(padded, [&](const std::vector<int64_t>& p) {
+    int64_t index = 0, stride = 1;
+    for (size_t k = 0; k < spatial; ++k) {
+      const size_t a = column_major ? k : spatial - 1 - k;
+      index += std::clamp<int64_t>(p[a] - w.pad_begin[a], 0, input_spatial[a] - 1) * stride;
+      stride *= input_spatial[a];
     }
-  }
+    plane.data_as<int64_t>()[flat++] = index;
+  });
   const Value plane_index = ctx.MakeConstant(std::move(plane));
 
   std::optional<Value> best, best_index;
-  for (int64_t i = 0; i < w.kernel[0]; ++i) {
-    for (int64_t j = 0; j < w.kernel[1]; ++j) {
-      const int64_t h0 = i * w.dilations[0], w0 = j * w.dilations[1];
-      const AttrMap slice = {
-          {"begin", SliceTuple(h0, w0)},
-          {"end", SliceTuple(h0 + (out[0] - 1) * w.strides[0] + 1, w0 + (out[1] - 1) * w.strides[1] + 1)},
-          {"step", SliceTuple(w.strides[0], w.strides[1])}};
-      const Value tap = ctx.Apply("slice", {input}, slice);
-      if (!best) {
-        best = tap;
-        if (max) best_index = ctx.Apply("slice", {plane_index}, slice);
-        continue;
-      }
-      if (!max) {
-        best = ctx.Apply("broadcast_add", {*best, tap});
-        continue;
-      }
+  ForEachOffset(w.kernel, [&](const std::vector<int64_t>& k) {
+    std::vector<int64_t> begin(spatial), end(spatial);
+    for (size_t a = 0; a < spatial; ++a) {
+      begin[a] = k[a] * w.dilations[a];
+      end[a] = begin[a] + (out[a] - 1) * w.strides[a] + 1;
+    }
+    const AttrMap slice = {{"begin", SliceTuple(begin)}, {"end", SliceTuple(end)}, {"step", SliceTuple(w.strides)}};
+    const Value tap = ctx.Apply("slice", {input}, slice);
+    if (!best) {
+      best = tap;
+      if (max) best_index = BroadcastTo(ctx, ctx.Apply("slice", {plane_index}, slice), tap.shape);
+    } else if (!max) {
+      best = ctx.Apply("broadcast_add", {*best, tap});
+    } else {
       const Value better = ctx.Apply("broadcast_greater", {tap, *best});
       best = ctx.Apply("where", {better, tap, *best});
-      best_index = ctx.Apply("where", {better, ctx.Apply("slice", {plane_index}, slice), *best_index});
+      best_index = ctx.Apply(
+          "where", {better, BroadcastTo(ctx, ctx.Apply("slice", {plane_index}, slice), tap.shape), *best_index});
     }
-  }
+  });
   const auto unlift = [&](const Value& y) { return Unlift(ctx, in, y); };
   if (pool_type == "sum") return {unlift(*best)};
   if (!max) {
     // The divisor per output position: taps inside the input, or with count_include_pad
     // inside the explicit pads too.
     const bool include_pad = ctx.Int("count_include_pad", 0) != 0;
-    Tensor count({1, 1, out[0], out[1]}, x.dtype);
-    for (int64_t p = 0; p < out[0]; ++p) {
-      for (int64_t q = 0; q < out[1]; ++q) {
-        int64_t taps = 0;
-        for (int64_t i = 0; i < w.kernel[0]; ++i) {
-          for (int64_t j = 0; j < w.kernel[1]; ++j) {
-            const int64_t h = p * w.strides[0] + i * w.dilations[0] - w.pad_begin[0];
-            const int64_t v = q * w.strides[1] + j * w.dilations[1] - w.pad_begin[1];
-            const bool inside = include_pad ? h < height + w.pad_end[0] && v < width + w.pad_end[1]
-                                            : h >= 0 && h < height && v >= 0 && v < width;
-            taps += inside ? 1 : 0;
-          }
+    Shape count_shape = {1, 1};
+    count_shape.insert(count_shape.end(), out.begin(), out.end());
+    Tensor count(count_shape, x.dtype);
+    int64_t position = 0;
+    ForEachOffset(out, [&](const std::vector<int64_t>& o) {
+      int64_t taps = 0;
+      ForEachOffset(w.kernel, [&](const std::vector<int64_t>& k) {
+        bool inside = true;
+        for (size_t a = 0; a < spatial; ++a) {
+          const int64_t i = o[a] * w.strides[a] + k[a] * w.dilations[a] - w.pad_begin[a];
+          inside = inside && (include_pad ? i < input_spatial[a] + w.pad_end[a] : i >= 0 && i < input_spatial[a]);
         }
-        count.SetDouble(p * out[1] + q, static_cast<double>(std::max<int64_t>(taps, 1)));
-      }
-    }
+        taps += inside ? 1 : 0;
+      });
+      count.SetDouble(position++, static_cast<double>(std::max<int64_t>(taps, 1)));
+    });
     return {unlift(ctx.Apply("broadcast_div", {*best, ctx.MakeConstant(std::move(count))}))};
   }
   std::vector<Value> outputs = {unlift(*best)};
   if (ctx.node().output_size() > 1 && !ctx.node().output(1).empty()) {
-    // The (n, c) part of the flat index: (n * C + c) * H * W.
-    const int64_t channels = x.shape[1];
-    Tensor base({x.shape[0], channels, 1, 1}, DType::kInt64);
-    for (int64_t k = 0; k < base.size(); ++k) base.data_as<int64_t>()[k] = k * height * width;
-    Value index = ctx.Apply("broadcast_add", {*best_index, ctx.MakeConstant(std::move(base))});
-    outputs.push_back(unlift(index));
+    // The (n, c) part of the flat index: (n * C + c) * (spatial size).
+    Shape base_shape(x.shape.size(), 1);
+    base_shape[0] = x.shape[0];
+    base_shape[1] = x.shape[1];
+    Tensor base(base_shape, DType::kInt64);
+    const int64_t plane_size = NumElements(input_spatial);
+    for (int64_t i = 0; i < base.size(); ++i) base.data_as<int64_t>()[i] = i * plane_size;
+    outputs.push_back(unlift(ctx.Apply("broadcast_add", {*best_index, ctx.MakeConstant(std::move(base))})));
   }
   return outputs;
 }
 
 std::vector<Value> ConvertPool(NodeContext& ctx, const std::string& pool_type) {
-  Windowed in = WindowedInput(ctx, ctx.Ints("kernel_shape"));
+  Windowed in = WindowedInput(ctx, ctx.Ints("kernel_shape"), /*allow_3d=*/true);
+  if (in.x.shape.size() == 5) return PoolBySlices(ctx, in, pool_type);
   const bool indices = ctx.opset() >= 8 && ctx.node().output_size() > 1 && !ctx.node().output(1).empty();
   const bool dilated = std::any_of(in.w.dilations.begin(), in.w.dilations.end(), [](int64_t d) { return d != 1; });
   if (indices || dilated || !IsFloat(in.x.dtype) || ctx.Int("storage_order", 0) != 0) {
@@ -424,7 +452,7 @@ const RegisterConverter kLpPool({"LpPool"},
                                   const double p = static_cast<double>(ctx.Int("p", 2));
                                   if (p <= 0)
                                     throw Error("attribute 'p': expected a positive value, given " + std::to_string(p));
-                                  Windowed in = WindowedInput(ctx, ctx.Ints("kernel_shape"));
+                                  Windowed in = WindowedInput(ctx, ctx.Ints("kernel_shape"), /*allow_3d=*/true);
                                   in.x = ctx.Apply("_power_scalar", {ctx.Apply("abs", {in.x})}, {{"scalar", p}});
                                   const Value sum = PoolBySlices(ctx, in, "sum")[0];
                                   return std::vector<Value>{ctx.Apply("_power_scalar", {sum}, {{"scalar", 1.0 / p}})};

@@ -342,7 +342,13 @@ const RegisterConverter kTile({"Tile"}, {}, [](NodeContext& ctx) {
 });
 
 // Range of constants, folded (start + k * delta for k < ceil((limit - start) / delta)).
-const RegisterConverter kRange({"Range"}, {}, [](NodeContext& ctx) {
+// Computed at import in double and rounded once: Range-27's stash_type 1 (float
+// accumulation for float16) gives the same values.
+const RegisterConverter kRange({"Range"}, {"stash_type"}, [](NodeContext& ctx) {
+  if (ctx.Int("stash_type", 1) != 1) {
+    throw Error("attribute 'stash_type': only 1 (float accumulation) is supported, given " +
+                std::to_string(ctx.Int("stash_type")));
+  }
   const Tensor& start = ctx.Const(0, "start");
   const double first = start.GetDouble(0), limit = ctx.Const(1, "limit").GetDouble(0);
   const double delta = ctx.Const(2, "delta").GetDouble(0);
@@ -421,6 +427,27 @@ const RegisterConverter kSpaceToDepth({"SpaceToDepth"}, {"blocksize"}, [](NodeCo
   return std::vector<Value>{
       ctx.ReshapeTo(ctx.Apply("transpose", {split}, {{"axes", std::vector<int64_t>{0, 3, 5, 1, 2, 4}}}),
                     {n, c * b * b, h / b, w / b})};
+});
+
+// EyeLike: ones on the k-th diagonal of a 2-d shape like the input's, in `dtype` (the
+// input's by default).
+const RegisterConverter kEyeLike({"EyeLike"}, {"dtype", "k"}, [](NodeContext& ctx) {
+  const Value& x = ctx.In(0);
+  if (x.shape.size() != 2) throw Error("input " + ShapeToString(x.shape) + ": expected a 2-d tensor");
+  DType dtype = x.dtype;
+  if (ctx.HasAttr("dtype")) {
+    const auto given = DTypeFromOnnx(static_cast<int32_t>(ctx.Int("dtype")));
+    if (!given)
+      throw Error("attribute 'dtype': " + OnnxTypeName(static_cast<int32_t>(ctx.Int("dtype"))) + " is not supported");
+    dtype = *given;
+  }
+  const int64_t k = ctx.Int("k", 0);
+  Tensor eye(x.shape, dtype);
+  for (int64_t i = 0; i < x.shape[0]; ++i) {
+    const int64_t j = i + k;
+    if (j >= 0 && j < x.shape[1]) eye.SetDouble(i * x.shape[1] + j, 1);
+  }
+  return std::vector<Value>{ctx.MakeConstant(std::move(eye))};
 });
 
 // Trilu (opset 14): the upper (j - i >= k) or lower (j - i <= k) triangle of the last

@@ -16,6 +16,9 @@ const std::map<std::string, std::set<int64_t>, std::less<>> kNewerVersions = {
     // it meets them, and imports the rest as before.
     {"Conv", {22}},
     {"ConvTranspose", {22}},
+    {"EyeLike", {22}},
+    // Range-27 added float16/bfloat16 and stash_type, which the converter reads.
+    {"Range", {27}},
     // LpPool-18 added ceil_mode (and dilations, 11 already had them listed): handled.
     {"LpPool", {18, 22}},
     // GroupNormalization-21 made scale and bias per channel (18: per group) and added

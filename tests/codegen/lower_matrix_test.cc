@@ -33,15 +33,11 @@ std::vector<const kir::StmtNode*> Calls(const kir::Kernel& kernel) {
   return calls;
 }
 
+// RandomOfDType, with int32 and int64 in smaller ranges.
 Tensor RandomOf(const Shape& shape, DType dtype, uint64_t seed) {
-  switch (dtype) {
-    case DType::kInt8: return RandomTensor(shape, seed, -128, 128, dtype);
-    case DType::kUInt8: return RandomTensor(shape, seed, 0, 256, dtype);
-    case DType::kInt32: return RandomTensor(shape, seed, -1000, 1000, dtype);
-    case DType::kInt64: return RandomTensor(shape, seed, -100000, 100000, dtype);
-    case DType::kBool: return RandomTensor(shape, seed, 0, 2, dtype);
-    default: return RandomTensor(shape, seed, -1, 1, dtype);
-  }
+  if (dtype == DType::kInt32) return RandomTensor(shape, seed, -1000, 1000, dtype);
+  if (dtype == DType::kInt64) return RandomTensor(shape, seed, -100000, 100000, dtype);
+  return RandomOfDType(shape, dtype, seed);
 }
 
 // Runs both, compares, and returns the kernel for structural checks.

@@ -23,15 +23,11 @@ namespace {
 const std::vector<std::string> kValueOps = {"sum", "mean", "prod", "max", "min"};
 const std::vector<std::string> kArgOps = {"argmax", "argmin"};
 
+// RandomOfDType, with int32 and int64 in smaller ranges and, `for_prod`, floats in [0.5, 1.5).
 Tensor RandomOf(const Shape& shape, DType dtype, uint64_t seed, bool for_prod = false) {
-  switch (dtype) {
-    case DType::kInt8: return RandomTensor(shape, seed, -128, 128, dtype);
-    case DType::kUInt8: return RandomTensor(shape, seed, 0, 256, dtype);
-    case DType::kInt32: return RandomTensor(shape, seed, -100000, 100000, dtype);
-    case DType::kInt64: return RandomTensor(shape, seed, -1e12, 1e12, dtype);
-    case DType::kBool: return RandomTensor(shape, seed, 0, 2, dtype);
-    default: return for_prod ? RandomTensor(shape, seed, 0.5, 1.5, dtype) : RandomTensor(shape, seed, -1, 1, dtype);
-  }
+  if (dtype == DType::kInt32) return RandomTensor(shape, seed, -100000, 100000, dtype);
+  if (dtype == DType::kInt64) return RandomTensor(shape, seed, -1e12, 1e12, dtype);
+  return for_prod ? RandomOfDType(shape, dtype, seed, 0.5, 1.5) : RandomOfDType(shape, dtype, seed);
 }
 
 int64_t ReducedCount(const Tensor& in, const Tensor& out) {

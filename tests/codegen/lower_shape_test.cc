@@ -21,22 +21,11 @@ namespace {
 const std::vector<DType> kDTypes = {DType::kFloat32, DType::kFloat64, DType::kFloat16, DType::kInt8,
                                     DType::kUInt8,   DType::kInt32,   DType::kInt64,   DType::kBool};
 
-Tensor RandomOf(const Shape& shape, DType dtype, uint64_t seed) {
-  switch (dtype) {
-    case DType::kInt8: return RandomTensor(shape, seed, -128, 128, dtype);
-    case DType::kUInt8: return RandomTensor(shape, seed, 0, 256, dtype);
-    case DType::kInt32: return RandomTensor(shape, seed, -2e9, 2e9, dtype);
-    case DType::kInt64: return RandomTensor(shape, seed, -9e18, 9e18, dtype);
-    case DType::kBool: return RandomTensor(shape, seed, 0, 2, dtype);
-    default: return RandomTensor(shape, seed, -1, 1, dtype);
-  }
-}
-
 // The op on one input of `shape` in every dtype.
 void CheckAllTypes(const std::string& op, const Shape& shape, const AttrMap& attrs, uint64_t seed) {
   for (const DType dtype : kDTypes) {
     INFO(op << " of " << ShapeToString(shape) << " " << DTypeName(dtype));
-    CheckLoweredBitwise(op, {RandomOf(shape, dtype, seed)}, attrs);
+    CheckLoweredBitwise(op, {RandomOfDType(shape, dtype, seed)}, attrs);
   }
 }
 
@@ -98,17 +87,17 @@ TEST_CASE("Concat and stack join inputs in one kernel", "[lower][shape]") {
   uint64_t seed = 40;
   for (const DType dtype : kDTypes) {
     INFO(DTypeName(dtype));
-    const Tensor a = RandomOf({2, 3, 4}, dtype, seed++);
-    const Tensor b = RandomOf({2, 1, 4}, dtype, seed++);
-    const Tensor c = RandomOf({2, 5, 4}, dtype, seed++);
+    const Tensor a = RandomOfDType({2, 3, 4}, dtype, seed++);
+    const Tensor b = RandomOfDType({2, 1, 4}, dtype, seed++);
+    const Tensor c = RandomOfDType({2, 5, 4}, dtype, seed++);
     CheckLoweredBitwise("Concat", {a, b, c}, {{"num_args", 3}, {"dim", 1}});
-    CheckLoweredBitwise("Concat", {a, RandomOf({3, 3, 4}, dtype, seed++)}, {{"num_args", 2}, {"dim", 0}});
-    CheckLoweredBitwise("Concat", {a, RandomOf({2, 3, 2}, dtype, seed++)}, {{"num_args", 2}, {"dim", -1}});
+    CheckLoweredBitwise("Concat", {a, RandomOfDType({3, 3, 4}, dtype, seed++)}, {{"num_args", 2}, {"dim", 0}});
+    CheckLoweredBitwise("Concat", {a, RandomOfDType({2, 3, 2}, dtype, seed++)}, {{"num_args", 2}, {"dim", -1}});
     CheckLoweredBitwise("Concat", {a}, {{"num_args", 1}});
-    CheckLoweredBitwise("Concat", {a, RandomOf({2, 0, 4}, dtype, seed++), a}, {{"num_args", 3}, {"dim", 1}});
+    CheckLoweredBitwise("Concat", {a, RandomOfDType({2, 0, 4}, dtype, seed++), a}, {{"num_args", 3}, {"dim", 1}});
     for (const int64_t axis : {0, 1, 2, 3, -1, -4}) {
       INFO("stack axis " << axis);
-      CheckLoweredBitwise("stack", {a, RandomOf({2, 3, 4}, dtype, seed++), a}, {{"num_args", 3}, {"axis", axis}});
+      CheckLoweredBitwise("stack", {a, RandomOfDType({2, 3, 4}, dtype, seed++), a}, {{"num_args", 3}, {"axis", axis}});
     }
   }
   // Inputs own consecutive ranges of the parallel loop: 2 rows each for axis 1 of (2, n, 4).
@@ -122,7 +111,7 @@ TEST_CASE("split gives num_outputs parts, squeezed or not", "[lower][shape]") {
   uint64_t seed = 60;
   for (const DType dtype : kDTypes) {
     INFO(DTypeName(dtype));
-    const Tensor x = RandomOf({4, 6, 3}, dtype, seed++);
+    const Tensor x = RandomOfDType({4, 6, 3}, dtype, seed++);
     CheckLoweredBitwise("split", {x}, {{"num_outputs", 3}});
     CheckLoweredBitwise("split", {x}, {{"num_outputs", 2}, {"axis", 0}});
     CheckLoweredBitwise("split", {x}, {{"num_outputs", 3}, {"axis", -1}, {"squeeze_axis", true}});
@@ -187,8 +176,8 @@ TEST_CASE("where picks elements, or whole rows for a 1-d condition", "[lower][sh
   for (const DType dtype : kDTypes) {
     for (const DType cond_type : {DType::kFloat32, DType::kInt32, DType::kBool, DType::kFloat16, DType::kUInt8}) {
       INFO(DTypeName(dtype) << " condition " << DTypeName(cond_type));
-      const Tensor x = RandomOf(shape, dtype, seed++);
-      const Tensor y = RandomOf(shape, dtype, seed++);
+      const Tensor x = RandomOfDType(shape, dtype, seed++);
+      const Tensor y = RandomOfDType(shape, dtype, seed++);
       // Values in {0, 1, 2} (and -0.5.. for floats): zeros and non-zeros alike.
       Tensor cond = RandomTensor(shape, seed++, 0, 3, cond_type);
       if (IsFloat(cond_type)) cond.SetDouble(0, std::nan(""));

@@ -19,17 +19,6 @@ const std::vector<DType> kAllTypes = {DType::kFloat32, DType::kFloat64, DType::k
                                       DType::kUInt8,   DType::kInt32,   DType::kInt64,   DType::kBool};
 const std::vector<DType> kFloatTypes = {DType::kFloat32, DType::kFloat64, DType::kFloat16};
 
-Tensor RandomOf(const Shape& shape, DType dtype, uint64_t seed) {
-  switch (dtype) {
-    case DType::kInt8: return RandomTensor(shape, seed, -128, 128, dtype);
-    case DType::kUInt8: return RandomTensor(shape, seed, 0, 256, dtype);
-    case DType::kInt32: return RandomTensor(shape, seed, -2e9, 2e9, dtype);
-    case DType::kInt64: return RandomTensor(shape, seed, -9e18, 9e18, dtype);
-    case DType::kBool: return RandomTensor(shape, seed, 0, 2, dtype);
-    default: return RandomTensor(shape, seed, -1, 1, dtype);
-  }
-}
-
 // Indices of `dtype` for an axis of size n: in range, negative and beyond either end.
 Tensor IndicesOf(const Shape& shape, DType dtype, int64_t n, uint64_t seed) {
   const double span = static_cast<double>(n);
@@ -70,7 +59,7 @@ TEST_CASE("take matches the reference for every data and index dtype", "[lower][
         for (const int64_t axis : {0, 1, 2, -2}) {
           INFO(DTypeName(dtype) << " indices " << DTypeName(index_type) << " " << mode << " axis " << axis);
           const int64_t n = shape[static_cast<size_t>(axis < 0 ? axis + 3 : axis)];
-          CheckLoweredBitwise("take", {RandomOf(shape, dtype, seed++), IndicesOf({2, 3}, index_type, n, seed++)},
+          CheckLoweredBitwise("take", {RandomOfDType(shape, dtype, seed++), IndicesOf({2, 3}, index_type, n, seed++)},
                               {{"axis", axis}, {"mode", mode}});
         }
       }
@@ -96,21 +85,22 @@ TEST_CASE("take edge cases", "[lower][take]") {
   }
   KILN_CHECK_CLOSE(RunLowered("take", {v, big}, {{"mode", "wrap"}})[0], Values({4}, {14, 11, 12, 12}), 0, 0);
   // A 0-d index, empty indices, size-1 axes, a 1-d input.
-  CheckLoweredBitwise("take", {RandomOf({3, 4}, DType::kFloat32, seed++), Values({}, {2})}, {{"axis", 1}});
-  CheckLoweredBitwise("take", {RandomOf({3, 4}, DType::kFloat32, seed++), Tensor({0}, DType::kInt32)}, {{"axis", 1}});
+  CheckLoweredBitwise("take", {RandomOfDType({3, 4}, DType::kFloat32, seed++), Values({}, {2})}, {{"axis", 1}});
+  CheckLoweredBitwise("take", {RandomOfDType({3, 4}, DType::kFloat32, seed++), Tensor({0}, DType::kInt32)},
+                      {{"axis", 1}});
   CheckLoweredBitwise("take", {Tensor({3, 0}, DType::kFloat32), Tensor({0, 2}, DType::kInt32)}, {{"axis", 1}});
-  CheckLoweredBitwise("take", {RandomOf({1, 1, 1}, DType::kInt32, seed++), Values({2}, {0, 3})},
+  CheckLoweredBitwise("take", {RandomOfDType({1, 1, 1}, DType::kInt32, seed++), Values({2}, {0, 3})},
                       {{"axis", 1}, {"mode", "wrap"}});
-  CheckLoweredBitwise("take", {RandomOf({7}, DType::kFloat32, seed++), IndicesOf({2, 2}, DType::kInt32, 7, seed++)},
-                      {});
+  CheckLoweredBitwise("take",
+                      {RandomOfDType({7}, DType::kFloat32, seed++), IndicesOf({2, 2}, DType::kInt32, 7, seed++)}, {});
   // Large enough for a parallel loop over output rows: (outer, m) rows of inner elements.
   const kir::Kernel kernel = CheckLoweredBitwise(
-      "take", {RandomOf({6, 50, 300}, DType::kFloat32, seed++), IndicesOf({40}, DType::kInt64, 50, seed++)},
+      "take", {RandomOfDType({6, 50, 300}, DType::kFloat32, seed++), IndicesOf({40}, DType::kInt64, 50, seed++)},
       {{"axis", 1}, {"mode", "wrap"}});
   CHECK(kernel.parallel_extent == 6 * 40);
   CHECK(kernel.body->loop_kind == kir::LoopKind::kParallel);
   // Small work stays serial.
-  CHECK(CheckLoweredBitwise("take", {RandomOf({4, 3}, DType::kFloat32, seed++), Values({2}, {1, 0})}, {})
+  CHECK(CheckLoweredBitwise("take", {RandomOfDType({4, 3}, DType::kFloat32, seed++), Values({2}, {1, 0})}, {})
             .parallel_extent == 1);
 }
 
@@ -136,7 +126,7 @@ TEST_CASE("Pad matches the reference in every mode", "[lower][pad]") {
       if (std::string(mode) == "reflect" && !reflect_ok) continue;
       for (const DType dtype : kFloatTypes) {
         INFO(mode << " " << ShapeToString(shape) << " widths " << ShapeToString(widths) << " " << DTypeName(dtype));
-        CheckLoweredBitwise("Pad", {RandomOf(shape, dtype, seed++)}, PadAttrs(mode, widths, -2.7));
+        CheckLoweredBitwise("Pad", {RandomOfDType(shape, dtype, seed++)}, PadAttrs(mode, widths, -2.7));
       }
     }
   }
@@ -145,27 +135,27 @@ TEST_CASE("Pad matches the reference in every mode", "[lower][pad]") {
 TEST_CASE("Pad edge cases", "[lower][pad]") {
   uint64_t seed = 300;
   // Widths cropping an axis to size 0, and an empty input padded with the constant.
-  CheckLoweredBitwise("Pad", {RandomOf({1, 1, 3, 2}, DType::kFloat32, seed++)},
+  CheckLoweredBitwise("Pad", {RandomOfDType({1, 1, 3, 2}, DType::kFloat32, seed++)},
                       PadAttrs("constant", {0, 0, 0, 0, -2, -1, 1, 1}));
   CheckLoweredBitwise("Pad", {Tensor({1, 1, 0, 2}, DType::kFloat32)},
                       PadAttrs("constant", {0, 0, 0, 0, 1, 1, 0, 2}, 5));
   // Edge padding from a width-1 axis; reflect widths one less than the axis.
-  CheckLoweredBitwise("Pad", {RandomOf({2, 2, 1, 1}, DType::kFloat64, seed++)},
+  CheckLoweredBitwise("Pad", {RandomOfDType({2, 2, 1, 1}, DType::kFloat64, seed++)},
                       PadAttrs("edge", {0, 0, 0, 0, 3, 2, 1, 4}));
-  CheckLoweredBitwise("Pad", {RandomOf({1, 1, 2, 3}, DType::kFloat32, seed++)},
+  CheckLoweredBitwise("Pad", {RandomOfDType({1, 1, 2, 3}, DType::kFloat32, seed++)},
                       PadAttrs("reflect", {0, 0, 0, 0, 1, 1, 2, 2}));
   // Constants that round or overflow in float16, and NaN.
   for (const double value : {0.1, 1e6, -1e40, std::nan("")}) {
     INFO("constant " << value);
-    CheckLoweredBitwise("Pad", {RandomOf({1, 1, 2, 2}, DType::kFloat16, seed++)},
+    CheckLoweredBitwise("Pad", {RandomOfDType({1, 1, 2, 2}, DType::kFloat16, seed++)},
                         PadAttrs("constant", {0, 0, 0, 0, 1, 0, 0, 1}, value));
   }
   // Large: a parallel loop over output rows (N * C * H_out).
-  const kir::Kernel kernel = CheckLoweredBitwise("Pad", {RandomOf({2, 16, 32, 32}, DType::kFloat32, seed++)},
+  const kir::Kernel kernel = CheckLoweredBitwise("Pad", {RandomOfDType({2, 16, 32, 32}, DType::kFloat32, seed++)},
                                                  PadAttrs("reflect", {0, 0, 0, 0, 1, 1, 1, 1}));
   CHECK(kernel.parallel_extent == 2 * 16 * 34);
   CHECK(kernel.body->loop_kind == kir::LoopKind::kParallel);
-  CHECK(CheckLoweredBitwise("Pad", {RandomOf({1, 1, 2, 2}, DType::kFloat32, seed++)},
+  CHECK(CheckLoweredBitwise("Pad", {RandomOfDType({1, 1, 2, 2}, DType::kFloat32, seed++)},
                             PadAttrs("edge", {0, 0, 0, 0, 1, 1, 1, 1}))
             .parallel_extent == 1);
 }

@@ -201,8 +201,9 @@ TEST_CASE("newer opsets: each operator's version is known and checked", "[onnx][
   CHECK(onnx_import::OpVersion("Conv", 22) == 22);
   CHECK(onnx_import::UnhandledVersion("Conv", 22).empty());
   CHECK(onnx_import::UnhandledVersion("ReduceMean", 18).empty());
-  CHECK_THAT(onnx_import::UnhandledVersion("Range", 27),
-             Catch::Contains("Range-27 (what opset 27 means) is not supported") && Catch::Contains("up to version 11"));
+  CHECK(onnx_import::UnhandledVersion("Range", 27).empty());
+  CHECK_THAT(onnx_import::UnhandledVersion("DFT", 20),
+             Catch::Contains("DFT-20 (what opset 20 means) is not supported") && Catch::Contains("up to version 17"));
 
   ModelBuilder pad(18);
   pad.Input("x", {2, 3});
@@ -751,4 +752,43 @@ TEST_CASE("0-d and empty tensors go through import, compilation, artifacts and t
   SaveArtifact(path.string(), CompileGraph(graph, CompileOptions{}));
   check(Executor::Load(path.string())->Run(feeds));
   std::filesystem::remove(path);
+}
+
+TEST_CASE("MaxPool's Indices output counts over batch and channels; dilated windows", "[onnx][import][pool]") {
+  ModelBuilder b(12);
+  b.Input("x", {2, 3, 5, 4});
+  auto& pool = b.Node("MaxPool", {"x"}, {"y", "indices"});
+  AddIntsAttr(pool, "kernel_shape", {2, 2});
+  AddIntsAttr(pool, "dilations", {2, 1});
+  AddIntsAttr(pool, "strides", {1, 2});
+  AddIntsAttr(pool, "pads", {1, 0, 0, 0});
+  b.Output("y");
+  b.Output("indices");
+  const Tensor x = RandomTensor({2, 3, 5, 4}, 77, -1, 1);
+  const auto out = Interpret(ImportOnnxModel(b.model), {{"x", x}});
+  // Output rows: (5 + 1 - 3) / 1 + 1 = 4; columns (4 - 2) / 2 + 1 = 2.
+  REQUIRE(out[0].shape() == Shape{2, 3, 4, 2});
+  REQUIRE(out[1].dtype() == DType::kInt64);
+  for (int64_t nc = 0; nc < 6; ++nc) {
+    for (int64_t r = 0; r < 4; ++r) {
+      for (int64_t c = 0; c < 2; ++c) {
+        double best = -INFINITY;
+        int64_t where = -1;
+        for (int64_t i = 0; i < 2; ++i) {
+          for (int64_t j = 0; j < 2; ++j) {
+            const int64_t h = r + 2 * i - 1, w = 2 * c + j;
+            if (h < 0 || h >= 5) continue;
+            const int64_t flat = nc * 20 + h * 4 + w;
+            if (x.GetDouble(flat) > best) {
+              best = x.GetDouble(flat);
+              where = flat;
+            }
+          }
+        }
+        const int64_t k = (nc * 4 + r) * 2 + c;
+        CHECK(out[0].GetDouble(k) == best);
+        CHECK(out[1].data_as<int64_t>()[k] == where);
+      }
+    }
+  }
 }

@@ -18,6 +18,7 @@
 #include "symbol/onnx/onnx_tensor.h"
 #include "symbol/symbol.h"
 #include "tests/lower_test_util.h"
+#include "tests/onnx/onnx_test_util.h"
 #include "tests/op_test_util.h"
 
 using namespace kiln;
@@ -29,17 +30,6 @@ const std::vector<DType> kDataTypes = {DType::kFloat32, DType::kFloat64, DType::
                                        DType::kInt64,   DType::kInt8,    DType::kUInt8,   DType::kBool};
 const std::vector<DType> kIndexTypes = {DType::kInt32, DType::kInt64};
 const std::vector<std::string> kReductions = {"none", "add", "mul", "max", "min"};
-
-Tensor RandomOf(const Shape& shape, DType dtype, uint64_t seed) {
-  switch (dtype) {
-    case DType::kInt8: return RandomTensor(shape, seed, -128, 128, dtype);
-    case DType::kUInt8: return RandomTensor(shape, seed, 0, 256, dtype);
-    case DType::kInt32: return RandomTensor(shape, seed, -2e9, 2e9, dtype);
-    case DType::kInt64: return RandomTensor(shape, seed, -9e18, 9e18, dtype);
-    case DType::kBool: return RandomTensor(shape, seed, 0, 2, dtype);
-    default: return RandomTensor(shape, seed, -4, 4, dtype);
-  }
-}
 
 // Small values, so that products of duplicates stay finite and exact in every dtype.
 Tensor SmallValues(const Shape& shape, DType dtype, uint64_t seed) {
@@ -93,28 +83,11 @@ std::vector<Tensor> RunJit(const std::string& op, const std::vector<Tensor>& inp
 
 onnx::ModelProto OnnxModel(int64_t opset, const std::string& op_type, const std::vector<Tensor>& inputs,
                            const std::vector<std::string>& names) {
-  onnx::ModelProto model;
-  model.set_ir_version(7);
-  auto* entry = model.add_opset_import();
-  entry->set_domain("");
-  entry->set_version(opset);
-  auto* graph = model.mutable_graph();
-  graph->set_name("test");
-  auto* node = graph->add_node();
-  node->set_op_type(op_type);
-  node->set_name("node");
-  for (size_t i = 0; i < inputs.size(); ++i) {
-    auto* input = graph->add_input();
-    input->set_name(names[i]);
-    auto* type = input->mutable_type()->mutable_tensor_type();
-    type->set_elem_type(DTypeToOnnx(inputs[i].dtype()));
-    auto* dims = type->mutable_shape();
-    for (const int64_t d : inputs[i].shape()) dims->add_dim()->set_dim_value(d);
-    node->add_input(names[i]);
-  }
-  node->add_output("y");
-  graph->add_output()->set_name("y");
-  return model;
+  OnnxModelBuilder b(opset);
+  for (size_t i = 0; i < inputs.size(); ++i) b.Input(names[i], inputs[i].shape(), DTypeToOnnx(inputs[i].dtype()));
+  b.Node(op_type, names, {"y"}, "node");
+  b.Output("y");
+  return b.model;
 }
 
 // Imports the model, runs it through the reference interpreter and the JIT (which must
@@ -232,7 +205,7 @@ TEST_CASE("gather_nd lowering matches the reference", "[gather_scatter][gather_n
       for (int64_t j = 0; j < m; ++j) n = std::min(n, data[j]);
       Tensor idx = index_type == DType::kUInt8 ? RandomTensor(indices, seed++, 0, 6, index_type)
                                                : RandomIndices(indices, index_type, n + 1, seed++);
-      CheckLowered("gather_nd", {RandomOf(data, dtype, seed++), idx}, {});
+      CheckLowered("gather_nd", {RandomOfDType(data, dtype, seed++, -4, 4), idx}, {});
     }
   }
   // NaN reads 0, infinities clip, in every float index dtype.
@@ -348,7 +321,7 @@ TEST_CASE("take_along_axis lowering matches the reference", "[gather_scatter][ta
       INFO("data " << ShapeToString(data) << " " << DTypeName(dtype) << ", indices " << ShapeToString(indices) << " "
                    << DTypeName(index_type) << ", axis " << axis);
       CheckLowered("take_along_axis",
-                   {RandomOf(data, dtype, seed++), RandomIndices(indices, index_type, data[a], seed++)},
+                   {RandomOfDType(data, dtype, seed++, -4, 4), RandomIndices(indices, index_type, data[a], seed++)},
                    {{"axis", axis}});
     }
   }
@@ -485,8 +458,8 @@ TEST_CASE("scatter_elements lowering matches the reference", "[gather_scatter][s
       INFO("data " << ShapeToString(data) << " " << DTypeName(dtype) << ", indices " << ShapeToString(indices) << " "
                    << DTypeName(index_type) << ", axis " << axis << ", " << reduction);
       CheckLowered("scatter_elements",
-                   {RandomOf(data, dtype, seed++), RandomIndices(indices, index_type, data[a], seed++),
-                    RandomOf(indices, dtype, seed++)},
+                   {RandomOfDType(data, dtype, seed++, -4, 4), RandomIndices(indices, index_type, data[a], seed++),
+                    RandomOfDType(indices, dtype, seed++, -4, 4)},
                    {{"axis", axis}, {"reduction", reduction}});
     }
   }
@@ -599,8 +572,8 @@ TEST_CASE("scatter_nd_update lowering matches the reference", "[gather_scatter][
       INFO("data " << ShapeToString(data) << " " << DTypeName(dtype) << ", indices " << ShapeToString(indices) << " "
                    << DTypeName(index_type) << ", " << reduction);
       CheckLowered("scatter_nd_update",
-                   {RandomOf(data, dtype, seed++), RandomIndices(indices, index_type, n, seed++),
-                    RandomOf(updates, dtype, seed++)},
+                   {RandomOfDType(data, dtype, seed++, -4, 4), RandomIndices(indices, index_type, n, seed++),
+                    RandomOfDType(updates, dtype, seed++, -4, 4)},
                    {{"reduction", reduction}});
     }
   }

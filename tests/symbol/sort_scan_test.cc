@@ -23,6 +23,7 @@
 #include "symbol/onnx/onnx_tensor.h"
 #include "symbol/symbol.h"
 #include "tests/lower_test_util.h"
+#include "tests/onnx/onnx_test_util.h"
 #include "tests/op_test_util.h"
 
 using namespace kiln;
@@ -36,17 +37,6 @@ const std::vector<DType> kNumericTypes = {DType::kFloat32, DType::kFloat64, DTyp
 // Values with ties: integers in a small range, in any dtype.
 Tensor TiedValues(const Shape& shape, DType dtype, uint64_t seed) {
   return RandomTensor(shape, seed, 0, 4, dtype);
-}
-
-Tensor RandomOf(const Shape& shape, DType dtype, uint64_t seed) {
-  switch (dtype) {
-    case DType::kInt8: return RandomTensor(shape, seed, -128, 128, dtype);
-    case DType::kUInt8: return RandomTensor(shape, seed, 0, 256, dtype);
-    case DType::kInt32: return RandomTensor(shape, seed, -2e9, 2e9, dtype);
-    case DType::kInt64: return RandomTensor(shape, seed, -9e18, 9e18, dtype);
-    case DType::kBool: return RandomTensor(shape, seed, 0, 2, dtype);
-    default: return RandomTensor(shape, seed, -4, 4, dtype);
-  }
 }
 
 // A random shape of rank 1..4 with dims 1..5 (some 0 where `allow_empty`).
@@ -273,7 +263,7 @@ TEST_CASE("topk on random shapes and axes: sorted, stable, complete", "[sort_sca
     const int64_t k = std::uniform_int_distribution<int64_t>(1, n)(rng);
     const bool ascend = trial % 2 == 1;
     const DType dtype = kNumericTypes[trial % kNumericTypes.size()];
-    Tensor x = trial % 3 == 0 ? TiedValues(shape, dtype, seed++) : RandomOf(shape, dtype, seed++);
+    Tensor x = trial % 3 == 0 ? TiedValues(shape, dtype, seed++) : RandomOfDType(shape, dtype, seed++, -4, 4);
     if (IsFloat(dtype) && trial % 4 == 0) x.SetDouble(0, NAN);
     INFO(ShapeToString(shape) << " " << DTypeName(dtype) << " axis " << axis << " k " << k << " ascend " << ascend);
     const auto out = RunOp("topk", {x}, {{"axis", axis}, {"k", k}, {"ret_typ", "both"}, {"is_ascend", ascend}});
@@ -346,7 +336,7 @@ TEST_CASE("topk lowering matches the reference bitwise", "[sort_scan][topk][lowe
     // Mostly 1 <= k <= n; sometimes all (k < 1).
     const int64_t k = n == 0 || trial % 5 == 0 ? 0 : std::uniform_int_distribution<int64_t>(1, n)(rng);
     const DType dtype = kNumericTypes[trial % kNumericTypes.size()];
-    Tensor x = trial % 2 == 0 ? TiedValues(shape, dtype, seed++) : RandomOf(shape, dtype, seed++);
+    Tensor x = trial % 2 == 0 ? TiedValues(shape, dtype, seed++) : RandomOfDType(shape, dtype, seed++, -4, 4);
     if (IsFloat(dtype) && x.size() > 2) {
       x.SetDouble(1, NAN);
       x.SetDouble(x.size() - 1, NAN);
@@ -472,7 +462,7 @@ TEST_CASE("_np_cumsum on random shapes and axes: each sum from scratch", "[sort_
     const int64_t axis = RandomAxis(rng, rank);
     const auto a = static_cast<size_t>(axis < 0 ? axis + static_cast<int64_t>(rank) : axis);
     const DType dtype = trial % 4 == 3 ? DType::kBool : kNumericTypes[trial % kNumericTypes.size()];
-    const Tensor x = RandomOf(shape, dtype, seed++);
+    const Tensor x = RandomOfDType(shape, dtype, seed++, -4, 4);
     INFO(ShapeToString(shape) << " " << DTypeName(dtype) << " axis " << axis);
     const auto out = RunOp("_np_cumsum", {x}, {{"axis", axis}});
     REQUIRE(out[0].shape() == shape);
@@ -513,7 +503,7 @@ TEST_CASE("_np_cumsum lowering matches the reference bitwise", "[sort_scan][cums
     const bool flat = trial % 6 == 5;
     const int64_t axis = RandomAxis(rng, rank);
     const DType dtype = trial % 8 == 7 ? DType::kBool : kNumericTypes[trial % kNumericTypes.size()];
-    Tensor x = RandomOf(shape, dtype, seed++);
+    Tensor x = RandomOfDType(shape, dtype, seed++, -4, 4);
     if (IsFloat(dtype) && x.size() > 1) x.SetDouble(1, NAN);
     const std::string& out_type = out_types[(trial / 2) % out_types.size()];
     AttrMap attrs = {{"axis", flat ? AttrArg(std::monostate{}) : AttrArg(axis)}};
@@ -550,36 +540,24 @@ struct OnnxInput {
 // One node of `op_type` on `inputs`, with `outputs` outputs; attributes added by `attrs`.
 onnx::ModelProto OnnxModel(int64_t opset, const std::string& op_type, const std::vector<OnnxInput>& inputs,
                            size_t outputs, const std::function<void(onnx::NodeProto&)>& attrs = nullptr) {
-  onnx::ModelProto model;
-  model.set_ir_version(7);
-  auto* entry = model.add_opset_import();
-  entry->set_domain("");
-  entry->set_version(opset);
-  auto* graph = model.mutable_graph();
-  graph->set_name("test");
-  auto* node = graph->add_node();
-  node->set_op_type(op_type);
-  node->set_name("node");
+  OnnxModelBuilder b(opset);
+  std::vector<std::string> input_names;
   for (const auto& input : inputs) {
-    node->add_input(input.name);
+    input_names.push_back(input.name);
     if (input.initializer) {
-      *graph->add_initializer() = TensorToOnnx(input.value, input.name);
-      continue;
+      b.Initializer(input.name, input.value);
+    } else {
+      b.Input(input.name, input.value.shape(), DTypeToOnnx(input.value.dtype()));
     }
-    auto* in = graph->add_input();
-    in->set_name(input.name);
-    auto* type = in->mutable_type()->mutable_tensor_type();
-    type->set_elem_type(DTypeToOnnx(input.value.dtype()));
-    auto* dims = type->mutable_shape();
-    for (const int64_t d : input.value.shape()) dims->add_dim()->set_dim_value(d);
   }
+  std::vector<std::string> output_names;
   for (size_t i = 0; i < outputs; ++i) {
-    const std::string name = "y" + std::to_string(i);
-    node->add_output(name);
-    graph->add_output()->set_name(name);
+    output_names.push_back("y" + std::to_string(i));
+    b.Output(output_names.back());
   }
-  if (attrs) attrs(*node);
-  return model;
+  onnx::NodeProto& node = b.Node(op_type, input_names, output_names, "node");
+  if (attrs) attrs(node);
+  return b.model;
 }
 
 // Imports the model, runs it through the reference interpreter and the JIT (which must
