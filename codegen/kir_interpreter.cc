@@ -18,7 +18,8 @@ using kir::ScalarType;
 using kir::StmtKind;
 using kir::UnaryOp;
 
-// A scalar: floats in `f`, integers and bools in `i`.
+// A scalar: floats in `f`, integers and bools in `i` (as kir::WrapTo holds them: uint64
+// as its bit pattern).
 struct Value {
   double f = 0;
   int64_t i = 0;
@@ -28,7 +29,20 @@ struct Value {
 double RoundTo(ScalarType type, double v) {
   if (type == ScalarType::kFloat32) return static_cast<float>(v);
   if (type == ScalarType::kFloat16) return HalfToFloat(FloatToHalf(static_cast<float>(v)));
+  if (type == ScalarType::kBFloat16) return BFloat16ToFloat(FloatToBFloat16(static_cast<float>(v)));
   return v;
+}
+
+template <typename T>
+T Read(const char* p) {
+  T x;
+  std::memcpy(&x, p, sizeof(T));
+  return x;
+}
+
+template <typename T>
+void Write(char* p, T x) {
+  std::memcpy(p, &x, sizeof(T));
 }
 
 // Integer results wrap to their width, as machine arithmetic does.
@@ -68,29 +82,19 @@ class Interpreter {
     const char* p = Address(buffer, index);
     Value v;
     switch (buffer->type) {
-      case ScalarType::kBool: v.i = *reinterpret_cast<const uint8_t*>(p) != 0; break;
-      case ScalarType::kInt8: v.i = *reinterpret_cast<const int8_t*>(p); break;
-      case ScalarType::kUInt8: v.i = *reinterpret_cast<const uint8_t*>(p); break;
-      case ScalarType::kInt32: {
-        int32_t x;
-        std::memcpy(&x, p, 4);
-        v.i = x;
-        break;
-      }
-      case ScalarType::kInt64: std::memcpy(&v.i, p, 8); break;
-      case ScalarType::kFloat16: {
-        uint16_t h;
-        std::memcpy(&h, p, 2);
-        v.f = HalfToFloat(h);
-        break;
-      }
-      case ScalarType::kFloat32: {
-        float x;
-        std::memcpy(&x, p, 4);
-        v.f = x;
-        break;
-      }
-      case ScalarType::kFloat64: std::memcpy(&v.f, p, 8); break;
+      case ScalarType::kBool: v.i = Read<uint8_t>(p) != 0; break;
+      case ScalarType::kInt8: v.i = Read<int8_t>(p); break;
+      case ScalarType::kUInt8: v.i = Read<uint8_t>(p); break;
+      case ScalarType::kInt16: v.i = Read<int16_t>(p); break;
+      case ScalarType::kUInt16: v.i = Read<uint16_t>(p); break;
+      case ScalarType::kInt32: v.i = Read<int32_t>(p); break;
+      case ScalarType::kUInt32: v.i = Read<uint32_t>(p); break;
+      case ScalarType::kInt64:
+      case ScalarType::kUInt64: v.i = Read<int64_t>(p); break;
+      case ScalarType::kFloat16: v.f = HalfToFloat(Read<uint16_t>(p)); break;
+      case ScalarType::kBFloat16: v.f = BFloat16ToFloat(Read<uint16_t>(p)); break;
+      case ScalarType::kFloat32: v.f = Read<float>(p); break;
+      case ScalarType::kFloat64: v.f = Read<double>(p); break;
     }
     return v;
   }
@@ -98,26 +102,19 @@ class Interpreter {
   void StoreValue(const kir::Buffer& buffer, int64_t index, Value v) {
     char* p = Address(buffer, index);
     switch (buffer->type) {
-      case ScalarType::kBool: *reinterpret_cast<uint8_t*>(p) = v.i != 0; break;
-      case ScalarType::kInt8: *reinterpret_cast<int8_t*>(p) = static_cast<int8_t>(v.i); break;
-      case ScalarType::kUInt8: *reinterpret_cast<uint8_t*>(p) = static_cast<uint8_t>(v.i); break;
-      case ScalarType::kInt32: {
-        const auto x = static_cast<int32_t>(v.i);
-        std::memcpy(p, &x, 4);
-        break;
-      }
-      case ScalarType::kInt64: std::memcpy(p, &v.i, 8); break;
-      case ScalarType::kFloat16: {
-        const uint16_t h = FloatToHalf(static_cast<float>(v.f));
-        std::memcpy(p, &h, 2);
-        break;
-      }
-      case ScalarType::kFloat32: {
-        const auto x = static_cast<float>(v.f);
-        std::memcpy(p, &x, 4);
-        break;
-      }
-      case ScalarType::kFloat64: std::memcpy(p, &v.f, 8); break;
+      case ScalarType::kBool: Write<uint8_t>(p, v.i != 0); break;
+      case ScalarType::kInt8:
+      case ScalarType::kUInt8: Write(p, static_cast<uint8_t>(v.i)); break;
+      case ScalarType::kInt16:
+      case ScalarType::kUInt16: Write(p, static_cast<uint16_t>(v.i)); break;
+      case ScalarType::kInt32:
+      case ScalarType::kUInt32: Write(p, static_cast<uint32_t>(v.i)); break;
+      case ScalarType::kInt64:
+      case ScalarType::kUInt64: Write(p, v.i); break;
+      case ScalarType::kFloat16: Write(p, FloatToHalf(static_cast<float>(v.f))); break;
+      case ScalarType::kBFloat16: Write(p, FloatToBFloat16(static_cast<float>(v.f))); break;
+      case ScalarType::kFloat32: Write(p, static_cast<float>(v.f)); break;
+      case ScalarType::kFloat64: Write(p, v.f); break;
     }
   }
 
@@ -149,12 +146,12 @@ class Interpreter {
         const Value a = Eval(e->operands[0]);
         const bool from_float = kir::IsFloatType(e->operands[0].type());
         if (is_float) {
-          r.f = RoundTo(e->type, from_float ? a.f : static_cast<double>(a.i));
+          r.f = RoundTo(e->type, from_float ? a.f : kir::IntToDouble(e->operands[0].type(), a.i));
         } else if (e->type == ScalarType::kBool) {
           r.i = from_float ? a.f != 0.0 : a.i != 0;
         } else if (from_float) {
           // Out-of-range conversions are undefined in C++ and LLVM; saturate here.
-          r.i = WrapTo(e->type, kir::SaturateToInt64(a.f));
+          r.i = kir::FloatToInt(e->type, a.f);
         } else {
           r.i = WrapTo(e->type, a.i);
         }
@@ -173,7 +170,7 @@ class Interpreter {
           if (e->unary == UnaryOp::kNeg)
             r.i = WrapTo(e->type, negated);
           else if (e->unary == UnaryOp::kAbs)
-            r.i = WrapTo(e->type, a.i < 0 ? negated : a.i);
+            r.i = kir::IsUnsignedType(e->type) ? a.i : WrapTo(e->type, a.i < 0 ? negated : a.i);
           else
             r.i = a.i;  // floor/ceil/round/trunc of an integer
           return r;
@@ -212,6 +209,7 @@ class Interpreter {
         const Value b = Eval(e->operands[1]);
         const bool float_operands = kir::IsFloatType(e->operands[0].type());
         if (float_operands) return FloatBinary(e->binary, e->type, a.f, b.f);
+        if (e->operands[0].type() == ScalarType::kUInt64) return UInt64Binary(e->binary, a.i, b.i);
         return IntBinary(e->binary, e->type, a.i, b.i);
       }
     }
@@ -255,9 +253,7 @@ class Interpreter {
       case BinaryOp::kMod: r.i = b == 0 || b == -1 ? 0 : a % b; break;
       case BinaryOp::kMin: r.i = a < b ? a : b; break;
       case BinaryOp::kMax: r.i = a > b ? a : b; break;
-      case BinaryOp::kPow:
-        r.i = WrapTo(type, kir::SaturateToInt64(std::pow(static_cast<double>(a), static_cast<double>(b))));
-        break;
+      case BinaryOp::kPow: r.i = kir::FloatToInt(type, std::pow(static_cast<double>(a), static_cast<double>(b))); break;
       case BinaryOp::kLT: r.i = a < b; break;
       case BinaryOp::kLE: r.i = a <= b; break;
       case BinaryOp::kGT: r.i = a > b; break;
@@ -268,6 +264,27 @@ class Interpreter {
       case BinaryOp::kOr: r.i = a != 0 || b != 0; break;
     }
     return r;
+  }
+
+  // uint64 operands, held as their bit patterns: the arithmetic that differs from int64's
+  // (ordering, division, pow) is unsigned; x / 0 = x % 0 = 0 as for the other types.
+  static Value UInt64Binary(BinaryOp op, int64_t a_bits, int64_t b_bits) {
+    const auto a = static_cast<uint64_t>(a_bits), b = static_cast<uint64_t>(b_bits);
+    Value r;
+    switch (op) {
+      case BinaryOp::kDiv: r.i = static_cast<int64_t>(b == 0 ? 0 : a / b); return r;
+      case BinaryOp::kMod: r.i = static_cast<int64_t>(b == 0 ? 0 : a % b); return r;
+      case BinaryOp::kMin: r.i = static_cast<int64_t>(a < b ? a : b); return r;
+      case BinaryOp::kMax: r.i = static_cast<int64_t>(a > b ? a : b); return r;
+      case BinaryOp::kPow:
+        r.i = kir::FloatToInt(ScalarType::kUInt64, std::pow(static_cast<double>(a), static_cast<double>(b)));
+        return r;
+      case BinaryOp::kLT: r.i = a < b; return r;
+      case BinaryOp::kLE: r.i = a <= b; return r;
+      case BinaryOp::kGT: r.i = a > b; return r;
+      case BinaryOp::kGE: r.i = a >= b; return r;
+      default: return IntBinary(op, ScalarType::kUInt64, a_bits, b_bits);  // wraps alike
+    }
   }
 
   void Exec(const kir::Stmt& s) {

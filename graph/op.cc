@@ -211,6 +211,11 @@ kir::ScalarType ToScalarType(DType dtype) {
     case DType::kInt8: return kir::ScalarType::kInt8;
     case DType::kInt64: return kir::ScalarType::kInt64;
     case DType::kBool: return kir::ScalarType::kBool;
+    case DType::kInt16: return kir::ScalarType::kInt16;
+    case DType::kUInt16: return kir::ScalarType::kUInt16;
+    case DType::kUInt32: return kir::ScalarType::kUInt32;
+    case DType::kUInt64: return kir::ScalarType::kUInt64;
+    case DType::kBFloat16: return kir::ScalarType::kBFloat16;
   }
   throw Error("invalid dtype");
 }

@@ -97,21 +97,40 @@ int64_t BroadcastOffset(const Shape& shape, const std::vector<int64_t>& out_inde
 }
 
 int64_t LoadInt(const Tensor& tensor, int64_t index) {
-  if (tensor.dtype() == DType::kInt64) return tensor.data_as<int64_t>()[index];
-  return static_cast<int64_t>(tensor.GetDouble(index));
+  switch (tensor.dtype()) {
+    case DType::kInt64:
+    case DType::kUInt64: return tensor.data_as<int64_t>()[index];  // uint64: its bits
+    case DType::kUInt32: return tensor.data_as<uint32_t>()[index];
+    case DType::kInt32: return tensor.data_as<int32_t>()[index];
+    case DType::kInt16: return tensor.data_as<int16_t>()[index];
+    case DType::kUInt16: return tensor.data_as<uint16_t>()[index];
+    case DType::kInt8: return tensor.data_as<int8_t>()[index];
+    case DType::kUInt8: return tensor.data_as<uint8_t>()[index];
+    case DType::kBool: return tensor.data_as<uint8_t>()[index] != 0;
+    default: return kir::SaturateToInt64(tensor.GetDouble(index));
+  }
 }
 
 void StoreInt(Tensor& tensor, int64_t index, int64_t value) {
   switch (tensor.dtype()) {
-    case DType::kInt64: tensor.data_as<int64_t>()[index] = value; return;
-    case DType::kInt32: tensor.data_as<int32_t>()[index] = static_cast<int32_t>(value); return;
-    case DType::kInt8: tensor.data_as<int8_t>()[index] = static_cast<int8_t>(value); return;
+    case DType::kInt64:
+    case DType::kUInt64: tensor.data_as<int64_t>()[index] = value; return;
+    case DType::kInt32:
+    case DType::kUInt32: tensor.data_as<uint32_t>()[index] = static_cast<uint32_t>(value); return;
+    case DType::kInt16:
+    case DType::kUInt16: tensor.data_as<uint16_t>()[index] = static_cast<uint16_t>(value); return;
+    case DType::kInt8:
     case DType::kUInt8: tensor.data_as<uint8_t>()[index] = static_cast<uint8_t>(value); return;
     case DType::kFloat32: tensor.data_as<float>()[index] = static_cast<float>(value); return;
     case DType::kFloat64:
     case DType::kFloat16:
+    case DType::kBFloat16:
     case DType::kBool: tensor.SetDouble(index, static_cast<double>(value)); return;
   }
+}
+
+double IntToDouble(int64_t value, DType dtype) {
+  return dtype == DType::kUInt64 ? static_cast<double>(static_cast<uint64_t>(value)) : static_cast<double>(value);
 }
 
 ReferenceFn UnaryReference(std::function<double(double)> fn) {
@@ -122,7 +141,7 @@ ReferenceFn UnaryReference(std::function<double(double)> fn) {
 
 int64_t ScalarToInt(double value, DType dtype) {
   if (dtype == DType::kBool) return value != 0;  // not through int64: 0.5 is true
-  return kir::WrapTo(ToScalarType(dtype), kir::SaturateToInt64(value));
+  return kir::FloatToInt(ToScalarType(dtype), value);
 }
 
 int64_t IntDivide(int64_t a, int64_t b) {
@@ -142,15 +161,20 @@ int64_t IntModulo(int64_t a, int64_t b) {
 }
 
 ReferenceFn BinaryBroadcastReference(std::function<double(double, double)> fn,
-                                     std::function<int64_t(int64_t, int64_t)> int_fn) {
-  return [fn = std::move(fn), int_fn = std::move(int_fn)](const Attrs&, std::span<const Tensor> in,
-                                                          std::span<Tensor> out, const RefContext&) {
+                                     std::function<int64_t(int64_t, int64_t)> int_fn,
+                                     std::function<uint64_t(uint64_t, uint64_t)> uint64_fn) {
+  return [fn = std::move(fn), int_fn = std::move(int_fn), uint64_fn = std::move(uint64_fn)](
+             const Attrs&, std::span<const Tensor> in, std::span<Tensor> out, const RefContext&) {
     const Shape& a = in[0].shape();
     const Shape& b = in[1].shape();
     const bool integer = !IsFloat(out[0].dtype());
+    const bool unsigned64 = uint64_fn && in[0].dtype() == DType::kUInt64;
     ForEachIndex(out[0].shape(), [&](int64_t flat, const std::vector<int64_t>& index) {
       const int64_t ia = BroadcastOffset(a, index), ib = BroadcastOffset(b, index);
-      if (integer) {
+      if (unsigned64) {
+        const auto x = static_cast<uint64_t>(LoadInt(in[0], ia)), y = static_cast<uint64_t>(LoadInt(in[1], ib));
+        StoreInt(out[0], flat, static_cast<int64_t>(uint64_fn(x, y)));
+      } else if (integer) {
         StoreInt(out[0], flat, int_fn(LoadInt(in[0], ia), LoadInt(in[1], ib)));
       } else {
         out[0].SetDouble(flat, fn(in[0].GetDouble(ia), in[1].GetDouble(ib)));

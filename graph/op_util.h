@@ -6,8 +6,8 @@
 #include <string>
 #include <vector>
 
-#include "runtime/error.h"
 #include "graph/op.h"
+#include "runtime/error.h"
 
 namespace kiln::op_util {
 
@@ -44,11 +44,15 @@ void ForEachIndex(const Shape& shape, const std::function<void(int64_t, const st
 // rank may be larger (missing leading dims and size-1 dims read index 0).
 int64_t BroadcastOffset(const Shape& shape, const std::vector<int64_t>& out_index);
 
-// An element of an integer or bool tensor, exactly (GetDouble rounds int64 beyond 2^53).
+// An element of an integer or bool tensor, exactly (GetDouble rounds int64 beyond 2^53),
+// held as kir::WrapTo holds integers: uint64 as its bit pattern. Float elements truncate
+// (saturating at the int64 range).
 int64_t LoadInt(const Tensor& tensor, int64_t index);
 // Stores an integer the way MXNet's integer arithmetic does: integer targets wrap (C++20
 // conversions are modular: sum of int8 [100, 100] is -56), float targets round.
 void StoreInt(Tensor& tensor, int64_t index, int64_t value);
+// A LoadInt value of `dtype` as a double (uint64 unsigned).
+double IntToDouble(int64_t value, DType dtype);
 
 // Reference for out = f(x).
 ReferenceFn UnaryReference(std::function<double(double)> fn);
@@ -65,8 +69,10 @@ int64_t IntPower(int64_t a, int64_t b);
 int64_t IntModulo(int64_t a, int64_t b);
 
 // Reference for out = f(a, b) with broadcasting: float tensors through `fn` in double,
-// integer and bool tensors through `int_fn` on exact integers.
+// integer and bool tensors through `int_fn` on exact integers, uint64 tensors through
+// `uint64_fn` where given (where unsigned arithmetic differs: order, division).
 ReferenceFn BinaryBroadcastReference(std::function<double(double, double)> fn,
-                                     std::function<int64_t(int64_t, int64_t)> int_fn);
+                                     std::function<int64_t(int64_t, int64_t)> int_fn,
+                                     std::function<uint64_t(uint64_t, uint64_t)> uint64_fn = nullptr);
 
 }  // namespace kiln::op_util

@@ -189,8 +189,8 @@ Expr SaturatedInt(double value, ScalarType type) {
   if (std::isnan(value)) return kir::IntImm(0, type);
   const double truncated = std::trunc(value);
   if (truncated <= static_cast<double>(Limits::lowest())) return kir::IntImm(Limits::lowest(), type);
-  if (truncated >= static_cast<double>(Limits::max())) return kir::IntImm(Limits::max(), type);
-  return kir::IntImm(static_cast<int64_t>(truncated), type);
+  if (truncated >= static_cast<double>(Limits::max())) return kir::IntImm(static_cast<int64_t>(Limits::max()), type);
+  return kir::IntImm(static_cast<int64_t>(static_cast<T>(truncated)), type);  // uint64: its bits
 }
 
 // The constant Tensor::SetDouble stores: integers truncate and saturate (NaN: 0), bool is
@@ -200,9 +200,14 @@ Expr StoredConst(double value, ScalarType type) {
     case ScalarType::kBool: return kir::IntImm(value != 0.0, type);
     case ScalarType::kInt8: return SaturatedInt<int8_t>(value, type);
     case ScalarType::kUInt8: return SaturatedInt<uint8_t>(value, type);
+    case ScalarType::kInt16: return SaturatedInt<int16_t>(value, type);
+    case ScalarType::kUInt16: return SaturatedInt<uint16_t>(value, type);
     case ScalarType::kInt32: return SaturatedInt<int32_t>(value, type);
+    case ScalarType::kUInt32: return SaturatedInt<uint32_t>(value, type);
     case ScalarType::kInt64: return SaturatedInt<int64_t>(value, type);
+    case ScalarType::kUInt64: return SaturatedInt<uint64_t>(value, type);
     case ScalarType::kFloat16:
+    case ScalarType::kBFloat16:
     case ScalarType::kFloat32:
     case ScalarType::kFloat64: break;
   }
@@ -275,6 +280,10 @@ Stmt LowerArange(const Attrs& attrs, LowerContext& ctx) {
                         kir::Select(kir::Ge(value, kir::FloatImm(0x1p63, type)),
                                     Expr(std::numeric_limits<int64_t>::max()), kir::Cast(ScalarType::kInt64, clamped)));
     }
+    if (out->type == ScalarType::kUInt64) {
+      // Negative values saturate at 0; the conversion saturates at 2^64 - 1.
+      return kir::Store(out, i, kir::Cast(ScalarType::kUInt64, kir::Max(value, kir::FloatImm(0, type))));
+    }
     const Expr low = kir::FloatImm(static_cast<double>(StoredConst(-0x1p63, out->type)->int_value), type);
     const Expr high = kir::FloatImm(static_cast<double>(StoredConst(0x1p63, out->type)->int_value), type);
     return lower::StoreFrom(out, i, kir::Min(kir::Max(value, low), high));
@@ -296,7 +305,8 @@ void RegisterArange() {
       .Attr("dtype", AttrType::kDType, AttrValue{std::string("float32")}, "output dtype")
       .Inputs(std::vector<std::string>{})
       .SetValidate([](const Attrs& attrs) {
-        RejectDTypes(attrs, {DType::kBool}, "float16, float32, float64, uint8, int8, int32, int64");
+        RejectDTypes(attrs, {DType::kBool},
+                     "float16, bfloat16, float32, float64, uint8, int8, int16, uint16, int32, uint32, int64, uint64");
         const double step = attrs.Float("step");
         if (!std::isfinite(attrs.Float("start")) || !std::isfinite(step) ||
             (!attrs.IsNone("stop") && !std::isfinite(attrs.Float("stop")))) {
@@ -385,10 +395,12 @@ void RegisterRandom(const char* name, const char* alias1, const char* alias2, co
       .Alias(alias2)
       .Attr(p1, AttrType::kFloat, AttrValue{d1})
       .Attr(p2, AttrType::kFloat, AttrValue{d2})
-      .Attr("dtype", AttrType::kDType, AttrValue{}, "output dtype (float16, float32, float64); None: float32")
+      .Attr("dtype", AttrType::kDType, AttrValue{}, "output dtype (float16, bfloat16, float32, float64); None: float32")
       .SetValidate([validate](const Attrs& attrs) {
-        RejectDTypes(attrs, {DType::kUInt8, DType::kInt8, DType::kInt32, DType::kInt64, DType::kBool},
-                     "float16, float32, float64");
+        if (!attrs.IsNone("dtype") && !IsFloat(attrs.GetDType("dtype"))) {
+          throw Error("attribute 'dtype': expected one of {float16, bfloat16, float32, float64}, given " +
+                      attrs.Str("dtype"));
+        }
         validate(attrs);
       })
       .SetPattern(OpPattern::kOpaque)

@@ -14,11 +14,13 @@ using op_util::BinaryBroadcastReference;
 using KirBinary = kir::Expr (*)(kir::Expr, kir::Expr);
 
 // One binary operator three ways: the reference on floats (in double) and on integers
-// (exact, wrapping when stored; see op_util's integer arithmetic), and the kernel IR.
+// (exact, wrapping when stored; see op_util's integer arithmetic), and the kernel IR;
+// uint64 where its arithmetic differs from int64's (null: the same bits).
 struct BinaryMath {
   double (*real)(double, double);
   int64_t (*integer)(int64_t, int64_t);
   KirBinary kir;
+  uint64_t (*unsigned64)(uint64_t, uint64_t) = nullptr;
 };
 
 int64_t Wrapping(uint64_t v) {
@@ -35,29 +37,38 @@ const BinaryMath kMul{[](double a, double b) { return a * b; },
                       [](int64_t a, int64_t b) { return Wrapping(uint64_t(a) * uint64_t(b)); },
                       [](kir::Expr a, kir::Expr b) { return a * b; }};
 const BinaryMath kDiv{[](double a, double b) { return a / b; }, op_util::IntDivide,
-                      [](kir::Expr a, kir::Expr b) { return a / b; }};
-const BinaryMath kPow{[](double a, double b) { return std::pow(a, b); }, op_util::IntPower, kir::Pow};
+                      [](kir::Expr a, kir::Expr b) { return a / b; },
+                      [](uint64_t a, uint64_t b) { return b == 0 ? 0 : a / b; }};
+const BinaryMath kPow{[](double a, double b) { return std::pow(a, b); }, op_util::IntPower, kir::Pow,
+                      [](uint64_t a, uint64_t b) {
+                        const double p = std::pow(static_cast<double>(a), static_cast<double>(b));
+                        return static_cast<uint64_t>(kir::FloatToInt(kir::ScalarType::kUInt64, p));
+                      }};
 // NaN-propagating: a NaN on the left wins.
-const BinaryMath kMax{
-    [](double a, double b) { return std::isnan(a) || a > b ? a : b; },
-    [](int64_t a, int64_t b) { return a > b ? a : b; },
-    [](kir::Expr a, kir::Expr b) { return kir::Select(kir::Or(kir::Ne(a, a), kir::Gt(a, b)), a, b); }};
-const BinaryMath kMin{
-    [](double a, double b) { return std::isnan(a) || a < b ? a : b; },
-    [](int64_t a, int64_t b) { return a < b ? a : b; },
-    [](kir::Expr a, kir::Expr b) { return kir::Select(kir::Or(kir::Ne(a, a), kir::Lt(a, b)), a, b); }};
+const BinaryMath kMax{[](double a, double b) { return std::isnan(a) || a > b ? a : b; },
+                      [](int64_t a, int64_t b) { return a > b ? a : b; },
+                      [](kir::Expr a, kir::Expr b) { return kir::Select(kir::Or(kir::Ne(a, a), kir::Gt(a, b)), a, b); },
+                      [](uint64_t a, uint64_t b) { return a > b ? a : b; }};
+const BinaryMath kMin{[](double a, double b) { return std::isnan(a) || a < b ? a : b; },
+                      [](int64_t a, int64_t b) { return a < b ? a : b; },
+                      [](kir::Expr a, kir::Expr b) { return kir::Select(kir::Or(kir::Ne(a, a), kir::Lt(a, b)), a, b); },
+                      [](uint64_t a, uint64_t b) { return a < b ? a : b; }};
 const BinaryMath kEqual{[](double a, double b) { return a == b ? 1.0 : 0.0; },
                         [](int64_t a, int64_t b) { return int64_t{a == b}; }, kir::Eq};
 const BinaryMath kNotEqual{[](double a, double b) { return a != b ? 1.0 : 0.0; },
                            [](int64_t a, int64_t b) { return int64_t{a != b}; }, kir::Ne};
 const BinaryMath kGreater{[](double a, double b) { return a > b ? 1.0 : 0.0; },
-                          [](int64_t a, int64_t b) { return int64_t{a > b}; }, kir::Gt};
+                          [](int64_t a, int64_t b) { return int64_t{a > b}; }, kir::Gt,
+                          [](uint64_t a, uint64_t b) { return uint64_t{a > b}; }};
 const BinaryMath kLesser{[](double a, double b) { return a < b ? 1.0 : 0.0; },
-                         [](int64_t a, int64_t b) { return int64_t{a < b}; }, kir::Lt};
+                         [](int64_t a, int64_t b) { return int64_t{a < b}; }, kir::Lt,
+                         [](uint64_t a, uint64_t b) { return uint64_t{a < b}; }};
 const BinaryMath kGreaterEqual{[](double a, double b) { return a >= b ? 1.0 : 0.0; },
-                               [](int64_t a, int64_t b) { return int64_t{a >= b}; }, kir::Ge};
+                               [](int64_t a, int64_t b) { return int64_t{a >= b}; }, kir::Ge,
+                               [](uint64_t a, uint64_t b) { return uint64_t{a >= b}; }};
 const BinaryMath kLesserEqual{[](double a, double b) { return a <= b ? 1.0 : 0.0; },
-                              [](int64_t a, int64_t b) { return int64_t{a <= b}; }, kir::Le};
+                              [](int64_t a, int64_t b) { return int64_t{a <= b}; }, kir::Le,
+                              [](uint64_t a, uint64_t b) { return uint64_t{a <= b}; }};
 
 // Logical operators: nonzero is true (NaN too); the result is 1 or 0 in the inputs' dtype.
 kir::Expr Truth(const kir::Expr& x) {
@@ -92,10 +103,18 @@ kir::Expr KirModulo(kir::Expr a, kir::Expr b) {
   const kir::Expr signs_differ = kir::Ne(kir::Lt(a, zero), kir::Lt(b, zero));
   return kir::Select(kir::Eq(b, zero), zero, kir::Select(signs_differ, kir::Select(kir::Ne(r, zero), r + b, zero), r));
 }
-const BinaryMath kMod{Modulo, op_util::IntModulo, KirModulo};
+const BinaryMath kMod{Modulo, op_util::IntModulo, KirModulo, [](uint64_t a, uint64_t b) { return b == 0 ? 0 : a % b; }};
 
 ReferenceFn BinaryReference(const BinaryMath& math) {
-  return BinaryBroadcastReference(math.real, math.integer);
+  return BinaryBroadcastReference(math.real, math.integer, math.unsigned64);
+}
+
+// The integer form for operands of `dtype`.
+int64_t IntegerMath(const BinaryMath& math, DType dtype, int64_t a, int64_t b) {
+  if (dtype == DType::kUInt64 && math.unsigned64) {
+    return static_cast<int64_t>(math.unsigned64(static_cast<uint64_t>(a), static_cast<uint64_t>(b)));
+  }
+  return math.integer(a, b);
 }
 
 ScalarFn BinaryScalar(KirBinary fn) {
@@ -163,7 +182,8 @@ OpDef& RegisterScalar(const char* name, const char* doc, const BinaryMath& math,
         const int64_t s = op_util::ScalarToInt(scalar, out[0].dtype());
         for (int64_t i = 0; i < out[0].size(); ++i) {
           const int64_t x = op_util::LoadInt(in[0], i);
-          op_util::StoreInt(out[0], i, scalar_first ? math.integer(s, x) : math.integer(x, s));
+          const DType dtype = out[0].dtype();
+          op_util::StoreInt(out[0], i, scalar_first ? IntegerMath(math, dtype, s, x) : IntegerMath(math, dtype, x, s));
         }
       })
       .SetScalarCompute(
@@ -172,7 +192,7 @@ OpDef& RegisterScalar(const char* name, const char* doc, const BinaryMath& math,
             const double scalar = attrs.Float("scalar");
             const kir::Expr s = kir::IsFloatType(type) || type == kir::ScalarType::kBool
                                     ? kir::Const(scalar, type)
-                                    : kir::IntImm(kir::WrapTo(type, kir::SaturateToInt64(scalar)), type);
+                                    : kir::IntImm(kir::FloatToInt(type, scalar), type);
             return kir::Cast(type, scalar_first ? math.kir(s, x) : math.kir(x, s));
           });
 }
@@ -211,7 +231,8 @@ const bool kRegistered = [] {
   // x * 1, x / 1, x - (+0.0) and x + (-0.0) are x bit for bit; x + 0 is not (-0 + 0
   // is +0) but for integers. The dtype never changes (the scalar takes the tensor's).
   const auto scalar_is = [](double value) {
-    return [value](const Attrs& attrs, const std::vector<Shape>&, DType, bool) { return attrs.Float("scalar") == value; };
+    return
+        [value](const Attrs& attrs, const std::vector<Shape>&, DType, bool) { return attrs.Float("scalar") == value; };
   };
   const auto zero_keeps_sign = [](bool negative_zero) {
     return [negative_zero](const Attrs& attrs, const std::vector<Shape>&, DType dtype, bool) {

@@ -226,6 +226,10 @@ void ApplyUpdate(Tensor& out, int64_t pos, const Tensor& updates, int64_t k, Red
     case Reduction::kMin: value = std::min(a, b); break;
     case Reduction::kNone: break;
   }
+  if (out.dtype() == DType::kUInt64 && (reduction == Reduction::kMax || reduction == Reduction::kMin)) {
+    const auto x = static_cast<uint64_t>(a), y = static_cast<uint64_t>(b);
+    value = static_cast<int64_t>(reduction == Reduction::kMax ? std::max(x, y) : std::min(x, y));
+  }
   op_util::StoreInt(out, pos, value);
 }
 
@@ -235,7 +239,8 @@ Stmt KirApplyUpdate(const LowerContext& ctx, const Expr& pos, const Expr& k, Red
   const kir::Buffer& updates = ctx.inputs[2];
   if (reduction == Reduction::kNone) return kir::Store(out, pos, kir::Load(updates, k));
   const DType dtype = ctx.output_types[0];
-  const ScalarType type = IsFloat(dtype) ? lower::ComputeType(dtype) : ScalarType::kInt64;
+  // uint64 orders as unsigned; the other integers hold their values in int64.
+  const ScalarType type = IsFloat(dtype) || dtype == DType::kUInt64 ? lower::ComputeType(dtype) : ScalarType::kInt64;
   const Expr a = kir::Cast(type, kir::Load(out, pos));
   const Expr b = kir::Cast(type, kir::Load(updates, k));
   Expr value;

@@ -38,6 +38,7 @@ Expr StoredConst(double value, DType dtype) {
   Tensor stored({1}, dtype);
   stored.SetDouble(0, value);
   if (dtype == DType::kInt64) return Expr(stored.data_as<int64_t>()[0]);
+  if (dtype == DType::kUInt64) return kir::IntImm(stored.data_as<int64_t>()[0], ScalarType::kUInt64);  // its bits
   return kir::Const(stored.GetDouble(0), lower::ComputeType(dtype));
 }
 
@@ -45,7 +46,8 @@ Expr StoredConst(double value, DType dtype) {
 void RejectBool(const Attrs& attrs) {
   if (attrs.GetDType("dtype") == DType::kBool) {
     throw Error(
-        "attribute 'dtype': expected one of {float16, float32, float64, uint8, int8, int32, int64}, given bool");
+        "attribute 'dtype': expected one of {float16, bfloat16, float32, float64, uint8, int8, int16, uint16, int32, "
+        "uint32, int64, uint64}, given bool");
   }
 }
 

@@ -335,7 +335,12 @@ Expr SaturateTo(ScalarType type, const Expr& value) {
   switch (type) {
     case ScalarType::kInt8: return clamp(INT8_MIN, INT8_MAX);
     case ScalarType::kUInt8: return clamp(0, UINT8_MAX);
+    case ScalarType::kInt16: return clamp(INT16_MIN, INT16_MAX);
+    case ScalarType::kUInt16: return clamp(0, UINT16_MAX);
     case ScalarType::kInt32: return clamp(INT32_MIN, INT32_MAX);
+    case ScalarType::kUInt32: return clamp(0, UINT32_MAX);
+    // The conversion saturates at the top (2^64 - 1), not at 0.
+    case ScalarType::kUInt64: return kir::Max(value, kir::FloatImm(0, ScalarType::kFloat64));
     default: return value;
   }
 }

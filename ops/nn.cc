@@ -42,7 +42,7 @@ InferTypeFn FloatSameType(std::vector<std::string> names) {
     }
     if (!known) return;
     if (!IsFloat(*known)) {
-      throw Error(source + ": expected a floating-point dtype (float16, float32, float64), given " +
+      throw Error(source + ": expected a floating-point dtype (float16, bfloat16, float32, float64), given " +
                   std::string(DTypeName(*known)));
     }
     for (size_t i = 0; i < inputs.size(); ++i) AssignType(inputs[i], *known, "input '" + names[i] + "'");
@@ -223,6 +223,7 @@ void InferPoolingShape(const Attrs& attrs, std::vector<ShapeSlot>& in, std::vect
 double LowestOf(DType dtype) {
   switch (dtype) {
     case DType::kFloat16: return -65504.0;
+    case DType::kBFloat16: return -0x1.fep127;  // the lowest finite bfloat16
     case DType::kFloat64: return std::numeric_limits<double>::lowest();
     default: return std::numeric_limits<float>::lowest();
   }
@@ -298,17 +299,17 @@ void InferBatchNormShape(const Attrs& attrs, std::vector<ShapeSlot>& in, std::ve
   for (size_t i = 1; i < out.size(); ++i) AssignShape(out[i], channels, "output " + std::to_string(i));
 }
 
-// Parameters, statistics and the mean/var outputs are float32 for float16 data and
-// otherwise take the data dtype (MXNet accumulates half precision in float32).
+// Parameters, statistics and the mean/var outputs are float32 for float16 and bfloat16
+// data and otherwise take the data dtype (MXNet accumulates half precision in float32).
 void InferBatchNormType(const Attrs&, std::vector<DTypeSlot>& in, std::vector<DTypeSlot>& out) {
   if (!in[0] && out[0]) in[0] = out[0];
   if (!in[0]) return;
   const DType data = *in[0];
   if (!IsFloat(data)) {
-    throw Error("input 'data': expected a floating-point dtype (float16, float32, float64), given " +
+    throw Error("input 'data': expected a floating-point dtype (float16, bfloat16, float32, float64), given " +
                 std::string(DTypeName(data)));
   }
-  const DType param = data == DType::kFloat16 ? DType::kFloat32 : data;
+  const DType param = data == DType::kFloat16 || data == DType::kBFloat16 ? DType::kFloat32 : data;
   for (size_t i = 1; i < in.size(); ++i) AssignType(in[i], param, "input '" + kBatchNormInputs[i] + "'");
   AssignType(out[0], data, "output");
   for (size_t i = 1; i < out.size(); ++i) AssignType(out[i], param, "output " + std::to_string(i));

@@ -88,6 +88,10 @@ template <>
 int64_t Load<int64_t>(const Tensor& t, int64_t i) {
   return LoadInt(t, i);
 }
+template <>
+uint64_t Load<uint64_t>(const Tensor& t, int64_t i) {
+  return static_cast<uint64_t>(LoadInt(t, i));
+}
 
 // Position in `offsets` of the first largest (or smallest) element. A NaN beats every
 // number and the first NaN wins, as in MXNet: argmax([1, nan, 3]) = argmin(...) = 1.
@@ -106,8 +110,9 @@ int64_t ExtremePosition(const Tensor& in, const std::vector<int64_t>& offsets, b
 }
 
 int64_t ExtremeOf(const Tensor& in, const std::vector<int64_t>& offsets, bool largest) {
-  return IsFloat(in.dtype()) ? ExtremePosition<double>(in, offsets, largest)
-                             : ExtremePosition<int64_t>(in, offsets, largest);
+  if (IsFloat(in.dtype())) return ExtremePosition<double>(in, offsets, largest);
+  if (in.dtype() == DType::kUInt64) return ExtremePosition<uint64_t>(in, offsets, largest);
+  return ExtremePosition<int64_t>(in, offsets, largest);
 }
 
 void ReduceGroup(Reduce kind, const Tensor& in, const std::vector<int64_t>& offsets, Tensor& out, int64_t o) {
@@ -143,7 +148,11 @@ void ReduceGroup(Reduce kind, const Tensor& in, const std::vector<int64_t>& offs
     out.SetDouble(o, out.GetDouble(o) / static_cast<double>(count));
   } else {
     if (count == 0) throw Error("mean of zero integer elements divides by zero");
-    StoreInt(out, o, LoadInt(out, o) / count);
+    if (out.dtype() == DType::kUInt64) {
+      StoreInt(out, o, static_cast<int64_t>(static_cast<uint64_t>(LoadInt(out, o)) / static_cast<uint64_t>(count)));
+    } else {
+      StoreInt(out, o, LoadInt(out, o) / count);
+    }
   }
 }
 
@@ -226,7 +235,11 @@ struct Combiner {
     switch (acc) {
       case ScalarType::kInt8: return kir::IntImm(low ? INT8_MIN : INT8_MAX, acc);
       case ScalarType::kUInt8: return kir::IntImm(low ? 0 : UINT8_MAX, acc);
+      case ScalarType::kInt16: return kir::IntImm(low ? INT16_MIN : INT16_MAX, acc);
+      case ScalarType::kUInt16: return kir::IntImm(low ? 0 : UINT16_MAX, acc);
       case ScalarType::kInt32: return kir::IntImm(low ? INT32_MIN : INT32_MAX, acc);
+      case ScalarType::kUInt32: return kir::IntImm(low ? 0 : UINT32_MAX, acc);
+      case ScalarType::kUInt64: return kir::IntImm(low ? 0 : -1, acc);  // UINT64_MAX's bits
       default: return kir::IntImm(low ? INT64_MIN : INT64_MAX, acc);
     }
   }
@@ -313,6 +326,7 @@ Expr Finish(const Combiner& c, const Accumulators& acc, const Expr& slot, const 
   if (c.kind != Reduce::kMean) return value;
   // As the reference: the sum rounded to the output dtype, then divided (integers truncate).
   const Expr sum = kir::Cast(out->type, value);
+  if (out_type == DType::kUInt64) return sum / kir::IntImm(count, ScalarType::kUInt64);
   if (!IsFloat(out_type)) return kir::Cast(ScalarType::kInt64, sum) / Expr(count);
   const ScalarType type = lower::ComputeType(out_type);
   return kir::Cast(type, sum) / kir::FloatImm(static_cast<double>(count), type);

@@ -746,7 +746,7 @@ void PadInferType(const Attrs&, std::vector<DTypeSlot>& in, std::vector<DTypeSlo
   const DTypeSlot known = in[0] ? in[0] : out[0];
   if (!known) return;
   if (!IsFloat(*known)) {
-    throw Error("input 'data': expected a floating-point dtype (float16, float32, float64), given " +
+    throw Error("input 'data': expected a floating-point dtype (float16, bfloat16, float32, float64), given " +
                 std::string(DTypeName(*known)));
   }
   op_util::AssignType(in[0], *known, "input 'data'");

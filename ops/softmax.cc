@@ -23,7 +23,7 @@ std::string Name(DType dtype) {
 
 void RequireFloat(const DTypeSlot& slot, const std::string& what) {
   if (slot && !IsFloat(*slot)) {
-    throw Error(what + ": expected a floating-point dtype (float16, float32, float64), given " + Name(*slot));
+    throw Error(what + ": expected a floating-point dtype (float16, bfloat16, float32, float64), given " + Name(*slot));
   }
 }
 
@@ -241,7 +241,8 @@ void RegisterSoftmax(const char* name, const char* doc, bool log) {
       .Describe(doc)
       .Attr("axis", AttrType::kInt, AttrValue{int64_t{-1}}, "the axis to normalize over")
       .Attr("temperature", AttrType::kFloat, AttrValue{}, "divides the input; None means 1")
-      .Attr("dtype", AttrType::kDType, AttrValue{}, "output dtype (float16, float32, float64); None: the input's")
+      .Attr("dtype", AttrType::kDType, AttrValue{},
+            "output dtype (float16, bfloat16, float32, float64); None: the input's")
       .Attr("use_length", AttrType::kBool, AttrValue{false}, "mask the axis beyond a per-row length input")
       .Nullable()
       .SetValidate([log](const Attrs& attrs) {
@@ -249,7 +250,7 @@ void RegisterSoftmax(const char* name, const char* doc, bool log) {
           throw Error("attribute 'temperature': must be nonzero (None means 1), given 0");
         }
         if (!attrs.IsNone("dtype") && !IsFloat(attrs.GetDType("dtype"))) {
-          throw Error("attribute 'dtype': expected one of {float16, float32, float64} or None, given " +
+          throw Error("attribute 'dtype': expected one of {float16, bfloat16, float32, float64} or None, given " +
                       attrs.Str("dtype"));
         }
         // MXNet 1.9 declares no length input for log_softmax, so it cannot run this either.

@@ -123,8 +123,10 @@ Shape TopkShape(const Shape& data, std::optional<size_t> axis, int64_t k) {
 
 void ValidateTopk(const Attrs& attrs) {
   if (attrs.GetDType("dtype") == DType::kInt8 || attrs.GetDType("dtype") == DType::kBool) {
-    throw Error("attribute 'dtype': expected one of {float16, float32, float64, int32, int64, uint8}, given " +
-                attrs.Str("dtype"));
+    throw Error(
+        "attribute 'dtype': expected one of {float16, bfloat16, float32, float64, int16, uint16, int32, uint32, "
+        "int64, uint64, uint8}, given " +
+        attrs.Str("dtype"));
   }
 }
 
@@ -156,7 +158,9 @@ void InferTopkType(const Attrs& attrs, std::vector<DTypeSlot>& in, std::vector<D
   }
   // MXNet has no topk kernel for bool.
   if (in[0] && *in[0] == DType::kBool) {
-    throw Error("input 'data': expected one of {float16, float32, float64, uint8, int8, int32, int64}, given bool");
+    throw Error(
+        "input 'data': expected one of {float16, bfloat16, float32, float64, uint8, int8, int16, uint16, int32, "
+        "uint32, int64, uint64}, given bool");
   }
 }
 
@@ -206,6 +210,12 @@ void TopkReference(const Attrs& attrs, std::span<const Tensor> in, std::span<Ten
     if (IsFloat(data.dtype())) {
       std::vector<double> row_values(static_cast<size_t>(view.n));
       for (int64_t j = 0; j < view.n; ++j) row_values[j] = data.GetDouble(view.Offset(row, j, view.n));
+      order = TopkRow(row_values, k, ascend);
+    } else if (data.dtype() == DType::kUInt64) {
+      std::vector<uint64_t> row_values(static_cast<size_t>(view.n));
+      for (int64_t j = 0; j < view.n; ++j) {
+        row_values[j] = static_cast<uint64_t>(op_util::LoadInt(data, view.Offset(row, j, view.n)));
+      }
       order = TopkRow(row_values, k, ascend);
     } else {
       std::vector<int64_t> row_values(static_cast<size_t>(view.n));
@@ -371,8 +381,10 @@ void ValidateCumsum(const Attrs& attrs) {
   if (attrs.IsNone("dtype")) return;
   const DType dtype = attrs.GetDType("dtype");
   if (dtype == DType::kUInt8 || dtype == DType::kBool) {
-    throw Error("attribute 'dtype': expected one of {float16, float32, float64, int32, int64, int8} or None, given " +
-                attrs.Str("dtype"));
+    throw Error(
+        "attribute 'dtype': expected one of {float16, bfloat16, float32, float64, int8, int16, uint16, int32, uint32, "
+        "int64, uint64} or None, given " +
+        attrs.Str("dtype"));
   }
 }
 
@@ -403,11 +415,14 @@ template <typename Acc>
 void CumsumFloat(const Tensor& a, Tensor& out, const AxisView& view) {
   const DType out_type = out.dtype();
   const auto round = [&](Acc x) {
-    // float16 rounds at every step, as MXNet's half_t arithmetic.
-    return out_type == DType::kFloat16 ? static_cast<Acc>(HalfToFloat(FloatToHalf(static_cast<float>(x)))) : x;
+    // float16 rounds at every step, as MXNet's half_t arithmetic (and bfloat16 as its bf16_t).
+    if (out_type == DType::kFloat16) return static_cast<Acc>(HalfToFloat(FloatToHalf(static_cast<float>(x))));
+    if (out_type == DType::kBFloat16) return static_cast<Acc>(BFloat16ToFloat(FloatToBFloat16(static_cast<float>(x))));
+    return x;
   };
   const auto element = [&](int64_t at) {
-    const Acc x = IsFloat(a.dtype()) ? static_cast<Acc>(a.GetDouble(at)) : static_cast<Acc>(op_util::LoadInt(a, at));
+    const Acc x = IsFloat(a.dtype()) ? static_cast<Acc>(a.GetDouble(at))
+                                     : static_cast<Acc>(op_util::IntToDouble(op_util::LoadInt(a, at), a.dtype()));
     return round(x);
   };
   for (int64_t row = 0; row < view.rows(); ++row) {
@@ -426,7 +441,8 @@ void CumsumReference(const Attrs& attrs, std::span<const Tensor> in, std::span<T
   switch (out[0].dtype()) {
     case DType::kFloat64: CumsumFloat<double>(a, out[0], view); return;
     case DType::kFloat32:
-    case DType::kFloat16: CumsumFloat<float>(a, out[0], view); return;
+    case DType::kFloat16:
+    case DType::kBFloat16: CumsumFloat<float>(a, out[0], view); return;
     default: break;
   }
   // Integers: exact, wrapping (unsigned arithmetic wraps without undefined behaviour;
@@ -435,7 +451,8 @@ void CumsumReference(const Attrs& attrs, std::span<const Tensor> in, std::span<T
     uint64_t sum = 0;
     for (int64_t j = 0; j < view.n; ++j) {
       const int64_t at = view.Offset(row, j, view.n);
-      const int64_t x = IsFloat(a.dtype()) ? kir::SaturateToInt64(a.GetDouble(at)) : op_util::LoadInt(a, at);
+      const int64_t x =
+          IsFloat(a.dtype()) ? kir::FloatToInt(ToScalarType(out[0].dtype()), a.GetDouble(at)) : op_util::LoadInt(a, at);
       sum += static_cast<uint64_t>(x);
       op_util::StoreInt(out[0], at, static_cast<int64_t>(sum));
     }

@@ -33,7 +33,9 @@ using op_util::StoreInt;
 // x86 a value outside the 32-bit range (or NaN) converts to INT32_MIN, int8 and uint8 keep
 // the low bits of that 32-bit result, and int64 gets INT64_MIN for anything out of its
 // range: cast([300, -1, 1e10], uint8) = [44, 255, 0], log(int32 -4) = INT32_MIN. The
-// reference stores the same values (Tensor::SetDouble would saturate instead).
+// reference stores the same values (Tensor::SetDouble would saturate instead). int16 and
+// uint16 go through int32 like int8; uint32 converts through int64 (as x86-64 compilers
+// convert to it); uint64 takes [2^63, 2^64) exactly and the rest as int64 does.
 
 int32_t ToInt32(double v) {
   if (!(v > -2147483649.0 && v < 2147483648.0)) return std::numeric_limits<int32_t>::min();
@@ -45,16 +47,27 @@ int64_t ToInt64(double v) {
   return static_cast<int64_t>(v);
 }
 
+// uint64's bits.
+int64_t ToUInt64(double v) {
+  if (v >= 9223372036854775808.0 && v < 18446744073709551616.0) return static_cast<int64_t>(static_cast<uint64_t>(v));
+  return ToInt64(v);
+}
+
 // A computed value in t's dtype, converted as described above.
 void StoreValue(Tensor& t, int64_t i, double v) {
   switch (t.dtype()) {
-    case DType::kInt64: StoreInt(t, i, ToInt64(v)); return;
+    case DType::kInt64:
+    case DType::kUInt32: StoreInt(t, i, ToInt64(v)); return;
+    case DType::kUInt64: StoreInt(t, i, ToUInt64(v)); return;
     case DType::kInt32:
+    case DType::kInt16:
+    case DType::kUInt16:
     case DType::kInt8:
     case DType::kUInt8: StoreInt(t, i, ToInt32(v)); return;
     case DType::kFloat32:
     case DType::kFloat64:
     case DType::kFloat16:
+    case DType::kBFloat16:
     case DType::kBool: t.SetDouble(i, v); return;
   }
 }
@@ -64,9 +77,13 @@ void StoreValue(Tensor& t, int64_t i, double v) {
 Expr KirStoreValue(const Expr& value, ScalarType type) {
   const auto bound = [&](double b) { return kir::FloatImm(b, value.type()); };
   if (type == ScalarType::kBool) return kir::Cast(type, value);
-  if (type == ScalarType::kInt64) {
+  if (type == ScalarType::kInt64 || type == ScalarType::kUInt32 || type == ScalarType::kUInt64) {
     const Expr in_range = kir::And(kir::Ge(value, bound(-0x1p63)), kir::Lt(value, bound(0x1p63)));
-    return kir::Select(in_range, kir::Cast(type, value), Expr(std::numeric_limits<int64_t>::min()));
+    const Expr as_int64 =
+        kir::Select(in_range, kir::Cast(ScalarType::kInt64, value), Expr(std::numeric_limits<int64_t>::min()));
+    if (type != ScalarType::kUInt64) return kir::Cast(type, as_int64);
+    const Expr high = kir::And(kir::Ge(value, bound(0x1p63)), kir::Lt(value, bound(0x1p64)));
+    return kir::Select(high, kir::Cast(type, value), kir::Cast(type, as_int64));
   }
   const Expr in_range = kir::And(kir::Gt(value, bound(-2147483649.0)), kir::Lt(value, bound(2147483648.0)));
   return kir::Cast(type, kir::Select(in_range, kir::Cast(ScalarType::kInt32, value),
@@ -224,7 +241,7 @@ InferTypeFn FloatOnlyType(std::string op) {
     for (const auto& slot : outputs) known = known ? known : slot;
     if (!known) return;
     if (!IsFloat(*known)) {
-      throw Error(op + " takes float16, float32 or float64 data, given " + std::string(DTypeName(*known)));
+      throw Error(op + " takes float16, bfloat16, float32 or float64 data, given " + std::string(DTypeName(*known)));
     }
     for (size_t i = 0; i < inputs.size(); ++i) AssignType(inputs[i], *known, "input " + std::to_string(i));
     for (size_t i = 0; i < outputs.size(); ++i) AssignType(outputs[i], *known, "output " + std::to_string(i));
@@ -372,7 +389,9 @@ bool LeakyReluIsElementwise(const Attrs& attrs) {
 void CastReference(const Attrs&, std::span<const Tensor> in, std::span<Tensor> out, const RefContext&) {
   const bool from_int = !IsFloat(in[0].dtype());
   for (int64_t i = 0; i < out[0].size(); ++i) {
-    if (from_int) {
+    if (from_int && in[0].dtype() == DType::kUInt64 && IsFloat(out[0].dtype())) {
+      out[0].SetDouble(i, op_util::IntToDouble(LoadInt(in[0], i), DType::kUInt64));  // as kernels: via double
+    } else if (from_int) {
       StoreInt(out[0], i, LoadInt(in[0], i));
     } else {
       StoreValue(out[0], i, in[0].GetDouble(i));

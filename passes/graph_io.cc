@@ -144,7 +144,8 @@ Graph GraphFromProto(const proto::GraphProto& proto, const std::string& source) 
       std::optional<DType> dtype;
       if (n.has_dtype()) {
         if (!IsValidDTypeCode(n.dtype())) {
-          throw Error(node_where + ": unknown dtype code " + std::to_string(n.dtype()) + " (expected 0 to 7)");
+          throw Error(node_where + ": unknown dtype code " + std::to_string(n.dtype()) + " (expected 0 to " +
+                      std::to_string(kNumDTypes - 1) + ")");
         }
         dtype = static_cast<DType>(n.dtype());
       }

@@ -219,7 +219,8 @@ ArtifactView OpenArtifact(std::string_view file_bytes, const std::string& source
     const proto::TensorProto& value = artifact.param_values(i);
     const std::string what = where + ": parameter '" + Abbreviate(value.name()) + "'";
     if (!IsValidDTypeCode(value.dtype())) {
-      throw Error(what + " has an unknown dtype code " + std::to_string(value.dtype()) + " (expected 0 to 7)");
+      throw Error(what + " has an unknown dtype code " + std::to_string(value.dtype()) + " (expected 0 to " +
+                  std::to_string(kNumDTypes - 1) + ")");
     }
     const Shape shape(value.shape().begin(), value.shape().end());
     const auto dtype = static_cast<DType>(value.dtype());

@@ -13,7 +13,7 @@ struct DTypeInfo {
   size_t size;
 };
 
-constexpr std::array<DTypeInfo, 8> kDTypes = {{
+constexpr std::array<DTypeInfo, kNumDTypes> kDTypes = {{
     {DType::kFloat32, "float32", 4},
     {DType::kFloat64, "float64", 8},
     {DType::kFloat16, "float16", 2},
@@ -22,11 +22,27 @@ constexpr std::array<DTypeInfo, 8> kDTypes = {{
     {DType::kInt8, "int8", 1},
     {DType::kInt64, "int64", 8},
     {DType::kBool, "bool", 1},
+    {DType::kInt16, "int16", 2},
+    {DType::kUInt16, "uint16", 2},
+    {DType::kUInt32, "uint32", 4},
+    {DType::kUInt64, "uint64", 8},
+    {DType::kBFloat16, "bfloat16", 2},
 }};
+
+// The table is indexed by code.
+constexpr bool CodesMatchIndices() {
+  for (size_t i = 0; i < kDTypes.size(); ++i) {
+    if (static_cast<size_t>(kDTypes[i].dtype) != i) return false;
+  }
+  return true;
+}
+static_assert(CodesMatchIndices());
 
 }  // namespace
 
-size_t DTypeSize(DType dtype) { return kDTypes.at(static_cast<size_t>(dtype)).size; }
+size_t DTypeSize(DType dtype) {
+  return kDTypes.at(static_cast<size_t>(dtype)).size;
+}
 
 std::string_view DTypeName(DType dtype) {
   const auto code = static_cast<size_t>(dtype);
@@ -45,7 +61,11 @@ bool IsValidDTypeCode(int64_t code) {
 }
 
 bool IsFloat(DType dtype) {
-  return dtype == DType::kFloat32 || dtype == DType::kFloat64 || dtype == DType::kFloat16;
+  return dtype == DType::kFloat32 || dtype == DType::kFloat64 || dtype == DType::kFloat16 || dtype == DType::kBFloat16;
+}
+
+bool IsUnsigned(DType dtype) {
+  return dtype == DType::kUInt8 || dtype == DType::kUInt16 || dtype == DType::kUInt32 || dtype == DType::kUInt64;
 }
 
 uint16_t FloatToHalf(float value) {
@@ -96,6 +116,21 @@ float HalfToFloat(uint16_t half) {
     bits = sign | ((exponent + 127 - 15) << 23) | (mantissa << 13);
   }
   return std::bit_cast<float>(bits);
+}
+
+uint16_t FloatToBFloat16(float value) {
+  const uint32_t bits = std::bit_cast<uint32_t>(value);
+  if ((bits & 0x7fffffffu) > 0x7f800000u) {  // NaN: keep the sign and top payload, set quiet
+    return static_cast<uint16_t>((bits >> 16) | 0x40u);
+  }
+  // Round to nearest even on the dropped 16 bits; a carry into the exponent is correct
+  // (the largest finite values round to infinity).
+  const uint32_t rounding = 0x7fffu + ((bits >> 16) & 1u);
+  return static_cast<uint16_t>((bits + rounding) >> 16);
+}
+
+float BFloat16ToFloat(uint16_t bits) {
+  return std::bit_cast<float>(static_cast<uint32_t>(bits) << 16);
 }
 
 }  // namespace kiln

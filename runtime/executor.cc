@@ -109,7 +109,8 @@ namespace {
 TensorSpec SpecFromProto(const proto::TensorSpec& spec, const std::string& where) {
   const std::string what = where + ": tensor '" + Abbreviate(spec.name()) + "'";
   if (!IsValidDTypeCode(spec.dtype())) {
-    throw Error(what + " has an unknown dtype code " + std::to_string(spec.dtype()) + " (expected 0 to 7)");
+    throw Error(what + " has an unknown dtype code " + std::to_string(spec.dtype()) + " (expected 0 to " +
+                std::to_string(kNumDTypes - 1) + ")");
   }
   TensorSpec out{spec.name(), static_cast<DType>(spec.dtype()), Shape(spec.shape().begin(), spec.shape().end())};
   try {

@@ -24,13 +24,6 @@ const char* StorageName(int32_t storage) {
   }
 }
 
-// MXNet's type flags beyond kiln's DType codes 0-7, named for the error message.
-std::string MxnetDTypeName(int32_t flag) {
-  static const char* const kNames[] = {"int16", "uint16", "uint32", "uint64", "bfloat16"};
-  if (flag >= 8 && flag <= 12) return kNames[flag - 8];
-  return "type flag " + std::to_string(flag);
-}
-
 // Little-endian fields read with bounds checks; every error names the file and what was
 // being read.
 class Reader {
@@ -108,9 +101,10 @@ Tensor ReadArray(Reader& in, const std::string& what) {
   in.Get<int32_t>(what + ": device type");
   in.Get<int32_t>(what + ": device id");
   const auto flag = in.Get<int32_t>(what + ": dtype");
+  // kiln's DType codes are MXNet's type flags (mshadow::TypeFlag 0-12).
   if (!IsValidDTypeCode(flag)) {
-    in.Fail(what + " has dtype " + MxnetDTypeName(flag) +
-            ", which kiln does not support (float32, float64, float16, uint8, int8, int32, int64, bool)");
+    in.Fail(what + " has dtype flag " + std::to_string(flag) + ", which is not an MXNet type flag kiln knows (0 to " +
+            std::to_string(kNumDTypes - 1) + ")");
   }
   const auto dtype = static_cast<DType>(flag);
   uint64_t bytes = 0;

@@ -22,13 +22,17 @@ struct DescrMap {
 constexpr DescrMap kDescrs[] = {
     {"<f4", DType::kFloat32}, {"<f8", DType::kFloat64}, {"<f2", DType::kFloat16}, {"|u1", DType::kUInt8},
     {"<i4", DType::kInt32},   {"|i1", DType::kInt8},    {"<i8", DType::kInt64},   {"|b1", DType::kBool},
+    {"<i2", DType::kInt16},   {"<u2", DType::kUInt16},  {"<u4", DType::kUInt32},  {"<u8", DType::kUInt64},
 };
 
 std::string DescrOf(DType dtype) {
   for (const auto& d : kDescrs) {
     if (d.dtype == dtype) return d.descr;
   }
-  throw Error("dtype " + std::string(DTypeName(dtype)) + " cannot be written to .npy");
+  // NumPy has no bfloat16: ml_dtypes' arrays save as raw '<V2' bytes, which read back as
+  // void, so no descr says bfloat16.
+  throw Error("dtype " + std::string(DTypeName(dtype)) +
+              " cannot be written to .npy (NumPy has no such type; cast to float32 first)");
 }
 
 // NumPy refuses headers longer than this unless told otherwise (numpy.lib.format's
@@ -193,8 +197,8 @@ Tensor ParseNpy(std::string_view bytes, const std::string& source) {
   }
   if (!dtype) {
     throw Error("'" + source + "': dtype '" + Abbreviate(header.descr) +
-                "' is not supported (expected one of float32, float64, float16, uint8, int8, int32, int64, bool, "
-                "little-endian)");
+                "' is not supported (expected one of float32, float64, float16, uint8, int8, int16, uint16, int32, "
+                "uint32, int64, uint64, bool, little-endian)");
   }
   if (header.fortran_order) {
     throw Error("'" + source + "': Fortran-order arrays are not supported (save in C order)");

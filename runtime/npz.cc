@@ -106,7 +106,11 @@ std::string SerializeNpz(const ParamList& params) {
     const auto& [name, tensor] = params.tensors[i];
     // np.savez names the members of a list arr_0, arr_1, ...
     const std::string member = (params.named ? name : "arr_" + std::to_string(i)) + ".npy";
-    members.push_back(SerializeNpy(tensor));
+    try {
+      members.push_back(SerializeNpy(tensor));
+    } catch (const Error& e) {
+      throw Error("cannot add '" + member + "': " + e.what());
+    }
     zip_source_t* data = zip_source_buffer(archive.get(), members.back().data(), members.back().size(), 0);
     if (data == nullptr) throw Error("cannot add '" + member + "': " + ArchiveError(archive.get()));
     const zip_int64_t index = zip_file_add(archive.get(), member.c_str(), data, ZIP_FL_ENC_UTF_8);

@@ -24,7 +24,8 @@ proto::TensorProto TensorToProto(const Tensor& tensor, const std::string& name) 
 
 Tensor TensorFromProto(const proto::TensorProto& proto, const std::string& what) {
   if (!IsValidDTypeCode(proto.dtype())) {
-    throw Error(what + ": unknown dtype code " + std::to_string(proto.dtype()) + " (expected 0 to 7)");
+    throw Error(what + ": unknown dtype code " + std::to_string(proto.dtype()) + " (expected 0 to " +
+                std::to_string(kNumDTypes - 1) + ")");
   }
   const DType dtype = static_cast<DType>(proto.dtype());
   Shape shape(proto.shape().begin(), proto.shape().end());
@@ -86,8 +87,8 @@ ParamList ParseParams(std::string_view bytes, const std::string& source) {
   std::set<std::string> seen;
   for (int i = 0; i < file.tensors_size(); ++i) {
     const auto& proto = file.tensors(i);
-    const std::string what = "'" + source + "': tensor " + std::to_string(i) +
-                             (proto.name().empty() ? "" : " ('" + proto.name() + "')");
+    const std::string what =
+        "'" + source + "': tensor " + std::to_string(i) + (proto.name().empty() ? "" : " ('" + proto.name() + "')");
     if (params.named && !seen.insert(proto.name()).second) throw Error(what + ": duplicate name");
     params.tensors.emplace_back(proto.name(), TensorFromProto(proto, what));
   }
@@ -108,6 +109,8 @@ void SaveParamList(const std::string& path, const std::vector<Tensor>& tensors) 
   WriteFileAtomic(path, SerializeParams(list));
 }
 
-ParamList LoadParams(const std::string& path) { return ParseParams(ReadFile(path), path); }
+ParamList LoadParams(const std::string& path) {
+  return ParseParams(ReadFile(path), path);
+}
 
 }  // namespace kiln

@@ -82,6 +82,47 @@ T SaturatingCast(double value) {
   return static_cast<T>(truncated);
 }
 
+bool IsInteger(DType dtype) {
+  return !IsFloat(dtype) && dtype != DType::kBool;
+}
+
+// An element of an integer tensor exactly (through double, 64-bit values beyond 2^53 round).
+__int128 LoadExact(const void* base, DType dtype, int64_t index) {
+  switch (dtype) {
+    case DType::kUInt8: return static_cast<const uint8_t*>(base)[index];
+    case DType::kInt8: return static_cast<const int8_t*>(base)[index];
+    case DType::kInt16: return static_cast<const int16_t*>(base)[index];
+    case DType::kUInt16: return static_cast<const uint16_t*>(base)[index];
+    case DType::kInt32: return static_cast<const int32_t*>(base)[index];
+    case DType::kUInt32: return static_cast<const uint32_t*>(base)[index];
+    case DType::kInt64: return static_cast<const int64_t*>(base)[index];
+    case DType::kUInt64: return static_cast<const uint64_t*>(base)[index];
+    default: throw Error("LoadExact: " + std::string(DTypeName(dtype)) + " is not an integer dtype");
+  }
+}
+
+template <typename T>
+void StoreClamped(void* base, int64_t index, __int128 value) {
+  const auto low = static_cast<__int128>(std::numeric_limits<T>::lowest());
+  const auto high = static_cast<__int128>(std::numeric_limits<T>::max());
+  static_cast<T*>(base)[index] = static_cast<T>(value < low ? low : value > high ? high : value);
+}
+
+// Stores an integer into an integer tensor, saturating as SetDouble does.
+void StoreExact(void* base, DType dtype, int64_t index, __int128 value) {
+  switch (dtype) {
+    case DType::kUInt8: return StoreClamped<uint8_t>(base, index, value);
+    case DType::kInt8: return StoreClamped<int8_t>(base, index, value);
+    case DType::kInt16: return StoreClamped<int16_t>(base, index, value);
+    case DType::kUInt16: return StoreClamped<uint16_t>(base, index, value);
+    case DType::kInt32: return StoreClamped<int32_t>(base, index, value);
+    case DType::kUInt32: return StoreClamped<uint32_t>(base, index, value);
+    case DType::kInt64: return StoreClamped<int64_t>(base, index, value);
+    case DType::kUInt64: return StoreClamped<uint64_t>(base, index, value);
+    default: throw Error("StoreExact: " + std::string(DTypeName(dtype)) + " is not an integer dtype");
+  }
+}
+
 }  // namespace
 
 Tensor::Tensor(Shape shape, DType dtype) : shape_(std::move(shape)), dtype_(dtype), num_elements_(NumElements(shape_)) {
@@ -130,6 +171,11 @@ double Tensor::GetDouble(int64_t index) const {
     case DType::kInt8: return LoadAs<int8_t>(base, index);
     case DType::kInt64: return LoadAs<int64_t>(base, index);
     case DType::kBool: return static_cast<const uint8_t*>(base)[index] != 0 ? 1.0 : 0.0;
+    case DType::kInt16: return LoadAs<int16_t>(base, index);
+    case DType::kUInt16: return LoadAs<uint16_t>(base, index);
+    case DType::kUInt32: return LoadAs<uint32_t>(base, index);
+    case DType::kUInt64: return LoadAs<uint64_t>(base, index);
+    case DType::kBFloat16: return BFloat16ToFloat(static_cast<const uint16_t*>(base)[index]);
   }
   throw Error("invalid dtype");
 }
@@ -145,6 +191,11 @@ void Tensor::SetDouble(int64_t index, double value) {
     case DType::kInt8: static_cast<int8_t*>(base)[index] = SaturatingCast<int8_t>(value); return;
     case DType::kInt64: static_cast<int64_t*>(base)[index] = SaturatingCast<int64_t>(value); return;
     case DType::kBool: static_cast<uint8_t*>(base)[index] = value != 0.0 ? 1 : 0; return;
+    case DType::kInt16: static_cast<int16_t*>(base)[index] = SaturatingCast<int16_t>(value); return;
+    case DType::kUInt16: static_cast<uint16_t*>(base)[index] = SaturatingCast<uint16_t>(value); return;
+    case DType::kUInt32: static_cast<uint32_t*>(base)[index] = SaturatingCast<uint32_t>(value); return;
+    case DType::kUInt64: static_cast<uint64_t*>(base)[index] = SaturatingCast<uint64_t>(value); return;
+    case DType::kBFloat16: static_cast<uint16_t*>(base)[index] = FloatToBFloat16(static_cast<float>(value)); return;
   }
   throw Error("invalid dtype");
 }
@@ -157,7 +208,11 @@ std::vector<double> Tensor::ToDoubles() const {
 
 void Tensor::CopyElement(int64_t index, const Tensor& src, int64_t src_index) {
   if (src.dtype_ != dtype_) {
-    SetDouble(index, src.GetDouble(src_index));
+    if (IsInteger(src.dtype_) && IsInteger(dtype_)) {
+      StoreExact(data(), dtype_, index, LoadExact(src.data(), src.dtype_, src_index));
+    } else {
+      SetDouble(index, src.GetDouble(src_index));
+    }
     return;
   }
   const size_t size = DTypeSize(dtype_);
@@ -182,7 +237,7 @@ Tensor Tensor::Reshaped(Shape shape) const {
 
 Tensor Tensor::CastTo(DType dtype) const {
   Tensor result(shape_, dtype);
-  for (int64_t i = 0; i < size(); ++i) result.SetDouble(i, GetDouble(i));
+  for (int64_t i = 0; i < size(); ++i) result.CopyElement(i, *this, i);
   return result;
 }
 

@@ -64,7 +64,8 @@ class Tensor {
   double GetDouble(int64_t index) const;
   void SetDouble(int64_t index, double value);
   // Element `index` = element `src_index` of `src`: an exact copy when the dtypes are the
-  // same (int64 beyond 2^53 included), a conversion through double otherwise.
+  // same (int64 beyond 2^53 included), an exact saturating conversion between integer
+  // dtypes (uint64 to int64 clamps at INT64_MAX), a conversion through double otherwise.
   void CopyElement(int64_t index, const Tensor& src, int64_t src_index);
   std::vector<double> ToDoubles() const;
 
@@ -72,7 +73,8 @@ class Tensor {
   Tensor Clone() const;
   // Same buffer, another shape with the same number of elements.
   Tensor Reshaped(Shape shape) const;
-  // A copy converted to another dtype (float→int truncates toward zero).
+  // A copy converted to another dtype as CopyElement converts (float→int truncates toward
+  // zero and saturates).
   Tensor CastTo(DType dtype) const;
 
   // True when shapes, dtypes and bytes are identical.

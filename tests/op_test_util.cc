@@ -94,8 +94,12 @@ Tensor RandomOfDType(const Shape& shape, DType dtype, uint64_t seed, double floa
   switch (dtype) {
     case DType::kInt8: return RandomTensor(shape, seed, -128, 128, dtype);
     case DType::kUInt8: return RandomTensor(shape, seed, 0, 256, dtype);
+    case DType::kInt16: return RandomTensor(shape, seed, -32768, 32768, dtype);
+    case DType::kUInt16: return RandomTensor(shape, seed, 0, 65536, dtype);
     case DType::kInt32: return RandomTensor(shape, seed, -2e9, 2e9, dtype);
+    case DType::kUInt32: return RandomTensor(shape, seed, 0, 4e9, dtype);
     case DType::kInt64: return RandomTensor(shape, seed, -9e18, 9e18, dtype);
+    case DType::kUInt64: return RandomTensor(shape, seed, 0, 1.8e19, dtype);
     case DType::kBool: return RandomTensor(shape, seed, 0, 2, dtype);
     default: return RandomTensor(shape, seed, float_low, float_high, dtype);
   }

@@ -23,12 +23,23 @@ const char* ScalarTypeName(ScalarType type) {
     case ScalarType::kFloat16: return "f16";
     case ScalarType::kFloat32: return "f32";
     case ScalarType::kFloat64: return "f64";
+    case ScalarType::kInt16: return "i16";
+    case ScalarType::kUInt16: return "u16";
+    case ScalarType::kUInt32: return "u32";
+    case ScalarType::kUInt64: return "u64";
+    case ScalarType::kBFloat16: return "bf16";
   }
   return "?";
 }
 
 bool IsFloatType(ScalarType type) {
-  return type == ScalarType::kFloat16 || type == ScalarType::kFloat32 || type == ScalarType::kFloat64;
+  return type == ScalarType::kFloat16 || type == ScalarType::kFloat32 || type == ScalarType::kFloat64 ||
+         type == ScalarType::kBFloat16;
+}
+
+bool IsUnsignedType(ScalarType type) {
+  return type == ScalarType::kUInt8 || type == ScalarType::kUInt16 || type == ScalarType::kUInt32 ||
+         type == ScalarType::kUInt64;
 }
 
 int ScalarTypeBytes(ScalarType type) {
@@ -36,10 +47,15 @@ int ScalarTypeBytes(ScalarType type) {
     case ScalarType::kBool:
     case ScalarType::kInt8:
     case ScalarType::kUInt8: return 1;
-    case ScalarType::kFloat16: return 2;
+    case ScalarType::kInt16:
+    case ScalarType::kUInt16:
+    case ScalarType::kFloat16:
+    case ScalarType::kBFloat16: return 2;
     case ScalarType::kInt32:
+    case ScalarType::kUInt32:
     case ScalarType::kFloat32: return 4;
     case ScalarType::kInt64:
+    case ScalarType::kUInt64:
     case ScalarType::kFloat64: return 8;
   }
   return 0;
@@ -145,19 +161,36 @@ int64_t SaturateToInt64(double value) {
   return static_cast<int64_t>(value);
 }
 
+int64_t FloatToInt(ScalarType type, double value) {
+  if (type == ScalarType::kUInt64 && value >= 9223372036854775808.0) {
+    if (value >= 18446744073709551616.0) return -1;  // UINT64_MAX's bits
+    return static_cast<int64_t>(static_cast<uint64_t>(value));
+  }
+  return WrapTo(type, SaturateToInt64(value));
+}
+
 int64_t WrapTo(ScalarType type, int64_t value) {
   switch (type) {
     case ScalarType::kBool: return value != 0;
     case ScalarType::kInt8: return static_cast<int8_t>(value);
     case ScalarType::kUInt8: return static_cast<uint8_t>(value);
+    case ScalarType::kInt16: return static_cast<int16_t>(value);
+    case ScalarType::kUInt16: return static_cast<uint16_t>(value);
     case ScalarType::kInt32: return static_cast<int32_t>(value);
+    case ScalarType::kUInt32: return static_cast<uint32_t>(value);
     default: return value;
   }
+}
+
+double IntToDouble(ScalarType type, int64_t value) {
+  return type == ScalarType::kUInt64 ? static_cast<double>(static_cast<uint64_t>(value)) : static_cast<double>(value);
 }
 
 Expr Const(double value, ScalarType type) {
   if (IsFloatType(type)) return FloatImm(value, type);
   if (type == ScalarType::kBool) return IntImm(value != 0, type);
+  // uint64 constants from 2^63 up are held as their bit pattern.
+  if (type == ScalarType::kUInt64 && value >= 9223372036854775808.0) return IntImm(FloatToInt(type, value), type);
   return IntImm(SaturateToInt64(value), type);
 }
 
@@ -501,7 +534,12 @@ class Printer {
       case ExprKind::kFloatImm: {
         std::ostringstream out;
         out.precision(9);
-        out << e->float_value << "f" << ScalarTypeBytes(e->type) * 8;
+        out << e->float_value;
+        if (e->type == ScalarType::kBFloat16) {
+          out << "bf16";
+        } else {
+          out << "f" << ScalarTypeBytes(e->type) * 8;
+        }
         return out.str();
       }
       case ExprKind::kVar: return e->name;

@@ -11,9 +11,27 @@
 
 namespace kiln::kir {
 
-enum class ScalarType : uint8_t { kBool, kInt8, kUInt8, kInt32, kInt64, kFloat16, kFloat32, kFloat64 };
+// The types added later come last, so that existing kernels keep their fingerprints.
+// kBFloat16 is stored as 16 bits and computed in float32, rounded after every operation.
+enum class ScalarType : uint8_t {
+  kBool,
+  kInt8,
+  kUInt8,
+  kInt32,
+  kInt64,
+  kFloat16,
+  kFloat32,
+  kFloat64,
+  kInt16,
+  kUInt16,
+  kUInt32,
+  kUInt64,
+  kBFloat16
+};
 const char* ScalarTypeName(ScalarType type);
 bool IsFloatType(ScalarType type);
+// kUInt8 to kUInt64 (bool is neither).
+bool IsUnsignedType(ScalarType type);
 int ScalarTypeBytes(ScalarType type);
 
 // kRound rounds halves away from zero; kTrunc rounds toward zero.
@@ -103,8 +121,16 @@ Expr FloatImm(double value, ScalarType type = ScalarType::kFloat32);
 // Float to integer as kernels convert: truncated, NaN to 0, saturated to the int64 range
 // (narrower types then wrap).
 int64_t SaturateToInt64(double value);
+// Float to integer type `type` as kernels convert: as SaturateToInt64 then WrapTo, but
+// uint64 takes values from 2^63 up to its maximum too (saturating there), as its bit
+// pattern in the int64.
+int64_t FloatToInt(ScalarType type, double value);
 // An integer narrowed to an integer or bool type: wraps modulo the width (bool: != 0).
+// Integers are held in int64: unsigned types below 64 bits zero-extended, uint64 as its
+// bit pattern.
 int64_t WrapTo(ScalarType type, int64_t value);
+// An integer of `type` held as WrapTo holds it, as a double (uint64 unsigned).
+double IntToDouble(ScalarType type, int64_t value);
 Expr Const(double value, ScalarType type);
 // A fresh int64 variable (loop index or let binding).
 Expr Var(const std::string& name);

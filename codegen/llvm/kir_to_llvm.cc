@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "runtime/code_module.h"
+#include "runtime/dtype.h"
 #include "runtime/error.h"
 #include "runtime/kernel_abi.h"
 
@@ -48,7 +49,7 @@ constexpr int64_t kMaxLocalBytes = int64_t{1} << 20;
 constexpr int64_t kFullUnrollLimit = 64;
 
 bool IsUnsigned(ScalarType type) {
-  return type == ScalarType::kUInt8 || type == ScalarType::kBool;
+  return kir::IsUnsignedType(type) || type == ScalarType::kBool;
 }
 
 class KernelEmitter {
@@ -97,23 +98,57 @@ class KernelEmitter {
 
   llvm::BasicBlock* NewBlock(const char* name) { return llvm::BasicBlock::Create(context_, name, function_); }
 
-  // Bools are i1 in registers and one byte (0/1) in memory.
+  // Bools are i1 in registers and one byte (0/1) in memory. bfloat16 is a float in
+  // registers (its low 16 bits zero: every operation rounds) and its upper 16 bits in
+  // memory, converted by bit manipulation rather than LLVM's bfloat type, whose
+  // arithmetic and conversions lower to library calls on x86 without AVX512-BF16.
+  // Signedness is the operations' (udiv, icmp ult, uitofp), not the registers'.
   llvm::Type* RegisterType(ScalarType type) {
     switch (type) {
       case ScalarType::kBool: return builder_.getInt1Ty();
       case ScalarType::kInt8:
       case ScalarType::kUInt8: return builder_.getInt8Ty();
-      case ScalarType::kInt32: return builder_.getInt32Ty();
-      case ScalarType::kInt64: return builder_.getInt64Ty();
+      case ScalarType::kInt16:
+      case ScalarType::kUInt16: return builder_.getInt16Ty();
+      case ScalarType::kInt32:
+      case ScalarType::kUInt32: return builder_.getInt32Ty();
+      case ScalarType::kInt64:
+      case ScalarType::kUInt64: return builder_.getInt64Ty();
       case ScalarType::kFloat16: return builder_.getHalfTy();
+      case ScalarType::kBFloat16:
       case ScalarType::kFloat32: return builder_.getFloatTy();
       case ScalarType::kFloat64: return builder_.getDoubleTy();
     }
     Fail("unknown scalar type");
   }
   llvm::Type* MemoryType(ScalarType type) {
-    return type == ScalarType::kBool ? builder_.getInt8Ty() : RegisterType(type);
+    if (type == ScalarType::kBool) return builder_.getInt8Ty();
+    if (type == ScalarType::kBFloat16) return builder_.getInt16Ty();
+    return RegisterType(type);
   }
+
+  // bfloat16 bits (i16) to the float they are the upper half of: exact.
+  llvm::Value* BFloat16ToFloat(llvm::Value* bits) {
+    llvm::Value* wide = builder_.CreateShl(builder_.CreateZExt(bits, builder_.getInt32Ty()), 16);
+    return builder_.CreateBitCast(wide, builder_.getFloatTy());
+  }
+
+  // A float to bfloat16 bits (i16), as kiln::FloatToBFloat16: round to nearest even on the
+  // dropped half; a NaN keeps its sign and upper payload and becomes quiet.
+  llvm::Value* FloatToBFloat16(llvm::Value* value) {
+    llvm::Value* bits = builder_.CreateBitCast(value, builder_.getInt32Ty());
+    llvm::Value* upper = builder_.CreateLShr(bits, 16);
+    llvm::Value* odd = builder_.CreateAnd(upper, 1);
+    llvm::Value* rounded =
+        builder_.CreateLShr(builder_.CreateAdd(bits, builder_.CreateAdd(odd, builder_.getInt32(0x7fff))), 16);
+    llvm::Value* quiet = builder_.CreateOr(upper, 0x40);
+    llvm::Value* is_nan = builder_.CreateFCmpUNO(value, value);
+    return builder_.CreateTrunc(builder_.CreateSelect(is_nan, quiet, rounded), builder_.getInt16Ty());
+  }
+
+  // A float rounded to the nearest bfloat16, still a float: what every bfloat16 operation
+  // computed in float32 ends with.
+  llvm::Value* RoundToBFloat16(llvm::Value* value) { return BFloat16ToFloat(FloatToBFloat16(value)); }
   llvm::Align ElementAlign(ScalarType type) { return llvm::Align(kir::ScalarTypeBytes(type)); }
 
   // ---- statements ----
@@ -138,6 +173,7 @@ class KernelEmitter {
         llvm::Value* address = Address(s->buffer, EmitExpr(s->index));
         llvm::Value* value = EmitExpr(s->value);
         if (s->buffer->type == ScalarType::kBool) value = builder_.CreateZExt(value, builder_.getInt8Ty());
+        if (s->buffer->type == ScalarType::kBFloat16) value = FloatToBFloat16(value);
         Grouped(builder_.CreateAlignedStore(value, address, ElementAlign(s->buffer->type)));
         return;
       }
@@ -483,6 +519,7 @@ class KernelEmitter {
         llvm::Value* value =
             Grouped(builder_.CreateAlignedLoad(MemoryType(e->buffer->type), address, ElementAlign(e->buffer->type)));
         if (e->buffer->type == ScalarType::kBool) value = builder_.CreateICmpNE(value, builder_.getInt8(0));
+        if (e->buffer->type == ScalarType::kBFloat16) value = BFloat16ToFloat(value);
         return value;
       }
       case ExprKind::kUnary: return EmitUnary(e);
@@ -497,9 +534,13 @@ class KernelEmitter {
     Fail("unknown expression");
   }
 
-  // Float constants round as the interpreter does: through float for f16.
+  // Float constants round as the interpreter does: through float for f16 and bf16.
   llvm::Constant* FloatConstant(ScalarType type, double value) {
     if (type == ScalarType::kFloat64) return llvm::ConstantFP::get(builder_.getDoubleTy(), value);
+    if (type == ScalarType::kBFloat16) {
+      const float rounded = kiln::BFloat16ToFloat(kiln::FloatToBFloat16(static_cast<float>(value)));
+      return llvm::ConstantFP::get(builder_.getFloatTy(), rounded);
+    }
     llvm::APFloat rounded(static_cast<float>(value));
     if (type == ScalarType::kFloat16) {
       bool lost = false;
@@ -613,7 +654,7 @@ class KernelEmitter {
     return builder_.CreateSelect(small, inside, saturated);
   }
 
-  // f32 and f64 math; f16 comes here widened to float.
+  // f32 and f64 math; f16 comes here widened to float, bf16 as the float it is.
   llvm::Value* FloatUnary(UnaryOp op, llvm::Value* a) {
     const bool is_float = a->getType()->getScalarType()->isFloatTy();
     switch (op) {
@@ -655,6 +696,10 @@ class KernelEmitter {
       if (e->unary == UnaryOp::kNeg) return builder_.CreateFNeg(a);  // exact in half
       return builder_.CreateFPTrunc(FloatUnary(e->unary, builder_.CreateFPExt(a, builder_.getFloatTy())),
                                     builder_.getHalfTy());
+    }
+    if (e->type == ScalarType::kBFloat16) {
+      if (e->unary == UnaryOp::kNeg) return builder_.CreateFNeg(a);  // exact
+      return RoundToBFloat16(FloatUnary(e->unary, a));
     }
     if (kir::IsFloatType(e->type)) return FloatUnary(e->unary, a);
     // Integers: negation wraps (the negation of a bool is itself: nonzero stays
@@ -701,8 +746,11 @@ class KernelEmitter {
       case ScalarType::kBool: return v != 0 && v != 1;
       case ScalarType::kInt8: return v < INT8_MIN || v > INT8_MAX;
       case ScalarType::kUInt8: return v < 0 || v > UINT8_MAX;
+      case ScalarType::kInt16: return v < INT16_MIN || v > INT16_MAX;
+      case ScalarType::kUInt16: return v < 0 || v > UINT16_MAX;
       case ScalarType::kInt32: return v < INT32_MIN || v > INT32_MAX;
-      default: return false;
+      case ScalarType::kUInt32: return v < 0 || v > UINT32_MAX;
+      default: return false;  // int64 and uint64 (held as its bits) hold any value
     }
   }
 
@@ -738,6 +786,7 @@ class KernelEmitter {
       llvm::Value* wide = FloatArithmetic(op, builder_.CreateFPExt(a, f32), builder_.CreateFPExt(b, f32));
       return builder_.CreateFPTrunc(wide, builder_.getHalfTy());
     }
+    if (type == ScalarType::kBFloat16) return RoundToBFloat16(FloatArithmetic(op, a, b));
     return FloatArithmetic(op, a, b);
   }
 
@@ -806,7 +855,7 @@ class KernelEmitter {
         llvm::Value* x = is_unsigned ? builder_.CreateUIToFP(a, f64) : builder_.CreateSIToFP(a, f64);
         llvm::Value* y = is_unsigned ? builder_.CreateUIToFP(b, f64) : builder_.CreateSIToFP(b, f64);
         llvm::Value* p = builder_.CreateBinaryIntrinsic(llvm::Intrinsic::pow, x, y);
-        return builder_.CreateTrunc(FloatToInt64(p), t);
+        return FloatToInteger(type, p);
       }
       default: return IntCompare(op, is_unsigned, a, b);
     }
@@ -817,29 +866,47 @@ class KernelEmitter {
     return builder_.CreateIntrinsic(llvm::Intrinsic::fptosi_sat, {builder_.getInt64Ty(), a->getType()}, {a});
   }
 
+  // A float or double to integer type `to` as kir::FloatToInt: saturated to the int64 range
+  // and wrapped to the width; uint64 also takes [2^63, 2^64) (saturating above).
+  llvm::Value* FloatToInteger(ScalarType to, llvm::Value* a) {
+    llvm::Value* as_signed = FloatToInt64(a);
+    if (to != ScalarType::kUInt64) return builder_.CreateTrunc(as_signed, RegisterType(to));
+    llvm::Value* as_unsigned =
+        builder_.CreateIntrinsic(llvm::Intrinsic::fptoui_sat, {builder_.getInt64Ty(), a->getType()}, {a});
+    llvm::Value* high = builder_.CreateFCmpOGE(a, llvm::ConstantFP::get(a->getType(), 9223372036854775808.0));
+    return builder_.CreateSelect(high, as_unsigned, as_signed);
+  }
+
   llvm::Value* EmitCast(ScalarType to, ScalarType from, llvm::Value* a) {
     if (to == from) return a;
     llvm::Type* f32 = builder_.getFloatTy();
     llvm::Type* f64 = builder_.getDoubleTy();
     if (to == ScalarType::kBool) return IsTrue(from, a);
     if (kir::IsFloatType(to)) {
-      if (from == ScalarType::kFloat16) return builder_.CreateFPExt(a, RegisterType(to));  // exact
+      // The value as a float (or a double for f64), then rounded to `to` once more: f64
+      // to f16 or bf16 rounds through float, as the interpreter does.
+      llvm::Value* x = nullptr;
       if (kir::IsFloatType(from)) {
-        // f64 -> f16 rounds through float, as the interpreter does.
-        if (to == ScalarType::kFloat16 && from == ScalarType::kFloat64) a = builder_.CreateFPTrunc(a, f32);
-        return builder_.CreateFPCast(a, RegisterType(to));
+        if (from == ScalarType::kFloat16) a = builder_.CreateFPExt(a, f32);  // exact; bf16 is a float already
+        if (to == ScalarType::kFloat64) return builder_.CreateFPCast(a, f64);
+        x = builder_.CreateFPCast(a, f32);
+      } else {
+        // Integers convert through double where float would round twice (64-bit
+        // integers then round twice like the interpreter); narrower integers convert to
+        // float directly, which rounds identically.
+        const bool wide = from == ScalarType::kInt64 || from == ScalarType::kUInt64;
+        llvm::Type* via = to == ScalarType::kFloat64 || wide ? f64 : f32;
+        x = IsUnsigned(from) ? builder_.CreateUIToFP(a, via) : builder_.CreateSIToFP(a, via);
+        if (to == ScalarType::kFloat64) return x;
+        x = builder_.CreateFPCast(x, f32);
       }
-      // Integers convert through double (exact except int64, which then rounds twice
-      // like the interpreter); narrower integers convert to float directly, which
-      // rounds identically.
-      llvm::Type* via = to == ScalarType::kFloat64 || from == ScalarType::kInt64 ? f64 : f32;
-      llvm::Value* x = IsUnsigned(from) ? builder_.CreateUIToFP(a, via) : builder_.CreateSIToFP(a, via);
-      if (to == ScalarType::kFloat16 && via == f64) x = builder_.CreateFPTrunc(x, f32);
-      return builder_.CreateFPCast(x, RegisterType(to));
+      if (to == ScalarType::kFloat16) return builder_.CreateFPTrunc(x, builder_.getHalfTy());
+      if (to == ScalarType::kBFloat16) return RoundToBFloat16(x);
+      return x;
     }
     if (kir::IsFloatType(from)) {
       if (from == ScalarType::kFloat16) a = builder_.CreateFPExt(a, f32);
-      return builder_.CreateTrunc(FloatToInt64(a), RegisterType(to));  // saturate to int64, then wrap
+      return FloatToInteger(to, a);  // saturate to int64, then wrap
     }
     return builder_.CreateIntCast(a, RegisterType(to), !IsUnsigned(from));
   }

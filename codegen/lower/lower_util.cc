@@ -71,7 +71,7 @@ Expr BroadcastIndex(const std::vector<Expr>& out_index, const Shape& in_shape) {
 }
 
 kir::ScalarType ComputeType(DType dtype) {
-  return dtype == DType::kFloat16 ? kir::ScalarType::kFloat32 : ToScalarType(dtype);
+  return dtype == DType::kFloat16 || dtype == DType::kBFloat16 ? kir::ScalarType::kFloat32 : ToScalarType(dtype);
 }
 
 Expr LoadAs(const kir::Buffer& buffer, Expr index, kir::ScalarType type) {
@@ -92,7 +92,8 @@ Expr BroadcastFromFlat(const Expr& flat, const Shape& out_shape, const Shape& in
   for (int64_t d = static_cast<int64_t>(out_shape.size()) - 1; d >= 0; --d) {
     const auto in_d = d - static_cast<int64_t>(offset);
     if (in_d >= 0 && in_shape[in_d] != 1) {
-      const Expr coordinate = out_stride == 1 ? flat % Expr(out_shape[d]) : flat / Expr(out_stride) % Expr(out_shape[d]);
+      const Expr coordinate =
+          out_stride == 1 ? flat % Expr(out_shape[d]) : flat / Expr(out_stride) % Expr(out_shape[d]);
       // The innermost varying dimension starts the sum (in_stride is 1 only there).
       index = in_stride == 1 ? coordinate : index + coordinate * Expr(in_stride);
     }
@@ -104,7 +105,8 @@ Expr BroadcastFromFlat(const Expr& flat, const Shape& out_shape, const Shape& in
 
 Expr BroadcastFromFlat(const Expr& flat, const Expr& inner, int64_t inner_extent, const Shape& out_shape,
                        const Shape& in_shape) {
-  if (!inner.defined() || inner_extent <= 0 || in_shape == out_shape) return BroadcastFromFlat(flat, out_shape, in_shape);
+  if (!inner.defined() || inner_extent <= 0 || in_shape == out_shape)
+    return BroadcastFromFlat(flat, out_shape, in_shape);
   // The suffix of the output's dims whose product is inner_extent.
   int64_t product = 1;
   size_t suffix = out_shape.size();

@@ -27,12 +27,14 @@ kir::Expr FlatIndex(const std::vector<kir::Expr>& index, const Shape& shape);
 // multi-index is `out_index` (size-1 and missing leading dims read index 0).
 kir::Expr BroadcastIndex(const std::vector<kir::Expr>& out_index, const Shape& in_shape);
 
-// The type arithmetic runs in: float16 computes in float32, others in themselves.
+// The type arithmetic runs in: float16 and bfloat16 compute in float32, others in
+// themselves.
 kir::ScalarType ComputeType(DType dtype);
 // Loads element `index` of input buffer and converts it to `type`.
 kir::Expr LoadAs(const kir::Buffer& buffer, kir::Expr index, kir::ScalarType type);
 // `value` as a consumer reads it back after it is stored as `dtype`: rounded to the
-// storage type, then converted to the compute type (a no-op but for float16 and bool).
+// storage type, then converted to the compute type (a no-op but for float16, bfloat16
+// and bool).
 kir::Expr AsStored(const kir::Expr& value, DType dtype);
 // The flat index into an input of `in_shape` broadcast to an output of `out_shape`,
 // from the output's flat index (only the dimensions the input varies along are
@@ -41,8 +43,8 @@ kir::Expr BroadcastFromFlat(const kir::Expr& flat, const Shape& out_shape, const
 // The same when `inner` = flat % inner_extent is known, inner_extent a product of the
 // output's last dimensions: an input that varies only along those is indexed from
 // `inner` alone (no division of the whole flat index).
-kir::Expr BroadcastFromFlat(const kir::Expr& flat, const kir::Expr& inner, int64_t inner_extent,
-                            const Shape& out_shape, const Shape& in_shape);
+kir::Expr BroadcastFromFlat(const kir::Expr& flat, const kir::Expr& inner, int64_t inner_extent, const Shape& out_shape,
+                            const Shape& in_shape);
 // Converts `value` to the buffer's type and stores it.
 kir::Stmt StoreFrom(const kir::Buffer& buffer, kir::Expr index, kir::Expr value);
 

@@ -153,7 +153,8 @@ Graph ImportMxnetJson(std::string_view json_text, const ParamList* params, const
         } catch (const std::exception&) {
         }
         if (!IsValidDTypeCode(code)) {
-          throw Error(what + ": __dtype__ '" + Abbreviate(it->second) + "' is not a dtype kiln has (0 to 7)");
+          throw Error(what + ": __dtype__ '" + Abbreviate(it->second) + "' is not a dtype kiln has (0 to " +
+                      std::to_string(kNumDTypes - 1) + ")");
         }
         dtype = static_cast<DType>(code);
       }

@@ -19,7 +19,10 @@ Value RoundHalfToEven(NodeContext& ctx, const Value& x) {
   const Value tie = ctx.Apply("broadcast_equal", {down, shifted});
   const Value odd = ctx.Apply("_mod_scalar", {down}, {{"scalar", 2.0}});
   const Value rounded = ctx.Apply("broadcast_sub", {down, ctx.Apply("broadcast_mul", {tie, odd})});
-  const int mantissa = x.dtype == DType::kFloat16 ? 10 : x.dtype == DType::kFloat64 ? 52 : 23;
+  const int mantissa = x.dtype == DType::kFloat16    ? 10
+                       : x.dtype == DType::kBFloat16 ? 7
+                       : x.dtype == DType::kFloat64  ? 52
+                                                     : 23;
   const Value integral =
       ctx.Apply("_greater_equal_scalar", {ctx.Apply("abs", {x})}, {{"scalar", std::ldexp(1.0, mantissa)}});
   return ctx.Apply("where", {integral, x, rounded});

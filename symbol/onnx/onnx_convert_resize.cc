@@ -251,7 +251,11 @@ std::pair<double, double> IntegerRange(DType dtype) {
   switch (dtype) {
     case DType::kUInt8: return {0, 255};
     case DType::kInt8: return {-128, 127};
+    case DType::kInt16: return {std::numeric_limits<int16_t>::min(), std::numeric_limits<int16_t>::max()};
+    case DType::kUInt16: return {0, std::numeric_limits<uint16_t>::max()};
     case DType::kInt32: return {std::numeric_limits<int32_t>::min(), std::numeric_limits<int32_t>::max()};
+    case DType::kUInt32: return {0, std::numeric_limits<uint32_t>::max()};
+    case DType::kUInt64: return {0, 1.8446744073709550e19};  // below 2^64: converts exactly
     case DType::kBool: return {0, 1};
     default: return {-9.2233720368547758e18, 9.2233720368547748e18};
   }
@@ -354,11 +358,12 @@ std::vector<Value> ConvertResize(NodeContext& ctx) {
     }
   }
 
-  // Floats resample in their own type (float16 in float32); integers in float64, then
+  // Floats resample in their own type (float16 and bfloat16 in float32); integers in float64, then
   // round half to even and saturate as ONNX's reference does.
   Value y = x;
   const bool integer = !IsFloat(x.dtype);
-  const DType compute = x.dtype == DType::kFloat16 ? DType::kFloat32 : integer ? DType::kFloat64 : x.dtype;
+  const bool half = x.dtype == DType::kFloat16 || x.dtype == DType::kBFloat16;
+  const DType compute = half ? DType::kFloat32 : integer ? DType::kFloat64 : x.dtype;
   bool cast = false;
   for (const int64_t a : axes) {
     const bool identity = std::fabs(scale[a] - 1.0) < 1e-9 && out[a] == y.shape[a] && std::fabs(roi_start[a]) < 1e-9 &&

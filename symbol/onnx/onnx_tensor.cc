@@ -20,6 +20,11 @@ std::optional<DType> DTypeFromOnnx(int32_t elem_type) {
     case onnx::TensorProto::INT32: return DType::kInt32;
     case onnx::TensorProto::INT64: return DType::kInt64;
     case onnx::TensorProto::BOOL: return DType::kBool;
+    case onnx::TensorProto::INT16: return DType::kInt16;
+    case onnx::TensorProto::UINT16: return DType::kUInt16;
+    case onnx::TensorProto::UINT32: return DType::kUInt32;
+    case onnx::TensorProto::UINT64: return DType::kUInt64;
+    case onnx::TensorProto::BFLOAT16: return DType::kBFloat16;
     default: return std::nullopt;
   }
 }
@@ -34,6 +39,11 @@ int32_t DTypeToOnnx(DType dtype) {
     case DType::kInt32: return onnx::TensorProto::INT32;
     case DType::kInt64: return onnx::TensorProto::INT64;
     case DType::kBool: return onnx::TensorProto::BOOL;
+    case DType::kInt16: return onnx::TensorProto::INT16;
+    case DType::kUInt16: return onnx::TensorProto::UINT16;
+    case DType::kUInt32: return onnx::TensorProto::UINT32;
+    case DType::kUInt64: return onnx::TensorProto::UINT64;
+    case DType::kBFloat16: return onnx::TensorProto::BFLOAT16;
   }
   return onnx::TensorProto::UNDEFINED;
 }
@@ -60,7 +70,9 @@ int64_t TypedValueCount(const onnx::TensorProto& proto) {
     case onnx::TensorProto::FLOAT: return proto.float_data_size();
     case onnx::TensorProto::DOUBLE: return proto.double_data_size();
     case onnx::TensorProto::INT64: return proto.int64_data_size();
-    default:  // FLOAT16 bits, INT32, INT8, UINT8, BOOL
+    case onnx::TensorProto::UINT32:
+    case onnx::TensorProto::UINT64: return proto.uint64_data_size();
+    default:  // FLOAT16 and BFLOAT16 bits, INT32, INT16, UINT16, INT8, UINT8, BOOL
       return proto.int32_data_size();
   }
 }
@@ -164,8 +176,21 @@ Tensor TensorFromOnnx(const onnx::TensorProto& proto, const std::string& what, E
       CopyTyped(proto.int64_data(), tensor, [&](int64_t i, int64_t v) { static_cast<int64_t*>(data)[i] = v; });
       break;
     case onnx::TensorProto::FLOAT16:  // int32_data holds the bits
+    case onnx::TensorProto::BFLOAT16:
+    case onnx::TensorProto::UINT16:  // and the values of 16-bit integers
       CopyTyped(proto.int32_data(), tensor,
                 [&](int64_t i, int32_t v) { static_cast<uint16_t*>(data)[i] = static_cast<uint16_t>(v); });
+      break;
+    case onnx::TensorProto::INT16:
+      CopyTyped(proto.int32_data(), tensor,
+                [&](int64_t i, int32_t v) { static_cast<int16_t*>(data)[i] = static_cast<int16_t>(v); });
+      break;
+    case onnx::TensorProto::UINT32:
+      CopyTyped(proto.uint64_data(), tensor,
+                [&](int64_t i, uint64_t v) { static_cast<uint32_t*>(data)[i] = static_cast<uint32_t>(v); });
+      break;
+    case onnx::TensorProto::UINT64:
+      CopyTyped(proto.uint64_data(), tensor, [&](int64_t i, uint64_t v) { static_cast<uint64_t*>(data)[i] = v; });
       break;
     default:  // INT32, INT8, UINT8, BOOL: int32_data holds the values
       CopyTyped(proto.int32_data(), tensor, [&](int64_t i, int32_t v) { tensor.SetDouble(i, v); });

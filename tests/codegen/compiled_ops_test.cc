@@ -1,8 +1,8 @@
 // Every operator compiled (LLVM JIT, and AOT shared objects loaded from an artifact file)
 // against the reference oracle, on:
 //   - every inference case recorded from MXNet (tests/golden/data), as recorded;
-//   - the same cases in the other dtypes the operator accepts (float64, float16, int32,
-//     int64, int8, uint8, bool);
+//   - the same cases in the other dtypes the operator accepts (float64, float16, bfloat16,
+//     int32, int64, int8, uint8, int16, uint16, uint32, uint64, bool);
 //   - elementwise and broadcast operators on sizes that are not multiples of the vector
 //     width, large sizes, empty tensors and broadcasting shapes of several ranks;
 //   - GEMM-like, pooling and reduction operators on odd and large shapes.
@@ -16,6 +16,7 @@
 //   float16: rtol 4e-3, atol 2e-3 (the compiled code computes in float32 and rounds
 //            once; the reference rounds a double: the two may differ by one float16 ulp,
 //            and reductions accumulate rounding differences).
+//   bfloat16: rtol 8e-3, atol 4e-3: the same, one ulp of its 8-bit significand (2^-8).
 //   integers and bool: exact.
 // Random operators are checked for range and moments, as the golden test does.
 // Training-mode cases (BatchNorm's batch statistics, Dropout) belong to the training
@@ -68,6 +69,7 @@ Tolerance ToleranceFor(DType dtype, OpPattern pattern) {
     case DType::kFloat64: return {1e-9, 1e-12};
     case DType::kFloat32: return pointwise ? Tolerance{1e-5, 1e-6} : Tolerance{1e-4, 1e-4};
     case DType::kFloat16: return {4e-3, 2e-3};
+    case DType::kBFloat16: return {8e-3, 4e-3};
     default: return {0, 0};
   }
 }
@@ -227,7 +229,8 @@ std::vector<OpCase> DtypeVariants(const std::string& op_name, const std::vector<
   for (const OpCase& c : cases) {
     if (!c.random.is_null() || c.inputs.empty()) continue;
     for (const DType dtype :
-         {DType::kFloat64, DType::kFloat16, DType::kInt32, DType::kInt64, DType::kInt8, DType::kUInt8, DType::kBool}) {
+         {DType::kFloat64, DType::kFloat16, DType::kBFloat16, DType::kInt32, DType::kInt64, DType::kInt8, DType::kUInt8,
+          DType::kInt16, DType::kUInt16, DType::kUInt32, DType::kUInt64, DType::kBool}) {
       OpCase v{c.desc + " as " + std::string(DTypeName(dtype)), c.attrs, {}};
       bool changed = false;
       for (const Tensor& t : c.inputs) {

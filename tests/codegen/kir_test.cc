@@ -5,6 +5,7 @@
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <functional>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -27,6 +28,35 @@ TEST_CASE("kir builds, prints and verifies a kernel", "[kir]") {
   CHECK_THROWS_WITH(kir::Load(x, kir::FloatImm(0.0)), Catch::Contains("must be i64"));
   CHECK_THROWS_WITH(kir::Load(x, i) + kir::Expr(1), Catch::Contains("have types f32 and i64"));
   CHECK_THROWS_WITH(kir::Store(y, i, kir::IntImm(1)), Catch::Contains("store of i64 into f32"));
+}
+
+TEST_CASE("the 16-bit, unsigned and bfloat16 types: names, sizes, constants and wrapping", "[kir]") {
+  using kir::ScalarType;
+  CHECK(std::string(kir::ScalarTypeName(ScalarType::kInt16)) == "i16");
+  CHECK(std::string(kir::ScalarTypeName(ScalarType::kUInt16)) == "u16");
+  CHECK(std::string(kir::ScalarTypeName(ScalarType::kUInt32)) == "u32");
+  CHECK(std::string(kir::ScalarTypeName(ScalarType::kUInt64)) == "u64");
+  CHECK(std::string(kir::ScalarTypeName(ScalarType::kBFloat16)) == "bf16");
+  CHECK(kir::ScalarTypeBytes(ScalarType::kBFloat16) == 2);
+  CHECK(kir::ScalarTypeBytes(ScalarType::kUInt32) == 4);
+  CHECK(kir::IsFloatType(ScalarType::kBFloat16));
+  CHECK(kir::IsUnsignedType(ScalarType::kUInt64));
+  CHECK_FALSE(kir::IsUnsignedType(ScalarType::kInt16));
+  CHECK_FALSE(kir::IsUnsignedType(ScalarType::kBool));
+  // Integers wrap to their width; unsigned ones below 64 bits are held zero-extended,
+  // uint64 as its bits.
+  CHECK(kir::WrapTo(ScalarType::kInt16, 40000) == 40000 - 65536);
+  CHECK(kir::WrapTo(ScalarType::kUInt16, -1) == 65535);
+  CHECK(kir::WrapTo(ScalarType::kUInt32, -1) == 4294967295);
+  CHECK(kir::WrapTo(ScalarType::kUInt64, -1) == -1);
+  CHECK(kir::IntToDouble(ScalarType::kUInt64, -1) == 0x1p64);
+  CHECK(kir::FloatToInt(ScalarType::kUInt64, 1e19) == static_cast<int64_t>(10000000000000000000u));
+  CHECK(kir::FloatToInt(ScalarType::kUInt64, 1e30) == -1);  // saturates at 2^64 - 1
+  CHECK(kir::FloatToInt(ScalarType::kUInt64, -2.0) == -2);  // through int64, as the narrower ones
+  CHECK(kir::FloatToInt(ScalarType::kUInt16, 70000.0) == 70000 - 65536);
+  CHECK(kir::Const(1e19, ScalarType::kUInt64)->int_value == static_cast<int64_t>(10000000000000000000u));
+  CHECK(kir::Print(kir::FloatImm(1.5, ScalarType::kBFloat16)) == "1.5bf16");
+  CHECK(kir::Print(kir::IntImm(3, ScalarType::kUInt16)) == "3:u16");
 }
 
 TEST_CASE("verification rejects foreign buffers and nested parallel loops", "[kir]") {

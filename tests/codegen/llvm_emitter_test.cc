@@ -11,6 +11,7 @@
 #include <limits>
 #include <random>
 #include <thread>
+#include <tuple>
 
 #include "codegen/kir_interpreter.h"
 #include "graph/op.h"
@@ -78,13 +79,19 @@ DType ToDType(ScalarType type) {
     case ScalarType::kFloat16: return DType::kFloat16;
     case ScalarType::kFloat32: return DType::kFloat32;
     case ScalarType::kFloat64: return DType::kFloat64;
+    case ScalarType::kInt16: return DType::kInt16;
+    case ScalarType::kUInt16: return DType::kUInt16;
+    case ScalarType::kUInt32: return DType::kUInt32;
+    case ScalarType::kUInt64: return DType::kUInt64;
+    case ScalarType::kBFloat16: return DType::kBFloat16;
   }
   return DType::kFloat32;
 }
 
-const std::vector<ScalarType> kAllTypes = {ScalarType::kBool,    ScalarType::kInt8,   ScalarType::kUInt8,
-                                           ScalarType::kInt32,   ScalarType::kInt64,  ScalarType::kFloat16,
-                                           ScalarType::kFloat32, ScalarType::kFloat64};
+const std::vector<ScalarType> kAllTypes = {
+    ScalarType::kBool,     ScalarType::kInt8,    ScalarType::kUInt8,  ScalarType::kInt16,  ScalarType::kUInt16,
+    ScalarType::kInt32,    ScalarType::kUInt32,  ScalarType::kInt64,  ScalarType::kUInt64, ScalarType::kFloat16,
+    ScalarType::kBFloat16, ScalarType::kFloat32, ScalarType::kFloat64};
 
 // Runs `kernel` (inputs, then one output of `out_type`) and returns the output.
 Tensor RunKernel(const KernelRunner& runner, const kir::Kernel& kernel, const std::vector<Tensor>& inputs,
@@ -128,8 +135,12 @@ Tensor Ints(const std::vector<int64_t>& values, DType dtype) {
       case DType::kBool: t.data_as<uint8_t>()[i] = v != 0; break;
       case DType::kInt8: t.data_as<int8_t>()[i] = static_cast<int8_t>(v); break;
       case DType::kUInt8: t.data_as<uint8_t>()[i] = static_cast<uint8_t>(v); break;
+      case DType::kInt16: t.data_as<int16_t>()[i] = static_cast<int16_t>(v); break;
+      case DType::kUInt16: t.data_as<uint16_t>()[i] = static_cast<uint16_t>(v); break;
       case DType::kInt32: t.data_as<int32_t>()[i] = static_cast<int32_t>(v); break;
-      case DType::kInt64: t.data_as<int64_t>()[i] = v; break;
+      case DType::kUInt32: t.data_as<uint32_t>()[i] = static_cast<uint32_t>(v); break;
+      case DType::kInt64:
+      case DType::kUInt64: t.data_as<int64_t>()[i] = v; break;  // uint64: the bits
       default: t.SetDouble(static_cast<int64_t>(i), static_cast<double>(v));
     }
   }
@@ -151,6 +162,14 @@ Tensor SpecialValues(ScalarType type) {
     case ScalarType::kBool: return Ints({0, 1, 1, 0, 1}, dtype);
     case ScalarType::kInt8: return Ints({-128, -1, 0, 1, 7, 100, 127, -100, 3}, dtype);
     case ScalarType::kUInt8: return Ints({0, 1, 7, 100, 200, 255, 128, 3}, dtype);
+    case ScalarType::kInt16: return Ints({INT16_MIN, -1, 0, 1, 7, 255, 256, INT16_MAX, -300, 181}, dtype);
+    case ScalarType::kUInt16: return Ints({0, 1, 7, 255, 256, 40000, UINT16_MAX, 32768, 3}, dtype);
+    case ScalarType::kUInt32:
+      return Ints({0, 1, 7, 65536, int64_t{1} << 31, UINT32_MAX, 3000000000, 16777217, 3}, dtype);
+    case ScalarType::kUInt64:  // bit patterns: -1 is 2^64 - 1, INT64_MIN is 2^63
+      return Ints({0, 1, INT64_MAX, INT64_MIN, -1, (int64_t{1} << 60) + (int64_t{1} << 36) + 1, (int64_t{1} << 53) + 1,
+                   INT64_MIN + (int64_t{1} << 40) + 1, 7, 3},
+                  dtype);
     case ScalarType::kInt32: return Ints({INT32_MIN, -1, 0, 1, 16777217, INT32_MAX, -7, 100000, 46341}, dtype);
     case ScalarType::kInt64:
       return Ints({INT64_MIN, -1, 0, 1, (int64_t{1} << 60) + (int64_t{1} << 36) + 1, INT64_MAX, -7, int64_t{1} << 53,
@@ -158,12 +177,15 @@ Tensor SpecialValues(ScalarType type) {
                   dtype);
     default:
       return Tensor::FromDoubles(
-          {25},
-          std::vector<double>{0.0,   -0.0,  1.5,   -1.5,  2.5,    -2.5,
-                              127.9, 128.0, 255.9, 300.7, -300.7, 3e9,
-                              -3e9,  1e20,  -1e20, kInf,  -kInf,  kNaN,
-                              1e-40, 65504, 65520, 1e5,   0.1,    1.0 + std::ldexp(1.0, -11) + std::ldexp(1.0, -30),
-                              -7.25},
+          {30},
+          // 1 + 2^-8 and 1 + 3 * 2^-8 are bfloat16 ties (to even: down, up); 3.397e38
+          // rounds to bfloat16's infinity; 1e19 and -1e19 convert to uint64 (or not).
+          std::vector<double>{
+              0.0,   -0.0,       1.5,        -1.5,     2.5,    -2.5,
+              127.9, 128.0,      255.9,      300.7,    -300.7, 3e9,
+              -3e9,  1e20,       -1e20,      kInf,     -kInf,  kNaN,
+              1e-40, 65504,      65520,      1e5,      0.1,    1.0 + std::ldexp(1.0, -11) + std::ldexp(1.0, -30),
+              -7.25, 1.00390625, 1.01171875, 3.397e38, 1e19,   -1e19},
           dtype);
   }
 }
@@ -278,9 +300,8 @@ TEST_CASE("binary operators match the interpreter on special values of every typ
     // b: the same values rotated, zeros replaced (the interpreter throws on integer x / 0).
     Tensor b = a.Clone();
     for (int64_t i = 0; i < b.size(); ++i) {
-      double v = a.GetDouble((i + 3) % a.size());
-      if (!kir::IsFloatType(type) && v == 0) v = 1;
-      b.SetDouble(i, v);
+      b.CopyElement(i, a, (i + 3) % a.size());
+      if (!kir::IsFloatType(type) && b.GetDouble(i) == 0) b.SetDouble(i, 1);
     }
     if (type == ScalarType::kInt64) b.data_as<int64_t>()[0] = 3;  // no INT64_MIN / -1 (it traps in the interpreter)
     for (const BinaryOp op :
@@ -298,7 +319,9 @@ TEST_CASE("binary operators match the interpreter on special values of every typ
       const Tensor jit = RunKernel(JitRunner(), k, {a, b}, out_type);
       INFO("expected " << Show(expected) << "\njit      " << Show(jit));
       if (op == BinaryOp::kPow && type != ScalarType::kBool) {
-        KILN_CHECK_CLOSE(jit, expected, type == ScalarType::kFloat16 ? 1e-3 : 1e-6, 0);
+        // Half types compute powf and round; the interpreter rounds pow's double.
+        const double rtol = type == ScalarType::kFloat16 ? 1e-3 : type == ScalarType::kBFloat16 ? 8e-3 : 1e-6;
+        KILN_CHECK_CLOSE(jit, expected, rtol, 0);
       } else {
         CHECK(Bitwise(jit, expected));
       }
@@ -332,7 +355,10 @@ TEST_CASE("unary operators match the interpreter", "[llvm]") {
         if (libm && kir::IsFloatType(type)) {
           // float32 tanh is computed inline (a series near 0, exp elsewhere): a few ulps.
           const double f32_rtol = op == UnaryOp::kTanh ? 1e-6 : 3e-7;
-          const double rtol = type == ScalarType::kFloat16 ? 1e-3 : type == ScalarType::kFloat32 ? f32_rtol : 1e-15;
+          const double rtol = type == ScalarType::kFloat16    ? 1e-3
+                              : type == ScalarType::kBFloat16 ? 8e-3
+                              : type == ScalarType::kFloat32  ? f32_rtol
+                                                              : 1e-15;
           KILN_CHECK_CLOSE(actual, expected, rtol, type == ScalarType::kFloat64 ? 1e-300 : 1e-37);
         } else {
           CHECK(Bitwise(actual, expected));
@@ -406,6 +432,130 @@ TEST_CASE("integer division by zero gives 0 and MIN / -1 wraps", "[llvm]") {
   CHECK(divide(ScalarType::kBool, BinaryOp::kDiv, {1, 1}, {0, 1}) == std::vector<int64_t>{0, 1});
   const std::vector<int64_t> big = divide(ScalarType::kInt64, BinaryOp::kDiv, {INT64_MIN, 9}, {-1, 0});
   CHECK(big == std::vector<int64_t>{INT64_MIN, 0});
+}
+
+TEST_CASE("unsigned integers divide, order and convert as unsigned", "[llvm]") {
+  using kir::BinaryOp;
+  constexpr uint64_t kHigh = uint64_t{1} << 63;
+  const std::vector<uint64_t> a = {kHigh + 5, UINT64_MAX, 10, kHigh, 7};
+  const std::vector<uint64_t> b = {3, kHigh, 3, 1, 0};
+  const auto bits = [](const std::vector<uint64_t>& v) { return std::vector<int64_t>(v.begin(), v.end()); };
+  const auto run = [&](BinaryOp op, ScalarType out_type) {
+    const kir::Kernel k =
+        ZipKernel(ScalarType::kUInt64, out_type, 5, [&](kir::Expr x, kir::Expr y) { return kir::Binary(op, x, y); });
+    const std::vector<Tensor> inputs = {Ints(bits(a), DType::kUInt64), Ints(bits(b), DType::kUInt64)};
+    const Tensor jit = RunKernel(JitRunner(), k, inputs, out_type);
+    CHECK(Bitwise(jit, RunKernel(InterpreterRunner(), k, inputs, out_type)));
+    return jit;
+  };
+  const auto u64 = [](const Tensor& t) {
+    return std::vector<uint64_t>(t.data_as<uint64_t>(), t.data_as<uint64_t>() + t.size());
+  };
+  CHECK(u64(run(BinaryOp::kDiv, ScalarType::kUInt64)) == std::vector<uint64_t>{(kHigh + 5) / 3, 1, 3, kHigh, 0});
+  CHECK(u64(run(BinaryOp::kMod, ScalarType::kUInt64)) == std::vector<uint64_t>{(kHigh + 5) % 3, kHigh - 1, 1, 0, 0});
+  CHECK(u64(run(BinaryOp::kMin, ScalarType::kUInt64)) == std::vector<uint64_t>{3, kHigh, 3, 1, 0});
+  CHECK(u64(run(BinaryOp::kMax, ScalarType::kUInt64)) == std::vector<uint64_t>{kHigh + 5, UINT64_MAX, 10, kHigh, 7});
+  CHECK(run(BinaryOp::kGT, ScalarType::kBool).ToDoubles() == std::vector<double>{1, 1, 1, 1, 1});
+  CHECK(run(BinaryOp::kLE, ScalarType::kBool).ToDoubles() == std::vector<double>{0, 0, 0, 0, 0});
+
+  const Tensor big = Ints({-1, INT64_MIN}, DType::kUInt64);
+  const Tensor as_f64 = RunKernel(JitRunner(),
+                                  MapKernel(ScalarType::kUInt64, ScalarType::kFloat64, 2,
+                                            [](kir::Expr x) { return kir::Cast(ScalarType::kFloat64, x); }),
+                                  {big}, ScalarType::kFloat64);
+  CHECK(as_f64.ToDoubles() == std::vector<double>{0x1p64, 0x1p63});
+  const Tensor u32 = Ints({UINT32_MAX, 3000000000}, DType::kUInt32);
+  const Tensor as_f32 = RunKernel(JitRunner(),
+                                  MapKernel(ScalarType::kUInt32, ScalarType::kFloat32, 2,
+                                            [](kir::Expr x) { return kir::Cast(ScalarType::kFloat32, x); }),
+                                  {u32}, ScalarType::kFloat32);
+  CHECK(as_f32.ToDoubles() == std::vector<double>{0x1p32, 3e9});
+  // Float to uint64: [2^63, 2^64) exactly, saturating above; negative values wrap as for
+  // the narrower unsigned types (through int64); NaN is 0.
+  const Tensor f = Tensor::FromDoubles({6}, std::vector<double>{1e19, -1.0, 2e19, kNaN, 0x1p63, 12.9}, DType::kFloat64);
+  const kir::Kernel to_u64 = MapKernel(ScalarType::kFloat64, ScalarType::kUInt64, 6,
+                                       [](kir::Expr x) { return kir::Cast(ScalarType::kUInt64, x); });
+  const Tensor converted = RunKernel(JitRunner(), to_u64, {f}, ScalarType::kUInt64);
+  CHECK(u64(converted) == std::vector<uint64_t>{10000000000000000000u, UINT64_MAX, UINT64_MAX, 0, kHigh, 12});
+  CHECK(Bitwise(converted, RunKernel(InterpreterRunner(), to_u64, {f}, ScalarType::kUInt64)));
+}
+
+TEST_CASE("operators on uint64 beyond 2^63: reference, interpreter and JIT agree", "[llvm]") {
+  constexpr int64_t kHigh = INT64_MIN;  // the bits of 2^63
+  const Tensor a = Ints({kHigh + 5, 3, -1, kHigh, 7, 1}, DType::kUInt64).Reshaped({2, 3});
+  const Tensor b = Ints({3, kHigh + 1, 2, 1, 7, -1}, DType::kUInt64).Reshaped({2, 3});
+  const std::vector<std::tuple<std::string, std::vector<Tensor>, AttrMap>> cases = {
+      {"broadcast_maximum", {a, b}, {}},
+      {"broadcast_minimum", {a, b}, {}},
+      {"broadcast_greater", {a, b}, {}},
+      {"broadcast_lesser_equal", {a, b}, {}},
+      {"broadcast_div", {a, b}, {}},
+      {"broadcast_mod", {a, b}, {}},
+      {"_maximum_scalar", {a}, {{"scalar", 4.0}}},
+      {"_mod_scalar", {a}, {{"scalar", 10.0}}},
+      {"max", {a}, {{"axis", std::vector<int64_t>{1}}}},
+      {"min", {a}, {{"axis", std::vector<int64_t>{0}}}},
+      {"argmax", {a}, {{"axis", int64_t{1}}}},
+      {"argmin", {a}, {{"axis", int64_t{1}}}},
+      {"topk", {a}, {{"k", int64_t{2}}, {"ret_typ", "both"}, {"dtype", "int64"}}},
+      {"Cast", {a}, {{"dtype", "float64"}}},
+      {"Cast", {a}, {{"dtype", "bfloat16"}}},
+  };
+  for (const auto& [op, inputs, attrs] : cases) {
+    INFO(op);
+    const std::vector<Tensor> expected = RunOp(op, inputs, attrs);
+    const std::vector<Tensor> interpreted = RunLowered(op, inputs, attrs);
+    const std::vector<Tensor> jit = RunLowered(op, inputs, attrs, JitRunner());
+    REQUIRE(interpreted.size() == expected.size());
+    REQUIRE(jit.size() == expected.size());
+    for (size_t i = 0; i < expected.size(); ++i) {
+      INFO("output " << i << "\nexpected " << Show(expected[i]) << "\njit      " << Show(jit[i]));
+      CHECK(Bitwise(interpreted[i], expected[i]));
+      CHECK(Bitwise(jit[i], expected[i]));
+    }
+  }
+  // Spot checks of the reference itself.
+  const auto u64 = [](const Tensor& t) {
+    return std::vector<uint64_t>(t.data_as<uint64_t>(), t.data_as<uint64_t>() + t.size());
+  };
+  const uint64_t high = uint64_t{1} << 63;
+  CHECK(u64(RunOp("broadcast_maximum", {a, b})[0]) ==
+        std::vector<uint64_t>{high + 5, high + 1, UINT64_MAX, high, 7, UINT64_MAX});
+  CHECK(u64(RunOp("max", {a}, {{"axis", std::vector<int64_t>{1}}})[0]) == std::vector<uint64_t>{UINT64_MAX, high});
+  CHECK(u64(RunOp("broadcast_div", {a, b})[0]) == std::vector<uint64_t>{(high + 5) / 3, 0, UINT64_MAX / 2, high, 1, 0});
+}
+
+TEST_CASE("bfloat16 rounds to nearest even and keeps NaNs quiet, as kiln::FloatToBFloat16", "[llvm]") {
+  // Float bit patterns: ties both ways, the largest finite values, NaNs with payloads only
+  // in the dropped half, then random ones.
+  std::vector<uint32_t> patterns = {0x3f808000, 0x3f818000, 0x3f808001, 0x7f7fffff, 0xff7f8000, 0x7f7f7fff,
+                                    0x7f800001, 0xff800001, 0x7fc00000, 0x00000001, 0x80008000, 0x00018000};
+  std::mt19937 rng(7);
+  for (int i = 0; i < 4096; ++i) patterns.push_back(static_cast<uint32_t>(rng()));
+  const auto n = static_cast<int64_t>(patterns.size());
+  Tensor in({n}, DType::kFloat32);
+  std::memcpy(in.data(), patterns.data(), patterns.size() * 4);
+  const kir::Kernel k = MapKernel(ScalarType::kFloat32, ScalarType::kBFloat16, n,
+                                  [](kir::Expr x) { return kir::Cast(ScalarType::kBFloat16, x); });
+  for (const auto& runner : {JitRunner(), AotRunner(Cpu("x86-64")), InterpreterRunner()}) {
+    const Tensor out = RunKernel(runner, k, {in}, ScalarType::kBFloat16);
+    int wrong = 0;
+    for (int64_t i = 0; i < n; ++i) {
+      float value;
+      std::memcpy(&value, &patterns[i], 4);
+      wrong += out.data_as<uint16_t>()[i] != FloatToBFloat16(value);
+    }
+    CHECK(wrong == 0);
+  }
+  CHECK(FloatToBFloat16(1.00390625f) == 0x3f80);  // tie, even below
+  CHECK(FloatToBFloat16(1.01171875f) == 0x3f82);  // tie, even above
+  CHECK(FloatToBFloat16(3.397e38f) == 0x7f80);    // past the largest finite: infinity
+  CHECK(FloatToBFloat16(-3.3895e38f) == 0xff7f);  // the lowest finite
+  float signaling;
+  const uint32_t signaling_bits = 0x7f800001;
+  std::memcpy(&signaling, &signaling_bits, 4);
+  CHECK(FloatToBFloat16(signaling) == 0x7fc0);  // quiet, not infinity
+  CHECK(BFloat16ToFloat(0x3f82) == 1.015625f);
 }
 
 TEST_CASE("immediates outside their type compute like the interpreter", "[llvm]") {
@@ -666,13 +816,13 @@ std::vector<Tensor> OperatorInputs(const std::string& op, DType dtype, const std
                                                        : RandomTensor(shapes[i], s, -2.0, 2.0, dtype));
       continue;
     }
-    int64_t low = dtype == DType::kBool ? 0 : dtype == DType::kUInt8 ? 0 : -10;
-    int64_t high = dtype == DType::kBool ? 1 : dtype == DType::kUInt8 ? 15 : 10;
+    int64_t low = dtype == DType::kBool ? 0 : IsUnsigned(dtype) ? 0 : -10;
+    int64_t high = dtype == DType::kBool ? 1 : IsUnsigned(dtype) ? 15 : 10;
     if (exponent) {
       low = 0;
       high = dtype == DType::kBool ? 1 : 4;
     } else if (power) {
-      low = dtype == DType::kBool || dtype == DType::kUInt8 ? 0 : -3;
+      low = dtype == DType::kBool || IsUnsigned(dtype) ? 0 : -3;
       high = dtype == DType::kBool ? 1 : 3;
     }
     if (divisor) {
@@ -687,7 +837,7 @@ std::vector<Tensor> OperatorInputs(const std::string& op, DType dtype, const std
 // Whether the reference (double, saturating stores) agrees with wrapping integer code.
 bool ReferenceComparable(const std::string& op, DType dtype) {
   if (dtype == DType::kBool) return op.find("div") == std::string::npos;  // 1 / 3 is true there
-  if (dtype == DType::kUInt8) return op.find("minus") == std::string::npos && op.find("sub") == std::string::npos;
+  if (IsUnsigned(dtype)) return op.find("minus") == std::string::npos && op.find("sub") == std::string::npos;
   return true;
 }
 
@@ -740,7 +890,7 @@ void CheckElementwise(const KernelRunner& runner, const std::vector<DType>& dtyp
       const Tensor actual = RunLowered(c.op, inputs, attrs, runner)[0];
       const Tensor interpreted = RunLowered(c.op, inputs, attrs)[0];
       const bool inexact = c.op.find("power") != std::string::npos;
-      const double rtol = dtype == DType::kFloat16 ? 1e-3 : 1e-6;
+      const double rtol = dtype == DType::kFloat16 ? 1e-3 : dtype == DType::kBFloat16 ? 8e-3 : 1e-6;
       if (inexact && IsFloat(dtype)) {
         KILN_CHECK_CLOSE(actual, interpreted, rtol, 0);
       } else {
@@ -748,10 +898,12 @@ void CheckElementwise(const KernelRunner& runner, const std::vector<DType>& dtyp
       }
       if (with_reference && ReferenceComparable(c.op, dtype)) {
         const Tensor expected = RunOp(c.op, inputs, attrs)[0];
-        const double tol = dtype == DType::kFloat16   ? 2e-3
-                           : dtype == DType::kFloat32 ? 1e-5
-                           : IsFloat(dtype)           ? 1e-12
-                                                      : 0;
+        // Half types: one ulp of the type apart at most (float32 against double, rounded).
+        const double tol = dtype == DType::kFloat16    ? 2e-3
+                           : dtype == DType::kBFloat16 ? 8e-3
+                           : dtype == DType::kFloat32  ? 1e-5
+                           : IsFloat(dtype)            ? 1e-12
+                                                       : 0;
         KILN_CHECK_CLOSE(actual, expected, tol, tol);
       }
     }
@@ -761,10 +913,11 @@ void CheckElementwise(const KernelRunner& runner, const std::vector<DType>& dtyp
 }  // namespace
 
 TEST_CASE("JIT-compiled elementwise operators match the interpreter and the reference for every dtype", "[llvm]") {
-  CheckElementwise(JitRunner(),
-                   {DType::kFloat32, DType::kFloat64, DType::kFloat16, DType::kInt32, DType::kInt64, DType::kInt8,
-                    DType::kUInt8, DType::kBool},
-                   true);
+  CheckElementwise(
+      JitRunner(),
+      {DType::kFloat32, DType::kFloat64, DType::kFloat16, DType::kBFloat16, DType::kInt32, DType::kInt64, DType::kInt8,
+       DType::kUInt8, DType::kInt16, DType::kUInt16, DType::kUInt32, DType::kUInt64, DType::kBool},
+      true);
 }
 
 // Special values of every type (zeros of both signs, halves, NaN, infinities, the integer
@@ -774,7 +927,7 @@ TEST_CASE("rounding operators and mod compile bit for bit on special values", "[
   for (const ScalarType type : kAllTypes) {
     const Tensor a = SpecialValues(type);
     Tensor b = a.Clone();  // the values rotated, zeros kept
-    for (int64_t i = 0; i < b.size(); ++i) b.SetDouble(i, a.GetDouble((i + 3) % a.size()));
+    for (int64_t i = 0; i < b.size(); ++i) b.CopyElement(i, a, (i + 3) % a.size());
     if (type == ScalarType::kInt64) b.data_as<int64_t>()[0] = -1;  // INT64_MIN mod -1
     std::vector<std::pair<std::string, std::vector<Tensor>>> cases = {{"broadcast_mod", {a, b}}, {"_mod", {b, a}}};
     for (const char* op : {"floor", "ceil", "round", "rint", "fix", "trunc", "sign", "logical_not"}) {
@@ -798,6 +951,8 @@ TEST_CASE("shared-object elementwise operators match, also for a baseline x86-64
   // Without F16C, half conversions are library calls (libgcc) that must resolve in both.
   CheckElementwise(AotRunner(Cpu("x86-64")), {DType::kFloat16}, false);
   CheckElementwise(JitRunner(Cpu("x86-64")), {DType::kFloat16}, false);
+  // bfloat16 converts by integer arithmetic: no library calls, whatever the CPU.
+  CheckElementwise(AotRunner(Cpu("x86-64")), {DType::kBFloat16}, false);
 }
 
 TEST_CASE("kernels named like libm functions do not replace them", "[llvm]") {

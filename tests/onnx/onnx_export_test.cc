@@ -514,7 +514,8 @@ TEST_CASE("Dropout, Cast and graph outputs", "[onnx][export]") {
         std::vector<std::string>{"Identity"});
   CHECK_THROWS_WITH(ExportOnnx(sym::Dropout(Var("x", {3, 4}), {{"p", 0.3}, {"mode", "always"}}, "d").ToGraph()),
                     Catch::Contains("mode always"));
-  for (const DType dtype : {DType::kInt32, DType::kFloat64, DType::kFloat16}) {
+  for (const DType dtype : {DType::kInt32, DType::kFloat64, DType::kFloat16, DType::kInt16, DType::kUInt16,
+                            DType::kUInt32, DType::kUInt64, DType::kBFloat16}) {
     INFO(DTypeName(dtype));
     const auto model = RoundTripOp(sym::Cast(x, {{"dtype", dtype}}, "c"), {{"x", {3, 4}}}, -3.0, 3.0);
     CHECK(IntAttr(FindNode(model, "Cast"), "to") == static_cast<int64_t>(DTypeToOnnx(dtype)));

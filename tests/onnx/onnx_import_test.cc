@@ -156,10 +156,10 @@ TEST_CASE("unsupported forms of supported operators name the node and the reason
   }
   SECTION("an unsupported element type") {
     ModelBuilder b(13);
-    b.Input("x", {2}, onnx::TensorProto::UINT16);
+    b.Input("x", {2}, onnx::TensorProto::COMPLEX64);
     b.Node("Relu", {"x"}, {"y"});
     b.Output("y");
-    CHECK_THROWS_WITH(ImportOnnxModel(b.model), Catch::Contains("graph input 'x'") && Catch::Contains("UINT16"));
+    CHECK_THROWS_WITH(ImportOnnxModel(b.model), Catch::Contains("graph input 'x'") && Catch::Contains("COMPLEX64"));
   }
   SECTION("a given shape of the wrong rank, and a shape for an input the model lacks") {
     ModelBuilder b(13);
@@ -752,6 +752,86 @@ TEST_CASE("0-d and empty tensors go through import, compilation, artifacts and t
   SaveArtifact(path.string(), CompileGraph(graph, CompileOptions{}));
   check(Executor::Load(path.string())->Run(feeds));
   std::filesystem::remove(path);
+}
+
+TEST_CASE("int16, uint16, uint32, uint64 and bfloat16 tensors import from every field", "[onnx][import][dtype]") {
+  const auto typed = [](int32_t type) {
+    onnx::TensorProto proto;
+    proto.set_data_type(type);
+    proto.add_dims(2);
+    return proto;
+  };
+  onnx::TensorProto i16 = typed(onnx::TensorProto::INT16);
+  i16.add_int32_data(-32768);
+  i16.add_int32_data(7);
+  CHECK(TensorFromOnnx(i16, "i16").ToDoubles() == std::vector<double>{-32768, 7});
+  onnx::TensorProto u16 = typed(onnx::TensorProto::UINT16);
+  u16.add_int32_data(65535);
+  u16.add_int32_data(1);
+  CHECK(TensorFromOnnx(u16, "u16").ToDoubles() == std::vector<double>{65535, 1});
+  onnx::TensorProto bf16 = typed(onnx::TensorProto::BFLOAT16);  // int32_data holds the bits
+  bf16.add_int32_data(0x3fc0);
+  bf16.add_int32_data(0xc020);
+  const Tensor halves = TensorFromOnnx(bf16, "bf16");
+  CHECK(halves.dtype() == DType::kBFloat16);
+  CHECK(halves.ToDoubles() == std::vector<double>{1.5, -2.5});
+  onnx::TensorProto u32 = typed(onnx::TensorProto::UINT32);  // uint64_data holds the values
+  u32.add_uint64_data(4294967295u);
+  u32.add_uint64_data(3);
+  CHECK(TensorFromOnnx(u32, "u32").ToDoubles() == std::vector<double>{4294967295.0, 3});
+  onnx::TensorProto u64 = typed(onnx::TensorProto::UINT64);
+  u64.add_uint64_data(UINT64_MAX);
+  u64.add_uint64_data((uint64_t{1} << 63) + 1);
+  const Tensor wide = TensorFromOnnx(u64, "u64");
+  CHECK(wide.data_as<uint64_t>()[0] == UINT64_MAX);
+  CHECK(wide.data_as<uint64_t>()[1] == (uint64_t{1} << 63) + 1);
+  u64.add_uint64_data(5);
+  CHECK_THROWS_WITH(TensorFromOnnx(u64, "u64"), Catch::Contains("3 values for shape (2)"));
+  // raw_data, and back: the exporter's element types are the importer's.
+  for (const Tensor& t : {TensorFromOnnx(i16, "i16"), halves, wide}) {
+    const onnx::TensorProto proto = TensorToOnnx(t, "t");
+    CHECK(DTypeFromOnnx(proto.data_type()) == t.dtype());
+    CHECK(TensorFromOnnx(proto, "t").BitwiseEquals(t));
+  }
+}
+
+TEST_CASE("uint64 beyond int64's range and bfloat16 compute through import and compilation", "[onnx][import][dtype]") {
+  ModelBuilder b(13);
+  b.Input("x", {3}, onnx::TensorProto::UINT64);
+  Tensor c({3}, DType::kUInt64);
+  const uint64_t high = (uint64_t{1} << 63) + 1;
+  c.data_as<uint64_t>()[0] = high;
+  c.data_as<uint64_t>()[1] = 3;
+  c.data_as<uint64_t>()[2] = UINT64_MAX;
+  b.Initializer("c", c);
+  b.Node("Max", {"x", "c"}, {"max"});
+  b.Node("Div", {"x", "c"}, {"quotient"});
+  b.Node("Less", {"x", "c"}, {"less"});
+  AddIntAttr(b.Node("Cast", {"x"}, {"as_bf16"}), "to", onnx::TensorProto::BFLOAT16);
+  b.Output("max");
+  b.Output("quotient");
+  b.Output("less");
+  b.Output("as_bf16");
+  const Graph graph = ImportOnnxModel(b.model);
+  Tensor x({3}, DType::kUInt64);
+  x.data_as<uint64_t>()[0] = 5;
+  x.data_as<uint64_t>()[1] = UINT64_MAX - 1;
+  x.data_as<uint64_t>()[2] = UINT64_MAX;
+  const auto check = [&](const std::vector<Tensor>& out) {
+    REQUIRE(out.size() == 4);
+    CHECK(out[0].data_as<uint64_t>()[0] == high);
+    CHECK(out[0].data_as<uint64_t>()[1] == UINT64_MAX - 1);
+    CHECK(out[0].data_as<uint64_t>()[2] == UINT64_MAX);
+    CHECK(out[1].data_as<uint64_t>()[0] == 0);
+    CHECK(out[1].data_as<uint64_t>()[1] == (UINT64_MAX - 1) / 3);
+    CHECK(out[1].data_as<uint64_t>()[2] == 1);
+    CHECK(out[2].dtype() == DType::kBool);
+    CHECK(out[2].ToDoubles() == std::vector<double>{1, 0, 0});
+    CHECK(out[3].dtype() == DType::kBFloat16);
+    CHECK(out[3].ToDoubles() == std::vector<double>{5, 0x1p64, 0x1p64});
+  };
+  check(Interpret(graph, {{"x", x}}));
+  check(CompileJit(graph, CompileOptions{})->Run({{"x", x}}));
 }
 
 TEST_CASE("MaxPool's Indices output counts over batch and channels; dilated windows", "[onnx][import][pool]") {

@@ -103,6 +103,49 @@ TEST_CASE("a file saved and loaded through the file system round-trips", "[mxnet
   std::filesystem::remove_all(dir);
 }
 
+TEST_CASE("every dtype round-trips, 0-d and empty arrays included, with MXNet's type flags", "[mxnet][params]") {
+  ParamList params;
+  for (int code = 0; code < kNumDTypes; ++code) {
+    const auto dtype = static_cast<DType>(code);
+    for (const Shape& shape : {Shape{}, Shape{0, 3}, Shape{2, 3}}) {
+      Tensor t(shape, dtype);
+      for (int64_t i = 0; i < t.size(); ++i) t.SetDouble(i, static_cast<double>(i * 3 + 1));
+      params.tensors.emplace_back(std::string(DTypeName(dtype)) + ShapeToString(shape), t);
+    }
+  }
+  // uint64 beyond int64's range and 2^53, exactly.
+  Tensor wide({2}, DType::kUInt64);
+  wide.data_as<uint64_t>()[0] = UINT64_MAX;
+  wide.data_as<uint64_t>()[1] = (uint64_t{1} << 63) + 1;
+  params.tensors.emplace_back("wide", wide);
+  const std::string bytes = SerializeMxnetParams(params);
+  const ParamList back = ParseMxnetParams(bytes, "m.params");
+  REQUIRE(back.tensors.size() == params.tensors.size());
+  for (size_t i = 0; i < params.tensors.size(); ++i) {
+    INFO(params.tensors[i].first);
+    CHECK(back.tensors[i].first == params.tensors[i].first);
+    CHECK(back.tensors[i].second.BitwiseEquals(params.tensors[i].second));
+  }
+  CHECK(SerializeMxnetParams(back) == bytes);
+}
+
+TEST_CASE("a bfloat16 array MXNet 1.9.1 saved is read exactly and written back byte for byte", "[mxnet][params]") {
+  // mx.nd.save(path, {'w': mx.nd.amp_cast(mx.nd.array([1, -2.5, 3.140625, 65504, 1e-3]),
+  // dtype=bfloat16)}) with MXNet 1.9.1: type flag 12; 65504 rounds to 65536.
+  const std::string hex =
+      "120100000000000000000000000000000100000000000000c9fa93f900000000010000000500000000000000010000000000"
+      "00000c000000803f20c049408047833a0100000000000000010000000000000077";
+  std::string bytes;
+  for (size_t i = 0; i < hex.size(); i += 2) bytes += static_cast<char>(std::stoi(hex.substr(i, 2), nullptr, 16));
+  const ParamList params = ParseMxnetParams(bytes, "bf16.params");
+  REQUIRE(params.tensors.size() == 1);
+  const Tensor& w = params.tensors[0].second;
+  CHECK(params.tensors[0].first == "w");
+  CHECK(w.dtype() == DType::kBFloat16);
+  CHECK(w.ToDoubles() == std::vector<double>{1, -2.5, 3.140625, 65536, BFloat16ToFloat(FloatToBFloat16(1e-3f))});
+  CHECK(SerializeMxnetParams(params) == bytes);
+}
+
 TEST_CASE("older MXNet array versions: V1 and the legacy shape without a magic", "[mxnet][params]") {
   const auto array = [](bool v1) {
     std::string a;
@@ -148,16 +191,17 @@ TEST_CASE("malformed MXNet files get one clear error each", "[mxnet][params][err
   PutU32(none, 0);
   PutU32(none, 0);  // ndim 0 in V2: none
   CHECK_THAT(ParseError(ListOf(none)), Catch::Contains("array 0 is an empty (none) NDArray"));
-  std::string bf16;
-  PutU32(bf16, 0xF993FAC9);
-  PutU32(bf16, 0);
-  PutU32(bf16, 1);
-  PutU64(bf16, 2);
-  PutU32(bf16, 1);
-  PutU32(bf16, 0);
-  PutU32(bf16, 12);
-  bf16 += std::string(4, '\0');
-  CHECK_THAT(ParseError(ListOf(bf16)), Catch::Contains("array 0 has dtype bfloat16"));
+  std::string unknown_flag;
+  PutU32(unknown_flag, 0xF993FAC9);
+  PutU32(unknown_flag, 0);
+  PutU32(unknown_flag, 1);
+  PutU64(unknown_flag, 2);
+  PutU32(unknown_flag, 1);
+  PutU32(unknown_flag, 0);
+  PutU32(unknown_flag, 13);
+  unknown_flag += std::string(4, '\0');
+  CHECK_THAT(ParseError(ListOf(unknown_flag)),
+             Catch::Contains("array 0 has dtype flag 13") && Catch::Contains("(0 to 12)"));
   std::string wide;
   PutU32(wide, 0xF993FAC9);
   PutU32(wide, 0);

@@ -52,6 +52,23 @@ TEST_CASE("kiln's archives round-trip; lists are named arr_0, arr_1, ...", "[npz
     CHECK(back.tensors[i].first == params.tensors[i].first);
     CHECK(back.tensors[i].second.BitwiseEquals(params.tensors[i].second));
   }
+  // The later dtypes, 0-d included; bfloat16 has no .npy form and names its member.
+  ParamList later;
+  for (const DType dtype : {DType::kInt16, DType::kUInt16, DType::kUInt32, DType::kUInt64}) {
+    for (const Shape& shape : {Shape{}, Shape{3}}) {
+      Tensor t(shape, dtype);
+      for (int64_t i = 0; i < t.size(); ++i) t.SetDouble(i, 1000.0 * static_cast<double>(i + 1));
+      later.tensors.emplace_back(std::string(DTypeName(dtype)) + ShapeToString(shape), t);
+    }
+  }
+  const ParamList later_back = ParseNpz(SerializeNpz(later));
+  REQUIRE(later_back.tensors.size() == later.tensors.size());
+  for (size_t i = 0; i < later.tensors.size(); ++i) {
+    INFO(later.tensors[i].first);
+    CHECK(later_back.tensors[i].second.BitwiseEquals(later.tensors[i].second));
+  }
+  later.tensors.emplace_back("half", Tensor({2}, DType::kBFloat16));
+  CHECK_THROWS_WITH(SerializeNpz(later), Catch::Contains("'half.npy'") && Catch::Contains("bfloat16"));
   params.named = false;
   const ParamList listed = ParseNpz(SerializeNpz(params));
   CHECK(listed.tensors[1].first == "arr_1");

@@ -101,8 +101,7 @@ TEST_CASE("arange follows MXNet's length and value rules", "[creation]") {
   // infer_range without stop: the length comes from the consumer, values from start.
   CHECK(!InferOutput("arange", {{"start", 1}, {"infer_range", true}}));
   CHECK(*InferOutput("arange", {{"start", 0}, {"stop", 4}, {"infer_range", true}}) == Shape{4});
-  CHECK_THROWS_WITH(InferOutput("arange", {{"start", 1}, {"infer_range", true}}, Shape{2, 2}),
-                    Catch::Contains("1-d"));
+  CHECK_THROWS_WITH(InferOutput("arange", {{"start", 1}, {"infer_range", true}}, Shape{2, 2}), Catch::Contains("1-d"));
   {
     const OpDef& op = OpRegistry::Global().Get("arange");
     const Attrs attrs = ParseAttrs("arange", {{"start", 1}, {"step", 0.5}, {"repeat", 2}, {"infer_range", true}});
@@ -120,7 +119,8 @@ TEST_CASE("arange follows MXNet's length and value rules", "[creation]") {
                     Catch::Contains("'repeat'") && Catch::Contains(">= 1"));
   CHECK_THROWS_WITH(ParseAttrs("arange", {{"stop", 3}}), Catch::Contains("'start'") && Catch::Contains("missing"));
   CHECK_THROWS_WITH(ParseAttrs("arange", {{"start", 0}, {"stop", "inf"}}), Catch::Contains("finite"));
-  CHECK_THROWS_WITH(ParseAttrs("arange", {{"start", 0}, {"stop", 1e300}, {"step", 1e-300}}), Catch::Contains("too long"));
+  CHECK_THROWS_WITH(ParseAttrs("arange", {{"start", 0}, {"stop", 1e300}, {"step", 1e-300}}),
+                    Catch::Contains("too long"));
   CHECK_THROWS_WITH(ParseAttrs("arange", {{"start", 1}, {"stop", 3}, {"dtype", "bool"}}), Catch::Contains("'dtype'"));
 }
 
@@ -192,9 +192,10 @@ TEST_CASE("random op attributes, shapes and dtypes", "[creation]") {
   // MXNet: "low must be less or equal to high", "scale parameter in gaussian has to be positive".
   CHECK_THROWS_WITH(ParseAttrs("random_uniform", {{"low", 2.0}, {"high", 1.0}}),
                     Catch::Contains("'low'") && Catch::Contains("'high'"));
-  CHECK_THROWS_WITH(ParseAttrs("random_normal", {{"scale", 0.0}}), Catch::Contains("'scale'") && Catch::Contains("> 0"));
+  CHECK_THROWS_WITH(ParseAttrs("random_normal", {{"scale", 0.0}}),
+                    Catch::Contains("'scale'") && Catch::Contains("> 0"));
   CHECK_THROWS_WITH(ParseAttrs("random_normal", {{"scale", -1.0}}), Catch::Contains("'scale'"));
   CHECK_THROWS_WITH(ParseAttrs("random_uniform", {{"dtype", "int32"}}),
-                    Catch::Contains("'dtype'") && Catch::Contains("float16, float32, float64"));
+                    Catch::Contains("'dtype'") && Catch::Contains("float16, bfloat16, float32, float64"));
   CHECK_THROWS_WITH(ParseAttrs("random_normal", {{"mean", 0.0}}), Catch::Contains("unknown attribute 'mean'"));
 }

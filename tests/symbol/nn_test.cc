@@ -186,7 +186,8 @@ TEST_CASE("Convolution dtypes: floating point only, one dtype", "[nn][conv]") {
   CHECK(*out16[0] == DType::kFloat16);
   CHECK_THROWS_WITH(
       InferTypes("Convolution", {DType::kInt32}, conv),
-      Catch::Contains("input 'data': expected a floating-point dtype (float16, float32, float64), given int32"));
+      Catch::Contains(
+          "input 'data': expected a floating-point dtype (float16, bfloat16, float32, float64), given int32"));
   CHECK_THROWS_WITH(InferTypes("Convolution", {std::nullopt, DType::kInt8}, conv),
                     Catch::Contains("input 'weight': expected a floating-point dtype"));
   CHECK_THROWS_WITH(InferTypes("Convolution", {DType::kFloat32, DType::kFloat64}, conv),

@@ -29,10 +29,10 @@ TEST_CASE("softmax and log_softmax match MXNet", "[softmax]") {
                    Values({2, 3}, {0.09003056585788727, 0.2447284758090973, 0.6652408838272095, 0.5740969777107239,
                                    0.0776955783367157, 0.34820738434791565}),
                    1e-6, 1e-7);
-  KILN_CHECK_CLOSE(RunOp("softmax", {kX}, {{"axis", 0}})[0],
-                   Values({2, 3}, {0.5, 0.9525741338729858, 0.9241418242454529, 0.5, 0.04742587357759476,
-                                   0.07585817575454712}),
-                   1e-6, 1e-7);
+  KILN_CHECK_CLOSE(
+      RunOp("softmax", {kX}, {{"axis", 0}})[0],
+      Values({2, 3}, {0.5, 0.9525741338729858, 0.9241418242454529, 0.5, 0.04742587357759476, 0.07585817575454712}),
+      1e-6, 1e-7);
   KILN_CHECK_CLOSE(RunOp("softmax", {kX}, {{"temperature", 2.0}})[0],
                    Values({2, 3}, {0.18632373213768005, 0.30719590187072754, 0.5064803957939148, 0.4658356010913849,
                                    0.17137134075164795, 0.36279311776161194}),
@@ -69,8 +69,10 @@ TEST_CASE("softmax dtypes", "[softmax]") {
   const Tensor f64 = RunOp("softmax", {kX.CastTo(DType::kFloat64)})[0];
   CHECK(f64.dtype() == DType::kFloat64);
   KILN_CHECK_CLOSE(f64,
-                   Values({2, 3}, {0.09003057317038046, 0.24472847105479764, 0.6652409557748218, 0.5740969929676946,
-                                   0.07769557914857059, 0.3482074278837348}, DType::kFloat64),
+                   Values({2, 3},
+                          {0.09003057317038046, 0.24472847105479764, 0.6652409557748218, 0.5740969929676946,
+                           0.07769557914857059, 0.3482074278837348},
+                          DType::kFloat64),
                    1e-12, 0);
   // dtype overrides the output: float16 in, float32 out. MXNet computes in float16 here
   // (0.0899658 for the first element); the reference computes in double.
@@ -86,7 +88,7 @@ TEST_CASE("softmax dtypes", "[softmax]") {
   CHECK_THROWS_WITH(InferTypeSlots("softmax", {DType::kInt32}),
                     Catch::Contains("input 'data'") && Catch::Contains("floating-point") && Catch::Contains("int32"));
   CHECK_THROWS_WITH(ParseAttrs("softmax", {{"dtype", "int32"}}),
-                    Catch::Contains("'dtype'") && Catch::Contains("float16, float32, float64"));
+                    Catch::Contains("'dtype'") && Catch::Contains("float16, bfloat16, float32, float64"));
 }
 
 TEST_CASE("softmax with use_length masks the tail of each row", "[softmax]") {
@@ -158,8 +160,12 @@ TEST_CASE("SoftmaxOutput forward follows MXNet's three layouts", "[softmax]") {
   KILN_CHECK_CLOSE(channels, Values({2, 3, 4}, channel_expected), 1e-6, 0);
   // 2-d data: the plain softmax; the attributes that only shape the gradient change nothing.
   const Tensor two_d = RunOp("SoftmaxOutput", {kX, Values({2}, {0, 2})},
-                             {{"grad_scale", 3.0}, {"normalization", "valid"}, {"smooth_alpha", 0.1},
-                              {"use_ignore", true}, {"ignore_label", 2.0}, {"out_grad", true}})[0];
+                             {{"grad_scale", 3.0},
+                              {"normalization", "valid"},
+                              {"smooth_alpha", 0.1},
+                              {"use_ignore", true},
+                              {"ignore_label", 2.0},
+                              {"out_grad", true}})[0];
   KILN_CHECK_CLOSE(two_d, RunOp("softmax", {kX})[0], 1e-7, 0);
   // Softmax is MXNet's older name for SoftmaxOutput.
   CHECK(&OpRegistry::Global().Get("Softmax") == &OpRegistry::Global().Get("SoftmaxOutput"));
@@ -194,7 +200,8 @@ TEST_CASE("SoftmaxOutput label shapes", "[softmax]") {
 }
 
 TEST_CASE("loss layers share one floating-point dtype", "[softmax]") {
-  for (const char* op : {"SoftmaxOutput", "LinearRegressionOutput", "LogisticRegressionOutput", "softmax_cross_entropy"}) {
+  for (const char* op :
+       {"SoftmaxOutput", "LinearRegressionOutput", "LogisticRegressionOutput", "softmax_cross_entropy"}) {
     INFO(op);
     const auto types = InferTypeSlots(op, {DType::kFloat16, std::nullopt});
     CHECK(types[1] == DType::kFloat16);
@@ -217,10 +224,9 @@ TEST_CASE("regression outputs: identity and sigmoid forward, MXNet's label shape
   // MXNet, float16: the sigmoid rounded to half precision.
   const Tensor half = RunOp("LogisticRegressionOutput", {kX.CastTo(DType::kFloat16), kX.CastTo(DType::kFloat16)})[0];
   CHECK(half.dtype() == DType::kFloat16);
-  KILN_CHECK_CLOSE(half,
-                   Values({2, 3}, {0.73095703125, 0.880859375, 0.95263671875, 0.73095703125, 0.26904296875,
-                                   0.62255859375}),
-                   0, 0);
+  KILN_CHECK_CLOSE(
+      half, Values({2, 3}, {0.73095703125, 0.880859375, 0.95263671875, 0.73095703125, 0.26904296875, 0.62255859375}), 0,
+      0);
   KILN_CHECK_CLOSE(RunOp("LinearRegressionOutput", {kX, kX}, {{"grad_scale", 3.0}})[0], kX, 0, 0);
   KILN_CHECK_CLOSE(RunOp("MAERegressionOutput", {kX, kX})[0], kX, 0, 0);
 
@@ -243,8 +249,8 @@ TEST_CASE("regression outputs: identity and sigmoid forward, MXNet's label shape
 
 TEST_CASE("softmax_cross_entropy sums the batch's losses", "[softmax]") {
   // MXNet: 0.9625629 for kX with labels (2, 0); the doc example gives 0.4281871.
-  KILN_CHECK_CLOSE(RunOp("softmax_cross_entropy", {kX, Values({2}, {2, 0})})[0], Values({1}, {0.9625629186630249}), 1e-6,
-                   0);
+  KILN_CHECK_CLOSE(RunOp("softmax_cross_entropy", {kX, Values({2}, {2, 0})})[0], Values({1}, {0.9625629186630249}),
+                   1e-6, 0);
   KILN_CHECK_CLOSE(RunOp("softmax_cross_entropy", {Values({2, 3}, {1, 2, 3, 11, 7, 5}), Values({2}, {2, 0})})[0],
                    Values({1}, {0.4281871020793915}), 1e-6, 0);
   // MXNet truncates float labels: (2.7, 0.2) reads classes (2, 0).

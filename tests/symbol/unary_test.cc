@@ -184,7 +184,7 @@ TEST_CASE("Activation attributes and dtypes", "[unary]") {
                     Catch::Contains("expected one of {relu, sigmoid, softrelu, softsign, tanh}, given 'mish'"));
   // MXNet's kernel: "This operation only support floating point types, not int32".
   CHECK_THROWS_WITH(RunOp("Activation", {Values({1}, {1}, DType::kInt32)}, {{"act_type", "relu"}}),
-                    Catch::Contains("Activation takes float16, float32 or float64 data, given int32"));
+                    Catch::Contains("Activation takes float16, bfloat16, float32 or float64 data, given int32"));
   CHECK(*InferOutTypes("Activation", {DType::kFloat16}, {{"act_type", "tanh"}})[0] == DType::kFloat16);
   // MXNet, float16.
   KILN_CHECK_CLOSE(RunOp("Activation", {Values({3}, {-4, -1, 9}, DType::kFloat16)}, {{"act_type", "softrelu"}})[0],
@@ -242,7 +242,7 @@ TEST_CASE("LeakyReLU inputs and outputs follow act_type as in MXNet", "[unary]")
   CHECK_THROWS_WITH(Parse("LeakyReLU", {{"act_type", "swish"}}),
                     Catch::Contains("expected one of {elu, gelu, leaky, prelu, rrelu, selu}, given 'swish'"));
   CHECK_THROWS_WITH(RunOp("LeakyReLU", {Values({1}, {1}, DType::kInt64)}),
-                    Catch::Contains("LeakyReLU takes float16, float32 or float64 data, given int64"));
+                    Catch::Contains("LeakyReLU takes float16, bfloat16, float32 or float64 data, given int64"));
   CHECK(*InferOutTypes("LeakyReLU", {DType::kFloat64, std::nullopt}, {{"act_type", "prelu"}})[0] == DType::kFloat64);
   CHECK_THROWS_WITH(InferOutTypes("LeakyReLU", {DType::kFloat32, DType::kFloat16}, {{"act_type", "prelu"}}),
                     Catch::Contains("input 1: expected dtype float32, given float16"));
