@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "codegen/kir/kir.h"
+#include "graph/gradient.h"
 #include "graph/op_util.h"
 
 namespace kiln {
@@ -123,8 +124,8 @@ ScalarFn BinaryScalar(KirBinary fn) {
   };
 }
 
-void RegisterSameShape(const char* name, const char* doc, const BinaryMath& math) {
-  OpRegistry::Global()
+OpDef& RegisterSameShape(const char* name, const char* doc, const BinaryMath& math) {
+  return OpRegistry::Global()
       .Register(name)
       .Describe(doc)
       .Inputs({"lhs", "rhs"})
@@ -138,8 +139,8 @@ void RegisterSameShape(const char* name, const char* doc, const BinaryMath& math
 }
 
 // `scalar_form`: the scalar operator it equals when rhs is one constant value.
-void RegisterBroadcast(const char* name, const char* doc, const BinaryMath& math, const char* scalar_form = "") {
-  OpRegistry::Global()
+OpDef& RegisterBroadcast(const char* name, const char* doc, const BinaryMath& math, const char* scalar_form = "") {
+  return OpRegistry::Global()
       .Register(name)
       .SetScalarForm(scalar_form)
       .Describe(doc)
@@ -197,11 +198,76 @@ OpDef& RegisterScalar(const char* name, const char* doc, const BinaryMath& math,
           });
 }
 
+// --- Gradients ---
+//
+// In terms of registered operators: the gradient of a broadcast operand is the output
+// gradient summed back to the operand's shape.
+
+// Sets both operands' gradients from full-shape expressions.
+void SetBinaryGrads(GradientContext& ctx, const std::optional<NodeEntry>& lhs, const std::optional<NodeEntry>& rhs) {
+  const Shape& out = ctx.output_shapes[0];
+  if (lhs) ctx.SetInputGrad(0, ctx.SumToShape(*lhs, out, ctx.input_shapes[0]));
+  if (rhs) ctx.SetInputGrad(1, ctx.SumToShape(*rhs, out, ctx.input_shapes[1]));
+}
+
+const GradientFn kAddGrad = [](GradientContext& ctx) {
+  const NodeEntry g = ctx.OutputGrad(0);
+  SetBinaryGrads(ctx, g, g);
+};
+const GradientFn kSubGrad = [](GradientContext& ctx) {
+  const NodeEntry g = ctx.OutputGrad(0);
+  SetBinaryGrads(ctx, g, ctx.Apply("negative", {g}));
+};
+// d(l r) = r dl + l dr.
+const GradientFn kMulGrad = [](GradientContext& ctx) {
+  const NodeEntry g = ctx.OutputGrad(0);
+  const NodeEntry l = ctx.inputs[0], r = ctx.inputs[1];
+  SetBinaryGrads(ctx, ctx.Apply("broadcast_mul", {g, r}), ctx.Apply("broadcast_mul", {g, l}));
+};
+// d(l / r) = dl / r - (l / r) dr / r.
+const GradientFn kDivGrad = [](GradientContext& ctx) {
+  const NodeEntry g = ctx.OutputGrad(0);
+  const NodeEntry r = ctx.inputs[1];
+  const NodeEntry dl = ctx.Apply("broadcast_div", {g, r});
+  const NodeEntry dr = ctx.Apply("negative", {ctx.Apply("broadcast_mul", {dl, ctx.outputs[0]})});
+  SetBinaryGrads(ctx, dl, dr);
+};
+// The gradient goes to the operand chosen: lhs where `lhs_wins`(l, r) holds (ties to lhs,
+// as MXNet's maximum and minimum do), rhs elsewhere.
+GradientFn SelectGrad(const char* lhs_wins) {
+  return [lhs_wins](GradientContext& ctx) {
+    const NodeEntry g = ctx.OutputGrad(0);
+    const NodeEntry mask = ctx.Apply(lhs_wins, {ctx.inputs[0], ctx.inputs[1]});
+    const NodeEntry to_lhs = ctx.Apply("broadcast_mul", {g, mask});
+    SetBinaryGrads(ctx, to_lhs, ctx.Apply("broadcast_sub", {g, to_lhs}));
+  };
+}
+// d(l^r) = r l^(r-1) dl + l^r log(l) dr.
+const GradientFn kPowerGrad = [](GradientContext& ctx) {
+  const NodeEntry g = ctx.OutputGrad(0);
+  const NodeEntry l = ctx.inputs[0], r = ctx.inputs[1], y = ctx.outputs[0];
+  const NodeEntry dl = ctx.Apply(
+      "broadcast_mul",
+      {g, ctx.Apply("broadcast_mul",
+                    {r, ctx.Apply("broadcast_power", {l, ctx.Apply("_minus_scalar", {r}, {{"scalar", 1.0}})})})});
+  const NodeEntry dr = ctx.Apply("broadcast_mul", {g, ctx.Apply("broadcast_mul", {y, ctx.Apply("log", {l})})});
+  SetBinaryGrads(ctx, dl, dr);
+};
+
+// Scalar forms: the gradient of x.
+GradientFn ScalarGrad(std::function<NodeEntry(GradientContext&, const NodeEntry& g)> dx) {
+  return [dx = std::move(dx)](GradientContext& ctx) { ctx.SetInputGrad(0, dx(ctx, ctx.OutputGrad(0))); };
+}
+
+NodeEntry Scaled(GradientContext& ctx, const NodeEntry& x, double s) {
+  return ctx.Apply("_mul_scalar", {x}, {{"scalar", s}});
+}
+
 const bool kRegistered = [] {
-  RegisterSameShape("elemwise_add", "lhs + rhs, same shapes", kAdd);
-  RegisterSameShape("elemwise_sub", "lhs - rhs, same shapes", kSub);
-  RegisterSameShape("elemwise_mul", "lhs * rhs, same shapes", kMul);
-  RegisterSameShape("elemwise_div", "lhs / rhs, same shapes", kDiv);
+  RegisterSameShape("elemwise_add", "lhs + rhs, same shapes", kAdd).SetGradient(kAddGrad);
+  RegisterSameShape("elemwise_sub", "lhs - rhs, same shapes", kSub).SetGradient(kSubGrad);
+  RegisterSameShape("elemwise_mul", "lhs * rhs, same shapes", kMul).SetGradient(kMulGrad);
+  RegisterSameShape("elemwise_div", "lhs / rhs, same shapes", kDiv).SetGradient(kDivGrad);
   // MXNet's Symbol operators %, >=, <=, and the logical ones between two symbols.
   RegisterSameShape("_mod", "lhs mod rhs with the sign of rhs, same shapes; x mod 0 = 0", kMod);
   RegisterSameShape("_greater_equal", "1 where lhs >= rhs else 0, same shapes", kGreaterEqual);
@@ -210,13 +276,15 @@ const bool kRegistered = [] {
   RegisterSameShape("_logical_or", "1 where lhs or rhs is nonzero else 0, same shapes", kLogicalOr);
   RegisterSameShape("_logical_xor", "1 where exactly one of lhs and rhs is nonzero else 0, same shapes", kLogicalXor);
 
-  RegisterBroadcast("broadcast_add", "lhs + rhs with broadcasting", kAdd, "_plus_scalar");
-  RegisterBroadcast("broadcast_sub", "lhs - rhs with broadcasting", kSub, "_minus_scalar");
-  RegisterBroadcast("broadcast_mul", "lhs * rhs with broadcasting", kMul, "_mul_scalar");
-  RegisterBroadcast("broadcast_div", "lhs / rhs with broadcasting", kDiv, "_div_scalar");
-  RegisterBroadcast("broadcast_maximum", "max(lhs, rhs) with broadcasting", kMax, "_maximum_scalar");
-  RegisterBroadcast("broadcast_minimum", "min(lhs, rhs) with broadcasting", kMin, "_minimum_scalar");
-  RegisterBroadcast("broadcast_power", "lhs ** rhs with broadcasting", kPow, "_power_scalar");
+  RegisterBroadcast("broadcast_add", "lhs + rhs with broadcasting", kAdd, "_plus_scalar").SetGradient(kAddGrad);
+  RegisterBroadcast("broadcast_sub", "lhs - rhs with broadcasting", kSub, "_minus_scalar").SetGradient(kSubGrad);
+  RegisterBroadcast("broadcast_mul", "lhs * rhs with broadcasting", kMul, "_mul_scalar").SetGradient(kMulGrad);
+  RegisterBroadcast("broadcast_div", "lhs / rhs with broadcasting", kDiv, "_div_scalar").SetGradient(kDivGrad);
+  RegisterBroadcast("broadcast_maximum", "max(lhs, rhs) with broadcasting", kMax, "_maximum_scalar")
+      .SetGradient(SelectGrad("broadcast_greater_equal"));
+  RegisterBroadcast("broadcast_minimum", "min(lhs, rhs) with broadcasting", kMin, "_minimum_scalar")
+      .SetGradient(SelectGrad("broadcast_lesser_equal"));
+  RegisterBroadcast("broadcast_power", "lhs ** rhs with broadcasting", kPow, "_power_scalar").SetGradient(kPowerGrad);
   RegisterBroadcast("broadcast_equal", "1 where lhs == rhs else 0", kEqual);
   RegisterBroadcast("broadcast_not_equal", "1 where lhs != rhs else 0", kNotEqual);
   RegisterBroadcast("broadcast_greater", "1 where lhs > rhs else 0", kGreater);
@@ -240,16 +308,52 @@ const bool kRegistered = [] {
       return scalar == 0 && (!IsFloat(dtype) || std::signbit(scalar) == negative_zero);
     };
   };
-  RegisterScalar("_plus_scalar", "x + scalar", kAdd).SetIdentityWhen(zero_keeps_sign(true));
-  RegisterScalar("_minus_scalar", "x - scalar", kSub).SetIdentityWhen(zero_keeps_sign(false));
-  RegisterScalar("_rminus_scalar", "scalar - x", kSub, Operands::kScalarFirst);
-  RegisterScalar("_mul_scalar", "x * scalar", kMul).SetIdentityWhen(scalar_is(1.0));
-  RegisterScalar("_div_scalar", "x / scalar", kDiv).SetIdentityWhen(scalar_is(1.0));
-  RegisterScalar("_rdiv_scalar", "scalar / x", kDiv, Operands::kScalarFirst);
-  RegisterScalar("_maximum_scalar", "max(x, scalar)", kMax);
-  RegisterScalar("_minimum_scalar", "min(x, scalar)", kMin);
-  RegisterScalar("_power_scalar", "x ** scalar", kPow);
-  RegisterScalar("_rpower_scalar", "scalar ** x", kPow, Operands::kScalarFirst);
+  RegisterScalar("_plus_scalar", "x + scalar", kAdd)
+      .SetIdentityWhen(zero_keeps_sign(true))
+      .SetGradient(ScalarGrad([](GradientContext&, const NodeEntry& g) { return g; }));
+  RegisterScalar("_minus_scalar", "x - scalar", kSub)
+      .SetIdentityWhen(zero_keeps_sign(false))
+      .SetGradient(ScalarGrad([](GradientContext&, const NodeEntry& g) { return g; }));
+  RegisterScalar("_rminus_scalar", "scalar - x", kSub, Operands::kScalarFirst)
+      .SetGradient(ScalarGrad([](GradientContext& ctx, const NodeEntry& g) { return ctx.Apply("negative", {g}); }));
+  RegisterScalar("_mul_scalar", "x * scalar", kMul)
+      .SetIdentityWhen(scalar_is(1.0))
+      .SetGradient(ScalarGrad(
+          [](GradientContext& ctx, const NodeEntry& g) { return Scaled(ctx, g, ctx.attrs.Float("scalar")); }));
+  RegisterScalar("_div_scalar", "x / scalar", kDiv)
+      .SetIdentityWhen(scalar_is(1.0))
+      .SetGradient(ScalarGrad(
+          [](GradientContext& ctx, const NodeEntry& g) { return Scaled(ctx, g, 1.0 / ctx.attrs.Float("scalar")); }));
+  RegisterScalar("_rdiv_scalar", "scalar / x", kDiv, Operands::kScalarFirst)
+      .SetGradient(ScalarGrad([](GradientContext& ctx, const NodeEntry& g) {
+        // d(s / x) = -(s / x) / x dx.
+        return ctx.Apply(
+            "negative", {ctx.Apply("broadcast_mul", {g, ctx.Apply("broadcast_div", {ctx.outputs[0], ctx.inputs[0]})})});
+      }));
+  RegisterScalar("_maximum_scalar", "max(x, scalar)", kMax)
+      .SetGradient(ScalarGrad([](GradientContext& ctx, const NodeEntry& g) {
+        const NodeEntry kept =
+            ctx.Apply("_greater_equal_scalar", {ctx.inputs[0]}, {{"scalar", ctx.attrs.Float("scalar")}});
+        return ctx.Apply("broadcast_mul", {g, kept});
+      }));
+  RegisterScalar("_minimum_scalar", "min(x, scalar)", kMin)
+      .SetGradient(ScalarGrad([](GradientContext& ctx, const NodeEntry& g) {
+        const NodeEntry kept =
+            ctx.Apply("_lesser_equal_scalar", {ctx.inputs[0]}, {{"scalar", ctx.attrs.Float("scalar")}});
+        return ctx.Apply("broadcast_mul", {g, kept});
+      }));
+  RegisterScalar("_power_scalar", "x ** scalar", kPow)
+      .SetGradient(ScalarGrad([](GradientContext& ctx, const NodeEntry& g) {
+        // d(x^s) = s x^(s-1) dx.
+        const double s = ctx.attrs.Float("scalar");
+        const NodeEntry slope = Scaled(ctx, ctx.Apply("_power_scalar", {ctx.inputs[0]}, {{"scalar", s - 1}}), s);
+        return ctx.Apply("broadcast_mul", {g, slope});
+      }));
+  RegisterScalar("_rpower_scalar", "scalar ** x", kPow, Operands::kScalarFirst)
+      .SetGradient(ScalarGrad([](GradientContext& ctx, const NodeEntry& g) {
+        // d(s^x) = s^x log(s) dx.
+        return Scaled(ctx, ctx.Apply("broadcast_mul", {g, ctx.outputs[0]}), std::log(ctx.attrs.Float("scalar")));
+      }));
   RegisterScalar("_mod_scalar", "x mod scalar with the scalar's sign; x mod 0 = 0", kMod);
   RegisterScalar("_rmod_scalar", "scalar mod x with the sign of x; scalar mod 0 = 0", kMod, Operands::kScalarFirst);
   RegisterScalar("_greater_equal_scalar", "1 where x >= scalar else 0", kGreaterEqual);
@@ -283,6 +387,10 @@ const bool kRegistered = [] {
         kir::Expr sum = kir::Cast(type, in[0]);
         for (size_t k = 1; k < in.size(); ++k) sum = sum + kir::Cast(type, in[k]);
         return sum;
+      })
+      .SetGradient([](GradientContext& ctx) {
+        const NodeEntry g = ctx.OutputGrad(0);
+        for (size_t i = 0; i < ctx.inputs.size(); ++i) ctx.SetInputGrad(i, g);
       });
   return true;
 }();

@@ -7,6 +7,7 @@
 
 #include "codegen/kir/kir.h"
 #include "codegen/lower/lower_util.h"
+#include "graph/gradient.h"
 #include "graph/op_util.h"
 #include "ops/lower_gemm.h"
 #include "runtime/kernel_abi.h"
@@ -469,6 +470,69 @@ void DeclareTransposeFlags(OpDef& op) {
       .Choices({"None", "default", "csr", "row_sparse"});  // MXNet's JSON spells the default "None"
 }
 
+// --- Gradients ---
+
+std::vector<int64_t> AsInts(const Shape& shape) {
+  return std::vector<int64_t>(shape.begin(), shape.end());
+}
+
+NodeEntry Reshaped(GradientContext& ctx, const NodeEntry& v, const Shape& shape) {
+  return ctx.Apply("_np_reshape", {v}, {{"newshape", AsInts(shape)}});
+}
+
+// C = op(A) op(B) (op: transposed where the flag says) through `product` (dot or
+// batch_dot): dA = g op(B)^T, or its transpose when A is used transposed; dB likewise.
+void MatmulGrads(GradientContext& ctx, const std::string& product, const NodeEntry& a, const NodeEntry& b,
+                 const NodeEntry& g, bool ta, bool tb, NodeEntry* da, NodeEntry* db) {
+  *da = ta ? ctx.Apply(product, {b, g}, {{"transpose_a", tb}, {"transpose_b", true}})
+           : ctx.Apply(product, {g, b}, {{"transpose_b", !tb}});
+  *db = tb ? ctx.Apply(product, {g, a}, {{"transpose_a", true}, {"transpose_b", ta}})
+           : ctx.Apply(product, {a, g}, {{"transpose_a", !ta}});
+}
+
+// dot: N-d operands as the matrices (rows, k) and (k, columns) they flatten to;
+// transposed operands must be matrices.
+void DotGradient(GradientContext& ctx) {
+  const bool ta = ctx.attrs.Bool("transpose_a"), tb = ctx.attrs.Bool("transpose_b");
+  const Shape& sa = ctx.input_shapes[0];
+  const Shape& sb = ctx.input_shapes[1];
+  if ((ta && sa.size() != 2) || (tb && sb.size() != 2) || sa.size() < 1 || sb.size() < 1) {
+    throw Error("dot's gradient with transposed operands takes matrices, given " + ShapeToString(sa) + " and " +
+                ShapeToString(sb));
+  }
+  const int64_t k = ta ? sa[0] : sa.back();
+  const Shape a2 = ta ? sa : Shape{NumElements(sa) / std::max<int64_t>(k, 1), k};
+  const Shape b2 = tb ? sb : Shape{k, NumElements(sb) / std::max<int64_t>(k, 1)};
+  const int64_t rows = ta ? sa[1] : a2[0], columns = tb ? sb[0] : b2[1];
+  const NodeEntry g = Reshaped(ctx, ctx.OutputGrad(0), {rows, columns});
+  NodeEntry da, db;
+  MatmulGrads(ctx, "dot", Reshaped(ctx, ctx.inputs[0], a2), Reshaped(ctx, ctx.inputs[1], b2), g, ta, tb, &da, &db);
+  ctx.SetInputGrad(0, Reshaped(ctx, da, sa));
+  ctx.SetInputGrad(1, Reshaped(ctx, db, sb));
+}
+
+void BatchDotGradient(GradientContext& ctx) {
+  NodeEntry da, db;
+  MatmulGrads(ctx, "batch_dot", ctx.inputs[0], ctx.inputs[1], ctx.OutputGrad(0), ctx.attrs.Bool("transpose_a"),
+              ctx.attrs.Bool("transpose_b"), &da, &db);
+  ctx.SetInputGrad(0, da);
+  ctx.SetInputGrad(1, db);
+}
+
+// y = x2 W^T + b with x2 the data as (rows, in_features): dx = g W, dW = g^T x2,
+// db = the column sums of g.
+void FcGradient(GradientContext& ctx) {
+  const Shape& data = ctx.input_shapes[0];
+  const int64_t in_features = ctx.input_shapes[1][1];
+  const int64_t hidden = ctx.attrs.Int("num_hidden");
+  const int64_t rows = NumElements(data) / std::max<int64_t>(in_features, 1);
+  const NodeEntry g = Reshaped(ctx, ctx.OutputGrad(0), {rows, hidden});
+  const NodeEntry x = Reshaped(ctx, ctx.inputs[0], {rows, in_features});
+  ctx.SetInputGrad(0, Reshaped(ctx, ctx.Apply("dot", {g, ctx.inputs[1]}), data));
+  ctx.SetInputGrad(1, ctx.Apply("dot", {g, x}, {{"transpose_a", true}}));
+  if (!ctx.attrs.Bool("no_bias")) ctx.SetInputGrad(2, ctx.Apply("sum", {g}, {{"axis", std::vector<int64_t>{0}}}));
+}
+
 const bool kRegistered = [] {
   OpDef& dot = OpRegistry::Global().Register("dot");
   dot.Describe(
@@ -480,7 +544,8 @@ const bool kRegistered = [] {
       .SetTransposeFlags({{0, "transpose_a"}, {1, "transpose_b"}})
       .SetAcceptsEpilogue()
       .SetReference(DotReference)
-      .SetLower(DotLower);
+      .SetLower(DotLower)
+      .SetGradient(DotGradient);
   DeclareTransposeFlags(dot);
 
   OpDef& batch_dot = OpRegistry::Global().Register("batch_dot");
@@ -490,7 +555,8 @@ const bool kRegistered = [] {
       .SetPattern(OpPattern::kGemm)
       .SetAcceptsEpilogue()
       .SetReference(BatchDotReference)
-      .SetLower(BatchDotLower);
+      .SetLower(BatchDotLower)
+      .SetGradient(BatchDotGradient);
   DeclareTransposeFlags(batch_dot);
 
   OpRegistry::Global()
@@ -511,7 +577,8 @@ const bool kRegistered = [] {
           {.weight_input = 1, .weight_axis = 0, .bias_input = 2, .no_bias_attr = "no_bias", .output_axis = -1})
       .SetAcceptsEpilogue()
       .SetReference(FcReference)
-      .SetLower(FcLower);
+      .SetLower(FcLower)
+      .SetGradient(FcGradient);
   return true;
 }();
 

@@ -8,6 +8,7 @@
 
 #include "codegen/kir/kir.h"
 #include "codegen/lower/lower_util.h"
+#include "graph/gradient.h"
 #include "graph/op_util.h"
 
 namespace kiln {
@@ -460,6 +461,39 @@ Stmt LowerReduce(Reduce kind, const std::vector<bool>& reduced, bool arg, LowerC
   return LowerReduction(combiner, plan, ctx);
 }
 
+// The gradient of a reduction: the output's gradient broadcast back over the reduced
+// axes; mean divides by the count, prod multiplies by the product of the others (y / x),
+// max and min send it to every element equal to the extreme (ties share it, as MXNet).
+GradientFn ReduceGradient(Reduce kind) {
+  return [kind](GradientContext& ctx) {
+    const Shape& in = ctx.input_shapes[0];
+    const auto reduced = ReducedAxes(ctx.attrs.OptInts("axis"), ctx.attrs.Bool("exclude"), in);
+    const Shape kept = ReducedShape(in, reduced, true);
+    const auto expand = [&](const NodeEntry& v) {
+      const NodeEntry shaped =
+          ctx.Apply("_np_reshape", {v}, {{"newshape", std::vector<int64_t>(kept.begin(), kept.end())}});
+      return ctx.Apply("broadcast_to", {shaped}, {{"shape", std::vector<int64_t>(in.begin(), in.end())}});
+    };
+    const NodeEntry g = expand(ctx.OutputGrad(0));
+    const NodeEntry& x = ctx.inputs[0];
+    switch (kind) {
+      case Reduce::kSum: ctx.SetInputGrad(0, g); break;
+      case Reduce::kMean: {
+        const double count = static_cast<double>(NumElements(in)) / static_cast<double>(NumElements(kept));
+        ctx.SetInputGrad(0, ctx.Apply("_div_scalar", {g}, {{"scalar", count}}));
+        break;
+      }
+      case Reduce::kProd:
+        ctx.SetInputGrad(0, ctx.Apply("broadcast_mul", {g, ctx.Apply("broadcast_div", {expand(ctx.outputs[0]), x})}));
+        break;
+      case Reduce::kMax:
+      case Reduce::kMin:
+        ctx.SetInputGrad(0, ctx.Apply("broadcast_mul", {g, ctx.Apply("broadcast_equal", {x, expand(ctx.outputs[0])})}));
+        break;
+    }
+  };
+}
+
 void RegisterReduce(const char* name, const char* doc, Reduce kind, const char* alias) {
   OpDef& op =
       OpRegistry::Global()
@@ -491,7 +525,8 @@ void RegisterReduce(const char* name, const char* doc, Reduce kind, const char* 
           .SetLower([kind](const Attrs& attrs, LowerContext& ctx) {
             return LowerReduce(kind, ReducedAxes(attrs.OptInts("axis"), attrs.Bool("exclude"), ctx.input_shapes[0]),
                                false, ctx);
-          });
+          })
+          .SetGradient(ReduceGradient(kind));
   if (alias != nullptr) op.Alias(alias);
 }
 
@@ -528,7 +563,9 @@ void RegisterArg(const char* name, const char* doc, bool largest) {
       .SetLower([largest](const Attrs& attrs, LowerContext& ctx) {
         return LowerReduce(largest ? Reduce::kMax : Reduce::kMin, ArgReducedAxes(attrs, ctx.input_shapes[0]), true,
                            ctx);
-      });
+      })
+      // Indices: no gradient flows to the data.
+      .SetGradient([](GradientContext&) {});
 }
 
 const bool kRegistered = [] {

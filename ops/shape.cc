@@ -9,6 +9,7 @@
 
 #include "codegen/kir/kir.h"
 #include "codegen/lower/lower_util.h"
+#include "graph/gradient.h"
 #include "graph/op_util.h"
 
 namespace kiln {
@@ -1151,7 +1152,13 @@ OpDef& AsView(OpDef& op) {
       .SetReference(CopyReference)
       .SetView()
       .SetIndexMap(ViewIndexMap)
-      .SetLower(CopyLower);
+      .SetLower(CopyLower)
+      // The gradient is the output's, viewed in the input's shape.
+      .SetGradient([](GradientContext& ctx) {
+        const Shape& in = ctx.input_shapes[0];
+        ctx.SetInputGrad(0, ctx.Apply("_np_reshape", {ctx.OutputGrad(0)},
+                                      {{"newshape", std::vector<int64_t>(in.begin(), in.end())}}));
+      });
 }
 
 const bool kRegistered = [] {
@@ -1208,7 +1215,14 @@ const bool kRegistered = [] {
       })
       .SetPattern(OpPattern::kInjective)
       .SetReference(TransposeReference)
-      .SetLower(TransposeLower);
+      .SetLower(TransposeLower)
+      // The inverse permutation takes the gradient back.
+      .SetGradient([](GradientContext& ctx) {
+        const auto axes = TransposeAxes(ctx.attrs, static_cast<int64_t>(ctx.input_shapes[0].size()));
+        std::vector<int64_t> inverse(axes.size());
+        for (size_t i = 0; i < axes.size(); ++i) inverse[axes[i]] = static_cast<int64_t>(i);
+        ctx.SetInputGrad(0, ctx.Apply("transpose", {ctx.OutputGrad(0)}, {{"axes", inverse}}));
+      });
 
   AsView(registry.Register("expand_dims")
              .Describe("Insert a size-1 axis at `axis`")
@@ -1306,7 +1320,10 @@ const bool kRegistered = [] {
       .SetReference(BroadcastToReference)
       // Same-rank NumPy broadcasting: the generic lowering reads each element's source.
       .SetScalarCompute(
-          [](const Attrs&, const std::vector<kir::Expr>& in, kir::ScalarType type) { return kir::Cast(type, in[0]); });
+          [](const Attrs&, const std::vector<kir::Expr>& in, kir::ScalarType type) { return kir::Cast(type, in[0]); })
+      .SetGradient([](GradientContext& ctx) {
+        ctx.SetInputGrad(0, ctx.SumToShape(ctx.OutputGrad(0), ctx.output_shapes[0], ctx.input_shapes[0]));
+      });
 
   registry.Register("Pad")
       .Describe("Pad the spatial axes of 4-d or 5-d data with a constant, the edge values or their reflection")

@@ -8,6 +8,7 @@
 
 #include "codegen/kir/kir.h"
 #include "codegen/lower/lower_util.h"
+#include "graph/gradient.h"
 #include "graph/op_util.h"
 
 namespace kiln {
@@ -139,6 +140,23 @@ struct SoftmaxView {
   kir::Buffer length;  // per (outer, inner) valid class count (use_length); null: all
 };
 
+// SoftmaxOutput's rows, as MXNet computes them: multi_output normalizes over axis 1,
+// preserve_shape over the last axis, and otherwise over everything but axis 0 (data
+// flattened to (N, -1)).
+SoftmaxView SoftmaxOutputView(const Attrs& attrs, const Shape& shape) {
+  SoftmaxView view;
+  view.outer = shape[0];
+  view.classes = NumElements(shape) / std::max<int64_t>(view.outer, 1);
+  if (attrs.Bool("multi_output")) {
+    view.classes = shape[1];
+    view.inner = Product(shape, 2, shape.size());
+  } else if (attrs.Bool("preserve_shape")) {
+    view.classes = shape.back();
+    view.outer = Product(shape, 0, shape.size() - 1);
+  }
+  return view;
+}
+
 // std::max's rule, as SoftmaxRows: a NaN never becomes the maximum.
 Expr KirMax(const Expr& a, const Expr& v) {
   return kir::Select(kir::Lt(a, v), v, a);
@@ -235,6 +253,32 @@ Stmt LowerSoftmaxRows(const SoftmaxView& view, LowerContext& ctx) {
   return kir::For(t, Zero(), Expr(tasks), body, parallel ? kir::LoopKind::kParallel : kir::LoopKind::kSerial);
 }
 
+// softmax: dx = y (g - sum(g y)) / T; log_softmax: dx = (g - softmax(x / T) sum(g)) / T,
+// sums over the axis.
+GradientFn SoftmaxGradient(bool log) {
+  return [log](GradientContext& ctx) {
+    if (UseLength(ctx.attrs)) throw Error("the gradient of softmax with use_length is not supported");
+    const int64_t axis = op_util::NormalizeAxis(ctx.attrs.Int("axis"), static_cast<int64_t>(ctx.input_shapes[0].size()),
+                                                "attribute 'axis'");
+    const AttrMap over_axis = {{"axis", std::vector<int64_t>{axis}}, {"keepdims", true}};
+    const NodeEntry g = ctx.OutputGrad(0);
+    const NodeEntry& y = ctx.outputs[0];
+    NodeEntry dx;
+    if (log) {
+      const NodeEntry probabilities = ctx.Apply("exp", {y});
+      dx = ctx.Apply("broadcast_sub",
+                     {g, ctx.Apply("broadcast_mul", {probabilities, ctx.Apply("sum", {g}, over_axis)})});
+    } else {
+      const NodeEntry weighted = ctx.Apply("sum", {ctx.Apply("broadcast_mul", {g, y})}, over_axis);
+      dx = ctx.Apply("broadcast_mul", {y, ctx.Apply("broadcast_sub", {g, weighted})});
+    }
+    if (!ctx.attrs.IsNone("temperature"))
+      dx = ctx.Apply("_div_scalar", {dx}, {{"scalar", ctx.attrs.Float("temperature")}});
+    if (ctx.output_types[0] != ctx.input_types[0]) dx = ctx.Apply("Cast", {dx}, {{"dtype", ctx.input_types[0]}});
+    ctx.SetInputGrad(0, dx);
+  };
+}
+
 void RegisterSoftmax(const char* name, const char* doc, bool log) {
   OpRegistry::Global()
       .Register(name)
@@ -321,7 +365,8 @@ void RegisterSoftmax(const char* name, const char* doc, bool log) {
         view.log = log;
         if (UseLength(attrs)) view.length = ctx.inputs[1];
         return LowerSoftmaxRows(view, ctx);
-      });
+      })
+      .SetGradient(SoftmaxGradient(log));
 }
 
 // SoftmaxOutput's accepted label shapes, the first being the one it infers: data's shape
@@ -335,6 +380,43 @@ std::vector<Shape> SoftmaxOutputLabelShapes(const Attrs& attrs, const Shape& dat
     return {{data[0], Product(data, 2, data.size())}, spatial, data};
   }
   return {Shape(data.begin(), data.end() - 1), data};
+}
+// SoftmaxOutput's gradient, as MXNet's: softmax - one_hot(label) over the classes (data
+// viewed as (outer, classes, inner) like the forward), rows whose label is ignore_label
+// zeroed with use_ignore, times grad_scale divided by 1 (null), the batch size (batch) or
+// the count of labels other than ignore_label (valid, at least 1); with out_grad also
+// times the head gradient, which is otherwise ignored.
+void SoftmaxOutputGradient(GradientContext& ctx) {
+  const Attrs& attrs = ctx.attrs;
+  if (attrs.Float("smooth_alpha") != 0) throw Error("SoftmaxOutput's gradient with smooth_alpha is not supported");
+  const Shape& shape = ctx.input_shapes[0];
+  const SoftmaxView view = SoftmaxOutputView(attrs, shape);
+  const int64_t outer = view.outer, classes = view.classes, inner = view.inner;
+  const auto reshape = [&](const NodeEntry& v, const std::vector<int64_t>& to) {
+    return ctx.Apply("_np_reshape", {v}, {{"newshape", to}});
+  };
+  const NodeEntry label = reshape(ctx.inputs[1], {outer, inner});
+  // one_hot appends the class axis: (outer, inner, classes) -> (outer, classes, inner).
+  NodeEntry hot = ctx.Apply("one_hot", {label}, {{"depth", classes}, {"dtype", ctx.input_types[0]}});
+  hot = ctx.Apply("transpose", {hot}, {{"axes", std::vector<int64_t>{0, 2, 1}}});
+  NodeEntry grad = ctx.Apply("broadcast_sub", {reshape(ctx.outputs[0], {outer, classes, inner}), hot});
+  const double ignore = attrs.Float("ignore_label");
+  const NodeEntry at_ignore =
+      ctx.Apply("broadcast_mul", {ctx.Apply("_greater_equal_scalar", {label}, {{"scalar", ignore}}),
+                                  ctx.Apply("_lesser_equal_scalar", {label}, {{"scalar", ignore}})});
+  const NodeEntry kept = ctx.Apply("_rminus_scalar", {at_ignore}, {{"scalar", 1.0}});
+  if (attrs.Bool("use_ignore")) grad = ctx.Apply("broadcast_mul", {grad, reshape(kept, {outer, 1, inner})});
+  double scale = attrs.Float("grad_scale");
+  const std::string& normalization = attrs.Str("normalization");
+  if (normalization == "batch") scale /= static_cast<double>(std::max<int64_t>(shape[0], 1));
+  grad = ctx.Apply("_mul_scalar", {grad}, {{"scalar", scale}});
+  if (normalization == "valid") {
+    const NodeEntry count = ctx.Apply("_maximum_scalar", {ctx.Apply("sum", {kept})}, {{"scalar", 1.0}});
+    grad = ctx.Apply("broadcast_div", {grad, reshape(count, {1, 1, 1})});
+  }
+  if (attrs.Bool("out_grad"))
+    grad = ctx.Apply("broadcast_mul", {grad, reshape(ctx.OutputGrad(0), {outer, classes, inner})});
+  ctx.SetInputGrad(0, reshape(grad, std::vector<int64_t>(shape.begin(), shape.end())));
 }
 
 void RegisterSoftmaxOutput() {
@@ -376,34 +458,13 @@ void RegisterSoftmaxOutput() {
       // As MXNet computes it: multi_output normalizes over axis 1, preserve_shape over the
       // last axis, and otherwise over everything but axis 0 (data flattened to (N, -1)).
       .SetReference([](const Attrs& attrs, std::span<const Tensor> in, std::span<Tensor> out, const RefContext&) {
-        const Shape& shape = in[0].shape();
-        const int64_t total = NumElements(shape);
-        int64_t outer = shape[0];
-        int64_t classes = total / std::max<int64_t>(outer, 1);
-        int64_t inner = 1;
-        if (attrs.Bool("multi_output")) {
-          classes = shape[1];
-          inner = Product(shape, 2, shape.size());
-        } else if (attrs.Bool("preserve_shape")) {
-          classes = shape.back();
-          outer = Product(shape, 0, shape.size() - 1);
-        }
-        SoftmaxRows(in[0], out[0], outer, classes, inner, 1.0, false, nullptr);
+        const SoftmaxView view = SoftmaxOutputView(attrs, in[0].shape());
+        SoftmaxRows(in[0], out[0], view.outer, view.classes, view.inner, 1.0, false, nullptr);
       })
       .SetLower([](const Attrs& attrs, LowerContext& ctx) {
-        const Shape& shape = ctx.input_shapes[0];
-        SoftmaxView view;
-        view.outer = shape[0];
-        view.classes = NumElements(shape) / std::max<int64_t>(view.outer, 1);
-        if (attrs.Bool("multi_output")) {
-          view.classes = shape[1];
-          view.inner = Product(shape, 2, shape.size());
-        } else if (attrs.Bool("preserve_shape")) {
-          view.classes = shape.back();
-          view.outer = Product(shape, 0, shape.size() - 1);
-        }
-        return LowerSoftmaxRows(view, ctx);
-      });
+        return LowerSoftmaxRows(SoftmaxOutputView(attrs, ctx.input_shapes[0]), ctx);
+      })
+      .SetGradient(SoftmaxOutputGradient);
 }
 
 // MXNet's rule: the label defaults to data's shape, except (N,) for (N, 1) data; a given
@@ -422,6 +483,23 @@ void RegressionShape(const Attrs&, std::vector<ShapeSlot>& in, std::vector<Shape
                    std::to_string(NumElements(data)) + " elements) for data " + ShapeToString(data),
                *in[1]);
   }
+}
+
+// MXNet's regression outputs: the gradient of data is (y - label) (MAE: its sign) times
+// grad_scale / num_output, num_output the label's elements per sample; the head gradient
+// is ignored, as a loss layer's is.
+GradientFn RegressionGradient(bool mae) {
+  return [mae](GradientContext& ctx) {
+    const Shape& data = ctx.input_shapes[0];
+    const Shape& label = ctx.input_shapes[1];
+    const NodeEntry target =
+        ctx.Apply("_np_reshape", {ctx.inputs[1]}, {{"newshape", std::vector<int64_t>(data.begin(), data.end())}});
+    NodeEntry diff = ctx.Apply("broadcast_sub", {ctx.outputs[0], target});
+    if (mae) diff = ctx.Apply("sign", {diff});
+    const double per_sample =
+        label.empty() || label[0] == 0 ? 1.0 : static_cast<double>(NumElements(label)) / static_cast<double>(label[0]);
+    ctx.SetInputGrad(0, ctx.Apply("_mul_scalar", {diff}, {{"scalar", ctx.attrs.Float("grad_scale") / per_sample}}));
+  };
 }
 
 void RegisterRegression(const char* name, const char* doc, double (*forward)(double),
@@ -448,7 +526,8 @@ void RegisterRegression(const char* name, const char* doc, double (*forward)(dou
         return lower::ChunkedLoop(NumElements(ctx.output_shapes[0]), [&](const Expr& i) {
           return lower::StoreFrom(ctx.outputs[0], i, kir_forward(lower::LoadAs(ctx.inputs[0], i, type)));
         });
-      });
+      })
+      .SetGradient(RegressionGradient(std::string(name) == "MAERegressionOutput"));
 }
 
 // ClipIndex in kernel IR, for a float class index.

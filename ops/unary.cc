@@ -6,12 +6,14 @@
 #include <cstring>
 #include <functional>
 #include <limits>
+#include <map>
 #include <numbers>
 #include <random>
 #include <string>
 
 #include "codegen/kir/kir.h"
 #include "codegen/lower/lower_util.h"
+#include "graph/gradient.h"
 #include "graph/op_util.h"
 #include "ops/lower_random.h"
 
@@ -218,18 +220,27 @@ ScalarFn MathScalar(KirMathFn fn, IntegerMath integer_math) {
   };
 }
 
-void RegisterMath(const char* name, const char* doc, MathFn fn, KirMathFn kir_fn,
-                  IntegerMath integer_math = IntegerMath::kFloat64) {
-  OpRegistry::Global()
-      .Register(name)
-      .Describe(doc)
-      .SetInferShape(op_util::SameShapeInfer())
-      .SetInplace(op_util::InplaceIdentity())
-      .SetPattern(OpPattern::kElementwise)
-      .SetReference([fn](const Attrs&, std::span<const Tensor> in, std::span<Tensor> out, const RefContext&) {
-        for (int64_t i = 0; i < out[0].size(); ++i) StoreValue(out[0], i, fn(in[0].GetDouble(i)));
-      })
-      .SetScalarCompute(MathScalar(kir_fn, integer_math));
+// The operators this file registers, by name: gradients are attached after them.
+std::map<std::string, OpDef*>& Defined() {
+  static std::map<std::string, OpDef*> defined;
+  return defined;
+}
+
+OpDef& RegisterMath(const char* name, const char* doc, MathFn fn, KirMathFn kir_fn,
+                    IntegerMath integer_math = IntegerMath::kFloat64) {
+  OpDef& op =
+      OpRegistry::Global()
+          .Register(name)
+          .Describe(doc)
+          .SetInferShape(op_util::SameShapeInfer())
+          .SetInplace(op_util::InplaceIdentity())
+          .SetPattern(OpPattern::kElementwise)
+          .SetReference([fn](const Attrs&, std::span<const Tensor> in, std::span<Tensor> out, const RefContext&) {
+            for (int64_t i = 0; i < out[0].size(); ++i) StoreValue(out[0], i, fn(in[0].GetDouble(i)));
+          })
+          .SetScalarCompute(MathScalar(kir_fn, integer_math));
+  Defined()[name] = &op;
+  return op;
 }
 
 // All inputs and outputs share one dtype, which must be a float: MXNet's Activation and
@@ -441,6 +452,98 @@ OpDef& RegisterSimple(const char* name, const char* doc, const char* alias, Refe
   return op;
 }
 
+// --- Gradients: dy = f'(x) dy, with f' in registered operators of x and y ---
+
+// x -> f'(x) given x and y = f(x).
+using Derivative = std::function<NodeEntry(GradientContext& ctx, const NodeEntry& x, const NodeEntry& y)>;
+
+GradientFn ChainRule(Derivative derivative) {
+  return [derivative = std::move(derivative)](GradientContext& ctx) {
+    const NodeEntry slope = derivative(ctx, ctx.inputs[0], ctx.outputs[0]);
+    ctx.SetInputGrad(0, ctx.Apply("broadcast_mul", {ctx.OutputGrad(0), slope}));
+  };
+}
+
+NodeEntry Scalar(GradientContext& ctx, const char* op, const NodeEntry& x, double s) {
+  return ctx.Apply(op, {x}, {{"scalar", s}});
+}
+
+// 1 / sqrt(s + sign * x^2): the inverse trigonometric and hyperbolic derivatives.
+NodeEntry InverseRootOf(GradientContext& ctx, const NodeEntry& x, double s, double sign) {
+  return ctx.Apply("rsqrt",
+                   {Scalar(ctx, "_plus_scalar", Scalar(ctx, "_mul_scalar", ctx.Apply("square", {x}), sign), s)});
+}
+
+// The derivative of each differentiable elementwise function.
+const std::map<std::string, Derivative>& Derivatives() {
+  static const std::map<std::string, Derivative> derivatives = {
+      // relu' = 1 where y > 0: sign(y).
+      {"relu", [](GradientContext& c, const NodeEntry&, const NodeEntry& y) { return c.Apply("sign", {y}); }},
+      {"sigmoid",
+       [](GradientContext& c, const NodeEntry&, const NodeEntry& y) {
+         return c.Apply("broadcast_mul", {y, Scalar(c, "_rminus_scalar", y, 1.0)});
+       }},
+      {"tanh", [](GradientContext& c, const NodeEntry&,
+                  const NodeEntry& y) { return Scalar(c, "_rminus_scalar", c.Apply("square", {y}), 1.0); }},
+      {"exp", [](GradientContext&, const NodeEntry&, const NodeEntry& y) { return y; }},
+      {"log", [](GradientContext& c, const NodeEntry& x, const NodeEntry&) { return c.Apply("reciprocal", {x}); }},
+      {"sqrt", [](GradientContext& c, const NodeEntry&,
+                  const NodeEntry& y) { return Scalar(c, "_mul_scalar", c.Apply("reciprocal", {y}), 0.5); }},
+      {"rsqrt", [](GradientContext& c, const NodeEntry&,
+                   const NodeEntry& y) { return Scalar(c, "_mul_scalar", Scalar(c, "_power_scalar", y, 3.0), -0.5); }},
+      {"square",
+       [](GradientContext& c, const NodeEntry& x, const NodeEntry&) { return Scalar(c, "_mul_scalar", x, 2.0); }},
+      {"abs", [](GradientContext& c, const NodeEntry& x, const NodeEntry&) { return c.Apply("sign", {x}); }},
+      {"negative", [](GradientContext& c, const NodeEntry& x,
+                      const NodeEntry&) { return Scalar(c, "_mul_scalar", c.Apply("ones_like", {x}), -1.0); }},
+      {"reciprocal", [](GradientContext& c, const NodeEntry&,
+                        const NodeEntry& y) { return c.Apply("negative", {c.Apply("square", {y})}); }},
+      // softsign' = 1 / (1 + |x|)^2.
+      {"softsign",
+       [](GradientContext& c, const NodeEntry& x, const NodeEntry&) {
+         return c.Apply("reciprocal", {c.Apply("square", {Scalar(c, "_plus_scalar", c.Apply("abs", {x}), 1.0)})});
+       }},
+      // erf' = 2 / sqrt(pi) exp(-x^2).
+      {"erf",
+       [](GradientContext& c, const NodeEntry& x, const NodeEntry&) {
+         return Scalar(c, "_mul_scalar", c.Apply("exp", {c.Apply("negative", {c.Apply("square", {x})})}),
+                       2.0 / std::sqrt(std::numbers::pi));
+       }},
+      {"sin", [](GradientContext& c, const NodeEntry& x, const NodeEntry&) { return c.Apply("cos", {x}); }},
+      {"cos", [](GradientContext& c, const NodeEntry& x,
+                 const NodeEntry&) { return c.Apply("negative", {c.Apply("sin", {x})}); }},
+      {"tan", [](GradientContext& c, const NodeEntry&,
+                 const NodeEntry& y) { return Scalar(c, "_plus_scalar", c.Apply("square", {y}), 1.0); }},
+      {"arcsin",
+       [](GradientContext& c, const NodeEntry& x, const NodeEntry&) { return InverseRootOf(c, x, 1.0, -1.0); }},
+      {"arccos", [](GradientContext& c, const NodeEntry& x,
+                    const NodeEntry&) { return c.Apply("negative", {InverseRootOf(c, x, 1.0, -1.0)}); }},
+      {"arctan",
+       [](GradientContext& c, const NodeEntry& x, const NodeEntry&) {
+         return c.Apply("reciprocal", {Scalar(c, "_plus_scalar", c.Apply("square", {x}), 1.0)});
+       }},
+      {"sinh", [](GradientContext& c, const NodeEntry& x, const NodeEntry&) { return c.Apply("cosh", {x}); }},
+      {"cosh", [](GradientContext& c, const NodeEntry& x, const NodeEntry&) { return c.Apply("sinh", {x}); }},
+      {"arcsinh",
+       [](GradientContext& c, const NodeEntry& x, const NodeEntry&) { return InverseRootOf(c, x, 1.0, 1.0); }},
+      {"arccosh",
+       [](GradientContext& c, const NodeEntry& x, const NodeEntry&) { return InverseRootOf(c, x, -1.0, 1.0); }},
+      {"arctanh",
+       [](GradientContext& c, const NodeEntry& x, const NodeEntry&) {
+         return c.Apply("reciprocal", {Scalar(c, "_rminus_scalar", c.Apply("square", {x}), 1.0)});
+       }},
+  };
+  return derivatives;
+}
+
+// Piecewise-constant functions: zero gradient almost everywhere, as MXNet's.
+constexpr const char* kStepFunctions[] = {"floor", "ceil", "round", "rint", "fix", "trunc", "sign"};
+
+void AttachGradients() {
+  for (const auto& [name, derivative] : Derivatives()) Defined().at(name)->SetGradient(ChainRule(derivative));
+  for (const char* name : kStepFunctions) Defined().at(name)->SetGradient([](GradientContext&) {});
+}
+
 const bool kRegistered = [] {
   RegisterMath("relu", "max(x, 0); NaN passes through", Relu, KirRelu, IntegerMath::kOwnType);
   RegisterMath("sigmoid", "1 / (1 + exp(-x))", Sigmoid, KirSigmoid);
@@ -633,10 +736,16 @@ const bool kRegistered = [] {
 
   const auto always = [](const Attrs&, const std::vector<Shape>&, DType, bool) { return true; };
   RegisterSimple("BlockGrad", "Identity forward; stops gradients", "stop_gradient", CopyReference, KirCopy)
-      .SetIdentityWhen(always);
-  RegisterSimple("identity", "Copies its input", "_copy", CopyReference, KirCopy).SetIdentityWhen(always);
-  RegisterSimple("zeros_like", "Zeros of the input's shape and dtype", nullptr, FillReference(0.0), FillScalar(0.0));
-  RegisterSimple("ones_like", "Ones of the input's shape and dtype", nullptr, FillReference(1.0), FillScalar(1.0));
+      .SetIdentityWhen(always)
+      .SetGradient([](GradientContext&) {});
+  RegisterSimple("identity", "Copies its input", "_copy", CopyReference, KirCopy)
+      .SetIdentityWhen(always)
+      .SetGradient([](GradientContext& ctx) { ctx.SetInputGrad(0, ctx.OutputGrad(0)); });
+  RegisterSimple("zeros_like", "Zeros of the input's shape and dtype", nullptr, FillReference(0.0), FillScalar(0.0))
+      .SetGradient([](GradientContext&) {});
+  RegisterSimple("ones_like", "Ones of the input's shape and dtype", nullptr, FillReference(1.0), FillScalar(1.0))
+      .SetGradient([](GradientContext&) {});
+  AttachGradients();
   return true;
 }();
 

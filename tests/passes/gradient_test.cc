@@ -1,0 +1,338 @@
+// The gradient pass and every operator's gradient, against central finite differences
+// in float64 on random shapes and attribute settings.
+//
+// For an operator y = f(x...) and random head gradients r (one per output), the loss
+// L = sum_k sum(y_k * r_k) has dL/dx = the gradient graph's result with head gradients
+// r. Each input element checked is moved by +-eps (eps = 1e-6 * max(1, |x|)) and
+// (L(x + eps) - L(x - eps)) / 2 eps compared with the analytic value: tolerance
+// rtol 1e-5, atol 1e-7 (central differences in float64 err by O(eps^2) plus rounding
+// of about 1e-10 / eps).
+#include "passes/gradient.h"
+
+#include <catch2/catch.hpp>
+#include <cmath>
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "graph/graph.h"
+#include "graph/op.h"
+#include "passes/interpreter.h"
+#include "runtime/error.h"
+#include "tests/op_test_util.h"
+
+using namespace kiln;
+using namespace kiln::testing;
+
+namespace {
+
+struct GradCase {
+  std::string op;
+  AttrMap attrs;
+  std::vector<Tensor> inputs;  // float64 where differentiated
+  std::vector<size_t> wrt;     // inputs whose gradients are checked
+  bool is_train = false;
+};
+
+// The forward graph of one operator on variables x0, x1, ...
+Graph OpGraph(const GradCase& c) {
+  const OpDef& op = OpRegistry::Global().Get(c.op);
+  std::map<std::string, AttrValue> values;
+  for (const auto& [key, arg] : c.attrs) values[key] = arg.value;
+  std::vector<NodeEntry> inputs;
+  for (size_t i = 0; i < c.inputs.size(); ++i) {
+    inputs.push_back({Node::Variable("x" + std::to_string(i), c.inputs[i].shape(), c.inputs[i].dtype()), 0});
+  }
+  const NodePtr node = Node::Create(op, "f", op.ParseAttrs(values, "f"), inputs);
+  Graph graph;
+  for (uint32_t i = 0; i < node->num_outputs(); ++i) graph.outputs.push_back({node, i});
+  return graph;
+}
+
+std::map<std::string, Tensor> Feeds(const std::vector<Tensor>& inputs) {
+  std::map<std::string, Tensor> feeds;
+  for (size_t i = 0; i < inputs.size(); ++i) feeds["x" + std::to_string(i)] = inputs[i];
+  return feeds;
+}
+
+double Loss(const Graph& graph, const std::vector<Tensor>& inputs, const std::vector<Tensor>& heads, bool is_train) {
+  InterpretOptions options;
+  options.is_train = is_train;
+  const auto outputs = Interpret(graph, Feeds(inputs), options);
+  double loss = 0;
+  for (size_t k = 0; k < heads.size(); ++k) {
+    for (int64_t i = 0; i < outputs[k].size(); ++i) loss += outputs[k].GetDouble(i) * heads[k].GetDouble(i);
+  }
+  return loss;
+}
+
+void CheckGradient(const GradCase& c, uint64_t seed) {
+  INFO(c.op << " on " << c.inputs.size() << " inputs, input 0 " << ShapeToString(c.inputs[0].shape()));
+  const Graph forward = OpGraph(c);
+  std::vector<std::string> wrt;
+  for (const size_t i : c.wrt) wrt.push_back("x" + std::to_string(i));
+  const Graph with_grads = WithGradients(forward, wrt, /*head_grad_inputs=*/true);
+  // Random head gradients, one per output.
+  InterpretOptions options;
+  options.is_train = c.is_train;
+  const auto outputs = Interpret(forward, Feeds(c.inputs), options);
+  std::vector<Tensor> heads;
+  auto feeds = Feeds(c.inputs);
+  const auto names = forward.OutputNames();
+  for (size_t k = 0; k < outputs.size(); ++k) {
+    heads.push_back(RandomTensor(outputs[k].shape(), seed + 100 + k, -1, 1, outputs[k].dtype()));
+    feeds[names[k] + "_head_grad"] = heads.back();
+  }
+  const auto results = Interpret(with_grads, feeds, options);
+  for (size_t w = 0; w < c.wrt.size(); ++w) {
+    const size_t input = c.wrt[w];
+    const Tensor& analytic = results[outputs.size() + w];
+    INFO("gradient of input " << input);
+    REQUIRE(analytic.shape() == c.inputs[input].shape());
+    // Every element of small inputs, a spread of them in larger ones.
+    const int64_t n = c.inputs[input].size();
+    const int64_t step = std::max<int64_t>(1, n / 40);
+    for (int64_t e = 0; e < n; e += step) {
+      std::vector<Tensor> moved = c.inputs;
+      moved[input] = c.inputs[input].CastTo(c.inputs[input].dtype());  // a copy
+      const double x = c.inputs[input].GetDouble(e);
+      const double eps = 1e-6 * std::max(1.0, std::fabs(x));
+      moved[input].SetDouble(e, x + eps);
+      const double up = Loss(forward, moved, heads, c.is_train);
+      moved[input].SetDouble(e, x - eps);
+      const double down = Loss(forward, moved, heads, c.is_train);
+      const double numeric = (up - down) / (2 * eps);
+      INFO("element " << e << ": analytic " << analytic.GetDouble(e) << ", numeric " << numeric);
+      CHECK(std::fabs(analytic.GetDouble(e) - numeric) <= 1e-7 + 1e-5 * std::fabs(numeric));
+    }
+  }
+}
+
+Tensor Random64(const Shape& shape, uint64_t seed, double low = -1, double high = 1) {
+  return RandomTensor(shape, seed, low, high, DType::kFloat64);
+}
+
+}  // namespace
+
+TEST_CASE("gradients of elementwise and broadcast arithmetic", "[gradient]") {
+  uint64_t seed = 1;
+  for (const char* op : {"elemwise_add", "elemwise_sub", "elemwise_mul", "elemwise_div"}) {
+    const Tensor b = std::string(op) == "elemwise_div" ? Random64({3, 4}, ++seed, 0.5, 2) : Random64({3, 4}, ++seed);
+    CheckGradient({op, {}, {Random64({3, 4}, ++seed), b}, {0, 1}}, seed);
+  }
+  for (const char* op : {"broadcast_add", "broadcast_sub", "broadcast_mul", "broadcast_div", "broadcast_maximum",
+                         "broadcast_minimum", "broadcast_power"}) {
+    const bool positive = std::string(op) == "broadcast_div" || std::string(op) == "broadcast_power";
+    for (const auto& [a_shape, b_shape] : std::vector<std::pair<Shape, Shape>>{
+             {{2, 3, 4}, {3, 1}}, {{4}, {2, 1, 4}}, {{1, 5}, {3, 1}}, {{2, 3}, {2, 3}}}) {
+      const Tensor a = positive ? Random64(a_shape, ++seed, 0.5, 2) : Random64(a_shape, ++seed);
+      const Tensor b = positive ? Random64(b_shape, ++seed, 0.5, 2) : Random64(b_shape, ++seed);
+      CheckGradient({op, {}, {a, b}, {0, 1}}, seed);
+    }
+  }
+  CheckGradient(
+      {"add_n", {{"num_args", 3}}, {Random64({2, 3}, 1), Random64({2, 3}, 2), Random64({2, 3}, 3)}, {0, 1, 2}}, 4);
+}
+
+TEST_CASE("an operator without a gradient is named; unreachable variables get zeros", "[gradient]") {
+  GradCase c{"argmax", {{"axis", 1}}, {Random64({2, 3}, 5)}, {0}};
+  const Graph forward = OpGraph(c);
+  // argmax is not differentiable: no gradient flows, and x's is zeros.
+  const Graph with = WithGradients(forward, {"x0"});
+  const auto out = Interpret(with, Feeds(c.inputs));
+  for (int64_t i = 0; i < out[1].size(); ++i) CHECK(out[1].GetDouble(i) == 0);
+  CHECK_THROWS_WITH(WithGradients(forward, {"nope"}), Catch::Contains("'nope' is not a variable"));
+  // An operator whose gradient is not defined (yet) is named.
+  const Graph pooled = OpGraph({"Pooling", {{"kernel", std::vector<int64_t>{2, 2}}}, {Random64({1, 1, 4, 4}, 6)}, {0}});
+  CHECK_THROWS_WITH(WithGradients(pooled, {"x0"}), Catch::Contains("operator Pooling (node 'f') has no gradient"));
+}
+
+TEST_CASE("several uses of a value sum their gradients; BlockGrad stops them", "[gradient]") {
+  // y = x * x + BlockGrad(x) * 3: dy/dx = 2x.
+  const NodePtr x = Node::Variable("x", Shape{2, 3}, DType::kFloat64);
+  const auto make = [](const std::string& op, const std::string& name, std::vector<NodeEntry> in,
+                       std::map<std::string, AttrValue> attrs = {}) {
+    const OpDef& def = OpRegistry::Global().Get(op);
+    return NodeEntry{Node::Create(def, name, def.ParseAttrs(attrs, name), std::move(in)), 0};
+  };
+  const NodeEntry square = make("elemwise_mul", "sq", {{x, 0}, {x, 0}});
+  const NodeEntry blocked =
+      make("_mul_scalar", "three", {make("BlockGrad", "stop", {{x, 0}})}, {{"scalar", AttrValue{3.0}}});
+  Graph graph;
+  graph.outputs = {make("elemwise_add", "y", {square, blocked})};
+  const Tensor value = Random64({2, 3}, 30);
+  const auto out = Interpret(WithGradients(graph, {"x"}), {{"x", value}});
+  for (int64_t i = 0; i < value.size(); ++i) CHECK(out[1].GetDouble(i) == Approx(2 * value.GetDouble(i)));
+}
+
+TEST_CASE("gradients of elementwise functions", "[gradient]") {
+  struct Domain {
+    const char* op;
+    double low, high;
+  };
+  uint64_t seed = 20;
+  for (const Domain& d :
+       std::vector<Domain>{{"relu", -2, 2},       {"sigmoid", -3, 3},    {"tanh", -2, 2},        {"exp", -2, 2},
+                           {"log", 0.2, 3},       {"sqrt", 0.2, 3},      {"rsqrt", 0.2, 3},      {"square", -2, 2},
+                           {"abs", -2, 2},        {"negative", -2, 2},   {"reciprocal", 0.3, 3}, {"softsign", -3, 3},
+                           {"erf", -2, 2},        {"sin", -3, 3},        {"cos", -3, 3},         {"tan", -1.2, 1.2},
+                           {"arcsin", -0.9, 0.9}, {"arccos", -0.9, 0.9}, {"arctan", -3, 3},      {"sinh", -2, 2},
+                           {"cosh", -2, 2},       {"arcsinh", -3, 3},    {"arccosh", 1.2, 4},    {"arctanh", -0.9, 0.9},
+                           {"identity", -2, 2}}) {
+    CheckGradient({d.op, {}, {Random64({3, 5}, ++seed, d.low, d.high)}, {0}}, seed);
+  }
+  for (const char* op : {"_plus_scalar", "_minus_scalar", "_rminus_scalar", "_mul_scalar", "_div_scalar",
+                         "_maximum_scalar", "_minimum_scalar"}) {
+    CheckGradient({op, {{"scalar", 0.3}}, {Random64({4, 3}, ++seed, -2, 2)}, {0}}, seed);
+  }
+  CheckGradient({"_rdiv_scalar", {{"scalar", 1.7}}, {Random64({4, 3}, ++seed, 0.5, 2)}, {0}}, seed);
+  CheckGradient({"_power_scalar", {{"scalar", 2.5}}, {Random64({4, 3}, ++seed, 0.5, 2)}, {0}}, seed);
+  CheckGradient({"_rpower_scalar", {{"scalar", 1.5}}, {Random64({4, 3}, ++seed, -1, 1)}, {0}}, seed);
+}
+
+TEST_CASE("gradients of reductions", "[gradient]") {
+  uint64_t seed = 60;
+  for (const char* op : {"sum", "mean", "prod", "max", "min"}) {
+    const bool positive = std::string(op) == "prod";
+    const std::vector<AttrMap> settings = {
+        {},
+        {{"axis", std::vector<int64_t>{1}}},
+        {{"axis", std::vector<int64_t>{0, 2}}, {"keepdims", true}},
+        {{"axis", std::vector<int64_t>{-1}}, {"exclude", true}},
+    };
+    for (const AttrMap& attrs : settings) {
+      CheckGradient({op, attrs, {Random64({2, 3, 4}, ++seed, positive ? 0.5 : -2, 2)}, {0}}, seed);
+    }
+  }
+}
+
+TEST_CASE("gradients of shape operators", "[gradient]") {
+  uint64_t seed = 80;
+  CheckGradient({"Reshape", {{"shape", std::vector<int64_t>{4, -1}}}, {Random64({2, 3, 4}, ++seed)}, {0}}, seed);
+  CheckGradient({"_np_reshape", {{"newshape", std::vector<int64_t>{6, 4}}}, {Random64({2, 3, 4}, ++seed)}, {0}}, seed);
+  CheckGradient({"Flatten", {}, {Random64({2, 3, 4}, ++seed)}, {0}}, seed);
+  CheckGradient({"expand_dims", {{"axis", 1}}, {Random64({2, 3}, ++seed)}, {0}}, seed);
+  CheckGradient({"squeeze", {}, {Random64({2, 1, 3}, ++seed)}, {0}}, seed);
+  CheckGradient({"transpose", {{"axes", std::vector<int64_t>{2, 0, 1}}}, {Random64({2, 3, 4}, ++seed)}, {0}}, seed);
+  CheckGradient({"transpose", {}, {Random64({2, 3, 4}, ++seed)}, {0}}, seed);
+  CheckGradient({"broadcast_to", {{"shape", std::vector<int64_t>{3, 2, 4}}}, {Random64({1, 2, 1}, ++seed)}, {0}}, seed);
+}
+
+TEST_CASE("gradients of matrix products", "[gradient]") {
+  uint64_t seed = 100;
+  for (const bool ta : {false, true}) {
+    for (const bool tb : {false, true}) {
+      const Tensor a = Random64(ta ? Shape{4, 3} : Shape{3, 4}, ++seed);
+      const Tensor b = Random64(tb ? Shape{5, 4} : Shape{4, 5}, ++seed);
+      CheckGradient({"dot", {{"transpose_a", ta}, {"transpose_b", tb}}, {a, b}, {0, 1}}, seed);
+      const Tensor ba = Random64(ta ? Shape{2, 4, 3} : Shape{2, 3, 4}, ++seed);
+      const Tensor bb = Random64(tb ? Shape{2, 5, 4} : Shape{2, 4, 5}, ++seed);
+      CheckGradient({"batch_dot", {{"transpose_a", ta}, {"transpose_b", tb}}, {ba, bb}, {0, 1}}, seed);
+    }
+  }
+  // N-d dot: (2, 3, 4) . (4, 5, 2).
+  CheckGradient({"dot", {}, {Random64({2, 3, 4}, ++seed), Random64({4, 5, 2}, ++seed)}, {0, 1}}, seed);
+  CheckGradient({"dot", {}, {Random64({4}, ++seed), Random64({4, 3}, ++seed)}, {0, 1}}, seed);
+  for (const bool flatten : {true, false}) {
+    CheckGradient({"FullyConnected",
+                   {{"num_hidden", 5}, {"flatten", flatten}},
+                   {Random64({2, 3, 4}, ++seed), Random64({5, flatten ? 12 : 4}, ++seed), Random64({5}, ++seed)},
+                   {0, 1, 2}},
+                  seed);
+  }
+  CheckGradient({"FullyConnected",
+                 {{"num_hidden", 3}, {"no_bias", true}},
+                 {Random64({4, 6}, ++seed), Random64({3, 6}, ++seed)},
+                 {0, 1}},
+                seed);
+}
+
+TEST_CASE("gradients of softmax and log_softmax", "[gradient]") {
+  uint64_t seed = 140;
+  for (const char* op : {"softmax", "log_softmax"}) {
+    CheckGradient({op, {}, {Random64({3, 5}, ++seed, -2, 2)}, {0}}, seed);
+    CheckGradient({op, {{"axis", 1}}, {Random64({2, 4, 3}, ++seed, -2, 2)}, {0}}, seed);
+    CheckGradient({op, {{"axis", 0}, {"temperature", 2.5}}, {Random64({4, 3}, ++seed, -2, 2)}, {0}}, seed);
+  }
+}
+
+namespace {
+
+// A loss layer's gradient is that of a loss of its output, not of the output itself:
+// checked against finite differences of `loss`(outputs, label).
+void CheckLossGradient(const GradCase& c, const std::function<double(const Tensor& out, const Tensor& label)>& loss) {
+  INFO(c.op);
+  const Graph forward = OpGraph(c);
+  const Graph with_grads = WithGradients(forward, {"x0"});
+  const auto results = Interpret(with_grads, Feeds(c.inputs));
+  const Tensor& analytic = results[1];
+  const Tensor& x = c.inputs[0];
+  for (int64_t e = 0; e < x.size(); ++e) {
+    std::vector<Tensor> moved = c.inputs;
+    moved[0] = x.CastTo(x.dtype());
+    const double eps = 1e-6;
+    moved[0].SetDouble(e, x.GetDouble(e) + eps);
+    const double up = loss(Interpret(forward, Feeds(moved))[0], c.inputs[1]);
+    moved[0].SetDouble(e, x.GetDouble(e) - eps);
+    const double down = loss(Interpret(forward, Feeds(moved))[0], c.inputs[1]);
+    const double numeric = (up - down) / (2 * eps);
+    INFO("element " << e << ": analytic " << analytic.GetDouble(e) << ", numeric " << numeric);
+    CHECK(std::fabs(analytic.GetDouble(e) - numeric) <= 1e-7 + 1e-5 * std::fabs(numeric));
+  }
+}
+
+}  // namespace
+
+TEST_CASE("loss layers' gradients are their losses' gradients (MXNet's semantics)", "[gradient][loss]") {
+  const Tensor labels = Values({4}, {2, 0, 1, 2}, DType::kFloat64);
+  const auto cross_entropy = [](double scale, double divisor, double ignore) {
+    return [=](const Tensor& out, const Tensor& label) {
+      double loss = 0;
+      const int64_t classes = out.size() / label.size();
+      for (int64_t r = 0; r < label.size(); ++r) {
+        const auto k = static_cast<int64_t>(label.GetDouble(r));
+        if (k == static_cast<int64_t>(ignore)) continue;
+        loss -= std::log(out.GetDouble(r * classes + k));
+      }
+      return loss * scale / divisor;
+    };
+  };
+  CheckLossGradient({"SoftmaxOutput", {}, {Random64({4, 3}, 7, -2, 2), labels}, {0}}, cross_entropy(1, 1, -1));
+  CheckLossGradient(
+      {"SoftmaxOutput", {{"grad_scale", 0.5}, {"normalization", "batch"}}, {Random64({4, 3}, 8, -2, 2), labels}, {0}},
+      cross_entropy(0.5, 4, -1));
+  // Label 2 ignored: 2 rows remain, and valid normalization divides by them.
+  CheckLossGradient({"SoftmaxOutput",
+                     {{"use_ignore", true}, {"ignore_label", 2.0}, {"normalization", "valid"}},
+                     {Random64({4, 3}, 9, -2, 2), labels},
+                     {0}},
+                    cross_entropy(1, 2, 2));
+  const auto squared = [](double scale) {
+    return [=](const Tensor& out, const Tensor& label) {
+      double loss = 0;
+      for (int64_t i = 0; i < out.size(); ++i) loss += 0.5 * std::pow(out.GetDouble(i) - label.GetDouble(i), 2);
+      return loss * scale;
+    };
+  };
+  // (4, 2) outputs: num_output 2, so the gradient is halved.
+  CheckLossGradient(
+      {"LinearRegressionOutput", {{"grad_scale", 3.0}}, {Random64({4, 2}, 10), Random64({4, 2}, 11)}, {0}},
+      squared(1.5));
+  CheckLossGradient({"MAERegressionOutput", {}, {Random64({5, 1}, 12), Random64({5}, 13)}, {0}},
+                    [](const Tensor& out, const Tensor& label) {
+                      double loss = 0;
+                      for (int64_t i = 0; i < out.size(); ++i) loss += std::fabs(out.GetDouble(i) - label.GetDouble(i));
+                      return loss;
+                    });
+  // Logistic regression: the gradient of binary cross-entropy with logits.
+  CheckLossGradient({"LogisticRegressionOutput", {}, {Random64({6, 1}, 14, -2, 2), Random64({6, 1}, 15, 0, 1)}, {0}},
+                    [](const Tensor& out, const Tensor& label) {
+                      double loss = 0;
+                      for (int64_t i = 0; i < out.size(); ++i) {
+                        const double p = out.GetDouble(i), t = label.GetDouble(i);
+                        loss -= t * std::log(p) + (1 - t) * std::log(1 - p);
+                      }
+                      return loss;
+                    });
+}
