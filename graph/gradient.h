@@ -32,6 +32,9 @@ struct GradientContext {
   std::vector<std::optional<NodeEntry>> output_grads;
   // Filled by the gradient function.
   std::vector<std::optional<NodeEntry>> input_grads;
+  // Whether the forward ran in training mode (GradientRequest::is_train): BatchNorm's
+  // batch statistics and Dropout's mask.
+  bool is_train = true;
 
   // A node of `op` on `inputs`, named after the forward node; output 0 (or all).
   NodeEntry Apply(const std::string& op, const std::vector<NodeEntry>& inputs, const AttrMap& attrs = {});

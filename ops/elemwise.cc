@@ -263,6 +263,9 @@ NodeEntry Scaled(GradientContext& ctx, const NodeEntry& x, double s) {
   return ctx.Apply("_mul_scalar", {x}, {{"scalar", s}});
 }
 
+// Comparisons and logical operators: piecewise constant, a zero gradient (as MXNet's).
+void NoGradient(GradientContext&) {}
+
 const bool kRegistered = [] {
   RegisterSameShape("elemwise_add", "lhs + rhs, same shapes", kAdd).SetGradient(kAddGrad);
   RegisterSameShape("elemwise_sub", "lhs - rhs, same shapes", kSub).SetGradient(kSubGrad);
@@ -270,11 +273,14 @@ const bool kRegistered = [] {
   RegisterSameShape("elemwise_div", "lhs / rhs, same shapes", kDiv).SetGradient(kDivGrad);
   // MXNet's Symbol operators %, >=, <=, and the logical ones between two symbols.
   RegisterSameShape("_mod", "lhs mod rhs with the sign of rhs, same shapes; x mod 0 = 0", kMod);
-  RegisterSameShape("_greater_equal", "1 where lhs >= rhs else 0, same shapes", kGreaterEqual);
-  RegisterSameShape("_lesser_equal", "1 where lhs <= rhs else 0, same shapes", kLesserEqual);
-  RegisterSameShape("_logical_and", "1 where lhs and rhs are nonzero else 0, same shapes", kLogicalAnd);
-  RegisterSameShape("_logical_or", "1 where lhs or rhs is nonzero else 0, same shapes", kLogicalOr);
-  RegisterSameShape("_logical_xor", "1 where exactly one of lhs and rhs is nonzero else 0, same shapes", kLogicalXor);
+  RegisterSameShape("_greater_equal", "1 where lhs >= rhs else 0, same shapes", kGreaterEqual).SetGradient(NoGradient);
+  RegisterSameShape("_lesser_equal", "1 where lhs <= rhs else 0, same shapes", kLesserEqual).SetGradient(NoGradient);
+  RegisterSameShape("_logical_and", "1 where lhs and rhs are nonzero else 0, same shapes", kLogicalAnd)
+      .SetGradient(NoGradient);
+  RegisterSameShape("_logical_or", "1 where lhs or rhs is nonzero else 0, same shapes", kLogicalOr)
+      .SetGradient(NoGradient);
+  RegisterSameShape("_logical_xor", "1 where exactly one of lhs and rhs is nonzero else 0, same shapes", kLogicalXor)
+      .SetGradient(NoGradient);
 
   RegisterBroadcast("broadcast_add", "lhs + rhs with broadcasting", kAdd, "_plus_scalar").SetGradient(kAddGrad);
   RegisterBroadcast("broadcast_sub", "lhs - rhs with broadcasting", kSub, "_minus_scalar").SetGradient(kSubGrad);
@@ -285,15 +291,17 @@ const bool kRegistered = [] {
   RegisterBroadcast("broadcast_minimum", "min(lhs, rhs) with broadcasting", kMin, "_minimum_scalar")
       .SetGradient(SelectGrad("broadcast_lesser_equal"));
   RegisterBroadcast("broadcast_power", "lhs ** rhs with broadcasting", kPow, "_power_scalar").SetGradient(kPowerGrad);
-  RegisterBroadcast("broadcast_equal", "1 where lhs == rhs else 0", kEqual);
-  RegisterBroadcast("broadcast_not_equal", "1 where lhs != rhs else 0", kNotEqual);
-  RegisterBroadcast("broadcast_greater", "1 where lhs > rhs else 0", kGreater);
-  RegisterBroadcast("broadcast_lesser", "1 where lhs < rhs else 0", kLesser);
-  RegisterBroadcast("broadcast_greater_equal", "1 where lhs >= rhs else 0", kGreaterEqual);
-  RegisterBroadcast("broadcast_lesser_equal", "1 where lhs <= rhs else 0", kLesserEqual);
-  RegisterBroadcast("broadcast_logical_and", "1 where lhs and rhs are nonzero else 0", kLogicalAnd);
-  RegisterBroadcast("broadcast_logical_or", "1 where lhs or rhs is nonzero else 0", kLogicalOr);
-  RegisterBroadcast("broadcast_logical_xor", "1 where exactly one of lhs and rhs is nonzero else 0", kLogicalXor);
+  RegisterBroadcast("broadcast_equal", "1 where lhs == rhs else 0", kEqual).SetGradient(NoGradient);
+  RegisterBroadcast("broadcast_not_equal", "1 where lhs != rhs else 0", kNotEqual).SetGradient(NoGradient);
+  RegisterBroadcast("broadcast_greater", "1 where lhs > rhs else 0", kGreater).SetGradient(NoGradient);
+  RegisterBroadcast("broadcast_lesser", "1 where lhs < rhs else 0", kLesser).SetGradient(NoGradient);
+  RegisterBroadcast("broadcast_greater_equal", "1 where lhs >= rhs else 0", kGreaterEqual).SetGradient(NoGradient);
+  RegisterBroadcast("broadcast_lesser_equal", "1 where lhs <= rhs else 0", kLesserEqual).SetGradient(NoGradient);
+  RegisterBroadcast("broadcast_logical_and", "1 where lhs and rhs are nonzero else 0", kLogicalAnd)
+      .SetGradient(NoGradient);
+  RegisterBroadcast("broadcast_logical_or", "1 where lhs or rhs is nonzero else 0", kLogicalOr).SetGradient(NoGradient);
+  RegisterBroadcast("broadcast_logical_xor", "1 where exactly one of lhs and rhs is nonzero else 0", kLogicalXor)
+      .SetGradient(NoGradient);
   RegisterBroadcast("broadcast_mod", "lhs mod rhs with the sign of rhs (Python's %); x mod 0 = 0", kMod);
 
   // x * 1, x / 1, x - (+0.0) and x + (-0.0) are x bit for bit; x + 0 is not (-0 + 0
@@ -356,11 +364,12 @@ const bool kRegistered = [] {
       }));
   RegisterScalar("_mod_scalar", "x mod scalar with the scalar's sign; x mod 0 = 0", kMod);
   RegisterScalar("_rmod_scalar", "scalar mod x with the sign of x; scalar mod 0 = 0", kMod, Operands::kScalarFirst);
-  RegisterScalar("_greater_equal_scalar", "1 where x >= scalar else 0", kGreaterEqual);
-  RegisterScalar("_lesser_equal_scalar", "1 where x <= scalar else 0", kLesserEqual);
-  RegisterScalar("_logical_and_scalar", "1 where x and scalar are nonzero else 0", kLogicalAnd);
-  RegisterScalar("_logical_or_scalar", "1 where x or scalar is nonzero else 0", kLogicalOr);
-  RegisterScalar("_logical_xor_scalar", "1 where exactly one of x and scalar is nonzero else 0", kLogicalXor);
+  RegisterScalar("_greater_equal_scalar", "1 where x >= scalar else 0", kGreaterEqual).SetGradient(NoGradient);
+  RegisterScalar("_lesser_equal_scalar", "1 where x <= scalar else 0", kLesserEqual).SetGradient(NoGradient);
+  RegisterScalar("_logical_and_scalar", "1 where x and scalar are nonzero else 0", kLogicalAnd).SetGradient(NoGradient);
+  RegisterScalar("_logical_or_scalar", "1 where x or scalar is nonzero else 0", kLogicalOr).SetGradient(NoGradient);
+  RegisterScalar("_logical_xor_scalar", "1 where exactly one of x and scalar is nonzero else 0", kLogicalXor)
+      .SetGradient(NoGradient);
 
   OpRegistry::Global()
       .Register("add_n")

@@ -16,6 +16,7 @@
 
 #include "codegen/kir/kir.h"
 #include "codegen/lower/lower_util.h"
+#include "graph/gradient.h"
 #include "graph/op_util.h"
 #include "ops/index_util.h"
 
@@ -278,6 +279,99 @@ void CopyData(const Tensor& data, Tensor& out) {
   if (data.nbytes() > 0) std::memcpy(out.data(), data.data(), data.nbytes());
 }
 
+// --- Gradients ---
+//
+// The gathers' data gradient adds the output gradient at the positions read (with the
+// gathers' index rules: negative counts from the end, others clip), the scatters route
+// the gradient back; only "none" and "add" scatters are differentiated.
+
+NodeEntry Zeros(GradientContext& ctx, const Shape& shape, DType dtype) {
+  return ctx.Apply("zeros", {}, {{"shape", std::vector<int64_t>(shape.begin(), shape.end())}, {"dtype", dtype}});
+}
+
+// Indices resolved as a gather resolves them, among n, as int64: i + n where i < 0, then
+// clipped to [0, n) (a float truncated toward zero).
+NodeEntry GatherPositions(GradientContext& ctx, const NodeEntry& indices, int64_t n) {
+  const NodeEntry negative = ctx.Apply(
+      "_rminus_scalar", {ctx.Apply("_greater_equal_scalar", {indices}, {{"scalar", 0.0}})}, {{"scalar", 1.0}});
+  const NodeEntry shifted =
+      ctx.Apply("broadcast_add", {indices, ctx.Apply("_mul_scalar", {negative}, {{"scalar", static_cast<double>(n)}})});
+  const NodeEntry clipped = ctx.Apply("clip", {shifted}, {{"a_min", 0.0}, {"a_max", static_cast<double>(n - 1)}});
+  return ctx.Apply("Cast", {clipped}, {{"dtype", DType::kInt64}});
+}
+
+// gather_nd's indices (M, ...) resolved row by row (row j among data.shape[j]).
+NodeEntry GatherNdPositions(GradientContext& ctx, const NodeEntry& indices, const Shape& data, const Shape& shape) {
+  const int64_t m = shape[0];
+  if (m == 1) return GatherPositions(ctx, indices, data[0]);
+  std::vector<NodeEntry> rows;
+  for (int64_t j = 0; j < m; ++j) {
+    const NodeEntry row = ctx.Apply("slice_axis", {indices}, {{"axis", int64_t{0}}, {"begin", j}, {"end", j + 1}});
+    rows.push_back(GatherPositions(ctx, row, data[j]));
+  }
+  return ctx.Apply("Concat", rows, {{"num_args", m}, {"dim", int64_t{0}}});
+}
+
+void GatherNdGradient(GradientContext& ctx) {
+  const Shape& data = ctx.input_shapes[0];
+  if (NumElements(ctx.output_shapes[0]) == 0 || NumElements(data) == 0) {
+    ctx.SetInputGrad(0, Zeros(ctx, data, ctx.input_types[0]));
+    return;
+  }
+  const NodeEntry positions = GatherNdPositions(ctx, ctx.inputs[1], data, ctx.input_shapes[1]);
+  ctx.SetInputGrad(0,
+                   ctx.Apply("scatter_nd_update", {Zeros(ctx, data, ctx.input_types[0]), positions, ctx.OutputGrad(0)},
+                             {{"reduction", "add"}}));
+}
+
+void TakeAlongAxisGradient(GradientContext& ctx) {
+  const Shape& data = ctx.input_shapes[0];
+  if (NumElements(ctx.output_shapes[0]) == 0) {
+    ctx.SetInputGrad(0, Zeros(ctx, data, ctx.input_types[0]));
+    return;
+  }
+  const size_t axis = CheckElementsShapes(ctx.attrs, data, ctx.input_shapes[1]);
+  const NodeEntry positions = GatherPositions(ctx, ctx.inputs[1], data[axis]);
+  ctx.SetInputGrad(0,
+                   ctx.Apply("scatter_elements", {Zeros(ctx, data, ctx.input_types[0]), positions, ctx.OutputGrad(0)},
+                             {{"axis", static_cast<int64_t>(axis)}, {"reduction", "add"}}));
+}
+
+void CheckScatterReduction(GradientContext& ctx) {
+  const std::string& reduction = ctx.attrs.Str("reduction");
+  if (reduction != "none" && reduction != "add") {
+    throw Error(ctx.node.op->name() + ": no gradient for attribute 'reduction' '" + reduction +
+                "'; expected none or add");
+  }
+}
+
+// data: the gradient, zeroed where an update replaced the element ("none"), whole
+// ("add"); updates: the gradient read where each was written (duplicate indices under
+// "none" are assumed absent: only the last one's write survives).
+void ScatterElementsGradient(GradientContext& ctx) {
+  CheckScatterReduction(ctx);
+  const NodeEntry g = ctx.OutputGrad(0);
+  const AttrMap axis{{"axis", ctx.attrs.Int("axis")}};
+  if (ctx.attrs.Str("reduction") == "none") {
+    ctx.SetInputGrad(0,
+                     ctx.Apply("scatter_elements", {g, ctx.inputs[1], ctx.Apply("zeros_like", {ctx.inputs[2]})}, axis));
+  } else {
+    ctx.SetInputGrad(0, g);
+  }
+  if (NumElements(ctx.input_shapes[1]) > 0) ctx.SetInputGrad(2, ctx.Apply("take_along_axis", {g, ctx.inputs[1]}, axis));
+}
+
+void ScatterNdGradient(GradientContext& ctx) {
+  CheckScatterReduction(ctx);
+  const NodeEntry g = ctx.OutputGrad(0);
+  if (ctx.attrs.Str("reduction") == "none") {
+    ctx.SetInputGrad(0, ctx.Apply("scatter_nd_update", {g, ctx.inputs[1], ctx.Apply("zeros_like", {ctx.inputs[2]})}));
+  } else {
+    ctx.SetInputGrad(0, g);
+  }
+  if (NumElements(ctx.input_shapes[2]) > 0) ctx.SetInputGrad(2, ctx.Apply("gather_nd", {g, ctx.inputs[1]}));
+}
+
 // --- gather_nd ---
 
 void RegisterGatherNd() {
@@ -333,7 +427,8 @@ void RegisterGatherNd() {
               }
               return kir::Store(offset, Zero(), sum);
             });
-      });
+      })
+      .SetGradient(GatherNdGradient);
 }
 
 // --- take_along_axis ---
@@ -381,7 +476,8 @@ void RegisterTakeAlongAxis() {
               return kir::Store(ctx.outputs[0], k, kir::Load(ctx.inputs[0], lower::FlatIndex(source, shape)));
             },
             NumElements(indices) >= index_util::kParallelWork);
-      });
+      })
+      .SetGradient(TakeAlongAxisGradient);
 }
 
 // --- scatter_elements ---
@@ -441,7 +537,8 @@ void RegisterScatterElements() {
               /*parallel=*/false);
         }
         return CopyThenScatter(ctx, scatter);
-      });
+      })
+      .SetGradient(ScatterElementsGradient);
 }
 
 // --- scatter_nd_update ---
@@ -514,7 +611,8 @@ void RegisterScatterNdUpdate() {
                                                  KirApplyUpdate(ctx, base + c, r * Expr(view.slice) + c, reduction),
                                                  kir::LoopKind::kVectorize))}));
         return CopyThenScatter(ctx, kir::For(r, Zero(), Expr(view.rows), row));
-      });
+      })
+      .SetGradient(ScatterNdGradient);
 }
 
 const bool kRegistered = [] {

@@ -5,6 +5,7 @@
 
 #include "codegen/kir/kir.h"
 #include "codegen/lower/lower_util.h"
+#include "graph/gradient.h"
 #include "graph/op_util.h"
 #include "ops/index_util.h"
 
@@ -49,6 +50,47 @@ void RejectBool(const Attrs& attrs) {
         "attribute 'dtype': expected one of {float16, bfloat16, float32, float64, uint8, int8, int16, uint16, int32, "
         "uint32, int64, uint64}, given bool");
   }
+}
+
+// --- Gradients: scatters of the output gradient into zeros of the data's shape ---
+
+std::vector<int64_t> Dims(const Shape& shape) {
+  return {shape.begin(), shape.end()};
+}
+
+NodeEntry Reshaped(GradientContext& ctx, const NodeEntry& x, const Shape& shape) {
+  return ctx.Apply("_np_reshape", {x}, {{"newshape", Dims(shape)}});
+}
+
+NodeEntry Zeros(GradientContext& ctx, const Shape& shape, DType dtype) {
+  return ctx.Apply("zeros", {}, {{"shape", Dims(shape)}, {"dtype", dtype}});
+}
+
+// The positions (int64) that input `input`'s indices read among n, as the forward
+// resolves them: clipped to [0, n), or wrapped (truncated toward zero, then mod n).
+NodeEntry IndexPositions(GradientContext& ctx, size_t input, int64_t n, bool wrap) {
+  NodeEntry index = ctx.inputs[input];
+  if (wrap) {
+    if (IsFloat(ctx.input_types[input])) index = ctx.Apply("trunc", {index});
+    index = ctx.Apply("_mod_scalar", {index}, {{"scalar", static_cast<double>(n)}});
+  } else {
+    index = ctx.Apply("clip", {index}, {{"a_min", 0.0}, {"a_max", static_cast<double>(n - 1)}});
+  }
+  return ctx.Apply("Cast", {index}, {{"dtype", DType::kInt64}});
+}
+
+// weight's gradient: the rows of the output gradient added at their indices.
+void EmbeddingGradient(GradientContext& ctx) {
+  const Shape& weight = ctx.input_shapes[1];
+  const int64_t count = NumElements(ctx.input_shapes[0]);
+  if (count == 0) {
+    ctx.SetInputGrad(1, Zeros(ctx, weight, ctx.input_types[1]));
+    return;
+  }
+  const NodeEntry rows = Reshaped(ctx, IndexPositions(ctx, 0, weight[0], false), {1, count});
+  const NodeEntry g = Reshaped(ctx, ctx.OutputGrad(0), {count, weight[1]});
+  ctx.SetInputGrad(
+      1, ctx.Apply("scatter_nd_update", {Zeros(ctx, weight, ctx.input_types[1]), rows, g}, {{"reduction", "add"}}));
 }
 
 void RegisterEmbedding() {
@@ -99,7 +141,8 @@ void RegisterEmbedding() {
                                 kir::Load(ctx.inputs[1], kir::Load(row, Zero()) * Expr(cols) + c));
             },
             row, [&](const Expr& i) { return kir::Store(row, Zero(), KirClipIndex(LoadIndex(ctx, 0, i), rows)); });
-      });
+      })
+      .SetGradient(EmbeddingGradient);
 }
 
 void RegisterOneHot() {
@@ -157,7 +200,9 @@ void RegisterOneHot() {
               return kir::Store(hot, Zero(),
                                 kir::Select(in_range, kir::Cast(ScalarType::kInt64, v), Expr(int64_t{-1})));
             });
-      });
+      })
+      // A function of indices only: no gradient.
+      .SetGradient([](GradientContext&) {});
 }
 
 // pick's wrap mode: the truncated index modulo n, made non-negative; a non-finite float
@@ -231,6 +276,17 @@ size_t PickAxis(const Attrs& attrs, const Shape& data) {
   return static_cast<size_t>(op_util::NormalizeAxis(attrs.Int("axis"), static_cast<int64_t>(data.size()), "axis"));
 }
 
+// data's gradient: the output gradient written at the picked positions (one per row).
+void PickGradient(GradientContext& ctx) {
+  const Shape& data = ctx.input_shapes[0];
+  const size_t axis = PickAxis(ctx.attrs, data);
+  const Shape kept = WithoutAxis(data, axis, true);
+  const NodeEntry index = Reshaped(ctx, IndexPositions(ctx, 1, data[axis], ctx.attrs.Str("mode") == "wrap"), kept);
+  ctx.SetInputGrad(0, ctx.Apply("scatter_elements",
+                                {Zeros(ctx, data, ctx.input_types[0]), index, Reshaped(ctx, ctx.OutputGrad(0), kept)},
+                                {{"axis", static_cast<int64_t>(axis)}}));
+}
+
 void RegisterPick() {
   OpRegistry::Global()
       .Register("pick")
@@ -290,7 +346,8 @@ void RegisterPick() {
           const Expr picked = KirPickIndex(ctx, 1, flat, view.n, wrap);
           return kir::Store(ctx.outputs[0], flat, kir::Load(ctx.inputs[0], (o * Expr(view.n) + picked) * inner + i));
         });
-      });
+      })
+      .SetGradient(PickGradient);
 }
 
 // take's axis of `a`, which must have one.
@@ -298,6 +355,31 @@ size_t TakeAxis(const Attrs& attrs, const Shape& a) {
   if (a.empty()) ShapeError("input 'a'", "at least 1-d", a);
   return static_cast<size_t>(
       op_util::NormalizeAxis(attrs.Int("axis"), static_cast<int64_t>(a.size()), "attribute 'axis'"));
+}
+
+// a's gradient: the output gradient's slices, (pre, K, post) moved to (K, pre, post),
+// added at their indices along the axis.
+void TakeGradient(GradientContext& ctx) {
+  const Shape& a = ctx.input_shapes[0];
+  const size_t axis = TakeAxis(ctx.attrs, a);
+  const int64_t count = NumElements(ctx.input_shapes[1]);
+  const int64_t n = a[axis];
+  if (count == 0 || NumElements(a) == 0) {
+    ctx.SetInputGrad(0, Zeros(ctx, a, ctx.input_types[0]));
+    return;
+  }
+  const int64_t pre = NumElements(Shape(a.begin(), a.begin() + static_cast<int64_t>(axis)));
+  const int64_t post = NumElements(Shape(a.begin() + static_cast<int64_t>(axis) + 1, a.end()));
+  const std::vector<int64_t> swap{1, 0, 2};
+  NodeEntry g = Reshaped(ctx, ctx.OutputGrad(0), {pre, count, post});
+  if (pre > 1) g = ctx.Apply("transpose", {g}, {{"axes", swap}});
+  const NodeEntry positions = Reshaped(ctx, IndexPositions(ctx, 1, n, ctx.attrs.Str("mode") == "wrap"), {1, count});
+  NodeEntry grad =
+      ctx.Apply("scatter_nd_update",
+                {Zeros(ctx, {n, pre, post}, ctx.input_types[0]), positions, Reshaped(ctx, g, {count, pre, post})},
+                {{"reduction", "add"}});
+  if (pre > 1) grad = ctx.Apply("transpose", {grad}, {{"axes", swap}});
+  ctx.SetInputGrad(0, Reshaped(ctx, grad, a));
 }
 
 void RegisterTake() {
@@ -369,7 +451,8 @@ void RegisterTake() {
             [&](const Expr& row) {
               return kir::Store(picked, Zero(), KirPickIndex(ctx, 1, row % Expr(m), view.n, wrap));
             });
-      });
+      })
+      .SetGradient(TakeGradient);
 }
 
 const bool kRegistered = [] {

@@ -8,6 +8,7 @@
 
 #include "codegen/kir/kir.h"
 #include "codegen/lower/lower_util.h"
+#include "graph/gradient.h"
 #include "graph/op_util.h"
 #include "ops/lower_gemm.h"
 #include "ops/lower_random.h"
@@ -491,9 +492,8 @@ struct ConvGeometry {
   Pair k, s, d, p;
 };
 
-ConvGeometry MakeConvGeometry(const Attrs& attrs, const LowerContext& ctx) {
-  const Shape& xs = ctx.input_shapes[0];
-  const Shape& ys = ctx.output_shapes[0];
+// The convolution geometry of a data shape and an output (or output-gradient) shape.
+ConvGeometry ConvGeometryOf(const Attrs& attrs, const Shape& xs, const Shape& ys) {
   const int64_t groups = attrs.Int("num_group");
   return {xs[0],
           xs[1],
@@ -509,6 +509,10 @@ ConvGeometry MakeConvGeometry(const Attrs& attrs, const LowerContext& ctx) {
           SpatialPair(attrs, "stride", 1),
           SpatialPair(attrs, "dilate", 1),
           SpatialPair(attrs, "pad", 0)};
+}
+
+ConvGeometry MakeConvGeometry(const Attrs& attrs, const LowerContext& ctx) {
+  return ConvGeometryOf(attrs, ctx.input_shapes[0], ctx.output_shapes[0]);
 }
 
 // One output row at a time per (image, filter) plane, summed in `acc_type` in a local row:
@@ -1423,13 +1427,422 @@ Stmt DropoutLower(const Attrs& attrs, LowerContext& ctx) {
                                    });
 }
 
-const bool kRegistered = [] {
-  const std::vector<std::string> conv_layouts = {"NCW", "NCHW", "NCDHW", "NHWC", "NDHWC"};
+// ----------------------------------------------------------------------------- Backward kernels
 
-  OpRegistry::Global()
-      .Register("Convolution")
-      .Describe("2-D convolution of NCHW data with weight (num_filter, C/num_group, kh, kw) and optional bias")
-      .Attr("kernel", AttrType::kInts, std::nullopt, "kernel size (kh, kw)")
+// The output gradient of a convolution must have the forward output's shape.
+void CheckConvOutGrad(const Attrs& attrs, const ShapeSlot& data, const ShapeSlot& out_grad) {
+  if (!data || !out_grad) return;
+  std::vector<ShapeSlot> in = {data, std::nullopt, std::nullopt};
+  std::vector<ShapeSlot> out = {std::nullopt};
+  InferConvolutionShape(attrs, in, out);
+  if (*out[0] != *out_grad) ShapeError("input 'out_grad'", ShapeToString(*out[0]), *out_grad);
+}
+
+// _backward_Convolution_data (out_grad, data, weight): the data gradient; `data` gives
+// its shape only.
+void InferConvDataGradShape(const Attrs& attrs, std::vector<ShapeSlot>& in, std::vector<ShapeSlot>& out) {
+  if (!in[1] && out[0]) in[1] = out[0];
+  if (!in[1]) return;
+  CheckConvOutGrad(attrs, in[1], in[0]);
+  AssignShape(out[0], CheckData4D(*in[1]), "output");
+}
+
+// _backward_Convolution_weight (out_grad, data): the weight gradient.
+void InferConvWeightGradShape(const Attrs& attrs, std::vector<ShapeSlot>& in, std::vector<ShapeSlot>& out) {
+  if (!in[1]) return;
+  CheckConvOutGrad(attrs, in[1], in[0]);
+  const Pair k = SpatialPair(attrs, "kernel", 1);
+  AssignShape(out[0], {attrs.Int("num_filter"), (*in[1])[1] / attrs.Int("num_group"), k.h, k.w}, "output");
+}
+
+// Every product of the forward, scattered back: dx[n, c, ih, iw] += gy[n, f, oh, ow] * w[f, c, i, j].
+void ConvDataGradReference(const Attrs& attrs, std::span<const Tensor> in, std::span<Tensor> out, const RefContext&) {
+  const ConvGeometry g = ConvGeometryOf(attrs, in[1].shape(), in[0].shape());
+  const std::vector<double> gy = in[0].ToDoubles();
+  const std::vector<double> w = in[2].ToDoubles();
+  std::vector<double> dx(static_cast<size_t>(NumElements(in[1].shape())), 0.0);
+  int64_t flat = 0;
+  for (int64_t n = 0; n < g.batch; ++n) {
+    for (int64_t f = 0; f < g.filters; ++f) {
+      const int64_t first_channel = f / g.group_out * g.group_in;
+      for (int64_t oh = 0; oh < g.out_h; ++oh) {
+        for (int64_t ow = 0; ow < g.out_w; ++ow) {
+          const double gv = gy[flat++];
+          for (int64_t c = 0; c < g.group_in; ++c) {
+            for (int64_t i = 0; i < g.k.h; ++i) {
+              const int64_t ih = oh * g.s.h - g.p.h + i * g.d.h;
+              if (ih < 0 || ih >= g.height) continue;
+              for (int64_t j = 0; j < g.k.w; ++j) {
+                const int64_t iw = ow * g.s.w - g.p.w + j * g.d.w;
+                if (iw < 0 || iw >= g.width) continue;
+                dx[((n * g.channels + first_channel + c) * g.height + ih) * g.width + iw] +=
+                    gv * w[((f * g.group_in + c) * g.k.h + i) * g.k.w + j];
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+  for (size_t e = 0; e < dx.size(); ++e) out[0].SetDouble(static_cast<int64_t>(e), dx[e]);
+}
+
+// dw[f, c, i, j] = sum over n, oh, ow of gy[n, f, oh, ow] * x[n, c, ih, iw].
+void ConvWeightGradReference(const Attrs& attrs, std::span<const Tensor> in, std::span<Tensor> out, const RefContext&) {
+  const ConvGeometry g = ConvGeometryOf(attrs, in[1].shape(), in[0].shape());
+  const std::vector<double> gy = in[0].ToDoubles();
+  const std::vector<double> x = in[1].ToDoubles();
+  int64_t flat = 0;
+  for (int64_t f = 0; f < g.filters; ++f) {
+    const int64_t first_channel = f / g.group_out * g.group_in;
+    for (int64_t c = 0; c < g.group_in; ++c) {
+      for (int64_t i = 0; i < g.k.h; ++i) {
+        for (int64_t j = 0; j < g.k.w; ++j) {
+          double sum = 0;
+          for (int64_t n = 0; n < g.batch; ++n) {
+            for (int64_t oh = 0; oh < g.out_h; ++oh) {
+              const int64_t ih = oh * g.s.h - g.p.h + i * g.d.h;
+              if (ih < 0 || ih >= g.height) continue;
+              for (int64_t ow = 0; ow < g.out_w; ++ow) {
+                const int64_t iw = ow * g.s.w - g.p.w + j * g.d.w;
+                if (iw < 0 || iw >= g.width) continue;
+                sum += gy[((n * g.filters + f) * g.out_h + oh) * g.out_w + ow] *
+                       x[((n * g.channels + first_channel + c) * g.height + ih) * g.width + iw];
+              }
+            }
+          }
+          out[0].SetDouble(flat++, sum);
+        }
+      }
+    }
+  }
+}
+
+// The data gradient gathered per input element (no two iterations write one element):
+// the taps (f, i, j) whose output position oh = (ih + pad - i * dilate) / stride is
+// whole and inside the output. float64 sums; one (image, channel) plane per task.
+Stmt ConvDataGradLower(const Attrs& attrs, LowerContext& ctx) {
+  const ConvGeometry g = ConvGeometryOf(attrs, ctx.input_shapes[1], ctx.input_shapes[0]);
+  if (NumElements(ctx.output_shapes[0]) == 0) return kir::Block({});
+  const ScalarType f64 = ScalarType::kFloat64;
+  const kir::Buffer acc = ctx.builder->AddLocal("acc", f64, 1);
+  const Expr plane = kir::Var("plane"), ih = kir::Var("ih"), iw = kir::Var("iw");
+  const Expr fl = kir::Var("fl"), i = kir::Var("i"), j = kir::Var("j");
+  const Expr n = plane / Int(g.channels);
+  const Expr ch = plane % Int(g.channels);
+  const Expr f = ch / Int(g.group_in) * Int(g.group_out) + fl;
+  const Expr th = ih + Int(g.p.h) - i * Int(g.d.h);
+  const Expr tw = iw + Int(g.p.w) - j * Int(g.d.w);
+  const auto hits = [](const Expr& t, int64_t stride, int64_t out) {
+    return kir::And(kir::And(kir::Ge(t, Int(0)), kir::Eq(t % Int(stride), Int(0))), kir::Lt(t / Int(stride), Int(out)));
+  };
+  const Expr gv = lower::LoadAs(
+      ctx.inputs[0], ((n * Int(g.filters) + f) * Int(g.out_h) + th / Int(g.s.h)) * Int(g.out_w) + tw / Int(g.s.w), f64);
+  const Expr wv = lower::LoadAs(ctx.inputs[2],
+                                ((f * Int(g.group_in) + ch % Int(g.group_in)) * Int(g.k.h) + i) * Int(g.k.w) + j, f64);
+  const Stmt tap = kir::If(hits(tw, g.s.w, g.out_w), kir::Store(acc, Int(0), kir::Load(acc, Int(0)) + gv * wv));
+  const Stmt taps =
+      Loop(fl, Int(0), Int(g.group_out),
+           Loop(i, Int(0), Int(g.k.h), kir::If(hits(th, g.s.h, g.out_h), Loop(j, Int(0), Int(g.k.w), tap))));
+  const Stmt element = kir::Block({
+      kir::Store(acc, Int(0), kir::Const(0, f64)),
+      taps,
+      lower::StoreFrom(ctx.outputs[0], (plane * Int(g.height) + ih) * Int(g.width) + iw, kir::Load(acc, Int(0))),
+  });
+  return Loop(plane, Int(0), Int(g.batch * g.channels),
+              kir::Allocate(acc, Loop(ih, Int(0), Int(g.height), Loop(iw, Int(0), Int(g.width), element))),
+              kir::LoopKind::kParallel);
+}
+
+// The weight gradient: one filter per task, each tap a float64 sum over the output
+// positions that read inside the data (ValidSpan: no bounds test per element).
+Stmt ConvWeightGradLower(const Attrs& attrs, LowerContext& ctx) {
+  const ConvGeometry g = ConvGeometryOf(attrs, ctx.input_shapes[1], ctx.input_shapes[0]);
+  if (NumElements(ctx.output_shapes[0]) == 0) return kir::Block({});
+  const ScalarType f64 = ScalarType::kFloat64;
+  const kir::Buffer acc = ctx.builder->AddLocal("acc", f64, 1);
+  const Expr f = kir::Var("f"), c = kir::Var("c"), i = kir::Var("i"), j = kir::Var("j");
+  const Expr n = kir::Var("n"), oh = kir::Var("oh"), ow = kir::Var("ow");
+  const Expr first_channel = f / Int(g.group_out) * Int(g.group_in);
+  const Span rows = ValidSpan(i * Int(g.d.h) - Int(g.p.h), g.s.h, g.height, g.out_h);
+  const Span cols = ValidSpan(j * Int(g.d.w) - Int(g.p.w), g.s.w, g.width, g.out_w);
+  const Expr ih = oh * Int(g.s.h) - Int(g.p.h) + i * Int(g.d.h);
+  const Expr iw = ow * Int(g.s.w) - Int(g.p.w) + j * Int(g.d.w);
+  const Expr gv = lower::LoadAs(ctx.inputs[0], ((n * Int(g.filters) + f) * Int(g.out_h) + oh) * Int(g.out_w) + ow, f64);
+  const Expr xv = lower::LoadAs(
+      ctx.inputs[1], ((n * Int(g.channels) + first_channel + c) * Int(g.height) + ih) * Int(g.width) + iw, f64);
+  const Stmt tap = kir::Block({
+      kir::Store(acc, Int(0), kir::Const(0, f64)),
+      Loop(n, Int(0), Int(g.batch),
+           Loop(oh, rows.first, rows.extent,
+                Loop(ow, cols.first, cols.extent, kir::Store(acc, Int(0), kir::Load(acc, Int(0)) + gv * xv)))),
+      lower::StoreFrom(ctx.outputs[0], ((f * Int(g.group_in) + c) * Int(g.k.h) + i) * Int(g.k.w) + j,
+                       kir::Load(acc, Int(0))),
+  });
+  return Loop(f, Int(0), Int(g.filters),
+              kir::Allocate(
+                  acc, Loop(c, Int(0), Int(g.group_in), Loop(i, Int(0), Int(g.k.h), Loop(j, Int(0), Int(g.k.w), tap)))),
+              kir::LoopKind::kParallel);
+}
+
+// _backward_Pooling (out_grad, data, output): the data gradient.
+void InferPoolingGradShape(const Attrs& attrs, std::vector<ShapeSlot>& in, std::vector<ShapeSlot>& out) {
+  if (!in[1] && out[0]) in[1] = out[0];
+  if (!in[1]) return;
+  std::vector<ShapeSlot> data = {in[1]};
+  std::vector<ShapeSlot> pooled = {std::nullopt};
+  InferPoolingShape(attrs, data, pooled);
+  AssignShape(in[0], *pooled[0], "input 'out_grad'");
+  AssignShape(in[2], *pooled[0], "input 'output'");
+  AssignShape(out[0], *in[1], "output");
+}
+
+void CheckPoolingGradType(const Attrs& attrs) {
+  ValidatePooling(attrs);
+  if (attrs.Str("pool_type") == "lp") {
+    throw Error("attribute 'pool_type': expected max, avg or sum (Pooling's gradient), given lp");
+  }
+}
+
+// A window as the forward clips it: [h0, h1) x [w0, w1) inside the data, and avg's divisor.
+struct ClippedWindow {
+  int64_t h0, h1, w0, w1, divisor;
+};
+ClippedWindow ClipWindow(const PoolWindow& win, int64_t oh, int64_t ow, int64_t height, int64_t width,
+                         bool include_pad) {
+  const int64_t h0 = oh * win.stride.h - win.pad.h;
+  const int64_t w0 = ow * win.stride.w - win.pad.w;
+  const int64_t h1 = std::min(h0 + win.kernel.h, height + win.pad.h);
+  const int64_t w1 = std::min(w0 + win.kernel.w, width + win.pad.w);
+  const int64_t padded = std::max<int64_t>(h1 - h0, 0) * std::max<int64_t>(w1 - w0, 0);
+  ClippedWindow c{std::max<int64_t>(h0, 0), std::min(h1, height), std::max<int64_t>(w0, 0), std::min(w1, width), 0};
+  c.divisor = include_pad ? padded : std::max<int64_t>(c.h1 - c.h0, 0) * std::max<int64_t>(c.w1 - c.w0, 0);
+  return c;
+}
+
+// Each window's gradient, scattered: max to the first element (row-major) equal to the
+// window's output, as MXNet's unpooling does; avg spread over the divisor; sum to all.
+void PoolingGradReference(const Attrs& attrs, std::span<const Tensor> in, std::span<Tensor> out, const RefContext&) {
+  const Shape& xs = in[1].shape();
+  const Shape& ys = in[0].shape();
+  const int64_t height = xs[2], width = xs[3];
+  const PoolWindow win = PoolingWindow(attrs, xs);
+  const std::string& type = attrs.Str("pool_type");
+  const bool include_pad = attrs.IsNone("count_include_pad") || attrs.Bool("count_include_pad");
+  const std::vector<double> gy = in[0].ToDoubles();
+  const std::vector<double> x = in[1].ToDoubles();
+  const std::vector<double> y = in[2].ToDoubles();
+  std::vector<double> dx(x.size(), 0.0);
+  int64_t flat = 0;
+  for (int64_t plane = 0; plane < xs[0] * xs[1]; ++plane) {
+    const int64_t base = plane * height * width;
+    for (int64_t oh = 0; oh < ys[2]; ++oh) {
+      for (int64_t ow = 0; ow < ys[3]; ++ow, ++flat) {
+        const ClippedWindow c = ClipWindow(win, oh, ow, height, width, include_pad);
+        bool done = false;
+        for (int64_t h = c.h0; h < c.h1 && !done; ++h) {
+          for (int64_t w = c.w0; w < c.w1 && !done; ++w) {
+            const int64_t at = base + h * width + w;
+            if (type == "max") {
+              done = x[at] == y[flat];
+              if (done) dx[at] += gy[flat];
+            } else {
+              dx[at] += type == "avg" ? gy[flat] / static_cast<double>(c.divisor) : gy[flat];
+            }
+          }
+        }
+      }
+    }
+  }
+  for (size_t e = 0; e < dx.size(); ++e) out[0].SetDouble(static_cast<int64_t>(e), dx[e]);
+}
+
+// The pooling gradient gathered per input element from the windows that contain it
+// (oh with oh * stride - pad <= h < oh * stride - pad + kernel), so that no two
+// iterations write one element. Max pooling: the element takes a window's gradient when
+// it equals the window's output and no element before it in the window does. One
+// (image, channel) plane per task; sums in float64.
+Stmt PoolingGradLower(const Attrs& attrs, LowerContext& ctx) {
+  const Shape& xs = ctx.input_shapes[1];
+  const Shape& ys = ctx.input_shapes[0];
+  if (NumElements(xs) == 0) return kir::Block({});
+  const int64_t height = xs[2], width = xs[3], out_h = ys[2], out_w = ys[3];
+  const PoolWindow win = PoolingWindow(attrs, xs);
+  const std::string& type = attrs.Str("pool_type");
+  const bool include_pad = attrs.IsNone("count_include_pad") || attrs.Bool("count_include_pad");
+  const ScalarType f64 = ScalarType::kFloat64;
+  const ScalarType t = lower::ComputeType(ctx.input_types[1]);
+  const kir::Buffer acc = ctx.builder->AddLocal("acc", f64, 1);
+  const kir::Buffer seen = ctx.builder->AddLocal("seen", ScalarType::kInt64, 1);
+  const Expr zero = Int(0);
+  const Expr plane = kir::Var("plane"), h = kir::Var("h"), w = kir::Var("w");
+  const Expr oh = kir::Var("oh"), ow = kir::Var("ow"), hh = kir::Var("hh"), ww = kir::Var("ww");
+  // Windows along one axis that contain position p: [first, last] clipped to the output.
+  const auto containing = [](const Expr& p, int64_t kernel, int64_t stride, int64_t pad, int64_t out) {
+    const Expr first = kir::Max(Int(0), CeilDiv(p + Int(pad - kernel + 1), stride));
+    const Expr last = kir::Min(Int(out - 1), (p + Int(pad)) / Int(stride));
+    return Span{first, kir::Max(Int(0), last - first + Int(1))};
+  };
+  const Span rows = containing(h, win.kernel.h, win.stride.h, win.pad.h, out_h);
+  const Span cols = containing(w, win.kernel.w, win.stride.w, win.pad.w, out_w);
+  const Expr out_at = (plane * Int(out_h) + oh) * Int(out_w) + ow;
+  const Expr gv = lower::LoadAs(ctx.inputs[0], out_at, f64);
+  const Expr h0 = oh * Int(win.stride.h) - Int(win.pad.h);
+  const Expr w0 = ow * Int(win.stride.w) - Int(win.pad.w);
+  const Expr h1 = kir::Min(h0 + Int(win.kernel.h), Int(height + win.pad.h));
+  const Expr w1 = kir::Min(w0 + Int(win.kernel.w), Int(width + win.pad.w));
+  const Expr hs = kir::Max(h0, zero), ws = kir::Max(w0, zero);
+  const Expr he = kir::Min(h1, Int(height)), we = kir::Min(w1, Int(width));
+  const Expr add_acc = kir::Load(acc, zero);
+  Stmt window;
+  if (type == "max") {
+    const Expr y = lower::LoadAs(ctx.inputs[2], out_at, t);
+    const auto x_at = [&](const Expr& r, const Expr& q) {
+      return lower::LoadAs(ctx.inputs[1], (plane * Int(height) + r) * Int(width) + q, t);
+    };
+    const Stmt count =
+        kir::Store(seen, zero, kir::Load(seen, zero) + kir::Select(kir::Eq(x_at(hh, ww), y), Int(1), zero));
+    window = kir::If(kir::Eq(x_at(h, w), y),
+                     kir::Block({
+                         kir::Store(seen, zero, zero),
+                         // Rows of the window before h, then row h before w.
+                         Loop(hh, hs, kir::Max(zero, h - hs), Loop(ww, ws, kir::Max(zero, we - ws), count)),
+                         Loop(hh, h, Int(1), Loop(ww, ws, kir::Max(zero, w - ws), count)),
+                         kir::If(kir::Eq(kir::Load(seen, zero), zero), kir::Store(acc, zero, add_acc + gv)),
+                     }));
+  } else if (type == "avg") {
+    const Expr divisor = include_pad ? kir::Max(h1 - h0, zero) * kir::Max(w1 - w0, zero)
+                                     : kir::Max(he - hs, zero) * kir::Max(we - ws, zero);
+    window = kir::Store(acc, zero, add_acc + gv / kir::Cast(f64, divisor));
+  } else {
+    window = kir::Store(acc, zero, add_acc + gv);
+  }
+  const Stmt element = kir::Block({
+      kir::Store(acc, zero, kir::Const(0, f64)),
+      Loop(oh, rows.first, rows.extent, Loop(ow, cols.first, cols.extent, window)),
+      lower::StoreFrom(ctx.outputs[0], (plane * Int(height) + h) * Int(width) + w, kir::Load(acc, zero)),
+  });
+  return Loop(plane, zero, Int(xs[0] * xs[1]),
+              kir::Allocate(acc, kir::Allocate(seen, Loop(h, zero, Int(height), Loop(w, zero, Int(width), element)))),
+              kir::LoopKind::kParallel);
+}
+
+// ----------------------------------------------------------------------------- Gradients
+
+// The forward node's attributes, to build its backward operators with.
+AttrMap ForwardAttrs(const GradientContext& ctx) {
+  AttrMap attrs;
+  for (const auto& [key, value] : ctx.attrs.values()) {
+    attrs.emplace_back(key, std::visit([](const auto& v) { return AttrArg(v); }, value));
+  }
+  return attrs;
+}
+
+void ConvolutionGradient(GradientContext& ctx) {
+  const AttrMap attrs = ForwardAttrs(ctx);
+  const NodeEntry g = ctx.OutputGrad(0);
+  ctx.SetInputGrad(0, ctx.Apply("_backward_Convolution_data", {g, ctx.inputs[0], ctx.inputs[1]}, attrs));
+  ctx.SetInputGrad(1, ctx.Apply("_backward_Convolution_weight", {g, ctx.inputs[0]}, attrs));
+  if (!ctx.attrs.Bool("no_bias")) ctx.SetInputGrad(2, ctx.Apply("sum", {g}, {{"axis", {0, 2, 3}}}));
+}
+
+void PoolingGradient(GradientContext& ctx) {
+  if (ctx.attrs.Str("pool_type") == "lp") {
+    throw Error("Pooling's gradient: attribute 'pool_type': expected max, avg or sum, given lp");
+  }
+  ctx.SetInputGrad(
+      0, ctx.Apply("_backward_Pooling", {ctx.OutputGrad(0), ctx.inputs[0], ctx.outputs[0]}, ForwardAttrs(ctx)));
+}
+
+// Composed from registered operators on the channel statistics, kept as (1, .., C, .., 1)
+// so that they broadcast against the data. With batch statistics (training) and
+// xhat = (x - mean) * inv_std over the m elements of a channel:
+//   dx = gamma * inv_std * (g - sum(g) / m - xhat * sum(g * xhat) / m),
+//   dgamma = sum(g * xhat), dbeta = sum(g);
+// gradients of the mean and inv_std outputs (output_mean_var) add gm / m and
+// -gv * inv_std^2 * xhat / m (MXNet ignores them; they are exact here). With the moving
+// statistics (inference, use_global_stats) the layer is the affine map
+// x * gamma * inv_std + shift. fix_gamma: gamma is unused, its gradient zero.
+void BatchNormGradient(GradientContext& ctx) {
+  const Shape& shape = ctx.input_shapes[0];
+  const int64_t ndim = static_cast<int64_t>(shape.size());
+  const int64_t axis = op_util::NormalizeAxis(ctx.attrs.Int("axis"), ndim, "attribute 'axis'");
+  std::vector<int64_t> others;
+  std::vector<int64_t> channel_shape(static_cast<size_t>(ndim), 1);
+  channel_shape[axis] = shape[axis];
+  int64_t count = 1;
+  for (int64_t d = 0; d < ndim; ++d) {
+    if (d == axis) continue;
+    others.push_back(d);
+    count *= shape[d];
+  }
+  const bool fix_gamma = ctx.attrs.Bool("fix_gamma");
+  const double eps = ctx.attrs.Float("eps");
+  const auto sum = [&](const NodeEntry& v) { return ctx.Apply("sum", {v}, {{"axis", others}, {"keepdims", true}}); };
+  const auto mul = [&](const NodeEntry& a, const NodeEntry& b) { return ctx.Apply("broadcast_mul", {a, b}); };
+  const auto scaled = [&](const NodeEntry& a, double s) { return ctx.Apply("_mul_scalar", {a}, {{"scalar", s}}); };
+  const auto as_channels = [&](const NodeEntry& v) {
+    return ctx.Apply("_np_reshape", {v}, {{"newshape", channel_shape}});
+  };
+  const auto as_vector = [&](const NodeEntry& v) {
+    return ctx.Apply("_np_reshape", {v}, {{"newshape", std::vector<int64_t>{shape[axis]}}});
+  };
+  const NodeEntry& x = ctx.inputs[0];
+  const NodeEntry g = ctx.OutputGrad(0);
+  const bool batch_stats = ctx.is_train && !ctx.attrs.Bool("use_global_stats");
+  const NodeEntry mean =
+      batch_stats ? ctx.Apply("mean", {x}, {{"axis", others}, {"keepdims", true}}) : as_channels(ctx.inputs[3]);
+  const NodeEntry centered = ctx.Apply("broadcast_sub", {x, mean});
+  const NodeEntry var =
+      batch_stats ? ctx.Apply("mean", {ctx.Apply("square", {centered})}, {{"axis", others}, {"keepdims", true}})
+                  : as_channels(ctx.inputs[4]);
+  const NodeEntry inv_std = ctx.Apply("rsqrt", {ctx.Apply("_plus_scalar", {var}, {{"scalar", eps}})});
+  const NodeEntry xhat = mul(centered, inv_std);
+  const NodeEntry sum_g = sum(g);
+  const NodeEntry sum_gx = sum(mul(g, xhat));
+  const NodeEntry scale = fix_gamma ? inv_std : mul(as_channels(ctx.inputs[1]), inv_std);
+  NodeEntry dx = g;
+  if (batch_stats) {
+    const double inv_m = 1.0 / static_cast<double>(std::max<int64_t>(count, 1));
+    dx = ctx.Apply("broadcast_sub", {g, scaled(sum_g, inv_m)});
+    dx = ctx.Apply("broadcast_sub", {dx, mul(xhat, scaled(sum_gx, inv_m))});
+  }
+  dx = mul(dx, scale);
+  if (batch_stats && ctx.HasOutputGrad(1)) {
+    const double inv_m = 1.0 / static_cast<double>(std::max<int64_t>(count, 1));
+    dx = ctx.Apply("broadcast_add", {dx, scaled(as_channels(*ctx.output_grads[1]), inv_m)});
+  }
+  if (batch_stats && ctx.HasOutputGrad(2)) {
+    const double inv_m = 1.0 / static_cast<double>(std::max<int64_t>(count, 1));
+    const NodeEntry coef = mul(as_channels(*ctx.output_grads[2]), ctx.Apply("square", {inv_std}));
+    dx = ctx.Apply("broadcast_sub", {dx, mul(xhat, scaled(coef, inv_m))});
+  }
+  ctx.SetInputGrad(0, dx);
+  if (!fix_gamma) ctx.SetInputGrad(1, as_vector(sum_gx));
+  ctx.SetInputGrad(2, as_vector(sum_g));
+}
+
+// Inactive (inference in training mode, p = 0): the identity. Active: the node does not
+// expose its mask, so it is recovered from the output: y != 0 exactly where the mask
+// keeps a nonzero x, and dx = g * (y != 0) / (1 - p). Exact wherever x != 0; where x is
+// exactly 0 the mask is unknowable from y and the gradient given is 0.
+void DropoutGradient(GradientContext& ctx) {
+  const double p = ctx.attrs.Float("p");
+  const NodeEntry g = ctx.OutputGrad(0);
+  const bool active = ctx.is_train || ctx.attrs.Str("mode") == "always";
+  if (!active || p == 0) {
+    ctx.SetInputGrad(0, g);
+    return;
+  }
+  const NodeEntry kept = ctx.Apply("sign", {ctx.Apply("abs", {ctx.outputs[0]})});
+  const NodeEntry masked = ctx.Apply("elemwise_mul", {g, kept});
+  ctx.SetInputGrad(0, ctx.Apply("_mul_scalar", {masked}, {{"scalar", p < 1 ? 1.0 / (1.0 - p) : 0.0}}));
+}
+
+// Convolution's attributes, which its backward operators share.
+OpDef& ConvolutionAttrs(OpDef& op) {
+  const std::vector<std::string> conv_layouts = {"NCW", "NCHW", "NCDHW", "NHWC", "NDHWC"};
+  return op.Attr("kernel", AttrType::kInts, std::nullopt, "kernel size (kh, kw)")
       .Range(1)
       .Attr("stride", AttrType::kInts, AttrValue{std::vector<int64_t>{}}, "stride (h, w); () means 1s")
       .Range(1)
@@ -1449,22 +1862,12 @@ const bool kRegistered = [] {
       .Attr("cudnn_off", AttrType::kBool, AttrValue{false}, "ignored")
       .Attr("layout", AttrType::kString, AttrValue{std::monostate{}}, "NCHW or None only")
       .Choices(conv_layouts)
-      .SetValidate(ValidateConvolution)
-      .Inputs([](const Attrs& attrs) {
-        return attrs.Bool("no_bias") ? std::vector<std::string>{"data", "weight"}
-                                     : std::vector<std::string>{"data", "weight", "bias"};
-      })
-      .SetInferShape(InferConvolutionShape)
-      .SetInferType(FloatSameType({"data", "weight", "bias"}))
-      .SetPattern(OpPattern::kGemm)
-      .SetChannelScaling({})
-      .SetAcceptsEpilogue()
-      .SetReference(ConvolutionReference)
-      .SetLower(ConvolutionLower);
+      .SetValidate(ValidateConvolution);
+}
 
-  OpRegistry::Global()
-      .Register("Pooling")
-      .Describe("2-D max, average, sum or Lp pooling of NCHW data")
+// Pooling's attributes, which its backward operator shares.
+OpDef& PoolingAttrs(OpDef& op) {
+  return op
       .Attr("kernel", AttrType::kInts, AttrValue{std::vector<int64_t>{}}, "window (kh, kw); may be () with global_pool")
       .Range(1)
       .Attr("pool_type", AttrType::kString, AttrValue{std::string("max")}, "max, avg, sum or lp")
@@ -1483,7 +1886,49 @@ const bool kRegistered = [] {
       .Attr("count_include_pad", AttrType::kBool, AttrValue{std::monostate{}},
             "avg divides by the window size including padding; None means True")
       .Attr("layout", AttrType::kString, AttrValue{std::monostate{}}, "NCHW or None only")
-      .Choices({"NCW", "NCHW", "NCDHW", "NWC", "NHWC", "NDHWC"})
+      .Choices({"NCW", "NCHW", "NCDHW", "NWC", "NHWC", "NDHWC"});
+}
+
+const bool kRegistered = [] {
+  ConvolutionAttrs(
+      OpRegistry::Global()
+          .Register("Convolution")
+          .Describe("2-D convolution of NCHW data with weight (num_filter, C/num_group, kh, kw) and optional bias"))
+      .Inputs([](const Attrs& attrs) {
+        return attrs.Bool("no_bias") ? std::vector<std::string>{"data", "weight"}
+                                     : std::vector<std::string>{"data", "weight", "bias"};
+      })
+      .SetInferShape(InferConvolutionShape)
+      .SetInferType(FloatSameType({"data", "weight", "bias"}))
+      .SetPattern(OpPattern::kGemm)
+      .SetChannelScaling({})
+      .SetAcceptsEpilogue()
+      .SetReference(ConvolutionReference)
+      .SetLower(ConvolutionLower)
+      .SetGradient(ConvolutionGradient);
+
+  ConvolutionAttrs(
+      OpRegistry::Global()
+          .Register("_backward_Convolution_data")
+          .Describe("Convolution's data gradient from the output gradient and the weight (data gives the shape)"))
+      .Inputs({"out_grad", "data", "weight"})
+      .SetInferShape(InferConvDataGradShape)
+      .SetInferType(FloatSameType({"out_grad", "data", "weight"}))
+      .SetPattern(OpPattern::kOpaque)
+      .SetReference(ConvDataGradReference)
+      .SetLower(ConvDataGradLower);
+
+  ConvolutionAttrs(OpRegistry::Global()
+                       .Register("_backward_Convolution_weight")
+                       .Describe("Convolution's weight gradient from the output gradient and the data"))
+      .Inputs({"out_grad", "data"})
+      .SetInferShape(InferConvWeightGradShape)
+      .SetInferType(FloatSameType({"out_grad", "data"}))
+      .SetPattern(OpPattern::kOpaque)
+      .SetReference(ConvWeightGradReference)
+      .SetLower(ConvWeightGradLower);
+
+  PoolingAttrs(OpRegistry::Global().Register("Pooling").Describe("2-D max, average, sum or Lp pooling of NCHW data"))
       .SetValidate(ValidatePooling)
       .SetInferShape(InferPoolingShape)
       .SetInferType(FloatSameType({"data"}))
@@ -1491,7 +1936,20 @@ const bool kRegistered = [] {
       // An activation after pooling applies as each window's value is stored.
       .SetAcceptsEpilogue()
       .SetReference(PoolingReference)
-      .SetLower(PoolingLower);
+      .SetLower(PoolingLower)
+      .SetGradient(PoolingGradient);
+
+  PoolingAttrs(
+      OpRegistry::Global()
+          .Register("_backward_Pooling")
+          .Describe("Pooling's data gradient (max, avg, sum) from the output gradient, the data and the output"))
+      .SetValidate(CheckPoolingGradType)
+      .Inputs({"out_grad", "data", "output"})
+      .SetInferShape(InferPoolingGradShape)
+      .SetInferType(FloatSameType({"out_grad", "data", "output"}))
+      .SetPattern(OpPattern::kOpaque)
+      .SetReference(PoolingGradReference)
+      .SetLower(PoolingGradLower);
 
   OpRegistry::Global()
       .Register("BatchNorm")
@@ -1522,7 +1980,8 @@ const bool kRegistered = [] {
       })
       .SetInferenceAffine(BatchNormAffine)
       .SetReference(BatchNormReference)
-      .SetLower(BatchNormLower);
+      .SetLower(BatchNormLower)
+      .SetGradient(BatchNormGradient);
 
   OpRegistry::Global()
       .Register("Dropout")
@@ -1547,7 +2006,8 @@ const bool kRegistered = [] {
       })
       .SetRandomAtInference([](const Attrs& attrs) { return attrs.Str("mode") == "always" && attrs.Float("p") > 0; })
       .SetReference(DropoutReference)
-      .SetLower(DropoutLower);
+      .SetLower(DropoutLower)
+      .SetGradient(DropoutGradient);
   return true;
 }();
 

@@ -1129,6 +1129,200 @@ Stmt PadLower(const Attrs& attrs, LowerContext& ctx) {
   return kir::For(row, Expr(int64_t{0}), Expr(rows), body, kind);
 }
 
+// --- Gradients ---------------------------------------------------------------------------
+
+std::vector<int64_t> Dims(const Shape& shape) {
+  return {shape.begin(), shape.end()};
+}
+
+NodeEntry Zeros(GradientContext& ctx, const Shape& shape, DType dtype) {
+  return ctx.Apply("zeros", {}, {{"shape", Dims(shape)}, {"dtype", dtype}});
+}
+
+NodeEntry Reshaped(GradientContext& ctx, const NodeEntry& x, const Shape& shape) {
+  return ctx.Apply("_np_reshape", {x}, {{"newshape", Dims(shape)}});
+}
+
+// Concat along `axis`, leaving out empty parts (zeros of a zero-size axis).
+NodeEntry ConcatParts(GradientContext& ctx, const std::vector<std::pair<NodeEntry, int64_t>>& parts, size_t axis) {
+  std::vector<NodeEntry> kept;
+  for (const auto& [part, size] : parts) {
+    if (size > 0) kept.push_back(part);
+  }
+  if (kept.size() == 1) return kept[0];
+  return ctx.Apply("Concat", kept,
+                   {{"num_args", static_cast<int64_t>(kept.size())}, {"dim", static_cast<int64_t>(axis)}});
+}
+
+// The gradient `g` of a slice `range` along `axis` (g's shape `shape`), placed into zeros
+// of length `len` there: reversed for a negative step, interleaved with step - 1 zeros,
+// then padded with zeros before and after.
+NodeEntry PlaceAlong(GradientContext& ctx, NodeEntry g, Shape shape, size_t axis, const SliceRange& range, int64_t len,
+                     DType dtype) {
+  Shape full = shape;
+  full[axis] = len;
+  if (range.size == 0) return Zeros(ctx, full, dtype);
+  if (range.size == len && range.step == 1) return g;
+  int64_t first = range.start;
+  int64_t step = range.step;
+  if (step < 0) {
+    // Ascending positions: g reversed along the axis (a slice of step -1).
+    std::string begin = "(";
+    std::string steps = "(";
+    for (size_t d = 0; d <= axis; ++d) {
+      begin += "None,";
+      steps += d == axis ? "-1," : "None,";
+    }
+    g = ctx.Apply("slice", {g}, {{"begin", begin + ")"}, {"end", begin + ")"}, {"step", steps + ")"}});
+    first = range.start + (range.size - 1) * step;
+    step = -step;
+  }
+  const int64_t n = range.size;
+  int64_t span = n;
+  if (step > 1) {
+    Shape column = shape;
+    column.insert(column.begin() + static_cast<int64_t>(axis) + 1, 1);
+    Shape gaps = column;
+    gaps[axis + 1] = step - 1;
+    const NodeEntry expanded = Reshaped(ctx, g, column);
+    const NodeEntry joined = ctx.Apply("Concat", {expanded, Zeros(ctx, gaps, dtype)},
+                                       {{"num_args", int64_t{2}}, {"dim", static_cast<int64_t>(axis + 1)}});
+    Shape merged = shape;
+    merged[axis] = n * step;
+    span = (n - 1) * step + 1;
+    g = ctx.Apply("slice_axis", {Reshaped(ctx, joined, merged)},
+                  {{"axis", static_cast<int64_t>(axis)}, {"begin", int64_t{0}}, {"end", span}});
+  }
+  Shape before = shape;
+  before[axis] = first;
+  Shape after = shape;
+  after[axis] = len - first - span;
+  return ConcatParts(
+      ctx, {{Zeros(ctx, before, dtype), before[axis]}, {g, span}, {Zeros(ctx, after, dtype), after[axis]}}, axis);
+}
+
+GradientFn SliceGradient(RangesFn ranges_of) {
+  return [ranges_of](GradientContext& ctx) {
+    const Shape& in = ctx.input_shapes[0];
+    const auto ranges = ranges_of(ctx.attrs, in);
+    NodeEntry g = ctx.OutputGrad(0);
+    Shape shape = ctx.output_shapes[0];
+    for (size_t d = 0; d < ranges.size(); ++d) {
+      if (ranges[d].step == 1 && ranges[d].size == in[d]) continue;
+      g = PlaceAlong(ctx, g, shape, d, ranges[d], in[d], ctx.input_types[0]);
+      shape[d] = in[d];
+    }
+    ctx.SetInputGrad(0, g);
+  };
+}
+
+void ConcatGradient(GradientContext& ctx) {
+  const Shape& out = ctx.output_shapes[0];
+  const int64_t axis = NormalizeAxis(ctx.attrs.Int("dim"), static_cast<int64_t>(out.size()), "attribute 'dim'");
+  const NodeEntry g = ctx.OutputGrad(0);
+  int64_t offset = 0;
+  for (size_t i = 0; i < ctx.inputs.size(); ++i) {
+    const int64_t size = ctx.input_shapes[i][axis];
+    if (size == 0) {
+      ctx.SetInputGrad(i, Zeros(ctx, ctx.input_shapes[i], ctx.input_types[i]));
+    } else if (ctx.inputs.size() == 1) {
+      ctx.SetInputGrad(i, g);
+    } else {
+      ctx.SetInputGrad(i, ctx.Apply("slice_axis", {g}, {{"axis", axis}, {"begin", offset}, {"end", offset + size}}));
+    }
+    offset += size;
+  }
+}
+
+// The output gradients joined again, zeros where none flows.
+void SplitGradient(GradientContext& ctx) {
+  const Shape& data = ctx.input_shapes[0];
+  const int64_t axis = SplitAxis(ctx.attrs, data);
+  const bool squeeze = ctx.attrs.Bool("squeeze_axis");
+  std::vector<NodeEntry> parts;
+  for (size_t i = 0; i < ctx.output_shapes.size(); ++i) {
+    NodeEntry part = ctx.OutputGrad(i);
+    if (squeeze) part = ctx.Apply("expand_dims", {part}, {{"axis", axis}});
+    parts.push_back(part);
+  }
+  ctx.SetInputGrad(0, parts.size() == 1 ? Reshaped(ctx, parts[0], data)
+                                        : ctx.Apply("Concat", parts,
+                                                    {{"num_args", static_cast<int64_t>(parts.size())}, {"dim", axis}}));
+}
+
+void StackGradient(GradientContext& ctx) {
+  const int64_t axis = StackAxis(ctx.attrs, static_cast<int64_t>(ctx.input_shapes[0].size()));
+  const auto parts =
+      ctx.ApplyAll("split", {ctx.OutputGrad(0)},
+                   {{"num_outputs", static_cast<int64_t>(ctx.inputs.size())}, {"axis", axis}, {"squeeze_axis", true}});
+  for (size_t i = 0; i < parts.size(); ++i) ctx.SetInputGrad(i, parts[i]);
+}
+
+// Each output axis d is (reps[d], padded[d]): the gradient sums over the repetitions.
+void TileGradient(GradientContext& ctx) {
+  Shape padded;
+  Shape out;
+  TileShapes(ctx.attrs, ctx.input_shapes[0], &padded, &out);
+  Shape split;
+  std::vector<int64_t> axes;
+  for (size_t d = 0; d < padded.size(); ++d) {
+    axes.push_back(static_cast<int64_t>(split.size()));
+    split.push_back(padded[d] == 0 ? 0 : out[d] / padded[d]);
+    split.push_back(padded[d]);
+  }
+  if (NumElements(out) == 0) {
+    ctx.SetInputGrad(0, Zeros(ctx, ctx.input_shapes[0], ctx.input_types[0]));
+    return;
+  }
+  const NodeEntry summed = ctx.Apply("sum", {Reshaped(ctx, ctx.OutputGrad(0), split)}, {{"axis", axes}});
+  ctx.SetInputGrad(0, Reshaped(ctx, summed, ctx.input_shapes[0]));
+}
+
+// Each element's repeats are adjacent: a new axis of size `repeats` after it, summed.
+void RepeatGradient(GradientContext& ctx) {
+  const Shape& data = ctx.input_shapes[0];
+  const int64_t repeats = ctx.attrs.Int("repeats");
+  if (repeats == 0 || NumElements(data) == 0) {
+    ctx.SetInputGrad(0, Zeros(ctx, data, ctx.input_types[0]));
+    return;
+  }
+  Shape split;
+  int64_t axis = 0;
+  if (const auto given = ctx.attrs.OptInt("axis")) {
+    const int64_t a = InputAxis(*given, data, "attribute 'axis'");
+    split = data;
+    split.insert(split.begin() + a + 1, repeats);
+    axis = a + 1;
+  } else {
+    split = {NumElements(data), repeats};
+    axis = 1;
+  }
+  const NodeEntry summed =
+      ctx.Apply("sum", {Reshaped(ctx, ctx.OutputGrad(0), split)}, {{"axis", std::vector<int64_t>{axis}}});
+  ctx.SetInputGrad(0, Reshaped(ctx, summed, data));
+}
+
+// Constant padding's gradient crops what was padded (and pads with zeros what was
+// cropped): Pad with the negated widths.
+void PadGradient(GradientContext& ctx) {
+  if (GetPadMode(ctx.attrs) != PadMode::kConstant) {
+    throw Error("Pad: the gradient of mode '" + ctx.attrs.Str("mode") +
+                "' is not supported; expected mode 'constant', given '" + ctx.attrs.Str("mode") + "'");
+  }
+  std::vector<int64_t> widths = ctx.attrs.Ints("pad_width");
+  for (int64_t& w : widths) w = -w;
+  ctx.SetInputGrad(
+      0, ctx.Apply("Pad", {ctx.OutputGrad(0)}, {{"mode", "constant"}, {"pad_width", widths}, {"constant_value", 0.0}}));
+}
+
+// The condition gets none; x and y the gradient where each was chosen.
+void WhereGradient(GradientContext& ctx) {
+  const NodeEntry g = ctx.OutputGrad(0);
+  const NodeEntry zeros = ctx.Apply("zeros_like", {g});
+  ctx.SetInputGrad(1, ctx.Apply("where", {ctx.inputs[0], g, zeros}));
+  ctx.SetInputGrad(2, ctx.Apply("where", {ctx.inputs[0], zeros, g}));
+}
+
 // A view's element: the same flat index, divided by the input's shape.
 std::vector<Expr> ViewIndexMap(const Attrs&, const Shape& in_shape, const Shape& out_shape,
                                const std::vector<Expr>& out_index) {
@@ -1244,7 +1438,8 @@ const bool kRegistered = [] {
       .SetInferShape(ConcatInferShape)
       .SetPattern(OpPattern::kInjective)
       .SetReference(ConcatReference)
-      .SetLower(ConcatLower);
+      .SetLower(ConcatLower)
+      .SetGradient(ConcatGradient);
 
   registry.Register("stack")
       .Describe("Join num_args inputs of one shape along a new axis")
@@ -1255,7 +1450,8 @@ const bool kRegistered = [] {
       .SetInferShape(StackInferShape)
       .SetPattern(OpPattern::kInjective)
       .SetReference(StackReference)
-      .SetLower(StackLower);
+      .SetLower(StackLower)
+      .SetGradient(StackGradient);
 
   registry.Register("split")
       .Describe("Split along `axis` into num_outputs equal parts")
@@ -1268,7 +1464,8 @@ const bool kRegistered = [] {
       .SetInferShape(SplitInferShape)
       .SetPattern(OpPattern::kInjective)
       .SetReference(SplitReference)
-      .SetLower(SplitLower);
+      .SetLower(SplitLower)
+      .SetGradient(SplitGradient);
 
   registry.Register("slice")
       .Describe("Python-style slicing of the leading axes: begin, end, step per axis; None entries take the default")
@@ -1279,7 +1476,8 @@ const bool kRegistered = [] {
       .SetInferShape(SliceInfer(SliceRanges))
       .SetPattern(OpPattern::kInjective)
       .SetReference(SliceReference(SliceRanges))
-      .SetLower(SliceLower(SliceRanges));
+      .SetLower(SliceLower(SliceRanges))
+      .SetGradient(SliceGradient(SliceRanges));
 
   registry.Register("slice_axis")
       .Describe("Take [begin, end) along one axis")
@@ -1290,7 +1488,8 @@ const bool kRegistered = [] {
       .SetInferShape(SliceInfer(SliceAxisRanges))
       .SetPattern(OpPattern::kInjective)
       .SetReference(SliceReference(SliceAxisRanges))
-      .SetLower(SliceLower(SliceAxisRanges));
+      .SetLower(SliceLower(SliceAxisRanges))
+      .SetGradient(SliceGradient(SliceAxisRanges));
 
   registry.Register("tile")
       .Describe("Repeat the whole input reps[i] times along axis i")
@@ -1299,7 +1498,8 @@ const bool kRegistered = [] {
       .SetInferShape(TileInferShape)
       .SetPattern(OpPattern::kInjective)
       .SetReference(TileReference)
-      .SetLower(TileLower);
+      .SetLower(TileLower)
+      .SetGradient(TileGradient);
 
   registry.Register("repeat")
       .Describe("Repeat each element `repeats` times along `axis` (None: of the flattened input)")
@@ -1309,7 +1509,8 @@ const bool kRegistered = [] {
       .SetInferShape(RepeatInferShape)
       .SetPattern(OpPattern::kInjective)
       .SetReference(RepeatReference)
-      .SetLower(RepeatLower);
+      .SetLower(RepeatLower)
+      .SetGradient(RepeatGradient);
 
   registry.Register("broadcast_to")
       .Describe("Broadcast size-1 axes to `shape` (0 keeps the input's dim)")
@@ -1338,7 +1539,8 @@ const bool kRegistered = [] {
       .SetInferType(PadInferType)
       .SetPattern(OpPattern::kInjective)
       .SetReference(PadReference)
-      .SetLower(PadLower);
+      .SetLower(PadLower)
+      .SetGradient(PadGradient);
 
   registry.Register("where")
       .Describe("x where condition is non-zero, else y; a 1-d condition picks whole rows")
@@ -1347,7 +1549,8 @@ const bool kRegistered = [] {
       .SetInferType(WhereInferType)
       .SetPattern(OpPattern::kBroadcast)
       .SetReference(WhereReference)
-      .SetLower(WhereLower);
+      .SetLower(WhereLower)
+      .SetGradient(WhereGradient);
   return true;
 }();
 

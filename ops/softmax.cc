@@ -566,6 +566,18 @@ Stmt LowerSoftmaxCrossEntropy(const Attrs&, LowerContext& ctx) {
                                         lower::StoreFrom(ctx.outputs[0], Zero(), get(2))}));
 }
 
+// data's gradient: (softmax(data) - one_hot(label)) times the head gradient, the loss
+// being the sum over rows; the label gets none.
+void SoftmaxCrossEntropyGradient(GradientContext& ctx) {
+  const int64_t classes = ctx.input_shapes[0][1];
+  const NodeEntry label =
+      ctx.Apply("clip", {ctx.inputs[1]}, {{"a_min", 0.0}, {"a_max", static_cast<double>(classes - 1)}});
+  const NodeEntry hot = ctx.Apply("one_hot", {label}, {{"depth", classes}, {"dtype", ctx.input_types[0]}});
+  const NodeEntry diff =
+      ctx.Apply("broadcast_sub", {ctx.Apply("softmax", {ctx.inputs[0]}, {{"axis", int64_t{-1}}}), hot});
+  ctx.SetInputGrad(0, ctx.Apply("broadcast_mul", {diff, ctx.OutputGrad(0)}));
+}
+
 void RegisterSoftmaxCrossEntropy() {
   OpRegistry::Global()
       .Register("softmax_cross_entropy")
@@ -598,7 +610,8 @@ void RegisterSoftmaxCrossEntropy() {
         }
         out[0].SetDouble(0, loss);
       })
-      .SetLower(LowerSoftmaxCrossEntropy);
+      .SetLower(LowerSoftmaxCrossEntropy)
+      .SetGradient(SoftmaxCrossEntropyGradient);
 }
 
 const bool kRegistered = [] {

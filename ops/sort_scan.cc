@@ -11,6 +11,7 @@
 
 #include "codegen/kir/kir.h"
 #include "codegen/lower/lower_util.h"
+#include "graph/gradient.h"
 #include "graph/op_util.h"
 
 namespace kiln {
@@ -329,6 +330,53 @@ Stmt TopkLower(const Attrs& attrs, LowerContext& ctx) {
   return kir::For(row, Zero(), Expr(rows), row_body, kind);
 }
 
+// --- Gradients ---
+
+NodeEntry Reshaped(GradientContext& ctx, const NodeEntry& x, const Shape& shape) {
+  return ctx.Apply("_np_reshape", {x}, {{"newshape", std::vector<int64_t>(shape.begin(), shape.end())}});
+}
+
+// The values' gradient written at the selected positions (found again by a topk of
+// indices); indices and masks carry none.
+void TopkGradient(GradientContext& ctx) {
+  if (ReturnType(ctx.attrs) != TopkReturn::kValue && ReturnType(ctx.attrs) != TopkReturn::kBoth) return;
+  const Shape& data = ctx.input_shapes[0];
+  const auto axis = ctx.attrs.OptInt("axis");
+  AttrMap attrs{{"k", ctx.attrs.Int("k")},
+                {"ret_typ", "indices"},
+                {"is_ascend", ctx.attrs.Bool("is_ascend")},
+                {"dtype", DType::kInt64}};
+  attrs.emplace_back("axis", axis ? AttrArg(*axis) : AttrArg(std::monostate{}));
+  const NodeEntry indices = ctx.Apply("topk", {ctx.inputs[0]}, attrs);
+  const Shape flat{NumElements(data)};
+  const NodeEntry zeros =
+      ctx.Apply("zeros", {}, {{"shape", std::vector<int64_t>(axis ? data : flat)}, {"dtype", ctx.input_types[0]}});
+  const NodeEntry grad =
+      ctx.Apply("scatter_elements", {zeros, indices, ctx.OutputGrad(0)}, {{"axis", axis ? *axis : int64_t{0}}});
+  ctx.SetInputGrad(0, axis ? grad : Reshaped(ctx, grad, data));
+}
+
+// A reversed cumulative sum of the gradient (g reversed along the axis by a slice of
+// step -1, summed, reversed back), in the input's dtype.
+void CumsumGradient(GradientContext& ctx) {
+  if (!IsFloat(ctx.input_types[0])) return;
+  const Shape& data = ctx.input_shapes[0];
+  const Shape& out = ctx.output_shapes[0];
+  const auto given = ctx.attrs.OptInt("axis");
+  const int64_t axis = given ? op_util::NormalizeAxis(*given, static_cast<int64_t>(out.size()), "attribute 'axis'") : 0;
+  std::string begin = "(";
+  std::string step = "(";
+  for (int64_t d = 0; d <= axis; ++d) {
+    begin += "None,";
+    step += d == axis ? "-1," : "None,";
+  }
+  const AttrMap reverse{{"begin", begin + ")"}, {"end", begin + ")"}, {"step", step + ")"}};
+  const NodeEntry reversed = ctx.Apply("slice", {ctx.OutputGrad(0)}, reverse);
+  const NodeEntry summed = ctx.Apply("_np_cumsum", {reversed}, {{"axis", axis}, {"dtype", ctx.input_types[0]}});
+  const NodeEntry grad = ctx.Apply("slice", {summed}, reverse);
+  ctx.SetInputGrad(0, given ? grad : Reshaped(ctx, grad, data));
+}
+
 void RegisterTopk() {
   OpRegistry::Global()
       .Register("topk")
@@ -357,7 +405,8 @@ void RegisterTopk() {
       .SetInferType(InferTopkType)
       .SetPattern(OpPattern::kOpaque)
       .SetReference(TopkReference)
-      .SetLower(TopkLower);
+      .SetLower(TopkLower)
+      .SetGradient(TopkGradient);
 }
 
 // ---------------------------------------------------------------------------------
@@ -515,7 +564,8 @@ void RegisterCumsum() {
       .SetInferType(InferCumsumType)
       .SetPattern(OpPattern::kOpaque)
       .SetReference(CumsumReference)
-      .SetLower(CumsumLower);
+      .SetLower(CumsumLower)
+      .SetGradient(CumsumGradient);
 }
 
 const bool kRegistered = [] {

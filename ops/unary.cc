@@ -544,6 +544,96 @@ void AttachGradients() {
   for (const char* name : kStepFunctions) Defined().at(name)->SetGradient([](GradientContext&) {});
 }
 
+// --- Gradients of Activation, LeakyReLU, clip and Cast ---
+
+// 1 where x > 0 else 0 (0 for NaN).
+NodeEntry Positive(GradientContext& c, const NodeEntry& x) {
+  return c.Apply("sign", {c.Apply("relu", {x})});
+}
+
+// mask ? a : b for a 0/1 mask, as mask * (a - b) + b.
+NodeEntry Blend(GradientContext& c, const NodeEntry& mask, const NodeEntry& a, const NodeEntry& b) {
+  return c.Apply("broadcast_add", {c.Apply("broadcast_mul", {mask, c.Apply("broadcast_sub", {a, b})}), b});
+}
+
+NodeEntry Ones(GradientContext& c, const NodeEntry& x) {
+  return c.Apply("ones_like", {x});
+}
+
+void ActivationGradient(GradientContext& ctx) {
+  const std::string& act = ctx.attrs.Str("act_type");
+  // softrelu' = sigmoid; the others as the elementwise functions.
+  const NodeEntry slope = act == "softrelu" ? ctx.Apply("sigmoid", {ctx.inputs[0]})
+                                            : Derivatives().at(act)(ctx, ctx.inputs[0], ctx.outputs[0]);
+  ctx.SetInputGrad(0, ctx.Apply("broadcast_mul", {ctx.OutputGrad(0), slope}));
+}
+
+// MXNet's rules: leaky and rrelu 1 or the slope, elu y + slope below 0, selu
+// lambda or y + lambda * alpha, gelu the erf form's derivative, prelu gamma below 0 (and
+// x below 0 for gamma, summed over all but the channel axis).
+void LeakyReluGradient(GradientContext& ctx) {
+  const std::string& act = ctx.attrs.Str("act_type");
+  const double slope = ctx.attrs.Float("slope");
+  const NodeEntry& x = ctx.inputs[0];
+  const NodeEntry& y = ctx.outputs[0];
+  const NodeEntry g = ctx.OutputGrad(0);
+  const NodeEntry positive = Positive(ctx, x);
+  NodeEntry dx;
+  if (act == "leaky") {
+    dx = Blend(ctx, positive, Ones(ctx, x), Scalar(ctx, "_mul_scalar", Ones(ctx, x), slope));
+  } else if (act == "rrelu") {
+    // The mask output holds each element's slope (their mean at inference).
+    dx = Blend(ctx, positive, Ones(ctx, x), ctx.outputs[1]);
+  } else if (act == "elu") {
+    dx = Blend(ctx, positive, Ones(ctx, x), Scalar(ctx, "_plus_scalar", y, slope));
+  } else if (act == "selu") {
+    dx = Blend(ctx, positive, Scalar(ctx, "_mul_scalar", Ones(ctx, x), kSeluLambda),
+               Scalar(ctx, "_plus_scalar", y, kSeluLambda * kSeluAlpha));
+  } else if (act == "gelu") {
+    // 0.5 (1 + erf(x / sqrt 2)) + x exp(-x^2 / 2) / sqrt(2 pi).
+    const NodeEntry cdf = Scalar(
+        ctx, "_mul_scalar",
+        Scalar(ctx, "_plus_scalar", ctx.Apply("erf", {Scalar(ctx, "_mul_scalar", x, 1 / std::numbers::sqrt2)}), 1.0),
+        0.5);
+    const NodeEntry pdf =
+        Scalar(ctx, "_mul_scalar", ctx.Apply("exp", {Scalar(ctx, "_mul_scalar", ctx.Apply("square", {x}), -0.5)}),
+               1 / std::sqrt(2 * std::numbers::pi));
+    dx = ctx.Apply("broadcast_add", {cdf, ctx.Apply("broadcast_mul", {x, pdf})});
+  } else if (act == "prelu") {
+    const Shape& data = ctx.input_shapes[0];
+    const Shape& gamma_shape = ctx.input_shapes[1];
+    // gamma along the channel axis (or one slope for all), broadcastable to data.
+    Shape channel(data.size(), 1);
+    channel[1] = gamma_shape[0] == 1 ? 1 : data[1];
+    const NodeEntry gamma =
+        ctx.Apply("_np_reshape", {ctx.inputs[1]}, {{"newshape", std::vector<int64_t>(channel.begin(), channel.end())}});
+    const NodeEntry negative = Scalar(ctx, "_rminus_scalar", positive, 1.0);
+    dx = ctx.Apply("broadcast_add", {positive, ctx.Apply("broadcast_mul", {negative, gamma})});
+    const NodeEntry dgamma = ctx.Apply("broadcast_mul", {g, ctx.Apply("broadcast_mul", {negative, x})});
+    ctx.SetInputGrad(1, ctx.Apply("_np_reshape", {ctx.SumToShape(dgamma, data, channel)},
+                                  {{"newshape", std::vector<int64_t>(gamma_shape.begin(), gamma_shape.end())}}));
+  } else {
+    throw Error("LeakyReLU: no gradient for attribute 'act_type' '" + act +
+                "'; expected one of elu, gelu, leaky, prelu, rrelu, selu");
+  }
+  ctx.SetInputGrad(0, ctx.Apply("broadcast_mul", {g, dx}));
+}
+
+// As MXNet: the gradient passes where a_min <= x <= a_max, bounds included.
+void ClipGradient(GradientContext& ctx) {
+  const NodeEntry& x = ctx.inputs[0];
+  const NodeEntry inside =
+      ctx.Apply("broadcast_mul", {Scalar(ctx, "_greater_equal_scalar", x, ctx.attrs.Float("a_min")),
+                                  Scalar(ctx, "_lesser_equal_scalar", x, ctx.attrs.Float("a_max"))});
+  ctx.SetInputGrad(0, ctx.Apply("broadcast_mul", {ctx.OutputGrad(0), inside}));
+}
+
+// The gradient cast back to the input's dtype; none into integer inputs.
+void CastGradient(GradientContext& ctx) {
+  if (!IsFloat(ctx.input_types[0])) return;
+  ctx.SetInputGrad(0, ctx.Apply("Cast", {ctx.OutputGrad(0)}, {{"dtype", ctx.input_types[0]}}));
+}
+
 const bool kRegistered = [] {
   RegisterMath("relu", "max(x, 0); NaN passes through", Relu, KirRelu, IntegerMath::kOwnType);
   RegisterMath("sigmoid", "1 / (1 + exp(-x))", Sigmoid, KirSigmoid);
@@ -640,7 +730,8 @@ const bool kRegistered = [] {
       })
       .SetScalarCompute([](const Attrs& attrs, const std::vector<Expr>& in, ScalarType type) {
         return KirActivationFn(attrs.Str("act_type"))(kir::Cast(type, in[0]));
-      });
+      })
+      .SetGradient(ActivationGradient);
 
   // Broadcast pattern: prelu broadcasts gamma over the channel axis; the other act_types
   // are elementwise.
@@ -680,7 +771,8 @@ const bool kRegistered = [] {
         return LeakyReluScalar(attrs, kir::Cast(type, in[0]));
       })
       .SetReference(LeakyReluReference)
-      .SetLower(LowerLeakyRelu);
+      .SetLower(LowerLeakyRelu)
+      .SetGradient(LeakyReluGradient);
 
   // MXNet tests x > a_max first, then x < a_min; NaN passes through.
   OpRegistry::Global()
@@ -715,7 +807,8 @@ const bool kRegistered = [] {
         const Expr a_max = kir::FloatImm(attrs.Float("a_max"), compute);
         const Expr clipped = kir::Select(kir::Gt(x, a_max), a_max, kir::Select(kir::Lt(x, a_min), a_min, x));
         return compute == type ? clipped : KirStoreValue(clipped, type);
-      });
+      })
+      .SetGradient(ClipGradient);
 
   OpRegistry::Global()
       .Register("Cast")
@@ -732,7 +825,8 @@ const bool kRegistered = [] {
       // When the dtype does not change (the passes check the dtypes).
       .SetIdentityWhen([](const Attrs&, const std::vector<Shape>&, DType, bool) { return true; })
       .SetReference(CastReference)
-      .SetScalarCompute(KirCast);
+      .SetScalarCompute(KirCast)
+      .SetGradient(CastGradient);
 
   const auto always = [](const Attrs&, const std::vector<Shape>&, DType, bool) { return true; };
   RegisterSimple("BlockGrad", "Identity forward; stops gradients", "stop_gradient", CopyReference, KirCopy)

@@ -94,6 +94,7 @@ std::vector<NodeEntry> BuildGradient(const GradientRequest& request) {
       in_types.push_back(types[entry].value_or(DType::kFloat32));
     }
     GradientContext ctx(node, in_shapes, in_types, out_shapes, out_types, std::move(output_grads));
+    ctx.is_train = request.is_train;
     for (uint32_t i = 0; i < node.num_outputs(); ++i) ctx.outputs.push_back({indexed.node_ptr(id), i});
     fn(ctx);
     for (size_t i = 0; i < node.inputs.size(); ++i) {
@@ -116,8 +117,9 @@ std::vector<NodeEntry> BuildGradient(const GradientRequest& request) {
   return result;
 }
 
-Graph WithGradients(const Graph& forward, const std::vector<std::string>& wrt, bool head_grad_inputs) {
+Graph WithGradients(const Graph& forward, const std::vector<std::string>& wrt, bool head_grad_inputs, bool is_train) {
   GradientRequest request;
+  request.is_train = is_train;
   request.ys = forward.outputs;
   request.shapes = forward.ParamShapes();
   for (const auto& [name, tensor] : forward.params) request.dtypes[name] = tensor.dtype();

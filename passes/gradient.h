@@ -35,7 +35,9 @@ std::vector<NodeEntry> BuildGradient(const GradientRequest& request);
 // A graph whose outputs are `forward`'s outputs followed by the gradients of the sum of
 // its outputs (each weighted by its head gradient: ones, or the variable
 // "<output>_head_grad" with `head_grad_inputs`) with respect to the variables `wrt`.
-// Gradient outputs are named "<variable>_grad".
-Graph WithGradients(const Graph& forward, const std::vector<std::string>& wrt, bool head_grad_inputs = false);
+// Gradient outputs are named "<variable>_grad". `is_train`: the mode the forward runs in
+// (GradientRequest::is_train).
+Graph WithGradients(const Graph& forward, const std::vector<std::string>& wrt, bool head_grad_inputs = false,
+                    bool is_train = true);
 
 }  // namespace kiln

@@ -50,7 +50,7 @@ void CheckGradient(const GradCase& c, uint64_t seed) {
   const Graph forward = OpGraph(c);
   std::vector<std::string> wrt;
   for (const size_t i : c.wrt) wrt.push_back("x" + std::to_string(i));
-  const Graph with_grads = WithGradients(forward, wrt, /*head_grad_inputs=*/true);
+  const Graph with_grads = WithGradients(forward, wrt, /*head_grad_inputs=*/true, c.is_train);
   // Random head gradients, one per output.
   InterpretOptions options;
   options.is_train = c.is_train;

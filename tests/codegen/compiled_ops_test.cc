@@ -368,6 +368,55 @@ std::map<std::string, std::vector<OpCase>> BuiltInCases() {
        {{"reduction", "max"}},
        {RandomTensor({3, 3}, 19), Int64Values({2, 2}, {0, 2, 1, 1}), RandomTensor({2}, 20)}},
   };
+  // The backward operators of Convolution and Pooling (ops/nn.cc), which the gradient pass builds.
+  const AttrMap conv = {{"kernel", std::vector<int64_t>{3, 2}},
+                        {"num_filter", 4},
+                        {"num_group", 2},
+                        {"stride", std::vector<int64_t>{2, 1}},
+                        {"dilate", std::vector<int64_t>{1, 2}},
+                        {"pad", std::vector<int64_t>{1, 1}}};
+  const AttrMap conv_plain = {{"kernel", std::vector<int64_t>{3, 3}}, {"num_filter", 3}, {"no_bias", true}};
+  cases["_backward_Convolution_data"] = {
+      {"groups, stride, dilation, pad",
+       conv,
+       {RandomTensor({2, 4, 4, 5}, 21), RandomTensor({2, 4, 7, 5}, 22), RandomTensor({4, 2, 3, 2}, 23)}},
+      {"float64",
+       conv_plain,
+       {RandomTensor({1, 3, 3, 4}, 24, -1, 1, DType::kFloat64), RandomTensor({1, 2, 5, 6}, 25, -1, 1, DType::kFloat64),
+        RandomTensor({3, 2, 3, 3}, 26, -1, 1, DType::kFloat64)}},
+  };
+  cases["_backward_Convolution_weight"] = {
+      {"groups, stride, dilation, pad", conv, {RandomTensor({2, 4, 4, 5}, 27), RandomTensor({2, 4, 7, 5}, 28)}},
+      {"float64",
+       conv_plain,
+       {RandomTensor({1, 3, 3, 4}, 29, -1, 1, DType::kFloat64),
+        RandomTensor({1, 2, 5, 6}, 30, -1, 1, DType::kFloat64)}},
+  };
+  // Pooling's output comes from the forward, so that max pooling finds its maxima.
+  const auto pool_case = [](const std::string& desc, const AttrMap& attrs, const Shape& data, uint64_t seed) {
+    const Tensor x = RandomTensor(data, seed);
+    const Tensor y = RunOp("Pooling", {x}, attrs)[0];
+    return OpCase(desc, attrs, {RandomTensor(y.shape(), seed + 1), x, y});
+  };
+  cases["_backward_Pooling"] = {
+      pool_case("max, full, pad",
+                {{"kernel", std::vector<int64_t>{3, 3}},
+                 {"stride", std::vector<int64_t>{2, 2}},
+                 {"pad", std::vector<int64_t>{1, 1}},
+                 {"pooling_convention", "full"}},
+                {2, 3, 7, 6}, 31),
+      pool_case("avg, count_include_pad false",
+                {{"kernel", std::vector<int64_t>{2, 3}},
+                 {"stride", std::vector<int64_t>{1, 2}},
+                 {"pad", std::vector<int64_t>{1, 1}},
+                 {"pool_type", "avg"},
+                 {"count_include_pad", false}},
+                {1, 2, 5, 6}, 33),
+      pool_case("avg, padding counted",
+                {{"kernel", std::vector<int64_t>{3, 3}}, {"pad", std::vector<int64_t>{1, 1}}, {"pool_type", "avg"}},
+                {1, 2, 4, 5}, 35),
+      pool_case("sum, global", {{"global_pool", true}, {"pool_type", "sum"}}, {2, 2, 3, 4}, 37),
+  };
   return cases;
 }
 
