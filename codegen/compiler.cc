@@ -115,6 +115,7 @@ Graph PrepareGraph(const Graph& source, const CompileOptions& options, PassConte
   context.input_shapes = options.input_shapes;
   context.input_types = options.input_types;
   context.params_are_constants = options.embed_params;
+  context.is_train = options.is_train;
   return graph;
 }
 
@@ -205,7 +206,7 @@ struct ExecutionPlan {
 };
 
 ExecutionPlan PlanExecution(const Graph& graph, const FusionGroups& groups, Placement& placement,
-                            bool params_are_constants) {
+                            bool params_are_constants, bool is_train) {
   const IndexedGraph& indexed = graph.indexed();
   ExecutionPlan plan;
   plan.alias_of.assign(indexed.num_entries(), -1);
@@ -231,7 +232,7 @@ ExecutionPlan PlanExecution(const Graph& graph, const FusionGroups& groups, Plac
     step.node = GroupName(indexed, group);
     step.lowered =
         LowerGroup(graph, group, KernelSymbol(root, group.anchor >= 0 ? indexed.node(group.anchor).name : node.name),
-                   false, params_are_constants);
+                   is_train, params_are_constants);
     plan.steps.push_back(std::move(step));
   }
   return plan;
@@ -455,7 +456,8 @@ LoweredGraph LowerGraph(const Graph& source, const CompileOptions& options) {
   LoweredGraph lowered;
   proto::ArtifactProto& artifact = lowered.artifact;
   Placement placement = PlaceEntries(graph, options, artifact);
-  const ExecutionPlan execution = PlanExecution(graph, groups, placement, context.params_are_constants);
+  const ExecutionPlan execution =
+      PlanExecution(graph, groups, placement, context.params_are_constants, context.is_train);
   lap("lower");
   lowered.memory_problem = MemoryProblemOf(execution, placement);
   lowered.memory_plan = PlanMemory(lowered.memory_problem);

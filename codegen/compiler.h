@@ -30,6 +30,9 @@ struct CompileOptions {
   // Keep the parameters inside the artifact (else bind them at load time). Without them
   // parameters are not constants: nothing is folded into them.
   bool embed_params = true;
+  // Training mode: BatchNorm normalizes with batch statistics, Dropout draws its mask
+  // (the graph passes keep what training needs); for graphs with gradients.
+  bool is_train = false;
   // The graph pass pipeline's level; unset: the target's opt_level.
   std::optional<int> graph_opt_level;
   // A chosen list of passes, disabled passes, verification, dumps.

@@ -33,7 +33,9 @@ void CheckCompiledGradients(const Graph& forward, const std::vector<std::string>
   InterpretOptions interpret;
   interpret.is_train = true;
   const auto expected = Interpret(training, feeds, interpret);
-  const auto executor = CompileJit(training, CompileOptions{});
+  CompileOptions options;
+  options.is_train = true;
+  const auto executor = CompileJit(training, options);
   std::map<std::string, Tensor> inputs;
   for (const auto& spec : executor->inputs()) inputs[spec.name] = feeds.at(spec.name);
   const auto actual = executor->Run(inputs);
@@ -82,4 +84,28 @@ TEST_CASE("a CNN's training graph compiles to the interpreter's gradients", "[gr
       {"data", RandomTensor({2, 3, 8, 8}, 6)}, {"cw", RandomTensor({4, 3, 3, 3}, 7)}, {"cb", RandomTensor({4}, 8)},
       {"fw", RandomTensor({3, 64}, 9)},        {"fb", RandomTensor({3}, 10)},         {"label", Values({2}, {2, 0})}};
   CheckCompiledGradients(graph, {"cw", "cb", "fw", "fb"}, feeds);
+}
+
+TEST_CASE("BatchNorm in training mode: compiled batch statistics and gradients", "[gradient][compiled]") {
+  const NodeEntry conv = Make("Convolution", "conv", {Var("data", {4, 2, 5, 5}), Var("cw", {3, 2, 3, 3})},
+                              {{"kernel", AttrValue{std::vector<int64_t>{3, 3}}},
+                               {"num_filter", AttrValue{int64_t{3}}},
+                               {"no_bias", AttrValue{true}}});
+  const NodeEntry bn =
+      Make("BatchNorm", "bn", {conv, Var("gamma", {3}), Var("beta", {3}), Var("mean", {3}), Var("var", {3})},
+           {{"fix_gamma", AttrValue{false}}});
+  const NodeEntry fc =
+      Make("FullyConnected", "fc", {bn, Var("fw", {2, 27}), Var("fb", {2})}, {{"num_hidden", AttrValue{int64_t{2}}}});
+  Graph graph;
+  graph.outputs = {Make("SoftmaxOutput", "softmax", {fc, Var("label", {4})})};
+  std::map<std::string, Tensor> feeds = {{"data", RandomTensor({4, 2, 5, 5}, 11)},
+                                         {"cw", RandomTensor({3, 2, 3, 3}, 12)},
+                                         {"gamma", RandomTensor({3}, 13, 0.5, 1.5)},
+                                         {"beta", RandomTensor({3}, 14)},
+                                         {"mean", RandomTensor({3}, 15)},
+                                         {"var", RandomTensor({3}, 16, 0.5, 1.5)},
+                                         {"fw", RandomTensor({2, 27}, 17)},
+                                         {"fb", RandomTensor({2}, 18)},
+                                         {"label", Values({4}, {1, 0, 1, 1})}};
+  CheckCompiledGradients(graph, {"cw", "gamma", "beta", "fw", "fb"}, feeds);
 }
