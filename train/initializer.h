@@ -1,0 +1,48 @@
+// Parameter initializers with MXNet 1.9.1's names, arguments and formulas (mx.init).
+// Draws come from a caller-owned std::mt19937_64 through kiln's own uniform and normal
+// transforms, so a seed gives the same parameters with every standard library.
+#pragma once
+
+#include <memory>
+#include <random>
+#include <string>
+
+#include "runtime/tensor.h"
+
+namespace kiln {
+
+class Initializer {
+ public:
+  virtual ~Initializer() = default;
+
+  // MXNet's rule by name (Initializer._legacy_init): "...bias", "...beta",
+  // "...moving_mean", "...moving_inv_var", "...moving_avg" and "...min" are zero;
+  // "...gamma", "...moving_var" and "...max" are one; "...weight" gets InitWeight.
+  // Suffixes are tested in MXNet's order. Any other name throws kiln::Error.
+  void Init(const std::string& name, Tensor& array, std::mt19937_64& rng) const;
+
+  // Fills `array` (any floating or integer dtype; written through double) with this
+  // initializer's values regardless of its name. `name` is only for error messages.
+  virtual void InitWeight(const std::string& name, Tensor& array, std::mt19937_64& rng) const = 0;
+
+  // The canonical spec, e.g. "xavier(rnd_type=uniform, factor_type=avg, magnitude=3)";
+  // MakeInitializer(ToString()) gives an equal initializer.
+  virtual std::string ToString() const = 0;
+};
+
+// Parses "name" or "name(arg=value, ...)" (positional arguments in MXNet's constructor
+// order are accepted too; string values may be quoted). Names, case-insensitive:
+// zero|zeros, one|ones, constant(value), uniform(scale=0.07), normal(sigma=0.01),
+// xavier(rnd_type=uniform, factor_type=avg, magnitude=3),
+// msra_prelu|msraprelu(factor_type=avg, slope=0.25), orthogonal(scale=1.414,
+// rand_type=uniform). Throws kiln::Error naming the spec, the argument, and the expected
+// and given values.
+std::unique_ptr<Initializer> MakeInitializer(const std::string& spec);
+
+// Xavier's scale sqrt(magnitude / factor) for `shape` (MXNet: fan_in = prod(shape[1:]),
+// fan_out = shape[0] * prod(shape[2:])); factor_type is "avg", "in" or "out". Throws for
+// fewer than two dimensions, as MXNet does.
+double XavierScale(const Shape& shape, const std::string& factor_type, double magnitude,
+                   const std::string& name = "array");
+
+}  // namespace kiln
