@@ -21,10 +21,13 @@
 #include <string>
 #include <vector>
 
+#include "graph/op.h"
+#include "passes/gradient.h"
+#include "passes/interpreter.h"
 #include "runtime/error.h"
 #include "runtime/tensor.h"
-#include "graph/op.h"
 #include "tests/golden/golden_data.h"
+#include "tests/gradient_check.h"
 #include "tests/op_test_util.h"
 
 namespace kiln {
@@ -229,6 +232,124 @@ TEST_CASE("golden: registered operators match MXNet on every recorded case", "[g
     if (failed > 0) failing_ops.push_back(op_name + " " + std::to_string(failed) + "/" + std::to_string(cases.size()));
   }
   INFO("checked " << checked_cases << " cases; failing cases per operator: " << Join(failing_ops));
+  CHECK(failing_ops.empty());
+}
+
+// Gradient cases where kiln deliberately or knowingly differs from MXNet: {op, case desc,
+// reason}; an empty desc skips every case of the operator.
+// Each of these is an open MXNet-vs-kiln gradient difference found by this test and not
+// yet fixed in kiln; remove the entry when it is.
+const std::vector<KnownDifference> kGradientSkips = {
+    {"LeakyReLU", "selu",
+     "kiln's selu gradient differs from MXNet's on 13 of 24 elements (largest difference 0.069): not yet "
+     "investigated"},
+    {"Pooling", "lp p_value 2", "kiln has no gradient for lp pooling (its gradient accepts only max, avg and sum)"},
+    {"SoftmaxOutput", "multi_output (2, 3, 4)",
+     "kiln's multi_output gradient is 4x MXNet's (the spatial size): the normalization of multi_output "
+     "differs"},
+    {"SoftmaxOutput", "4-d flattens to (N, rest)",
+     "kiln's gradient graph fails for 4-d data (its backward reshape expects the label's shape (2, 1))"},
+    {"softmax", "use_length", "kiln has no gradient for softmax with use_length"},
+    {"softmax", "use_length axis 1 of 3-d", "kiln has no gradient for softmax with use_length"},
+};
+
+const KnownDifference* FindGradientSkip(const std::string& op, const std::string& desc) {
+  for (const auto& skip : kGradientSkips) {
+    if (skip.op == op && (skip.desc.empty() || skip.desc == desc)) return &skip;
+  }
+  return nullptr;
+}
+
+// kiln's gradient of one recorded case (one-node graph, WithGradients with the recorded
+// head gradients, run by the interpreter) against MXNet's input gradients.
+std::vector<std::string> CheckGradients(const OpDef& op, const json& c) {
+  testing::GradCase g;
+  g.op = op.name();
+  g.attrs = ToAttrMap(c["attrs"]);
+  for (const auto& item : c["inputs"]) g.inputs.push_back(ToTensor(item));
+  const json& expected = c["input_grads"];
+  std::vector<std::string> wrt;
+  for (size_t i = 0; i < expected.size(); ++i) {
+    if (!expected[i].is_null()) {
+      g.wrt.push_back(i);
+      wrt.push_back("x" + std::to_string(i));
+    }
+  }
+  if (wrt.empty()) return {};
+  const Graph forward = testing::OpGraph(g);
+  const Graph with_grads = WithGradients(forward, wrt, /*head_grad_inputs=*/true, /*is_train=*/false);
+  auto feeds = testing::Feeds(g.inputs);
+  const auto names = forward.OutputNames();
+  const json& heads = c["head_grads"];
+  if (heads.size() != names.size()) {
+    return {"kiln has " + std::to_string(names.size()) + " outputs, MXNet " + std::to_string(heads.size())};
+  }
+  for (size_t k = 0; k < names.size(); ++k) feeds[names[k] + "_head_grad"] = ToTensor(heads[k]);
+  InterpretOptions options;
+  options.is_train = false;
+  const auto results = Interpret(with_grads, feeds, options);
+  std::vector<std::string> problems;
+  for (size_t w = 0; w < g.wrt.size(); ++w) {
+    const json& item = expected[g.wrt[w]];
+    const bool f64 = item["dtype"] == "float64";
+    const double rtol = std::max<double>(1e-4, c["rtol"]);
+    const double atol = std::max<double>(f64 ? 1e-9 : 1e-5, c["atol"]);
+    const Tensor& kiln = results[names.size() + w];
+    if (auto problem = Compare(kiln, item, rtol, atol)) {
+      double largest = 0;
+      if (!CompareMeta(kiln, item)) {
+        const Tensor mxnet = ToTensor(item);
+        for (int64_t e = 0; e < kiln.size(); ++e) {
+          largest = std::max(largest, std::fabs(kiln.GetDouble(e) - mxnet.GetDouble(e)));
+        }
+      }
+      problems.push_back("gradient of input '" + item["name"].get<std::string>() + "': " + *problem +
+                         "; largest difference " + Number(largest));
+    }
+  }
+  return problems;
+}
+
+TEST_CASE("golden: kiln's gradients match MXNet's", "[golden][gradient]") {
+  const auto filter = OpFilter();
+  int checked_cases = 0;
+  std::vector<std::string> failing_ops;
+  for (const auto& file : LoadGoldenFiles()) {
+    const json& doc = file.doc;
+    if (!Selected(filter, doc)) continue;
+    const OpDef* op = FindOp(doc);
+    if (op == nullptr || !op->gradient()) continue;
+    const std::string op_name = doc["op"];
+    int failed = 0, with_grads = 0;
+    const json& cases = doc["cases"];
+    for (size_t index = 0; index < cases.size(); ++index) {
+      const json& c = cases[index];
+      if (!c.contains("input_grads")) continue;
+      ++with_grads;
+      const std::string desc = c["desc"];
+      if (FindKnownDifference(op_name, desc) != nullptr) continue;  // the forward differs already
+      if (const KnownDifference* skip = FindGradientSkip(op_name, desc)) {
+        WARN(op_name << " case " << index << " (" << desc << ") gradient skipped: " << skip->reason);
+        continue;
+      }
+      std::vector<std::string> problems;
+      try {
+        problems = CheckGradients(*op, c);
+      } catch (const std::exception& e) {
+        problems = {std::string("unexpected exception: ") + e.what()};
+      }
+      ++checked_cases;
+      if (!problems.empty()) ++failed;
+      for (const auto& problem : problems) {
+        FAIL_CHECK(op_name << " case " << index << " (" << desc << "): " << problem);
+      }
+    }
+    if (failed > 0) {
+      failing_ops.push_back(op_name + " " + std::to_string(failed) + "/" + std::to_string(with_grads));
+    }
+  }
+  INFO("checked " << checked_cases << " gradient cases; failing cases per operator: " << Join(failing_ops));
+  CHECK(checked_cases > 0);
   CHECK(failing_ops.empty());
 }
 

@@ -1127,6 +1127,9 @@ def run_forward(op, index, spec):
     out_dtypes = sorted({o["dtype"] for o in record["outputs"]})
     rtol, atol = max(tolerance(spec, d) for d in out_dtypes)
     record["rtol"], record["atol"] = rtol, atol
+    grads = run_gradients(op, index, spec, sym, inputs, outputs, set(short_name(n) for n in aux))
+    if grads is not None:
+        record["head_grads"], record["input_grads"] = grads
 
     # Shape inference from the first input's shape alone (MXNet infers weights from data).
     # Where MXNet cannot infer from that alone and raises, the error is recorded instead
@@ -1157,6 +1160,64 @@ def run_forward(op, index, spec):
     except mx.base.MXNetError as exc:
         record["infer_shape"]["mxnet_error"] = error_line(exc)
     return record
+
+
+FLOAT_DTYPES = ("float32", "float64")
+# Operators whose MXNet backward cannot be run on the recorded cases: gather_nd's backward
+# (scatter-add) corrupts the heap on the cases' indices, Pad's backward crashes (MXNet aborts).
+NO_GRADIENT_OPS = {"gather_nd", "Pad"}
+
+
+def run_gradients(op, index, spec, sym, inputs, outputs, aux_names):
+    """MXNet's gradients of an inference forward case, through mx.autograd: float inputs
+    get attach_grad, the operator runs imperatively under record(), backward takes seeded
+    random head gradients (one per output). Returns (head_grads, input_grads), an input
+    MXNet gives no gradient (integer inputs, auxiliary states) as None; None for cases
+    MXNet cannot differentiate (random ops, training-mode cases, non-float outputs,
+    operators without a gradient)."""
+    if op in NO_GRADIENT_OPS or spec["random"] is not None or spec["is_train"] or spec["undefined"] or spec["updates"]:
+        return None
+    if not outputs or any(str(o.dtype) not in FLOAT_DTYPES for o in outputs):
+        return None
+    wrt = [item["dtype"] in FLOAT_DTYPES and item["name"] not in aux_names for item in inputs]
+    if not any(wrt):
+        return None
+    rng = np.random.RandomState(zlib.crc32(("%s/%d/grad" % (op, index)).encode()))
+    heads = [rng.uniform(-1.0, 1.0, size=o.shape).astype(o.dtype) for o in outputs]
+    fn = None
+    for namespace in (mx.nd, mx.nd._internal):
+        fn = getattr(namespace, op, None)
+        if fn is not None:
+            break
+    arrays = [mx.nd.array(item["data"], dtype=item["dtype"]) for item in inputs]
+    for array, differentiate in zip(arrays, wrt):
+        if differentiate:
+            array.attach_grad()
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with mx.autograd.record(train_mode=False):
+                if spec["variadic"] is not None:
+                    result = fn(*arrays, **spec["attrs"])
+                else:
+                    result = fn(**{item["name"]: a for item, a in zip(inputs, arrays)}, **spec["attrs"])
+            results = list(result) if isinstance(result, (list, tuple)) else [result]
+            if len(results) != len(outputs):
+                return None
+            for r, o in zip(results, outputs):  # the imperative run must be the symbolic one
+                if not np.array_equal(r.asnumpy(), o, equal_nan=True):
+                    return None
+            mx.autograd.backward(results, head_grads=[mx.nd.array(h, dtype=h.dtype) for h in heads],
+                                 train_mode=False)
+            mx.nd.waitall()
+            grads = [a.grad.asnumpy() if differentiate else None for a, differentiate in zip(arrays, wrt)]
+    except mx.base.MXNetError:
+        return None  # MXNet has no gradient for this operator
+    head_records = [dict(name=item["name"], shape=list(h.shape), dtype=str(h.dtype), data=h)
+                    for item, h in zip([dict(name=short_name(n)) for n in sym.list_outputs()], heads)]
+    grad_records = [None if g is None else dict(name=item["name"], shape=list(g.shape), dtype=str(g.dtype), data=g)
+                    for item, g in zip(inputs, grads)]
+    return head_records, grad_records
 
 
 def run_error(op, spec):
@@ -1261,9 +1322,9 @@ def verify_roundtrip(text, records):
     """Every number written reads back as exactly the value MXNet used."""
     parsed = json.loads(text)
     for rec, back in zip(records, parsed["cases"]):
-        for key in ("inputs", "outputs", "updated_inputs"):
+        for key in ("inputs", "outputs", "updated_inputs", "head_grads", "input_grads"):
             for item, item_back in zip(rec.get(key, []), back.get(key, [])):
-                if "data" not in item:
+                if item is None or "data" not in item:
                     continue
                 again = np.array([float(v) for v in item_back["data"]], dtype=np.float64).astype(item["dtype"])
                 orig = np.asarray(item["data"]).ravel()
