@@ -14,6 +14,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <optional>
 #include <set>
@@ -186,6 +187,20 @@ std::vector<std::string> CheckForward(const OpDef& op, const json& c, uint64_t s
   for (auto& problem : CheckInferShape(op, attrs, c)) problems.push_back(std::move(problem));
   return problems;
 }
+// Runs one case's check (an exception counts as a problem) and reports each problem;
+// true when there were none.
+bool CheckCase(const std::string& op_name, size_t index, const std::string& desc,
+               const std::function<std::vector<std::string>()>& check) {
+  std::vector<std::string> problems;
+  try {
+    problems = check();
+  } catch (const std::exception& e) {
+    problems = {std::string("unexpected exception: ") + e.what()};
+  }
+  for (const auto& problem : problems) FAIL_CHECK(op_name << " case " << index << " (" << desc << "): " << problem);
+  return problems.empty();
+}
+
 TEST_CASE("golden: every operator recorded from MXNet is registered", "[golden][missing]") {
   const auto filter = OpFilter();
   std::vector<std::string> missing;
@@ -217,16 +232,11 @@ TEST_CASE("golden: registered operators match MXNet on every recorded case", "[g
         WARN(op_name << " case " << index << " (" << desc << ") skipped: " << known->reason);
         continue;
       }
-      std::vector<std::string> problems;
-      try {
-        problems = c.value("expect_error", false) ? CheckError(*op, c) : CheckForward(*op, c, index + 1);
-      } catch (const std::exception& e) {
-        problems = {std::string("unexpected exception: ") + e.what()};
-      }
       ++checked_cases;
-      if (!problems.empty()) ++failed;
-      for (const auto& problem : problems) {
-        FAIL_CHECK(op_name << " case " << index << " (" << desc << "): " << problem);
+      if (!CheckCase(op_name, index, desc, [&] {
+            return c.value("expect_error", false) ? CheckError(*op, c) : CheckForward(*op, c, index + 1);
+          })) {
+        ++failed;
       }
     }
     if (failed > 0) failing_ops.push_back(op_name + " " + std::to_string(failed) + "/" + std::to_string(cases.size()));
@@ -332,17 +342,8 @@ TEST_CASE("golden: kiln's gradients match MXNet's", "[golden][gradient]") {
         WARN(op_name << " case " << index << " (" << desc << ") gradient skipped: " << skip->reason);
         continue;
       }
-      std::vector<std::string> problems;
-      try {
-        problems = CheckGradients(*op, c);
-      } catch (const std::exception& e) {
-        problems = {std::string("unexpected exception: ") + e.what()};
-      }
       ++checked_cases;
-      if (!problems.empty()) ++failed;
-      for (const auto& problem : problems) {
-        FAIL_CHECK(op_name << " case " << index << " (" << desc << "): " << problem);
-      }
+      if (!CheckCase(op_name, index, desc, [&] { return CheckGradients(*op, c); })) ++failed;
     }
     if (failed > 0) {
       failing_ops.push_back(op_name + " " + std::to_string(failed) + "/" + std::to_string(with_grads));
