@@ -111,6 +111,33 @@ const std::vector<std::string> kDIU = {"data", "indices", "updates"};
 
 }  // namespace
 
+// A random case of the along-axis operators: data of rank 1 to max_rank (empty dims
+// allowed or not), an axis (negative half the time), and indices of data's rank, at most
+// data's size off the axis and along_low to along_high long on it (0 where data is
+// empty there).
+struct AlongAxisCase {
+  Shape data;
+  Shape indices;
+  int64_t axis = 0;
+  size_t a = 0;  // the axis, non-negative
+};
+
+AlongAxisCase RandomAlongAxis(std::mt19937_64& rng, size_t max_rank, bool allow_empty, int64_t along_low,
+                              int64_t along_high) {
+  AlongAxisCase c;
+  const size_t rank = std::uniform_int_distribution<size_t>(1, max_rank)(rng);
+  c.data = RandomShape(rng, rank, allow_empty);
+  c.axis = std::uniform_int_distribution<int64_t>(-static_cast<int64_t>(rank), rank - 1)(rng);
+  c.a = static_cast<size_t>(c.axis < 0 ? c.axis + static_cast<int64_t>(rank) : c.axis);
+  c.indices = c.data;
+  for (size_t d = 0; d < rank; ++d) {
+    c.indices[d] = d == c.a ? std::uniform_int_distribution<int64_t>(c.data[c.a] == 0 ? 0 : along_low, along_high)(rng)
+                            : std::uniform_int_distribution<int64_t>(allow_empty ? 0 : 1, c.data[d])(rng);
+  }
+  if (c.data[c.a] == 0) c.indices[c.a] = 0;
+  return c;
+}
+
 TEST_CASE("the gather and scatter operators are registered and complete", "[gather_scatter]") {
   for (const char* name : {"gather_nd", "take_along_axis", "scatter_elements", "scatter_nd_update"}) {
     INFO(name);
@@ -248,15 +275,12 @@ TEST_CASE("take_along_axis equals gather_nd with full coordinates", "[gather_sca
   std::mt19937_64 rng(11);
   uint64_t seed = 100;
   for (int trial = 0; trial < 40; ++trial) {
-    const size_t rank = std::uniform_int_distribution<size_t>(1, 4)(rng);
-    const Shape data = RandomShape(rng, rank, false);
-    const auto axis = std::uniform_int_distribution<int64_t>(-static_cast<int64_t>(rank), rank - 1)(rng);
-    const auto a = static_cast<size_t>(axis < 0 ? axis + static_cast<int64_t>(rank) : axis);
-    Shape indices = data;
-    for (size_t d = 0; d < rank; ++d) {
-      indices[d] = d == a ? std::uniform_int_distribution<int64_t>(1, 5)(rng)
-                          : std::uniform_int_distribution<int64_t>(1, data[d])(rng);
-    }
+    const AlongAxisCase c = RandomAlongAxis(rng, 4, false, 1, 5);
+    const Shape& data = c.data;
+    const Shape& indices = c.indices;
+    const int64_t axis = c.axis;
+    const size_t a = c.a;
+    const size_t rank = data.size();
     INFO("data " << ShapeToString(data) << " indices " << ShapeToString(indices) << " axis " << axis);
     const Tensor x = RandomTensor(data, seed++);
     const Tensor idx = RandomIndices(indices, DType::kInt64, data[a], seed++, /*out_of_range=*/false);
@@ -306,16 +330,12 @@ TEST_CASE("take_along_axis lowering matches the reference", "[gather_scatter][ta
   std::mt19937_64 rng(5);
   uint64_t seed = 200;
   for (int trial = 0; trial < 60; ++trial) {
-    const size_t rank = std::uniform_int_distribution<size_t>(1, 4)(rng);
-    const Shape data = RandomShape(rng, rank, true);
-    const auto axis = std::uniform_int_distribution<int64_t>(-static_cast<int64_t>(rank), rank - 1)(rng);
-    const auto a = static_cast<size_t>(axis < 0 ? axis + static_cast<int64_t>(rank) : axis);
-    Shape indices = data;
-    for (size_t d = 0; d < rank; ++d) {
-      indices[d] = d == a ? std::uniform_int_distribution<int64_t>(data[a] == 0 ? 0 : 1, 5)(rng)
-                          : std::uniform_int_distribution<int64_t>(0, data[d])(rng);
-    }
-    if (data[a] == 0) indices[a] = 0;
+    const AlongAxisCase c = RandomAlongAxis(rng, 4, true, 1, 5);
+    const Shape& data = c.data;
+    const Shape& indices = c.indices;
+    const int64_t axis = c.axis;
+    const size_t a = c.a;
+    const size_t rank = data.size();
     const DType dtype = kDataTypes[trial % kDataTypes.size()];
     for (const DType index_type : kIndexTypes) {
       INFO("data " << ShapeToString(data) << " " << DTypeName(dtype) << ", indices " << ShapeToString(indices) << " "
@@ -378,15 +398,12 @@ TEST_CASE("scatter_elements equals scatter_nd_update with full coordinates", "[g
   std::mt19937_64 rng(13);
   uint64_t seed = 300;
   for (int trial = 0; trial < 40; ++trial) {
-    const size_t rank = std::uniform_int_distribution<size_t>(1, 3)(rng);
-    const Shape data = RandomShape(rng, rank, false);
-    const auto axis = std::uniform_int_distribution<int64_t>(-static_cast<int64_t>(rank), rank - 1)(rng);
-    const auto a = static_cast<size_t>(axis < 0 ? axis + static_cast<int64_t>(rank) : axis);
-    Shape indices = data;
-    for (size_t d = 0; d < rank; ++d) {
-      indices[d] = d == a ? std::uniform_int_distribution<int64_t>(1, 6)(rng)
-                          : std::uniform_int_distribution<int64_t>(1, data[d])(rng);
-    }
+    const AlongAxisCase c = RandomAlongAxis(rng, 3, false, 1, 6);
+    const Shape& data = c.data;
+    const Shape& indices = c.indices;
+    const int64_t axis = c.axis;
+    const size_t a = c.a;
+    const size_t rank = data.size();
     const std::string& reduction = kReductions[trial % kReductions.size()];
     INFO("data " << ShapeToString(data) << " indices " << ShapeToString(indices) << " axis " << axis << " "
                  << reduction);
@@ -442,16 +459,12 @@ TEST_CASE("scatter_elements lowering matches the reference", "[gather_scatter][s
   std::mt19937_64 rng(17);
   uint64_t seed = 400;
   for (int trial = 0; trial < 80; ++trial) {
-    const size_t rank = std::uniform_int_distribution<size_t>(1, 4)(rng);
-    const Shape data = RandomShape(rng, rank, true);
-    const auto axis = std::uniform_int_distribution<int64_t>(-static_cast<int64_t>(rank), rank - 1)(rng);
-    const auto a = static_cast<size_t>(axis < 0 ? axis + static_cast<int64_t>(rank) : axis);
-    Shape indices = data;
-    for (size_t d = 0; d < rank; ++d) {
-      indices[d] = d == a ? std::uniform_int_distribution<int64_t>(0, 6)(rng)
-                          : std::uniform_int_distribution<int64_t>(0, data[d])(rng);
-    }
-    if (data[a] == 0) indices[a] = 0;
+    const AlongAxisCase c = RandomAlongAxis(rng, 4, true, 0, 6);
+    const Shape& data = c.data;
+    const Shape& indices = c.indices;
+    const int64_t axis = c.axis;
+    const size_t a = c.a;
+    const size_t rank = data.size();
     const DType dtype = kDataTypes[trial % kDataTypes.size()];
     const std::string& reduction = kReductions[(trial / kDataTypes.size() + trial) % kReductions.size()];
     for (const DType index_type : kIndexTypes) {
