@@ -83,8 +83,12 @@ TEST_CASE("fuzz replay: mxnet_symbol") {
   Replay("mxnet_symbol");
 }
 
+TEST_CASE("fuzz replay: initializer") {
+  Replay("initializer");
+}
+
 TEST_CASE("fuzz replay: every target has a test case here") {
-  CHECK(std::size(kFuzzTargets) == 12);
+  CHECK(std::size(kFuzzTargets) == 13);
 }
 
 }  // namespace kiln::fuzz

@@ -32,6 +32,7 @@ int FuzzShape(const uint8_t* data, size_t size);        // an operator's attribu
 int FuzzCommandLine(const uint8_t* data, size_t size);  // the kiln command line's argument parsing
 int FuzzKeys(const uint8_t* data, size_t size);         // key files: ParsePublicKey, ParseSecretKey
 int FuzzMxnetSymbol(const uint8_t* data, size_t size);  // ImportMxnetJson, then shapes and types
+int FuzzInitializer(const uint8_t* data, size_t size);  // MakeInitializer, InitWeight, ToString
 
 struct FuzzTarget {
   const char* name;  // the directory under corpus/, regressions/ and dict/
@@ -40,9 +41,19 @@ struct FuzzTarget {
 
 // Every target, for the replay test.
 inline constexpr FuzzTarget kFuzzTargets[] = {
-    {"npy", FuzzNpy},           {"params", FuzzParams},     {"graph", FuzzGraph}, {"graph_text", FuzzGraphText},
-    {"artifact", FuzzArtifact}, {"executor", FuzzExecutor}, {"onnx", FuzzOnnx},   {"attrs", FuzzAttrs},
-    {"shape", FuzzShape},       {"cli", FuzzCommandLine},   {"keys", FuzzKeys},   {"mxnet_symbol", FuzzMxnetSymbol},
+    {"npy", FuzzNpy},
+    {"params", FuzzParams},
+    {"graph", FuzzGraph},
+    {"graph_text", FuzzGraphText},
+    {"artifact", FuzzArtifact},
+    {"executor", FuzzExecutor},
+    {"onnx", FuzzOnnx},
+    {"attrs", FuzzAttrs},
+    {"shape", FuzzShape},
+    {"cli", FuzzCommandLine},
+    {"keys", FuzzKeys},
+    {"mxnet_symbol", FuzzMxnetSymbol},
+    {"initializer", FuzzInitializer},
 };
 
 // Aborts with `what` on stderr when `ok` is false: an invariant the fuzzer must report.

@@ -29,6 +29,15 @@ mkdir -p "$corpus/mxnet_symbol"
 for file in tests/data/mxnet/models/*-symbol.json; do
   cp "$file" "$corpus/mxnet_symbol/$(basename "$file")"
 done
+# Initializer specs (train/initializer.h), one per file.
+mkdir -p "$corpus/initializer"
+i=0
+for spec in zero one "constant(value=0.5)" "uniform(scale=0.1)" "normal(sigma=0.02)" \
+  "xavier(rnd_type=gaussian, factor_type=in, magnitude=2)" "Xavier('uniform', 'avg', 3)" \
+  "msra_prelu(factor_type=out, slope=0.1)" "orthogonal(scale=1.414, rand_type=normal)" "uniform(scale=-1)"; do
+  printf '%s' "$spec" >"$corpus/initializer/spec_$i"
+  i=$((i + 1))
+done
 # Parameter files MXNet 1.9.1 and NumPy wrote (tools/mxnet/gen_params_testdata.py).
 for file in tests/data/mxnet/*.params tests/data/mxnet/*.npz; do
   cp "$file" "$corpus/params/mxnet_$(basename "$file")"
