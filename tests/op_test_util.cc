@@ -136,4 +136,13 @@ bool AllClose(const Tensor& actual, const Tensor& expected, double rtol, double 
   return true;
 }
 
+std::string ErrorOf(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "no error";
+}
+
 }  // namespace kiln::testing

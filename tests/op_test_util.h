@@ -2,6 +2,7 @@
 // make deterministic random tensors, compare with tolerances.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <random>
 #include <string>
@@ -41,6 +42,9 @@ Tensor Values(const Shape& shape, const std::vector<double>& values, DType dtype
 
 // |a - b| <= atol + rtol * |b| elementwise, shapes equal; the message names the first
 // mismatch.
+// The message of the kiln::Error that `f` throws, or "no error".
+std::string ErrorOf(const std::function<void()>& f);
+
 bool AllClose(const Tensor& actual, const Tensor& expected, double rtol, double atol, std::string* message = nullptr);
 
 }  // namespace kiln::testing

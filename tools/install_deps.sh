@@ -16,6 +16,7 @@ packages=(
   libxxhash-dev            # XXH3 checksums of artifacts (runtime/artifact, header-only)
   libzip-dev               # NumPy .npz archives (runtime/npz)
   clang libclang-rt-14-dev # clang 14 and libFuzzer for tools/fuzz.sh (--config=fuzz)
+  dataset-fashion-mnist    # Fashion-MNIST's IDX files in /usr/share/datasets/fashion-mnist (train/data/idx)
 )
 missing=()
 for package in "${packages[@]}"; do
