@@ -500,9 +500,13 @@ proto::ArtifactProto CompileGraph(const Graph& graph, const CompileOptions& opti
 
 std::unique_ptr<Executor> CompileJit(const Graph& graph, const CompileOptions& options,
                                      const ExecutorOptions& executor_options) {
-  LoweredGraph lowered = LowerGraph(graph, options);
-  std::shared_ptr<const CodeModule> code = JitCompile(lowered.kernels, options.target);
-  return Executor::Create(std::move(lowered.artifact), std::move(code), executor_options, "<jit>");
+  return CompileJit(LowerGraph(graph, options), options.target, executor_options);
+}
+
+std::unique_ptr<Executor> CompileJit(const LoweredGraph& lowered, const CpuTarget& target,
+                                     const ExecutorOptions& executor_options) {
+  std::shared_ptr<const CodeModule> code = JitCompile(lowered.kernels, target);
+  return Executor::Create(lowered.artifact, std::move(code), executor_options, "<jit>");
 }
 
 }  // namespace kiln

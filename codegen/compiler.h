@@ -63,5 +63,9 @@ proto::ArtifactProto CompileGraph(const Graph& graph, const CompileOptions& opti
 // Compiles in-process and returns a ready executor (tests, kiln's quick paths).
 std::unique_ptr<Executor> CompileJit(const Graph& graph, const CompileOptions& options,
                                      const ExecutorOptions& executor_options = {});
+// The same from a graph already lowered with `target` (callers that also read the
+// lowering's report and memory plan).
+std::unique_ptr<Executor> CompileJit(const LoweredGraph& lowered, const CpuTarget& target,
+                                     const ExecutorOptions& executor_options = {});
 
 }  // namespace kiln

@@ -3,7 +3,9 @@
 #pragma once
 
 #include <functional>
+#include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "graph/op.h"
@@ -14,6 +16,22 @@ namespace kiln::op_util {
 // The most inputs or outputs a count attribute (num_args, num_outputs) may ask for: a
 // corrupt file's count must be an error, not a vector of billions of names.
 inline constexpr int64_t kMaxArity = 65536;
+
+// Where inference functions that give every slot one value (a shape, a dtype) start:
+// the first known slot among inputs[0, num_inputs) and then the outputs, and its name
+// for messages ("input 'weight'", "output", or "output 1" when there are several).
+template <typename T>
+std::pair<std::optional<T>, std::string> FirstKnownSlot(const std::vector<std::optional<T>>& inputs,
+                                                        const std::vector<std::string>& input_names, size_t num_inputs,
+                                                        const std::vector<std::optional<T>>& outputs) {
+  for (size_t i = 0; i < num_inputs && i < inputs.size(); ++i) {
+    if (inputs[i]) return {inputs[i], "input '" + input_names.at(i) + "'"};
+  }
+  for (size_t i = 0; i < outputs.size(); ++i) {
+    if (outputs[i]) return {outputs[i], outputs.size() == 1 ? "output" : "output " + std::to_string(i)};
+  }
+  return {std::nullopt, ""};
+}
 
 // Fills `slot` with `shape`, or checks that it already holds it. `what` names the
 // argument, e.g. "input 'weight'"; the message gives expected and given shapes.

@@ -29,9 +29,6 @@ using kir::Expr;
 using kir::ScalarType;
 using kir::Stmt;
 
-Stmt UniformLoop(const LowerContext& ctx, int64_t count, ScalarType type, Interval interval,
-                 const std::function<Stmt(const Expr& i, const Expr& u)>& body);
-
 namespace {
 
 // Elements per parallel task, as lower::ChunkedLoop.
@@ -92,7 +89,7 @@ Stmt Squares32(const kir::Buffer& state, const Expr& counter, int64_t key) {
 // draws) random bits, in [0, 1), or with kOpen an odd multiple of 2^-bits in (0, 1) for
 // functions that must not see 0 (logarithms).
 Stmt UniformLoop(const LowerContext& ctx, int64_t count, ScalarType type, Interval interval,
-                 const std::function<Stmt(const Expr& i, const Expr& u)>& body) {
+                 const std::function<Stmt(const Expr& i, const Expr& u)>& body, const Expr& stream_offset) {
   const kir::Buffer state = ctx.builder->AddLocal("rng", ScalarType::kInt64, 4);
   const int64_t key = SquaresKey(ctx.seed);
   const bool wide = type == ScalarType::kFloat64;
@@ -101,14 +98,15 @@ Stmt UniformLoop(const LowerContext& ctx, int64_t count, ScalarType type, Interv
   const auto element = [&](const Expr& i) {
     std::vector<Stmt> steps;
     Expr random_bits;
+    const Expr counter = stream_offset.defined() ? stream_offset + i : i;
     if (wide) {
       // 26 bits of the first draw above 27 of the second.
-      steps.push_back(Squares32(state, i * Expr(int64_t{2}), key));
+      steps.push_back(Squares32(state, counter * Expr(int64_t{2}), key));
       steps.push_back(kir::Store(state, Expr(int64_t{3}), drawn / Expr(int64_t{1} << 6)));
-      steps.push_back(Squares32(state, i * Expr(int64_t{2}) + Expr(int64_t{1}), key));
+      steps.push_back(Squares32(state, counter * Expr(int64_t{2}) + Expr(int64_t{1}), key));
       random_bits = kir::Load(state, Expr(int64_t{3})) * Expr(int64_t{1} << 27) + drawn / Expr(int64_t{1} << 5);
     } else {
-      steps.push_back(Squares32(state, i, key));
+      steps.push_back(Squares32(state, counter, key));
       random_bits = drawn / Expr(int64_t{1} << 8);
     }
     if (interval == Interval::kOpen) random_bits = random_bits - random_bits % Expr(int64_t{2}) + Expr(int64_t{1});

@@ -31,16 +31,7 @@ std::string PairText(int64_t a, int64_t b) {
 // dtype; `names` are the input names, for messages.
 InferTypeFn FloatSameType(std::vector<std::string> names) {
   return [names = std::move(names)](const Attrs&, std::vector<DTypeSlot>& inputs, std::vector<DTypeSlot>& outputs) {
-    DTypeSlot known;
-    std::string source;
-    for (size_t i = 0; i < inputs.size() && !known; ++i) {
-      known = inputs[i];
-      source = "input '" + names[i] + "'";
-    }
-    for (size_t i = 0; i < outputs.size() && !known; ++i) {
-      known = outputs[i];
-      source = "output";
-    }
+    const auto [known, source] = op_util::FirstKnownSlot(inputs, names, inputs.size(), outputs);
     if (!known) return;
     if (!IsFloat(*known)) {
       throw Error(source + ": expected a floating-point dtype (float16, bfloat16, float32, float64), given " +
@@ -397,6 +388,20 @@ void InferDropoutShape(const Attrs& attrs, std::vector<ShapeSlot>& in, std::vect
     op_util::NormalizeAxis(axis, static_cast<int64_t>(in[0]->size()), "attribute 'axes'");
   }
   AssignShape(out[0], *in[0], "output");
+  if (in.size() > 1) AssignShape(in[1], Shape{1}, "input 'counter'");
+}
+
+// The data's floating-point dtype; _dropout_step's counter is int64.
+void InferDropoutType(const Attrs& attrs, std::vector<DTypeSlot>& in, std::vector<DTypeSlot>& out) {
+  std::vector<DTypeSlot> data = {in[0]};
+  FloatSameType({"data"})(attrs, data, out);
+  in[0] = data[0];
+  if (in.size() > 1) AssignType(in[1], DType::kInt64, "input 'counter'");
+}
+
+// The step counter of _dropout_step (0 for Dropout).
+uint64_t DropoutCounter(std::span<const Tensor> in) {
+  return in.size() > 1 ? static_cast<uint64_t>(in[1].data_as<int64_t>()[0]) : 0;
 }
 
 // Element i of the mask (row-major over the data shape with the `axes` dims set to 1) is
@@ -412,7 +417,8 @@ void DropoutReference(const Attrs& attrs, std::span<const Tensor> in, std::span<
   const int64_t ndim = in[0].ndim();
   Shape mask_shape = in[0].shape();
   for (int64_t axis : attrs.Ints("axes")) mask_shape[op_util::NormalizeAxis(axis, ndim, "attribute 'axes'")] = 1;
-  std::mt19937_64 rng(ctx.seed);
+  // Each step's counter seeds another stream (Dropout's is the node's seed itself).
+  std::mt19937_64 rng(ctx.seed + DropoutCounter(in) * 0x9E3779B97F4A7C15ULL);
   std::vector<bool> keep(static_cast<size_t>(NumElements(mask_shape)));
   for (size_t i = 0; i < keep.size(); ++i) keep[i] = static_cast<double>(rng() >> 11) * 0x1.0p-53 >= p;
   // p == 1 keeps nothing (MXNet 1.9 gives NaN there, from 0 * inf).
@@ -1402,29 +1408,33 @@ Stmt DropoutLower(const Attrs& attrs, LowerContext& ctx) {
   const auto element = [&](const Expr& keep, const Expr& at) {
     return lower::StoreFrom(out, at, kir::Select(keep, lower::LoadAs(x, at, t) * scale, kir::Const(0, t)));
   };
-  return lower_random::UniformLoop(ctx, NumElements(mask_shape), t, lower_random::Interval::kHalfOpen,
-                                   [&](const Expr& m, const Expr& u) {
-                                     const Expr keep = kir::Ge(u, kir::FloatImm(p, t));
-                                     if (mask_shape == shape) return element(keep, m);
-                                     // The data elements that share mask element m: its index on the kept axes, every
-                                     // index on the shared ones.
-                                     std::vector<Expr> index(ndim);
-                                     int64_t mask_stride = 1;
-                                     for (int64_t d = ndim - 1; d >= 0; --d) {
-                                       if (mask_shape[d] == shape[d]) {
-                                         index[d] = m / Int(mask_stride) % Int(shape[d]);
-                                         mask_stride *= shape[d];
-                                       } else {
-                                         index[d] = kir::Var("s" + std::to_string(d));
-                                       }
-                                     }
-                                     Stmt body = element(keep, lower::FlatIndex(index, shape));
-                                     for (int64_t d = ndim - 1; d >= 0; --d) {
-                                       if (mask_shape[d] != shape[d])
-                                         body = Loop(index[d], Int(0), Int(shape[d]), body);
-                                     }
-                                     return body;
-                                   });
+  // _dropout_step: step k's draws start at element k * mask_size of the stream.
+  const int64_t mask_size = NumElements(mask_shape);
+  const Expr stream_offset = ctx.inputs.size() > 1 ? kir::Load(ctx.inputs[1], Int(0)) * Int(mask_size) : Expr();
+  return lower_random::UniformLoop(
+      ctx, mask_size, t, lower_random::Interval::kHalfOpen,
+      [&](const Expr& m, const Expr& u) {
+        const Expr keep = kir::Ge(u, kir::FloatImm(p, t));
+        if (mask_shape == shape) return element(keep, m);
+        // The data elements that share mask element m: its index on the kept axes, every
+        // index on the shared ones.
+        std::vector<Expr> index(ndim);
+        int64_t mask_stride = 1;
+        for (int64_t d = ndim - 1; d >= 0; --d) {
+          if (mask_shape[d] == shape[d]) {
+            index[d] = m / Int(mask_stride) % Int(shape[d]);
+            mask_stride *= shape[d];
+          } else {
+            index[d] = kir::Var("s" + std::to_string(d));
+          }
+        }
+        Stmt body = element(keep, lower::FlatIndex(index, shape));
+        for (int64_t d = ndim - 1; d >= 0; --d) {
+          if (mask_shape[d] != shape[d]) body = Loop(index[d], Int(0), Int(shape[d]), body);
+        }
+        return body;
+      },
+      stream_offset);
 }
 
 // ----------------------------------------------------------------------------- Backward kernels
@@ -1839,6 +1849,31 @@ void DropoutGradient(GradientContext& ctx) {
   ctx.SetInputGrad(0, ctx.Apply("_mul_scalar", {masked}, {{"scalar", p < 1 ? 1.0 / (1.0 - p) : 0.0}}));
 }
 
+// Dropout's attributes and behaviour, which the training step's _dropout_step shares.
+OpDef& DropoutAttrs(OpDef& op) {
+  return op.Attr("p", AttrType::kFloat, AttrValue{0.5}, "drop probability")
+      .Range(0, 1)
+      .Attr("mode", AttrType::kString, AttrValue{std::string("training")}, "training: identity at inference")
+      .Choices({"always", "training"})
+      .Attr("axes", AttrType::kInts, AttrValue{std::vector<int64_t>{}}, "axes along which the mask is shared")
+      .Attr("cudnn_off", AttrType::kBool, AttrValue{false}, "ignored")
+      .Nullable()
+      .SetInferShape(InferDropoutShape)
+      .SetInferType(InferDropoutType)
+      .SetInplace(op_util::InplaceIdentity())
+      // Not fused: the mask comes from one random stream drawn in a fixed order.
+      .SetPattern(OpPattern::kOpaque)
+      .SetPatternFn([](const Attrs& attrs, bool is_train) {
+        return is_train || attrs.Str("mode") == "always" ? OpPattern::kOpaque : OpPattern::kElementwise;
+      })
+      .SetIdentityWhen([](const Attrs& attrs, const std::vector<Shape>&, DType, bool is_train) {
+        return attrs.Float("p") == 0 || (!is_train && attrs.Str("mode") != "always");
+      })
+      .SetReference(DropoutReference)
+      .SetLower(DropoutLower)
+      .SetGradient(DropoutGradient);
+}
+
 // Convolution's attributes, which its backward operators share.
 OpDef& ConvolutionAttrs(OpDef& op) {
   const std::vector<std::string> conv_layouts = {"NCW", "NCHW", "NCDHW", "NHWC", "NDHWC"};
@@ -1983,31 +2018,19 @@ const bool kRegistered = [] {
       .SetLower(BatchNormLower)
       .SetGradient(BatchNormGradient);
 
-  OpRegistry::Global()
-      .Register("Dropout")
-      .Describe("Zeroes elements with probability p in training (or always) and scales the rest by 1/(1-p)")
-      .Attr("p", AttrType::kFloat, AttrValue{0.5}, "drop probability")
-      .Range(0, 1)
-      .Attr("mode", AttrType::kString, AttrValue{std::string("training")}, "training: identity at inference")
-      .Choices({"always", "training"})
-      .Attr("axes", AttrType::kInts, AttrValue{std::vector<int64_t>{}}, "axes along which the mask is shared")
-      .Attr("cudnn_off", AttrType::kBool, AttrValue{false}, "ignored")
-      .Nullable()
-      .SetInferShape(InferDropoutShape)
-      .SetInferType(FloatSameType({"data"}))
-      .SetInplace(op_util::InplaceIdentity())
-      // Not fused: the mask comes from one random stream drawn in a fixed order.
-      .SetPattern(OpPattern::kOpaque)
-      .SetPatternFn([](const Attrs& attrs, bool is_train) {
-        return is_train || attrs.Str("mode") == "always" ? OpPattern::kOpaque : OpPattern::kElementwise;
-      })
-      .SetIdentityWhen([](const Attrs& attrs, const std::vector<Shape>&, DType, bool is_train) {
-        return attrs.Float("p") == 0 || (!is_train && attrs.Str("mode") != "always");
-      })
-      .SetRandomAtInference([](const Attrs& attrs) { return attrs.Str("mode") == "always" && attrs.Float("p") > 0; })
-      .SetReference(DropoutReference)
-      .SetLower(DropoutLower)
-      .SetGradient(DropoutGradient);
+  DropoutAttrs(OpRegistry::Global().Register("Dropout").Describe(
+                   "Zeroes elements with probability p in training (or always) and scales the rest by 1/(1-p)"))
+      .SetRandomAtInference([](const Attrs& attrs) { return attrs.Str("mode") == "always" && attrs.Float("p") > 0; });
+
+  // What training steps compile Dropout to: one compiled step runs many times, and each
+  // run must draw a fresh mask, so the draw's position in the stream is an input.
+  DropoutAttrs(
+      OpRegistry::Global()
+          .Register("_dropout_step")
+          .Describe("Dropout whose mask comes from the node's stream at step `counter` (int64, one element): step "
+                    "k draws the stream's elements k * mask_size onwards"))
+      .Inputs({"data", "counter"})
+      .SetRandomAtInference([](const Attrs& attrs) { return attrs.Float("p") > 0; });
   return true;
 }();
 

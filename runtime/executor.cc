@@ -128,6 +128,16 @@ std::string Describe(const TensorSpec& spec) {
   return std::string(DTypeName(spec.dtype)) + " " + ShapeToString(spec.shape);
 }
 
+std::string Describe(const Tensor& tensor) {
+  return tensor.defined() ? std::string(DTypeName(tensor.dtype())) + " " + ShapeToString(tensor.shape()) : "nothing";
+}
+
+// Throws unless `tensor` matches `spec`: "<what> '<name>': expected ..., given ...".
+void CheckMatches(const Tensor& tensor, const TensorSpec& spec, const std::string& what) {
+  if (tensor.defined() && tensor.shape() == spec.shape && tensor.dtype() == spec.dtype) return;
+  throw Error(what + " '" + spec.name + "': expected " + Describe(spec) + ", given " + Describe(tensor));
+}
+
 }  // namespace
 
 Executor::~Executor() = default;
@@ -286,10 +296,7 @@ void Executor::BindParams(const std::map<std::string, Tensor>& params, bool allo
       if (allow_extra) continue;
       throw Error("'" + source_ + "' has no parameter named '" + name + "'");
     }
-    if (tensor.shape() != it->shape || tensor.dtype() != it->dtype) {
-      throw Error("parameter '" + name + "': expected " + Describe(*it) + ", given " +
-                  std::string(DTypeName(tensor.dtype())) + " " + ShapeToString(tensor.shape()));
-    }
+    CheckMatches(tensor, *it, "parameter");
     param_values_[static_cast<size_t>(it - params_.begin())] = tensor;
   }
 }
@@ -324,26 +331,38 @@ std::vector<Tensor> Executor::Run(const std::vector<Tensor>& inputs) const {
   return Run(inputs, nullptr);
 }
 
-std::vector<Tensor> Executor::Run(const std::vector<Tensor>& inputs, std::vector<double>* kernel_seconds) const {
+void Executor::CheckInputs(const std::vector<Tensor>& inputs) const {
   if (inputs.size() != inputs_.size()) {
     throw Error("expected " + std::to_string(inputs_.size()) + " inputs, given " + std::to_string(inputs.size()));
   }
-  for (size_t i = 0; i < inputs.size(); ++i) {
-    if (!inputs[i].defined() || inputs[i].shape() != inputs_[i].shape || inputs[i].dtype() != inputs_[i].dtype) {
-      throw Error("input '" + inputs_[i].name + "': expected " + Describe(inputs_[i]) + ", given " +
-                  (inputs[i].defined()
-                       ? std::string(DTypeName(inputs[i].dtype())) + " " + ShapeToString(inputs[i].shape())
-                       : std::string("nothing")));
-    }
-  }
+  for (size_t i = 0; i < inputs.size(); ++i) CheckMatches(inputs[i], inputs_[i], "input");
   if (const auto missing = MissingParams(); !missing.empty()) {
     std::string names;
     for (const auto& name : missing) names += (names.empty() ? "" : ", ") + name;
     throw Error("parameters not bound: " + names);
   }
+}
+
+std::vector<Tensor> Executor::Run(const std::vector<Tensor>& inputs, std::vector<double>* kernel_seconds) const {
+  CheckInputs(inputs);
   std::vector<Tensor> outputs;
   for (const auto& spec : outputs_) outputs.emplace_back(spec.shape, spec.dtype);
+  Execute(inputs, outputs, kernel_seconds);
+  return outputs;
+}
 
+void Executor::RunInto(const std::vector<Tensor>& inputs, std::vector<Tensor>& outputs) const {
+  CheckInputs(inputs);
+  if (outputs.size() != outputs_.size()) {
+    throw Error("expected " + std::to_string(outputs_.size()) + " output buffers, given " +
+                std::to_string(outputs.size()));
+  }
+  for (size_t i = 0; i < outputs.size(); ++i) CheckMatches(outputs[i], outputs_[i], "output");
+  Execute(inputs, outputs, nullptr);
+}
+
+void Executor::Execute(const std::vector<Tensor>& inputs, std::vector<Tensor>& outputs,
+                       std::vector<double>* kernel_seconds) const {
   auto arena = arenas_->Acquire();
   const KilnRuntimeApi* api = DefaultRuntimeApi();
   std::vector<void*> buffers;
@@ -372,7 +391,6 @@ std::vector<Tensor> Executor::Run(const std::vector<Tensor>& inputs, std::vector
       (*kernel_seconds)[k] += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     }
   }
-  return outputs;
 }
 
 }  // namespace kiln

@@ -77,6 +77,10 @@ class Executor {
   // Run, adding each kernel's wall time in seconds to (*kernel_seconds)[k], which it
   // sizes to num_kernels() if needed: a per-node profile (kiln bench --profile).
   std::vector<Tensor> Run(const std::vector<Tensor>& inputs, std::vector<double>* kernel_seconds) const;
+  // Run writing into `outputs`, allocated by the caller with outputs()' shapes and dtypes
+  // (a training step's double buffers: nothing is allocated per call but the arena the
+  // pool already keeps). Outputs must not share memory with inputs or with each other.
+  void RunInto(const std::vector<Tensor>& inputs, std::vector<Tensor>& outputs) const;
   // The graph node kernel k computes.
   const std::string& kernel_node(size_t k) const { return kernels_.at(k).node; }
 
@@ -95,6 +99,9 @@ class Executor {
                                          const std::map<std::string, Tensor>& embedded, const ExecutorOptions& options,
                                          const std::string& source);
   KernelPlan PlanKernel(const proto::KernelCall& call, const std::string& where) const;
+  void CheckInputs(const std::vector<Tensor>& inputs) const;
+  void Execute(const std::vector<Tensor>& inputs, std::vector<Tensor>& outputs,
+               std::vector<double>* kernel_seconds) const;
 
   std::string source_;
   std::shared_ptr<const CodeModule> code_;

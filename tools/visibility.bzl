@@ -14,9 +14,12 @@ _TOP = [
     "//tools:__subpackages__",
 ]
 
+# Layer 7: training (optimizers, compiled steps, data), on the compile driver.
+_TRAIN = ["//train:__subpackages__"]
+
 # Layer 6: the compile driver and the Symbol API (with its importers).
-SYMBOL_VISIBILITY = ["//symbol:__subpackages__"] + _TOP
-CODEGEN_VISIBILITY = ["//codegen:__pkg__"] + _TOP
+SYMBOL_VISIBILITY = ["//symbol:__subpackages__"] + _TRAIN + _TOP
+CODEGEN_VISIBILITY = ["//codegen:__pkg__"] + _TRAIN + _TOP
 
 # Layer 5: graph passes (read the registry, never the operator files).
 PASSES_VISIBILITY = ["//passes:__pkg__"] + SYMBOL_VISIBILITY + CODEGEN_VISIBILITY

@@ -343,6 +343,11 @@ Tensor Int64Values(const Shape& shape, const std::vector<double>& values) {
 // the recorded ones.
 std::map<std::string, std::vector<OpCase>> BuiltInCases() {
   std::map<std::string, std::vector<OpCase>> cases;
+  // Training steps' Dropout (ops/nn.cc): at inference the identity; its masks are checked
+  // by tests/train/train_step_test.
+  cases["_dropout_step"] = {
+      {"inference", {{"p", 0.5}}, {RandomTensor({3, 4}, 21), Int64Values({1}, {5})}},
+  };
   cases["_np_reshape"] = {
       {"to 0-d", {{"newshape", std::vector<int64_t>{}}}, {Values({1}, {3.5})}},
       {"one -1", {{"newshape", std::vector<int64_t>{4, -1}}}, {RandomTensor({2, 3, 4}, 11)}},
@@ -417,6 +422,37 @@ std::map<std::string, std::vector<OpCase>> BuiltInCases() {
                 {1, 2, 4, 5}, 35),
       pool_case("sum, global", {{"global_pool", true}, {"pool_type", "sum"}}, {2, 2, 3, 4}, 37),
   };
+  // The fused optimizer updates (ops/optimizer.cc): weight, grad and states of `shape`
+  // (n >= 1 >= g^2 keeps the centered RMSProp's root real), then lr (and eta).
+  const auto update_case = [](const std::string& op, const std::string& desc, const AttrMap& attrs, const Shape& shape,
+                              uint64_t seed, DType dtype) {
+    std::vector<Tensor> inputs;
+    for (const std::string& name : OpRegistry::Global().Get(op).InputNames(ParseAttrs(op, attrs))) {
+      if (name == "lr" || name == "eta") {
+        inputs.push_back(Values({1}, {name == "lr" ? 0.05 : 0.5}, dtype));
+      } else if (name == "weight" || name == "grad") {
+        inputs.push_back(RandomTensor(shape, ++seed, -2, 2, dtype));
+      } else {
+        inputs.push_back(RandomTensor(shape, ++seed, name == "n" ? 1 : 0, name == "n" ? 2 : 1, dtype));
+      }
+    }
+    return OpCase(desc, attrs, std::move(inputs));
+  };
+  const AttrMap clipped = {{"wd", 0.01}, {"rescale_grad", 0.5}, {"clip_gradient", 0.6}};
+  uint64_t update_seed = 40;
+  for (const std::string op : {"sgd_update", "sgd_mom_update", "nag_mom_update", "adam_update", "adamw_update",
+                               "rmsprop_update", "rmspropalex_update"}) {
+    AttrMap tuned = clipped;
+    if (op == "sgd_mom_update" || op == "nag_mom_update") tuned.emplace_back("momentum", 0.9);
+    if (op.starts_with("rmsprop")) tuned.emplace_back("clip_weights", 1.2);
+    cases[op] = {
+        update_case(op, "defaults, odd size", {}, {1031}, update_seed += 10, DType::kFloat32),
+        update_case(op, "clipping, weight decay", tuned, {5, 207}, update_seed += 10, DType::kFloat32),
+        update_case(op, "float64", tuned, {3, 7}, update_seed += 10, DType::kFloat64),
+        update_case(op, "0-d", tuned, {}, update_seed += 10, DType::kFloat32),
+        update_case(op, "empty", {}, {3, 0}, update_seed += 10, DType::kFloat32),
+    };
+  }
   return cases;
 }
 

@@ -28,7 +28,8 @@ def write(out, name, arrays, names, save):
     """arrays: numpy arrays; names: list of str or None; save(path) writes the .params."""
     save(os.path.join(out, name + ".params"))
     folder = os.path.join(out, name)
-    os.makedirs(folder, exist_ok=True)
+    shutil.rmtree(folder, ignore_errors=True)
+    os.makedirs(folder)
     for i, a in enumerate(arrays):
         np.save(os.path.join(folder, "%d.npy" % i), a)
     with open(os.path.join(out, name + ".json"), "w") as f:
@@ -38,8 +39,9 @@ def write(out, name, arrays, names, save):
 
 def main():
     out = sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "tests", "data", "mxnet")
-    shutil.rmtree(out, ignore_errors=True)
-    os.makedirs(out)
+    # Other generators write beside these files (models/, optimizer_ops/, ...): replace
+    # only this script's own.
+    os.makedirs(out, exist_ok=True)
     rng = np.random.RandomState(7)
 
     # A checkpoint's dict with Module's prefixes, every dtype kiln reads.
