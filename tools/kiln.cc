@@ -34,6 +34,7 @@
 #include "symbol/onnx/onnx_export.h"
 #include "symbol/onnx/onnx_import.h"
 #include "tools/cli/command_line.h"
+#include "train/train_command.h"
 
 namespace kiln {
 namespace {
@@ -611,6 +612,36 @@ int CmdBench(const CommandLine& line) {
   return 0;
 }
 
+int CmdTrain(const CommandLine& line) {
+  TrainCommand command;
+  command.data = LoadNpy(line.data_file);
+  command.label = LoadNpy(line.label_file);
+  // An ONNX model's data input takes the batch's shape; a symbol's shapes are inferred.
+  std::map<std::string, Shape> shapes;
+  if (!line.data_name.empty() && command.data.ndim() > 0) {
+    Shape batch = command.data.shape();
+    batch[0] = line.batch_size;
+    shapes[line.data_name] = batch;
+  }
+  command.model = LoadModel(line, shapes);
+  command.data_name = line.data_name;
+  command.loss = line.loss;
+  command.init = line.init;
+  command.optimizer = line.optimizer;
+  command.optimizer_options = line.optimizer_options;
+  command.batch_size = line.batch_size;
+  command.steps = line.steps;
+  command.epochs = line.epochs;
+  command.shuffle = !line.no_shuffle;
+  command.seed = line.seed;
+  command.output = line.output;
+  command.format = line.format;
+  command.save_every_step = line.save_every_step;
+  RunTrainCommand(command);
+  std::cout << "wrote " << line.output << "\n";
+  return 0;
+}
+
 int Main(int argc, char** argv) {
   const cli::ParseOutcome parsed = cli::ParseCommandLine(std::vector<std::string>(argv, argv + argc));
   if (!parsed.command) {
@@ -630,6 +661,7 @@ int Main(int argc, char** argv) {
       {"bench", CmdBench},
       {"keygen", CmdKeygen},
       {"convert", CmdConvert},
+      {"train", CmdTrain},
   };
   return kCommands.at(line.command)(line);
 }

@@ -9,11 +9,13 @@
 #include <filesystem>
 #include <map>
 #include <string>
+#include <vector>
 
 #include "passes/graph_io.h"
 #include "runtime/file_util.h"
 #include "runtime/npy.h"
 #include "runtime/param_file.h"
+#include "runtime/param_formats.h"
 
 namespace {
 
@@ -477,4 +479,84 @@ TEST_CASE("kiln export --mxnet writes a symbol and its parameters that import ba
                               dir + "/cnn.kiln --input data:2x3x16x16");
   CHECK(compiled.status == 0);
   std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("the linear-regression example recovers w and b; kiln compiles and runs what it trained", "[cli][train]") {
+  const std::string dir = TempDir();
+  const Result trained = Run("examples/linear_regression -o " + dir + "/linreg.kiln-graph");
+  REQUIRE(trained.status == 0);
+  double w1 = 0, w2 = 0, b = 0;
+  const size_t at = trained.output.find("w = [");
+  REQUIRE(at != std::string::npos);
+  REQUIRE(std::sscanf(trained.output.c_str() + at, "w = [%lf, %lf] (true [2, -3.4]), b = %lf", &w1, &w2, &b) == 3);
+  CHECK(std::abs(w1 - 2) < 0.01);
+  CHECK(std::abs(w2 + 3.4) < 0.01);
+  CHECK(std::abs(b - 4.2) < 0.01);
+  REQUIRE(Run(kKiln + " compile " + dir + "/linreg.kiln-graph --input data:1x2 -o " + dir + "/linreg.kiln").status ==
+          0);
+  kiln::SaveNpy(dir + "/x.npy", kiln::Tensor::FromDoubles({1, 2}, std::vector<double>{1, 1}));
+  REQUIRE(Run(kKiln + " run " + dir + "/linreg.kiln --input data=" + dir + "/x.npy --output-dir " + dir).status == 0);
+  const kiln::Tensor y = kiln::LoadNpy(dir + "/loss_output.npy");
+  CHECK(std::abs(y.GetDouble(0) - (2 - 3.4 + 4.2)) < 0.03);
+  std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("kiln train fits a model with a loss layer on .npy data and writes its parameters", "[cli][train]") {
+  const std::string dir = TempDir();
+  REQUIRE(Run("examples/linear_regression --epochs 1 -o " + dir + "/linreg.kiln-graph").status == 0);
+  // Other data: y = x1 + x2 - 1; training starts from the example's parameters.
+  std::vector<double> x(2 * 400), y(400);
+  for (size_t i = 0; i < y.size(); ++i) {
+    x[2 * i] = std::sin(0.7 * static_cast<double>(i));
+    x[2 * i + 1] = std::cos(1.3 * static_cast<double>(i));
+    y[i] = x[2 * i] + x[2 * i + 1] - 1;
+  }
+  kiln::SaveNpy(dir + "/x.npy", kiln::Tensor::FromDoubles({400, 2}, x));
+  kiln::SaveNpy(dir + "/y.npy", kiln::Tensor::FromDoubles({400, 1}, y));
+  const std::string train = kKiln + " train " + dir + "/linreg.kiln-graph --data " + dir + "/x.npy --label " + dir +
+                            "/y.npy --optimizer sgd --opt lr=0.1,momentum=0.9 --batch-size 20";
+  const Result run = Run(train + " --epochs 10 -o " + dir + "/trained.npz --save-every-step " + dir + "/steps");
+  INFO(run.output);
+  REQUIRE(run.status == 0);
+  const auto params = kiln::ParseAnyParams(kiln::ReadFile(dir + "/trained.npz"), "trained.npz").AsMap();
+  CHECK(std::abs(params.at("dense_weight").GetDouble(0) - 1) < 0.01);
+  CHECK(std::abs(params.at("dense_weight").GetDouble(1) - 1) < 0.01);
+  CHECK(std::abs(params.at("dense_bias").GetDouble(0) + 1) < 0.01);
+  CHECK(std::filesystem::exists(dir + "/steps/step_200.params"));
+  CHECK_FALSE(std::filesystem::exists(dir + "/steps/step_201.params"));
+  // MXNet's format with arg: names.
+  REQUIRE(Run(train + " --steps 3 --format mxnet -o " + dir + "/trained.params").status == 0);
+  const auto mxnet = kiln::ParseAnyParams(kiln::ReadFile(dir + "/trained.params"), "trained.params").AsMap();
+  CHECK(mxnet.count("arg:dense_weight") == 1);
+
+  kiln::SaveNpy(dir + "/short.npy", kiln::Tensor::FromDoubles({3, 1}, std::vector<double>{1, 2, 3}));
+  const Result mismatch = Run(kKiln + " train " + dir + "/linreg.kiln-graph --data " + dir + "/x.npy --label " + dir +
+                              "/short.npy -o " + dir + "/bad.npz");
+  CHECK(mismatch.status == 1);
+  CHECK_THAT(mismatch.output, Catch::Contains("--label: 3 labels for 400 samples in --data"));
+  const Result both = Run(train + " --steps 3 --epochs 2 -o " + dir + "/bad.npz");
+  CHECK(both.status == 2);
+  CHECK_FALSE(std::filesystem::exists(dir + "/bad.npz"));
+  std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("the Fashion-MNIST example's MLP learns: the loss falls and the test accuracy passes 0.75", "[cli][train]") {
+  if (!std::filesystem::exists("/usr/share/datasets/fashion-mnist")) {
+    WARN("SKIPPED: no Fashion-MNIST in /usr/share/datasets/fashion-mnist (apt-get install dataset-fashion-mnist)");
+    return;
+  }
+  const Result run = Run("examples/train_fashion_mnist --model mlp --epochs 2 --subset 10000");
+  INFO(run.output);
+  REQUIRE(run.status == 0);
+  // One line per epoch (stderr is not a terminal here): "... cross-entropy=X".
+  std::vector<double> losses;
+  for (size_t at = run.output.find("cross-entropy="); at != std::string::npos;
+       at = run.output.find("cross-entropy=", at + 1)) {
+    losses.push_back(std::stod(run.output.substr(at + 14)));
+  }
+  REQUIRE(losses.size() == 2);
+  CHECK(losses[1] < losses[0]);
+  const size_t at = run.output.find("test accuracy: ");
+  REQUIRE(at != std::string::npos);
+  CHECK(std::stod(run.output.substr(at + 15)) > 0.75);
 }

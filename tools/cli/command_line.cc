@@ -217,6 +217,36 @@ ParseOutcome ParseCommandLine(const std::vector<std::string>& args) {
                    "mxnet, npz or kiln (default: by the output's extension: .params, .npz, .kiln-params)")
       ->check(CLI::IsMember({"mxnet", "npz", "kiln"}));
 
+  auto* train = app.add_subcommand(
+      "train",
+      "Train a model (kiln graph, ONNX, MXNet symbol JSON) with a loss layer on .npy data; write its parameters");
+  AddRequiredPath(train, "MODEL", line.model, "Graph file, ONNX model or MXNet symbol JSON");
+  AddRequiredPath(train, "--data", line.data_file, "Samples, .npy (first axis: the samples)");
+  AddRequiredPath(train, "--label", line.label_file, "Labels, .npy (one per sample)");
+  train->add_option("--params", line.params, "Initial parameters (kiln's, MXNet .params or .npz); others: --init");
+  train->add_option("--data-name", line.data_name, "The model's data input (default: the one input without a value)");
+  train->add_option("--loss", line.loss, "Add a loss on the first output: softmax_ce, l2 or l1")
+      ->check(CLI::IsMember({"softmax_ce", "l2", "l1"}));
+  train->add_option("--init", line.init, "Initializer for parameters without a value, e.g. 'xavier(magnitude=2)'");
+  train->add_option("--optimizer", line.optimizer, "sgd, nag, adam, adamw or rmsprop")
+      ->check(CLI::IsMember({"sgd", "nag", "adam", "adamw", "rmsprop"}));
+  train->add_option("--opt", line.optimizer_options,
+                    "Optimizer options, e.g. lr=0.05,momentum=0.9,wd=0.0005 (rescale_grad defaults to 1/batch)");
+  train->add_option("--batch-size", line.batch_size, "Samples per step")->check(WholeNumber<int64_t>(1, 1 << 24));
+  auto* steps = train->add_option("--steps", line.steps, "Steps to train")->check(WholeNumber<int64_t>(1, 1LL << 40));
+  train->add_option("--epochs", line.epochs, "Epochs to train (default: one)")
+      ->check(WholeNumber<int64_t>(1, 1 << 20))
+      ->excludes(steps);
+  train->add_flag("--no-shuffle", line.no_shuffle, "Take the samples in order");
+  train->add_option("--seed", line.seed, "Seed for the initializer, the shuffling and Dropout")
+      ->check(WholeNumber<uint64_t>(0, std::numeric_limits<uint64_t>::max()));
+  AddRequiredPath(train, "-o,--output", line.output,
+                  "Trained parameters and auxiliary states: .npz (NumPy), or kiln's format (--format mxnet: MXNet's)");
+  train->add_option("--format", line.format, "mxnet, npz or kiln (default: npz for .npz, else kiln)")
+      ->check(CLI::IsMember({"mxnet", "npz", "kiln"}));
+  train->add_option("--save-every-step", line.save_every_step, "Also write DIR/step_N.params after every step")
+      ->check(kNotEmpty);
+
   auto* keygen = app.add_subcommand("keygen", "Make an Ed25519 key pair for signing artifacts: NAME and NAME.pub");
   AddRequiredPath(keygen, "-o,--output", line.output, "Secret key file NAME (the public key goes to NAME.pub)");
   keygen->add_option("--name", line.key_name, "A label for people, stored in both files (default: the file name)");

@@ -52,6 +52,19 @@ struct CommandLine {
   bool profile = false;
   // convert: the output's format (mxnet, npz, kiln; empty: by its extension)
   std::string format;
+  // train
+  std::string data_file;   // --data X.npy
+  std::string label_file;  // --label Y.npy
+  std::string data_name;   // --data-name
+  std::string loss;        // --loss softmax_ce|l2|l1
+  std::string init = "xavier(magnitude=2)";
+  std::string optimizer = "sgd";
+  std::string optimizer_options;  // --opt lr=0.05,momentum=0.9
+  int64_t batch_size = 32;
+  std::optional<int64_t> steps;
+  std::optional<int64_t> epochs;
+  bool no_shuffle = false;
+  std::string save_every_step;  // a folder
   // keygen
   std::string key_name;
   bool force = false;

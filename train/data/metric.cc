@@ -4,6 +4,7 @@
 #include <cctype>
 #include <charconv>
 #include <cmath>
+#include <cstdio>
 #include <functional>
 #include <limits>
 #include <optional>
@@ -380,6 +381,20 @@ std::unique_ptr<EvalMetric> MakeMetric(const std::vector<std::string>& names) {
   auto composite = std::make_unique<CompositeEvalMetric>();
   for (const std::string& name : names) composite->Add(MakeMetric(name));
   return composite;
+}
+
+std::string FormatMetric(const EvalMetric& metric) {
+  return FormatMetricValues(metric.GetNameValue());
+}
+
+std::string FormatMetricValues(const std::vector<MetricValue>& values) {
+  std::string text;
+  for (const auto& [name, value] : values) {
+    char formatted[32];
+    std::snprintf(formatted, sizeof formatted, "%.4f", value);
+    text += (text.empty() ? "" : "  ") + name + "=" + formatted;
+  }
+  return text;
 }
 
 }  // namespace kiln

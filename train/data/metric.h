@@ -143,6 +143,11 @@ class CompositeEvalMetric final : public EvalMetric {
 // "cross-entropy" | "crossentropy", "f1", "composite" (empty), each with MXNet's default
 // arguments; a metric's name() makes an equal metric. Throws kiln::Error naming the
 // known names otherwise.
+// "accuracy=0.9123  cross-entropy=0.2500": every value of the metric, 4 decimals (what
+// progress bars and logs show).
+std::string FormatMetric(const EvalMetric& metric);
+std::string FormatMetricValues(const std::vector<MetricValue>& values);
+
 std::unique_ptr<EvalMetric> MakeMetric(std::string_view name);
 // A composite of the named metrics (mx.metric.create with a list).
 std::unique_ptr<EvalMetric> MakeMetric(const std::vector<std::string>& names);
