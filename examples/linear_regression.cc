@@ -12,6 +12,7 @@
 
 #include "passes/graph_io.h"
 #include "runtime/error.h"
+#include "runtime/npy.h"
 #include "symbol/ops_api.h"
 #include "train/data/dataset.h"
 #include "train/module.h"
@@ -26,6 +27,8 @@ int main(int argc, char** argv) {
   app.add_option("--lr", lr, "Learning rate")->check(CLI::PositiveNumber);
   app.add_option("--seed", seed, "Seed for the data, the shuffling and the initial parameters");
   app.add_option("-o,--output", output, "Write the trained model here (a kiln graph with its parameters)");
+  std::string sample;
+  app.add_option("--write-sample", sample, "Write x = (1, 1) as .npy here: an input for `kiln run`");
   CLI11_PARSE(app, argc, argv);
   try {
     constexpr int64_t kSamples = 1000;
@@ -70,6 +73,7 @@ int main(int argc, char** argv) {
       kiln::SaveGraphFile(trained, output);
       std::printf("wrote %s\n", output.c_str());
     }
+    if (!sample.empty()) kiln::SaveNpy(sample, kiln::Tensor::FromDoubles({1, 2}, std::vector<double>{1, 1}));
     return 0;
   } catch (const kiln::Error& e) {
     std::fprintf(stderr, "linear_regression: %s\n", e.what());

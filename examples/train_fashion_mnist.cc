@@ -67,7 +67,7 @@ int main(int argc, char** argv) {
   int epochs = 10;
   int64_t batch_size = 64;
   int64_t subset = 0;
-  double lr = 0.05;
+  double lr = 0.02;
   uint64_t seed = 1;
   bool quiet = false;
   app.add_option("--model", model, "mlp or lenet")->check(CLI::IsMember({"mlp", "lenet"}));
@@ -75,7 +75,7 @@ int main(int argc, char** argv) {
   app.add_option("--epochs", epochs, "Epochs")->check(CLI::Range(1, 1000));
   app.add_option("--batch-size", batch_size, "Batch size")->check(CLI::Range(1, 65536));
   app.add_option("--subset", subset, "Train on the first N training images only (0: all)");
-  app.add_option("--lr", lr, "Learning rate (SGD with momentum 0.9, wd 0.0001)")->check(CLI::PositiveNumber);
+  app.add_option("--lr", lr, "Initial learning rate (SGD with momentum 0.9, wd 0.0001, cosine decay)")->check(CLI::PositiveNumber);
   app.add_option("--seed", seed, "Seed for the initial parameters and the shuffling");
   app.add_option("-o,--output", output, "Save a checkpoint: PREFIX-symbol.json and PREFIX-EPOCH.params");
   app.add_flag("--quiet", quiet, "No progress bar");
@@ -89,7 +89,10 @@ int main(int argc, char** argv) {
     kiln::Module mod(model == "mlp" ? Mlp() : LeNet());
     kiln::FitOptions options;
     options.optimizer = "sgd";
-    options.optimizer_params = "lr=" + std::to_string(lr) + ",momentum=0.9,wd=0.0001";
+    // The learning rate decays to 0 along a cosine over the whole run.
+    const int64_t steps = epochs * (train_iter.num_data() / batch_size);
+    options.optimizer_params = "lr=" + std::to_string(lr) +
+                               ",momentum=0.9,wd=0.0001,lr_scheduler=cosine:max_update=" + std::to_string(steps);
     options.initializer = "xavier(magnitude=2)";
     options.num_epoch = epochs;
     options.eval_metric = "acc,ce";
