@@ -616,14 +616,24 @@ int CmdTrain(const CommandLine& line) {
   TrainCommand command;
   command.data = LoadNpy(line.data_file);
   command.label = LoadNpy(line.label_file);
-  // An ONNX model's data input takes the batch's shape; a symbol's shapes are inferred.
-  std::map<std::string, Shape> shapes;
-  if (!line.data_name.empty() && command.data.ndim() > 0) {
-    Shape batch = command.data.shape();
-    batch[0] = line.batch_size;
-    shapes[line.data_name] = batch;
+  // An ONNX model is imported for the batch's shape (its importer folds shapes): its data
+  // input is --data-name, or its one input without a value.
+  command.model = LoadModel(line);
+  if (line.model.ends_with(".onnx") && command.data.ndim() > 0) {
+    std::string data_name = line.data_name;
+    if (data_name.empty()) {
+      std::vector<std::string> inputs;
+      for (const auto& name : command.model.ListInputs()) {
+        if (!command.model.params.count(name)) inputs.push_back(name);
+      }
+      if (inputs.size() == 1) data_name = inputs[0];
+    }
+    if (!data_name.empty()) {
+      Shape batch = command.data.shape();
+      batch[0] = line.batch_size;
+      command.model = LoadModel(line, {{data_name, batch}});
+    }
   }
-  command.model = LoadModel(line, shapes);
   command.data_name = line.data_name;
   command.loss = line.loss;
   command.init = line.init;

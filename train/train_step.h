@@ -90,7 +90,6 @@ class TrainStep {
     size_t output = 0;
     bool swapped = false;  // aux states are updated in place, never swapped
   };
-  Tensor& Current(const Slot& slot) { return inputs_[slot.input]; }
   const Slot* FindSlot(const std::string& name) const;
 
   StepGraph step_graph_;
