@@ -23,7 +23,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
-ALL_TARGETS=(npy params graph graph_text artifact executor onnx attrs shape cli keys mxnet_symbol initializer)
+ALL_TARGETS=(npy params graph graph_text artifact executor onnx attrs shape cli keys mxnet_symbol initializer optimizer)
 seconds=""
 runs=""
 report=""

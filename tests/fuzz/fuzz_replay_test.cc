@@ -87,8 +87,12 @@ TEST_CASE("fuzz replay: initializer") {
   Replay("initializer");
 }
 
+TEST_CASE("fuzz replay: optimizer") {
+  Replay("optimizer");
+}
+
 TEST_CASE("fuzz replay: every target has a test case here") {
-  CHECK(std::size(kFuzzTargets) == 13);
+  CHECK(std::size(kFuzzTargets) == 14);
 }
 
 }  // namespace kiln::fuzz

@@ -33,6 +33,7 @@ int FuzzCommandLine(const uint8_t* data, size_t size);  // the kiln command line
 int FuzzKeys(const uint8_t* data, size_t size);         // key files: ParsePublicKey, ParseSecretKey
 int FuzzMxnetSymbol(const uint8_t* data, size_t size);  // ImportMxnetJson, then shapes and types
 int FuzzInitializer(const uint8_t* data, size_t size);  // MakeInitializer, InitWeight, ToString
+int FuzzOptimizer(const uint8_t* data, size_t size);    // ParseOptimizer, update rules, MakeLrScheduler
 
 struct FuzzTarget {
   const char* name;  // the directory under corpus/, regressions/ and dict/
@@ -54,6 +55,7 @@ inline constexpr FuzzTarget kFuzzTargets[] = {
     {"keys", FuzzKeys},
     {"mxnet_symbol", FuzzMxnetSymbol},
     {"initializer", FuzzInitializer},
+    {"optimizer", FuzzOptimizer},
 };
 
 // Aborts with `what` on stderr when `ok` is false: an invariant the fuzzer must report.

@@ -38,6 +38,26 @@ for spec in zero one "constant(value=0.5)" "uniform(scale=0.1)" "normal(sigma=0.
   printf '%s' "$spec" >"$corpus/initializer/spec_$i"
   i=$((i + 1))
 done
+# Optimizer specs: "NAME\nOPTIONS\nSCHEDULE" (train/optimizer.h, train/lr_scheduler.h).
+mkdir -p "$corpus/optimizer"
+i=0
+for spec in "sgd\nlr=0.1\n" "sgd\nlr=0.1,momentum=0.9,wd=0.0005,rescale_grad=0.03125\nfactor:step=100,factor=0.5" \
+  "nag\nmomentum=0.9,clip_gradient=1\nmultifactor:step=10;20,factor=0.1" "adam\nbeta1=0.8,beta2=0.99,epsilon=1e-6\ncosine:max_update=1000,final_lr=0.001,warmup_steps=10" \
+  "adamw\nlr=0.001,wd=0.01\npoly:max_update=500,pwr=2" "rmsprop\ncentered=true,gamma1=0.9,gamma2=0.9,clip_weights=1\nconstant" \
+  "sgd\nlr=-1\nfactor:step=0" "adagrad\n\n"; do
+  printf "$spec" >"$corpus/optimizer/spec_$i"
+  i=$((i + 1))
+done
+{
+  echo "# Optimizer and schedule spec words (train/optimizer.h, train/lr_scheduler.h)."
+  for word in sgd nag adam adamw rmsprop lr= learning_rate= wd= momentum= rescale_grad= clip_gradient= beta1= \
+    beta2= epsilon= gamma1= gamma2= centered= clip_weights= lr_scheduler= factor: multifactor: poly: cosine: constant \
+    step= factor= stop_factor_lr= max_update= final_lr= pwr= warmup_steps= warmup_begin_lr= warmup_mode=linear \
+    warmup_mode=constant , ";"; do
+    printf '"%s"\n' "$word"
+  done
+  printf '"\\x0a"\n'
+} >tests/fuzz/dict/optimizer.dict
 # Parameter files MXNet 1.9.1 and NumPy wrote (tools/mxnet/gen_params_testdata.py).
 for file in tests/data/mxnet/*.params tests/data/mxnet/*.npz; do
   cp "$file" "$corpus/params/mxnet_$(basename "$file")"
