@@ -10,6 +10,7 @@
 #include <CLI/CLI.hpp>
 #include <cstdio>
 
+#include "codegen/compile_cache.h"
 #include "runtime/error.h"
 #include "symbol/ops_api.h"
 #include "train/data/dataset.h"
@@ -75,7 +76,8 @@ int main(int argc, char** argv) {
   app.add_option("--epochs", epochs, "Epochs")->check(CLI::Range(1, 1000));
   app.add_option("--batch-size", batch_size, "Batch size")->check(CLI::Range(1, 65536));
   app.add_option("--subset", subset, "Train on the first N training images only (0: all)");
-  app.add_option("--lr", lr, "Initial learning rate (SGD with momentum 0.9, wd 0.0001, cosine decay)")->check(CLI::PositiveNumber);
+  app.add_option("--lr", lr, "Initial learning rate (SGD with momentum 0.9, wd 0.0001, cosine decay)")
+      ->check(CLI::PositiveNumber);
   app.add_option("--seed", seed, "Seed for the initial parameters and the shuffling");
   app.add_option("-o,--output", output, "Save a checkpoint: PREFIX-symbol.json and PREFIX-EPOCH.params");
   app.add_flag("--quiet", quiet, "No progress bar");
@@ -87,12 +89,13 @@ int main(int argc, char** argv) {
                                  /*shuffle=*/true, "discard", seed);
     kiln::NDArrayIter test_iter(test.images, test.labels, batch_size);
     kiln::Module mod(model == "mlp" ? Mlp() : LeNet());
+    mod.SetCacheDir(kiln::CompileCache::DefaultDir());  // a second run skips LLVM
     kiln::FitOptions options;
     options.optimizer = "sgd";
     // The learning rate decays to 0 along a cosine over the whole run.
     const int64_t steps = epochs * (train_iter.num_data() / batch_size);
-    options.optimizer_params = "lr=" + std::to_string(lr) +
-                               ",momentum=0.9,wd=0.0001,lr_scheduler=cosine:max_update=" + std::to_string(steps);
+    options.optimizer_params =
+        "lr=" + std::to_string(lr) + ",momentum=0.9,wd=0.0001,lr_scheduler=cosine:max_update=" + std::to_string(steps);
     options.initializer = "xavier(magnitude=2)";
     options.num_epoch = epochs;
     options.eval_metric = "acc,ce";

@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "codegen/compile_cache.h"
 #include "codegen/compiler.h"
 #include "codegen/lower_group.h"
 #include "graph/op.h"
@@ -647,6 +648,7 @@ int CmdTrain(const CommandLine& line) {
   command.output = line.output;
   command.format = line.format;
   command.save_every_step = line.save_every_step;
+  command.cache_dir = CompileCache::DefaultDir();
   RunTrainCommand(command);
   std::cout << "wrote " << line.output << "\n";
   return 0;

@@ -4,6 +4,7 @@
 #include <cstring>
 #include <random>
 
+#include "codegen/compile_cache.h"
 #include "codegen/compiler.h"
 #include "runtime/error.h"
 #include "runtime/file_util.h"
@@ -185,6 +186,7 @@ void Module::InitOptimizer(const std::string& optimizer, const std::string& opti
   for (const auto& [name, value] : arg_params_) learned.push_back(name);
   options.wd_mult = ModuleWdMults(learned);
   options.seed = seed_;
+  options.cache_dir = cache_dir_;
   std::map<std::string, Tensor> all = arg_params_;
   all.insert(aux_params_.begin(), aux_params_.end());
   train_step_ = std::make_unique<TrainStep>(symbol_.ToGraph(), all, options);
@@ -238,7 +240,9 @@ Executor& Module::InferenceExecutor(const std::map<std::string, Tensor>& inputs)
     SyncParamsFromStep();
     for (const auto& [name, value] : arg_params_) graph.params[name] = value;
     for (const auto& [name, value] : aux_params_) graph.params[name] = value;
-    inference.executor = CompileJit(graph, options);
+    const LoweredGraph lowered = LowerGraph(graph, options);
+    inference.executor = cache_dir_.empty() ? CompileJit(lowered, options.target)
+                                            : CompileCache(cache_dir_).Load(lowered, options.target).executor;
     inference.params_bound = false;
   }
   if (!inference.params_bound) {

@@ -113,6 +113,10 @@ class Module {
   void SaveOptimizerStates(const std::string& path) const;
   void LoadOptimizerStates(const std::string& path);
 
+  // Keep compiled steps and inference executors in this on-disk cache
+  // (codegen/compile_cache.h, e.g. CompileCache::DefaultDir()); before InitOptimizer.
+  void SetCacheDir(std::string dir) { cache_dir_ = std::move(dir); }
+
   const Symbol& symbol() const { return symbol_; }
   bool binded() const { return binded_; }
   bool params_initialized() const { return params_initialized_; }
@@ -157,6 +161,7 @@ class Module {
   Phase phase_ = Phase::kNone;
   std::vector<Tensor> outputs_;
   uint64_t seed_ = 0;
+  std::string cache_dir_;
 };
 
 }  // namespace kiln

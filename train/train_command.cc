@@ -183,6 +183,7 @@ void RunTrainCommand(const TrainCommand& command) {
   }
   options.wd_mult = ModuleWdMults(learned);
   options.seed = command.seed;
+  options.cache_dir = command.cache_dir;
   Graph model = graph;
   model.params.clear();
   TrainStep step(model, params, options);

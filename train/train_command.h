@@ -37,6 +37,7 @@ struct TrainCommand {
   std::string format;           // "", "mxnet", "npz", "kiln"
   std::string save_every_step;  // a folder: DIR/step_N.params after every step
   bool progress = true;
+  std::string cache_dir;  // compiled steps kept here (codegen/compile_cache.h); empty: none
 };
 
 // Throws kiln::Error naming what is wrong (no loss layer, an ambiguous data input,

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "codegen/compile_cache.h"
 #include "runtime/error.h"
 
 namespace kiln {
@@ -88,7 +89,13 @@ TrainStep::TrainStep(const Graph& model, const std::map<std::string, Tensor>& pa
   const LoweredGraph lowered = LowerGraph(step_graph_.graph, compile);
   ExecutorOptions executor_options;
   executor_options.threads = options.threads;
-  executor_ = CompileJit(lowered, compile.target, executor_options);
+  if (options.cache_dir.empty()) {
+    executor_ = CompileJit(lowered, compile.target, executor_options);
+  } else {
+    auto cached = CompileCache(options.cache_dir).Load(lowered, compile.target, executor_options);
+    executor_ = std::move(cached.executor);
+    memory_.from_cache = cached.hit;
+  }
   memory_.arena_bytes = lowered.memory_plan.arena_bytes;
   memory_.lower_bound_bytes = lowered.memory_plan.lower_bound_bytes;
   memory_.no_reuse_bytes = lowered.memory_plan.no_reuse_bytes;

@@ -40,6 +40,9 @@ struct TrainStepOptions {
   std::optional<int> graph_opt_level;
   PassOptions passes;
   int threads = 0;  // ExecutorOptions::threads
+  // An on-disk cache of compiled steps (codegen/compile_cache.h; e.g.
+  // CompileCache::DefaultDir()); empty: compile in memory every time.
+  std::string cache_dir;
 };
 
 // The memory of the compiled step, as the memory planner reports it.
@@ -49,6 +52,7 @@ struct StepMemoryReport {
   int64_t no_reuse_bytes = 0;     // every intermediate in its own buffer
   int64_t param_bytes = 0;        // parameters, auxiliary and optimizer states (one copy)
   size_t num_kernels = 0;
+  bool from_cache = false;  // the code came from the on-disk cache
 };
 
 class TrainStep {

@@ -4,8 +4,11 @@
 // grad_req, Dropout's per-step masks, checkpoints that resume exactly, and errors.
 #include "train/train_step.h"
 
+#include <unistd.h>
+
 #include <catch2/catch.hpp>
 #include <cmath>
+#include <filesystem>
 
 #include "graph/op.h"
 #include "passes/gradient.h"
@@ -254,6 +257,25 @@ TEST_CASE("a checkpoint of parameters and optimizer states resumes training exac
     INFO(name);
     CHECK(resumed.Params().at(name).BitwiseEquals(value));
   }
+}
+
+TEST_CASE("a step compiled again comes from the on-disk cache and trains the same", "[train]") {
+  const Graph model = WithRandomParams(TestMlp(16), {{"data", {8, 12}}}, 3);
+  TrainStepOptions options = StepOptions({8, 12}, "sgd", "lr=0.1,momentum=0.9");
+  options.cache_dir =
+      (std::filesystem::temp_directory_path() / ("kiln_step_cache_" + std::to_string(::getpid()))).string();
+  std::filesystem::remove_all(options.cache_dir);
+  TrainStep first(model, {}, options);
+  TrainStep second(model, {}, options);
+  CHECK_FALSE(first.memory().from_cache);
+  CHECK(second.memory().from_cache);
+  for (int k = 0; k < 2; ++k) {
+    const auto batch = Batch({8, 12}, 10, static_cast<uint64_t>(k));
+    first.Step(batch);
+    second.Step(batch);
+  }
+  for (const auto& [name, value] : first.Params()) CHECK(second.Params().at(name).BitwiseEquals(value));
+  std::filesystem::remove_all(options.cache_dir);
 }
 
 TEST_CASE("training steps refuse bad input with clear errors", "[train]") {
