@@ -1,6 +1,7 @@
 #include "train/train_command.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <filesystem>
 #include <memory>
 #include <random>
@@ -187,6 +188,16 @@ void RunTrainCommand(const TrainCommand& command) {
   Graph model = graph;
   model.params.clear();
   TrainStep step(model, params, options);
+  if (command.progress) {
+    const StepMemoryReport memory = step.memory();
+    const auto mib = [](int64_t bytes) { return std::to_string(static_cast<double>(bytes) / (1 << 20)).substr(0, 6); };
+    std::fprintf(stderr,
+                 "training step: %zu kernels%s; arena %s MiB (lower bound %s, without planning %s); parameters and "
+                 "states %s MiB\n",
+                 memory.num_kernels, memory.from_cache ? " (from the compile cache)" : "",
+                 mib(memory.arena_bytes).c_str(), mib(memory.lower_bound_bytes).c_str(),
+                 mib(memory.no_reuse_bytes).c_str(), mib(memory.param_bytes).c_str());
+  }
 
   NDArrayIter iter({{data_name, command.data}}, {{label_name, command.label}}, command.batch_size, command.shuffle,
                    "discard", command.seed);
