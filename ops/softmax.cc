@@ -5,6 +5,7 @@
 #include <cmath>
 #include <functional>
 #include <limits>
+#include <optional>
 
 #include "codegen/kir/kir.h"
 #include "codegen/lower/lower_util.h"
@@ -253,16 +254,39 @@ Stmt LowerSoftmaxRows(const SoftmaxView& view, LowerContext& ctx) {
   return kir::For(t, Zero(), Expr(tasks), body, parallel ? kir::LoopKind::kParallel : kir::LoopKind::kSerial);
 }
 
+// 1 (int64) where the position along `axis` is below the length input, else 0: the
+// positions use_length keeps (a length past the axis keeps all, one <= 0 none).
+NodeEntry LengthMask(GradientContext& ctx, int64_t axis) {
+  const Shape& shape = ctx.input_shapes[0];
+  std::vector<int64_t> along(shape.size(), 1);
+  along[static_cast<size_t>(axis)] = shape[static_cast<size_t>(axis)];
+  const NodeEntry positions = ctx.Apply(
+      "_np_reshape",
+      {ctx.Apply("arange", {}, {{"start", 0.0}, {"stop", static_cast<double>(along[axis])}, {"dtype", DType::kInt64}})},
+      {{"newshape", along}});
+  const NodeEntry length =
+      ctx.Apply("expand_dims", {ctx.Apply("Cast", {ctx.inputs[1]}, {{"dtype", DType::kInt64}})}, {{"axis", axis}});
+  return ctx.Apply("broadcast_lesser", {positions, length});
+}
+
 // softmax: dx = y (g - sum(g y)) / T; log_softmax: dx = (g - softmax(x / T) sum(g)) / T,
-// sums over the axis.
+// sums over the axis. With use_length, as MXNet: the sum runs over the positions below
+// the length, the others get 0 (whatever their head gradient); the length gets none.
 GradientFn SoftmaxGradient(bool log) {
   return [log](GradientContext& ctx) {
-    if (UseLength(ctx.attrs)) throw Error("the gradient of softmax with use_length is not supported");
     const int64_t axis = op_util::NormalizeAxis(ctx.attrs.Int("axis"), static_cast<int64_t>(ctx.input_shapes[0].size()),
                                                 "attribute 'axis'");
     const AttrMap over_axis = {{"axis", std::vector<int64_t>{axis}}, {"keepdims", true}};
-    const NodeEntry g = ctx.OutputGrad(0);
+    NodeEntry g = ctx.OutputGrad(0);
     const NodeEntry& y = ctx.outputs[0];
+    std::optional<NodeEntry> mask;
+    const auto masked = [&](const NodeEntry& v) {
+      return mask ? ctx.Apply("where", {*mask, v, ctx.Apply("zeros_like", {v})}) : v;
+    };
+    if (UseLength(ctx.attrs)) {
+      mask = LengthMask(ctx, axis);
+      g = masked(g);
+    }
     NodeEntry dx;
     if (log) {
       const NodeEntry probabilities = ctx.Apply("exp", {y});
@@ -270,7 +294,7 @@ GradientFn SoftmaxGradient(bool log) {
                      {g, ctx.Apply("broadcast_mul", {probabilities, ctx.Apply("sum", {g}, over_axis)})});
     } else {
       const NodeEntry weighted = ctx.Apply("sum", {ctx.Apply("broadcast_mul", {g, y})}, over_axis);
-      dx = ctx.Apply("broadcast_mul", {y, ctx.Apply("broadcast_sub", {g, weighted})});
+      dx = masked(ctx.Apply("broadcast_mul", {y, ctx.Apply("broadcast_sub", {g, weighted})}));
     }
     if (!ctx.attrs.IsNone("temperature"))
       dx = ctx.Apply("_div_scalar", {dx}, {{"scalar", ctx.attrs.Float("temperature")}});
@@ -372,51 +396,93 @@ void RegisterSoftmax(const char* name, const char* doc, bool log) {
 // SoftmaxOutput's accepted label shapes, the first being the one it infers: data's shape
 // without the class axis, or data's own shape (probability labels). With multi_output
 // the class axis is 1 and the spatial dims may also come flattened, (N, H*W), which is
-// the inferred form.
+// the inferred form, or keep a class axis of 1, (N, 1, H, W) (MXNet's three forms).
 std::vector<Shape> SoftmaxOutputLabelShapes(const Attrs& attrs, const Shape& data) {
   if (attrs.Bool("multi_output")) {
     Shape spatial = {data[0]};
     spatial.insert(spatial.end(), data.begin() + 2, data.end());
-    return {{data[0], Product(data, 2, data.size())}, spatial, data};
+    Shape one_class = data;
+    one_class[1] = 1;
+    std::vector<Shape> shapes;
+    for (const Shape& shape : {Shape{data[0], Product(data, 2, data.size())}, spatial, one_class, data}) {
+      if (std::find(shapes.begin(), shapes.end(), shape) == shapes.end()) shapes.push_back(shape);
+    }
+    return shapes;
   }
   return {Shape(data.begin(), data.end() - 1), data};
 }
-// SoftmaxOutput's gradient, as MXNet's: softmax - one_hot(label) over the classes (data
-// viewed as (outer, classes, inner) like the forward), rows whose label is ignore_label
-// zeroed with use_ignore, times grad_scale divided by 1 (null), the batch size (batch) or
-// the count of labels other than ignore_label (valid, at least 1); with out_grad also
-// times the head gradient, which is otherwise ignored.
+// SoftmaxOutput's gradient, as MXNet 1.9.1's (softmax_output-inl.h). A label of data's
+// own shape holds probabilities: (softmax - label) * grad_scale, no normalization.
+// Otherwise softmax - one_hot(label) over the classes (data viewed as (outer, classes,
+// inner) like the forward), rows whose label is ignore_label zeroed with use_ignore
+// (labels and ignore_label compared as integers, truncated), times grad_scale divided by
+//   multi_output (label (N, inner)): inner (null), inner * N (batch), or the count of
+//     labels other than ignore_label, at least 1 (valid);
+//   otherwise: 1 (null), the label's element count (batch), or its count of labels
+//     other than ignore_label, at least 1 (valid).
+// Without multi_output row r's class is the label's flattened element r: 4-d data
+// (N, C, H, W) is (N, C*H*W) rows of which only the first N of the (N, C, H) labels
+// are read (but batch and valid count all of them). With out_grad the gradient is also
+// multiplied by the head gradient, which is otherwise ignored.
 void SoftmaxOutputGradient(GradientContext& ctx) {
   const Attrs& attrs = ctx.attrs;
   if (attrs.Float("smooth_alpha") != 0) throw Error("SoftmaxOutput's gradient with smooth_alpha is not supported");
   const Shape& shape = ctx.input_shapes[0];
-  const SoftmaxView view = SoftmaxOutputView(attrs, shape);
-  const int64_t outer = view.outer, classes = view.classes, inner = view.inner;
+  const Shape& label_shape = ctx.input_shapes[1];
+  const double grad_scale = attrs.Float("grad_scale");
   const auto reshape = [&](const NodeEntry& v, const std::vector<int64_t>& to) {
     return ctx.Apply("_np_reshape", {v}, {{"newshape", to}});
   };
-  const NodeEntry label = reshape(ctx.inputs[1], {outer, inner});
+  const auto with_out_grad = [&](const NodeEntry& grad, const std::vector<int64_t>& grad_shape) {
+    return attrs.Bool("out_grad") ? ctx.Apply("broadcast_mul", {grad, reshape(ctx.OutputGrad(0), grad_shape)}) : grad;
+  };
+  const std::vector<int64_t> data_shape(shape.begin(), shape.end());
+  if (label_shape == shape) {
+    const NodeEntry diff = ctx.Apply("broadcast_sub", {ctx.outputs[0], ctx.inputs[1]});
+    ctx.SetInputGrad(0, with_out_grad(ctx.Apply("_mul_scalar", {diff}, {{"scalar", grad_scale}}), data_shape));
+    return;
+  }
+  const bool multi_output = attrs.Bool("multi_output");
+  const SoftmaxView view = SoftmaxOutputView(attrs, shape);
+  const int64_t outer = view.outer, classes = view.classes, inner = view.inner;
+  const int64_t labels = NumElements(label_shape);
+  if (labels < outer * inner) {
+    throw Error("SoftmaxOutput's gradient: label " + ShapeToString(label_shape) + " holds fewer than the " +
+                std::to_string(outer * inner) + " labels of data " + ShapeToString(shape));
+  }
+  const NodeEntry flat = reshape(ctx.inputs[1], {labels});
+  // A flattened label's per-row part, (outer, inner).
+  const auto rows = [&](const NodeEntry& v) {
+    const NodeEntry used =
+        labels == outer * inner
+            ? v
+            : ctx.Apply("slice_axis", {v}, {{"axis", int64_t{0}}, {"begin", int64_t{0}}, {"end", outer * inner}});
+    return reshape(used, {outer, inner});
+  };
   // one_hot appends the class axis: (outer, inner, classes) -> (outer, classes, inner).
-  NodeEntry hot = ctx.Apply("one_hot", {label}, {{"depth", classes}, {"dtype", ctx.input_types[0]}});
+  NodeEntry hot = ctx.Apply("one_hot", {rows(flat)}, {{"depth", classes}, {"dtype", ctx.input_types[0]}});
   hot = ctx.Apply("transpose", {hot}, {{"axes", std::vector<int64_t>{0, 2, 1}}});
   NodeEntry grad = ctx.Apply("broadcast_sub", {reshape(ctx.outputs[0], {outer, classes, inner}), hot});
-  const double ignore = attrs.Float("ignore_label");
+  // MXNet compares static_cast<int>(label) with static_cast<int>(ignore_label).
+  const double ignore = std::trunc(attrs.Float("ignore_label"));
+  const NodeEntry whole = ctx.Apply("trunc", {flat});
   const NodeEntry at_ignore =
-      ctx.Apply("broadcast_mul", {ctx.Apply("_greater_equal_scalar", {label}, {{"scalar", ignore}}),
-                                  ctx.Apply("_lesser_equal_scalar", {label}, {{"scalar", ignore}})});
+      ctx.Apply("broadcast_mul", {ctx.Apply("_greater_equal_scalar", {whole}, {{"scalar", ignore}}),
+                                  ctx.Apply("_lesser_equal_scalar", {whole}, {{"scalar", ignore}})});
   const NodeEntry kept = ctx.Apply("_rminus_scalar", {at_ignore}, {{"scalar", 1.0}});
-  if (attrs.Bool("use_ignore")) grad = ctx.Apply("broadcast_mul", {grad, reshape(kept, {outer, 1, inner})});
-  double scale = attrs.Float("grad_scale");
+  if (attrs.Bool("use_ignore")) grad = ctx.Apply("broadcast_mul", {grad, reshape(rows(kept), {outer, 1, inner})});
+  double scale = grad_scale;
   const std::string& normalization = attrs.Str("normalization");
-  if (normalization == "batch") scale /= static_cast<double>(std::max<int64_t>(shape[0], 1));
+  if (multi_output && normalization != "valid") scale /= static_cast<double>(std::max<int64_t>(inner, 1));
+  if (normalization == "batch") {
+    scale /= static_cast<double>(std::max<int64_t>(multi_output ? shape[0] : labels, 1));
+  }
   grad = ctx.Apply("_mul_scalar", {grad}, {{"scalar", scale}});
   if (normalization == "valid") {
     const NodeEntry count = ctx.Apply("_maximum_scalar", {ctx.Apply("sum", {kept})}, {{"scalar", 1.0}});
     grad = ctx.Apply("broadcast_div", {grad, reshape(count, {1, 1, 1})});
   }
-  if (attrs.Bool("out_grad"))
-    grad = ctx.Apply("broadcast_mul", {grad, reshape(ctx.OutputGrad(0), {outer, classes, inner})});
-  ctx.SetInputGrad(0, reshape(grad, std::vector<int64_t>(shape.begin(), shape.end())));
+  ctx.SetInputGrad(0, reshape(with_out_grad(grad, {outer, classes, inner}), data_shape));
 }
 
 void RegisterSoftmaxOutput() {

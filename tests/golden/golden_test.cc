@@ -247,20 +247,14 @@ TEST_CASE("golden: registered operators match MXNet on every recorded case", "[g
 
 // Gradient cases where kiln deliberately or knowingly differs from MXNet: {op, case desc,
 // reason}; an empty desc skips every case of the operator.
-// Each of these is an open MXNet-vs-kiln gradient difference found by this test and not
-// yet fixed in kiln; remove the entry when it is.
+// MXNet-vs-kiln gradient differences found by this test: open ones (remove the entry when
+// fixed) and deliberate ones (MXNet's gradient is not the derivative).
 const std::vector<KnownDifference> kGradientSkips = {
     {"LeakyReLU", "selu",
-     "kiln's selu gradient differs from MXNet's on 13 of 24 elements (largest difference 0.069): not yet "
-     "investigated"},
+     "deliberate: MXNet 1.9.1's selu gradient below 0 is lambda * (alpha + y) (mshadow_op.h selu_grad), not the "
+     "derivative lambda * alpha * exp(x) = y + lambda * alpha; kiln keeps the derivative (finite differences check "
+     "it)"},
     {"Pooling", "lp p_value 2", "kiln has no gradient for lp pooling (its gradient accepts only max, avg and sum)"},
-    {"SoftmaxOutput", "multi_output (2, 3, 4)",
-     "kiln's multi_output gradient is 4x MXNet's (the spatial size): the normalization of multi_output "
-     "differs"},
-    {"SoftmaxOutput", "4-d flattens to (N, rest)",
-     "kiln's gradient graph fails for 4-d data (its backward reshape expects the label's shape (2, 1))"},
-    {"softmax", "use_length", "kiln has no gradient for softmax with use_length"},
-    {"softmax", "use_length axis 1 of 3-d", "kiln has no gradient for softmax with use_length"},
 };
 
 const KnownDifference* FindGradientSkip(const std::string& op, const std::string& desc) {

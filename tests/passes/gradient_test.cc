@@ -170,6 +170,34 @@ TEST_CASE("gradients of softmax and log_softmax", "[gradient]") {
     CheckGradient({op, {{"axis", 1}}, {Random64({2, 4, 3}, ++seed, -2, 2)}, {0}}, seed);
     CheckGradient({op, {{"axis", 0}, {"temperature", 2.5}}, {Random64({4, 3}, ++seed, -2, 2)}, {0}}, seed);
   }
+  // use_length: positions past the length are outside the softmax (their output is 0
+  // whatever the input); lengths of 0 and past the axis too. The length gets no gradient.
+  CheckGradient({"softmax",
+                 {{"use_length", true}},
+                 {Random64({3, 4}, ++seed, -2, 2), Values({3}, {2, 4, 1}, DType::kInt32)},
+                 {0}},
+                seed);
+  CheckGradient({"softmax",
+                 {{"use_length", true}, {"axis", 1}, {"temperature", 0.7}},
+                 {Random64({2, 3, 2}, ++seed, -2, 2), Values({2, 2}, {1, 3, 0, 5}, DType::kInt32)},
+                 {0}},
+                seed);
+  CheckGradient({"softmax",
+                 {{"use_length", true}, {"axis", 0}},
+                 {Random64({4, 3}, ++seed, -2, 2), Values({3}, {3, 1, 4}, DType::kInt64)},
+                 {0}},
+                seed);
+  // A head gradient past the length (even NaN) does not reach the input, as in MXNet.
+  const GradCase masked{
+      "softmax", {{"use_length", true}}, {Random64({2, 3}, ++seed, -2, 2), Values({2}, {1, 2}, DType::kInt32)}, {0}};
+  const Graph forward = OpGraph(masked);
+  auto feeds = Feeds(masked.inputs);
+  feeds[forward.OutputNames()[0] + "_head_grad"] = Values({2, 3}, {0.5, NAN, NAN, -0.25, 1.0, NAN}, DType::kFloat64);
+  const auto out = Interpret(WithGradients(forward, {"x0"}, /*head_grad_inputs=*/true), feeds);
+  for (const int64_t i : {0, 1, 2, 5}) CHECK(out[1].GetDouble(i) == 0);
+  const double y3 = out[0].GetDouble(3), y4 = out[0].GetDouble(4), weighted = -0.25 * y3 + 1.0 * y4;
+  CHECK(out[1].GetDouble(3) == Approx(y3 * (-0.25 - weighted)));
+  CHECK(out[1].GetDouble(4) == Approx(y4 * (1.0 - weighted)));
 }
 
 TEST_CASE("loss layers' gradients are their losses' gradients (MXNet's semantics)", "[gradient][loss]") {
@@ -222,5 +250,96 @@ TEST_CASE("loss layers' gradients are their losses' gradients (MXNet's semantics
                         loss -= t * std::log(p) + (1 - t) * std::log(1 - p);
                       }
                       return loss;
+                    });
+}
+
+TEST_CASE("SoftmaxOutput's gradient: multi_output, 4-d data, probability labels (MXNet's normalizations)",
+          "[gradient][loss]") {
+  // Cross-entropy of the (outer, classes, inner) rows: row r = (o, i) takes the class of
+  // the flattened label's element r (skipped where it is `skip`), times scale / divisor.
+  const auto cross_entropy = [](int64_t classes, int64_t inner, int64_t rows, double scale, double divisor,
+                                int64_t skip) {
+    return [=](const Tensor& out, const Tensor& label) {
+      double loss = 0;
+      for (int64_t r = 0; r < rows; ++r) {
+        const auto k = static_cast<int64_t>(label.GetDouble(r));
+        if (k == skip) continue;
+        loss -= std::log(out.GetDouble(((r / inner) * classes + k) * inner + r % inner));
+      }
+      return loss * scale / divisor;
+    };
+  };
+  constexpr int64_t kNone = -100;
+  // multi_output, (2, 3, 4): 8 labels, three of them 1. null divides by the spatial size
+  // (4), batch by it times N (8), valid by the labels other than ignore_label (5),
+  // whether use_ignore skips them or not.
+  const Tensor labels = Values({2, 4}, {0, 1, 2, 1, 1, 2, 0, 0}, DType::kFloat64);
+  struct Multi {
+    const char* normalization;
+    bool use_ignore;
+    double divisor;
+  };
+  uint64_t seed = 20;
+  for (const Multi& m : {Multi{"null", false, 4}, Multi{"batch", false, 8}, Multi{"valid", false, 5},
+                         Multi{"null", true, 4}, Multi{"batch", true, 8}, Multi{"valid", true, 5}}) {
+    INFO("multi_output, normalization " << m.normalization << ", use_ignore " << m.use_ignore);
+    CheckLossGradient({"SoftmaxOutput",
+                       {{"multi_output", true},
+                        {"normalization", m.normalization},
+                        {"use_ignore", m.use_ignore},
+                        {"ignore_label", 1.0},
+                        {"grad_scale", 2.0}},
+                       {Random64({2, 3, 4}, ++seed, -2, 2), labels},
+                       {0}},
+                      cross_entropy(3, 4, 8, 2.0, m.divisor, m.use_ignore ? 1 : kNone));
+  }
+  // multi_output 4-d (N, C, H, W), labels (N, H*W), (N, H, W) and (N, 1, H, W).
+  for (const Shape& label_shape : {Shape{2, 4}, Shape{2, 2, 2}, Shape{2, 1, 2, 2}}) {
+    INFO("multi_output 4-d, label " << ShapeToString(label_shape));
+    const Tensor label = Values(label_shape, {2, 0, 1, 1, 0, 2, 2, 0}, DType::kFloat64);
+    CheckLossGradient({"SoftmaxOutput", {{"multi_output", true}}, {Random64({2, 3, 2, 2}, ++seed, -2, 2), label}, {0}},
+                      cross_entropy(3, 4, 8, 1, 4, kNone));
+    CheckLossGradient({"SoftmaxOutput",
+                       {{"multi_output", true}, {"normalization", "batch"}},
+                       {Random64({2, 3, 2, 2}, ++seed, -2, 2), label},
+                       {0}},
+                      cross_entropy(3, 4, 8, 1, 8, kNone));
+  }
+  // Without multi_output 4-d data is (N, C*H*W) = (2, 8) rows reading the first 2 of the
+  // 8 (N, C, H) labels; batch divides by all 8, valid by those other than ignore_label
+  // (5: three are 3), and use_ignore skips row 1 (label 3).
+  const Tensor flat_labels = Values({2, 2, 2}, {5, 3, 7, 3, 0, 3, 6, 2}, DType::kFloat64);
+  CheckLossGradient({"SoftmaxOutput", {}, {Random64({2, 2, 2, 2}, ++seed, -2, 2), flat_labels}, {0}},
+                    cross_entropy(8, 1, 2, 1, 1, kNone));
+  CheckLossGradient(
+      {"SoftmaxOutput", {{"normalization", "batch"}}, {Random64({2, 2, 2, 2}, ++seed, -2, 2), flat_labels}, {0}},
+      cross_entropy(8, 1, 2, 1, 8, kNone));
+  CheckLossGradient({"SoftmaxOutput",
+                     {{"normalization", "valid"}, {"use_ignore", true}, {"ignore_label", 3.0}},
+                     {Random64({2, 2, 2, 2}, ++seed, -2, 2), flat_labels},
+                     {0}},
+                    cross_entropy(8, 1, 2, 1, 5, 3));
+  // preserve_shape: (2, 3) rows of 4 classes, batch divides by the 6 labels.
+  CheckLossGradient({"SoftmaxOutput",
+                     {{"preserve_shape", true}, {"normalization", "batch"}, {"grad_scale", 0.5}},
+                     {Random64({2, 3, 4}, ++seed, -2, 2), Values({2, 3}, {3, 0, 1, 2, 2, 0}, DType::kFloat64)},
+                     {0}},
+                    cross_entropy(4, 1, 6, 0.5, 6, kNone));
+  // Probability labels (data's shape): the gradient of -sum p log softmax times
+  // grad_scale, with no normalization (MXNet's), for rows of p summing to 1.
+  Tensor probabilities = RandomTensor({3, 4}, ++seed, 0.1, 1, DType::kFloat64);
+  for (int64_t r = 0; r < 3; ++r) {
+    double sum = 0;
+    for (int64_t c = 0; c < 4; ++c) sum += probabilities.GetDouble(r * 4 + c);
+    for (int64_t c = 0; c < 4; ++c) probabilities.SetDouble(r * 4 + c, probabilities.GetDouble(r * 4 + c) / sum);
+  }
+  CheckLossGradient({"SoftmaxOutput",
+                     {{"normalization", "batch"}, {"grad_scale", 2.0}},
+                     {Random64({3, 4}, ++seed, -2, 2), probabilities},
+                     {0}},
+                    [](const Tensor& out, const Tensor& label) {
+                      double loss = 0;
+                      for (int64_t i = 0; i < out.size(); ++i) loss -= label.GetDouble(i) * std::log(out.GetDouble(i));
+                      return 2 * loss;
                     });
 }

@@ -96,7 +96,7 @@ CASES = {}  # kiln op name (also MXNet's Python function) -> case specs, in decl
 
 
 def case(op, desc, attrs=None, shapes=None, dtype="float32", dtypes=None, values=None, gen=None,
-         is_train=False, tol=None, variadic=None, random=None, updates=False, undefined=()):
+         is_train=False, tol=None, variadic=None, random=None, updates=False, undefined=(), infer_from=None):
     """One forward case.
 
     shapes: input name -> shape; the others are inferred by MXNet. dtype: every input's
@@ -106,11 +106,13 @@ def case(op, desc, attrs=None, shapes=None, dtype="float32", dtypes=None, values
     lists them). random: how to check a random output (see check_random). updates: also
     record the auxiliary states after the training step (BatchNorm's moving statistics).
     undefined: outputs whose values MXNet leaves undefined (recorded without values).
+    infer_from: the inputs whose shapes shape inference is given (the first input's
+    alone unless given: a label of a form other than the one inferred).
     """
     CASES.setdefault(op, []).append(dict(
         kind="forward", desc=desc, attrs=attrs or {}, shapes=shapes or {}, dtype=dtype, dtypes=dtypes or {},
         values=values or {}, gen=gen or uniform(), is_train=is_train, tol=tol, variadic=variadic,
-        random=random, updates=updates, undefined=undefined))
+        random=random, updates=updates, undefined=undefined, infer_from=infer_from))
 
 
 def error(op, desc, attrs=None, shapes=None, dtype="float32", variadic=None):
@@ -583,6 +585,42 @@ def declare_nn():
          values={"label": integers(0, 7)}, gen=uniform(-3, 3))
     case("SoftmaxOutput", "float64", shapes={"data": (2, 3)}, dtype="float64", values={"label": integers(0, 2)})
     error("SoftmaxOutput", "label of the wrong shape", shapes={"data": (2, 5), "label": (3,)})
+    # The gradient's normalizations (declared after the others, whose seeds stay).
+    # multi_output: null divides by the spatial size, batch by it times N, valid by the
+    # count of labels other than ignore_label (use_ignore or not).
+    for norm in ("null", "batch", "valid"):
+        case("SoftmaxOutput", "multi_output normalization %s, grad_scale 2" % norm,
+             attrs={"multi_output": True, "normalization": norm, "grad_scale": 2.0}, shapes={"data": (2, 3, 4)},
+             values={"label": integers(0, 2)}, gen=uniform(-3, 3))
+        case("SoftmaxOutput", "multi_output use_ignore normalization %s" % norm,
+             attrs={"multi_output": True, "normalization": norm, "use_ignore": True, "ignore_label": 1},
+             shapes={"data": (2, 3, 4)}, values={"label": constant([[0, 1, 2, 1], [1, 2, 0, 0]])}, gen=uniform(-3, 3))
+    case("SoftmaxOutput", "multi_output valid counts ignore_label without use_ignore",
+         attrs={"multi_output": True, "normalization": "valid", "ignore_label": 2}, shapes={"data": (2, 3, 4)},
+         values={"label": constant([[0, 2, 2, 1], [1, 2, 0, 0]])}, gen=uniform(-3, 3))
+    case("SoftmaxOutput", "multi_output 4-d (N, C, H, W)", attrs={"multi_output": True},
+         shapes={"data": (2, 3, 2, 2)}, values={"label": integers(0, 2)}, gen=uniform(-3, 3))
+    case("SoftmaxOutput", "multi_output 4-d, label (N, H, W), normalization batch",
+         attrs={"multi_output": True, "normalization": "batch"}, shapes={"data": (2, 3, 2, 2), "label": (2, 2, 2)},
+         values={"label": integers(0, 2)}, gen=uniform(-3, 3), infer_from=("data", "label"))
+    case("SoftmaxOutput", "multi_output 4-d, label (N, 1, H, W), use_ignore valid",
+         attrs={"multi_output": True, "normalization": "valid", "use_ignore": True, "ignore_label": 0},
+         shapes={"data": (2, 3, 2, 2), "label": (2, 1, 2, 2)}, values={"label": integers(0, 2)}, gen=uniform(-3, 3),
+         infer_from=("data", "label"))
+    # Without multi_output, 4-d data is (N, C*H*W) rows reading the first N labels; batch
+    # and valid count all of the (N, C, H) labels.
+    case("SoftmaxOutput", "4-d normalization batch", attrs={"normalization": "batch"}, shapes={"data": (2, 2, 2, 2)},
+         values={"label": integers(0, 7)}, gen=uniform(-3, 3))
+    case("SoftmaxOutput", "4-d use_ignore normalization valid",
+         attrs={"normalization": "valid", "use_ignore": True, "ignore_label": 3}, shapes={"data": (2, 2, 2, 2)},
+         values={"label": constant([[[3, 5], [3, 0]], [[1, 3], [6, 2]]])}, gen=uniform(-3, 3))
+    case("SoftmaxOutput", "preserve_shape normalization batch, grad_scale 0.5",
+         attrs={"preserve_shape": True, "normalization": "batch", "grad_scale": 0.5}, shapes={"data": (2, 3, 4)},
+         values={"label": integers(0, 3)}, gen=uniform(-3, 3))
+    # A label of data's shape holds probabilities: no normalization.
+    case("SoftmaxOutput", "probability label, normalization batch ignored",
+         attrs={"normalization": "batch", "grad_scale": 2.0}, shapes={"data": (3, 4), "label": (3, 4)},
+         values={"label": uniform(0, 1)}, gen=uniform(-3, 3), infer_from=("data", "label"))
 
     for op in ("LinearRegressionOutput", "LogisticRegressionOutput", "MAERegressionOutput"):
         case(op, "(2, 3)", shapes={"data": (2, 3)}, gen=uniform(-3, 3))
@@ -1135,6 +1173,8 @@ def run_forward(op, index, spec):
     # Where MXNet cannot infer from that alone and raises, the error is recorded instead
     # and the test does not compare.
     infer_given = {names[0]: shapes[names[0]]} if names else {}
+    if spec["infer_from"] is not None:
+        infer_given = {full[k]: shapes[full[k]] for k in spec["infer_from"]}
     record["infer_shape"] = dict(given={short_name(k): list(v) for k, v in infer_given.items()})
     try:
         with contextlib.redirect_stdout(io.StringIO()):
