@@ -9,6 +9,14 @@ void ShapeError(const std::string& what, const std::string& expected, const Shap
   throw Error(what + ": expected " + expected + ", given " + ShapeToString(given));
 }
 
+int64_t CheckedMultiply(int64_t a, int64_t b, const std::string& what) {
+  int64_t product = 0;
+  if (__builtin_mul_overflow(a, b, &product)) {
+    throw Error(what + ": " + std::to_string(a) + " x " + std::to_string(b) + " overflows");
+  }
+  return product;
+}
+
 void AssignShape(ShapeSlot& slot, const Shape& shape, const std::string& what) {
   if (slot && *slot != shape) ShapeError(what, "shape " + ShapeToString(shape), *slot);
   slot = shape;

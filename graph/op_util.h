@@ -33,6 +33,10 @@ std::pair<std::optional<T>, std::string> FirstKnownSlot(const std::vector<std::o
   return {std::nullopt, ""};
 }
 
+// a * b for a dimension; throws kiln::Error naming `what` and both factors when the
+// product overflows int64 (an attribute like tile's reps may be anything).
+int64_t CheckedMultiply(int64_t a, int64_t b, const std::string& what);
+
 // Fills `slot` with `shape`, or checks that it already holds it. `what` names the
 // argument, e.g. "input 'weight'"; the message gives expected and given shapes.
 void AssignShape(ShapeSlot& slot, const Shape& shape, const std::string& what);

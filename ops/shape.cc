@@ -575,7 +575,8 @@ void TileShapes(const Attrs& attrs, const Shape& data, Shape* padded_in, Shape* 
   out->clear();
   for (size_t d = 0; d < ndim; ++d) {
     const int64_t rep = d < ndim - reps.size() ? 1 : reps[d - (ndim - reps.size())];
-    out->push_back((*padded_in)[d] * rep);
+    out->push_back(op_util::CheckedMultiply((*padded_in)[d], rep,
+                                            "attribute 'reps': axis " + std::to_string(d) + " of the output"));
   }
 }
 
@@ -606,9 +607,10 @@ void RepeatInferShape(const Attrs& attrs, std::vector<ShapeSlot>& in, std::vecto
   Shape shape;
   if (const auto axis = attrs.OptInt("axis")) {
     shape = data;
-    shape[InputAxis(*axis, data, "attribute 'axis'")] *= repeats;
+    const int64_t a = InputAxis(*axis, data, "attribute 'axis'");
+    shape[a] = op_util::CheckedMultiply(shape[a], repeats, "attribute 'repeats': the output's axis");
   } else {
-    shape = {NumElements(data) * repeats};
+    shape = {op_util::CheckedMultiply(NumElements(data), repeats, "attribute 'repeats': the output's size")};
   }
   AssignShape(out[0], shape, "output");
 }
