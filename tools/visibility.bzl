@@ -17,9 +17,13 @@ _TOP = [
 # Layer 7: training (optimizers, compiled steps, data), on the compile driver.
 _TRAIN = ["//train:__subpackages__"]
 
+# Layer 7 too: the NDArray API (eager arrays, compiled per call, autograd).
+_NDARRAY = ["//ndarray:__subpackages__"]
+NDARRAY_VISIBILITY = _NDARRAY + _TOP
+
 # Layer 6: the compile driver and the Symbol API (with its importers).
-SYMBOL_VISIBILITY = ["//symbol:__subpackages__"] + _TRAIN + _TOP
-CODEGEN_VISIBILITY = ["//codegen:__pkg__"] + _TRAIN + _TOP
+SYMBOL_VISIBILITY = ["//symbol:__subpackages__"] + _TRAIN + _NDARRAY + _TOP
+CODEGEN_VISIBILITY = ["//codegen:__pkg__"] + _TRAIN + _NDARRAY + _TOP
 
 # Layer 5: graph passes (read the registry, never the operator files).
 PASSES_VISIBILITY = ["//passes:__pkg__"] + SYMBOL_VISIBILITY + CODEGEN_VISIBILITY

@@ -1,0 +1,214 @@
+#include "ndarray/autograd.h"
+
+#include <map>
+#include <optional>
+#include <string>
+#include <utility>
+
+#include "ndarray/invoke.h"
+#include "passes/gradient.h"
+
+namespace kiln::nd::autograd {
+namespace {
+
+// Per thread, as MXNet's: one thread's recording does not tape another's calls.
+thread_local bool g_recording = false;
+thread_local bool g_training = false;
+
+bool IsTracked(const NDArray& array) {
+  const detail::Chunk& chunk = array.chunk();
+  return chunk.producer != nullptr || chunk.grad_req != GradReq::kNull;
+}
+
+// The Graph of the tape behind some heads: recorded calls become nodes, leaves become
+// variables (one per array handle) fed with the values the calls read. `key` spells the
+// structure and the variables' shapes, so equal keys mean equal graphs.
+class TapeGraph {
+ public:
+  NodeEntry Head(const NDArray& head) {
+    const detail::Chunk& chunk = head.chunk();
+    if (chunk.producer == nullptr) return Leaf(head.chunk_ptr(), chunk.data);
+    return {Visit(*chunk.producer), chunk.output_index};
+  }
+  // The variable of a leaf array (a new one when the tape never read it).
+  NodeEntry Leaf(const std::shared_ptr<detail::Chunk>& chunk, const Tensor& value) {
+    if (const auto it = leaves_.find(chunk.get()); it != leaves_.end()) return it->second;
+    return leaves_[chunk.get()] = Variable(value, chunk);
+  }
+  NodeEntry Variable(const Tensor& value, const std::shared_ptr<detail::Chunk>& chunk = nullptr) {
+    const std::string name = "v" + std::to_string(names_.size());
+    names_.push_back(name);
+    specs_.push_back({name, value.dtype(), value.shape()});
+    values_.push_back(value);
+    leaf_chunks_.push_back(chunk);
+    key_ += name + ":" + ShapeToString(value.shape()) + std::string(DTypeName(value.dtype())) + ";";
+    return {Node::Variable(name, value.shape(), value.dtype()), 0};
+  }
+
+  const std::vector<std::string>& names() const { return names_; }
+  const std::vector<TensorSpec>& specs() const { return specs_; }
+  const std::vector<Tensor>& values() const { return values_; }
+  const std::vector<std::shared_ptr<detail::Chunk>>& leaf_chunks() const { return leaf_chunks_; }
+  std::string& key() { return key_; }
+
+ private:
+  NodePtr Visit(const TapeNode& tape_node) {
+    if (const auto it = nodes_.find(&tape_node); it != nodes_.end()) return it->second;
+    std::vector<NodeEntry> inputs;
+    std::string refs;
+    for (const TapeInput& input : tape_node.inputs) {
+      NodeEntry entry =
+          input.producer != nullptr ? NodeEntry{Visit(*input.producer), input.index} : Leaf(input.leaf, input.value);
+      refs += entry.node->name + "." + std::to_string(entry.index) + ",";
+      inputs.push_back(std::move(entry));
+    }
+    const std::string name = "n" + std::to_string(nodes_.size());
+    key_ += name + "=" + tape_node.op->name() + "{" + detail::CanonicalAttrs(tape_node.attrs) + "}" +
+            (tape_node.is_train ? "T" : "") + "(" + refs + ");";
+    NodePtr node = Node::Create(*tape_node.op, name, tape_node.attrs, std::move(inputs));
+    nodes_.emplace(&tape_node, node);
+    return node;
+  }
+
+  std::map<const TapeNode*, NodePtr> nodes_;
+  std::map<const detail::Chunk*, NodeEntry> leaves_;
+  std::vector<std::string> names_;
+  std::vector<TensorSpec> specs_;
+  std::vector<Tensor> values_;
+  std::vector<std::shared_ptr<detail::Chunk>> leaf_chunks_;  // null for head gradients
+  std::string key_;
+};
+
+// The gradients of `ys` (entries of `tape`) with respect to `xs`, compiled and run.
+std::vector<NDArray> Differentiate(TapeGraph& tape, const std::vector<NodeEntry>& ys, const std::vector<NDArray>& heads,
+                                   const std::vector<NDArray>& head_grads, const std::vector<NodeEntry>& xs,
+                                   bool train_mode) {
+  if (!head_grads.empty() && head_grads.size() != heads.size()) {
+    throw Error("autograd: " + std::to_string(heads.size()) + " heads but " + std::to_string(head_grads.size()) +
+                " head gradients");
+  }
+  GradientRequest request;
+  request.ys = ys;
+  request.xs = xs;
+  request.is_train = train_mode;
+  // The forward graph's variables: the head gradients below are not part of it.
+  for (const auto& spec : tape.specs()) {
+    request.shapes[spec.name] = spec.shape;
+    request.dtypes[spec.name] = spec.dtype;
+  }
+  for (size_t i = 0; i < heads.size(); ++i) {
+    const bool given = !head_grads.empty() && head_grads[i].defined();
+    if (given && head_grads[i].shape() != heads[i].shape()) {
+      throw Error("autograd: head gradient " + std::to_string(i) + " has shape " +
+                  ShapeToString(head_grads[i].shape()) + ", its head " + ShapeToString(heads[i].shape()));
+    }
+    request.head_grads.push_back(tape.Variable(
+        given ? head_grads[i].tensor() : ones(heads[i].shape(), Context::cpu(), heads[i].dtype()).tensor()));
+  }
+  std::string key = "grad:" + tape.key() + "|ys:";
+  for (const auto& y : ys) key += y.node->name + "." + std::to_string(y.index) + ",";
+  key += "|xs:";
+  for (const auto& x : xs) key += x.node->name + ",";
+  key += train_mode ? "|train" : "";
+  const auto build = [&] {
+    Graph graph;
+    graph.outputs = BuildGradient(request);
+    return graph;
+  };
+  const auto compiled = detail::GetOrCompile(key, build, tape.names(), tape.specs(), train_mode);
+  std::vector<NDArray> grads;
+  for (Tensor& tensor : detail::Run(*compiled, tape.values())) grads.emplace_back(std::move(tensor));
+  return grads;
+}
+
+}  // namespace
+
+bool IsRecording() {
+  return g_recording;
+}
+bool IsTraining() {
+  return g_training;
+}
+
+StateScope::StateScope(std::optional<bool> recording, std::optional<bool> training)
+    : was_recording_(g_recording), was_training_(g_training) {
+  g_recording = recording.value_or(g_recording);
+  g_training = training.value_or(g_training);
+}
+StateScope::~StateScope() {
+  g_recording = was_recording_;
+  g_training = was_training_;
+}
+
+void RecordOp(const OpDef& op, const Attrs& attrs, bool is_train, const std::vector<NDArray>& inputs,
+              std::vector<NDArray>& outputs) {
+  if (!g_recording) return;
+  bool tracked = false;
+  for (const NDArray& input : inputs) tracked = tracked || IsTracked(input);
+  if (!tracked) return;
+  auto node = std::make_shared<TapeNode>();
+  node->op = &op;
+  node->attrs = attrs;
+  node->is_train = is_train;
+  for (const NDArray& input : inputs) {
+    const detail::Chunk& chunk = input.chunk();
+    TapeInput tape_input;
+    tape_input.producer = chunk.producer;
+    tape_input.index = chunk.output_index;
+    if (chunk.producer == nullptr) tape_input.leaf = input.chunk_ptr();
+    tape_input.value = chunk.data;
+    node->inputs.push_back(std::move(tape_input));
+  }
+  for (uint32_t k = 0; k < outputs.size(); ++k) {
+    outputs[k].chunk().producer = node;
+    outputs[k].chunk().output_index = k;
+  }
+}
+
+std::vector<NDArray> Grad(const std::vector<NDArray>& heads, const std::vector<NDArray>& variables,
+                          const std::vector<NDArray>& head_grads, bool train_mode) {
+  const Pause pause(train_mode);
+  TapeGraph tape;
+  std::vector<NodeEntry> ys;
+  for (const NDArray& head : heads) ys.push_back(tape.Head(head));
+  std::vector<NodeEntry> xs;
+  for (const NDArray& variable : variables) {
+    if (variable.chunk().producer != nullptr) {
+      throw Error("autograd::Grad: a variable is the result of a recorded operator, not a leaf");
+    }
+    xs.push_back(tape.Leaf(variable.chunk_ptr(), variable.tensor()));
+  }
+  return Differentiate(tape, ys, heads, head_grads, xs, train_mode);
+}
+
+void Backward(const std::vector<NDArray>& heads, const std::vector<NDArray>& head_grads, bool train_mode) {
+  const Pause pause(train_mode);
+  TapeGraph tape;
+  std::vector<NodeEntry> ys;
+  for (const NDArray& head : heads) ys.push_back(tape.Head(head));
+  std::vector<NodeEntry> xs;
+  std::vector<std::shared_ptr<detail::Chunk>> targets;
+  for (size_t i = 0; i < tape.leaf_chunks().size(); ++i) {
+    const auto& chunk = tape.leaf_chunks()[i];
+    if (chunk == nullptr || chunk->grad_req == GradReq::kNull) continue;
+    xs.push_back({nullptr, 0});
+    targets.push_back(chunk);
+  }
+  if (targets.empty()) {
+    throw Error(
+        "Backward: no array with an attached gradient was recorded into the heads (AttachGrad before "
+        "autograd::Record)");
+  }
+  for (size_t i = 0; i < targets.size(); ++i) xs[i] = tape.Leaf(targets[i], targets[i]->data);
+  const std::vector<NDArray> grads = Differentiate(tape, ys, heads, head_grads, xs, train_mode);
+  for (size_t i = 0; i < targets.size(); ++i) {
+    NDArray grad(targets[i]->grad);
+    if (targets[i]->grad_req == GradReq::kAdd) {
+      Invoke("elemwise_add", {grad, grads[i]}, {}, &grad);
+    } else {
+      grad.Assign(grads[i]);
+    }
+  }
+}
+
+}  // namespace kiln::nd::autograd
