@@ -1,5 +1,6 @@
 #include "ndarray/autograd.h"
 
+#include <algorithm>
 #include <map>
 #include <optional>
 #include <string>
@@ -45,6 +46,12 @@ class TapeGraph {
     return {Node::Variable(name, value.shape(), value.dtype()), 0};
   }
 
+  // How the key spells an entry of the graph.
+  std::string Ref(const NodeEntry& entry) const {
+    return (entry.node->is_variable() ? entry.node->name : ids_.at(entry.node.get())) + "." +
+           std::to_string(entry.index);
+  }
+
   const std::vector<std::string>& names() const { return names_; }
   const std::vector<TensorSpec>& specs() const { return specs_; }
   const std::vector<Tensor>& values() const { return values_; }
@@ -59,18 +66,23 @@ class TapeGraph {
     for (const TapeInput& input : tape_node.inputs) {
       NodeEntry entry =
           input.producer != nullptr ? NodeEntry{Visit(*input.producer), input.index} : Leaf(input.leaf, input.value);
-      refs += entry.node->name + "." + std::to_string(entry.index) + ",";
+      refs += Ref(entry) + ",";
       inputs.push_back(std::move(entry));
     }
-    const std::string name = "n" + std::to_string(nodes_.size());
-    key_ += name + "=" + tape_node.op->name() + "{" + detail::CanonicalAttrs(tape_node.attrs) + "}" +
+    // A random operator's stream is seeded by its node's name: it keeps the name it ran
+    // under (invoke.cc's), so that Backward's recomputation draws the same values.
+    const std::string id = "n" + std::to_string(nodes_.size());
+    const std::string name = tape_node.op->RandomAtInference(tape_node.attrs) ? tape_node.op->name() : id;
+    key_ += id + "=" + tape_node.op->name() + "{" + detail::CanonicalAttrs(tape_node.attrs) + "}" +
             (tape_node.is_train ? "T" : "") + "(" + refs + ");";
     NodePtr node = Node::Create(*tape_node.op, name, tape_node.attrs, std::move(inputs));
     nodes_.emplace(&tape_node, node);
+    ids_.emplace(node.get(), id);
     return node;
   }
 
   std::map<const TapeNode*, NodePtr> nodes_;
+  std::map<const Node*, std::string> ids_;  // what the key calls each node
   std::map<const detail::Chunk*, NodeEntry> leaves_;
   std::vector<std::string> names_;
   std::vector<TensorSpec> specs_;
@@ -106,9 +118,9 @@ std::vector<NDArray> Differentiate(TapeGraph& tape, const std::vector<NodeEntry>
         given ? head_grads[i].tensor() : ones(heads[i].shape(), Context::cpu(), heads[i].dtype()).tensor()));
   }
   std::string key = "grad:" + tape.key() + "|ys:";
-  for (const auto& y : ys) key += y.node->name + "." + std::to_string(y.index) + ",";
+  for (const auto& y : ys) key += tape.Ref(y) + ",";
   key += "|xs:";
-  for (const auto& x : xs) key += x.node->name + ",";
+  for (const auto& x : xs) key += tape.Ref(x) + ",";
   key += train_mode ? "|train" : "";
   const auto build = [&] {
     Graph graph;
@@ -150,13 +162,17 @@ void RecordOp(const OpDef& op, const Attrs& attrs, bool is_train, const std::vec
   node->op = &op;
   node->attrs = attrs;
   node->is_train = is_train;
-  for (const NDArray& input : inputs) {
-    const detail::Chunk& chunk = input.chunk();
+  const std::vector<int> mutated = op.MutatedInputs(attrs, is_train);
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    const detail::Chunk& chunk = inputs[i].chunk();
     TapeInput tape_input;
     tape_input.producer = chunk.producer;
     tape_input.index = chunk.output_index;
-    if (chunk.producer == nullptr) tape_input.leaf = input.chunk_ptr();
-    tape_input.value = chunk.data;
+    if (chunk.producer == nullptr) tape_input.leaf = inputs[i].chunk_ptr();
+    // Backward recomputes the forward from the tape: an input the operator updates in
+    // place (BatchNorm's moving statistics) is kept as a copy, so that it is updated once.
+    const bool is_mutated = std::find(mutated.begin(), mutated.end(), static_cast<int>(i)) != mutated.end();
+    tape_input.value = is_mutated ? chunk.data.Clone() : chunk.data;
     node->inputs.push_back(std::move(tape_input));
   }
   for (uint32_t k = 0; k < outputs.size(); ++k) {

@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
+#include <set>
 #include <utility>
 
 #include "codegen/compile_cache.h"
@@ -95,6 +96,19 @@ Tensor Aligned(const Tensor& tensor) {
   return reinterpret_cast<uintptr_t>(tensor.data()) % 64 == 0 ? tensor : tensor.Clone();
 }
 
+// Names of the variables that some node of `graph` writes in place (MutatedInputs).
+std::set<std::string> MutatedVariables(const Graph& graph, bool is_train) {
+  std::set<std::string> names;
+  for (const NodePtr& node : TopologicalOrder(graph.outputs)) {
+    if (node->is_variable()) continue;
+    for (const int index : node->op->MutatedInputs(node->attrs, is_train)) {
+      const NodeEntry& input = node->inputs.at(static_cast<size_t>(index));
+      if (input.node->is_variable()) names.insert(input.node->name);
+    }
+  }
+  return names;
+}
+
 }  // namespace
 
 namespace detail {
@@ -139,7 +153,9 @@ std::shared_ptr<const CompiledGraph> GetOrCompile(const std::string& key, const 
     ++(loaded.hit ? cache.stats.disk_hits : cache.stats.compiles);
   }
   // Passes may drop inputs nothing reads; the executor's own order is what Run takes.
+  const std::set<std::string> mutated = MutatedVariables(graph, is_train);
   for (const auto& spec : compiled->executor->inputs()) {
+    if (mutated.count(spec.name)) compiled->mutated_inputs.push_back(compiled->input_order.size());
     size_t position = 0;
     while (position < input_names.size() && input_names[position] != spec.name) ++position;
     if (position == input_names.size()) throw Error("kernel cache: unknown input '" + spec.name + "'");
@@ -153,7 +169,13 @@ std::vector<Tensor> Run(const CompiledGraph& compiled, const std::vector<Tensor>
   std::vector<Tensor> inputs;
   inputs.reserve(compiled.input_order.size());
   for (const size_t position : compiled.input_order) inputs.push_back(Aligned(values.at(position)));
-  return compiled.executor->Run(inputs);
+  std::vector<Tensor> outputs = compiled.executor->Run(inputs);
+  for (const size_t k : compiled.mutated_inputs) {
+    // A misaligned view ran on a copy: the update belongs in the caller's array.
+    Tensor target = values.at(compiled.input_order[k]);
+    if (inputs[k].data() != target.data()) std::memcpy(target.data(), inputs[k].data(), target.nbytes());
+  }
+  return outputs;
 }
 
 }  // namespace detail
@@ -180,14 +202,28 @@ void ClearKernelCache() {
   Cache().stats = {};
 }
 
-std::vector<NDArray> InvokeAll(const std::string& op_name, const std::vector<NDArray>& inputs, const AttrMap& attrs) {
-  const OpDef& op = OpRegistry::Global().Get(op_name);
+std::vector<NDArray> InvokeAll(const std::string& op_name, const std::vector<NDArray>& given_inputs,
+                               const AttrMap& attrs) {
+  const OpDef* resolved = &OpRegistry::Global().Get(op_name);
   std::map<std::string, AttrValue> given;
   for (const auto& [name, value] : attrs) given[name] = value.value;
-  if (op.FindField("num_args") != nullptr && !given.count("num_args")) {
-    given["num_args"] = static_cast<int64_t>(inputs.size());
+  if (resolved->FindField("num_args") != nullptr && !given.count("num_args")) {
+    given["num_args"] = static_cast<int64_t>(given_inputs.size());
   }
-  const Attrs parsed = op.ParseAttrs(given, op_name);
+  Attrs parsed = resolved->ParseAttrs(given, op_name);
+  const std::vector<NDArray>* inputs_ptr = &given_inputs;
+  std::vector<NDArray> with_step;
+  if (resolved->name() == "Dropout" && given_inputs.size() == 1 && parsed.Float("p") > 0 &&
+      (autograd::IsTraining() || parsed.Str("mode") == "always")) {
+    // One compiled kernel would draw the same mask on every call: _dropout_step reads
+    // its position in the random stream from an input, a fresh step per call.
+    resolved = &OpRegistry::Global().Get("_dropout_step");
+    parsed = resolved->ParseAttrs(given, op_name);
+    with_step = {given_inputs[0], random::NextDropoutStep()};
+    inputs_ptr = &with_step;
+  }
+  const OpDef& op = *resolved;
+  const std::vector<NDArray>& inputs = *inputs_ptr;
   const std::vector<std::string> names = op.InputNames(parsed);
   if (names.size() != inputs.size()) {
     std::string expected;

@@ -48,13 +48,17 @@ namespace detail {
 struct CompiledGraph {
   std::unique_ptr<Executor> executor;
   std::vector<size_t> input_order;
+  // The executor inputs its kernels write in place (BatchNorm's moving statistics in
+  // training mode): Run copies them back when it had to pass a copy.
+  std::vector<size_t> mutated_inputs;
 };
 // The compiled `graph` whose variables are named by `input_names` (values are given in
 // that order), cached under `key` (which must determine the graph and its input shapes).
 std::shared_ptr<const CompiledGraph> GetOrCompile(const std::string& key, const std::function<Graph()>& build,
                                                   const std::vector<std::string>& input_names,
                                                   const std::vector<TensorSpec>& input_specs, bool is_train);
-// Runs `compiled` on `values` (in input_names order).
+// Runs `compiled` on `values` (in input_names order); inputs the graph mutates are
+// updated in the caller's memory.
 std::vector<Tensor> Run(const CompiledGraph& compiled, const std::vector<Tensor>& values);
 // The attributes as canonical text (sorted, MXNet's spelling): part of cache keys.
 std::string CanonicalAttrs(const Attrs& attrs);

@@ -218,9 +218,16 @@ class Generator {
   uint64_t state_;
 };
 
+// Where seed `value` starts Dropout's steps: 40 bits, so that (step + calls) * mask
+// size stays far from other seeds' streams.
+int64_t FirstDropoutStep(uint64_t value) {
+  return static_cast<int64_t>(Generator(value).Next() >> 24);
+}
+
 struct GlobalGenerator {
   std::mutex mutex;
   Generator generator{0};
+  int64_t dropout_step = FirstDropoutStep(0);
 };
 GlobalGenerator& Global() {
   static GlobalGenerator global;
@@ -246,6 +253,14 @@ NDArray Draw(const Shape& shape, Context ctx, Fn&& fn) {
 void seed(uint64_t value) {
   const std::lock_guard lock(Global().mutex);
   Global().generator = Generator(value);
+  Global().dropout_step = FirstDropoutStep(value);
+}
+
+NDArray NextDropoutStep() {
+  NDArray step = zeros({1}, Context::cpu(), DType::kInt64);
+  const std::lock_guard lock(Global().mutex);
+  step.data<int64_t>()[0] = Global().dropout_step++;
+  return step;
 }
 
 NDArray uniform(double low, double high, const Shape& shape, std::optional<uint64_t> seed, Context ctx) {

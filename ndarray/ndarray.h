@@ -191,6 +191,10 @@ NDArray uniform(double low, double high, const Shape& shape, std::optional<uint6
                 Context ctx = Context::cpu());
 NDArray normal(double mean, double std, const Shape& shape, std::optional<uint64_t> seed = std::nullopt,
                Context ctx = Context::cpu());
+// Internal: the step counter of the next training-mode Dropout call (an int64 (1,)
+// array; _dropout_step draws its mask from it). Consecutive calls get consecutive
+// steps; seed() restarts them at a point that depends on the seed.
+NDArray NextDropoutStep();
 }  // namespace random
 
 // --- arithmetic (broadcasting, as MXNet's NDArray operators) and comparisons (float 0/1) ---

@@ -4,6 +4,7 @@
 #include "ndarray/ndarray.h"
 
 #include <catch2/catch.hpp>
+#include <chrono>
 #include <cmath>
 #include <cstdlib>
 #include <fstream>
@@ -11,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "examples/ndarray_linear_regression.h"
 #include "ndarray/autograd.h"
 #include "ndarray/invoke.h"
 #include "ndarray/ops_api.h"
@@ -356,4 +358,227 @@ TEST_CASE("BatchNorm runs with batch statistics in training mode only", "[ndarra
   }
   // Column 1 is 1, 3, 5, 7: mean 4, variance 5.
   CHECK(trained.tensor().ToDoubles()[7] == Approx(3 / std::sqrt(5 + 1e-5)));
+}
+
+TEST_CASE("BatchNorm in training mode updates its moving statistics once", "[ndarray]") {
+  MemoryCache memory;
+  const json& c = Golden()["batchnorm_op"];
+  const kiln::AttrMap attrs{{"fix_gamma", false}, {"eps", 1e-5}, {"momentum", 0.9}};
+  const nd::NDArray x = FromGolden(c["x"]);
+  nd::NDArray gamma = FromGolden(c["gamma"]);
+  nd::NDArray moving_mean = FromGolden(c["moving_mean_in"]);
+  nd::NDArray moving_var = FromGolden(c["moving_var_in"]);
+  gamma.AttachGrad();
+  nd::NDArray loss;
+  {
+    nd::autograd::Record record;
+    const nd::NDArray out = nd::BatchNorm({x, gamma, FromGolden(c["beta"]), moving_mean, moving_var}, attrs);
+    RequireMatches(out, c["out"]);
+    loss = nd::sum(out * x);
+  }
+  RequireMatches(moving_mean, c["moving_mean"]);
+  RequireMatches(moving_var, c["moving_var"]);
+  // Backward recomputes the forward: the moving statistics are not updated again.
+  loss.Backward();
+  RequireMatches(moving_mean, c["moving_mean"]);
+  RequireMatches(moving_var, c["moving_var"]);
+
+  // Moving statistics that are a view at an unaligned offset are updated too.
+  // (taken before recording: a slice taken while recording is a copy, as in MXNet).
+  nd::NDArray storage = nd::zeros({5});
+  nd::NDArray view = storage.Slice(1, 5);
+  view.Assign(FromGolden(c["moving_mean_in"]));
+  {
+    nd::autograd::Record record;
+    nd::BatchNorm({x, gamma, FromGolden(c["beta"]), view, FromGolden(c["moving_var_in"])}, attrs);
+  }
+  RequireMatches(storage.Slice(1, 5), c["moving_mean"]);
+  // Predict mode leaves them alone.
+  nd::BatchNorm({x, gamma, FromGolden(c["beta"]), moving_mean, moving_var}, attrs);
+  RequireMatches(moving_mean, c["moving_mean"]);
+}
+
+namespace {
+
+struct BatchNormResult {
+  nd::NDArray y, moving_mean, moving_var;
+};
+
+// The seed's batch_norm, written with nd:: operators.
+BatchNormResult batch_norm(const nd::NDArray& X, const nd::NDArray& gamma, const nd::NDArray& beta,
+                           const nd::NDArray& moving_mean, const nd::NDArray& moving_var, double eps, double momentum) {
+  if (!nd::autograd::IsTraining()) {
+    const nd::NDArray X_hat = (X - moving_mean) / nd::sqrt(moving_var + eps);
+    return {gamma * X_hat + beta, moving_mean, moving_var};
+  }
+  REQUIRE((X.ndim() == 2 || X.ndim() == 4));
+  const kiln::AttrMap axes =
+      X.ndim() == 2 ? kiln::AttrMap{{"axis", 0}} : kiln::AttrMap{{"axis", {0, 2, 3}}, {"keepdims", true}};
+  const nd::NDArray mean = nd::mean(X, axes);
+  const nd::NDArray var = nd::mean(nd::square(X - mean), axes);
+  const nd::NDArray X_hat = (X - mean) / nd::sqrt(var + eps);
+  return {gamma * X_hat + beta, momentum * moving_mean + (1.0 - momentum) * mean,
+          momentum * moving_var + (1.0 - momentum) * var};
+}
+
+void CheckBatchNorm(const json& c, const Shape& stat_shape) {
+  const nd::NDArray X = FromGolden(c["x"]);
+  nd::NDArray gamma = FromGolden(c["gamma"]);
+  nd::NDArray beta = FromGolden(c["beta"]);
+  gamma.AttachGrad();
+  beta.AttachGrad();
+  BatchNormResult trained;
+  nd::NDArray loss;
+  {
+    nd::autograd::Record record;
+    trained = batch_norm(X, gamma, beta, nd::zeros(stat_shape), nd::ones(stat_shape), 1e-5, 0.9);
+    loss = nd::sum(trained.y * X);
+  }
+  loss.Backward();
+  RequireMatches(trained.y, c["train_y"]);
+  RequireMatches(trained.moving_mean, c["moving_mean"]);
+  RequireMatches(trained.moving_var, c["moving_var"]);
+  RequireMatches(gamma.Grad(), c["gamma_grad"]);
+  RequireMatches(beta.Grad(), c["beta_grad"]);
+  const BatchNormResult tested = batch_norm(X, gamma, beta, trained.moving_mean, trained.moving_var, 1e-5, 0.9);
+  RequireMatches(tested.y, c["test_y"]);
+}
+
+}  // namespace
+
+TEST_CASE("the seed's batch_norm by hand, training and test mode", "[ndarray]") {
+  MemoryCache memory;
+  SECTION("4-d") {
+    CheckBatchNorm(Golden()["batch_norm_4d"], {1, 3, 1, 1});
+  }
+  SECTION("2-d") {
+    CheckBatchNorm(Golden()["batch_norm_2d"], {3});
+  }
+}
+
+namespace {
+
+// The seed's dropout by hand: keep with probability 1 - p, scaled by 1 / (1 - p).
+nd::NDArray dropout(const nd::NDArray& X, double drop_prob) {
+  const double keep_prob = 1 - drop_prob;
+  if (keep_prob == 0) return nd::zeros(X.shape());
+  const nd::NDArray mask = nd::random::uniform(0, 1, X.shape()) < keep_prob;
+  return mask * X / keep_prob;
+}
+
+// The fraction of nonzero elements, and that every nonzero one equals `scale`.
+double KeptFraction(const nd::NDArray& y, double scale) {
+  int64_t kept = 0;
+  for (const double v : y.tensor().ToDoubles()) {
+    if (v == 0) continue;
+    ++kept;
+    REQUIRE(v == Approx(scale));
+  }
+  return static_cast<double>(kept) / static_cast<double>(y.size());
+}
+
+}  // namespace
+
+TEST_CASE("the seed's dropout by hand keeps 1 - p, scaled by 1 / (1 - p)", "[ndarray]") {
+  MemoryCache memory;
+  nd::random::seed(3);
+  const nd::NDArray x = nd::ones({100, 100});
+  CHECK(KeptFraction(dropout(x, 0.3), 1 / 0.7) == Approx(0.7).margin(0.02));
+  CHECK(KeptFraction(dropout(x, 0.0), 1) == 1);
+  CHECK(KeptFraction(dropout(x, 1.0), 1) == 0);
+}
+
+TEST_CASE("Dropout draws a fresh mask per call, repeated by random::seed", "[ndarray]") {
+  MemoryCache memory;
+  const nd::NDArray x = nd::ones({50, 40});
+  const double p = 0.4;
+  // Outside training mode it is the identity.
+  CHECK(nd::Dropout(x, {{"p", p}}).tensor().BitwiseEquals(x.tensor()));
+  nd::random::seed(11);
+  nd::NDArray first, second;
+  {
+    nd::autograd::TrainMode train;
+    first = nd::Dropout(x, {{"p", p}});
+    second = nd::Dropout(x, {{"p", p}});
+  }
+  CHECK_FALSE(first.tensor().BitwiseEquals(second.tensor()));
+  CHECK(KeptFraction(first, 1 / (1 - p)) == Approx(1 - p).margin(0.03));
+  CHECK(KeptFraction(second, 1 / (1 - p)) == Approx(1 - p).margin(0.03));
+  nd::random::seed(11);
+  {
+    nd::autograd::TrainMode train;
+    CHECK(nd::Dropout(x, {{"p", p}}).tensor().BitwiseEquals(first.tensor()));
+    CHECK(nd::Dropout(x, {{"p", p}}).tensor().BitwiseEquals(second.tensor()));
+  }
+  nd::random::seed(12);
+  {
+    nd::autograd::TrainMode train;
+    CHECK_FALSE(nd::Dropout(x, {{"p", p}}).tensor().BitwiseEquals(first.tensor()));
+  }
+
+  // The gradient is the call's own mask / (1 - p): with x of ones, the output itself.
+  nd::NDArray data = nd::ones({50, 40});
+  data.AttachGrad();
+  for (int call = 0; call < 2; ++call) {
+    nd::NDArray y, loss;
+    {
+      nd::autograd::Record record;
+      y = nd::Dropout(data, {{"p", p}});
+      loss = nd::sum(y);
+    }
+    loss.Backward();
+    CHECK(data.Grad().tensor().ToDoubles() == y.tensor().ToDoubles());
+  }
+}
+
+TEST_CASE("the seed's sgd loop trains a linear model as MXNet does", "[ndarray]") {
+  MemoryCache memory;
+  const json& c = Golden()["sgd"];
+  const nd::NDArray features = FromGolden(c["features"]);
+  const nd::NDArray labels = FromGolden(c["labels"]);
+  nd::NDArray w = FromGolden(c["w0"]);
+  nd::NDArray b = FromGolden(c["b0"]);
+  w.AttachGrad();
+  b.AttachGrad();
+  for (int epoch = 0; epoch < 3; ++epoch) {
+    for (int64_t i = 0; i < 40; i += 10) {
+      const nd::NDArray X = features.Slice(i, i + 10);
+      const nd::NDArray y = labels.Slice(i, i + 10);
+      nd::NDArray l;
+      {
+        nd::autograd::Record record;
+        l = nd::square(nd::dot(X, w) + b - y.Reshape({-1, 1})) / 2;
+      }
+      l.Backward();
+      kiln::examples::sgd({w, b}, 0.1, 10);  // the seed's param[:] = param - lr * grad / batch
+    }
+    const double loss = nd::mean(nd::square(nd::dot(features, w) + b - labels) / 2).AsScalar<double>();
+    CHECK(loss == Approx(c["losses"][epoch].get<double>()).epsilon(1e-4));
+  }
+  RequireMatches(w, c["w"]);
+  RequireMatches(b, c["b"]);
+}
+
+TEST_CASE("the linear regression example recovers w and b", "[ndarray]") {
+  MemoryCache memory;
+  const kiln::examples::LinearRegressionResult result = kiln::examples::TrainLinearRegression();
+  REQUIRE(result.epoch_losses.size() == 3);
+  CHECK(result.epoch_losses.back() < result.epoch_losses.front());
+  CHECK(result.w[0] == Approx(2).margin(0.01));
+  CHECK(result.w[1] == Approx(-3.4).margin(0.01));
+  CHECK(result.b == Approx(4.2).margin(0.01));
+}
+
+TEST_CASE("dispatch overhead of a cached small operator", "[ndarray][timing]") {
+  MemoryCache memory;
+  const nd::NDArray x = nd::arange(0, 10);
+  const nd::NDArray y = nd::ones({10});
+  nd::elemwise_add(x, y);  // compiles the kernel
+  constexpr int kCalls = 10000;
+  const auto start = std::chrono::steady_clock::now();
+  for (int i = 0; i < kCalls; ++i) nd::elemwise_add(x, y);
+  const std::chrono::duration<double, std::micro> elapsed = std::chrono::steady_clock::now() - start;
+  // Reported, not asserted: timings depend on the machine.
+  WARN("elemwise_add on 10 elements, cached: " << elapsed.count() / kCalls << " us per call over " << kCalls
+                                               << " calls");
 }
