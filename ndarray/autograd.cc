@@ -152,7 +152,7 @@ StateScope::~StateScope() {
   g_training = was_training_;
 }
 
-void RecordOp(const OpDef& op, const Attrs& attrs, bool is_train, const std::vector<NDArray>& inputs,
+void RecordOp(const OpDef& op, const Attrs& attrs, bool is_train, std::span<const NDArray> inputs,
               std::vector<NDArray>& outputs) {
   if (!g_recording) return;
   bool tracked = false;

@@ -11,6 +11,7 @@
 
 #include <memory>
 #include <optional>
+#include <span>
 #include <vector>
 
 #include "graph/attrs.h"
@@ -72,7 +73,7 @@ struct TapeNode {
 
 // Records a call (by ndarray/invoke.cc) when recording and an input is tracked: it has
 // an attached gradient or was itself recorded.
-void RecordOp(const OpDef& op, const Attrs& attrs, bool is_train, const std::vector<NDArray>& inputs,
+void RecordOp(const OpDef& op, const Attrs& attrs, bool is_train, std::span<const NDArray> inputs,
               std::vector<NDArray>& outputs);
 
 // The gradients of the heads (weighted by `head_grads`, ones where absent) with respect

@@ -1,12 +1,19 @@
 #include "ndarray/invoke.h"
 
 #include <algorithm>
+#include <atomic>
+#include <bit>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
 #include <set>
+#include <span>
+#include <string_view>
+#include <type_traits>
+#include <unordered_map>
 #include <utility>
+#include <variant>
 
 #include "codegen/compile_cache.h"
 #include "codegen/compiler.h"
@@ -27,6 +34,11 @@ KernelCache& Cache() {
   static KernelCache cache;
   return cache;
 }
+
+// Bumped by ClearKernelCache: every thread drops its table of prepared calls.
+std::atomic<uint64_t> g_generation{1};
+// Hits served by a thread's table of prepared calls (part of KernelCacheStats::hits).
+std::atomic<int64_t> g_table_hits{0};
 
 std::string ShapesText(const std::vector<std::string>& names, const std::vector<Shape>& shapes) {
   std::string text;
@@ -165,11 +177,15 @@ std::shared_ptr<const CompiledGraph> GetOrCompile(const std::string& key, const 
   return compiled;
 }
 
-std::vector<Tensor> Run(const CompiledGraph& compiled, const std::vector<Tensor>& values) {
+std::vector<Tensor> Run(const CompiledGraph& compiled, const std::vector<Tensor>& values, std::vector<Tensor> outputs) {
   std::vector<Tensor> inputs;
   inputs.reserve(compiled.input_order.size());
   for (const size_t position : compiled.input_order) inputs.push_back(Aligned(values.at(position)));
-  std::vector<Tensor> outputs = compiled.executor->Run(inputs);
+  if (outputs.empty()) {
+    outputs = compiled.executor->Run(inputs);
+  } else {
+    compiled.executor->RunInto(inputs, outputs);
+  }
   for (const size_t k : compiled.mutated_inputs) {
     // A misaligned view ran on a copy: the update belongs in the caller's array.
     Tensor target = values.at(compiled.input_order[k]);
@@ -193,37 +209,126 @@ std::string CacheDir() {
 
 KernelCacheStats GetKernelCacheStats() {
   const std::lock_guard lock(Cache().mutex);
-  return Cache().stats;
+  KernelCacheStats stats = Cache().stats;
+  stats.hits += g_table_hits.load(std::memory_order_relaxed);
+  return stats;
 }
 
 void ClearKernelCache() {
   const std::lock_guard lock(Cache().mutex);
   Cache().entries.clear();
   Cache().stats = {};
+  g_table_hits.store(0, std::memory_order_relaxed);
+  g_generation.fetch_add(1, std::memory_order_release);  // every thread's CallTable too
 }
 
-std::vector<NDArray> InvokeAll(const std::string& op_name, const std::vector<NDArray>& given_inputs,
-                               const AttrMap& attrs) {
-  const OpDef* resolved = &OpRegistry::Global().Get(op_name);
+namespace {
+
+// A call this thread made before, resolved once: the operator, its parsed attributes and
+// its compiled kernel. A repeated call (same operator name, attributes as given, mode,
+// input dtypes and shapes) finds it by a hash and runs the kernel: no attribute parsing,
+// shape inference or key text. Only calls that succeeded are kept, so errors are still
+// reported by the full path.
+struct PreparedCall {
+  // What the call matched on.
+  std::string op_name;
+  AttrMap attrs;
+  bool is_train = false;
+  std::vector<std::pair<DType, Shape>> inputs;
+  // What it resolved to.
+  const OpDef* op = nullptr;
+  Attrs parsed;
+  bool dropout_step = false;  // the kernel reads a fresh random::NextDropoutStep() too
+  std::shared_ptr<const detail::CompiledGraph> compiled;
+
+  bool Matches(std::string_view name, const AttrMap& given, bool train, std::span<const NDArray> arrays) const {
+    if (name != op_name || train != is_train || arrays.size() != inputs.size() || given.size() != attrs.size()) {
+      return false;
+    }
+    for (size_t i = 0; i < given.size(); ++i) {
+      if (given[i].first != attrs[i].first || given[i].second.value != attrs[i].second.value) return false;
+    }
+    for (size_t i = 0; i < arrays.size(); ++i) {
+      const Tensor& tensor = arrays[i].tensor();
+      if (tensor.dtype() != inputs[i].first || tensor.shape() != inputs[i].second) return false;
+    }
+    return true;
+  }
+};
+
+// Per thread, so that a hit takes no lock; ClearKernelCache invalidates every thread's
+// table through the generation.
+struct CallTable {
+  uint64_t generation = 0;
+  std::unordered_map<uint64_t, std::vector<std::unique_ptr<const PreparedCall>>> calls;
+};
+thread_local CallTable t_calls;
+
+void Mix(uint64_t& hash, uint64_t value) {
+  hash ^= value + 0x9E3779B97F4A7C15ULL + (hash << 6) + (hash >> 2);
+}
+
+uint64_t HashValue(const AttrValue& value) {
+  uint64_t hash = value.index();
+  std::visit(
+      [&](const auto& v) {
+        using V = std::decay_t<decltype(v)>;
+        if constexpr (std::is_same_v<V, std::string>) {
+          Mix(hash, std::hash<std::string_view>{}(v));
+        } else if constexpr (std::is_same_v<V, std::vector<int64_t>> || std::is_same_v<V, std::vector<double>>) {
+          for (const auto element : v) Mix(hash, std::bit_cast<uint64_t>(element));
+        } else if constexpr (std::is_same_v<V, double>) {
+          Mix(hash, std::bit_cast<uint64_t>(v));
+        } else if constexpr (!std::is_same_v<V, std::monostate>) {
+          Mix(hash, static_cast<uint64_t>(v));
+        }
+      },
+      value);
+  return hash;
+}
+
+uint64_t HashCall(std::string_view op_name, const AttrMap& attrs, bool is_train, std::span<const NDArray> inputs) {
+  uint64_t hash = std::hash<std::string_view>{}(op_name);
+  for (const auto& [name, arg] : attrs) {
+    Mix(hash, std::hash<std::string_view>{}(name));
+    Mix(hash, HashValue(arg.value));
+  }
+  Mix(hash, is_train ? 1 : 2);
+  for (const NDArray& input : inputs) {
+    Mix(hash, static_cast<uint64_t>(input.dtype()));
+    for (const int64_t extent : input.shape()) Mix(hash, static_cast<uint64_t>(extent));
+    Mix(hash, ~uint64_t{0});  // separates (2, 3), (4) from (2), (3, 4)
+  }
+  return hash;
+}
+
+// The full path of a call not seen before: resolves the operator (and Dropout's
+// per-call step), checks the inputs, infers the outputs (errors name the operator, the
+// argument and the shapes) and compiles or finds the kernel.
+std::unique_ptr<const PreparedCall> Prepare(std::string_view op_name, std::span<const NDArray> given_inputs,
+                                            const AttrMap& attrs, bool is_train) {
+  auto call = std::make_unique<PreparedCall>();
+  call->op_name = std::string(op_name);
+  call->attrs = attrs;
+  call->is_train = is_train;
+  const OpDef* resolved = &OpRegistry::Global().Get(call->op_name);
   std::map<std::string, AttrValue> given;
   for (const auto& [name, value] : attrs) given[name] = value.value;
   if (resolved->FindField("num_args") != nullptr && !given.count("num_args")) {
     given["num_args"] = static_cast<int64_t>(given_inputs.size());
   }
-  Attrs parsed = resolved->ParseAttrs(given, op_name);
-  const std::vector<NDArray>* inputs_ptr = &given_inputs;
-  std::vector<NDArray> with_step;
-  if (resolved->name() == "Dropout" && given_inputs.size() == 1 && parsed.Float("p") > 0 &&
-      (autograd::IsTraining() || parsed.Str("mode") == "always")) {
+  Attrs parsed = resolved->ParseAttrs(given, call->op_name);
+  std::vector<NDArray> inputs(given_inputs.begin(), given_inputs.end());
+  if (resolved->name() == "Dropout" && inputs.size() == 1 && parsed.Float("p") > 0 &&
+      (is_train || parsed.Str("mode") == "always")) {
     // One compiled kernel would draw the same mask on every call: _dropout_step reads
     // its position in the random stream from an input, a fresh step per call.
     resolved = &OpRegistry::Global().Get("_dropout_step");
-    parsed = resolved->ParseAttrs(given, op_name);
-    with_step = {given_inputs[0], random::NextDropoutStep()};
-    inputs_ptr = &with_step;
+    parsed = resolved->ParseAttrs(given, call->op_name);
+    inputs.push_back(zeros({1}, Context::cpu(), DType::kInt64));  // stands for the step
+    call->dropout_step = true;
   }
   const OpDef& op = *resolved;
-  const std::vector<NDArray>& inputs = *inputs_ptr;
   const std::vector<std::string> names = op.InputNames(parsed);
   if (names.size() != inputs.size()) {
     std::string expected;
@@ -233,19 +338,17 @@ std::vector<NDArray> InvokeAll(const std::string& op_name, const std::vector<NDA
   }
   std::vector<TensorSpec> specs;
   std::vector<std::string> input_names;
-  std::vector<Tensor> values;
   for (size_t i = 0; i < inputs.size(); ++i) {
     if (!inputs[i].defined()) throw Error(op.name() + ": argument '" + names[i] + "' is an undefined array");
     inputs[i].context().CheckAvailable();
     input_names.push_back("in" + std::to_string(i));
     specs.push_back({input_names.back(), inputs[i].dtype(), inputs[i].shape()});
-    values.push_back(inputs[i].tensor());
+    if (i < given_inputs.size()) call->inputs.emplace_back(inputs[i].dtype(), inputs[i].shape());
   }
   std::vector<Shape> out_shapes;
   std::vector<DType> out_types;
   InferOutputs(op, parsed, inputs, out_shapes, out_types);
 
-  const bool is_train = autograd::IsTraining();
   const std::string key =
       "op:" + op.name() + "|" + detail::CanonicalAttrs(parsed) + "|" + SpecsText(specs) + (is_train ? "|train" : "");
   const auto build = [&] {
@@ -256,39 +359,116 @@ std::vector<NDArray> InvokeAll(const std::string& op_name, const std::vector<NDA
     for (uint32_t k = 0; k < node->num_outputs(); ++k) graph.outputs.push_back({node, k});
     return graph;
   };
-  const auto compiled = detail::GetOrCompile(key, build, input_names, specs, is_train);
+  call->compiled = detail::GetOrCompile(key, build, input_names, specs, is_train);
+  call->op = &op;
+  call->parsed = std::move(parsed);
+  return call;
+}
+
+// The prepared call for these arguments: from this thread's table, else prepared and
+// added to it.
+const PreparedCall& Lookup(std::string_view op_name, std::span<const NDArray> inputs, const AttrMap& attrs,
+                           bool is_train) {
+  CallTable& table = t_calls;
+  if (const uint64_t generation = g_generation.load(std::memory_order_acquire); table.generation != generation) {
+    table.calls.clear();
+    table.generation = generation;
+  }
+  // An undefined input has no shape to hash: the full path reports it.
+  const bool all_defined = std::all_of(inputs.begin(), inputs.end(), [](const NDArray& a) { return a.defined(); });
+  const uint64_t hash = all_defined ? HashCall(op_name, attrs, is_train, inputs) : 0;
+  auto& bucket = table.calls[hash];
+  if (all_defined) {
+    for (const auto& call : bucket) {
+      if (call->Matches(op_name, attrs, is_train, inputs)) {
+        g_table_hits.fetch_add(1, std::memory_order_relaxed);
+        return *call;
+      }
+    }
+  }
+  bucket.push_back(Prepare(op_name, inputs, attrs, is_train));
+  return *bucket.back();
+}
+
+// Whether the kernel can write straight into `out`: its only output, of out's shape and
+// dtype, aligned, and not overlapping an input (a kernel may read an input after writing).
+bool WritesInto(const detail::CompiledGraph& compiled, const NDArray& out, std::span<const NDArray> inputs) {
+  const auto& specs = compiled.executor->outputs();
+  const Tensor& target = out.tensor();
+  if (specs.size() != 1 || specs[0].dtype != target.dtype() || specs[0].shape != target.shape() ||
+      reinterpret_cast<uintptr_t>(target.data()) % 64 != 0) {
+    return false;
+  }
+  const auto* begin = static_cast<const char*>(target.data());
+  const auto* end = begin + target.nbytes();
+  return std::none_of(inputs.begin(), inputs.end(), [&](const NDArray& input) {
+    const auto* first = static_cast<const char*>(input.tensor().data());
+    return first < end && begin < first + input.tensor().nbytes();
+  });
+}
+
+// Runs the operator; with a defined `out`, output 0 lands in its memory.
+std::vector<NDArray> Dispatch(std::string_view op_name, std::span<const NDArray> inputs, const AttrMap& attrs,
+                              NDArray* out) {
+  const bool is_train = autograd::IsTraining();
+  const PreparedCall& call = Lookup(op_name, inputs, attrs, is_train);
+  std::vector<NDArray> with_step;
+  if (call.dropout_step) {
+    with_step.assign(inputs.begin(), inputs.end());
+    with_step.push_back(random::NextDropoutStep());
+  }
+  const std::span<const NDArray> arrays = call.dropout_step ? std::span<const NDArray>(with_step) : inputs;
+  std::vector<Tensor> values;
+  values.reserve(arrays.size());
+  for (const NDArray& array : arrays) values.push_back(array.tensor());
+  const Context ctx = inputs.empty() ? Context::cpu() : inputs[0].context();
   std::vector<NDArray> outputs;
-  for (Tensor& tensor : detail::Run(*compiled, values))
-    outputs.emplace_back(std::move(tensor), inputs.empty() ? Context::cpu() : inputs[0].context());
-  autograd::RecordOp(op, parsed, is_train, inputs, outputs);
+  outputs.reserve(call.compiled->executor->outputs().size());
+  if (out != nullptr && out->defined()) {
+    const Shape& result = call.compiled->executor->outputs().at(0).shape;
+    if (out->shape() != result) {
+      throw Error(std::string(op_name) + ": out= has shape " + ShapeToString(out->shape()) + ", the result " +
+                  ShapeToString(result));
+    }
+    if (WritesInto(*call.compiled, *out, inputs)) {
+      detail::Run(*call.compiled, values, {out->tensor()});
+      outputs.push_back(*out);
+    } else {
+      std::vector<Tensor> results = detail::Run(*call.compiled, values);
+      detail::CopyInto(results.at(0), out->chunk().data);
+      outputs.push_back(*out);
+      for (size_t k = 1; k < results.size(); ++k) outputs.emplace_back(std::move(results[k]), ctx);
+    }
+  } else {
+    for (Tensor& tensor : detail::Run(*call.compiled, values)) outputs.emplace_back(std::move(tensor), ctx);
+  }
+  if (out != nullptr && out->defined()) {
+    // The written array now stands for this result: recorded below, or cut from the tape.
+    out->chunk().producer = nullptr;
+    out->chunk().output_index = 0;
+  }
+  autograd::RecordOp(*call.op, call.parsed, is_train, arrays, outputs);
   return outputs;
 }
 
-NDArray Invoke(const std::string& op_name, const std::vector<NDArray>& inputs, const AttrMap& attrs, NDArray* out) {
+}  // namespace
+
+std::vector<NDArray> InvokeAll(std::string_view op_name, const std::vector<NDArray>& inputs, const AttrMap& attrs) {
+  return Dispatch(op_name, inputs, attrs, nullptr);
+}
+
+NDArray Invoke(std::string_view op_name, const std::vector<NDArray>& inputs, const AttrMap& attrs, NDArray* out) {
   if (out != nullptr && out->defined() && autograd::IsRecording()) {
     for (const NDArray& input : inputs) {
       // The tape keeps inputs by handle: overwriting one would make its gradient wrong.
       if (input.chunk_ptr() == out->chunk_ptr()) {
-        throw Error(op_name + ": out= is one of the inputs, which autograd cannot record");
+        throw Error(std::string(op_name) + ": out= is one of the inputs, which autograd cannot record");
       }
     }
   }
-  std::vector<NDArray> outputs = InvokeAll(op_name, inputs, attrs);
-  if (out == nullptr) return outputs.at(0);
-  if (!out->defined()) {
-    *out = outputs.at(0);
-    return *out;
-  }
-  const NDArray& result = outputs.at(0);
-  if (out->shape() != result.shape()) {
-    throw Error(op_name + ": out= has shape " + ShapeToString(out->shape()) + ", the result " +
-                ShapeToString(result.shape()));
-  }
-  detail::CopyInto(result.tensor(), out->chunk().data);
-  // The written array now stands for the recorded result.
-  out->chunk().producer = result.chunk().producer;
-  out->chunk().output_index = result.chunk().output_index;
-  return *out;
+  std::vector<NDArray> outputs = Dispatch(op_name, inputs, attrs, out);
+  if (out != nullptr && !out->defined()) *out = outputs.at(0);
+  return outputs.at(0);
 }
 
 }  // namespace kiln::nd

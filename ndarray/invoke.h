@@ -1,7 +1,9 @@
 // Operator calls on NDArrays: every call runs compiled code. A kernel cache keyed by
 // (operator, canonical attributes, input shapes and dtypes, training mode) holds one
 // compiled one-node graph per key: the first call compiles it with the LLVM JIT (or
-// loads it from the on-disk CompileCache), later calls only run it.
+// loads it from the on-disk CompileCache), later calls only run it. In front of it,
+// each thread keeps its calls resolved (hashed by operator name, attributes as given,
+// mode, input shapes and dtypes): a repeated call parses, infers and locks nothing.
 #pragma once
 
 #include <cstdint>
@@ -9,6 +11,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "graph/attrs.h"
@@ -23,11 +26,10 @@ namespace kiln::nd {
 // expected and given shapes. With `out`, output 0 is written into *out (same shape;
 // MXNet's out= forms) and *out is returned. An operator with a num_args attribute
 // gets the input count when it is not given.
-NDArray Invoke(const std::string& op_name, const std::vector<NDArray>& inputs, const AttrMap& attrs = {},
+NDArray Invoke(std::string_view op_name, const std::vector<NDArray>& inputs, const AttrMap& attrs = {},
                NDArray* out = nullptr);
 // Every output of the operator.
-std::vector<NDArray> InvokeAll(const std::string& op_name, const std::vector<NDArray>& inputs,
-                               const AttrMap& attrs = {});
+std::vector<NDArray> InvokeAll(std::string_view op_name, const std::vector<NDArray>& inputs, const AttrMap& attrs = {});
 
 // The on-disk cache of compiled kernels; "" keeps kernels in memory only. The default is
 // CompileCache::DefaultDir() ("" when KILN_CACHE_DIR=off).
@@ -58,8 +60,10 @@ std::shared_ptr<const CompiledGraph> GetOrCompile(const std::string& key, const 
                                                   const std::vector<std::string>& input_names,
                                                   const std::vector<TensorSpec>& input_specs, bool is_train);
 // Runs `compiled` on `values` (in input_names order); inputs the graph mutates are
-// updated in the caller's memory.
-std::vector<Tensor> Run(const CompiledGraph& compiled, const std::vector<Tensor>& values);
+// updated in the caller's memory. With `outputs` (the executor's output shapes and
+// dtypes, sharing no memory with the inputs), the results are written there.
+std::vector<Tensor> Run(const CompiledGraph& compiled, const std::vector<Tensor>& values,
+                        std::vector<Tensor> outputs = {});
 // The attributes as canonical text (sorted, MXNet's spelling): part of cache keys.
 std::string CanonicalAttrs(const Attrs& attrs);
 }  // namespace detail

@@ -581,4 +581,42 @@ TEST_CASE("dispatch overhead of a cached small operator", "[ndarray][timing]") {
   // Reported, not asserted: timings depend on the machine.
   WARN("elemwise_add on 10 elements, cached: " << elapsed.count() / kCalls << " us per call over " << kCalls
                                                << " calls");
+  // out= reuses the output buffer: the kernel writes into z's memory.
+  nd::NDArray z = nd::zeros({10});
+  const void* buffer = z.tensor().data();
+  const auto start_out = std::chrono::steady_clock::now();
+  for (int i = 0; i < kCalls; ++i) nd::elemwise_add(x, y, {}, &z);
+  const std::chrono::duration<double, std::micro> elapsed_out = std::chrono::steady_clock::now() - start_out;
+  CHECK(z.tensor().data() == buffer);
+  CHECK(z.tensor().ToDoubles() == nd::elemwise_add(x, y).tensor().ToDoubles());
+  WARN("elemwise_add on 10 elements, cached, out=: " << elapsed_out.count() / kCalls << " us per call");
+}
+
+TEST_CASE("repeated calls hit the per-thread table, which ClearKernelCache empties", "[ndarray]") {
+  MemoryCache memory;
+  nd::ClearKernelCache();
+  const nd::NDArray x = nd::arange(0, 6).Reshape({2, 3});
+  const std::vector<double> first = nd::_plus_scalar(x, {{"scalar", 2}}).tensor().ToDoubles();
+  CHECK(nd::GetKernelCacheStats().compiles == 1);
+  // Other attribute values, shapes or dtypes are other calls.
+  CHECK(nd::_plus_scalar(x, {{"scalar", 3}}).tensor().ToDoubles()[0] == 3);
+  CHECK(nd::_plus_scalar(x.Reshape({3, 2}), {{"scalar", 2}}).shape() == Shape{3, 2});
+  CHECK(
+      nd::_plus_scalar(nd::arange(0, 6, 1, nd::Context::cpu(), kiln::DType::kFloat64).Reshape({2, 3}), {{"scalar", 2}})
+          .dtype() == kiln::DType::kFloat64);
+  CHECK(nd::GetKernelCacheStats().compiles == 4);
+  const int64_t hits = nd::GetKernelCacheStats().hits;
+  CHECK(nd::_plus_scalar(x, {{"scalar", 2}}).tensor().ToDoubles() == first);
+  CHECK(nd::GetKernelCacheStats().hits == hits + 1);
+  CHECK(nd::GetKernelCacheStats().compiles == 4);
+  nd::ClearKernelCache();
+  CHECK(nd::_plus_scalar(x, {{"scalar", 2}}).tensor().ToDoubles() == first);
+  CHECK(nd::GetKernelCacheStats().compiles == 1);
+  CHECK(nd::GetKernelCacheStats().hits == 0);
+  // A cached call still checks out=, and in-place (out= an input) is still right.
+  nd::NDArray wrong = nd::zeros({3});
+  CHECK_THROWS_AS(nd::_plus_scalar(x, {{"scalar", 2}}, &wrong), kiln::Error);
+  nd::NDArray inplace = x.Detach().CopyTo(nd::Context::cpu());
+  nd::_plus_scalar(inplace, {{"scalar", 2}}, &inplace);
+  CHECK(inplace.tensor().ToDoubles() == first);
 }
