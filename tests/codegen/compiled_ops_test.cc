@@ -381,7 +381,45 @@ std::map<std::string, std::vector<OpCase>> BuiltInCases() {
                         {"dilate", std::vector<int64_t>{1, 2}},
                         {"pad", std::vector<int64_t>{1, 1}}};
   const AttrMap conv_plain = {{"kernel", std::vector<int64_t>{3, 3}}, {"num_filter", 3}, {"no_bias", true}};
-  cases["_backward_Convolution_data"] = {
+  // float32 runs as GEMMs (im2col / col2im blocks in scratch; 1x1 stride-1 layers in
+  // place where whole images make a chunk): 1x1 layers grouped and strided, odd sizes with
+  // stride, pad and dilation together, planes cut into blocks of rows (64x64, 96x96 with
+  // stride 2), images batched into one product (7x7 planes) with filter blocks, depthwise,
+  // an empty batch (the weight gradient is zero).
+  const auto conv_attrs = [](std::vector<int64_t> kernel, int64_t filters, int64_t groups, std::vector<int64_t> stride,
+                             std::vector<int64_t> pad, std::vector<int64_t> dilate) {
+    return AttrMap{{"kernel", kernel}, {"num_filter", filters}, {"num_group", groups}, {"stride", stride},
+                   {"pad", pad},       {"dilate", dilate}};
+  };
+  const AttrMap pointwise = conv_attrs({1, 1}, 6, 3, {1, 1}, {0, 0}, {1, 1});
+  const AttrMap projection = conv_attrs({1, 1}, 5, 1, {2, 2}, {0, 0}, {1, 1});
+  const AttrMap odd = conv_attrs({3, 3}, 7, 1, {2, 2}, {2, 1}, {2, 1});
+  const AttrMap rows = conv_attrs({3, 3}, 8, 1, {1, 1}, {1, 1}, {1, 1});
+  const AttrMap strided_rows = conv_attrs({3, 3}, 4, 1, {2, 2}, {1, 1}, {1, 1});
+  const AttrMap five = conv_attrs({5, 5}, 8, 1, {1, 1}, {2, 2}, {1, 1});
+  const AttrMap small = conv_attrs({3, 3}, 40, 1, {1, 1}, {0, 0}, {1, 1});
+  const AttrMap grouped_small = conv_attrs({3, 3}, 10, 2, {1, 1}, {1, 1}, {1, 1});
+  const AttrMap depthwise = conv_attrs({3, 3}, 8, 4, {1, 1}, {1, 1}, {1, 1});
+  // Each case: out_grad, data (and weight for the data gradient).
+  struct ConvGradCase {
+    std::string desc;
+    AttrMap attrs;
+    Shape out_grad, data, weight;
+  };
+  const std::vector<ConvGradCase> conv_grad_cases = {
+      {"1x1, groups", pointwise, {2, 6, 5, 7}, {2, 6, 5, 7}, {6, 2, 1, 1}},
+      {"1x1 in place, groups", pointwise, {1, 6, 16, 17}, {1, 6, 16, 17}, {6, 2, 1, 1}},
+      {"1x1, stride 2", projection, {3, 5, 5, 4}, {3, 4, 9, 7}, {5, 4, 1, 1}},
+      {"odd sizes, stride, pad, dilation", odd, {3, 7, 7, 6}, {3, 5, 13, 11}, {7, 5, 3, 3}},
+      {"64x64 planes in blocks of rows", rows, {1, 8, 64, 64}, {1, 32, 64, 64}, {8, 32, 3, 3}},
+      {"96x96, stride 2, blocks of rows", strided_rows, {1, 4, 48, 48}, {1, 16, 96, 96}, {4, 16, 3, 3}},
+      {"5x5, kernel rows split inside a channel", five, {1, 8, 16, 16}, {1, 7, 16, 16}, {8, 7, 5, 5}},
+      {"7x7 planes, images batched, filter blocks", small, {16, 40, 7, 7}, {16, 2, 9, 9}, {40, 2, 3, 3}},
+      {"7x7 planes, images batched, groups", grouped_small, {13, 10, 7, 7}, {13, 6, 7, 7}, {10, 3, 3, 3}},
+      {"depthwise", depthwise, {2, 8, 6, 6}, {2, 4, 6, 6}, {8, 1, 3, 3}},
+      {"empty batch", rows, {0, 8, 5, 5}, {0, 3, 5, 5}, {8, 3, 3, 3}},
+  };
+  std::vector<OpCase> conv_data_cases = {
       {"groups, stride, dilation, pad",
        conv,
        {RandomTensor({2, 4, 4, 5}, 21), RandomTensor({2, 4, 7, 5}, 22), RandomTensor({4, 2, 3, 2}, 23)}},
@@ -390,13 +428,22 @@ std::map<std::string, std::vector<OpCase>> BuiltInCases() {
        {RandomTensor({1, 3, 3, 4}, 24, -1, 1, DType::kFloat64), RandomTensor({1, 2, 5, 6}, 25, -1, 1, DType::kFloat64),
         RandomTensor({3, 2, 3, 3}, 26, -1, 1, DType::kFloat64)}},
   };
-  cases["_backward_Convolution_weight"] = {
+  std::vector<OpCase> conv_weight_cases = {
       {"groups, stride, dilation, pad", conv, {RandomTensor({2, 4, 4, 5}, 27), RandomTensor({2, 4, 7, 5}, 28)}},
       {"float64",
        conv_plain,
        {RandomTensor({1, 3, 3, 4}, 29, -1, 1, DType::kFloat64),
         RandomTensor({1, 2, 5, 6}, 30, -1, 1, DType::kFloat64)}},
   };
+  uint64_t conv_seed = 300;
+  for (const ConvGradCase& c : conv_grad_cases) {
+    const Tensor gy = RandomTensor(c.out_grad, ++conv_seed);
+    const Tensor x = RandomTensor(c.data, ++conv_seed);
+    conv_data_cases.emplace_back(c.desc, c.attrs, std::vector<Tensor>{gy, x, RandomTensor(c.weight, ++conv_seed)});
+    conv_weight_cases.emplace_back(c.desc, c.attrs, std::vector<Tensor>{gy, x});
+  }
+  cases["_backward_Convolution_data"] = std::move(conv_data_cases);
+  cases["_backward_Convolution_weight"] = std::move(conv_weight_cases);
   // Pooling's output comes from the forward, so that max pooling finds its maxima.
   const auto pool_case = [](const std::string& desc, const AttrMap& attrs, const Shape& data, uint64_t seed) {
     const Tensor x = RandomTensor(data, seed);
@@ -421,7 +468,32 @@ std::map<std::string, std::vector<OpCase>> BuiltInCases() {
                 {{"kernel", std::vector<int64_t>{3, 3}}, {"pad", std::vector<int64_t>{1, 1}}, {"pool_type", "avg"}},
                 {1, 2, 4, 5}, 35),
       pool_case("sum, global", {{"global_pool", true}, {"pool_type", "sum"}}, {2, 2, 3, 4}, 37),
+      pool_case("max 2x2 stride 2, odd width",
+                {{"kernel", std::vector<int64_t>{2, 2}}, {"stride", std::vector<int64_t>{2, 2}}}, {2, 3, 8, 9}, 39),
+      pool_case("avg, global 7x7", {{"global_pool", true}, {"pool_type", "avg"}}, {2, 3, 7, 7}, 41),
+      pool_case("float64 max 3x3 stride 2 pad 1",
+                {{"kernel", std::vector<int64_t>{3, 3}},
+                 {"stride", std::vector<int64_t>{2, 2}},
+                 {"pad", std::vector<int64_t>{1, 1}}},
+                {2, 2, 9, 8}, 43),
   };
+  {
+    // Ties: the first tap (row-major) equal to the maximum takes the gradient.
+    const AttrMap attrs = {{"kernel", std::vector<int64_t>{3, 3}}, {"stride", std::vector<int64_t>{1, 1}}};
+    std::vector<double> values;
+    for (int i = 0; i < 2 * 7 * 6; ++i) values.push_back((i * 7) % 5);
+    const Tensor x = Values({1, 2, 7, 6}, values);
+    const Tensor y = RunOp("Pooling", {x}, attrs)[0];
+    cases["_backward_Pooling"].emplace_back("max 3x3 stride 1, ties", attrs,
+                                            std::vector<Tensor>{RandomTensor(y.shape(), 45), x, y});
+    // float64 (the reference's accumulation order does not matter at this size).
+    for (OpCase& c : cases["_backward_Pooling"]) {
+      if (c.desc.starts_with("float64")) {
+        for (Tensor& t : c.inputs) t = Values(t.shape(), t.ToDoubles(), DType::kFloat64);
+        c.inputs[2] = RunOp("Pooling", {c.inputs[1]}, c.attrs)[0];
+      }
+    }
+  }
   // The fused optimizer updates (ops/optimizer.cc): weight, grad and states of `shape`
   // (n >= 1 >= g^2 keeps the centered RMSProp's root real), then lr (and eta).
   const auto update_case = [](const std::string& op, const std::string& desc, const AttrMap& attrs, const Shape& shape,
