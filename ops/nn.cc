@@ -2222,12 +2222,28 @@ void ConvolutionGradient(GradientContext& ctx) {
   if (!ctx.attrs.Bool("no_bias")) ctx.SetInputGrad(2, ctx.Apply("sum", {g}, {{"axis", {0, 2, 3}}}));
 }
 
+// lp pooling, y = (sum of x^p over the window)^(1/p) (p = 1, 2, 3, as the forward): each
+// x's gradient is x^(p-1) times the sum, over the windows holding it, of g / y^(p-1), i.e.
+// sum pooling's backward of g / y^(p-1), times x^(p-1).
 void PoolingGradient(GradientContext& ctx) {
-  if (ctx.attrs.Str("pool_type") == "lp") {
-    throw Error("Pooling's gradient: attribute 'pool_type': expected max, avg or sum, given lp");
+  const NodeEntry& x = ctx.inputs[0];
+  const NodeEntry& y = ctx.outputs[0];
+  AttrMap attrs = ForwardAttrs(ctx);
+  if (ctx.attrs.Str("pool_type") != "lp") {
+    ctx.SetInputGrad(0, ctx.Apply("_backward_Pooling", {ctx.OutputGrad(0), x, y}, attrs));
+    return;
   }
-  ctx.SetInputGrad(
-      0, ctx.Apply("_backward_Pooling", {ctx.OutputGrad(0), ctx.inputs[0], ctx.outputs[0]}, ForwardAttrs(ctx)));
+  const int64_t p = ctx.attrs.Int("p_value");
+  for (auto& [key, value] : attrs) {
+    if (key == "pool_type") value = AttrArg("sum");
+  }
+  NodeEntry g = ctx.OutputGrad(0);
+  if (p == 2) g = ctx.Apply("elemwise_div", {g, y});
+  if (p == 3) g = ctx.Apply("elemwise_div", {g, ctx.Apply("square", {y})});
+  NodeEntry dx = ctx.Apply("_backward_Pooling", {g, x, y}, attrs);
+  if (p == 2) dx = ctx.Apply("elemwise_mul", {dx, x});
+  if (p == 3) dx = ctx.Apply("elemwise_mul", {dx, ctx.Apply("square", {x})});
+  ctx.SetInputGrad(0, dx);
 }
 
 // Composed from registered operators on the channel statistics, kept as (1, .., C, .., 1)

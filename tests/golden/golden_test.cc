@@ -254,7 +254,6 @@ const std::vector<KnownDifference> kGradientSkips = {
      "deliberate: MXNet 1.9.1's selu gradient below 0 is lambda * (alpha + y) (mshadow_op.h selu_grad), not the "
      "derivative lambda * alpha * exp(x) = y + lambda * alpha; kiln keeps the derivative (finite differences check "
      "it)"},
-    {"Pooling", "lp p_value 2", "kiln has no gradient for lp pooling (its gradient accepts only max, avg and sum)"},
 };
 
 const KnownDifference* FindGradientSkip(const std::string& op, const std::string& desc) {
