@@ -497,6 +497,11 @@ int64_t RoundUpTo(int64_t a, int64_t b) {
 struct ConvGeometry {
   int64_t batch, channels, height, width, filters, out_h, out_w, groups, group_in, group_out;
   Pair k, s, d, p;
+
+  int64_t taps() const { return k.h * k.w; }                // kernel positions
+  int64_t group_taps() const { return group_in * taps(); }  // K of a group's product
+  int64_t in_plane() const { return height * width; }
+  int64_t out_plane() const { return out_h * out_w; }
 };
 
 // The convolution geometry of a data shape and an output (or output-gradient) shape.
@@ -1643,14 +1648,14 @@ bool PointwiseConv(const ConvGeometry& g) {
 }
 
 int64_t BackwardTasksWanted(const ConvGeometry& g) {
-  const int64_t macs = g.batch * g.filters * g.group_in * g.k.h * g.k.w * g.out_h * g.out_w;
+  const int64_t macs = g.batch * g.filters * g.group_taps() * g.out_plane();
   return std::clamp<int64_t>(macs / kMinTaskMacs, 1, kMaxBackwardTasks);
 }
 
 // Images per chunk where an image has few positions (the im2col or dcol block of `taps`
 // rows, and `copied` rows of out_grad beside it, within the budget), else 1.
 int64_t ChunkImages(const ConvGeometry& g, int64_t taps, int64_t copied) {
-  const int64_t plane = g.out_h * g.out_w;
+  const int64_t plane = g.out_plane();
   if (plane >= kMinGemmPositions || g.batch == 1) return 1;
   return std::clamp<int64_t>(std::min(CeilDivInt(kMinGemmPositions, plane), kColBudget / ((taps + copied) * plane)), 1,
                              g.batch);
@@ -1715,7 +1720,7 @@ Stmt TaskLoop(int64_t items, int64_t tasks, const std::function<Stmt(const Expr&
 // side by side: block[f][img P + q] = gy[n0 + img][first_filter + f][q].
 Stmt CopyOutGradBlock(const ConvGeometry& g, const kir::Buffer& gy, const Chunking& chunk, const Expr& first_filter,
                       const Expr& filters, const kir::Buffer& block, const Expr& block_at) {
-  const int64_t plane = g.out_h * g.out_w;
+  const int64_t plane = g.out_plane();
   const Expr f = kir::Var("f"), img = kir::Var("img"), q = kir::Var("q");
   return Loop(
       f, Int(0), filters,
@@ -1735,10 +1740,10 @@ Stmt ConvWeightGradGemm(const ConvGeometry& g, LowerContext& ctx) {
   const kir::Buffer& gy = ctx.inputs[0];
   const kir::Buffer& x = ctx.inputs[1];
   const kir::Buffer& dw = ctx.outputs[0];
-  const int64_t kk = g.k.h * g.k.w;
-  const int64_t group_k = g.group_in * kk;
-  const int64_t plane = g.out_h * g.out_w;
-  const int64_t in_plane = g.height * g.width;
+  const int64_t kk = g.taps();
+  const int64_t group_k = g.group_taps();
+  const int64_t plane = g.out_plane();
+  const int64_t in_plane = g.in_plane();
 
   const int64_t want = BackwardTasksWanted(g);
   const int64_t per_group = CeilDivInt(want, g.groups);
@@ -1841,10 +1846,10 @@ Stmt ConvDataGradGemm(const ConvGeometry& g, LowerContext& ctx) {
   const kir::Buffer& gy = ctx.inputs[0];
   const kir::Buffer& w = ctx.inputs[2];
   const kir::Buffer& dx = ctx.outputs[0];
-  const int64_t kk = g.k.h * g.k.w;
-  const int64_t group_k = g.group_in * kk;
-  const int64_t plane = g.out_h * g.out_w;
-  const int64_t in_plane = g.height * g.width;
+  const int64_t kk = g.taps();
+  const int64_t group_k = g.group_taps();
+  const int64_t plane = g.out_plane();
+  const int64_t in_plane = g.in_plane();
 
   const int64_t want = BackwardTasksWanted(g);
   // Images per chunk as the positions ask; then channel blocks as the parallelism and the
