@@ -13,7 +13,8 @@
 #   --runs N       stop each target after N executions (with --seconds: whichever first)
 #   --report FILE  rewrite the figures table of FILE (docs/RELIABILITY.md)
 #   --keep DIR     keep the grown corpora and the logs in DIR/<target>/
-#   TARGET         npy params graph graph_text artifact executor onnx attrs shape cli keys (all by default)
+#   TARGET         npy params graph graph_text artifact executor onnx attrs shape cli keys mxnet_symbol
+#                  initializer optimizer idx (all by default)
 #
 # Crashes are left in a scratch directory that is named in the output, with the
 # command that replays them. The build shares the disk cache with the main build but
@@ -23,7 +24,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
-ALL_TARGETS=(npy params graph graph_text artifact executor onnx attrs shape cli keys mxnet_symbol initializer optimizer)
+ALL_TARGETS=(npy params graph graph_text artifact executor onnx attrs shape cli keys mxnet_symbol initializer optimizer idx)
 seconds=""
 runs=""
 report=""

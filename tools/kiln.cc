@@ -1,5 +1,8 @@
 // The kiln command line: a thin main over the libraries. The grammar (options and their
 // checks) is tools/cli/command_line; this file runs what it parsed.
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -432,9 +435,9 @@ std::vector<std::string> UnboundWeights(const Graph& graph, const proto::Artifac
 }
 
 std::string JoinNames(const std::vector<std::string>& names, size_t at_most = 8) {
-  std::string text;
-  for (size_t i = 0; i < names.size() && i < at_most; ++i) text += (i ? ", " : "") + names[i];
-  if (names.size() > at_most) text += ", ... (" + std::to_string(names.size()) + " in all)";
+  const auto shown = static_cast<std::ptrdiff_t>(std::min(names.size(), at_most));
+  std::string text = fmt::format("{}", fmt::join(names.begin(), names.begin() + shown, ", "));
+  if (names.size() > at_most) text += fmt::format(", ... ({} in all)", names.size());
   return text;
 }
 

@@ -1,5 +1,8 @@
 #include "train/initializer.h"
 
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
 #include <algorithm>
 #include <cctype>
 #include <charconv>
@@ -228,12 +231,6 @@ std::string Lower(std::string_view text) {
   return out;
 }
 
-std::string Join(const std::vector<std::string>& items, std::string_view sep) {
-  std::string out;
-  for (size_t i = 0; i < items.size(); ++i) out += (i ? std::string(sep) : "") + items[i];
-  return out;
-}
-
 // A spec's arguments bound to one initializer's parameter names.
 class Args {
  public:
@@ -253,15 +250,15 @@ class Args {
         // Positional, as Python allows: only before keywords, in constructor order.
         if (seen_keyword) Fail("a positional argument '" + std::string(item) + "' after keyword arguments");
         if (positional >= params_.size()) {
-          Fail("at most " + std::to_string(params_.size()) + " arguments (" + Join(params_, ", ") + "), given " +
-               std::to_string(positional + 1) + " or more");
+          Fail(fmt::format("at most {} arguments ({}), given {} or more", params_.size(), fmt::join(params_, ", "),
+                           positional + 1));
         }
         key = params_[positional++];
       } else {
         seen_keyword = true;
         key = Lower(Trim(item.substr(0, eq)));
         if (std::find(params_.begin(), params_.end(), key) == params_.end()) {
-          Fail("an argument named one of (" + Join(params_, ", ") + "), given '" + key + "'");
+          Fail(fmt::format("an argument named one of ({}), given '{}'", fmt::join(params_, ", "), key));
         }
       }
       std::string value = Unquote(Trim(eq == std::string_view::npos ? item : item.substr(eq + 1)));
@@ -299,7 +296,7 @@ class Args {
     if (it == values_.end()) return fallback;
     const std::string value = Lower(it->second);
     if (std::find(choices.begin(), choices.end(), value) == choices.end()) {
-      Fail(key + " to be one of (" + Join(choices, ", ") + "), given '" + Abbreviate(it->second) + "'");
+      Fail(fmt::format("{} to be one of ({}), given '{}'", key, fmt::join(choices, ", "), Abbreviate(it->second)));
     }
     return value;
   }
@@ -408,6 +405,39 @@ std::unique_ptr<Initializer> MakeInitializer(const std::string& spec) {
   throw Error("initializer '" + Abbreviate(spec) +
               "': expected one of zero, one, constant, uniform, normal, xavier, msra_prelu, orthogonal; given '" +
               Abbreviate(kind) + "'");
+}
+
+std::map<std::string, Tensor> InitializeParams(const std::vector<std::string>& names,
+                                               const std::vector<std::optional<Shape>>& shapes,
+                                               const std::vector<std::string>& inputs,
+                                               const std::map<std::string, Tensor>& given, bool allow_missing,
+                                               const Initializer& initializer, std::mt19937_64& rng,
+                                               const std::string& context) {
+  if (shapes.size() != names.size()) {
+    throw Error(context + ": expected a shape for each of the " + std::to_string(names.size()) + " parameters, given " +
+                std::to_string(shapes.size()));
+  }
+  std::map<std::string, Tensor> params;
+  for (size_t i = 0; i < names.size(); ++i) {
+    const std::string& name = names[i];
+    if (std::find(inputs.begin(), inputs.end(), name) != inputs.end()) continue;
+    if (!shapes[i]) throw Error(context + ": the shape of parameter '" + name + "' cannot be inferred");
+    if (const auto it = given.find(name); it != given.end()) {
+      if (it->second.shape() != *shapes[i]) {
+        throw Error(context + ": parameter '" + name + "': expected shape " + ShapeToString(*shapes[i]) + ", given " +
+                    ShapeToString(it->second.shape()));
+      }
+      params[name] = it->second.Clone();
+      continue;
+    }
+    if (!given.empty() && !allow_missing) {
+      throw Error(context + ": parameter '" + name + "' is missing from the given parameters");
+    }
+    Tensor value(*shapes[i], DType::kFloat32);
+    initializer.Init(name, value, rng);
+    params[name] = value;
+  }
+  return params;
 }
 
 }  // namespace kiln

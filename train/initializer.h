@@ -3,9 +3,12 @@
 // transforms, so a seed gives the same parameters with every standard library.
 #pragma once
 
+#include <map>
 #include <memory>
+#include <optional>
 #include <random>
 #include <string>
+#include <vector>
 
 #include "runtime/tensor.h"
 
@@ -44,5 +47,20 @@ std::unique_ptr<Initializer> MakeInitializer(const std::string& spec);
 // fewer than two dimensions, as MXNet does.
 double XavierScale(const Shape& shape, const std::string& factor_type, double magnitude,
                    const std::string& name = "array");
+
+// A graph's parameters or auxiliary states, as Module.init_params and `kiln train` make
+// them. For each of `names` (with `shapes`, one each, as shape inference gives them) but
+// the data and labels in `inputs`: a copy of `given`'s value where it has one (its shape
+// must match), else a float32 tensor that `initializer` fills by its rule by name (Init:
+// weights drawn from `rng` in the order of `names`, moving_mean zero, moving_var one...).
+// With `allow_missing` false, a `given` that is not empty must hold every name. Throws
+// kiln::Error starting with `context` for a shape not inferred, a given value of another
+// shape or a missing one.
+std::map<std::string, Tensor> InitializeParams(const std::vector<std::string>& names,
+                                               const std::vector<std::optional<Shape>>& shapes,
+                                               const std::vector<std::string>& inputs,
+                                               const std::map<std::string, Tensor>& given, bool allow_missing,
+                                               const Initializer& initializer, std::mt19937_64& rng,
+                                               const std::string& context);
 
 }  // namespace kiln

@@ -1,5 +1,8 @@
 #include "train/lr_scheduler.h"
 
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
 #include <algorithm>
 #include <charconv>
 #include <cmath>
@@ -28,12 +31,6 @@ std::string_view Trim(std::string_view text) {
   return text.substr(first, text.find_last_not_of(" \t") - first + 1);
 }
 
-std::string Join(const std::vector<std::string>& items, const std::string& separator) {
-  std::string text;
-  for (const auto& item : items) text += (text.empty() ? "" : separator) + item;
-  return text;
-}
-
 const std::vector<std::string> kKinds = {"constant", "factor", "multifactor", "poly", "cosine"};
 const std::vector<std::string> kWarmupKeys = {"warmup_steps", "warmup_begin_lr", "warmup_mode"};
 
@@ -57,7 +54,7 @@ class Spec {
     kind_ = Trim(std::string_view(spec).substr(0, colon));
     if (kind_.empty()) kind_ = "constant";
     if (std::find(kKinds.begin(), kKinds.end(), kind_) == kKinds.end()) {
-      Fail("unknown kind '" + kind_ + "' (expected " + Join(kKinds, ", ") + ")");
+      Fail(fmt::format("unknown kind '{}' (expected {})", kind_, fmt::join(kKinds, ", ")));
     }
     if (colon == std::string::npos) return;
     const std::vector<std::string> known = KeysOf(kind_);
@@ -79,7 +76,7 @@ class Spec {
       const std::string key(Trim(item.substr(0, eq)));
       const std::string value(Trim(item.substr(eq + 1)));
       if (std::find(known.begin(), known.end(), key) == known.end()) {
-        Fail("unknown key '" + key + "' for " + kind_ + " (known: " + Join(known, ", ") + ")");
+        Fail(fmt::format("unknown key '{}' for {} (known: {})", key, kind_, fmt::join(known, ", ")));
       }
       if (values_.count(key) != 0) Fail("key '" + key + "' given twice");
       if (value.empty()) Fail("key '" + key + "': no value");
@@ -230,9 +227,7 @@ class MultiFactorScheduler final : public LrScheduler {
       : LrScheduler(base_lr, warmup), steps_(std::move(steps)), factor_(factor) {}
 
   std::string ToString() const override {
-    std::vector<std::string> steps;
-    for (const int64_t step : steps_) steps.push_back(std::to_string(step));
-    return "multifactor:step=" + Join(steps, ";") + ",factor=" + Format(factor_) + WarmupKeys();
+    return fmt::format("multifactor:step={},factor={}{}", fmt::join(steps_, ";"), Format(factor_), WarmupKeys());
   }
 
  private:

@@ -123,34 +123,14 @@ void Module::InitParams(const std::string& initializer, const std::map<std::stri
   const auto shapes = symbol_.InferShape(known);
   const auto init = MakeInitializer(initializer);
   std::mt19937_64 rng(seed);
-  const auto fill = [&](const std::vector<std::string>& names, const std::vector<ShapeSlot>& slots,
-                        const std::map<std::string, Tensor>& given, std::map<std::string, Tensor>& params) {
-    std::map<std::string, Tensor> filled;
-    for (size_t i = 0; i < names.size(); ++i) {
-      const std::string& name = names[i];
-      if (IsData(name)) continue;
-      if (!slots[i]) throw Error("Module::InitParams: the shape of '" + name + "' cannot be inferred");
-      if (const auto it = given.find(name); it != given.end()) {
-        if (it->second.shape() != *slots[i]) {
-          throw Error("Module::InitParams: parameter '" + name + "': expected shape " + ShapeToString(*slots[i]) +
-                      ", given " + ShapeToString(it->second.shape()));
-        }
-        filled[name] = it->second.Clone();
-        continue;
-      }
-      if (!given.empty() && !allow_missing) {
-        throw Error("Module::InitParams: parameter '" + name + "' is missing from the given parameters");
-      }
-      Tensor value(*slots[i], DType::kFloat32);
-      init->Init(name, value, rng);
-      filled[name] = value;
-    }
-    params = std::move(filled);
-  };
+  std::vector<std::string> inputs = data_names_;
+  inputs.insert(inputs.end(), label_names_.begin(), label_names_.end());
   const std::map<std::string, Tensor>& given_args = arg_params.empty() ? preset_args_ : arg_params;
   const std::map<std::string, Tensor>& given_aux = aux_params.empty() ? preset_aux_ : aux_params;
-  fill(symbol_.ListArguments(), shapes.arguments, given_args, arg_params_);
-  fill(symbol_.ListAuxiliaryStates(), shapes.aux, given_aux, aux_params_);
+  arg_params_ = InitializeParams(symbol_.ListArguments(), shapes.arguments, inputs, given_args, allow_missing, *init,
+                                 rng, "Module::InitParams");
+  aux_params_ = InitializeParams(symbol_.ListAuxiliaryStates(), shapes.aux, inputs, given_aux, allow_missing, *init,
+                                 rng, "Module::InitParams");
   params_initialized_ = true;
   params_stale_ = false;
   seed_ = seed;

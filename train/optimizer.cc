@@ -1,5 +1,8 @@
 #include "train/optimizer.h"
 
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
 #include <algorithm>
 #include <cmath>
 #include <sstream>
@@ -27,19 +30,13 @@ bool ParseBool(const std::string& key, const std::string& text) {
   throw Error("optimizer option '" + key + "': expected true or false, given '" + text + "'");
 }
 
-std::string Join(const std::vector<std::string>& names) {
-  std::string joined;
-  for (const auto& name : names) joined += (joined.empty() ? "" : ", ") + name;
-  return joined;
-}
-
 }  // namespace
 
 OptimizerConfig ParseOptimizer(const std::string& name, const std::string& options) {
   OptimizerConfig config;
   config.name = name;
   if (std::find(kOptimizers.begin(), kOptimizers.end(), name) == kOptimizers.end()) {
-    throw Error("unknown optimizer '" + name + "'; kiln has " + Join(kOptimizers));
+    throw Error(fmt::format("unknown optimizer '{}'; kiln has {}", name, fmt::join(kOptimizers, ", ")));
   }
   if (name == "adam" || name == "adamw" || name == "rmsprop") config.learning_rate = 0.001;
   std::map<std::string, double*> numbers = {{"lr", &config.learning_rate},
@@ -72,7 +69,7 @@ OptimizerConfig ParseOptimizer(const std::string& name, const std::string& optio
     } else {
       std::vector<std::string> keys = {"centered", "lr_scheduler"};
       for (const auto& [known, unused] : numbers) keys.push_back(known);
-      throw Error("unknown optimizer option '" + key + "'; the options are " + Join(keys));
+      throw Error(fmt::format("unknown optimizer option '{}'; the options are {}", key, fmt::join(keys, ", ")));
     }
   }
   if (config.learning_rate < 0) {

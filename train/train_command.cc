@@ -1,5 +1,8 @@
 #include "train/train_command.h"
 
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
@@ -30,12 +33,6 @@ const std::map<std::string, LossLayer> kLosses = {
     {"l2", {"LinearRegressionOutput", "mse"}},
     {"l1", {"MAERegressionOutput", "mae"}},
 };
-
-std::string Join(const std::vector<std::string>& names) {
-  std::string joined;
-  for (const auto& name : names) joined += (joined.empty() ? "" : ", ") + name;
-  return joined;
-}
 
 // Variables that some operator reads as a label (loss layers' label inputs).
 std::vector<std::string> LabelVariables(const Graph& graph) {
@@ -121,7 +118,8 @@ void RunTrainCommand(const TrainCommand& command) {
         "LogisticRegressionOutput, MAERegressionOutput); give --loss softmax_ce|l2|l1");
   }
   if (labels.size() > 1)
-    throw Error("train: the model reads several labels (" + Join(labels) + "); kiln train takes one");
+    throw Error(
+        fmt::format("train: the model reads several labels ({}); kiln train takes one", fmt::join(labels, ", ")));
   const std::string& label_name = labels[0];
   std::string data_name = command.data_name;
   if (data_name.empty()) {
@@ -132,8 +130,10 @@ void RunTrainCommand(const TrainCommand& command) {
     if (candidates.size() == 1 || std::count(candidates.begin(), candidates.end(), "data") == 1) {
       data_name = candidates.size() == 1 ? candidates[0] : "data";
     } else {
-      throw Error("train: cannot tell the data input among the inputs without values {" + Join(candidates) +
-                  "}; name it with --data-name");
+      throw Error(
+          fmt::format("train: cannot tell the data input among the inputs without values {{{}}}; name it with "
+                      "--data-name",
+                      fmt::join(candidates, ", ")));
     }
   }
 
@@ -145,28 +145,14 @@ void RunTrainCommand(const TrainCommand& command) {
   const auto inferred = symbol.InferShape({{data_name, data_shape}, {label_name, label_shape}});
   const auto init = MakeInitializer(command.init);
   std::mt19937_64 rng(command.seed);
-  std::map<std::string, Tensor> params;
-  const auto initialize = [&](const std::vector<std::string>& names, const std::vector<ShapeSlot>& shapes) {
-    for (size_t i = 0; i < names.size(); ++i) {
-      const std::string& name = names[i];
-      if (name == data_name || name == label_name) continue;
-      if (!shapes[i]) throw Error("train: the shape of parameter '" + name + "' cannot be inferred");
-      if (const auto it = graph.params.find(name); it != graph.params.end()) {
-        if (it->second.shape() != *shapes[i]) {
-          throw Error("parameter '" + name + "': the model needs shape " + ShapeToString(*shapes[i]) + ", given " +
-                      ShapeToString(it->second.shape()));
-        }
-        params[name] = it->second;
-        continue;
-      }
-      Tensor value(*shapes[i], DType::kFloat32);
-      init->Init(name, value, rng);
-      params[name] = value;
-    }
-  };
-  initialize(symbol.ListArguments(), inferred.arguments);
+  std::map<std::string, Tensor> params =
+      InitializeParams(symbol.ListArguments(), inferred.arguments, {data_name, label_name}, graph.params,
+                       /*allow_missing=*/true, *init, rng, "train");
   const std::vector<std::string> aux = symbol.ListAuxiliaryStates();
-  initialize(aux, inferred.aux);
+  for (auto& [name, value] : InitializeParams(aux, inferred.aux, {data_name, label_name}, graph.params,
+                                              /*allow_missing=*/true, *init, rng, "train")) {
+    params[name] = std::move(value);
+  }
 
   TrainStepOptions options;
   options.shapes = {{data_name, data_shape}, {label_name, label_shape}};

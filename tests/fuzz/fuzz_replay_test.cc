@@ -91,8 +91,12 @@ TEST_CASE("fuzz replay: optimizer") {
   Replay("optimizer");
 }
 
+TEST_CASE("fuzz replay: idx") {
+  Replay("idx");
+}
+
 TEST_CASE("fuzz replay: every target has a test case here") {
-  CHECK(std::size(kFuzzTargets) == 14);
+  CHECK(std::size(kFuzzTargets) == 15);
 }
 
 }  // namespace kiln::fuzz

@@ -34,6 +34,7 @@ int FuzzKeys(const uint8_t* data, size_t size);         // key files: ParsePubli
 int FuzzMxnetSymbol(const uint8_t* data, size_t size);  // ImportMxnetJson, then shapes and types
 int FuzzInitializer(const uint8_t* data, size_t size);  // MakeInitializer, InitWeight, ToString
 int FuzzOptimizer(const uint8_t* data, size_t size);    // ParseOptimizer, update rules, MakeLrScheduler
+int FuzzIdx(const uint8_t* data, size_t size);          // ParseIdx (MNIST's IDX files, plain or gzip)
 
 struct FuzzTarget {
   const char* name;  // the directory under corpus/, regressions/ and dict/
@@ -56,6 +57,7 @@ inline constexpr FuzzTarget kFuzzTargets[] = {
     {"mxnet_symbol", FuzzMxnetSymbol},
     {"initializer", FuzzInitializer},
     {"optimizer", FuzzOptimizer},
+    {"idx", FuzzIdx},
 };
 
 // Aborts with `what` on stderr when `ok` is false: an invariant the fuzzer must report.

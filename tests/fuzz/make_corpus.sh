@@ -4,8 +4,9 @@
 # make: tests/fuzz/make_seeds.cc (tensors, parameter files, small graphs, one-node graphs
 # of the MXNet golden cases, compiled artifacts, attribute texts, shape-inference cases,
 # ONNX's backend test models where the Python venv has them), LeNet built by
-# examples:build_lenet and compiled by `kiln compile`, the outputs of `kiln run`, and
-# .npy files written by NumPy (format versions 2 and 3, Fortran order, big-endian).
+# examples:build_lenet and compiled by `kiln compile`, the outputs of `kiln run`, .npy
+# files written by NumPy (format versions 2 and 3, Fortran order, big-endian), and small
+# IDX files (every element type, gzip, cut off).
 # Regression files (tests/fuzz/regressions/) are left alone. Deterministic; commit
 # the result (keep it small: about 1 MB in all).
 #
@@ -58,6 +59,36 @@ done
   done
   printf '"\\x0a"\n'
 } >tests/fuzz/dict/optimizer.dict
+# IDX files (train/data/idx.h): magic 0x0000TTNN, big-endian uint32 dimensions, the
+# elements big-endian; plain and gzip (gzip -n: no name or time, the same bytes each run),
+# and cut-off ones.
+idx="$corpus/idx"
+mkdir -p "$idx"
+printf '\x00\x00\x08\x01\x00\x00\x00\x05\x00\x01\x02\x09\xff' >"$idx/labels_u8_1d"
+printf '\x00\x00\x08\x03\x00\x00\x00\x02\x00\x00\x00\x02\x00\x00\x00\x03\x00\x01\x02\x03\x04\xff\x0a\x14\x1e\x28\x32\x3c' \
+  >"$idx/images_u8_3d"
+printf '\x00\x00\x0d\x02\x00\x00\x00\x02\x00\x00\x00\x02\x3f\x80\x00\x00\xc0\x20\x00\x00\x3f\x00\x00\x00\x7f\x80\x00\x00' \
+  >"$idx/float32_2d"
+printf '\x00\x00\x0e\x01\x00\x00\x00\x02\x3f\xf0\x00\x00\x00\x00\x00\x00\x80\x00\x00\x00\x00\x00\x00\x01' >"$idx/float64_1d"
+printf '\x00\x00\x0b\x01\x00\x00\x00\x02\x80\x00\x7f\xff' >"$idx/int16_1d"
+printf '\x00\x00\x0c\x01\x00\x00\x00\x02\xff\xff\xff\xfe\x00\x01\x00\x00' >"$idx/int32_1d"
+printf '\x00\x00\x09\x00\x80' >"$idx/int8_scalar"
+printf '\x00\x00\x08\x02\x00\x00\x00\x00\x00\x00\x00\x07' >"$idx/u8_empty"
+gzip -n -9 -c "$idx/images_u8_3d" >"$idx/images_u8_3d.gz"
+{ head -c 12 "$idx/images_u8_3d" | gzip -n -9 -c; tail -c +13 "$idx/images_u8_3d" | gzip -n -1 -c; } \
+  >"$idx/images_u8_3d_two_members.gz"
+head -c 20 "$idx/images_u8_3d" >"$idx/images_u8_3d_cut_in_data"
+head -c 10 "$idx/images_u8_3d" >"$idx/images_u8_3d_cut_in_dims"
+head -c 3 "$idx/labels_u8_1d" >"$idx/labels_cut_in_magic"
+gzip -n -9 -c "$idx/float32_2d" | head -c 25 >"$idx/float32_2d_cut.gz"
+{
+  echo "# IDX magic numbers (0x0000TTNN: element type, number of dimensions), dimensions, gzip."
+  for word in '\x00\x00\x08\x01' '\x00\x00\x08\x03' '\x00\x00\x09\x01' '\x00\x00\x0b\x02' '\x00\x00\x0c\x01' \
+    '\x00\x00\x0d\x02' '\x00\x00\x0e\x04' '\x00\x00\x00\x00' '\x00\x00\x00\x01' '\x00\x00\x00\x1c' '\x00\x00\xea\x60' \
+    '\xff\xff\xff\xff' '\x80\x00\x00\x00' '\x1f\x8b\x08\x00' '\x1f\x8b'; do
+    printf '"%s"\n' "$word"
+  done
+} >tests/fuzz/dict/idx.dict
 # Parameter files MXNet 1.9.1 and NumPy wrote (tools/mxnet/gen_params_testdata.py).
 for file in tests/data/mxnet/*.params tests/data/mxnet/*.npz; do
   cp "$file" "$corpus/params/mxnet_$(basename "$file")"

@@ -233,17 +233,15 @@ int main(int argc, char** argv) {
     const auto init = kiln::MakeInitializer("xavier(rnd_type=uniform, factor_type=avg, magnitude=3)");
     std::mt19937_64 rng(0);
     const auto arguments = model.net.ListArguments();
-    for (size_t i = 0; i < arguments.size(); ++i) {
-      if (input_shapes.count(arguments[i])) continue;
-      kiln::Tensor value(*shapes.arguments[i], kiln::DType::kFloat32);
-      init->Init(arguments[i], value, rng);
-      graph.params[arguments[i]] = value;
+    std::vector<std::string> inputs;
+    for (const auto& [name, shape] : input_shapes) inputs.push_back(name);
+    for (auto& [name, value] : kiln::InitializeParams(arguments, shapes.arguments, inputs, {}, /*allow_missing=*/true,
+                                                      *init, rng, "train_bench")) {
+      graph.params[name] = std::move(value);
     }
-    const auto aux = model.net.ListAuxiliaryStates();
-    for (size_t i = 0; i < aux.size(); ++i) {
-      kiln::Tensor value(*shapes.aux[i], kiln::DType::kFloat32);
-      init->Init(aux[i], value, rng);
-      graph.params[aux[i]] = value;
+    for (auto& [name, value] : kiln::InitializeParams(model.net.ListAuxiliaryStates(), shapes.aux, inputs, {},
+                                                      /*allow_missing=*/true, *init, rng, "train_bench")) {
+      graph.params[name] = std::move(value);
     }
     int64_t param_count = 0;
     for (const auto& name : arguments) {
