@@ -21,11 +21,8 @@ GradientContext::GradientContext(const Node& forward, std::vector<Shape> in_shap
 
 std::vector<NodeEntry> GradientContext::ApplyAll(const std::string& op_name, const std::vector<NodeEntry>& in,
                                                  const AttrMap& given) {
-  const OpDef& op = OpRegistry::Global().Get(op_name);
-  std::map<std::string, AttrValue> values;
-  for (const auto& [key, arg] : given) values[key] = arg.value;
-  const std::string name = node.name + "_backward_" + std::to_string(created_++) + "_" + op_name;
-  const NodePtr created = Node::Create(op, name, op.ParseAttrs(values, name), in);
+  const NodePtr created =
+      Node::Create(op_name, node.name + "_backward_" + std::to_string(created_++) + "_" + op_name, given, in);
   std::vector<NodeEntry> entries;
   for (uint32_t i = 0; i < created->num_outputs(); ++i) entries.push_back({created, i});
   return entries;

@@ -29,7 +29,8 @@ NodePtr Node::Create(const OpDef& op, std::string name, Attrs attrs, std::vector
                 " inputs (" + names + "), given " + std::to_string(inputs.size()));
   }
   for (size_t i = 0; i < inputs.size(); ++i) {
-    if (!inputs[i].node) throw Error("operator " + op.name() + " (node '" + name + "'): input '" + expected[i] + "' is empty");
+    if (!inputs[i].node)
+      throw Error("operator " + op.name() + " (node '" + name + "'): input '" + expected[i] + "' is empty");
     if (inputs[i].index >= inputs[i].node->num_outputs()) {
       throw Error("operator " + op.name() + " (node '" + name + "'): input '" + expected[i] + "' refers to output " +
                   std::to_string(inputs[i].index) + " of node '" + inputs[i].node->name + "', which has " +
@@ -42,6 +43,15 @@ NodePtr Node::Create(const OpDef& op, std::string name, Attrs attrs, std::vector
   node->attrs = std::move(attrs);
   node->inputs = std::move(inputs);
   return node;
+}
+
+NodePtr Node::Create(const std::string& op_name, std::string name, const AttrMap& attrs,
+                     std::vector<NodeEntry> inputs) {
+  const OpDef& op = OpRegistry::Global().Get(op_name);
+  std::map<std::string, AttrValue> values;
+  for (const auto& [key, arg] : attrs) values[key] = arg.value;
+  Attrs parsed = op.ParseAttrs(values, name);
+  return Create(op, std::move(name), std::move(parsed), std::move(inputs));
 }
 
 std::vector<NodePtr> TopologicalOrder(const std::vector<NodeEntry>& outputs) {

@@ -50,6 +50,10 @@ struct Node {
                           std::optional<DType> dtype = std::nullopt);
   // Checks the input count against the operator's declaration.
   static NodePtr Create(const OpDef& op, std::string name, Attrs attrs, std::vector<NodeEntry> inputs);
+  // A node of the registered operator `op_name`, its attributes given as values or MXNet
+  // text (parsed, validated and defaulted; errors name the node).
+  static NodePtr Create(const std::string& op_name, std::string name, const AttrMap& attrs,
+                        std::vector<NodeEntry> inputs);
 };
 
 // Nodes in a fixed topological order with dense ids, and entry ids for per-output data

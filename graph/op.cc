@@ -89,6 +89,11 @@ OpDef& OpDef::SetGradient(GradientFn fn) {
   return *this;
 }
 
+OpDef& OpDef::SetAlter(AlterFn fn) {
+  alter_ = std::move(fn);
+  return *this;
+}
+
 std::optional<std::vector<int64_t>> OpDef::Permutation(const Attrs& attrs, size_t ndim) const {
   if (!permutation_) return std::nullopt;
   return permutation_(attrs, ndim);

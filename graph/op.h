@@ -174,6 +174,14 @@ using TransposeFlags = std::vector<std::pair<int, std::string>>;
 struct GradientContext;
 using GradientFn = std::function<void(GradientContext& context)>;
 
+// An equivalent form an operator is better computed as, decided from its inputs' shapes,
+// dtypes and which of them are constants (in the manner of TVM's alter_op_layout): a 3x3
+// convolution with run-time filters becomes a filter transform and a Winograd
+// convolution. The pass alter_operators asks every node; the function sets the
+// replacements of the node's outputs (graph/alter.h) or leaves the node as it is.
+struct AlterContext;
+using AlterFn = std::function<void(AlterContext& context)>;
+
 using NamesFn = std::function<std::vector<std::string>(const Attrs& attrs)>;
 // (input index, output index) pairs whose storage may be shared.
 using InplaceFn = std::function<std::vector<std::pair<int, int>>(const Attrs& attrs)>;
@@ -237,6 +245,7 @@ class OpDef {
   // elementwise producers of input 0 fuse into it.
   OpDef& SetAcceptsPrologue();
   OpDef& SetGradient(GradientFn fn);
+  OpDef& SetAlter(AlterFn fn);
 
   // --- queries ---
   const std::string& name() const { return name_; }
@@ -291,6 +300,7 @@ class OpDef {
   const std::string& scalar_form() const { return scalar_form_; }
   bool accepts_prologue() const { return accepts_prologue_; }
   const GradientFn& gradient() const { return gradient_; }
+  const AlterFn& alter() const { return alter_; }
 
  private:
   std::string name_;
@@ -325,6 +335,7 @@ class OpDef {
   std::string scalar_form_;
   bool accepts_prologue_ = false;
   GradientFn gradient_;
+  AlterFn alter_;
 };
 
 class OpRegistry {

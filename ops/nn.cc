@@ -13,6 +13,7 @@
 #include "graph/op_util.h"
 #include "ops/lower_gemm.h"
 #include "ops/lower_random.h"
+#include "ops/nn_lowering.h"
 #include "runtime/kernel_abi.h"
 #include "runtime/kernels/gemm.h"
 
@@ -23,34 +24,10 @@ namespace {
 using op_util::AssignShape;
 using op_util::AssignType;
 using op_util::ShapeError;
+using namespace nn;  // NOLINT(google-build-using-namespace): the layers' shared lowering vocabulary
 
 std::string PairText(int64_t a, int64_t b) {
   return ShapeToString(Shape{a, b});
-}
-
-// MXNet's layers compute in floating point only. Every input and output takes the data
-// dtype; `names` are the input names, for messages.
-InferTypeFn FloatSameType(std::vector<std::string> names) {
-  return [names = std::move(names)](const Attrs&, std::vector<DTypeSlot>& inputs, std::vector<DTypeSlot>& outputs) {
-    const auto [known, source] = op_util::FirstKnownSlot(inputs, names, inputs.size(), outputs);
-    if (!known) return;
-    if (!IsFloat(*known)) {
-      throw Error(source + ": expected a floating-point dtype (float16, bfloat16, float32, float64), given " +
-                  std::string(DTypeName(*known)));
-    }
-    for (size_t i = 0; i < inputs.size(); ++i) AssignType(inputs[i], *known, "input '" + names[i] + "'");
-    for (auto& slot : outputs) AssignType(slot, *known, "output");
-  };
-}
-
-// A tuple attribute with one entry per spatial dimension (h, w); empty means `fill`.
-struct Pair {
-  int64_t h;
-  int64_t w;
-};
-Pair SpatialPair(const Attrs& attrs, const char* name, int64_t fill) {
-  const auto& values = attrs.Ints(name);
-  return values.empty() ? Pair{fill, fill} : Pair{values[0], values[1]};
 }
 
 void CheckSpatialTuple(const Attrs& attrs, const char* name, const char* op) {
@@ -436,10 +413,6 @@ using kir::Expr;
 using kir::ScalarType;
 using kir::Stmt;
 
-Expr Int(int64_t value) {
-  return Expr(value);
-}
-
 // ceil(a / b) for b > 0 and a of either sign (kir's division truncates toward zero).
 Expr CeilDiv(const Expr& a, int64_t b) {
   return kir::Select(kir::Gt(a, Int(0)), (a + Int(b - 1)) / Int(b), -((-a) / Int(b)));
@@ -459,11 +432,6 @@ Span ValidSpan(const Expr& base, int64_t step, int64_t limit, int64_t count) {
   return {first, kir::Max(Int(0), end - first)};
 }
 
-Stmt Loop(const Expr& var, const Expr& begin, const Expr& extent, Stmt body,
-          kir::LoopKind kind = kir::LoopKind::kSerial) {
-  return kir::For(var, begin, extent, std::move(body), kind);
-}
-
 // --- Convolution: direct loops for depthwise convolutions and dtypes other than float32;
 // otherwise the sconv routine (an implicit-im2col GEMM) on blocks of filters and output
 // positions, in parallel.
@@ -475,53 +443,7 @@ Stmt Loop(const Expr& var, const Expr& begin, const Expr& extent, Stmt body,
 // kMinFilterBlock filters: every task packs its block of the im2col matrix, which costs
 // about what multiplying it by a few dozen filters does.
 constexpr int64_t kMinTaskMacs = int64_t{1} << 17;
-constexpr int64_t kMaxTasks = 64;
 constexpr int64_t kMinPanelCols = 256;
-constexpr int64_t kMinFilterBlock = 96;
-
-int64_t CeilDivInt(int64_t a, int64_t b) {
-  return (a + b - 1) / b;
-}
-
-// A count of parts to cut a layer's work into along one dimension: 1, or even. Tasks run
-// consecutive items and the thread pool gives each thread a contiguous range of tasks,
-// so with two threads an odd count of equal items leaves one thread a whole item more
-// (ResNet-50's stride-2 layers cut in 3 ran 2:1, at 1.7 times ONNX Runtime's time).
-int64_t EvenParts(int64_t parts) {
-  return parts <= 1 ? 1 : parts / 2 * 2;
-}
-int64_t RoundUpTo(int64_t a, int64_t b) {
-  return CeilDivInt(a, b) * b;
-}
-
-struct ConvGeometry {
-  int64_t batch, channels, height, width, filters, out_h, out_w, groups, group_in, group_out;
-  Pair k, s, d, p;
-
-  int64_t taps() const { return k.h * k.w; }                // kernel positions
-  int64_t group_taps() const { return group_in * taps(); }  // K of a group's product
-  int64_t in_plane() const { return height * width; }
-  int64_t out_plane() const { return out_h * out_w; }
-};
-
-// The convolution geometry of a data shape and an output (or output-gradient) shape.
-ConvGeometry ConvGeometryOf(const Attrs& attrs, const Shape& xs, const Shape& ys) {
-  const int64_t groups = attrs.Int("num_group");
-  return {xs[0],
-          xs[1],
-          xs[2],
-          xs[3],
-          ys[1],
-          ys[2],
-          ys[3],
-          groups,
-          xs[1] / groups,
-          ys[1] / groups,
-          SpatialPair(attrs, "kernel", 1),
-          SpatialPair(attrs, "stride", 1),
-          SpatialPair(attrs, "dilate", 1),
-          SpatialPair(attrs, "pad", 0)};
-}
 
 ConvGeometry MakeConvGeometry(const Attrs& attrs, const LowerContext& ctx) {
   return ConvGeometryOf(attrs, ctx.input_shapes[0], ctx.output_shapes[0]);
@@ -567,16 +489,6 @@ Stmt DirectConvolution(const ConvGeometry& g, const LowerContext& ctx, const kir
   });
   return Loop(t, Int(0), Int(g.batch * g.filters), kir::Allocate(acc, Loop(oh, Int(0), Int(g.out_h), row)),
               kir::LoopKind::kParallel);
-}
-
-// Output positions along one axis whose every tap is inside the input (no padding
-// read): first <= o < end.
-std::pair<int64_t, int64_t> Interior(int64_t size, int64_t out, int64_t kernel, int64_t stride, int64_t dilate,
-                                     int64_t pad) {
-  const int64_t first = std::min(out, CeilDivInt(pad, stride));
-  const int64_t last_reach = size - 1 + pad - (kernel - 1) * dilate;  // o * stride <= this
-  const int64_t end = last_reach < 0 ? first : std::clamp<int64_t>(last_reach / stride + 1, first, out);
-  return {first, end};
 }
 
 // An output position along one axis of a windowed operation (convolution, pooling): a
@@ -689,49 +601,6 @@ Stmt UnrolledConvolution(const ConvGeometry& g, const LowerContext& ctx, const k
   rows.insert(rows.begin(), load_taps);
   return Loop(t, Int(0), Int(g.batch * g.filters), kir::Allocate(tap_values, kir::Block(std::move(rows))),
               kir::LoopKind::kParallel);
-}
-
-// The image operand of the sconv routines: channels x height x width read as the
-// im2col matrix of a convolution with this geometry (their geometry arguments).
-struct ConvImage {
-  Expr channels, height, width;
-  int64_t kernel_h = 1, kernel_w = 1, stride_h = 1, stride_w = 1, dilate_h = 1, dilate_w = 1, pad_h = 0, pad_w = 0;
-  Expr out_w;
-};
-
-// One group's input of a convolution.
-ConvImage ImageOf(const ConvGeometry& g) {
-  return {Int(g.group_in), Int(g.height), Int(g.width), g.k.h, g.k.w, g.s.h,
-          g.s.w,           g.d.h,         g.d.w,        g.p.h, g.p.w, Int(g.out_w)};
-}
-
-// A call of sconv or sconv_t (runtime/kernel_abi.h), arguments in the routines' order:
-// m filters over positions [col0, col0 + cols), filters at a (row stride lda, 0: packed).
-Stmt ConvRoutineCall(const char* routine, const Expr& m, const Expr& col0, const Expr& cols, const kir::Buffer& a,
-                     const Expr& a_at, int64_t lda, const kir::Buffer& x, const Expr& x_at, const ConvImage& image,
-                     const kir::Buffer& c, const Expr& c_at, const Expr& ldc) {
-  const auto scalar = [](const Expr& e) { return kir::ScalarArg(e); };
-  const auto value = [](int64_t v) { return kir::ScalarArg(Int(v)); };
-  return kir::Call(routine, {scalar(m),
-                             scalar(col0),
-                             scalar(cols),
-                             kir::PointerArg(a, a_at),
-                             value(lda),
-                             kir::PointerArg(x, x_at),
-                             scalar(image.channels),
-                             scalar(image.height),
-                             scalar(image.width),
-                             value(image.kernel_h),
-                             value(image.kernel_w),
-                             value(image.stride_h),
-                             value(image.stride_w),
-                             value(image.dilate_h),
-                             value(image.dilate_w),
-                             value(image.pad_h),
-                             value(image.pad_w),
-                             scalar(image.out_w),
-                             kir::PointerArg(c, c_at),
-                             scalar(ldc)});
 }
 
 // Convolutions (ungrouped, not Winograd's) with constant filters and few output positions
@@ -899,291 +768,6 @@ Stmt GemmConvolution(const ConvGeometry& g, LowerContext& ctx, const kir::Buffer
               kir::LoopKind::kParallel);
 }
 
-// --- Winograd F(2x2, 3x3) (Lavin and Gray, 2015) for 3x3 stride-1 convolutions whose
-// filters are compile-time constants: each 2x2 block of outputs (a tile) comes from a
-// 4x4 patch of the input through 16 elementwise products in a transformed space, 2.25
-// times fewer multiply-adds than the direct form. The filters are transformed (in
-// float64) and packed at compile time: U = G g G^T for every (filter, channel), one
-// packed filters x channels matrix per point of the 4x4 space. A work item is a block of
-// whole tile rows of one image and a block of filters:
-//   V[point][channel][tile] = B^T d B       (d: the tile's input patch, zero outside)
-//   M[point] = U[point] V[point]            (16 sconv calls, 1x1 "convolutions")
-//   y = A^T M A + bias, then the fused epilogue, into the output.
-// B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1], G = [1 0 0; .5 .5 .5; .5 -.5 .5; 0 0 1],
-// A^T = [1 1 1 0; 0 1 -1 -1]. Rounding: the transforms add and subtract at most 9 values
-// of a tile's patch and of its products, so results differ from the direct sum by a few
-// float32 roundings of the inputs' magnitudes, as a GEMM's do.
-namespace winograd {
-
-constexpr int64_t kPoints = 16;
-constexpr int64_t kMinChannels = 16;  // below this the transforms cost more than they save
-// Below this many tiles per image the products are too narrow for the micro-kernels'
-// columns (a 7x7 output, 16 tiles, ran 15% slower than the direct form): they are
-// computed transposed.
-constexpr int64_t kMinTiles = 32;
-constexpr int64_t kMinTileCols = 64;   // GEMM columns (tiles) a block has, where the image allows
-constexpr int64_t kMaxTileCols = 256;  // and at most: V and M of a block stay in L2
-// A task's least multiply-adds (in the transformed space): each transforms its input.
-constexpr int64_t kMinTaskMacs = int64_t{1} << 21;
-
-bool Applies(const ConvGeometry& g, const LowerContext& ctx) {
-  return g.k.h == 3 && g.k.w == 3 && g.s.h == 1 && g.s.w == 1 && g.d.h == 1 && g.d.w == 1 && g.groups == 1 &&
-         g.group_in >= kMinChannels && g.filters >= kMinChannels && ctx.ConstantInput(1) != nullptr &&
-         ctx.replace_input != nullptr;
-}
-
-// U for every point, each a packed filters x channels matrix (PackFilters), or (narrow)
-// its transpose packed as a GEMM's right-hand operand (PackGemmB).
-Tensor TransformFilters(const Tensor& weight, int64_t filters, int64_t channels, bool narrow) {
-  static constexpr double kG[4][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1}};
-  std::vector<float> u(static_cast<size_t>(kPoints * filters * channels));
-  const float* w = weight.data_as<float>();
-  for (int64_t f = 0; f < filters; ++f) {
-    for (int64_t c = 0; c < channels; ++c) {
-      const float* g = w + (f * channels + c) * 9;
-      double gg[4][3] = {};  // G g
-      for (int a = 0; a < 4; ++a) {
-        for (int j = 0; j < 3; ++j) {
-          for (int i = 0; i < 3; ++i) gg[a][j] += kG[a][i] * g[i * 3 + j];
-        }
-      }
-      for (int a = 0; a < 4; ++a) {
-        for (int b = 0; b < 4; ++b) {
-          double sum = 0;
-          for (int j = 0; j < 3; ++j) sum += gg[a][j] * kG[b][j];
-          u[static_cast<size_t>(((a * 4 + b) * filters + f) * channels + c)] = static_cast<float>(sum);
-        }
-      }
-    }
-  }
-  const int64_t packed_size = narrow ? PackedGemmBSize(channels, filters) : PackedFiltersSize(filters, channels);
-  Tensor packed({kPoints * packed_size}, DType::kFloat32);
-  for (int64_t point = 0; point < kPoints; ++point) {
-    const float* matrix = u.data() + point * filters * channels;
-    float* to = packed.data_as<float>() + point * packed_size;
-    if (narrow) {
-      PackGemmB(channels, filters, matrix, channels, true, to);
-    } else {
-      PackFilters(filters, channels, matrix, channels, to);
-    }
-  }
-  return packed;
-}
-
-// B^T d B of a 4x4 patch (row-major values), as 16 expressions.
-std::array<Expr, 16> InputTransform(const std::array<Expr, 16>& d) {
-  const auto bt = [](const Expr& v0, const Expr& v1, const Expr& v2, const Expr& v3) {
-    return std::array<Expr, 4>{v0 - v2, v1 + v2, v2 - v1, v1 - v3};
-  };
-  std::array<Expr, 16> rows;  // B^T d
-  for (int s = 0; s < 4; ++s) {
-    const auto e = bt(d[s], d[4 + s], d[8 + s], d[12 + s]);
-    for (int r = 0; r < 4; ++r) rows[r * 4 + s] = e[r];
-  }
-  std::array<Expr, 16> v;  // (B^T d) B
-  for (int r = 0; r < 4; ++r) {
-    const auto e = bt(rows[r * 4], rows[r * 4 + 1], rows[r * 4 + 2], rows[r * 4 + 3]);
-    for (int s = 0; s < 4; ++s) v[r * 4 + s] = e[s];
-  }
-  return v;
-}
-
-// A^T m A of a 4x4 block of products, as 4 expressions (row-major 2x2).
-std::array<Expr, 4> OutputTransform(const std::array<Expr, 16>& m) {
-  const auto at = [](const Expr& v0, const Expr& v1, const Expr& v2, const Expr& v3) {
-    return std::array<Expr, 2>{v0 + v1 + v2, v1 - v2 - v3};
-  };
-  std::array<Expr, 8> rows;  // A^T m: 2 x 4
-  for (int b = 0; b < 4; ++b) {
-    const auto e = at(m[b], m[4 + b], m[8 + b], m[12 + b]);
-    rows[b] = e[0];
-    rows[4 + b] = e[1];
-  }
-  std::array<Expr, 4> y;
-  for (int i = 0; i < 2; ++i) {
-    const auto e = at(rows[i * 4], rows[i * 4 + 1], rows[i * 4 + 2], rows[i * 4 + 3]);
-    y[i * 2] = e[0];
-    y[i * 2 + 1] = e[1];
-  }
-  return y;
-}
-
-}  // namespace winograd
-
-Stmt WinogradConvolution(const ConvGeometry& g, LowerContext& ctx, const kir::Buffer& bias) {
-  using winograd::kPoints;
-  const kir::Buffer& x = ctx.inputs[0];
-  const kir::Buffer& out = ctx.outputs[0];
-  const int64_t channels = g.channels;
-  const int64_t tiles_h = CeilDivInt(g.out_h, 2);
-  const int64_t tiles_w = CeilDivInt(g.out_w, 2);
-  // Images of few tiles (7x7 outputs: 16) make the products narrow, which the
-  // micro-kernels' rows handle far better than their columns: the products are then
-  // computed transposed, M^T = V^T U^T, tiles as rows (the "narrow" form).
-  const bool narrow = tiles_h * tiles_w < winograd::kMinTiles;
-  const kir::Buffer u =
-      ctx.replace_input(1, ":winograd", winograd::TransformFilters(*ctx.ConstantInput(1), g.filters, channels, narrow));
-  const int64_t u_size = narrow ? PackedGemmBSize(channels, g.filters) : PackedFiltersSize(g.filters, channels);
-
-  // Work: blocks of whole tile rows (kMinTileCols to kMaxTileCols tiles where the image
-  // has them), then blocks of filters when images and tile blocks give too few tasks.
-  const int64_t macs = g.batch * tiles_h * tiles_w * kPoints * g.filters * channels;
-  const int64_t want = std::clamp<int64_t>(macs / winograd::kMinTaskMacs, 1, kMaxTasks);
-  const int64_t min_rows = std::min(tiles_h, CeilDivInt(winograd::kMinTileCols, tiles_w));
-  const int64_t max_rows = std::max<int64_t>(1, winograd::kMaxTileCols / tiles_w);
-  int64_t row_blocks = std::clamp<int64_t>(CeilDivInt(want, g.batch), CeilDivInt(tiles_h, max_rows),
-                                           std::max<int64_t>(1, tiles_h / min_rows));
-  const int64_t block_rows = CeilDivInt(tiles_h, row_blocks);
-  row_blocks = CeilDivInt(tiles_h, block_rows);
-  int64_t filter_blocks = 1;
-  if (g.batch * row_blocks < want) {
-    filter_blocks = std::min(CeilDivInt(want, g.batch * row_blocks), std::max<int64_t>(1, g.filters / kMinFilterBlock));
-  }
-  // Blocks start on panels of the packed U.
-  const int64_t filter_block =
-      std::min(g.filters, RoundUpTo(CeilDivInt(g.filters, filter_blocks), narrow ? kPackedCols : kPackedRows));
-  filter_blocks = CeilDivInt(g.filters, filter_block);
-  const int64_t items = g.batch * row_blocks * filter_blocks;
-  const int64_t tasks = std::min(items, want);
-  const int64_t max_tiles = block_rows * tiles_w;
-  // Points' matrices lie a cache line further apart than their sizes: the transforms
-  // touch all 16 at once, and strides of a multiple of 4 KiB would map them all to one
-  // set of the L1 cache.
-  constexpr int64_t kSkew = 16;
-  const int64_t v_size = kPoints * (channels * max_tiles + kSkew);
-  const int64_t m_size = kPoints * (filter_block * max_tiles + kSkew);
-  const kir::Buffer scratch = ctx.Scratch("winograd", ScalarType::kFloat32, tasks * (v_size + m_size));
-
-  const Expr task = kir::Var("task");
-  const Expr item = kir::Var("item");
-  const Expr image = item / Int(row_blocks * filter_blocks);
-  const Expr row0 = item / Int(filter_blocks) % Int(row_blocks) * Int(block_rows);
-  const Expr rows = kir::Min(Int(block_rows), Int(tiles_h) - row0);
-  const Expr tiles = rows * Int(tiles_w);
-  const Expr f0 = filter_blocks == 1 ? Int(0) : item % Int(filter_blocks) * Int(filter_block);
-  const Expr block_filters = filter_blocks == 1 ? Int(g.filters) : kir::Min(Int(filter_block), Int(g.filters) - f0);
-  const Expr v_base = task * Int(v_size + m_size);
-  const Expr m_base = v_base + Int(v_size);
-  // V[point] is channels x tiles with rows v_row apart; M[point] is filters x tiles (rows
-  // `tiles` apart), or tiles x filter_block when narrow.
-  const Expr v_row = narrow ? Int(max_tiles) : tiles;
-  const Expr v_stride = Int(channels) * v_row + Int(kSkew);
-  const Expr m_stride = narrow ? Int(filter_block * max_tiles + kSkew) : block_filters * tiles + Int(kSkew);
-  const kir::Buffer patch = ctx.builder->AddLocal("patch", ScalarType::kFloat32, 16);
-
-  // Tiles whose patch lies inside the image along an axis: kernel 4, stride 2.
-  // Plain variables, not structured bindings: lambdas below capture them (clang 14).
-  const std::pair<int64_t, int64_t> tile_rows_inside = Interior(g.height, tiles_h, 4, 2, 1, g.p.h);
-  const std::pair<int64_t, int64_t> tile_cols_inside = Interior(g.width, tiles_w, 4, 2, 1, g.p.w);
-  const int64_t tile_row_first = tile_rows_inside.first, tile_row_end = tile_rows_inside.second;
-  const int64_t tile_col_first = tile_cols_inside.first, tile_col_end = tile_cols_inside.second;
-
-  const Expr c = kir::Var("c");
-  const Expr th = kir::Var("th");
-  const Expr tw = kir::Var("tw");
-  // 1. The input transform of one (channel, tile).
-  const auto transform_tile = [&](bool guard_rows, bool guard_cols) {
-    std::vector<Stmt> body;
-    const Expr ih0 = th * Int(2) - Int(g.p.h);
-    const Expr iw0 = tw * Int(2) - Int(g.p.w);
-    const Expr plane = (image * Int(channels) + c) * Int(g.height * g.width);
-    for (int r = 0; r < 4; ++r) {
-      for (int q = 0; q < 4; ++q) {
-        const Expr ih = ih0 + Int(r);
-        const Expr iw = iw0 + Int(q);
-        Expr value = kir::Load(x, plane + ih * Int(g.width) + iw);
-        std::vector<Expr> inside;
-        if (guard_rows) inside.push_back(kir::And(kir::Ge(ih, Int(0)), kir::Lt(ih, Int(g.height))));
-        if (guard_cols) inside.push_back(kir::And(kir::Ge(iw, Int(0)), kir::Lt(iw, Int(g.width))));
-        if (!inside.empty()) {
-          value =
-              kir::Select(inside.size() == 1 ? inside[0] : kir::And(inside[0], inside[1]), value, kir::FloatImm(0.0));
-        }
-        body.push_back(kir::Store(patch, Int(r * 4 + q), value));
-      }
-    }
-    std::array<Expr, 16> d;
-    for (int k = 0; k < 16; ++k) d[k] = kir::Load(patch, Int(k));
-    const auto v = winograd::InputTransform(d);
-    const Expr tile = (th - row0) * Int(tiles_w) + tw;
-    for (int point = 0; point < kPoints; ++point) {
-      body.push_back(kir::Store(scratch, v_base + Int(point) * v_stride + c * v_row + tile, v[point]));
-    }
-    return kir::Block(std::move(body));
-  };
-  const auto tile_columns = [&](bool guard_rows) {
-    if (guard_rows) return Loop(tw, Int(0), Int(tiles_w), transform_tile(true, true));
-    return kir::Block({
-        Loop(tw, Int(0), Int(tile_col_first), transform_tile(false, true)),
-        Loop(tw, Int(tile_col_first), Int(tile_col_end - tile_col_first), transform_tile(false, false),
-             kir::LoopKind::kVectorize),
-        Loop(tw, Int(tile_col_end), Int(tiles_w - tile_col_end), transform_tile(false, true)),
-    });
-  };
-  const Stmt input_transform =
-      Loop(c, Int(0), Int(channels),
-           Loop(th, row0, rows,
-                kir::If(kir::And(kir::Ge(th, Int(tile_row_first)), kir::Lt(th, Int(tile_row_end))), tile_columns(false),
-                        tile_columns(true))));
-
-  // 2. One matrix product per point: the point's V (channels x tiles) read as a 1x1
-  // convolution's image; narrow: V^T (tiles x channels) times the packed U^T.
-  const Expr point = kir::Var("point");
-  const Stmt product =
-      narrow ? lower_gemm::Sgemm(tiles, block_filters, Int(channels),
-                                 {scratch, v_base + point * v_stride, max_tiles, true},
-                                 {u, point * Int(u_size) + f0 * Int(channels), channels, false, true},
-                                 {scratch, m_base + point * m_stride, filter_block, false})
-             : ConvRoutineCall(kRoutineSconv, block_filters, Int(0), tiles, u, point * Int(u_size) + f0 * Int(channels),
-                               0, scratch, v_base + point * v_stride,
-                               {Int(channels), Int(1), tiles, 1, 1, 1, 1, 1, 1, 0, 0, tiles}, scratch,
-                               m_base + point * m_stride, tiles);
-  const Stmt products = Loop(point, Int(0), Int(kPoints), product);
-
-  // 3. The output transform, bias and epilogue of one (filter, tile).
-  const Expr f = kir::Var("f");
-  const auto output_tile = [&](bool guarded) {
-    std::array<Expr, 16> m;
-    const Expr tile = (th - row0) * Int(tiles_w) + tw;
-    for (int k = 0; k < 16; ++k) {
-      const Expr at = narrow ? tile * Int(filter_block) + (f - f0) : (f - f0) * tiles + tile;
-      m[k] = kir::Load(scratch, m_base + Int(k) * m_stride + at);
-    }
-    const auto y = winograd::OutputTransform(m);
-    std::vector<Stmt> stores;
-    for (int i = 0; i < 2; ++i) {
-      for (int j = 0; j < 2; ++j) {
-        const Expr oh = th * Int(2) + Int(i);
-        const Expr ow = tw * Int(2) + Int(j);
-        const Expr at = ((image * Int(g.filters) + f) * Int(g.out_h) + oh) * Int(g.out_w) + ow;
-        const Expr value = bias ? y[i * 2 + j] + kir::Load(bias, f) : y[i * 2 + j];
-        Stmt store = kir::Store(out, at, ctx.Epilogue(value, at, oh * Int(g.out_w) + ow, g.out_h * g.out_w));
-        if (guarded) store = kir::If(kir::And(kir::Lt(oh, Int(g.out_h)), kir::Lt(ow, Int(g.out_w))), store);
-        stores.push_back(std::move(store));
-      }
-    }
-    return kir::Block(std::move(stores));
-  };
-  // Tiles wholly inside the output: all but the last row and column of tiles when the
-  // output's size is odd.
-  const int64_t full_rows = g.out_h / 2;
-  const int64_t full_cols = g.out_w / 2;
-  const Stmt output_transform =
-      Loop(f, f0, block_filters,
-           Loop(th, row0, rows,
-                kir::If(kir::Lt(th, Int(full_rows)),
-                        kir::Block({Loop(tw, Int(0), Int(full_cols), output_tile(false), kir::LoopKind::kVectorize),
-                                    Loop(tw, Int(full_cols), Int(tiles_w - full_cols), output_tile(true))}),
-                        Loop(tw, Int(0), Int(tiles_w), output_tile(true)))));
-
-  const Expr first_item = task * Int(items) / Int(tasks);
-  const Expr end_item = (task + Int(1)) * Int(items) / Int(tasks);
-  return Loop(task, Int(0), Int(tasks),
-              kir::Allocate(patch, Loop(item, first_item, end_item - first_item,
-                                        kir::Block({input_transform, products, output_transform}))),
-              kir::LoopKind::kParallel);
-}
-
 Stmt ConvolutionLower(const Attrs& attrs, LowerContext& ctx) {
   const ConvGeometry g = MakeConvGeometry(attrs, ctx);
   if (NumElements(ctx.output_shapes[0]) == 0) return kir::Block({});
@@ -1193,7 +777,7 @@ Stmt ConvolutionLower(const Attrs& attrs, LowerContext& ctx) {
   // Depthwise: each filter reads one channel; a GEMM per group would be a vector product.
   if (g.group_in == 0) return DirectConvolution(g, ctx, bias, ScalarType::kFloat32);
   if (g.group_in == 1 && g.groups > 1) return UnrolledConvolution(g, ctx, bias);
-  if (winograd::Applies(g, ctx)) return WinogradConvolution(g, ctx, bias);
+  if (WinogradApplies(g, ctx)) return WinogradConvolution(g, ctx, bias);
   if (Narrow(g, ctx)) return NarrowConvolution(g, ctx, bias);
   return GemmConvolution(g, ctx, bias);
 }
@@ -1622,18 +1206,6 @@ constexpr int64_t kMinWeightGradFilters = 16;
 constexpr int64_t kMaxWeightGradFilterBlocks = 2;  // each repeats the whole im2col
 constexpr int64_t kMinDataGradChannels = 8;        // channels of a data-gradient block
 
-// The sgemm routine (runtime/kernel_abi.h): C = op(A) op(B) + beta C, row-major operands
-// at element offsets, row strides lda, ldb, ldc.
-Stmt SgemmCall(const Expr& m, const Expr& n, const Expr& k, const kir::Buffer& a, const Expr& a_at, const Expr& lda,
-               bool transpose_a, const kir::Buffer& b, const Expr& b_at, const Expr& ldb, bool transpose_b,
-               const Expr& beta, const kir::Buffer& c, const Expr& c_at, const Expr& ldc) {
-  const auto flag = [](bool on) { return kir::ScalarArg(kir::IntImm(on ? 1 : 0, ScalarType::kInt32)); };
-  return kir::Call(kRoutineSgemm, {kir::ScalarArg(m), kir::ScalarArg(n), kir::ScalarArg(k),
-                                   kir::ScalarArg(kir::FloatImm(1.0)), kir::PointerArg(a, a_at), kir::ScalarArg(lda),
-                                   flag(transpose_a), kir::PointerArg(b, b_at), kir::ScalarArg(ldb), flag(transpose_b),
-                                   kir::ScalarArg(beta), kir::PointerArg(c, c_at), kir::ScalarArg(ldc)});
-}
-
 Expr Strided(const Expr& index, int64_t stride) {
   return stride == 1 ? index : index * Int(stride);
 }
@@ -1705,17 +1277,6 @@ Stmt ForEachTap(const ConvGeometry& g, const Expr& first_pair, const Expr& pairs
   return Loop(pair, Int(0), pairs, kir::Block(std::move(taps)));
 }
 
-// Tasks run items [task * items / tasks, (task + 1) * items / tasks): nearly equal
-// shares of consecutive items, `body(task, item)` each (the task picks its scratch).
-Stmt TaskLoop(int64_t items, int64_t tasks, const std::function<Stmt(const Expr& task, const Expr& item)>& body) {
-  const Expr task = kir::Var("task");
-  const Expr item = kir::Var("item");
-  const Expr first_item = task * Int(items) / Int(tasks);
-  const Expr end_item = (task + Int(1)) * Int(items) / Int(tasks);
-  return Loop(task, Int(0), Int(tasks), Loop(item, first_item, end_item - first_item, body(task, item)),
-              kir::LoopKind::kParallel);
-}
-
 // Copies the out_grad rows [f0, f0 + filters) of the group's filters of a chunk's images
 // side by side: block[f][img P + q] = gy[n0 + img][first_filter + f][q].
 Stmt CopyOutGradBlock(const ConvGeometry& g, const kir::Buffer& gy, const Chunking& chunk, const Expr& first_filter,
@@ -1740,7 +1301,6 @@ Stmt ConvWeightGradGemm(const ConvGeometry& g, LowerContext& ctx) {
   const kir::Buffer& gy = ctx.inputs[0];
   const kir::Buffer& x = ctx.inputs[1];
   const kir::Buffer& dw = ctx.outputs[0];
-  const int64_t kk = g.taps();
   const int64_t group_k = g.group_taps();
   const int64_t plane = g.out_plane();
   const int64_t in_plane = g.in_plane();
@@ -1952,7 +1512,7 @@ Stmt ConvWeightGradLower(const Attrs& attrs, LowerContext& ctx) {
   // An empty batch: the loops write zeros.
   if (ctx.output_types[0] == DType::kFloat32 && ctx.input_types[0] == DType::kFloat32 &&
       ctx.input_types[1] == DType::kFloat32 && g.batch > 0) {
-    return ConvWeightGradGemm(g, ctx);
+    return WinogradWeightGradApplies(g) ? WinogradWeightGrad(g, ctx) : ConvWeightGradGemm(g, ctx);
   }
   return ConvWeightGradLoops(g, ctx);
 }
@@ -2427,7 +1987,8 @@ const bool kRegistered = [] {
       .SetAcceptsEpilogue()
       .SetReference(ConvolutionReference)
       .SetLower(ConvolutionLower)
-      .SetGradient(ConvolutionGradient);
+      .SetGradient(ConvolutionGradient)
+      .SetAlter(AlterConvolutionToWinograd);
 
   ConvolutionAttrs(
       OpRegistry::Global()
@@ -2438,7 +1999,8 @@ const bool kRegistered = [] {
       .SetInferType(FloatSameType({"out_grad", "data", "weight"}))
       .SetPattern(OpPattern::kOpaque)
       .SetReference(ConvDataGradReference)
-      .SetLower(ConvDataGradLower);
+      .SetLower(ConvDataGradLower)
+      .SetAlter(AlterConvDataGradToWinograd);
 
   ConvolutionAttrs(OpRegistry::Global()
                        .Register("_backward_Convolution_weight")

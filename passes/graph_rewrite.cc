@@ -133,6 +133,14 @@ std::string FreshNodeName(const Graph& graph, const std::string& base) {
   return Fresh(UsedNames(graph), base);
 }
 
+NameAllocator::NameAllocator(const Graph& graph) : used_(UsedNames(graph)) {}
+
+std::string NameAllocator::Fresh(const std::string& base) {
+  std::string name = kiln::Fresh(used_, base);
+  used_.insert(name);
+  return name;
+}
+
 int64_t CountOperatorNodes(const Graph& graph) {
   int64_t count = 0;
   for (const NodePtr& node : TopologicalOrder(graph.outputs)) count += node->is_variable() ? 0 : 1;

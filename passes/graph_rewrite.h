@@ -6,6 +6,7 @@
 #include <functional>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <unordered_map>
 #include <utility>
@@ -64,6 +65,17 @@ NodeEntry AddConstant(Graph& graph, const std::string& base, Tensor value);
 
 // A name for a new node based on `base` that no node of the graph uses.
 std::string FreshNodeName(const Graph& graph, const std::string& base);
+
+// Names for many new nodes: unused by the graph as it was when constructed and by every
+// name given out since (`base`, else `base_1`, `base_2`, ...).
+class NameAllocator {
+ public:
+  explicit NameAllocator(const Graph& graph);
+  std::string Fresh(const std::string& base);
+
+ private:
+  std::set<std::string> used_;
+};
 
 // The graph's nodes, counted (operators only).
 int64_t CountOperatorNodes(const Graph& graph);

@@ -29,6 +29,10 @@ void FoldBatchNorm(Graph& graph, const PassContext& context, PassChanges& change
 void FoldConstants(Graph& graph, const PassContext& context, PassChanges& changes);
 // Equal operator nodes on equal inputs (not random ones) become one.
 void EliminateCommonSubexpressions(Graph& graph, const PassContext& context, PassChanges& changes);
+// Nodes whose operator has an equivalent form better compiled for their shapes and
+// constant inputs (OpDef::SetAlter) become that form: 3x3 convolutions with run-time
+// filters, a filter transform and a Winograd convolution.
+void AlterOperators(Graph& graph, const PassContext& context, PassChanges& changes);
 // Drops embedded parameters no node reads any more.
 void EliminateDeadCode(Graph& graph, const PassContext& context, PassChanges& changes);
 // Partitions the graph into fusion groups (graph attribute "fusion_groups"), lowered

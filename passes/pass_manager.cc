@@ -24,6 +24,8 @@ const std::vector<PassInfo>& AllPasses() {
        FoldBatchNorm},
       {"fold_constants", "nodes with constant inputs become constants (reference implementations)", FoldConstants},
       {"cse", "common subexpression elimination", EliminateCommonSubexpressions},
+      {"alter_operators", "nodes into the equivalent forms their operators choose (Winograd convolutions)",
+       AlterOperators},
       {"dce", "drop parameters nothing reads", EliminateDeadCode},
       {"fuse", "partition into fusion groups, one kernel each", FuseOperators, /*annotates_only=*/true},
   };
@@ -82,8 +84,7 @@ void InferGraph(Graph& graph, const PassContext& context) {
   InferType(graph, types);
 }
 
-std::vector<PassRecord> RunPasses(Graph& graph, int opt_level, const PassContext& context,
-                                  const PassOptions& options) {
+std::vector<PassRecord> RunPasses(Graph& graph, int opt_level, const PassContext& context, const PassOptions& options) {
   const std::vector<std::string> names = options.passes ? *options.passes : PipelineForLevel(opt_level);
   for (const auto& name : names) {
     if (!FindPass(name)) {

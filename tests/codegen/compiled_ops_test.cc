@@ -400,6 +400,10 @@ std::map<std::string, std::vector<OpCase>> BuiltInCases() {
   const AttrMap small = conv_attrs({3, 3}, 40, 1, {1, 1}, {0, 0}, {1, 1});
   const AttrMap grouped_small = conv_attrs({3, 3}, 10, 2, {1, 1}, {1, 1}, {1, 1});
   const AttrMap depthwise = conv_attrs({3, 3}, 8, 4, {1, 1}, {1, 1}, {1, 1});
+  const AttrMap winograd_pad1 = conv_attrs({3, 3}, 16, 1, {1, 1}, {1, 1}, {1, 1});
+  const AttrMap winograd_pad0 = conv_attrs({3, 3}, 24, 1, {1, 1}, {0, 0}, {1, 1});
+  const AttrMap winograd_pad2 = conv_attrs({3, 3}, 72, 1, {1, 1}, {2, 2}, {1, 1});
+  const AttrMap winograd_rows = conv_attrs({3, 3}, 16, 1, {1, 1}, {1, 1}, {1, 1});
   // Each case: out_grad, data (and weight for the data gradient).
   struct ConvGradCase {
     std::string desc;
@@ -418,6 +422,14 @@ std::map<std::string, std::vector<OpCase>> BuiltInCases() {
       {"7x7 planes, images batched, groups", grouped_small, {13, 10, 7, 7}, {13, 6, 7, 7}, {10, 3, 3, 3}},
       {"depthwise", depthwise, {2, 8, 6, 6}, {2, 4, 6, 6}, {8, 1, 3, 3}},
       {"empty batch", rows, {0, 8, 5, 5}, {0, 3, 5, 5}, {8, 3, 3, 3}},
+      // 3x3 stride 1 with at least 16 filters and channels: Winograd (the weight gradient
+      // in its lowering, the data gradient altered into _winograd_conv): odd sizes
+      // (partial tiles), pads 0 to 2, images batched into one chunk, chunks of tile
+      // rows, blocks of filters and channels.
+      {"Winograd, odd sizes", winograd_pad1, {2, 16, 9, 11}, {2, 20, 9, 11}, {16, 20, 3, 3}},
+      {"Winograd, pad 0, images batched", winograd_pad0, {12, 24, 5, 5}, {12, 16, 7, 7}, {24, 16, 3, 3}},
+      {"Winograd, pad 2, blocks", winograd_pad2, {4, 72, 12, 12}, {4, 80, 10, 10}, {72, 80, 3, 3}},
+      {"Winograd, chunks of tile rows", winograd_rows, {1, 16, 40, 39}, {1, 17, 40, 39}, {16, 17, 3, 3}},
   };
   std::vector<OpCase> conv_data_cases = {
       {"groups, stride, dilation, pad",
@@ -443,6 +455,27 @@ std::map<std::string, std::vector<OpCase>> BuiltInCases() {
     conv_weight_cases.emplace_back(c.desc, c.attrs, std::vector<Tensor>{gy, x});
   }
   cases["_backward_Convolution_data"] = std::move(conv_data_cases);
+  // Winograd's filter transform (plain, and flipped for a data gradient) and its
+  // convolution on transformed filters: partial tiles, pads 0 to 2, with and without bias,
+  // few tiles (the products transposed), blocks of tile rows and of filters.
+  cases["_winograd_filters"] = {
+      {"filters", {}, {RandomTensor({20, 17, 3, 3}, 41)}},
+      {"flipped", {{"flip", true}}, {RandomTensor({16, 24, 3, 3}, 42)}},
+  };
+  const auto winograd_conv = [](const std::string& desc, std::vector<int64_t> pad, const Shape& data, int64_t filters,
+                                bool bias, uint64_t seed) {
+    const Tensor weight = RandomTensor({filters, data[1], 3, 3}, seed + 1);
+    const Tensor u = RunOp("_winograd_filters", {weight}, {})[0];
+    std::vector<Tensor> inputs = {RandomTensor(data, seed), u};
+    if (bias) inputs.push_back(RandomTensor({filters}, seed + 2));
+    return OpCase(desc, {{"pad", std::move(pad)}, {"no_bias", !bias}}, std::move(inputs));
+  };
+  cases["_winograd_conv"] = {
+      winograd_conv("odd sizes, pad 1, bias", {1, 1}, {2, 17, 9, 11}, 20, true, 43),
+      winograd_conv("pad 0 and 2", {0, 2}, {1, 16, 12, 9}, 16, false, 46),
+      winograd_conv("few tiles: transposed products", {1, 1}, {3, 16, 5, 6}, 40, true, 49),
+      winograd_conv("blocks of tile rows and filters", {1, 1}, {1, 32, 30, 30}, 200, false, 52),
+  };
   cases["_backward_Convolution_weight"] = std::move(conv_weight_cases);
   // Pooling's output comes from the forward, so that max pooling finds its maxima.
   const auto pool_case = [](const std::string& desc, const AttrMap& attrs, const Shape& data, uint64_t seed) {

@@ -106,18 +106,17 @@ TEST_CASE("views of views merge, and views alias their source instead of copying
 }
 
 TEST_CASE("transposes merge, cancel, and fold into GEMM flags", "[passes]") {
-  const std::map<std::string, Tensor> inputs = {{"a", RandomTensor({2, 3, 4}, 3)}, {"m", RandomTensor({5, 3}, 4)},
-                                                {"n", RandomTensor({5, 4}, 5)}};
+  const std::map<std::string, Tensor> inputs = {
+      {"a", RandomTensor({2, 3, 4}, 3)}, {"m", RandomTensor({5, 3}, 4)}, {"n", RandomTensor({5, 4}, 5)}};
   Symbol a = Symbol::Variable("a");
   Symbol t = Symbol::Create("transpose", {a}, {{"axes", {0, 2, 1}}}, "t1");
   Symbol merged = Symbol::Create("transpose", {t}, {{"axes", {1, 0, 2}}}, "t2");
   Symbol cancel = Symbol::Create("transpose", {t}, {{"axes", {0, 2, 1}}}, "t3");
-  Symbol product = Symbol::Create("dot", {Symbol::Create("transpose", {Symbol::Variable("m")}, {}, "mt"),
-                                          Symbol::Variable("n")},
-                                  {}, "prod");
-  const Graph graph = Symbol::Group({Symbol::Create("exp", {merged}, {}, "e1"), Symbol::Create("exp", {cancel}, {}, "e2"),
-                                     product})
-                          .ToGraph();
+  Symbol product = Symbol::Create(
+      "dot", {Symbol::Create("transpose", {Symbol::Variable("m")}, {}, "mt"), Symbol::Variable("n")}, {}, "prod");
+  const Graph graph =
+      Symbol::Group({Symbol::Create("exp", {merged}, {}, "e1"), Symbol::Create("exp", {cancel}, {}, "e2"), product})
+          .ToGraph();
   const Compiled compiled = CompileAndRun(graph, inputs, 1);
   CHECK(ChangesOf(compiled.lowered, "merge_transposes").at("merged") == 2);
   CHECK(ChangesOf(compiled.lowered, "fold_transpose_into_gemm").at("folded") == 1);
@@ -312,4 +311,48 @@ TEST_CASE("a broadcast operator with one constant value as rhs becomes its scala
   KILN_CHECK_CLOSE(compiled.outputs[0], Interpret(graph, inputs)[0], 1e-6, 1e-7);
   // Without embedded parameters the operands stay tensors.
   CHECK(ChangesOf(CompileAndRun(graph, inputs, 1, {}, false).lowered, "scalarize_constant_operands").empty());
+}
+
+TEST_CASE("3x3 convolutions with run-time filters and their data gradients become Winograd convolutions",
+          "[passes][winograd]") {
+  // Forward with bias, pad 1; a data gradient with pad 0 (padded 2 in its Winograd form);
+  // a 5x5 convolution and a strided one stay as they are.
+  const AttrMap conv = {
+      {"kernel", std::vector<int64_t>{3, 3}}, {"num_filter", 24}, {"pad", std::vector<int64_t>{1, 1}}};
+  const AttrMap grad = {{"kernel", std::vector<int64_t>{3, 3}}, {"num_filter", 16}, {"no_bias", true}};
+  Symbol x = Symbol::Variable("data");
+  Symbol y = Symbol::Create("Convolution", {x, Symbol::Variable("w"), Symbol::Variable("b")}, conv, "conv");
+  Symbol five = sym::Convolution(x, {{"kernel", {5, 5}}, {"num_filter", 16}, {"no_bias", true}}, "five");
+  Symbol strided = sym::Convolution(x, {{"kernel", {3, 3}}, {"stride", {2, 2}}, {"num_filter", 16}}, "strided");
+  Symbol dx = Symbol::Create("_backward_Convolution_data", {Symbol::Variable("out_grad"), x, Symbol::Variable("w2")},
+                             grad, "dx");
+  const Graph graph = Symbol::Group({y, five, strided, dx}).ToGraph();
+  const std::map<std::string, Tensor> inputs = {{"data", RandomTensor({2, 20, 9, 8}, 1)},
+                                                {"w", RandomTensor({24, 20, 3, 3}, 2)},
+                                                {"b", RandomTensor({24}, 3)},
+                                                {"five_weight", RandomTensor({16, 20, 5, 5}, 4)},
+                                                {"strided_weight", RandomTensor({16, 20, 3, 3}, 5)},
+                                                {"strided_bias", RandomTensor({16}, 6)},
+                                                {"out_grad", RandomTensor({2, 16, 7, 6}, 7)},
+                                                {"w2", RandomTensor({16, 20, 3, 3}, 8)}};
+  const Compiled compiled = CompileAndRun(graph, inputs, 2);
+  const auto changes = ChangesOf(compiled.lowered, "alter_operators");
+  CHECK(changes.at("altered Convolution") == 1);
+  CHECK(changes.at("altered _backward_Convolution_data") == 1);
+  CHECK(changes.size() == 2);
+  const auto expected = Interpret(graph, inputs);
+  REQUIRE(compiled.outputs.size() == expected.size());
+  for (size_t i = 0; i < expected.size(); ++i) KILN_CHECK_CLOSE(compiled.outputs[i], expected[i], 1e-4, 1e-4);
+}
+
+TEST_CASE("convolutions with constant filters are not altered: the lowering packs their transform",
+          "[passes][winograd]") {
+  Symbol y =
+      sym::Convolution(Symbol::Variable("data"), {{"kernel", {3, 3}}, {"num_filter", 16}, {"pad", {1, 1}}}, "conv");
+  const Graph graph = ToGraphWithParams(y, {{"data", {1, 16, 8, 8}}}, 9);
+  const std::map<std::string, Tensor> inputs = {{"data", RandomTensor({1, 16, 8, 8}, 10)}};
+  CHECK(ChangesOf(CompileAndRun(graph, inputs, 2).lowered, "alter_operators").empty());
+  // Given at run time, they are.
+  const Compiled runtime = CompileAndRun(graph, inputs, 2, {}, /*embed_params=*/false);
+  CHECK(ChangesOf(runtime.lowered, "alter_operators").at("altered Convolution") == 1);
 }

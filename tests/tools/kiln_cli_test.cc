@@ -365,7 +365,7 @@ TEST_CASE("kiln compile runs chosen passes, dumps the graph after each, and insp
   CHECK(std::filesystem::exists(dir + "/dump/00_input.txt"));
   CHECK(std::filesystem::exists(dir + "/dump/00_input.dot"));
   CHECK(std::filesystem::exists(dir + "/dump/06_fold_batchnorm.txt"));
-  CHECK(std::filesystem::exists(dir + "/dump/10_fuse.dot"));
+  CHECK(std::filesystem::exists(dir + "/dump/11_fuse.dot"));
   const Result json = Run(kKiln + " inspect " + dir + "/full.kiln --json");
   REQUIRE(json.status == 0);
   for (const char* key : {"\"kernels_before_fusion\"", "\"fused_groups\"", "\"arena_bytes\"",
