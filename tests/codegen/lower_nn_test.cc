@@ -566,3 +566,47 @@ TEST_CASE("Dropout in float64 and float16, p = 1, and masks shared along axes", 
     CHECK(rate < 0.8);
   }
 }
+
+TEST_CASE("Winograd with run-time filters: the filter transform, the convolution, the weight gradient",
+          "[lower][nn][conv][winograd]") {
+  // Run by the kir interpreter, which checks every index against its buffer: partial
+  // tiles, pads 0 to 2, images batched into a narrow product, blocks of filters and
+  // channels, chunks of tile rows. float32 against float64 references: rtol 1e-4.
+  const Tensor weight = RandomTensor({20, 17, 3, 3}, 801);
+  Compare("_winograd_filters", {weight}, {}, Tolerance{1e-6, 1e-6});
+  Compare("_winograd_filters", {weight}, {{"flip", true}}, Tolerance{1e-6, 1e-6});
+  struct WinogradCase {
+    Shape data;
+    int64_t filters;
+    std::vector<int64_t> pad;
+    bool bias;
+  };
+  uint64_t seed = 810;
+  for (const WinogradCase& c :
+       {WinogradCase{{2, 17, 9, 11}, 20, {1, 1}, true}, WinogradCase{{1, 16, 12, 9}, 16, {0, 2}, false},
+        WinogradCase{{5, 16, 5, 6}, 40, {1, 1}, true}}) {
+    INFO("data " << ShapeToString(c.data) << " filters " << c.filters);
+    const Tensor u = RunOp("_winograd_filters", {RandomTensor({c.filters, c.data[1], 3, 3}, ++seed)}, {})[0];
+    std::vector<Tensor> inputs = {RandomTensor(c.data, ++seed), u};
+    if (c.bias) inputs.push_back(RandomTensor({c.filters}, ++seed));
+    Compare("_winograd_conv", inputs, {{"pad", c.pad}, {"no_bias", !c.bias}}, Tolerance{1e-4, 1e-5});
+  }
+  struct GradCase {
+    Shape out_grad, data;
+    std::vector<int64_t> pad;
+  };
+  for (const GradCase& c :
+       {GradCase{{2, 16, 9, 11}, {2, 20, 9, 11}, {1, 1}}, GradCase{{6, 24, 5, 5}, {6, 16, 7, 7}, {0, 0}},
+        GradCase{{2, 72, 8, 8}, {2, 80, 6, 6}, {2, 2}}, GradCase{{1, 16, 24, 23}, {1, 17, 24, 23}, {1, 1}}}) {
+    INFO("out_grad " << ShapeToString(c.out_grad) << " data " << ShapeToString(c.data));
+    const AttrMap attrs = {{"kernel", std::vector<int64_t>{3, 3}}, {"num_filter", c.out_grad[1]}, {"pad", c.pad}};
+    const kir::Kernel kernel =
+        LowerOpForInputs("_backward_Convolution_weight", {RandomTensor(c.out_grad, 1), RandomTensor(c.data, 2)}, attrs);
+    // Winograd's scratch (the transforms and the 16 products' sums), not im2col's.
+    bool winograd = false;
+    for (const auto& arg : kernel.args) winograd |= arg->name == "winograd";
+    CHECK(winograd);
+    Compare("_backward_Convolution_weight", {RandomTensor(c.out_grad, ++seed), RandomTensor(c.data, ++seed)}, attrs,
+            Tolerance{1e-4, 1e-4});
+  }
+}
