@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "ndarray/invoke.h"
+#include "ndarray/lazy.h"
 #include "passes/gradient.h"
 
 namespace kiln::nd::autograd {
@@ -28,7 +29,7 @@ class TapeGraph {
  public:
   NodeEntry Head(const NDArray& head) {
     const detail::Chunk& chunk = head.chunk();
-    if (chunk.producer == nullptr) return Leaf(head.chunk_ptr(), chunk.data);
+    if (chunk.producer == nullptr) return Leaf(head.chunk_ptr(), head.tensor());
     return {Visit(*chunk.producer), chunk.output_index};
   }
   // The variable of a leaf array (a new one when the tape never read it).
@@ -183,6 +184,7 @@ void RecordOp(const OpDef& op, const Attrs& attrs, bool is_train, std::span<cons
 
 std::vector<NDArray> Grad(const std::vector<NDArray>& heads, const std::vector<NDArray>& variables,
                           const std::vector<NDArray>& head_grads, bool train_mode) {
+  lazy::Flush();
   const Pause pause(train_mode);
   TapeGraph tape;
   std::vector<NodeEntry> ys;
@@ -198,6 +200,7 @@ std::vector<NDArray> Grad(const std::vector<NDArray>& heads, const std::vector<N
 }
 
 void Backward(const std::vector<NDArray>& heads, const std::vector<NDArray>& head_grads, bool train_mode) {
+  lazy::Flush();  // deferred calls may read the gradients this overwrites
   const Pause pause(train_mode);
   TapeGraph tape;
   std::vector<NodeEntry> ys;

@@ -19,6 +19,7 @@
 #include "codegen/compiler.h"
 #include "graph/op.h"
 #include "ndarray/autograd.h"
+#include "ndarray/lazy.h"
 
 namespace kiln::nd {
 namespace {
@@ -238,8 +239,29 @@ struct PreparedCall {
   // What it resolved to.
   const OpDef* op = nullptr;
   Attrs parsed;
-  bool dropout_step = false;  // the kernel reads a fresh random::NextDropoutStep() too
-  std::shared_ptr<const detail::CompiledGraph> compiled;
+  bool dropout_step = false;    // the kernel reads a fresh random::NextDropoutStep() too
+  bool mutates_inputs = false;  // BatchNorm's moving statistics in training mode
+  std::vector<TensorSpec> input_specs, output_specs;
+  std::string key;  // the kernel cache's
+  // Compiled at the first eager run (a deferred call needs none of its own).
+  mutable std::shared_ptr<const detail::CompiledGraph> compiled;
+
+  const detail::CompiledGraph& Compiled() const {
+    if (!compiled) {
+      std::vector<std::string> input_names;
+      for (const TensorSpec& spec : input_specs) input_names.push_back(spec.name);
+      const auto build = [&] {
+        std::vector<NodeEntry> entries;
+        for (const auto& spec : input_specs) entries.push_back({Node::Variable(spec.name, spec.shape, spec.dtype), 0});
+        const NodePtr node = Node::Create(*op, op->name(), parsed, std::move(entries));
+        Graph graph;
+        for (uint32_t k = 0; k < node->num_outputs(); ++k) graph.outputs.push_back({node, k});
+        return graph;
+      };
+      compiled = detail::GetOrCompile(key, build, input_names, input_specs, is_train);
+    }
+    return *compiled;
+  }
 
   bool Matches(std::string_view name, const AttrMap& given, bool train, std::span<const NDArray> arrays) const {
     if (name != op_name || train != is_train || arrays.size() != inputs.size() || given.size() != attrs.size()) {
@@ -249,8 +271,8 @@ struct PreparedCall {
       if (given[i].first != attrs[i].first || given[i].second.value != attrs[i].second.value) return false;
     }
     for (size_t i = 0; i < arrays.size(); ++i) {
-      const Tensor& tensor = arrays[i].tensor();
-      if (tensor.dtype() != inputs[i].first || tensor.shape() != inputs[i].second) return false;
+      // Shape and dtype only: a pending (lazy) input is not computed to match a call.
+      if (arrays[i].dtype() != inputs[i].first || arrays[i].shape() != inputs[i].second) return false;
     }
     return true;
   }
@@ -337,29 +359,21 @@ std::unique_ptr<const PreparedCall> Prepare(std::string_view op_name, std::span<
                 std::to_string(inputs.size()));
   }
   std::vector<TensorSpec> specs;
-  std::vector<std::string> input_names;
   for (size_t i = 0; i < inputs.size(); ++i) {
     if (!inputs[i].defined()) throw Error(op.name() + ": argument '" + names[i] + "' is an undefined array");
     inputs[i].context().CheckAvailable();
-    input_names.push_back("in" + std::to_string(i));
-    specs.push_back({input_names.back(), inputs[i].dtype(), inputs[i].shape()});
+    specs.push_back({"in" + std::to_string(i), inputs[i].dtype(), inputs[i].shape()});
     if (i < given_inputs.size()) call->inputs.emplace_back(inputs[i].dtype(), inputs[i].shape());
   }
   std::vector<Shape> out_shapes;
   std::vector<DType> out_types;
   InferOutputs(op, parsed, inputs, out_shapes, out_types);
 
-  const std::string key =
+  call->key =
       "op:" + op.name() + "|" + detail::CanonicalAttrs(parsed) + "|" + SpecsText(specs) + (is_train ? "|train" : "");
-  const auto build = [&] {
-    std::vector<NodeEntry> entries;
-    for (const auto& spec : specs) entries.push_back({Node::Variable(spec.name, spec.shape, spec.dtype), 0});
-    const NodePtr node = Node::Create(op, op.name(), parsed, std::move(entries));
-    Graph graph;
-    for (uint32_t k = 0; k < node->num_outputs(); ++k) graph.outputs.push_back({node, k});
-    return graph;
-  };
-  call->compiled = detail::GetOrCompile(key, build, input_names, specs, is_train);
+  call->input_specs = std::move(specs);
+  for (size_t k = 0; k < out_shapes.size(); ++k) call->output_specs.push_back({"", out_types[k], out_shapes[k]});
+  call->mutates_inputs = !op.MutatedInputs(parsed, is_train).empty();
   call->op = &op;
   call->parsed = std::move(parsed);
   return call;
@@ -412,6 +426,15 @@ std::vector<NDArray> Dispatch(std::string_view op_name, std::span<const NDArray>
                               NDArray* out) {
   const bool is_train = autograd::IsTraining();
   const PreparedCall& call = Lookup(op_name, inputs, attrs, is_train);
+  const Context ctx = inputs.empty() ? Context::cpu() : inputs[0].context();
+  // Lazy mode: a call that writes no memory, draws nothing and is not recorded waits
+  // for the first read; anything else runs now, after what was deferred.
+  if (lazy::Enabled() && !inputs.empty() && (out == nullptr || !out->defined()) && !call.dropout_step &&
+      !call.mutates_inputs && !autograd::IsRecording()) {
+    return lazy::Defer(*call.op, call.parsed, is_train, inputs, call.output_specs, ctx);
+  }
+  lazy::Flush();
+  const detail::CompiledGraph& compiled = call.Compiled();
   std::vector<NDArray> with_step;
   if (call.dropout_step) {
     with_step.assign(inputs.begin(), inputs.end());
@@ -421,26 +444,25 @@ std::vector<NDArray> Dispatch(std::string_view op_name, std::span<const NDArray>
   std::vector<Tensor> values;
   values.reserve(arrays.size());
   for (const NDArray& array : arrays) values.push_back(array.tensor());
-  const Context ctx = inputs.empty() ? Context::cpu() : inputs[0].context();
   std::vector<NDArray> outputs;
-  outputs.reserve(call.compiled->executor->outputs().size());
+  outputs.reserve(compiled.executor->outputs().size());
   if (out != nullptr && out->defined()) {
-    const Shape& result = call.compiled->executor->outputs().at(0).shape;
+    const Shape& result = compiled.executor->outputs().at(0).shape;
     if (out->shape() != result) {
       throw Error(std::string(op_name) + ": out= has shape " + ShapeToString(out->shape()) + ", the result " +
                   ShapeToString(result));
     }
-    if (WritesInto(*call.compiled, *out, inputs)) {
-      detail::Run(*call.compiled, values, {out->tensor()});
+    if (WritesInto(compiled, *out, inputs)) {
+      detail::Run(compiled, values, {out->tensor()});
       outputs.push_back(*out);
     } else {
-      std::vector<Tensor> results = detail::Run(*call.compiled, values);
-      detail::CopyInto(results.at(0), out->chunk().data);
+      std::vector<Tensor> results = detail::Run(compiled, values);
+      detail::CopyInto(results.at(0), detail::ForWriting(out->chunk()));
       outputs.push_back(*out);
       for (size_t k = 1; k < results.size(); ++k) outputs.emplace_back(std::move(results[k]), ctx);
     }
   } else {
-    for (Tensor& tensor : detail::Run(*call.compiled, values)) outputs.emplace_back(std::move(tensor), ctx);
+    for (Tensor& tensor : detail::Run(compiled, values)) outputs.emplace_back(std::move(tensor), ctx);
   }
   if (out != nullptr && out->defined()) {
     // The written array now stands for this result: recorded below, or cut from the tape.

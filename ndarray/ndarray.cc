@@ -112,7 +112,7 @@ NDArray NDArray::Slice(int64_t begin, int64_t end) const {
 }
 
 NDArray& NDArray::Assign(double value) {
-  Tensor& data = chunk().data;
+  Tensor& data = detail::ForWriting(chunk());
   for (int64_t i = 0; i < data.size(); ++i) data.SetDouble(i, value);
   return *this;
 }
@@ -126,7 +126,7 @@ NDArray& NDArray::Assign(const NDArray& value) {
     source = Invoke("broadcast_to", {NDArray(value.tensor().Reshaped(ranked), value.context())},
                     {{"shape", std::vector<int64_t>(shape())}});
   }
-  detail::CopyInto(source.tensor(), chunk().data);
+  detail::CopyInto(source.tensor(), detail::ForWriting(chunk()));
   return *this;
 }
 
@@ -141,7 +141,7 @@ NDArray NDArray::CopyTo(const NDArray& other) const {
     throw Error("CopyTo: the target has shape " + ShapeToString(other.shape()) + ", the source " +
                 ShapeToString(shape()));
   }
-  detail::CopyInto(tensor(), other.chunk().data);
+  detail::CopyInto(tensor(), detail::ForWriting(other.chunk()));
   return other;
 }
 

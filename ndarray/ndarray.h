@@ -11,6 +11,7 @@
 // Copies of an NDArray share its data and its gradient, as MXNet's handles do.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -53,6 +54,9 @@ GradReq ParseGradReq(const std::string& text);
 namespace autograd {
 struct TapeNode;
 }
+namespace lazy {
+struct PendingGraph;
+}
 
 namespace detail {
 // What NDArray handles share: the data, its context, and autograd's view of it.
@@ -64,7 +68,20 @@ struct Chunk {
   uint32_t output_index = 0;
   GradReq grad_req = GradReq::kNull;
   std::shared_ptr<Chunk> grad;  // set by AttachGrad
+  // Lazy mode (ndarray/lazy.h): `data` is allocated at once and written when the pending
+  // graph runs; until then `pending`. The graph and this array's place in it are set
+  // before the array is shared and never change.
+  std::shared_ptr<lazy::PendingGraph> pending_graph;
+  size_t pending_node = 0;
+  uint32_t pending_output = 0;
+  std::atomic<bool> pending{false};
 };
+
+// The chunk's data, computed first where it is pending (lazy mode).
+inline const Tensor& Ready(Chunk& chunk);
+// The same, after every deferred call of this thread has run: before writing into it
+// (a deferred call may read it).
+Tensor& ForWriting(Chunk& chunk);
 
 template <typename T>
 constexpr DType DTypeOf() {
@@ -99,11 +116,12 @@ class NDArray {
   explicit NDArray(Tensor data, Context ctx = Context::cpu());
 
   bool defined() const { return chunk_ != nullptr; }
-  const Shape& shape() const { return tensor().shape(); }
-  DType dtype() const { return tensor().dtype(); }
+  // Shape and dtype are known when a call is made, even a deferred one (lazy mode).
+  const Shape& shape() const { return chunk().data.shape(); }
+  DType dtype() const { return chunk().data.dtype(); }
   Context context() const { return chunk().ctx; }
-  int64_t size() const { return tensor().size(); }
-  int64_t ndim() const { return tensor().ndim(); }
+  int64_t size() const { return chunk().data.size(); }
+  int64_t ndim() const { return chunk().data.ndim(); }
 
   // The same data under another shape (shares memory; recorded as the Reshape operator
   // while autograd records).
@@ -127,12 +145,13 @@ class NDArray {
   }
   // A copy of the data (MXNet's asnumpy).
   Tensor ToTensor() const { return tensor().Clone(); }
-  // The data itself (shared; writes are seen by every handle).
-  const Tensor& tensor() const { return chunk().data; }
+  // The data itself (shared; writes are seen by every handle), computed first where
+  // it is pending (lazy mode).
+  const Tensor& tensor() const { return detail::Ready(chunk()); }
   template <typename T>
   T* data() {
     detail::CheckDType(dtype(), detail::DTypeOf<T>());
-    return chunk().data.data_as<T>();
+    return detail::ForWriting(chunk()).data_as<T>();
   }
   template <typename T>
   const T* data() const {
@@ -146,8 +165,9 @@ class NDArray {
   NDArray CopyTo(const NDArray& other) const;
   // This array when it is on `ctx`, else a copy there.
   NDArray AsInContext(Context ctx) const;
-  // Operator calls complete before they return: nothing to wait for.
-  void WaitToRead() const {}
+  // Computes the array if it is pending (lazy mode); eager calls complete before they
+  // return.
+  void WaitToRead() const { tensor(); }
 
   // --- autograd ---
   // Allocates a zero gradient and makes this array a leaf that Backward writes
@@ -233,5 +253,13 @@ struct Loaded {
 };
 // Reads MXNet's format (any version MXNet wrote) or kiln's parameter files.
 Loaded Load(const std::string& path);
+
+namespace lazy {
+void Materialize(detail::Chunk& chunk);
+}
+inline const Tensor& detail::Ready(Chunk& chunk) {
+  if (chunk.pending.load(std::memory_order_acquire)) lazy::Materialize(chunk);
+  return chunk.data;
+}
 
 }  // namespace kiln::nd

@@ -606,8 +606,40 @@ class KernelEmitter {
     return call;
   }
 
+  // exp of float lanes as plain arithmetic, the same operations in vector lanes and in
+  // scalar code (glibc's vector exp and its scalar expf may differ in the last bit, so an
+  // element's value would depend on whether it fell in a vector lane or a loop's
+  // remainder, and a fused kernel would not give an unfused one's bits): 2^n e^r with
+  // n = round(x log2(e)), r = x - n ln2 in two parts (Cody and Waite), e^r by its Taylor
+  // series to degree 7 (|r| <= ln2 / 2: truncation below 6e-9 relative), 2^n as two
+  // factors built from exponent bits. About 2 float ulps; +inf above 88.73, 0 below
+  // -103.98 (denormal results rounded once), NaN stays NaN.
+  llvm::Value* FloatExp(llvm::Value* x) {
+    llvm::Type* type = x->getType();
+    llvm::Type* int_type = type->getWithNewType(builder_.getInt32Ty());
+    const auto c = [&](double v) { return llvm::ConstantFP::get(type, v); };
+    const auto i = [&](int64_t v) { return llvm::ConstantInt::get(int_type, static_cast<uint64_t>(v), true); };
+    llvm::Value* clamped = builder_.CreateBinaryIntrinsic(
+        llvm::Intrinsic::minnum, builder_.CreateBinaryIntrinsic(llvm::Intrinsic::maxnum, x, c(-104.0)), c(89.0));
+    llvm::Value* n = Intrinsic(llvm::Intrinsic::round, builder_.CreateFMul(clamped, c(1.4426950408889634)));
+    llvm::Value* r = builder_.CreateFSub(clamped, builder_.CreateFMul(n, c(0.693145751953125)));
+    r = builder_.CreateFSub(r, builder_.CreateFMul(n, c(1.428606765330187045e-06)));
+    llvm::Value* p = c(1.0 / 5040.0);
+    for (const double k : {1.0 / 720.0, 1.0 / 120.0, 1.0 / 24.0, 1.0 / 6.0, 0.5, 1.0, 1.0}) {
+      p = builder_.CreateFAdd(builder_.CreateFMul(p, r), c(k));
+    }
+    llvm::Value* whole = builder_.CreateFPToSI(n, int_type);  // in [-150, 129]
+    llvm::Value* half = builder_.CreateAShr(whole, i(1));
+    const auto power_of_two = [&](llvm::Value* e) {
+      return builder_.CreateBitCast(builder_.CreateShl(builder_.CreateAdd(e, i(127)), i(23)), type);
+    };
+    llvm::Value* result =
+        builder_.CreateFMul(builder_.CreateFMul(p, power_of_two(half)), power_of_two(builder_.CreateSub(whole, half)));
+    return builder_.CreateSelect(builder_.CreateFCmpUNO(x, x), x, result);
+  }
+
   // tanh of float lanes without a library call, so that loops of it vectorize (LLVM maps
-  // exp, not tanh, to glibc's vector functions): an odd Taylor polynomial where |x| < 0.4
+  // tanh, unlike exp, to no vector function): an odd Taylor polynomial where |x| < 0.4
   // (its truncation error is below 1e-7 relative there), else 1 - 2 / (exp(2|x|) + 1)
   // with x's sign (at most a few float ulps off; exact at 0, +-inf, and NaN stays NaN).
   llvm::Value* FloatTanh(llvm::Value* x) {
@@ -619,7 +651,7 @@ class KernelEmitter {
       series = builder_.CreateFAdd(builder_.CreateFMul(series, x2), c(k));
     }
     llvm::Value* small = builder_.CreateFMul(x, series);
-    llvm::Value* e = Intrinsic(llvm::Intrinsic::exp, builder_.CreateFMul(ax, c(2.0)));
+    llvm::Value* e = FloatExp(builder_.CreateFMul(ax, c(2.0)));
     llvm::Value* large = builder_.CreateFSub(c(1.0), builder_.CreateFDiv(c(2.0), builder_.CreateFAdd(e, c(1.0))));
     large = builder_.CreateBinaryIntrinsic(llvm::Intrinsic::copysign, large, x);
     return builder_.CreateSelect(builder_.CreateFCmpOLT(ax, c(0.4)), small, large);
@@ -660,7 +692,7 @@ class KernelEmitter {
     switch (op) {
       case UnaryOp::kNeg: return builder_.CreateFNeg(a);
       case UnaryOp::kAbs: return Intrinsic(llvm::Intrinsic::fabs, a);
-      case UnaryOp::kExp: return Intrinsic(llvm::Intrinsic::exp, a);
+      case UnaryOp::kExp: return is_float ? FloatExp(a) : Intrinsic(llvm::Intrinsic::exp, a);
       case UnaryOp::kLog: return Intrinsic(llvm::Intrinsic::log, a);
       case UnaryOp::kSqrt: return Intrinsic(llvm::Intrinsic::sqrt, a);
       case UnaryOp::kTanh: return a->getType()->isFloatTy() ? FloatTanh(a) : LibmCall("tanhf", "tanh", a);

@@ -15,6 +15,7 @@
 #include "examples/ndarray_linear_regression.h"
 #include "ndarray/autograd.h"
 #include "ndarray/invoke.h"
+#include "ndarray/lazy.h"
 #include "ndarray/ops_api.h"
 #include "runtime/error.h"
 #include "runtime/npy.h"
@@ -283,6 +284,7 @@ TEST_CASE("save and load in MXNet's format", "[ndarray]") {
 
 TEST_CASE("the kernel cache compiles each kernel once", "[ndarray]") {
   MemoryCache memory;
+  const nd::lazy::ModeScope eager(false);  // one kernel per call
   nd::ClearKernelCache();
   const nd::NDArray x = nd::arange(0, 12).Reshape({3, 4});
   const nd::NDArray first = nd::relu(x - 5);
@@ -571,6 +573,7 @@ TEST_CASE("the linear regression example recovers w and b", "[ndarray]") {
 
 TEST_CASE("dispatch overhead of a cached small operator", "[ndarray][timing]") {
   MemoryCache memory;
+  const nd::lazy::ModeScope eager(false);  // each call runs its kernel
   const nd::NDArray x = nd::arange(0, 10);
   const nd::NDArray y = nd::ones({10});
   nd::elemwise_add(x, y);  // compiles the kernel
@@ -594,6 +597,7 @@ TEST_CASE("dispatch overhead of a cached small operator", "[ndarray][timing]") {
 
 TEST_CASE("repeated calls hit the per-thread table, which ClearKernelCache empties", "[ndarray]") {
   MemoryCache memory;
+  const nd::lazy::ModeScope eager(false);  // one kernel per call
   nd::ClearKernelCache();
   const nd::NDArray x = nd::arange(0, 6).Reshape({2, 3});
   const std::vector<double> first = nd::_plus_scalar(x, {{"scalar", 2}}).tensor().ToDoubles();

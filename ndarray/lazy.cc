@@ -1,0 +1,212 @@
+#include "ndarray/lazy.h"
+
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "ndarray/invoke.h"
+
+namespace kiln::nd {
+namespace lazy {
+
+// One deferred call: its operator, and where each input comes from: an earlier call of
+// the same graph, or a concrete array (held until the graph runs).
+struct PendingInput {
+  size_t node = 0;
+  uint32_t output = 0;
+  std::shared_ptr<detail::Chunk> leaf;  // set for a concrete array
+};
+struct PendingNode {
+  const OpDef* op = nullptr;
+  Attrs attrs;
+  std::vector<PendingInput> inputs;
+  // The results' arrays, not held: one no handle holds any more is never written.
+  std::vector<std::weak_ptr<detail::Chunk>> outputs;
+};
+
+struct PendingGraph {
+  std::mutex mutex;
+  bool is_train = false;
+  std::vector<PendingNode> nodes;
+};
+
+namespace {
+
+std::atomic<bool> g_enabled{[] {
+  const char* eager = std::getenv("KILN_EAGER");
+  return eager == nullptr || std::strcmp(eager, "0") == 0 || *eager == '\0';
+}()};
+
+std::atomic<int64_t> g_deferred{0};
+std::atomic<int64_t> g_flushes{0};
+std::atomic<int64_t> g_skipped{0};
+
+// This thread's graph; arrays it computes keep it alive past the thread.
+std::shared_ptr<PendingGraph>& ThreadGraph() {
+  thread_local std::shared_ptr<PendingGraph> graph = std::make_shared<PendingGraph>();
+  return graph;
+}
+
+// Runs `graph` (its mutex held): one compiled executable for every pending call, whose
+// outputs are the results still held; each written into its array's memory.
+void RunLocked(PendingGraph& graph) {
+  if (graph.nodes.empty()) return;
+  struct Result {
+    size_t node;
+    uint32_t output;
+    std::shared_ptr<detail::Chunk> chunk;
+  };
+  std::vector<Result> results;
+  for (size_t i = 0; i < graph.nodes.size(); ++i) {
+    for (uint32_t k = 0; k < graph.nodes[i].outputs.size(); ++k) {
+      if (auto chunk = graph.nodes[i].outputs[k].lock()) results.push_back({i, k, std::move(chunk)});
+    }
+  }
+  if (results.empty()) {
+    graph.nodes.clear();
+    g_skipped.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  // The concrete inputs, one variable per array; the key spells the whole structure.
+  std::vector<std::shared_ptr<detail::Chunk>> leaves;
+  std::map<const detail::Chunk*, size_t> leaf_index;
+  std::vector<std::string> input_names;
+  std::vector<TensorSpec> specs;
+  std::string key = graph.is_train ? "lazy|train|" : "lazy|";
+  for (const PendingNode& node : graph.nodes) {
+    key += node.op->name() + "(" + detail::CanonicalAttrs(node.attrs) + ")";
+    for (const PendingInput& input : node.inputs) {
+      if (!input.leaf) {
+        key += "n" + std::to_string(input.node) + "." + std::to_string(input.output) + ",";
+        continue;
+      }
+      auto [it, added] = leaf_index.emplace(input.leaf.get(), leaves.size());
+      if (added) {
+        leaves.push_back(input.leaf);
+        input_names.push_back("in" + std::to_string(it->second));
+        specs.push_back({input_names.back(), input.leaf->data.dtype(), input.leaf->data.shape()});
+        key += ShapeToString(specs.back().shape) + std::string(DTypeName(specs.back().dtype));
+      }
+      key += "v" + std::to_string(it->second) + ",";
+    }
+    key += ";";
+  }
+  key += "->";
+  for (const Result& result : results) key += std::to_string(result.node) + "." + std::to_string(result.output) + ",";
+
+  const auto build = [&] {
+    std::vector<NodeEntry> variables;
+    for (const TensorSpec& spec : specs) variables.push_back({Node::Variable(spec.name, spec.shape, spec.dtype), 0});
+    std::vector<NodePtr> nodes;
+    for (size_t i = 0; i < graph.nodes.size(); ++i) {
+      const PendingNode& pending = graph.nodes[i];
+      std::vector<NodeEntry> inputs;
+      for (const PendingInput& input : pending.inputs) {
+        inputs.push_back(input.leaf ? variables[leaf_index.at(input.leaf.get())]
+                                    : NodeEntry{nodes.at(input.node), input.output});
+      }
+      nodes.push_back(Node::Create(*pending.op, "n" + std::to_string(i), pending.attrs, std::move(inputs)));
+    }
+    Graph built;
+    for (const Result& result : results) built.outputs.push_back({nodes[result.node], result.output});
+    return built;
+  };
+  const auto compiled = detail::GetOrCompile(key, build, input_names, specs, graph.is_train);
+  std::vector<Tensor> values;
+  for (const auto& leaf : leaves) values.push_back(leaf->data);
+  std::vector<Tensor> outputs;
+  for (const Result& result : results) outputs.push_back(result.chunk->data);
+  detail::Run(*compiled, values, std::move(outputs));
+  for (const Result& result : results) result.chunk->pending.store(false, std::memory_order_release);
+  graph.nodes.clear();
+  g_flushes.fetch_add(1, std::memory_order_relaxed);
+}
+
+}  // namespace
+
+bool Enabled() {
+  return g_enabled.load(std::memory_order_relaxed);
+}
+
+void SetEnabled(bool enabled) {
+  if (!enabled) Flush();
+  g_enabled.store(enabled, std::memory_order_relaxed);
+}
+
+std::vector<NDArray> Defer(const OpDef& op, const Attrs& attrs, bool is_train, std::span<const NDArray> inputs,
+                           std::span<const TensorSpec> output_specs, Context ctx) {
+  const std::shared_ptr<PendingGraph>& graph = ThreadGraph();
+  // Inputs pending in another thread's graph are computed first, before this graph's
+  // lock is taken (a thread holds one graph's lock at a time).
+  for (const NDArray& input : inputs) {
+    detail::Chunk& chunk = input.chunk();
+    if (chunk.pending_graph != graph) detail::Ready(chunk);
+  }
+  const std::lock_guard lock(graph->mutex);
+  if (!graph->nodes.empty() && graph->is_train != is_train) RunLocked(*graph);
+  graph->is_train = is_train;
+  PendingNode node;
+  node.op = &op;
+  node.attrs = attrs;
+  for (const NDArray& input : inputs) {
+    const detail::Chunk& chunk = input.chunk();
+    // Still pending in this graph (stable under its lock): read from its call.
+    if (chunk.pending.load(std::memory_order_acquire) && chunk.pending_graph == graph) {
+      node.inputs.push_back({chunk.pending_node, chunk.pending_output, nullptr});
+    } else {
+      node.inputs.push_back({0, 0, input.chunk_ptr()});
+    }
+  }
+  std::vector<NDArray> outputs;
+  for (uint32_t k = 0; k < output_specs.size(); ++k) {
+    auto chunk = std::make_shared<detail::Chunk>();
+    chunk->data = Tensor(output_specs[k].shape, output_specs[k].dtype);
+    chunk->ctx = ctx;
+    chunk->pending_graph = graph;
+    chunk->pending_node = graph->nodes.size();
+    chunk->pending_output = k;
+    chunk->pending.store(true, std::memory_order_release);
+    node.outputs.push_back(chunk);
+    outputs.emplace_back(std::move(chunk));
+  }
+  graph->nodes.push_back(std::move(node));
+  g_deferred.fetch_add(1, std::memory_order_relaxed);
+  return outputs;
+}
+
+void Flush() {
+  PendingGraph& graph = *ThreadGraph();
+  const std::lock_guard lock(graph.mutex);
+  RunLocked(graph);
+}
+
+void Materialize(detail::Chunk& chunk) {
+  if (!chunk.pending.load(std::memory_order_acquire) || chunk.pending_graph == nullptr) return;
+  PendingGraph& graph = *chunk.pending_graph;
+  const std::lock_guard lock(graph.mutex);
+  if (chunk.pending.load(std::memory_order_acquire)) RunLocked(graph);
+}
+
+Stats GetStats() {
+  return {g_deferred.load(std::memory_order_relaxed), g_flushes.load(std::memory_order_relaxed),
+          g_skipped.load(std::memory_order_relaxed)};
+}
+
+void ResetStats() {
+  g_deferred.store(0, std::memory_order_relaxed);
+  g_flushes.store(0, std::memory_order_relaxed);
+  g_skipped.store(0, std::memory_order_relaxed);
+}
+
+}  // namespace lazy
+
+Tensor& detail::ForWriting(Chunk& chunk) {
+  lazy::Flush();
+  Ready(chunk);
+  return chunk.data;
+}
+
+}  // namespace kiln::nd
