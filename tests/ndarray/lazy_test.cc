@@ -179,3 +179,16 @@ TEST_CASE("an array deferred on one thread is read on another", "[ndarray][lazy]
   consumer.join();
   CHECK(seen == std::vector<double>{1, 1, 1, 1, 1, 3, 5, 7});
 }
+
+TEST_CASE("deferred views, several outputs and float64 agree with eager execution", "[ndarray][lazy]") {
+  MemoryCache memory;
+  const nd::NDArray x(RandomTensor({4, 6}, 31));
+  const nd::NDArray d(RandomTensor({3, 5}, 32, -1, 1, DType::kFloat64));
+  const auto program = [&] {
+    const nd::NDArray flat = nd::Flatten(nd::Reshape(x * 2, {{"shape", std::vector<int64_t>{2, 2, 6}}}));
+    const std::vector<nd::NDArray> halves = nd::InvokeAll("split", {flat}, {{"num_outputs", 2}, {"axis", 1}});
+    const nd::NDArray wide = nd::sum(nd::exp(d), {{"axis", 0}});
+    return nd::broadcast_add(halves[1] - halves[0], nd::Cast(nd::sum(wide), {{"dtype", "float32"}}));
+  };
+  CHECK(Run(true, program).BitwiseEquals(Run(false, program)));
+}
