@@ -70,17 +70,34 @@ void RunLocked(PendingGraph& graph) {
     g_skipped.fetch_add(1, std::memory_order_relaxed);
     return;
   }
+  // The calls the held results need (earlier ones feed later ones), renumbered.
+  std::vector<bool> live(graph.nodes.size(), false);
+  for (const Result& result : results) live[result.node] = true;
+  for (size_t i = graph.nodes.size(); i-- > 0;) {
+    if (!live[i]) continue;
+    for (const PendingInput& input : graph.nodes[i].inputs) {
+      if (!input.leaf) live[input.node] = true;
+    }
+  }
+  std::vector<size_t> order;  // live calls, in call order
+  std::vector<size_t> position(graph.nodes.size(), 0);
+  for (size_t i = 0; i < graph.nodes.size(); ++i) {
+    if (!live[i]) continue;
+    position[i] = order.size();
+    order.push_back(i);
+  }
   // The concrete inputs, one variable per array; the key spells the whole structure.
   std::vector<std::shared_ptr<detail::Chunk>> leaves;
   std::map<const detail::Chunk*, size_t> leaf_index;
   std::vector<std::string> input_names;
   std::vector<TensorSpec> specs;
   std::string key = graph.is_train ? "lazy|train|" : "lazy|";
-  for (const PendingNode& node : graph.nodes) {
+  for (const size_t i : order) {
+    const PendingNode& node = graph.nodes[i];
     key += node.op->name() + "(" + detail::CanonicalAttrs(node.attrs) + ")";
     for (const PendingInput& input : node.inputs) {
       if (!input.leaf) {
-        key += "n" + std::to_string(input.node) + "." + std::to_string(input.output) + ",";
+        key += "n" + std::to_string(position[input.node]) + "." + std::to_string(input.output) + ",";
         continue;
       }
       auto [it, added] = leaf_index.emplace(input.leaf.get(), leaves.size());
@@ -95,23 +112,25 @@ void RunLocked(PendingGraph& graph) {
     key += ";";
   }
   key += "->";
-  for (const Result& result : results) key += std::to_string(result.node) + "." + std::to_string(result.output) + ",";
+  for (const Result& result : results) {
+    key += std::to_string(position[result.node]) + "." + std::to_string(result.output) + ",";
+  }
 
   const auto build = [&] {
     std::vector<NodeEntry> variables;
     for (const TensorSpec& spec : specs) variables.push_back({Node::Variable(spec.name, spec.shape, spec.dtype), 0});
     std::vector<NodePtr> nodes;
-    for (size_t i = 0; i < graph.nodes.size(); ++i) {
+    for (const size_t i : order) {
       const PendingNode& pending = graph.nodes[i];
       std::vector<NodeEntry> inputs;
       for (const PendingInput& input : pending.inputs) {
         inputs.push_back(input.leaf ? variables[leaf_index.at(input.leaf.get())]
-                                    : NodeEntry{nodes.at(input.node), input.output});
+                                    : NodeEntry{nodes.at(position[input.node]), input.output});
       }
-      nodes.push_back(Node::Create(*pending.op, "n" + std::to_string(i), pending.attrs, std::move(inputs)));
+      nodes.push_back(Node::Create(*pending.op, "n" + std::to_string(nodes.size()), pending.attrs, std::move(inputs)));
     }
     Graph built;
-    for (const Result& result : results) built.outputs.push_back({nodes[result.node], result.output});
+    for (const Result& result : results) built.outputs.push_back({nodes[position[result.node]], result.output});
     return built;
   };
   const auto compiled = detail::GetOrCompile(key, build, input_names, specs, graph.is_train);
