@@ -43,6 +43,7 @@ class TapeGraph {
     specs_.push_back({name, value.dtype(), value.shape()});
     values_.push_back(value);
     leaf_chunks_.push_back(chunk);
+    fed_.push_back(false);
     key_ += name + ":" + ShapeToString(value.shape()) + std::string(DTypeName(value.dtype())) + ";";
     return {Node::Variable(name, value.shape(), value.dtype()), 0};
   }
@@ -57,7 +58,35 @@ class TapeGraph {
   const std::vector<TensorSpec>& specs() const { return specs_; }
   const std::vector<Tensor>& values() const { return values_; }
   const std::vector<std::shared_ptr<detail::Chunk>>& leaf_chunks() const { return leaf_chunks_; }
+  // Whether input i is a forward call's result (not a variable of the forward graph).
+  bool fed(size_t i) const { return fed_[i]; }
   std::string& key() { return key_; }
+
+  // Makes the gradient nodes of `graph` read the recorded results of forward calls
+  // instead of the forward nodes, which then drop out: Backward does not compute the
+  // forward again.
+  void FeedForwardResults(Graph& graph) const {
+    std::map<std::pair<const Node*, uint32_t>, NodeEntry> variables;
+    const auto fed = [&](const NodeEntry& entry) -> std::optional<NodeEntry> {
+      const auto it = forward_outputs_.find({entry.node.get(), entry.index});
+      if (it == forward_outputs_.end()) return std::nullopt;
+      auto [slot, added] = variables.try_emplace(it->first);
+      if (added) {
+        const TensorSpec& spec = specs_[it->second];
+        slot->second = {Node::Variable(spec.name, spec.shape, spec.dtype), 0};
+      }
+      return slot->second;
+    };
+    for (const NodePtr& node : TopologicalOrder(graph.outputs)) {
+      if (node->is_variable() || ids_.count(node.get())) continue;  // forward nodes keep theirs
+      for (NodeEntry& input : node->inputs) {
+        if (auto variable = fed(input)) input = *variable;
+      }
+    }
+    for (NodeEntry& output : graph.outputs) {
+      if (auto variable = fed(output)) output = *variable;
+    }
+  }
 
  private:
   NodePtr Visit(const TapeNode& tape_node) {
@@ -79,16 +108,30 @@ class TapeGraph {
     NodePtr node = Node::Create(*tape_node.op, name, tape_node.attrs, std::move(inputs));
     nodes_.emplace(&tape_node, node);
     ids_.emplace(node.get(), id);
+    // Its results, as inputs the gradient may read instead of computing them again.
+    for (size_t k = 0; k < tape_node.outputs.size(); ++k) {
+      const Tensor& value = tape_node.outputs[k];
+      const std::string output_name = "f" + id + "_" + std::to_string(k);
+      forward_outputs_[{node.get(), static_cast<uint32_t>(k)}] = names_.size();
+      names_.push_back(output_name);
+      specs_.push_back({output_name, value.dtype(), value.shape()});
+      values_.push_back(value);
+      leaf_chunks_.push_back(nullptr);
+      fed_.push_back(true);
+    }
     return node;
   }
 
   std::map<const TapeNode*, NodePtr> nodes_;
   std::map<const Node*, std::string> ids_;  // what the key calls each node
+  // Each forward node's results: their positions among the inputs (names_, values_).
+  std::map<std::pair<const Node*, uint32_t>, size_t> forward_outputs_;
   std::map<const detail::Chunk*, NodeEntry> leaves_;
   std::vector<std::string> names_;
   std::vector<TensorSpec> specs_;
   std::vector<Tensor> values_;
   std::vector<std::shared_ptr<detail::Chunk>> leaf_chunks_;  // null for head gradients
+  std::vector<bool> fed_;
   std::string key_;
 };
 
@@ -105,9 +148,10 @@ std::vector<NDArray> Differentiate(TapeGraph& tape, const std::vector<NodeEntry>
   request.xs = xs;
   request.is_train = train_mode;
   // The forward graph's variables: the head gradients below are not part of it.
-  for (const auto& spec : tape.specs()) {
-    request.shapes[spec.name] = spec.shape;
-    request.dtypes[spec.name] = spec.dtype;
+  for (size_t i = 0; i < tape.specs().size(); ++i) {
+    if (tape.fed(i)) continue;
+    request.shapes[tape.specs()[i].name] = tape.specs()[i].shape;
+    request.dtypes[tape.specs()[i].name] = tape.specs()[i].dtype;
   }
   for (size_t i = 0; i < heads.size(); ++i) {
     const bool given = !head_grads.empty() && head_grads[i].defined();
@@ -126,6 +170,7 @@ std::vector<NDArray> Differentiate(TapeGraph& tape, const std::vector<NodeEntry>
   const auto build = [&] {
     Graph graph;
     graph.outputs = BuildGradient(request);
+    tape.FeedForwardResults(graph);
     return graph;
   };
   const auto compiled = detail::GetOrCompile(key, build, tape.names(), tape.specs(), train_mode);
@@ -179,6 +224,7 @@ void RecordOp(const OpDef& op, const Attrs& attrs, bool is_train, std::span<cons
   for (uint32_t k = 0; k < outputs.size(); ++k) {
     outputs[k].chunk().producer = node;
     outputs[k].chunk().output_index = k;
+    node->outputs.push_back(outputs[k].tensor());
   }
 }
 

@@ -69,6 +69,9 @@ struct TapeNode {
   Attrs attrs;
   bool is_train = false;
   std::vector<TapeInput> inputs;
+  // The values the call produced: Backward feeds them to the gradient instead of
+  // computing the forward again.
+  std::vector<Tensor> outputs;
 };
 
 // Records a call (by ndarray/invoke.cc) when recording and an input is tracked: it has

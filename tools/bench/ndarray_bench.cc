@@ -149,8 +149,9 @@ int main(int argc, char** argv) {
     json += "}, \"mlp\": {\"steps\": " + std::to_string(mlp_steps) +
             ", \"ms_per_step\": " + std::to_string(mlp.ms_per_step) +
             ", \"first_loss\": " + std::to_string(mlp.first_loss) +
-            ", \"last_loss\": " + std::to_string(mlp.last_loss) + ", \"kernel_cache\": {\"hits\": " +
-            std::to_string(stats.hits) + ", \"compiles\": " + std::to_string(stats.compiles) + "}}}";
+            ", \"last_loss\": " + std::to_string(mlp.last_loss) +
+            ", \"kernel_cache\": {\"hits\": " + std::to_string(stats.hits) +
+            ", \"compiles\": " + std::to_string(stats.compiles) + "}}}";
     std::printf("%s\n", json.c_str());
   } catch (const std::exception& e) {
     std::fprintf(stderr, "ndarray_bench: %s\n", e.what());
