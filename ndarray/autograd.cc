@@ -245,7 +245,8 @@ std::vector<NDArray> Grad(const std::vector<NDArray>& heads, const std::vector<N
   return Differentiate(tape, ys, heads, head_grads, xs, train_mode);
 }
 
-void Backward(const std::vector<NDArray>& heads, const std::vector<NDArray>& head_grads, bool train_mode) {
+void Backward(const std::vector<NDArray>& heads, const std::vector<NDArray>& head_grads, bool retain_graph,
+              bool train_mode) {
   lazy::Flush();  // deferred calls may read the gradients this overwrites
   const Pause pause(train_mode);
   TapeGraph tape;
@@ -262,7 +263,8 @@ void Backward(const std::vector<NDArray>& heads, const std::vector<NDArray>& hea
   if (targets.empty()) {
     throw Error(
         "Backward: no array with an attached gradient was recorded into the heads (AttachGrad before "
-        "autograd::Record)");
+        "autograd::Record; or an earlier Backward released their graph: pass retain_graph = true to "
+        "differentiate it again)");
   }
   for (size_t i = 0; i < targets.size(); ++i) xs[i] = tape.Leaf(targets[i], targets[i]->data);
   const std::vector<NDArray> grads = Differentiate(tape, ys, heads, head_grads, xs, train_mode);
@@ -272,6 +274,12 @@ void Backward(const std::vector<NDArray>& heads, const std::vector<NDArray>& hea
       Invoke("elemwise_add", {grad, grads[i]}, {}, &grad);
     } else {
       grad.Assign(grads[i]);
+    }
+  }
+  if (!retain_graph) {
+    for (const NDArray& head : heads) {
+      head.chunk().producer = nullptr;
+      head.chunk().output_index = 0;
     }
   }
 }

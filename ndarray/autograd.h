@@ -84,7 +84,11 @@ void RecordOp(const OpDef& op, const Attrs& attrs, bool is_train, std::span<cons
 std::vector<NDArray> Grad(const std::vector<NDArray>& heads, const std::vector<NDArray>& variables,
                           const std::vector<NDArray>& head_grads = {}, bool train_mode = true);
 // Writes or adds (by grad_req) the gradients of the heads into every leaf with an
-// attached gradient that they were recorded from.
-void Backward(const std::vector<NDArray>& heads, const std::vector<NDArray>& head_grads = {}, bool train_mode = true);
+// attached gradient that they were recorded from. Without `retain_graph` the heads are
+// cut from the tape afterwards (MXNet's default): the recorded calls and the values they
+// kept are freed once no other array refers to them, and a second Backward of the same
+// heads is an error.
+void Backward(const std::vector<NDArray>& heads, const std::vector<NDArray>& head_grads = {},
+              bool retain_graph = false, bool train_mode = true);
 
 }  // namespace kiln::nd::autograd

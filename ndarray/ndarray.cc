@@ -160,9 +160,9 @@ NDArray NDArray::Grad() const {
   return NDArray(chunk().grad);
 }
 
-void NDArray::Backward(const NDArray& head_grad, bool train_mode) const {
+void NDArray::Backward(const NDArray& head_grad, bool retain_graph, bool train_mode) const {
   autograd::Backward({*this}, head_grad.defined() ? std::vector<NDArray>{head_grad} : std::vector<NDArray>{},
-                     train_mode);
+                     retain_graph, train_mode);
 }
 
 NDArray NDArray::Detach() const {

@@ -179,7 +179,8 @@ class NDArray {
   GradReq grad_req() const { return chunk().grad_req; }
   // Gradients of this array (with `head_grad`, ones when undefined) into every leaf
   // with an attached gradient that it was recorded from.
-  void Backward(const NDArray& head_grad = NDArray(), bool train_mode = true) const;
+  // MXNet's backward(out_grad, retain_graph, train_mode): see autograd::Backward.
+  void Backward(const NDArray& head_grad = NDArray(), bool retain_graph = false, bool train_mode = true) const;
   // The same data, cut from the tape.
   NDArray Detach() const;
 

@@ -5,17 +5,21 @@
 // read correctly from another (the test runs under TSan with the concurrency tag).
 #include "ndarray/lazy.h"
 
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <functional>
+#include <map>
 #include <random>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "codegen/compiler.h"
 #include "ndarray/autograd.h"
 #include "ndarray/invoke.h"
 #include "ndarray/ops_api.h"
 #include "runtime/error.h"
+#include "symbol/symbol.h"
 #include "tests/op_test_util.h"
 
 using namespace kiln;
@@ -125,46 +129,90 @@ TEST_CASE("writes run after the deferred calls that read the old values", "[ndar
   CHECK(w.Grad().tensor().ToDoubles() == std::vector<double>{3, 3, 3});
 }
 
-TEST_CASE("random programs: lazy and eager give the same bits", "[ndarray][lazy]") {
+namespace {
+
+// One call of a random program on the running value v (rows x cols) and the fixed
+// operands b (1 x cols) and w (cols x 5).
+struct Step {
+  enum Kind { kUnary, kBinary, kDot, kSum } kind;
+  std::string op;
+};
+
+nd::NDArray Call(const std::string& op, const std::vector<nd::NDArray>& inputs, const AttrMap& attrs) {
+  return nd::Invoke(op, inputs, attrs);
+}
+Symbol Call(const std::string& op, const std::vector<Symbol>& inputs, const AttrMap& attrs) {
+  return Symbol::Create(op, inputs, attrs);
+}
+
+// The program on either NDArrays or Symbols; `cols` tracks v's width.
+template <typename T>
+T RunProgram(const std::vector<Step>& steps, const T& a, const T& b, const T& w, int64_t cols, int64_t b_cols) {
+  T v = a;
+  for (const Step& step : steps) {
+    switch (step.kind) {
+      case Step::kUnary: v = Call(step.op, {v}, {}); break;
+      case Step::kBinary: v = cols == b_cols ? Call(step.op, {v, b}, {}) : Call(step.op, {v, v}, {}); break;
+      case Step::kDot:
+        if (cols == b_cols) {
+          v = Call("dot", {v, w}, {});
+          cols = 5;
+        } else {
+          v = Call("_mul_scalar", {v}, {{"scalar", 0.5}});
+        }
+        break;
+      case Step::kSum:
+        v = Call("sum", {v}, {{"axis", 1}, {"keepdims", true}});
+        cols = 1;
+        break;
+    }
+  }
+  return v;
+}
+
+}  // namespace
+
+TEST_CASE("random programs: lazy, eager and a compiled graph give the same bits", "[ndarray][lazy]") {
   MemoryCache memory;
   std::mt19937_64 rng(2024);
   const std::vector<std::string> unary = {"relu", "exp", "tanh", "sigmoid", "abs", "negative", "square"};
   const std::vector<std::string> binary = {"broadcast_add", "broadcast_sub", "broadcast_mul", "broadcast_maximum"};
   for (int trial = 0; trial < 12; ++trial) {
     const int64_t rows = 1 + static_cast<int64_t>(rng() % 9), cols = 1 + static_cast<int64_t>(rng() % 17);
-    const nd::NDArray a(RandomTensor({rows, cols}, rng()));
-    const nd::NDArray b(RandomTensor({1, cols}, rng()));
-    const nd::NDArray w(RandomTensor({cols, 5}, rng()));
-    std::vector<std::function<nd::NDArray(const nd::NDArray&)>> steps;
+    const Tensor a = RandomTensor({rows, cols}, rng()), b = RandomTensor({1, cols}, rng()),
+                 w = RandomTensor({cols, 5}, rng());
+    std::vector<Step> steps;
     std::string names;
     const int length = 2 + static_cast<int>(rng() % 8);
     for (int s = 0; s < length; ++s) {
       const uint64_t pick = rng() % 10;
       if (pick < 5) {
-        const std::string op = unary[rng() % unary.size()];
-        names += op + " ";
-        steps.push_back([op](const nd::NDArray& v) { return nd::Invoke(op, {v}); });
+        steps.push_back({Step::kUnary, unary[rng() % unary.size()]});
       } else if (pick < 8) {
-        const std::string op = binary[rng() % binary.size()];
-        names += op + " ";
-        steps.push_back([op, &b](const nd::NDArray& v) {
-          return v.shape()[1] == b.shape()[1] ? nd::Invoke(op, {v, b}) : nd::Invoke(op, {v, v});
-        });
-      } else if (pick == 8) {
-        names += "dot ";
-        steps.push_back([&w](const nd::NDArray& v) { return v.shape()[1] == w.shape()[0] ? nd::dot(v, w) : v * 0.5; });
+        steps.push_back({Step::kBinary, binary[rng() % binary.size()]});
       } else {
-        names += "sum ";
-        steps.push_back([](const nd::NDArray& v) { return nd::sum(v, {{"axis", 1}, {"keepdims", true}}); });
+        steps.push_back({pick == 8 ? Step::kDot : Step::kSum, ""});
       }
+      names += (steps.back().op.empty() ? (pick == 8 ? "dot" : "sum") : steps.back().op) + " ";
     }
-    const auto program = [&] {
-      nd::NDArray v = a;
-      for (const auto& step : steps) v = step(v);
-      return v;
-    };
     INFO("trial " << trial << ": " << names << "on (" << rows << ", " << cols << ")");
-    CHECK(Run(true, program).BitwiseEquals(Run(false, program)));
+    const auto program = [&] { return RunProgram(steps, nd::NDArray(a), nd::NDArray(b), nd::NDArray(w), cols, cols); };
+    const Tensor eager = Run(false, program);
+    CHECK(Run(true, program).BitwiseEquals(eager));
+    // The same calls as a Symbol graph, compiled by the ordinary pipeline.
+    const Symbol graph =
+        RunProgram(steps, Symbol::Variable("a"), Symbol::Variable("b"), Symbol::Variable("w"), cols, cols);
+    // Only the variables the program read (ToGraph lists them).
+    const Graph compiled = graph.ToGraph();
+    const std::map<std::string, Tensor> all = {{"a", a}, {"b", b}, {"w", w}};
+    CompileOptions options;
+    std::map<std::string, Tensor> inputs;
+    for (const std::string& name : compiled.ListInputs()) {
+      options.input_shapes[name] = all.at(name).shape();
+      inputs[name] = all.at(name);
+    }
+    const auto executor = CompileJit(compiled, options);
+    CHECK(executor->Run(inputs).at(0).BitwiseEquals(eager));
   }
 }
 

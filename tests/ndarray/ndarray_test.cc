@@ -150,6 +150,23 @@ TEST_CASE("grad_req add accumulates over backward calls", "[ndarray]") {
   RequireMatches(x.Grad(), c["grad"]);
 }
 
+TEST_CASE("Backward releases the recorded graph unless retain_graph is set", "[ndarray]") {
+  MemoryCache memory;
+  nd::NDArray x = nd::arange(0, 3);
+  x.AttachGrad();
+  nd::NDArray y;
+  {
+    nd::autograd::Record record;
+    y = nd::sum(x * x);
+  }
+  const std::weak_ptr<const nd::autograd::TapeNode> tape = y.chunk().producer;
+  y.Backward(nd::NDArray(), /*retain_graph=*/true);
+  y.Backward();  // the graph was kept for this one
+  CHECK(x.Grad().tensor().ToDoubles() == std::vector<double>{0, 2, 4});
+  CHECK(tape.expired());  // released: nothing else held the recorded calls
+  CHECK_THROWS_WITH(y.Backward(), Catch::Contains("retain_graph"));
+}
+
 TEST_CASE("training and predict mode scopes", "[ndarray]") {
   CHECK_FALSE(nd::autograd::IsTraining());
   {
