@@ -40,6 +40,9 @@ std::atomic<bool> g_enabled{[] {
   return eager == nullptr || std::strcmp(eager, "0") == 0 || *eager == '\0';
 }()};
 
+// Pending calls a graph holds at most: the next call runs them first.
+constexpr size_t kMaxPendingCalls = 1024;
+
 std::atomic<int64_t> g_deferred{0};
 std::atomic<int64_t> g_flushes{0};
 std::atomic<int64_t> g_skipped{0};
@@ -165,7 +168,10 @@ std::vector<NDArray> Defer(const OpDef& op, const Attrs& attrs, bool is_train, s
     if (chunk.pending_graph != graph) detail::Ready(chunk);
   }
   const std::lock_guard lock(graph->mutex);
-  if (!graph->nodes.empty() && graph->is_train != is_train) RunLocked(*graph);
+  // A program that never reads would grow the graph (and keep its inputs) forever.
+  if ((!graph->nodes.empty() && graph->is_train != is_train) || graph->nodes.size() >= kMaxPendingCalls) {
+    RunLocked(*graph);
+  }
   graph->is_train = is_train;
   PendingNode node;
   node.op = &op;

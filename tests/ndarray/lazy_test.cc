@@ -86,6 +86,20 @@ TEST_CASE("results no handle holds are dropped; held intermediates are written",
   CHECK(doubled.tensor().ToDoubles() == std::vector<double>{0, 2, 4, 6, 8, 10, 12, 14});
 }
 
+TEST_CASE("a program that never reads keeps a bounded pending graph", "[ndarray][lazy]") {
+  MemoryCache memory;
+  const nd::lazy::ModeScope lazy(true);
+  nd::lazy::Flush();
+  nd::lazy::ResetStats();
+  const nd::NDArray x = nd::arange(0, 4);
+  for (int i = 0; i < 3000; ++i) nd::NDArray discarded = x * 2;
+  // Every 1024 calls the graph is run first; nothing was held, so nothing ran.
+  CHECK(nd::lazy::GetStats().skipped == 2);
+  CHECK(nd::lazy::GetStats().flushes == 0);
+  nd::NDArray kept = x + 1;
+  CHECK(kept.tensor().ToDoubles() == std::vector<double>{1, 2, 3, 4});
+}
+
 TEST_CASE("a deferred call reports shape errors where it is made", "[ndarray][lazy]") {
   const nd::lazy::ModeScope lazy(true);
   const nd::NDArray a = nd::ones({2, 3});
