@@ -452,6 +452,7 @@ std::vector<NDArray> Dispatch(std::string_view op_name, std::span<const NDArray>
       throw Error(std::string(op_name) + ": out= has shape " + ShapeToString(out->shape()) + ", the result " +
                   ShapeToString(result));
     }
+    detail::ForWriting(out->chunk());  // a recorded result gets memory of its own first
     if (WritesInto(compiled, *out, inputs)) {
       detail::Run(compiled, values, {out->tensor()});
       outputs.push_back(*out);
@@ -481,6 +482,12 @@ std::vector<NDArray> InvokeAll(std::string_view op_name, const std::vector<NDArr
 
 NDArray Invoke(std::string_view op_name, const std::vector<NDArray>& inputs, const AttrMap& attrs, NDArray* out) {
   if (out != nullptr && out->defined() && autograd::IsRecording()) {
+    if (out->chunk().producer != nullptr) {
+      // As MXNet: Backward reads the recorded value, which out= would overwrite.
+      throw Error(std::string(op_name) +
+                  ": out= is the result of a recorded operator; in-place writes into recorded arrays are not "
+                  "supported while recording");
+    }
     for (const NDArray& input : inputs) {
       // The tape keeps inputs by handle: overwriting one would make its gradient wrong.
       if (input.chunk_ptr() == out->chunk_ptr()) {

@@ -48,9 +48,17 @@ std::atomic<int64_t> g_flushes{0};
 std::atomic<int64_t> g_skipped{0};
 
 // This thread's graph; arrays it computes keep it alive past the thread.
+// Runs what a thread left pending when it exits: its results may have been handed to
+// other threads, and the graph's concrete inputs may point back at it (a cycle that
+// would otherwise keep both alive).
+struct ThreadGraphHolder {
+  std::shared_ptr<PendingGraph> graph = std::make_shared<PendingGraph>();
+  ~ThreadGraphHolder();
+};
+
 std::shared_ptr<PendingGraph>& ThreadGraph() {
-  thread_local std::shared_ptr<PendingGraph> graph = std::make_shared<PendingGraph>();
-  return graph;
+  thread_local ThreadGraphHolder holder;
+  return holder.graph;
 }
 
 // Runs `graph` (its mutex held): one compiled executable for every pending call, whose
@@ -136,12 +144,20 @@ void RunLocked(PendingGraph& graph) {
     for (const Result& result : results) built.outputs.push_back({nodes[position[result.node]], result.output});
     return built;
   };
-  const auto compiled = detail::GetOrCompile(key, build, input_names, specs, graph.is_train);
-  std::vector<Tensor> values;
-  for (const auto& leaf : leaves) values.push_back(leaf->data);
-  std::vector<Tensor> outputs;
-  for (const Result& result : results) outputs.push_back(result.chunk->data);
-  detail::Run(*compiled, values, std::move(outputs));
+  try {
+    const auto compiled = detail::GetOrCompile(key, build, input_names, specs, graph.is_train);
+    std::vector<Tensor> values;
+    for (const auto& leaf : leaves) values.push_back(leaf->data);
+    std::vector<Tensor> outputs;
+    for (const Result& result : results) outputs.push_back(result.chunk->data);
+    detail::Run(*compiled, values, std::move(outputs));
+  } catch (...) {
+    // The results stay pending with the error, which every read of them rethrows; the
+    // graph starts afresh for the thread's next calls.
+    for (const Result& result : results) result.chunk->pending_error = std::current_exception();
+    graph.nodes.clear();
+    throw;
+  }
   for (const Result& result : results) result.chunk->pending.store(false, std::memory_order_release);
   graph.nodes.clear();
   g_flushes.fetch_add(1, std::memory_order_relaxed);
@@ -212,7 +228,18 @@ void Materialize(detail::Chunk& chunk) {
   if (!chunk.pending.load(std::memory_order_acquire) || chunk.pending_graph == nullptr) return;
   PendingGraph& graph = *chunk.pending_graph;
   const std::lock_guard lock(graph.mutex);
-  if (chunk.pending.load(std::memory_order_acquire)) RunLocked(graph);
+  if (!chunk.pending.load(std::memory_order_acquire)) return;
+  if (chunk.pending_error) std::rethrow_exception(chunk.pending_error);
+  RunLocked(graph);
+}
+
+ThreadGraphHolder::~ThreadGraphHolder() {
+  try {
+    const std::lock_guard lock(graph->mutex);
+    RunLocked(*graph);
+  } catch (...) {
+    // Reads of the results rethrow the error; nothing else can be done at thread exit.
+  }
 }
 
 Stats GetStats() {
@@ -231,6 +258,13 @@ void ResetStats() {
 Tensor& detail::ForWriting(Chunk& chunk) {
   lazy::Flush();
   Ready(chunk);
+  if (chunk.producer != nullptr) {
+    // A recorded result: the tape keeps the value for Backward, so the array gets memory
+    // of its own (copy on write) and, now written, stands for no recorded call.
+    chunk.data = chunk.data.Clone();
+    chunk.producer = nullptr;
+    chunk.output_index = 0;
+  }
   return chunk.data;
 }
 

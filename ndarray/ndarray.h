@@ -13,6 +13,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <exception>
 #include <map>
 #include <memory>
 #include <optional>
@@ -75,12 +76,14 @@ struct Chunk {
   size_t pending_node = 0;
   uint32_t pending_output = 0;
   std::atomic<bool> pending{false};
+  std::exception_ptr pending_error;  // the pending graph's failure, rethrown by reads
 };
 
 // The chunk's data, computed first where it is pending (lazy mode).
 inline const Tensor& Ready(Chunk& chunk);
 // The same, after every deferred call of this thread has run: before writing into it
-// (a deferred call may read it).
+// (a deferred call may read it). A recorded result gets memory of its own first (the
+// tape keeps the value Backward reads) and is cut from the tape.
 Tensor& ForWriting(Chunk& chunk);
 
 template <typename T>

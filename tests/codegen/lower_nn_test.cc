@@ -597,7 +597,9 @@ TEST_CASE("Winograd with run-time filters: the filter transform, the convolution
   };
   for (const GradCase& c :
        {GradCase{{2, 16, 9, 11}, {2, 20, 9, 11}, {1, 1}}, GradCase{{6, 24, 5, 5}, {6, 16, 7, 7}, {0, 0}},
-        GradCase{{2, 72, 8, 8}, {2, 80, 6, 6}, {2, 2}}, GradCase{{1, 16, 24, 23}, {1, 17, 24, 23}, {1, 1}}}) {
+        GradCase{{2, 72, 8, 8}, {2, 80, 6, 6}, {2, 2}}, GradCase{{1, 16, 24, 23}, {1, 17, 24, 23}, {1, 1}},
+        // 300 filters: blocks of 256 and a ragged 44.
+        GradCase{{1, 300, 10, 10}, {1, 40, 10, 10}, {1, 1}}}) {
     INFO("out_grad " << ShapeToString(c.out_grad) << " data " << ShapeToString(c.data));
     const AttrMap attrs = {{"kernel", std::vector<int64_t>{3, 3}}, {"num_filter", c.out_grad[1]}, {"pad", c.pad}};
     const kir::Kernel kernel =

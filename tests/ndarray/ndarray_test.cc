@@ -167,6 +167,28 @@ TEST_CASE("Backward releases the recorded graph unless retain_graph is set", "[n
   CHECK_THROWS_WITH(y.Backward(), Catch::Contains("retain_graph"));
 }
 
+TEST_CASE("writes into recorded results keep the values Backward reads", "[ndarray]") {
+  MemoryCache memory;
+  nd::NDArray a = nd::array({0.5f, -1.0f, 2.0f}, {3});
+  a.AttachGrad();
+  nd::NDArray h, y;
+  {
+    nd::autograd::Record record;
+    h = nd::tanh(a);
+    y = nd::sum(h * h);
+    // As MXNet: no in-place write into a recorded array while recording.
+    CHECK_THROWS_WITH(nd::relu(a, {}, &h), Catch::Contains("recorded"));
+  }
+  std::vector<double> expected;
+  for (const double v : a.tensor().ToDoubles())
+    expected.push_back(2 * std::tanh(v) * (1 - std::tanh(v) * std::tanh(v)));
+  h.Assign(7.0);  // after recording: h gets memory of its own, the tape keeps tanh(a)
+  CHECK(h.tensor().ToDoubles() == std::vector<double>{7, 7, 7});
+  y.Backward();
+  const std::vector<double> grad = a.Grad().tensor().ToDoubles();
+  for (size_t i = 0; i < grad.size(); ++i) CHECK(grad[i] == Approx(expected[i]).epsilon(1e-6));
+}
+
 TEST_CASE("training and predict mode scopes", "[ndarray]") {
   CHECK_FALSE(nd::autograd::IsTraining());
   {
