@@ -31,6 +31,9 @@ struct PendingGraph {
   std::mutex mutex;
   bool is_train = false;
   std::vector<PendingNode> nodes;
+  // Whether `nodes` is non-empty, readable without the lock: every eager call and write
+  // asks (Flush), and nearly always nothing is pending.
+  std::atomic<bool> has_pending{false};
 };
 
 namespace {
@@ -78,6 +81,7 @@ void RunLocked(PendingGraph& graph) {
   }
   if (results.empty()) {
     graph.nodes.clear();
+    graph.has_pending.store(false, std::memory_order_release);
     g_skipped.fetch_add(1, std::memory_order_relaxed);
     return;
   }
@@ -156,10 +160,12 @@ void RunLocked(PendingGraph& graph) {
     // graph starts afresh for the thread's next calls.
     for (const Result& result : results) result.chunk->pending_error = std::current_exception();
     graph.nodes.clear();
+    graph.has_pending.store(false, std::memory_order_release);
     throw;
   }
   for (const Result& result : results) result.chunk->pending.store(false, std::memory_order_release);
   graph.nodes.clear();
+  graph.has_pending.store(false, std::memory_order_release);
   g_flushes.fetch_add(1, std::memory_order_relaxed);
 }
 
@@ -214,12 +220,14 @@ std::vector<NDArray> Defer(const OpDef& op, const Attrs& attrs, bool is_train, s
     outputs.emplace_back(std::move(chunk));
   }
   graph->nodes.push_back(std::move(node));
+  graph->has_pending.store(true, std::memory_order_release);
   g_deferred.fetch_add(1, std::memory_order_relaxed);
   return outputs;
 }
 
 void Flush() {
   PendingGraph& graph = *ThreadGraph();
+  if (!graph.has_pending.load(std::memory_order_acquire)) return;
   const std::lock_guard lock(graph.mutex);
   RunLocked(graph);
 }

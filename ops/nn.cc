@@ -797,6 +797,39 @@ bool UnrolledPoolingApplies(const std::string& type, const PoolWindow& win, cons
                         Interior(xs[3], ys[3], win.kernel.w, win.stride.w, 1, win.pad.w));
 }
 
+// The taps of one pooling window that read inside a height x width plane (row-major,
+// as offsets in the plane), and average pooling's divisor: the taps inside, or with the
+// padding counted the window's length clipped as the reference clips it (at most to
+// size + pad).
+struct WindowTaps {
+  std::vector<Expr> offsets;
+  int64_t divisor = 0;
+};
+WindowTaps TapsOf(const PoolWindow& win, bool include_pad, const AxisPosition& oh, const AxisPosition& ow,
+                  int64_t height, int64_t width) {
+  const auto padded_length = [](const AxisPosition& o, int64_t kernel, int64_t stride, int64_t pad, int64_t size) {
+    if (o.fixed < 0) return kernel;
+    const int64_t start = o.fixed * stride - pad;
+    return std::max<int64_t>(std::min(start + kernel, size + pad) - start, 0);
+  };
+  WindowTaps taps;
+  int64_t inside_h = 0, inside_w = 0;
+  for (int64_t i = 0; i < win.kernel.h; ++i) inside_h += oh.Inside(i, win.stride.h, 1, win.pad.h, height);
+  for (int64_t j = 0; j < win.kernel.w; ++j) inside_w += ow.Inside(j, win.stride.w, 1, win.pad.w, width);
+  for (int64_t i = 0; i < win.kernel.h; ++i) {
+    if (!oh.Inside(i, win.stride.h, 1, win.pad.h, height)) continue;
+    const Expr ih = oh.Get() * Int(win.stride.h) + Int(i - win.pad.h);
+    for (int64_t j = 0; j < win.kernel.w; ++j) {
+      if (!ow.Inside(j, win.stride.w, 1, win.pad.w, width)) continue;
+      taps.offsets.push_back(ih * Int(width) + (ow.Get() * Int(win.stride.w) + Int(j - win.pad.w)));
+    }
+  }
+  taps.divisor = include_pad ? padded_length(oh, win.kernel.h, win.stride.h, win.pad.h, height) *
+                                   padded_length(ow, win.kernel.w, win.stride.w, win.pad.w, width)
+                             : inside_h * inside_w;
+  return taps;
+}
+
 Stmt UnrolledPooling(const std::string& type, bool include_pad, const PoolWindow& win, LowerContext& ctx) {
   const Shape& xs = ctx.input_shapes[0];
   const Shape& ys = ctx.output_shapes[0];
@@ -805,36 +838,15 @@ Stmt UnrolledPooling(const std::string& type, bool include_pad, const PoolWindow
   const Expr plane = kir::Var("plane");
   const Expr oh_var = kir::Var("oh");
   const Expr ow_var = kir::Var("ow");
-  // Taps of a window along one axis that read inside the input, and (average pooling
-  // with padding counted) the window's length clipped as the reference clips it: at
-  // most to size + pad.
-  const auto padded_length = [](const AxisPosition& o, int64_t kernel, int64_t stride, int64_t pad, int64_t size) {
-    if (o.fixed < 0) return kernel;
-    const int64_t start = o.fixed * stride - pad;
-    return std::max<int64_t>(std::min(start + kernel, size + pad) - start, 0);
-  };
   const auto value = [&](const AxisPosition& oh, const AxisPosition& ow) {
     Expr result = type == "max" ? kir::Const(LowestOf(ctx.output_types[0]), t) : kir::Const(0, t);
-    int64_t inside_h = 0, inside_w = 0;
-    for (int64_t i = 0; i < win.kernel.h; ++i) inside_h += oh.Inside(i, win.stride.h, 1, win.pad.h, height);
-    for (int64_t j = 0; j < win.kernel.w; ++j) inside_w += ow.Inside(j, win.stride.w, 1, win.pad.w, width);
-    for (int64_t i = 0; i < win.kernel.h; ++i) {
-      if (!oh.Inside(i, win.stride.h, 1, win.pad.h, height)) continue;
-      const Expr ih = oh.Get() * Int(win.stride.h) + Int(i - win.pad.h);
-      for (int64_t j = 0; j < win.kernel.w; ++j) {
-        if (!ow.Inside(j, win.stride.w, 1, win.pad.w, width)) continue;
-        const Expr iw = ow.Get() * Int(win.stride.w) + Int(j - win.pad.w);
-        const Expr v = lower::LoadAs(ctx.inputs[0], (plane * Int(height) + ih) * Int(width) + iw, t);
-        // A NaN never replaces the maximum (the reference's rule).
-        result = type == "max" ? kir::Select(kir::Gt(v, result), v, result) : result + v;
-      }
+    const WindowTaps taps = TapsOf(win, include_pad, oh, ow, height, width);
+    for (const Expr& offset : taps.offsets) {
+      const Expr v = lower::LoadAs(ctx.inputs[0], plane * Int(height * width) + offset, t);
+      // A NaN never replaces the maximum (the reference's rule).
+      result = type == "max" ? kir::Select(kir::Gt(v, result), v, result) : result + v;
     }
-    if (type == "avg") {
-      const int64_t divisor = include_pad ? padded_length(oh, win.kernel.h, win.stride.h, win.pad.h, height) *
-                                                padded_length(ow, win.kernel.w, win.stride.w, win.pad.w, width)
-                                          : inside_h * inside_w;
-      result = divisor > 0 ? result / kir::Cast(t, Int(divisor)) : kir::Const(0, t);
-    }
+    if (type == "avg") result = taps.divisor > 0 ? result / kir::Cast(t, Int(taps.divisor)) : kir::Const(0, t);
     const Expr out_at = (plane * Int(out_h) + oh.Get()) * Int(out_w) + ow.Get();
     return lower::StoreFrom(
         ctx.outputs[0], out_at,
@@ -1678,29 +1690,13 @@ Stmt UnrolledPoolingGrad(const std::string& type, bool include_pad, const PoolWi
   const Expr plane = kir::Var("plane"), e = kir::Var("e");
   const Expr oh_var = kir::Var("oh"), ow_var = kir::Var("ow"), q = kir::Var("q");
   const Expr in_base = plane * Int(height * width);
-  const auto padded_length = [](const AxisPosition& o, int64_t kernel, int64_t stride, int64_t pad, int64_t size) {
-    if (o.fixed < 0) return kernel;
-    const int64_t start = o.fixed * stride - pad;
-    return std::max<int64_t>(std::min(start + kernel, size + pad) - start, 0);
-  };
   const auto add = [&](const Expr& offset, const Expr& value) {
     const Expr at = in_base + offset;
     return lower::StoreFrom(dx, at, lower::LoadAs(dx, at, t) + value);
   };
   const auto window = [&](const AxisPosition& oh, const AxisPosition& ow) -> Stmt {
-    // The taps inside the data, row-major, as offsets in the plane.
-    std::vector<Expr> taps;
-    int64_t inside_h = 0, inside_w = 0;
-    for (int64_t i = 0; i < win.kernel.h; ++i) inside_h += oh.Inside(i, win.stride.h, 1, win.pad.h, height);
-    for (int64_t j = 0; j < win.kernel.w; ++j) inside_w += ow.Inside(j, win.stride.w, 1, win.pad.w, width);
-    for (int64_t i = 0; i < win.kernel.h; ++i) {
-      if (!oh.Inside(i, win.stride.h, 1, win.pad.h, height)) continue;
-      const Expr ih = oh.Get() * Int(win.stride.h) + Int(i - win.pad.h);
-      for (int64_t j = 0; j < win.kernel.w; ++j) {
-        if (!ow.Inside(j, win.stride.w, 1, win.pad.w, width)) continue;
-        taps.push_back(ih * Int(width) + (ow.Get() * Int(win.stride.w) + Int(j - win.pad.w)));
-      }
-    }
+    const WindowTaps window_taps = TapsOf(win, include_pad, oh, ow, height, width);
+    const std::vector<Expr>& taps = window_taps.offsets;
     const Expr out_at = (plane * Int(out_h) + oh.Get()) * Int(out_w) + ow.Get();
     const Expr g = lower::LoadAs(ctx.inputs[0], out_at, t);
     if (max) {
@@ -1722,12 +1718,7 @@ Stmt UnrolledPoolingGrad(const std::string& type, bool include_pad, const PoolWi
     }
     if (taps.empty()) return kir::Block({});
     Expr value = g;
-    if (type == "avg") {
-      const int64_t divisor = include_pad ? padded_length(oh, win.kernel.h, win.stride.h, win.pad.h, height) *
-                                                padded_length(ow, win.kernel.w, win.stride.w, win.pad.w, width)
-                                          : inside_h * inside_w;
-      value = g / kir::Cast(t, Int(divisor));
-    }
+    if (type == "avg") value = g / kir::Cast(t, Int(window_taps.divisor));
     std::vector<Stmt> steps = {kir::Store(row_grad, Int(0), value)};
     for (const Expr& tap : taps) steps.push_back(add(tap, kir::Load(row_grad, Int(0))));
     return kir::Block(std::move(steps));

@@ -21,6 +21,7 @@
 //   G^T [(A dy A^T) . V] G: 16 products dY^[point] V[point]^T over all tiles, then G^T M G.
 #include <algorithm>
 #include <array>
+#include <functional>
 
 #include "graph/alter.h"
 #include "graph/op_util.h"
@@ -148,19 +149,24 @@ int64_t FilterTap(int64_t row, int64_t col, int64_t channels, bool flip, int64_t
 
 // U for every point, each a packed filters x channels matrix (PackFilters), or (narrow)
 // its transpose packed as a GEMM's right-hand operand (PackGemmB).
-Tensor TransformConstantFilters(const Tensor& weight, int64_t filters, int64_t channels, bool narrow) {
-  std::vector<float> u(static_cast<size_t>(kPoints * filters * channels));
-  const std::vector<double> w = weight.ToDoubles();
-  for (int64_t f = 0; f < filters; ++f) {
-    for (int64_t c = 0; c < channels; ++c) {
+// U of every (row, col) of a weight's filter bank, point-major: (16, rows, cols) in
+// float64; rows are filters and cols channels, or with `flip` the data gradient's.
+std::vector<double> TransformFilterBank(const std::vector<double>& w, int64_t rows, int64_t cols, bool flip) {
+  std::vector<double> u(static_cast<size_t>(kPoints * rows * cols));
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t c = 0; c < cols; ++c) {
       std::array<double, 9> g;
-      for (int64_t tap = 0; tap < 9; ++tap) g[tap] = w[FilterTap(f, c, channels, false, tap)];
+      for (int64_t tap = 0; tap < 9; ++tap) g[tap] = w[FilterTap(r, c, flip ? rows : cols, flip, tap)];
       const auto transformed = FilterTransform(g, 0.5);
-      for (int64_t point = 0; point < kPoints; ++point) {
-        u[static_cast<size_t>((point * filters + f) * channels + c)] = static_cast<float>(transformed[point]);
-      }
+      for (int64_t point = 0; point < kPoints; ++point) u[(point * rows + r) * cols + c] = transformed[point];
     }
   }
+  return u;
+}
+
+Tensor TransformConstantFilters(const Tensor& weight, int64_t filters, int64_t channels, bool narrow) {
+  const std::vector<double> bank = TransformFilterBank(weight.ToDoubles(), filters, channels, false);
+  const std::vector<float> u(bank.begin(), bank.end());
   const int64_t packed_size = narrow ? PackedGemmBSize(channels, filters) : PackedFiltersSize(filters, channels);
   Tensor packed({kPoints * packed_size}, DType::kFloat32);
   for (int64_t point = 0; point < kPoints; ++point) {
@@ -242,6 +248,22 @@ Stmt TransformInputTiles(const ConvGeometry& g, const kir::Buffer& x, const Expr
               Loop(th, row0, rows,
                    kir::If(kir::And(kir::Ge(th, Int(tile_row_first)), kir::Lt(th, Int(tile_row_end))),
                            tile_columns(false), tile_columns(true))));
+}
+
+// Tile rows [row0, row0 + rows) of an output, tile by tile: `tile(guarded)` for tile
+// (th, tw), vectorized along the row where the 2x2 block lies wholly inside the output
+// (all but the last row and column of tiles when the output's size is odd), guarded
+// elsewhere.
+Stmt OverOutputTiles(const ConvGeometry& g, const Expr& th, const Expr& tw, const Expr& row0, const Expr& rows,
+                     const std::function<Stmt(bool guarded)>& tile) {
+  const int64_t tiles_w = CeilDivInt(g.out_w, 2);
+  const int64_t full_rows = g.out_h / 2;
+  const int64_t full_cols = g.out_w / 2;
+  return Loop(th, row0, rows,
+              kir::If(kir::Lt(th, Int(full_rows)),
+                      kir::Block({Loop(tw, Int(0), Int(full_cols), tile(false), kir::LoopKind::kVectorize),
+                                  Loop(tw, Int(full_cols), Int(tiles_w - full_cols), tile(true))}),
+                      Loop(tw, Int(0), Int(tiles_w), tile(true))));
 }
 
 // A Winograd convolution of `g`'s geometry (input 0 the data) with transformed filters.
@@ -359,18 +381,8 @@ Stmt WinogradKernel(const ConvGeometry& g, LowerContext& ctx, const TransformedF
       }
       return kir::Block(std::move(stores));
     };
-    // Tiles wholly inside the output: all but the last row and column of tiles when the
-    // output's size is odd.
-    const int64_t full_rows = g.out_h / 2;
-    const int64_t full_cols = g.out_w / 2;
-    const Stmt output_transform = Loop(
-        img, Int(0), images,
-        Loop(f, f0, block_filters,
-             Loop(th, row0, rows,
-                  kir::If(kir::Lt(th, Int(full_rows)),
-                          kir::Block({Loop(tw, Int(0), Int(full_cols), output_tile(false), kir::LoopKind::kVectorize),
-                                      Loop(tw, Int(full_cols), Int(tiles_w - full_cols), output_tile(true))}),
-                          Loop(tw, Int(0), Int(tiles_w), output_tile(true))))));
+    const Stmt output_transform =
+        Loop(img, Int(0), images, Loop(f, f0, block_filters, OverOutputTiles(g, th, tw, row0, rows, output_tile)));
     return kir::Allocate(patch, kir::Block({input_transform, products, output_transform}));
   });
 }
@@ -396,18 +408,8 @@ void InferWinogradFiltersShape(const Attrs& attrs, std::vector<ShapeSlot>& in, s
 void WinogradFiltersReference(const Attrs& attrs, std::span<const Tensor> in, std::span<Tensor> out,
                               const RefContext&) {
   const Shape& u = out[0].shape();
-  const int64_t rows = u[1], cols = u[2];
-  const bool flip = attrs.Bool("flip");
-  const std::vector<double> w = in[0].ToDoubles();
-  for (int64_t r = 0; r < rows; ++r) {
-    for (int64_t c = 0; c < cols; ++c) {
-      std::array<double, 9> g;
-      for (int64_t tap = 0; tap < 9; ++tap) g[tap] = w[FilterTap(r, c, flip ? rows : cols, flip, tap)];
-      const auto transformed = FilterTransform(g, 0.5);
-      for (int64_t point = 0; point < kPoints; ++point)
-        out[0].SetDouble((point * rows + r) * cols + c, transformed[point]);
-    }
-  }
+  const std::vector<double> bank = TransformFilterBank(in[0].ToDoubles(), u[1], u[2], attrs.Bool("flip"));
+  for (size_t i = 0; i < bank.size(); ++i) out[0].SetDouble(static_cast<int64_t>(i), bank[i]);
 }
 
 Stmt WinogradFiltersLower(const Attrs& attrs, LowerContext& ctx) {
@@ -545,7 +547,9 @@ constexpr int64_t kMaxWeightGradBlock = 256;    // filters or channels of an ite
 constexpr int64_t kMinWeightGradBlock = 32;
 constexpr int64_t kMaxWeightGradTasks = 4;
 
-Stmt WinogradWeightGradKernel(const ConvGeometry& g, LowerContext& ctx) {
+}  // namespace
+
+Stmt WinogradWeightGrad(const ConvGeometry& g, LowerContext& ctx) {
   const kir::Buffer& gy = ctx.inputs[0];
   const kir::Buffer& x = ctx.inputs[1];
   const kir::Buffer& dw = ctx.outputs[0];
@@ -639,16 +643,8 @@ Stmt WinogradWeightGradKernel(const ConvGeometry& g, LowerContext& ctx) {
       }
       return kir::Block(std::move(stores));
     };
-    const int64_t full_rows = g.out_h / 2;
-    const int64_t full_cols = g.out_w / 2;
-    const Stmt out_grad_transform = Loop(
-        img, Int(0), images,
-        Loop(f, Int(0), filters,
-             Loop(th, row0, rows,
-                  kir::If(kir::Lt(th, Int(full_rows)),
-                          kir::Block({Loop(tw, Int(0), Int(full_cols), out_grad_tile(false), kir::LoopKind::kVectorize),
-                                      Loop(tw, Int(full_cols), Int(tiles_w - full_cols), out_grad_tile(true))}),
-                          Loop(tw, Int(0), Int(tiles_w), out_grad_tile(true))))));
+    const Stmt out_grad_transform =
+        Loop(img, Int(0), images, Loop(f, Int(0), filters, OverOutputTiles(g, th, tw, row0, rows, out_grad_tile)));
 
     // M[point] (+)= dY^[point] (filters x depth) V[point]^T (depth x channels).
     const Expr point = kir::Var("point");
@@ -679,8 +675,6 @@ Stmt WinogradWeightGradKernel(const ConvGeometry& g, LowerContext& ctx) {
   });
 }
 
-}  // namespace
-
 bool WinogradApplies(const ConvGeometry& g, const LowerContext& ctx) {
   return IsWinogradShape(g) && ctx.ConstantInput(1) != nullptr && ctx.replace_input != nullptr;
 }
@@ -694,10 +688,6 @@ Stmt WinogradConvolution(const ConvGeometry& g, LowerContext& ctx, const kir::Bu
 
 bool WinogradWeightGradApplies(const ConvGeometry& g) {
   return IsWinogradShape(g) && g.batch > 0;
-}
-
-Stmt WinogradWeightGrad(const ConvGeometry& g, LowerContext& ctx) {
-  return WinogradWeightGradKernel(g, ctx);
 }
 
 namespace {

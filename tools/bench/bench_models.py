@@ -43,16 +43,13 @@ import time
 
 import numpy as np
 
+from timing import commit, cpu_model, run_json
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 MODELS = ["mlp", "lenet", "cnn_bn", "resnet18", "resnet50", "mobilenet_v2", "transformer_block"]
 MXNET_PYTHON = "/opt/mxvenv/bin/python"
 PEAK_SIZE = 2048
-
-
-def run_json(command):
-    out = subprocess.run(command, check=True, capture_output=True, text=True).stdout
-    return json.loads(out[out.index("{"):])
 
 
 def mxnet_zoo():
@@ -61,23 +58,6 @@ def mxnet_zoo():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module.ZOO
-
-
-def cpu_model():
-    try:
-        with open("/proc/cpuinfo") as cpuinfo:
-            names = [line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")]
-    except OSError:
-        names = []
-    return "%s (%d logical CPUs)" % (names[0] if names else "unknown CPU", os.cpu_count() or 0)
-
-
-def commit():
-    try:
-        return subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], check=True,
-                              capture_output=True, text=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 def count_gflop(onnx_path, batch):

@@ -19,9 +19,10 @@ One thread everywhere: KILN_NUM_THREADS, OMP_NUM_THREADS, torch.set_num_threads.
 import argparse
 import json
 import os
-import subprocess
 import sys
 import time
+
+from timing import run_json
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
@@ -124,11 +125,6 @@ def torch_worker(calls, steps):
                      "last_loss": last}
     result["version"] = torch.__version__
     return result
-
-
-def run_json(command, env):
-    out = subprocess.run(command, env=env, check=True, capture_output=True, text=True).stdout
-    return json.loads(out.strip().splitlines()[-1])
 
 
 def main():

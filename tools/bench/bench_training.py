@@ -44,9 +44,10 @@ import argparse
 import datetime
 import json
 import os
-import subprocess
 import sys
 import time
+
+from timing import commit, cpu_model, run_json
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
@@ -171,31 +172,6 @@ def mxnet_worker(args):
 
 
 # ----------------------------------------------------------------------------- driver
-
-def run_json(command, env=None):
-    out = subprocess.run(command, check=True, capture_output=True, text=True, env=env).stdout
-    return json.loads(out[out.index("{"):])
-
-
-def cpu_model():
-    try:
-        with open("/proc/cpuinfo") as cpuinfo:
-            names = [line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")]
-    except OSError:
-        names = []
-    return "%s (%d logical CPUs)" % (names[0] if names else "unknown CPU", os.cpu_count() or 0)
-
-
-def commit():
-    try:
-        head = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], check=True, capture_output=True,
-                              text=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", ROOT, "status", "--porcelain", "--untracked-files=no"], check=True,
-                               capture_output=True, text=True).stdout.strip()
-        return head + (" with uncommitted changes" if dirty else "")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-
 
 def per_model(text, default, cast=int):
     """'mlp=64,resnet18=32' or a single value for every model."""
