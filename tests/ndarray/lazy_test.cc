@@ -100,6 +100,25 @@ TEST_CASE("a program that never reads keeps a bounded pending graph", "[ndarray]
   CHECK(kept.tensor().ToDoubles() == std::vector<double>{1, 2, 3, 4});
 }
 
+TEST_CASE("a pending graph that fails leaves its results rethrowing; the thread goes on", "[ndarray][lazy]") {
+  const nd::lazy::ModeScope lazy(true);
+  nd::lazy::Flush();
+  nd::SetCacheDir("/proc/kiln-no-such-cache");  // storing the compiled graph there fails
+  nd::ClearKernelCache();
+  const nd::NDArray failed = nd::exp(nd::arange(0, 3)) * 5;
+  std::string first;
+  try {
+    failed.ToTensor();
+  } catch (const Error& e) {
+    first = e.what();
+  }
+  CHECK_FALSE(first.empty());
+  CHECK_THROWS_WITH(failed.ToTensor(), first);  // the same error, not garbage
+  nd::SetCacheDir("");
+  const nd::NDArray next = nd::arange(0, 3) + 1;
+  CHECK(next.tensor().ToDoubles() == std::vector<double>{1, 2, 3});
+}
+
 TEST_CASE("a deferred call reports shape errors where it is made", "[ndarray][lazy]") {
   const nd::lazy::ModeScope lazy(true);
   const nd::NDArray a = nd::ones({2, 3});
