@@ -3,9 +3,13 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <functional>
+#include <limits>
 #include <map>
 #include <stdexcept>
 #include <string>
+#include <unordered_map>
+#include <vector>
 
 #include "runtime/dtype.h"
 
@@ -80,6 +84,12 @@ class Interpreter {
 
   Value LoadValue(const kir::Buffer& buffer, int64_t index) {
     const char* p = Address(buffer, index);
+    if (!buffer->is_local) {
+      for (IndependenceCheck& check : checks_) {
+        const auto [it, inserted] = check.reads.emplace(Element{buffer.get(), index}, check.iteration);
+        if (!inserted && it->second != check.iteration) it->second = kSeveral;
+      }
+    }
     Value v;
     switch (buffer->type) {
       case ScalarType::kBool: v.i = Read<uint8_t>(p) != 0; break;
@@ -101,6 +111,16 @@ class Interpreter {
 
   void StoreValue(const kir::Buffer& buffer, int64_t index, Value v) {
     char* p = Address(buffer, index);
+    if (!buffer->is_local) {
+      for (IndependenceCheck& check : checks_) {
+        const auto [it, inserted] = check.writes.emplace(Element{buffer.get(), index}, check.iteration);
+        if (!inserted && it->second != check.iteration) {
+          throw std::logic_error("independent loop '" + check.loop->loop_var->name + "': iterations " +
+                                 std::to_string(it->second) + " and " + std::to_string(check.iteration) +
+                                 " both write " + buffer->name + "[" + std::to_string(index) + "]");
+        }
+      }
+    }
     switch (buffer->type) {
       case ScalarType::kBool: Write<uint8_t>(p, v.i != 0); break;
       case ScalarType::kInt8:
@@ -293,9 +313,16 @@ class Interpreter {
       case StmtKind::kFor: {
         const int64_t begin = Eval(s->begin).i;
         const int64_t extent = Eval(s->extent).i;
+        const bool independent = s->loop_kind == kir::LoopKind::kIndependent;
+        if (independent) checks_.push_back({s.get()});
         for (int64_t v = begin; v < begin + extent; ++v) {
           vars_[s->loop_var->var_id] = v;
+          if (independent) checks_.back().iteration = v;
           Exec(s->body[0]);
+        }
+        if (independent) {
+          CheckIndependence(checks_.back());
+          checks_.pop_back();
         }
         return;
       }
@@ -358,7 +385,40 @@ class Interpreter {
     throw std::invalid_argument("unknown routine '" + s.routine + "'");
   }
 
+  // What the iterations of a kIndependent loop being run accessed: per element of a global
+  // buffer, the iteration that wrote it and the one that read it (kSeveral: more than one).
+  struct Element {
+    const kir::BufferNode* buffer;
+    int64_t index;
+    bool operator==(const Element& other) const { return buffer == other.buffer && index == other.index; }
+  };
+  struct ElementHash {
+    size_t operator()(const Element& e) const {
+      return std::hash<const void*>()(e.buffer) ^ (std::hash<int64_t>()(e.index) * 0x9e3779b97f4a7c15ULL);
+    }
+  };
+  static constexpr int64_t kSeveral = std::numeric_limits<int64_t>::min();
+  struct IndependenceCheck {
+    const kir::StmtNode* loop;
+    int64_t iteration = 0;
+    std::unordered_map<Element, int64_t, ElementHash> writes, reads;
+  };
+
+  // No iteration reads what another wrote (writes by two were caught as they happened).
+  static void CheckIndependence(const IndependenceCheck& check) {
+    for (const auto& [element, writer] : check.writes) {
+      const auto read = check.reads.find(element);
+      if (read == check.reads.end() || read->second == writer) continue;
+      throw std::logic_error("independent loop '" + check.loop->loop_var->name + "': iteration " +
+                             std::to_string(writer) + " writes " + element.buffer->name + "[" +
+                             std::to_string(element.index) + "], which " +
+                             (read->second == kSeveral ? std::string("several iterations read")
+                                                       : "iteration " + std::to_string(read->second) + " reads"));
+    }
+  }
+
   const KilnRuntimeApi* api_;
+  std::vector<IndependenceCheck> checks_;
   std::map<const kir::BufferNode*, char*> memory_;
   std::map<int, int64_t> vars_;
   std::vector<std::pair<const kir::ExprNode*, Value>> memo_;

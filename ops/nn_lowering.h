@@ -97,7 +97,7 @@ Stmt SgemmCall(const Expr& m, const Expr& n, const Expr& k, const kir::Buffer& a
                bool transpose_a, const kir::Buffer& b, const Expr& b_at, const Expr& ldb, bool transpose_b,
                const Expr& beta, const kir::Buffer& c, const Expr& c_at, const Expr& ldc);
 
-// --- Winograd F(2x2, 3x3) (winograd.cc) for 3x3 stride-1 convolutions.
+// --- Winograd F(m x m, r x r) (winograd.cc) for 3x3 and 5x5 stride-1 convolutions.
 
 // Whether a Convolution being lowered with constant filters is computed by Winograd's
 // algorithm (its filters transformed and packed at compile time), and its lowering.

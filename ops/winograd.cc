@@ -1,14 +1,17 @@
-// Winograd F(2x2, 3x3) (Lavin and Gray, 2015) for 3x3 stride-1 convolutions: each 2x2
-// block of outputs (a tile) comes from a 4x4 patch of the input through 16 elementwise
-// products in a transformed space, 2.25 times fewer multiply-adds than the direct form.
+// Winograd's minimal filtering (Lavin and Gray, 2015) for r x r stride-1 convolutions
+// (r = 3, 5): each m x m block of outputs (a tile) comes from an alpha x alpha patch of the
+// input (alpha = m + r - 1) through alpha^2 elementwise products in a transformed space:
 //   U = G g G^T            per (filter, channel): the filters' transform
 //   V = B^T d B            per (channel, tile): the input patch's (zero outside the image)
-//   M[point] = U[point] V[point]   16 matrix products, channels summed
+//   M[point] = U[point] V[point]   alpha^2 matrix products, channels summed
 //   y = A^T M A            per (filter, tile)
-// B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1], G = [1 0 0; .5 .5 .5; .5 -.5 .5; 0 0 1],
-// A^T = [1 1 1 0; 0 1 -1 -1]. Rounding: the transforms add and subtract at most 9 values
-// of a tile's patch and of its products, so results differ from the direct sum by a few
-// float32 roundings of the inputs' magnitudes, as a GEMM's do.
+// F(2x2, 3x3) does 2.25 times fewer multiply-adds than the direct form, F(4x4, 3x3) 4
+// times, F(2x2, 5x5) 2.8 times. The matrices come from the interpolation points
+// (MakeTile). Rounding: the transforms add a few values of a patch and of its products
+// with small coefficients, so results differ from the direct sum by a few float32
+// roundings of the inputs' magnitudes for F(2x2, .); F(4x4, 3x3)'s coefficients (up to 8,
+// and 1/24 in G) round about ten times more, which training tolerates (inference with
+// constant filters keeps F(2x2, 3x3)).
 //
 // Three uses:
 // - Convolution with constant filters (inference): U transformed and packed at compile time.
@@ -16,12 +19,17 @@
 //   makes them `_winograd_filters` (U, once per step) and `_winograd_conv`. The data
 //   gradient of a stride-1 convolution is the convolution of the output gradient with
 //   the filters rotated by 180 degrees and transposed (filters <-> channels), padded
-//   2 - pad.
+//   r - 1 - pad.
 // - The weight gradient: y is linear in g, so dL/dg = sum over tiles of
-//   G^T [(A dy A^T) . V] G: 16 products dY^[point] V[point]^T over all tiles, then G^T M G.
+//   G^T [(A dy A^T) . V] G: alpha^2 products dY^[point] V[point]^T over all tiles, then
+//   G^T M G.
+
 #include <algorithm>
-#include <array>
+#include <cmath>
 #include <functional>
+#include <map>
+#include <memory>
+#include <optional>
 
 #include "graph/alter.h"
 #include "graph/op_util.h"
@@ -37,7 +45,11 @@ namespace {
 
 using kir::ScalarType;
 
-constexpr int64_t kPoints = 16;
+// Kernels 3x3 and 5x5; tiles of at most 8x8 (points beyond +-2 and +-1/2 lose too much
+// float32 precision).
+constexpr int64_t kMinKernel = 3;
+constexpr int64_t kMaxKernel = 5;
+constexpr int64_t kMaxAlpha = 8;
 constexpr int64_t kMinChannels = 16;  // below this the transforms cost more than they save
 // Below this many tiles per image the products are too narrow for the micro-kernels'
 // columns (a 7x7 output, 16 tiles, ran 15% slower than the direct form): they are
@@ -49,127 +61,279 @@ constexpr int64_t kMinNarrowTiles = 128;  // rows of a narrow product on run-tim
 // A task's least multiply-adds (in the transformed space): each transforms its input.
 constexpr int64_t kMinTaskMacs = int64_t{1} << 21;
 // Points' matrices lie a cache line further apart than their sizes: the transforms
-// touch all 16 at once, and strides of a multiple of 4 KiB would map them all to one
+// touch all of them at once, and strides of a multiple of 4 KiB would map them all to one
 // set of the L1 cache.
 constexpr int64_t kSkew = 16;
+// Rows of fewer tiles than this are too short for the vector loops.
+constexpr int64_t kMinVectorTiles = 16;
 
 bool IsWinogradShape(const ConvGeometry& g) {
-  return g.k.h == 3 && g.k.w == 3 && g.s.h == 1 && g.s.w == 1 && g.d.h == 1 && g.d.w == 1 && g.groups == 1 &&
-         g.group_in >= kMinChannels && g.filters >= kMinChannels;
+  return g.k.h == g.k.w && (g.k.h == 3 || g.k.h == 5) && g.s.h == 1 && g.s.w == 1 && g.d.h == 1 && g.d.w == 1 &&
+         g.groups == 1 && g.group_in >= kMinChannels && g.filters >= kMinChannels;
 }
 
-// --- The transforms, as kernel-IR expressions (one per point) and in float64.
+// --- The algorithms F(m x m, r x r), built from their interpolation points.
 
-// G v of a 3-vector, G^T m of a 4-vector, B^T v and A^T v of 4-vectors, A v of a 2-vector.
-template <typename T>
-std::array<T, 4> ApplyG(const T& v0, const T& v1, const T& v2, const T& half) {
-  return {v0, (v0 + v1 + v2) * half, (v0 - v1 + v2) * half, v2};
-}
-template <typename T>
-std::array<T, 3> ApplyGt(const T& m0, const T& m1, const T& m2, const T& m3, const T& half) {
-  return {m0 + (m1 + m2) * half, (m1 - m2) * half, (m1 + m2) * half + m3};
-}
-template <typename T>
-std::array<T, 4> ApplyBt(const T& v0, const T& v1, const T& v2, const T& v3) {
-  return {v0 - v2, v1 + v2, v2 - v1, v1 - v3};
-}
-template <typename T>
-std::array<T, 2> ApplyAt(const T& v0, const T& v1, const T& v2, const T& v3) {
-  return {v0 + v1 + v2, v1 - v2 - v3};
-}
-template <typename T>
-std::array<T, 4> ApplyA(const T& v0, const T& v1) {
-  return {v0, v0 + v1, v0 - v1, -v1};
+// A small dense matrix, row-major.
+struct Matrix {
+  int64_t rows = 0, cols = 0;
+  std::vector<double> at;
+
+  double operator()(int64_t i, int64_t j) const { return at[static_cast<size_t>(i * cols + j)]; }
+  double& operator()(int64_t i, int64_t j) { return at[static_cast<size_t>(i * cols + j)]; }
+  Matrix Transposed() const {
+    Matrix t{cols, rows, std::vector<double>(at.size())};
+    for (int64_t i = 0; i < rows; ++i) {
+      for (int64_t j = 0; j < cols; ++j) t(j, i) = (*this)(i, j);
+    }
+    return t;
+  }
+};
+
+// Gauss-Jordan with partial pivoting (matrices of at most 8 x 8, well conditioned).
+Matrix Inverse(Matrix a) {
+  const int64_t n = a.rows;
+  Matrix inv{n, n, std::vector<double>(static_cast<size_t>(n * n), 0.0)};
+  for (int64_t i = 0; i < n; ++i) inv(i, i) = 1.0;
+  for (int64_t col = 0; col < n; ++col) {
+    int64_t pivot = col;
+    for (int64_t row = col + 1; row < n; ++row) {
+      if (std::abs(a(row, col)) > std::abs(a(pivot, col))) pivot = row;
+    }
+    for (int64_t j = 0; j < n; ++j) {
+      std::swap(a(col, j), a(pivot, j));
+      std::swap(inv(col, j), inv(pivot, j));
+    }
+    const double scale = 1.0 / a(col, col);
+    for (int64_t j = 0; j < n; ++j) {
+      a(col, j) *= scale;
+      inv(col, j) *= scale;
+    }
+    for (int64_t row = 0; row < n; ++row) {
+      const double factor = a(row, col);
+      if (row == col || factor == 0.0) continue;
+      for (int64_t j = 0; j < n; ++j) {
+        a(row, j) -= factor * a(col, j);
+        inv(row, j) -= factor * inv(col, j);
+      }
+    }
+  }
+  return inv;
 }
 
-// `f` applied to every column of a rows x cols matrix (row-major): out_rows x cols.
-template <typename T, size_t kRows, size_t kCols, size_t kOutRows, typename F>
-std::array<T, kOutRows * kCols> MapColumns(const std::array<T, kRows * kCols>& x, F f) {
-  std::array<T, kOutRows * kCols> out;
-  for (size_t j = 0; j < kCols; ++j) {
-    std::array<T, kRows> column;
-    for (size_t i = 0; i < kRows; ++i) column[i] = x[i * kCols + j];
-    const auto mapped = f(column);
-    for (size_t i = 0; i < kOutRows; ++i) out[i * kCols + j] = mapped[i];
+// F(m x m, r x r) (Lavin and Gray, 2015): a tile of m x m outputs from an alpha x alpha
+// patch (alpha = m + r - 1) through alpha^2 elementwise products:
+//   y = A^T [(G g G^T) . (B^T d B)] A.
+// Toom-Cook on the points 0, 1, -1, 2, -2, 1/2, -1/2 (the first alpha - 1) and infinity:
+// with V the alpha x alpha Vandermonde matrix of the points (infinity's row picks the
+// leading coefficient), the linear convolution of g and h is V^-1 [(V_r g) . (V_m h)],
+// and its transpose, the filtering a convolution layer computes, is
+// V_m^T [(V_r g) . (V^-T d)]: A^T = V_m^T, G = V_r, B^T = V^-T. Row p of B^T is scaled by
+// the Lagrange denominator prod_{l != p} (a_p - a_l) (G's row divided by it), which makes
+// B^T's entries integers for integer points.
+struct WinogradTile {
+  int64_t m = 0, r = 0, alpha = 0;
+  Matrix at, g, bt;
+
+  int64_t points() const { return alpha * alpha; }
+  int64_t taps() const { return r * r; }
+};
+
+WinogradTile MakeTile(int64_t m, int64_t r) {
+  static constexpr double kPointsOf[] = {0.0, 1.0, -1.0, 2.0, -2.0, 0.5, -0.5};
+  WinogradTile tile;
+  tile.m = m;
+  tile.r = r;
+  tile.alpha = m + r - 1;
+  const int64_t alpha = tile.alpha;
+  const int64_t finite = alpha - 1;
+  // Row p of the Vandermonde matrix of `columns` coefficients.
+  const auto vandermonde = [&](int64_t columns) {
+    Matrix v{alpha, columns, std::vector<double>(static_cast<size_t>(alpha * columns), 0.0)};
+    for (int64_t p = 0; p < finite; ++p) {
+      for (int64_t j = 0; j < columns; ++j) v(p, j) = std::pow(kPointsOf[p], static_cast<double>(j));
+    }
+    v(finite, columns - 1) = 1.0;  // infinity: the leading coefficient
+    return v;
+  };
+  tile.at = vandermonde(m).Transposed();
+  tile.g = vandermonde(r);
+  tile.bt = Inverse(vandermonde(alpha)).Transposed();
+  for (int64_t p = 0; p < finite; ++p) {
+    double denominator = 1.0;
+    for (int64_t l = 0; l < finite; ++l) {
+      if (l != p) denominator *= kPointsOf[p] - kPointsOf[l];
+    }
+    denominator = std::abs(denominator);
+    for (int64_t j = 0; j < alpha; ++j) tile.bt(p, j) *= denominator;
+    for (int64_t k = 0; k < r; ++k) tile.g(p, k) /= denominator;
+  }
+  // Snap B^T to the integers and rationals it holds (inversion leaves ~1e-15 of noise).
+  for (double& b : tile.bt.at) {
+    const double snapped = std::round(b * 8.0) / 8.0;
+    if (std::abs(b - snapped) < 1e-9) b = snapped;
+  }
+  // The identity itself: sum_p A^T[i][p] G[p][k] B^T[p][j] = [j == i + k].
+  for (int64_t i = 0; i < m; ++i) {
+    for (int64_t k = 0; k < r; ++k) {
+      for (int64_t j = 0; j < alpha; ++j) {
+        double sum = 0.0;
+        for (int64_t p = 0; p < alpha; ++p) sum += tile.at(i, p) * tile.g(p, k) * tile.bt(p, j);
+        if (std::abs(sum - (j == i + k ? 1.0 : 0.0)) > 1e-9) {
+          throw Error("internal: Winograd F(" + std::to_string(m) + ", " + std::to_string(r) + ") does not convolve");
+        }
+      }
+    }
+  }
+  return tile;
+}
+
+// The tiles the operators use, built once.
+const WinogradTile& TileOf(int64_t m, int64_t r) {
+  static const std::map<std::pair<int64_t, int64_t>, WinogradTile> kTiles = [] {
+    std::map<std::pair<int64_t, int64_t>, WinogradTile> tiles;
+    for (int64_t r = kMinKernel; r <= kMaxKernel; r += 2) {
+      for (int64_t m = 2; m + r - 1 <= kMaxAlpha; m += 2) tiles.emplace(std::pair{m, r}, MakeTile(m, r));
+    }
+    return tiles;
+  }();
+  const auto found = kTiles.find({m, r});
+  if (found == kTiles.end()) {
+    throw Error("Winograd F(" + std::to_string(m) + "x" + std::to_string(m) + ", " + std::to_string(r) + "x" +
+                std::to_string(r) + "): kernels " + std::to_string(kMinKernel) + " to " + std::to_string(kMaxKernel) +
+                " (odd) with even tiles of at most " + std::to_string(kMaxAlpha) + " - kernel + 1 are supported");
+  }
+  return found->second;
+}
+
+// The arithmetic the transforms are written in: float64 for the references, kernel IR
+// for the kernels. `stage` materializes values that are read more than once: the kernels
+// store them into a local buffer and load them back, so that each is computed (and each
+// input loaded) once. As expression trees they would be recomputed at every use, and
+// LLVM cannot merge the repeated loads across the stores to the outputs in between (it
+// cannot tell the buffers apart).
+template <typename T>
+struct Arith {
+  std::function<T(double)> constant;
+  std::function<std::vector<T>(const std::vector<T>&)> stage;
+};
+
+const Arith<double> kReal{[](double value) { return value; }, [](const std::vector<double>& v) { return v; }};
+
+// Kernel IR of `type`; staged values go to `local` (2 alpha^2 elements cover every
+// transform) through stores appended to `body`.
+Arith<Expr> KernelArith(ScalarType type, const kir::Buffer& local, std::vector<Stmt>& body) {
+  auto next = std::make_shared<int64_t>(0);
+  return {[type](double value) { return kir::FloatImm(value, type); },
+          [local, next, &body](const std::vector<Expr>& values) {
+            std::vector<Expr> loads;
+            for (const Expr& value : values) {
+              body.push_back(kir::Store(local, Int(*next), value));
+              loads.push_back(kir::Load(local, Int((*next)++)));
+            }
+            return loads;
+          }};
+}
+
+// L X R^T of X (L.cols x R.cols, row-major), zero coefficients skipped and +-1 applied
+// without a product, so that the transforms cost the additions they need.
+template <typename T>
+std::vector<T> Sandwich(const Matrix& left, const std::vector<T>& x_values, const Matrix& right,
+                        const Arith<T>& arith) {
+  const auto combine = [&](const Matrix& coeffs, int64_t row, const auto& term) {
+    std::optional<T> sum;
+    for (int64_t j = 0; j < coeffs.cols; ++j) {
+      const double c = coeffs(row, j);
+      if (c == 0.0) continue;
+      const T v = term(j);
+      if (!sum) {
+        sum = c == 1.0 ? v : c == -1.0 ? -v : v * arith.constant(c);
+      } else {
+        *sum = c == 1.0 ? *sum + v : c == -1.0 ? *sum - v : *sum + v * arith.constant(c);
+      }
+    }
+    return sum ? *sum : arith.constant(0.0);
+  };
+  const std::vector<T> x = arith.stage(x_values);
+  // X R^T: left.cols x right.rows, then L (X R^T): left.rows x right.rows.
+  std::vector<T> xr_values;
+  xr_values.reserve(static_cast<size_t>(left.cols * right.rows));
+  for (int64_t i = 0; i < left.cols; ++i) {
+    for (int64_t k = 0; k < right.rows; ++k) {
+      xr_values.push_back(combine(right, k, [&](int64_t j) { return x[static_cast<size_t>(i * right.cols + j)]; }));
+    }
+  }
+  const std::vector<T> xr = arith.stage(xr_values);
+  std::vector<T> out;
+  out.reserve(static_cast<size_t>(left.rows * right.rows));
+  for (int64_t a = 0; a < left.rows; ++a) {
+    for (int64_t k = 0; k < right.rows; ++k) {
+      out.push_back(combine(left, a, [&](int64_t i) { return xr[static_cast<size_t>(i * right.rows + k)]; }));
+    }
   }
   return out;
 }
-template <typename T, size_t kRows, size_t kCols>
-std::array<T, kRows * kCols> Transpose(const std::array<T, kRows * kCols>& x) {
-  std::array<T, kRows * kCols> out;
-  for (size_t i = 0; i < kRows; ++i) {
-    for (size_t j = 0; j < kCols; ++j) out[j * kRows + i] = x[i * kCols + j];
-  }
-  return out;
+
+// U = G g G^T of an r x r filter: alpha x alpha.
+template <typename T>
+std::vector<T> FilterTransform(const WinogradTile& t, const std::vector<T>& g, const Arith<T>& arith) {
+  return Sandwich(t.g, g, t.g, arith);
 }
-// L X R^T for a matrix X (rows x cols) given the maps of L and R on vectors: the columns
-// through `left`, then the rows through `right`.
-template <typename T, size_t kRows, size_t kCols, size_t kOutRows, size_t kOutCols, typename Left, typename Right>
-std::array<T, kOutRows * kOutCols> Sandwich(const std::array<T, kRows * kCols>& x, Left left, Right right) {
-  const auto columns = Transpose<T, kOutRows, kCols>(MapColumns<T, kRows, kCols, kOutRows>(x, left));
-  return Transpose<T, kOutCols, kOutRows>(MapColumns<T, kCols, kOutRows, kOutCols>(columns, right));
+// V = B^T d B of an alpha x alpha patch.
+template <typename T>
+std::vector<T> InputTransform(const WinogradTile& t, const std::vector<T>& d, const Arith<T>& arith) {
+  return Sandwich(t.bt, d, t.bt, arith);
+}
+// y = A^T m A of an alpha x alpha block of products: m x m.
+template <typename T>
+std::vector<T> OutputTransform(const WinogradTile& t, const std::vector<T>& m, const Arith<T>& arith) {
+  return Sandwich(t.at, m, t.at, arith);
+}
+// A dy A^T of an m x m block of output gradients: alpha x alpha.
+template <typename T>
+std::vector<T> OutGradTransform(const WinogradTile& t, const std::vector<T>& dy, const Arith<T>& arith) {
+  const Matrix a = t.at.Transposed();
+  return Sandwich(a, dy, a, arith);
+}
+// G^T m G of an alpha x alpha block: r x r.
+template <typename T>
+std::vector<T> FilterGradTransform(const WinogradTile& t, const std::vector<T>& m, const Arith<T>& arith) {
+  const Matrix gt = t.g.Transposed();
+  return Sandwich(gt, m, gt, arith);
 }
 
-// U = G g G^T of a 3x3 filter.
-template <typename T>
-std::array<T, 16> FilterTransform(const std::array<T, 9>& g, const T& half) {
-  const auto gv = [&](const std::array<T, 3>& v) { return ApplyG(v[0], v[1], v[2], half); };
-  return Sandwich<T, 3, 3, 4, 4>(g, gv, gv);
-}
-// V = B^T d B of a 4x4 patch.
-template <typename T>
-std::array<T, 16> InputTransform(const std::array<T, 16>& d) {
-  const auto bt = [](const std::array<T, 4>& v) { return ApplyBt(v[0], v[1], v[2], v[3]); };
-  return Sandwich<T, 4, 4, 4, 4>(d, bt, bt);
-}
-// y = A^T m A of a 4x4 block of products: 2x2.
-template <typename T>
-std::array<T, 4> OutputTransform(const std::array<T, 16>& m) {
-  const auto at = [](const std::array<T, 4>& v) { return ApplyAt(v[0], v[1], v[2], v[3]); };
-  return Sandwich<T, 4, 4, 2, 2>(m, at, at);
-}
-// A dy A^T of a 2x2 block of output gradients: 4x4.
-template <typename T>
-std::array<T, 16> OutGradTransform(const std::array<T, 4>& dy) {
-  const auto a = [](const std::array<T, 2>& v) { return ApplyA(v[0], v[1]); };
-  return Sandwich<T, 2, 2, 4, 4>(dy, a, a);
-}
-// G^T m G of a 4x4 block: 3x3.
-template <typename T>
-std::array<T, 9> FilterGradTransform(const std::array<T, 16>& m, const T& half) {
-  const auto gt = [&](const std::array<T, 4>& v) { return ApplyGt(v[0], v[1], v[2], v[3], half); };
-  return Sandwich<T, 4, 4, 3, 3>(m, gt, gt);
-}
-
-// Filter (f, c) of a (filters, channels, 3, 3) weight, or with `flip` the filter (c, f)
+// Filter (f, c) of a (filters, channels, r, r) weight, or with `flip` the filter (c, f)
 // of its data-gradient form: w[f][c] rotated by 180 degrees.
-int64_t FilterTap(int64_t row, int64_t col, int64_t channels, bool flip, int64_t tap) {
-  return flip ? (col * channels + row) * 9 + (8 - tap) : (row * channels + col) * 9 + tap;
+int64_t FilterTap(int64_t row, int64_t col, int64_t channels, bool flip, int64_t taps, int64_t tap) {
+  return flip ? (col * channels + row) * taps + (taps - 1 - tap) : (row * channels + col) * taps + tap;
 }
 
-// U for every point, each a packed filters x channels matrix (PackFilters), or (narrow)
-// its transpose packed as a GEMM's right-hand operand (PackGemmB).
-// U of every (row, col) of a weight's filter bank, point-major: (16, rows, cols) in
+// U of every (row, col) of a weight's filter bank, point-major: (points, rows, cols) in
 // float64; rows are filters and cols channels, or with `flip` the data gradient's.
-std::vector<double> TransformFilterBank(const std::vector<double>& w, int64_t rows, int64_t cols, bool flip) {
-  std::vector<double> u(static_cast<size_t>(kPoints * rows * cols));
+std::vector<double> TransformFilterBank(const WinogradTile& t, const std::vector<double>& w, int64_t rows, int64_t cols,
+                                        bool flip) {
+  const int64_t points = t.points(), taps = t.taps();
+  std::vector<double> u(static_cast<size_t>(points * rows * cols));
+  std::vector<double> g(static_cast<size_t>(taps));
   for (int64_t r = 0; r < rows; ++r) {
     for (int64_t c = 0; c < cols; ++c) {
-      std::array<double, 9> g;
-      for (int64_t tap = 0; tap < 9; ++tap) g[tap] = w[FilterTap(r, c, flip ? rows : cols, flip, tap)];
-      const auto transformed = FilterTransform(g, 0.5);
-      for (int64_t point = 0; point < kPoints; ++point) u[(point * rows + r) * cols + c] = transformed[point];
+      for (int64_t tap = 0; tap < taps; ++tap) g[tap] = w[FilterTap(r, c, flip ? rows : cols, flip, taps, tap)];
+      const std::vector<double> transformed = FilterTransform(t, g, kReal);
+      for (int64_t point = 0; point < points; ++point) u[(point * rows + r) * cols + c] = transformed[point];
     }
   }
   return u;
 }
 
-Tensor TransformConstantFilters(const Tensor& weight, int64_t filters, int64_t channels, bool narrow) {
-  const std::vector<double> bank = TransformFilterBank(weight.ToDoubles(), filters, channels, false);
+// U for every point, each a packed filters x channels matrix (PackFilters), or (narrow)
+// its transpose packed as a GEMM's right-hand operand (PackGemmB).
+Tensor TransformConstantFilters(const WinogradTile& t, const Tensor& weight, int64_t filters, int64_t channels,
+                                bool narrow) {
+  const std::vector<double> bank = TransformFilterBank(t, weight.ToDoubles(), filters, channels, false);
   const std::vector<float> u(bank.begin(), bank.end());
   const int64_t packed_size = narrow ? PackedGemmBSize(channels, filters) : PackedFiltersSize(filters, channels);
-  Tensor packed({kPoints * packed_size}, DType::kFloat32);
-  for (int64_t point = 0; point < kPoints; ++point) {
+  Tensor packed({t.points() * packed_size}, DType::kFloat32);
+  for (int64_t point = 0; point < t.points(); ++point) {
     const float* matrix = u.data() + point * filters * channels;
     float* to = packed.data_as<float>() + point * packed_size;
     if (narrow) {
@@ -182,86 +346,98 @@ Tensor TransformConstantFilters(const Tensor& weight, int64_t filters, int64_t c
 }
 
 // The transformed filters a Winograd convolution reads: packed at compile time, or
-// run-time (16, filters, channels) from _winograd_filters.
+// run-time (points, filters, channels) from _winograd_filters.
 struct TransformedFilters {
   kir::Buffer buffer;
   bool packed = false;
 };
 
+// The input transform reads each channel's rows through a zero-padded copy (PaddedRows):
+// every tile's patch then lies inside it, so all tiles run vectorized along the row and
+// unguarded. (Guarded tiles ran one at a time: on 14x14 and 7x7 planes, or with
+// LeNet's pad-4 data gradient, most tiles touch the border.)
+struct PaddedRows {
+  kir::Buffer buffer;
+  Expr at;            // the task's copy
+  int64_t width = 0;  // of a padded row: every tile's patch, tiles_w m + r - 1
+  static int64_t Width(const WinogradTile& t, const ConvGeometry& g) {
+    return CeilDivInt(g.out_w, t.m) * t.m + t.r - 1;
+  }
+  // Elements a copy of `tile_rows` rows of tiles needs.
+  static int64_t Size(const WinogradTile& t, const ConvGeometry& g, int64_t tile_rows) {
+    return (tile_rows * t.m + t.r - 1) * Width(t, g) + kSkew;
+  }
+};
+
 // The input transform of the tiles of rows [row0, row0 + rows) of one image, channels
 // [0, channels): V[point] of (channel c, tile t) to `to` at at(c, t) + point * point_stride,
-// t = (th - row0) tiles_w + tw. Interior tiles run vectorized along the row, unguarded.
-Stmt TransformInputTiles(const ConvGeometry& g, const kir::Buffer& x, const Expr& image, const Expr& first_channel,
-                         const Expr& channels, const Expr& row0, const Expr& rows, const kir::Buffer& patch,
-                         const kir::Buffer& to, const std::function<Expr(const Expr& c, const Expr& tile)>& at,
-                         const Expr& point_stride) {
-  const int64_t tiles_h = CeilDivInt(g.out_h, 2);
-  const int64_t tiles_w = CeilDivInt(g.out_w, 2);
-  // Tiles whose patch lies inside the image along an axis: kernel 4, stride 2.
-  const std::pair<int64_t, int64_t> tile_rows_inside = Interior(g.height, tiles_h, 4, 2, 1, g.p.h);
-  const std::pair<int64_t, int64_t> tile_cols_inside = Interior(g.width, tiles_w, 4, 2, 1, g.p.w);
-  // Plain variables, not structured bindings: lambdas below capture them (clang 14).
-  const int64_t tile_row_first = tile_rows_inside.first, tile_row_end = tile_rows_inside.second;
-  const int64_t tile_col_first = tile_cols_inside.first, tile_col_end = tile_cols_inside.second;
+// t = (th - row0) tiles_w + tw.
+Stmt TransformInputTiles(const WinogradTile& t, const ConvGeometry& g, const kir::Buffer& x, const Expr& image,
+                         const Expr& first_channel, const Expr& channels, const Expr& row0, const Expr& rows,
+                         const kir::Buffer& stage, const PaddedRows& padded, const kir::Buffer& to,
+                         const std::function<Expr(const Expr& c, const Expr& tile)>& at, const Expr& point_stride) {
+  const int64_t m = t.m, alpha = t.alpha;
+  const int64_t tiles_w = CeilDivInt(g.out_w, m);
+  const int64_t width = padded.width;
   const Expr c = kir::Var("c");
-  const Expr th = kir::Var("th");
-  const Expr tw = kir::Var("tw");
-  const auto transform_tile = [&](bool guard_rows, bool guard_cols) {
-    std::vector<Stmt> body;
-    const Expr ih0 = th * Int(2) - Int(g.p.h);
-    const Expr iw0 = tw * Int(2) - Int(g.p.w);
-    const Expr plane = (image * Int(g.channels) + first_channel + c) * Int(g.in_plane());
-    for (int r = 0; r < 4; ++r) {
-      for (int q = 0; q < 4; ++q) {
-        const Expr ih = ih0 + Int(r);
-        const Expr iw = iw0 + Int(q);
-        Expr value = kir::Load(x, plane + ih * Int(g.width) + iw);
-        std::vector<Expr> inside;
-        if (guard_rows) inside.push_back(kir::And(kir::Ge(ih, Int(0)), kir::Lt(ih, Int(g.height))));
-        if (guard_cols) inside.push_back(kir::And(kir::Ge(iw, Int(0)), kir::Lt(iw, Int(g.width))));
-        if (!inside.empty()) {
-          value =
-              kir::Select(inside.size() == 1 ? inside[0] : kir::And(inside[0], inside[1]), value, kir::FloatImm(0.0));
-        }
-        body.push_back(kir::Store(patch, Int(r * 4 + q), value));
-      }
-    }
-    std::array<Expr, 16> d;
-    for (int k = 0; k < 16; ++k) d[k] = kir::Load(patch, Int(k));
-    const auto v = InputTransform(d);
-    const Expr where = at(c, (th - row0) * Int(tiles_w) + tw);
-    for (int point = 0; point < kPoints; ++point) {
-      body.push_back(kir::Store(to, where + Int(point) * point_stride, v[point]));
-    }
-    return kir::Block(std::move(body));
+
+  // 1. Channel c's rows [row0 m - pad, (row0 + rows) m - pad + r - 1) of the image, zero
+  // outside it, into the copy: pad columns of zeros, the row, zeros to the copy's width.
+  const Expr pr = kir::Var("pr");
+  const Expr pc = kir::Var("pc");
+  const Expr ih = row0 * Int(m) - Int(g.p.h) + pr;
+  const Expr row_at = padded.at + pr * Int(width);
+  const Expr source = ((image * Int(g.channels) + first_channel + c) * Int(g.height) + ih) * Int(g.width);
+  const int64_t right = width - g.p.w - g.width;
+  const auto zeros = [&](int64_t begin, int64_t extent) {
+    return Loop(pc, Int(begin), Int(extent), kir::Store(padded.buffer, row_at + pc, kir::FloatImm(0.0)),
+                kir::LoopKind::kVectorize);
   };
-  const auto tile_columns = [&](bool guard_rows) {
-    if (guard_rows) return Loop(tw, Int(0), Int(tiles_w), transform_tile(true, true));
-    return kir::Block({
-        Loop(tw, Int(0), Int(tile_col_first), transform_tile(false, true)),
-        Loop(tw, Int(tile_col_first), Int(tile_col_end - tile_col_first), transform_tile(false, false),
-             kir::LoopKind::kVectorize),
-        Loop(tw, Int(tile_col_end), Int(tiles_w - tile_col_end), transform_tile(false, true)),
-    });
-  };
-  return Loop(c, Int(0), channels,
-              Loop(th, row0, rows,
-                   kir::If(kir::And(kir::Ge(th, Int(tile_row_first)), kir::Lt(th, Int(tile_row_end))),
-                           tile_columns(false), tile_columns(true))));
+  const Stmt copy_row =
+      kir::If(kir::And(kir::Ge(ih, Int(0)), kir::Lt(ih, Int(g.height))),
+              kir::Block({zeros(0, g.p.w),
+                          Loop(pc, Int(0), Int(g.width),
+                               kir::Store(padded.buffer, row_at + Int(g.p.w) + pc, kir::Load(x, source + pc)),
+                               kir::LoopKind::kVectorize),
+                          zeros(g.p.w + g.width, right)}),
+              zeros(0, width));
+  const Stmt copy = Loop(pr, Int(0), rows * Int(m) + Int(t.r - 1), copy_row);
+
+  // 2. The tiles, from the copy: vectorized along the row where rows are long, else along
+  // the block's tiles (th, tw) taken as one index.
+  const bool flat = tiles_w < kMinVectorTiles;
+  const Expr tt = kir::Var("tt");
+  const Expr th = flat ? row0 + tt / Int(tiles_w) : kir::Var("th");
+  const Expr tw = flat ? tt % Int(tiles_w) : kir::Var("tw");
+  std::vector<Stmt> body;
+  std::vector<Expr> d;
+  const Expr corner = padded.at + (th - row0) * Int(m * width) + tw * Int(m);
+  for (int64_t r = 0; r < alpha; ++r) {
+    for (int64_t q = 0; q < alpha; ++q) d.push_back(kir::Load(padded.buffer, corner + Int(r * width + q)));
+  }
+  const std::vector<Expr> v = InputTransform(t, d, KernelArith(ScalarType::kFloat32, stage, body));
+  const Expr where = at(c, flat ? tt : (th - row0) * Int(tiles_w) + tw);
+  for (int64_t point = 0; point < t.points(); ++point) {
+    body.push_back(kir::Store(to, where + Int(point) * point_stride, v[point]));
+  }
+  const Stmt tile = kir::Allocate(stage, kir::Block(std::move(body)));
+  const Stmt tiles = flat ? Loop(tt, Int(0), rows * Int(tiles_w), tile, kir::LoopKind::kIndependent)
+                          : Loop(th, row0, rows, Loop(tw, Int(0), Int(tiles_w), tile, kir::LoopKind::kIndependent));
+  return Loop(c, Int(0), channels, kir::Block({copy, tiles}));
 }
 
 // Tile rows [row0, row0 + rows) of an output, tile by tile: `tile(guarded)` for tile
-// (th, tw), vectorized along the row where the 2x2 block lies wholly inside the output
-// (all but the last row and column of tiles when the output's size is odd), guarded
-// elsewhere.
-Stmt OverOutputTiles(const ConvGeometry& g, const Expr& th, const Expr& tw, const Expr& row0, const Expr& rows,
-                     const std::function<Stmt(bool guarded)>& tile) {
-  const int64_t tiles_w = CeilDivInt(g.out_w, 2);
-  const int64_t full_rows = g.out_h / 2;
-  const int64_t full_cols = g.out_w / 2;
+// (th, tw), vectorized along the row where the m x m block lies wholly inside the output
+// (all but the last row and column of tiles when the output's size is not a multiple of
+// m), guarded elsewhere.
+Stmt OverOutputTiles(const WinogradTile& t, const ConvGeometry& g, const Expr& th, const Expr& tw, const Expr& row0,
+                     const Expr& rows, const std::function<Stmt(bool guarded)>& tile) {
+  const int64_t tiles_w = CeilDivInt(g.out_w, t.m);
+  const int64_t full_rows = g.out_h / t.m;
+  const int64_t full_cols = g.out_w / t.m;
   return Loop(th, row0, rows,
               kir::If(kir::Lt(th, Int(full_rows)),
-                      kir::Block({Loop(tw, Int(0), Int(full_cols), tile(false), kir::LoopKind::kVectorize),
+                      kir::Block({Loop(tw, Int(0), Int(full_cols), tile(false), kir::LoopKind::kIndependent),
                                   Loop(tw, Int(full_cols), Int(tiles_w - full_cols), tile(true))}),
                       Loop(tw, Int(0), Int(tiles_w), tile(true))));
 }
@@ -271,13 +447,14 @@ Stmt OverOutputTiles(const ConvGeometry& g, const Expr& th, const Expr& tw, cons
 // filters: of several whole images) and a block of filters:
 // the input transform into V, one product per point into M, the output transform with
 // the bias and the fused epilogue into the output.
-Stmt WinogradKernel(const ConvGeometry& g, LowerContext& ctx, const TransformedFilters& u, bool narrow,
-                    const kir::Buffer& bias) {
+Stmt WinogradKernel(const WinogradTile& t, const ConvGeometry& g, LowerContext& ctx, const TransformedFilters& u,
+                    bool narrow, const kir::Buffer& bias) {
   const kir::Buffer& x = ctx.inputs[0];
   const kir::Buffer& out = ctx.outputs[0];
   const int64_t channels = g.channels;
-  const int64_t tiles_h = CeilDivInt(g.out_h, 2);
-  const int64_t tiles_w = CeilDivInt(g.out_w, 2);
+  const int64_t points = t.points();
+  const int64_t tiles_h = CeilDivInt(g.out_h, t.m);
+  const int64_t tiles_w = CeilDivInt(g.out_w, t.m);
   const int64_t u_size = !u.packed ? g.filters * channels
                          : narrow  ? PackedGemmBSize(channels, g.filters)
                                    : PackedFiltersSize(g.filters, channels);
@@ -287,12 +464,16 @@ Stmt WinogradKernel(const ConvGeometry& g, LowerContext& ctx, const TransformedF
   // Narrow products on run-time filters take several whole images, so that U^T, which
   // every product packs, is packed for kMinNarrowTiles tiles at least.
   const int64_t image_tiles = tiles_h * tiles_w;
-  const int64_t block_images = narrow && !u.packed ? std::min(g.batch, CeilDivInt(kMinNarrowTiles, image_tiles)) : 1;
+  const int64_t block_images = narrow && !u.packed ? std::min(g.batch, CeilDivInt(kMinNarrowTiles, image_tiles))
+                               : !narrow && image_tiles < kMinTileCols
+                                   ? std::min(g.batch, CeilDivInt(kMinTileCols * 2, image_tiles))
+                                   : 1;
   const int64_t image_blocks = CeilDivInt(g.batch, block_images);
-  const int64_t macs = g.batch * image_tiles * kPoints * g.filters * channels;
+  const int64_t macs = g.batch * image_tiles * points * g.filters * channels;
   const int64_t want = std::clamp<int64_t>(macs / kMinTaskMacs, 1, kMaxTasks);
   const int64_t min_rows = std::min(tiles_h, CeilDivInt(kMinTileCols, tiles_w));
-  const int64_t max_rows = std::max<int64_t>(1, kMaxTileCols / tiles_w);
+  // V and M hold `points` values per tile: larger tiles make smaller blocks.
+  const int64_t max_rows = std::max<int64_t>(1, kMaxTileCols * 16 / points / tiles_w);
   int64_t row_blocks = block_images > 1 ? 1
                                         : std::clamp<int64_t>(CeilDivInt(want, g.batch), CeilDivInt(tiles_h, max_rows),
                                                               std::max<int64_t>(1, tiles_h / min_rows));
@@ -310,10 +491,11 @@ Stmt WinogradKernel(const ConvGeometry& g, LowerContext& ctx, const TransformedF
   const int64_t items = image_blocks * row_blocks * filter_blocks;
   const int64_t tasks = std::min(items, want);
   const int64_t max_tiles = block_images * block_rows * tiles_w;
-  const int64_t v_size = kPoints * (channels * max_tiles + kSkew);
-  const int64_t m_size = kPoints * (filter_block * max_tiles + kSkew);
-  const kir::Buffer scratch = ctx.Scratch("winograd", ScalarType::kFloat32, tasks * (v_size + m_size));
-  const kir::Buffer patch = ctx.builder->AddLocal("patch", ScalarType::kFloat32, 16);
+  const int64_t v_size = points * (channels * max_tiles + kSkew);
+  const int64_t m_size = points * (filter_block * max_tiles + kSkew);
+  const int64_t pad_size = PaddedRows::Size(t, g, block_rows);
+  const kir::Buffer scratch = ctx.Scratch("winograd", ScalarType::kFloat32, tasks * (v_size + m_size + pad_size));
+  const kir::Buffer stage = ctx.builder->AddLocal("stage", ScalarType::kFloat32, 2 * points);
 
   return TaskLoop(items, tasks, [&](const Expr& task, const Expr& item) {
     const Expr n0 = item / Int(row_blocks * filter_blocks) * Int(block_images);
@@ -325,7 +507,7 @@ Stmt WinogradKernel(const ConvGeometry& g, LowerContext& ctx, const TransformedF
     const Expr tiles = images * image_span;
     const Expr f0 = filter_blocks == 1 ? Int(0) : item % Int(filter_blocks) * Int(filter_block);
     const Expr block_filters = filter_blocks == 1 ? Int(g.filters) : kir::Min(Int(filter_block), Int(g.filters) - f0);
-    const Expr v_base = task * Int(v_size + m_size);
+    const Expr v_base = task * Int(v_size + m_size + pad_size);
     const Expr m_base = v_base + Int(v_size);
     // V[point] is channels x tiles with rows v_row apart; M[point] is filters x tiles (rows
     // `tiles` apart), or tiles x filter_block when narrow. An image's tiles follow the last's.
@@ -338,7 +520,8 @@ Stmt WinogradKernel(const ConvGeometry& g, LowerContext& ctx, const TransformedF
     const Stmt input_transform = Loop(
         img, Int(0), images,
         TransformInputTiles(
-            g, x, n0 + img, Int(0), Int(channels), row0, rows, patch, scratch,
+            t, g, x, n0 + img, Int(0), Int(channels), row0, rows, stage,
+            {scratch, m_base + Int(m_size), PaddedRows::Width(t, g)}, scratch,
             [&](const Expr& c, const Expr& tile) { return v_base + c * v_row + img * image_span + tile; }, v_stride));
 
     // 2. One matrix product per point: the point's V (channels x tiles) read as a 1x1
@@ -353,97 +536,129 @@ Stmt WinogradKernel(const ConvGeometry& g, LowerContext& ctx, const TransformedF
                                                   u.packed ? 0 : channels, scratch, v_base + point * v_stride,
                                                   {Int(channels), Int(1), tiles, 1, 1, 1, 1, 1, 1, 0, 0, tiles},
                                                   scratch, m_base + point * m_stride, tiles);
-    const Stmt products = Loop(point, Int(0), Int(kPoints), product);
+    const Stmt products = Loop(point, Int(0), Int(points), product);
 
     // 3. The output transform, bias and epilogue of one (filter, tile).
     const Expr f = kir::Var("f");
     const Expr th = kir::Var("th");
     const Expr tw = kir::Var("tw");
     const auto output_tile = [&](bool guarded) {
-      std::array<Expr, 16> m;
+      std::vector<Expr> m;
       const Expr tile = img * image_span + (th - row0) * Int(tiles_w) + tw;
-      for (int k = 0; k < 16; ++k) {
+      for (int64_t k = 0; k < points; ++k) {
         const Expr at = narrow ? tile * Int(filter_block) + (f - f0) : (f - f0) * tiles + tile;
-        m[k] = kir::Load(scratch, m_base + Int(k) * m_stride + at);
+        m.push_back(kir::Load(scratch, m_base + Int(k) * m_stride + at));
       }
-      const auto y = OutputTransform(m);
       std::vector<Stmt> stores;
-      for (int i = 0; i < 2; ++i) {
-        for (int j = 0; j < 2; ++j) {
-          const Expr oh = th * Int(2) + Int(i);
-          const Expr ow = tw * Int(2) + Int(j);
+      const std::vector<Expr> y = OutputTransform(t, m, KernelArith(ScalarType::kFloat32, stage, stores));
+      for (int64_t i = 0; i < t.m; ++i) {
+        for (int64_t j = 0; j < t.m; ++j) {
+          const Expr oh = th * Int(t.m) + Int(i);
+          const Expr ow = tw * Int(t.m) + Int(j);
           const Expr at = (((n0 + img) * Int(g.filters) + f) * Int(g.out_h) + oh) * Int(g.out_w) + ow;
-          const Expr value = bias ? y[i * 2 + j] + kir::Load(bias, f) : y[i * 2 + j];
+          const Expr value = bias ? y[i * t.m + j] + kir::Load(bias, f) : y[i * t.m + j];
           Stmt store = kir::Store(out, at, ctx.Epilogue(value, at, oh * Int(g.out_w) + ow, g.out_h * g.out_w));
           if (guarded) store = kir::If(kir::And(kir::Lt(oh, Int(g.out_h)), kir::Lt(ow, Int(g.out_w))), store);
           stores.push_back(std::move(store));
         }
       }
-      return kir::Block(std::move(stores));
+      return kir::Allocate(stage, kir::Block(std::move(stores)));
     };
+    // Narrow M^T holds a tile's filters side by side: vectorized along the filters, the
+    // tile's m x m outputs guarded where it crosses the output's edge.
+    const int64_t full_rows = g.out_h / t.m, full_cols = g.out_w / t.m;
     const Stmt output_transform =
-        Loop(img, Int(0), images, Loop(f, f0, block_filters, OverOutputTiles(g, th, tw, row0, rows, output_tile)));
-    return kir::Allocate(patch, kir::Block({input_transform, products, output_transform}));
+        narrow ? Loop(img, Int(0), images,
+                      Loop(th, row0, rows,
+                           Loop(tw, Int(0), Int(tiles_w),
+                                kir::If(kir::And(kir::Lt(th, Int(full_rows)), kir::Lt(tw, Int(full_cols))),
+                                        Loop(f, f0, block_filters, output_tile(false), kir::LoopKind::kIndependent),
+                                        Loop(f, f0, block_filters, output_tile(true))))))
+               : Loop(img, Int(0), images,
+                      Loop(f, f0, block_filters, OverOutputTiles(t, g, th, tw, row0, rows, output_tile)));
+    return kir::Block({input_transform, products, output_transform});
   });
 }
 
 // Images of few tiles (7x7 outputs: 16) make the products narrow, which the
 // micro-kernels' rows handle far better than their columns: the products are then
 // computed transposed, M^T = V^T U^T, tiles as rows (the "narrow" form).
-bool NarrowTiles(const ConvGeometry& g) {
-  return CeilDivInt(g.out_h, 2) * CeilDivInt(g.out_w, 2) < kMinTiles;
+bool NarrowTiles(const WinogradTile& t, const ConvGeometry& g) {
+  return CeilDivInt(g.out_h, t.m) * CeilDivInt(g.out_w, t.m) < kMinTiles;
 }
 
-// --- _winograd_filters (weight; flip): U of every (filter, channel), (16, filters,
-// channels); with flip, of the data gradient's filters (16, channels, filters).
+// --- _winograd_filters (weight; tile, flip): U of every (filter, channel) of a
+// (filters, channels, r, r) weight for F(tile x tile, r x r): (alpha^2, filters,
+// channels); with flip, of the data gradient's filters: (alpha^2, channels, filters).
 
 void InferWinogradFiltersShape(const Attrs& attrs, std::vector<ShapeSlot>& in, std::vector<ShapeSlot>& out) {
   if (!in[0]) return;
   const Shape& w = *in[0];
-  if (w.size() != 4 || w[2] != 3 || w[3] != 3) op_util::ShapeError("input 'weight'", "(filters, channels, 3, 3)", w);
+  if (w.size() != 4 || w[2] != w[3]) op_util::ShapeError("input 'weight'", "(filters, channels, r, r)", w);
+  const WinogradTile& t = TileOf(attrs.Int("tile"), w[2]);
   const bool flip = attrs.Bool("flip");
-  op_util::AssignShape(out[0], {kPoints, flip ? w[1] : w[0], flip ? w[0] : w[1]}, "output");
+  op_util::AssignShape(out[0], {t.points(), flip ? w[1] : w[0], flip ? w[0] : w[1]}, "output");
 }
 
 void WinogradFiltersReference(const Attrs& attrs, std::span<const Tensor> in, std::span<Tensor> out,
                               const RefContext&) {
   const Shape& u = out[0].shape();
-  const std::vector<double> bank = TransformFilterBank(in[0].ToDoubles(), u[1], u[2], attrs.Bool("flip"));
+  const WinogradTile& t = TileOf(attrs.Int("tile"), in[0].shape()[2]);
+  const std::vector<double> bank = TransformFilterBank(t, in[0].ToDoubles(), u[1], u[2], attrs.Bool("flip"));
   for (size_t i = 0; i < bank.size(); ++i) out[0].SetDouble(static_cast<int64_t>(i), bank[i]);
 }
 
 Stmt WinogradFiltersLower(const Attrs& attrs, LowerContext& ctx) {
   const kir::Buffer& w = ctx.inputs[0];
   const kir::Buffer& u = ctx.outputs[0];
+  const WinogradTile& t = TileOf(attrs.Int("tile"), ctx.input_shapes[0][2]);
   const int64_t rows = ctx.output_shapes[0][1], cols = ctx.output_shapes[0][2];
+  const int64_t taps = t.taps();
   const bool flip = attrs.Bool("flip");
   const ScalarType type = ToScalarType(ctx.output_types[0]);
   const Expr r = kir::Var("r");
   const Expr c = kir::Var("c");
-  std::array<Expr, 9> g;
+  std::vector<Expr> g;
   const int64_t channels = flip ? rows : cols;
-  for (int64_t tap = 0; tap < 9; ++tap) {
+  for (int64_t tap = 0; tap < taps; ++tap) {
     // FilterTap's index with run-time row and column.
-    const Expr at =
-        flip ? (c * Int(channels) + r) * Int(9) + Int(8 - tap) : (r * Int(channels) + c) * Int(9) + Int(tap);
-    g[tap] = kir::Cast(type, kir::Load(w, at));
+    const Expr at = flip ? (c * Int(channels) + r) * Int(taps) + Int(taps - 1 - tap)
+                         : (r * Int(channels) + c) * Int(taps) + Int(tap);
+    g.push_back(kir::Cast(type, kir::Load(w, at)));
   }
-  const auto transformed = FilterTransform(g, kir::FloatImm(0.5, type));
+  const kir::Buffer stage = ctx.builder->AddLocal("stage", type, 2 * t.points());
   std::vector<Stmt> stores;
-  for (int64_t point = 0; point < kPoints; ++point) {
+  const std::vector<Expr> transformed = FilterTransform(t, g, KernelArith(type, stage, stores));
+  for (int64_t point = 0; point < t.points(); ++point) {
     stores.push_back(kir::Store(u, (Int(point * rows) + r) * Int(cols) + c, transformed[point]));
   }
-  return Loop(r, Int(0), Int(rows),
-              Loop(c, Int(0), Int(cols), kir::Block(std::move(stores)), kir::LoopKind::kVectorize),
-              kir::LoopKind::kParallel);
+  return Loop(
+      r, Int(0), Int(rows),
+      Loop(c, Int(0), Int(cols), kir::Allocate(stage, kir::Block(std::move(stores))), kir::LoopKind::kIndependent),
+      kir::LoopKind::kParallel);
 }
 
-// --- _winograd_conv (data, filters[, bias]; pad, no_bias): the convolution with U
-// from _winograd_filters, stride 1, output (N, filters, H + 2 pad - 2, W + 2 pad - 2).
+// --- _winograd_conv (data, filters[, bias]; tile, pad, no_bias): the convolution with U
+// from _winograd_filters (alpha^2 points: r = alpha - tile + 1), stride 1, output
+// (N, filters, H + 2 pad - r + 1, W + 2 pad - r + 1).
+
+// The tile of a _winograd_conv from its attributes and its filters' shape.
+const WinogradTile& ConvTileOf(const Attrs& attrs, const Shape& u) {
+  const int64_t m = attrs.Int("tile");
+  int64_t alpha = 1;
+  while (alpha * alpha < u[0]) ++alpha;
+  if (u.size() != 3 || alpha * alpha != u[0] || alpha <= m) {
+    op_util::ShapeError("input 'filters'",
+                        "(alpha^2, filters, channels) with alpha > tile = " + std::to_string(m) + " points per axis",
+                        u);
+  }
+  return TileOf(m, alpha - m + 1);
+}
 
 ConvGeometry WinogradConvGeometry(const Attrs& attrs, const Shape& x, const Shape& u, const Shape& y) {
+  const int64_t r = ConvTileOf(attrs, u).r;
   const Pair p = SpatialPair(attrs, "pad", 0);
-  return {x[0], x[1], x[2], x[3], u[1], y[2], y[3], 1, x[1], u[1], {3, 3}, {1, 1}, {1, 1}, p};
+  return {x[0], x[1], x[2], x[3], u[1], y[2], y[3], 1, x[1], u[1], {r, r}, {1, 1}, {1, 1}, p};
 }
 
 void ValidateWinogradConv(const Attrs& attrs) {
@@ -463,7 +678,7 @@ void InferWinogradConvType(const Attrs&, std::vector<DTypeSlot>& in, std::vector
 void InferWinogradConvShape(const Attrs& attrs, std::vector<ShapeSlot>& in, std::vector<ShapeSlot>& out) {
   if (!in[1]) return;
   const Shape& u = *in[1];
-  if (u.size() != 3 || u[0] != kPoints) op_util::ShapeError("input 'filters'", "(16, filters, channels)", u);
+  const int64_t r = ConvTileOf(attrs, u).r;
   if (!attrs.Bool("no_bias")) op_util::AssignShape(in[2], {u[1]}, "input 'bias'");
   if (!in[0]) return;
   const Shape& x = *in[0];
@@ -473,50 +688,52 @@ void InferWinogradConvShape(const Attrs& attrs, std::vector<ShapeSlot>& in, std:
                 ShapeToString(u) + " expect " + std::to_string(u[2]));
   }
   const Pair p = SpatialPair(attrs, "pad", 0);
-  const int64_t out_h = x[2] + 2 * p.h - 2, out_w = x[3] + 2 * p.w - 2;
+  const int64_t out_h = x[2] + 2 * p.h - r + 1, out_w = x[3] + 2 * p.w - r + 1;
   if (out_h < 1 || out_w < 1) {
     throw Error("input 'data' " + ShapeToString(x) + " padded by " + FormatAttrValue(attrs.Ints("pad")) +
-                " is smaller than the 3x3 kernel");
+                " is smaller than the " + std::to_string(r) + "x" + std::to_string(r) + " kernel");
   }
   op_util::AssignShape(out[0], {x[0], u[1], out_h, out_w}, "output");
 }
 
 // The algorithm itself in float64: V, the products summed over channels, A^T M A.
 void WinogradConvReference(const Attrs& attrs, std::span<const Tensor> in, std::span<Tensor> out, const RefContext&) {
+  const WinogradTile& t = ConvTileOf(attrs, in[1].shape());
   const ConvGeometry g = WinogradConvGeometry(attrs, in[0].shape(), in[1].shape(), out[0].shape());
   const std::vector<double> x = in[0].ToDoubles();
   const std::vector<double> u = in[1].ToDoubles();
   const std::vector<double> bias = attrs.Bool("no_bias") ? std::vector<double>(g.filters, 0.0) : in[2].ToDoubles();
-  const int64_t tiles_h = CeilDivInt(g.out_h, 2), tiles_w = CeilDivInt(g.out_w, 2);
-  std::vector<std::array<double, 16>> v(static_cast<size_t>(g.channels));
+  const int64_t m = t.m, alpha = t.alpha, points = t.points();
+  const int64_t tiles_h = CeilDivInt(g.out_h, m), tiles_w = CeilDivInt(g.out_w, m);
+  std::vector<std::vector<double>> v(static_cast<size_t>(g.channels));
   for (int64_t n = 0; n < g.batch; ++n) {
     for (int64_t th = 0; th < tiles_h; ++th) {
       for (int64_t tw = 0; tw < tiles_w; ++tw) {
         for (int64_t c = 0; c < g.channels; ++c) {
-          std::array<double, 16> d{};
-          for (int64_t r = 0; r < 4; ++r) {
-            for (int64_t q = 0; q < 4; ++q) {
-              const int64_t ih = th * 2 - g.p.h + r, iw = tw * 2 - g.p.w + q;
+          std::vector<double> d(static_cast<size_t>(points), 0.0);
+          for (int64_t r = 0; r < alpha; ++r) {
+            for (int64_t q = 0; q < alpha; ++q) {
+              const int64_t ih = th * m - g.p.h + r, iw = tw * m - g.p.w + q;
               if (ih >= 0 && ih < g.height && iw >= 0 && iw < g.width) {
-                d[r * 4 + q] = x[((n * g.channels + c) * g.height + ih) * g.width + iw];
+                d[r * alpha + q] = x[((n * g.channels + c) * g.height + ih) * g.width + iw];
               }
             }
           }
-          v[c] = InputTransform(d);
+          v[c] = InputTransform(t, d, kReal);
         }
         for (int64_t f = 0; f < g.filters; ++f) {
-          std::array<double, 16> m{};
+          std::vector<double> products(static_cast<size_t>(points), 0.0);
           for (int64_t c = 0; c < g.channels; ++c) {
-            for (int64_t point = 0; point < kPoints; ++point) {
-              m[point] += u[(point * g.filters + f) * g.channels + c] * v[c][point];
+            for (int64_t point = 0; point < points; ++point) {
+              products[point] += u[(point * g.filters + f) * g.channels + c] * v[c][point];
             }
           }
-          const auto y = OutputTransform(m);
-          for (int64_t i = 0; i < 2; ++i) {
-            for (int64_t j = 0; j < 2; ++j) {
-              const int64_t oh = th * 2 + i, ow = tw * 2 + j;
+          const std::vector<double> y = OutputTransform(t, products, kReal);
+          for (int64_t i = 0; i < m; ++i) {
+            for (int64_t j = 0; j < m; ++j) {
+              const int64_t oh = th * m + i, ow = tw * m + j;
               if (oh < g.out_h && ow < g.out_w) {
-                out[0].SetDouble(((n * g.filters + f) * g.out_h + oh) * g.out_w + ow, y[i * 2 + j] + bias[f]);
+                out[0].SetDouble(((n * g.filters + f) * g.out_h + oh) * g.out_w + ow, y[i * m + j] + bias[f]);
               }
             }
           }
@@ -527,10 +744,11 @@ void WinogradConvReference(const Attrs& attrs, std::span<const Tensor> in, std::
 }
 
 Stmt WinogradConvLower(const Attrs& attrs, LowerContext& ctx) {
+  const WinogradTile& t = ConvTileOf(attrs, ctx.input_shapes[1]);
   const ConvGeometry g = WinogradConvGeometry(attrs, ctx.input_shapes[0], ctx.input_shapes[1], ctx.output_shapes[0]);
   if (NumElements(ctx.output_shapes[0]) == 0) return kir::Block({});
   const kir::Buffer bias = attrs.Bool("no_bias") ? nullptr : ctx.inputs[2];
-  return WinogradKernel(g, ctx, {ctx.inputs[1], false}, NarrowTiles(g), bias);
+  return WinogradKernel(t, g, ctx, {ctx.inputs[1], false}, NarrowTiles(t, g), bias);
 }
 
 // --- The weight gradient: items are blocks (filters, channels); each works through all
@@ -547,19 +765,35 @@ constexpr int64_t kMaxWeightGradBlock = 256;    // filters or channels of an ite
 constexpr int64_t kMinWeightGradBlock = 32;
 constexpr int64_t kMaxWeightGradTasks = 4;
 
+// The tile of a convolution with run-time filters. F(4x4, 3x3) does 44% fewer
+// multiply-adds in its products than F(2x2, 3x3), which bound the layer once the
+// transforms are vectorized; but its rows of tiles are half as long, and rows shorter
+// than kMinVectorTiles make the input transform gather. So F(4x4, 3x3) where the output
+// is at most kMaxLargeTileOutput wide (ResNet-18 at batch 32, one thread: the 28x28,
+// 14x14 and 7x7 layers' forward 25 / 26 / 31 ms -> 21 / 23 / 21), F(2x2, 3x3) on larger
+// planes (56x56: 26 ms either way, its weight gradient 33 -> 35), F(2x2, 5x5) for 5x5.
+constexpr int64_t kMaxLargeTileOutput = 28;
+
+const WinogradTile& RuntimeTileOf(const ConvGeometry& g) {
+  const bool large = g.k.h == 3 && g.out_w <= kMaxLargeTileOutput;
+  return TileOf(large ? 4 : 2, g.k.h);
+}
+
 }  // namespace
 
 Stmt WinogradWeightGrad(const ConvGeometry& g, LowerContext& ctx) {
+  const WinogradTile& t = RuntimeTileOf(g);
   const kir::Buffer& gy = ctx.inputs[0];
   const kir::Buffer& x = ctx.inputs[1];
   const kir::Buffer& dw = ctx.outputs[0];
-  const int64_t tiles_h = CeilDivInt(g.out_h, 2);
-  const int64_t tiles_w = CeilDivInt(g.out_w, 2);
+  const int64_t points = t.points();
+  const int64_t tiles_h = CeilDivInt(g.out_h, t.m);
+  const int64_t tiles_w = CeilDivInt(g.out_w, t.m);
   const int64_t image_tiles = tiles_h * tiles_w;
 
   // Blocks of filters and channels: at most kMaxWeightGradBlock, halved (the larger
   // first) while the tasks are fewer than the work asks and blocks stay above the least.
-  const int64_t macs = g.batch * image_tiles * kPoints * g.filters * g.channels;
+  const int64_t macs = g.batch * image_tiles * points * g.filters * g.channels;
   const int64_t want = std::clamp<int64_t>(macs / kMinTaskMacs, 1, kMaxWeightGradTasks);
   int64_t filter_block = std::min(g.filters, kMaxWeightGradBlock);
   int64_t channel_block = std::min(g.channels, kMaxWeightGradBlock);
@@ -583,12 +817,13 @@ Stmt WinogradWeightGrad(const ConvGeometry& g, LowerContext& ctx) {
   const int64_t row_chunks = CeilDivInt(tiles_h, chunk_rows);
   const int64_t image_chunks = CeilDivInt(g.batch, chunk_images);
   const int64_t chunk_tiles = chunk_images * chunk_rows * tiles_w;  // the products' depth, at most
-  const int64_t y_size = kPoints * (filter_block * chunk_tiles + kSkew);
-  const int64_t v_size = kPoints * (channel_block * chunk_tiles + kSkew);
-  const int64_t m_size = kPoints * (filter_block * channel_block + kSkew);
-  const int64_t task_size = y_size + v_size + m_size;
+  const int64_t y_size = points * (filter_block * chunk_tiles + kSkew);
+  const int64_t v_size = points * (channel_block * chunk_tiles + kSkew);
+  const int64_t m_size = points * (filter_block * channel_block + kSkew);
+  const int64_t pad_size = PaddedRows::Size(t, g, chunk_rows);
+  const int64_t task_size = y_size + v_size + m_size + pad_size;
   const kir::Buffer scratch = ctx.Scratch("winograd", ScalarType::kFloat32, tasks * task_size);
-  const kir::Buffer patch = ctx.builder->AddLocal("patch", ScalarType::kFloat32, 16);
+  const kir::Buffer stage = ctx.builder->AddLocal("stage", ScalarType::kFloat32, 2 * points);
 
   return TaskLoop(items, tasks, [&](const Expr& task, const Expr& item) {
     const Expr f0 = item / Int(channel_blocks) * Int(filter_block);
@@ -616,40 +851,43 @@ Stmt WinogradWeightGrad(const ConvGeometry& g, LowerContext& ctx) {
     const Stmt input_transform = Loop(
         img, Int(0), images,
         TransformInputTiles(
-            g, x, n0 + img, c0, channels, row0, rows, patch, scratch,
+            t, g, x, n0 + img, c0, channels, row0, rows, stage,
+            {scratch, m_base + Int(m_size), PaddedRows::Width(t, g)}, scratch,
             [&](const Expr& c, const Expr& tile) { return v_base + c * Int(chunk_tiles) + img * image_span + tile; },
             v_stride));
 
-    // dY^ of the item's filters: the 2x2 block of out_grad of each tile, zero past the output.
+    // dY^ of the item's filters: the m x m block of out_grad of each tile, zero past the
+    // output.
     const Expr f = kir::Var("f"), th = kir::Var("th"), tw = kir::Var("tw");
     const auto out_grad_tile = [&](bool guarded) {
-      std::array<Expr, 4> block;
-      for (int i = 0; i < 2; ++i) {
-        for (int j = 0; j < 2; ++j) {
-          const Expr oh = th * Int(2) + Int(i), ow = tw * Int(2) + Int(j);
+      std::vector<Expr> block;
+      for (int64_t i = 0; i < t.m; ++i) {
+        for (int64_t j = 0; j < t.m; ++j) {
+          const Expr oh = th * Int(t.m) + Int(i), ow = tw * Int(t.m) + Int(j);
           Expr value = kir::Load(gy, (((n0 + img) * Int(g.filters) + f0 + f) * Int(g.out_h) + oh) * Int(g.out_w) + ow);
           if (guarded) {
             value =
                 kir::Select(kir::And(kir::Lt(oh, Int(g.out_h)), kir::Lt(ow, Int(g.out_w))), value, kir::FloatImm(0.0));
           }
-          block[i * 2 + j] = value;
+          block.push_back(value);
         }
       }
-      const auto transformed = OutGradTransform(block);
-      const Expr at = y_base + f * Int(chunk_tiles) + img * image_span + (th - row0) * Int(tiles_w) + tw;
       std::vector<Stmt> stores;
-      for (int point = 0; point < kPoints; ++point) {
+      const std::vector<Expr> transformed =
+          OutGradTransform(t, block, KernelArith(ScalarType::kFloat32, stage, stores));
+      const Expr at = y_base + f * Int(chunk_tiles) + img * image_span + (th - row0) * Int(tiles_w) + tw;
+      for (int64_t point = 0; point < points; ++point) {
         stores.push_back(kir::Store(scratch, at + Int(point) * y_stride, transformed[point]));
       }
-      return kir::Block(std::move(stores));
+      return kir::Allocate(stage, kir::Block(std::move(stores)));
     };
     const Stmt out_grad_transform =
-        Loop(img, Int(0), images, Loop(f, Int(0), filters, OverOutputTiles(g, th, tw, row0, rows, out_grad_tile)));
+        Loop(img, Int(0), images, Loop(f, Int(0), filters, OverOutputTiles(t, g, th, tw, row0, rows, out_grad_tile)));
 
     // M[point] (+)= dY^[point] (filters x depth) V[point]^T (depth x channels).
     const Expr point = kir::Var("point");
     const Expr beta = kir::Select(kir::Eq(chunk, Int(0)), kir::FloatImm(0.0), kir::FloatImm(1.0));
-    const Stmt products = Loop(point, Int(0), Int(kPoints),
+    const Stmt products = Loop(point, Int(0), Int(points),
                                SgemmCall(filters, channels, depth, scratch, y_base + point * y_stride, Int(chunk_tiles),
                                          false, scratch, v_base + point * v_stride, Int(chunk_tiles), true, beta,
                                          scratch, m_base + point * m_stride, Int(channel_block)));
@@ -660,30 +898,34 @@ Stmt WinogradWeightGrad(const ConvGeometry& g, LowerContext& ctx) {
 
     // dw = G^T M G, vectorized along the channels.
     const Expr c = kir::Var("c");
-    std::array<Expr, 16> m;
-    for (int point = 0; point < kPoints; ++point) {
-      m[point] = kir::Load(scratch, m_base + Int(point) * m_stride + f * Int(channel_block) + c);
+    std::vector<Expr> m;
+    for (int64_t point = 0; point < points; ++point) {
+      m.push_back(kir::Load(scratch, m_base + Int(point) * m_stride + f * Int(channel_block) + c));
     }
-    const auto taps = FilterGradTransform(m, kir::FloatImm(0.5));
     std::vector<Stmt> stores;
-    for (int tap = 0; tap < 9; ++tap) {
-      stores.push_back(kir::Store(dw, ((f0 + f) * Int(g.channels) + c0 + c) * Int(9) + Int(tap), taps[tap]));
+    const std::vector<Expr> taps = FilterGradTransform(t, m, KernelArith(ScalarType::kFloat32, stage, stores));
+    for (int64_t tap = 0; tap < t.taps(); ++tap) {
+      stores.push_back(kir::Store(dw, ((f0 + f) * Int(g.channels) + c0 + c) * Int(t.taps()) + Int(tap), taps[tap]));
     }
-    const Stmt filter_transform =
-        Loop(f, Int(0), filters, Loop(c, Int(0), channels, kir::Block(std::move(stores)), kir::LoopKind::kVectorize));
-    return kir::Allocate(patch, kir::Block({chunks, filter_transform}));
+    const Stmt filter_transform = Loop(
+        f, Int(0), filters,
+        Loop(c, Int(0), channels, kir::Allocate(stage, kir::Block(std::move(stores))), kir::LoopKind::kIndependent));
+    return kir::Block({chunks, filter_transform});
   });
 }
 
+// Constant filters: F(2x2, 3x3) only (inference's accuracy is checked at 1e-4 against
+// the frameworks; larger tiles round more).
 bool WinogradApplies(const ConvGeometry& g, const LowerContext& ctx) {
-  return IsWinogradShape(g) && ctx.ConstantInput(1) != nullptr && ctx.replace_input != nullptr;
+  return IsWinogradShape(g) && g.k.h == 3 && ctx.ConstantInput(1) != nullptr && ctx.replace_input != nullptr;
 }
 
 Stmt WinogradConvolution(const ConvGeometry& g, LowerContext& ctx, const kir::Buffer& bias) {
-  const bool narrow = NarrowTiles(g);
-  const kir::Buffer u =
-      ctx.replace_input(1, ":winograd", TransformConstantFilters(*ctx.ConstantInput(1), g.filters, g.channels, narrow));
-  return WinogradKernel(g, ctx, {u, true}, narrow, bias);
+  const WinogradTile& t = TileOf(2, g.k.h);
+  const bool narrow = NarrowTiles(t, g);
+  const kir::Buffer u = ctx.replace_input(
+      1, ":winograd", TransformConstantFilters(t, *ctx.ConstantInput(1), g.filters, g.channels, narrow));
+  return WinogradKernel(t, g, ctx, {u, true}, narrow, bias);
 }
 
 bool WinogradWeightGradApplies(const ConvGeometry& g) {
@@ -709,24 +951,33 @@ void AlterConvolutionToWinograd(AlterContext& ctx) {
       ctx.output_types[0] != DType::kFloat32) {
     return;
   }
-  const NodeEntry u = ctx.Apply("_winograd_filters", {ctx.inputs[1]});
+  const int64_t tile = RuntimeTileOf(g).m;
+  const NodeEntry u = ctx.Apply("_winograd_filters", {ctx.inputs[1]}, {{"tile", tile}});
   const bool no_bias = ctx.attrs.Bool("no_bias");
   std::vector<NodeEntry> inputs = {ctx.inputs[0], u};
   if (!no_bias) inputs.push_back(ctx.inputs[2]);
-  ctx.replacements = {ctx.Apply("_winograd_conv", inputs, {{"pad", PadOf(g.p)}, {"no_bias", no_bias}})};
+  ctx.replacements = {ctx.Apply("_winograd_conv", inputs, {{"tile", tile}, {"pad", PadOf(g.p)}, {"no_bias", no_bias}})};
 }
 
 // _backward_Convolution_data (out_grad, data, weight): a Winograd convolution of out_grad
-// with the rotated, transposed filters, padded 2 - pad (pads above 2 stay as they are).
+// with the rotated, transposed filters, padded r - 1 - pad (where that is at most 2).
 void AlterConvDataGradToWinograd(AlterContext& ctx) {
   const ConvGeometry g = ConvGeometryOf(ctx.attrs, ctx.input_shapes[1], ctx.input_shapes[0]);
-  if (!IsWinogradShape(g) || g.p.h > 2 || g.p.w > 2 || !AllFloat32(ctx.input_types) ||
-      ctx.output_types[0] != DType::kFloat32) {
+  // Gradient pads above 2 make the transforms mostly of zeros: LeNet's 5x5 layer (10x10
+  // out_grad, pad 4, a 14x14 gradient) took 11 ms this way against 4.4 ms direct.
+  if (!IsWinogradShape(g) || g.p.h > g.k.h - 1 || g.p.w > g.k.w - 1 || g.k.h - 1 - g.p.h > 2 || g.k.w - 1 - g.p.w > 2 ||
+      !AllFloat32(ctx.input_types) || ctx.output_types[0] != DType::kFloat32) {
     return;
   }
-  const NodeEntry u = ctx.Apply("_winograd_filters", {ctx.inputs[2]}, {{"flip", true}});
-  ctx.replacements = {ctx.Apply("_winograd_conv", {ctx.inputs[0], u},
-                                {{"pad", std::vector<int64_t>{2 - g.p.h, 2 - g.p.w}}, {"no_bias", true}})};
+  // The data gradient's output is the forward's input: its tile follows the same planes.
+  const ConvGeometry gradient = {
+      g.batch, g.filters, g.out_h,    g.out_w, g.channels, g.height, g.width,
+      1,       g.filters, g.channels, g.k,     g.s,        g.d,      {g.k.h - 1 - g.p.h, g.k.w - 1 - g.p.w}};
+  const int64_t tile = RuntimeTileOf(gradient).m;
+  const NodeEntry u = ctx.Apply("_winograd_filters", {ctx.inputs[2]}, {{"tile", tile}, {"flip", true}});
+  ctx.replacements = {
+      ctx.Apply("_winograd_conv", {ctx.inputs[0], u},
+                {{"tile", tile}, {"pad", std::vector<int64_t>{gradient.p.h, gradient.p.w}}, {"no_bias", true}})};
 }
 
 namespace {
@@ -735,8 +986,11 @@ const bool kRegistered = [] {
   OpRegistry::Global()
       .Register("_winograd_filters")
       .Describe(
-          "Winograd F(2x2, 3x3)'s filter transform G g G^T of a (filters, channels, 3, 3) weight: (16, filters, "
-          "channels); with flip, of the data gradient's filters (rotated, transposed): (16, channels, filters)")
+          "Winograd F(m x m, r x r)'s filter transform G g G^T of a (filters, channels, r, r) weight, m = tile, "
+          "alpha = m + r - 1: (alpha^2, filters, channels); with flip, of the data gradient's filters (rotated, "
+          "transposed): (alpha^2, channels, filters)")
+      .Attr("tile", AttrType::kInt, AttrValue{int64_t{2}}, "outputs per tile along each axis (m)")
+      .Range(2)
       .Attr("flip", AttrType::kBool, AttrValue{false}, "transform the data gradient's filters")
       .Inputs({"weight"})
       .SetInferShape(InferWinogradFiltersShape)
@@ -747,7 +1001,11 @@ const bool kRegistered = [] {
 
   OpRegistry::Global()
       .Register("_winograd_conv")
-      .Describe("3x3 stride-1 convolution by Winograd F(2x2, 3x3) with filters transformed by _winograd_filters")
+      .Describe(
+          "r x r stride-1 convolution by Winograd F(m x m, r x r) with filters transformed by _winograd_filters "
+          "(alpha^2 points, alpha = m + r - 1)")
+      .Attr("tile", AttrType::kInt, AttrValue{int64_t{2}}, "outputs per tile along each axis (m)")
+      .Range(2)
       .Attr("pad", AttrType::kInts, std::nullopt, "zero padding (h, w)")
       .Range(0)
       .Attr("no_bias", AttrType::kBool, AttrValue{true}, "no bias input")

@@ -43,6 +43,15 @@ void AlterOperators(Graph& graph, const PassContext& context, PassChanges& chang
                   std::to_string(alter.replacements.size()) + " replacements for " +
                   std::to_string(node->num_outputs()) + " outputs");
     }
+    // A variable's shape may have come from this node's inference alone (a weight with no
+    // value: Convolution infers it from num_filter); the replacements may not tell it
+    // again, so the variable declares what was inferred.
+    for (size_t i = 0; i < node->inputs.size(); ++i) {
+      Node& input = *node->inputs[i].node;
+      if (!input.is_variable()) continue;
+      if (!input.shape) input.shape = alter.input_shapes[i];
+      if (!input.dtype) input.dtype = alter.input_types[i];
+    }
     for (uint32_t i = 0; i < node->num_outputs(); ++i) rewriter.Replace({node, i}, alter.replacements[i]);
     ++changes["altered " + node->op->name()];
   });

@@ -564,7 +564,7 @@ class Printer {
     const std::string pad(static_cast<size_t>(depth) * 2, ' ');
     switch (s->kind) {
       case StmtKind::kFor: {
-        static const char* kKinds[] = {"for", "parallel for", "vectorized for", "unrolled for"};
+        static const char* kKinds[] = {"for", "parallel for", "vectorized for", "unrolled for", "independent for"};
         out_ << pad << kKinds[static_cast<int>(s->loop_kind)] << " " << s->loop_var->name << " in ["
              << Expression(s->begin) << ", +" << Expression(s->extent) << "):\n";
         Statement(s->body[0], depth + 1);

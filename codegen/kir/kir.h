@@ -172,8 +172,12 @@ Expr Or(Expr a, Expr b);
 // --- statements ---
 enum class StmtKind { kFor, kStore, kBlock, kIf, kAllocate, kCall };
 // kParallel: iterations are split across the runtime's threads (only the outermost loop
-// of a kernel); kVectorize and kUnroll are hints to the emitter.
-enum class LoopKind { kSerial, kParallel, kVectorize, kUnroll };
+// of a kernel); kVectorize and kUnroll are hints to the emitter. kIndependent is a
+// kVectorize loop whose lowering guarantees that its iterations are independent: no
+// iteration reads or writes an element of a global buffer that another writes (locals
+// allocated in the body are each iteration's own, indexed by constants), so the emitter
+// vectorizes it without proving that itself; the interpreter checks the claim.
+enum class LoopKind { kSerial, kParallel, kVectorize, kUnroll, kIndependent };
 
 struct StmtNode;
 using Stmt = std::shared_ptr<const StmtNode>;

@@ -160,6 +160,10 @@ class KernelEmitter {
       case StmtKind::kFor: {
         llvm::Value* begin = EmitExpr(s->begin);
         llvm::Value* end = builder_.CreateAdd(begin, EmitExpr(s->extent));
+        if (s->loop_kind == LoopKind::kIndependent) {
+          EmitVersionedLoop(*s, {}, begin, end);
+          return;
+        }
         if (s->loop_kind == LoopKind::kVectorize) {
           if (const auto overlaps = IndependenceConditions(*s)) {
             EmitVersionedLoop(*s, *overlaps, begin, end);
@@ -174,7 +178,7 @@ class KernelEmitter {
         llvm::Value* value = EmitExpr(s->value);
         if (s->buffer->type == ScalarType::kBool) value = builder_.CreateZExt(value, builder_.getInt8Ty());
         if (s->buffer->type == ScalarType::kBFloat16) value = FloatToBFloat16(value);
-        Grouped(builder_.CreateAlignedStore(value, address, ElementAlign(s->buffer->type)));
+        Grouped(builder_.CreateAlignedStore(value, address, ElementAlign(s->buffer->type)), *s->buffer);
         return;
       }
       case StmtKind::kBlock:
@@ -253,10 +257,12 @@ class KernelEmitter {
     return id;
   }
 
-  // Tags a memory access with the access group of the parallel loop being emitted.
+  // Tags a memory access with the access group of the parallel loop being emitted. Locals
+  // are one stack slot for all iterations: left untagged, they vectorize once promoted to
+  // registers (constant indices) and otherwise keep the loop in order.
   template <typename Instruction>
-  Instruction* Grouped(Instruction* access) {
-    if (access_group_) access->setMetadata(llvm::LLVMContext::MD_access_group, access_group_);
+  Instruction* Grouped(Instruction* access, const kir::BufferNode& buffer) {
+    if (access_group_ && !buffer.is_local) access->setMetadata(llvm::LLVMContext::MD_access_group, access_group_);
     return access;
   }
 
@@ -517,7 +523,8 @@ class KernelEmitter {
       case ExprKind::kLoad: {
         llvm::Value* address = Address(e->buffer, EmitExpr(e->operands[0]));
         llvm::Value* value =
-            Grouped(builder_.CreateAlignedLoad(MemoryType(e->buffer->type), address, ElementAlign(e->buffer->type)));
+            Grouped(builder_.CreateAlignedLoad(MemoryType(e->buffer->type), address, ElementAlign(e->buffer->type)),
+                    *e->buffer);
         if (e->buffer->type == ScalarType::kBool) value = builder_.CreateICmpNE(value, builder_.getInt8(0));
         if (e->buffer->type == ScalarType::kBFloat16) value = BFloat16ToFloat(value);
         return value;

@@ -85,6 +85,35 @@ TEST_CASE("the interpreter checks bounds", "[kir]") {
   CHECK_THROWS_WITH(InterpretKernel(k, {data.data()}, 0, 1, TestRuntimeApi()), Catch::Contains("index 4 out of range"));
 }
 
+TEST_CASE("the interpreter checks an independent loop's claim", "[kir]") {
+  kir::KernelBuilder b("independent");
+  const auto x = b.AddArg("x", kir::ScalarType::kFloat32, 8);
+  const auto out = b.AddArg("out", kir::ScalarType::kFloat32, 8);
+  const auto stage = b.AddLocal("stage", kir::ScalarType::kFloat32, 2);
+  const kir::Expr i = kir::Var("i");
+  const auto run = [&](kir::Stmt body) {
+    const kir::Kernel k = b.Finish(kir::For(i, 0, 4, std::move(body), kir::LoopKind::kIndependent));
+    std::vector<float> xs = {1, 2, 3, 4, 5, 6, 7, 8};
+    std::vector<float> outs(8);
+    InterpretKernel(k, {xs.data(), outs.data()}, 0, 1, TestRuntimeApi());
+    return outs;
+  };
+  // Stride-2 stores and a local of each iteration's own: independent.
+  const std::vector<float> sums =
+      run(kir::Allocate(stage, kir::Block({kir::Store(stage, 0, kir::Load(x, i * 2) + kir::Load(x, i * 2 + 1)),
+                                           kir::Store(stage, 1, kir::Load(x, i * 2) - kir::Load(x, i * 2 + 1)),
+                                           kir::Store(out, i * 2, kir::Load(stage, 0)),
+                                           kir::Store(out, i * 2 + 1, kir::Load(stage, 1))})));
+  CHECK(sums == std::vector<float>{3, -1, 7, -1, 11, -1, 15, -1});
+  // Two iterations write one element.
+  CHECK_THROWS_WITH(run(kir::Store(out, i / 2, kir::FloatImm(1.0))),
+                    Catch::Contains("independent loop 'i': iterations 0 and 1 both write out[0]"));
+  // An iteration reads what the next writes (any such pair may be named).
+  CHECK_THROWS_WITH(
+      run(kir::Store(out, i + 1, kir::Load(out, i))),
+      Catch::Matches("independent loop 'i': iteration ([0-2]) writes out\\[[1-3]\\], which iteration [1-3] reads"));
+}
+
 TEST_CASE("a local accumulator sums a row", "[kir]") {
   kir::KernelBuilder b("rowsum");
   const auto x = b.AddArg("x", kir::ScalarType::kFloat32, 6);

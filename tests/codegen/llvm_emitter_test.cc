@@ -1046,6 +1046,39 @@ TEST_CASE("exp vectorizes as plain arithmetic, log and pow with glibc's libmvec;
   }
 }
 
+TEST_CASE("independent loops vectorize with strided stores and per-iteration locals", "[llvm]") {
+  // out[2i] = x[2i] + x[2i+1], out[2i+1] = x[2i] - x[2i+1], through a local: no form the
+  // emitter could prove independent itself.
+  const int64_t n = 1000;
+  kir::KernelBuilder b("butterfly");
+  const auto x = b.AddArg("x", ScalarType::kFloat32, 2 * n);
+  const auto out = b.AddArg("out", ScalarType::kFloat32, 2 * n);
+  const auto stage = b.AddLocal("stage", ScalarType::kFloat32, 2);
+  const kir::Expr i = kir::Var("i");
+  const kir::Kernel k = b.Finish(
+      kir::For(i, 0, n,
+               kir::Allocate(stage, kir::Block({kir::Store(stage, 0, kir::Load(x, i * 2) + kir::Load(x, i * 2 + 1)),
+                                                kir::Store(stage, 1, kir::Load(x, i * 2) - kir::Load(x, i * 2 + 1)),
+                                                kir::Store(out, i * 2, kir::Load(stage, 0)),
+                                                kir::Store(out, i * 2 + 1, kir::Load(stage, 1))})),
+               kir::LoopKind::kIndependent));
+  const std::string ir = EmitLLVMIR({k}, Cpu("x86-64-v3"));
+  CHECK(ir.find("llvm.loop.parallel_accesses") != std::string::npos);
+  CHECK(ir.find("<8 x float>") != std::string::npos);
+  const Tensor input = RandomTensor({2 * n}, 19);
+  Tensor interpreted({2 * n}, DType::kFloat32);
+  Tensor in = input.Clone();
+  InterpretKernel(k, {in.data(), interpreted.data()}, 0, 1, TestRuntimeApi());
+  for (const bool aot : {false, true}) {
+    INFO((aot ? "aot" : "jit"));
+    const auto code = aot ? LoadSharedObject(CompileSharedObject({k}, {})) : JitCompile({k}, {});
+    Tensor compiled({2 * n}, DType::kFloat32);
+    void* buffers[] = {in.data(), compiled.data()};
+    code->Find("butterfly")(buffers, 0, 1, TestRuntimeApi());
+    CHECK(Bitwise(compiled, interpreted));
+  }
+}
+
 TEST_CASE("in-place elementwise loops vectorize; overlapping buffers still run in order", "[llvm]") {
   const Tensor x = RandomTensor({5000}, 16);
   const Tensor y = RandomTensor({5000}, 17);

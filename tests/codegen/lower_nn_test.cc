@@ -572,39 +572,62 @@ TEST_CASE("Winograd with run-time filters: the filter transform, the convolution
   // Run by the kir interpreter, which checks every index against its buffer: partial
   // tiles, pads 0 to 2, images batched into a narrow product, blocks of filters and
   // channels, chunks of tile rows. float32 against float64 references: rtol 1e-4.
-  const Tensor weight = RandomTensor({20, 17, 3, 3}, 801);
-  Compare("_winograd_filters", {weight}, {}, Tolerance{1e-6, 1e-6});
-  Compare("_winograd_filters", {weight}, {{"flip", true}}, Tolerance{1e-6, 1e-6});
+  // F(2x2, 3x3), F(4x4, 3x3) and F(2x2, 5x5).
+  for (const auto& [tile, kernel] : {std::pair<int64_t, int64_t>{2, 3}, {4, 3}, {2, 5}}) {
+    const Tensor weight = RandomTensor({20, 17, kernel, kernel}, 801);
+    Compare("_winograd_filters", {weight}, {{"tile", tile}}, Tolerance{1e-6, 1e-6});
+    Compare("_winograd_filters", {weight}, {{"tile", tile}, {"flip", true}}, Tolerance{1e-6, 1e-6});
+  }
   struct WinogradCase {
     Shape data;
     int64_t filters;
     std::vector<int64_t> pad;
     bool bias;
+    int64_t tile = 2, kernel = 3;
   };
   uint64_t seed = 810;
-  for (const WinogradCase& c :
-       {WinogradCase{{2, 17, 9, 11}, 20, {1, 1}, true}, WinogradCase{{1, 16, 12, 9}, 16, {0, 2}, false},
-        WinogradCase{{5, 16, 5, 6}, 40, {1, 1}, true}}) {
-    INFO("data " << ShapeToString(c.data) << " filters " << c.filters);
-    const Tensor u = RunOp("_winograd_filters", {RandomTensor({c.filters, c.data[1], 3, 3}, ++seed)}, {})[0];
+  for (const WinogradCase& c : {
+           WinogradCase{{2, 17, 9, 11}, 20, {1, 1}, true},
+           WinogradCase{{1, 16, 12, 9}, 16, {0, 2}, false},
+           WinogradCase{{5, 16, 5, 6}, 40, {1, 1}, true},
+           // F(4x4, 3x3): partial tiles along both axes, pad 0 and 1.
+           WinogradCase{{2, 17, 13, 11}, 20, {1, 1}, true, 4, 3},
+           WinogradCase{{1, 16, 14, 16}, 24, {0, 1}, false, 4, 3},
+           // F(2x2, 5x5): LeNet's second layer (narrow: 25 tiles), and a data gradient's pad 4.
+           WinogradCase{{3, 32, 14, 14}, 24, {0, 0}, true, 2, 5},
+           WinogradCase{{1, 16, 10, 9}, 17, {4, 4}, false, 2, 5},
+       }) {
+    INFO("data " << ShapeToString(c.data) << " filters " << c.filters << " F(" << c.tile << ", " << c.kernel << ")");
+    const Tensor u = RunOp("_winograd_filters", {RandomTensor({c.filters, c.data[1], c.kernel, c.kernel}, ++seed)},
+                           {{"tile", c.tile}})[0];
     std::vector<Tensor> inputs = {RandomTensor(c.data, ++seed), u};
     if (c.bias) inputs.push_back(RandomTensor({c.filters}, ++seed));
-    Compare("_winograd_conv", inputs, {{"pad", c.pad}, {"no_bias", !c.bias}}, Tolerance{1e-4, 1e-5});
+    // Outputs are sums of up to 800 products of magnitude ~10: F(2x2, 3x3) stays within
+    // 1e-5 of them, the larger tiles' coefficients (up to 5 in B^T, 1/24 in G) round
+    // about ten times more (seen: 1.5e-5).
+    const double atol = c.tile == 2 && c.kernel == 3 ? 1e-5 : 1e-4;
+    Compare("_winograd_conv", inputs, {{"tile", c.tile}, {"pad", c.pad}, {"no_bias", !c.bias}}, Tolerance{1e-4, atol});
   }
   struct GradCase {
     Shape out_grad, data;
     std::vector<int64_t> pad;
+    int64_t kernel = 3;
   };
   for (const GradCase& c :
        {GradCase{{2, 16, 9, 11}, {2, 20, 9, 11}, {1, 1}}, GradCase{{6, 24, 5, 5}, {6, 16, 7, 7}, {0, 0}},
         GradCase{{2, 72, 8, 8}, {2, 80, 6, 6}, {2, 2}}, GradCase{{1, 16, 24, 23}, {1, 17, 24, 23}, {1, 1}},
         // 300 filters: blocks of 256 and a ragged 44.
-        GradCase{{1, 300, 10, 10}, {1, 40, 10, 10}, {1, 1}}}) {
-    INFO("out_grad " << ShapeToString(c.out_grad) << " data " << ShapeToString(c.data));
-    const AttrMap attrs = {{"kernel", std::vector<int64_t>{3, 3}}, {"num_filter", c.out_grad[1]}, {"pad", c.pad}};
+        GradCase{{1, 300, 10, 10}, {1, 40, 10, 10}, {1, 1}},
+        // F(4x4, 3x3) on outputs of at least 28x28: partial tiles, chunks of tile rows.
+        GradCase{{1, 16, 30, 29}, {1, 17, 30, 29}, {1, 1}},
+        // F(2x2, 5x5): LeNet's second layer, whole images per chunk; and padded.
+        GradCase{{4, 24, 10, 10}, {4, 32, 14, 14}, {0, 0}, 5}, GradCase{{1, 16, 9, 8}, {1, 20, 9, 8}, {2, 2}, 5}}) {
+    INFO("out_grad " << ShapeToString(c.out_grad) << " data " << ShapeToString(c.data) << " kernel " << c.kernel);
+    const AttrMap attrs = {
+        {"kernel", std::vector<int64_t>{c.kernel, c.kernel}}, {"num_filter", c.out_grad[1]}, {"pad", c.pad}};
     const kir::Kernel kernel =
         LowerOpForInputs("_backward_Convolution_weight", {RandomTensor(c.out_grad, 1), RandomTensor(c.data, 2)}, attrs);
-    // Winograd's scratch (the transforms and the 16 products' sums), not im2col's.
+    // Winograd's scratch (the transforms and the products' sums), not im2col's.
     bool winograd = false;
     for (const auto& arg : kernel.args) winograd |= arg->name == "winograd";
     CHECK(winograd);

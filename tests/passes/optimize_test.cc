@@ -313,10 +313,10 @@ TEST_CASE("a broadcast operator with one constant value as rhs becomes its scala
   CHECK(ChangesOf(CompileAndRun(graph, inputs, 1, {}, false).lowered, "scalarize_constant_operands").empty());
 }
 
-TEST_CASE("3x3 convolutions with run-time filters and their data gradients become Winograd convolutions",
+TEST_CASE("3x3 and 5x5 convolutions with run-time filters and their data gradients become Winograd convolutions",
           "[passes][winograd]") {
-  // Forward with bias, pad 1; a data gradient with pad 0 (padded 2 in its Winograd form);
-  // a 5x5 convolution and a strided one stay as they are.
+  // Forward with bias, pad 1; a 5x5 convolution (F(2x2, 5x5)); a data gradient with pad 0
+  // (padded 2 in its Winograd form); a strided convolution stays as it is.
   const AttrMap conv = {
       {"kernel", std::vector<int64_t>{3, 3}}, {"num_filter", 24}, {"pad", std::vector<int64_t>{1, 1}}};
   const AttrMap grad = {{"kernel", std::vector<int64_t>{3, 3}}, {"num_filter", 16}, {"no_bias", true}};
@@ -337,7 +337,7 @@ TEST_CASE("3x3 convolutions with run-time filters and their data gradients becom
                                                 {"w2", RandomTensor({16, 20, 3, 3}, 8)}};
   const Compiled compiled = CompileAndRun(graph, inputs, 2);
   const auto changes = ChangesOf(compiled.lowered, "alter_operators");
-  CHECK(changes.at("altered Convolution") == 1);
+  CHECK(changes.at("altered Convolution") == 2);
   CHECK(changes.at("altered _backward_Convolution_data") == 1);
   CHECK(changes.size() == 2);
   const auto expected = Interpret(graph, inputs);
