@@ -1838,6 +1838,15 @@ void BatchNormGradient(GradientContext& ctx) {
   const NodeEntry& x = ctx.inputs[0];
   const NodeEntry g = ctx.OutputGrad(0);
   const bool batch_stats = ctx.is_train && !ctx.attrs.Bool("use_global_stats");
+  if (batch_stats && !ctx.HasOutputGrad(1) && !ctx.HasOutputGrad(2)) {
+    // The common case, one kernel (batch_norm_backward.cc).
+    const std::vector<NodeEntry> grads = ctx.ApplyAll("_backward_BatchNorm", {g, x, ctx.inputs[1]},
+                                                      {{"axis", axis}, {"eps", eps}, {"fix_gamma", fix_gamma}});
+    ctx.SetInputGrad(0, grads[0]);
+    if (!fix_gamma) ctx.SetInputGrad(1, grads[1]);
+    ctx.SetInputGrad(2, grads[2]);
+    return;
+  }
   const NodeEntry mean =
       batch_stats ? ctx.Apply("mean", {x}, {{"axis", others}, {"keepdims", true}}) : as_channels(ctx.inputs[3]);
   const NodeEntry centered = ctx.Apply("broadcast_sub", {x, mean});

@@ -461,20 +461,41 @@ std::map<std::string, std::vector<OpCase>> BuiltInCases() {
   cases["_winograd_filters"] = {
       {"filters", {}, {RandomTensor({20, 17, 3, 3}, 41)}},
       {"flipped", {{"flip", true}}, {RandomTensor({16, 24, 3, 3}, 42)}},
+      {"F(4x4, 3x3)", {{"tile", 4}}, {RandomTensor({20, 17, 3, 3}, 43)}},
+      {"F(2x2, 5x5), flipped", {{"flip", true}}, {RandomTensor({16, 24, 5, 5}, 44)}},
   };
   const auto winograd_conv = [](const std::string& desc, std::vector<int64_t> pad, const Shape& data, int64_t filters,
-                                bool bias, uint64_t seed) {
-    const Tensor weight = RandomTensor({filters, data[1], 3, 3}, seed + 1);
-    const Tensor u = RunOp("_winograd_filters", {weight}, {})[0];
+                                bool bias, uint64_t seed, int64_t tile = 2, int64_t kernel = 3) {
+    const Tensor weight = RandomTensor({filters, data[1], kernel, kernel}, seed + 1);
+    const Tensor u = RunOp("_winograd_filters", {weight}, {{"tile", tile}})[0];
     std::vector<Tensor> inputs = {RandomTensor(data, seed), u};
     if (bias) inputs.push_back(RandomTensor({filters}, seed + 2));
-    return OpCase(desc, {{"pad", std::move(pad)}, {"no_bias", !bias}}, std::move(inputs));
+    return OpCase(desc, {{"tile", tile}, {"pad", std::move(pad)}, {"no_bias", !bias}}, std::move(inputs));
   };
   cases["_winograd_conv"] = {
       winograd_conv("odd sizes, pad 1, bias", {1, 1}, {2, 17, 9, 11}, 20, true, 43),
       winograd_conv("pad 0 and 2", {0, 2}, {1, 16, 12, 9}, 16, false, 46),
       winograd_conv("few tiles: transposed products", {1, 1}, {3, 16, 5, 6}, 40, true, 49),
       winograd_conv("blocks of tile rows and filters", {1, 1}, {1, 32, 30, 30}, 200, false, 52),
+      winograd_conv("F(4x4, 3x3), partial tiles, rows of few tiles", {1, 1}, {2, 17, 14, 13}, 20, true, 55, 4),
+      winograd_conv("F(4x4, 3x3), rows of 16 tiles", {1, 1}, {1, 16, 64, 64}, 16, false, 58, 4),
+      winograd_conv("F(2x2, 5x5), few tiles", {0, 0}, {3, 32, 14, 14}, 24, true, 61, 2, 5),
+      winograd_conv("F(2x2, 5x5), pad 2", {2, 2}, {1, 16, 11, 10}, 17, false, 64, 2, 5),
+  };
+  // BatchNorm's gradient with batch statistics: channels on axis 1 (NCHW) and last,
+  // gamma used and fixed, float64.
+  const auto bn_grad = [](const std::string& desc, const Shape& data, int64_t axis, bool fix_gamma, uint64_t seed,
+                          DType dtype = DType::kFloat32) {
+    const int64_t channels = data[axis < 0 ? data.size() + axis : axis];
+    return OpCase(desc, {{"axis", axis}, {"eps", 1e-5}, {"fix_gamma", fix_gamma}},
+                  {RandomTensor(data, seed, -1, 1, dtype), RandomTensor(data, seed + 1, -2, 3, dtype),
+                   RandomTensor({channels}, seed + 2, 0.5, 1.5, dtype)});
+  };
+  cases["_backward_BatchNorm"] = {
+      bn_grad("NCHW", {4, 5, 7, 6}, 1, false, 71),
+      bn_grad("channels last, fix_gamma", {3, 4, 9}, -1, true, 74),
+      bn_grad("one element per channel and image", {8, 3}, 1, false, 77),
+      bn_grad("float64", {2, 3, 5, 5}, 1, false, 80, DType::kFloat64),
   };
   cases["_backward_Convolution_weight"] = std::move(conv_weight_cases);
   // Pooling's output comes from the forward, so that max pooling finds its maxima.
