@@ -111,13 +111,8 @@ Stmt Lower(const Attrs& attrs, LowerContext& ctx) {
   const Expr b = kir::Cast(t, sum_g / m);
   const Expr k = kir::Cast(t, inv_std * inv_std * sum_gc / m);
   const Expr dx = a * (lower::LoadAs(g, at, t) - b - (lower::LoadAs(x, at, t) - kir::Cast(t, mean)) * k);
-  const std::vector<Stmt> steps = {
-      kir::Store(stat, Int(0), f64_const(0)),
-      over_channel(kir::Store(stat, Int(0), mean + xd)),
-      kir::Store(stat, Int(0), mean / m),
-      kir::Store(stat, Int(1), f64_const(0)),
-      over_channel(kir::Store(stat, Int(1), var + (xd - mean) * (xd - mean))),
-      kir::Store(stat, Int(1), var / m),
+  std::vector<Stmt> steps = BatchStatistics(stat, v.count(), xd, over_channel);
+  const std::vector<Stmt> rest = {
       kir::Store(stat, Int(2), f64_const(0)),
       kir::Store(stat, Int(3), f64_const(0)),
       over_channel(kir::Block({kir::Store(stat, Int(2), sum_g + lower::LoadAs(g, at, f64)),
@@ -126,6 +121,7 @@ Stmt Lower(const Attrs& attrs, LowerContext& ctx) {
       lower::StoreFrom(ctx.outputs[1], c, sum_gc * inv_std),
       lower::StoreFrom(ctx.outputs[2], c, sum_g),
   };
+  steps.insert(steps.end(), rest.begin(), rest.end());
   return Loop(c, Int(0), Int(v.channels), kir::Allocate(stat, kir::Block(steps)), kir::LoopKind::kParallel);
 }
 

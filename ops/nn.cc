@@ -958,20 +958,11 @@ Stmt BatchNormLower(const Attrs& attrs, LowerContext& ctx) {
 
   std::vector<Stmt> steps;
   if (batch_stats) {
-    const int64_t count = outer * inner;
-    const auto average = [&](const Expr& sum) {
-      return count > 0 ? sum / f64_const(static_cast<double>(count)) : f64_const(0);
-    };
     const auto update = [&](const kir::Buffer& moving, const Expr& batch) {
       const Expr blended = lower::LoadAs(moving, c, f64) * f64_const(momentum) + batch * f64_const(1 - momentum);
       return lower::StoreFrom(moving, c, blended);
     };
-    steps.push_back(kir::Store(stat, Int(0), f64_const(0)));
-    steps.push_back(over_channel(kir::Store(stat, Int(0), mean + xd)));
-    steps.push_back(kir::Store(stat, Int(0), average(mean)));
-    steps.push_back(kir::Store(stat, Int(1), f64_const(0)));
-    steps.push_back(over_channel(kir::Store(stat, Int(1), var + (xd - mean) * (xd - mean))));
-    steps.push_back(kir::Store(stat, Int(1), average(var)));
+    steps = BatchStatistics(stat, outer * inner, xd, over_channel);
     steps.push_back(update(moving_mean, mean));
     steps.push_back(update(moving_var, var));
   } else {

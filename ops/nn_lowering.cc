@@ -105,4 +105,23 @@ Stmt SgemmCall(const Expr& m, const Expr& n, const Expr& k, const kir::Buffer& a
                                    kir::ScalarArg(beta), kir::PointerArg(c, c_at), kir::ScalarArg(ldc)});
 }
 
+std::vector<Stmt> BatchStatistics(const kir::Buffer& stat, int64_t count, const Expr& x,
+                                  const std::function<Stmt(Stmt)>& over_channel) {
+  const kir::ScalarType f64 = kir::ScalarType::kFloat64;
+  const Expr zero = kir::FloatImm(0, f64);
+  const Expr mean = kir::Load(stat, Int(0));
+  const Expr var = kir::Load(stat, Int(1));
+  const auto average = [&](const Expr& sum) {
+    return count > 0 ? sum / kir::FloatImm(static_cast<double>(count), f64) : zero;
+  };
+  return {
+      kir::Store(stat, Int(0), zero),
+      over_channel(kir::Store(stat, Int(0), mean + x)),
+      kir::Store(stat, Int(0), average(mean)),
+      kir::Store(stat, Int(1), zero),
+      over_channel(kir::Store(stat, Int(1), var + (x - mean) * (x - mean))),
+      kir::Store(stat, Int(1), average(var)),
+  };
+}
+
 }  // namespace kiln::nn

@@ -97,6 +97,13 @@ Stmt SgemmCall(const Expr& m, const Expr& n, const Expr& k, const kir::Buffer& a
                bool transpose_a, const kir::Buffer& b, const Expr& b_at, const Expr& ldb, bool transpose_b,
                const Expr& beta, const kir::Buffer& c, const Expr& c_at, const Expr& ldc);
 
+// BatchNorm's batch statistics of one channel in float64, in the reference's order (two
+// passes): the mean into stat[0], then the biased variance into stat[1]. `over_channel`
+// runs a statement over the channel's `count` elements; `x` is the element there, as
+// float64. Shared by the forward and _backward_BatchNorm, so that both see equal values.
+std::vector<Stmt> BatchStatistics(const kir::Buffer& stat, int64_t count, const Expr& x,
+                                  const std::function<Stmt(Stmt)>& over_channel);
+
 // --- Winograd F(m x m, r x r) (winograd.cc) for 3x3 and 5x5 stride-1 convolutions.
 
 // Whether a Convolution being lowered with constant filters is computed by Winograd's
