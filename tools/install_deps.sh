@@ -10,6 +10,7 @@ packages=(
   catch2
   llvm-19-dev
   libcli11-dev nlohmann-json3-dev libfmt-dev zlib1g-dev
+  libcpp-httplib-dev       # kiln serve's HTTP server
   libopenblas-dev          # benchmarks compare against OpenBLAS
   libonnx-dev              # onnx.proto, the schema of the ONNX importer
   libsodium-dev            # Ed25519 signatures over artifacts (runtime/signing)

@@ -33,6 +33,7 @@
 #include "runtime/param_file.h"
 #include "runtime/param_formats.h"
 #include "runtime/signing.h"
+#include "serve/serve_main.h"
 #include "symbol/mxnet/mxnet_export.h"
 #include "symbol/mxnet/mxnet_import.h"
 #include "symbol/onnx/onnx_export.h"
@@ -685,6 +686,8 @@ int Main(int argc, char** argv) {
 }  // namespace kiln
 
 int main(int argc, char** argv) {
+  // `kiln serve ...` is kiln-serve (serve/serve_main.cc), options and all.
+  if (argc >= 2 && std::string_view(argv[1]) == "serve") return kiln::serve::ServeMain(argc - 1, argv + 1);
   try {
     return kiln::Main(argc, argv);
   } catch (const std::exception& e) {

@@ -188,6 +188,10 @@ ParseOutcome ParseCommandLine(const std::vector<std::string>& args) {
   compile->add_option("--sign", line.sign_key, "Sign the artifact with this secret key file (kiln keygen)")
       ->check(kNotEmpty);
 
+  // Listed for --help only: main() hands `kiln serve ...` to kiln-serve's command line.
+  app.add_subcommand("serve", "Serve artifacts over the Open Inference Protocol (KServe v2): kiln serve --help")
+      ->prefix_command();
+
   auto* run = app.add_subcommand("run", "Run an artifact on .npy inputs");
   AddRequiredPath(run, "ARTIFACT", line.model, "Compiled artifact");
   AddInputFiles(run, inputs, "Input NAME=FILE.npy (repeatable)");

@@ -1,0 +1,65 @@
+// kiln's inference server over HTTP/REST (cpp-httplib): the Open Inference Protocol's
+// health, metadata, inference and model repository endpoints, and Prometheus metrics.
+//
+// Requests run on a fixed set of execution slots (--threads); those that find every slot
+// busy wait in a bounded queue (--max-queue) for at most --queue-timeout-ms, and are
+// answered 503 with Retry-After when the queue is full or the wait runs out, so memory
+// never grows with the load. Bodies above --max-request-bytes get 413; slow clients are
+// cut off by the read and write timeouts.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <semaphore>
+#include <string>
+#include <thread>
+
+#include "serve/metrics.h"
+#include "serve/model_repository.h"
+
+namespace httplib {
+class Server;
+}
+
+namespace kiln::serve {
+
+struct ServerOptions {
+  std::string host = "127.0.0.1";
+  int http_port = 8000;  // 0: any free port (Start returns it)
+  int threads = 0;       // execution slots; 0: one per hardware thread
+  int max_queue = 64;    // requests waiting for a slot beyond which the server answers 503
+  int64_t queue_timeout_ms = 10000;
+  int64_t max_request_bytes = int64_t{64} << 20;
+  int io_timeout_s = 10;           // reading a request, writing a response
+  std::string log_level = "info";  // "error", "warning", "info" (access logs), "debug"
+};
+
+class HttpServer {
+ public:
+  HttpServer(ModelRepository& repository, ServerOptions options);
+  ~HttpServer();
+  HttpServer(const HttpServer&) = delete;
+  HttpServer& operator=(const HttpServer&) = delete;
+
+  // Binds and starts serving on a background thread; returns the bound port. Throws
+  // kiln::Error when the address cannot be bound.
+  int Start();
+  // Stops accepting connections, lets the requests in flight finish, and returns.
+  void Stop();
+
+  Metrics& metrics() { return metrics_; }
+
+ private:
+  void Route();
+
+  ModelRepository& repository_;
+  ServerOptions options_;
+  Metrics metrics_;
+  std::unique_ptr<httplib::Server> server_;
+  std::unique_ptr<std::counting_semaphore<>> slots_;
+  std::atomic<int> waiting_{0};
+  std::thread listener_;
+};
+
+}  // namespace kiln::serve

@@ -1,0 +1,41 @@
+// The server's Prometheus metrics (text exposition format 0.0.4): per model and version,
+// requests and failures, time waiting for an execution slot and computing, a histogram
+// of request latency; and the requests in flight.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <string>
+#include <utility>
+
+namespace kiln::serve {
+
+class Metrics {
+ public:
+  // Latency histogram bounds in seconds (Prometheus' "le" labels).
+  static constexpr std::array<double, 12> kBuckets = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
+                                                      0.01,   0.025,   0.05,   0.1,   0.25,   1.0};
+
+  void RecordSuccess(const std::string& model, const std::string& version, double queue_seconds, double compute_seconds,
+                     double total_seconds);
+  void RecordFailure(const std::string& model, const std::string& version);
+  void AddInFlight(int64_t delta);
+  std::string Text() const;
+
+ private:
+  struct ModelStats {
+    uint64_t requests = 0;
+    uint64_t failures = 0;
+    double queue_seconds = 0;
+    double compute_seconds = 0;
+    double total_seconds = 0;
+    std::array<uint64_t, kBuckets.size()> buckets{};  // cumulative at output time
+  };
+  mutable std::mutex mutex_;
+  std::map<std::pair<std::string, std::string>, ModelStats> models_;
+  int64_t in_flight_ = 0;
+};
+
+}  // namespace kiln::serve

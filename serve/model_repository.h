@@ -1,0 +1,68 @@
+// The models a server serves, laid out as Triton's model repository:
+//   DIR/<model>/<version>/model.kiln      versions are positive integers
+// Loading a model (re)reads every version of it from disk; requests hold the version
+// they run (a shared_ptr), so a reload or an unload never drops one in flight.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "runtime/executor.h"
+
+namespace kiln::serve {
+
+struct ModelVersion {
+  std::string model;
+  int64_t version = 0;
+  std::string path;
+  std::unique_ptr<Executor> executor;
+};
+
+struct IndexEntry {
+  std::string name;
+  std::string version;  // empty: the model is not loaded
+  std::string state;    // "READY" or "UNAVAILABLE"
+  std::string reason;   // why it is unavailable
+};
+
+class ModelRepository {
+ public:
+  // A directory laid out as above; nothing is loaded until Load / LoadAll.
+  ModelRepository(std::string root, ExecutorOptions options);
+  // One artifact served as model `name`, version 1 (kiln serve model.kiln).
+  static std::unique_ptr<ModelRepository> SingleArtifact(const std::string& path, const std::string& name,
+                                                         ExecutorOptions options);
+
+  // Loads every model in the repository; a model that fails to load is listed as
+  // unavailable with the reason (the others still load). Returns the failures.
+  std::vector<std::string> LoadAll();
+  // Loads (or reloads from disk) one model's versions; throws kiln::Error with the
+  // reason when it has none that load, leaving what was served before.
+  void Load(const std::string& name);
+  // Stops serving a model; requests already running keep their version.
+  void Unload(const std::string& name);
+
+  // The version to run: `version` (empty: the highest). nullptr when not served.
+  std::shared_ptr<const ModelVersion> Find(const std::string& name, const std::string& version = "") const;
+  // The versions served of a model, highest last.
+  std::vector<std::string> Versions(const std::string& name) const;
+  std::vector<IndexEntry> Index() const;
+  // No model failed to load (the server's readiness).
+  bool AllReady() const;
+
+ private:
+  std::map<int64_t, std::shared_ptr<const ModelVersion>> ReadVersions(const std::string& name) const;
+
+  std::string root_;
+  std::optional<std::string> single_path_;
+  ExecutorOptions options_;
+  mutable std::mutex mutex_;
+  std::map<std::string, std::map<int64_t, std::shared_ptr<const ModelVersion>>> models_;
+  std::map<std::string, std::string> failures_;  // model -> why it is unavailable
+};
+
+}  // namespace kiln::serve

@@ -1,0 +1,407 @@
+// kiln's HTTP inference server against its own client calls (httplib): the Open Inference
+// Protocol's endpoints, outputs equal to the executor's bit for bit, and bad requests
+// answered with a 4xx naming what was expected and what was given. The server listens
+// on a free loopback port and stops at the end of each case.
+#include <httplib.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <future>
+#include <nlohmann/json.hpp>
+
+#include "codegen/compiler.h"
+#include "runtime/artifact.h"
+#include "runtime/executor.h"
+#include "runtime/file_util.h"
+#include "serve/http_server.h"
+#include "serve/model_repository.h"
+#include "serve/protocol.h"
+#include "tests/op_test_util.h"
+#include "tests/test_models.h"
+
+namespace kiln::serve {
+namespace {
+
+using nlohmann::json;
+using testing::RandomTensor;
+namespace fs = std::filesystem;
+
+const Shape kDataShape = {2, 20};
+
+// A repository with model "mlp" in versions 1 and 2 (different weights).
+struct Repository {
+  std::string root = fs::temp_directory_path() / ("kiln_serve_test_" + std::to_string(::getpid()) + "_" +
+                                                  std::to_string(reinterpret_cast<uintptr_t>(this)));
+  Repository() {
+    for (int version : {1, 2}) {
+      const Graph graph = testing::WithRandomParams(testing::TestMlp(16), {{"data", kDataShape}}, 100 + version);
+      CompileOptions options;
+      options.input_shapes = {{"data", kDataShape}};
+      const std::string dir = root + "/mlp/" + std::to_string(version);
+      fs::create_directories(dir);
+      SaveArtifact(dir + "/model.kiln", CompileGraph(graph, options));
+    }
+  }
+  ~Repository() { fs::remove_all(root); }
+  std::string Artifact(int version) const { return root + "/mlp/" + std::to_string(version) + "/model.kiln"; }
+};
+
+const Repository& SharedRepository() {
+  static const Repository repository;
+  return repository;
+}
+
+// A server on a free loopback port over `repository`, stopped at the end of the scope.
+struct RunningServer {
+  ModelRepository models;
+  HttpServer server;
+  int port;
+  httplib::Client client;
+  RunningServer(const std::string& root, ServerOptions options)
+      : models(root, {}),
+        server((models.LoadAll(), models), Configure(options)),
+        port(server.Start()),
+        client("127.0.0.1", port) {
+    client.set_read_timeout(30, 0);
+  }
+  static ServerOptions Configure(ServerOptions options) {
+    options.http_port = 0;
+    options.log_level = "warning";
+    return options;
+  }
+};
+
+json InferBody(const Tensor& data) {
+  json values = json::array();
+  for (int64_t i = 0; i < data.size(); ++i) values.push_back(data.GetDouble(i));
+  return {{"id", "r1"},
+          {"inputs", {{{"name", "data"}, {"shape", data.shape()}, {"datatype", "FP32"}, {"data", values}}}}};
+}
+
+TEST_CASE("health, metadata and JSON inference equal to the executor's outputs", "[serve]") {
+  const Repository& repo = SharedRepository();
+  RunningServer s(repo.root, {});
+  auto res = s.client.Get("/v2/health/live");
+  REQUIRE(res);
+  CHECK(res->status == 200);
+  CHECK(json::parse(res->body)["live"] == true);
+  res = s.client.Get("/v2/health/ready");
+  REQUIRE(res);
+  CHECK(res->status == 200);
+  res = s.client.Get("/v2");
+  REQUIRE(res);
+  CHECK(json::parse(res->body)["extensions"].size() == 2);
+
+  res = s.client.Get("/v2/models/mlp");
+  REQUIRE(res);
+  REQUIRE(res->status == 200);
+  const json metadata = json::parse(res->body);
+  CHECK(metadata["versions"] == json::array({"1", "2"}));
+  CHECK(metadata["inputs"][0] == json{{"name", "data"}, {"datatype", "FP32"}, {"shape", {2, 20}}});
+  CHECK(metadata["outputs"][0]["datatype"] == "FP32");
+  res = s.client.Get("/v2/models/mlp/versions/1/ready");
+  REQUIRE(res);
+  CHECK(res->status == 200);
+
+  const Tensor data = RandomTensor(kDataShape, 7);
+  for (int version : {1, 2}) {
+    INFO("version " << version);
+    const std::vector<Tensor> expected = Executor::Load(repo.Artifact(version))->Run({data});
+    // The latest version by default, a given one by path.
+    const std::string path = version == 2 ? "/v2/models/mlp/infer" : "/v2/models/mlp/versions/1/infer";
+    res = s.client.Post(path, InferBody(data).dump(), "application/json");
+    REQUIRE(res);
+    REQUIRE(res->status == 200);
+    const json response = json::parse(res->body);
+    CHECK(response["model_version"] == std::to_string(version));
+    CHECK(response["id"] == "r1");
+    const json& output = response["outputs"][0];
+    CHECK(output["shape"] == json(expected[0].shape()));
+    REQUIRE(output["data"].size() == static_cast<size_t>(expected[0].size()));
+    for (int64_t i = 0; i < expected[0].size(); ++i) {
+      CHECK(static_cast<float>(output["data"][i].get<double>()) == expected[0].data_as<float>()[i]);
+    }
+  }
+}
+
+TEST_CASE("binary tensor data in and out", "[serve]") {
+  const Repository& repo = SharedRepository();
+  RunningServer s(repo.root, {});
+  const Tensor data = RandomTensor(kDataShape, 8);
+  const std::vector<Tensor> expected = Executor::Load(repo.Artifact(2))->Run({data});
+  const json header = {{"inputs",
+                        {{{"name", "data"},
+                          {"shape", data.shape()},
+                          {"datatype", "FP32"},
+                          {"parameters", {{"binary_data_size", data.nbytes()}}}}}},
+                       {"outputs", {{{"name", "softmax_output"}, {"parameters", {{"binary_data", true}}}}}}};
+  const std::string head = header.dump();
+  const std::string body = head + std::string(static_cast<const char*>(data.data()), data.nbytes());
+  httplib::Headers headers = {{"Inference-Header-Content-Length", std::to_string(head.size())}};
+  auto res = s.client.Post("/v2/models/mlp/infer", headers, body, "application/octet-stream");
+  REQUIRE(res);
+  REQUIRE(res->status == 200);
+  const size_t json_length = std::stoul(res->get_header_value("Inference-Header-Content-Length"));
+  const json response = json::parse(res->body.substr(0, json_length));
+  CHECK(response["outputs"][0]["parameters"]["binary_data_size"] == expected[0].nbytes());
+  REQUIRE(res->body.size() - json_length == expected[0].nbytes());
+  CHECK(std::memcmp(res->body.data() + json_length, expected[0].data(), expected[0].nbytes()) == 0);
+
+  // A binary input shorter than it says.
+  const std::string truncated = body.substr(0, body.size() - 4);
+  res = s.client.Post("/v2/models/mlp/infer", headers, truncated, "application/octet-stream");
+  REQUIRE(res);
+  CHECK(res->status == 400);
+  CHECK_THAT(res->body, Catch::Contains("160 bytes of binary data expected, only 156 left"));
+}
+
+TEST_CASE("bad requests get a 4xx naming what was expected and what was given", "[serve]") {
+  const Repository& repo = SharedRepository();
+  ServerOptions options;
+  options.max_request_bytes = 64 * 1024;
+  RunningServer s(repo.root, options);
+  const Tensor data = RandomTensor(kDataShape, 9);
+  const auto post = [&](const std::string& path, const std::string& body) {
+    auto res = s.client.Post(path, body, "application/json");
+    REQUIRE(res);
+    return std::pair{res->status, res->body};
+  };
+  const auto expect = [&](const std::string& path, const std::string& body, int status, const std::string& message) {
+    INFO(body.substr(0, 200));
+    const auto [code, text] = post(path, body);
+    CHECK(code == status);
+    const json error = json::parse(text);
+    REQUIRE(error.contains("error"));
+    CHECK_THAT(error["error"].get<std::string>(), Catch::Contains(message));
+  };
+  const std::string infer = "/v2/models/mlp/infer";
+  expect(infer, "{not json", 400, "malformed JSON");
+  expect(infer, "[1, 2]", 400, "must be a JSON object");
+  json body = InferBody(data);
+  body["inputs"][0]["datatype"] = "FP64";
+  expect(infer, body.dump(), 400, "input 'data': datatype FP64, the model expects FP32");
+  body = InferBody(data);
+  body["inputs"][0]["shape"] = {1, 40};
+  expect(infer, body.dump(), 400, "input 'data': shape [1, 40], the model expects [2, 20]");
+  body = InferBody(data);
+  body["inputs"][0]["data"] = {1, 2, 3};
+  expect(infer, body.dump(), 400, "input 'data': 3 elements given, shape [2, 20] holds 40");
+  body["inputs"][0]["data"] = json::array();
+  for (int i = 0; i < 40; ++i) body["inputs"][0]["data"].push_back(i == 5 ? json("x") : json(1.0));
+  expect(infer, body.dump(), 400, "input 'data': element 5 is \"x\", expected a number (FP32)");
+  body = InferBody(data);
+  body["inputs"][0]["name"] = "image";
+  expect(infer, body.dump(), 400, "input 'image': the model has no such input (its inputs: data)");
+  body = InferBody(data);
+  body["inputs"].push_back(body["inputs"][0]);
+  expect(infer, body.dump(), 400, "input 'data' is given twice");
+  expect(infer, R"({"inputs": []})", 400, "missing input(s): data");
+  body = InferBody(data);
+  body["outputs"] = {{{"name", "logits"}}};
+  expect(infer, body.dump(), 400, "requested output 'logits': the model has no such output");
+  expect("/v2/models/nope/infer", InferBody(data).dump(), 404, "model 'nope' is not served");
+  expect("/v2/models/mlp/versions/7/infer", InferBody(data).dump(), 404, "model 'mlp' version '7' is not served");
+  // Nested data is the same tensor as flat data.
+  body = InferBody(data);
+  json nested = json::array();
+  for (int r = 0; r < 2; ++r) {
+    json row = json::array();
+    for (int c = 0; c < 20; ++c) row.push_back(body["inputs"][0]["data"][r * 20 + c]);
+    nested.push_back(row);
+  }
+  const auto flat_answer = post(infer, body.dump());
+  body["inputs"][0]["data"] = nested;
+  const auto nested_answer = post(infer, body.dump());
+  CHECK(nested_answer.first == 200);
+  CHECK(json::parse(nested_answer.second)["outputs"] == json::parse(flat_answer.second)["outputs"]);
+  // Oversized bodies, unknown endpoints.
+  auto res = s.client.Post(infer, std::string(100 * 1024, ' '), "application/json");
+  REQUIRE(res);
+  CHECK(res->status == 413);
+  res = s.client.Get("/v2/nothing");
+  REQUIRE(res);
+  CHECK(res->status == 404);
+  // It still serves.
+  CHECK(post(infer, InferBody(data).dump()).first == 200);
+}
+
+TEST_CASE("metrics, the repository index, unload and load", "[serve]") {
+  const Repository& repo = SharedRepository();
+  RunningServer s(repo.root, {});
+  const Tensor data = RandomTensor(kDataShape, 10);
+  for (int i = 0; i < 3; ++i)
+    REQUIRE(s.client.Post("/v2/models/mlp/infer", InferBody(data).dump(), "application/json")->status == 200);
+  REQUIRE(s.client.Post("/v2/models/mlp/infer", "{", "application/json")->status == 400);
+  auto res = s.client.Get("/metrics");
+  REQUIRE(res);
+  CHECK_THAT(res->body, Catch::Contains("kiln_inference_requests_total{model=\"mlp\",version=\"2\"} 3"));
+  CHECK_THAT(res->body, Catch::Contains("kiln_inference_failures_total{model=\"mlp\",version=\"2\"} 1"));
+  CHECK_THAT(res->body,
+             Catch::Contains("kiln_inference_request_duration_seconds_count{model=\"mlp\",version=\"2\"} 3"));
+  CHECK_THAT(res->body, Catch::Contains("kiln_inference_in_flight 0"));
+
+  res = s.client.Post("/v2/repository/index", "", "application/json");
+  REQUIRE(res);
+  CHECK(json::parse(res->body) == json::parse(R"([{"name":"mlp","version":"1","state":"READY"},
+                                                  {"name":"mlp","version":"2","state":"READY"}])"));
+  REQUIRE(s.client.Post("/v2/repository/models/mlp/unload", "", "application/json")->status == 200);
+  CHECK(s.client.Post("/v2/models/mlp/infer", InferBody(data).dump(), "application/json")->status == 404);
+  CHECK(s.client.Get("/v2/models/mlp/ready")->status == 404);
+  CHECK(s.client.Get("/v2/health/ready")->status == 200);  // unloaded on request: still ready
+  REQUIRE(s.client.Post("/v2/repository/models/mlp/load", "", "application/json")->status == 200);
+  CHECK(s.client.Post("/v2/models/mlp/infer", InferBody(data).dump(), "application/json")->status == 200);
+  res = s.client.Post("/v2/repository/models/nope/load", "", "application/json");
+  REQUIRE(res);
+  CHECK(res->status == 400);
+  CHECK_THAT(res->body, Catch::Contains("model 'nope': no directory"));
+}
+
+TEST_CASE("a broken model leaves the server up and unready, with the reason in the index", "[serve]") {
+  const std::string root = SharedRepository().root + "_broken";
+  fs::create_directories(root + "/bad/1");
+  WriteFileAtomic(root + "/bad/1/model.kiln", "not an artifact");
+  fs::create_directories(root + "/mlp/1");
+  fs::copy_file(SharedRepository().Artifact(1), root + "/mlp/1/model.kiln", fs::copy_options::overwrite_existing);
+  {
+    RunningServer s(root, {});
+    CHECK(s.client.Get("/v2/health/ready")->status == 503);
+    auto res = s.client.Post("/v2/repository/index", "", "application/json");
+    REQUIRE(res);
+    const json index = json::parse(res->body);
+    REQUIRE(index.size() == 2);
+    CHECK(index[0]["name"] == "bad");
+    CHECK(index[0]["state"] == "UNAVAILABLE");
+    CHECK_THAT(index[0]["reason"].get<std::string>(), Catch::Contains("model 'bad' version 1"));
+    CHECK(s.client.Post("/v2/models/mlp/infer", InferBody(RandomTensor(kDataShape, 3)).dump(), "application/json")
+              ->status == 200);
+  }
+  fs::remove_all(root);
+}
+
+TEST_CASE("concurrent clients beyond the slots and the queue get 200 or 503 with Retry-After", "[serve]") {
+  const Repository& repo = SharedRepository();
+  ServerOptions options;
+  options.threads = 1;
+  options.max_queue = 1;
+  RunningServer s(repo.root, options);
+  const Tensor data = RandomTensor(kDataShape, 11);
+  const std::vector<Tensor> expected = Executor::Load(repo.Artifact(2))->Run({data});
+  const std::string body = InferBody(data).dump();
+  std::vector<std::future<std::pair<int, std::string>>> calls;
+  for (int c = 0; c < 8; ++c) {
+    calls.push_back(std::async(std::launch::async, [&] {
+      httplib::Client client("127.0.0.1", s.port);
+      int ok = 0;
+      std::string problem;
+      for (int i = 0; i < 20; ++i) {
+        auto res = client.Post("/v2/models/mlp/infer", body, "application/json");
+        if (!res) return std::pair{ok, std::string("no response")};
+        if (res->status == 503 && res->get_header_value("Retry-After") == "1") continue;
+        if (res->status != 200) return std::pair{ok, "status " + std::to_string(res->status) + ": " + res->body};
+        const json out = json::parse(res->body)["outputs"][0]["data"];
+        for (int64_t k = 0; k < expected[0].size(); ++k) {
+          if (static_cast<float>(out[k].get<double>()) != expected[0].data_as<float>()[k])
+            return std::pair{ok, std::string("wrong output")};
+        }
+        ++ok;
+      }
+      return std::pair{ok, problem};
+    }));
+  }
+  int answered = 0;
+  for (auto& call : calls) {
+    const auto [ok, problem] = call.get();
+    INFO(problem);
+    CHECK(problem.empty());
+    answered += ok;
+  }
+  CHECK(answered > 0);
+  s.server.Stop();
+  // Stopped: nothing listens on the port any more.
+  httplib::Client after("127.0.0.1", s.port);
+  after.set_connection_timeout(1, 0);
+  CHECK_FALSE(after.Get("/v2/health/live"));
+}
+
+TEST_CASE("protocol datatypes", "[serve]") {
+  for (const DType dtype : {DType::kBool, DType::kUInt8, DType::kInt32, DType::kInt64, DType::kFloat16, DType::kFloat32,
+                            DType::kFloat64, DType::kBFloat16}) {
+    CHECK(ParseDatatype(DatatypeName(dtype)) == dtype);
+  }
+  CHECK(DatatypeName(DType::kFloat32) == "FP32");
+  CHECK_FALSE(ParseDatatype("BYTES"));
+  // Integers are range-checked.
+  const std::vector<TensorSpec> inputs = {{"x", DType::kUInt8, {2}}};
+  const std::vector<TensorSpec> outputs = {{"y", DType::kUInt8, {2}}};
+  CHECK_THROWS_WITH(ParseInferRequest(R"({"inputs":[{"name":"x","shape":[2],"datatype":"UINT8","data":[1,300]}]})",
+                                      std::nullopt, inputs, outputs),
+                    Catch::Contains("input 'x': element 1 is 300, outside UINT8's range [0, 255]"));
+  const InferRequest ok = ParseInferRequest(
+      R"({"inputs":[{"name":"x","shape":[2],"datatype":"UINT8","data":[1,255]}]})", std::nullopt, inputs, outputs);
+  CHECK(ok.inputs[0].data_as<uint8_t>()[1] == 255);
+}
+
+// The kiln-serve binary: it links no LLVM, serves, and exits 0 on SIGTERM.
+TEST_CASE("kiln-serve links the runtime only and stops gracefully on SIGTERM", "[serve]") {
+  const std::string binary = "serve/kiln-serve";
+  REQUIRE(fs::exists(binary));
+  FILE* ldd = popen(("ldd " + binary + " 2>&1").c_str(), "r");
+  REQUIRE(ldd != nullptr);
+  std::string libraries;
+  char line[512];
+  while (fgets(line, sizeof line, ldd) != nullptr) libraries += line;
+  pclose(ldd);
+  INFO(libraries);
+  CHECK(libraries.find("libLLVM") == std::string::npos);
+  CHECK(libraries.find("libcpp-httplib") != std::string::npos);
+
+  int pipe_fds[2];
+  REQUIRE(pipe(pipe_fds) == 0);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_adddup2(&actions, pipe_fds[1], STDERR_FILENO);
+  posix_spawn_file_actions_addclose(&actions, pipe_fds[0]);
+  const std::string root = SharedRepository().root;
+  std::vector<std::string> args = {binary, "--model-repository", root, "--http-port", "0", "--threads", "2"};
+  std::vector<char*> argv;
+  for (std::string& arg : args) argv.push_back(arg.data());
+  argv.push_back(nullptr);
+  pid_t pid = 0;
+  REQUIRE(posix_spawn(&pid, binary.c_str(), &actions, nullptr, argv.data(), environ) == 0);
+  posix_spawn_file_actions_destroy(&actions);
+  close(pipe_fds[1]);
+  // "kiln-serve: listening on http://127.0.0.1:PORT"
+  FILE* err = fdopen(pipe_fds[0], "r");
+  std::string first;
+  while (fgets(line, sizeof line, err) != nullptr) {
+    first = line;
+    if (first.find("listening on") != std::string::npos) break;
+  }
+  INFO(first);
+  const size_t colon = first.rfind(':');
+  REQUIRE(colon != std::string::npos);
+  const int port = std::stoi(first.substr(colon + 1));
+  httplib::Client client("127.0.0.1", port);
+  client.set_read_timeout(30, 0);
+  auto res = client.Post("/v2/models/mlp/infer", InferBody(RandomTensor(kDataShape, 12)).dump(), "application/json");
+  REQUIRE(res);
+  CHECK(res->status == 200);
+  REQUIRE(kill(pid, SIGTERM) == 0);
+  int status = 0;
+  REQUIRE(waitpid(pid, &status, 0) == pid);
+  CHECK(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);
+  std::string rest;
+  while (fgets(line, sizeof line, err) != nullptr) rest += line;
+  fclose(err);
+  CHECK_THAT(rest, Catch::Contains("SIGTERM: finishing the requests in flight"));
+}
+
+}  // namespace
+}  // namespace kiln::serve
