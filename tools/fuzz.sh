@@ -14,7 +14,7 @@
 #   --report FILE  rewrite the figures table of FILE (docs/RELIABILITY.md)
 #   --keep DIR     keep the grown corpora and the logs in DIR/<target>/
 #   TARGET         npy params graph graph_text artifact executor onnx attrs shape cli keys mxnet_symbol
-#                  initializer optimizer idx (all by default)
+#                  initializer optimizer idx infer_request (all by default)
 #
 # Crashes are left in a scratch directory that is named in the output, with the
 # command that replays them. The build shares the disk cache with the main build but
@@ -24,7 +24,8 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
-ALL_TARGETS=(npy params graph graph_text artifact executor onnx attrs shape cli keys mxnet_symbol initializer optimizer idx)
+ALL_TARGETS=(npy params graph graph_text artifact executor onnx attrs shape cli keys mxnet_symbol initializer optimizer idx
+  infer_request)
 seconds=""
 runs=""
 report=""

@@ -95,8 +95,12 @@ TEST_CASE("fuzz replay: idx") {
   Replay("idx");
 }
 
+TEST_CASE("fuzz replay: infer_request") {
+  Replay("infer_request");
+}
+
 TEST_CASE("fuzz replay: every target has a test case here") {
-  CHECK(std::size(kFuzzTargets) == 15);
+  CHECK(std::size(kFuzzTargets) == 16);
 }
 
 }  // namespace kiln::fuzz

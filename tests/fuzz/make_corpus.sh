@@ -185,6 +185,28 @@ cp "$tmp/lenet_signed.kiln" "$corpus/artifact/kiln_compile_lenet_signed.kiln"
 printf '"kiln-ed25519-secret-v1 "\n"kiln-ed25519-public-v1 "\n"KILNSIG\\x00"\n"KILNART\\x00"\n' \
   >tests/fuzz/dict/keys.dict
 
+# Inference requests (serve/protocol.h): byte 0 picks the model (tests/fuzz/
+# infer_request_fuzz.cc), byte 1's low bit and bytes 2-3 give a binary header length,
+# then the body: JSON tensors flat and nested, binary data in and out, every datatype,
+# and requests the server refuses.
+ir="$corpus/infer_request"
+mkdir -p "$ir"
+printf '\0\0\0\0%s' '{"id":"r","inputs":[{"name":"a","shape":[2,2],"datatype":"FP32","data":[[1,2],[3,4.5]]},{"name":"b","shape":[3],"datatype":"INT32","data":[1,-2,3]}],"outputs":[{"name":"b"},{"name":"a","parameters":{"binary_data":true}}]}' >"$ir/json_nested_binary_out"
+header='{"inputs":[{"name":"x","shape":[4],"datatype":"UINT8","parameters":{"binary_data_size":4}}],"parameters":{"binary_data_output":true}}'
+length=${#header}
+printf "\\x01\\x01\\x$(printf %02x $((length & 255)))\\x$(printf %02x $((length >> 8)))%s\\x01\\x02\\x03\\xff" "$header" >"$ir/binary_in_out"
+printf '\2\0\0\0%s' '{"inputs":[{"name":"m","shape":[2],"datatype":"BOOL","data":[true,false]},{"name":"n","shape":[1],"datatype":"FP16","data":[0.5]},{"name":"o","shape":[2],"datatype":"INT64","data":[9007199254740993,-1]},{"name":"p","shape":[0],"datatype":"BF16","data":[]}]}' >"$ir/bool_fp16_int64_empty"
+printf '\3\0\0\0%s' '{"inputs":[{"name":"u","shape":[1],"datatype":"UINT64","data":[18446744073709551615]},{"name":"d","shape":[1,2],"datatype":"FP64","data":[1e308,-0.0]},{"name":"s","shape":[2],"datatype":"INT8","data":[-128,127]}]}' >"$ir/uint64_fp64_int8"
+printf '\1\0\0\0%s' '{"inputs":[{"name":"x","shape":[4],"datatype":"UINT8","data":[1,2,3,256]}]}' >"$ir/out_of_range"
+printf '\0\0\0\0%s' '{"inputs":[{"name":"a","shape":[4],"datatype":"FP32","data":[1,2,3,4]}]}' >"$ir/wrong_shape"
+printf '\0\0\0\0%s' '{"inputs":[{"name":"a"' >"$ir/cut_json"
+{
+  for word in inputs outputs name shape datatype data parameters binary_data_size binary_data binary_data_output id \
+    BOOL UINT8 UINT16 UINT32 UINT64 INT8 INT16 INT32 INT64 FP16 FP32 FP64 BF16 BYTES true false null; do
+    printf '"%s"\n' "$word"
+  done
+} >tests/fuzz/dict/infer_request.dict
+
 du -sh tests/fuzz/corpus tests/fuzz/dict
 for dir in "$corpus"/*/; do
   printf '%-12s %4d files %8s\n' "$(basename "$dir")" "$(find "$dir" -type f | wc -l)" "$(du -sh "$dir" | cut -f1)"
