@@ -14,6 +14,7 @@
 #include <filesystem>
 #include <future>
 #include <nlohmann/json.hpp>
+#include <random>
 
 #include "codegen/compiler.h"
 #include "runtime/artifact.h"
@@ -345,6 +346,58 @@ TEST_CASE("protocol datatypes", "[serve]") {
   const InferRequest ok = ParseInferRequest(
       R"({"inputs":[{"name":"x","shape":[2],"datatype":"UINT8","data":[1,255]}]})", std::nullopt, inputs, outputs);
   CHECK(ok.inputs[0].data_as<uint8_t>()[1] == 255);
+}
+
+// Random and mutated requests to every endpoint: the server answers each with a status it
+// documents and a JSON body where it is an error, and still serves afterwards.
+TEST_CASE("the HTTP endpoints under random and mutated requests", "[serve][fuzz]") {
+  const Repository& repo = SharedRepository();
+  ServerOptions options;
+  options.max_request_bytes = 16 * 1024;
+  RunningServer s(repo.root, options);
+  const Tensor data = RandomTensor(kDataShape, 13);
+  const std::string valid = InferBody(data).dump();
+  const std::vector<std::string> paths = {"/v2/models/mlp/infer",
+                                          "/v2/models/mlp/versions/1/infer",
+                                          "/v2/models/mlp",
+                                          "/v2/models/mlp/ready",
+                                          "/v2/health/ready",
+                                          "/v2/repository/index",
+                                          "/v2/models/%00/infer",
+                                          "/v2/models/mlp/versions/-1/infer",
+                                          "/metrics",
+                                          "/v2/models/../../etc/passwd/infer"};
+  std::mt19937_64 rng(2026);
+  const auto mutate = [&](std::string body) {
+    const int edits = 1 + static_cast<int>(rng() % 8);
+    for (int e = 0; e < edits && !body.empty(); ++e) {
+      const size_t at = rng() % body.size();
+      switch (rng() % 4) {
+        case 0: body[at] = static_cast<char>(rng() % 256); break;
+        case 1: body.erase(at, 1 + rng() % 16); break;
+        case 2: body.insert(at, body.substr(rng() % body.size(), 1 + rng() % 32)); break;
+        default: body.resize(at); break;
+      }
+    }
+    return body;
+  };
+  for (int i = 0; i < 400; ++i) {
+    const std::string& path = paths[rng() % paths.size()];
+    std::string body = rng() % 8 == 0 ? std::string(rng() % 20000, static_cast<char>(rng() % 256)) : mutate(valid);
+    httplib::Headers headers;
+    if (rng() % 4 == 0) headers.emplace("Inference-Header-Content-Length", std::to_string(rng() % (body.size() + 8)));
+    INFO("request " << i << " POST " << path << " (" << body.size() << " bytes)");
+    auto res = s.client.Post(path, headers, body, "application/json");
+    REQUIRE(res);
+    CHECK((res->status == 200 || res->status == 400 || res->status == 404 || res->status == 413));
+    if (res->status >= 400 && res->status != 404) {
+      const json error = json::parse(res->body, nullptr, false);
+      CHECK((!error.is_discarded() && error.contains("error")));
+    }
+  }
+  auto res = s.client.Post("/v2/models/mlp/infer", valid, "application/json");
+  REQUIRE(res);
+  CHECK(res->status == 200);
 }
 
 // The kiln-serve binary: it links no LLVM, serves, and exits 0 on SIGTERM.
