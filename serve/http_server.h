@@ -2,19 +2,19 @@
 // health, metadata, inference and model repository endpoints, and Prometheus metrics.
 //
 // Requests run on a fixed set of execution slots (--threads); those that find every slot
-// busy wait in a bounded queue (--max-queue) for at most --queue-timeout-ms, and are
+// busy wait in line (first come, first served) in a bounded queue (--max-queue) for at
+// most --queue-timeout-ms, and are
 // answered 503 with Retry-After when the queue is full or the wait runs out, so memory
 // never grows with the load. Bodies above --max-request-bytes get 413; slow clients are
 // cut off by the read and write timeouts.
 #pragma once
 
-#include <atomic>
 #include <cstdint>
 #include <memory>
-#include <semaphore>
 #include <string>
 #include <thread>
 
+#include "serve/execution_slots.h"
 #include "serve/metrics.h"
 #include "serve/model_repository.h"
 
@@ -57,8 +57,7 @@ class HttpServer {
   ServerOptions options_;
   Metrics metrics_;
   std::unique_ptr<httplib::Server> server_;
-  std::unique_ptr<std::counting_semaphore<>> slots_;
-  std::atomic<int> waiting_{0};
+  std::unique_ptr<ExecutionSlots> slots_;
   std::thread listener_;
 };
 

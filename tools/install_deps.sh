@@ -11,6 +11,7 @@ packages=(
   llvm-19-dev
   libcli11-dev nlohmann-json3-dev libfmt-dev zlib1g-dev
   libcpp-httplib-dev       # kiln serve's HTTP server
+  wrk                      # tools/bench/bench_serve.py's load generator
   libopenblas-dev          # benchmarks compare against OpenBLAS
   libonnx-dev              # onnx.proto, the schema of the ONNX importer
   libsodium-dev            # Ed25519 signatures over artifacts (runtime/signing)

@@ -1,0 +1,186 @@
+#!/opt/kiln-py/bin/python
+"""kiln serve under load: wrk against the server on loopback, beside the same artifact run
+in-process (kiln bench), at batch 1.
+
+Usage: bench_serve.py [--models lenet,resnet18] [--concurrency 1,8,64] [--seconds 20]
+                      [--threads 2] [--kiln bazel-out/k8-opt/bin/tools/kiln]
+                      [--kiln-serve bazel-out/k8-opt/bin/serve/kiln-serve] [--write-md PATH]
+
+For each model (tools/onnx/export_models.py's seeded PyTorch models, exported to ONNX and
+compiled by kiln at batch 1) it starts kiln-serve (--threads T, --intra-op-threads 1) on
+a free loopback port and runs wrk (one Lua script: POST the infer request, count non-2xx
+answers) for --seconds at each concurrency with JSON tensors and with binary tensor data
+(Inference-Header-Content-Length, binary output). It reports requests/s, p50 and p99
+latency, errors (connect/read/timeout and non-2xx), and the server's RSS before and
+after; then `kiln bench --threads 1` of the same artifact gives the in-process median,
+and "overhead" is the server's p50 at concurrency 1 minus that median: what HTTP,
+parsing and the response cost per request.
+
+Build first: bazel build --config=opt //tools:kiln //serve:kiln-serve
+"""
+
+import argparse
+import datetime
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, HERE)
+from timing import commit, cpu_model  # noqa: E402
+
+LUA = r"""
+wrk.method = "POST"
+local f = io.open(os.getenv("KILN_BODY"), "rb")
+wrk.body = f:read("*a")
+f:close()
+local header = os.getenv("KILN_HEADER_LENGTH")
+if header ~= nil and header ~= "" then
+  wrk.headers["Inference-Header-Content-Length"] = header
+  wrk.headers["Content-Type"] = "application/octet-stream"
+else
+  wrk.headers["Content-Type"] = "application/json"
+end
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    "KILN {\"requests\": %d, \"duration_us\": %d, \"socket_errors\": %d, \"non2xx\": %d, " ..
+    "\"p50_us\": %d, \"p99_us\": %d}\n",
+    summary.requests, summary.duration, e.connect + e.read + e.write + e.timeout, e.status,
+    latency:percentile(50), latency:percentile(99)))
+end
+"""
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def rss_kb(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def request_bodies(work, data, input_name):
+    shape = list(data.shape)
+    body = {"inputs": [{"name": input_name, "shape": shape, "datatype": "FP32",
+                        "data": data.reshape(-1).astype(float).tolist()}]}
+    json_path = os.path.join(work, "request.json")
+    with open(json_path, "w") as f:
+        json.dump(body, f)
+    header = json.dumps({"inputs": [{"name": input_name, "shape": shape, "datatype": "FP32",
+                                     "parameters": {"binary_data_size": data.nbytes}}],
+                         "parameters": {"binary_data_output": True}}).encode()
+    binary_path = os.path.join(work, "request.bin")
+    with open(binary_path, "wb") as f:
+        f.write(header + data.astype(np.float32).tobytes())
+    return {"json": (json_path, ""), "binary": (binary_path, str(len(header)))}
+
+
+def run_wrk(url, body, header_length, concurrency, seconds, lua):
+    env = dict(os.environ, KILN_BODY=body, KILN_HEADER_LENGTH=header_length)
+    threads = max(1, min(2, concurrency))
+    out = subprocess.run(["wrk", "-t%d" % threads, "-c%d" % concurrency, "-d%ds" % seconds, "--timeout", "30s",
+                          "--latency",
+                          "-s", lua, url], env=env, capture_output=True, text=True, check=True).stdout
+    match = re.search(r"KILN (\{.*\})", out)
+    if not match:
+        raise RuntimeError("wrk printed no summary:\n" + out)
+    result = json.loads(match.group(1))
+    result["rps"] = result["requests"] / (result["duration_us"] / 1e6)
+    return result
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--models", default="lenet,resnet18")
+    parser.add_argument("--concurrency", default="1,8,64")
+    parser.add_argument("--seconds", type=int, default=20)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--kiln", default=os.path.join(ROOT, "bazel-out/k8-opt/bin/tools/kiln"))
+    parser.add_argument("--kiln-serve", default=os.path.join(ROOT, "bazel-out/k8-opt/bin/serve/kiln-serve"))
+    parser.add_argument("--write-md")
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        sys.exit("wrk is missing (apt install wrk; tools/install_deps.sh installs it)")
+    models = args.models.split(",")
+    concurrencies = [int(c) for c in args.concurrency.split(",")]
+    work = tempfile.mkdtemp(prefix="kiln_bench_serve_")
+    lua = os.path.join(work, "post.lua")
+    with open(lua, "w") as f:
+        f.write(LUA)
+    subprocess.run([sys.executable, os.path.join(ROOT, "tools/onnx/export_models.py"), work, "--models",
+                    ",".join(models)], check=True, stdout=subprocess.DEVNULL)
+    rows = []
+    for model in models:
+        repo = os.path.join(work, "repo")
+        artifact = os.path.join(repo, model, "1", "model.kiln")
+        os.makedirs(os.path.dirname(artifact), exist_ok=True)
+        data = np.load(os.path.join(work, model + ".b1.input.npy"))
+        shape = "x".join(str(d) for d in data.shape)
+        subprocess.run([args.kiln, "compile", os.path.join(work, model + ".onnx"), "-o", artifact, "--input",
+                        "input:" + shape], check=True, stdout=subprocess.DEVNULL)
+        bench = json.loads(subprocess.run([args.kiln, "bench", artifact, "--threads", "1", "--iters", "200",
+                                           "--json"], check=True, capture_output=True, text=True).stdout)
+        in_process_us = bench["median_ms"] * 1000
+        bodies = request_bodies(work, data, "input")
+        port = free_port()
+        server = subprocess.Popen([args.kiln_serve, "--model-repository", repo, "--http-port", str(port),
+                                   "--threads", str(args.threads), "--max-queue", "256", "--log-level", "warning"],
+                                  stderr=subprocess.PIPE, text=True)
+        try:
+            for line in server.stderr:
+                if "listening on" in line:
+                    break
+            url = "http://127.0.0.1:%d/v2/models/%s/infer" % (port, model)
+            rss_before = rss_kb(server.pid)
+            for encoding, (body, header_length) in bodies.items():
+                for concurrency in concurrencies:
+                    r = run_wrk(url, body, header_length, concurrency, args.seconds, lua)
+                    row = dict(model=model, encoding=encoding, concurrency=concurrency, in_process_us=in_process_us,
+                               **r)
+                    rows.append(row)
+                    print(json.dumps(row), flush=True)
+            rss_after = rss_kb(server.pid)
+            for row in rows:
+                if row["model"] == model:
+                    row["rss_before_mb"], row["rss_after_mb"] = rss_before / 1024, rss_after / 1024
+        finally:
+            server.send_signal(signal.SIGTERM)
+            server.wait(timeout=60)
+    lines = ["Measured %s UTC on %s, commit %s; wrk %ds per row, kiln-serve --threads %d "
+             "(--intra-op-threads 1), batch 1." % (datetime.datetime.utcnow().strftime("%Y-%m-%d %H:%M"),
+                                                    cpu_model(), commit(), args.seconds, args.threads), "",
+             "| model | encoding | concurrency | requests/s | p50 ms | p99 ms | errors | in-process median ms | "
+             "overhead at c=1 ms | server RSS MB before / after |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        overhead = (r["p50_us"] - r["in_process_us"]) / 1000 if r["concurrency"] == 1 else None
+        lines.append("| %s | %s | %d | %.0f | %.3f | %.3f | %d | %.3f | %s | %.0f / %.0f |" % (
+            r["model"], r["encoding"], r["concurrency"], r["rps"], r["p50_us"] / 1000, r["p99_us"] / 1000,
+            r["socket_errors"] + r["non2xx"], r["in_process_us"] / 1000,
+            "%.3f" % overhead if overhead is not None else "", r["rss_before_mb"], r["rss_after_mb"]))
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if args.write_md:
+        with open(args.write_md, "w") as f:
+            f.write(text)
+    shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
