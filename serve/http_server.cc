@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 #include <httplib.h>
+#include <sys/socket.h>
 
 #include <charconv>
 #include <chrono>
@@ -79,6 +80,13 @@ void HttpServer::Route() {
   // algorithm held the second until the client's delayed ACK, 40 ms later (every request
   // of a keep-alive connection took 44 ms).
   s.set_tcp_nodelay(true);
+  // Debian's cpp-httplib listens with a backlog of 5 (compiled into the library): a burst
+  // of connections (wrk opening 64 at once) overflowed it and some were reset. The
+  // listening socket is kept here and listen() called again with the system's maximum.
+  s.set_socket_options([this](socket_t sock) {
+    httplib::default_socket_options(sock);
+    listen_socket_ = sock;
+  });
 
   const int log_rank = LogRank(options_.log_level);
   s.set_logger([log_rank](const httplib::Request& req, const httplib::Response& res) {
@@ -233,6 +241,7 @@ int HttpServer::Start() {
     port = -1;
   }
   if (port < 0) throw Error(fmt::format("cannot listen on {}:{}", options_.host, options_.http_port));
+  if (listen_socket_ >= 0) ::listen(listen_socket_, SOMAXCONN);
   listener_ = std::thread([this] { server_->listen_after_bind(); });
   return port;
 }

@@ -58,6 +58,7 @@ class HttpServer {
   Metrics metrics_;
   std::unique_ptr<httplib::Server> server_;
   std::unique_ptr<ExecutionSlots> slots_;
+  int listen_socket_ = -1;  // the listening socket, to raise its backlog
   std::thread listener_;
 };
 

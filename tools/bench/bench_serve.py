@@ -54,8 +54,10 @@ done = function(summary, latency, requests)
   local e = summary.errors
   io.write(string.format(
     "KILN {\"requests\": %d, \"duration_us\": %d, \"socket_errors\": %d, \"non2xx\": %d, " ..
+    "\"connect\": %d, \"read\": %d, \"write\": %d, \"timeout\": %d, " ..
     "\"p50_us\": %d, \"p99_us\": %d}\n",
     summary.requests, summary.duration, e.connect + e.read + e.write + e.timeout, e.status,
+    e.connect, e.read, e.write, e.timeout,
     latency:percentile(50), latency:percentile(99)))
 end
 """
