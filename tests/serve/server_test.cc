@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <catch2/catch.hpp>
 #include <cstdio>
 #include <cstring>
@@ -261,6 +262,65 @@ TEST_CASE("metrics, the repository index, unload and load", "[serve]") {
   REQUIRE(res);
   CHECK(res->status == 400);
   CHECK_THAT(res->body, Catch::Contains("model 'nope': no directory"));
+}
+
+TEST_CASE("reloading a model whose files were replaced drops no request in flight", "[serve]") {
+  // A repository of its own: version 1's file is replaced by version 2's while clients run.
+  const Repository& repo = SharedRepository();
+  const std::string root = repo.root + "_reload";
+  fs::create_directories(root + "/mlp/1");
+  fs::copy_file(repo.Artifact(1), root + "/mlp/1/model.kiln", fs::copy_options::overwrite_existing);
+  RunningServer s(root, {});
+  const Tensor data = RandomTensor(kDataShape, 14);
+  const std::vector<Tensor> before = Executor::Load(repo.Artifact(1))->Run({data});
+  const std::vector<Tensor> after = Executor::Load(repo.Artifact(2))->Run({data});
+  const std::string body = InferBody(data).dump();
+  std::atomic<bool> stop{false};
+  std::vector<std::future<std::string>> clients;
+  for (int c = 0; c < 4; ++c) {
+    clients.push_back(std::async(std::launch::async, [&] {
+      httplib::Client client("127.0.0.1", s.port);
+      while (!stop) {
+        auto res = client.Post("/v2/models/mlp/infer", body, "application/json");
+        if (!res) return std::string("no response");
+        if (res->status != 200) return "status " + std::to_string(res->status) + ": " + res->body;
+        // Either version's outputs, whole: never a mix, never an error.
+        const json out = json::parse(res->body)["outputs"][0]["data"];
+        bool is_before = true, is_after = true;
+        for (int64_t k = 0; k < before[0].size(); ++k) {
+          const float v = static_cast<float>(out[k].get<double>());
+          is_before &= v == before[0].data_as<float>()[k];
+          is_after &= v == after[0].data_as<float>()[k];
+        }
+        if (!is_before && !is_after) return std::string("outputs of neither version");
+      }
+      return std::string();
+    }));
+  }
+  for (int reload = 0; reload < 6; ++reload) {
+    if (reload == 3) {
+      // Replaced as a deployment would: written beside, then renamed over.
+      fs::copy_file(repo.Artifact(2), root + "/mlp/1/model.kiln.new", fs::copy_options::overwrite_existing);
+      fs::rename(root + "/mlp/1/model.kiln.new", root + "/mlp/1/model.kiln");
+    }
+    auto res = s.client.Post("/v2/repository/models/mlp/load", "", "application/json");
+    REQUIRE(res);
+    CHECK(res->status == 200);
+  }
+  stop = true;
+  for (auto& client : clients) {
+    const std::string problem = client.get();
+    INFO(problem);
+    CHECK(problem.empty());
+  }
+  // The replaced file is what the model serves now.
+  auto res = s.client.Post("/v2/models/mlp/infer", body, "application/json");
+  REQUIRE(res);
+  REQUIRE(res->status == 200);
+  CHECK(static_cast<float>(json::parse(res->body)["outputs"][0]["data"][0].get<double>()) ==
+        after[0].data_as<float>()[0]);
+  s.server.Stop();
+  fs::remove_all(root);
 }
 
 TEST_CASE("a broken model leaves the server up and unready, with the reason in the index", "[serve]") {
