@@ -21,22 +21,6 @@ namespace {
 
 using kir::ScalarType;
 
-// The data as (outer, channels, inner) around the channel axis.
-struct ChannelView {
-  int64_t outer = 1, channels = 1, inner = 1;
-  int64_t count() const { return outer * inner; }  // elements of a channel
-};
-
-ChannelView ViewOf(const Attrs& attrs, const Shape& shape) {
-  const int64_t ndim = static_cast<int64_t>(shape.size());
-  const int64_t axis = op_util::NormalizeAxis(attrs.Int("axis"), ndim, "attribute 'axis'");
-  ChannelView view;
-  view.channels = shape[axis];
-  for (int64_t d = 0; d < axis; ++d) view.outer *= shape[d];
-  for (int64_t d = axis + 1; d < ndim; ++d) view.inner *= shape[d];
-  return view;
-}
-
 void InferShape(const Attrs& attrs, std::vector<ShapeSlot>& in, std::vector<ShapeSlot>& out) {
   if (!in[1]) return;
   const Shape& x = *in[1];
@@ -49,13 +33,13 @@ void InferShape(const Attrs& attrs, std::vector<ShapeSlot>& in, std::vector<Shap
 }
 
 void Reference(const Attrs& attrs, std::span<const Tensor> in, std::span<Tensor> out, const RefContext&) {
-  const ChannelView v = ViewOf(attrs, in[1].shape());
+  const ChannelView v = ChannelViewOf(attrs, in[1].shape());
   const std::vector<double> g = in[0].ToDoubles();
   const std::vector<double> x = in[1].ToDoubles();
   const double m = static_cast<double>(std::max<int64_t>(v.count(), 1));
   const auto over_channel = [&](int64_t c, const auto& f) {
     for (int64_t o = 0; o < v.outer; ++o) {
-      for (int64_t i = 0; i < v.inner; ++i) f((o * v.channels + c) * v.inner + i);
+      for (int64_t i = 0; i < v.inner; ++i) f(v.at(o, c, i));
     }
   };
   for (int64_t c = 0; c < v.channels; ++c) {
@@ -82,7 +66,7 @@ void Reference(const Attrs& attrs, std::span<const Tensor> in, std::span<Tensor>
 
 // One channel per parallel iteration, as BatchNorm's forward.
 Stmt Lower(const Attrs& attrs, LowerContext& ctx) {
-  const ChannelView v = ViewOf(attrs, ctx.input_shapes[1]);
+  const ChannelView v = ChannelViewOf(attrs, ctx.input_shapes[1]);
   const ScalarType f64 = ScalarType::kFloat64;
   const ScalarType t = lower::ComputeType(ctx.output_types[0]);
   const kir::Buffer& g = ctx.inputs[0];
@@ -94,13 +78,9 @@ Stmt Lower(const Attrs& attrs, LowerContext& ctx) {
   const Expr sum_g = kir::Load(stat, Int(2));
   const Expr sum_gc = kir::Load(stat, Int(3));
   const Expr c = kir::Var("c");
-  const Expr o = kir::Var("o");
-  const Expr i = kir::Var("i");
-  const Expr at = (o * Int(v.channels) + c) * Int(v.inner) + i;
+  const ChannelLoops loops(v, c);
+  const Expr& at = loops.at;
   const Expr xd = lower::LoadAs(x, at, f64);
-  const auto over_channel = [&](Stmt body) {
-    return Loop(o, Int(0), Int(v.outer), Loop(i, Int(0), Int(v.inner), std::move(body), kir::LoopKind::kVectorize));
-  };
   const auto f64_const = [&](double value) { return kir::FloatImm(value, f64); };
   const Expr m = f64_const(static_cast<double>(std::max<int64_t>(v.count(), 1)));
   const Expr inv_std = f64_const(1) / kir::Sqrt(var + f64_const(attrs.Float("eps")));
@@ -111,13 +91,13 @@ Stmt Lower(const Attrs& attrs, LowerContext& ctx) {
   const Expr b = kir::Cast(t, sum_g / m);
   const Expr k = kir::Cast(t, inv_std * inv_std * sum_gc / m);
   const Expr dx = a * (lower::LoadAs(g, at, t) - b - (lower::LoadAs(x, at, t) - kir::Cast(t, mean)) * k);
-  std::vector<Stmt> steps = BatchStatistics(stat, v.count(), xd, over_channel);
+  std::vector<Stmt> steps = BatchStatistics(stat, loops, xd);
   const std::vector<Stmt> rest = {
       kir::Store(stat, Int(2), f64_const(0)),
       kir::Store(stat, Int(3), f64_const(0)),
-      over_channel(kir::Block({kir::Store(stat, Int(2), sum_g + lower::LoadAs(g, at, f64)),
-                               kir::Store(stat, Int(3), sum_gc + lower::LoadAs(g, at, f64) * (xd - mean))})),
-      over_channel(lower::StoreFrom(ctx.outputs[0], at, dx)),
+      loops.Over(kir::Block({kir::Store(stat, Int(2), sum_g + lower::LoadAs(g, at, f64)),
+                             kir::Store(stat, Int(3), sum_gc + lower::LoadAs(g, at, f64) * (xd - mean))})),
+      loops.Over(lower::StoreFrom(ctx.outputs[0], at, dx)),
       lower::StoreFrom(ctx.outputs[1], c, sum_gc * inv_std),
       lower::StoreFrom(ctx.outputs[2], c, sum_g),
   };

@@ -307,14 +307,9 @@ std::optional<ChannelAffine> BatchNormAffine(const Attrs& attrs, std::span<const
 }
 
 void BatchNormReference(const Attrs& attrs, std::span<const Tensor> in, std::span<Tensor> out, const RefContext& ctx) {
-  const Shape& shape = in[0].shape();
-  const int64_t axis = op_util::NormalizeAxis(attrs.Int("axis"), static_cast<int64_t>(shape.size()), "axis");
-  const int64_t channels = shape[axis];
-  // View the data as (outer, channels, inner).
-  int64_t outer = 1, inner = 1;
-  for (int64_t d = 0; d < axis; ++d) outer *= shape[d];
-  for (int64_t d = axis + 1; d < static_cast<int64_t>(shape.size()); ++d) inner *= shape[d];
-  const auto at = [&](int64_t o, int64_t c, int64_t i) { return (o * channels + c) * inner + i; };
+  const ChannelView view = ChannelViewOf(attrs, in[0].shape());
+  const int64_t channels = view.channels, outer = view.outer, inner = view.inner;
+  const auto at = [&](int64_t o, int64_t c, int64_t i) { return view.at(o, c, i); };
   const std::vector<double> x = in[0].ToDoubles();
   const double eps = attrs.Float("eps");
   const double momentum = attrs.Float("momentum");
@@ -927,12 +922,7 @@ Stmt PoolingLower(const Attrs& attrs, LowerContext& ctx) {
 // channel also writes its moving statistics in place (training) and its mean/var outputs.
 // Normalization runs in the compute type as (x - mean) * (gamma / sqrt(var + eps)) + beta.
 Stmt BatchNormLower(const Attrs& attrs, LowerContext& ctx) {
-  const Shape& shape = ctx.input_shapes[0];
-  const int64_t axis = op_util::NormalizeAxis(attrs.Int("axis"), static_cast<int64_t>(shape.size()), "axis");
-  const int64_t channels = shape[axis];
-  int64_t outer = 1, inner = 1;
-  for (int64_t d = 0; d < axis; ++d) outer *= shape[d];
-  for (int64_t d = axis + 1; d < static_cast<int64_t>(shape.size()); ++d) inner *= shape[d];
+  const ChannelView view = ChannelViewOf(attrs, ctx.input_shapes[0]);
   const bool batch_stats = ctx.is_train && !attrs.Bool("use_global_stats");
   const double eps = attrs.Float("eps");
   const double momentum = attrs.Float("momentum");
@@ -947,13 +937,8 @@ Stmt BatchNormLower(const Attrs& attrs, LowerContext& ctx) {
   const Expr var = kir::Load(stat, Int(1));
   const Expr inv_std = kir::Load(stat, Int(2));
   const Expr c = kir::Var("c");
-  const Expr o = kir::Var("o");
-  const Expr i = kir::Var("i");
-  const Expr at = (o * Int(channels) + c) * Int(inner) + i;
-  const Expr xd = lower::LoadAs(x, at, f64);
-  const auto over_channel = [&](Stmt body) {
-    return Loop(o, Int(0), Int(outer), Loop(i, Int(0), Int(inner), std::move(body), kir::LoopKind::kVectorize));
-  };
+  const ChannelLoops loops(view, c);
+  const Expr xd = lower::LoadAs(x, loops.at, f64);
   const auto f64_const = [&](double value) { return kir::FloatImm(value, f64); };
 
   std::vector<Stmt> steps;
@@ -962,7 +947,7 @@ Stmt BatchNormLower(const Attrs& attrs, LowerContext& ctx) {
       const Expr blended = lower::LoadAs(moving, c, f64) * f64_const(momentum) + batch * f64_const(1 - momentum);
       return lower::StoreFrom(moving, c, blended);
     };
-    steps = BatchStatistics(stat, outer * inner, xd, over_channel);
+    steps = BatchStatistics(stat, loops, xd);
     steps.push_back(update(moving_mean, mean));
     steps.push_back(update(moving_var, var));
   } else {
@@ -976,9 +961,11 @@ Stmt BatchNormLower(const Attrs& attrs, LowerContext& ctx) {
   }
   const Expr gamma = attrs.Bool("fix_gamma") ? f64_const(1) : lower::LoadAs(ctx.inputs[1], c, f64);
   const Expr scale = kir::Cast(t, inv_std * gamma);
-  const Expr normalized = (lower::LoadAs(x, at, t) - kir::Cast(t, mean)) * scale + lower::LoadAs(ctx.inputs[2], c, t);
-  steps.push_back(over_channel(lower::StoreFrom(ctx.outputs[0], at, normalized)));
-  return Loop(c, Int(0), Int(channels), kir::Allocate(stat, kir::Block(std::move(steps))), kir::LoopKind::kParallel);
+  const Expr normalized =
+      (lower::LoadAs(x, loops.at, t) - kir::Cast(t, mean)) * scale + lower::LoadAs(ctx.inputs[2], c, t);
+  steps.push_back(loops.Over(lower::StoreFrom(ctx.outputs[0], loops.at, normalized)));
+  return Loop(c, Int(0), Int(view.channels), kir::Allocate(stat, kir::Block(std::move(steps))),
+              kir::LoopKind::kParallel);
 }
 
 // --- Dropout: a copy when inactive; otherwise each mask element draws u in [0, 1) from

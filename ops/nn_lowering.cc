@@ -105,8 +105,25 @@ Stmt SgemmCall(const Expr& m, const Expr& n, const Expr& k, const kir::Buffer& a
                                    kir::ScalarArg(beta), kir::PointerArg(c, c_at), kir::ScalarArg(ldc)});
 }
 
-std::vector<Stmt> BatchStatistics(const kir::Buffer& stat, int64_t count, const Expr& x,
-                                  const std::function<Stmt(Stmt)>& over_channel) {
+ChannelView ChannelViewOf(const Attrs& attrs, const Shape& shape) {
+  const int64_t ndim = static_cast<int64_t>(shape.size());
+  const int64_t axis = op_util::NormalizeAxis(attrs.Int("axis"), ndim, "attribute 'axis'");
+  ChannelView view;
+  view.channels = shape[axis];
+  for (int64_t d = 0; d < axis; ++d) view.outer *= shape[d];
+  for (int64_t d = axis + 1; d < ndim; ++d) view.inner *= shape[d];
+  return view;
+}
+
+ChannelLoops::ChannelLoops(const ChannelView& view, const Expr& c)
+    : view(view), c(c), o(kir::Var("o")), i(kir::Var("i")), at((o * Int(view.channels) + c) * Int(view.inner) + i) {}
+
+Stmt ChannelLoops::Over(Stmt body) const {
+  return Loop(o, Int(0), Int(view.outer), Loop(i, Int(0), Int(view.inner), std::move(body), kir::LoopKind::kVectorize));
+}
+
+std::vector<Stmt> BatchStatistics(const kir::Buffer& stat, const ChannelLoops& loops, const Expr& x) {
+  const int64_t count = loops.view.count();
   const kir::ScalarType f64 = kir::ScalarType::kFloat64;
   const Expr zero = kir::FloatImm(0, f64);
   const Expr mean = kir::Load(stat, Int(0));
@@ -116,10 +133,10 @@ std::vector<Stmt> BatchStatistics(const kir::Buffer& stat, int64_t count, const 
   };
   return {
       kir::Store(stat, Int(0), zero),
-      over_channel(kir::Store(stat, Int(0), mean + x)),
+      loops.Over(kir::Store(stat, Int(0), mean + x)),
       kir::Store(stat, Int(0), average(mean)),
       kir::Store(stat, Int(1), zero),
-      over_channel(kir::Store(stat, Int(1), var + (x - mean) * (x - mean))),
+      loops.Over(kir::Store(stat, Int(1), var + (x - mean) * (x - mean))),
       kir::Store(stat, Int(1), average(var)),
   };
 }

@@ -97,12 +97,29 @@ Stmt SgemmCall(const Expr& m, const Expr& n, const Expr& k, const kir::Buffer& a
                bool transpose_a, const kir::Buffer& b, const Expr& b_at, const Expr& ldb, bool transpose_b,
                const Expr& beta, const kir::Buffer& c, const Expr& c_at, const Expr& ldc);
 
+// A tensor as (outer, channels, inner) around the channel axis of attribute 'axis', as
+// BatchNorm and its gradient see their data.
+struct ChannelView {
+  int64_t outer = 1, channels = 1, inner = 1;
+  int64_t count() const { return outer * inner; }  // elements of one channel
+  int64_t at(int64_t o, int64_t c, int64_t i) const { return (o * channels + c) * inner + i; }
+};
+ChannelView ChannelViewOf(const Attrs& attrs, const Shape& shape);
+
+// Kernel IR over channel `c` of a view: `at` is element (o, c, i)'s index, Over(body)
+// runs `body` for every (o, i), vectorized along i.
+struct ChannelLoops {
+  ChannelLoops(const ChannelView& view, const Expr& c);
+  Stmt Over(Stmt body) const;
+  ChannelView view;
+  Expr c, o, i, at;
+};
+
 // BatchNorm's batch statistics of one channel in float64, in the reference's order (two
-// passes): the mean into stat[0], then the biased variance into stat[1]. `over_channel`
-// runs a statement over the channel's `count` elements; `x` is the element there, as
-// float64. Shared by the forward and _backward_BatchNorm, so that both see equal values.
-std::vector<Stmt> BatchStatistics(const kir::Buffer& stat, int64_t count, const Expr& x,
-                                  const std::function<Stmt(Stmt)>& over_channel);
+// passes): the mean into stat[0], then the biased variance into stat[1]; `x` is element
+// `loops.at` as float64. Shared by the forward and _backward_BatchNorm, so that both see
+// equal values.
+std::vector<Stmt> BatchStatistics(const kir::Buffer& stat, const ChannelLoops& loops, const Expr& x);
 
 // --- Winograd F(m x m, r x r) (winograd.cc) for 3x3 and 5x5 stride-1 convolutions.
 

@@ -133,7 +133,12 @@ Matrix Inverse(Matrix a) {
 // B^T's entries integers for integer points.
 struct WinogradTile {
   int64_t m = 0, r = 0, alpha = 0;
-  Matrix at, g, bt;
+  // Every transform maps X to L X L^T (Sandwich) with one of these L:
+  Matrix g;   // U = G g G^T: the filters' (alpha x r)
+  Matrix bt;  // V = B^T d B: an input patch's (alpha x alpha)
+  Matrix at;  // y = A^T M A: a tile's products' (m x alpha)
+  Matrix a;   // dY^ = A dy A^T: a tile's output gradient's (alpha x m)
+  Matrix gt;  // dw = G^T M G: the weight gradient's (r x alpha)
 
   int64_t points() const { return alpha * alpha; }
   int64_t taps() const { return r * r; }
@@ -173,6 +178,8 @@ WinogradTile MakeTile(int64_t m, int64_t r) {
     const double snapped = std::round(b * 8.0) / 8.0;
     if (std::abs(b - snapped) < 1e-9) b = snapped;
   }
+  tile.a = tile.at.Transposed();
+  tile.gt = tile.g.Transposed();
   // The identity itself: sum_p A^T[i][p] G[p][k] B^T[p][j] = [j == i + k].
   for (int64_t i = 0; i < m; ++i) {
     for (int64_t k = 0; k < r; ++k) {
@@ -235,15 +242,17 @@ Arith<Expr> KernelArith(ScalarType type, const kir::Buffer& local, std::vector<S
           }};
 }
 
-// L X R^T of X (L.cols x R.cols, row-major), zero coefficients skipped and +-1 applied
-// without a product, so that the transforms cost the additions they need.
+// L X L^T of X (L.cols x L.cols, row-major): left.rows x left.rows, zero coefficients
+// skipped and +-1 applied without a product, so that the transforms cost the additions
+// they need.
 template <typename T>
-std::vector<T> Sandwich(const Matrix& left, const std::vector<T>& x_values, const Matrix& right,
-                        const Arith<T>& arith) {
-  const auto combine = [&](const Matrix& coeffs, int64_t row, const auto& term) {
+std::vector<T> Sandwich(const Matrix& left, const std::vector<T>& x_values, const Arith<T>& arith) {
+  const int64_t n = left.cols, out = left.rows;
+  // Row `row` of `left` times the vector whose j-th entry is term(j).
+  const auto combine = [&](int64_t row, const auto& term) {
     std::optional<T> sum;
-    for (int64_t j = 0; j < coeffs.cols; ++j) {
-      const double c = coeffs(row, j);
+    for (int64_t j = 0; j < n; ++j) {
+      const double c = left(row, j);
       if (c == 0.0) continue;
       const T v = term(j);
       if (!sum) {
@@ -255,51 +264,23 @@ std::vector<T> Sandwich(const Matrix& left, const std::vector<T>& x_values, cons
     return sum ? *sum : arith.constant(0.0);
   };
   const std::vector<T> x = arith.stage(x_values);
-  // X R^T: left.cols x right.rows, then L (X R^T): left.rows x right.rows.
-  std::vector<T> xr_values;
-  xr_values.reserve(static_cast<size_t>(left.cols * right.rows));
-  for (int64_t i = 0; i < left.cols; ++i) {
-    for (int64_t k = 0; k < right.rows; ++k) {
-      xr_values.push_back(combine(right, k, [&](int64_t j) { return x[static_cast<size_t>(i * right.cols + j)]; }));
+  // X L^T: n x out, then L (X L^T): out x out.
+  std::vector<T> xl_values;
+  xl_values.reserve(static_cast<size_t>(n * out));
+  for (int64_t i = 0; i < n; ++i) {
+    for (int64_t k = 0; k < out; ++k) {
+      xl_values.push_back(combine(k, [&](int64_t j) { return x[static_cast<size_t>(i * n + j)]; }));
     }
   }
-  const std::vector<T> xr = arith.stage(xr_values);
-  std::vector<T> out;
-  out.reserve(static_cast<size_t>(left.rows * right.rows));
-  for (int64_t a = 0; a < left.rows; ++a) {
-    for (int64_t k = 0; k < right.rows; ++k) {
-      out.push_back(combine(left, a, [&](int64_t i) { return xr[static_cast<size_t>(i * right.rows + k)]; }));
+  const std::vector<T> xl = arith.stage(xl_values);
+  std::vector<T> result;
+  result.reserve(static_cast<size_t>(out * out));
+  for (int64_t row = 0; row < out; ++row) {
+    for (int64_t k = 0; k < out; ++k) {
+      result.push_back(combine(row, [&](int64_t i) { return xl[static_cast<size_t>(i * out + k)]; }));
     }
   }
-  return out;
-}
-
-// U = G g G^T of an r x r filter: alpha x alpha.
-template <typename T>
-std::vector<T> FilterTransform(const WinogradTile& t, const std::vector<T>& g, const Arith<T>& arith) {
-  return Sandwich(t.g, g, t.g, arith);
-}
-// V = B^T d B of an alpha x alpha patch.
-template <typename T>
-std::vector<T> InputTransform(const WinogradTile& t, const std::vector<T>& d, const Arith<T>& arith) {
-  return Sandwich(t.bt, d, t.bt, arith);
-}
-// y = A^T m A of an alpha x alpha block of products: m x m.
-template <typename T>
-std::vector<T> OutputTransform(const WinogradTile& t, const std::vector<T>& m, const Arith<T>& arith) {
-  return Sandwich(t.at, m, t.at, arith);
-}
-// A dy A^T of an m x m block of output gradients: alpha x alpha.
-template <typename T>
-std::vector<T> OutGradTransform(const WinogradTile& t, const std::vector<T>& dy, const Arith<T>& arith) {
-  const Matrix a = t.at.Transposed();
-  return Sandwich(a, dy, a, arith);
-}
-// G^T m G of an alpha x alpha block: r x r.
-template <typename T>
-std::vector<T> FilterGradTransform(const WinogradTile& t, const std::vector<T>& m, const Arith<T>& arith) {
-  const Matrix gt = t.g.Transposed();
-  return Sandwich(gt, m, gt, arith);
+  return result;
 }
 
 // Filter (f, c) of a (filters, channels, r, r) weight, or with `flip` the filter (c, f)
@@ -318,7 +299,7 @@ std::vector<double> TransformFilterBank(const WinogradTile& t, const std::vector
   for (int64_t r = 0; r < rows; ++r) {
     for (int64_t c = 0; c < cols; ++c) {
       for (int64_t tap = 0; tap < taps; ++tap) g[tap] = w[FilterTap(r, c, flip ? rows : cols, flip, taps, tap)];
-      const std::vector<double> transformed = FilterTransform(t, g, kReal);
+      const std::vector<double> transformed = Sandwich(t.g, g, kReal);
       for (int64_t point = 0; point < points; ++point) u[(point * rows + r) * cols + c] = transformed[point];
     }
   }
@@ -415,7 +396,7 @@ Stmt TransformInputTiles(const WinogradTile& t, const ConvGeometry& g, const kir
   for (int64_t r = 0; r < alpha; ++r) {
     for (int64_t q = 0; q < alpha; ++q) d.push_back(kir::Load(padded.buffer, corner + Int(r * width + q)));
   }
-  const std::vector<Expr> v = InputTransform(t, d, KernelArith(ScalarType::kFloat32, stage, body));
+  const std::vector<Expr> v = Sandwich(t.bt, d, KernelArith(ScalarType::kFloat32, stage, body));
   const Expr where = at(c, flat ? tt : (th - row0) * Int(tiles_w) + tw);
   for (int64_t point = 0; point < t.points(); ++point) {
     body.push_back(kir::Store(to, where + Int(point) * point_stride, v[point]));
@@ -464,10 +445,7 @@ Stmt WinogradKernel(const WinogradTile& t, const ConvGeometry& g, LowerContext& 
   // Narrow products on run-time filters take several whole images, so that U^T, which
   // every product packs, is packed for kMinNarrowTiles tiles at least.
   const int64_t image_tiles = tiles_h * tiles_w;
-  const int64_t block_images = narrow && !u.packed ? std::min(g.batch, CeilDivInt(kMinNarrowTiles, image_tiles))
-                               : !narrow && image_tiles < kMinTileCols
-                                   ? std::min(g.batch, CeilDivInt(kMinTileCols * 2, image_tiles))
-                                   : 1;
+  const int64_t block_images = narrow && !u.packed ? std::min(g.batch, CeilDivInt(kMinNarrowTiles, image_tiles)) : 1;
   const int64_t image_blocks = CeilDivInt(g.batch, block_images);
   const int64_t macs = g.batch * image_tiles * points * g.filters * channels;
   const int64_t want = std::clamp<int64_t>(macs / kMinTaskMacs, 1, kMaxTasks);
@@ -550,7 +528,7 @@ Stmt WinogradKernel(const WinogradTile& t, const ConvGeometry& g, LowerContext& 
         m.push_back(kir::Load(scratch, m_base + Int(k) * m_stride + at));
       }
       std::vector<Stmt> stores;
-      const std::vector<Expr> y = OutputTransform(t, m, KernelArith(ScalarType::kFloat32, stage, stores));
+      const std::vector<Expr> y = Sandwich(t.at, m, KernelArith(ScalarType::kFloat32, stage, stores));
       for (int64_t i = 0; i < t.m; ++i) {
         for (int64_t j = 0; j < t.m; ++j) {
           const Expr oh = th * Int(t.m) + Int(i);
@@ -628,7 +606,7 @@ Stmt WinogradFiltersLower(const Attrs& attrs, LowerContext& ctx) {
   }
   const kir::Buffer stage = ctx.builder->AddLocal("stage", type, 2 * t.points());
   std::vector<Stmt> stores;
-  const std::vector<Expr> transformed = FilterTransform(t, g, KernelArith(type, stage, stores));
+  const std::vector<Expr> transformed = Sandwich(t.g, g, KernelArith(type, stage, stores));
   for (int64_t point = 0; point < t.points(); ++point) {
     stores.push_back(kir::Store(u, (Int(point * rows) + r) * Int(cols) + c, transformed[point]));
   }
@@ -719,7 +697,7 @@ void WinogradConvReference(const Attrs& attrs, std::span<const Tensor> in, std::
               }
             }
           }
-          v[c] = InputTransform(t, d, kReal);
+          v[c] = Sandwich(t.bt, d, kReal);
         }
         for (int64_t f = 0; f < g.filters; ++f) {
           std::vector<double> products(static_cast<size_t>(points), 0.0);
@@ -728,7 +706,7 @@ void WinogradConvReference(const Attrs& attrs, std::span<const Tensor> in, std::
               products[point] += u[(point * g.filters + f) * g.channels + c] * v[c][point];
             }
           }
-          const std::vector<double> y = OutputTransform(t, products, kReal);
+          const std::vector<double> y = Sandwich(t.at, products, kReal);
           for (int64_t i = 0; i < m; ++i) {
             for (int64_t j = 0; j < m; ++j) {
               const int64_t oh = th * m + i, ow = tw * m + j;
@@ -873,8 +851,7 @@ Stmt WinogradWeightGrad(const ConvGeometry& g, LowerContext& ctx) {
         }
       }
       std::vector<Stmt> stores;
-      const std::vector<Expr> transformed =
-          OutGradTransform(t, block, KernelArith(ScalarType::kFloat32, stage, stores));
+      const std::vector<Expr> transformed = Sandwich(t.a, block, KernelArith(ScalarType::kFloat32, stage, stores));
       const Expr at = y_base + f * Int(chunk_tiles) + img * image_span + (th - row0) * Int(tiles_w) + tw;
       for (int64_t point = 0; point < points; ++point) {
         stores.push_back(kir::Store(scratch, at + Int(point) * y_stride, transformed[point]));
@@ -903,7 +880,7 @@ Stmt WinogradWeightGrad(const ConvGeometry& g, LowerContext& ctx) {
       m.push_back(kir::Load(scratch, m_base + Int(point) * m_stride + f * Int(channel_block) + c));
     }
     std::vector<Stmt> stores;
-    const std::vector<Expr> taps = FilterGradTransform(t, m, KernelArith(ScalarType::kFloat32, stage, stores));
+    const std::vector<Expr> taps = Sandwich(t.gt, m, KernelArith(ScalarType::kFloat32, stage, stores));
     for (int64_t tap = 0; tap < t.taps(); ++tap) {
       stores.push_back(kir::Store(dw, ((f0 + f) * Int(g.channels) + c0 + c) * Int(t.taps()) + Int(tap), taps[tap]));
     }

@@ -145,9 +145,7 @@ std::vector<std::string> ModelRepository::Versions(const std::string& name) cons
 std::vector<IndexEntry> ModelRepository::Index() const {
   std::lock_guard lock(mutex_);
   std::vector<IndexEntry> index;
-  std::map<std::string, bool> listed;
   for (const auto& [name, versions] : models_) {
-    listed[name] = true;
     if (versions.empty()) {
       const auto failure = failures_.find(name);
       index.push_back({name, "", "UNAVAILABLE", failure == failures_.end() ? "unloaded" : failure->second});
@@ -155,7 +153,7 @@ std::vector<IndexEntry> ModelRepository::Index() const {
     for (const auto& [version, loaded] : versions) index.push_back({name, std::to_string(version), "READY", ""});
   }
   for (const auto& [name, reason] : failures_) {
-    if (!listed[name]) index.push_back({name, "", "UNAVAILABLE", reason});
+    if (models_.count(name) == 0) index.push_back({name, "", "UNAVAILABLE", reason});
   }
   std::stable_sort(index.begin(), index.end(),
                    [](const IndexEntry& a, const IndexEntry& b) { return a.name < b.name; });
