@@ -18,6 +18,11 @@ ExecutionSlots::Outcome ExecutionSlots::Acquire(int max_waiting, std::chrono::mi
   return Outcome::kTimedOut;
 }
 
+int ExecutionSlots::waiting() {
+  std::lock_guard lock(mutex_);
+  return static_cast<int>(waiters_.size());
+}
+
 void ExecutionSlots::Release() {
   std::lock_guard lock(mutex_);
   if (waiters_.empty()) {

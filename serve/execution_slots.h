@@ -19,6 +19,7 @@ class ExecutionSlots {
 
   Outcome Acquire(int max_waiting, std::chrono::milliseconds timeout);
   void Release();
+  int waiting();  // requests in line now
 
  private:
   struct Waiter {

@@ -70,7 +70,11 @@ int ServeMain(int argc, char** argv) {
         artifact.empty() ? std::make_unique<kiln::serve::ModelRepository>(repository_dir, executor_options)
                          : kiln::serve::ModelRepository::SingleArtifact(
                                artifact, std::filesystem::path(artifact).stem().string(), executor_options);
-    for (const std::string& failure : repository->LoadAll()) std::cerr << "kiln-serve: warning: " << failure << '\n';
+    const std::vector<std::string> failures = repository->LoadAll();
+    // One artifact that does not load leaves nothing to serve; in a repository the
+    // others are served and the index says why this one is not.
+    if (!artifact.empty() && !failures.empty()) throw kiln::Error(failures.front());
+    for (const std::string& failure : failures) std::cerr << "kiln-serve: warning: " << failure << '\n';
     kiln::serve::HttpServer server(*repository, options);
     const int port = server.Start();
     std::cerr << "kiln-serve: listening on http://" << options.host << ':' << port << '\n';

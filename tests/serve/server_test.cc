@@ -14,13 +14,16 @@
 #include <cstring>
 #include <filesystem>
 #include <future>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <random>
+#include <thread>
 
 #include "codegen/compiler.h"
 #include "runtime/artifact.h"
 #include "runtime/executor.h"
 #include "runtime/file_util.h"
+#include "serve/execution_slots.h"
 #include "serve/http_server.h"
 #include "serve/model_repository.h"
 #include "serve/protocol.h"
@@ -390,6 +393,37 @@ TEST_CASE("concurrent clients beyond the slots and the queue get 200 or 503 with
   CHECK_FALSE(after.Get("/v2/health/live"));
 }
 
+TEST_CASE("execution slots: first come, first served; a full line and a timeout refuse", "[serve]") {
+  ExecutionSlots slots(1);
+  using Outcome = ExecutionSlots::Outcome;
+  REQUIRE(slots.Acquire(0, std::chrono::milliseconds(1)) == Outcome::kGranted);
+  CHECK(slots.Acquire(0, std::chrono::milliseconds(1000)) == Outcome::kQueueFull);
+  CHECK(slots.Acquire(4, std::chrono::milliseconds(10)) == Outcome::kTimedOut);
+  CHECK(slots.waiting() == 0);  // the timed-out waiter left the line
+  // Three waiters join the line one after another; the slot goes to them in that order.
+  // (Catch's assertions are not for other threads: they record, the test checks.)
+  std::mutex order_mutex;
+  std::vector<int> order;
+  std::vector<std::thread> waiters;
+  for (int w = 0; w < 3; ++w) {
+    waiters.emplace_back([&, w] {
+      const bool granted = slots.Acquire(8, std::chrono::milliseconds(60000)) == Outcome::kGranted;
+      {
+        std::lock_guard lock(order_mutex);
+        order.push_back(granted ? w : -1);
+      }
+      if (granted) slots.Release();
+    });
+    while (slots.waiting() != w + 1) std::this_thread::yield();
+  }
+  slots.Release();
+  for (std::thread& waiter : waiters) waiter.join();
+  CHECK(order == std::vector<int>{0, 1, 2});
+  // Free again: granted at once.
+  CHECK(slots.Acquire(0, std::chrono::milliseconds(1)) == Outcome::kGranted);
+  slots.Release();
+}
+
 TEST_CASE("protocol datatypes", "[serve]") {
   for (const DType dtype : {DType::kBool, DType::kUInt8, DType::kInt32, DType::kInt64, DType::kFloat16, DType::kFloat32,
                             DType::kFloat64, DType::kBFloat16}) {
@@ -514,6 +548,16 @@ TEST_CASE("kiln-serve links the runtime only and stops gracefully on SIGTERM", "
   while (fgets(line, sizeof line, err) != nullptr) rest += line;
   fclose(err);
   CHECK_THAT(rest, Catch::Contains("SIGTERM: finishing the requests in flight"));
+
+  // One artifact that does not load: an error naming it, exit status 1, no server.
+  FILE* missing = popen((binary + " /nonexistent/model.kiln --http-port 0 2>&1").c_str(), "r");
+  REQUIRE(missing != nullptr);
+  std::string message;
+  while (fgets(line, sizeof line, missing) != nullptr) message += line;
+  const int missing_status = pclose(missing);
+  CHECK(WEXITSTATUS(missing_status) == 1);
+  CHECK_THAT(message,
+             Catch::Contains("kiln-serve: error: model 'model' version 1: cannot open '/nonexistent/model.kiln'"));
 }
 
 }  // namespace
