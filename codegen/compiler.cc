@@ -488,7 +488,73 @@ LoweredGraph LowerGraph(const Graph& source, const CompileOptions& options) {
   return lowered;
 }
 
+namespace {
+
+// The graph's inputs (variables without values) with the shapes the options and the
+// graph give them.
+std::map<std::string, Shape> InputShapes(const Graph& source, const CompileOptions& options) {
+  PassContext context;
+  const Graph graph = PrepareGraph(source, options, context);
+  const IndexedGraph& indexed = graph.indexed();
+  const auto& shapes = graph.GetAttr<std::vector<ShapeSlot>>("shape");
+  std::map<std::string, Shape> inputs;
+  for (const size_t id : indexed.input_node_ids()) {
+    const std::string& name = indexed.node(id).name;
+    if (graph.params.count(name) == 0) inputs[name] = *shapes[indexed.entry_id(id, 0)];
+  }
+  return inputs;
+}
+
+// Compiles the graph once per batch size; the first specialization holds the others.
+proto::ArtifactProto CompileBatchSpecializations(const Graph& graph, const CompileOptions& options) {
+  std::vector<int64_t> sizes = options.batch_sizes;
+  std::sort(sizes.begin(), sizes.end());
+  if (sizes.front() < 1 || std::adjacent_find(sizes.begin(), sizes.end()) != sizes.end()) {
+    std::string given;
+    for (const int64_t size : options.batch_sizes) given += (given.empty() ? "" : ",") + std::to_string(size);
+    throw Error("batch sizes must be distinct and at least 1, given " + given);
+  }
+  const std::map<std::string, Shape> inputs = InputShapes(graph, options);
+  proto::ArtifactProto artifact;
+  for (const int64_t batch : sizes) {
+    CompileOptions specialized = options;
+    specialized.batch_sizes.clear();
+    for (const auto& [name, shape] : inputs) {
+      if (shape.empty()) throw Error("input '" + name + "' is a scalar: it has no batch axis (axis 0) to specialize");
+      Shape batched = shape;
+      batched[0] = batch;
+      specialized.input_shapes[name] = batched;
+    }
+    proto::ArtifactProto compiled = CompileGraph(graph, specialized);
+    for (const auto& output : compiled.outputs()) {
+      if (output.shape_size() == 0 || output.shape(0) != batch) {
+        throw Error("output '" + output.name() + "' has shape " +
+                    ShapeToString(Shape(output.shape().begin(), output.shape().end())) + " at batch size " +
+                    std::to_string(batch) + ": its axis 0 does not follow the inputs' batch axis, so the model " +
+                    "cannot be specialized by batch size");
+      }
+    }
+    compiled.set_batch_size(batch);
+    if (batch == sizes.front()) {
+      artifact = std::move(compiled);
+      continue;
+    }
+    // What the enclosing artifact says for all of them.
+    compiled.clear_magic();
+    compiled.clear_format_version();
+    compiled.clear_producer_version();
+    compiled.clear_target();
+    compiled.clear_kernel_abi_version();
+    compiled.clear_graph_summary();
+    *artifact.add_batch_variants() = std::move(compiled);
+  }
+  return artifact;
+}
+
+}  // namespace
+
 proto::ArtifactProto CompileGraph(const Graph& graph, const CompileOptions& options) {
+  if (!options.batch_sizes.empty()) return CompileBatchSpecializations(graph, options);
   LoweredGraph lowered = LowerGraph(graph, options);
   const auto start = std::chrono::steady_clock::now();
   lowered.artifact.set_code(CompileSharedObject(lowered.kernels, options.target));

@@ -37,6 +37,10 @@ struct CompileOptions {
   std::optional<int> graph_opt_level;
   // A chosen list of passes, disabled passes, verification, dumps.
   PassOptions passes;
+  // CompileGraph only: one specialization per batch size (axis 0 of every input, which
+  // every output must follow) in one artifact, the first as the artifact itself and the
+  // others as its batch variants, weights stored once (kiln compile --batch-sizes).
+  std::vector<int64_t> batch_sizes;
 };
 
 // Everything but the machine code: kernels in execution order and the artifact that

@@ -5,6 +5,8 @@
 #include <google/protobuf/io/zero_copy_stream_impl_lite.h>
 
 #include <cstring>
+#include <set>
+#include <unordered_map>
 
 #include "runtime/error.h"
 #include "runtime/file_util.h"
@@ -94,14 +96,50 @@ constexpr size_t kReservedAt = 40;
 // How format 1 (the message right after a 16-byte header) began: field 1, the magic.
 constexpr std::string_view kFormat1Body{"\x0a\x0dkiln.artifact", 15};
 
-// Places `bytes` in the data section at the next aligned offset; returns where.
-proto::DataRef Place(std::string& data, std::string_view bytes) {
-  data.resize(RoundUp(data.size(), kArtifactDataAlignment), '\0');
-  proto::DataRef ref;
-  ref.set_offset(data.size());
-  ref.set_size(bytes.size());
-  data.append(bytes);
-  return ref;
+// The data section being written: each piece at the next aligned offset, and bytes equal
+// to a piece already placed (the weights of several batch specializations) not again.
+class DataSection {
+ public:
+  proto::DataRef Place(std::string_view bytes) {
+    const uint64_t hash = ArtifactChecksum(bytes);
+    const auto [first, last] = placed_.equal_range(hash);
+    for (auto it = first; it != last; ++it) {
+      if (it->second.size() == bytes.size() &&
+          std::string_view(data_).substr(it->second.offset(), bytes.size()) == bytes) {
+        return it->second;
+      }
+    }
+    data_.resize(RoundUp(data_.size(), kArtifactDataAlignment), '\0');
+    proto::DataRef ref;
+    ref.set_offset(data_.size());
+    ref.set_size(bytes.size());
+    data_.append(bytes);
+    placed_.emplace(hash, ref);
+    return ref;
+  }
+  const std::string& bytes() const { return data_; }
+
+ private:
+  std::string data_;
+  std::unordered_multimap<uint64_t, proto::DataRef> placed_;
+};
+
+// The message of `artifact` (and of its batch variants) without parameter bytes or code,
+// which go to `data`.
+proto::ArtifactProto MoveBytesOut(const proto::ArtifactProto& artifact, DataSection& data) {
+  proto::ArtifactProto message = artifact;
+  message.clear_code();
+  message.clear_param_data();
+  message.clear_batch_variants();
+  for (int i = 0; i < artifact.param_values_size(); ++i) {
+    *message.add_param_data() = data.Place(artifact.param_values(i).data());
+    message.mutable_param_values(i)->clear_data();
+  }
+  *message.mutable_code_data() = data.Place(artifact.code());
+  for (const proto::ArtifactProto& variant : artifact.batch_variants()) {
+    *message.add_batch_variants() = MoveBytesOut(variant, data);
+  }
+  return message;
 }
 
 // A DataRef of the message, checked against the data section; `what` names it.
@@ -121,15 +159,9 @@ std::string_view Resolve(const proto::DataRef& ref, std::string_view data, const
 
 std::string SerializeArtifact(const proto::ArtifactProto& artifact) {
   // The message goes without the bytes; they go to the data section.
-  proto::ArtifactProto message = artifact;
-  message.clear_code();
-  message.clear_param_data();
-  std::string data;
-  for (int i = 0; i < artifact.param_values_size(); ++i) {
-    *message.add_param_data() = Place(data, artifact.param_values(i).data());
-    message.mutable_param_values(i)->clear_data();
-  }
-  *message.mutable_code_data() = Place(data, artifact.code());
+  DataSection section;
+  const proto::ArtifactProto message = MoveBytesOut(artifact, section);
+  const std::string& data = section.bytes();
 
   // Deterministic (map fields in key order): the same model compiles to the same bytes.
   std::string body;
@@ -156,6 +188,43 @@ std::string SerializeArtifact(const proto::ArtifactProto& artifact) {
 bool LooksLikeArtifact(std::string_view bytes) {
   return bytes.starts_with(kArtifactFileMagic) || LooksSigned(bytes);
 }
+
+namespace {
+
+// Checks that the message's parameters and code lie in the data section with the sizes
+// their tensors need, and points `view` at them.
+void ResolveBytes(std::string_view data, const std::string& where, ArtifactView& view) {
+  const proto::ArtifactProto& artifact = view.message;
+  if (artifact.param_data_size() != artifact.param_values_size() || !artifact.code().empty()) {
+    throw Error(where + " is not a kiln artifact (bad message: " + std::to_string(artifact.param_values_size()) +
+                " parameter values, " + std::to_string(artifact.param_data_size()) + " data references)");
+  }
+  for (int i = 0; i < artifact.param_values_size(); ++i) {
+    const proto::TensorProto& value = artifact.param_values(i);
+    const std::string what = where + ": parameter '" + Abbreviate(value.name()) + "'";
+    if (!IsValidDTypeCode(value.dtype())) {
+      throw Error(what + " has an unknown dtype code " + std::to_string(value.dtype()) + " (expected 0 to " +
+                  std::to_string(kNumDTypes - 1) + ")");
+    }
+    const Shape shape(value.shape().begin(), value.shape().end());
+    const auto dtype = static_cast<DType>(value.dtype());
+    uint64_t expected = 0;
+    try {
+      expected = CheckedByteSize(shape, dtype);
+    } catch (const Error& e) {
+      throw Error(what + ": " + e.what());
+    }
+    if (!value.data().empty() || artifact.param_data(i).size() != expected) {
+      throw Error(what + ": " + std::string(DTypeName(dtype)) + " " + ShapeToString(shape) + " needs " +
+                  std::to_string(expected) + " bytes, the artifact gives " +
+                  std::to_string(artifact.param_data(i).size() + value.data().size()));
+    }
+    view.param_data.push_back(Resolve(artifact.param_data(i), data, what));
+  }
+  view.code = Resolve(artifact.code_data(), data, where + ": the code object");
+}
+
+}  // namespace
 
 ArtifactView OpenArtifact(std::string_view file_bytes, const std::string& source,
                           const std::vector<PublicKey>& trusted_keys) {
@@ -211,40 +280,29 @@ ArtifactView OpenArtifact(std::string_view file_bytes, const std::string& source
                 " does not match this runtime's (" + std::to_string(kKernelAbiVersion) + "); recompile the model");
   }
   const std::string_view data = bytes.substr(data_offset);
-  if (artifact.param_data_size() != artifact.param_values_size() || !artifact.code().empty()) {
-    throw Error(where + " is not a kiln artifact (bad message: " + std::to_string(artifact.param_values_size()) +
-                " parameter values, " + std::to_string(artifact.param_data_size()) + " data references)");
+  ResolveBytes(data, where, view);
+  std::set<int64_t> batch_sizes;
+  for (int v = 0; v < artifact.batch_variants_size(); ++v) {
+    ArtifactView& variant = view.batch_variants.emplace_back();
+    variant.message = std::move(*artifact.mutable_batch_variants(v));
+    const int64_t batch = variant.message.batch_size();
+    const std::string variant_where = where + ": batch specialization " + std::to_string(v);
+    if (artifact.batch_size() <= 0 || batch <= 0 || !batch_sizes.insert(batch).second ||
+        batch == artifact.batch_size() || variant.message.batch_variants_size() > 0) {
+      throw Error(variant_where + " is malformed (batch size " + std::to_string(batch) + ", the artifact's " +
+                  std::to_string(artifact.batch_size()) + ")");
+    }
+    ResolveBytes(data, variant_where, variant);
   }
-  for (int i = 0; i < artifact.param_values_size(); ++i) {
-    const proto::TensorProto& value = artifact.param_values(i);
-    const std::string what = where + ": parameter '" + Abbreviate(value.name()) + "'";
-    if (!IsValidDTypeCode(value.dtype())) {
-      throw Error(what + " has an unknown dtype code " + std::to_string(value.dtype()) + " (expected 0 to " +
-                  std::to_string(kNumDTypes - 1) + ")");
-    }
-    const Shape shape(value.shape().begin(), value.shape().end());
-    const auto dtype = static_cast<DType>(value.dtype());
-    uint64_t expected = 0;
-    try {
-      expected = CheckedByteSize(shape, dtype);
-    } catch (const Error& e) {
-      throw Error(what + ": " + e.what());
-    }
-    if (!value.data().empty() || artifact.param_data(i).size() != expected) {
-      throw Error(what + ": " + std::string(DTypeName(dtype)) + " " + ShapeToString(shape) + " needs " +
-                  std::to_string(expected) + " bytes, the artifact gives " +
-                  std::to_string(artifact.param_data(i).size() + value.data().size()));
-    }
-    view.param_data.push_back(Resolve(artifact.param_data(i), data, what));
-  }
-  view.code = Resolve(artifact.code_data(), data, where + ": the code object");
+  artifact.clear_batch_variants();
   view.signature = opened.signature;
   return view;
 }
 
-proto::ArtifactProto ParseArtifact(std::string_view file_bytes, const std::string& source,
-                                   const std::vector<PublicKey>& trusted_keys) {
-  ArtifactView view = OpenArtifact(file_bytes, source, trusted_keys);
+namespace {
+
+// The message of `view` with its parameter bytes, code and batch variants inside.
+proto::ArtifactProto MoveBytesIn(ArtifactView& view) {
   proto::ArtifactProto artifact = std::move(view.message);
   for (size_t i = 0; i < view.param_data.size(); ++i) {
     artifact.mutable_param_values(static_cast<int>(i))->set_data(view.param_data[i].data(), view.param_data[i].size());
@@ -252,7 +310,16 @@ proto::ArtifactProto ParseArtifact(std::string_view file_bytes, const std::strin
   artifact.set_code(view.code.data(), view.code.size());
   artifact.clear_param_data();
   artifact.clear_code_data();
+  for (ArtifactView& variant : view.batch_variants) *artifact.add_batch_variants() = MoveBytesIn(variant);
   return artifact;
+}
+
+}  // namespace
+
+proto::ArtifactProto ParseArtifact(std::string_view file_bytes, const std::string& source,
+                                   const std::vector<PublicKey>& trusted_keys) {
+  ArtifactView view = OpenArtifact(file_bytes, source, trusted_keys);
+  return MoveBytesIn(view);
 }
 
 std::vector<std::string> HostCpuFeatures() {

@@ -15,7 +15,8 @@
 //   64 + P          -  zero padding up to D
 //        D          -  the data section: each parameter value and the code object at an
 //                      offset that is a multiple of kArtifactDataAlignment, zero padding
-//                      between; the message's DataRefs say where
+//                      between; the message's DataRefs say where. Pieces with equal
+//                      bytes (the weights of batch specializations) are stored once.
 //
 // so that a runtime maps the file and uses the weights where they lie.
 #pragma once
@@ -53,6 +54,9 @@ struct ArtifactView {
   std::vector<std::string_view> param_data;
   std::string_view code;
   SignatureInfo signature;
+  // The batch specializations besides this one (kiln compile --batch-sizes), opened
+  // likewise; message.batch_variants is then empty.
+  std::vector<ArtifactView> batch_variants;
 };
 
 // Checks everything but the target (see CheckTarget): envelope, checksum, layout,

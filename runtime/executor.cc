@@ -142,15 +142,13 @@ void CheckMatches(const Tensor& tensor, const TensorSpec& spec, const std::strin
 
 Executor::~Executor() = default;
 
-std::unique_ptr<Executor> Executor::Load(const std::string& path, const ExecutorOptions& options) {
-  // The file is mapped and its parameters used in place: nothing is parsed or copied
-  // element by element, and the checksum is the one pass over the bytes.
-  const std::shared_ptr<const FileBytes> file = FileBytes::Open(path);
-  ArtifactView view = OpenArtifact(file->bytes(), path, options.trusted_keys);
-  CheckTarget(view.message.target(), path);
-  std::shared_ptr<const CodeModule> code = LoadSharedObject(view.code);
+namespace {
+
+// The parameters of an opened artifact as tensors where they lie in the mapped file (or
+// copies where they are not aligned); adds the bytes left in place to `in_place_bytes`.
+std::map<std::string, Tensor> EmbeddedParams(const ArtifactView& view, const std::shared_ptr<const FileBytes>& file,
+                                             uint64_t& in_place_bytes) {
   std::map<std::string, Tensor> embedded;
-  uint64_t in_place_bytes = 0;
   for (size_t i = 0; i < view.param_data.size(); ++i) {
     const proto::TensorProto& value = view.message.param_values(static_cast<int>(i));
     const std::string_view bytes = view.param_data[i];
@@ -165,25 +163,76 @@ std::unique_ptr<Executor> Executor::Load(const std::string& path, const Executor
     }
     embedded[value.name()] = std::move(tensor);
   }
+  return embedded;
+}
+
+}  // namespace
+
+std::unique_ptr<Executor> Executor::Load(const std::string& path, const ExecutorOptions& options) {
+  // The file is mapped and its parameters used in place: nothing is parsed or copied
+  // element by element, and the checksum is the one pass over the bytes.
+  const std::shared_ptr<const FileBytes> file = FileBytes::Open(path);
+  ArtifactView view = OpenArtifact(file->bytes(), path, options.trusted_keys);
+  CheckTarget(view.message.target(), path);
+  uint64_t in_place_bytes = 0;
+  const auto embedded = EmbeddedParams(view, file, in_place_bytes);
   view.message.clear_param_values();
-  auto executor = Build(view.message, std::move(code), embedded, options, path);
+  auto executor = Build(view.message, LoadSharedObject(view.code), embedded, options, path, nullptr);
+  // Batch specializations share the thread pool; weights they share lie once in the file.
+  for (ArtifactView& variant : view.batch_variants) {
+    const auto variant_params = EmbeddedParams(variant, file, in_place_bytes);
+    variant.message.clear_param_values();
+    executor->AddBatchVariant(
+        Build(variant.message, LoadSharedObject(variant.code), variant_params, options, path, executor->pool_));
+  }
   executor->mapped_param_bytes_ = in_place_bytes;
   return executor;
 }
 
+void Executor::AddBatchVariant(std::unique_ptr<Executor> variant) {
+  batch_sizes_.insert(std::upper_bound(batch_sizes_.begin(), batch_sizes_.end(), variant->batch_size_),
+                      variant->batch_size_);
+  variants_.push_back(std::move(variant));
+}
+
+const Executor& Executor::ForBatch(int64_t batch) const {
+  if (batch == batch_size_ && batch_size_ > 0) return *this;
+  for (const auto& variant : variants_) {
+    if (variant->batch_size_ == batch) return *variant;
+  }
+  std::string sizes;
+  for (const int64_t size : batch_sizes_) sizes += (sizes.empty() ? "" : ", ") + std::to_string(size);
+  throw Error("'" + source_ + "' has no code for batch size " + std::to_string(batch) +
+              (sizes.empty() ? std::string(" (it was compiled for its input shapes only)")
+                             : " (compiled for batch sizes " + sizes + ")"));
+}
+
+const Executor& Executor::SpecializationFor(const std::vector<Tensor>& inputs) const {
+  if (variants_.empty() || inputs.empty() || inputs[0].shape().empty() || inputs[0].shape()[0] == batch_size_) {
+    return *this;
+  }
+  for (const auto& variant : variants_) {
+    if (variant->batch_size_ == inputs[0].shape()[0]) return *variant;
+  }
+  return *this;  // CheckInputs names the shapes expected
+}
+
 std::unique_ptr<Executor> Executor::Create(proto::ArtifactProto artifact, std::shared_ptr<const CodeModule> code,
                                            const ExecutorOptions& options, const std::string& source) {
+  if (artifact.batch_variants_size() > 0) {
+    throw Error("'" + source + "': an artifact with batch specializations loads from its file (Executor::Load)");
+  }
   std::map<std::string, Tensor> embedded;
   for (int i = 0; i < artifact.param_values_size(); ++i) {
     const auto& value = artifact.param_values(i);
     embedded[value.name()] = TensorFromProto(value, "'" + source + "': parameter '" + value.name() + "'");
   }
-  return Build(artifact, std::move(code), embedded, options, source);
+  return Build(artifact, std::move(code), embedded, options, source, nullptr);
 }
 
 std::unique_ptr<Executor> Executor::Build(const proto::ArtifactProto& artifact, std::shared_ptr<const CodeModule> code,
                                           const std::map<std::string, Tensor>& embedded, const ExecutorOptions& options,
-                                          const std::string& source) {
+                                          const std::string& source, ThreadPool* shared_pool) {
   std::unique_ptr<Executor> executor(new Executor());  // private constructor
   Executor& e = *executor;
   e.source_ = source;
@@ -194,6 +243,8 @@ std::unique_ptr<Executor> Executor::Build(const proto::ArtifactProto& artifact, 
   for (const auto& spec : artifact.params()) e.params_.push_back(SpecFromProto(spec, where));
   e.param_values_.resize(e.params_.size());
   e.arena_bytes_ = static_cast<int64_t>(artifact.arena_bytes());
+  e.batch_size_ = artifact.batch_size();
+  if (e.batch_size_ > 0) e.batch_sizes_.push_back(e.batch_size_);
 
   if (artifact.arena_bytes() > kMaxTensorBytes) {
     throw Error(where + ": arena of " + std::to_string(artifact.arena_bytes()) + " bytes exceeds kiln's limit of " +
@@ -206,7 +257,9 @@ std::unique_ptr<Executor> Executor::Build(const proto::ArtifactProto& artifact, 
     throw Error("ExecutorOptions::threads must be 0 (all cores) or 1 to " + std::to_string(kMaxThreads) + ", given " +
                 std::to_string(options.threads));
   }
-  if (options.threads == 0) {
+  if (shared_pool != nullptr) {
+    e.pool_ = shared_pool;
+  } else if (options.threads == 0) {
     e.pool_ = &DefaultThreadPool();
   } else if (options.threads > 1) {
     e.own_pool_ = std::make_unique<ThreadPool>(options.threads);
@@ -299,6 +352,7 @@ void Executor::BindParams(const std::map<std::string, Tensor>& params, bool allo
     CheckMatches(tensor, *it, "parameter");
     param_values_[static_cast<size_t>(it - params_.begin())] = tensor;
   }
+  for (const auto& variant : variants_) variant->BindParams(params, true);
 }
 
 std::vector<std::string> Executor::MissingParams() const {
@@ -344,6 +398,7 @@ void Executor::CheckInputs(const std::vector<Tensor>& inputs) const {
 }
 
 std::vector<Tensor> Executor::Run(const std::vector<Tensor>& inputs, std::vector<double>* kernel_seconds) const {
+  if (const Executor& other = SpecializationFor(inputs); &other != this) return other.Run(inputs, kernel_seconds);
   CheckInputs(inputs);
   std::vector<Tensor> outputs;
   for (const auto& spec : outputs_) outputs.emplace_back(spec.shape, spec.dtype);
@@ -352,6 +407,7 @@ std::vector<Tensor> Executor::Run(const std::vector<Tensor>& inputs, std::vector
 }
 
 void Executor::RunInto(const std::vector<Tensor>& inputs, std::vector<Tensor>& outputs) const {
+  if (const Executor& other = SpecializationFor(inputs); &other != this) return other.RunInto(inputs, outputs);
   CheckInputs(inputs);
   if (outputs.size() != outputs_.size()) {
     throw Error("expected " + std::to_string(outputs_.size()) + " output buffers, given " +

@@ -64,6 +64,15 @@ class Executor {
   // copies: bound by the caller, or in a file that could not be mapped or aligned).
   uint64_t mapped_param_bytes() const { return mapped_param_bytes_; }
 
+  // Batch specializations (kiln compile --batch-sizes): the batch sizes (axis 0 of every
+  // input and output) the artifact holds code for, ascending; empty when it was compiled
+  // for its input shapes only. inputs() and outputs() are this executor's own batch's
+  // (batch_size()); Run with another batch's inputs runs that batch's code.
+  const std::vector<int64_t>& batch_sizes() const { return batch_sizes_; }
+  int64_t batch_size() const { return batch_size_; }
+  // The specialization for `batch`; throws kiln::Error naming the sizes there are.
+  const Executor& ForBatch(int64_t batch) const;
+
   // Binds parameters by name, checking shape and dtype. A name the model does not have
   // is an error unless `allow_extra`. Not to be called while Run is running.
   void BindParams(const std::map<std::string, Tensor>& params, bool allow_extra = false);
@@ -95,9 +104,13 @@ class Executor {
   class ArenaPool;
 
   Executor() = default;
+  // `shared_pool`: a batch specialization runs on its artifact's pool.
   static std::unique_ptr<Executor> Build(const proto::ArtifactProto& artifact, std::shared_ptr<const CodeModule> code,
                                          const std::map<std::string, Tensor>& embedded, const ExecutorOptions& options,
-                                         const std::string& source);
+                                         const std::string& source, ThreadPool* shared_pool);
+  void AddBatchVariant(std::unique_ptr<Executor> variant);
+  // This executor, or the batch specialization whose batch the inputs have.
+  const Executor& SpecializationFor(const std::vector<Tensor>& inputs) const;
   KernelPlan PlanKernel(const proto::KernelCall& call, const std::string& where) const;
   void CheckInputs(const std::vector<Tensor>& inputs) const;
   void Execute(const std::vector<Tensor>& inputs, std::vector<Tensor>& outputs,
@@ -115,6 +128,9 @@ class Executor {
   std::unique_ptr<ThreadPool> own_pool_;
   ThreadPool* pool_ = nullptr;  // null: run on the calling thread
   std::unique_ptr<ArenaPool> arenas_;
+  int64_t batch_size_ = 0;
+  std::vector<int64_t> batch_sizes_;                 // this one's and the variants', ascending
+  std::vector<std::unique_ptr<Executor>> variants_;  // the other batch sizes
 };
 
 }  // namespace kiln

@@ -455,6 +455,7 @@ int CmdCompile(const CommandLine& line) {
   options.embed_params = !line.no_embed_params;
   options.input_shapes = line.input_shapes;
   options.graph_opt_level = line.graph_opt_level;
+  options.batch_sizes = line.batch_sizes;
   if (!line.passes.empty()) options.passes.passes = line.passes;
   options.passes.disabled.insert(line.disabled_passes.begin(), line.disabled_passes.end());
   if (!line.dump_after_each.empty()) {
@@ -481,6 +482,10 @@ int CmdCompile(const CommandLine& line) {
   std::cout << "compiled " << line.model << " -> " << line.output << " in " << seconds
             << " s: " << artifact.kernels_size() << " kernels, arena " << artifact.arena_bytes() << " bytes, code "
             << artifact.code().size() << " bytes, cpu " << artifact.target().cpu() << "\n";
+  for (const auto& variant : artifact.batch_variants()) {
+    std::cout << "  batch " << variant.batch_size() << ": " << variant.kernels_size() << " kernels, arena "
+              << variant.arena_bytes() << " bytes, code " << variant.code().size() << " bytes\n";
+  }
   if (line.time_report) {
     // Where the time went: reading the model, the compiler's stages, writing the file.
     std::cout << "  import " << import_seconds << " s\n";

@@ -15,6 +15,7 @@
 #include "runtime/file_util.h"
 #include "runtime/param_file.h"
 #include "runtime/signing.h"
+#include "symbol/ops_api.h"
 #include "tests/op_test_util.h"
 #include "tests/test_models.h"
 
@@ -213,4 +214,82 @@ TEST_CASE("artifact layout errors: old formats, headers, data references", "[art
   CHECK_THAT(with_message([](proto::ArtifactProto& m) { m.set_code("inline code"); }), Catch::Contains("bad message"));
   CHECK_THAT(with_message([](proto::ArtifactProto& m) { m.mutable_code_data()->set_size(uint64_t{1} << 40); }),
              Catch::Contains("the code object: bytes [") && Catch::Contains("outside the data section"));
+}
+
+TEST_CASE("batch specializations: one artifact, weights stored once, each batch runs its own code", "[artifact]") {
+  const Graph graph = WithRandomParams(TestLeNet(), {{"data", {2, 1, 28, 28}}}, 11);
+  CompileOptions options;
+  options.input_shapes = {{"data", {2, 1, 28, 28}}};
+  options.batch_sizes = {8, 1, 3};
+  const proto::ArtifactProto artifact = CompileGraph(graph, options);
+  CHECK(artifact.batch_size() == 1);
+  REQUIRE(artifact.batch_variants_size() == 2);
+  CHECK(artifact.batch_variants(0).batch_size() == 3);
+  CHECK(artifact.batch_variants(1).batch_size() == 8);
+  CHECK(artifact.batch_variants(1).inputs(0).shape(0) == 8);
+
+  // Every variant's weights are the top-level ones' bytes in the file, not copies.
+  const std::string file = SerializeArtifact(artifact);
+  const ArtifactView view = OpenArtifact(file, "lenet.kiln");
+  REQUIRE(view.batch_variants.size() == 2);
+  uint64_t all_param_bytes = 0;
+  int64_t shared = 0;
+  for (const ArtifactView& variant : view.batch_variants) {
+    CHECK(variant.code.data() != view.code.data());
+    for (size_t i = 0; i < variant.param_data.size(); ++i) {
+      all_param_bytes += variant.param_data[i].size();
+      for (size_t j = 0; j < view.param_data.size(); ++j) {
+        if (variant.message.param_values(static_cast<int>(i)).name() !=
+            view.message.param_values(static_cast<int>(j)).name())
+          continue;
+        if (variant.param_data[i] != view.param_data[j]) continue;
+        CHECK(variant.param_data[i].data() == view.param_data[j].data());
+        ++shared;
+      }
+    }
+  }
+  for (const std::string_view bytes : view.param_data) all_param_bytes += bytes.size();
+  CHECK(shared >= 2 * 4);  // LeNet's two convolutions' and dense layers' weights, at least
+  CHECK(GetU64(file, 32) < all_param_bytes);
+  CHECK(SerializeArtifact(ParseArtifact(file)) == file);
+
+  const std::string path = TempPath("lenet_batches.kiln");
+  SaveArtifact(path, artifact);
+  const auto executor = Executor::Load(path);
+  CHECK(executor->batch_sizes() == std::vector<int64_t>{1, 3, 8});
+  CHECK(executor->inputs()[0].shape == Shape{1, 1, 28, 28});
+  CHECK(executor->ForBatch(8).outputs()[0].shape == Shape{8, 10});
+  CHECK_THROWS_WITH(executor->ForBatch(5),
+                    Catch::Contains("no code for batch size 5") && Catch::Contains("compiled for batch sizes 1, 3, 8"));
+  for (const int64_t batch : {1, 3, 8}) {
+    INFO("batch " << batch);
+    const Tensor data = RandomTensor({batch, 1, 28, 28}, 40 + batch, 0, 1);
+    const Graph batched = WithRandomParams(TestLeNet(), {{"data", {batch, 1, 28, 28}}}, 11);
+    const std::vector<Tensor> out = executor->Run({{"data", data}});
+    REQUIRE(out[0].shape() == Shape{batch, 10});
+    KILN_CHECK_CLOSE(out[0], Interpret(batched, {{"data", data}})[0], 1e-4, 1e-5);
+  }
+  CHECK_THROWS_WITH(executor->Run({{"data", RandomTensor({5, 1, 28, 28}, 1)}}), Catch::Contains("input 'data'"));
+  // A row's result does not depend on the batch it runs in: bit for bit.
+  const Tensor data = RandomTensor({8, 1, 28, 28}, 99, 0, 1);
+  const Tensor all = executor->Run({{"data", data}})[0];
+  for (int64_t row = 0; row < 8; ++row) {
+    INFO("row " << row);
+    Tensor one({1, 1, 28, 28}, DType::kFloat32);
+    std::memcpy(one.data(), data.data_as<float>() + row * 784, 784 * sizeof(float));
+    const Tensor got = executor->Run({{"data", one}})[0];
+    CHECK(std::memcmp(got.data(), all.data_as<float>() + row * 10, 10 * sizeof(float)) == 0);
+  }
+
+  // Sizes that are not batch sizes, and a model whose outputs do not follow axis 0.
+  options.batch_sizes = {2, 0};
+  CHECK_THROWS_WITH(CompileGraph(graph, options), Catch::Contains("at least 1, given 2,0"));
+  options.batch_sizes = {2, 2};
+  CHECK_THROWS_WITH(CompileGraph(graph, options), Catch::Contains("distinct"));
+  Symbol x = Symbol::Variable("x");
+  CompileOptions sum_options;
+  sum_options.input_shapes = {{"x", {4, 3}}};
+  sum_options.batch_sizes = {1, 2};
+  CHECK_THROWS_WITH(CompileGraph(sym::sum(x, {{"axis", int64_t{0}}}, "total").ToGraph(), sum_options),
+                    Catch::Contains("output 'total") && Catch::Contains("does not follow"));
 }

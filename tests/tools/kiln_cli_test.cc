@@ -212,6 +212,28 @@ TEST_CASE("kiln checks its options before doing anything", "[cli]") {
   CHECK(r.output.find("bad dimension") != std::string::npos);
 }
 
+TEST_CASE("kiln compile --batch-sizes: one artifact that runs each batch size", "[cli]") {
+  const auto& lenet = LeNet();
+  const std::string dir = TempDir();
+  const std::string artifact = dir + "/lenet_batches.kiln";
+  Result r = Run(kKiln + " compile " + lenet.graph + " -o " + artifact + " --input data:1x1x28x28 --batch-sizes 4,1,2");
+  REQUIRE(r.status == 0);
+  CHECK(r.output.find("  batch 2: ") != std::string::npos);
+  CHECK(r.output.find("  batch 4: ") != std::string::npos);
+  // Batch 1 runs the digit as the plain artifact does, bit for bit.
+  REQUIRE(Run(kKiln + " run " + artifact + kDigit + " --output-dir " + dir).status == 0);
+  const kiln::Tensor batched = kiln::LoadNpy(dir + "/softmax_output.npy");
+  REQUIRE(Run(kKiln + " run " + lenet.artifact + kDigit + " --output-dir " + dir).status == 0);
+  CHECK(batched.BitwiseEquals(kiln::LoadNpy(dir + "/softmax_output.npy")));
+
+  for (const std::string bad : {"0", "1,,2", "2,2", "x", "1,2000000"}) {
+    INFO(bad);
+    r = Run(kKiln + " compile " + lenet.graph + " -o " + artifact + " --batch-sizes " + bad);
+    CHECK(r.status == 2);
+    CHECK(r.output.find("--batch-sizes '" + bad + "'") != std::string::npos);
+  }
+}
+
 TEST_CASE("kiln names the file, option and value in its errors", "[cli]") {
   const auto& lenet = LeNet();
   const std::string dir = TempDir();

@@ -1,6 +1,7 @@
 #include "tools/cli/command_line.h"
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <charconv>
 #include <limits>
 #include <sstream>
@@ -187,6 +188,12 @@ ParseOutcome ParseCommandLine(const std::vector<std::string>& args) {
                     "Compile a model whose weights have no values: they become runtime inputs");
   compile->add_option("--sign", line.sign_key, "Sign the artifact with this secret key file (kiln keygen)")
       ->check(kNotEmpty);
+  std::string batch_list;
+  compile
+      ->add_option("--batch-sizes", batch_list,
+                   "Compile one specialization per batch size (axis 0 of the inputs) into the artifact, e.g. 1,2,4,8 "
+                   "(kiln serve batches requests with them)")
+      ->check(kNotEmpty);
 
   // Listed for --help only: main() hands `kiln serve ...` to kiln-serve's command line.
   app.add_subcommand("serve", "Serve artifacts over the Open Inference Protocol (KServe v2): kiln serve --help")
@@ -295,6 +302,22 @@ ParseOutcome ParseCommandLine(const std::vector<std::string>& args) {
       const size_t end = std::min(pass_list.find(',', begin), pass_list.size());
       if (end == begin) throw Error("--passes '" + Abbreviate(pass_list) + "': empty pass name");
       line.passes.push_back(pass_list.substr(begin, end - begin));
+      begin = end + 1;
+    }
+    // "1,2,4": distinct whole numbers from 1 to 2^20.
+    for (size_t begin = 0; !batch_list.empty() && begin <= batch_list.size();) {
+      const size_t end = std::min(batch_list.find(',', begin), batch_list.size());
+      const std::string item = batch_list.substr(begin, end - begin);
+      int64_t size = 0;
+      const auto [last, error] = std::from_chars(item.data(), item.data() + item.size(), size);
+      if (error != std::errc() || last != item.data() + item.size() || size < 1 || size > (1 << 20)) {
+        throw Error("--batch-sizes '" + Abbreviate(batch_list) + "': '" + Abbreviate(item) +
+                    "' is not a batch size (a whole number from 1 to 1048576)");
+      }
+      if (std::find(line.batch_sizes.begin(), line.batch_sizes.end(), size) != line.batch_sizes.end()) {
+        throw Error("--batch-sizes '" + Abbreviate(batch_list) + "': " + item + " is given twice");
+      }
+      line.batch_sizes.push_back(size);
       begin = end + 1;
     }
     if (line.command == "compile" && line.target != "cpu") {

@@ -42,7 +42,8 @@ struct CommandLine {
   bool time_report = false;                  // --time-report
   bool no_embed_params = false;
   bool params_as_inputs = false;
-  std::string sign_key;  // --sign: a secret key file
+  std::string sign_key;              // --sign: a secret key file
+  std::vector<int64_t> batch_sizes;  // --batch-sizes 1,2,4,8
   // run, bench, inspect
   std::vector<std::string> trusted_keys;  // --trusted-key: public key files
   // run, bench
