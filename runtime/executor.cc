@@ -211,10 +211,7 @@ const Executor& Executor::SpecializationFor(const std::vector<Tensor>& inputs) c
   if (variants_.empty() || inputs.empty() || inputs[0].shape().empty() || inputs[0].shape()[0] == batch_size_) {
     return *this;
   }
-  for (const auto& variant : variants_) {
-    if (variant->batch_size_ == inputs[0].shape()[0]) return *variant;
-  }
-  return *this;  // CheckInputs names the shapes expected
+  return ForBatch(inputs[0].shape()[0]);  // names the batch sizes there are
 }
 
 std::unique_ptr<Executor> Executor::Create(proto::ArtifactProto artifact, std::shared_ptr<const CodeModule> code,

@@ -35,6 +35,15 @@ void ReplyError(httplib::Response& res, int status, const std::string& message) 
   Reply(res, status, ErrorJson(message));
 }
 
+void Respond(httplib::Response& res, const InferResponse& response) {
+  if (response.header_length) {
+    res.set_header("Inference-Header-Content-Length", std::to_string(*response.header_length));
+    res.set_content(response.body, "application/octet-stream");
+  } else {
+    res.set_content(response.body, kJson);
+  }
+}
+
 int LogRank(const std::string& level) {
   if (level == "error") return 0;
   if (level == "warning") return 1;
@@ -132,9 +141,12 @@ void HttpServer::Route() {
     const ModelRef ref = RefOf(req);
     const auto model = repository_.Find(ref.name, ref.version);
     if (!model) return ReplyError(res, 404, "model '" + ref.where() + "' is not served");
+    const Executor& executor = *model->executor;
+    const bool variable_batch = !executor.batch_sizes().empty();
     Reply(res, 200,
-          ModelMetadataJson(ref.name, repository_.Versions(ref.name), model->executor->inputs(),
-                            model->executor->outputs()));
+          ModelMetadataJson(ref.name, repository_.Versions(ref.name),
+                            variable_batch ? WithVariableBatch(executor.inputs()) : executor.inputs(),
+                            variable_batch ? WithVariableBatch(executor.outputs()) : executor.outputs()));
   };
   s.Get(R"(/v2/models/([^/]+))", metadata);
   s.Get(R"(/v2/models/([^/]+)/versions/([^/]+))", metadata);
@@ -170,7 +182,17 @@ void HttpServer::Route() {
         header_length = parsed;
       }
       const Executor& executor = *model->executor;
-      const InferRequest request = ParseInferRequest(req.body, header_length, executor.inputs(), executor.outputs());
+      // Artifacts with batch specializations take any batch size they (or batching) can run.
+      const bool variable_batch = !executor.batch_sizes().empty();
+      InferRequest request = ParseInferRequest(
+          req.body, header_length, variable_batch ? WithVariableBatch(executor.inputs()) : executor.inputs(),
+          executor.outputs());
+      if (DynamicBatcher* batcher = BatcherFor(*model)) {
+        DynamicBatcher::Result result = batcher->Infer(std::move(request.inputs));
+        Respond(res, BuildInferResponse(ref.name, version, request, executor.outputs(), result.outputs));
+        metrics_.RecordSuccess(ref.name, version, result.queue_seconds, result.compute_seconds, SecondsSince(arrived));
+        return;
+      }
 
       // An execution slot, or a bounded wait in line for one.
       switch (slots_->Acquire(options_.max_queue, std::chrono::milliseconds(options_.queue_timeout_ms))) {
@@ -189,13 +211,7 @@ void HttpServer::Route() {
       const auto started = Clock::now();
       const std::vector<Tensor> outputs = executor.Run(request.inputs);
       const double compute_seconds = SecondsSince(started);
-      const InferResponse response = BuildInferResponse(ref.name, version, request, executor.outputs(), outputs);
-      if (response.header_length) {
-        res.set_header("Inference-Header-Content-Length", std::to_string(*response.header_length));
-        res.set_content(response.body, "application/octet-stream");
-      } else {
-        res.set_content(response.body, kJson);
-      }
+      Respond(res, BuildInferResponse(ref.name, version, request, executor.outputs(), outputs));
       metrics_.RecordSuccess(ref.name, version, queue_seconds, compute_seconds, SecondsSince(arrived));
     } catch (const ProtocolError& e) {
       metrics_.RecordFailure(ref.name, version);
@@ -231,6 +247,32 @@ void HttpServer::Route() {
   };
   s.Post(R"(/v2/repository/models/([^/]+)/load)", repository_action(&ModelRepository::Load));
   s.Post(R"(/v2/repository/models/([^/]+)/unload)", repository_action(&ModelRepository::Unload));
+}
+
+DynamicBatcher* HttpServer::BatcherFor(const ModelVersion& model) {
+  std::call_once(model.batcher_once, [&] {
+    if (model.executor->batch_sizes().empty()) return;
+    BatchingOptions batching;
+    batching.max_batch_size = options_.max_batch_size;
+    batching.max_queue_delay = std::chrono::microseconds(options_.max_queue_delay_us);
+    if (model.config) {
+      batching.max_batch_size = model.config->max_batch_size();
+      if (model.config->has_dynamic_batching()) {
+        batching.max_queue_delay =
+            std::chrono::microseconds(model.config->dynamic_batching().max_queue_delay_microseconds());
+      }
+    }
+    if (batching.max_batch_size == 0) return;
+    batching.max_queue = options_.max_queue;
+    batching.queue_timeout = std::chrono::milliseconds(options_.queue_timeout_ms);
+    batching.workers = options_.threads;
+    const std::string name = model.model, version = std::to_string(model.version);
+    model.batcher = std::make_unique<DynamicBatcher>(*model.executor, *slots_, batching,
+                                                     [this, name, version](int64_t rows, int64_t batch_size) {
+                                                       metrics_.RecordBatch(name, version, rows, batch_size);
+                                                     });
+  });
+  return model.batcher.get();
 }
 
 int HttpServer::Start() {

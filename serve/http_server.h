@@ -5,8 +5,9 @@
 // busy wait in line (first come, first served) in a bounded queue (--max-queue) for at
 // most --queue-timeout-ms, and are
 // answered 503 with Retry-After when the queue is full or the wait runs out, so memory
-// never grows with the load. Bodies above --max-request-bytes get 413; slow clients are
-// cut off by the read and write timeouts.
+// never grows with the load. Models compiled with --batch-sizes are batched dynamically
+// (serve/dynamic_batcher.h): their requests queue per model and run together. Bodies above --max-request-bytes get 413;
+// slow clients are cut off by the read and write timeouts.
 #pragma once
 
 #include <cstdint>
@@ -33,6 +34,11 @@ struct ServerOptions {
   int64_t max_request_bytes = int64_t{64} << 20;
   int io_timeout_s = 10;           // reading a request, writing a response
   std::string log_level = "info";  // "error", "warning", "info" (access logs), "debug"
+  // Dynamic batching of models compiled with --batch-sizes: -1 gathers up to the
+  // artifact's largest batch size, 0 turns it off, B caps it; a model's config.pbtxt
+  // (max_batch_size, dynamic_batching) overrides both settings.
+  int64_t max_batch_size = -1;
+  int64_t max_queue_delay_us = 0;
 };
 
 class HttpServer {
@@ -52,6 +58,9 @@ class HttpServer {
 
  private:
   void Route();
+  // The version's dynamic batcher, started at its first request; nullptr when the server
+  // does not batch it.
+  DynamicBatcher* BatcherFor(const ModelVersion& model);
 
   ModelRepository& repository_;
   ServerOptions options_;

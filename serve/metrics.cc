@@ -43,6 +43,20 @@ void Metrics::RecordFailure(const std::string& model, const std::string& version
   ++models_[{model, version}].failures;
 }
 
+void Metrics::RecordBatch(const std::string& model, const std::string& version, int64_t rows, int64_t batch_size) {
+  std::lock_guard lock(mutex_);
+  ModelStats& stats = models_[{model, version}];
+  ++stats.batches;
+  stats.batch_rows += static_cast<uint64_t>(rows);
+  stats.padding_rows += static_cast<uint64_t>(batch_size - rows);
+  for (size_t i = 0; i < kBatchBuckets.size(); ++i) {
+    if (rows <= kBatchBuckets[i]) {
+      ++stats.batch_buckets[i];
+      break;
+    }
+  }
+}
+
 void Metrics::AddInFlight(int64_t delta) {
   std::lock_guard lock(mutex_);
   in_flight_ += delta;
@@ -80,6 +94,24 @@ std::string Metrics::Text() const {
     out += fmt::format("kiln_inference_request_duration_seconds_bucket{{{},le=\"+Inf\"}} {}\n", labels, stats.requests);
     out += fmt::format("kiln_inference_request_duration_seconds_sum{{{}}} {}\n", labels, stats.total_seconds);
     out += fmt::format("kiln_inference_request_duration_seconds_count{{{}}} {}\n", labels, stats.requests);
+  }
+  family("kiln_inference_padding_rows_total", "counter",
+         "Zero rows that padded dynamic batches up to a compiled batch size.",
+         [](const ModelStats& s) { return s.padding_rows; });
+  out +=
+      "# HELP kiln_inference_batch_rows Rows (requests' batch sizes summed) of each dynamic batch.\n"
+      "# TYPE kiln_inference_batch_rows histogram\n";
+  for (const auto& [key, stats] : models_) {
+    if (stats.batches == 0) continue;
+    const std::string labels = fmt::format("model=\"{}\",version=\"{}\"", Escape(key.first), Escape(key.second));
+    uint64_t cumulative = 0;
+    for (size_t i = 0; i < kBatchBuckets.size(); ++i) {
+      cumulative += stats.batch_buckets[i];
+      out += fmt::format("kiln_inference_batch_rows_bucket{{{},le=\"{}\"}} {}\n", labels, kBatchBuckets[i], cumulative);
+    }
+    out += fmt::format("kiln_inference_batch_rows_bucket{{{},le=\"+Inf\"}} {}\n", labels, stats.batches);
+    out += fmt::format("kiln_inference_batch_rows_sum{{{}}} {}\n", labels, stats.batch_rows);
+    out += fmt::format("kiln_inference_batch_rows_count{{{}}} {}\n", labels, stats.batches);
   }
   out += fmt::format(
       "# HELP kiln_inference_in_flight Inference requests being handled.\n"

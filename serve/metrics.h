@@ -1,6 +1,7 @@
 // The server's Prometheus metrics (text exposition format 0.0.4): per model and version,
 // requests and failures, time waiting for an execution slot and computing, a histogram
-// of request latency; and the requests in flight.
+// of request latency, dynamic batches and a histogram of their rows; and the requests in
+// flight.
 #pragma once
 
 #include <array>
@@ -18,9 +19,14 @@ class Metrics {
   static constexpr std::array<double, 12> kBuckets = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
                                                       0.01,   0.025,   0.05,   0.1,   0.25,   1.0};
 
+  // Batch-size histogram bounds (rows of a dynamic batch).
+  static constexpr std::array<int64_t, 9> kBatchBuckets = {1, 2, 4, 8, 16, 32, 64, 128, 256};
+
   void RecordSuccess(const std::string& model, const std::string& version, double queue_seconds, double compute_seconds,
                      double total_seconds);
   void RecordFailure(const std::string& model, const std::string& version);
+  // One dynamic batch: the rows its requests held, run as batch size `batch_size`.
+  void RecordBatch(const std::string& model, const std::string& version, int64_t rows, int64_t batch_size);
   void AddInFlight(int64_t delta);
   std::string Text() const;
 
@@ -32,6 +38,10 @@ class Metrics {
     double compute_seconds = 0;
     double total_seconds = 0;
     std::array<uint64_t, kBuckets.size()> buckets{};  // cumulative at output time
+    uint64_t batches = 0;
+    uint64_t batch_rows = 0;
+    uint64_t padding_rows = 0;
+    std::array<uint64_t, kBatchBuckets.size()> batch_buckets{};
   };
   mutable std::mutex mutex_;
   std::map<std::pair<std::string, std::string>, ModelStats> models_;

@@ -1,10 +1,14 @@
 #include "serve/model_repository.h"
 
+#include <google/protobuf/io/tokenizer.h>
+#include <google/protobuf/text_format.h>
+
 #include <algorithm>
 #include <charconv>
 #include <filesystem>
 
 #include "runtime/error.h"
+#include "runtime/file_util.h"
 
 namespace kiln::serve {
 
@@ -18,6 +22,38 @@ std::optional<int64_t> ParseVersion(const std::string& text) {
   const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
   if (error != std::errc() || end != text.data() + text.size() || value <= 0) return std::nullopt;
   return value;
+}
+
+// Collects the text format parser's errors as one message.
+class ConfigErrors : public google::protobuf::io::ErrorCollector {
+ public:
+  void AddError(int line, google::protobuf::io::ColumnNumber column, const std::string& message) override {
+    if (text.empty())
+      text = "line " + std::to_string(line + 1) + ", column " + std::to_string(column + 1) + ": " + message;
+  }
+  std::string text;
+};
+
+// DIR/<model>/config.pbtxt or DIR/<model>/config, when the model has one.
+std::optional<proto::ModelConfigProto> ReadModelConfig(const fs::path& dir, const std::string& name) {
+  std::error_code ec;
+  fs::path path = dir / "config.pbtxt";
+  if (!fs::is_regular_file(path, ec)) path = dir / "config";
+  if (!fs::is_regular_file(path, ec)) return std::nullopt;
+  const std::string text = ReadFile(path.string());
+  proto::ModelConfigProto config;
+  google::protobuf::TextFormat::Parser parser;
+  parser.AllowUnknownField(true);  // Triton's fields kiln does not use
+  ConfigErrors errors;
+  parser.RecordErrorsTo(&errors);
+  if (!parser.ParseFromString(text, &config)) {
+    throw Error("model '" + name + "': " + path.string() + ": " + (errors.text.empty() ? "unreadable" : errors.text));
+  }
+  if (config.max_batch_size() < 0) {
+    throw Error("model '" + name + "': " + path.string() + ": max_batch_size " +
+                std::to_string(config.max_batch_size()) + " (expected 0, no batching, or more)");
+  }
+  return config;
 }
 
 }  // namespace
@@ -53,9 +89,12 @@ std::map<int64_t, std::shared_ptr<const ModelVersion>> ModelRepository::ReadVers
                   "/<version>/model.kiln)");
     }
   }
+  const std::optional<proto::ModelConfigProto> config =
+      single_path_ ? std::nullopt : ReadModelConfig(fs::path(root_) / name, name);
   std::map<int64_t, std::shared_ptr<const ModelVersion>> versions;
   for (const auto& [version, path] : paths) {
     auto loaded = std::make_shared<ModelVersion>();
+    loaded->config = config;
     loaded->model = name;
     loaded->version = version;
     loaded->path = path;

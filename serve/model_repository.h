@@ -1,5 +1,6 @@
 // The models a server serves, laid out as Triton's model repository:
 //   DIR/<model>/<version>/model.kiln      versions are positive integers
+//   DIR/<model>/config.pbtxt              optional: batching settings (proto/model_config.proto)
 // Loading a model (re)reads every version of it from disk; requests hold the version
 // they run (a shared_ptr), so a reload or an unload never drops one in flight.
 #pragma once
@@ -11,7 +12,9 @@
 #include <string>
 #include <vector>
 
+#include "proto/model_config.pb.h"
 #include "runtime/executor.h"
+#include "serve/dynamic_batcher.h"
 
 namespace kiln::serve {
 
@@ -20,6 +23,12 @@ struct ModelVersion {
   int64_t version = 0;
   std::string path;
   std::unique_ptr<Executor> executor;
+  // The model's settings from DIR/<model>/config.pbtxt (or DIR/<model>/config), if any.
+  std::optional<proto::ModelConfigProto> config;
+  // The dynamic batcher the server starts for this version at its first request, when it
+  // batches it (destroyed, its queue run, before the executor).
+  mutable std::once_flag batcher_once;
+  mutable std::unique_ptr<DynamicBatcher> batcher;
 };
 
 struct IndexEntry {

@@ -217,7 +217,11 @@ InferRequest ParseInferRequest(std::string_view body, std::optional<size_t> head
       }
       shape.push_back(dim.get<int64_t>());
     }
-    if (shape != spec->shape) {
+    const bool shape_matches =
+        shape.size() == spec->shape.size() &&
+        std::equal(shape.begin(), shape.end(), spec->shape.begin(),
+                   [](int64_t given, int64_t expected) { return expected == -1 || given == expected; });
+    if (!shape_matches) {
       throw BadRequest(
           fmt::format("{}: shape {}, the model expects {}", where, ShapeText(shape), ShapeText(spec->shape)));
     }
@@ -328,6 +332,13 @@ std::string ModelMetadataJson(const std::string& model, const std::vector<std::s
 
 std::string ErrorJson(const std::string& message) {
   return json{{"error", message}}.dump();
+}
+
+std::vector<TensorSpec> WithVariableBatch(std::vector<TensorSpec> specs) {
+  for (TensorSpec& spec : specs) {
+    if (!spec.shape.empty()) spec.shape[0] = -1;
+  }
+  return specs;
 }
 
 }  // namespace kiln::serve

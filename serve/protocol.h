@@ -43,7 +43,8 @@ struct InferRequest {
   std::vector<RequestedOutput> outputs;
 };
 
-// Parses an infer request for a model with these inputs and outputs. `body` is the whole
+// Parses an infer request for a model with these inputs and outputs (a dimension of -1
+// takes any size). `body` is the whole
 // HTTP body; `header_length`, from the Inference-Header-Content-Length header, is the
 // size of its JSON part when binary tensor data follows. Throws ProtocolError (400).
 InferRequest ParseInferRequest(std::string_view body, std::optional<size_t> header_length,
@@ -63,6 +64,9 @@ InferResponse BuildInferResponse(const std::string& model, const std::string& ve
 // {"name": ..., "versions": [...], "platform": "kiln", "inputs": [...], "outputs": [...]}
 std::string ModelMetadataJson(const std::string& model, const std::vector<std::string>& versions,
                               const std::vector<TensorSpec>& inputs, const std::vector<TensorSpec>& outputs);
+
+// The specs with axis 0 as -1 (any size): a model served with batch specializations.
+std::vector<TensorSpec> WithVariableBatch(std::vector<TensorSpec> specs);
 
 // {"error": message}
 std::string ErrorJson(const std::string& message);

@@ -1,6 +1,7 @@
 // kiln-serve (and `kiln serve`): serves compiled artifacts over the Open Inference Protocol (KServe v2).
 //
-//   kiln-serve --model-repository DIR [--http-port 8000] [--threads N] ...
+//   kiln-serve --model-repository DIR [--http-port 8000] [--threads N]
+//              [--max-batch-size B] [--max-queue-delay-us T] ...
 //   kiln-serve model.kiln             (one artifact, served as its file name's stem)
 //
 // SIGTERM and SIGINT stop it gracefully: it stops accepting connections, lets the
@@ -46,6 +47,15 @@ int ServeMain(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--max-request-bytes", options.max_request_bytes, "larger bodies get 413")
       ->check(CLI::Range(int64_t{1024}, int64_t{1} << 34))
+      ->capture_default_str();
+  app.add_option("--max-batch-size", options.max_batch_size,
+                 "dynamic batching of artifacts compiled with --batch-sizes: rows a batch holds at most "
+                 "(-1: the artifact's largest batch size, 0: no batching)")
+      ->check(CLI::Range(int64_t{-1}, int64_t{1} << 20))
+      ->capture_default_str();
+  app.add_option("--max-queue-delay-us", options.max_queue_delay_us,
+                 "how long a batch waits for more requests once it holds one (microseconds)")
+      ->check(CLI::Range(int64_t{0}, int64_t{10000000}))
       ->capture_default_str();
   app.add_option("--log-level", options.log_level, "error | warning | info (access logs) | debug")
       ->check(CLI::IsMember({"error", "warning", "info", "debug"}))

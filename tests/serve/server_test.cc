@@ -393,6 +393,156 @@ TEST_CASE("concurrent clients beyond the slots and the queue get 200 or 503 with
   CHECK_FALSE(after.Get("/v2/health/live"));
 }
 
+// A repository with "mlp" compiled for batch sizes 1, 2, 4 and 8, and the same artifact as
+// "mlp_unbatched" whose config turns batching off.
+struct BatchedRepository {
+  std::string root = fs::temp_directory_path() / ("kiln_serve_batched_" + std::to_string(::getpid()));
+  Graph graph = testing::WithRandomParams(testing::TestMlp(32), {{"data", {1, 20}}}, 300);
+  BatchedRepository() {
+    CompileOptions options;
+    options.input_shapes = {{"data", {1, 20}}};
+    options.batch_sizes = {1, 2, 4, 8};
+    const proto::ArtifactProto artifact = CompileGraph(graph, options);
+    for (const std::string model : {"mlp", "mlp_unbatched"}) {
+      fs::create_directories(root + "/" + model + "/1");
+      SaveArtifact(root + "/" + model + "/1/model.kiln", artifact);
+    }
+    WriteFileAtomic(root + "/mlp_unbatched/config.pbtxt",
+                    "name: \"mlp_unbatched\"\nmax_batch_size: 0\nbackend: \"kiln\"\nversion_policy { latest { "
+                    "num_versions: 1 } }\n");
+  }
+  ~BatchedRepository() { fs::remove_all(root); }
+};
+
+// Rows [first, first + rows) of `data`.
+Tensor Rows(const Tensor& data, int64_t first, int64_t rows) {
+  Shape shape = data.shape();
+  const size_t row_bytes = data.nbytes() / static_cast<size_t>(shape[0]);
+  shape[0] = rows;
+  Tensor part(shape, data.dtype());
+  std::memcpy(part.data(), static_cast<const char*>(data.data()) + first * row_bytes, part.nbytes());
+  return part;
+}
+
+// The binary outputs of an infer response.
+Tensor BinaryOutput(const httplib::Result& res, const Shape& shape) {
+  const size_t json_length = std::stoul(res->get_header_value("Inference-Header-Content-Length"));
+  Tensor out(shape, DType::kFloat32);
+  REQUIRE(res->body.size() - json_length == out.nbytes());
+  std::memcpy(out.data(), res->body.data() + json_length, out.nbytes());
+  return out;
+}
+
+std::pair<std::string, httplib::Headers> BinaryInferBody(const Tensor& data) {
+  const json header = {{"inputs",
+                        {{{"name", "data"},
+                          {"shape", data.shape()},
+                          {"datatype", "FP32"},
+                          {"parameters", {{"binary_data_size", data.nbytes()}}}}}},
+                       {"parameters", {{"binary_data_output", true}}}};
+  const std::string head = header.dump();
+  return {head + std::string(static_cast<const char*>(data.data()), data.nbytes()),
+          {{"Inference-Header-Content-Length", std::to_string(head.size())}}};
+}
+
+TEST_CASE("dynamic batching: concurrent requests of 1 to 3 rows run together, each answered its rows bit for bit",
+          "[serve][batching]") {
+  const BatchedRepository repo;
+  ServerOptions options;
+  options.threads = 1;
+  options.max_queue_delay_us = 5000;
+  RunningServer s(repo.root, options);
+  const auto reference = Executor::Load(repo.root + "/mlp/1/model.kiln");
+
+  auto res = s.client.Get("/v2/models/mlp");
+  REQUIRE(res);
+  const json metadata = json::parse(res->body);
+  CHECK(metadata["inputs"][0]["shape"] == json({-1, 20}));
+  CHECK(metadata["outputs"][0]["shape"] == json({-1, 10}));
+
+  constexpr int kClients = 12, kRequests = 10;
+  std::atomic<int> mismatches{0}, failures{0}, rows_sent{0};
+  std::vector<std::thread> clients;
+  for (int c = 0; c < kClients; ++c) {
+    clients.emplace_back([&, c] {
+      httplib::Client client("127.0.0.1", s.port);
+      client.set_read_timeout(30, 0);
+      for (int r = 0; r < kRequests; ++r) {
+        const int64_t rows = 1 + (c + r) % 3;
+        const Tensor data = RandomTensor({rows, 20}, 1000 * c + r);
+        const auto [body, headers] = BinaryInferBody(data);
+        const auto response = client.Post("/v2/models/mlp/infer", headers, body, "application/octet-stream");
+        if (!response || response->status != 200) {
+          ++failures;
+          continue;
+        }
+        rows_sent += static_cast<int>(rows);
+        const Tensor got = BinaryOutput(response, {rows, 10});
+        // Each row as batch 1 computes it alone.
+        for (int64_t row = 0; row < rows; ++row) {
+          const Tensor alone = reference->Run({Rows(data, row, 1)})[0];
+          if (!Rows(got, row, 1).BitwiseEquals(alone)) ++mismatches;
+        }
+      }
+    });
+  }
+  for (std::thread& client : clients) client.join();
+  CHECK(failures == 0);
+  CHECK(mismatches == 0);
+
+  res = s.client.Get("/metrics");
+  REQUIRE(res);
+  const std::string& text = res->body;
+  const std::string labels = "{model=\"mlp\",version=\"1\"}";
+  const auto value = [&](const std::string& name) {
+    const size_t at = text.find(name + labels + " ");
+    REQUIRE(at != std::string::npos);
+    return std::stod(text.substr(at + name.size() + labels.size() + 1));
+  };
+  const double batches = value("kiln_inference_batch_rows_count");
+  CHECK(value("kiln_inference_batch_rows_sum") == rows_sent.load());
+  CHECK(value("kiln_inference_requests_total") == kClients * kRequests);
+  // Twelve clients on one slot: batches hold several requests.
+  CHECK(batches < kClients * kRequests / 2);
+  CHECK(text.find("kiln_inference_batch_rows_bucket{model=\"mlp\",version=\"1\",le=\"8\"} " +
+                  std::to_string(static_cast<int64_t>(batches))) != std::string::npos);
+
+  // Rows beyond the largest batch size, and a model whose config turns batching off: it
+  // runs the batch sizes it was compiled for, as they are, and names them otherwise.
+  auto [body, headers] = BinaryInferBody(RandomTensor({9, 20}, 5));
+  res = s.client.Post("/v2/models/mlp/infer", headers, body, "application/octet-stream");
+  REQUIRE(res);
+  CHECK(res->status == 400);
+  CHECK_THAT(res->body, Catch::Contains("a request of 9 rows (axis 0); the model takes 1 to 8"));
+  const Tensor four = RandomTensor({4, 20}, 6);
+  std::tie(body, headers) = BinaryInferBody(four);
+  res = s.client.Post("/v2/models/mlp_unbatched/infer", headers, body, "application/octet-stream");
+  REQUIRE(res);
+  REQUIRE(res->status == 200);
+  CHECK(BinaryOutput(res, {4, 10}).BitwiseEquals(reference->Run({four})[0]));
+  std::tie(body, headers) = BinaryInferBody(RandomTensor({3, 20}, 7));
+  res = s.client.Post("/v2/models/mlp_unbatched/infer", headers, body, "application/octet-stream");
+  REQUIRE(res);
+  CHECK(res->status == 400);
+  CHECK_THAT(res->body, Catch::Contains("compiled for batch sizes 1, 2, 4, 8"));
+  res = s.client.Get("/metrics");
+  REQUIRE(res);
+  CHECK(res->body.find("kiln_inference_batch_rows_count{model=\"mlp_unbatched\"") == std::string::npos);
+}
+
+TEST_CASE("a model config that does not parse leaves the model unavailable, the reason naming the line",
+          "[serve][batching]") {
+  const BatchedRepository repo;
+  WriteFileAtomic(repo.root + "/mlp/config.pbtxt", "max_batch_size: 4\ndynamic_batching { max_queue_delay: }\n");
+  ModelRepository models(repo.root, {});
+  const std::vector<std::string> failures = models.LoadAll();
+  REQUIRE(failures.size() == 1);
+  CHECK_THAT(failures[0], Catch::Contains("config.pbtxt: line 2"));
+  CHECK(models.Find("mlp_unbatched") != nullptr);
+  WriteFileAtomic(repo.root + "/mlp/config.pbtxt", "max_batch_size: -2\n");
+  CHECK_THROWS_WITH(models.Load("mlp"), Catch::Contains("max_batch_size -2"));
+}
+
 TEST_CASE("execution slots: first come, first served; a full line and a timeout refuse", "[serve]") {
   ExecutionSlots slots(1);
   using Outcome = ExecutionSlots::Outcome;
