@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <functional>
 #include <set>
 
 #include "codegen/lower/lower_util.h"
@@ -505,27 +506,45 @@ std::map<std::string, Shape> InputShapes(const Graph& source, const CompileOptio
   return inputs;
 }
 
-// Compiles the graph once per batch size; the first specialization holds the others.
-proto::ArtifactProto CompileBatchSpecializations(const Graph& graph, const CompileOptions& options) {
+}  // namespace
+
+Graph WithInputBatch(const Graph& graph, int64_t batch) {
+  Graph batched = CloneGraph(graph);
+  for (const NodePtr& node : TopologicalOrder(batched.outputs)) {
+    if (node->is_variable() && node->shape && !node->shape->empty() && graph.params.count(node->name) == 0) {
+      (*node->shape)[0] = batch;
+    }
+  }
+  return batched;
+}
+
+proto::ArtifactProto CompileBatchSpecializations(const std::function<Graph(int64_t batch)>& graph_for,
+                                                 const CompileOptions& options) {
   std::vector<int64_t> sizes = options.batch_sizes;
   std::sort(sizes.begin(), sizes.end());
-  if (sizes.front() < 1 || std::adjacent_find(sizes.begin(), sizes.end()) != sizes.end()) {
+  if (sizes.empty() || sizes.front() < 1 || std::adjacent_find(sizes.begin(), sizes.end()) != sizes.end()) {
     std::string given;
     for (const int64_t size : options.batch_sizes) given += (given.empty() ? "" : ",") + std::to_string(size);
     throw Error("batch sizes must be distinct and at least 1, given " + given);
   }
-  const std::map<std::string, Shape> inputs = InputShapes(graph, options);
+  // The options' input shapes at the first batch size, and every input's shape there.
+  CompileOptions first = options;
+  first.batch_sizes.clear();
+  for (auto& [name, shape] : first.input_shapes) {
+    if (!shape.empty()) shape[0] = sizes.front();
+  }
+  const Graph first_graph = graph_for(sizes.front());
+  const std::map<std::string, Shape> inputs = InputShapes(first_graph, first);
   proto::ArtifactProto artifact;
   for (const int64_t batch : sizes) {
-    CompileOptions specialized = options;
-    specialized.batch_sizes.clear();
+    CompileOptions specialized = first;
     for (const auto& [name, shape] : inputs) {
       if (shape.empty()) throw Error("input '" + name + "' is a scalar: it has no batch axis (axis 0) to specialize");
       Shape batched = shape;
       batched[0] = batch;
       specialized.input_shapes[name] = batched;
     }
-    proto::ArtifactProto compiled = CompileGraph(graph, specialized);
+    proto::ArtifactProto compiled = CompileGraph(batch == sizes.front() ? first_graph : graph_for(batch), specialized);
     for (const auto& output : compiled.outputs()) {
       if (output.shape_size() == 0 || output.shape(0) != batch) {
         throw Error("output '" + output.name() + "' has shape " +
@@ -551,10 +570,10 @@ proto::ArtifactProto CompileBatchSpecializations(const Graph& graph, const Compi
   return artifact;
 }
 
-}  // namespace
-
 proto::ArtifactProto CompileGraph(const Graph& graph, const CompileOptions& options) {
-  if (!options.batch_sizes.empty()) return CompileBatchSpecializations(graph, options);
+  if (!options.batch_sizes.empty()) {
+    return CompileBatchSpecializations([&graph](int64_t batch) { return WithInputBatch(graph, batch); }, options);
+  }
   LoweredGraph lowered = LowerGraph(graph, options);
   const auto start = std::chrono::steady_clock::now();
   lowered.artifact.set_code(CompileSharedObject(lowered.kernels, options.target));

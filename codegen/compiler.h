@@ -6,6 +6,7 @@
 // in-process code for tests and quick runs).
 #pragma once
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -63,6 +64,15 @@ LoweredGraph LowerGraph(const Graph& graph, const CompileOptions& options);
 
 // A complete artifact with its code object.
 proto::ArtifactProto CompileGraph(const Graph& graph, const CompileOptions& options);
+
+// One specialization per batch size of options.batch_sizes (see CompileOptions), each
+// compiled from graph_for(batch): importers that bake shapes into the graph (ONNX's
+// Flatten becomes a Reshape to (batch, features)) import once per batch size. The
+// options' input shapes give axis 0 as the first batch size's.
+proto::ArtifactProto CompileBatchSpecializations(const std::function<Graph(int64_t batch)>& graph_for,
+                                                 const CompileOptions& options);
+// A copy of the graph whose inputs' declared shapes (those it has) take `batch` on axis 0.
+Graph WithInputBatch(const Graph& graph, int64_t batch);
 
 // Compiles in-process and returns a ready executor (tests, kiln's quick paths).
 std::unique_ptr<Executor> CompileJit(const Graph& graph, const CompileOptions& options,

@@ -3,7 +3,8 @@
 // requests up to the maximum batch size (waiting at most the queue delay for more once
 // it holds one), runs them as one call of the smallest batch specialization that holds
 // them (kiln compile --batch-sizes; zero rows pad the rest), and hands each request its
-// rows of the outputs. A row's result does not depend on the batch it ran in (the
+// rows of the outputs. A request that finds nothing queued and a slot free (with no queue
+// delay) runs at once on its own thread. A row's result does not depend on the batch it ran in (the
 // compiler's GEMMs sum every row in the same order), so batching changes no output bit.
 #pragma once
 

@@ -469,7 +469,19 @@ int CmdCompile(const CommandLine& line) {
     };
   }
   const double import_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  const proto::ArtifactProto artifact = CompileGraph(graph, options);
+  // With --batch-sizes the model is imported again at each batch size (an ONNX import
+  // bakes the batch into reshapes).
+  const proto::ArtifactProto artifact = line.batch_sizes.empty()
+                                            ? CompileGraph(graph, options)
+                                            : CompileBatchSpecializations(
+                                                  [&](int64_t batch) {
+                                                    std::map<std::string, Shape> shapes = line.input_shapes;
+                                                    for (auto& [name, shape] : shapes) {
+                                                      if (!shape.empty()) shape[0] = batch;
+                                                    }
+                                                    return WithInputBatch(LoadModel(line, shapes), batch);
+                                                  },
+                                                  options);
   if (const auto weights = UnboundWeights(graph, artifact, line); !weights.empty() && !line.params_as_inputs) {
     throw Error(std::to_string(weights.size()) + " input(s) of '" + line.model + "' have no value and no --input: " +
                 JoinNames(weights) + ". They look like weights saved without their values: give --params FILE, " +

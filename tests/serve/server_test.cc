@@ -424,11 +424,13 @@ Tensor Rows(const Tensor& data, int64_t first, int64_t rows) {
   return part;
 }
 
-// The binary outputs of an infer response.
+// The binary output of an infer response; an empty tensor when its size is not the
+// shape's. No Catch assertion inside: client threads call it (Catch is not thread-safe).
 Tensor BinaryOutput(const httplib::Result& res, const Shape& shape) {
-  const size_t json_length = std::stoul(res->get_header_value("Inference-Header-Content-Length"));
+  const size_t json_length =
+      std::strtoul(res->get_header_value("Inference-Header-Content-Length").c_str(), nullptr, 10);
   Tensor out(shape, DType::kFloat32);
-  REQUIRE(res->body.size() - json_length == out.nbytes());
+  if (json_length > res->body.size() || res->body.size() - json_length != out.nbytes()) return Tensor();
   std::memcpy(out.data(), res->body.data() + json_length, out.nbytes());
   return out;
 }
@@ -478,6 +480,10 @@ TEST_CASE("dynamic batching: concurrent requests of 1 to 3 rows run together, ea
         }
         rows_sent += static_cast<int>(rows);
         const Tensor got = BinaryOutput(response, {rows, 10});
+        if (!got.defined()) {
+          ++mismatches;
+          continue;
+        }
         // Each row as batch 1 computes it alone.
         for (int64_t row = 0; row < rows; ++row) {
           const Tensor alone = reference->Run({Rows(data, row, 1)})[0];

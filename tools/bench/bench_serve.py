@@ -3,11 +3,14 @@
 in-process (kiln bench), at batch 1.
 
 Usage: bench_serve.py [--models lenet,resnet18] [--concurrency 1,8,64] [--seconds 20]
-                      [--threads 2] [--kiln bazel-out/k8-opt/bin/tools/kiln]
+                      [--threads 2] [--batch-sizes 1,2,4,8,16,32,64] [--batching off,on]
+                      [--encodings json,binary] [--kiln bazel-out/k8-opt/bin/tools/kiln]
                       [--kiln-serve bazel-out/k8-opt/bin/serve/kiln-serve] [--write-md PATH]
 
 For each model (tools/onnx/export_models.py's seeded PyTorch models, exported to ONNX and
-compiled by kiln at batch 1) it starts kiln-serve (--threads T, --intra-op-threads 1) on
+compiled by kiln with --batch-sizes; requests carry one image) and each --batching
+setting (off: kiln-serve --max-batch-size 0, which runs the batch-1 code per request;
+on: dynamic batching up to the largest batch size, --max-queue-delay-us 0) it starts kiln-serve (--threads T, --intra-op-threads 1) on
 a free loopback port and runs wrk (one Lua script: POST the infer request, count non-2xx
 answers) for --seconds at each concurrency with JSON tensors and with binary tensor data
 (Inference-Header-Content-Length, binary output). It reports requests/s, p50 and p99
@@ -115,6 +118,9 @@ def main():
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--kiln", default=os.path.join(ROOT, "bazel-out/k8-opt/bin/tools/kiln"))
     parser.add_argument("--kiln-serve", default=os.path.join(ROOT, "bazel-out/k8-opt/bin/serve/kiln-serve"))
+    parser.add_argument("--batch-sizes", default="1,2,4,8,16,32,64")
+    parser.add_argument("--batching", default="off,on")
+    parser.add_argument("--encodings", default="json,binary")
     parser.add_argument("--write-md")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
@@ -135,47 +141,62 @@ def main():
         data = np.load(os.path.join(work, model + ".b1.input.npy"))
         shape = "x".join(str(d) for d in data.shape)
         subprocess.run([args.kiln, "compile", os.path.join(work, model + ".onnx"), "-o", artifact, "--input",
-                        "input:" + shape], check=True, stdout=subprocess.DEVNULL)
+                        "input:" + shape, "--batch-sizes", args.batch_sizes], check=True, stdout=subprocess.DEVNULL)
         bench = json.loads(subprocess.run([args.kiln, "bench", artifact, "--threads", "1", "--iters", "200",
                                            "--json"], check=True, capture_output=True, text=True).stdout)
         in_process_us = bench["median_ms"] * 1000
         bodies = request_bodies(work, data, "input")
-        port = free_port()
-        server = subprocess.Popen([args.kiln_serve, "--model-repository", repo, "--http-port", str(port),
-                                   "--threads", str(args.threads), "--max-queue", "256", "--log-level", "warning"],
-                                  stderr=subprocess.PIPE, text=True)
-        try:
-            for line in server.stderr:
-                if "listening on" in line:
-                    break
-            url = "http://127.0.0.1:%d/v2/models/%s/infer" % (port, model)
-            rss_before = rss_kb(server.pid)
-            for encoding, (body, header_length) in bodies.items():
-                for concurrency in concurrencies:
-                    r = run_wrk(url, body, header_length, concurrency, args.seconds, lua)
-                    row = dict(model=model, encoding=encoding, concurrency=concurrency, in_process_us=in_process_us,
-                               **r)
-                    rows.append(row)
-                    print(json.dumps(row), flush=True)
-            rss_after = rss_kb(server.pid)
-            for row in rows:
-                if row["model"] == model:
+        bodies = {k: v for k, v in bodies.items() if k in args.encodings.split(",")}
+        for batching in args.batching.split(","):
+            port = free_port()
+            server = subprocess.Popen([args.kiln_serve, "--model-repository", repo, "--http-port", str(port),
+                                       "--threads", str(args.threads), "--max-queue", "256", "--log-level", "warning",
+                                       "--max-batch-size", "0" if batching == "off" else "-1"],
+                                      stderr=subprocess.PIPE, text=True)
+            try:
+                for line in server.stderr:
+                    if "listening on" in line:
+                        break
+                url = "http://127.0.0.1:%d/v2/models/%s/infer" % (port, model)
+                rss_before = rss_kb(server.pid)
+                first = len(rows)
+                for encoding, (body, header_length) in bodies.items():
+                    for concurrency in concurrencies:
+                        r = run_wrk(url, body, header_length, concurrency, args.seconds, lua)
+                        row = dict(model=model, batching=batching, encoding=encoding, concurrency=concurrency,
+                                   in_process_us=in_process_us, **r)
+                        rows.append(row)
+                        print(json.dumps(row), flush=True)
+                rss_after = rss_kb(server.pid)
+                for row in rows[first:]:
                     row["rss_before_mb"], row["rss_after_mb"] = rss_before / 1024, rss_after / 1024
-        finally:
-            server.send_signal(signal.SIGTERM)
-            server.wait(timeout=60)
+            finally:
+                server.send_signal(signal.SIGTERM)
+                server.wait(timeout=60)
     lines = ["Measured %s UTC on %s, commit %s; wrk %ds per row, kiln-serve --threads %d "
-             "(--intra-op-threads 1), batch 1." % (datetime.datetime.utcnow().strftime("%Y-%m-%d %H:%M"),
-                                                    cpu_model(), commit(), args.seconds, args.threads), "",
-             "| model | encoding | concurrency | requests/s | p50 ms | p99 ms | errors | in-process median ms | "
+             "(--intra-op-threads 1), one image per request, artifacts compiled with --batch-sizes %s." % (
+                 datetime.datetime.utcnow().strftime("%Y-%m-%d %H:%M"), cpu_model(), commit(), args.seconds,
+                 args.threads, args.batch_sizes), "",
+             "| model | batching | encoding | concurrency | requests/s | p50 ms | p99 ms | errors | in-process median ms | "
              "overhead at c=1 ms | server RSS MB before / after |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         overhead = (r["p50_us"] - r["in_process_us"]) / 1000 if r["concurrency"] == 1 else None
-        lines.append("| %s | %s | %d | %.0f | %.3f | %.3f | %d | %.3f | %s | %.0f / %.0f |" % (
-            r["model"], r["encoding"], r["concurrency"], r["rps"], r["p50_us"] / 1000, r["p99_us"] / 1000,
+        lines.append("| %s | %s | %s | %d | %.0f | %.3f | %.3f | %d | %.3f | %s | %.0f / %.0f |" % (
+            r["model"], r["batching"], r["encoding"], r["concurrency"], r["rps"], r["p50_us"] / 1000, r["p99_us"] / 1000,
             r["socket_errors"] + r["non2xx"], r["in_process_us"] / 1000,
             "%.3f" % overhead if overhead is not None else "", r["rss_before_mb"], r["rss_after_mb"]))
+    # The gain of batching: requests/s with it over without, per model, encoding and concurrency.
+    gains = []
+    for r in rows:
+        if r["batching"] != "on":
+            continue
+        for o in rows:
+            if (o["batching"], o["model"], o["encoding"], o["concurrency"]) == ("off", r["model"], r["encoding"],
+                                                                                 r["concurrency"]) and o["rps"] > 0:
+                gains.append("%s %s c=%d: %.2fx" % (r["model"], r["encoding"], r["concurrency"], r["rps"] / o["rps"]))
+    if gains:
+        lines += ["", "Dynamic batching, requests/s on over off: " + "; ".join(gains) + "."]
     text = "\n".join(lines) + "\n"
     print(text)
     if args.write_md:
