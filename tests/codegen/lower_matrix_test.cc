@@ -233,8 +233,9 @@ TEST_CASE("FullyConnected matches the reference: sgemm with the weight transpose
 }
 
 TEST_CASE("FullyConnected and dot with constant weights read them packed at compile time", "[lower][matrix]") {
-  // Rows above 4 (fewer are dot products reading the weights in place), columns not a
-  // multiple of the 32-column panels, and column panels split across tasks.
+  // Any number of rows (a few too: the micro-kernels sum each row in the same order at
+  // every batch size), columns not a multiple of the 32-column panels, and column panels
+  // split across tasks.
   struct Case {
     std::string op;
     std::vector<Tensor> inputs;
@@ -257,7 +258,11 @@ TEST_CASE("FullyConnected and dot with constant weights read them packed at comp
       {"FullyConnected",
        {RandomTensor({4, 30}, 9), RandomTensor({20, 30}, 10), RandomTensor({20}, 11)},
        {{"num_hidden", 20}},
-       false},
+       true},
+      {"FullyConnected",
+       {RandomTensor({1, 30}, 9), RandomTensor({20, 30}, 10), RandomTensor({20}, 11)},
+       {{"num_hidden", 20}},
+       true},
       {"dot", {RandomTensor({33, 65}, 12), RandomTensor({65, 17}, 13)}, {}, true},
       {"dot", {RandomTensor({40, 65}, 14), RandomTensor({70, 65}, 15)}, {{"transpose_b", true}}, true},
       {"dot", {RandomTensor({8, 65}, 16), RandomTensor({65}, 17)}, {}, true},
