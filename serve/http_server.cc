@@ -64,9 +64,19 @@ ModelRef RefOf(const httplib::Request& req) {
 }  // namespace
 
 HttpServer::HttpServer(ModelRepository& repository, ServerOptions options)
-    : repository_(repository), options_(std::move(options)), server_(std::make_unique<httplib::Server>()) {
-  if (options_.threads <= 0) options_.threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  slots_ = std::make_unique<ExecutionSlots>(options_.threads);
+    : own_service_(std::make_unique<InferenceService>(repository, std::move(options))),
+      service_(*own_service_),
+      repository_(service_.repository()),
+      options_(service_.options()),
+      server_(std::make_unique<httplib::Server>()) {
+  Route();
+}
+
+HttpServer::HttpServer(InferenceService& service)
+    : service_(service),
+      repository_(service.repository()),
+      options_(service.options()),
+      server_(std::make_unique<httplib::Server>()) {
   Route();
 }
 
@@ -134,19 +144,16 @@ void HttpServer::Route() {
               .dump());
   });
   s.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
-    res.set_content(metrics_.Text(), "text/plain; version=0.0.4");
+    res.set_content(service_.metrics().Text(), "text/plain; version=0.0.4");
   });
 
   const auto metadata = [this](const httplib::Request& req, httplib::Response& res) {
     const ModelRef ref = RefOf(req);
     const auto model = repository_.Find(ref.name, ref.version);
     if (!model) return ReplyError(res, 404, "model '" + ref.where() + "' is not served");
-    const Executor& executor = *model->executor;
-    const bool variable_batch = !executor.batch_sizes().empty();
     Reply(res, 200,
-          ModelMetadataJson(ref.name, repository_.Versions(ref.name),
-                            variable_batch ? WithVariableBatch(executor.inputs()) : executor.inputs(),
-                            variable_batch ? WithVariableBatch(executor.outputs()) : executor.outputs()));
+          ModelMetadataJson(ref.name, repository_.Versions(ref.name), InferenceService::InputSpecs(*model),
+                            InferenceService::OutputSpecs(*model)));
   };
   s.Get(R"(/v2/models/([^/]+))", metadata);
   s.Get(R"(/v2/models/([^/]+)/versions/([^/]+))", metadata);
@@ -165,11 +172,8 @@ void HttpServer::Route() {
     const auto model = repository_.Find(ref.name, ref.version);
     if (!model) return ReplyError(res, 404, "model '" + ref.where() + "' is not served");
     const std::string version = std::to_string(model->version);
-    metrics_.AddInFlight(1);
-    struct InFlight {
-      Metrics& metrics;
-      ~InFlight() { metrics.AddInFlight(-1); }
-    } in_flight{metrics_};
+    Metrics& metrics = service_.metrics();
+    const Metrics::InFlightGuard in_flight(metrics);
     try {
       std::optional<size_t> header_length;
       if (req.has_header("Inference-Header-Content-Length")) {
@@ -181,43 +185,17 @@ void HttpServer::Route() {
         }
         header_length = parsed;
       }
-      const Executor& executor = *model->executor;
-      // Artifacts with batch specializations take any batch size they (or batching) can run.
-      const bool variable_batch = !executor.batch_sizes().empty();
-      InferRequest request = ParseInferRequest(
-          req.body, header_length, variable_batch ? WithVariableBatch(executor.inputs()) : executor.inputs(),
-          executor.outputs());
-      if (DynamicBatcher* batcher = BatcherFor(*model)) {
-        DynamicBatcher::Result result = batcher->Infer(std::move(request.inputs));
-        Respond(res, BuildInferResponse(ref.name, version, request, executor.outputs(), result.outputs));
-        metrics_.RecordSuccess(ref.name, version, result.queue_seconds, result.compute_seconds, SecondsSince(arrived));
-        return;
-      }
-
-      // An execution slot, or a bounded wait in line for one.
-      switch (slots_->Acquire(options_.max_queue, std::chrono::milliseconds(options_.queue_timeout_ms))) {
-        case ExecutionSlots::Outcome::kGranted: break;
-        case ExecutionSlots::Outcome::kQueueFull:
-          res.set_header("Retry-After", "1");
-          throw ProtocolError(503, fmt::format("the server is at capacity ({} running, {} waiting): retry later",
-                                               options_.threads, options_.max_queue));
-        case ExecutionSlots::Outcome::kTimedOut:
-          res.set_header("Retry-After", "1");
-          throw ProtocolError(503, fmt::format("no execution slot within {} ms (--queue-timeout-ms): retry later",
-                                               options_.queue_timeout_ms));
-      }
-      const SlotGuard slot(*slots_);
-      const double queue_seconds = SecondsSince(arrived);
-      const auto started = Clock::now();
-      const std::vector<Tensor> outputs = executor.Run(request.inputs);
-      const double compute_seconds = SecondsSince(started);
-      Respond(res, BuildInferResponse(ref.name, version, request, executor.outputs(), outputs));
-      metrics_.RecordSuccess(ref.name, version, queue_seconds, compute_seconds, SecondsSince(arrived));
+      InferRequest request =
+          ParseInferRequest(req.body, header_length, InferenceService::InputSpecs(*model), model->executor->outputs());
+      InferenceService::Outcome outcome = service_.Run(*model, std::move(request.inputs));
+      Respond(res, BuildInferResponse(ref.name, version, request, model->executor->outputs(), outcome.outputs));
+      metrics.RecordSuccess(ref.name, version, outcome.queue_seconds, outcome.compute_seconds, SecondsSince(arrived));
     } catch (const ProtocolError& e) {
-      metrics_.RecordFailure(ref.name, version);
+      metrics.RecordFailure(ref.name, version);
+      if (e.status() == 503) res.set_header("Retry-After", "1");
       ReplyError(res, e.status(), e.what());
     } catch (const Error& e) {
-      metrics_.RecordFailure(ref.name, version);
+      metrics.RecordFailure(ref.name, version);
       ReplyError(res, 400, e.what());
     }
   };
@@ -247,32 +225,6 @@ void HttpServer::Route() {
   };
   s.Post(R"(/v2/repository/models/([^/]+)/load)", repository_action(&ModelRepository::Load));
   s.Post(R"(/v2/repository/models/([^/]+)/unload)", repository_action(&ModelRepository::Unload));
-}
-
-DynamicBatcher* HttpServer::BatcherFor(const ModelVersion& model) {
-  std::call_once(model.batcher_once, [&] {
-    if (model.executor->batch_sizes().empty()) return;
-    BatchingOptions batching;
-    batching.max_batch_size = options_.max_batch_size;
-    batching.max_queue_delay = std::chrono::microseconds(options_.max_queue_delay_us);
-    if (model.config) {
-      batching.max_batch_size = model.config->max_batch_size();
-      if (model.config->has_dynamic_batching()) {
-        batching.max_queue_delay =
-            std::chrono::microseconds(model.config->dynamic_batching().max_queue_delay_microseconds());
-      }
-    }
-    if (batching.max_batch_size == 0) return;
-    batching.max_queue = options_.max_queue;
-    batching.queue_timeout = std::chrono::milliseconds(options_.queue_timeout_ms);
-    batching.workers = options_.threads;
-    const std::string name = model.model, version = std::to_string(model.version);
-    model.batcher = std::make_unique<DynamicBatcher>(*model.executor, *slots_, batching,
-                                                     [this, name, version](int64_t rows, int64_t batch_size) {
-                                                       metrics_.RecordBatch(name, version, rows, batch_size);
-                                                     });
-  });
-  return model.batcher.get();
 }
 
 int HttpServer::Start() {

@@ -28,6 +28,17 @@ class Metrics {
   // One dynamic batch: the rows its requests held, run as batch size `batch_size`.
   void RecordBatch(const std::string& model, const std::string& version, int64_t rows, int64_t batch_size);
   void AddInFlight(int64_t delta);
+  // Counts a request in flight for its scope.
+  class InFlightGuard {
+   public:
+    explicit InFlightGuard(Metrics& metrics) : metrics_(metrics) { metrics_.AddInFlight(1); }
+    ~InFlightGuard() { metrics_.AddInFlight(-1); }
+    InFlightGuard(const InFlightGuard&) = delete;
+    InFlightGuard& operator=(const InFlightGuard&) = delete;
+
+   private:
+    Metrics& metrics_;
+  };
   std::string Text() const;
 
  private:

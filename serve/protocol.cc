@@ -9,6 +9,8 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "runtime/error.h"
+
 namespace kiln::serve {
 
 namespace {
@@ -164,6 +166,31 @@ std::optional<DType> ParseDatatype(std::string_view name) {
   return std::nullopt;
 }
 
+MatchedInput MatchInput(const std::string& name, const std::string& datatype, const Shape& shape,
+                        const std::vector<TensorSpec>& inputs) {
+  const std::string where = "input '" + name + "'";
+  const auto spec = std::find_if(inputs.begin(), inputs.end(), [&](const TensorSpec& s) { return s.name == name; });
+  if (spec == inputs.end())
+    throw BadRequest(where + ": the model has no such input (its inputs: " + Names(inputs) + ")");
+  if (datatype != DatatypeName(spec->dtype)) {
+    throw BadRequest(fmt::format("{}: datatype {}, the model expects {}", where, datatype, DatatypeName(spec->dtype)));
+  }
+  const bool shape_matches =
+      shape.size() == spec->shape.size() &&
+      std::equal(shape.begin(), shape.end(), spec->shape.begin(),
+                 [](int64_t given, int64_t expected) { return given >= 0 && (expected == -1 || given == expected); });
+  if (!shape_matches) {
+    throw BadRequest(
+        fmt::format("{}: shape {}, the model expects {}", where, ShapeText(shape), ShapeText(spec->shape)));
+  }
+  try {
+    CheckedByteSize(shape, spec->dtype);
+  } catch (const Error& e) {
+    throw BadRequest(where + ": " + e.what());
+  }
+  return {static_cast<size_t>(spec - inputs.begin()), Tensor(shape, spec->dtype)};
+}
+
 InferRequest ParseInferRequest(std::string_view body, std::optional<size_t> header_length,
                                const std::vector<TensorSpec>& inputs, const std::vector<TensorSpec>& outputs) {
   if (header_length && *header_length > body.size()) {
@@ -194,20 +221,8 @@ InferRequest ParseInferRequest(std::string_view body, std::optional<size_t> head
     if (name == nullptr || !name->is_string()) throw BadRequest("an input has no 'name' string");
     const std::string input_name = name->get<std::string>();
     const std::string where = "input '" + input_name + "'";
-    const auto spec =
-        std::find_if(inputs.begin(), inputs.end(), [&](const TensorSpec& s) { return s.name == input_name; });
-    if (spec == inputs.end())
-      throw BadRequest(where + ": the model has no such input (its inputs: " + Names(inputs) + ")");
-    const size_t slot = static_cast<size_t>(spec - inputs.begin());
-    if (seen[slot]) throw BadRequest(where + " is given twice");
-    seen[slot] = true;
-
     const json* datatype = Member(input, "datatype");
     if (datatype == nullptr || !datatype->is_string()) throw BadRequest(where + ": no 'datatype' string");
-    if (datatype->get<std::string>() != DatatypeName(spec->dtype)) {
-      throw BadRequest(fmt::format("{}: datatype {}, the model expects {}", where, datatype->get<std::string>(),
-                                   DatatypeName(spec->dtype)));
-    }
     const json* shape_json = Member(input, "shape");
     if (shape_json == nullptr || !shape_json->is_array()) throw BadRequest(where + ": no 'shape' array");
     Shape shape;
@@ -217,15 +232,11 @@ InferRequest ParseInferRequest(std::string_view body, std::optional<size_t> head
       }
       shape.push_back(dim.get<int64_t>());
     }
-    const bool shape_matches =
-        shape.size() == spec->shape.size() &&
-        std::equal(shape.begin(), shape.end(), spec->shape.begin(),
-                   [](int64_t given, int64_t expected) { return expected == -1 || given == expected; });
-    if (!shape_matches) {
-      throw BadRequest(
-          fmt::format("{}: shape {}, the model expects {}", where, ShapeText(shape), ShapeText(spec->shape)));
-    }
-    Tensor tensor(shape, spec->dtype);
+    MatchedInput matched = MatchInput(input_name, datatype->get<std::string>(), shape, inputs);
+    const size_t slot = matched.slot;
+    if (seen[slot]) throw BadRequest(where + " is given twice");
+    seen[slot] = true;
+    Tensor& tensor = matched.tensor;
     const json* data = Member(input, "data");
     const json* parameters = Member(input, "parameters");
     const json* binary_size =
@@ -238,7 +249,7 @@ InferRequest ParseInferRequest(std::string_view body, std::optional<size_t> head
       const uint64_t size = binary_size->get<uint64_t>();
       if (size != tensor.nbytes()) {
         throw BadRequest(fmt::format("{}: binary_data_size {}, shape {} of {} takes {} bytes", where, size,
-                                     ShapeText(shape), DatatypeName(spec->dtype), tensor.nbytes()));
+                                     ShapeText(shape), DatatypeName(tensor.dtype()), tensor.nbytes()));
       }
       if (binary.size() < size) {
         throw BadRequest(

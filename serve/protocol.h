@@ -43,6 +43,16 @@ struct InferRequest {
   std::vector<RequestedOutput> outputs;
 };
 
+// The model's input `name` given with `datatype` and `shape` (a dimension of -1 in the
+// spec takes any size): its index in `inputs` and a zero tensor of that shape. Throws
+// ProtocolError (400) naming what was expected and what was given.
+struct MatchedInput {
+  size_t slot = 0;
+  Tensor tensor;
+};
+MatchedInput MatchInput(const std::string& name, const std::string& datatype, const Shape& shape,
+                        const std::vector<TensorSpec>& inputs);
+
 // Parses an infer request for a model with these inputs and outputs (a dimension of -1
 // takes any size). `body` is the whole
 // HTTP body; `header_length`, from the Inference-Header-Content-Length header, is the

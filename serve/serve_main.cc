@@ -1,6 +1,6 @@
 // kiln-serve (and `kiln serve`): serves compiled artifacts over the Open Inference Protocol (KServe v2).
 //
-//   kiln-serve --model-repository DIR [--http-port 8000] [--threads N]
+//   kiln-serve --model-repository DIR [--http-port 8000] [--grpc-port 8001] [--threads N]
 //              [--max-batch-size B] [--max-queue-delay-us T] ...
 //   kiln-serve model.kiln             (one artifact, served as its file name's stem)
 //
@@ -14,15 +14,18 @@
 #include <csignal>
 #include <filesystem>
 #include <iostream>
+#include <optional>
 
 #include "runtime/error.h"
+#include "serve/grpc_server.h"
 #include "serve/http_server.h"
+#include "serve/inference_service.h"
 #include "serve/model_repository.h"
 
 namespace kiln::serve {
 
 int ServeMain(int argc, char** argv) {
-  CLI::App app{"kiln-serve: compiled kiln artifacts behind the Open Inference Protocol (KServe v2) over HTTP"};
+  CLI::App app{"kiln-serve: compiled kiln artifacts behind the Open Inference Protocol (KServe v2) over HTTP and gRPC"};
   std::string repository_dir;
   std::string artifact;
   kiln::serve::ServerOptions options;
@@ -32,6 +35,9 @@ int ServeMain(int argc, char** argv) {
   app.add_option("--host", options.host, "address to listen on")->capture_default_str();
   app.add_option("--http-port", options.http_port, "HTTP port (0: any free port)")
       ->check(CLI::Range(0, 65535))
+      ->capture_default_str();
+  app.add_option("--grpc-port", options.grpc_port, "gRPC port (0: any free port, -1: no gRPC endpoint)")
+      ->check(CLI::Range(-1, 65535))
       ->capture_default_str();
   app.add_option("--threads", options.threads, "requests run at once (0: one per hardware thread)")
       ->check(CLI::Range(0, 1024))
@@ -85,12 +91,20 @@ int ServeMain(int argc, char** argv) {
     // others are served and the index says why this one is not.
     if (!artifact.empty() && !failures.empty()) throw kiln::Error(failures.front());
     for (const std::string& failure : failures) std::cerr << "kiln-serve: warning: " << failure << '\n';
-    kiln::serve::HttpServer server(*repository, options);
+    kiln::serve::InferenceService service(*repository, options);
+    kiln::serve::HttpServer server(service);
+    std::optional<kiln::serve::GrpcServer> grpc_server;
     const int port = server.Start();
     std::cerr << "kiln-serve: listening on http://" << options.host << ':' << port << '\n';
+    if (options.grpc_port >= 0) {
+      grpc_server.emplace(service);
+      const int grpc_port = grpc_server->Start();
+      std::cerr << "kiln-serve: listening on grpc://" << options.host << ':' << grpc_port << '\n';
+    }
     int signal = 0;
     sigwait(&stop_signals, &signal);
     std::cerr << "kiln-serve: " << (signal == SIGTERM ? "SIGTERM" : "SIGINT") << ": finishing the requests in flight\n";
+    if (grpc_server) grpc_server->Stop();
     server.Stop();
     return 0;
   } catch (const kiln::Error& e) {

@@ -2,6 +2,7 @@
 // Protocol's endpoints, outputs equal to the executor's bit for bit, and bad requests
 // answered with a 4xx naming what was expected and what was given. The server listens
 // on a free loopback port and stops at the end of each case.
+#include <grpcpp/grpcpp.h>
 #include <httplib.h>
 #include <signal.h>
 #include <spawn.h>
@@ -24,7 +25,10 @@
 #include "runtime/executor.h"
 #include "runtime/file_util.h"
 #include "serve/execution_slots.h"
+#include "serve/grpc_server.h"
+#include "serve/grpc_service.grpc.pb.h"
 #include "serve/http_server.h"
+#include "serve/inference_service.h"
 #include "serve/model_repository.h"
 #include "serve/protocol.h"
 #include "tests/op_test_util.h"
@@ -549,6 +553,103 @@ TEST_CASE("a model config that does not parse leaves the model unavailable, the 
   CHECK_THROWS_WITH(models.Load("mlp"), Catch::Contains("max_batch_size -2"));
 }
 
+// The gRPC endpoint through gRPC's own generated client: the same service as HTTP.
+TEST_CASE("gRPC: health, metadata, inference bit for bit, and refusals with their status codes", "[serve][grpc]") {
+  const Repository& repo = SharedRepository();
+  ModelRepository models(repo.root, {});
+  REQUIRE(models.LoadAll().empty());
+  ServerOptions options;
+  options.grpc_port = 0;
+  InferenceService service(models, options);
+  GrpcServer server(service);
+  const int port = server.Start();
+  const auto channel = grpc::CreateChannel("127.0.0.1:" + std::to_string(port), grpc::InsecureChannelCredentials());
+  const auto stub = inference::GRPCInferenceService::NewStub(channel);
+  const auto call = [&](auto method, const auto& request, auto& response) {
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+    return ((*stub).*method)(&context, request, &response);
+  };
+
+  inference::ServerLiveResponse live;
+  REQUIRE(call(&inference::GRPCInferenceService::Stub::ServerLive, inference::ServerLiveRequest(), live).ok());
+  CHECK(live.live());
+  inference::ModelMetadataRequest metadata_request;
+  metadata_request.set_name("mlp");
+  inference::ModelMetadataResponse metadata;
+  REQUIRE(call(&inference::GRPCInferenceService::Stub::ModelMetadata, metadata_request, metadata).ok());
+  CHECK(metadata.versions_size() == 2);
+  REQUIRE(metadata.inputs_size() == 1);
+  CHECK(metadata.inputs(0).datatype() == "FP32");
+  CHECK(std::vector<int64_t>(metadata.inputs(0).shape().begin(), metadata.inputs(0).shape().end()) == kDataShape);
+
+  const Tensor data = RandomTensor(kDataShape, 21);
+  const std::vector<Tensor> expected = Executor::Load(repo.Artifact(2))->Run({data});
+  const auto request_for = [&](bool raw) {
+    inference::ModelInferRequest request;
+    request.set_model_name("mlp");
+    request.set_id("g1");
+    auto* input = request.add_inputs();
+    input->set_name("data");
+    input->set_datatype("FP32");
+    for (const int64_t dim : data.shape()) input->add_shape(dim);
+    if (raw) {
+      request.add_raw_input_contents(static_cast<const char*>(data.data()), data.nbytes());
+    } else {
+      for (int64_t i = 0; i < data.size(); ++i) input->mutable_contents()->add_fp32_contents(data.data_as<float>()[i]);
+    }
+    return request;
+  };
+  for (const bool raw : {true, false}) {
+    INFO("raw " << raw);
+    inference::ModelInferResponse response;
+    const grpc::Status status = call(&inference::GRPCInferenceService::Stub::ModelInfer, request_for(raw), response);
+    REQUIRE(status.ok());
+    CHECK(response.id() == "g1");
+    CHECK(response.model_version() == "2");
+    REQUIRE(response.raw_output_contents_size() == 1);
+    CHECK(response.outputs(0).name() == "softmax_output");
+    REQUIRE(response.raw_output_contents(0).size() == expected[0].nbytes());
+    CHECK(std::memcmp(response.raw_output_contents(0).data(), expected[0].data(), expected[0].nbytes()) == 0);
+  }
+
+  const auto refused = [&](const inference::ModelInferRequest& request, grpc::StatusCode code,
+                           const std::string& message) {
+    inference::ModelInferResponse response;
+    const grpc::Status status = call(&inference::GRPCInferenceService::Stub::ModelInfer, request, response);
+    CHECK(status.error_code() == code);
+    CHECK_THAT(status.error_message(), Catch::Contains(message));
+  };
+  inference::ModelInferRequest bad = request_for(true);
+  bad.mutable_inputs(0)->set_datatype("FP64");
+  refused(bad, grpc::StatusCode::INVALID_ARGUMENT, "input 'data': datatype FP64, the model expects FP32");
+  bad = request_for(true);
+  bad.mutable_raw_input_contents(0)->resize(12);
+  refused(bad, grpc::StatusCode::INVALID_ARGUMENT, "12 bytes of raw_input_contents, shape [2, 20] of FP32 takes 160");
+  bad = request_for(false);
+  bad.mutable_inputs(0)->mutable_contents()->mutable_fp32_contents()->RemoveLast();
+  refused(bad, grpc::StatusCode::INVALID_ARGUMENT, "39 elements in contents.fp32_contents, its shape holds 40");
+  bad = request_for(true);
+  bad.mutable_inputs(0)->set_shape(0, -3);
+  refused(bad, grpc::StatusCode::INVALID_ARGUMENT, "shape [-3, 20], the model expects [2, 20]");
+  bad = request_for(true);
+  bad.add_outputs()->set_name("nope");
+  refused(bad, grpc::StatusCode::INVALID_ARGUMENT, "requested output 'nope': the model has no such output");
+  bad = request_for(true);
+  bad.clear_inputs();
+  bad.clear_raw_input_contents();
+  refused(bad, grpc::StatusCode::INVALID_ARGUMENT, "missing input(s): data");
+  bad = request_for(true);
+  bad.set_model_name("nope");
+  refused(bad, grpc::StatusCode::NOT_FOUND, "model 'nope' is not served");
+
+  inference::RepositoryIndexResponse index;
+  REQUIRE(
+      call(&inference::GRPCInferenceService::Stub::RepositoryIndex, inference::RepositoryIndexRequest(), index).ok());
+  CHECK(index.models_size() == 2);
+  server.Stop();
+}
+
 TEST_CASE("execution slots: first come, first served; a full line and a timeout refuse", "[serve]") {
   ExecutionSlots slots(1);
   using Outcome = ExecutionSlots::Outcome;
@@ -671,7 +772,8 @@ TEST_CASE("kiln-serve links the runtime only and stops gracefully on SIGTERM", "
   posix_spawn_file_actions_adddup2(&actions, pipe_fds[1], STDERR_FILENO);
   posix_spawn_file_actions_addclose(&actions, pipe_fds[0]);
   const std::string root = SharedRepository().root;
-  std::vector<std::string> args = {binary, "--model-repository", root, "--http-port", "0", "--threads", "2"};
+  std::vector<std::string> args = {binary, "--model-repository", root, "--http-port", "0", "--grpc-port",
+                                   "0",    "--threads",          "2"};
   std::vector<char*> argv;
   for (std::string& arg : args) argv.push_back(arg.data());
   argv.push_back(nullptr);
@@ -706,7 +808,7 @@ TEST_CASE("kiln-serve links the runtime only and stops gracefully on SIGTERM", "
   CHECK_THAT(rest, Catch::Contains("SIGTERM: finishing the requests in flight"));
 
   // One artifact that does not load: an error naming it, exit status 1, no server.
-  FILE* missing = popen((binary + " /nonexistent/model.kiln --http-port 0 2>&1").c_str(), "r");
+  FILE* missing = popen((binary + " /nonexistent/model.kiln --http-port 0 --grpc-port 0 2>&1").c_str(), "r");
   REQUIRE(missing != nullptr);
   std::string message;
   while (fgets(line, sizeof line, missing) != nullptr) message += line;
