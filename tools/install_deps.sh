@@ -14,6 +14,7 @@ packages=(
   libgrpc++-dev            # kiln serve's gRPC endpoint
   protobuf-compiler-grpc   # grpc_cpp_plugin, for serve/grpc_service.proto
   wrk                      # tools/bench/bench_serve.py's load generator
+  nghttp2-client           # h2load: bench_serve.py's gRPC load generator
   libopenblas-dev          # benchmarks compare against OpenBLAS
   libonnx-dev              # onnx.proto, the schema of the ONNX importer
   libsodium-dev            # Ed25519 signatures over artifacts (runtime/signing)

@@ -4,7 +4,7 @@ in-process (kiln bench), at batch 1.
 
 Usage: bench_serve.py [--models lenet,resnet18] [--concurrency 1,8,64] [--seconds 20]
                       [--threads 2] [--batch-sizes 1,2,4,8,16,32,64] [--batching off,on]
-                      [--encodings json,binary] [--kiln bazel-out/k8-opt/bin/tools/kiln]
+                      [--encodings json,binary,grpc] [--kiln bazel-out/k8-opt/bin/tools/kiln]
                       [--kiln-serve bazel-out/k8-opt/bin/serve/kiln-serve] [--write-md PATH]
 
 For each model (tools/onnx/export_models.py's seeded PyTorch models, exported to ONNX and
@@ -13,7 +13,8 @@ setting (off: kiln-serve --max-batch-size 0, which runs the batch-1 code per req
 on: dynamic batching up to the largest batch size, --max-queue-delay-us 0) it starts kiln-serve (--threads T, --intra-op-threads 1) on
 a free loopback port and runs wrk (one Lua script: POST the infer request, count non-2xx
 answers) for --seconds at each concurrency with JSON tensors and with binary tensor data
-(Inference-Header-Content-Length, binary output). It reports requests/s, p50 and p99
+(Inference-Header-Content-Length, binary output), and h2load (nghttp2) for --seconds
+posting the gRPC ModelInfer call (raw input bytes, as Triton's clients send). It reports requests/s, p50 and p99
 latency, errors (connect/read/timeout and non-2xx), and the server's RSS before and
 after; then `kiln bench --threads 1` of the same artifact gives the in-process median,
 and "overhead" is the server's p50 at concurrency 1 minus that median: what HTTP,
@@ -30,6 +31,7 @@ import re
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -80,7 +82,7 @@ def rss_kb(pid):
     return 0
 
 
-def request_bodies(work, data, input_name):
+def request_bodies(work, data, input_name, model):
     shape = list(data.shape)
     body = {"inputs": [{"name": input_name, "shape": shape, "datatype": "FP32",
                         "data": data.reshape(-1).astype(float).tolist()}]}
@@ -93,7 +95,60 @@ def request_bodies(work, data, input_name):
     binary_path = os.path.join(work, "request.bin")
     with open(binary_path, "wb") as f:
         f.write(header + data.astype(np.float32).tobytes())
-    return {"json": (json_path, ""), "binary": (binary_path, str(len(header)))}
+    bodies = {"json": (json_path, ""), "binary": (binary_path, str(len(header)))}
+    # gRPC: one length-prefixed ModelInferRequest message, raw input bytes (as Triton's
+    # clients send), for h2load to post.
+    try:
+        from tritonclient.grpc import service_pb2
+    except ImportError:
+        return bodies
+    request = service_pb2.ModelInferRequest(model_name=model)
+    tensor = request.inputs.add(name=input_name, datatype="FP32", shape=shape)
+    del tensor
+    request.raw_input_contents.append(data.astype(np.float32).tobytes())
+    message = request.SerializeToString()
+    grpc_path = os.path.join(work, "request.grpc")
+    with open(grpc_path, "wb") as f:
+        f.write(b"\x00" + struct.pack(">I", len(message)) + message)
+    bodies["grpc"] = (grpc_path, "")
+    return bodies
+
+
+def run_h2load(url, body, concurrency, seconds, work):
+    """h2load (nghttp2) posting a gRPC call over HTTP/2: requests/s, p50 and p99 from its
+    per-request log. It sees HTTP statuses only (gRPC's status travels in trailers): the
+    call is checked once with Triton's client before the run."""
+    log = os.path.join(work, "h2load.log")
+    threads = max(1, min(2, concurrency))
+    out = subprocess.run(["h2load", "-D", str(seconds), "-c", str(concurrency), "-t", str(threads), "-m", "1",
+                          "-H", "content-type: application/grpc", "-H", "te: trailers", "-d", body,
+                          "--log-file", log, url], capture_output=True, text=True, check=True).stdout
+    finished = re.search(r"finished in ([0-9.]+)s, ([0-9.]+) req/s", out)
+    counts = re.search(r"requests: (\d+) total, \d+ started, (\d+) done, (\d+) succeeded, (\d+) failed, "
+                       r"(\d+) errored, (\d+) timeout", out)
+    if not finished or not counts:
+        raise RuntimeError("h2load printed no summary:\n" + out)
+    latencies = []
+    with open(log) as f:
+        for line in f:
+            fields = line.split()
+            if len(fields) >= 3:
+                latencies.append(int(fields[2]))
+    latencies.sort()
+    pick = (lambda q: latencies[min(len(latencies) - 1, int(q * len(latencies)))]) if latencies else (lambda q: 0)
+    done = int(counts.group(2))
+    return {"requests": done, "rps": float(finished.group(2)), "p50_us": pick(0.5), "p99_us": pick(0.99),
+            "socket_errors": int(counts.group(4)) + int(counts.group(5)) + int(counts.group(6)),
+            "non2xx": done - int(counts.group(3))}
+
+
+def check_grpc_call(port, model, data, input_name):
+    import tritonclient.grpc as grpcclient
+    client = grpcclient.InferenceServerClient(url="127.0.0.1:%d" % port)
+    tensor = grpcclient.InferInput(input_name, list(data.shape), "FP32")
+    tensor.set_data_from_numpy(data.astype(np.float32))
+    client.infer(model, [tensor])
+    client.close()
 
 
 def run_wrk(url, body, header_length, concurrency, seconds, lua):
@@ -120,7 +175,7 @@ def main():
     parser.add_argument("--kiln-serve", default=os.path.join(ROOT, "bazel-out/k8-opt/bin/serve/kiln-serve"))
     parser.add_argument("--batch-sizes", default="1,2,4,8,16,32,64")
     parser.add_argument("--batching", default="off,on")
-    parser.add_argument("--encodings", default="json,binary")
+    parser.add_argument("--encodings", default="json,binary,grpc")
     parser.add_argument("--write-md")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
@@ -145,24 +200,30 @@ def main():
         bench = json.loads(subprocess.run([args.kiln, "bench", artifact, "--threads", "1", "--iters", "200",
                                            "--json"], check=True, capture_output=True, text=True).stdout)
         in_process_us = bench["median_ms"] * 1000
-        bodies = request_bodies(work, data, "input")
+        bodies = request_bodies(work, data, "input", model)
         bodies = {k: v for k, v in bodies.items() if k in args.encodings.split(",")}
         for batching in args.batching.split(","):
-            port = free_port()
+            port, grpc_port = free_port(), free_port()
             server = subprocess.Popen([args.kiln_serve, "--model-repository", repo, "--http-port", str(port),
+                                       "--grpc-port", str(grpc_port),
                                        "--threads", str(args.threads), "--max-queue", "256", "--log-level", "warning",
                                        "--max-batch-size", "0" if batching == "off" else "-1"],
                                       stderr=subprocess.PIPE, text=True)
             try:
                 for line in server.stderr:
-                    if "listening on" in line:
+                    if "listening on grpc" in line:
                         break
                 url = "http://127.0.0.1:%d/v2/models/%s/infer" % (port, model)
                 rss_before = rss_kb(server.pid)
                 first = len(rows)
                 for encoding, (body, header_length) in bodies.items():
                     for concurrency in concurrencies:
-                        r = run_wrk(url, body, header_length, concurrency, args.seconds, lua)
+                        if encoding == "grpc":
+                            check_grpc_call(grpc_port, model, data, "input")
+                            r = run_h2load("http://127.0.0.1:%d/inference.GRPCInferenceService/ModelInfer" % grpc_port,
+                                           body, concurrency, args.seconds, work)
+                        else:
+                            r = run_wrk(url, body, header_length, concurrency, args.seconds, lua)
                         row = dict(model=model, batching=batching, encoding=encoding, concurrency=concurrency,
                                    in_process_us=in_process_us, **r)
                         rows.append(row)
