@@ -35,6 +35,8 @@ import struct
 import subprocess
 import sys
 import tempfile
+import time
+import urllib.request
 
 import numpy as np
 
@@ -142,6 +144,67 @@ def run_h2load(url, body, concurrency, seconds, work):
             "non2xx": done - int(counts.group(3))}
 
 
+def tree_rss_kb(pid):
+    """RSS of a process and its descendants (MLServer's inference workers)."""
+    total = rss_kb(pid)
+    try:
+        for task in os.listdir("/proc/%d/task" % pid):
+            with open("/proc/%d/task/%s/children" % (pid, task)) as f:
+                total += sum(tree_rss_kb(int(child)) for child in f.read().split())
+    except OSError:
+        pass
+    return total
+
+
+MLSERVER = "/opt/mlserver-venv/bin/mlserver"
+
+
+def start_mlserver(work, model, port, grpc_port, workers):
+    """MLServer (tools/bench/install_mlserver.sh) serving MODEL.onnx through ONNX Runtime
+    (tools/bench/mlserver/onnx_runtime.py) with `workers` inference processes."""
+    if not os.path.exists(MLSERVER):
+        sys.exit("MLServer is missing: run tools/bench/install_mlserver.sh")
+    root = os.path.join(work, "mlserver")
+    os.makedirs(os.path.join(root, model), exist_ok=True)
+    with open(os.path.join(root, "settings.json"), "w") as f:
+        json.dump({"http_port": port, "grpc_port": grpc_port, "metrics_port": free_port(),
+                   "parallel_workers": workers, "debug": False}, f)
+    with open(os.path.join(root, model, "model-settings.json"), "w") as f:
+        json.dump({"name": model, "implementation": "onnx_runtime.OnnxRuntimeModel",
+                   "parameters": {"uri": os.path.join(work, model + ".onnx")}}, f)
+    env = dict(os.environ, PYTHONPATH=os.path.join(ROOT, "tools/bench/mlserver"))
+    server = subprocess.Popen([MLSERVER, "start", root], env=env, stdout=subprocess.DEVNULL,
+                              stderr=open(os.path.join(work, "mlserver.log"), "w"))
+    url = "http://127.0.0.1:%d/v2/models/%s/ready" % (port, model)
+    for _ in range(240):
+        time.sleep(0.25)
+        try:
+            if urllib.request.urlopen(url, timeout=1).status == 200:
+                return server
+        except OSError:
+            pass
+    server.kill()
+    sys.exit("MLServer did not become ready; see " + os.path.join(work, "mlserver.log"))
+
+
+def ort_median_us(onnx_path, data):
+    """ONNX Runtime's in-process median for one request (CPU provider, all optimizations,
+    one thread): what MLServer's rows' overhead is measured against."""
+    import onnxruntime as ort
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.intra_op_num_threads = 1
+    session = ort.InferenceSession(onnx_path, options, providers=["CPUExecutionProvider"])
+    feeds = {session.get_inputs()[0].name: data.astype(np.float32)}
+    times = []
+    for i in range(220):
+        start = time.perf_counter()
+        session.run(None, feeds)
+        if i >= 20:
+            times.append(time.perf_counter() - start)
+    return float(np.median(times)) * 1e6
+
+
 def check_grpc_call(port, model, data, input_name):
     import tritonclient.grpc as grpcclient
     client = grpcclient.InferenceServerClient(url="127.0.0.1:%d" % port)
@@ -176,6 +239,8 @@ def main():
     parser.add_argument("--batch-sizes", default="1,2,4,8,16,32,64")
     parser.add_argument("--batching", default="off,on")
     parser.add_argument("--encodings", default="json,binary,grpc")
+    parser.add_argument("--servers", default="kiln", help="kiln,mlserver: also MLServer + ONNX Runtime "
+                        "(tools/bench/install_mlserver.sh)")
     parser.add_argument("--write-md")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
@@ -202,21 +267,31 @@ def main():
         in_process_us = bench["median_ms"] * 1000
         bodies = request_bodies(work, data, "input", model)
         bodies = {k: v for k, v in bodies.items() if k in args.encodings.split(",")}
-        for batching in args.batching.split(","):
+        servers = [("kiln", batching) for batching in args.batching.split(",") if "kiln" in args.servers]
+        if "mlserver" in args.servers.split(","):
+            servers.append(("mlserver", "-"))
+        for kind, batching in servers:
             port, grpc_port = free_port(), free_port()
-            server = subprocess.Popen([args.kiln_serve, "--model-repository", repo, "--http-port", str(port),
-                                       "--grpc-port", str(grpc_port),
-                                       "--threads", str(args.threads), "--max-queue", "256", "--log-level", "warning",
-                                       "--max-batch-size", "0" if batching == "off" else "-1"],
-                                      stderr=subprocess.PIPE, text=True)
-            try:
+            if kind == "kiln":
+                server = subprocess.Popen([args.kiln_serve, "--model-repository", repo, "--http-port", str(port),
+                                           "--grpc-port", str(grpc_port), "--threads", str(args.threads),
+                                           "--max-queue", "256", "--log-level", "warning",
+                                           "--max-batch-size", "0" if batching == "off" else "-1"],
+                                          stderr=subprocess.PIPE, text=True)
                 for line in server.stderr:
                     if "listening on grpc" in line:
                         break
+                process_us = in_process_us
+            else:
+                server = start_mlserver(work, model, port, grpc_port, args.threads)
+                process_us = ort_median_us(os.path.join(work, model + ".onnx"), data)
+            try:
                 url = "http://127.0.0.1:%d/v2/models/%s/infer" % (port, model)
-                rss_before = rss_kb(server.pid)
+                rss_before = tree_rss_kb(server.pid)
                 first = len(rows)
                 for encoding, (body, header_length) in bodies.items():
+                    if kind == "mlserver" and encoding == "binary":
+                        continue  # MLServer 1.7 answers 422: no binary tensor data extension
                     for concurrency in concurrencies:
                         if encoding == "grpc":
                             check_grpc_call(grpc_port, model, data, "input")
@@ -224,11 +299,11 @@ def main():
                                            body, concurrency, args.seconds, work)
                         else:
                             r = run_wrk(url, body, header_length, concurrency, args.seconds, lua)
-                        row = dict(model=model, batching=batching, encoding=encoding, concurrency=concurrency,
-                                   in_process_us=in_process_us, **r)
+                        row = dict(server=kind, model=model, batching=batching, encoding=encoding,
+                                   concurrency=concurrency, in_process_us=process_us, **r)
                         rows.append(row)
                         print(json.dumps(row), flush=True)
-                rss_after = rss_kb(server.pid)
+                rss_after = tree_rss_kb(server.pid)
                 for row in rows[first:]:
                     row["rss_before_mb"], row["rss_after_mb"] = rss_before / 1024, rss_after / 1024
             finally:
@@ -238,13 +313,13 @@ def main():
              "(--intra-op-threads 1), one image per request, artifacts compiled with --batch-sizes %s." % (
                  datetime.datetime.utcnow().strftime("%Y-%m-%d %H:%M"), cpu_model(), commit(), args.seconds,
                  args.threads, args.batch_sizes), "",
-             "| model | batching | encoding | concurrency | requests/s | p50 ms | p99 ms | errors | in-process median ms | "
+             "| server | model | batching | encoding | concurrency | requests/s | p50 ms | p99 ms | errors | in-process median ms | "
              "overhead at c=1 ms | server RSS MB before / after |",
-             "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         overhead = (r["p50_us"] - r["in_process_us"]) / 1000 if r["concurrency"] == 1 else None
-        lines.append("| %s | %s | %s | %d | %.0f | %.3f | %.3f | %d | %.3f | %s | %.0f / %.0f |" % (
-            r["model"], r["batching"], r["encoding"], r["concurrency"], r["rps"], r["p50_us"] / 1000, r["p99_us"] / 1000,
+        lines.append("| %s | %s | %s | %s | %d | %.0f | %.3f | %.3f | %d | %.3f | %s | %.0f / %.0f |" % (
+            r["server"], r["model"], r["batching"], r["encoding"], r["concurrency"], r["rps"], r["p50_us"] / 1000, r["p99_us"] / 1000,
             r["socket_errors"] + r["non2xx"], r["in_process_us"] / 1000,
             "%.3f" % overhead if overhead is not None else "", r["rss_before_mb"], r["rss_after_mb"]))
     # The gain of batching: requests/s with it over without, per model, encoding and concurrency.
@@ -253,8 +328,8 @@ def main():
         if r["batching"] != "on":
             continue
         for o in rows:
-            if (o["batching"], o["model"], o["encoding"], o["concurrency"]) == ("off", r["model"], r["encoding"],
-                                                                                 r["concurrency"]) and o["rps"] > 0:
+            if (o["server"], o["batching"], o["model"], o["encoding"], o["concurrency"]) == (
+                    "kiln", "off", r["model"], r["encoding"], r["concurrency"]) and o["rps"] > 0:
                 gains.append("%s %s c=%d: %.2fx" % (r["model"], r["encoding"], r["concurrency"], r["rps"] / o["rps"]))
     if gains:
         lines += ["", "Dynamic batching, requests/s on over off: " + "; ".join(gains) + "."]
