@@ -121,6 +121,8 @@ def run_h2load(url, body, concurrency, seconds, work):
     per-request log. It sees HTTP statuses only (gRPC's status travels in trailers): the
     call is checked once with Triton's client before the run."""
     log = os.path.join(work, "h2load.log")
+    if os.path.exists(log):
+        os.remove(log)  # h2load appends to its log
     threads = max(1, min(2, concurrency))
     out = subprocess.run(["h2load", "-D", str(seconds), "-c", str(concurrency), "-t", str(threads), "-m", "1",
                           "-H", "content-type: application/grpc", "-H", "te: trailers", "-d", body,
@@ -308,7 +310,11 @@ def main():
                     row["rss_before_mb"], row["rss_after_mb"] = rss_before / 1024, rss_after / 1024
             finally:
                 server.send_signal(signal.SIGTERM)
-                server.wait(timeout=60)
+                try:
+                    server.wait(timeout=60)
+                except subprocess.TimeoutExpired:  # MLServer, still draining its queue
+                    server.kill()
+                    server.wait()
     lines = ["Measured %s UTC on %s, commit %s; wrk %ds per row, kiln-serve --threads %d "
              "(--intra-op-threads 1), one image per request, artifacts compiled with --batch-sizes %s." % (
                  datetime.datetime.utcnow().strftime("%Y-%m-%d %H:%M"), cpu_model(), commit(), args.seconds,
