@@ -11,6 +11,7 @@ packages=(
   llvm-19-dev
   libcli11-dev nlohmann-json3-dev libfmt-dev zlib1g-dev
   libcpp-httplib-dev       # kiln serve's HTTP server
+  libsimdjson-dev          # kiln serve parses JSON request bodies with it
   libgrpc++-dev            # kiln serve's gRPC endpoint
   protobuf-compiler-grpc   # grpc_cpp_plugin, for serve/grpc_service.proto
   wrk                      # tools/bench/bench_serve.py's load generator

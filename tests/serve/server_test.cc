@@ -681,6 +681,19 @@ TEST_CASE("execution slots: first come, first served; a full line and a timeout 
   slots.Release();
 }
 
+TEST_CASE("a JSON body of an image's 150,528 numbers parses to the same tensor", "[serve][regression]") {
+  const Shape shape = {1, 3, 224, 224};
+  const Tensor data = RandomTensor(shape, 31);
+  json values = json::array();
+  for (int64_t i = 0; i < data.size(); ++i) values.push_back(data.data_as<float>()[i]);
+  const json body = {{"inputs", {{{"name", "input"}, {"shape", shape}, {"datatype", "FP32"}, {"data", values}}}}};
+  const std::vector<TensorSpec> inputs = {{"input", DType::kFloat32, shape}};
+  const std::vector<TensorSpec> outputs = {{"output", DType::kFloat32, {1, 1000}}};
+  const InferRequest request = ParseInferRequest(body.dump(), std::nullopt, inputs, outputs);
+  REQUIRE(request.inputs.size() == 1);
+  CHECK(request.inputs[0].BitwiseEquals(data));
+}
+
 TEST_CASE("protocol datatypes", "[serve]") {
   for (const DType dtype : {DType::kBool, DType::kUInt8, DType::kInt32, DType::kInt64, DType::kFloat16, DType::kFloat32,
                             DType::kFloat64, DType::kBFloat16}) {
