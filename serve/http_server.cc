@@ -185,8 +185,10 @@ void HttpServer::Route() {
         }
         header_length = parsed;
       }
-      InferRequest request =
-          ParseInferRequest(req.body, header_length, InferenceService::InputSpecs(*model), model->executor->outputs());
+      InferRequest request = service_.Parse([&] {
+        return ParseInferRequest(req.body, header_length, InferenceService::InputSpecs(*model),
+                                 model->executor->outputs());
+      });
       InferenceService::Outcome outcome = service_.Run(*model, std::move(request.inputs));
       Respond(res, BuildInferResponse(ref.name, version, request, model->executor->outputs(), outcome.outputs));
       metrics.RecordSuccess(ref.name, version, outcome.queue_seconds, outcome.compute_seconds, SecondsSince(arrived));

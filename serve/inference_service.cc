@@ -23,6 +23,7 @@ InferenceService::InferenceService(ModelRepository& repository, ServerOptions op
     : repository_(repository), options_(std::move(options)) {
   if (options_.threads <= 0) options_.threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   slots_ = std::make_unique<ExecutionSlots>(options_.threads);
+  parse_slots_ = std::make_unique<ExecutionSlots>(options_.threads);
 }
 
 std::shared_ptr<const ModelVersion> InferenceService::Find(const std::string& name, const std::string& version) const {
@@ -49,16 +50,7 @@ InferenceService::Outcome InferenceService::Run(const ModelVersion& model, std::
     DynamicBatcher::Result result = batcher->Infer(std::move(inputs));
     return {std::move(result.outputs), result.queue_seconds, result.compute_seconds};
   }
-  // An execution slot, or a bounded wait in line for one.
-  switch (slots_->Acquire(options_.max_queue, std::chrono::milliseconds(options_.queue_timeout_ms))) {
-    case ExecutionSlots::Outcome::kGranted: break;
-    case ExecutionSlots::Outcome::kQueueFull:
-      throw ProtocolError(503, fmt::format("the server is at capacity ({} running, {} waiting): retry later",
-                                           options_.threads, options_.max_queue));
-    case ExecutionSlots::Outcome::kTimedOut:
-      throw ProtocolError(503, fmt::format("no execution slot within {} ms (--queue-timeout-ms): retry later",
-                                           options_.queue_timeout_ms));
-  }
+  AcquireOrRefuse(*slots_);
   const SlotGuard slot(*slots_);
   Outcome outcome;
   outcome.queue_seconds = SecondsSince(arrived);
@@ -66,6 +58,19 @@ InferenceService::Outcome InferenceService::Run(const ModelVersion& model, std::
   outcome.outputs = model.executor->Run(inputs);
   outcome.compute_seconds = SecondsSince(started);
   return outcome;
+}
+
+void InferenceService::AcquireOrRefuse(ExecutionSlots& slots) {
+  // A slot, or a bounded wait in line for one.
+  switch (slots.Acquire(options_.max_queue, std::chrono::milliseconds(options_.queue_timeout_ms))) {
+    case ExecutionSlots::Outcome::kGranted: return;
+    case ExecutionSlots::Outcome::kQueueFull:
+      throw ProtocolError(503, fmt::format("the server is at capacity ({} running, {} waiting): retry later",
+                                           options_.threads, options_.max_queue));
+    case ExecutionSlots::Outcome::kTimedOut:
+      throw ProtocolError(503, fmt::format("no execution slot within {} ms (--queue-timeout-ms): retry later",
+                                           options_.queue_timeout_ms));
+  }
 }
 
 DynamicBatcher* InferenceService::BatcherFor(const ModelVersion& model) {

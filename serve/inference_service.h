@@ -52,6 +52,17 @@ class InferenceService {
   static std::vector<TensorSpec> InputSpecs(const ModelVersion& model);
   static std::vector<TensorSpec> OutputSpecs(const ModelVersion& model);
 
+  // Runs `parse` (a front end's decoding of a request body into tensors) holding one of
+  // --threads parse slots, waiting in line as Run does: a JSON image expands to several
+  // times its size while parsed (nlohmann's DOM), so with 64 clients sending ResNet-18's
+  // JSON at once the server held 770 MB of DOMs; now at most --threads at a time.
+  template <typename Decode>
+  auto Parse(Decode&& parse) {
+    AcquireOrRefuse(*parse_slots_);
+    const SlotGuard slot(*parse_slots_);
+    return parse();
+  }
+
   struct Outcome {
     std::vector<Tensor> outputs;  // in the model's output order
     double queue_seconds = 0;
@@ -66,11 +77,14 @@ class InferenceService {
   // The version's dynamic batcher, started at its first request; nullptr when the server
   // does not batch it.
   DynamicBatcher* BatcherFor(const ModelVersion& model);
+  // A slot of `slots` within the queue bounds, or ProtocolError 503.
+  void AcquireOrRefuse(ExecutionSlots& slots);
 
   ModelRepository& repository_;
   ServerOptions options_;
   Metrics metrics_;
   std::unique_ptr<ExecutionSlots> slots_;
+  std::unique_ptr<ExecutionSlots> parse_slots_;
 };
 
 }  // namespace kiln::serve

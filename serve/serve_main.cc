@@ -8,6 +8,7 @@
 // requests in flight finish, and exits 0.
 #include "serve/serve_main.h"
 
+#include <malloc.h>
 #include <pthread.h>
 
 #include <CLI/CLI.hpp>
@@ -15,6 +16,7 @@
 #include <filesystem>
 #include <iostream>
 #include <optional>
+#include <thread>
 
 #include "runtime/error.h"
 #include "serve/grpc_server.h"
@@ -78,6 +80,12 @@ int ServeMain(int argc, char** argv) {
   sigaddset(&stop_signals, SIGTERM);
   sigaddset(&stop_signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+
+  // glibc gives each thread that allocates a heap of its own, up to 8 per core, and keeps
+  // what they free: with 64 connection threads parsing ResNet-18's JSON the RSS stayed at
+  // 930 MB after the load, 670 MB with the heaps bounded by the execution slots.
+  mallopt(M_ARENA_MAX,
+          std::max(2, options.threads > 0 ? options.threads : static_cast<int>(std::thread::hardware_concurrency())));
 
   try {
     kiln::ExecutorOptions executor_options;
