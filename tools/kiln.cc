@@ -166,6 +166,20 @@ int InspectArtifact(const CommandLine& line, const std::string& bytes) {
   j["kernels"] = artifact.kernels_size();
   j["arena_bytes"] = artifact.arena_bytes();
   j["code_bytes"] = view.code.size();
+  // Batch specializations (kiln compile --batch-sizes): each batch's kernels, arena, code.
+  j["batch_sizes"] = nlohmann::json::array();
+  if (artifact.batch_size() > 0) {
+    j["batch_sizes"].push_back({{"batch_size", artifact.batch_size()},
+                                {"kernels", artifact.kernels_size()},
+                                {"arena_bytes", artifact.arena_bytes()},
+                                {"code_bytes", view.code.size()}});
+  }
+  for (const ArtifactView& variant : view.batch_variants) {
+    j["batch_sizes"].push_back({{"batch_size", variant.message.batch_size()},
+                                {"kernels", variant.message.kernels_size()},
+                                {"arena_bytes", variant.message.arena_bytes()},
+                                {"code_bytes", variant.code.size()}});
+  }
   j["signature"] = SignatureJson(signature);
   const proto::CompileReportProto& report = artifact.report();
   j["kernels_before_fusion"] = report.kernels_before_fusion();
@@ -209,6 +223,10 @@ int InspectArtifact(const CommandLine& line, const std::string& bytes) {
             << (j["parameters_embedded"].get<bool>() ? ", embedded" : ", bound at load") << ")\n";
   std::cout << "kernels: " << artifact.kernels_size() << ", arena: " << artifact.arena_bytes()
             << " bytes, code: " << view.code.size() << " bytes\n";
+  for (const auto& batch : j["batch_sizes"]) {
+    std::cout << "batch " << batch["batch_size"] << ": " << batch["kernels"] << " kernels, arena "
+              << batch["arena_bytes"] << " bytes, code " << batch["code_bytes"] << " bytes\n";
+  }
   std::cout << "memory: arena " << artifact.arena_bytes() << " bytes, lower bound " << report.arena_lower_bound_bytes()
             << ", without reuse " << report.no_reuse_bytes() << " (" << report.memory_planner() << ", "
             << report.inplace_count() << " in place)\n";

@@ -225,6 +225,10 @@ TEST_CASE("kiln compile --batch-sizes: one artifact that runs each batch size", 
   const kiln::Tensor batched = kiln::LoadNpy(dir + "/softmax_output.npy");
   REQUIRE(Run(kKiln + " run " + lenet.artifact + kDigit + " --output-dir " + dir).status == 0);
   CHECK(batched.BitwiseEquals(kiln::LoadNpy(dir + "/softmax_output.npy")));
+  const Result inspect = Run(kKiln + " inspect " + artifact);
+  REQUIRE(inspect.status == 0);
+  CHECK(inspect.output.find("batch 1: ") != std::string::npos);
+  CHECK(inspect.output.find("batch 4: ") != std::string::npos);
 
   for (const std::string bad : {"0", "1,,2", "2,2", "x", "1,2000000"}) {
     INFO(bad);
