@@ -63,6 +63,9 @@ class Executor {
   // Bytes of parameters Load left where they lie in the mapped artifact (the rest are
   // copies: bound by the caller, or in a file that could not be mapped or aligned).
   uint64_t mapped_param_bytes() const { return mapped_param_bytes_; }
+  // Arenas kept for the next calls: one after Load (its pages populated, so that the first
+  // run does not fault them in), none for a batch specialization until it runs.
+  size_t idle_arenas() const;
 
   // Batch specializations (kiln compile --batch-sizes): the batch sizes (axis 0 of every
   // input and output) the artifact holds code for, ascending; empty when it was compiled
@@ -104,10 +107,11 @@ class Executor {
   class ArenaPool;
 
   Executor() = default;
-  // `shared_pool`: a batch specialization runs on its artifact's pool.
+  // `specialized_from`: the executor this one is a batch specialization of; it runs on
+  // that one's thread pool and makes its arena at its first run, not at load.
   static std::unique_ptr<Executor> Build(const proto::ArtifactProto& artifact, std::shared_ptr<const CodeModule> code,
                                          const std::map<std::string, Tensor>& embedded, const ExecutorOptions& options,
-                                         const std::string& source, ThreadPool* shared_pool);
+                                         const std::string& source, const Executor* specialized_from);
   void AddBatchVariant(std::unique_ptr<Executor> variant);
   // This executor, or the batch specialization whose batch the inputs have.
   const Executor& SpecializationFor(const std::vector<Tensor>& inputs) const;

@@ -13,10 +13,6 @@ namespace kiln::serve {
 
 namespace {
 
-double SecondsBetween(std::chrono::steady_clock::time_point from, std::chrono::steady_clock::time_point to) {
-  return std::chrono::duration<double>(to - from).count();
-}
-
 // Bytes of one row (axis 0) of a tensor.
 size_t RowBytes(const Tensor& tensor) {
   return tensor.shape().empty() || tensor.shape()[0] == 0 ? 0 : tensor.nbytes() / tensor.shape()[0];
@@ -60,7 +56,7 @@ DynamicBatcher::Result DynamicBatcher::Infer(std::vector<Tensor> inputs) {
   auto pending = std::make_unique<Pending>();
   pending->inputs = std::move(inputs);
   pending->rows = rows;
-  pending->arrived = Clock::now();
+  pending->arrived = SteadyClock::now();
   std::future<Result> result = pending->done.get_future();
   // Nothing waiting, no delay asked for, and a slot free: the request runs on this thread
   // at once (handing it to a worker cost 20 us a request at low load).
@@ -105,7 +101,7 @@ void DynamicBatcher::Work() {
     {
       std::unique_lock lock(mutex_);
       if (!queue_.empty() && queued_rows_ < max_batch_size_ && options_.max_queue_delay.count() > 0) {
-        const Clock::time_point deadline = queue_.front()->arrived + options_.max_queue_delay;
+        const SteadyClock::time_point deadline = queue_.front()->arrived + options_.max_queue_delay;
         arrived_.wait_until(lock, deadline, [&] { return stopping_ || queued_rows_ >= max_batch_size_; });
       }
       batch = TakeBatch();
@@ -116,7 +112,7 @@ void DynamicBatcher::Work() {
 
 std::vector<std::unique_ptr<DynamicBatcher::Pending>> DynamicBatcher::TakeBatch() {
   // Requests past their timeout are answered, wherever they are in the queue.
-  const Clock::time_point now = Clock::now();
+  const SteadyClock::time_point now = SteadyClock::now();
   for (auto it = queue_.begin(); it != queue_.end();) {
     if (now - (*it)->arrived <= options_.queue_timeout) {
       ++it;
@@ -152,15 +148,17 @@ std::vector<std::unique_ptr<DynamicBatcher::Pending>> DynamicBatcher::TakeBatch(
 }
 
 void DynamicBatcher::RunBatch(std::vector<std::unique_ptr<Pending>> batch) {
-  const Clock::time_point start = Clock::now();
+  const SteadyClock::time_point start = SteadyClock::now();
   int64_t rows = 0;
   for (const auto& pending : batch) rows += pending->rows;
   try {
     const std::vector<int64_t>& sizes = executor_.batch_sizes();
     const int64_t batch_size = *std::lower_bound(sizes.begin(), sizes.end(), rows);
     const Executor& specialized = executor_.ForBatch(batch_size);
+    // One request that fills the batch runs on its own tensors, answered with the outputs.
+    const bool alone = batch.size() == 1 && rows == batch_size;
     std::vector<Tensor> outputs;
-    if (batch.size() == 1 && rows == batch_size) {
+    if (alone) {
       outputs = specialized.Run(batch.front()->inputs);
     } else {
       // The requests' rows one after another, zeros after them.
@@ -178,16 +176,15 @@ void DynamicBatcher::RunBatch(std::vector<std::unique_ptr<Pending>> batch) {
       }
       outputs = specialized.Run(inputs);
     }
-    const double compute_seconds = SecondsBetween(start, Clock::now());
+    const double compute_seconds = SecondsSince(start);
     if (observer_) observer_(rows, batch_size);
-    if (batch.size() == 1 && rows == batch_size) {
-      batch.front()->done.set_value(
-          {std::move(outputs), SecondsBetween(batch.front()->arrived, start), compute_seconds});
+    if (alone) {
+      batch.front()->done.set_value({std::move(outputs), Seconds(start - batch.front()->arrived), compute_seconds});
       return;
     }
     int64_t first_row = 0;
     for (const auto& pending : batch) {
-      Result result{{}, SecondsBetween(pending->arrived, start), compute_seconds};
+      Result result{{}, Seconds(start - pending->arrived), compute_seconds};
       for (const Tensor& output : outputs) {
         Shape shape = output.shape();
         shape[0] = pending->rows;

@@ -21,6 +21,7 @@
 
 #include "runtime/executor.h"
 #include "serve/execution_slots.h"
+#include "serve/metrics.h"
 
 namespace kiln::serve {
 
@@ -58,11 +59,10 @@ class DynamicBatcher {
   int64_t max_batch_size() const { return max_batch_size_; }
 
  private:
-  using Clock = std::chrono::steady_clock;
   struct Pending {
     std::vector<Tensor> inputs;
     int64_t rows = 0;
-    Clock::time_point arrived;
+    SteadyClock::time_point arrived;
     std::promise<Result> done;
   };
 

@@ -6,7 +6,6 @@
 #include <chrono>
 #include <cstring>
 #include <limits>
-#include <set>
 #include <type_traits>
 
 #include "runtime/error.h"
@@ -17,12 +16,6 @@
 namespace kiln::serve {
 
 namespace {
-
-using Clock = std::chrono::steady_clock;
-
-double SecondsSince(Clock::time_point start) {
-  return std::chrono::duration<double>(Clock::now() - start).count();
-}
 
 grpc::StatusCode CodeOf(int http_status) {
   switch (http_status) {
@@ -108,15 +101,12 @@ ParsedRequest ParseRequest(const inference::ModelInferRequest& request, const st
     throw BadRequest(
         fmt::format("raw_input_contents: {} given for {} inputs (one per input, or none)", raw, request.inputs_size()));
   }
-  std::vector<bool> seen(inputs.size(), false);
+  TensorMatcher matcher(inputs, outputs);
   for (int i = 0; i < request.inputs_size(); ++i) {
     const inference::ModelInferRequest::InferInputTensor& input = request.inputs(i);
     const std::string where = "input '" + input.name() + "'";
-    MatchedInput matched =
-        MatchInput(input.name(), input.datatype(), Shape(input.shape().begin(), input.shape().end()), inputs);
-    if (seen[matched.slot]) throw BadRequest(where + " is given twice");
-    seen[matched.slot] = true;
-    Tensor& tensor = matched.tensor;
+    auto [slot, tensor] =
+        matcher.Input(input.name(), input.datatype(), Shape(input.shape().begin(), input.shape().end()));
     if (raw > 0) {
       if (input.has_contents()) throw BadRequest(where + ": both contents and raw_input_contents given");
       const std::string& bytes = request.raw_input_contents(i);
@@ -130,29 +120,10 @@ ParsedRequest ParseRequest(const inference::ModelInferRequest& request, const st
     } else {
       throw BadRequest(where + ": no contents and no raw_input_contents");
     }
-    parsed.inputs[matched.slot] = std::move(tensor);
+    parsed.inputs[slot] = std::move(tensor);
   }
-  std::vector<std::string> missing;
-  for (size_t i = 0; i < inputs.size(); ++i) {
-    if (!seen[i]) missing.push_back(inputs[i].name);
-  }
-  if (!missing.empty()) throw BadRequest(fmt::format("missing input(s): {}", fmt::join(missing, ", ")));
-
-  std::set<std::string> requested;
-  for (const auto& output : request.outputs()) {
-    const auto it =
-        std::find_if(outputs.begin(), outputs.end(), [&](const TensorSpec& s) { return s.name == output.name(); });
-    if (it == outputs.end()) {
-      std::vector<std::string> names;
-      for (const TensorSpec& spec : outputs) names.push_back(spec.name);
-      throw BadRequest(fmt::format("requested output '{}': the model has no such output (its outputs: {})",
-                                   output.name(), fmt::join(names, ", ")));
-    }
-    if (!requested.insert(output.name()).second) {
-      throw BadRequest("requested output '" + output.name() + "' is requested twice");
-    }
-    parsed.outputs.push_back(static_cast<size_t>(it - outputs.begin()));
-  }
+  matcher.RequireAllInputs();
+  for (const auto& output : request.outputs()) parsed.outputs.push_back(matcher.Output(output.name()));
   if (parsed.outputs.empty()) {
     for (size_t k = 0; k < outputs.size(); ++k) parsed.outputs.push_back(k);
   }
@@ -216,14 +187,11 @@ class GrpcServer::Handler final : public inference::GRPCInferenceService::Servic
 
   grpc::Status ModelInfer(grpc::ServerContext*, const inference::ModelInferRequest* request,
                           inference::ModelInferResponse* response) override {
-    const auto arrived = Clock::now();
-    const std::shared_ptr<const ModelVersion> model =
-        service_.repository().Find(request->model_name(), request->model_version());
-    if (!model) {
-      return grpc::Status(grpc::StatusCode::NOT_FOUND,
-                          "model '" + request->model_name() +
-                              (request->model_version().empty() ? "" : "' version '" + request->model_version()) +
-                              "' is not served");
+    const auto arrived = SteadyClock::now();
+    std::shared_ptr<const ModelVersion> model;
+    if (grpc::Status found = Answer([&] { model = service_.Find(request->model_name(), request->model_version()); });
+        !found.ok()) {
+      return found;
     }
     const std::string version = std::to_string(model->version);
     Metrics& metrics = service_.metrics();

@@ -17,14 +17,9 @@ namespace kiln::serve {
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
 using nlohmann::json;
 
 constexpr const char* kJson = "application/json";
-
-double SecondsSince(Clock::time_point start) {
-  return std::chrono::duration<double>(Clock::now() - start).count();
-}
 
 void Reply(httplib::Response& res, int status, const std::string& body) {
   res.status = status;
@@ -55,7 +50,6 @@ int LogRank(const std::string& level) {
 struct ModelRef {
   std::string name;
   std::string version;
-  std::string where() const { return version.empty() ? name : name + "' version '" + version; }
 };
 ModelRef RefOf(const httplib::Request& req) {
   return {req.matches[1].str(), req.matches.size() > 2 ? req.matches[2].str() : ""};
@@ -147,10 +141,19 @@ void HttpServer::Route() {
     res.set_content(service_.metrics().Text(), "text/plain; version=0.0.4");
   });
 
-  const auto metadata = [this](const httplib::Request& req, httplib::Response& res) {
+  // The version a route names, or nullptr after answering 404 naming it.
+  const auto find = [this](const ModelRef& ref, httplib::Response& res) -> std::shared_ptr<const ModelVersion> {
+    try {
+      return service_.Find(ref.name, ref.version);
+    } catch (const ProtocolError& e) {
+      ReplyError(res, e.status(), e.what());
+      return nullptr;
+    }
+  };
+  const auto metadata = [this, find](const httplib::Request& req, httplib::Response& res) {
     const ModelRef ref = RefOf(req);
-    const auto model = repository_.Find(ref.name, ref.version);
-    if (!model) return ReplyError(res, 404, "model '" + ref.where() + "' is not served");
+    const auto model = find(ref, res);
+    if (!model) return;
     Reply(res, 200,
           ModelMetadataJson(ref.name, repository_.Versions(ref.name), InferenceService::InputSpecs(*model),
                             InferenceService::OutputSpecs(*model)));
@@ -166,11 +169,11 @@ void HttpServer::Route() {
   s.Get(R"(/v2/models/([^/]+)/ready)", model_ready);
   s.Get(R"(/v2/models/([^/]+)/versions/([^/]+)/ready)", model_ready);
 
-  const auto infer = [this](const httplib::Request& req, httplib::Response& res) {
-    const auto arrived = Clock::now();
+  const auto infer = [this, find](const httplib::Request& req, httplib::Response& res) {
+    const auto arrived = SteadyClock::now();
     const ModelRef ref = RefOf(req);
-    const auto model = repository_.Find(ref.name, ref.version);
-    if (!model) return ReplyError(res, 404, "model '" + ref.where() + "' is not served");
+    const auto model = find(ref, res);
+    if (!model) return;
     const std::string version = std::to_string(model->version);
     Metrics& metrics = service_.metrics();
     const Metrics::InFlightGuard in_flight(metrics);

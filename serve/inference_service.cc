@@ -9,15 +9,7 @@
 
 namespace kiln::serve {
 
-namespace {
-
-using Clock = std::chrono::steady_clock;
-
-double SecondsSince(Clock::time_point start) {
-  return std::chrono::duration<double>(Clock::now() - start).count();
-}
-
-}  // namespace
+namespace {}  // namespace
 
 InferenceService::InferenceService(ModelRepository& repository, ServerOptions options)
     : repository_(repository), options_(std::move(options)) {
@@ -45,7 +37,7 @@ std::vector<TensorSpec> InferenceService::OutputSpecs(const ModelVersion& model)
 }
 
 InferenceService::Outcome InferenceService::Run(const ModelVersion& model, std::vector<Tensor> inputs) {
-  const auto arrived = Clock::now();
+  const auto arrived = SteadyClock::now();
   if (DynamicBatcher* batcher = BatcherFor(model)) {
     DynamicBatcher::Result result = batcher->Infer(std::move(inputs));
     return {std::move(result.outputs), result.queue_seconds, result.compute_seconds};
@@ -54,7 +46,7 @@ InferenceService::Outcome InferenceService::Run(const ModelVersion& model, std::
   const SlotGuard slot(*slots_);
   Outcome outcome;
   outcome.queue_seconds = SecondsSince(arrived);
-  const auto started = Clock::now();
+  const auto started = SteadyClock::now();
   outcome.outputs = model.executor->Run(inputs);
   outcome.compute_seconds = SecondsSince(started);
   return outcome;

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <array>
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <mutex>
@@ -12,6 +13,34 @@
 #include <utility>
 
 namespace kiln::serve {
+
+// Seconds of the steady clock, as the metrics record them.
+using SteadyClock = std::chrono::steady_clock;
+inline double Seconds(SteadyClock::duration elapsed) {
+  return std::chrono::duration<double>(elapsed).count();
+}
+inline double SecondsSince(SteadyClock::time_point start) {
+  return Seconds(SteadyClock::now() - start);
+}
+
+// A Prometheus histogram over fixed bucket bounds: counts per bucket (made cumulative when
+// written), the count and the sum of the values.
+template <typename T, size_t N>
+struct Histogram {
+  std::array<uint64_t, N> buckets{};
+  uint64_t count = 0;
+  T sum{};
+  void Add(T value, const std::array<T, N>& bounds) {
+    ++count;
+    sum += value;
+    for (size_t i = 0; i < N; ++i) {
+      if (value <= bounds[i]) {
+        ++buckets[i];
+        return;
+      }
+    }
+  }
+};
 
 class Metrics {
  public:
@@ -43,16 +72,12 @@ class Metrics {
 
  private:
   struct ModelStats {
-    uint64_t requests = 0;
     uint64_t failures = 0;
     double queue_seconds = 0;
     double compute_seconds = 0;
-    double total_seconds = 0;
-    std::array<uint64_t, kBuckets.size()> buckets{};  // cumulative at output time
-    uint64_t batches = 0;
-    uint64_t batch_rows = 0;
+    Histogram<double, kBuckets.size()> latency;           // its count: the requests answered
+    Histogram<int64_t, kBatchBuckets.size()> batch_rows;  // its count: the dynamic batches
     uint64_t padding_rows = 0;
-    std::array<uint64_t, kBatchBuckets.size()> batch_buckets{};
   };
   mutable std::mutex mutex_;
   std::map<std::pair<std::string, std::string>, ModelStats> models_;

@@ -8,7 +8,6 @@
 #include <cstring>
 #include <limits>
 #include <nlohmann/json.hpp>
-#include <set>
 
 #include "runtime/error.h"
 
@@ -213,12 +212,19 @@ std::optional<DType> ParseDatatype(std::string_view name) {
   return std::nullopt;
 }
 
-MatchedInput MatchInput(const std::string& name, const std::string& datatype, const Shape& shape,
-                        const std::vector<TensorSpec>& inputs) {
+TensorMatcher::TensorMatcher(const std::vector<TensorSpec>& inputs, const std::vector<TensorSpec>& outputs)
+    : inputs_(inputs), outputs_(outputs), inputs_seen_(inputs.size(), false), outputs_seen_(outputs.size(), false) {}
+
+TensorMatcher::MatchedInput TensorMatcher::Input(const std::string& name, const std::string& datatype,
+                                                 const Shape& shape) {
   const std::string where = "input '" + name + "'";
-  const auto spec = std::find_if(inputs.begin(), inputs.end(), [&](const TensorSpec& s) { return s.name == name; });
-  if (spec == inputs.end())
-    throw BadRequest(where + ": the model has no such input (its inputs: " + Names(inputs) + ")");
+  const auto spec = std::find_if(inputs_.begin(), inputs_.end(), [&](const TensorSpec& s) { return s.name == name; });
+  if (spec == inputs_.end()) {
+    throw BadRequest(where + ": the model has no such input (its inputs: " + Names(inputs_) + ")");
+  }
+  const size_t slot = static_cast<size_t>(spec - inputs_.begin());
+  if (inputs_seen_[slot]) throw BadRequest(where + " is given twice");
+  inputs_seen_[slot] = true;
   if (datatype != DatatypeName(spec->dtype)) {
     throw BadRequest(fmt::format("{}: datatype {}, the model expects {}", where, datatype, DatatypeName(spec->dtype)));
   }
@@ -235,7 +241,27 @@ MatchedInput MatchInput(const std::string& name, const std::string& datatype, co
   } catch (const Error& e) {
     throw BadRequest(where + ": " + e.what());
   }
-  return {static_cast<size_t>(spec - inputs.begin()), Tensor(shape, spec->dtype)};
+  return {slot, Tensor(shape, spec->dtype)};
+}
+
+void TensorMatcher::RequireAllInputs() const {
+  std::vector<std::string> missing;
+  for (size_t i = 0; i < inputs_.size(); ++i) {
+    if (!inputs_seen_[i]) missing.push_back(inputs_[i].name);
+  }
+  if (!missing.empty()) throw BadRequest(fmt::format("missing input(s): {}", fmt::join(missing, ", ")));
+}
+
+size_t TensorMatcher::Output(const std::string& name) {
+  const std::string where = "requested output '" + name + "'";
+  const auto spec = std::find_if(outputs_.begin(), outputs_.end(), [&](const TensorSpec& s) { return s.name == name; });
+  if (spec == outputs_.end()) {
+    throw BadRequest(where + ": the model has no such output (its outputs: " + Names(outputs_) + ")");
+  }
+  const size_t index = static_cast<size_t>(spec - outputs_.begin());
+  if (outputs_seen_[index]) throw BadRequest(where + " is requested twice");
+  outputs_seen_[index] = true;
+  return index;
 }
 
 InferRequest ParseInferRequest(std::string_view body, std::optional<size_t> header_length,
@@ -261,7 +287,7 @@ InferRequest ParseInferRequest(std::string_view body, std::optional<size_t> head
     throw BadRequest("'inputs': expected an array of tensors (the model's inputs: " + Names(inputs) + ")");
   }
   parsed.inputs.resize(inputs.size());
-  std::vector<bool> seen(inputs.size(), false);
+  TensorMatcher matcher(inputs, outputs);
   for (const json& input : *given_inputs) {
     if (!input.is_object()) throw BadRequest("'inputs': every input must be an object, given " + input.dump());
     const json* name = Member(input, "name");
@@ -279,11 +305,7 @@ InferRequest ParseInferRequest(std::string_view body, std::optional<size_t> head
       }
       shape.push_back(dim.get<int64_t>());
     }
-    MatchedInput matched = MatchInput(input_name, datatype->get<std::string>(), shape, inputs);
-    const size_t slot = matched.slot;
-    if (seen[slot]) throw BadRequest(where + " is given twice");
-    seen[slot] = true;
-    Tensor& tensor = matched.tensor;
+    auto [slot, tensor] = matcher.Input(input_name, datatype->get<std::string>(), shape);
     const json* data = Member(input, "data");
     const json* parameters = Member(input, "parameters");
     const json* binary_size =
@@ -316,11 +338,7 @@ InferRequest ParseInferRequest(std::string_view body, std::optional<size_t> head
     }
     parsed.inputs[slot] = std::move(tensor);
   }
-  std::vector<std::string> missing;
-  for (size_t i = 0; i < inputs.size(); ++i) {
-    if (!seen[i]) missing.push_back(inputs[i].name);
-  }
-  if (!missing.empty()) throw BadRequest(fmt::format("missing input(s): {}", fmt::join(missing, ", ")));
+  matcher.RequireAllInputs();
   if (!binary.empty()) {
     throw BadRequest(fmt::format("{} bytes of binary data after the inputs' binary_data_size", binary.size()));
   }
@@ -332,17 +350,13 @@ InferRequest ParseInferRequest(std::string_view body, std::optional<size_t> head
     return parsed;
   }
   if (!requested->is_array()) throw BadRequest("'outputs' must be an array, given " + requested->dump());
-  std::set<std::string> requested_names;
   for (const json& output : *requested) {
     const json* name = output.is_object() ? Member(output, "name") : nullptr;
     if (name == nullptr || !name->is_string()) throw BadRequest("a requested output has no 'name' string");
     const std::string output_name = name->get<std::string>();
-    const std::string where = "requested output '" + output_name + "'";
-    if (std::none_of(outputs.begin(), outputs.end(), [&](const TensorSpec& s) { return s.name == output_name; })) {
-      throw BadRequest(where + ": the model has no such output (its outputs: " + Names(outputs) + ")");
-    }
-    if (!requested_names.insert(output_name).second) throw BadRequest(where + " is requested twice");
-    parsed.outputs.push_back({output_name, BoolParameter(output, "binary_data", binary_default, where)});
+    matcher.Output(output_name);
+    parsed.outputs.push_back(
+        {output_name, BoolParameter(output, "binary_data", binary_default, "requested output '" + output_name + "'")});
   }
   return parsed;
 }

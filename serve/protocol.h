@@ -43,15 +43,30 @@ struct InferRequest {
   std::vector<RequestedOutput> outputs;
 };
 
-// The model's input `name` given with `datatype` and `shape` (a dimension of -1 in the
-// spec takes any size): its index in `inputs` and a zero tensor of that shape. Throws
-// ProtocolError (400) naming what was expected and what was given.
-struct MatchedInput {
-  size_t slot = 0;
-  Tensor tensor;
+// Matches a request's named tensors to a model's, for every wire format: each input
+// given once, with the model's datatype and shape (a dimension of -1 takes any size), all
+// of them given; each requested output one of the model's, once. Throws ProtocolError
+// (400) naming what was expected and what was given.
+class TensorMatcher {
+ public:
+  TensorMatcher(const std::vector<TensorSpec>& inputs, const std::vector<TensorSpec>& outputs);
+
+  struct MatchedInput {
+    size_t slot = 0;  // index in the model's inputs
+    Tensor tensor;    // zeros of the given shape, to fill
+  };
+  MatchedInput Input(const std::string& name, const std::string& datatype, const Shape& shape);
+  // After the inputs: refuses a request that left some out.
+  void RequireAllInputs() const;
+  // The index of requested output `name` in the model's outputs.
+  size_t Output(const std::string& name);
+
+ private:
+  const std::vector<TensorSpec>& inputs_;
+  const std::vector<TensorSpec>& outputs_;
+  std::vector<bool> inputs_seen_;
+  std::vector<bool> outputs_seen_;
 };
-MatchedInput MatchInput(const std::string& name, const std::string& datatype, const Shape& shape,
-                        const std::vector<TensorSpec>& inputs);
 
 // Parses an infer request for a model with these inputs and outputs (a dimension of -1
 // takes any size). `body` is the whole

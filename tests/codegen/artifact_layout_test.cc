@@ -259,6 +259,9 @@ TEST_CASE("batch specializations: one artifact, weights stored once, each batch 
   CHECK(executor->batch_sizes() == std::vector<int64_t>{1, 3, 8});
   CHECK(executor->inputs()[0].shape == Shape{1, 1, 28, 28});
   CHECK(executor->ForBatch(8).outputs()[0].shape == Shape{8, 10});
+  // Only the artifact's own batch has an arena at load; the others make theirs when run.
+  CHECK(executor->idle_arenas() == 1);
+  CHECK(executor->ForBatch(8).idle_arenas() == 0);
   CHECK_THROWS_WITH(executor->ForBatch(5),
                     Catch::Contains("no code for batch size 5") && Catch::Contains("compiled for batch sizes 1, 3, 8"));
   for (const int64_t batch : {1, 3, 8}) {
@@ -269,6 +272,7 @@ TEST_CASE("batch specializations: one artifact, weights stored once, each batch 
     REQUIRE(out[0].shape() == Shape{batch, 10});
     KILN_CHECK_CLOSE(out[0], Interpret(batched, {{"data", data}})[0], 1e-4, 1e-5);
   }
+  CHECK(executor->ForBatch(8).idle_arenas() == 1);
   CHECK_THROWS_WITH(executor->Run({{"data", RandomTensor({5, 1, 28, 28}, 1)}}),
                     Catch::Contains("no code for batch size 5 (compiled for batch sizes 1, 3, 8)"));
   // A row's result does not depend on the batch it runs in: bit for bit.
