@@ -86,15 +86,11 @@ void CopyContents(const inference::InferTensorContents& contents, Tensor& tensor
   }
 }
 
-// The request's inputs in the model's order, and the outputs it asks for.
-struct ParsedRequest {
-  std::vector<Tensor> inputs;
-  std::vector<size_t> outputs;  // indices into the model's outputs
-};
+}  // namespace
 
-ParsedRequest ParseRequest(const inference::ModelInferRequest& request, const std::vector<TensorSpec>& inputs,
-                           const std::vector<TensorSpec>& outputs) {
-  ParsedRequest parsed;
+GrpcInferRequest ParseModelInferRequest(const inference::ModelInferRequest& request,
+                                        const std::vector<TensorSpec>& inputs, const std::vector<TensorSpec>& outputs) {
+  GrpcInferRequest parsed;
   parsed.inputs.resize(inputs.size());
   const int raw = request.raw_input_contents_size();
   if (raw > 0 && raw != request.inputs_size()) {
@@ -129,6 +125,8 @@ ParsedRequest ParseRequest(const inference::ModelInferRequest& request, const st
   }
   return parsed;
 }
+
+namespace {
 
 void AddTensorMetadata(const TensorSpec& spec, inference::ModelMetadataResponse::TensorMetadata* to) {
   to->set_name(spec.name);
@@ -198,7 +196,7 @@ class GrpcServer::Handler final : public inference::GRPCInferenceService::Servic
     const Metrics::InFlightGuard in_flight(metrics);
     const grpc::Status status = Answer([&] {
       const std::vector<TensorSpec>& outputs = model->executor->outputs();
-      ParsedRequest parsed = ParseRequest(*request, InferenceService::InputSpecs(*model), outputs);
+      GrpcInferRequest parsed = ParseModelInferRequest(*request, InferenceService::InputSpecs(*model), outputs);
       InferenceService::Outcome outcome = service_.Run(*model, std::move(parsed.inputs));
       response->set_model_name(request->model_name());
       response->set_model_version(version);

@@ -12,8 +12,22 @@
 namespace grpc {
 class Server;
 }
+namespace inference {
+class ModelInferRequest;
+}
 
 namespace kiln::serve {
+
+// A ModelInfer call's inputs in the model's order (typed contents or raw bytes, checked
+// against `inputs`; a dimension of -1 takes any size), and the indices of the outputs it
+// asks for (all, when it names none). Throws ProtocolError (400) naming what was expected
+// and what was given.
+struct GrpcInferRequest {
+  std::vector<Tensor> inputs;
+  std::vector<size_t> outputs;
+};
+GrpcInferRequest ParseModelInferRequest(const inference::ModelInferRequest& request,
+                                        const std::vector<TensorSpec>& inputs, const std::vector<TensorSpec>& outputs);
 
 class GrpcServer {
  public:

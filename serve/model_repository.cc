@@ -40,23 +40,26 @@ std::optional<proto::ModelConfigProto> ReadModelConfig(const fs::path& dir, cons
   fs::path path = dir / "config.pbtxt";
   if (!fs::is_regular_file(path, ec)) path = dir / "config";
   if (!fs::is_regular_file(path, ec)) return std::nullopt;
-  const std::string text = ReadFile(path.string());
+  return ParseModelConfig(ReadFile(path.string()), "model '" + name + "': " + path.string());
+}
+
+}  // namespace
+
+proto::ModelConfigProto ParseModelConfig(std::string_view text, const std::string& where) {
   proto::ModelConfigProto config;
   google::protobuf::TextFormat::Parser parser;
   parser.AllowUnknownField(true);  // Triton's fields kiln does not use
   ConfigErrors errors;
   parser.RecordErrorsTo(&errors);
-  if (!parser.ParseFromString(text, &config)) {
-    throw Error("model '" + name + "': " + path.string() + ": " + (errors.text.empty() ? "unreadable" : errors.text));
+  if (!parser.ParseFromString(std::string(text), &config)) {
+    throw Error(where + ": " + (errors.text.empty() ? "unreadable" : errors.text));
   }
   if (config.max_batch_size() < 0) {
-    throw Error("model '" + name + "': " + path.string() + ": max_batch_size " +
-                std::to_string(config.max_batch_size()) + " (expected 0, no batching, or more)");
+    throw Error(where + ": max_batch_size " + std::to_string(config.max_batch_size()) +
+                " (expected 0, no batching, or more)");
   }
   return config;
 }
-
-}  // namespace
 
 ModelRepository::ModelRepository(std::string root, ExecutorOptions options)
     : root_(std::move(root)), options_(std::move(options)) {}

@@ -38,6 +38,11 @@ struct IndexEntry {
   std::string reason;   // why it is unavailable
 };
 
+// A model's config.pbtxt (the batching part of Triton's text format; its other fields
+// are skipped). Throws kiln::Error prefixed with `where`, naming the line of a syntax error
+// or the field out of range.
+proto::ModelConfigProto ParseModelConfig(std::string_view text, const std::string& where);
+
 class ModelRepository {
  public:
   // A directory laid out as above; nothing is loaded until Load / LoadAll.

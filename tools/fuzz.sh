@@ -14,7 +14,8 @@
 #   --report FILE  rewrite the figures table of FILE (docs/RELIABILITY.md)
 #   --keep DIR     keep the grown corpora and the logs in DIR/<target>/
 #   TARGET         npy params graph graph_text artifact executor onnx attrs shape cli keys mxnet_symbol
-#                  initializer optimizer idx infer_request (all by default)
+#                  initializer optimizer idx infer_request grpc_infer_request model_config
+#                  (all by default)
 #
 # Crashes are left in a scratch directory that is named in the output, with the
 # command that replays them. The build shares the disk cache with the main build but
@@ -25,7 +26,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 
 ALL_TARGETS=(npy params graph graph_text artifact executor onnx attrs shape cli keys mxnet_symbol initializer optimizer idx
-  infer_request)
+  infer_request grpc_infer_request model_config)
 seconds=""
 runs=""
 report=""

@@ -99,8 +99,16 @@ TEST_CASE("fuzz replay: infer_request") {
   Replay("infer_request");
 }
 
+TEST_CASE("fuzz replay: grpc_infer_request") {
+  Replay("grpc_infer_request");
+}
+
+TEST_CASE("fuzz replay: model_config") {
+  Replay("model_config");
+}
+
 TEST_CASE("fuzz replay: every target has a test case here") {
-  CHECK(std::size(kFuzzTargets) == 16);
+  CHECK(std::size(kFuzzTargets) == 18);
 }
 
 }  // namespace kiln::fuzz

@@ -20,22 +20,24 @@
 
 namespace kiln::fuzz {
 
-int FuzzNpy(const uint8_t* data, size_t size);           // ParseNpy
-int FuzzParams(const uint8_t* data, size_t size);        // ParseAnyParams: kiln, MXNet .params, .npz
-int FuzzGraph(const uint8_t* data, size_t size);         // ParseGraph, then shapes, types, dumps
-int FuzzGraphText(const uint8_t* data, size_t size);     // ParseGraphText, the same
-int FuzzArtifact(const uint8_t* data, size_t size);      // ParseArtifact, checksum as given
-int FuzzExecutor(const uint8_t* data, size_t size);      // checksum fixed, Executor::Create, Run
-int FuzzOnnx(const uint8_t* data, size_t size);          // ImportOnnxBytes
-int FuzzAttrs(const uint8_t* data, size_t size);         // AttrField::Normalize of MXNet text
-int FuzzShape(const uint8_t* data, size_t size);         // an operator's attributes and shape inference
-int FuzzCommandLine(const uint8_t* data, size_t size);   // the kiln command line's argument parsing
-int FuzzKeys(const uint8_t* data, size_t size);          // key files: ParsePublicKey, ParseSecretKey
-int FuzzMxnetSymbol(const uint8_t* data, size_t size);   // ImportMxnetJson, then shapes and types
-int FuzzInitializer(const uint8_t* data, size_t size);   // MakeInitializer, InitWeight, ToString
-int FuzzOptimizer(const uint8_t* data, size_t size);     // ParseOptimizer, update rules, MakeLrScheduler
-int FuzzIdx(const uint8_t* data, size_t size);           // ParseIdx (MNIST's IDX files, plain or gzip)
-int FuzzInferRequest(const uint8_t* data, size_t size);  // the server's ParseInferRequest, BuildInferResponse
+int FuzzNpy(const uint8_t* data, size_t size);               // ParseNpy
+int FuzzParams(const uint8_t* data, size_t size);            // ParseAnyParams: kiln, MXNet .params, .npz
+int FuzzGraph(const uint8_t* data, size_t size);             // ParseGraph, then shapes, types, dumps
+int FuzzGraphText(const uint8_t* data, size_t size);         // ParseGraphText, the same
+int FuzzArtifact(const uint8_t* data, size_t size);          // ParseArtifact, checksum as given
+int FuzzExecutor(const uint8_t* data, size_t size);          // checksum fixed, Executor::Create, Run
+int FuzzOnnx(const uint8_t* data, size_t size);              // ImportOnnxBytes
+int FuzzAttrs(const uint8_t* data, size_t size);             // AttrField::Normalize of MXNet text
+int FuzzShape(const uint8_t* data, size_t size);             // an operator's attributes and shape inference
+int FuzzCommandLine(const uint8_t* data, size_t size);       // the kiln command line's argument parsing
+int FuzzKeys(const uint8_t* data, size_t size);              // key files: ParsePublicKey, ParseSecretKey
+int FuzzMxnetSymbol(const uint8_t* data, size_t size);       // ImportMxnetJson, then shapes and types
+int FuzzInitializer(const uint8_t* data, size_t size);       // MakeInitializer, InitWeight, ToString
+int FuzzOptimizer(const uint8_t* data, size_t size);         // ParseOptimizer, update rules, MakeLrScheduler
+int FuzzIdx(const uint8_t* data, size_t size);               // ParseIdx (MNIST's IDX files, plain or gzip)
+int FuzzInferRequest(const uint8_t* data, size_t size);      // the server's ParseInferRequest, BuildInferResponse
+int FuzzGrpcInferRequest(const uint8_t* data, size_t size);  // the gRPC endpoint's ParseModelInferRequest
+int FuzzModelConfig(const uint8_t* data, size_t size);       // a model repository's config.pbtxt
 
 struct FuzzTarget {
   const char* name;  // the directory under corpus/, regressions/ and dict/
@@ -60,6 +62,8 @@ inline constexpr FuzzTarget kFuzzTargets[] = {
     {"optimizer", FuzzOptimizer},
     {"idx", FuzzIdx},
     {"infer_request", FuzzInferRequest},
+    {"grpc_infer_request", FuzzGrpcInferRequest},
+    {"model_config", FuzzModelConfig},
 };
 
 // Aborts with `what` on stderr when `ok` is false: an invariant the fuzzer must report.

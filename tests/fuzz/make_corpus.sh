@@ -207,6 +207,43 @@ printf '\0\0\0\0%s' '{"inputs":[{"name":"a"' >"$ir/cut_json"
   done
 } >tests/fuzz/dict/infer_request.dict
 
+# gRPC ModelInfer calls (serve/grpc_service.proto), encoded by protoc from the text
+# format: byte 0 picks the model (tests/fuzz/grpc_infer_request_fuzz.cc), then the
+# message: typed contents, raw bytes, a batched model's axis 0, and calls it refuses.
+gr="$corpus/grpc_infer_request"
+mkdir -p "$gr"
+grpc_seed() {  # NAME MODEL_BYTE TEXT
+  { printf "$2"; printf '%s' "$3" | protoc --proto_path=serve --encode=inference.ModelInferRequest \
+    serve/grpc_service.proto; } >"$gr/$1"
+}
+grpc_seed typed '\0' 'model_name: "m" id: "r" inputs { name: "a" datatype: "FP32" shape: [2, 2] contents { fp32_contents: [1, 2, 3, 4.5] } } inputs { name: "b" datatype: "INT32" shape: 3 contents { int_contents: [1, -2, 3] } } outputs { name: "b" }'
+grpc_seed raw_batched '\1' 'model_name: "m" inputs { name: "x" datatype: "UINT8" shape: [2, 4] } raw_input_contents: "\001\002\003\004\005\006\007\010"'
+grpc_seed every_type '\2' 'inputs { name: "m" datatype: "BOOL" shape: 2 contents { bool_contents: [true, false] } } inputs { name: "n" datatype: "FP16" shape: 1 } inputs { name: "o" datatype: "INT64" shape: 2 contents { int64_contents: [9007199254740993, -1] } } inputs { name: "p" datatype: "BF16" shape: 0 } raw_input_contents: "" raw_input_contents: "\000\070" raw_input_contents: "" raw_input_contents: ""'
+grpc_seed wide '\3' 'inputs { name: "u" datatype: "UINT64" shape: 1 contents { uint64_contents: 18446744073709551615 } } inputs { name: "d" datatype: "FP64" shape: [1, 2] contents { fp64_contents: [1e308, -0.0] } } inputs { name: "s" datatype: "INT8" shape: 2 contents { int_contents: [-128, 300] } }'
+grpc_seed raw_short '\0' 'inputs { name: "a" datatype: "FP32" shape: [2, 2] } inputs { name: "b" datatype: "INT32" shape: 3 } raw_input_contents: "\000\000" raw_input_contents: ""'
+grpc_seed unknown_output '\1' 'inputs { name: "x" datatype: "UINT8" shape: [1, 4] contents { uint_contents: [1, 2, 3, 4] } } outputs { name: "y" }'
+{
+  for word in FP32 INT32 UINT8 BOOL FP16 INT64 BF16 UINT64 FP64 INT8 a b x m n o p u d s; do
+    printf '"%s"\n' "$word"
+  done
+} >tests/fuzz/dict/grpc_infer_request.dict
+
+# Model configurations (serve/model_repository.h, Triton's text format).
+mc="$corpus/model_config"
+mkdir -p "$mc"
+printf 'max_batch_size: 16\ndynamic_batching { max_queue_delay_microseconds: 200 }\n' >"$mc/batching"
+printf 'name: "m"\nplatform: "kiln"\nmax_batch_size: 0\nversion_policy { latest { num_versions: 1 } }\n' >"$mc/off_unknown_fields"
+printf 'max_batch_size: -2\n' >"$mc/negative"
+printf 'input [ { name: "data" } ]\n' >"$mc/triton_list"
+printf 'dynamic_batching { preferred_batch_size: [4, 8] max_queue_delay_microseconds: 18446744073709551615 }\n' >"$mc/wide_delay"
+printf 'max_batch_size: 4\ndynamic_batching { max_queue_delay: }\n' >"$mc/broken"
+{
+  for word in name platform backend max_batch_size dynamic_batching preferred_batch_size \
+    max_queue_delay_microseconds '{' '}' '[' ']' ':'; do
+    printf '"%s"\n' "$word"
+  done
+} >tests/fuzz/dict/model_config.dict
+
 du -sh tests/fuzz/corpus tests/fuzz/dict
 for dir in "$corpus"/*/; do
   printf '%-12s %4d files %8s\n' "$(basename "$dir")" "$(find "$dir" -type f | wc -l)" "$(du -sh "$dir" | cut -f1)"

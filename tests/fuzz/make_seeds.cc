@@ -509,6 +509,16 @@ void WriteModelSeeds() {
   GraphSeeds("mlp", mlp);
   Compile("mlp", mlp, /*embed_params=*/true, {{"data", {2, 12}}});
   Compile("mlp_no_params", mlp, /*embed_params=*/false, {{"data", {2, 12}}});
+  // Batch specializations (kiln compile --batch-sizes): variants whose weights share bytes.
+  try {
+    CompileOptions options;
+    options.input_shapes = {{"data", {2, 12}}};
+    options.target.cpu = "x86-64-v2";
+    options.batch_sizes = {1, 2};
+    Seed("artifact", "mlp_batch_sizes.kiln", SerializeArtifact(CompileGraph(mlp, options)));
+  } catch (const Error& e) {
+    std::cerr << "make_seeds: mlp_batch_sizes does not compile: " << e.what() << "\n";
+  }
 
   // LeNet without its weights (they would be most of the bytes): declared data shape.
   Graph lenet = testing::TestLeNet(16).ToGraph();
