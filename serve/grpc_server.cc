@@ -100,7 +100,7 @@ GrpcInferRequest ParseModelInferRequest(const inference::ModelInferRequest& requ
   TensorMatcher matcher(inputs, outputs);
   for (int i = 0; i < request.inputs_size(); ++i) {
     const inference::ModelInferRequest::InferInputTensor& input = request.inputs(i);
-    const std::string where = "input '" + input.name() + "'";
+    const std::string where = InputLabel(input.name());
     auto [slot, tensor] =
         matcher.Input(input.name(), input.datatype(), Shape(input.shape().begin(), input.shape().end()));
     if (raw > 0) {

@@ -212,12 +212,20 @@ std::optional<DType> ParseDatatype(std::string_view name) {
   return std::nullopt;
 }
 
+std::string InputLabel(std::string_view name) {
+  return "input '" + Abbreviate(name) + "'";
+}
+
+std::string OutputLabel(std::string_view name) {
+  return "requested output '" + Abbreviate(name) + "'";
+}
+
 TensorMatcher::TensorMatcher(const std::vector<TensorSpec>& inputs, const std::vector<TensorSpec>& outputs)
     : inputs_(inputs), outputs_(outputs), inputs_seen_(inputs.size(), false), outputs_seen_(outputs.size(), false) {}
 
 TensorMatcher::MatchedInput TensorMatcher::Input(const std::string& name, const std::string& datatype,
                                                  const Shape& shape) {
-  const std::string where = "input '" + name + "'";
+  const std::string where = InputLabel(name);
   const auto spec = std::find_if(inputs_.begin(), inputs_.end(), [&](const TensorSpec& s) { return s.name == name; });
   if (spec == inputs_.end()) {
     throw BadRequest(where + ": the model has no such input (its inputs: " + Names(inputs_) + ")");
@@ -253,7 +261,7 @@ void TensorMatcher::RequireAllInputs() const {
 }
 
 size_t TensorMatcher::Output(const std::string& name) {
-  const std::string where = "requested output '" + name + "'";
+  const std::string where = OutputLabel(name);
   const auto spec = std::find_if(outputs_.begin(), outputs_.end(), [&](const TensorSpec& s) { return s.name == name; });
   if (spec == outputs_.end()) {
     throw BadRequest(where + ": the model has no such output (its outputs: " + Names(outputs_) + ")");
@@ -293,7 +301,7 @@ InferRequest ParseInferRequest(std::string_view body, std::optional<size_t> head
     const json* name = Member(input, "name");
     if (name == nullptr || !name->is_string()) throw BadRequest("an input has no 'name' string");
     const std::string input_name = name->get<std::string>();
-    const std::string where = "input '" + input_name + "'";
+    const std::string where = InputLabel(input_name);
     const json* datatype = Member(input, "datatype");
     if (datatype == nullptr || !datatype->is_string()) throw BadRequest(where + ": no 'datatype' string");
     const json* shape_json = Member(input, "shape");
@@ -356,7 +364,7 @@ InferRequest ParseInferRequest(std::string_view body, std::optional<size_t> head
     const std::string output_name = name->get<std::string>();
     matcher.Output(output_name);
     parsed.outputs.push_back(
-        {output_name, BoolParameter(output, "binary_data", binary_default, "requested output '" + output_name + "'")});
+        {output_name, BoolParameter(output, "binary_data", binary_default, OutputLabel(output_name))});
   }
   return parsed;
 }

@@ -43,6 +43,11 @@ struct InferRequest {
   std::vector<RequestedOutput> outputs;
 };
 
+// "input 'NAME'" and "requested output 'NAME'" for error messages, the name abbreviated
+// (a client's bytes: control characters escaped, long names cut).
+std::string InputLabel(std::string_view name);
+std::string OutputLabel(std::string_view name);
+
 // Matches a request's named tensors to a model's, for every wire format: each input
 // given once, with the model's datatype and shape (a dimension of -1 takes any size), all
 // of them given; each requested output one of the model's, once. Throws ProtocolError

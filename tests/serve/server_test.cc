@@ -652,6 +652,9 @@ TEST_CASE("gRPC: health, metadata, inference bit for bit, and refusals with thei
   bad.clear_raw_input_contents();
   refused(bad, grpc::StatusCode::INVALID_ARGUMENT, "missing input(s): data");
   bad = request_for(true);
+  bad.mutable_inputs(0)->set_name(std::string("da\0ta", 5));
+  refused(bad, grpc::StatusCode::INVALID_ARGUMENT, "input 'da\\x00ta': the model has no such input");
+  bad = request_for(true);
   bad.set_model_name("nope");
   refused(bad, grpc::StatusCode::NOT_FOUND, "model 'nope' is not served");
 
