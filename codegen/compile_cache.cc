@@ -65,15 +65,7 @@ class Hasher {
 CompileCache::CompileCache(std::string dir) : dir_(std::move(dir)) {}
 
 std::string CompileCache::DefaultDir() {
-  if (const char* dir = std::getenv("KILN_CACHE_DIR"); dir != nullptr && *dir != '\0') {
-    return std::string(dir) == "off" ? "" : dir;
-  }
-  if (const char* xdg = std::getenv("XDG_CACHE_HOME"); xdg != nullptr && *xdg != '\0')
-    return std::string(xdg) + "/kiln";
-  if (const char* home = std::getenv("HOME"); home != nullptr && *home != '\0') {
-    return std::string(home) + "/.cache/kiln";
-  }
-  return "";
+  return DefaultCacheDir();
 }
 
 std::string CompileCache::Key(const LoweredGraph& lowered, const CpuTarget& target) {

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <random>
@@ -174,6 +175,19 @@ void CreateOutputDirectory(const std::string& dir) {
     throw Error("--output-dir '" + dir + "': cannot create the directory" +
                 (error ? ": " + error.message() : std::string(": a file of that name exists")));
   }
+}
+
+std::string DefaultCacheDir() {
+  if (const char* dir = std::getenv("KILN_CACHE_DIR"); dir != nullptr && *dir != '\0') {
+    return std::string(dir) == "off" ? "" : dir;
+  }
+  if (const char* xdg = std::getenv("XDG_CACHE_HOME"); xdg != nullptr && *xdg != '\0') {
+    return std::string(xdg) + "/kiln";
+  }
+  if (const char* home = std::getenv("HOME"); home != nullptr && *home != '\0') {
+    return std::string(home) + "/.cache/kiln";
+  }
+  return "";
 }
 
 }  // namespace kiln

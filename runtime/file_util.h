@@ -66,4 +66,8 @@ void WriteFileAtomic(const std::string& path, std::string_view bytes, mode_t mod
 // Creates `dir` and its parents for --output-dir, with an error that names the option.
 void CreateOutputDirectory(const std::string& dir);
 
+// Where kiln caches compiled code: $KILN_CACHE_DIR, else $XDG_CACHE_HOME/kiln, else
+// $HOME/.cache/kiln; empty when none of them is set, or KILN_CACHE_DIR is "off".
+std::string DefaultCacheDir();
+
 }  // namespace kiln

@@ -58,7 +58,7 @@ passed=$((passed - skipped))
 # without clang 14 and libFuzzer its targets count as skipped.
 if (($# == 0)); then
   fuzz_log="$(mktemp)"
-  tools/fuzz.sh --seconds "${KILN_FUZZ_SECONDS:-15}" | tee "$fuzz_log"
+  tools/fuzz.sh --seconds "${KILN_FUZZ_SECONDS:-10}" | tee "$fuzz_log"
   fuzz_summary="$(grep -E '^fuzz: [0-9]+ passed' "$fuzz_log" | tail -1)"
   rm -f "$fuzz_log"
   if [[ "$fuzz_summary" =~ ^fuzz:\ ([0-9]+)\ passed,\ ([0-9]+)\ failed(,\ ([0-9]+)\ skipped)? ]]; then

@@ -37,7 +37,8 @@ LOWER_VISIBILITY = ["//codegen/lower:__pkg__", "//ops:__pkg__"] + CODEGEN_VISIBI
 # Layer 2: the graph core (attributes, operator registry, graph IR).
 GRAPH_VISIBILITY = ["//graph:__pkg__"] + LOWER_VISIBILITY + OPS_VISIBILITY + PASSES_VISIBILITY
 
-# Layer 1: the kernel IR and its LLVM emitter (which knows nothing of graphs).
-KIR_VISIBILITY = ["//codegen/kir:__pkg__", "//codegen/llvm:__pkg__"] + GRAPH_VISIBILITY
+# Layer 1: the kernel IR and its emitters, LLVM and CUDA C (which know nothing of graphs).
+EMITTERS = ["//codegen/llvm:__pkg__", "//codegen/cuda:__pkg__"]
+KIR_VISIBILITY = ["//codegen/kir:__pkg__"] + EMITTERS + GRAPH_VISIBILITY
 
 # The LLVM emitter: only the compile driver calls it.

@@ -1,6 +1,5 @@
 #include "codegen/llvm/llvm_emitter.h"
 
-#include <fcntl.h>
 #include <llvm/ADT/StringExtras.h>
 #include <llvm/Analysis/TargetLibraryInfo.h>
 #include <llvm/ExecutionEngine/Orc/Core.h>
@@ -22,8 +21,6 @@
 #include <llvm/Target/TargetOptions.h>
 #include <llvm/TargetParser/Host.h>
 #include <llvm/TargetParser/Triple.h>
-#include <spawn.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -38,10 +35,9 @@
 #include <thread>
 #include <unordered_map>
 
+#include "codegen/host_tools.h"
 #include "codegen/llvm/kir_to_llvm.h"
 #include "runtime/error.h"
-
-extern char** environ;
 
 namespace kiln {
 namespace {
@@ -261,68 +257,8 @@ class JitModule final : public CodeModule {
 
 // ---- shared objects ----
 
-// A private temporary directory, removed with everything in it.
-class TempDir {
- public:
-  TempDir() {
-    const char* tmpdir = std::getenv("TMPDIR");
-    std::string pattern = std::string(tmpdir && *tmpdir ? tmpdir : "/tmp") + "/kiln-link-XXXXXX";
-    if (::mkdtemp(pattern.data()) == nullptr) {
-      throw Error("cannot create a temporary directory to link the kernels: " + std::string(std::strerror(errno)));
-    }
-    path_ = pattern;
-  }
-  ~TempDir() {
-    std::error_code ignored;
-    std::filesystem::remove_all(path_, ignored);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  std::string File(const std::string& name) const { return (path_ / name).string(); }
-
- private:
-  std::filesystem::path path_;
-};
-
-void WriteBytes(const std::string& path, const std::string& bytes) {
-  std::ofstream out(path, std::ios::binary);
-  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-  if (!out.flush()) throw Error("cannot write " + path);
-}
-
-std::string ReadBytes(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error("cannot read " + path);
-  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-}
-
-// Runs `argv` with stdout and stderr to `log`; the exit status, or -1 when the program
-// does not exist.
-int Run(const std::vector<std::string>& argv, const std::string& log) {
-  struct Actions {
-    posix_spawn_file_actions_t actions;
-    Actions() { posix_spawn_file_actions_init(&actions); }
-    ~Actions() { posix_spawn_file_actions_destroy(&actions); }
-  } file;
-  posix_spawn_file_actions_addopen(&file.actions, STDOUT_FILENO, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-  posix_spawn_file_actions_adddup2(&file.actions, STDOUT_FILENO, STDERR_FILENO);
-  std::vector<char*> args;
-  for (const auto& arg : argv) args.push_back(const_cast<char*>(arg.c_str()));
-  args.push_back(nullptr);
-  pid_t pid = 0;
-  const int spawned = posix_spawnp(&pid, args[0], &file.actions, nullptr, args.data(), environ);
-  if (spawned == ENOENT) return -1;
-  if (spawned != 0) throw Error("cannot run " + argv[0] + ": " + std::strerror(spawned));
-  int status = 0;
-  while (::waitpid(pid, &status, 0) < 0) {
-    if (errno != EINTR) throw Error("cannot wait for " + argv[0] + ": " + std::strerror(errno));
-  }
-  if (WIFEXITED(status)) return WEXITSTATUS(status);
-  return 128 + (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
-}
-
 std::string LinkSharedObject(const std::vector<std::string>& objects, bool libmvec) {
-  const TempDir dir;
+  const TempDir dir("linking the kernels");
   const std::string library_path = dir.File("kernels.so");
   const std::string log_path = dir.File("link.log");
   std::vector<std::string> object_paths;
@@ -338,12 +274,10 @@ std::string LinkSharedObject(const std::vector<std::string>& objects, bool libmv
     argv.insert(argv.end(), {"-Wl,--no-undefined", "-Wl,--as-needed"});
     if (libmvec) argv.emplace_back("-lmvec");
     argv.emplace_back("-lm");
-    const int status = Run(argv, log_path);
+    const int status = RunProcess(argv, log_path);
     if (status < 0) continue;
     if (status != 0) {
-      std::string command;
-      for (const auto& arg : argv) command += (command.empty() ? "" : " ") + arg;
-      throw Error("linking the kernels into a shared object failed: `" + command + "` exited with status " +
+      throw Error("linking the kernels into a shared object failed: `" + CommandLine(argv) + "` exited with status " +
                   std::to_string(status) + ":\n" + ReadBytes(log_path));
     }
     return ReadBytes(library_path);

@@ -1,0 +1,543 @@
+#include "codegen/cuda/cuda_emitter.h"
+
+#include <algorithm>
+#include <cinttypes>
+#include <cmath>
+#include <cstdio>
+#include <limits>
+#include <optional>
+#include <sstream>
+#include <unordered_map>
+
+#include "codegen/cuda/cuda_prelude.h"
+#include "runtime/code_module.h"
+#include "runtime/dtype.h"
+#include "runtime/error.h"
+
+namespace kiln::cuda {
+namespace {
+
+using kir::BinaryOp;
+using kir::ExprKind;
+using kir::LoopKind;
+using kir::ScalarType;
+using kir::StmtKind;
+using kir::UnaryOp;
+
+// The C type a value of `type` is computed in.
+const char* ValueType(ScalarType type) {
+  switch (type) {
+    case ScalarType::kBool: return "bool";
+    case ScalarType::kInt8: return "signed char";
+    case ScalarType::kUInt8: return "unsigned char";
+    case ScalarType::kInt16: return "short";
+    case ScalarType::kUInt16: return "unsigned short";
+    case ScalarType::kInt32: return "int";
+    case ScalarType::kUInt32: return "unsigned int";
+    case ScalarType::kInt64: return "long long";
+    case ScalarType::kUInt64: return "unsigned long long";
+    case ScalarType::kFloat16:
+    case ScalarType::kBFloat16:
+    case ScalarType::kFloat32: return "float";
+    case ScalarType::kFloat64: return "double";
+  }
+  return "void";
+}
+
+// The C type an element of a buffer of `type` is stored as.
+const char* StorageType(ScalarType type) {
+  switch (type) {
+    case ScalarType::kBool: return "unsigned char";
+    case ScalarType::kFloat16:
+    case ScalarType::kBFloat16: return "unsigned short";
+    default: return ValueType(type);
+  }
+}
+
+bool IsSigned(ScalarType type) {
+  return !kir::IsFloatType(type) && !kir::IsUnsignedType(type) && type != ScalarType::kBool;
+}
+
+// Rounds a float result to a 16-bit float type's precision (a no-op for other types).
+std::string Rounded(ScalarType type, const std::string& value) {
+  if (type == ScalarType::kFloat16) return "kiln_round_h(" + value + ")";
+  if (type == ScalarType::kBFloat16) return "kiln_round_bf(" + value + ")";
+  return value;
+}
+
+std::string IntLiteral(ScalarType type, int64_t value) {
+  std::string digits;
+  if (type == ScalarType::kUInt64) {
+    digits = std::to_string(static_cast<uint64_t>(value)) + "ull";
+  } else if (value == std::numeric_limits<int64_t>::min()) {
+    digits = "(-9223372036854775807ll - 1)";
+  } else {
+    digits = std::to_string(value) + "ll";
+  }
+  if (type == ScalarType::kInt64 || type == ScalarType::kUInt64) return digits;
+  if (type == ScalarType::kBool) return value != 0 ? "true" : "false";
+  return "((" + std::string(ValueType(type)) + ")" + digits + ")";
+}
+
+// A float immediate, rounded to its type as the interpreter rounds it, written exactly.
+std::string FloatLiteral(ScalarType type, double value) {
+  const bool is_double = type == ScalarType::kFloat64;
+  if (type == ScalarType::kFloat32) value = static_cast<float>(value);
+  if (type == ScalarType::kFloat16) value = HalfToFloat(FloatToHalf(static_cast<float>(value)));
+  if (type == ScalarType::kBFloat16) value = BFloat16ToFloat(FloatToBFloat16(static_cast<float>(value)));
+  if (std::isnan(value)) return is_double ? "KILN_NAN_D" : "KILN_NAN_F";
+  if (std::isinf(value)) {
+    const std::string inf = is_double ? "KILN_INF_D" : "KILN_INF_F";
+    return value < 0 ? "(-" + inf + ")" : inf;
+  }
+  char text[64];
+  std::snprintf(text, sizeof text, "%a", value);
+  const std::string literal = std::string(text) + (is_double ? "" : "f");
+  return value < 0 || std::signbit(value) ? "(" + literal + ")" : literal;
+}
+
+// A static upper bound of an int64 expression, where one is evident.
+std::optional<int64_t> UpperBound(const kir::Expr& e) {
+  if (e->kind == ExprKind::kIntImm) return e->int_value;
+  if (e->kind == ExprKind::kBinary && e->binary == BinaryOp::kMin) {
+    const auto a = UpperBound(e->operands[0]), b = UpperBound(e->operands[1]);
+    if (a && b) return std::min(*a, *b);
+    return a ? a : b;
+  }
+  return std::nullopt;
+}
+
+// The independent loop bound to threads together with the parallel loop `parallel`.
+const kir::StmtNode* ThreadBoundInnerLoop(const kir::StmtNode& parallel) {
+  const kir::Stmt& body = parallel.body[0];
+  if (body->kind != StmtKind::kFor || body->loop_kind != LoopKind::kIndependent) return nullptr;
+  const auto bound = UpperBound(body->extent);
+  if (!bound || *bound < 1 || *bound > (int64_t{1} << 20)) return nullptr;
+  return body.get();
+}
+
+bool CallsRoutine(const kir::Stmt& s) {
+  if (s == nullptr) return false;
+  if (s->kind == StmtKind::kCall) return true;
+  for (const auto& child : s->body) {
+    if (CallsRoutine(child)) return true;
+  }
+  return CallsRoutine(s->otherwise);
+}
+
+class KernelWriter {
+ public:
+  KernelWriter(const kir::Kernel& kernel, std::ostringstream& out) : kernel_(kernel), out_(out) {}
+
+  CudaKernelInfo Write() {
+    CudaKernelInfo info;
+    info.name = kernel_.name;
+    info.entry = CudaEntryName(kernel_.name);
+    info.args = kernel_.args;
+    info.parallel_extent = kernel_.parallel_extent;
+    std::string params;
+    for (size_t k = 0; k < kernel_.args.size(); ++k) {
+      const kir::Buffer& arg = kernel_.args[k];
+      buffer_names_[arg.get()] = "a" + std::to_string(k);
+      params += std::string(StorageType(arg->type)) + "* a" + std::to_string(k) + ", ";
+    }
+    out_ << "// kernel " << kernel_.name << "\n";
+    out_ << "extern \"C\" __global__ void " << info.entry << "(" << params << "long long begin, long long end) {\n";
+    const kir::Stmt& body = kernel_.body;
+    const std::string thread = "((long long)blockIdx.x * blockDim.x + threadIdx.x)";
+    const std::string stride = "((long long)gridDim.x * blockDim.x)";
+    if (body->kind == StmtKind::kFor && body->loop_kind == LoopKind::kParallel) {
+      info.has_parallel_loop = true;
+      const std::string p = VarName(body->loop_var);
+      if (const kir::StmtNode* inner = ThreadBoundInnerLoop(*body)) {
+        info.inner_threads = *UpperBound(inner->extent);
+        const std::string lanes = std::to_string(info.inner_threads) + "ll";
+        Line("const long long kiln_items = (end - begin) * " + lanes + ";");
+        Line("for (long long kiln_t = " + thread + "; kiln_t < kiln_items; kiln_t += " + stride + ") {");
+        ++indent_;
+        Line("const long long " + p + " = begin + kiln_t / " + lanes + ";");
+        Line("const long long kiln_lane = kiln_t % " + lanes + ";");
+        Statement([&] {
+          const std::string extent = Value(inner->extent);
+          Line("if (kiln_lane < " + extent + ") {");
+          ++indent_;
+          const std::string first = Value(inner->begin);
+          Line("const long long " + VarName(inner->loop_var) + " = " + first + " + kiln_lane;");
+          Emit(inner->body[0]);
+          --indent_;
+          Line("}");
+        });
+      } else {
+        Line("for (long long " + p + " = begin + " + thread + "; " + p + " < end; " + p + " += " + stride + ") {");
+        ++indent_;
+        Emit(body->body[0]);
+      }
+      --indent_;
+      Line("}");
+    } else {
+      Line("if (" + thread + " != 0 || begin >= end) return;");
+      Emit(body);
+    }
+    out_ << "}\n\n";
+    return info;
+  }
+
+ private:
+  void Line(const std::string& text) { out_ << std::string(2 * indent_, ' ') << text << '\n'; }
+
+  std::string VarName(const kir::Expr& var) {
+    const auto [it, inserted] = var_names_.emplace(var->var_id, "");
+    if (inserted) {
+      std::string name;
+      for (const char c : var->name) name += std::isalnum(static_cast<unsigned char>(c)) ? c : '_';
+      it->second = "v" + std::to_string(var->var_id) + "_" + name;
+    }
+    return it->second;
+  }
+
+  const std::string& BufferName(const kir::Buffer& buffer) {
+    const auto it = buffer_names_.find(buffer.get());
+    if (it == buffer_names_.end()) {
+      throw Error("kernel " + kernel_.name + ": buffer '" + buffer->name + "' is used outside its Allocate");
+    }
+    return it->second;
+  }
+
+  // Runs `emit` as one statement: shared subexpressions are computed once within it,
+  // and never reused by another statement (a store may have changed what they loaded).
+  template <typename F>
+  void Statement(F emit) {
+    std::vector<Memo> saved;
+    saved.swap(memo_);
+    memo_.emplace_back();
+    emit();
+    memo_.swap(saved);
+  }
+
+  std::string Temp(ScalarType type, const std::string& value) {
+    const std::string name = "t" + std::to_string(next_temp_++);
+    Line("const " + std::string(ValueType(type)) + " " + name + " = " + value + ";");
+    return name;
+  }
+
+  // The C expression for `e`, emitting the lines its shared parts need first.
+  std::string Value(const kir::Expr& e) {
+    switch (e->kind) {
+      case ExprKind::kIntImm: return IntLiteral(e->type, e->int_value);
+      case ExprKind::kFloatImm: return FloatLiteral(e->type, e->float_value);
+      case ExprKind::kVar: return VarName(e);
+      default: break;
+    }
+    for (auto scope = memo_.rbegin(); scope != memo_.rend(); ++scope) {
+      const auto it = scope->find(e.get());
+      if (it != scope->end()) return it->second;
+    }
+    std::string value;
+    if (e->kind == ExprKind::kSelect && (HasLoad(e->operands[1]) || HasLoad(e->operands[2]))) {
+      value = GuardedSelect(e);  // already a name
+    } else {
+      value = "(" + Compute(e) + ")";
+      if (e.shared()) value = Temp(e->type, value);
+    }
+    memo_.back()[e.get()] = value;
+    return value;
+  }
+
+  bool HasLoad(const kir::Expr& e) {
+    const auto it = has_load_.find(e.get());
+    if (it != has_load_.end()) return it->second;
+    bool result = e->kind == ExprKind::kLoad;
+    for (const auto& operand : e->operands) result = HasLoad(operand) || result;
+    has_load_[e.get()] = result;
+    return result;
+  }
+
+  // A select whose arms load: only the chosen arm runs, with its own shared values.
+  std::string GuardedSelect(const kir::Expr& e) {
+    const std::string condition = Value(e->operands[0]);
+    const std::string name = "t" + std::to_string(next_temp_++);
+    Line(std::string(ValueType(e->type)) + " " + name + ";");
+    Line("if (" + condition + ") {");
+    for (int arm = 1; arm <= 2; ++arm) {
+      ++indent_;
+      memo_.emplace_back();
+      Line(name + " = " + Value(e->operands[arm]) + ";");
+      memo_.pop_back();
+      --indent_;
+      Line(arm == 1 ? "} else {" : "}");
+    }
+    return name;
+  }
+
+  std::string LoadExpr(const kir::Buffer& buffer, const std::string& index) {
+    const std::string element = BufferName(buffer) + "[" + index + "]";
+    switch (buffer->type) {
+      case ScalarType::kBool: return element + " != 0";
+      case ScalarType::kFloat16: return "kiln_h2f(" + element + ")";
+      case ScalarType::kBFloat16: return "kiln_bf2f(" + element + ")";
+      default: return element;
+    }
+  }
+
+  static std::string StoredValue(ScalarType type, const std::string& value) {
+    switch (type) {
+      case ScalarType::kBool: return "(unsigned char)(" + value + " ? 1 : 0)";
+      case ScalarType::kFloat16: return "kiln_f2h(" + value + ")";
+      case ScalarType::kBFloat16: return "kiln_f2bf(" + value + ")";
+      default: return value;
+    }
+  }
+
+  std::string Compute(const kir::Expr& e) {
+    switch (e->kind) {
+      case ExprKind::kLoad: return LoadExpr(e->buffer, Value(e->operands[0]));
+      case ExprKind::kCast: return Cast(e->type, e->operands[0]);
+      case ExprKind::kSelect:
+        return Value(e->operands[0]) + " ? " + Value(e->operands[1]) + " : " + Value(e->operands[2]);
+      case ExprKind::kUnary: return UnaryExpr(e);
+      case ExprKind::kBinary: return BinaryExpr(e);
+      default: break;
+    }
+    throw Error("kernel " + kernel_.name + ": unexpected expression");
+  }
+
+  std::string Cast(ScalarType to, const kir::Expr& operand) {
+    const ScalarType from = operand.type();
+    const std::string a = Value(operand);
+    const bool from_float = kir::IsFloatType(from);
+    if (kir::IsFloatType(to)) {
+      const std::string c_type = ValueType(to);
+      // Integers convert through double, as the interpreter does (one rounding to double,
+      // then to the type).
+      const std::string value = from_float ? "(" + c_type + ")" + a : "(" + c_type + ")(double)" + a;
+      return Rounded(to, value);
+    }
+    if (to == ScalarType::kBool) return a + " != 0";
+    if (from_float) {
+      if (to == ScalarType::kUInt64) return "kiln_f2u64((double)" + a + ")";
+      return "(" + std::string(ValueType(to)) + ")kiln_f2i((double)" + a + ")";
+    }
+    return "(" + std::string(ValueType(to)) + ")" + a;
+  }
+
+  std::string UnaryExpr(const kir::Expr& e) {
+    const ScalarType type = e->type;
+    const std::string a = Value(e->operands[0]);
+    if (e->unary == UnaryOp::kNot) return a + " == 0";
+    if (!kir::IsFloatType(type)) {
+      switch (e->unary) {
+        case UnaryOp::kNeg: return "kiln_neg(" + a + ")";
+        case UnaryOp::kAbs: return "kiln_abs(" + a + ")";
+        default: return a;  // floor, ceil, round, trunc of an integer
+      }
+    }
+    const bool is_double = type == ScalarType::kFloat64;
+    const auto fn = [&](const std::string& name) {
+      return Rounded(type, name + (is_double ? "" : "f") + "(" + a + ")");
+    };
+    switch (e->unary) {
+      case UnaryOp::kNeg: return Rounded(type, "-" + a);
+      case UnaryOp::kAbs: return fn("fabs");
+      case UnaryOp::kExp: return fn("exp");
+      case UnaryOp::kLog: return fn("log");
+      case UnaryOp::kSqrt: return fn("sqrt");
+      case UnaryOp::kTanh: return fn("tanh");
+      case UnaryOp::kErf: return fn("erf");
+      case UnaryOp::kFloor: return fn("floor");
+      case UnaryOp::kCeil: return fn("ceil");
+      case UnaryOp::kRound: return fn("round");
+      case UnaryOp::kTrunc: return fn("trunc");
+      case UnaryOp::kSin: return fn("sin");
+      case UnaryOp::kCos: return fn("cos");
+      case UnaryOp::kTan: return fn("tan");
+      case UnaryOp::kAsin: return fn("asin");
+      case UnaryOp::kAcos: return fn("acos");
+      case UnaryOp::kAtan: return fn("atan");
+      case UnaryOp::kSinh: return fn("sinh");
+      case UnaryOp::kCosh: return fn("cosh");
+      case UnaryOp::kAsinh: return fn("asinh");
+      case UnaryOp::kAcosh: return fn("acosh");
+      case UnaryOp::kAtanh: return fn("atanh");
+      case UnaryOp::kNot: break;
+    }
+    throw Error("kernel " + kernel_.name + ": unexpected unary operator");
+  }
+
+  std::string BinaryExpr(const kir::Expr& e) {
+    const ScalarType operand_type = e->operands[0].type();
+    const std::string a = Value(e->operands[0]);
+    const std::string b = Value(e->operands[1]);
+    const auto infix = [&](const char* op) { return a + " " + op + " " + b; };
+    switch (e->binary) {
+      case BinaryOp::kLT: return infix("<");
+      case BinaryOp::kLE: return infix("<=");
+      case BinaryOp::kGT: return infix(">");
+      case BinaryOp::kGE: return infix(">=");
+      case BinaryOp::kEQ: return infix("==");
+      case BinaryOp::kNE: return infix("!=");
+      default: break;
+    }
+    const std::string c_type = ValueType(e->type);
+    if (e->binary == BinaryOp::kAnd || e->binary == BinaryOp::kOr) {
+      const char* op = e->binary == BinaryOp::kAnd ? " && " : " || ";
+      return "(" + c_type + ")((" + a + " != 0)" + op + "(" + b + " != 0) ? 1 : 0)";
+    }
+    if (kir::IsFloatType(operand_type)) {
+      const bool is_double = operand_type == ScalarType::kFloat64;
+      const std::string suffix = is_double ? "" : "f";
+      std::string value;
+      switch (e->binary) {
+        case BinaryOp::kAdd: value = infix("+"); break;
+        case BinaryOp::kSub: value = infix("-"); break;
+        case BinaryOp::kMul: value = infix("*"); break;
+        case BinaryOp::kDiv: value = infix("/"); break;
+        case BinaryOp::kMod: value = "fmod" + suffix + "(" + a + ", " + b + ")"; break;
+        case BinaryOp::kMin: value = "kiln_fmin(" + a + ", " + b + ")"; break;
+        case BinaryOp::kMax: value = "kiln_fmax(" + a + ", " + b + ")"; break;
+        case BinaryOp::kPow: value = "pow" + suffix + "(" + a + ", " + b + ")"; break;
+        default: throw Error("kernel " + kernel_.name + ": unexpected float operator");
+      }
+      return Rounded(e->type, value);
+    }
+    const bool is_signed = IsSigned(operand_type);
+    const auto call = [&](const std::string& fn) { return fn + "(" + a + ", " + b + ")"; };
+    switch (e->binary) {
+      case BinaryOp::kAdd: return call("kiln_add");
+      case BinaryOp::kSub: return call("kiln_sub");
+      case BinaryOp::kMul: return call("kiln_mul");
+      case BinaryOp::kDiv: return call(is_signed ? "kiln_sdiv" : "kiln_udiv");
+      case BinaryOp::kMod: return call(is_signed ? "kiln_smod" : "kiln_umod");
+      case BinaryOp::kMin: return call("kiln_imin");
+      case BinaryOp::kMax: return call("kiln_imax");
+      case BinaryOp::kPow: {
+        const std::string power = "pow((double)" + a + ", (double)" + b + ")";
+        if (operand_type == ScalarType::kUInt64) return "kiln_f2u64(" + power + ")";
+        return "(" + c_type + ")kiln_f2i(" + power + ")";
+      }
+      default: break;
+    }
+    throw Error("kernel " + kernel_.name + ": unexpected integer operator");
+  }
+
+  void Emit(const kir::Stmt& s) {
+    switch (s->kind) {
+      case StmtKind::kFor: EmitFor(*s); return;
+      case StmtKind::kStore:
+        Statement([&] {
+          const std::string index = Value(s->index);
+          const std::string value = Value(s->value);
+          Line(BufferName(s->buffer) + "[" + index + "] = " + StoredValue(s->buffer->type, value) + ";");
+        });
+        return;
+      case StmtKind::kBlock:
+        for (const auto& child : s->body) Emit(child);
+        return;
+      case StmtKind::kIf:
+        Statement([&] {
+          Line("if (" + Value(s->condition) + ") {");
+          ++indent_;
+          Emit(s->body[0]);
+          --indent_;
+          if (s->otherwise) {
+            Line("} else {");
+            ++indent_;
+            Emit(s->otherwise);
+            --indent_;
+          }
+          Line("}");
+        });
+        return;
+      case StmtKind::kAllocate: {
+        const std::string name = "l" + std::to_string(s->buffer->id);
+        buffer_names_[s->buffer.get()] = name;
+        Line("{");
+        ++indent_;
+        Line(std::string(StorageType(s->buffer->type)) + " " + name + "[" +
+             std::to_string(std::max<int64_t>(s->buffer->size, 1)) + "] = {};");
+        Emit(s->body[0]);
+        --indent_;
+        Line("}");
+        buffer_names_.erase(s->buffer.get());
+        return;
+      }
+      case StmtKind::kCall:
+        throw Error("kernel " + kernel_.name + " calls the routine '" + s->routine +
+                    "': the CUDA emitter runs library routines as steps of their own (cuBLAS), not inside kernels");
+    }
+  }
+
+  void EmitFor(const kir::StmtNode& s) {
+    Statement([&] {
+      Line("{");
+      ++indent_;
+      const std::string first = Value(s.begin);
+      const std::string extent = Value(s.extent);
+      const std::string var = VarName(s.loop_var);
+      const std::string limit = "kiln_end" + std::to_string(next_temp_++);
+      Line("const long long " + limit + " = " + first + " + " + extent + ";");
+      if (s.loop_kind == LoopKind::kUnroll) Line("#pragma unroll");
+      Line("for (long long " + var + " = " + first + "; " + var + " < " + limit + "; ++" + var + ") {");
+      ++indent_;
+      Emit(s.body[0]);
+      --indent_;
+      Line("}");
+      --indent_;
+      Line("}");
+    });
+  }
+
+  using Memo = std::unordered_map<const kir::ExprNode*, std::string>;
+  const kir::Kernel& kernel_;
+  std::ostringstream& out_;
+  int indent_ = 1;
+  int next_temp_ = 0;
+  std::vector<Memo> memo_;
+  std::unordered_map<const kir::ExprNode*, bool> has_load_;
+  std::unordered_map<const kir::BufferNode*, std::string> buffer_names_;
+  std::unordered_map<int, std::string> var_names_;
+};
+
+}  // namespace
+
+std::string CudaEntryName(const std::string& kernel_name) {
+  return "cuda_" + KernelSymbolName(kernel_name);
+}
+
+const char* CudaStorageType(kir::ScalarType type) {
+  return StorageType(type);
+}
+
+bool CudaCanEmit(const kir::Kernel& kernel) {
+  return !CallsRoutine(kernel.body);
+}
+
+CudaModuleSource EmitCudaModule(const std::vector<kir::Kernel>& kernels) {
+  std::ostringstream out;
+  out << CudaPrelude() << "\n";
+  CudaModuleSource module;
+  for (const kir::Kernel& kernel : kernels) {
+    kir::Verify(kernel);
+    module.kernels.push_back(KernelWriter(kernel, out).Write());
+  }
+  module.source = out.str();
+  return module;
+}
+
+LaunchConfig ConfigureLaunch(const CudaKernelInfo& kernel, int64_t begin, int64_t end, int block, int64_t max_blocks) {
+  LaunchConfig config;
+  if (end <= begin) return config;
+  if (!kernel.has_parallel_loop) {
+    config.grid = 1;
+    config.block = 1;
+    config.work_items = 1;
+    return config;
+  }
+  config.work_items = (end - begin) * kernel.inner_threads;
+  const int64_t threads = std::min<int64_t>(block, config.work_items);
+  // Whole warps, so that a block never holds a partial one.
+  config.block = static_cast<int>(std::min<int64_t>(block, (threads + 31) / 32 * 32));
+  config.grid = std::min(max_blocks, (config.work_items + config.block - 1) / config.block);
+  return config;
+}
+
+}  // namespace kiln::cuda

@@ -1,0 +1,73 @@
+// The CUDA C emitter: kernel IR -> CUDA C source that NVRTC compiles (and that the
+// emulation harness compiles on the CPU). It reads the same kir::Kernel the LLVM
+// emitter reads and knows no operator.
+//
+// What the generated code assumes and guarantees:
+// - Each kir::Kernel becomes `extern "C" __global__ void cuda_<symbol>(T0* a0, ...,
+//   long long begin, long long end)`, <symbol> being KernelSymbolName(kernel.name); the
+//   buffers are the kernel's arguments in order (device pointers).
+// - Scheduling (the thread binding, as TVM's TIR binds loops to threads): the iterations
+//   [begin, end) of the outermost kParallel loop are spread over the grid's threads with a
+//   grid-stride loop. Where that loop's body is one kIndependent loop whose extent has a
+//   static bound B, the two are bound together: each thread takes one (iteration, inner
+//   index) pair of (end - begin) x B, and threads past the inner loop's actual extent do
+//   nothing. Other loops run in each thread in order. A kernel without a parallel loop
+//   runs its body on one thread.
+// - Arithmetic is the kir interpreter's (cuda_prelude.h): integers wrap, x / 0 = x % 0 = 0,
+//   float -> int casts truncate, send NaN to 0 and saturate; float16 and bfloat16 are
+//   stored as 16 bits and computed in float, rounded after each operation; bool is one
+//   byte. Transcendental functions are CUDA's (expf, logf, ...: within a few ulp of the
+//   interpreter's double results).
+// - Shared subexpressions are computed once per statement; a select whose arms load runs
+//   only the arm it picks (guarded out-of-range indices are never read).
+// - Local buffers (Allocate) are per-thread arrays, zero-filled.
+// - Routine calls (sgemm, sconv) are not emitted: on the GPU they become library steps
+//   (cuBLAS) of their own; EmitCudaModule throws kiln::Error naming the kernel.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "codegen/kir/kir.h"
+
+namespace kiln::cuda {
+
+struct CudaKernelInfo {
+  std::string name;   // the kir kernel's name
+  std::string entry;  // the __global__ function
+  std::vector<kir::Buffer> args;
+  int64_t parallel_extent = 1;
+  // Threads per parallel iteration: the static bound of the independent loop bound to
+  // threads together with the parallel loop, 1 when there is none.
+  int64_t inner_threads = 1;
+  bool has_parallel_loop = false;
+};
+
+struct CudaModuleSource {
+  std::string source;  // the prelude, then every kernel
+  std::vector<CudaKernelInfo> kernels;
+};
+
+// Throws kiln::Error for a kernel the emitter cannot express (routine calls).
+CudaModuleSource EmitCudaModule(const std::vector<kir::Kernel>& kernels);
+// The kernel's entry point: "cuda_" + KernelSymbolName(kernel_name).
+std::string CudaEntryName(const std::string& kernel_name);
+// The C type an element of a buffer of `type` is stored as (float16: unsigned short).
+const char* CudaStorageType(kir::ScalarType type);
+// Whether the emitter can express `kernel` (false: it calls routines).
+bool CudaCanEmit(const kir::Kernel& kernel);
+
+struct LaunchConfig {
+  int64_t grid = 0;  // blocks (0: nothing to launch)
+  int block = 0;     // threads per block
+  int64_t work_items = 0;
+};
+inline constexpr int kDefaultBlockSize = 256;
+// Enough blocks to fill an H100 several times over; more work runs in grid-stride loops.
+inline constexpr int64_t kDefaultMaxBlocks = 4096;
+// How to launch `kernel` for its parallel iterations [begin, end).
+LaunchConfig ConfigureLaunch(const CudaKernelInfo& kernel, int64_t begin, int64_t end, int block = kDefaultBlockSize,
+                             int64_t max_blocks = kDefaultMaxBlocks);
+
+}  // namespace kiln::cuda

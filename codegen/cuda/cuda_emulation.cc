@@ -1,0 +1,101 @@
+#include "codegen/cuda/cuda_emulation.h"
+
+#include <sstream>
+
+#include "codegen/cuda/cuda_emitter.h"
+#include "codegen/host_tools.h"
+#include "runtime/code_module.h"
+#include "runtime/error.h"
+#include "runtime/kernel_abi.h"
+
+namespace kiln::cuda {
+
+const char* EmulationHeader() {
+  return R"header(// ---- kiln CUDA emulation: CUDA's built-ins on the host ----
+#define KILN_CUDA_EMULATION 1
+#include <math.h>
+#include <stdint.h>
+#define __global__
+#define __device__
+#define __forceinline__
+struct kiln_dim3 {
+  unsigned int x = 1, y = 1, z = 1;
+};
+static thread_local kiln_dim3 blockIdx, threadIdx, blockDim, gridDim;
+// Runs every thread of every block of the launch in turn.
+template <class Kernel>
+static void kiln_emulate_launch(long long grid, int block, Kernel&& kernel) {
+  gridDim.x = (unsigned int)grid;
+  blockDim.x = (unsigned int)block;
+  for (long long b = 0; b < grid; ++b) {
+    blockIdx.x = (unsigned int)b;
+    for (int t = 0; t < block; ++t) {
+      threadIdx.x = (unsigned int)t;
+      kernel();
+    }
+  }
+}
+#define KILN_EXPORT extern "C" __attribute__((visibility("default")))
+)header";
+}
+
+std::string BuildEmulatedSharedObject(const std::vector<kir::Kernel>& kernels, const EmulationOptions& options) {
+  const CudaModuleSource module = EmitCudaModule(kernels);
+  std::ostringstream source;
+  source << EmulationHeader() << module.source;
+  source << "// ---- the CPU kernel ABI over emulated launches ----\n";
+  for (size_t k = 0; k < kernels.size(); ++k) {
+    const kir::Kernel& kernel = kernels[k];
+    const CudaKernelInfo& info = module.kernels[k];
+    const std::string symbol = KernelSymbolName(kernel.name);
+    source << "KILN_EXPORT const int64_t kiln_abi_" << k << "[] __asm__(\"" << symbol << kAbiRecordSuffix << "\") = {"
+           << kernel.args.size() << ", " << kernel.parallel_extent;
+    for (const auto& arg : kernel.args) source << ", " << arg->size * kir::ScalarTypeBytes(arg->type);
+    source << "};\n";
+    source << "KILN_EXPORT void " << symbol << "(void* const* buffers, int64_t begin, int64_t end, const void*) {\n"
+           << "  if (end <= begin) return;\n";
+    // The launch ConfigureLaunch (cuda_emitter.cc) chooses, with the options' limits.
+    if (info.has_parallel_loop) {
+      source << "  const long long items = (end - begin) * " << info.inner_threads << "ll;\n"
+             << "  const int block = (int)(items < " << options.block << " ? (items + 31) / 32 * 32 : " << options.block
+             << ");\n"
+             << "  const long long wanted = (items + block - 1) / block;\n"
+             << "  const long long grid = wanted < " << options.max_blocks << "ll ? wanted : " << options.max_blocks
+             << "ll;\n";
+    } else {
+      source << "  const long long grid = 1;\n  const int block = 1;\n";
+    }
+    source << "  kiln_emulate_launch(grid, block, [&] { " << info.entry << "(";
+    for (size_t a = 0; a < kernel.args.size(); ++a) {
+      source << "(" << CudaStorageType(kernel.args[a]->type) << "*)buffers[" << a << "], ";
+    }
+    source << "begin, end); });\n}\n";
+  }
+  const TempDir dir("the CUDA emulation");
+  const std::string source_path = dir.File("kernels.cc");
+  const std::string library_path = dir.File("kernels.so");
+  const std::string log_path = dir.File("compile.log");
+  WriteBytes(source_path, source.str());
+  const std::vector<std::string> argv = {options.compiler,
+                                         "-std=c++17",
+                                         "-O" + std::to_string(options.opt_level),
+                                         "-shared",
+                                         "-fPIC",
+                                         "-fvisibility=hidden",
+                                         "-w",
+                                         "-o",
+                                         library_path,
+                                         source_path,
+                                         "-lm"};
+  const int status = RunProcess(argv, log_path);
+  if (status < 0) throw Error("no host C++ compiler '" + options.compiler + "' on PATH for the CUDA emulation");
+  if (status != 0) {
+    std::string log = ReadBytes(log_path);
+    if (log.size() > 20000) log = log.substr(0, 20000) + "\n...";
+    throw Error("compiling the emulated CUDA kernels failed: `" + CommandLine(argv) + "` exited with status " +
+                std::to_string(status) + ":\n" + log);
+  }
+  return ReadBytes(library_path);
+}
+
+}  // namespace kiln::cuda

@@ -1,0 +1,37 @@
+// The emulation harness: the CUDA C the emitter writes, compiled for the CPU by the host's
+// C++ compiler, behind the CPU kernel ABI (runtime/kernel_abi.h). A small header maps
+// CUDA's built-ins (blockIdx, threadIdx, blockDim, gridDim, __global__) to host code and
+// runs a launch's blocks and threads in turn, so that the executor runs the GPU code
+// from the same plan and the tests check it against the reference oracle without a GPU.
+//
+// Blocks and threads run one after another: correct for the kernels the emitter writes
+// today, whose threads never wait for each other (no barriers, no shared memory).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "codegen/kir/kir.h"
+
+namespace kiln::cuda {
+
+struct EmulationOptions {
+  // The launch each kernel call emulates (cuda_emitter.h's ConfigureLaunch): small
+  // blocks and few of them, so that the grid-stride loops take several rounds.
+  int block = 64;
+  int64_t max_blocks = 3;
+  // The host compiler and its optimization level.
+  std::string compiler = "c++";
+  int opt_level = 0;
+};
+
+// The header that maps CUDA's built-ins to host code (prepended to the module).
+const char* EmulationHeader();
+
+// An ELF shared object exporting every kernel under KernelSymbolName(kernel.name) with
+// the CPU kernel ABI and its ABI record, running the kernel's CUDA C. Throws kiln::Error
+// when a kernel cannot be emitted or the host compiler fails (with its messages).
+std::string BuildEmulatedSharedObject(const std::vector<kir::Kernel>& kernels, const EmulationOptions& options = {});
+
+}  // namespace kiln::cuda

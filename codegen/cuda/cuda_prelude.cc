@@ -1,0 +1,121 @@
+#include "codegen/cuda/cuda_prelude.h"
+
+namespace kiln::cuda {
+
+// The prelude compiles under NVRTC (no standard headers: math functions are CUDA's
+// built-ins) and, for the emulation harness, as host C++ after cuda_emulation.h (which
+// defines KILN_CUDA_EMULATION and includes <math.h>).
+const char* CudaPrelude() {
+  return R"prelude(// ---- kiln CUDA prelude: the kernel IR's arithmetic, as the kir interpreter defines it ----
+#if defined(KILN_CUDA_EMULATION)
+#define KILN_FN static inline
+KILN_FN float kiln_bits_float(unsigned int b) { float f; __builtin_memcpy(&f, &b, 4); return f; }
+KILN_FN unsigned int kiln_float_bits(float f) { unsigned int b; __builtin_memcpy(&b, &f, 4); return b; }
+KILN_FN double kiln_bits_double(unsigned long long b) { double d; __builtin_memcpy(&d, &b, 8); return d; }
+#else
+#define KILN_FN static __device__ __forceinline__
+KILN_FN float kiln_bits_float(unsigned int b) { return __uint_as_float(b); }
+KILN_FN unsigned int kiln_float_bits(float f) { return __float_as_uint(f); }
+KILN_FN double kiln_bits_double(unsigned long long b) { return __longlong_as_double((long long)b); }
+#endif
+
+#define KILN_INF_F kiln_bits_float(0x7f800000u)
+#define KILN_NAN_F kiln_bits_float(0x7fc00000u)
+#define KILN_INF_D kiln_bits_double(0x7ff0000000000000ull)
+#define KILN_NAN_D kiln_bits_double(0x7ff8000000000000ull)
+
+// float16: IEEE half, rounded to nearest even (as runtime/dtype.cc).
+KILN_FN unsigned short kiln_f2h(float value) {
+  const unsigned int bits = kiln_float_bits(value);
+  const unsigned int sign = (bits >> 16) & 0x8000u;
+  const unsigned int exponent = (bits >> 23) & 0xffu;
+  unsigned int mantissa = bits & 0x7fffffu;
+  if (exponent == 0xffu) return (unsigned short)(sign | 0x7c00u | (mantissa ? 0x200u : 0u));
+  const int half_exponent = (int)exponent - 127 + 15;
+  if (half_exponent >= 0x1f) return (unsigned short)(sign | 0x7c00u);
+  if (half_exponent <= 0) {
+    if (half_exponent < -10) return (unsigned short)sign;
+    mantissa |= 0x800000u;
+    const unsigned int shift = (unsigned int)(14 - half_exponent);
+    unsigned int half_mantissa = mantissa >> shift;
+    const unsigned int remainder = mantissa & ((1u << shift) - 1u);
+    const unsigned int halfway = 1u << (shift - 1u);
+    if (remainder > halfway || (remainder == halfway && (half_mantissa & 1u))) ++half_mantissa;
+    return (unsigned short)(sign | half_mantissa);
+  }
+  unsigned int half = sign | ((unsigned int)half_exponent << 10) | (mantissa >> 13);
+  const unsigned int remainder = mantissa & 0x1fffu;
+  if (remainder > 0x1000u || (remainder == 0x1000u && (half & 1u))) ++half;
+  return (unsigned short)half;
+}
+KILN_FN float kiln_h2f(unsigned short half) {
+  const unsigned int sign = (unsigned int)(half & 0x8000u) << 16;
+  const unsigned int exponent = (half >> 10) & 0x1fu;
+  unsigned int mantissa = half & 0x3ffu;
+  unsigned int bits;
+  if (exponent == 0) {
+    if (mantissa == 0) {
+      bits = sign;
+    } else {
+      int e = -1;
+      do {
+        ++e;
+        mantissa <<= 1;
+      } while ((mantissa & 0x400u) == 0);
+      bits = sign | ((unsigned int)(127 - 15 - e) << 23) | ((mantissa & 0x3ffu) << 13);
+    }
+  } else if (exponent == 0x1fu) {
+    bits = sign | 0x7f800000u | (mantissa << 13);
+  } else {
+    bits = sign | ((exponent + 127u - 15u) << 23) | (mantissa << 13);
+  }
+  return kiln_bits_float(bits);
+}
+// bfloat16: the top half of a float, rounded to nearest even; NaN stays quiet.
+KILN_FN unsigned short kiln_f2bf(float value) {
+  const unsigned int bits = kiln_float_bits(value);
+  if ((bits & 0x7fffffffu) > 0x7f800000u) return (unsigned short)((bits >> 16) | 0x40u);
+  return (unsigned short)((bits + 0x7fffu + ((bits >> 16) & 1u)) >> 16);
+}
+KILN_FN float kiln_bf2f(unsigned short bits) { return kiln_bits_float((unsigned int)bits << 16); }
+// A float result of a float16 / bfloat16 operation: rounded to its precision.
+KILN_FN float kiln_round_h(float x) { return kiln_h2f(kiln_f2h(x)); }
+KILN_FN float kiln_round_bf(float x) { return kiln_bf2f(kiln_f2bf(x)); }
+
+// Float min / max: a NaN operand on the left wins, as the interpreter's `a < b ? a : b`.
+template <class T> KILN_FN T kiln_fmin(T a, T b) { return (a != a || a < b) ? a : b; }
+template <class T> KILN_FN T kiln_fmax(T a, T b) { return (a != a || a > b) ? a : b; }
+
+template <class T> KILN_FN T kiln_imin(T a, T b) { return a < b ? a : b; }
+template <class T> KILN_FN T kiln_imax(T a, T b) { return a > b ? a : b; }
+
+// Integers wrap to their width (computed in 64-bit unsigned arithmetic, then narrowed).
+template <class T> KILN_FN T kiln_add(T a, T b) { return (T)((unsigned long long)a + (unsigned long long)b); }
+template <class T> KILN_FN T kiln_sub(T a, T b) { return (T)((unsigned long long)a - (unsigned long long)b); }
+template <class T> KILN_FN T kiln_mul(T a, T b) { return (T)((unsigned long long)a * (unsigned long long)b); }
+template <class T> KILN_FN T kiln_neg(T a) { return (T)(0ull - (unsigned long long)a); }
+template <class T> KILN_FN T kiln_abs(T a) { return a < (T)0 ? kiln_neg(a) : a; }
+// x / 0 = x % 0 = 0; MIN / -1 wraps to MIN (remainder 0).
+template <class T> KILN_FN T kiln_sdiv(T a, T b) { return b == (T)0 ? (T)0 : b == (T)-1 ? kiln_neg(a) : (T)(a / b); }
+template <class T> KILN_FN T kiln_smod(T a, T b) { return (b == (T)0 || b == (T)-1) ? (T)0 : (T)(a % b); }
+template <class T> KILN_FN T kiln_udiv(T a, T b) { return b == (T)0 ? (T)0 : (T)(a / b); }
+template <class T> KILN_FN T kiln_umod(T a, T b) { return b == (T)0 ? (T)0 : (T)(a % b); }
+
+// Float to integer: truncated, NaN to 0, saturated to the int64 range, then wrapped to the
+// target width; uint64 also takes [2^63, 2^64) and saturates above.
+KILN_FN long long kiln_f2i(double v) {
+  if (v != v) return 0;
+  if (v >= 9223372036854775807.0) return (long long)0x7fffffffffffffffull;
+  if (v <= -9223372036854775808.0) return (long long)0x8000000000000000ull;
+  return (long long)v;
+}
+KILN_FN unsigned long long kiln_f2u64(double v) {
+  if (v >= 18446744073709551616.0) return 0xffffffffffffffffull;
+  if (v >= 9223372036854775808.0) return (unsigned long long)v;
+  return (unsigned long long)kiln_f2i(v);
+}
+// ---- end of the prelude ----
+)prelude";
+}
+
+}  // namespace kiln::cuda

@@ -1,0 +1,169 @@
+// Every operator's CUDA C (codegen/cuda) on the cases of op_cases.h:
+//   - emulated on the CPU (cuda_emulation.h): the executor runs the emitted kernels from
+//     the same plan, against the reference oracle with compiled_ops_test's tolerances;
+//   - compiled by NVRTC to PTX for compute_80 and assembled for sm_80 and sm_90 (NVRTC's
+//     ptxas), registers and spills reported; skipped where NVRTC is absent.
+// Kernels that call library routines (float32 GEMM-like operators: sgemm, sconv) have no
+// CUDA form yet (they become cuBLAS steps of their own): such cases are left out, and
+// the operators they belong to are listed.
+#include <catch2/catch.hpp>
+#include <chrono>
+#include <cstdio>
+#include <future>
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "codegen/compiler.h"
+#include "codegen/cuda/cuda_emitter.h"
+#include "codegen/cuda/cuda_emulation.h"
+#include "codegen/cuda/nvrtc_compiler.h"
+#include "runtime/code_module.h"
+#include "runtime/executor.h"
+#include "tests/codegen/op_cases.h"
+
+using namespace kiln;
+using namespace kiln::testing;
+
+namespace {
+
+bool AllEmittable(const LoweredGraph& lowered) {
+  for (const kir::Kernel& kernel : lowered.kernels) {
+    if (!cuda::CudaCanEmit(kernel)) return false;
+  }
+  return true;
+}
+
+// The cases of `op` whose kernels the CUDA emitter can express (all of them but those
+// lowered to library routines), with their lowering.
+struct EmittableCases {
+  std::vector<OpCase> cases;
+  size_t left_out = 0;
+};
+
+EmittableCases Emittable(const OpDef& op, const std::vector<OpCase>& cases) {
+  const CaseGraph all = BuildCaseGraph(op, cases);
+  if (AllEmittable(LowerGraph(all.graph, all.options))) return {cases, 0};
+  EmittableCases result;
+  for (const OpCase& c : cases) {
+    const CaseGraph one = BuildCaseGraph(op, {c});
+    if (AllEmittable(LowerGraph(one.graph, one.options))) {
+      result.cases.push_back(c);
+    } else {
+      ++result.left_out;
+    }
+  }
+  return result;
+}
+
+const std::vector<std::pair<OpCases, size_t>>& AllEmittableCases() {
+  static const auto all = [] {
+    std::vector<std::pair<OpCases, size_t>> result;
+    for (const auto& [op, cases] : AllOpCases()) {
+      EmittableCases emittable = Emittable(*op, cases);
+      result.push_back({{op, std::move(emittable.cases)}, emittable.left_out});
+    }
+    return result;
+  }();
+  return all;
+}
+
+std::unique_ptr<Executor> CompileEmulated(const OpDef&, const Graph& graph, const CompileOptions& options) {
+  LoweredGraph lowered = LowerGraph(graph, options);
+  std::shared_ptr<const CodeModule> code = LoadSharedObject(cuda::BuildEmulatedSharedObject(lowered.kernels));
+  return Executor::Create(std::move(lowered.artifact), std::move(code));
+}
+
+}  // namespace
+
+TEST_CASE("every operator's CUDA C, emulated on the CPU, matches the reference", "[cuda][emulation]") {
+  std::vector<std::string> failing, partial;
+  size_t checked = 0, left_out = 0;
+  for (const auto& [op_cases, skipped] : AllEmittableCases()) {
+    const auto& [op, cases] = op_cases;
+    left_out += skipped;
+    if (skipped > 0) partial.push_back(op->name() + " (" + std::to_string(skipped) + ")");
+    if (cases.empty()) continue;
+    checked += cases.size();
+    const auto failures = CheckOp(*op, cases, CompileEmulated);
+    for (const auto& failure : failures) FAIL_CHECK(op->name() << ": " << failure);
+    if (!failures.empty()) failing.push_back(op->name());
+  }
+  std::printf("CUDA emulation: %zu cases checked; %zu left out (library routines): %s\n", checked, left_out,
+              golden::Join(partial).c_str());
+  INFO("failing operators: " << golden::Join(failing));
+  CHECK(failing.empty());
+  // Only routine calls are left out, and most cases run.
+  CHECK(checked > 10 * left_out);
+}
+
+// Cases of `cases` that differ in their inputs' dtypes: NVRTC's and ptxas's work is
+// what a type asks for, not a shape (the emulation checks every case).
+std::vector<OpCase> OnePerDtype(const std::vector<OpCase>& cases) {
+  std::vector<OpCase> picked;
+  std::set<std::string> seen;
+  for (const OpCase& c : cases) {
+    std::string types;
+    for (const Tensor& t : c.inputs) types += std::string(DTypeName(t.dtype())) + ",";
+    if (seen.insert(types).second) picked.push_back(c);
+  }
+  return picked;
+}
+
+TEST_CASE("every operator's CUDA C compiles with NVRTC for sm_80 and sm_90", "[cuda][nvrtc]") {
+  const cuda::Nvrtc* nvrtc = cuda::Nvrtc::Find();
+  if (nvrtc == nullptr) {
+    std::printf("SKIPPED: every operator's CUDA C through NVRTC: %s\n", cuda::Nvrtc::LoadError().c_str());
+    return;
+  }
+  // One module: the kernels of every operator, named apart (two operators' graphs may
+  // name different kernels alike).
+  std::vector<kir::Kernel> kernels;
+  for (size_t k = 0; k < AllEmittableCases().size(); ++k) {
+    const auto& [op, cases] = AllEmittableCases()[k].first;
+    if (cases.empty()) continue;
+    const CaseGraph graph = BuildCaseGraph(*op, OnePerDtype(cases));
+    for (kir::Kernel& kernel : LowerGraph(graph.graph, graph.options).kernels) {
+      kernel.name = "op" + std::to_string(k) + "_" + kernel.name;
+      kernels.push_back(std::move(kernel));
+    }
+  }
+  const cuda::CudaModuleSource module = cuda::EmitCudaModule(kernels);
+  // sm_80's program also gives the PTX (its .target is sm_80); the two run side by side.
+  const auto compile = [&](const std::string& arch) {
+    const auto start = std::chrono::steady_clock::now();
+    cuda::NvrtcOutput out = nvrtc->Compile(module.source, "kiln_ops.cu", arch);
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    return std::make_pair(std::move(out), seconds);
+  };
+  auto sm90 = std::async(std::launch::async, compile, "sm_90");
+  const auto sm80 = compile("sm_80");
+  const std::pair<cuda::NvrtcOutput, double> results[] = {sm80, sm90.get()};
+  const std::string& ptx = sm80.first.ptx;
+  CHECK(ptx.find(".target sm_80") != std::string::npos);
+  size_t entries = 0;
+  for (const auto& kernel : module.kernels) entries += ptx.find(".entry " + kernel.entry + "(") != std::string::npos;
+  CHECK(entries == module.kernels.size());
+  for (const auto& [out, seconds] : results) {
+    CHECK(out.cubin.substr(0, 4) ==
+          "\x7f"
+          "ELF");
+    const auto report = cuda::ParsePtxasReport(out.log);
+    REQUIRE(report.size() == module.kernels.size());
+    const cuda::KernelResources* most = &report[0];
+    std::vector<std::string> spilling;
+    for (const auto& kernel : report) {
+      if (kernel.registers > most->registers) most = &kernel;
+      if (kernel.spill_store_bytes > 0 || kernel.spill_load_bytes > 0) {
+        spilling.push_back(kernel.entry + " (" + std::to_string(kernel.spill_store_bytes) + " bytes)");
+      }
+    }
+    std::printf(
+        "NVRTC %s for %s: %zu kernels (%zu bytes of CUDA C) in %.1f s; most registers: %d (%s); %zu spill%s%s\n",
+        nvrtc->version().c_str(), report[0].arch.c_str(), report.size(), module.source.size(), seconds, most->registers,
+        most->entry.c_str(), spilling.size(), spilling.empty() ? "" : ": ", golden::Join(spilling).c_str());
+    // A thread has at most 255 registers: a kernel asking for more would not launch.
+    CHECK(most->registers <= 255);
+  }
+}
