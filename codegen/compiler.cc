@@ -5,6 +5,8 @@
 #include <functional>
 #include <set>
 
+#include "codegen/cuda/cuda_emitter.h"
+#include "codegen/cuda/nvrtc_compiler.h"
 #include "codegen/lower/lower_util.h"
 #include "codegen/lower_group.h"
 #include "codegen/lower_node.h"
@@ -16,6 +18,8 @@
 #include "passes/pass_manager.h"
 #include "passes/plan_memory.h"
 #include "runtime/artifact.h"
+#include "runtime/code_module.h"
+#include "runtime/cuda_driver.h"
 #include "runtime/error.h"
 #include "runtime/kernel_abi.h"
 #include "runtime/param_file.h"
@@ -570,7 +574,62 @@ proto::ArtifactProto CompileBatchSpecializations(const std::function<Graph(int64
   return artifact;
 }
 
+namespace {
+
+// The artifact's GPU code: every kernel's CUDA C compiled by NVRTC (cached on disk).
+proto::CudaCodeProto CompileCudaCode(const LoweredGraph& lowered, const CompileOptions::Cuda& options) {
+  for (const kir::Kernel& kernel : lowered.kernels) {
+    if (cuda::CudaCanEmit(kernel)) continue;
+    std::string node = kernel.name;
+    for (const auto& call : lowered.artifact.kernels()) {
+      if (call.symbol() == KernelSymbolName(kernel.name)) node = call.node();
+    }
+    throw Error("node '" + node +
+                "' lowers to a library routine (a float32 GEMM or convolution), which has no CUDA "
+                "form yet (it becomes a cuBLAS step): compile this model for the CPU");
+  }
+  const cuda::Nvrtc* nvrtc = cuda::Nvrtc::Find();
+  if (nvrtc == nullptr) throw Error("--target cuda needs NVRTC: " + cuda::Nvrtc::LoadError());
+  std::vector<std::string> archs = options.archs;
+  if (archs.empty()) {
+    try {
+      archs.push_back(ListCudaDevices().front().Arch());
+    } catch (const Error&) {
+      // No local GPU: PTX only.
+    }
+  }
+  const cuda::CudaModuleSource module = cuda::EmitCudaModule(lowered.kernels);
+  const std::string cache = cuda::DefaultCudaCacheDir();
+  proto::CudaCodeProto code;
+  code.set_ptx_arch("compute_80");
+  code.set_ptx(nvrtc->Compile(module.source, "kiln.cu", code.ptx_arch(), cache).ptx);
+  for (const std::string& arch : archs) {
+    (*code.mutable_cubins())[arch] = nvrtc->Compile(module.source, "kiln.cu", arch, cache).cubin;
+  }
+  code.set_nvrtc_version(nvrtc->version());
+  for (const cuda::CudaKernelInfo& info : module.kernels) {
+    auto* kernel = code.add_kernels();
+    kernel->set_entry(info.entry);
+    kernel->set_has_parallel_loop(info.has_parallel_loop);
+    kernel->set_inner_threads(info.inner_threads);
+  }
+  return code;
+}
+
+}  // namespace
+
 proto::ArtifactProto CompileGraph(const Graph& graph, const CompileOptions& options) {
+  if (options.cuda) {
+    if (!options.batch_sizes.empty()) throw Error("--batch-sizes is for the CPU target only, so far");
+    LoweredGraph lowered = LowerGraph(graph, options);
+    const auto start = std::chrono::steady_clock::now();
+    *lowered.artifact.mutable_cuda() = CompileCudaCode(lowered, *options.cuda);
+    lowered.artifact.clear_target();
+    auto* time = lowered.artifact.mutable_report()->add_stage_times();
+    time->set_stage("nvrtc");
+    time->set_seconds(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+    return std::move(lowered.artifact);
+  }
   if (!options.batch_sizes.empty()) {
     return CompileBatchSpecializations([&graph](int64_t batch) { return WithInputBatch(graph, batch); }, options);
   }

@@ -42,6 +42,14 @@ struct CompileOptions {
   // every output must follow) in one artifact, the first as the artifact itself and the
   // others as its batch variants, weights stored once (kiln compile --batch-sizes).
   std::vector<int64_t> batch_sizes;
+  // CompileGraph only: compile for an NVIDIA GPU instead of the CPU (kiln compile --target
+  // cuda): the kernels' CUDA C through NVRTC, as PTX for compute_80 (any GPU from the
+  // A100 on) and as cubins for `archs` ("sm_80", "sm_90"; empty: the local GPU's, where
+  // there is one). `target` is then unused.
+  struct Cuda {
+    std::vector<std::string> archs;
+  };
+  std::optional<Cuda> cuda;
 };
 
 // Everything but the machine code: kernels in execution order and the artifact that
@@ -62,7 +70,7 @@ struct LoweredGraph {
 // naming what is missing or inconsistent.
 LoweredGraph LowerGraph(const Graph& graph, const CompileOptions& options);
 
-// A complete artifact with its code object.
+// A complete artifact with its code object (or, with options.cuda, its GPU code).
 proto::ArtifactProto CompileGraph(const Graph& graph, const CompileOptions& options);
 
 // One specialization per batch size of options.batch_sizes (see CompileOptions), each

@@ -4,11 +4,13 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <thread>
 #include <utility>
 
 #include "runtime/artifact.h"
+#include "runtime/cuda_driver.h"
 #include "runtime/error.h"
 #include "runtime/file_util.h"
 #include "runtime/param_file.h"
@@ -171,6 +173,19 @@ std::map<std::string, Tensor> EmbeddedParams(const ArtifactView& view, const std
   return embedded;
 }
 
+// An artifact of GPU code needs a device of its architecture and kiln's CUDA executor.
+void CheckCudaArtifact(const proto::CudaCodeProto& cuda, const std::string& path) {
+  const std::vector<CudaDevice> devices = ListCudaDevices();  // throws "no CUDA device: ..."
+  const CudaDevice& device = devices.front();
+  const int ptx_arch = std::atoi(cuda.ptx_arch().substr(cuda.ptx_arch().find('_') + 1).c_str());
+  if (cuda.cubins().count(device.Arch()) == 0 && (cuda.ptx().empty() || ptx_arch > device.major * 10 + device.minor)) {
+    throw Error("'" + path + "' holds GPU code for " + cuda.ptx_arch() + " and newer, and GPU 0 (" + device.name +
+                ") is " + device.Arch() + "; recompile with kiln compile --target cuda --arch " + device.Arch());
+  }
+  throw Error("'" + path + "' holds GPU code (" + cuda.ptx_arch() +
+              "), and this runtime has no CUDA executor yet: compile for the CPU to run it here");
+}
+
 }  // namespace
 
 std::unique_ptr<Executor> Executor::Load(const std::string& path, const ExecutorOptions& options) {
@@ -178,6 +193,7 @@ std::unique_ptr<Executor> Executor::Load(const std::string& path, const Executor
   // element by element, and the checksum is the one pass over the bytes.
   const std::shared_ptr<const FileBytes> file = FileBytes::Open(path);
   ArtifactView view = OpenArtifact(file->bytes(), path, options.trusted_keys);
+  if (view.message.has_cuda()) CheckCudaArtifact(view.message.cuda(), path);
   CheckTarget(view.message.target(), path);
   uint64_t in_place_bytes = 0;
   const auto embedded = EmbeddedParams(view, file, in_place_bytes);

@@ -153,6 +153,15 @@ int InspectArtifact(const CommandLine& line, const std::string& bytes) {
       {"triple", artifact.target().triple()},
       {"cpu", artifact.target().cpu()},
       {"features", std::vector<std::string>(artifact.target().features().begin(), artifact.target().features().end())}};
+  if (artifact.has_cuda()) {
+    nlohmann::json cubins = nlohmann::json::object();
+    for (const auto& [arch, cubin] : artifact.cuda().cubins()) cubins[arch] = cubin.size();
+    j["target"] = {{"cuda",
+                    {{"ptx_arch", artifact.cuda().ptx_arch()},
+                     {"ptx_bytes", artifact.cuda().ptx().size()},
+                     {"cubins", cubins},
+                     {"nvrtc_version", artifact.cuda().nvrtc_version()}}}};
+  }
   j["opt_level"] = artifact.opt_level();
   j["inputs"] = nlohmann::json::array();
   for (const auto& spec : artifact.inputs()) j["inputs"].push_back(SpecJson(spec));
@@ -211,8 +220,16 @@ int InspectArtifact(const CommandLine& line, const std::string& bytes) {
   std::cout << "artifact " << path << " (format " << artifact.format_version() << ", kiln "
             << artifact.producer_version() << ")\n";
   std::cout << "signature: " << SignatureText(signature) << "\n";
-  std::cout << "target: " << artifact.target().triple() << ", cpu " << artifact.target().cpu() << ", -O"
-            << artifact.opt_level() << "\n";
+  if (artifact.has_cuda()) {
+    std::cout << "target: cuda, PTX " << artifact.cuda().ptx_arch() << " (" << artifact.cuda().ptx().size()
+              << " bytes)";
+    for (const auto& [arch, cubin] : artifact.cuda().cubins())
+      std::cout << ", cubin " << arch << " (" << cubin.size() << " bytes)";
+    std::cout << ", NVRTC " << artifact.cuda().nvrtc_version() << "\n";
+  } else {
+    std::cout << "target: " << artifact.target().triple() << ", cpu " << artifact.target().cpu() << ", -O"
+              << artifact.opt_level() << "\n";
+  }
   for (const auto& spec : j["inputs"])
     std::cout << "input  " << spec["name"].get<std::string>() << " " << spec["shape"].dump() << " "
               << spec["dtype"].get<std::string>() << "\n";
@@ -474,6 +491,7 @@ int CmdCompile(const CommandLine& line) {
   options.input_shapes = line.input_shapes;
   options.graph_opt_level = line.graph_opt_level;
   options.batch_sizes = line.batch_sizes;
+  if (line.target == "cuda") options.cuda = CompileOptions::Cuda{line.cuda_archs};
   if (!line.passes.empty()) options.passes.passes = line.passes;
   options.passes.disabled.insert(line.disabled_passes.begin(), line.disabled_passes.end());
   if (!line.dump_after_each.empty()) {
@@ -511,7 +529,15 @@ int CmdCompile(const CommandLine& line) {
   const double seconds = std::chrono::duration<double>(end - start).count();
   std::cout << "compiled " << line.model << " -> " << line.output << " in " << seconds
             << " s: " << artifact.kernels_size() << " kernels, arena " << artifact.arena_bytes() << " bytes, code "
-            << artifact.code().size() << " bytes, cpu " << artifact.target().cpu() << "\n";
+            << artifact.code().size() << " bytes, ";
+  if (artifact.has_cuda()) {
+    std::cout << "cuda: PTX " << artifact.cuda().ptx_arch() << " (" << artifact.cuda().ptx().size() << " bytes)";
+    for (const auto& [arch, cubin] : artifact.cuda().cubins())
+      std::cout << ", cubin " << arch << " (" << cubin.size() << " bytes)";
+    std::cout << "\n";
+  } else {
+    std::cout << "cpu " << artifact.target().cpu() << "\n";
+  }
   for (const auto& variant : artifact.batch_variants()) {
     std::cout << "  batch " << variant.batch_size() << ": " << variant.kernels_size() << " kernels, arena "
               << variant.arena_bytes() << " bytes, code " << variant.code().size() << " bytes\n";

@@ -39,14 +39,14 @@ Stmt LoopNest(const Shape& shape, const IndexBody& body, bool parallel) {
 
 Stmt ChunkedLoop(int64_t count, const std::function<Stmt(const Expr& i)>& body) {
   const Expr i = kir::Var("i");
-  if (count <= kChunk) return kir::For(i, Expr(int64_t{0}), Expr(count), body(i), kir::LoopKind::kVectorize);
+  if (count <= kChunk) return kir::For(i, Expr(int64_t{0}), Expr(count), body(i), kir::LoopKind::kIndependent);
   const int64_t chunks = (count + kChunk - 1) / kChunk;
   const Expr c = kir::Var("chunk");
   const Expr begin = c * Expr(kChunk);
   const Expr extent = kir::Min(Expr(kChunk), Expr(count) - begin);
   const Expr j = kir::Var("j");
   return kir::For(c, Expr(int64_t{0}), Expr(chunks),
-                  kir::For(j, Expr(int64_t{0}), extent, body(begin + j), kir::LoopKind::kVectorize),
+                  kir::For(j, Expr(int64_t{0}), extent, body(begin + j), kir::LoopKind::kIndependent),
                   kir::LoopKind::kParallel);
 }
 

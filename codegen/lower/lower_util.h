@@ -17,8 +17,11 @@ using IndexBody = std::function<kir::Stmt(const std::vector<kir::Expr>& index)>;
 // the outermost loop whose extent exceeds 1 becomes the kernel's kParallel loop (it must
 // then be the whole kernel body). A 0-d shape runs `body` once with no index.
 kir::Stmt LoopNest(const Shape& shape, const IndexBody& body, bool parallel = true);
-// A flat loop over `count` elements split into parallel chunks with a contiguous,
-// vectorizable inner loop: the fastest form for same-shape elementwise work.
+// A flat loop over `count` elements split into parallel chunks with a contiguous inner
+// loop: the fastest form for same-shape elementwise work. The inner loop is kIndependent:
+// `body(i)` must write only element i of its outputs and read no element another
+// iteration writes (an output stored in place of an input read at i is fine). The CPU
+// vectorizes it without overlap checks; the GPU binds it to threads.
 kir::Stmt ChunkedLoop(int64_t count, const std::function<kir::Stmt(const kir::Expr& i)>& body);
 
 // Row-major flat index of a multi-index into `shape` (constant strides).

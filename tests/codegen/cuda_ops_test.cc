@@ -9,6 +9,7 @@
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
 #include <future>
 #include <map>
 #include <set>
@@ -19,8 +20,12 @@
 #include "codegen/cuda/cuda_emitter.h"
 #include "codegen/cuda/cuda_emulation.h"
 #include "codegen/cuda/nvrtc_compiler.h"
+#include "runtime/artifact.h"
 #include "runtime/code_module.h"
+#include "runtime/cuda_driver.h"
+#include "runtime/error.h"
 #include "runtime/executor.h"
+#include "symbol/symbol.h"
 #include "tests/codegen/op_cases.h"
 
 using namespace kiln;
@@ -166,4 +171,49 @@ TEST_CASE("every operator's CUDA C compiles with NVRTC for sm_80 and sm_90", "[c
     // A thread has at most 255 registers: a kernel asking for more would not launch.
     CHECK(most->registers <= 255);
   }
+}
+
+TEST_CASE("compiling for CUDA makes an artifact of PTX and cubins that a GPU-less runtime refuses clearly",
+          "[cuda][nvrtc]") {
+  if (cuda::Nvrtc::Find() == nullptr) {
+    std::printf("SKIPPED: compiling for CUDA: %s\n", cuda::Nvrtc::LoadError().c_str());
+    return;
+  }
+  const Symbol x = Symbol::Variable("x", Shape{2, 3, 8, 8});
+  const Symbol pooled =
+      Symbol::Create("Pooling", {Symbol::Create("Activation", {x * 2.0 + 1.0}, {{"act_type", "relu"}})},
+                     {{"kernel", "(2,2)"}, {"stride", "(2,2)"}, {"pool_type", "max"}});
+  const Symbol out = Symbol::Create("softmax", {pooled}, {{"axis", -1}});
+  CompileOptions options;
+  options.cuda = CompileOptions::Cuda{{"sm_80", "sm_90"}};
+  const proto::ArtifactProto artifact = CompileGraph(out.ToGraph(), options);
+  REQUIRE(artifact.has_cuda());
+  CHECK(artifact.code().empty());
+  CHECK(artifact.cuda().ptx_arch() == "compute_80");
+  CHECK(artifact.cuda().cubins().size() == 2);
+  REQUIRE(artifact.cuda().kernels_size() == artifact.kernels_size());
+  for (const auto& kernel : artifact.cuda().kernels()) {
+    CHECK(artifact.cuda().ptx().find(".entry " + kernel.entry() + "(") != std::string::npos);
+  }
+  const std::string path = (std::filesystem::temp_directory_path() / "kiln_cuda_artifact.kiln").string();
+  SaveArtifact(path, artifact);
+  bool has_gpu = true;
+  try {
+    ListCudaDevices();
+  } catch (const Error&) {
+    has_gpu = false;
+  }
+  if (!has_gpu) {
+    CHECK_THROWS_WITH(Executor::Load(path), Catch::StartsWith("no CUDA device: "));
+  } else {
+    CHECK_THROWS_WITH(Executor::Load(path), Catch::Contains("no CUDA executor yet"));
+  }
+  std::filesystem::remove(path);
+
+  // A float32 matrix product lowers to sgemm, which has no CUDA form yet.
+  const Symbol fc =
+      Symbol::Create("FullyConnected", {Symbol::Variable("data", Shape{4, 8}), Symbol::Variable("w", Shape{3, 8})},
+                     {{"num_hidden", 3}, {"no_bias", true}}, "fc1");
+  CHECK_THROWS_WITH(CompileGraph(fc.ToGraph(), options),
+                    Catch::Contains("node 'fc1'") && Catch::Contains("no CUDA form yet"));
 }

@@ -210,6 +210,26 @@ TEST_CASE("kiln checks its options before doing anything", "[cli]") {
   CHECK(r.status == 2);
   CHECK(r.output.size() < 400);
   CHECK(r.output.find("bad dimension") != std::string::npos);
+  // Targets: cpu or cuda; --arch only with cuda.
+  r = Run(kKiln + " compile " + lenet.graph + " -o x.kiln --target tpu");
+  CHECK(r.status == 2);
+  CHECK(r.output.find("--target 'tpu': expected cpu or cuda") != std::string::npos);
+  r = Run(kKiln + " compile " + lenet.graph + " -o x.kiln --arch sm_80");
+  CHECK(r.status == 2);
+  CHECK(r.output.find("--arch is for --target cuda") != std::string::npos);
+}
+
+TEST_CASE("kiln compile --target cuda refuses what has no CUDA form yet by node", "[cli][cuda]") {
+  const auto& lenet = LeNet();
+  const std::string dir = TempDir();
+  // LeNet's convolutions and dense layers lower to library routines (cuBLAS steps to come).
+  const Result r = Run(kKiln + " compile " + lenet.graph + " -o " + dir +
+                       "/l.kiln --input data:1x1x28x28 --target cuda --arch sm_80");
+  INFO(r.output);
+  CHECK(r.status == 1);
+  CHECK(r.output.find("no CUDA form yet") != std::string::npos);
+  CHECK(r.output.find("node '") != std::string::npos);
+  CHECK_FALSE(std::filesystem::exists(dir + "/l.kiln"));
 }
 
 TEST_CASE("kiln compile --batch-sizes: one artifact that runs each batch size", "[cli]") {

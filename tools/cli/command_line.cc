@@ -162,7 +162,12 @@ ParseOutcome ParseCommandLine(const std::vector<std::string>& args) {
   AddRequiredPath(compile, "-o,--output", line.output, "Output artifact");
   compile->add_option("--params", line.params, "Parameter file");
   AddInputShapes(compile, inputs, "data:8x3x224x224");
-  compile->add_option("--target", line.target, "Target: cpu");
+  compile->add_option("--target", line.target, "Target: cpu (default) or cuda (NVIDIA GPUs: CUDA C through NVRTC)");
+  compile
+      ->add_option("--arch", line.cuda_archs,
+                   "--target cuda: cubins for these GPU architectures, e.g. sm_80,sm_90 (default: the local GPU's; "
+                   "PTX for compute_80 always)")
+      ->delimiter(',');
   compile->add_option("--cpu", line.cpu,
                       "CPU to compile for: host (default), x86-64-v2, x86-64-v3, skylake-avx512, ...");
   compile->add_option("--features", line.features, "Extra CPU features, LLVM style: +avx2,+fma");
@@ -320,8 +325,11 @@ ParseOutcome ParseCommandLine(const std::vector<std::string>& args) {
       line.batch_sizes.push_back(size);
       begin = end + 1;
     }
-    if (line.command == "compile" && line.target != "cpu") {
-      throw Error("--target '" + Abbreviate(line.target) + "': only 'cpu' is available in this build");
+    if (line.command == "compile" && line.target != "cpu" && line.target != "cuda") {
+      throw Error("--target '" + Abbreviate(line.target) + "': expected cpu or cuda");
+    }
+    if (line.command == "compile" && line.target != "cuda" && !line.cuda_archs.empty()) {
+      throw Error("--arch is for --target cuda");
     }
     if (line.command == "keygen" && line.key_name.empty()) {
       line.key_name = line.output.substr(line.output.find_last_of('/') + 1);

@@ -32,6 +32,7 @@ struct CommandLine {
   uint64_t seed = 0;
   // compile
   std::string target = "cpu";
+  std::vector<std::string> cuda_archs;  // --arch
   std::string cpu = "host";
   std::string features;
   int opt_level = 2;

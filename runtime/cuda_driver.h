@@ -1,0 +1,22 @@
+// The CUDA driver (libcuda.so.1), loaded at run time: a CPU-only deployment never needs
+// it, and a machine without a GPU or driver gets a clear error, never a crash.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace kiln {
+
+struct CudaDevice {
+  int ordinal = 0;
+  std::string name;
+  int major = 0;  // compute capability, e.g. 9.0 for an H100
+  int minor = 0;
+  std::string Arch() const { return "sm_" + std::to_string(major * 10 + minor); }
+};
+
+// The machine's CUDA devices. Throws kiln::Error starting "no CUDA device: " and saying
+// why (no driver library, cuInit's error, no device).
+std::vector<CudaDevice> ListCudaDevices();
+
+}  // namespace kiln
