@@ -31,10 +31,8 @@ struct Nvrtc::Api {
   int (*ptx)(Program program, char* ptx) = nullptr;
   int (*cubin_size)(Program program, size_t* size) = nullptr;
   int (*cubin)(Program program, char* cubin) = nullptr;
-
-  ~Api() {
-    if (library != nullptr) ::dlclose(library);
-  }
+  // The library is never unloaded: its runtime keeps allocations for the process's life
+  // (reachable while it is loaded), and it is loaded once.
 };
 
 namespace {
