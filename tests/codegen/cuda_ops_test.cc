@@ -27,6 +27,9 @@
 #include "runtime/executor.h"
 #include "symbol/symbol.h"
 #include "tests/codegen/op_cases.h"
+#include "tests/graph_runner.h"
+#include "tests/op_test_util.h"
+#include "tests/random_graphs.h"
 
 using namespace kiln;
 using namespace kiln::testing;
@@ -216,4 +219,60 @@ TEST_CASE("compiling for CUDA makes an artifact of PTX and cubins that a GPU-les
                      {{"num_hidden", 3}, {"no_bias", true}}, "fc1");
   CHECK_THROWS_WITH(CompileGraph(fc.ToGraph(), options),
                     Catch::Contains("node 'fc1'") && Catch::Contains("no CUDA form yet"));
+}
+
+TEST_CASE("random fused graphs: their CUDA C, emulated, matches the interpreter, and NVRTC compiles it",
+          "[cuda][random]") {
+  // Smooth random graphs at -O2 (fusion on): every kernel renamed apart so that all go
+  // into one emulated module and one NVRTC program.
+  struct Case {
+    Generated generated;
+    LoweredGraph lowered;
+  };
+  std::vector<Case> cases;
+  std::vector<kir::Kernel> kernels;
+  size_t with_routines = 0, fused_groups = 0;
+  for (uint64_t seed = 1; seed <= 200; ++seed) {
+    Case c{GraphGenerator(seed, /*smooth=*/true).Make(), {}};
+    CompileOptions options;
+    options.input_shapes = {{"data", kShape}};
+    c.lowered = LowerGraph(c.generated.graph, options);
+    if (!AllEmittable(c.lowered)) {
+      ++with_routines;
+      continue;
+    }
+    for (kir::Kernel& kernel : c.lowered.kernels) {
+      const std::string old_symbol = KernelSymbolName(kernel.name);
+      kernel.name = "kiln_g" + std::to_string(seed) + "_" + kernel.name;  // its own symbol
+      for (auto& call : *c.lowered.artifact.mutable_kernels()) {
+        if (call.symbol() == old_symbol) call.set_symbol(KernelSymbolName(kernel.name));
+      }
+      kernels.push_back(kernel);
+    }
+    fused_groups += c.lowered.artifact.report().fused_groups_size();
+    cases.push_back(std::move(c));
+  }
+  std::printf("CUDA random graphs: %zu graphs (%zu kernels, %zu fused groups); %zu left out (library routines)\n",
+              cases.size(), kernels.size(), fused_groups, with_routines);
+  CHECK(cases.size() >= 100);
+  CHECK(fused_groups >= 100);
+  const std::shared_ptr<const CodeModule> code = LoadSharedObject(cuda::BuildEmulatedSharedObject(kernels));
+  for (const Case& c : cases) {
+    INFO(c.generated.description);
+    const std::vector<Tensor> expected = RunWithInterpreter(c.lowered, c.generated.inputs);
+    const std::vector<Tensor> actual = Executor::Create(c.lowered.artifact, code)->Run(c.generated.inputs);
+    REQUIRE(actual.size() == expected.size());
+    // CUDA's (here the host's) expf and tanhf against the interpreter's double, rounded.
+    for (size_t i = 0; i < actual.size(); ++i) KILN_CHECK_CLOSE(actual[i], expected[i], 1e-5, 1e-6);
+  }
+  const cuda::Nvrtc* nvrtc = cuda::Nvrtc::Find();
+  if (nvrtc == nullptr) {
+    std::printf("SKIPPED: random fused graphs through NVRTC: %s\n", cuda::Nvrtc::LoadError().c_str());
+    return;
+  }
+  const cuda::CudaModuleSource module = cuda::EmitCudaModule(kernels);
+  const cuda::NvrtcOutput out = nvrtc->Compile(module.source, "random_graphs.cu", "sm_80");
+  const auto report = cuda::ParsePtxasReport(out.log);
+  CHECK(report.size() == kernels.size());
+  for (const auto& kernel : report) CHECK(kernel.spill_store_bytes == 0);
 }
