@@ -607,12 +607,7 @@ proto::CudaCodeProto CompileCudaCode(const LoweredGraph& lowered, const CompileO
     (*code.mutable_cubins())[arch] = nvrtc->Compile(module.source, "kiln.cu", arch, cache).cubin;
   }
   code.set_nvrtc_version(nvrtc->version());
-  for (const cuda::CudaKernelInfo& info : module.kernels) {
-    auto* kernel = code.add_kernels();
-    kernel->set_entry(info.entry);
-    kernel->set_has_parallel_loop(info.has_parallel_loop);
-    kernel->set_inner_threads(info.inner_threads);
-  }
+  for (const cuda::CudaKernelInfo& info : module.kernels) *code.add_kernels() = cuda::LaunchForm(info);
   return code;
 }
 

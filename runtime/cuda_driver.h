@@ -2,12 +2,15 @@
 // it, and a machine without a GPU or driver gets a clear error, never a crash.
 #pragma once
 
+#include <memory>
 #include <string>
 #include <vector>
 
+#include "runtime/cuda_device.h"
+
 namespace kiln {
 
-struct CudaDevice {
+struct CudaDeviceInfo {
   int ordinal = 0;
   std::string name;
   int major = 0;  // compute capability, e.g. 9.0 for an H100
@@ -17,6 +20,10 @@ struct CudaDevice {
 
 // The machine's CUDA devices. Throws kiln::Error starting "no CUDA device: " and saying
 // why (no driver library, cuInit's error, no device).
-std::vector<CudaDevice> ListCudaDevices();
+std::vector<CudaDeviceInfo> ListCudaDevices();
+
+// Device `ordinal` through the driver (its primary context). Throws "no CUDA device: ..."
+// as ListCudaDevices does.
+std::unique_ptr<CudaDevice> OpenCudaDevice(int ordinal = 0);
 
 }  // namespace kiln

@@ -4,13 +4,11 @@
 
 #include <algorithm>
 #include <chrono>
-#include <cstdlib>
 #include <cstring>
 #include <thread>
 #include <utility>
 
 #include "runtime/artifact.h"
-#include "runtime/cuda_driver.h"
 #include "runtime/error.h"
 #include "runtime/file_util.h"
 #include "runtime/param_file.h"
@@ -111,8 +109,6 @@ class Executor::ArenaPool {
   std::vector<std::unique_ptr<Arena>> free_;
 };
 
-namespace {
-
 TensorSpec SpecFromProto(const proto::TensorSpec& spec, const std::string& where) {
   const std::string what = where + ": tensor '" + Abbreviate(spec.name()) + "'";
   if (!IsValidDTypeCode(spec.dtype())) {
@@ -128,6 +124,8 @@ TensorSpec SpecFromProto(const proto::TensorSpec& spec, const std::string& where
   return out;
 }
 
+namespace {
+
 // The most arguments a kernel may have (an ABI record claiming more is corrupt).
 constexpr int64_t kMaxKernelArgs = 1 << 16;
 
@@ -139,13 +137,30 @@ std::string Describe(const Tensor& tensor) {
   return tensor.defined() ? std::string(DTypeName(tensor.dtype())) + " " + ShapeToString(tensor.shape()) : "nothing";
 }
 
-// Throws unless `tensor` matches `spec`: "<what> '<name>': expected ..., given ...".
+}  // namespace
+
 void CheckMatches(const Tensor& tensor, const TensorSpec& spec, const std::string& what) {
   if (tensor.defined() && tensor.shape() == spec.shape && tensor.dtype() == spec.dtype) return;
   throw Error(what + " '" + spec.name + "': expected " + Describe(spec) + ", given " + Describe(tensor));
 }
 
-}  // namespace
+std::vector<Tensor> OrderInputs(const std::vector<TensorSpec>& specs, const std::map<std::string, Tensor>& inputs) {
+  for (const auto& [given_name, tensor] : inputs) {
+    const std::string& name = given_name;  // a lambda may not capture a structured binding (clang 14)
+    if (std::none_of(specs.begin(), specs.end(), [&](const TensorSpec& s) { return s.name == name; })) {
+      std::string known;
+      for (const auto& s : specs) known += (known.empty() ? "" : ", ") + s.name;
+      throw Error("unknown input '" + name + "'; the model's inputs are {" + known + "}");
+    }
+  }
+  std::vector<Tensor> ordered;
+  for (const auto& spec : specs) {
+    const auto it = inputs.find(spec.name);
+    if (it == inputs.end()) throw Error("missing input '" + spec.name + "' (expected " + Describe(spec) + ")");
+    ordered.push_back(it->second);
+  }
+  return ordered;
+}
 
 Executor::~Executor() = default;
 
@@ -173,17 +188,10 @@ std::map<std::string, Tensor> EmbeddedParams(const ArtifactView& view, const std
   return embedded;
 }
 
-// An artifact of GPU code needs a device of its architecture and kiln's CUDA executor.
+// The CPU executor refuses GPU code, pointing to the CUDA executor.
 void CheckCudaArtifact(const proto::CudaCodeProto& cuda, const std::string& path) {
-  const std::vector<CudaDevice> devices = ListCudaDevices();  // throws "no CUDA device: ..."
-  const CudaDevice& device = devices.front();
-  const int ptx_arch = std::atoi(cuda.ptx_arch().substr(cuda.ptx_arch().find('_') + 1).c_str());
-  if (cuda.cubins().count(device.Arch()) == 0 && (cuda.ptx().empty() || ptx_arch > device.major * 10 + device.minor)) {
-    throw Error("'" + path + "' holds GPU code for " + cuda.ptx_arch() + " and newer, and GPU 0 (" + device.name +
-                ") is " + device.Arch() + "; recompile with kiln compile --target cuda --arch " + device.Arch());
-  }
   throw Error("'" + path + "' holds GPU code (" + cuda.ptx_arch() +
-              "), and this runtime has no CUDA executor yet: compile for the CPU to run it here");
+              "): load it with kiln::CudaExecutor (runtime/cuda_executor.h), or compile it for the CPU");
 }
 
 }  // namespace
@@ -389,21 +397,7 @@ std::vector<std::string> Executor::MissingParams() const {
 }
 
 std::vector<Tensor> Executor::Run(const std::map<std::string, Tensor>& inputs) const {
-  for (const auto& [given_name, tensor] : inputs) {
-    const std::string& name = given_name;  // a lambda may not capture a structured binding (clang 14)
-    if (std::none_of(inputs_.begin(), inputs_.end(), [&](const TensorSpec& s) { return s.name == name; })) {
-      std::string known;
-      for (const auto& s : inputs_) known += (known.empty() ? "" : ", ") + s.name;
-      throw Error("unknown input '" + name + "'; the model's inputs are {" + known + "}");
-    }
-  }
-  std::vector<Tensor> ordered;
-  for (const auto& spec : inputs_) {
-    const auto it = inputs.find(spec.name);
-    if (it == inputs.end()) throw Error("missing input '" + spec.name + "' (expected " + Describe(spec) + ")");
-    ordered.push_back(it->second);
-  }
-  return Run(ordered);
+  return Run(OrderInputs(inputs_, inputs));
 }
 
 std::vector<Tensor> Executor::Run(const std::vector<Tensor>& inputs) const {

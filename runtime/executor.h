@@ -28,6 +28,14 @@ struct TensorSpec {
   Shape shape;
 };
 
+// The spec an artifact declares; throws kiln::Error naming `where` and the tensor when it
+// is malformed (unknown dtype, bad shape).
+TensorSpec SpecFromProto(const proto::TensorSpec& spec, const std::string& where);
+// Throws unless `tensor` matches `spec`: "<what> '<name>': expected ..., given ...".
+void CheckMatches(const Tensor& tensor, const TensorSpec& spec, const std::string& what);
+// Named inputs in the order of `specs`; throws for an unknown or a missing name.
+std::vector<Tensor> OrderInputs(const std::vector<TensorSpec>& specs, const std::map<std::string, Tensor>& inputs);
+
 struct ExecutorOptions {
   // Threads for the kernels' parallel loops: 0 uses the process-wide pool (all cores,
   // or KILN_NUM_THREADS), 1 runs everything on the calling thread.

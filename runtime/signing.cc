@@ -305,7 +305,9 @@ void SaveKeyPair(const std::string& path, const KeyPair& key_pair, bool overwrit
                   KeyLineText(kPublicHeader, key_pair.public_key.data(), key_pair.public_key.size(), key_pair.name));
 }
 
-PublicKey LoadPublicKey(const std::string& path) { return ParsePublicKey(ReadKeyFile(path), path); }
+PublicKey LoadPublicKey(const std::string& path) {
+  return ParsePublicKey(ReadKeyFile(path), path);
+}
 
 KeyPair LoadSecretKey(const std::string& path) {
   std::string text = ReadKeyFile(path);

@@ -523,21 +523,12 @@ CudaModuleSource EmitCudaModule(const std::vector<kir::Kernel>& kernels) {
   return module;
 }
 
-LaunchConfig ConfigureLaunch(const CudaKernelInfo& kernel, int64_t begin, int64_t end, int block, int64_t max_blocks) {
-  LaunchConfig config;
-  if (end <= begin) return config;
-  if (!kernel.has_parallel_loop) {
-    config.grid = 1;
-    config.block = 1;
-    config.work_items = 1;
-    return config;
-  }
-  config.work_items = (end - begin) * kernel.inner_threads;
-  const int64_t threads = std::min<int64_t>(block, config.work_items);
-  // Whole warps, so that a block never holds a partial one.
-  config.block = static_cast<int>(std::min<int64_t>(block, (threads + 31) / 32 * 32));
-  config.grid = std::min(max_blocks, (config.work_items + config.block - 1) / config.block);
-  return config;
+proto::CudaKernelProto LaunchForm(const CudaKernelInfo& kernel) {
+  proto::CudaKernelProto form;
+  form.set_entry(kernel.entry);
+  form.set_has_parallel_loop(kernel.has_parallel_loop);
+  form.set_inner_threads(kernel.inner_threads);
+  return form;
 }
 
 }  // namespace kiln::cuda

@@ -30,6 +30,7 @@
 #include <vector>
 
 #include "codegen/kir/kir.h"
+#include "proto/artifact.pb.h"
 
 namespace kiln::cuda {
 
@@ -58,16 +59,8 @@ const char* CudaStorageType(kir::ScalarType type);
 // Whether the emitter can express `kernel` (false: it calls routines).
 bool CudaCanEmit(const kir::Kernel& kernel);
 
-struct LaunchConfig {
-  int64_t grid = 0;  // blocks (0: nothing to launch)
-  int block = 0;     // threads per block
-  int64_t work_items = 0;
-};
-inline constexpr int kDefaultBlockSize = 256;
-// Enough blocks to fill an H100 several times over; more work runs in grid-stride loops.
-inline constexpr int64_t kDefaultMaxBlocks = 4096;
-// How to launch `kernel` for its parallel iterations [begin, end).
-LaunchConfig ConfigureLaunch(const CudaKernelInfo& kernel, int64_t begin, int64_t end, int block = kDefaultBlockSize,
-                             int64_t max_blocks = kDefaultMaxBlocks);
+// The kernel's launch form as artifacts carry it (runtime/cuda_device.h's
+// ConfigureCudaLaunch reads it).
+proto::CudaKernelProto LaunchForm(const CudaKernelInfo& kernel);
 
 }  // namespace kiln::cuda

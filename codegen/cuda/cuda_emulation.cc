@@ -1,5 +1,8 @@
 #include "codegen/cuda/cuda_emulation.h"
 
+#include <cstring>
+#include <map>
+#include <memory>
 #include <sstream>
 
 #include "codegen/cuda/cuda_emitter.h"
@@ -9,6 +12,65 @@
 #include "runtime/kernel_abi.h"
 
 namespace kiln::cuda {
+
+namespace {
+
+constexpr const char* kLauncherSuffix = "_cuda_launch";
+using Launcher = void (*)(long long grid, int block, void* const* buffers, int64_t begin, int64_t end);
+
+// Device memory in host memory; kernels run through the emulated module's launchers.
+class EmulatedDevice final : public CudaDevice {
+ public:
+  EmulatedDevice(const std::vector<kir::Kernel>& kernels, const EmulationOptions& options)
+      : code_(LoadSharedObject(BuildEmulatedSharedObject(kernels, options))) {
+    for (const kir::Kernel& kernel : kernels) names_[CudaEntryName(kernel.name)] = kernel.name;
+  }
+
+  std::string name() const override { return "CUDA emulation on the CPU"; }
+  uint64_t Allocate(size_t bytes) override {
+    if (bytes == 0) return 0;
+    auto block = std::make_unique<char[]>(bytes + 256);
+    const uint64_t address = (reinterpret_cast<uint64_t>(block.get()) + 255) / 256 * 256;
+    blocks_[address] = std::move(block);
+    return address;
+  }
+  void Free(uint64_t address) override { blocks_.erase(address); }
+  void CopyToDevice(uint64_t device, const void* host, size_t bytes) override {
+    if (bytes > 0) std::memcpy(reinterpret_cast<void*>(device), host, bytes);
+  }
+  void CopyToHost(void* host, uint64_t device, size_t bytes) override {
+    if (bytes > 0) std::memcpy(host, reinterpret_cast<const void*>(device), bytes);
+  }
+  void LoadModule(const proto::CudaCodeProto& code) override {
+    for (const auto& kernel : code.kernels()) {
+      const auto name = names_.find(kernel.entry());
+      if (name == names_.end()) throw Error("the emulated module has no kernel " + kernel.entry());
+      launchers_.push_back(reinterpret_cast<Launcher>(code_->Find(name->second + kLauncherSuffix)));
+      if (launchers_.back() == nullptr) throw Error("the emulated module lacks the launcher of " + kernel.entry());
+    }
+  }
+  void Launch(size_t kernel, const CudaLaunch& launch, const std::vector<uint64_t>& buffers, int64_t begin,
+              int64_t end) override {
+    if (launch.grid == 0) return;
+    std::vector<void*> pointers;
+    for (const uint64_t address : buffers) pointers.push_back(reinterpret_cast<void*>(address));
+    launchers_.at(kernel)(launch.grid, launch.block, pointers.data(), begin, end);
+  }
+  void Synchronize() override {}
+
+ private:
+  std::unique_ptr<CodeModule> code_;
+  std::map<std::string, std::string> names_;  // entry -> kernel name
+  std::vector<Launcher> launchers_;
+  std::map<uint64_t, std::unique_ptr<char[]>> blocks_;
+};
+
+}  // namespace
+
+std::unique_ptr<CudaDevice> EmulatedCudaDevice(const std::vector<kir::Kernel>& kernels,
+                                               const EmulationOptions& options) {
+  return std::make_unique<EmulatedDevice>(kernels, options);
+}
 
 const char* EmulationHeader() {
   return R"header(// ---- kiln CUDA emulation: CUDA's built-ins on the host ----
@@ -52,9 +114,19 @@ std::string BuildEmulatedSharedObject(const std::vector<kir::Kernel>& kernels, c
            << kernel.args.size() << ", " << kernel.parallel_extent;
     for (const auto& arg : kernel.args) source << ", " << arg->size * kir::ScalarTypeBytes(arg->type);
     source << "};\n";
+    // The launcher the emulated device calls: a launch of the grid it is given.
+    const std::string launcher = KernelSymbolName(kernel.name + kLauncherSuffix);
+    source << "KILN_EXPORT void " << launcher
+           << "(long long grid, int block, void* const* buffers, int64_t begin, int64_t end) {\n"
+           << "  kiln_emulate_launch(grid, block, [&] { " << info.entry << "(";
+    for (size_t a = 0; a < kernel.args.size(); ++a) {
+      source << "(" << CudaStorageType(kernel.args[a]->type) << "*)buffers[" << a << "], ";
+    }
+    source << "begin, end); });\n}\n";
+    // The CPU kernel ABI: the launch ConfigureCudaLaunch (runtime/cuda_device.h) chooses,
+    // with the options' limits.
     source << "KILN_EXPORT void " << symbol << "(void* const* buffers, int64_t begin, int64_t end, const void*) {\n"
            << "  if (end <= begin) return;\n";
-    // The launch ConfigureLaunch (cuda_emitter.cc) chooses, with the options' limits.
     if (info.has_parallel_loop) {
       source << "  const long long items = (end - begin) * " << info.inner_threads << "ll;\n"
              << "  const int block = (int)(items < " << options.block << " ? (items + 31) / 32 * 32 : " << options.block
@@ -65,11 +137,7 @@ std::string BuildEmulatedSharedObject(const std::vector<kir::Kernel>& kernels, c
     } else {
       source << "  const long long grid = 1;\n  const int block = 1;\n";
     }
-    source << "  kiln_emulate_launch(grid, block, [&] { " << info.entry << "(";
-    for (size_t a = 0; a < kernel.args.size(); ++a) {
-      source << "(" << CudaStorageType(kernel.args[a]->type) << "*)buffers[" << a << "], ";
-    }
-    source << "begin, end); });\n}\n";
+    source << "  " << launcher << "(grid, block, buffers, begin, end);\n}\n";
   }
   const TempDir dir("the CUDA emulation");
   const std::string source_path = dir.File("kernels.cc");

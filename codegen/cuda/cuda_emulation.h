@@ -9,10 +9,12 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "codegen/kir/kir.h"
+#include "runtime/cuda_device.h"
 
 namespace kiln::cuda {
 
@@ -33,5 +35,11 @@ const char* EmulationHeader();
 // the CPU kernel ABI and its ABI record, running the kernel's CUDA C. Throws kiln::Error
 // when a kernel cannot be emitted or the host compiler fails (with its messages).
 std::string BuildEmulatedSharedObject(const std::vector<kir::Kernel>& kernels, const EmulationOptions& options = {});
+
+// A CudaDevice on the CPU for runtime/cuda_executor: host memory, and launches that run
+// `kernels`' emulated CUDA C with the grid the executor chose (its LoadModule finds them
+// by the artifact's entry names).
+std::unique_ptr<CudaDevice> EmulatedCudaDevice(const std::vector<kir::Kernel>& kernels,
+                                               const EmulationOptions& options = {});
 
 }  // namespace kiln::cuda

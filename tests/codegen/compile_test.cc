@@ -210,7 +210,9 @@ TEST_CASE("bad artifacts are rejected with clear errors", "[compile][errors]") {
 
   proto::ArtifactProto newer = artifact;
   newer.set_format_version(kArtifactFormatVersion + 1);
-  CHECK_THROWS_WITH(ParseArtifact(SerializeArtifact(newer)), Catch::Contains("format version " + std::to_string(kArtifactFormatVersion + 1) + " is not supported"));
+  CHECK_THROWS_WITH(
+      ParseArtifact(SerializeArtifact(newer)),
+      Catch::Contains("format version " + std::to_string(kArtifactFormatVersion + 1) + " is not supported"));
   proto::ArtifactProto other_arch = artifact;
   other_arch.mutable_target()->set_triple("aarch64-unknown-linux-gnu");
   CHECK_THROWS_WITH(CheckTarget(other_arch.target(), "m.kiln"), Catch::Contains("compiled for aarch64"));

@@ -16,6 +16,7 @@
 #include "codegen/cuda/nvrtc_compiler.h"
 #include "codegen/kir_interpreter.h"
 #include "runtime/code_module.h"
+#include "runtime/cuda_device.h"
 #include "runtime/error.h"
 #include "tests/codegen/kernel_test_util.h"
 #include "tests/lower_test_util.h"
@@ -252,29 +253,36 @@ TEST_CASE("parallel loops bind to threads; independent inner loops bind with the
 }
 
 TEST_CASE("launch configurations cover the work in whole warps", "[cuda]") {
-  cuda::CudaKernelInfo serial;
-  CHECK(cuda::ConfigureLaunch(serial, 0, 1).grid == 1);
-  CHECK(cuda::ConfigureLaunch(serial, 0, 1).block == 1);
-  CHECK(cuda::ConfigureLaunch(serial, 1, 1).grid == 0);  // an empty share launches nothing
+  proto::CudaKernelProto serial;
+  CHECK(ConfigureCudaLaunch(serial, 0, 1).grid == 1);
+  CHECK(ConfigureCudaLaunch(serial, 0, 1).block == 1);
+  CHECK(ConfigureCudaLaunch(serial, 1, 1).grid == 0);  // an empty share launches nothing
 
-  cuda::CudaKernelInfo parallel;
-  parallel.has_parallel_loop = true;
-  const auto small = cuda::ConfigureLaunch(parallel, 10, 110);  // 100 threads: 4 warps
+  proto::CudaKernelProto parallel;
+  parallel.set_has_parallel_loop(true);
+  parallel.set_inner_threads(1);
+  const auto small = ConfigureCudaLaunch(parallel, 10, 110);  // 100 threads: 4 warps
   CHECK(small.block == 128);
   CHECK(small.grid == 1);
   CHECK(small.work_items == 100);
-  const auto large = cuda::ConfigureLaunch(parallel, 0, 1000000);
+  const auto large = ConfigureCudaLaunch(parallel, 0, 1000000);
   CHECK(large.block == 256);
   CHECK(large.grid == (1000000 + 255) / 256);
-  const auto huge = cuda::ConfigureLaunch(parallel, 0, int64_t{1} << 32);
-  CHECK(huge.grid == cuda::kDefaultMaxBlocks);  // grid-stride loops take the rest
+  const auto huge = ConfigureCudaLaunch(parallel, 0, int64_t{1} << 32);
+  CHECK(huge.grid == kCudaMaxBlocks);  // grid-stride loops take the rest
 
-  parallel.inner_threads = 64;
-  const auto bound = cuda::ConfigureLaunch(parallel, 0, 16);
+  parallel.set_inner_threads(64);
+  const auto bound = ConfigureCudaLaunch(parallel, 0, 16);
   CHECK(bound.work_items == 1024);
   CHECK(bound.block == 256);
   CHECK(bound.grid == 4);
-  CHECK(cuda::ConfigureLaunch(parallel, 0, 16, 128, 2).grid == 2);
+  CHECK(ConfigureCudaLaunch(parallel, 0, 16, 128, 2).grid == 2);
+
+  // The emitter's launch form is what the runtime reads.
+  const auto form = cuda::LaunchForm(cuda::EmitCudaModule({ChunkedCopy(1000, 64)}).kernels[0]);
+  CHECK(form.has_parallel_loop());
+  CHECK(form.inner_threads() == 64);
+  CHECK(form.entry() == "cuda_" + KernelSymbolName("chunked"));
 }
 
 TEST_CASE("kernels calling library routines are refused by name", "[cuda]") {

@@ -23,6 +23,7 @@
 #include "runtime/artifact.h"
 #include "runtime/code_module.h"
 #include "runtime/cuda_driver.h"
+#include "runtime/cuda_executor.h"
 #include "runtime/error.h"
 #include "runtime/executor.h"
 #include "symbol/symbol.h"
@@ -200,17 +201,26 @@ TEST_CASE("compiling for CUDA makes an artifact of PTX and cubins that a GPU-les
   }
   const std::string path = (std::filesystem::temp_directory_path() / "kiln_cuda_artifact.kiln").string();
   SaveArtifact(path, artifact);
+  // The CPU executor points to the CUDA executor; the CUDA executor needs a GPU, or runs
+  // on the emulated device from the same file.
+  CHECK_THROWS_WITH(Executor::Load(path), Catch::Contains("holds GPU code") && Catch::Contains("CudaExecutor"));
   bool has_gpu = true;
   try {
     ListCudaDevices();
   } catch (const Error&) {
     has_gpu = false;
   }
-  if (!has_gpu) {
-    CHECK_THROWS_WITH(Executor::Load(path), Catch::StartsWith("no CUDA device: "));
-  } else {
-    CHECK_THROWS_WITH(Executor::Load(path), Catch::Contains("no CUDA executor yet"));
-  }
+  if (!has_gpu) CHECK_THROWS_WITH(CudaExecutor::Load(path), Catch::StartsWith("no CUDA device: "));
+  const LoweredGraph lowered = LowerGraph(out.ToGraph(), options);
+  const auto executor = CudaExecutor::Load(path, cuda::EmulatedCudaDevice(lowered.kernels));
+  const Tensor data = RandomTensor({2, 3, 8, 8}, 7);
+  const std::vector<Tensor> got = executor->Run({{"x", data}});
+  const std::vector<Tensor> want = RunWithInterpreter(lowered, {{"x", data}});
+  REQUIRE(got.size() == 1);
+  KILN_CHECK_CLOSE(got[0], want[0], 1e-5, 1e-6);
+  CHECK_THROWS_WITH(executor->Run({{"x", RandomTensor({2, 3, 8, 7}, 7)}}),
+                    Catch::Contains("input 'x': expected float32 (2,3,8,8), given float32 (2,3,8,7)"));
+  CHECK_THROWS_WITH(executor->Run({{"y", data}}), Catch::Contains("unknown input 'y'"));
   std::filesystem::remove(path);
 
   // A float32 matrix product lowers to sgemm, which has no CUDA form yet.
@@ -257,13 +267,27 @@ TEST_CASE("random fused graphs: their CUDA C, emulated, matches the interpreter,
   CHECK(cases.size() >= 100);
   CHECK(fused_groups >= 100);
   const std::shared_ptr<const CodeModule> code = LoadSharedObject(cuda::BuildEmulatedSharedObject(kernels));
+  size_t kernel_index = 0, graph = 0;
   for (const Case& c : cases) {
     INFO(c.generated.description);
     const std::vector<Tensor> expected = RunWithInterpreter(c.lowered, c.generated.inputs);
+    // The CPU executor over the emulated kernels, and the CUDA executor (device memory,
+    // plan bindings, launch grids) over an emulated device.
     const std::vector<Tensor> actual = Executor::Create(c.lowered.artifact, code)->Run(c.generated.inputs);
+    const std::vector<kir::Kernel> own(kernels.begin() + kernel_index,
+                                       kernels.begin() + kernel_index + c.lowered.kernels.size());
+    kernel_index += c.lowered.kernels.size();
     REQUIRE(actual.size() == expected.size());
     // CUDA's (here the host's) expf and tanhf against the interpreter's double, rounded.
     for (size_t i = 0; i < actual.size(); ++i) KILN_CHECK_CLOSE(actual[i], expected[i], 1e-5, 1e-6);
+    if (++graph % 4 != 0) continue;  // each device builds its own module: a quarter of the graphs
+    proto::ArtifactProto gpu_artifact = c.lowered.artifact;
+    for (const auto& info : cuda::EmitCudaModule(own).kernels)
+      *gpu_artifact.mutable_cuda()->add_kernels() = cuda::LaunchForm(info);
+    const std::vector<Tensor> on_device =
+        CudaExecutor::Create(gpu_artifact, cuda::EmulatedCudaDevice(own))->Run(c.generated.inputs);
+    REQUIRE(on_device.size() == expected.size());
+    for (size_t i = 0; i < actual.size(); ++i) CHECK(on_device[i].BitwiseEquals(actual[i]));
   }
   const cuda::Nvrtc* nvrtc = cuda::Nvrtc::Find();
   if (nvrtc == nullptr) {

@@ -28,15 +28,16 @@ const bool kRegistered = [] {
       .SetPattern(OpPattern::kElementwise)
       .SetReference([](const Attrs& attrs, std::span<const Tensor> in, std::span<Tensor> out, const RefContext&) {
         for (int64_t i = 0; i < in[0].size(); ++i) {
-          const auto v = static_cast<float>(static_cast<float>(attrs.Float("momentum")) * static_cast<float>(in[2].GetDouble(i)) -
-                                            static_cast<float>(attrs.Float("lr")) * static_cast<float>(in[1].GetDouble(i)));
+          const auto v =
+              static_cast<float>(static_cast<float>(attrs.Float("momentum")) * static_cast<float>(in[2].GetDouble(i)) -
+                                 static_cast<float>(attrs.Float("lr")) * static_cast<float>(in[1].GetDouble(i)));
           out[1].SetDouble(i, v);
           out[0].SetDouble(i, static_cast<float>(in[0].GetDouble(i)) + v);
         }
       })
       .SetScalarComputeMulti([](const Attrs& attrs, const std::vector<kir::Expr>& in, kir::ScalarType type) {
-        const kir::Expr velocity = kir::FloatImm(attrs.Float("momentum"), type) * in[2] -
-                                   kir::FloatImm(attrs.Float("lr"), type) * in[1];
+        const kir::Expr velocity =
+            kir::FloatImm(attrs.Float("momentum"), type) * in[2] - kir::FloatImm(attrs.Float("lr"), type) * in[1];
         return std::vector<kir::Expr>{in[0] + velocity, velocity};
       });
   return true;

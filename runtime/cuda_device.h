@@ -1,0 +1,48 @@
+// What the CUDA executor needs of a GPU: memory, copies, the artifact's module, launches.
+// The driver implements it (OpenCudaDevice, runtime/cuda_driver.h); the emulation harness
+// implements it on the CPU (codegen/cuda/cuda_emulation.h), so that the executor's plan,
+// bindings and launches are tested without a GPU.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "proto/artifact.pb.h"
+
+namespace kiln {
+
+struct CudaLaunch {
+  int64_t grid = 0;  // blocks (0: nothing to launch)
+  int block = 0;     // threads per block
+  int64_t work_items = 0;
+};
+inline constexpr int kCudaBlockSize = 256;
+// Enough blocks to fill an H100 several times over; more work runs in grid-stride loops.
+inline constexpr int64_t kCudaMaxBlocks = 4096;
+// How to launch a kernel (its launch form from the artifact) for its parallel iterations
+// [begin, end): whole warps, at most `max_blocks` blocks.
+CudaLaunch ConfigureCudaLaunch(const proto::CudaKernelProto& kernel, int64_t begin, int64_t end,
+                               int block = kCudaBlockSize, int64_t max_blocks = kCudaMaxBlocks);
+
+class CudaDevice {
+ public:
+  virtual ~CudaDevice() = default;
+  virtual std::string name() const = 0;
+  // Device addresses (0 for 0 bytes). Throws kiln::Error when memory runs out.
+  virtual uint64_t Allocate(size_t bytes) = 0;
+  virtual void Free(uint64_t address) = 0;
+  virtual void CopyToDevice(uint64_t device, const void* host, size_t bytes) = 0;
+  virtual void CopyToHost(void* host, uint64_t device, size_t bytes) = 0;
+  // Loads the artifact's code (a cubin for this device, else the PTX); kernels are then
+  // named by their index in code.kernels().
+  virtual void LoadModule(const proto::CudaCodeProto& code) = 0;
+  // Launches kernel `kernel` with its buffers and parallel range, in order after the
+  // previous launches and copies.
+  virtual void Launch(size_t kernel, const CudaLaunch& launch, const std::vector<uint64_t>& buffers, int64_t begin,
+                      int64_t end) = 0;
+  virtual void Synchronize() = 0;
+};
+
+}  // namespace kiln

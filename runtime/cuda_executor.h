@@ -1,0 +1,62 @@
+// Runs an artifact compiled for a GPU (kiln compile --target cuda) on a CudaDevice: the
+// memory plan's arena, the parameters (uploaded once) and the inputs and outputs live in
+// device memory allocated at load, so a call allocates nothing; the kernels are launched
+// in plan order with ConfigureCudaLaunch's grids. Calls are serialized (one stream).
+//
+// Not yet: a stream per call context, CUDA Graph capture and replay, inputs and outputs
+// already on the device, library routine steps (cuBLAS).
+#pragma once
+
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "proto/artifact.pb.h"
+#include "runtime/cuda_device.h"
+#include "runtime/executor.h"
+#include "runtime/tensor.h"
+
+namespace kiln {
+
+class CudaExecutor {
+ public:
+  // An artifact file; `device` null: GPU 0 through the driver (throws "no CUDA device:
+  // ..." where there is none).
+  static std::unique_ptr<CudaExecutor> Load(const std::string& path, std::unique_ptr<CudaDevice> device = nullptr);
+  // An artifact as the compiler makes it (parameter bytes inside its param_values).
+  static std::unique_ptr<CudaExecutor> Create(const proto::ArtifactProto& artifact, std::unique_ptr<CudaDevice> device);
+  ~CudaExecutor();
+  CudaExecutor(const CudaExecutor&) = delete;
+  CudaExecutor& operator=(const CudaExecutor&) = delete;
+
+  const std::vector<TensorSpec>& inputs() const { return inputs_; }
+  const std::vector<TensorSpec>& outputs() const { return outputs_; }
+  const CudaDevice& device() const { return *device_; }
+
+  std::vector<Tensor> Run(const std::map<std::string, Tensor>& inputs);
+  std::vector<Tensor> Run(const std::vector<Tensor>& inputs);
+
+ private:
+  CudaExecutor() = default;
+  // `param_bytes[i]`: parameter i's bytes (from the file or the message).
+  static std::unique_ptr<CudaExecutor> Build(const proto::ArtifactProto& artifact,
+                                             const std::vector<std::string_view>& param_bytes,
+                                             std::unique_ptr<CudaDevice> device, const std::string& where);
+
+  struct Launch {
+    size_t kernel = 0;  // index in the module
+    int64_t parallel_extent = 1;
+    proto::CudaKernelProto form;
+    std::vector<proto::BufferRef> args;
+  };
+  std::unique_ptr<CudaDevice> device_;
+  std::vector<TensorSpec> inputs_, outputs_;
+  std::vector<Launch> launches_;
+  uint64_t arena_ = 0;
+  std::vector<uint64_t> params_, input_buffers_, output_buffers_;
+  std::mutex mutex_;
+};
+
+}  // namespace kiln
