@@ -43,6 +43,12 @@ class CudaDevice {
   virtual void Launch(size_t kernel, const CudaLaunch& launch, const std::vector<uint64_t>& buffers, int64_t begin,
                       int64_t end) = 0;
   virtual void Synchronize() = 0;
+  // Records the launches made until EndCapture instead of running them (a CUDA Graph on
+  // the GPU); Replay runs the recorded sequence, on the same buffers. Copies are not
+  // recorded. A new capture replaces the old one.
+  virtual void BeginCapture() = 0;
+  virtual void EndCapture() = 0;
+  virtual void Replay() = 0;
 };
 
 }  // namespace kiln

@@ -54,9 +54,13 @@ class DriverDevice final : public CudaDevice {
     Check(Fn<int (*)(int*, int)>("cuDeviceGet")(&device_, ordinal), "cuDeviceGet");
     Check(Fn<int (*)(void**, int)>("cuDevicePrimaryCtxRetain")(&context_, device_), "cuDevicePrimaryCtxRetain");
     MakeCurrent();
+    constexpr unsigned kNonBlocking = 1;  // CU_STREAM_NON_BLOCKING: capturable, apart from stream 0
+    Check(Fn<int (*)(void**, unsigned)>("cuStreamCreate")(&stream_, kNonBlocking), "cuStreamCreate");
   }
   ~DriverDevice() override {
     MakeCurrent();
+    DestroyGraph();
+    if (stream_ != nullptr) Fn<int (*)(void*)>("cuStreamDestroy_v2")(stream_);
     if (module_ != nullptr) Fn<int (*)(void*)>("cuModuleUnload")(module_);
     Fn<int (*)(int)>("cuDevicePrimaryCtxRelease_v2")(device_);
   }
@@ -79,12 +83,15 @@ class DriverDevice final : public CudaDevice {
   void CopyToDevice(uint64_t device, const void* host, size_t bytes) override {
     if (bytes == 0) return;
     MakeCurrent();
-    Check(Fn<int (*)(uint64_t, const void*, size_t)>("cuMemcpyHtoD_v2")(device, host, bytes), "cuMemcpyHtoD");
+    Check(Fn<int (*)(uint64_t, const void*, size_t, void*)>("cuMemcpyHtoDAsync_v2")(device, host, bytes, stream_),
+          "cuMemcpyHtoDAsync");
   }
   void CopyToHost(void* host, uint64_t device, size_t bytes) override {
     if (bytes == 0) return;
     MakeCurrent();
-    Check(Fn<int (*)(void*, uint64_t, size_t)>("cuMemcpyDtoH_v2")(host, device, bytes), "cuMemcpyDtoH");
+    Check(Fn<int (*)(void*, uint64_t, size_t, void*)>("cuMemcpyDtoHAsync_v2")(host, device, bytes, stream_),
+          "cuMemcpyDtoHAsync");
+    Synchronize();
   }
   void LoadModule(const proto::CudaCodeProto& code) override {
     MakeCurrent();
@@ -121,7 +128,23 @@ class DriverDevice final : public CudaDevice {
   }
   void Synchronize() override {
     MakeCurrent();
-    Check(Fn<int (*)()>("cuCtxSynchronize")(), "cuCtxSynchronize (a kernel failed)");
+    Check(Fn<int (*)(void*)>("cuStreamSynchronize")(stream_), "cuStreamSynchronize (a kernel failed)");
+  }
+  void BeginCapture() override {
+    MakeCurrent();
+    DestroyGraph();
+    constexpr int kThreadLocal = 1;  // CU_STREAM_CAPTURE_MODE_THREAD_LOCAL
+    Check(Fn<int (*)(void*, int)>("cuStreamBeginCapture_v2")(stream_, kThreadLocal), "cuStreamBeginCapture");
+  }
+  void EndCapture() override {
+    MakeCurrent();
+    Check(Fn<int (*)(void*, void**)>("cuStreamEndCapture")(stream_, &graph_), "cuStreamEndCapture");
+    Check(Fn<int (*)(void**, void*, unsigned long long)>("cuGraphInstantiateWithFlags")(&graph_exec_, graph_, 0),
+          "cuGraphInstantiate");
+  }
+  void Replay() override {
+    MakeCurrent();
+    Check(Fn<int (*)(void*, void*)>("cuGraphLaunch")(graph_exec_, stream_), "cuGraphLaunch");
   }
 
  private:
@@ -130,12 +153,20 @@ class DriverDevice final : public CudaDevice {
     return Symbol<F>(library_, name);
   }
   void MakeCurrent() { Check(Fn<int (*)(void*)>("cuCtxSetCurrent")(context_), "cuCtxSetCurrent"); }
+  void DestroyGraph() {
+    if (graph_exec_ != nullptr) Fn<int (*)(void*)>("cuGraphExecDestroy")(graph_exec_);
+    if (graph_ != nullptr) Fn<int (*)(void*)>("cuGraphDestroy")(graph_);
+    graph_exec_ = graph_ = nullptr;
+  }
 
   void* library_;
   CudaDeviceInfo info_;
   int device_ = 0;
   void* context_ = nullptr;
   void* module_ = nullptr;
+  void* stream_ = nullptr;
+  void* graph_ = nullptr;
+  void* graph_exec_ = nullptr;
   std::vector<void*> functions_;
 };
 

@@ -7,24 +7,27 @@
 
 namespace kiln {
 
-std::unique_ptr<CudaExecutor> CudaExecutor::Load(const std::string& path, std::unique_ptr<CudaDevice> device) {
+std::unique_ptr<CudaExecutor> CudaExecutor::Load(const std::string& path, std::unique_ptr<CudaDevice> device,
+                                                 const CudaExecutorOptions& options) {
   const std::shared_ptr<const FileBytes> file = FileBytes::Open(path);
   const ArtifactView view = OpenArtifact(file->bytes(), path);
   if (!view.message.has_cuda()) throw Error("'" + path + "' holds CPU code: load it with Executor::Load");
   if (device == nullptr) device = OpenCudaDevice(0);
-  return Build(view.message, view.param_data, std::move(device), "'" + path + "'");
+  return Build(view.message, view.param_data, std::move(device), options, "'" + path + "'");
 }
 
 std::unique_ptr<CudaExecutor> CudaExecutor::Create(const proto::ArtifactProto& artifact,
-                                                   std::unique_ptr<CudaDevice> device) {
+                                                   std::unique_ptr<CudaDevice> device,
+                                                   const CudaExecutorOptions& options) {
   std::vector<std::string_view> param_bytes;
   for (const auto& value : artifact.param_values()) param_bytes.emplace_back(value.data());
-  return Build(artifact, param_bytes, std::move(device), "<artifact>");
+  return Build(artifact, param_bytes, std::move(device), options, "<artifact>");
 }
 
 std::unique_ptr<CudaExecutor> CudaExecutor::Build(const proto::ArtifactProto& artifact,
                                                   const std::vector<std::string_view>& param_bytes,
-                                                  std::unique_ptr<CudaDevice> device, const std::string& where) {
+                                                  std::unique_ptr<CudaDevice> device,
+                                                  const CudaExecutorOptions& options, const std::string& where) {
   if (!artifact.has_cuda()) throw Error(where + " holds no GPU code (compile it with kiln compile --target cuda)");
   if (artifact.params_size() != static_cast<int>(param_bytes.size()) ||
       artifact.param_values_size() != artifact.params_size()) {
@@ -34,6 +37,7 @@ std::unique_ptr<CudaExecutor> CudaExecutor::Build(const proto::ArtifactProto& ar
   }
   std::unique_ptr<CudaExecutor> e(new CudaExecutor());
   e->device_ = std::move(device);
+  e->options_ = options;
   for (const auto& spec : artifact.inputs()) e->inputs_.push_back(SpecFromProto(spec, where));
   for (const auto& spec : artifact.outputs()) e->outputs_.push_back(SpecFromProto(spec, where));
   // Kernels by their entry point: "cuda_" + the kernel call's symbol.
@@ -86,6 +90,28 @@ std::vector<Tensor> CudaExecutor::Run(const std::vector<Tensor>& inputs) {
   const std::lock_guard<std::mutex> lock(mutex_);
   for (size_t i = 0; i < inputs.size(); ++i)
     device_->CopyToDevice(input_buffers_[i], inputs[i].data(), inputs[i].nbytes());
+  if (!options_.cuda_graph) {
+    LaunchAll();
+  } else {
+    // The buffers never move, so the sequence captured once serves every call.
+    if (!captured_) {
+      device_->BeginCapture();
+      LaunchAll();
+      device_->EndCapture();
+      captured_ = true;
+    }
+    device_->Replay();
+  }
+  device_->Synchronize();
+  std::vector<Tensor> outputs;
+  for (size_t i = 0; i < outputs_.size(); ++i) {
+    outputs.emplace_back(outputs_[i].shape, outputs_[i].dtype);
+    device_->CopyToHost(outputs.back().data(), output_buffers_[i], outputs.back().nbytes());
+  }
+  return outputs;
+}
+
+void CudaExecutor::LaunchAll() {
   std::vector<uint64_t> buffers;
   for (const Launch& launch : launches_) {
     buffers.clear();
@@ -102,13 +128,6 @@ std::vector<Tensor> CudaExecutor::Run(const std::vector<Tensor>& inputs) {
     device_->Launch(launch.kernel, ConfigureCudaLaunch(launch.form, 0, launch.parallel_extent), buffers, 0,
                     launch.parallel_extent);
   }
-  device_->Synchronize();
-  std::vector<Tensor> outputs;
-  for (size_t i = 0; i < outputs_.size(); ++i) {
-    outputs.emplace_back(outputs_[i].shape, outputs_[i].dtype);
-    device_->CopyToHost(outputs.back().data(), output_buffers_[i], outputs.back().nbytes());
-  }
-  return outputs;
 }
 
 }  // namespace kiln

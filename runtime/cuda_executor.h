@@ -1,10 +1,12 @@
 // Runs an artifact compiled for a GPU (kiln compile --target cuda) on a CudaDevice: the
 // memory plan's arena, the parameters (uploaded once) and the inputs and outputs live in
 // device memory allocated at load, so a call allocates nothing; the kernels are launched
-// in plan order with ConfigureCudaLaunch's grids. Calls are serialized (one stream).
+// in plan order with ConfigureCudaLaunch's grids, captured at the first call as a CUDA
+// Graph and replayed after (CudaExecutorOptions::cuda_graph). Calls are serialized (one
+// stream).
 //
-// Not yet: a stream per call context, CUDA Graph capture and replay, inputs and outputs
-// already on the device, library routine steps (cuBLAS).
+// Not yet: a stream per call context, inputs and outputs already on the device, library
+// routine steps (cuBLAS).
 #pragma once
 
 #include <map>
@@ -20,13 +22,20 @@
 
 namespace kiln {
 
+struct CudaExecutorOptions {
+  // Capture the launch sequence as a CUDA Graph at the first call and replay it after.
+  bool cuda_graph = true;
+};
+
 class CudaExecutor {
  public:
   // An artifact file; `device` null: GPU 0 through the driver (throws "no CUDA device:
   // ..." where there is none).
-  static std::unique_ptr<CudaExecutor> Load(const std::string& path, std::unique_ptr<CudaDevice> device = nullptr);
+  static std::unique_ptr<CudaExecutor> Load(const std::string& path, std::unique_ptr<CudaDevice> device = nullptr,
+                                            const CudaExecutorOptions& options = {});
   // An artifact as the compiler makes it (parameter bytes inside its param_values).
-  static std::unique_ptr<CudaExecutor> Create(const proto::ArtifactProto& artifact, std::unique_ptr<CudaDevice> device);
+  static std::unique_ptr<CudaExecutor> Create(const proto::ArtifactProto& artifact, std::unique_ptr<CudaDevice> device,
+                                              const CudaExecutorOptions& options = {});
   ~CudaExecutor();
   CudaExecutor(const CudaExecutor&) = delete;
   CudaExecutor& operator=(const CudaExecutor&) = delete;
@@ -43,7 +52,9 @@ class CudaExecutor {
   // `param_bytes[i]`: parameter i's bytes (from the file or the message).
   static std::unique_ptr<CudaExecutor> Build(const proto::ArtifactProto& artifact,
                                              const std::vector<std::string_view>& param_bytes,
-                                             std::unique_ptr<CudaDevice> device, const std::string& where);
+                                             std::unique_ptr<CudaDevice> device, const CudaExecutorOptions& options,
+                                             const std::string& where);
+  void LaunchAll();
 
   struct Launch {
     size_t kernel = 0;  // index in the module
@@ -56,6 +67,8 @@ class CudaExecutor {
   std::vector<Launch> launches_;
   uint64_t arena_ = 0;
   std::vector<uint64_t> params_, input_buffers_, output_buffers_;
+  CudaExecutorOptions options_;
+  bool captured_ = false;
   std::mutex mutex_;
 };
 

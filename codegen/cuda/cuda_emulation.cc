@@ -51,15 +51,40 @@ class EmulatedDevice final : public CudaDevice {
   }
   void Launch(size_t kernel, const CudaLaunch& launch, const std::vector<uint64_t>& buffers, int64_t begin,
               int64_t end) override {
+    if (capturing_) {
+      captured_.push_back({kernel, launch, buffers, begin, end});
+      return;
+    }
+    Run(kernel, launch, buffers, begin, end);
+  }
+  void Synchronize() override {}
+  void BeginCapture() override {
+    captured_.clear();
+    capturing_ = true;
+  }
+  void EndCapture() override { capturing_ = false; }
+  void Replay() override {
+    for (const Recorded& r : captured_) Run(r.kernel, r.launch, r.buffers, r.begin, r.end);
+  }
+
+ private:
+  struct Recorded {
+    size_t kernel;
+    CudaLaunch launch;
+    std::vector<uint64_t> buffers;
+    int64_t begin, end;
+  };
+
+  void Run(size_t kernel, const CudaLaunch& launch, const std::vector<uint64_t>& buffers, int64_t begin, int64_t end) {
     if (launch.grid == 0) return;
     std::vector<void*> pointers;
     for (const uint64_t address : buffers) pointers.push_back(reinterpret_cast<void*>(address));
     launchers_.at(kernel)(launch.grid, launch.block, pointers.data(), begin, end);
   }
-  void Synchronize() override {}
 
- private:
   std::unique_ptr<CodeModule> code_;
+  bool capturing_ = false;
+  std::vector<Recorded> captured_;
   std::map<std::string, std::string> names_;  // entry -> kernel name
   std::vector<Launcher> launchers_;
   std::map<uint64_t, std::unique_ptr<char[]>> blocks_;

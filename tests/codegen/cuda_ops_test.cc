@@ -221,6 +221,17 @@ TEST_CASE("compiling for CUDA makes an artifact of PTX and cubins that a GPU-les
   CHECK_THROWS_WITH(executor->Run({{"x", RandomTensor({2, 3, 8, 7}, 7)}}),
                     Catch::Contains("input 'x': expected float32 (2,3,8,8), given float32 (2,3,8,7)"));
   CHECK_THROWS_WITH(executor->Run({{"y", data}}), Catch::Contains("unknown input 'y'"));
+  // The first call captured the launches (a CUDA Graph); later calls replay them on new
+  // inputs, equal to plain launches.
+  CudaExecutorOptions plain;
+  plain.cuda_graph = false;
+  const auto unreplayed = CudaExecutor::Load(path, cuda::EmulatedCudaDevice(lowered.kernels), plain);
+  for (const uint64_t seed : {8, 9}) {
+    const Tensor other = RandomTensor({2, 3, 8, 8}, seed);
+    const Tensor replayed = executor->Run({{"x", other}})[0];
+    CHECK(replayed.BitwiseEquals(unreplayed->Run({{"x", other}})[0]));
+    KILN_CHECK_CLOSE(replayed, RunWithInterpreter(lowered, {{"x", other}})[0], 1e-5, 1e-6);
+  }
   std::filesystem::remove(path);
 
   // A float32 matrix product lowers to sgemm, which has no CUDA form yet.
