@@ -16,6 +16,7 @@
 #include "runtime/npy.h"
 #include "runtime/param_file.h"
 #include "runtime/param_formats.h"
+#include "symbol/symbol.h"
 
 namespace {
 
@@ -217,6 +218,36 @@ TEST_CASE("kiln checks its options before doing anything", "[cli]") {
   r = Run(kKiln + " compile " + lenet.graph + " -o x.kiln --arch sm_80");
   CHECK(r.status == 2);
   CHECK(r.output.find("--arch is for --target cuda") != std::string::npos);
+}
+
+TEST_CASE("kiln compile --target cuda, inspect and run: GPU code without a GPU is a clear error", "[cli][cuda]") {
+  if (!std::filesystem::exists("/usr/local/cuda/lib64/libnvrtc.so") && std::getenv("CUDA_PATH") == nullptr) {
+    std::printf("SKIPPED: kiln compile --target cuda: no CUDA toolkit (NVRTC) here\n");
+    return;
+  }
+  const std::string dir = TempDir();
+  const kiln::Symbol x = kiln::Symbol::Variable("x", kiln::Shape{1, 2, 8, 8});
+  const kiln::Symbol y =
+      kiln::Symbol::Create("Pooling", {kiln::Symbol::Create("Activation", {x}, {{"act_type", "relu"}})},
+                           {{"kernel", "(2,2)"}, {"stride", "(2,2)"}, {"pool_type", "max"}});
+  kiln::SaveGraphFile(y.ToGraph(), dir + "/pool.kiln-graph");
+  Result r = Run(kKiln + " compile " + dir + "/pool.kiln-graph -o " + dir + "/pool.kiln --target cuda --arch sm_90");
+  INFO(r.output);
+  REQUIRE(r.status == 0);
+  CHECK(r.output.find("cuda: PTX compute_80") != std::string::npos);
+  CHECK(r.output.find("cubin sm_90") != std::string::npos);
+  r = Run(kKiln + " inspect " + dir + "/pool.kiln");
+  CHECK(r.status == 0);
+  CHECK(r.output.find("target: cuda, PTX compute_80") != std::string::npos);
+  kiln::SaveNpy(dir + "/x.npy", kiln::Tensor::FromDoubles({1, 2, 8, 8}, std::vector<double>(128, -1.0)));
+  r = Run(kKiln + " run " + dir + "/pool.kiln --input x=" + dir + "/x.npy");
+  CHECK(r.output.find("terminate") == std::string::npos);
+  if (r.status != 0) {  // no GPU here: one clear line
+    CHECK(r.status == 1);
+    CHECK(r.output.find("no CUDA device: ") != std::string::npos);
+  } else {  // a GPU: relu then max pooling of -1 is 0
+    CHECK(r.output.find("device ") != std::string::npos);
+  }
 }
 
 TEST_CASE("kiln compile --target cuda refuses what has no CUDA form yet by node", "[cli][cuda]") {
