@@ -37,35 +37,6 @@ using namespace kiln::testing;
 
 namespace {
 
-bool AllEmittable(const LoweredGraph& lowered) {
-  for (const kir::Kernel& kernel : lowered.kernels) {
-    if (!cuda::CudaCanEmit(kernel)) return false;
-  }
-  return true;
-}
-
-// The cases of `op` whose kernels the CUDA emitter can express (all of them but those
-// lowered to library routines), with their lowering.
-struct EmittableCases {
-  std::vector<OpCase> cases;
-  size_t left_out = 0;
-};
-
-EmittableCases Emittable(const OpDef& op, const std::vector<OpCase>& cases) {
-  const CaseGraph all = BuildCaseGraph(op, cases);
-  if (AllEmittable(LowerGraph(all.graph, all.options))) return {cases, 0};
-  EmittableCases result;
-  for (const OpCase& c : cases) {
-    const CaseGraph one = BuildCaseGraph(op, {c});
-    if (AllEmittable(LowerGraph(one.graph, one.options))) {
-      result.cases.push_back(c);
-    } else {
-      ++result.left_out;
-    }
-  }
-  return result;
-}
-
 const std::vector<std::pair<OpCases, size_t>>& AllEmittableCases() {
   static const auto all = [] {
     std::vector<std::pair<OpCases, size_t>> result;
@@ -105,19 +76,6 @@ TEST_CASE("every operator's CUDA C, emulated on the CPU, matches the reference",
   CHECK(failing.empty());
   // Only routine calls are left out, and most cases run.
   CHECK(checked > 10 * left_out);
-}
-
-// Cases of `cases` that differ in their inputs' dtypes: NVRTC's and ptxas's work is
-// what a type asks for, not a shape (the emulation checks every case).
-std::vector<OpCase> OnePerDtype(const std::vector<OpCase>& cases) {
-  std::vector<OpCase> picked;
-  std::set<std::string> seen;
-  for (const OpCase& c : cases) {
-    std::string types;
-    for (const Tensor& t : c.inputs) types += std::string(DTypeName(t.dtype())) + ",";
-    if (seen.insert(types).second) picked.push_back(c);
-  }
-  return picked;
 }
 
 TEST_CASE("every operator's CUDA C compiles with NVRTC for sm_80 and sm_90", "[cuda][nvrtc]") {

@@ -3,7 +3,9 @@
 #include <cmath>
 #include <map>
 #include <optional>
+#include <set>
 
+#include "codegen/cuda/cuda_emitter.h"
 #include "graph/op.h"
 #include "runtime/error.h"
 #include "symbol/symbol.h"
@@ -546,6 +548,39 @@ std::vector<std::string> CheckOp(const OpDef& op, const std::vector<OpCase>& cas
     }
   }
   return failures;
+}
+
+bool AllEmittable(const LoweredGraph& lowered) {
+  for (const kir::Kernel& kernel : lowered.kernels) {
+    if (!cuda::CudaCanEmit(kernel)) return false;
+  }
+  return true;
+}
+
+EmittableCases Emittable(const OpDef& op, const std::vector<OpCase>& cases) {
+  const CaseGraph all = BuildCaseGraph(op, cases);
+  if (AllEmittable(LowerGraph(all.graph, all.options))) return {cases, 0};
+  EmittableCases result;
+  for (const OpCase& c : cases) {
+    const CaseGraph one = BuildCaseGraph(op, {c});
+    if (AllEmittable(LowerGraph(one.graph, one.options))) {
+      result.cases.push_back(c);
+    } else {
+      ++result.left_out;
+    }
+  }
+  return result;
+}
+
+std::vector<OpCase> OnePerDtype(const std::vector<OpCase>& cases) {
+  std::vector<OpCase> picked;
+  std::set<std::string> seen;
+  for (const OpCase& c : cases) {
+    std::string types;
+    for (const Tensor& t : c.inputs) types += std::string(DTypeName(t.dtype())) + ",";
+    if (seen.insert(types).second) picked.push_back(c);
+  }
+  return picked;
 }
 
 }  // namespace kiln::testing

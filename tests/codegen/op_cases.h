@@ -80,4 +80,18 @@ using CompileFn =
 // Runs every case of `op` through `compile`; returns the failures, one line each.
 std::vector<std::string> CheckOp(const OpDef& op, const std::vector<OpCase>& cases, const CompileFn& compile);
 
+// Whether the CUDA emitter can express every kernel of `lowered` (none calls a library
+// routine).
+bool AllEmittable(const LoweredGraph& lowered);
+// The cases of `op` whose kernels the CUDA emitter can express (all of them but those
+// lowered to library routines), and how many were left out.
+struct EmittableCases {
+  std::vector<OpCase> cases;
+  size_t left_out = 0;
+};
+EmittableCases Emittable(const OpDef& op, const std::vector<OpCase>& cases);
+// Cases of `cases` that differ in their inputs' dtypes: NVRTC's and ptxas's work is what
+// a type asks for, not a shape.
+std::vector<OpCase> OnePerDtype(const std::vector<OpCase>& cases);
+
 }  // namespace kiln::testing

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# The GPU proof (issue 15), prepared on a machine without a GPU and run on a GPU host:
+#   tools/gpu_check.sh prepare   here: builds gpu_check (the runtime only: no LLVM, no
+#                                NVRTC) and every case make_gpu_cases compiles for the
+#                                GPU, into .gpu/ (git-ignored, about 35 MB)
+#   tools/gpu_check.sh run       on the GPU host, in the repository root (the device
+#                                tool: run with carry [".gpu"]): every case on GPU 0
+#                                against the CPU's outputs, CUDA Graph replay against
+#                                plain launches; ends "gpu_check: N passed, M failed"
+set -euo pipefail
+cd "$(dirname "$0")/.."
+case "${1:-}" in
+  prepare)
+    bazel build --config=opt //tools/gpu_check:gpu_check //tools/gpu_check:make_gpu_cases
+    rm -rf .gpu
+    mkdir -p .gpu/lib
+    cp bazel-out/k8-opt/bin/tools/gpu_check/gpu_check .gpu/
+    # Debian's libraries the binary needs beyond libc and libstdc++ travel with it.
+    ldd .gpu/gpu_check | awk '/=> \// {print $3}' | grep -E 'libprotobuf|libsodium|libz\.' |
+      while read -r lib; do cp -L "$lib" .gpu/lib/; done
+    bazel-out/k8-opt/bin/tools/gpu_check/make_gpu_cases .gpu/cases
+    du -sh .gpu
+    ;;
+  run)
+    LD_LIBRARY_PATH=".gpu/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" .gpu/gpu_check .gpu/cases
+    ;;
+  *)
+    echo "usage: tools/gpu_check.sh prepare | run" >&2
+    exit 2
+    ;;
+esac

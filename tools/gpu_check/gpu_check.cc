@@ -1,0 +1,122 @@
+// The GPU proof (tools/gpu_check.sh): runs every case make_gpu_cases prepared on GPU 0
+// with the CUDA executor and compares with the CPU's outputs. Each case runs three times:
+// plain launches, then with the CUDA Graph captured and replayed, which must equal the
+// plain launches bit for bit. Links the runtime only (no LLVM, no NVRTC, no compiler).
+// Ends with "gpu_check: N passed, M failed"; exit 0 when all pass, 1 when one fails, 2
+// when there is no GPU.
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "runtime/cuda_driver.h"
+#include "runtime/cuda_executor.h"
+#include "runtime/error.h"
+#include "runtime/param_file.h"
+
+using namespace kiln;
+
+namespace {
+
+struct Expected {
+  int index = 0;
+  double rtol = 0, atol = 0;
+};
+
+struct Case {
+  std::string name, artifact, tensors;
+  std::vector<Expected> outputs;
+};
+
+std::vector<Case> ReadManifest(const std::string& dir) {
+  std::ifstream in(dir + "/manifest.txt");
+  if (!in) throw Error("cannot read " + dir + "/manifest.txt");
+  std::vector<Case> cases;
+  std::string line;
+  while (std::getline(in, line)) {
+    std::istringstream words(line);
+    std::string kind;
+    words >> kind;
+    if (kind == "case") {
+      cases.emplace_back();
+      words >> cases.back().name >> cases.back().artifact >> cases.back().tensors;
+    } else if (kind == "out" && !cases.empty()) {
+      Expected e;
+      words >> e.index >> e.rtol >> e.atol;
+      cases.back().outputs.push_back(e);
+    }
+  }
+  return cases;
+}
+
+// The first element outside rtol / atol, or "" (NaNs agree with NaNs).
+std::string Compare(const Tensor& got, const Tensor& want, double rtol, double atol) {
+  if (got.dtype() != want.dtype() || got.shape() != want.shape()) return "dtype or shape differs";
+  for (int64_t i = 0; i < got.size(); ++i) {
+    const double a = got.GetDouble(i), b = want.GetDouble(i);
+    if (std::isnan(a) && std::isnan(b)) continue;
+    if (a == b) continue;
+    if (!(std::fabs(a - b) <= atol + rtol * std::fabs(b))) {
+      return "element " + std::to_string(i) + ": " + std::to_string(a) + ", expected " + std::to_string(b);
+    }
+  }
+  return "";
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc != 2) {
+    std::fprintf(stderr, "usage: gpu_check DIR (made by make_gpu_cases)\n");
+    return 2;
+  }
+  const std::string dir = argv[1];
+  try {
+    const auto devices = ListCudaDevices();
+    std::printf("gpu_check: GPU 0 is %s (%s)\n", devices.front().name.c_str(), devices.front().Arch().c_str());
+  } catch (const Error& e) {
+    std::printf("gpu_check: %s\n", e.what());
+    return 2;
+  }
+  int passed = 0, failed = 0;
+  for (const Case& c : ReadManifest(dir)) {
+    std::string problem;
+    try {
+      const auto tensors = LoadParams(dir + "/" + c.tensors).AsMap();
+      std::vector<Tensor> inputs;
+      for (size_t i = 0; tensors.count("in" + std::to_string(i)); ++i)
+        inputs.push_back(tensors.at("in" + std::to_string(i)));
+      CudaExecutorOptions plain;
+      plain.cuda_graph = false;
+      const auto direct = CudaExecutor::Load(dir + "/" + c.artifact, nullptr, plain)->Run(inputs);
+      const auto graphed = CudaExecutor::Load(dir + "/" + c.artifact);
+      graphed->Run(inputs);  // captures
+      const auto start = std::chrono::steady_clock::now();
+      const auto replayed = graphed->Run(inputs);
+      const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+      for (size_t k = 0; k < c.outputs.size() && problem.empty(); ++k) {
+        const Tensor& want = tensors.at("out" + std::to_string(c.outputs[k].index));
+        problem = Compare(direct.at(k), want, c.outputs[k].rtol, c.outputs[k].atol);
+        if (!problem.empty()) problem = "output " + std::to_string(k) + ": " + problem;
+        if (problem.empty() && !replayed.at(k).BitwiseEquals(direct.at(k))) {
+          problem = "output " + std::to_string(k) + ": the CUDA Graph's replay differs from plain launches";
+        }
+      }
+      if (problem.empty()) std::printf("PASS %s (%.3f ms a call with copies)\n", c.name.c_str(), ms);
+    } catch (const std::exception& e) {
+      problem = e.what();
+    }
+    if (problem.empty()) {
+      ++passed;
+    } else {
+      ++failed;
+      std::printf("FAIL %s: %s\n", c.name.c_str(), problem.c_str());
+    }
+  }
+  std::printf("gpu_check: %d passed, %d failed\n", passed, failed);
+  return failed == 0 ? 0 : 1;
+}
