@@ -13,6 +13,8 @@ namespace {
 // The few driver entry points the probe needs, as cuda.h declares them.
 constexpr int kAttributeComputeCapabilityMajor = 75;
 constexpr int kAttributeComputeCapabilityMinor = 76;
+constexpr int kAttributeMemoryClockRate = 36;       // kHz
+constexpr int kAttributeGlobalMemoryBusWidth = 37;  // bits
 
 template <typename F>
 F Symbol(void* library, const char* name) {
@@ -216,6 +218,10 @@ std::vector<CudaDeviceInfo> ListCudaDevices() {
     info.name = text;
     check(attribute(&info.major, kAttributeComputeCapabilityMajor, device), "cuDeviceGetAttribute");
     check(attribute(&info.minor, kAttributeComputeCapabilityMinor, device), "cuDeviceGetAttribute");
+    int clock = 0;
+    check(attribute(&clock, kAttributeMemoryClockRate, device), "cuDeviceGetAttribute");
+    info.memory_clock_khz = clock;
+    check(attribute(&info.memory_bus_bits, kAttributeGlobalMemoryBusWidth, device), "cuDeviceGetAttribute");
     result.push_back(info);
   }
   return result;

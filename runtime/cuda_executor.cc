@@ -1,5 +1,8 @@
 #include "runtime/cuda_executor.h"
 
+#include <algorithm>
+#include <chrono>
+
 #include "runtime/artifact.h"
 #include "runtime/cuda_driver.h"
 #include "runtime/error.h"
@@ -90,18 +93,7 @@ std::vector<Tensor> CudaExecutor::Run(const std::vector<Tensor>& inputs) {
   const std::lock_guard<std::mutex> lock(mutex_);
   for (size_t i = 0; i < inputs.size(); ++i)
     device_->CopyToDevice(input_buffers_[i], inputs[i].data(), inputs[i].nbytes());
-  if (!options_.cuda_graph) {
-    LaunchAll();
-  } else {
-    // The buffers never move, so the sequence captured once serves every call.
-    if (!captured_) {
-      device_->BeginCapture();
-      LaunchAll();
-      device_->EndCapture();
-      captured_ = true;
-    }
-    device_->Replay();
-  }
+  LaunchCall();
   device_->Synchronize();
   std::vector<Tensor> outputs;
   for (size_t i = 0; i < outputs_.size(); ++i) {
@@ -109,6 +101,31 @@ std::vector<Tensor> CudaExecutor::Run(const std::vector<Tensor>& inputs) {
     device_->CopyToHost(outputs.back().data(), output_buffers_[i], outputs.back().nbytes());
   }
   return outputs;
+}
+
+void CudaExecutor::LaunchCall() {
+  if (!options_.cuda_graph) {
+    LaunchAll();
+    return;
+  }
+  // The buffers never move, so the sequence captured once serves every call.
+  if (!captured_) {
+    device_->BeginCapture();
+    LaunchAll();
+    device_->EndCapture();
+    captured_ = true;
+  }
+  device_->Replay();
+}
+
+double CudaExecutor::SecondsPerCall(int calls) {
+  const std::lock_guard<std::mutex> lock(mutex_);
+  LaunchCall();  // captures, and warms up
+  device_->Synchronize();
+  const auto start = std::chrono::steady_clock::now();
+  for (int i = 0; i < calls; ++i) LaunchCall();
+  device_->Synchronize();
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() / std::max(calls, 1);
 }
 
 void CudaExecutor::LaunchAll() {

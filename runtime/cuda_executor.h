@@ -46,6 +46,10 @@ class CudaExecutor {
 
   std::vector<Tensor> Run(const std::map<std::string, Tensor>& inputs);
   std::vector<Tensor> Run(const std::vector<Tensor>& inputs);
+  // The device time of one call's kernels, averaged over `calls` back-to-back calls (the
+  // CUDA Graph's replays, or the plain launches) on whatever the device buffers hold: no
+  // copies, for benchmarks.
+  double SecondsPerCall(int calls);
 
  private:
   CudaExecutor() = default;
@@ -55,6 +59,7 @@ class CudaExecutor {
                                              std::unique_ptr<CudaDevice> device, const CudaExecutorOptions& options,
                                              const std::string& where);
   void LaunchAll();
+  void LaunchCall();  // LaunchAll, or the CUDA Graph (captured at the first call)
 
   struct Launch {
     size_t kernel = 0;  // index in the module

@@ -179,6 +179,7 @@ TEST_CASE("compiling for CUDA makes an artifact of PTX and cubins that a GPU-les
   CHECK_THROWS_WITH(executor->Run({{"x", RandomTensor({2, 3, 8, 7}, 7)}}),
                     Catch::Contains("input 'x': expected float32 (2,3,8,8), given float32 (2,3,8,7)"));
   CHECK_THROWS_WITH(executor->Run({{"y", data}}), Catch::Contains("unknown input 'y'"));
+  CHECK(executor->SecondsPerCall(2) > 0);  // the device time alone, for benchmarks
   // The first call captured the launches (a CUDA Graph); later calls replay them on new
   // inputs, equal to plain launches.
   CudaExecutorOptions plain;

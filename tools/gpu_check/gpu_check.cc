@@ -30,6 +30,7 @@ struct Expected {
 struct Case {
   std::string name, artifact, tensors;
   std::vector<Expected> outputs;
+  double bandwidth_bytes = 0;  // a bandwidth case: bytes a call moves
 };
 
 std::vector<Case> ReadManifest(const std::string& dir) {
@@ -44,6 +45,9 @@ std::vector<Case> ReadManifest(const std::string& dir) {
     if (kind == "case") {
       cases.emplace_back();
       words >> cases.back().name >> cases.back().artifact >> cases.back().tensors;
+    } else if (kind == "bandwidth") {
+      cases.emplace_back();
+      words >> cases.back().name >> cases.back().artifact >> cases.back().bandwidth_bytes;
     } else if (kind == "out" && !cases.empty()) {
       Expected e;
       words >> e.index >> e.rtol >> e.atol;
@@ -75,9 +79,11 @@ int main(int argc, char** argv) {
     return 2;
   }
   const std::string dir = argv[1];
+  CudaDeviceInfo gpu;
   try {
-    const auto devices = ListCudaDevices();
-    std::printf("gpu_check: GPU 0 is %s (%s)\n", devices.front().name.c_str(), devices.front().Arch().c_str());
+    gpu = ListCudaDevices().front();
+    std::printf("gpu_check: GPU 0 is %s (%s), memory %.0f GB/s at peak\n", gpu.name.c_str(), gpu.Arch().c_str(),
+                gpu.PeakBandwidth() / 1e9);
   } catch (const Error& e) {
     std::printf("gpu_check: %s\n", e.what());
     return 2;
@@ -85,6 +91,18 @@ int main(int argc, char** argv) {
   int passed = 0, failed = 0;
   for (const Case& c : ReadManifest(dir)) {
     std::string problem;
+    if (c.bandwidth_bytes > 0) {
+      try {
+        const double seconds = CudaExecutor::Load(dir + "/" + c.artifact)->SecondsPerCall(50);
+        const double rate = c.bandwidth_bytes / seconds;
+        std::printf("bandwidth %s: %.3f ms a call, %.0f GB/s, %.1f%% of peak (goal: 85%%)\n", c.name.c_str(),
+                    seconds * 1e3, rate / 1e9, 100 * rate / gpu.PeakBandwidth());
+      } catch (const std::exception& e) {
+        std::printf("FAIL %s: %s\n", c.name.c_str(), e.what());
+        ++failed;
+      }
+      continue;
+    }
     try {
       const auto tensors = LoadParams(dir + "/" + c.tensors).AsMap();
       std::vector<Tensor> inputs;

@@ -6,6 +6,8 @@
 // DIR/manifest.txt for gpu_check:
 //   case NAME ARTIFACT TENSORS
 //   out K RTOL ATOL   (one line per output)
+//   bandwidth NAME ARTIFACT BYTES   (a fused elementwise kernel over 256 MB tensors,
+//                                    timed on the device: BYTES read and written a call)
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -16,6 +18,7 @@
 #include "runtime/artifact.h"
 #include "runtime/error.h"
 #include "runtime/param_file.h"
+#include "symbol/symbol.h"
 #include "tests/codegen/op_cases.h"
 #include "tests/random_graphs.h"
 
@@ -84,6 +87,18 @@ int main(int argc, char** argv) {
           },
           manifest);
       ++cases;
+    }
+    {
+      // relu(a * b + c) on 2^26 floats (256 MB each): one fused kernel reading three
+      // tensors and writing one.
+      const int64_t n = int64_t{1} << 26;
+      const Symbol a = Symbol::Variable("a", Shape{n}), b = Symbol::Variable("b", Shape{n}),
+                   c = Symbol::Variable("c", Shape{n});
+      const Symbol y = Symbol::Create("relu", {a * b + c}, {});
+      CompileOptions options;
+      options.cuda = CompileOptions::Cuda{{"sm_80", "sm_90"}};
+      SaveArtifact(dir + "/bandwidth.kiln", CompileGraph(y.ToGraph(), options));
+      manifest << "bandwidth fused_elementwise_256MB bandwidth.kiln " << 4 * n * 4 << "\n";
     }
     std::printf("make_gpu_cases: %zu cases in %s (%zu operator cases left out: library routines)\n", cases, dir.c_str(),
                 left_out);
