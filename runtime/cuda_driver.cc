@@ -10,61 +10,123 @@
 namespace kiln {
 namespace {
 
-// The few driver entry points the probe needs, as cuda.h declares them.
+// Device attributes, as cuda.h numbers them.
 constexpr int kAttributeComputeCapabilityMajor = 75;
 constexpr int kAttributeComputeCapabilityMinor = 76;
 constexpr int kAttributeMemoryClockRate = 36;       // kHz
 constexpr int kAttributeGlobalMemoryBusWidth = 37;  // bits
 
+// The driver's entry points kiln calls, as cuda.h declares them (_v2 where the driver's
+// ABI has them), resolved once.
+struct DriverApi {
+  using Launch = int (*)(void*, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned, void*, void**,
+                         void**);
+  int (*init)(unsigned);
+  int (*error_string)(int, const char**);
+  int (*device_count)(int*);
+  int (*device_get)(int*, int);
+  int (*device_name)(char*, int, int);
+  int (*device_attribute)(int*, int, int);
+  int (*primary_context_retain)(void**, int);
+  int (*primary_context_release)(int);
+  int (*context_set_current)(void*);
+  int (*stream_create)(void**, unsigned);
+  int (*stream_destroy)(void*);
+  int (*stream_synchronize)(void*);
+  int (*mem_alloc)(uint64_t*, size_t);
+  int (*mem_free)(uint64_t);
+  int (*copy_to_device)(uint64_t, const void*, size_t, void*);
+  int (*copy_to_host)(void*, uint64_t, size_t, void*);
+  int (*module_load_data)(void**, const void*);
+  int (*module_unload)(void*);
+  int (*module_get_function)(void**, void*, const char*);
+  Launch launch_kernel;
+  int (*begin_capture)(void*, int);
+  int (*end_capture)(void*, void**);
+  int (*graph_instantiate)(void**, void*, unsigned long long);
+  int (*graph_launch)(void*, void*);
+  int (*graph_exec_destroy)(void*);
+  int (*graph_destroy)(void*);
+};
+
 template <typename F>
-F Symbol(void* library, const char* name) {
-  auto fn = reinterpret_cast<F>(::dlsym(library, name));
+void Bind(void* library, const char* name, F& fn) {
+  fn = reinterpret_cast<F>(::dlsym(library, name));
   if (fn == nullptr) throw Error(std::string("no CUDA device: the CUDA driver lacks ") + name);
-  return fn;
 }
 
-// The driver library, loaded once and kept: the driver does not support being unloaded
-// and loaded again.
-void* DriverLibrary() {
-  static void* const library = ::dlopen("libcuda.so.1", RTLD_NOW | RTLD_LOCAL);
-  if (library == nullptr) {
-    throw Error("no CUDA device: the NVIDIA driver's libcuda.so.1 cannot be loaded (not installed, or no GPU)");
-  }
-  return library;
+// The driver, loaded once and kept (the driver does not support being unloaded and loaded
+// again); throws "no CUDA device: ..." where it is missing or incomplete.
+const DriverApi& Driver() {
+  static const DriverApi api = [] {
+    void* const library = ::dlopen("libcuda.so.1", RTLD_NOW | RTLD_LOCAL);
+    if (library == nullptr) {
+      throw Error("no CUDA device: the NVIDIA driver's libcuda.so.1 cannot be loaded (not installed, or no GPU)");
+    }
+    DriverApi d{};
+    Bind(library, "cuInit", d.init);
+    Bind(library, "cuGetErrorString", d.error_string);
+    Bind(library, "cuDeviceGetCount", d.device_count);
+    Bind(library, "cuDeviceGet", d.device_get);
+    Bind(library, "cuDeviceGetName", d.device_name);
+    Bind(library, "cuDeviceGetAttribute", d.device_attribute);
+    Bind(library, "cuDevicePrimaryCtxRetain", d.primary_context_retain);
+    Bind(library, "cuDevicePrimaryCtxRelease_v2", d.primary_context_release);
+    Bind(library, "cuCtxSetCurrent", d.context_set_current);
+    Bind(library, "cuStreamCreate", d.stream_create);
+    Bind(library, "cuStreamDestroy_v2", d.stream_destroy);
+    Bind(library, "cuStreamSynchronize", d.stream_synchronize);
+    Bind(library, "cuMemAlloc_v2", d.mem_alloc);
+    Bind(library, "cuMemFree_v2", d.mem_free);
+    Bind(library, "cuMemcpyHtoDAsync_v2", d.copy_to_device);
+    Bind(library, "cuMemcpyDtoHAsync_v2", d.copy_to_host);
+    Bind(library, "cuModuleLoadData", d.module_load_data);
+    Bind(library, "cuModuleUnload", d.module_unload);
+    Bind(library, "cuModuleGetFunction", d.module_get_function);
+    Bind(library, "cuLaunchKernel", d.launch_kernel);
+    Bind(library, "cuStreamBeginCapture_v2", d.begin_capture);
+    Bind(library, "cuStreamEndCapture", d.end_capture);
+    Bind(library, "cuGraphInstantiateWithFlags", d.graph_instantiate);
+    Bind(library, "cuGraphLaunch", d.graph_launch);
+    Bind(library, "cuGraphExecDestroy", d.graph_exec_destroy);
+    Bind(library, "cuGraphDestroy", d.graph_destroy);
+    return d;
+  }();
+  return api;
 }
 
 // Throws "<prefix><what> failed with error N (message)" for a driver error.
-void Check(int result, const char* what, const std::string& prefix = "") {
+void Check(int result, const std::string& what, const std::string& prefix = "") {
   if (result == 0) return;
   const char* message = nullptr;
-  Symbol<int (*)(int, const char**)>(DriverLibrary(), "cuGetErrorString")(result, &message);
+  Driver().error_string(result, &message);
   throw Error(prefix + what + " failed with error " + std::to_string(result) +
               (message != nullptr ? std::string(" (") + message + ")" : ""));
 }
 
-// A device's primary context through the driver API (cuda.h's entry points, _v2 where
-// the driver's ABI has them).
+// A device's primary context, with one non-blocking stream for copies, launches and
+// graph capture.
 class DriverDevice final : public CudaDevice {
  public:
-  explicit DriverDevice(int ordinal) : library_(DriverLibrary()) {
+  explicit DriverDevice(int ordinal) : api_(Driver()) {
     const auto devices = ListCudaDevices();
     if (ordinal < 0 || ordinal >= static_cast<int>(devices.size())) {
       throw Error("no CUDA device: GPU " + std::to_string(ordinal) + " asked for, the driver reports " +
                   std::to_string(devices.size()));
     }
     info_ = devices[static_cast<size_t>(ordinal)];
-    Check(Fn<int (*)(int*, int)>("cuDeviceGet")(&device_, ordinal), "cuDeviceGet");
-    Check(Fn<int (*)(void**, int)>("cuDevicePrimaryCtxRetain")(&context_, device_), "cuDevicePrimaryCtxRetain");
+    Check(api_.device_get(&device_, ordinal), "cuDeviceGet");
+    Check(api_.primary_context_retain(&context_, device_), "cuDevicePrimaryCtxRetain");
     MakeCurrent();
     constexpr unsigned kNonBlocking = 1;  // CU_STREAM_NON_BLOCKING: capturable, apart from stream 0
-    Check(Fn<int (*)(void**, unsigned)>("cuStreamCreate")(&stream_, kNonBlocking), "cuStreamCreate");
+    Check(api_.stream_create(&stream_, kNonBlocking), "cuStreamCreate");
   }
   ~DriverDevice() override {
-    MakeCurrent();
+    api_.context_set_current(context_);
     DestroyGraph();
-    if (stream_ != nullptr) Fn<int (*)(void*)>("cuStreamDestroy_v2")(stream_);
-    if (module_ != nullptr) Fn<int (*)(void*)>("cuModuleUnload")(module_);
-    Fn<int (*)(int)>("cuDevicePrimaryCtxRelease_v2")(device_);
+    if (stream_ != nullptr) api_.stream_destroy(stream_);
+    if (module_ != nullptr) api_.module_unload(module_);
+    api_.primary_context_release(device_);
   }
 
   std::string name() const override { return info_.name + " (" + info_.Arch() + ")"; }
@@ -73,26 +135,23 @@ class DriverDevice final : public CudaDevice {
     if (bytes == 0) return 0;
     MakeCurrent();
     uint64_t address = 0;
-    Check(Fn<int (*)(uint64_t*, size_t)>("cuMemAlloc_v2")(&address, bytes),
-          ("cuMemAlloc of " + std::to_string(bytes) + " bytes").c_str());
+    Check(api_.mem_alloc(&address, bytes), "cuMemAlloc of " + std::to_string(bytes) + " bytes");
     return address;
   }
   void Free(uint64_t address) override {
     if (address == 0) return;
     MakeCurrent();
-    Fn<int (*)(uint64_t)>("cuMemFree_v2")(address);
+    api_.mem_free(address);
   }
   void CopyToDevice(uint64_t device, const void* host, size_t bytes) override {
     if (bytes == 0) return;
     MakeCurrent();
-    Check(Fn<int (*)(uint64_t, const void*, size_t, void*)>("cuMemcpyHtoDAsync_v2")(device, host, bytes, stream_),
-          "cuMemcpyHtoDAsync");
+    Check(api_.copy_to_device(device, host, bytes, stream_), "cuMemcpyHtoDAsync");
   }
   void CopyToHost(void* host, uint64_t device, size_t bytes) override {
     if (bytes == 0) return;
     MakeCurrent();
-    Check(Fn<int (*)(void*, uint64_t, size_t, void*)>("cuMemcpyDtoHAsync_v2")(host, device, bytes, stream_),
-          "cuMemcpyDtoHAsync");
+    Check(api_.copy_to_host(host, device, bytes, stream_), "cuMemcpyDtoHAsync");
     Synchronize();
   }
   void LoadModule(const proto::CudaCodeProto& code) override {
@@ -104,12 +163,12 @@ class DriverDevice final : public CudaDevice {
                   " is older; recompile with kiln compile --target cuda --arch " + info_.Arch());
     }
     const std::string& image = cubin != code.cubins().end() ? cubin->second : code.ptx();
-    Check(Fn<int (*)(void**, const void*)>("cuModuleLoadData")(&module_, image.c_str()),
+    Check(api_.module_load_data(&module_, image.c_str()),
           cubin != code.cubins().end() ? "loading the cubin" : "loading the PTX");
     for (const auto& kernel : code.kernels()) {
       void* function = nullptr;
-      Check(Fn<int (*)(void**, void*, const char*)>("cuModuleGetFunction")(&function, module_, kernel.entry().c_str()),
-            ("cuModuleGetFunction " + kernel.entry()).c_str());
+      Check(api_.module_get_function(&function, module_, kernel.entry().c_str()),
+            "cuModuleGetFunction " + kernel.entry());
       functions_.push_back(function);
     }
   }
@@ -122,46 +181,39 @@ class DriverDevice final : public CudaDevice {
     for (const uint64_t& buffer : buffers) params.push_back(const_cast<uint64_t*>(&buffer));
     params.push_back(&begin);
     params.push_back(&end);
-    using LaunchFn =
-        int (*)(void*, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned, void*, void**, void**);
-    Check(Fn<LaunchFn>("cuLaunchKernel")(functions_.at(kernel), static_cast<unsigned>(launch.grid), 1, 1,
-                                         static_cast<unsigned>(launch.block), 1, 1, 0, nullptr, params.data(), nullptr),
+    Check(api_.launch_kernel(functions_.at(kernel), static_cast<unsigned>(launch.grid), 1, 1,
+                             static_cast<unsigned>(launch.block), 1, 1, 0, stream_, params.data(), nullptr),
           "cuLaunchKernel");
   }
   void Synchronize() override {
     MakeCurrent();
-    Check(Fn<int (*)(void*)>("cuStreamSynchronize")(stream_), "cuStreamSynchronize (a kernel failed)");
+    Check(api_.stream_synchronize(stream_), "cuStreamSynchronize (a kernel failed)");
   }
   void BeginCapture() override {
     MakeCurrent();
     DestroyGraph();
     constexpr int kThreadLocal = 1;  // CU_STREAM_CAPTURE_MODE_THREAD_LOCAL
-    Check(Fn<int (*)(void*, int)>("cuStreamBeginCapture_v2")(stream_, kThreadLocal), "cuStreamBeginCapture");
+    Check(api_.begin_capture(stream_, kThreadLocal), "cuStreamBeginCapture");
   }
   void EndCapture() override {
     MakeCurrent();
-    Check(Fn<int (*)(void*, void**)>("cuStreamEndCapture")(stream_, &graph_), "cuStreamEndCapture");
-    Check(Fn<int (*)(void**, void*, unsigned long long)>("cuGraphInstantiateWithFlags")(&graph_exec_, graph_, 0),
-          "cuGraphInstantiate");
+    Check(api_.end_capture(stream_, &graph_), "cuStreamEndCapture");
+    Check(api_.graph_instantiate(&graph_exec_, graph_, 0), "cuGraphInstantiate");
   }
   void Replay() override {
     MakeCurrent();
-    Check(Fn<int (*)(void*, void*)>("cuGraphLaunch")(graph_exec_, stream_), "cuGraphLaunch");
+    Check(api_.graph_launch(graph_exec_, stream_), "cuGraphLaunch");
   }
 
  private:
-  template <typename F>
-  F Fn(const char* name) const {
-    return Symbol<F>(library_, name);
-  }
-  void MakeCurrent() { Check(Fn<int (*)(void*)>("cuCtxSetCurrent")(context_), "cuCtxSetCurrent"); }
+  void MakeCurrent() { Check(api_.context_set_current(context_), "cuCtxSetCurrent"); }
   void DestroyGraph() {
-    if (graph_exec_ != nullptr) Fn<int (*)(void*)>("cuGraphExecDestroy")(graph_exec_);
-    if (graph_ != nullptr) Fn<int (*)(void*)>("cuGraphDestroy")(graph_);
+    if (graph_exec_ != nullptr) api_.graph_exec_destroy(graph_exec_);
+    if (graph_ != nullptr) api_.graph_destroy(graph_);
     graph_exec_ = graph_ = nullptr;
   }
 
-  void* library_;
+  const DriverApi& api_;
   CudaDeviceInfo info_;
   int device_ = 0;
   void* context_ = nullptr;
@@ -196,32 +248,27 @@ std::unique_ptr<CudaDevice> OpenCudaDevice(int ordinal) {
 }
 
 std::vector<CudaDeviceInfo> ListCudaDevices() {
-  void* const library = DriverLibrary();
-  const auto init = Symbol<int (*)(unsigned)>(library, "cuInit");
-  const auto count = Symbol<int (*)(int*)>(library, "cuDeviceGetCount");
-  const auto get = Symbol<int (*)(int*, int)>(library, "cuDeviceGet");
-  const auto name = Symbol<int (*)(char*, int, int)>(library, "cuDeviceGetName");
-  const auto attribute = Symbol<int (*)(int*, int, int)>(library, "cuDeviceGetAttribute");
+  const DriverApi& api = Driver();
   const auto check = [](int result, const char* what) { Check(result, what, "no CUDA device: "); };
-  check(init(0), "cuInit");
+  check(api.init(0), "cuInit");
   int devices = 0;
-  check(count(&devices), "cuDeviceGetCount");
+  check(api.device_count(&devices), "cuDeviceGetCount");
   if (devices == 0) throw Error("no CUDA device: the driver reports none");
   std::vector<CudaDeviceInfo> result;
   for (int ordinal = 0; ordinal < devices; ++ordinal) {
     int device = 0;
-    check(get(&device, ordinal), "cuDeviceGet");
+    check(api.device_get(&device, ordinal), "cuDeviceGet");
     CudaDeviceInfo info;
     info.ordinal = ordinal;
     char text[256] = {};
-    check(name(text, sizeof text - 1, device), "cuDeviceGetName");
+    check(api.device_name(text, sizeof text - 1, device), "cuDeviceGetName");
     info.name = text;
-    check(attribute(&info.major, kAttributeComputeCapabilityMajor, device), "cuDeviceGetAttribute");
-    check(attribute(&info.minor, kAttributeComputeCapabilityMinor, device), "cuDeviceGetAttribute");
+    check(api.device_attribute(&info.major, kAttributeComputeCapabilityMajor, device), "cuDeviceGetAttribute");
+    check(api.device_attribute(&info.minor, kAttributeComputeCapabilityMinor, device), "cuDeviceGetAttribute");
     int clock = 0;
-    check(attribute(&clock, kAttributeMemoryClockRate, device), "cuDeviceGetAttribute");
+    check(api.device_attribute(&clock, kAttributeMemoryClockRate, device), "cuDeviceGetAttribute");
     info.memory_clock_khz = clock;
-    check(attribute(&info.memory_bus_bits, kAttributeGlobalMemoryBusWidth, device), "cuDeviceGetAttribute");
+    check(api.device_attribute(&info.memory_bus_bits, kAttributeGlobalMemoryBusWidth, device), "cuDeviceGetAttribute");
     result.push_back(info);
   }
   return result;

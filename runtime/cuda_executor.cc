@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <map>
 
 #include "runtime/artifact.h"
 #include "runtime/cuda_driver.h"
@@ -13,7 +14,7 @@ namespace kiln {
 std::unique_ptr<CudaExecutor> CudaExecutor::Load(const std::string& path, std::unique_ptr<CudaDevice> device,
                                                  const CudaExecutorOptions& options) {
   const std::shared_ptr<const FileBytes> file = FileBytes::Open(path);
-  const ArtifactView view = OpenArtifact(file->bytes(), path);
+  const ArtifactView view = OpenArtifact(file->bytes(), path, options.trusted_keys);
   if (!view.message.has_cuda()) throw Error("'" + path + "' holds CPU code: load it with Executor::Load");
   if (device == nullptr) device = OpenCudaDevice(0);
   return Build(view.message, view.param_data, std::move(device), options, "'" + path + "'");
@@ -43,21 +44,11 @@ std::unique_ptr<CudaExecutor> CudaExecutor::Build(const proto::ArtifactProto& ar
   e->options_ = options;
   for (const auto& spec : artifact.inputs()) e->inputs_.push_back(SpecFromProto(spec, where));
   for (const auto& spec : artifact.outputs()) e->outputs_.push_back(SpecFromProto(spec, where));
-  // Kernels by their entry point: "cuda_" + the kernel call's symbol.
-  std::map<std::string, size_t> by_entry;
-  for (int k = 0; k < artifact.cuda().kernels_size(); ++k) by_entry[artifact.cuda().kernels(k).entry()] = k;
-  for (const auto& call : artifact.kernels()) {
-    const auto it = by_entry.find("cuda_" + call.symbol());
-    if (it == by_entry.end()) {
-      throw Error(where + ": kernel '" + call.symbol() + "' (node '" + call.node() + "') has no GPU code");
-    }
-    e->launches_.push_back({it->second, call.parallel_extent(), artifact.cuda().kernels(static_cast<int>(it->second)),
-                            std::vector<proto::BufferRef>(call.args().begin(), call.args().end())});
-  }
   e->device_->LoadModule(artifact.cuda());
   e->arena_ = e->device_->Allocate(artifact.arena_bytes());
+  std::vector<TensorSpec> params;
   for (int i = 0; i < artifact.params_size(); ++i) {
-    const TensorSpec spec = SpecFromProto(artifact.params(i), where);
+    const TensorSpec& spec = params.emplace_back(SpecFromProto(artifact.params(i), where));
     const size_t bytes = CheckedByteSize(spec.shape, spec.dtype);
     if (param_bytes[static_cast<size_t>(i)].size() != bytes) {
       throw Error(where + ": parameter '" + spec.name + "' holds " + std::to_string(param_bytes[i].size()) +
@@ -66,10 +57,47 @@ std::unique_ptr<CudaExecutor> CudaExecutor::Build(const proto::ArtifactProto& ar
     e->params_.push_back(e->device_->Allocate(bytes));
     e->device_->CopyToDevice(e->params_.back(), param_bytes[static_cast<size_t>(i)].data(), bytes);
   }
-  for (const auto& spec : e->inputs_)
+  for (const auto& spec : e->inputs_) {
     e->input_buffers_.push_back(e->device_->Allocate(CheckedByteSize(spec.shape, spec.dtype)));
-  for (const auto& spec : e->outputs_)
+  }
+  for (const auto& spec : e->outputs_) {
     e->output_buffers_.push_back(e->device_->Allocate(CheckedByteSize(spec.shape, spec.dtype)));
+  }
+  // Every launch is fixed at load (the buffers never move): its kernel, by the entry point
+  // "cuda_" + the kernel call's symbol, its grid and its device addresses.
+  std::map<std::string, size_t> by_entry;
+  for (int k = 0; k < artifact.cuda().kernels_size(); ++k) by_entry[artifact.cuda().kernels(k).entry()] = k;
+  for (const auto& call : artifact.kernels()) {
+    const auto it = by_entry.find("cuda_" + call.symbol());
+    if (it == by_entry.end()) {
+      throw Error(where + ": kernel '" + Abbreviate(call.symbol()) + "' (node '" + Abbreviate(call.node()) +
+                  "') has no GPU code");
+    }
+    const proto::CudaKernelProto& form = artifact.cuda().kernels(static_cast<int>(it->second));
+    const std::string what =
+        where + ": kernel '" + Abbreviate(call.symbol()) + "' (node '" + Abbreviate(call.node()) + "')";
+    if (call.args_size() != form.arg_bytes_size()) {
+      throw Error(what + ": the code takes " + std::to_string(form.arg_bytes_size()) + " buffers, the artifact gives " +
+                  std::to_string(call.args_size()));
+    }
+    if (form.has_parallel_loop() && (form.inner_threads() < 1 || form.inner_threads() > (int64_t{1} << 20))) {
+      throw Error(what + ": " + std::to_string(form.inner_threads()) + " threads per iteration (expected 1 to 2^20)");
+    }
+    Launch launch{it->second, ConfigureCudaLaunch(form, 0, call.parallel_extent()), {}, call.parallel_extent()};
+    for (int i = 0; i < call.args_size(); ++i) {
+      const proto::BufferRef& arg = call.args(i);
+      CheckBufferRef(arg, static_cast<uint64_t>(std::max<int64_t>(form.arg_bytes(i), 0)), artifact.arena_bytes(),
+                     {&e->inputs_, &params, &e->outputs_}, what + ", buffer " + std::to_string(i));
+      switch (arg.kind()) {
+        case proto::BufferRef::ARENA: launch.buffers.push_back(e->arena_ + arg.offset()); break;
+        // As the CPU executor: inputs, parameters and outputs are whole buffers.
+        case proto::BufferRef::INPUT: launch.buffers.push_back(e->input_buffers_[arg.index()]); break;
+        case proto::BufferRef::PARAM: launch.buffers.push_back(e->params_[arg.index()]); break;
+        default: launch.buffers.push_back(e->output_buffers_[arg.index()]); break;  // OUTPUT (checked)
+      }
+    }
+    e->launches_.push_back(std::move(launch));
+  }
   return e;
 }
 
@@ -86,10 +114,7 @@ std::vector<Tensor> CudaExecutor::Run(const std::map<std::string, Tensor>& input
 }
 
 std::vector<Tensor> CudaExecutor::Run(const std::vector<Tensor>& inputs) {
-  if (inputs.size() != inputs_.size()) {
-    throw Error("expected " + std::to_string(inputs_.size()) + " inputs, given " + std::to_string(inputs.size()));
-  }
-  for (size_t i = 0; i < inputs.size(); ++i) CheckMatches(inputs[i], inputs_[i], "input");
+  CheckInputs(inputs_, inputs);
   const std::lock_guard<std::mutex> lock(mutex_);
   for (size_t i = 0; i < inputs.size(); ++i)
     device_->CopyToDevice(input_buffers_[i], inputs[i].data(), inputs[i].nbytes());
@@ -129,21 +154,8 @@ double CudaExecutor::SecondsPerCall(int calls) {
 }
 
 void CudaExecutor::LaunchAll() {
-  std::vector<uint64_t> buffers;
   for (const Launch& launch : launches_) {
-    buffers.clear();
-    for (const auto& arg : launch.args) {
-      switch (arg.kind()) {
-        case proto::BufferRef::ARENA: buffers.push_back(arena_ + arg.offset()); break;
-        // As the CPU executor: inputs, parameters and outputs are whole buffers.
-        case proto::BufferRef::INPUT: buffers.push_back(input_buffers_.at(arg.index())); break;
-        case proto::BufferRef::PARAM: buffers.push_back(params_.at(arg.index())); break;
-        case proto::BufferRef::OUTPUT: buffers.push_back(output_buffers_.at(arg.index())); break;
-        default: throw Error("kernel argument of unknown kind " + std::to_string(arg.kind()));
-      }
-    }
-    device_->Launch(launch.kernel, ConfigureCudaLaunch(launch.form, 0, launch.parallel_extent), buffers, 0,
-                    launch.parallel_extent);
+    device_->Launch(launch.kernel, launch.launch, launch.buffers, 0, launch.parallel_extent);
   }
 }
 

@@ -25,6 +25,9 @@ namespace kiln {
 struct CudaExecutorOptions {
   // Capture the launch sequence as a CUDA Graph at the first call and replay it after.
   bool cuda_graph = true;
+  // As ExecutorOptions::trusted_keys: when not empty, an artifact not signed by one of
+  // these keys is refused before its code is loaded.
+  std::vector<PublicKey> trusted_keys{};
 };
 
 class CudaExecutor {
@@ -63,9 +66,9 @@ class CudaExecutor {
 
   struct Launch {
     size_t kernel = 0;  // index in the module
+    CudaLaunch launch;
+    std::vector<uint64_t> buffers;  // device addresses, in the kernel's argument order
     int64_t parallel_extent = 1;
-    proto::CudaKernelProto form;
-    std::vector<proto::BufferRef> args;
   };
   std::unique_ptr<CudaDevice> device_;
   std::vector<TensorSpec> inputs_, outputs_;

@@ -144,6 +144,44 @@ void CheckMatches(const Tensor& tensor, const TensorSpec& spec, const std::strin
   throw Error(what + " '" + spec.name + "': expected " + Describe(spec) + ", given " + Describe(tensor));
 }
 
+void CheckBufferRef(const proto::BufferRef& arg, uint64_t needed, uint64_t arena_bytes, const PlanTensors& tensors,
+                    const std::string& arg_what) {
+  if (arg.bytes() < needed) {
+    throw Error(arg_what + ": the code reads or writes " + std::to_string(needed) + " bytes, the artifact gives " +
+                std::to_string(arg.bytes()));
+  }
+  const std::vector<TensorSpec>* specs = nullptr;
+  switch (arg.kind()) {
+    case proto::BufferRef::ARENA:
+      if (arg.offset() % kArenaAlignment != 0) {
+        throw Error(arg_what + ": arena offset " + std::to_string(arg.offset()) + " is not a multiple of " +
+                    std::to_string(kArenaAlignment));
+      }
+      if (arg.offset() > arena_bytes || arg.bytes() > arena_bytes - arg.offset()) {
+        throw Error(arg_what + ": bytes [" + std::to_string(arg.offset()) + ", +" + std::to_string(arg.bytes()) +
+                    ") reach outside the arena of " + std::to_string(arena_bytes) + " bytes");
+      }
+      break;
+    case proto::BufferRef::INPUT: specs = tensors.inputs; break;
+    case proto::BufferRef::PARAM: specs = tensors.params; break;
+    case proto::BufferRef::OUTPUT: specs = tensors.outputs; break;
+    default: throw Error(arg_what + ": unknown buffer kind " + std::to_string(arg.kind()));
+  }
+  if (specs != nullptr) {
+    const std::string kind = proto::BufferRef::Kind_Name(arg.kind());
+    if (arg.index() >= specs->size()) {
+      throw Error(arg_what + ": " + kind + " " + std::to_string(arg.index()) + " does not exist (there are " +
+                  std::to_string(specs->size()) + ")");
+    }
+    const TensorSpec& spec = (*specs)[arg.index()];
+    const uint64_t size = CheckedByteSize(spec.shape, spec.dtype);
+    if (arg.offset() != 0 || arg.bytes() > size) {
+      throw Error(arg_what + ": bytes [" + std::to_string(arg.offset()) + ", +" + std::to_string(arg.bytes()) +
+                  ") reach outside " + kind + " '" + Abbreviate(spec.name) + "' of " + std::to_string(size) + " bytes");
+    }
+  }
+}
+
 std::vector<Tensor> OrderInputs(const std::vector<TensorSpec>& specs, const std::map<std::string, Tensor>& inputs) {
   for (const auto& [given_name, tensor] : inputs) {
     const std::string& name = given_name;  // a lambda may not capture a structured binding (clang 14)
@@ -190,8 +228,8 @@ std::map<std::string, Tensor> EmbeddedParams(const ArtifactView& view, const std
 
 // The CPU executor refuses GPU code, pointing to the CUDA executor.
 void CheckCudaArtifact(const proto::CudaCodeProto& cuda, const std::string& path) {
-  throw Error("'" + path + "' holds GPU code (" + cuda.ptx_arch() +
-              "): load it with kiln::CudaExecutor (runtime/cuda_executor.h), or compile it for the CPU");
+  throw GpuArtifactError("'" + path + "' holds GPU code (" + cuda.ptx_arch() +
+                         "): load it with kiln::CudaExecutor (runtime/cuda_executor.h), or compile it for the CPU");
 }
 
 }  // namespace
@@ -333,42 +371,7 @@ Executor::KernelPlan Executor::PlanKernel(const proto::KernelCall& call, const s
     const proto::BufferRef& arg = call.args(i);
     const std::string arg_what = what + ", buffer " + std::to_string(i);
     const auto needed = static_cast<uint64_t>(record[2 + i]);
-    if (arg.bytes() < needed) {
-      throw Error(arg_what + ": the code reads or writes " + std::to_string(needed) + " bytes, the artifact gives " +
-                  std::to_string(arg.bytes()));
-    }
-    const std::vector<TensorSpec>* specs = nullptr;
-    switch (arg.kind()) {
-      case proto::BufferRef::ARENA:
-        if (arg.offset() % kArenaAlignment != 0) {
-          throw Error(arg_what + ": arena offset " + std::to_string(arg.offset()) + " is not a multiple of " +
-                      std::to_string(kArenaAlignment));
-        }
-        if (arg.offset() > static_cast<uint64_t>(arena_bytes_) ||
-            arg.bytes() > static_cast<uint64_t>(arena_bytes_) - arg.offset()) {
-          throw Error(arg_what + ": bytes [" + std::to_string(arg.offset()) + ", +" + std::to_string(arg.bytes()) +
-                      ") reach outside the arena of " + std::to_string(arena_bytes_) + " bytes");
-        }
-        break;
-      case proto::BufferRef::INPUT: specs = &inputs_; break;
-      case proto::BufferRef::PARAM: specs = &params_; break;
-      case proto::BufferRef::OUTPUT: specs = &outputs_; break;
-      default: throw Error(arg_what + ": unknown buffer kind " + std::to_string(arg.kind()));
-    }
-    if (specs != nullptr) {
-      const std::string kind = proto::BufferRef::Kind_Name(arg.kind());
-      if (arg.index() >= specs->size()) {
-        throw Error(arg_what + ": " + kind + " " + std::to_string(arg.index()) + " does not exist (there are " +
-                    std::to_string(specs->size()) + ")");
-      }
-      const TensorSpec& spec = (*specs)[arg.index()];
-      const uint64_t size = CheckedByteSize(spec.shape, spec.dtype);
-      if (arg.offset() != 0 || arg.bytes() > size) {
-        throw Error(arg_what + ": bytes [" + std::to_string(arg.offset()) + ", +" + std::to_string(arg.bytes()) +
-                    ") reach outside " + kind + " '" + Abbreviate(spec.name) + "' of " + std::to_string(size) +
-                    " bytes");
-      }
-    }
+    CheckBufferRef(arg, needed, static_cast<uint64_t>(arena_bytes_), {&inputs_, &params_, &outputs_}, arg_what);
     plan.args.push_back(arg);
   }
   return plan;
@@ -404,11 +407,15 @@ std::vector<Tensor> Executor::Run(const std::vector<Tensor>& inputs) const {
   return Run(inputs, nullptr);
 }
 
-void Executor::CheckInputs(const std::vector<Tensor>& inputs) const {
-  if (inputs.size() != inputs_.size()) {
-    throw Error("expected " + std::to_string(inputs_.size()) + " inputs, given " + std::to_string(inputs.size()));
+void CheckInputs(const std::vector<TensorSpec>& specs, const std::vector<Tensor>& inputs) {
+  if (inputs.size() != specs.size()) {
+    throw Error("expected " + std::to_string(specs.size()) + " inputs, given " + std::to_string(inputs.size()));
   }
-  for (size_t i = 0; i < inputs.size(); ++i) CheckMatches(inputs[i], inputs_[i], "input");
+  for (size_t i = 0; i < inputs.size(); ++i) CheckMatches(inputs[i], specs[i], "input");
+}
+
+void Executor::CheckInputs(const std::vector<Tensor>& inputs) const {
+  kiln::CheckInputs(inputs_, inputs);
   if (const auto missing = MissingParams(); !missing.empty()) {
     std::string names;
     for (const auto& name : missing) names += (names.empty() ? "" : ", ") + name;

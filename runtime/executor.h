@@ -14,6 +14,7 @@
 
 #include "proto/artifact.pb.h"
 #include "runtime/code_module.h"
+#include "runtime/error.h"
 #include "runtime/kernel_abi.h"
 #include "runtime/signing.h"
 #include "runtime/tensor.h"
@@ -28,11 +29,30 @@ struct TensorSpec {
   Shape shape;
 };
 
+// Executor::Load's refusal of an artifact of GPU code (kiln compile --target cuda), so
+// that a caller can hand the file to CudaExecutor (runtime/cuda_executor.h) instead.
+class GpuArtifactError : public Error {
+ public:
+  using Error::Error;
+};
+
 // The spec an artifact declares; throws kiln::Error naming `where` and the tensor when it
 // is malformed (unknown dtype, bad shape).
 TensorSpec SpecFromProto(const proto::TensorSpec& spec, const std::string& where);
 // Throws unless `tensor` matches `spec`: "<what> '<name>': expected ..., given ...".
 void CheckMatches(const Tensor& tensor, const TensorSpec& spec, const std::string& what);
+// Throws unless `inputs` are as many as `specs` and each matches its spec.
+void CheckInputs(const std::vector<TensorSpec>& specs, const std::vector<Tensor>& inputs);
+// The tensors a kernel call's buffers name by index.
+struct PlanTensors {
+  const std::vector<TensorSpec>* inputs;
+  const std::vector<TensorSpec>* params;
+  const std::vector<TensorSpec>* outputs;
+};
+// Throws unless buffer `arg` of a kernel call gives the `needed` bytes the code uses and
+// lies inside the arena (aligned) or inside the tensor it names; `arg_what` names it.
+void CheckBufferRef(const proto::BufferRef& arg, uint64_t needed, uint64_t arena_bytes, const PlanTensors& tensors,
+                    const std::string& arg_what);
 // Named inputs in the order of `specs`; throws for an unknown or a missing name.
 std::vector<Tensor> OrderInputs(const std::vector<TensorSpec>& specs, const std::map<std::string, Tensor>& inputs);
 

@@ -597,16 +597,12 @@ double MillisecondsSince(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
 }
 
-// An artifact of GPU code (kiln compile --target cuda).
-bool IsGpuArtifact(const CommandLine& line) {
-  const std::shared_ptr<const FileBytes> file = FileBytes::Open(line.model);
-  return OpenArtifact(file->bytes(), line.model, LoadTrustedKeys(line)).message.has_cuda();
-}
-
 // kiln run on a GPU: the CUDA executor on GPU 0 (a clear error where there is none).
 int RunOnGpu(const CommandLine& line) {
   const auto load_start = std::chrono::steady_clock::now();
-  const auto executor = CudaExecutor::Load(line.model);
+  CudaExecutorOptions options;
+  options.trusted_keys = LoadTrustedKeys(line);
+  const auto executor = CudaExecutor::Load(line.model, nullptr, options);
   const double load_ms = MillisecondsSince(load_start);
   const auto values = ReadInputs(executor->inputs(), line, false);
   const auto start = std::chrono::steady_clock::now();
@@ -621,9 +617,13 @@ int RunOnGpu(const CommandLine& line) {
 }
 
 int CmdRun(const CommandLine& line) {
-  if (IsGpuArtifact(line)) return RunOnGpu(line);
   const auto load_start = std::chrono::steady_clock::now();
-  const auto executor = LoadExecutor(line);
+  std::unique_ptr<Executor> executor;
+  try {
+    executor = LoadExecutor(line);
+  } catch (const GpuArtifactError&) {
+    return RunOnGpu(line);  // an artifact of GPU code (kiln compile --target cuda)
+  }
   const double load_ms = MillisecondsSince(load_start);
   const auto values = ReadInputs(executor->inputs(), line, false);
   const auto start = std::chrono::steady_clock::now();

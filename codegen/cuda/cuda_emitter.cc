@@ -8,6 +8,7 @@
 #include <optional>
 #include <sstream>
 #include <unordered_map>
+#include <utility>
 
 #include "codegen/cuda/cuda_prelude.h"
 #include "runtime/code_module.h"
@@ -107,13 +108,14 @@ std::optional<int64_t> UpperBound(const kir::Expr& e) {
   return std::nullopt;
 }
 
-// The independent loop bound to threads together with the parallel loop `parallel`.
-const kir::StmtNode* ThreadBoundInnerLoop(const kir::StmtNode& parallel) {
+// The independent loop bound to threads together with the parallel loop `parallel`, and
+// its extent's bound; nothing when there is none.
+std::optional<std::pair<const kir::StmtNode*, int64_t>> ThreadBoundInnerLoop(const kir::StmtNode& parallel) {
   const kir::Stmt& body = parallel.body[0];
-  if (body->kind != StmtKind::kFor || body->loop_kind != LoopKind::kIndependent) return nullptr;
+  if (body->kind != StmtKind::kFor || body->loop_kind != LoopKind::kIndependent) return std::nullopt;
   const auto bound = UpperBound(body->extent);
-  if (!bound || *bound < 1 || *bound > (int64_t{1} << 20)) return nullptr;
-  return body.get();
+  if (!bound || *bound < 1 || *bound > (int64_t{1} << 20)) return std::nullopt;
+  return std::pair{body.get(), *bound};
 }
 
 bool CallsRoutine(const kir::Stmt& s) {
@@ -149,8 +151,9 @@ class KernelWriter {
     if (body->kind == StmtKind::kFor && body->loop_kind == LoopKind::kParallel) {
       info.has_parallel_loop = true;
       const std::string p = VarName(body->loop_var);
-      if (const kir::StmtNode* inner = ThreadBoundInnerLoop(*body)) {
-        info.inner_threads = *UpperBound(inner->extent);
+      if (const auto bound = ThreadBoundInnerLoop(*body)) {
+        const kir::StmtNode* inner = bound->first;
+        info.inner_threads = bound->second;
         const std::string lanes = std::to_string(info.inner_threads) + "ll";
         Line("const long long kiln_items = (end - begin) * " + lanes + ";");
         Line("for (long long kiln_t = " + thread + "; kiln_t < kiln_items; kiln_t += " + stride + ") {");
@@ -528,6 +531,7 @@ proto::CudaKernelProto LaunchForm(const CudaKernelInfo& kernel) {
   form.set_entry(kernel.entry);
   form.set_has_parallel_loop(kernel.has_parallel_loop);
   form.set_inner_threads(kernel.inner_threads);
+  for (const auto& arg : kernel.args) form.add_arg_bytes(arg->size * kir::ScalarTypeBytes(arg->type));
   return form;
 }
 

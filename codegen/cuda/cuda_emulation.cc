@@ -148,16 +148,14 @@ std::string BuildEmulatedSharedObject(const std::vector<kir::Kernel>& kernels, c
       source << "(" << CudaStorageType(kernel.args[a]->type) << "*)buffers[" << a << "], ";
     }
     source << "begin, end); });\n}\n";
-    // The CPU kernel ABI: the launch ConfigureCudaLaunch (runtime/cuda_device.h) chooses,
-    // with the options' limits.
+    // The CPU kernel ABI: a launch of the options' small blocks, at most max_blocks of
+    // them, so that the grid-stride loops take several rounds.
     source << "KILN_EXPORT void " << symbol << "(void* const* buffers, int64_t begin, int64_t end, const void*) {\n"
            << "  if (end <= begin) return;\n";
     if (info.has_parallel_loop) {
-      source << "  const long long items = (end - begin) * " << info.inner_threads << "ll;\n"
-             << "  const int block = (int)(items < " << options.block << " ? (items + 31) / 32 * 32 : " << options.block
-             << ");\n"
-             << "  const long long wanted = (items + block - 1) / block;\n"
-             << "  const long long grid = wanted < " << options.max_blocks << "ll ? wanted : " << options.max_blocks
+      source << "  const int block = " << options.block << ";\n"
+             << "  const long long blocks = ((end - begin) * " << info.inner_threads << "ll + block - 1) / block;\n"
+             << "  const long long grid = blocks < " << options.max_blocks << "ll ? blocks : " << options.max_blocks
              << "ll;\n";
     } else {
       source << "  const long long grid = 1;\n  const int block = 1;\n";

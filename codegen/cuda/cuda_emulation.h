@@ -19,8 +19,9 @@
 namespace kiln::cuda {
 
 struct EmulationOptions {
-  // The launch each kernel call emulates (cuda_emitter.h's ConfigureLaunch): small
-  // blocks and few of them, so that the grid-stride loops take several rounds.
+  // The launch a call through the CPU kernel ABI emulates: small blocks and few of them,
+  // so that the grid-stride loops take several rounds (the emulated device runs the
+  // CUDA executor's own launches).
   int block = 64;
   int64_t max_blocks = 3;
   // The host compiler and its optimization level.

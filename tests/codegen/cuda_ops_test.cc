@@ -26,6 +26,7 @@
 #include "runtime/cuda_executor.h"
 #include "runtime/error.h"
 #include "runtime/executor.h"
+#include "runtime/signing.h"
 #include "symbol/symbol.h"
 #include "tests/codegen/op_cases.h"
 #include "tests/graph_runner.h"
@@ -179,6 +180,26 @@ TEST_CASE("compiling for CUDA makes an artifact of PTX and cubins that a GPU-les
   CHECK_THROWS_WITH(executor->Run({{"x", RandomTensor({2, 3, 8, 7}, 7)}}),
                     Catch::Contains("input 'x': expected float32 (2,3,8,8), given float32 (2,3,8,7)"));
   CHECK_THROWS_WITH(executor->Run({{"y", data}}), Catch::Contains("unknown input 'y'"));
+  // A corrupt plan is refused by name before anything runs.
+  proto::ArtifactProto corrupt = artifact;
+  corrupt.mutable_kernels(0)->mutable_args(0)->set_kind(proto::BufferRef::INPUT);
+  corrupt.mutable_kernels(0)->mutable_args(0)->set_index(7);
+  CHECK_THROWS_WITH(CudaExecutor::Create(corrupt, cuda::EmulatedCudaDevice(lowered.kernels)),
+                    Catch::Contains("buffer 0: INPUT 7 does not exist (there are 1)"));
+  corrupt = artifact;
+  corrupt.mutable_cuda()->mutable_kernels(0)->set_has_parallel_loop(true);
+  corrupt.mutable_cuda()->mutable_kernels(0)->set_inner_threads(-5);
+  CHECK_THROWS_WITH(CudaExecutor::Create(corrupt, cuda::EmulatedCudaDevice(lowered.kernels)),
+                    Catch::Contains("-5 threads per iteration (expected 1 to 2^20)"));
+  corrupt = artifact;
+  corrupt.mutable_cuda()->mutable_kernels(0)->add_arg_bytes(4);
+  CHECK_THROWS_WITH(CudaExecutor::Create(corrupt, cuda::EmulatedCudaDevice(lowered.kernels)),
+                    Catch::Contains("buffers, the artifact gives"));
+  // A signature policy holds for GPU artifacts too.
+  CudaExecutorOptions signed_only;
+  signed_only.trusted_keys = {GenerateKeyPair("release").public_part()};
+  CHECK_THROWS_WITH(CudaExecutor::Load(path, cuda::EmulatedCudaDevice(lowered.kernels), signed_only),
+                    Catch::Contains("is not signed; this runtime requires artifacts signed by one of: release"));
   CHECK(executor->SecondsPerCall(2) > 0);  // the device time alone, for benchmarks
   // The first call captured the launches (a CUDA Graph); later calls replay them on new
   // inputs, equal to plain launches.
