@@ -25,7 +25,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
-ALL_TARGETS=(npy params graph graph_text artifact executor onnx attrs shape cli keys mxnet_symbol initializer optimizer idx
+ALL_TARGETS=(npy params graph graph_text artifact executor cuda_executor onnx attrs shape cli keys mxnet_symbol initializer optimizer idx
   infer_request grpc_infer_request model_config)
 seconds=""
 runs=""

@@ -64,6 +64,9 @@ TEST_CASE("fuzz replay: artifact") {
 TEST_CASE("fuzz replay: executor") {
   Replay("executor");
 }
+TEST_CASE("fuzz replay: cuda_executor") {
+  Replay("cuda_executor");
+}
 TEST_CASE("fuzz replay: onnx") {
   Replay("onnx");
 }
@@ -108,7 +111,7 @@ TEST_CASE("fuzz replay: model_config") {
 }
 
 TEST_CASE("fuzz replay: every target has a test case here") {
-  CHECK(std::size(kFuzzTargets) == 18);
+  CHECK(std::size(kFuzzTargets) == 19);
 }
 
 }  // namespace kiln::fuzz

@@ -38,6 +38,7 @@ int FuzzIdx(const uint8_t* data, size_t size);               // ParseIdx (MNIST'
 int FuzzInferRequest(const uint8_t* data, size_t size);      // the server's ParseInferRequest, BuildInferResponse
 int FuzzGrpcInferRequest(const uint8_t* data, size_t size);  // the gRPC endpoint's ParseModelInferRequest
 int FuzzModelConfig(const uint8_t* data, size_t size);       // a model repository's config.pbtxt
+int FuzzCudaExecutor(const uint8_t* data, size_t size);      // GPU artifacts' plans (a fake device)
 
 struct FuzzTarget {
   const char* name;  // the directory under corpus/, regressions/ and dict/
@@ -52,6 +53,7 @@ inline constexpr FuzzTarget kFuzzTargets[] = {
     {"graph_text", FuzzGraphText},
     {"artifact", FuzzArtifact},
     {"executor", FuzzExecutor},
+    {"cuda_executor", FuzzCudaExecutor},
     {"onnx", FuzzOnnx},
     {"attrs", FuzzAttrs},
     {"shape", FuzzShape},

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "codegen/compiler.h"
+#include "codegen/cuda/cuda_emitter.h"
 #include "graph/op.h"
 #include "passes/graph_io.h"
 #include "runtime/artifact.h"
@@ -284,6 +285,8 @@ void WriteDicts() {
   artifact.Save("artifact");
   artifact.header = "Artifacts for the executor (checksum recomputed by the harness): as artifact.dict.";
   artifact.Save("executor");
+  artifact.header = "GPU artifacts for the CUDA executor (checksum recomputed by the harness): as artifact.dict.";
+  artifact.Save("cuda_executor");
 
   Dict onnx{"ONNX models (onnx.proto): field tags, operator types, attribute names."};
   // ModelProto: ir_version 1, producer_name 2, graph 7, opset_import 8; OperatorSetIdProto domain 1, version 2.
@@ -502,6 +505,33 @@ void Compile(const std::string& name, const Graph& graph, bool embed_params,
   } catch (const Error& e) {
     std::cerr << "make_seeds: " << name << " does not compile: " << e.what() << "\n";
   }
+}
+
+// GPU artifacts (kiln compile --target cuda) with their launch forms but no PTX (the
+// fake device of the cuda_executor target loads none), so NVRTC is not needed here.
+void CudaSeed(const std::string& name, const Graph& graph, const std::map<std::string, Shape>& input_shapes) {
+  CompileOptions options;
+  options.input_shapes = input_shapes;
+  LoweredGraph lowered = LowerGraph(graph, options);
+  for (const auto& kernel : cuda::EmitCudaModule(lowered.kernels).kernels) {
+    *lowered.artifact.mutable_cuda()->add_kernels() = cuda::LaunchForm(kernel);
+  }
+  lowered.artifact.mutable_cuda()->set_ptx_arch("compute_80");
+  lowered.artifact.clear_graph_summary();
+  Seed("cuda_executor", name + ".kiln", SerializeArtifact(lowered.artifact));
+}
+
+void WriteCudaSeeds() {
+  const Symbol x = Symbol::Variable("x", Shape{2, 3, 6, 6});
+  const Symbol pooled =
+      Symbol::Create("Pooling", {Symbol::Create("Activation", {x * 2.0 + 1.0}, {{"act_type", "relu"}})},
+                     {{"kernel", "(2,2)"}, {"stride", "(2,2)"}, {"pool_type", "max"}});
+  CudaSeed("pool", Symbol::Create("softmax", {pooled}, {{"axis", -1}}).ToGraph(), {});
+  const Symbol c = Symbol::Variable("c", Shape{1, 3, 1, 1});
+  Graph with_params = Symbol::Create("broadcast_add", {x, c}).ToGraph();
+  with_params.params["c"] = Tensor::FromDoubles({1, 3, 1, 1}, std::vector<double>{1, 2, 3});
+  CudaSeed("broadcast_param", with_params, {});
+  CudaSeed("sum", Symbol::Create("sum", {x}, {{"axis", 1}}).ToGraph(), {});
 }
 
 void WriteModelSeeds() {
@@ -744,6 +774,7 @@ int Main(int argc, char** argv) {
   WriteDicts();
   WriteTensorSeeds();
   WriteModelSeeds();
+  WriteCudaSeeds();
   WriteOperatorSeeds(golden);
   if (!onnx_dir.empty()) WriteOnnxSeeds(onnx_dir);
   for (const auto& [target, count] : g_counts) std::cerr << "make_seeds: " << target << ": " << count << " seeds\n";

@@ -1,0 +1,100 @@
+// The CUDA executor over mutated GPU artifacts (kiln compile --target cuda). The checksum
+// is recomputed as in the executor target, so the fuzzer reaches the plan. A fake device
+// stands in for the GPU: it hands out address ranges and checks that every copy and
+// every launch's buffer lies inside one it handed out, so the plan's bounds checks in
+// CudaExecutor are what the fuzzer tests. When what Run allocates on the host is small,
+// the model runs once on zero-filled inputs.
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "runtime/artifact.h"
+#include "runtime/cuda_device.h"
+#include "runtime/cuda_executor.h"
+#include "runtime/error.h"
+#include "tests/fuzz/fuzz_targets.h"
+
+namespace kiln::fuzz {
+namespace {
+
+constexpr uint64_t kRunBudgetBytes = uint64_t{16} << 20;
+
+class FakeDevice final : public CudaDevice {
+ public:
+  std::string name() const override { return "fuzz"; }
+  uint64_t Allocate(size_t bytes) override {
+    if (bytes == 0) return 0;
+    const uint64_t address = next_;
+    next_ += (bytes + 4095) / 4096 * 4096 + 4096;  // a gap after each
+    ranges_[address] = bytes;
+    return address;
+  }
+  void Free(uint64_t address) override {
+    FuzzCheck(address == 0 || ranges_.erase(address) == 1, "freed an address never allocated");
+  }
+  void CopyToDevice(uint64_t device, const void*, size_t bytes) override { CheckInside(device, bytes, "a copy"); }
+  void CopyToHost(void*, uint64_t device, size_t bytes) override { CheckInside(device, bytes, "a copy"); }
+  void LoadModule(const proto::CudaCodeProto& code) override { kernels_ = code.kernels_size(); }
+  void Launch(size_t kernel, const CudaLaunch& launch, const std::vector<uint64_t>& buffers, int64_t begin,
+              int64_t end) override {
+    FuzzCheck(kernel < kernels_, "a launch of a kernel the module does not have");
+    FuzzCheck(launch.grid >= 0 && launch.grid <= kCudaMaxBlocks && begin <= end, "a launch out of bounds");
+    for (const uint64_t address : buffers) CheckInside(address, 0, "a kernel argument");
+  }
+  void Synchronize() override {}
+  void BeginCapture() override {}
+  void EndCapture() override {}
+  void Replay() override {}
+
+ private:
+  void CheckInside(uint64_t address, size_t bytes, const char* what) const {
+    if (address == 0 && bytes == 0) return;
+    auto it = ranges_.upper_bound(address);
+    FuzzCheck(it != ranges_.begin(), what);
+    --it;
+    FuzzCheck(address >= it->first && address - it->first + bytes <= it->second &&
+                  (bytes > 0 || address - it->first <= it->second),
+              what);
+  }
+
+  uint64_t next_ = uint64_t{1} << 32;
+  std::map<uint64_t, size_t> ranges_;
+  size_t kernels_ = 0;
+};
+
+uint64_t HostBytes(const std::vector<TensorSpec>& specs) {
+  uint64_t total = 0;
+  for (const auto& spec : specs) {
+    try {
+      total += CheckedByteSize(spec.shape, spec.dtype);
+    } catch (const Error&) {
+      return UINT64_MAX;
+    }
+    if (total >= kRunBudgetBytes) return UINT64_MAX;
+  }
+  return total;
+}
+
+}  // namespace
+
+int FuzzCudaExecutor(const uint8_t* data, size_t size) {
+  std::string bytes(reinterpret_cast<const char*>(data), size);
+  if (bytes.size() >= 16) {
+    const uint64_t checksum = ArtifactChecksum(std::string_view(bytes).substr(16));
+    for (int i = 0; i < 8; ++i) bytes[8 + i] = static_cast<char>((checksum >> (8 * i)) & 0xff);
+  }
+  try {
+    const proto::ArtifactProto artifact = ParseArtifact(bytes, "fuzz.kiln");
+    const auto executor = CudaExecutor::Create(artifact, std::make_unique<FakeDevice>());
+    if (HostBytes(executor->inputs()) + HostBytes(executor->outputs()) >= kRunBudgetBytes) return 0;
+    std::vector<Tensor> inputs;
+    for (const auto& spec : executor->inputs()) inputs.emplace_back(spec.shape, spec.dtype);
+    const std::vector<Tensor> outputs = executor->Run(inputs);
+    FuzzCheck(outputs.size() == executor->outputs().size(), "Run returned another number of outputs than declared");
+  } catch (const Error&) {
+  }
+  return 0;
+}
+
+}  // namespace kiln::fuzz
