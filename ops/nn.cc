@@ -171,8 +171,14 @@ void InferPoolingShape(const Attrs& attrs, std::vector<ShapeSlot>& in, std::vect
   if (!in[0]) return;
   const Shape& data = CheckData4D(*in[0]);
   const PoolWindow win = PoolingWindow(attrs, data);
-  const int64_t padded_h = data[2] + 2 * win.pad.h;
-  const int64_t padded_w = data[3] + 2 * win.pad.w;
+  // Pads from a file can be anything: the padded extent must fit in int64.
+  int64_t padded_h = 0, padded_w = 0;
+  if (win.pad.h < 0 || win.pad.w < 0 || __builtin_mul_overflow(win.pad.h, 2, &padded_h) ||
+      __builtin_add_overflow(padded_h, data[2], &padded_h) || __builtin_mul_overflow(win.pad.w, 2, &padded_w) ||
+      __builtin_add_overflow(padded_w, data[3], &padded_w)) {
+    throw Error("pad " + PairText(win.pad.h, win.pad.w) + " is out of range for input 'data' " + ShapeToString(data) +
+                " (expected pads from 0 that keep the padded size within int64)");
+  }
   if (win.kernel.h > padded_h || win.kernel.w > padded_w) {
     throw Error("kernel " + PairText(win.kernel.h, win.kernel.w) + " is larger than the padded input " +
                 PairText(padded_h, padded_w) + " of input 'data' " + ShapeToString(data));
