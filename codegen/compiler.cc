@@ -7,6 +7,7 @@
 
 #include "codegen/cuda/cuda_emitter.h"
 #include "codegen/cuda/nvrtc_compiler.h"
+#include "codegen/library_steps.h"
 #include "codegen/lower/lower_util.h"
 #include "codegen/lower_group.h"
 #include "codegen/lower_node.h"
@@ -121,6 +122,7 @@ Graph PrepareGraph(const Graph& source, const CompileOptions& options, PassConte
   context.input_types = options.input_types;
   context.params_are_constants = options.embed_params;
   context.is_train = options.is_train;
+  context.target = options.cuda ? LowerTarget::kCuda : LowerTarget::kCpu;
   return graph;
 }
 
@@ -211,7 +213,7 @@ struct ExecutionPlan {
 };
 
 ExecutionPlan PlanExecution(const Graph& graph, const FusionGroups& groups, Placement& placement,
-                            bool params_are_constants, bool is_train) {
+                            bool params_are_constants, bool is_train, LowerTarget target) {
   const IndexedGraph& indexed = graph.indexed();
   ExecutionPlan plan;
   plan.alias_of.assign(indexed.num_entries(), -1);
@@ -237,7 +239,7 @@ ExecutionPlan PlanExecution(const Graph& graph, const FusionGroups& groups, Plac
     step.node = GroupName(indexed, group);
     step.lowered =
         LowerGroup(graph, group, KernelSymbol(root, group.anchor >= 0 ? indexed.node(group.anchor).name : node.name),
-                   is_train, params_are_constants);
+                   is_train, params_are_constants, target);
     plan.steps.push_back(std::move(step));
   }
   return plan;
@@ -325,26 +327,35 @@ void AssembleKernels(const ExecutionPlan& execution, const Placement& placement,
   for (size_t s = 0; s < execution.steps.size(); ++s) {
     const Step& step = execution.steps[s];
     const GroupKernel& group = step.lowered;
-    auto* call = artifact.add_kernels();
-    call->set_symbol(group.kernel.name);
-    call->set_node(step.node);
-    call->set_parallel_extent(group.kernel.parallel_extent);
+    proto::KernelCall base;
+    base.set_node(step.node);
     for (size_t k = 0; k < group.reads.size(); ++k) {
       const auto constant = group.constants.find(static_cast<int>(k));
-      *call->add_args() = constant == group.constants.end()
-                              ? ref_of(group.reads[k])
-                              : AddConstantParam(EntryName(graph.indexed(), group.reads[k]) + constant->second.first,
-                                                 constant->second.second, artifact);
+      *base.add_args() = constant == group.constants.end()
+                             ? ref_of(group.reads[k])
+                             : AddConstantParam(EntryName(graph.indexed(), group.reads[k]) + constant->second.first,
+                                                constant->second.second, artifact);
     }
-    for (const size_t entry : group.writes) *call->add_args() = ref_of(entry);
+    for (const size_t entry : group.writes) *base.add_args() = ref_of(entry);
     const size_t first_scratch = group.reads.size() + group.writes.size();
     for (size_t k = first_scratch; k < group.kernel.args.size(); ++k) {
-      auto* ref = call->add_args();
+      auto* ref = base.add_args();
       ref->set_kind(proto::BufferRef::ARENA);
       ref->set_offset(static_cast<uint64_t>(memory.scratch_offset[s][k - first_scratch]));
       ref->set_bytes(static_cast<uint64_t>(ScratchBytes(step.node, *group.kernel.args[k])));
     }
-    lowered.kernels.push_back(group.kernel);
+    // A kernel with library steps runs as its sequence of kernels and library calls, all
+    // on the group's buffers.
+    for (kir::KernelStep& part : kir::SplitSteps(group.kernel)) {
+      proto::KernelCall& call = *artifact.add_kernels() = base;
+      if (part.gemm) {
+        *call.mutable_gemm() = GemmCallOf(*part.gemm);
+        continue;
+      }
+      call.set_symbol(part.kernel->name);
+      call.set_parallel_extent(part.kernel->parallel_extent);
+      lowered.kernels.push_back(std::move(*part.kernel));
+    }
   }
   const auto output_names = graph.OutputNames();
   for (const auto& [entry, output] : placement.output_copies) {
@@ -462,7 +473,7 @@ LoweredGraph LowerGraph(const Graph& source, const CompileOptions& options) {
   proto::ArtifactProto& artifact = lowered.artifact;
   Placement placement = PlaceEntries(graph, options, artifact);
   const ExecutionPlan execution =
-      PlanExecution(graph, groups, placement, context.params_are_constants, context.is_train);
+      PlanExecution(graph, groups, placement, context.params_are_constants, context.is_train, context.target);
   lap("lower");
   lowered.memory_problem = MemoryProblemOf(execution, placement);
   lowered.memory_plan = PlanMemory(lowered.memory_problem);

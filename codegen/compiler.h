@@ -59,7 +59,7 @@ struct LoweredGraph {
   proto::ArtifactProto artifact;  // its report says what the passes, fusion and planning did
   // The optimized graph the kernels compute (with "shape", "dtype", "fusion_groups").
   Graph graph;
-  // Memory planning's problem (entries of `graph`, steps = artifact.kernels() before
+  // Memory planning's problem (entries of `graph`, steps = the fusion groups' kernels, before
   // the output copies) and its answer, for checkers and reports.
   MemoryProblem memory_problem;
   StoragePlan memory_plan;

@@ -11,7 +11,9 @@
 #include <unordered_map>
 #include <vector>
 
+#include "codegen/library_steps.h"
 #include "runtime/dtype.h"
+#include "runtime/gemm_step.h"
 
 namespace kiln {
 namespace {
@@ -349,6 +351,12 @@ class Interpreter {
   }
 
   void CallRoutine(const kir::StmtNode& s) {
+    if (s.routine == kir::kGemmStepRoutine) {
+      const kir::GemmStepArgs gemm = kir::GemmStepOf(s);
+      const auto start = [&](const kir::Buffer& buffer) { return reinterpret_cast<float*>(memory_.at(buffer.get())); };
+      RunGemmOnHost(GemmCallOf(gemm), start(gemm.a), start(gemm.b), start(gemm.c), api_, 0, gemm.batch);
+      return;
+    }
     std::vector<Value> scalars;
     std::vector<char*> pointers;
     for (const auto& arg : s.args) {

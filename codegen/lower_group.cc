@@ -273,7 +273,7 @@ GroupKernel LowerPositionedGroup(const GroupTypes& types, const FusionGroup& gro
 }
 
 GroupKernel LowerAnchoredGroup(const GroupTypes& types, const FusionGroup& group, const std::string& kernel_name,
-                               bool is_train) {
+                               bool is_train, LowerTarget target) {
   const IndexedGraph& indexed = types.indexed;
   const auto anchor = static_cast<size_t>(group.anchor);
   const Node& node = indexed.node(anchor);
@@ -326,7 +326,7 @@ GroupKernel LowerAnchoredGroup(const GroupTypes& types, const FusionGroup& group
     };
   }
   result.kernel = LowerNode(*node.op, node.attrs, signature, kernel_name, is_train, NodeSeed(0, node.name), &spec,
-                            &result.constants);
+                            &result.constants, target);
   return result;
 }
 
@@ -339,7 +339,7 @@ std::string GroupName(const IndexedGraph& indexed, const FusionGroup& group) {
 }
 
 GroupKernel LowerGroup(const Graph& graph, const FusionGroup& group, const std::string& kernel_name, bool is_train,
-                       bool params_are_constants) {
+                       bool params_are_constants, LowerTarget target) {
   const GroupTypes types{graph.indexed(), graph.GetAttr<std::vector<ShapeSlot>>("shape"),
                          graph.GetAttr<std::vector<DTypeSlot>>("dtype"),
                          params_are_constants ? &graph.params : nullptr};
@@ -353,10 +353,10 @@ GroupKernel LowerGroup(const Graph& graph, const FusionGroup& group, const std::
       for (uint32_t i = 0; i < root_node.num_outputs(); ++i) result.writes.push_back(indexed.entry_id(root, i));
       result.inplace = root_node.op->InplacePairs(root_node.attrs);
       result.kernel = LowerNode(*root_node.op, root_node.attrs, SignatureOf(types, root), kernel_name, is_train,
-                                NodeSeed(0, root_node.name), nullptr, &result.constants);
+                                NodeSeed(0, root_node.name), nullptr, &result.constants, target);
       return result;
     }
-    if (group.anchor >= 0) return LowerAnchoredGroup(types, group, kernel_name, is_train);
+    if (group.anchor >= 0) return LowerAnchoredGroup(types, group, kernel_name, is_train, target);
     return group.injective ? LowerPositionedGroup(types, group, kernel_name)
                            : LowerElementwiseGroup(types, group, kernel_name);
   } catch (const Error& e) {

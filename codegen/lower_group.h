@@ -33,7 +33,7 @@ struct GroupKernel {
 // `graph` carries "shape" and "dtype". Errors name the node that fails to lower. With
 // `params_are_constants`, lowerings see the values of graph.params.
 GroupKernel LowerGroup(const Graph& graph, const FusionGroup& group, const std::string& kernel_name, bool is_train,
-                       bool params_are_constants = false);
+                       bool params_are_constants = false, LowerTarget target = LowerTarget::kCpu);
 
 // "conv0+bn0+relu0": the members, for profiles and errors.
 std::string GroupName(const IndexedGraph& indexed, const FusionGroup& group);

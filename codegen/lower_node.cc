@@ -7,13 +7,14 @@ namespace kiln {
 
 kir::Kernel LowerNode(const OpDef& op, const Attrs& attrs, const NodeSignature& signature,
                       const std::string& kernel_name, bool is_train, uint64_t seed, const EpilogueSpec* epilogue,
-                      ConstantArgs* constants) {
+                      ConstantArgs* constants, LowerTarget target) {
   if (!op.has_lowering()) throw Error("operator " + op.name() + " has no lowering to kernel IR");
   kir::KernelBuilder builder(kernel_name);
   LowerContext ctx;
   ctx.builder = &builder;
   ctx.is_train = is_train;
   ctx.seed = seed;
+  ctx.target = target;
   ctx.input_shapes = signature.input_shapes;
   ctx.input_types = signature.input_types;
   ctx.output_shapes = signature.output_shapes;

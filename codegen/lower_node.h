@@ -49,6 +49,7 @@ struct EpilogueSpec {
 // there.
 kir::Kernel LowerNode(const OpDef& op, const Attrs& attrs, const NodeSignature& signature,
                       const std::string& kernel_name, bool is_train = false, uint64_t seed = 0,
-                      const EpilogueSpec* epilogue = nullptr, ConstantArgs* constants = nullptr);
+                      const EpilogueSpec* epilogue = nullptr, ConstantArgs* constants = nullptr,
+                      LowerTarget target = LowerTarget::kCpu);
 
 }  // namespace kiln

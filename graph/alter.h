@@ -27,6 +27,8 @@ struct AlterContext {
   std::vector<DType> output_types;
   // Input i's value where it is a constant (a parameter of the graph), else nullptr.
   std::vector<const Tensor*> constants;
+  // The processor the graph is compiled for: alternative forms are schedules for one.
+  LowerTarget target = LowerTarget::kCpu;
   // Filled by the alter function: the entries that replace the node's outputs.
   std::vector<NodeEntry> replacements;
   // Names new nodes from a base name (the pass makes them unique in its graph).

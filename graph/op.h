@@ -57,6 +57,12 @@ struct RefContext {
 using ReferenceFn = std::function<void(const Attrs& attrs, std::span<const Tensor> inputs, std::span<Tensor> outputs,
                                        const RefContext& ctx)>;
 
+// The processor lowerings compile for. The CPU's kernels call kiln's sgemm inside their
+// parallel loops, on blocks that fit its caches; on CUDA a product inside a kernel has no
+// fast form, so GEMM-like lowerings hand their products to cuBLAS as library steps of
+// their own (kir::GemmStep) between kernels.
+enum class LowerTarget { kCpu, kCuda };
+
 // What an operator's lowering sees: flat kernel-IR buffers for its inputs and outputs
 // with their static shapes and dtypes, and a way to ask for scratch memory.
 struct LowerContext {
@@ -68,6 +74,9 @@ struct LowerContext {
   std::vector<DType> output_types;
   bool is_train = false;
   uint64_t seed = 0;  // per node, as RefContext::seed
+  LowerTarget target = LowerTarget::kCpu;
+  // Products go to the library as steps (kir::GemmStep) rather than sgemm calls in loops.
+  bool LibrarySteps() const { return target == LowerTarget::kCuda; }
   kir::KernelBuilder* builder = nullptr;
   // Fused elementwise work after output 0 (operators that declare SetAcceptsEpilogue):
   // the value to store for the element at flat index `index`, given the value the

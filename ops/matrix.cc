@@ -380,13 +380,45 @@ Stmt LoopGemm(const BatchedGemm& g, const LowerContext& ctx, const std::function
 // depend on the batch it runs in (a server's batches, kiln compile --batch-sizes).
 void PackConstantB(BatchedGemm& g, LowerContext& ctx, size_t input) {
   const Tensor* b = ctx.ConstantInput(input);
-  if (b == nullptr || !ctx.replace_input || g.batches != 1 || g.k == 0 || g.m * g.n == 0 ||
+  // The library reads B as it is.
+  if (b == nullptr || !ctx.replace_input || ctx.LibrarySteps() || g.batches != 1 || g.k == 0 || g.m * g.n == 0 ||
       ctx.output_types[0] != DType::kFloat32 || b->dtype() != DType::kFloat32) {
     return;
   }
   Tensor packed({PackedGemmBSize(g.k, g.n)}, DType::kFloat32);
   PackGemmB(g.k, g.n, b->data_as<float>(), g.b.ld, g.b.transpose, packed.data_as<float>());
   g.b = {ctx.replace_input(input, ":packed", std::move(packed)), 0, g.k, false, true};
+}
+
+// The whole product as one library step, then the bias and the fused epilogue as one
+// pass over C (C is the output, contiguous: its element index is the flat index).
+Stmt LibraryMatmul(const BatchedGemm& g, const LowerContext& ctx, const kir::Buffer& bias) {
+  kir::GemmStepArgs gemm;
+  gemm.a = g.a.buffer;
+  gemm.b = g.b.buffer;
+  gemm.c = g.c.buffer;
+  gemm.m = g.m;
+  gemm.n = g.n;
+  gemm.k = g.k;
+  gemm.batch = g.batches;
+  gemm.lda = g.a.ld;
+  gemm.ldb = g.b.ld;
+  gemm.ldc = g.c.ld;
+  gemm.stride_a = g.batches > 1 ? g.a.batch_stride : 0;
+  gemm.stride_b = g.batches > 1 ? g.b.batch_stride : 0;
+  gemm.stride_c = g.batches > 1 ? g.c.batch_stride : 0;
+  gemm.transpose_a = g.a.transpose;
+  gemm.transpose_b = g.b.transpose;
+  std::vector<Stmt> steps = {kir::GemmStep(gemm)};
+  if (bias || ctx.epilogue) {
+    steps.push_back(lower::ChunkedLoop(g.batches * g.m * g.n, [&](const Expr& i) {
+      const Expr column = i % Expr(g.n);
+      Expr value = kir::Load(g.c.buffer, i);
+      if (bias) value = value + kir::Load(bias, column);
+      return kir::Store(g.c.buffer, i, ctx.Epilogue(value, i, column, g.n));
+    }));
+  }
+  return kir::Block(std::move(steps));
 }
 
 // The product, plus bias[column] when `bias` is given (FullyConnected).
@@ -397,6 +429,7 @@ Stmt LowerMatmul(const BatchedGemm& g, const LowerContext& ctx, const kir::Buffe
       return bias ? lower::LoadAs(bias, col, ScalarType::kFloat64) : kir::FloatImm(0.0, ScalarType::kFloat64);
     });
   }
+  if (ctx.LibrarySteps()) return LibraryMatmul(g, ctx, bias);
   GemmEpilogue add_bias;
   if (bias || ctx.epilogue) {
     // The bias and fused elementwise consumers, while the task's block of C is still in

@@ -769,6 +769,71 @@ Stmt GemmConvolution(const ConvGeometry& g, LowerContext& ctx, const kir::Buffer
               kir::LoopKind::kParallel);
 }
 
+// Library steps (CUDA): the im2col matrix of a chunk of images, then per group one batched
+// GEMM over the chunk's images, W_g (group_out, group_taps) x col_g (group_taps, plane);
+// 1x1 stride-1 unpadded layers read the images themselves as col. The bias and the fused
+// epilogue are one pass over the output at the end. Chunks keep the im2col matrix under
+// kMaxColumnElements (ResNet-18's stem at batch 64: 2 chunks).
+constexpr int64_t kMaxColumnElements = int64_t{1} << 26;
+
+Stmt LibraryConvolution(const ConvGeometry& g, const LowerContext& ctx, const kir::Buffer& bias) {
+  const kir::Buffer& x = ctx.inputs[0];
+  const kir::Buffer& w = ctx.inputs[1];
+  const kir::Buffer& out = ctx.outputs[0];
+  const int64_t plane = g.out_plane();
+  const int64_t rows = g.channels * g.taps();  // every group's im2col rows, group after group
+  const bool pointwise = g.k.h == 1 && g.k.w == 1 && g.s.h == 1 && g.s.w == 1 && g.p.h == 0 && g.p.w == 0;
+  const int64_t chunk = pointwise ? g.batch : std::clamp<int64_t>(kMaxColumnElements / (rows * plane), 1, g.batch);
+  const kir::Buffer col = pointwise ? x : ctx.Scratch("im2col", ScalarType::kFloat32, chunk * rows * plane);
+  std::vector<Stmt> steps;
+  for (int64_t first = 0; first < g.batch; first += chunk) {
+    const int64_t images = std::min(chunk, g.batch - first);
+    if (!pointwise) {
+      steps.push_back(lower::ChunkedLoop(images * rows * plane, [&](const Expr& i) {
+        const Expr q = i % Int(plane);
+        const Expr row = i / Int(plane) % Int(rows);
+        const Expr image = Int(first) + i / Int(rows * plane);
+        const Expr c = row / Int(g.taps());
+        const Expr ki = row / Int(g.k.w) % Int(g.k.h);
+        const Expr kj = row % Int(g.k.w);
+        const Expr ih = q / Int(g.out_w) * Int(g.s.h) + ki * Int(g.d.h) - Int(g.p.h);
+        const Expr iw = q % Int(g.out_w) * Int(g.s.w) + kj * Int(g.d.w) - Int(g.p.w);
+        const Expr inside = kir::And(kir::And(kir::Ge(ih, Int(0)), kir::Lt(ih, Int(g.height))),
+                                     kir::And(kir::Ge(iw, Int(0)), kir::Lt(iw, Int(g.width))));
+        const Expr value = kir::Load(x, ((image * Int(g.channels) + c) * Int(g.height) + ih) * Int(g.width) + iw);
+        return kir::Store(col, i, kir::Select(inside, value, kir::FloatImm(0.0)));
+      }));
+    }
+    for (int64_t grp = 0; grp < g.groups; ++grp) {
+      kir::GemmStepArgs gemm;
+      gemm.a = w;
+      gemm.b = col;
+      gemm.c = out;
+      gemm.m = g.group_out;
+      gemm.n = plane;
+      gemm.k = g.group_taps();
+      gemm.batch = images;
+      gemm.a_offset = grp * g.group_out * g.group_taps();
+      gemm.lda = g.group_taps();
+      gemm.b_offset = pointwise ? (first * g.channels + grp * g.group_in) * plane : grp * g.group_taps() * plane;
+      gemm.ldb = plane;
+      gemm.stride_b = rows * plane;
+      gemm.c_offset = (first * g.filters + grp * g.group_out) * plane;
+      gemm.ldc = plane;
+      gemm.stride_c = g.filters * plane;
+      steps.push_back(kir::GemmStep(gemm));
+    }
+  }
+  if (bias || ctx.epilogue) {
+    steps.push_back(lower::ChunkedLoop(g.batch * g.filters * plane, [&](const Expr& i) {
+      const Expr value =
+          bias ? kir::Load(out, i) + kir::Load(bias, i / Int(plane) % Int(g.filters)) : kir::Load(out, i);
+      return kir::Store(out, i, ctx.Epilogue(value, i, i % Int(plane), plane));
+    }));
+  }
+  return kir::Block(std::move(steps));
+}
+
 Stmt ConvolutionLower(const Attrs& attrs, LowerContext& ctx) {
   const ConvGeometry g = MakeConvGeometry(attrs, ctx);
   if (NumElements(ctx.output_shapes[0]) == 0) return kir::Block({});
@@ -778,6 +843,7 @@ Stmt ConvolutionLower(const Attrs& attrs, LowerContext& ctx) {
   // Depthwise: each filter reads one channel; a GEMM per group would be a vector product.
   if (g.group_in == 0) return DirectConvolution(g, ctx, bias, ScalarType::kFloat32);
   if (g.group_in == 1 && g.groups > 1) return UnrolledConvolution(g, ctx, bias);
+  if (ctx.LibrarySteps()) return LibraryConvolution(g, ctx, bias);
   if (WinogradApplies(g, ctx)) return WinogradConvolution(g, ctx, bias);
   if (Narrow(g, ctx)) return NarrowConvolution(g, ctx, bias);
   return GemmConvolution(g, ctx, bias);

@@ -922,6 +922,8 @@ std::vector<int64_t> PadOf(const Pair& p) {
 }  // namespace
 
 void AlterConvolutionToWinograd(AlterContext& ctx) {
+  // Winograd's transforms are a CPU schedule: on CUDA the products go to cuBLAS.
+  if (ctx.target != LowerTarget::kCpu) return;
   const ConvGeometry g = ConvGeometryOf(ctx.attrs, ctx.input_shapes[0], ctx.output_shapes[0]);
   // Constant filters are transformed and packed at compile time by the lowering.
   if (!IsWinogradShape(g) || ctx.constants[1] != nullptr || !AllFloat32(ctx.input_types) ||
@@ -939,6 +941,7 @@ void AlterConvolutionToWinograd(AlterContext& ctx) {
 // _backward_Convolution_data (out_grad, data, weight): a Winograd convolution of out_grad
 // with the rotated, transposed filters, padded r - 1 - pad (where that is at most 2).
 void AlterConvDataGradToWinograd(AlterContext& ctx) {
+  if (ctx.target != LowerTarget::kCpu) return;
   const ConvGeometry g = ConvGeometryOf(ctx.attrs, ctx.input_shapes[1], ctx.input_shapes[0]);
   // Gradient pads above 2 make the transforms mostly of zeros: LeNet's 5x5 layer (10x10
   // out_grad, pad 4, a 14x14 gradient) took 11 ms this way against 4.4 ms direct.

@@ -32,6 +32,7 @@ void AlterOperators(Graph& graph, const PassContext& context, PassChanges& chang
     AlterContext alter(*node, std::move(input_shapes), std::move(input_types), std::move(output_shapes),
                        std::move(output_types), std::move(constants));
     alter.fresh_name = [&](const std::string& base) { return names.Fresh(base); };
+    alter.target = context.target;
     try {
       node->op->alter()(alter);
     } catch (const Error& e) {

@@ -22,6 +22,8 @@ struct PassContext {
   // Parameters are constants (compiling for inference with embedded parameters): they may
   // be folded, and BatchNorm folded into the weights. False with --no-embed-params.
   bool params_are_constants = true;
+  // The processor the graph is compiled for (operators' alter functions choose forms for it).
+  LowerTarget target = LowerTarget::kCpu;
   // Shapes and dtypes of the graph's inputs, as for InferShape / InferType.
   std::map<std::string, Shape> input_shapes;
   std::map<std::string, DType> input_types;

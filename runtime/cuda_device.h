@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "proto/artifact.pb.h"
+#include "runtime/gemm_step.h"
 
 namespace kiln {
 
@@ -42,6 +43,14 @@ class CudaDevice {
   // previous launches and copies.
   virtual void Launch(size_t kernel, const CudaLaunch& launch, const std::vector<uint64_t>& buffers, int64_t begin,
                       int64_t end) = 0;
+  // Readies the GEMM library (cuBLAS) for Gemm: its handle on the device's stream and its
+  // workspace, made here since nothing may be allocated while a capture records. TF32
+  // tensor cores only with `allow_tf32`.
+  virtual void PrepareGemm(bool allow_tf32) = 0;
+  // Runs a library GEMM step, as cuBLAS's call (PlanCublasGemm), on device buffers (the
+  // call's offsets are from their starts: first = B's, second = A's), in order after the
+  // previous work; captured as launches are.
+  virtual void Gemm(const CublasGemmCall& call, uint64_t first, uint64_t second, uint64_t c) = 0;
   virtual void Synchronize() = 0;
   // Records the launches made until EndCapture instead of running them (a CUDA Graph on
   // the GPU); Replay runs the recorded sequence, on the same buffers. Copies are not

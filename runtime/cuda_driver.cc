@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <string>
+#include <type_traits>
 
 #include "runtime/error.h"
 
@@ -95,6 +97,62 @@ const DriverApi& Driver() {
   return api;
 }
 
+// cuBLAS's entry points kiln calls, as cublas_api.h declares them, loaded at the first
+// GEMM step (a GPU artifact without products never needs cuBLAS).
+struct BlasApi {
+  int (*create)(void**);
+  int (*destroy)(void*);
+  int (*set_stream)(void*, void*);
+  int (*set_workspace)(void*, void*, size_t);
+  int (*set_math_mode)(void*, int);
+  const char* (*status_string)(int);
+  int (*sgemm_strided_batched)(void*, int, int, int, int, int, const float*, const float*, int, long long, const float*,
+                               int, long long, const float*, float*, int, long long, int);
+};
+constexpr int kCublasOpN = 0;          // CUBLAS_OP_N
+constexpr int kCublasOpT = 1;          // CUBLAS_OP_T
+constexpr int kCublasDefaultMath = 0;  // CUBLAS_DEFAULT_MATH: float32 products in float32 (as PyTorch's default)
+constexpr int kCublasTf32Math = 3;     // CUBLAS_TF32_TENSOR_OP_MATH
+// cuBLAS asks for a user workspace under graph capture; 32 MiB covers Hopper's kernels.
+constexpr size_t kCublasWorkspaceBytes = size_t{32} << 20;
+
+const BlasApi& Blas() {
+  static const BlasApi api = [] {
+    void* library = nullptr;
+    std::string tried;
+    for (const char* name : {"libcublas.so.13", "libcublas.so.12", "libcublas.so.11", "libcublas.so"}) {
+      library = ::dlopen(name, RTLD_NOW | RTLD_LOCAL);
+      if (library != nullptr) break;
+      tried += (tried.empty() ? "" : ", ") + std::string(name);
+    }
+    if (library == nullptr) {
+      throw Error("the artifact's matrix products need cuBLAS, and none loads (tried " + tried +
+                  "): install the CUDA toolkit's libcublas");
+    }
+    const auto bind = [library](const char* name, auto& fn) {
+      fn = reinterpret_cast<std::remove_reference_t<decltype(fn)>>(::dlsym(library, name));
+      if (fn == nullptr) throw Error(std::string("cuBLAS lacks ") + name);
+    };
+    BlasApi b{};
+    bind("cublasCreate_v2", b.create);
+    bind("cublasDestroy_v2", b.destroy);
+    bind("cublasSetStream_v2", b.set_stream);
+    bind("cublasSetWorkspace_v2", b.set_workspace);
+    bind("cublasSetMathMode", b.set_math_mode);
+    bind("cublasGetStatusString", b.status_string);
+    bind("cublasSgemmStridedBatched", b.sgemm_strided_batched);
+    return b;
+  }();
+  return api;
+}
+
+void CheckBlas(int status, const std::string& what) {
+  if (status == 0) return;
+  const char* message = Blas().status_string(status);
+  throw Error(what + " failed with cuBLAS status " + std::to_string(status) +
+              (message != nullptr ? std::string(" (") + message + ")" : ""));
+}
+
 // Throws "<prefix><what> failed with error N (message)" for a driver error.
 void Check(int result, const std::string& what, const std::string& prefix = "") {
   if (result == 0) return;
@@ -124,6 +182,8 @@ class DriverDevice final : public CudaDevice {
   ~DriverDevice() override {
     api_.context_set_current(context_);
     DestroyGraph();
+    if (blas_ != nullptr) Blas().destroy(blas_);
+    if (workspace_ != 0) api_.mem_free(workspace_);
     if (stream_ != nullptr) api_.stream_destroy(stream_);
     if (module_ != nullptr) api_.module_unload(module_);
     api_.primary_context_release(device_);
@@ -185,6 +245,29 @@ class DriverDevice final : public CudaDevice {
                              static_cast<unsigned>(launch.block), 1, 1, 0, stream_, params.data(), nullptr),
           "cuLaunchKernel");
   }
+  void PrepareGemm(bool allow_tf32) override {
+    if (blas_ != nullptr) return;
+    MakeCurrent();
+    const BlasApi& blas = Blas();
+    CheckBlas(blas.create(&blas_), "cublasCreate");
+    CheckBlas(blas.set_stream(blas_, stream_), "cublasSetStream");
+    workspace_ = Allocate(kCublasWorkspaceBytes);
+    CheckBlas(blas.set_workspace(blas_, reinterpret_cast<void*>(workspace_), kCublasWorkspaceBytes),
+              "cublasSetWorkspace");
+    CheckBlas(blas.set_math_mode(blas_, allow_tf32 ? kCublasTf32Math : kCublasDefaultMath), "cublasSetMathMode");
+  }
+  void Gemm(const CublasGemmCall& call, uint64_t first, uint64_t second, uint64_t c) override {
+    if (call.empty) return;
+    if (blas_ == nullptr) throw Error("internal: a GEMM before PrepareGemm");
+    MakeCurrent();
+    const auto at = [](uint64_t base, int64_t offset) { return reinterpret_cast<float*>(base) + offset; };
+    CheckBlas(Blas().sgemm_strided_batched(blas_, call.transpose_first ? kCublasOpT : kCublasOpN,
+                                           call.transpose_second ? kCublasOpT : kCublasOpN, call.m, call.n, call.k,
+                                           &call.alpha, at(first, call.first_offset), call.ld_first, call.stride_first,
+                                           at(second, call.second_offset), call.ld_second, call.stride_second,
+                                           &call.beta, at(c, call.c_offset), call.ldc, call.stride_c, call.batch),
+              "cublasSgemmStridedBatched");
+  }
   void Synchronize() override {
     MakeCurrent();
     Check(api_.stream_synchronize(stream_), "cuStreamSynchronize (a kernel failed)");
@@ -222,6 +305,8 @@ class DriverDevice final : public CudaDevice {
   void* graph_ = nullptr;
   void* graph_exec_ = nullptr;
   std::vector<void*> functions_;
+  void* blas_ = nullptr;  // the cuBLAS handle, once PrepareGemm made it
+  uint64_t workspace_ = 0;
 };
 
 }  // namespace

@@ -8,6 +8,7 @@
 #include "runtime/cuda_driver.h"
 #include "runtime/error.h"
 #include "runtime/file_util.h"
+#include "runtime/gemm_step.h"
 
 namespace kiln {
 
@@ -67,7 +68,33 @@ std::unique_ptr<CudaExecutor> CudaExecutor::Build(const proto::ArtifactProto& ar
   // "cuda_" + the kernel call's symbol, its grid and its device addresses.
   std::map<std::string, size_t> by_entry;
   for (int k = 0; k < artifact.cuda().kernels_size(); ++k) by_entry[artifact.cuda().kernels(k).entry()] = k;
+  const auto address = [&](const proto::BufferRef& arg) {
+    switch (arg.kind()) {
+      case proto::BufferRef::ARENA: return e->arena_ + arg.offset();
+      // As the CPU executor: inputs, parameters and outputs are whole buffers.
+      case proto::BufferRef::INPUT: return e->input_buffers_[arg.index()];
+      case proto::BufferRef::PARAM: return e->params_[arg.index()];
+      default: return e->output_buffers_[arg.index()];  // OUTPUT (checked)
+    }
+  };
   for (const auto& call : artifact.kernels()) {
+    if (call.has_gemm()) {
+      const std::string what = where + ": the GEMM step of node '" + Abbreviate(call.node()) + "'";
+      if (!call.symbol().empty()) throw Error(what + " also names a kernel, '" + Abbreviate(call.symbol()) + "'");
+      const std::vector<uint64_t> needed = CheckGemmCall(call, what);
+      for (int i = 0; i < call.args_size(); ++i) {
+        CheckBufferRef(call.args(i), needed[static_cast<size_t>(i)], artifact.arena_bytes(),
+                       {&e->inputs_, &params, &e->outputs_}, what + ", buffer " + std::to_string(i));
+      }
+      const proto::GemmCallProto& gemm = call.gemm();
+      Launch launch;
+      launch.gemm = PlanCublasGemm(gemm);
+      launch.buffers = {address(call.args(static_cast<int>(gemm.b_arg()))),
+                        address(call.args(static_cast<int>(gemm.a_arg()))),
+                        address(call.args(static_cast<int>(gemm.c_arg())))};
+      e->launches_.push_back(std::move(launch));
+      continue;
+    }
     const auto it = by_entry.find("cuda_" + call.symbol());
     if (it == by_entry.end()) {
       throw Error(where + ": kernel '" + Abbreviate(call.symbol()) + "' (node '" + Abbreviate(call.node()) +
@@ -88,15 +115,12 @@ std::unique_ptr<CudaExecutor> CudaExecutor::Build(const proto::ArtifactProto& ar
       const proto::BufferRef& arg = call.args(i);
       CheckBufferRef(arg, static_cast<uint64_t>(std::max<int64_t>(form.arg_bytes(i), 0)), artifact.arena_bytes(),
                      {&e->inputs_, &params, &e->outputs_}, what + ", buffer " + std::to_string(i));
-      switch (arg.kind()) {
-        case proto::BufferRef::ARENA: launch.buffers.push_back(e->arena_ + arg.offset()); break;
-        // As the CPU executor: inputs, parameters and outputs are whole buffers.
-        case proto::BufferRef::INPUT: launch.buffers.push_back(e->input_buffers_[arg.index()]); break;
-        case proto::BufferRef::PARAM: launch.buffers.push_back(e->params_[arg.index()]); break;
-        default: launch.buffers.push_back(e->output_buffers_[arg.index()]); break;  // OUTPUT (checked)
-      }
+      launch.buffers.push_back(address(arg));
     }
     e->launches_.push_back(std::move(launch));
+  }
+  if (std::any_of(e->launches_.begin(), e->launches_.end(), [](const Launch& l) { return l.gemm.has_value(); })) {
+    e->device_->PrepareGemm(artifact.cuda().allow_tf32());
   }
   return e;
 }
@@ -155,7 +179,11 @@ double CudaExecutor::SecondsPerCall(int calls) {
 
 void CudaExecutor::LaunchAll() {
   for (const Launch& launch : launches_) {
-    device_->Launch(launch.kernel, launch.launch, launch.buffers, 0, launch.parallel_extent);
+    if (launch.gemm) {
+      device_->Gemm(*launch.gemm, launch.buffers[0], launch.buffers[1], launch.buffers[2]);
+    } else {
+      device_->Launch(launch.kernel, launch.launch, launch.buffers, 0, launch.parallel_extent);
+    }
   }
 }
 

@@ -12,6 +12,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -64,11 +65,13 @@ class CudaExecutor {
   void LaunchAll();
   void LaunchCall();  // LaunchAll, or the CUDA Graph (captured at the first call)
 
+  // A kernel launch, or (gemm set) a library GEMM on buffers {B's, A's, C's}.
   struct Launch {
     size_t kernel = 0;  // index in the module
     CudaLaunch launch;
     std::vector<uint64_t> buffers;  // device addresses, in the kernel's argument order
     int64_t parallel_extent = 1;
+    std::optional<CublasGemmCall> gemm;
   };
   std::unique_ptr<CudaDevice> device_;
   std::vector<TensorSpec> inputs_, outputs_;

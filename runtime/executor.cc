@@ -11,6 +11,7 @@
 #include "runtime/artifact.h"
 #include "runtime/error.h"
 #include "runtime/file_util.h"
+#include "runtime/gemm_step.h"
 #include "runtime/param_file.h"
 #include "runtime/runtime_api.h"
 #include "runtime/thread_pool.h"
@@ -348,9 +349,23 @@ std::unique_ptr<Executor> Executor::Build(const proto::ArtifactProto& artifact, 
 // Checks one kernel call of the artifact against the code's own ABI record and the
 // buffers it names: a checksum says nothing about whether the metadata is consistent.
 Executor::KernelPlan Executor::PlanKernel(const proto::KernelCall& call, const std::string& where) const {
+  KernelPlan plan;
+  plan.node = call.node();
+  if (call.has_gemm()) {
+    const std::string what = where + ": the GEMM step of node '" + Abbreviate(call.node()) + "'";
+    if (!call.symbol().empty()) throw Error(what + " also names a kernel, '" + Abbreviate(call.symbol()) + "'");
+    const std::vector<uint64_t> needed = CheckGemmCall(call, what);
+    for (int i = 0; i < call.args_size(); ++i) {
+      CheckBufferRef(call.args(i), needed[static_cast<size_t>(i)], static_cast<uint64_t>(arena_bytes_),
+                     {&inputs_, &params_, &outputs_}, what + ", buffer " + std::to_string(i));
+      plan.args.push_back(call.args(i));
+    }
+    plan.gemm = call.gemm();
+    plan.parallel_extent = call.gemm().batch();
+    return plan;
+  }
   const std::string what =
       where + ": kernel '" + Abbreviate(call.symbol()) + "' (node '" + Abbreviate(call.node()) + "')";
-  KernelPlan plan;
   plan.fn = code_->Find(call.symbol());
   if (plan.fn == nullptr) throw Error(what + " is missing from the code object");
   const int64_t* record = code_->FindAbiRecord(call.symbol());
@@ -365,7 +380,6 @@ Executor::KernelPlan Executor::PlanKernel(const proto::KernelCall& call, const s
     throw Error(what + ": the code's parallel extent is " + std::to_string(record[1]) + ", the artifact says " +
                 std::to_string(call.parallel_extent()));
   }
-  plan.node = call.node();
   plan.parallel_extent = std::max<int64_t>(record[1], 1);
   for (int i = 0; i < call.args_size(); ++i) {
     const proto::BufferRef& arg = call.args(i);
@@ -464,7 +478,19 @@ void Executor::Execute(const std::vector<Tensor>& inputs, std::vector<Tensor>& o
       }
     }
     void* const* args = buffers.data();
-    if (pool_ != nullptr && kernel.parallel_extent > 1) {
+    if (kernel.gemm) {
+      const proto::GemmCallProto& gemm = *kernel.gemm;
+      const auto run = [&](int64_t begin, int64_t end) {
+        RunGemmOnHost(gemm, static_cast<const float*>(args[gemm.a_arg()]),
+                      static_cast<const float*>(args[gemm.b_arg()]), static_cast<float*>(args[gemm.c_arg()]), api,
+                      begin, end);
+      };
+      if (pool_ != nullptr && gemm.batch() > 1) {
+        pool_->ParallelFor(gemm.batch(), run);
+      } else {
+        run(0, gemm.batch());
+      }
+    } else if (pool_ != nullptr && kernel.parallel_extent > 1) {
       pool_->ParallelFor(kernel.parallel_extent, [&](int64_t begin, int64_t end) { kernel.fn(args, begin, end, api); });
     } else {
       kernel.fn(args, 0, kernel.parallel_extent, api);

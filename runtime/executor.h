@@ -9,6 +9,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -125,8 +126,10 @@ class Executor {
   const std::string& kernel_node(size_t k) const { return kernels_.at(k).node; }
 
  private:
+  // A kernel of the code object, or (fn null) a library GEMM step on `args`.
   struct KernelPlan {
     KilnKernelFn fn = nullptr;
+    std::optional<proto::GemmCallProto> gemm;
     std::string node;
     int64_t parallel_extent = 1;
     std::vector<proto::BufferRef> args;

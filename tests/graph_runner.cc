@@ -7,6 +7,7 @@
 
 #include "codegen/kir_interpreter.h"
 #include "runtime/error.h"
+#include "runtime/gemm_step.h"
 #include "runtime/param_file.h"
 #include "tests/lower_test_util.h"
 
@@ -37,11 +38,19 @@ std::vector<Tensor> RunWithInterpreter(const LoweredGraph& lowered, const std::m
       default: throw Error("unknown buffer kind");
     }
   };
-  for (int k = 0; k < artifact.kernels_size(); ++k) {
-    const auto& call = artifact.kernels(k);
+  // Library steps have no kernel of their own: lowered.kernels holds the others, in order.
+  size_t kernel = 0;
+  for (const auto& call : artifact.kernels()) {
     std::vector<void*> buffers;
     for (const auto& arg : call.args()) buffers.push_back(pointer(arg));
-    InterpretKernel(lowered.kernels.at(static_cast<size_t>(k)), buffers, 0, call.parallel_extent(), TestRuntimeApi());
+    if (call.has_gemm()) {
+      const proto::GemmCallProto& gemm = call.gemm();
+      RunGemmOnHost(gemm, static_cast<const float*>(buffers.at(gemm.a_arg())),
+                    static_cast<const float*>(buffers.at(gemm.b_arg())), static_cast<float*>(buffers.at(gemm.c_arg())),
+                    TestRuntimeApi(), 0, gemm.batch());
+      continue;
+    }
+    InterpretKernel(lowered.kernels.at(kernel++), buffers, 0, call.parallel_extent(), TestRuntimeApi());
   }
   return outputs;
 }
@@ -153,7 +162,8 @@ std::string CheckMemoryPlan(const MemoryProblem& problem, const StoragePlan& pla
       if (c.first <= step && step <= c.last) live += Aligned(c.bytes);
     }
     for (const auto& [read, write] : donations) {
-      if (classes.at(read).last == step) live -= std::min(Aligned(classes.at(read).bytes), Aligned(classes.at(write).bytes));
+      if (classes.at(read).last == step)
+        live -= std::min(Aligned(classes.at(read).bytes), Aligned(classes.at(write).bytes));
     }
     bound = std::max(bound, live);
   }

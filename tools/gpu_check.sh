@@ -22,7 +22,12 @@ case "${1:-}" in
     du -sh .gpu
     ;;
   run)
-    LD_LIBRARY_PATH=".gpu/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" .gpu/gpu_check .gpu/cases
+    # cuBLAS from the host's CUDA toolkit (the runtime loads it by name at the first GEMM).
+    cuda_libs=""
+    for dir in /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib; do
+      [ -d "$dir" ] && cuda_libs="$cuda_libs:$dir"
+    done
+    LD_LIBRARY_PATH=".gpu/lib$cuda_libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" .gpu/gpu_check .gpu/cases
     ;;
   *)
     echo "usage: tools/gpu_check.sh prepare | run" >&2

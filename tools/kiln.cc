@@ -265,6 +265,12 @@ int InspectArtifact(const CommandLine& line, const std::string& bytes) {
     std::cout << "  " << record.Summary() << "\n";
   }
   for (const auto& kernel : artifact.kernels()) {
+    if (kernel.has_gemm()) {
+      const auto& g = kernel.gemm();
+      std::cout << "  GEMM step " << g.m() << "x" << g.n() << "x" << g.k() << (g.batch() > 1 ? " batch " : "")
+                << (g.batch() > 1 ? std::to_string(g.batch()) : "") << "  (node " << kernel.node() << ")\n";
+      continue;
+    }
     std::cout << "  " << kernel.symbol() << "  (node " << kernel.node() << ", parallel " << kernel.parallel_extent()
               << ")\n";
   }

@@ -3,6 +3,7 @@
 #include <cstring>
 #include <map>
 #include <memory>
+#include <optional>
 #include <sstream>
 
 #include "codegen/cuda/cuda_emitter.h"
@@ -52,10 +53,18 @@ class EmulatedDevice final : public CudaDevice {
   void Launch(size_t kernel, const CudaLaunch& launch, const std::vector<uint64_t>& buffers, int64_t begin,
               int64_t end) override {
     if (capturing_) {
-      captured_.push_back({kernel, launch, buffers, begin, end});
+      captured_.push_back({kernel, launch, buffers, begin, end, std::nullopt});
       return;
     }
     Run(kernel, launch, buffers, begin, end);
+  }
+  void PrepareGemm(bool) override {}
+  void Gemm(const CublasGemmCall& call, uint64_t first, uint64_t second, uint64_t c) override {
+    if (capturing_) {
+      captured_.push_back({0, {}, {first, second, c}, 0, 0, call});
+      return;
+    }
+    RunGemm(call, first, second, c);
   }
   void Synchronize() override {}
   void BeginCapture() override {
@@ -64,16 +73,31 @@ class EmulatedDevice final : public CudaDevice {
   }
   void EndCapture() override { capturing_ = false; }
   void Replay() override {
-    for (const Recorded& r : captured_) Run(r.kernel, r.launch, r.buffers, r.begin, r.end);
+    for (const Recorded& r : captured_) {
+      if (r.gemm) {
+        RunGemm(*r.gemm, r.buffers[0], r.buffers[1], r.buffers[2]);
+      } else {
+        Run(r.kernel, r.launch, r.buffers, r.begin, r.end);
+      }
+    }
   }
 
  private:
+  // A launch, or (gemm set) a GEMM on buffers {first, second, c}.
   struct Recorded {
     size_t kernel;
     CudaLaunch launch;
     std::vector<uint64_t> buffers;
     int64_t begin, end;
+    std::optional<CublasGemmCall> gemm;
   };
+
+  // cuBLAS's column-major definition, computed plainly: the row-major to column-major
+  // mapping of PlanCublasGemm is exercised as on a GPU.
+  static void RunGemm(const CublasGemmCall& call, uint64_t first, uint64_t second, uint64_t c) {
+    ColumnMajorGemm(call, reinterpret_cast<const float*>(first), reinterpret_cast<const float*>(second),
+                    reinterpret_cast<float*>(c));
+  }
 
   void Run(size_t kernel, const CudaLaunch& launch, const std::vector<uint64_t>& buffers, int64_t begin, int64_t end) {
     if (launch.grid == 0) return;

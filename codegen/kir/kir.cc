@@ -1,6 +1,8 @@
 #include "codegen/kir/kir.h"
 
+#include <algorithm>
 #include <atomic>
+#include <climits>
 #include <cmath>
 #include <cstring>
 #include <functional>
@@ -410,6 +412,150 @@ CallArg PointerArg(const Buffer& buffer, Expr offset) {
   return arg;
 }
 
+Stmt GemmStep(const GemmStepArgs& g) {
+  const auto value = [](int64_t v) { return ScalarArg(IntImm(v)); };
+  const auto real = [](double v) { return ScalarArg(FloatImm(v, ScalarType::kFloat64)); };
+  return Call(kGemmStepRoutine,
+              {PointerArg(g.a, IntImm(g.a_offset)), PointerArg(g.b, IntImm(g.b_offset)),
+               PointerArg(g.c, IntImm(g.c_offset)), value(g.m), value(g.n), value(g.k), value(g.batch), value(g.lda),
+               value(g.ldb), value(g.ldc), value(g.stride_a), value(g.stride_b), value(g.stride_c),
+               value(g.transpose_a ? 1 : 0), value(g.transpose_b ? 1 : 0), real(g.alpha), real(g.beta)});
+}
+
+bool IsLibraryStep(const Stmt& s) {
+  return s != nullptr && s->kind == StmtKind::kCall && s->routine == kGemmStepRoutine;
+}
+
+namespace {
+
+constexpr size_t kGemmStepArgs = 17;
+
+// The last element an operand of `rows` x `cols` (as stored) reaches, plus one; 0 when
+// empty. Overflow-safe: sizes are static but come from any graph.
+int64_t OperandReach(int64_t offset, int64_t batch, int64_t stride, int64_t rows, int64_t cols, int64_t ld,
+                     const std::string& what) {
+  Require(offset >= 0 && stride >= 0 && rows >= 0 && cols >= 0 && ld >= 0,
+          what + ": negative offset, stride, size or leading dimension");
+  if (rows == 0 || cols == 0 || batch == 0) return 0;
+  Require(ld >= cols,
+          what + ": leading dimension " + std::to_string(ld) + " below its " + std::to_string(cols) + " columns");
+  __int128 last = offset;
+  last += static_cast<__int128>(batch - 1) * stride + static_cast<__int128>(rows - 1) * ld + cols;
+  Require(last <= INT64_MAX, what + ": its extent overflows");
+  return static_cast<int64_t>(last);
+}
+
+void CheckGemmStep(const GemmStepArgs& g) {
+  Require(g.m >= 0 && g.n >= 0 && g.k >= 0 && g.batch >= 1,
+          "gemm step: sizes m=" + std::to_string(g.m) + " n=" + std::to_string(g.n) + " k=" + std::to_string(g.k) +
+              " batch=" + std::to_string(g.batch) + " (expected m, n, k >= 0 and batch >= 1)");
+  const struct {
+    const Buffer& buffer;
+    int64_t offset, stride, rows, cols, ld;
+    const char* name;
+  } operands[] = {
+      {g.a, g.a_offset, g.stride_a, g.transpose_a ? g.k : g.m, g.transpose_a ? g.m : g.k, g.lda, "A"},
+      {g.b, g.b_offset, g.stride_b, g.transpose_b ? g.n : g.k, g.transpose_b ? g.k : g.n, g.ldb, "B"},
+      {g.c, g.c_offset, g.stride_c, g.m, g.n, g.ldc, "C"},
+  };
+  for (const auto& x : operands) {
+    const std::string what = std::string("gemm step operand ") + x.name;
+    Require(x.buffer != nullptr && !x.buffer->is_local && x.buffer->type == ScalarType::kFloat32,
+            what + " must be a float32 kernel argument");
+    const int64_t reach = OperandReach(x.offset, g.batch, x.stride, x.rows, x.cols, x.ld, what);
+    Require(reach <= x.buffer->size, what + " reaches element " + std::to_string(reach) + " of '" + x.buffer->name +
+                                         "', which holds " + std::to_string(x.buffer->size));
+  }
+}
+
+// The top-level statements of a body: nested blocks flattened.
+void TopLevel(const Stmt& s, std::vector<Stmt>& out) {
+  if (s != nullptr && s->kind == StmtKind::kBlock) {
+    for (const auto& child : s->body) TopLevel(child, out);
+  } else if (s != nullptr) {
+    out.push_back(s);
+  }
+}
+
+std::vector<Stmt> TopLevel(const Stmt& body) {
+  std::vector<Stmt> statements;
+  TopLevel(body, statements);
+  return statements;
+}
+
+}  // namespace
+
+GemmStepArgs GemmStepOf(const StmtNode& call) {
+  Require(call.kind == StmtKind::kCall && call.routine == kGemmStepRoutine, "not a gemm step");
+  Require(call.args.size() == kGemmStepArgs,
+          "gemm step: " + std::to_string(call.args.size()) + " arguments, expected " + std::to_string(kGemmStepArgs));
+  for (size_t i = 0; i < 3; ++i) {
+    Require(call.args[i].buffer != nullptr && call.args[i].offset.defined() &&
+                call.args[i].offset->kind == ExprKind::kIntImm,
+            "gemm step argument " + std::to_string(i) + " must be a buffer at a constant offset");
+  }
+  const auto integer = [&](size_t i) {
+    const Expr& e = call.args[i].scalar;
+    Require(e.defined() && e->kind == ExprKind::kIntImm,
+            "gemm step argument " + std::to_string(i) + " must be an integer constant");
+    return e->int_value;
+  };
+  const auto real = [&](size_t i) {
+    const Expr& e = call.args[i].scalar;
+    Require(e.defined() && e->kind == ExprKind::kFloatImm,
+            "gemm step argument " + std::to_string(i) + " must be a float constant");
+    return e->float_value;
+  };
+  GemmStepArgs g;
+  g.a = call.args[0].buffer;
+  g.b = call.args[1].buffer;
+  g.c = call.args[2].buffer;
+  g.a_offset = call.args[0].offset->int_value;
+  g.b_offset = call.args[1].offset->int_value;
+  g.c_offset = call.args[2].offset->int_value;
+  g.m = integer(3);
+  g.n = integer(4);
+  g.k = integer(5);
+  g.batch = integer(6);
+  g.lda = integer(7);
+  g.ldb = integer(8);
+  g.ldc = integer(9);
+  g.stride_a = integer(10);
+  g.stride_b = integer(11);
+  g.stride_c = integer(12);
+  g.transpose_a = integer(13) != 0;
+  g.transpose_b = integer(14) != 0;
+  g.alpha = real(15);
+  g.beta = real(16);
+  CheckGemmStep(g);
+  return g;
+}
+
+bool HasLibrarySteps(const Kernel& kernel) {
+  const std::vector<Stmt> top = TopLevel(kernel.body);
+  return std::any_of(top.begin(), top.end(), IsLibraryStep);
+}
+
+std::vector<KernelStep> SplitSteps(const Kernel& kernel) {
+  if (!HasLibrarySteps(kernel)) return {KernelStep{kernel, std::nullopt}};
+  std::vector<KernelStep> steps;
+  for (const Stmt& s : TopLevel(kernel.body)) {
+    if (IsLibraryStep(s)) {
+      steps.push_back({std::nullopt, GemmStepOf(*s)});
+      continue;
+    }
+    Kernel part;
+    part.name = kernel.name + "_s" + std::to_string(steps.size());
+    part.args = kernel.args;
+    part.body = s;
+    if (s->kind == StmtKind::kFor && s->loop_kind == LoopKind::kParallel && s->extent->kind == ExprKind::kIntImm) {
+      part.parallel_extent = s->extent->int_value;
+    }
+    steps.push_back({std::move(part), std::nullopt});
+  }
+  return steps;
+}
+
 Buffer KernelBuilder::AddArg(const std::string& name, ScalarType type, int64_t size) {
   auto buffer = std::make_shared<BufferNode>();
   buffer->id = static_cast<int>(kernel_.args.size());
@@ -616,8 +762,23 @@ class Verifier {
     for (const auto& arg : kernel.args) args_.insert(arg.get());
   }
 
+  // A kernel with library steps runs each top-level statement as a kernel of its own
+  // (SplitSteps): each may begin with a parallel loop.
+  void Body(const Stmt& body, bool has_steps) {
+    if (!has_steps) {
+      Statement(body, true);
+      return;
+    }
+    for (const Stmt& s : TopLevel(body)) {
+      top_level_ = true;
+      Statement(s, true);
+    }
+  }
+
   void Statement(const Stmt& s, bool outermost) {
     Require(s != nullptr, "null statement");
+    const bool top_level = top_level_;
+    top_level_ = false;
     switch (s->kind) {
       case StmtKind::kFor:
         Require(outermost || s->loop_kind != LoopKind::kParallel, "a parallel loop must be the outermost statement");
@@ -646,6 +807,10 @@ class Verifier {
         checked_.clear();
         break;
       case StmtKind::kCall:
+        if (s->routine == kGemmStepRoutine) {
+          Require(top_level, "a library step (" + s->routine + ") must be a top-level statement of its kernel");
+          GemmStepOf(*s);
+        }
         for (const auto& arg : s->args) {
           if (arg.buffer) {
             CheckBuffer(arg.buffer);
@@ -675,6 +840,7 @@ class Verifier {
   std::set<const BufferNode*> args_;
   std::set<const BufferNode*> locals_;
   std::unordered_set<const ExprNode*> checked_;
+  bool top_level_ = false;  // the statement being checked is one of the kernel's steps
 };
 
 }  // namespace
@@ -768,7 +934,7 @@ uint64_t Fingerprint(const Kernel& kernel) {
 
 void Verify(const Kernel& kernel) {
   Require(kernel.body != nullptr, "kernel '" + kernel.name + "' has no body");
-  Verifier(kernel).Statement(kernel.body, true);
+  Verifier(kernel).Body(kernel.body, HasLibrarySteps(kernel));
 }
 
 }  // namespace kiln::kir

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -231,6 +232,47 @@ struct Kernel {
   int64_t parallel_extent = 1;
 };
 
+// --- library steps ---
+// A lowering may hand work to a library as a step of its own (cuBLAS's GEMM on the GPU,
+// where a product inside a kernel has no fast form): the kernel's body is then a
+// sequence whose top-level statements are either library steps or loop nests, and it
+// runs as that sequence (SplitSteps): each loop nest a kernel of its own (a kParallel
+// loop may begin each), each step a library call between them, all on the kernel's
+// arguments.
+
+// A float32 matrix product with every size known at compile time: for b < batch,
+// C_b = alpha op(A_b) op(B_b) + beta C_b, row-major, op(A_b) (m, k), op(B_b) (k, n), C_b
+// (m, n); X_b begins x_offset + b * stride_x elements into buffer x, rows ld_x apart,
+// stored transposed when transpose_x. C_b must not overlap A_b or B_b.
+struct GemmStepArgs {
+  Buffer a, b, c;
+  int64_t a_offset = 0, b_offset = 0, c_offset = 0;
+  int64_t m = 0, n = 0, k = 0, batch = 1;
+  int64_t lda = 0, ldb = 0, ldc = 0;
+  int64_t stride_a = 0, stride_b = 0, stride_c = 0;
+  bool transpose_a = false, transpose_b = false;
+  double alpha = 1.0, beta = 0.0;
+};
+// The routine name a library GEMM step's kCall statement carries.
+inline constexpr const char* kGemmStepRoutine = "gemm_step";
+Stmt GemmStep(const GemmStepArgs& gemm);
+// Whether `s` is a library step (a kCall of a step routine), and its arguments.
+bool IsLibraryStep(const Stmt& s);
+GemmStepArgs GemmStepOf(const StmtNode& call);
+// Whether the kernel's body holds library steps (at its top level, where Verify allows
+// them).
+bool HasLibrarySteps(const Kernel& kernel);
+
+// One step of a kernel run as a sequence: a kernel of its own, or a library GEMM.
+struct KernelStep {
+  std::optional<Kernel> kernel;
+  std::optional<GemmStepArgs> gemm;
+};
+// The kernel as the sequence it runs: itself alone when it has no library steps; else
+// each top-level loop nest as a kernel named kernel.name + "_s<i>" (its own parallel
+// extent, the kernel's arguments) and each library step, in order.
+std::vector<KernelStep> SplitSteps(const Kernel& kernel);
+
 // Builds buffers and variables with unique ids for one kernel. Finish renumbers the
 // variables in the order they first appear (1, 2, ...), so that two kernels built alike
 // are equal whatever was built before them (Fingerprint).
@@ -258,8 +300,9 @@ std::string Print(const Kernel& kernel);
 std::string Print(const Expr& expr);
 
 // Checks that every load and store uses the kernel's buffers and int64 indices, that
-// operand types agree, and that a parallel loop, if any, is outermost. Throws
-// std::invalid_argument naming the problem.
+// operand types agree, and that a parallel loop, if any, is outermost (in a kernel with
+// library steps: outermost in its top-level statement), and that library steps lie at
+// the top level with constant arguments. Throws std::invalid_argument naming the problem.
 void Verify(const Kernel& kernel);
 
 }  // namespace kiln::kir

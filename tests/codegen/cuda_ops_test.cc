@@ -6,6 +6,7 @@
 // Kernels that call library routines (float32 GEMM-like operators: sgemm, sconv) have no
 // CUDA form yet (they become cuBLAS steps of their own): such cases are left out, and
 // the operators they belong to are listed.
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <cstdio>
@@ -28,6 +29,7 @@
 #include "runtime/executor.h"
 #include "runtime/signing.h"
 #include "symbol/symbol.h"
+#include "tests/codegen/gpu_models.h"
 #include "tests/codegen/op_cases.h"
 #include "tests/graph_runner.h"
 #include "tests/op_test_util.h"
@@ -51,7 +53,7 @@ const std::vector<std::pair<OpCases, size_t>>& AllEmittableCases() {
 }
 
 std::unique_ptr<Executor> CompileEmulated(const OpDef&, const Graph& graph, const CompileOptions& options) {
-  LoweredGraph lowered = LowerGraph(graph, options);
+  LoweredGraph lowered = LowerGraph(graph, ForCuda(options));
   std::shared_ptr<const CodeModule> code = LoadSharedObject(cuda::BuildEmulatedSharedObject(lowered.kernels));
   return Executor::Create(std::move(lowered.artifact), std::move(code));
 }
@@ -92,7 +94,7 @@ TEST_CASE("every operator's CUDA C compiles with NVRTC for sm_80 and sm_90", "[c
     const auto& [op, cases] = AllEmittableCases()[k].first;
     if (cases.empty()) continue;
     const CaseGraph graph = BuildCaseGraph(*op, OnePerDtype(cases));
-    for (kir::Kernel& kernel : LowerGraph(graph.graph, graph.options).kernels) {
+    for (kir::Kernel& kernel : LowerGraph(graph.graph, ForCuda(graph.options)).kernels) {
       kernel.name = "op" + std::to_string(k) + "_" + kernel.name;
       kernels.push_back(std::move(kernel));
     }
@@ -214,12 +216,15 @@ TEST_CASE("compiling for CUDA makes an artifact of PTX and cubins that a GPU-les
   }
   std::filesystem::remove(path);
 
-  // A float32 matrix product lowers to sgemm, which has no CUDA form yet.
+  // A float32 matrix product is a cuBLAS step of its own, between the kernels.
   const Symbol fc =
       Symbol::Create("FullyConnected", {Symbol::Variable("data", Shape{4, 8}), Symbol::Variable("w", Shape{3, 8})},
                      {{"num_hidden", 3}, {"no_bias", true}}, "fc1");
-  CHECK_THROWS_WITH(CompileGraph(fc.ToGraph(), options),
-                    Catch::Contains("node 'fc1'") && Catch::Contains("no CUDA form yet"));
+  const proto::ArtifactProto product = CompileGraph(fc.ToGraph(), options);
+  REQUIRE(product.kernels_size() == 1);
+  CHECK(product.kernels(0).has_gemm());
+  CHECK(product.kernels(0).symbol().empty());
+  CHECK(product.cuda().kernels_size() == 0);
 }
 
 TEST_CASE("random fused graphs: their CUDA C, emulated, matches the interpreter, and NVRTC compiles it",
@@ -237,6 +242,7 @@ TEST_CASE("random fused graphs: their CUDA C, emulated, matches the interpreter,
     Case c{GraphGenerator(seed, /*smooth=*/true).Make(), {}};
     CompileOptions options;
     options.input_shapes = {{"data", kShape}};
+    options.cuda = CompileOptions::Cuda{};
     c.lowered = LowerGraph(c.generated.graph, options);
     if (!AllEmittable(c.lowered)) {
       ++with_routines;
@@ -278,7 +284,17 @@ TEST_CASE("random fused graphs: their CUDA C, emulated, matches the interpreter,
     const std::vector<Tensor> on_device =
         CudaExecutor::Create(gpu_artifact, cuda::EmulatedCudaDevice(own))->Run(c.generated.inputs);
     REQUIRE(on_device.size() == expected.size());
-    for (size_t i = 0; i < actual.size(); ++i) CHECK(on_device[i].BitwiseEquals(actual[i]));
+    // Kernels are the same code; GEMM steps are cuBLAS's planned calls there (computed in
+    // double by the emulated device) and kiln's sgemm here.
+    const bool has_gemm = std::any_of(c.lowered.artifact.kernels().begin(), c.lowered.artifact.kernels().end(),
+                                      [](const proto::KernelCall& call) { return call.has_gemm(); });
+    for (size_t i = 0; i < actual.size(); ++i) {
+      if (has_gemm) {
+        KILN_CHECK_CLOSE(on_device[i], actual[i], 1e-4, 1e-5);
+      } else {
+        CHECK(on_device[i].BitwiseEquals(actual[i]));
+      }
+    }
   }
   const cuda::Nvrtc* nvrtc = cuda::Nvrtc::Find();
   if (nvrtc == nullptr) {
@@ -290,4 +306,39 @@ TEST_CASE("random fused graphs: their CUDA C, emulated, matches the interpreter,
   const auto report = cuda::ParsePtxasReport(out.log);
   CHECK(report.size() == kernels.size());
   for (const auto& kernel : report) CHECK(kernel.spill_store_bytes == 0);
+}
+
+TEST_CASE("models with products and convolutions run on the GPU path: kernels and cuBLAS steps", "[cuda][models]") {
+  for (const GpuModel& model : GpuModels()) {
+    INFO(model.name);
+    CompileOptions cpu;
+    const std::vector<Tensor> want = CompileJit(model.graph, cpu)->Run(model.inputs);
+    const LoweredGraph lowered = LowerGraph(model.graph, ForCuda(cpu));
+    int gemm_steps = 0;
+    for (const auto& call : lowered.artifact.kernels()) gemm_steps += call.has_gemm() ? 1 : 0;
+    CHECK(gemm_steps >= 2);
+    REQUIRE(AllEmittable(lowered));
+    proto::ArtifactProto gpu_artifact = lowered.artifact;
+    for (const auto& info : cuda::EmitCudaModule(lowered.kernels).kernels) {
+      *gpu_artifact.mutable_cuda()->add_kernels() = cuda::LaunchForm(info);
+    }
+    // The GPU's plan on the emulated device (GEMMs as cuBLAS computes its planned calls),
+    // with the CUDA Graph replayed on a second call and without it.
+    const auto replayed = CudaExecutor::Create(gpu_artifact, cuda::EmulatedCudaDevice(lowered.kernels));
+    CudaExecutorOptions plain_options;
+    plain_options.cuda_graph = false;
+    const auto plain = CudaExecutor::Create(gpu_artifact, cuda::EmulatedCudaDevice(lowered.kernels), plain_options);
+    const std::vector<Tensor> first = replayed->Run(model.inputs);
+    const std::vector<Tensor> second = replayed->Run(model.inputs);
+    const std::vector<Tensor> unreplayed = plain->Run(model.inputs);
+    // And the same plan on the CPU executor (GEMMs through kiln's sgemm).
+    const std::vector<Tensor> on_cpu = RunWithInterpreter(lowered, model.inputs);
+    REQUIRE(first.size() == want.size());
+    for (size_t i = 0; i < want.size(); ++i) {
+      KILN_CHECK_CLOSE(first[i], want[i], 1e-4, 1e-5);
+      KILN_CHECK_CLOSE(on_cpu[i], want[i], 1e-4, 1e-5);
+      CHECK(second[i].BitwiseEquals(first[i]));
+      CHECK(unreplayed[i].BitwiseEquals(first[i]));
+    }
+  }
 }

@@ -211,3 +211,65 @@ TEST_CASE("mod, comparison and logical lowerings match the reference, zeros and 
     }
   }
 }
+
+TEST_CASE("a kernel with library steps runs as its sequence of kernels and steps", "[kir][steps]") {
+  kir::KernelBuilder b("fc");
+  const auto x = b.AddArg("x", kir::ScalarType::kFloat32, 6);   // (2, 3)
+  const auto w = b.AddArg("w", kir::ScalarType::kFloat32, 12);  // (3, 4)
+  const auto y = b.AddArg("y", kir::ScalarType::kFloat32, 8);   // (2, 4)
+  kir::GemmStepArgs gemm;
+  gemm.a = x;
+  gemm.b = w;
+  gemm.c = y;
+  gemm.m = 2;
+  gemm.n = 4;
+  gemm.k = 3;
+  gemm.lda = 3;
+  gemm.ldb = 4;
+  gemm.ldc = 4;
+  const kir::Expr i = kir::Var("i");
+  const kir::Stmt relu =
+      kir::For(i, 0, 8, kir::Store(y, i, kir::Max(kir::Load(y, i), kir::FloatImm(0.0))), kir::LoopKind::kParallel);
+  const kir::Kernel kernel = b.Finish(kir::Block({kir::GemmStep(gemm), relu}));
+  CHECK(kir::HasLibrarySteps(kernel));
+  const std::vector<kir::KernelStep> steps = kir::SplitSteps(kernel);
+  REQUIRE(steps.size() == 2);
+  REQUIRE(steps[0].gemm);
+  CHECK((steps[0].gemm->m == 2 && steps[0].gemm->n == 4 && steps[0].gemm->k == 3 && steps[0].gemm->c == y));
+  REQUIRE(steps[1].kernel);
+  CHECK(steps[1].kernel->name == "fc_s1");
+  CHECK(steps[1].kernel->parallel_extent == 8);
+  CHECK(steps[1].kernel->args.size() == 3);
+  // The interpreter runs the whole sequence: the product, then the relu.
+  std::vector<float> xs = {1, -2, 3, 0.5f, 1, -1}, ws(12), ys(8, 7.0f);
+  for (size_t k = 0; k < ws.size(); ++k) ws[k] = static_cast<float>(k) - 5.0f;
+  InterpretKernel(kernel, {xs.data(), ws.data(), ys.data()}, 0, 1, TestRuntimeApi());
+  for (int r = 0; r < 2; ++r) {
+    for (int c = 0; c < 4; ++c) {
+      float sum = 0;
+      for (int p = 0; p < 3; ++p) sum += xs[r * 3 + p] * ws[p * 4 + c];
+      CHECK(ys[r * 4 + c] == Approx(std::max(sum, 0.0f)));
+    }
+  }
+  // Without steps a kernel is itself alone.
+  CHECK(kir::SplitSteps(steps[1].kernel.value()).size() == 1);
+
+  // Steps lie at the top level, inside their buffers, with constant arguments.
+  kir::KernelBuilder nested("nested");
+  const auto a2 = nested.AddArg("a", kir::ScalarType::kFloat32, 6);
+  gemm.a = a2;
+  gemm.b = nested.AddArg("b", kir::ScalarType::kFloat32, 12);
+  gemm.c = nested.AddArg("c", kir::ScalarType::kFloat32, 8);
+  CHECK_THROWS_WITH(nested.Finish(kir::For(kir::Var("t"), 0, 2, kir::GemmStep(gemm))),
+                    Catch::Contains("must be a top-level statement"));
+  kir::KernelBuilder outside("outside");
+  gemm.a = outside.AddArg("a", kir::ScalarType::kFloat32, 5);
+  gemm.b = outside.AddArg("b", kir::ScalarType::kFloat32, 12);
+  gemm.c = outside.AddArg("c", kir::ScalarType::kFloat32, 8);
+  CHECK_THROWS_WITH(outside.Finish(kir::GemmStep(gemm)), Catch::Contains("operand A reaches element 6 of 'a'"));
+  kir::KernelBuilder typed("typed");
+  gemm.a = typed.AddArg("a", kir::ScalarType::kFloat64, 6);
+  gemm.b = typed.AddArg("b", kir::ScalarType::kFloat32, 12);
+  gemm.c = typed.AddArg("c", kir::ScalarType::kFloat32, 8);
+  CHECK_THROWS_WITH(typed.Finish(kir::GemmStep(gemm)), Catch::Contains("must be a float32 kernel argument"));
+}

@@ -557,13 +557,18 @@ bool AllEmittable(const LoweredGraph& lowered) {
   return true;
 }
 
+CompileOptions ForCuda(CompileOptions options) {
+  options.cuda = CompileOptions::Cuda{};
+  return options;
+}
+
 EmittableCases Emittable(const OpDef& op, const std::vector<OpCase>& cases) {
   const CaseGraph all = BuildCaseGraph(op, cases);
-  if (AllEmittable(LowerGraph(all.graph, all.options))) return {cases, 0};
+  if (AllEmittable(LowerGraph(all.graph, ForCuda(all.options)))) return {cases, 0};
   EmittableCases result;
   for (const OpCase& c : cases) {
     const CaseGraph one = BuildCaseGraph(op, {c});
-    if (AllEmittable(LowerGraph(one.graph, one.options))) {
+    if (AllEmittable(LowerGraph(one.graph, ForCuda(one.options)))) {
       result.cases.push_back(c);
     } else {
       ++result.left_out;

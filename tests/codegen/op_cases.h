@@ -80,11 +80,13 @@ using CompileFn =
 // Runs every case of `op` through `compile`; returns the failures, one line each.
 std::vector<std::string> CheckOp(const OpDef& op, const std::vector<OpCase>& cases, const CompileFn& compile);
 
+// `options` lowering for CUDA (library steps for products; no NVRTC is run by LowerGraph).
+CompileOptions ForCuda(CompileOptions options);
 // Whether the CUDA emitter can express every kernel of `lowered` (none calls a library
-// routine).
+// routine inside a kernel).
 bool AllEmittable(const LoweredGraph& lowered);
-// The cases of `op` whose kernels the CUDA emitter can express (all of them but those
-// lowered to library routines), and how many were left out.
+// The cases of `op` whose kernels, lowered for CUDA, the CUDA emitter can express (all of
+// them but those that still call a CPU routine inside a kernel), and how many were left out.
 struct EmittableCases {
   std::vector<OpCase> cases;
   size_t left_out = 0;

@@ -42,6 +42,25 @@ class FakeDevice final : public CudaDevice {
     FuzzCheck(launch.grid >= 0 && launch.grid <= kCudaMaxBlocks && begin <= end, "a launch out of bounds");
     for (const uint64_t address : buffers) CheckInside(address, 0, "a kernel argument");
   }
+  void PrepareGemm(bool) override { gemm_ready_ = true; }
+  // Every batch item's operands lie inside memory handed out (cuBLAS's column-major view).
+  void Gemm(const CublasGemmCall& call, uint64_t first, uint64_t second, uint64_t c) override {
+    FuzzCheck(gemm_ready_, "a GEMM before PrepareGemm");
+    if (call.empty) return;
+    FuzzCheck(call.m >= 0 && call.n >= 0 && call.k >= 0 && call.batch >= 1, "a GEMM of negative size");
+    const auto check = [&](uint64_t base, int64_t offset, int64_t stride, bool transpose, int64_t rows, int64_t cols,
+                           int32_t ld) {
+      // Column-major rows x cols as op sees it; stored transposed when `transpose`.
+      const int64_t stored_rows = transpose ? cols : rows, stored_cols = transpose ? rows : cols;
+      if (stored_rows == 0 || stored_cols == 0) return;
+      FuzzCheck(ld >= stored_rows, "a GEMM operand's leading dimension below its rows");
+      const int64_t end = offset + (call.batch - 1) * stride + (stored_cols - 1) * int64_t{ld} + stored_rows;
+      CheckInside(base + static_cast<uint64_t>(offset) * 4, static_cast<size_t>(end - offset) * 4, "a GEMM operand");
+    };
+    check(first, call.first_offset, call.stride_first, call.transpose_first, call.m, call.k, call.ld_first);
+    check(second, call.second_offset, call.stride_second, call.transpose_second, call.k, call.n, call.ld_second);
+    check(c, call.c_offset, call.stride_c, false, call.m, call.n, call.ldc);
+  }
   void Synchronize() override {}
   void BeginCapture() override {}
   void EndCapture() override {}
@@ -61,6 +80,7 @@ class FakeDevice final : public CudaDevice {
   uint64_t next_ = uint64_t{1} << 32;
   std::map<uint64_t, size_t> ranges_;
   size_t kernels_ = 0;
+  bool gemm_ready_ = false;
 };
 
 uint64_t HostBytes(const std::vector<TensorSpec>& specs) {

@@ -1,5 +1,6 @@
 // Prepares the GPU proof (tools/gpu_check.sh) on a machine without a GPU: every
-// operator's CUDA-compilable cases and a set of random fused graphs, compiled for the GPU
+// operator's CUDA-compilable cases, a set of random fused graphs and small models (matrix
+// products and convolutions as cuBLAS steps, tests/codegen/gpu_models.h), compiled for the GPU
 // (PTX for compute_80, cubins for sm_80 and sm_90), with their inputs and the CPU's
 // outputs (the JIT, itself checked against the reference) in one kiln tensor file per
 // case (tensors "in<i>" and "out<k>": every dtype, bfloat16 too), listed in
@@ -19,6 +20,7 @@
 #include "runtime/error.h"
 #include "runtime/param_file.h"
 #include "symbol/symbol.h"
+#include "tests/codegen/gpu_models.h"
 #include "tests/codegen/op_cases.h"
 #include "tests/random_graphs.h"
 
@@ -79,11 +81,21 @@ int main(int argc, char** argv) {
       const Generated g = GraphGenerator(seed, /*smooth=*/true).Make();
       CompileOptions options;
       options.input_shapes = {{"data", kShape}};
-      if (!AllEmittable(LowerGraph(g.graph, options))) continue;
+      if (!AllEmittable(LowerGraph(g.graph, ForCuda(options)))) continue;
       WriteCase(
           dir, "random_" + std::to_string(seed), g.graph, options, g.inputs,
           [](DType) {
             return Tolerance{1e-5, 1e-6};
+          },
+          manifest);
+      ++cases;
+    }
+    for (const GpuModel& model : GpuModels()) {
+      // cuBLAS's float32 GEMMs against the CPU's sgemm: as the emulation's tolerance.
+      WriteCase(
+          dir, "model_" + model.name, model.graph, CompileOptions{}, model.inputs,
+          [](DType) {
+            return Tolerance{1e-4, 1e-5};
           },
           manifest);
       ++cases;
