@@ -776,6 +776,36 @@ Stmt GemmConvolution(const ConvGeometry& g, LowerContext& ctx, const kir::Buffer
 // kMaxColumnElements (ResNet-18's stem at batch 64: 2 chunks).
 constexpr int64_t kMaxColumnElements = int64_t{1} << 26;
 
+// Images [first, first + images) of x as im2col rows (channel, kernel row, kernel column)
+// by output positions, one element per iteration: image after image ([image][row][q]),
+// or with `rows_outer` each row holding every image's positions ([row][image][q]).
+Stmt Im2col(const ConvGeometry& g, const kir::Buffer& x, const kir::Buffer& col, int64_t first, int64_t images,
+            bool rows_outer) {
+  const int64_t plane = g.out_plane();
+  const int64_t rows = g.channels * g.taps();
+  return lower::ChunkedLoop(images * rows * plane, [&](const Expr& i) {
+    const Expr q = i % Int(plane);
+    const Expr row = rows_outer ? i / Int(images * plane) : i / Int(plane) % Int(rows);
+    const Expr image = Int(first) + (rows_outer ? i / Int(plane) % Int(images) : i / Int(rows * plane));
+    const Expr c = row / Int(g.taps());
+    const Expr ki = row / Int(g.k.w) % Int(g.k.h);
+    const Expr kj = row % Int(g.k.w);
+    const Expr ih = q / Int(g.out_w) * Int(g.s.h) + ki * Int(g.d.h) - Int(g.p.h);
+    const Expr iw = q % Int(g.out_w) * Int(g.s.w) + kj * Int(g.d.w) - Int(g.p.w);
+    const Expr inside = kir::And(kir::And(kir::Ge(ih, Int(0)), kir::Lt(ih, Int(g.height))),
+                                 kir::And(kir::Ge(iw, Int(0)), kir::Lt(iw, Int(g.width))));
+    const Expr value = kir::Load(x, ((image * Int(g.channels) + c) * Int(g.height) + ih) * Int(g.width) + iw);
+    return kir::Store(col, i, kir::Select(inside, value, kir::FloatImm(0.0)));
+  });
+}
+
+// Images per chunk whose im2col matrix (and `extra` elements per image) stays under
+// kMaxColumnElements.
+int64_t LibraryChunk(const ConvGeometry& g, int64_t extra_per_image) {
+  const int64_t per_image = g.channels * g.taps() * g.out_plane() + extra_per_image;
+  return std::clamp<int64_t>(kMaxColumnElements / std::max<int64_t>(per_image, 1), 1, std::max<int64_t>(g.batch, 1));
+}
+
 Stmt LibraryConvolution(const ConvGeometry& g, const LowerContext& ctx, const kir::Buffer& bias) {
   const kir::Buffer& x = ctx.inputs[0];
   const kir::Buffer& w = ctx.inputs[1];
@@ -783,27 +813,12 @@ Stmt LibraryConvolution(const ConvGeometry& g, const LowerContext& ctx, const ki
   const int64_t plane = g.out_plane();
   const int64_t rows = g.channels * g.taps();  // every group's im2col rows, group after group
   const bool pointwise = g.k.h == 1 && g.k.w == 1 && g.s.h == 1 && g.s.w == 1 && g.p.h == 0 && g.p.w == 0;
-  const int64_t chunk = pointwise ? g.batch : std::clamp<int64_t>(kMaxColumnElements / (rows * plane), 1, g.batch);
+  const int64_t chunk = pointwise ? g.batch : LibraryChunk(g, 0);
   const kir::Buffer col = pointwise ? x : ctx.Scratch("im2col", ScalarType::kFloat32, chunk * rows * plane);
   std::vector<Stmt> steps;
   for (int64_t first = 0; first < g.batch; first += chunk) {
     const int64_t images = std::min(chunk, g.batch - first);
-    if (!pointwise) {
-      steps.push_back(lower::ChunkedLoop(images * rows * plane, [&](const Expr& i) {
-        const Expr q = i % Int(plane);
-        const Expr row = i / Int(plane) % Int(rows);
-        const Expr image = Int(first) + i / Int(rows * plane);
-        const Expr c = row / Int(g.taps());
-        const Expr ki = row / Int(g.k.w) % Int(g.k.h);
-        const Expr kj = row % Int(g.k.w);
-        const Expr ih = q / Int(g.out_w) * Int(g.s.h) + ki * Int(g.d.h) - Int(g.p.h);
-        const Expr iw = q % Int(g.out_w) * Int(g.s.w) + kj * Int(g.d.w) - Int(g.p.w);
-        const Expr inside = kir::And(kir::And(kir::Ge(ih, Int(0)), kir::Lt(ih, Int(g.height))),
-                                     kir::And(kir::Ge(iw, Int(0)), kir::Lt(iw, Int(g.width))));
-        const Expr value = kir::Load(x, ((image * Int(g.channels) + c) * Int(g.height) + ih) * Int(g.width) + iw);
-        return kir::Store(col, i, kir::Select(inside, value, kir::FloatImm(0.0)));
-      }));
-    }
+    if (!pointwise) steps.push_back(Im2col(g, x, col, first, images, false));
     for (int64_t grp = 0; grp < g.groups; ++grp) {
       kir::GemmStepArgs gemm;
       gemm.a = w;
@@ -1557,12 +1572,123 @@ Stmt ConvDataGradGemm(const ConvGeometry& g, LowerContext& ctx) {
   });
 }
 
+// Library steps (CUDA). The data gradient, per chunk of images: per group one batched GEMM
+// col_g = W_g^T gy_g (the im2col matrix's gradient, image by image), then col2im as a
+// gather, one input element per iteration summing the taps that read it. Layers of many
+// groups (depthwise) keep the loops: a GEMM per group would be a vector product.
+constexpr int64_t kMaxLibraryGroups = 16;
+
+Stmt LibraryConvDataGrad(const ConvGeometry& g, const LowerContext& ctx) {
+  const kir::Buffer& gy = ctx.inputs[0];
+  const kir::Buffer& w = ctx.inputs[2];
+  const kir::Buffer& dx = ctx.outputs[0];
+  const int64_t plane = g.out_plane();
+  const int64_t rows = g.channels * g.taps();
+  const int64_t chunk = LibraryChunk(g, 0);
+  const kir::Buffer col = ctx.Scratch("col_grad", ScalarType::kFloat32, chunk * rows * plane);
+  std::vector<Stmt> steps;
+  for (int64_t first = 0; first < g.batch; first += chunk) {
+    const int64_t images = std::min(chunk, g.batch - first);
+    for (int64_t grp = 0; grp < g.groups; ++grp) {
+      kir::GemmStepArgs gemm;
+      gemm.a = w;  // (group_out, group_taps): used transposed
+      gemm.a_offset = grp * g.group_out * g.group_taps();
+      gemm.lda = g.group_taps();
+      gemm.transpose_a = true;
+      gemm.b = gy;
+      gemm.b_offset = (first * g.filters + grp * g.group_out) * plane;
+      gemm.ldb = plane;
+      gemm.stride_b = g.filters * plane;
+      gemm.c = col;
+      gemm.c_offset = grp * g.group_taps() * plane;
+      gemm.ldc = plane;
+      gemm.stride_c = rows * plane;
+      gemm.m = g.group_taps();
+      gemm.n = plane;
+      gemm.k = g.group_out;
+      gemm.batch = images;
+      steps.push_back(kir::GemmStep(gemm));
+    }
+    const int64_t image_elements = g.channels * g.height * g.width;
+    steps.push_back(lower::ChunkedLoop(images * image_elements, [&](const Expr& i) {
+      const Expr image = i / Int(image_elements);  // within the chunk
+      const Expr c = i / Int(g.height * g.width) % Int(g.channels);
+      const Expr ih = i / Int(g.width) % Int(g.height);
+      const Expr iw = i % Int(g.width);
+      Expr sum = kir::FloatImm(0.0);
+      for (int64_t ki = 0; ki < g.k.h; ++ki) {
+        const Expr th = ih + Int(g.p.h - ki * g.d.h);  // oh * stride when tap ki reads ih
+        for (int64_t kj = 0; kj < g.k.w; ++kj) {
+          const Expr tw = iw + Int(g.p.w - kj * g.d.w);
+          const Expr hit = kir::And(kir::And(kir::And(kir::Ge(th, Int(0)), kir::Eq(th % Int(g.s.h), Int(0))),
+                                             kir::Lt(th, Int(g.out_h * g.s.h))),
+                                    kir::And(kir::And(kir::Ge(tw, Int(0)), kir::Eq(tw % Int(g.s.w), Int(0))),
+                                             kir::Lt(tw, Int(g.out_w * g.s.w))));
+          const Expr row = c * Int(g.taps()) + Int(ki * g.k.w + kj);
+          const Expr at = (image * Int(rows) + row) * Int(plane) + th / Int(g.s.h) * Int(g.out_w) + tw / Int(g.s.w);
+          sum = sum + kir::Select(hit, kir::Load(col, at), kir::FloatImm(0.0));
+        }
+      }
+      return kir::Store(dx, Int(first * image_elements) + i, sum);
+    }));
+  }
+  return kir::Block(std::move(steps));
+}
+
+// The weight gradient, per chunk of images: the chunk's im2col matrix with every image's
+// positions side by side ([row][image][q]) and out_grad gathered alike ([f][image][q]),
+// then per group one GEMM over all of them, dW_g (+)= gy_g col_g^T, accumulating from the
+// second chunk on.
+Stmt LibraryConvWeightGrad(const ConvGeometry& g, const LowerContext& ctx) {
+  const kir::Buffer& gy = ctx.inputs[0];
+  const kir::Buffer& x = ctx.inputs[1];
+  const kir::Buffer& dw = ctx.outputs[0];
+  const int64_t plane = g.out_plane();
+  const int64_t rows = g.channels * g.taps();
+  const int64_t chunk = LibraryChunk(g, g.filters * plane);
+  const kir::Buffer col = ctx.Scratch("im2col", ScalarType::kFloat32, chunk * rows * plane);
+  const kir::Buffer gathered = ctx.Scratch("out_grad_by_filter", ScalarType::kFloat32, chunk * g.filters * plane);
+  std::vector<Stmt> steps;
+  for (int64_t first = 0; first < g.batch; first += chunk) {
+    const int64_t images = std::min(chunk, g.batch - first);
+    const int64_t span = images * plane;  // the GEMM's k: every image's positions
+    steps.push_back(Im2col(g, x, col, first, images, true));
+    steps.push_back(lower::ChunkedLoop(g.filters * span, [&](const Expr& i) {
+      const Expr f = i / Int(span);
+      const Expr image = Int(first) + i / Int(plane) % Int(images);
+      return kir::Store(gathered, i, kir::Load(gy, (image * Int(g.filters) + f) * Int(plane) + i % Int(plane)));
+    }));
+    for (int64_t grp = 0; grp < g.groups; ++grp) {
+      kir::GemmStepArgs gemm;
+      gemm.a = gathered;
+      gemm.a_offset = grp * g.group_out * span;
+      gemm.lda = span;
+      gemm.b = col;  // (group_taps, span): used transposed
+      gemm.b_offset = grp * g.group_taps() * span;
+      gemm.ldb = span;
+      gemm.transpose_b = true;
+      gemm.c = dw;
+      gemm.c_offset = grp * g.group_out * g.group_taps();
+      gemm.ldc = g.group_taps();
+      gemm.m = g.group_out;
+      gemm.n = g.group_taps();
+      gemm.k = span;
+      gemm.beta = first == 0 ? 0.0 : 1.0;
+      steps.push_back(kir::GemmStep(gemm));
+    }
+  }
+  return kir::Block(std::move(steps));
+}
+
 // float32 (the layout is always NCHW): GEMMs; other dtypes: the loops above, in float64.
 Stmt ConvDataGradLower(const Attrs& attrs, LowerContext& ctx) {
   const ConvGeometry g = ConvGeometryOf(attrs, ctx.input_shapes[1], ctx.input_shapes[0]);
   if (NumElements(ctx.output_shapes[0]) == 0) return kir::Block({});
   if (ctx.output_types[0] == DType::kFloat32 && ctx.input_types[0] == DType::kFloat32 &&
       ctx.input_types[2] == DType::kFloat32) {
+    if (ctx.LibrarySteps()) {
+      return g.groups <= kMaxLibraryGroups ? LibraryConvDataGrad(g, ctx) : ConvDataGradLoops(g, ctx);
+    }
     return ConvDataGradGemm(g, ctx);
   }
   return ConvDataGradLoops(g, ctx);
@@ -1574,6 +1700,9 @@ Stmt ConvWeightGradLower(const Attrs& attrs, LowerContext& ctx) {
   // An empty batch: the loops write zeros.
   if (ctx.output_types[0] == DType::kFloat32 && ctx.input_types[0] == DType::kFloat32 &&
       ctx.input_types[1] == DType::kFloat32 && g.batch > 0) {
+    if (ctx.LibrarySteps()) {
+      return g.groups <= kMaxLibraryGroups ? LibraryConvWeightGrad(g, ctx) : ConvWeightGradLoops(g, ctx);
+    }
     return WinogradWeightGradApplies(g) ? WinogradWeightGrad(g, ctx) : ConvWeightGradGemm(g, ctx);
   }
   return ConvWeightGradLoops(g, ctx);

@@ -342,3 +342,32 @@ TEST_CASE("models with products and convolutions run on the GPU path: kernels an
     }
   }
 }
+
+TEST_CASE("a training step (forward, backward, SGD with momentum) on the GPU path equals the CPU's",
+          "[cuda][models][train]") {
+  const GpuTrainingStep step = MakeGpuTrainingStep();
+  const std::map<std::string, Tensor>& feeds = step.feeds;
+  const CompileOptions& options = step.options;
+  // The CPU's step (its inputs cloned: BatchNorm's statistics update in place).
+  std::map<std::string, Tensor> cpu_feeds;
+  for (const auto& [name, value] : feeds) cpu_feeds[name] = value.Clone();
+  const std::vector<Tensor> want = CompileJit(step.graph, options)->Run(cpu_feeds);
+  const LoweredGraph lowered = LowerGraph(step.graph, ForCuda(options));
+  REQUIRE(AllEmittable(lowered));
+  int gemm_steps = 0;
+  for (const auto& call : lowered.artifact.kernels()) gemm_steps += call.has_gemm() ? 1 : 0;
+  // Forward: two convolutions and the dense layer; backward: two weight gradients, one
+  // data gradient (conv1's input needs none) and the dense layer's two.
+  CHECK(gemm_steps >= 8);
+  proto::ArtifactProto gpu_artifact = lowered.artifact;
+  for (const auto& info : cuda::EmitCudaModule(lowered.kernels).kernels) {
+    *gpu_artifact.mutable_cuda()->add_kernels() = cuda::LaunchForm(info);
+  }
+  const auto executor = CudaExecutor::Create(gpu_artifact, cuda::EmulatedCudaDevice(lowered.kernels));
+  const std::vector<Tensor> got = executor->Run(feeds);
+  REQUIRE(got.size() == want.size());
+  for (size_t i = 0; i < want.size(); ++i) {
+    INFO("output " << executor->outputs()[i].name);
+    KILN_CHECK_CLOSE(got[i], want[i], 1e-4, 1e-5);
+  }
+}

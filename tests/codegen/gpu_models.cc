@@ -2,6 +2,8 @@
 
 #include "symbol/symbol.h"
 #include "tests/op_test_util.h"
+#include "train/optimizer.h"
+#include "train/step_graph.h"
 
 namespace kiln::testing {
 namespace {
@@ -85,6 +87,48 @@ std::vector<GpuModel> GpuModels() {
     models.push_back(b.Finish("attention", Symbol::Create("dot", {attention, w})));
   }
   return models;
+}
+
+GpuTrainingStep MakeGpuTrainingStep() {
+  const GpuModel model = GpuTrainingModel();
+  const Optimizer sgd(ParseOptimizer("sgd", "lr=0.1,momentum=0.9,wd=0.001"));
+  StepGraphOptions step_options;
+  step_options.optimizer = &sgd;
+  for (const auto& [name, value] : model.inputs) step_options.shapes[name] = value.shape();
+  const StepGraph step = BuildStepGraph(model.graph, step_options);
+  // Every tensor is an input of the step: data, labels, parameters, states, the rate.
+  std::map<std::string, Tensor> feeds = model.inputs;
+  for (const auto& [name, value] : model.graph.params) feeds[name] = value;
+  for (const auto& state : step.state_names) {
+    const std::string param = state.substr(0, state.find("__"));
+    feeds[state] = RandomTensor(model.graph.params.at(param).shape(), 77, -0.01, 0.01);
+  }
+  feeds[kLrInput] = Tensor::FromDoubles({1}, std::vector<double>{0.1});
+  if (step.uses_step_counter) feeds[kStepInput] = Tensor::FromDoubles({1}, std::vector<double>{3}, DType::kInt64);
+  CompileOptions options;
+  options.is_train = true;
+  options.embed_params = false;
+  for (const auto& [name, value] : feeds) {
+    options.input_shapes[name] = value.shape();
+    options.input_types[name] = value.dtype();
+  }
+  return {step.graph, feeds, options};
+}
+
+GpuModel GpuTrainingModel() {
+  // LeNet's layers with BatchNorm (batch statistics in training), a grouped convolution,
+  // Dropout, and SoftmaxOutput's loss; inputs: the data and integer class labels.
+  ModelBuilder b(400);
+  Symbol x = b.Input("data", {4, 2, 10, 10});
+  x = Relu(b.BatchNorm("bn1", b.Conv("conv1", x, 2, 8, 5, 1, 2), 8));
+  x = Symbol::Create("Pooling", {x}, {{"kernel", "(2,2)"}, {"stride", "(2,2)"}, {"pool_type", "max"}});
+  x = Relu(b.Conv("conv2", x, 8, 8, 3, 2, 1, 2));
+  x = Symbol::Create("Dropout", {Symbol::Create("Flatten", {x})}, {{"p", 0.25}});
+  const Symbol logits = b.Dense("fc", x, 8 * 3 * 3, 5);
+  GpuModel model = b.Finish(
+      "lenet_train", Symbol::Create("SoftmaxOutput", {logits, Symbol::Variable("softmax_label")}, {}, "softmax"));
+  model.inputs["softmax_label"] = Tensor::FromDoubles({4}, std::vector<double>{0, 3, 1, 4});
+  return model;
 }
 
 }  // namespace kiln::testing

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "codegen/compiler.h"
 #include "graph/graph.h"
 #include "runtime/tensor.h"
 
@@ -20,5 +21,15 @@ struct GpuModel {
 };
 
 std::vector<GpuModel> GpuModels();
+// A small CNN with a loss layer (SoftmaxOutput, label "softmax_label"), for training steps.
+GpuModel GpuTrainingModel();
+// Its training step with SGD (momentum 0.9, wd 0.001): the step graph (every tensor an
+// input), its inputs (optimizer states drawn, learning rate 0.1) and compile options.
+struct GpuTrainingStep {
+  Graph graph;
+  std::map<std::string, Tensor> feeds;
+  CompileOptions options;
+};
+GpuTrainingStep MakeGpuTrainingStep();
 
 }  // namespace kiln::testing

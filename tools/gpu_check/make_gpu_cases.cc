@@ -101,6 +101,18 @@ int main(int argc, char** argv) {
       ++cases;
     }
     {
+      // A training step: forward, backward (convolutions' gradients as cuBLAS steps) and
+      // SGD's update; the outputs are the loss layer's and every updated parameter.
+      const GpuTrainingStep step = MakeGpuTrainingStep();
+      WriteCase(
+          dir, "train_step_lenet", step.graph, step.options, step.feeds,
+          [](DType) {
+            return Tolerance{1e-4, 1e-5};
+          },
+          manifest);
+      ++cases;
+    }
+    {
       // relu(a * b + c) on 2^26 floats (256 MB each): one fused kernel reading three
       // tensors and writing one.
       const int64_t n = int64_t{1} << 26;
