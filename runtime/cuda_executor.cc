@@ -34,11 +34,11 @@ std::unique_ptr<CudaExecutor> CudaExecutor::Build(const proto::ArtifactProto& ar
                                                   std::unique_ptr<CudaDevice> device,
                                                   const CudaExecutorOptions& options, const std::string& where) {
   if (!artifact.has_cuda()) throw Error(where + " holds no GPU code (compile it with kiln compile --target cuda)");
-  if (artifact.params_size() != static_cast<int>(param_bytes.size()) ||
-      artifact.param_values_size() != artifact.params_size()) {
-    throw Error(where +
-                ": the CUDA executor needs the parameters inside the artifact (compile without "
-                "--no-embed-params)");
+  const bool embedded = artifact.params_size() == static_cast<int>(param_bytes.size()) &&
+                        artifact.param_values_size() == artifact.params_size();
+  if (!embedded && !param_bytes.empty()) {
+    throw Error(where + ": " + std::to_string(param_bytes.size()) + " parameter values for " +
+                std::to_string(artifact.params_size()) + " parameters");
   }
   std::unique_ptr<CudaExecutor> e(new CudaExecutor());
   e->device_ = std::move(device);
@@ -51,13 +51,30 @@ std::unique_ptr<CudaExecutor> CudaExecutor::Build(const proto::ArtifactProto& ar
   for (int i = 0; i < artifact.params_size(); ++i) {
     const TensorSpec& spec = params.emplace_back(SpecFromProto(artifact.params(i), where));
     const size_t bytes = CheckedByteSize(spec.shape, spec.dtype);
-    if (param_bytes[static_cast<size_t>(i)].size() != bytes) {
-      throw Error(where + ": parameter '" + spec.name + "' holds " + std::to_string(param_bytes[i].size()) +
+    std::string_view value;
+    if (embedded) {
+      value = param_bytes[static_cast<size_t>(i)];
+    } else {
+      // Bound by the caller (an artifact compiled with --no-embed-params).
+      const auto given = e->options_.params.find(spec.name);
+      if (given == e->options_.params.end()) {
+        throw Error(where + ": parameter '" + spec.name +
+                    "' has no value (the artifact was compiled with --no-embed-params: bind it with "
+                    "CudaExecutorOptions::params)");
+      }
+      CheckMatches(given->second, spec, "parameter");
+      value = std::string_view(static_cast<const char*>(given->second.data()), given->second.nbytes());
+    }
+    if (value.size() != bytes) {
+      throw Error(where + ": parameter '" + spec.name + "' holds " + std::to_string(value.size()) +
                   " bytes, expected " + std::to_string(bytes));
     }
     e->params_.push_back(e->device_->Allocate(bytes));
-    e->device_->CopyToDevice(e->params_.back(), param_bytes[static_cast<size_t>(i)].data(), bytes);
+    e->device_->CopyToDevice(e->params_.back(), value.data(), bytes);
   }
+  // The copies are asynchronous: the host bytes must outlive them.
+  e->device_->Synchronize();
+  e->options_.params.clear();
   for (const auto& spec : e->inputs_) {
     e->input_buffers_.push_back(e->device_->Allocate(CheckedByteSize(spec.shape, spec.dtype)));
   }

@@ -5,8 +5,9 @@
 // Graph and replayed after (CudaExecutorOptions::cuda_graph). Calls are serialized (one
 // stream).
 //
-// Not yet: a stream per call context, inputs and outputs already on the device, library
-// routine steps (cuBLAS).
+// Matrix products run as cuBLAS steps between the kernels (proto::KernelCall::gemm).
+//
+// Not yet: a stream per call context, inputs and outputs already on the device.
 #pragma once
 
 #include <map>
@@ -29,6 +30,9 @@ struct CudaExecutorOptions {
   // As ExecutorOptions::trusted_keys: when not empty, an artifact not signed by one of
   // these keys is refused before its code is loaded.
   std::vector<PublicKey> trusted_keys{};
+  // Values of the parameters an artifact compiled with --no-embed-params lacks, by name
+  // (shapes and dtypes checked); uploaded at load like embedded ones.
+  std::map<std::string, Tensor> params{};
 };
 
 class CudaExecutor {

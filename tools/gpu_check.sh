@@ -18,7 +18,12 @@ case "${1:-}" in
     # Debian's libraries the binary needs beyond libc and libstdc++ travel with it.
     ldd .gpu/gpu_check | awk '/=> \// {print $3}' | grep -E 'libprotobuf|libsodium|libz\.' |
       while read -r lib; do cp -L "$lib" .gpu/lib/; done
-    bazel-out/k8-opt/bin/tools/gpu_check/make_gpu_cases .gpu/cases
+    # ResNet-18 and -50 for the timing against PyTorch (exported here, compiled at batch 64).
+    onnx_dir=$(mktemp -d)
+    trap 'rm -rf "$onnx_dir"' EXIT
+    /opt/kiln-py/bin/python tools/onnx/export_models.py "$onnx_dir" --models resnet18,resnet50 >/dev/null
+    bazel-out/k8-opt/bin/tools/gpu_check/make_gpu_cases .gpu/cases "$onnx_dir"
+    cp tools/gpu_check/torch_resnet.py .gpu/
     du -sh .gpu
     ;;
   run)
@@ -27,7 +32,13 @@ case "${1:-}" in
     for dir in /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib; do
       [ -d "$dir" ] && cuda_libs="$cuda_libs:$dir"
     done
-    LD_LIBRARY_PATH=".gpu/lib$cuda_libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" .gpu/gpu_check .gpu/cases
+    status=0
+    LD_LIBRARY_PATH=".gpu/lib$cuda_libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" .gpu/gpu_check .gpu/cases |
+      tee .gpu/gpu_check.log || status=$?
+    [ "$status" -eq 2 ] && exit 2  # no GPU
+    # PyTorch eager on the same GPU, beside kiln's timings.
+    python3 .gpu/torch_resnet.py --kiln-log .gpu/gpu_check.log || true
+    exit "$status"
     ;;
   *)
     echo "usage: tools/gpu_check.sh prepare | run" >&2

@@ -27,6 +27,7 @@
 #include "runtime/cuda_executor.h"
 #include "runtime/error.h"
 #include "runtime/executor.h"
+#include "runtime/param_file.h"
 #include "runtime/signing.h"
 #include "symbol/symbol.h"
 #include "tests/codegen/gpu_models.h"
@@ -328,7 +329,19 @@ TEST_CASE("models with products and convolutions run on the GPU path: kernels an
     CudaExecutorOptions plain_options;
     plain_options.cuda_graph = false;
     const auto plain = CudaExecutor::Create(gpu_artifact, cuda::EmulatedCudaDevice(lowered.kernels), plain_options);
+    // Parameters bound at load instead of embedded (kiln compile --no-embed-params).
+    proto::ArtifactProto unembedded = gpu_artifact;
+    unembedded.clear_param_values();
+    CudaExecutorOptions bound;
+    for (int p = 0; p < gpu_artifact.params_size(); ++p) {
+      bound.params[gpu_artifact.params(p).name()] =
+          TensorFromProto(gpu_artifact.param_values(p), gpu_artifact.params(p).name());
+    }
+    CHECK_THROWS_WITH(CudaExecutor::Create(unembedded, cuda::EmulatedCudaDevice(lowered.kernels)),
+                      Catch::Contains("' has no value (the artifact was compiled with --no-embed-params"));
+    const auto with_bound = CudaExecutor::Create(unembedded, cuda::EmulatedCudaDevice(lowered.kernels), bound);
     const std::vector<Tensor> first = replayed->Run(model.inputs);
+    const std::vector<Tensor> from_bound = with_bound->Run(model.inputs);
     const std::vector<Tensor> second = replayed->Run(model.inputs);
     const std::vector<Tensor> unreplayed = plain->Run(model.inputs);
     // And the same plan on the CPU executor (GEMMs through kiln's sgemm).
@@ -339,6 +352,7 @@ TEST_CASE("models with products and convolutions run on the GPU path: kernels an
       KILN_CHECK_CLOSE(on_cpu[i], want[i], 1e-4, 1e-5);
       CHECK(second[i].BitwiseEquals(first[i]));
       CHECK(unreplayed[i].BitwiseEquals(first[i]));
+      CHECK(from_bound[i].BitwiseEquals(first[i]));
     }
   }
 }

@@ -9,13 +9,16 @@
 #include <cstdio>
 #include <fstream>
 #include <map>
+#include <random>
 #include <sstream>
 #include <string>
 #include <vector>
 
+#include "runtime/artifact.h"
 #include "runtime/cuda_driver.h"
 #include "runtime/cuda_executor.h"
 #include "runtime/error.h"
+#include "runtime/file_util.h"
 #include "runtime/param_file.h"
 
 using namespace kiln;
@@ -31,6 +34,7 @@ struct Case {
   std::string name, artifact, tensors;
   std::vector<Expected> outputs;
   double bandwidth_bytes = 0;  // a bandwidth case: bytes a call moves
+  int64_t timing_batch = 0;    // a timing case: the batch it was compiled for
 };
 
 std::vector<Case> ReadManifest(const std::string& dir) {
@@ -45,6 +49,9 @@ std::vector<Case> ReadManifest(const std::string& dir) {
     if (kind == "case") {
       cases.emplace_back();
       words >> cases.back().name >> cases.back().artifact >> cases.back().tensors;
+    } else if (kind == "timing") {
+      cases.emplace_back();
+      words >> cases.back().name >> cases.back().artifact >> cases.back().timing_batch;
     } else if (kind == "bandwidth") {
       cases.emplace_back();
       words >> cases.back().name >> cases.back().artifact >> cases.back().bandwidth_bytes;
@@ -71,6 +78,38 @@ std::string Compare(const Tensor& got, const Tensor& want, double rtol, double a
   return "";
 }
 
+// Seeded uniform values in [-scale, scale] for a float32 tensor (others stay zero).
+Tensor RandomValues(const TensorSpec& spec, uint32_t seed, float scale) {
+  Tensor tensor(spec.shape, spec.dtype);
+  if (spec.dtype == DType::kFloat32) {
+    std::mt19937 rng(seed);
+    std::uniform_real_distribution<float> uniform(-scale, scale);
+    float* values = tensor.data_as<float>();
+    for (int64_t i = 0; i < tensor.size(); ++i) values[i] = uniform(rng);
+  }
+  return tensor;
+}
+
+// A model's device time a call (the CUDA Graph replayed, inputs already on the device),
+// with random parameters: the best of 5 rounds of 10 calls.
+double TimeModel(const std::string& path) {
+  const std::shared_ptr<const FileBytes> file = FileBytes::Open(path);
+  const ArtifactView view = OpenArtifact(file->bytes(), path);
+  CudaExecutorOptions options;
+  uint32_t seed = 1;
+  for (const auto& spec : view.message.params()) {
+    const TensorSpec param = SpecFromProto(spec, path);
+    options.params[param.name] = RandomValues(param, seed++, 0.05f);
+  }
+  const auto executor = CudaExecutor::Load(path, nullptr, options);
+  std::vector<Tensor> inputs;
+  for (const auto& spec : executor->inputs()) inputs.push_back(RandomValues(spec, seed++, 1.0f));
+  executor->Run(inputs);
+  double best = 1e30;
+  for (int round = 0; round < 5; ++round) best = std::min(best, executor->SecondsPerCall(10));
+  return best;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -91,6 +130,17 @@ int main(int argc, char** argv) {
   int passed = 0, failed = 0;
   for (const Case& c : ReadManifest(dir)) {
     std::string problem;
+    if (c.timing_batch > 0) {
+      try {
+        const double seconds = TimeModel(dir + "/" + c.artifact);
+        std::printf("timing %s: %.3f ms a call (device time), %.0f images/s\n", c.name.c_str(), seconds * 1e3,
+                    c.timing_batch / seconds);
+      } catch (const std::exception& e) {
+        std::printf("FAIL %s: %s\n", c.name.c_str(), e.what());
+        ++failed;
+      }
+      continue;
+    }
     if (c.bandwidth_bytes > 0) {
       try {
         const double seconds = CudaExecutor::Load(dir + "/" + c.artifact)->SecondsPerCall(50);

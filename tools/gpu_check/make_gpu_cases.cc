@@ -9,6 +9,11 @@
 //   out K RTOL ATOL   (one line per output)
 //   bandwidth NAME ARTIFACT BYTES   (a fused elementwise kernel over 256 MB tensors,
 //                                    timed on the device: BYTES read and written a call)
+//   timing NAME ARTIFACT BATCH      (an ONNX model compiled at BATCH with its parameters
+//                                    folded and then left out, to travel small: gpu_check
+//                                    binds random ones and times a call on the device)
+// Usage: make_gpu_cases DIR [ONNX_DIR]; ONNX_DIR holds resnet18.onnx and resnet50.onnx
+// (tools/onnx/export_models.py) for the timing cases.
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -19,6 +24,7 @@
 #include "runtime/artifact.h"
 #include "runtime/error.h"
 #include "runtime/param_file.h"
+#include "symbol/onnx/onnx_import.h"
 #include "symbol/symbol.h"
 #include "tests/codegen/gpu_models.h"
 #include "tests/codegen/op_cases.h"
@@ -56,8 +62,8 @@ void WriteCase(const std::string& dir, const std::string& name, const Graph& gra
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc != 2) {
-    std::fprintf(stderr, "usage: make_gpu_cases DIR\n");
+  if (argc != 2 && argc != 3) {
+    std::fprintf(stderr, "usage: make_gpu_cases DIR [ONNX_DIR]\n");
     return 2;
   }
   const std::string dir = argv[1];
@@ -123,6 +129,22 @@ int main(int argc, char** argv) {
       options.cuda = CompileOptions::Cuda{{"sm_80", "sm_90"}};
       SaveArtifact(dir + "/bandwidth.kiln", CompileGraph(y.ToGraph(), options));
       manifest << "bandwidth fused_elementwise_256MB bandwidth.kiln " << 4 * n * 4 << "\n";
+    }
+    for (const char* model : {"resnet18", "resnet50"}) {
+      if (argc < 3) break;
+      // Batch 64, the comparison with PyTorch eager on the same GPU. BatchNorm is
+      // folded into the convolutions (parameters are constants while compiling), then
+      // the parameter values are dropped: ResNet-50's 98 MB would not travel.
+      constexpr int64_t kBatch = 64;
+      const Graph graph = ImportOnnx(std::string(argv[2]) + "/" + model + ".onnx",
+                                     OnnxImportOptions({{"input", {kBatch, 3, 224, 224}}}));
+      CompileOptions options;
+      options.cuda = CompileOptions::Cuda{{"sm_80", "sm_90"}};
+      proto::ArtifactProto artifact = CompileGraph(graph, options);
+      artifact.clear_param_values();
+      const std::string name = std::string(model) + "_b64";
+      SaveArtifact(dir + "/" + name + ".kiln", artifact);
+      manifest << "timing " << name << " " << name << ".kiln " << kBatch << "\n";
     }
     std::printf("make_gpu_cases: %zu cases in %s (%zu operator cases left out: library routines)\n", cases, dir.c_str(),
                 left_out);
