@@ -354,8 +354,59 @@ Expr Finished(const Combiner& combiner, const Accumulators& acc, const Expr& slo
   return ctx.epilogue ? ctx.Epilogue(lower::AsStored(value, out_type), at) : value;
 }
 
+// CUDA, reductions of at least kMinBlockReduction elements: one parallel iteration per
+// output element, its reduced elements (the reduced dims flattened) one kReduction loop,
+// which a block of threads shares. Shorter ones keep the form below (a thread each).
+constexpr int64_t kMinBlockReduction = 256;
+
+Stmt BlockReduction(const Combiner& combiner, const ReducePlan& plan, LowerContext& ctx) {
+  const kir::Buffer& out = ctx.outputs[0];
+  const Expr t = kir::Var("output");
+  const Expr p = plan.inner > 1 ? t / Expr(plan.inner) : t;
+  Expr base = plan.inner > 1 ? t % Expr(plan.inner) : Expr(int64_t{0});
+  int64_t suffix = 1;
+  for (size_t k = plan.outer.size(); k-- > 0;) {
+    Expr index = p / Expr(suffix);
+    if (k > 0) index = index % Expr(plan.outer[k].size);
+    base = base + index * Expr(plan.outer[k].stride);
+    suffix *= plan.outer[k].size;
+  }
+  const Expr r = kir::Var("r");
+  Expr offset(int64_t{0});
+  int64_t below = 1;
+  for (size_t k = plan.reduce.size(); k-- > 0;) {
+    Expr index = below == 1 ? r : r / Expr(below);
+    if (k > 0) index = index % Expr(plan.reduce[k].size);
+    offset = offset + index * Expr(plan.reduce[k].stride);
+    below *= plan.reduce[k].size;
+  }
+  const Accumulators acc{ctx.builder->AddLocal("acc", combiner.acc, 1), nullptr};
+  const Expr zero(int64_t{0});
+  const Expr current = kir::Load(acc.value, zero);
+  const Expr v = ctx.LoadInput0(base + offset, combiner.acc);
+  Expr combined;
+  switch (combiner.kind) {
+    case Reduce::kSum:
+    case Reduce::kMean: combined = current + v; break;
+    case Reduce::kProd: combined = current * v; break;
+    case Reduce::kMax: combined = kir::Max(current, v); break;
+    case Reduce::kMin: combined = kir::Min(current, v); break;
+  }
+  const Stmt body = kir::Block({
+      InitSlot(combiner, acc, zero, zero),
+      kir::For(r, zero, Expr(plan.reduce_count), kir::Store(acc.value, zero, combined), kir::LoopKind::kReduction),
+      lower::StoreFrom(out, t, Finished(combiner, acc, zero, out, ctx.output_types[0], plan.reduce_count, t, ctx)),
+  });
+  return kir::For(t, zero, Expr(plan.outer_count * plan.inner), kir::Allocate(acc.value, body),
+                  kir::LoopKind::kParallel);
+}
+
 Stmt LowerReduction(const Combiner& combiner, const ReducePlan& plan, LowerContext& ctx) {
   const kir::Buffer& out = ctx.outputs[0];
+  if (ctx.target == LowerTarget::kCuda && !combiner.arg && plan.reduce_count >= kMinBlockReduction &&
+      plan.outer_count * plan.inner > 0) {
+    return BlockReduction(combiner, plan, ctx);
+  }
   const DType out_type = ctx.output_types[0];
   if (plan.outer_count == 0 || plan.inner == 0) return kir::Block({});
   const int64_t count = plan.reduce_count;

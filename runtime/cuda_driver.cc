@@ -315,6 +315,13 @@ CudaLaunch ConfigureCudaLaunch(const proto::CudaKernelProto& kernel, int64_t beg
                                int64_t max_blocks) {
   CudaLaunch launch;
   if (end <= begin) return launch;
+  if (kernel.block_threads() > 0) {
+    // A whole block per parallel iteration (whole warps), or one block for the kernel.
+    launch.block = static_cast<int>(std::clamp<int64_t>((kernel.block_threads() + 31) / 32 * 32, 32, 1024));
+    launch.grid = kernel.has_parallel_loop() ? std::min(max_blocks, end - begin) : 1;
+    launch.work_items = launch.grid * launch.block;
+    return launch;
+  }
   if (!kernel.has_parallel_loop()) {
     launch.grid = 1;
     launch.block = 1;

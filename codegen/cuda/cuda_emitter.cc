@@ -118,6 +118,18 @@ std::optional<std::pair<const kir::StmtNode*, int64_t>> ThreadBoundInnerLoop(con
   return std::pair{body.get(), *bound};
 }
 
+// Threads of a block that cooperates on one parallel iteration (reductions).
+constexpr int64_t kCudaCooperativeBlock = 256;
+
+bool HasReduction(const kir::Stmt& s) {
+  if (s == nullptr) return false;
+  if (s->kind == StmtKind::kFor && s->loop_kind == LoopKind::kReduction) return true;
+  for (const auto& child : s->body) {
+    if (HasReduction(child)) return true;
+  }
+  return HasReduction(s->otherwise);
+}
+
 bool CallsRoutine(const kir::Stmt& s) {
   if (s == nullptr) return false;
   if (s->kind == StmtKind::kCall) return true;
@@ -148,7 +160,27 @@ class KernelWriter {
     const kir::Stmt& body = kernel_.body;
     const std::string thread = "((long long)blockIdx.x * blockDim.x + threadIdx.x)";
     const std::string stride = "((long long)gridDim.x * blockDim.x)";
-    if (body->kind == StmtKind::kFor && body->loop_kind == LoopKind::kParallel) {
+    const bool parallel = body->kind == StmtKind::kFor && body->loop_kind == LoopKind::kParallel;
+    if (HasReduction(body)) {
+      // A block per parallel iteration, its threads cooperating.
+      info.block_threads = kCudaCooperativeBlock;
+      info.has_parallel_loop = parallel;
+      cooperative_ = true;
+      if (parallel) {
+        const std::string p = VarName(body->loop_var);
+        Line("for (long long " + p + " = begin + blockIdx.x; " + p + " < end; " + p + " += gridDim.x) {");
+        ++indent_;
+        Emit(body->body[0]);
+        --indent_;
+        Line("}");
+      } else {
+        Line("if (blockIdx.x != 0 || begin >= end) return;");
+        Emit(body);
+      }
+      out_ << "}\n\n";
+      return info;
+    }
+    if (parallel) {
       info.has_parallel_loop = true;
       const std::string p = VarName(body->loop_var);
       if (const auto bound = ThreadBoundInnerLoop(*body)) {
@@ -367,11 +399,16 @@ class KernelWriter {
   }
 
   std::string BinaryExpr(const kir::Expr& e) {
-    const ScalarType operand_type = e->operands[0].type();
     const std::string a = Value(e->operands[0]);
     const std::string b = Value(e->operands[1]);
-    const auto infix = [&](const char* op) { return a + " " + op + " " + b; };
-    switch (e->binary) {
+    return BinaryText(e->binary, e->type, e->operands[0].type(), a, b);
+  }
+
+  // The C expression of a binary operator on operands `a` and `b`.
+  std::string BinaryText(BinaryOp op, ScalarType result_type, ScalarType operand_type, const std::string& a,
+                         const std::string& b) const {
+    const auto infix = [&](const char* text) { return a + " " + text + " " + b; };
+    switch (op) {
       case BinaryOp::kLT: return infix("<");
       case BinaryOp::kLE: return infix("<=");
       case BinaryOp::kGT: return infix(">");
@@ -380,16 +417,16 @@ class KernelWriter {
       case BinaryOp::kNE: return infix("!=");
       default: break;
     }
-    const std::string c_type = ValueType(e->type);
-    if (e->binary == BinaryOp::kAnd || e->binary == BinaryOp::kOr) {
-      const char* op = e->binary == BinaryOp::kAnd ? " && " : " || ";
-      return "(" + c_type + ")((" + a + " != 0)" + op + "(" + b + " != 0) ? 1 : 0)";
+    const std::string c_type = ValueType(result_type);
+    if (op == BinaryOp::kAnd || op == BinaryOp::kOr) {
+      const char* logical = op == BinaryOp::kAnd ? " && " : " || ";
+      return "(" + c_type + ")((" + a + " != 0)" + logical + "(" + b + " != 0) ? 1 : 0)";
     }
     if (kir::IsFloatType(operand_type)) {
       const bool is_double = operand_type == ScalarType::kFloat64;
       const std::string suffix = is_double ? "" : "f";
       std::string value;
-      switch (e->binary) {
+      switch (op) {
         case BinaryOp::kAdd: value = infix("+"); break;
         case BinaryOp::kSub: value = infix("-"); break;
         case BinaryOp::kMul: value = infix("*"); break;
@@ -400,11 +437,11 @@ class KernelWriter {
         case BinaryOp::kPow: value = "pow" + suffix + "(" + a + ", " + b + ")"; break;
         default: throw Error("kernel " + kernel_.name + ": unexpected float operator");
       }
-      return Rounded(e->type, value);
+      return Rounded(result_type, value);
     }
     const bool is_signed = IsSigned(operand_type);
     const auto call = [&](const std::string& fn) { return fn + "(" + a + ", " + b + ")"; };
-    switch (e->binary) {
+    switch (op) {
       case BinaryOp::kAdd: return call("kiln_add");
       case BinaryOp::kSub: return call("kiln_sub");
       case BinaryOp::kMul: return call("kiln_mul");
@@ -429,7 +466,16 @@ class KernelWriter {
         Statement([&] {
           const std::string index = Value(s->index);
           const std::string value = Value(s->value);
-          Line(BufferName(s->buffer) + "[" + index + "] = " + StoredValue(s->buffer->type, value) + ";");
+          const std::string store =
+              BufferName(s->buffer) + "[" + index + "] = " + StoredValue(s->buffer->type, value) + ";";
+          if (cooperative_ && !s->buffer->is_local) {
+            // Every thread computed the same value: one stores it, and the block waits
+            // so that all read it after.
+            Line("if (threadIdx.x == 0) " + store);
+            Line("__syncthreads();");
+          } else {
+            Line(store);
+          }
         });
         return;
       case StmtKind::kBlock:
@@ -469,7 +515,90 @@ class KernelWriter {
     }
   }
 
+  // A kReduction loop's iterations split across the block, the threads' partial values
+  // combined (kiln_block_reduce), then into the accumulator, in every thread.
+  void EmitBlockReduction(const kir::StmtNode& s) {
+    const kir::Reduction r = kir::ReductionOf(s);
+    const ScalarType type = r.acc->type;
+    const std::string c_type = ValueType(type);
+    const std::string identity = Identity(r.op, type);
+    const auto combine = [&](const std::string& a, const std::string& b) { return BinaryText(r.op, type, type, a, b); };
+    Statement([&] {
+      Line("{");
+      ++indent_;
+      const std::string first = Value(s.begin);
+      const std::string limit = "kiln_end" + std::to_string(next_temp_++);
+      Line("const long long " + limit + " = " + first + " + " + Value(s.extent) + ";");
+      const std::string part = "kiln_part" + std::to_string(next_temp_++);
+      Line(c_type + " " + part + " = " + identity + ";");
+      const std::string var = VarName(s.loop_var);
+      Line("for (long long " + var + " = " + first + " + threadIdx.x; " + var + " < " + limit + "; " + var +
+           " += blockDim.x) {");
+      ++indent_;
+      Statement([&] { Line(part + " = " + combine(part, Value(r.value)) + ";"); });
+      --indent_;
+      Line("}");
+      Line(part + " = kiln_block_reduce(" + part + ", (" + c_type + ")" + identity + ", [](" + c_type + " a, " +
+           c_type + " b) { return (" + c_type + ")(" + combine("a", "b") + "); });");
+      const std::string slot = BufferName(r.acc) + "[" + std::to_string(r.slot) + "]";
+      Line(slot + " = " + StoredValue(type, combine(LoadExpr(r.acc, std::to_string(r.slot)), part)) + ";");
+      --indent_;
+      Line("}");
+    });
+  }
+
+  // The value op leaves unchanged: 0 for sums, 1 for products, the far end of the type
+  // for min and max (infinities for floats).
+  static std::string Identity(BinaryOp op, ScalarType type) {
+    if (op == BinaryOp::kAdd) return kir::IsFloatType(type) ? FloatLiteral(type, 0.0) : IntLiteral(type, 0);
+    if (op == BinaryOp::kMul) return kir::IsFloatType(type) ? FloatLiteral(type, 1.0) : IntLiteral(type, 1);
+    const bool max = op == BinaryOp::kMax;
+    if (kir::IsFloatType(type)) {
+      return FloatLiteral(type,
+                          max ? -std::numeric_limits<double>::infinity() : std::numeric_limits<double>::infinity());
+    }
+    if (type == ScalarType::kBool) return max ? "false" : "true";
+    const int bits = 8 * kir::ScalarTypeBytes(type);
+    if (kir::IsUnsignedType(type)) {
+      return max ? IntLiteral(type, 0) : IntLiteral(type, bits == 64 ? -1 : (int64_t{1} << bits) - 1);
+    }
+    const int64_t top = bits == 64 ? std::numeric_limits<int64_t>::max() : (int64_t{1} << (bits - 1)) - 1;
+    return max ? IntLiteral(type, -top - 1) : IntLiteral(type, top);
+  }
+
+  // An independent loop in a cooperative kernel: its iterations split across the block,
+  // which then waits for all of them.
+  void EmitBlockSplitLoop(const kir::StmtNode& s) {
+    Statement([&] {
+      Line("{");
+      ++indent_;
+      const std::string first = Value(s.begin);
+      const std::string limit = "kiln_end" + std::to_string(next_temp_++);
+      Line("const long long " + limit + " = " + first + " + " + Value(s.extent) + ";");
+      const std::string var = VarName(s.loop_var);
+      Line("for (long long " + var + " = " + first + " + threadIdx.x; " + var + " < " + limit + "; " + var +
+           " += blockDim.x) {");
+      ++indent_;
+      cooperative_ = false;  // each thread its own iterations
+      Emit(s.body[0]);
+      cooperative_ = true;
+      --indent_;
+      Line("}");
+      Line("__syncthreads();");
+      --indent_;
+      Line("}");
+    });
+  }
+
   void EmitFor(const kir::StmtNode& s) {
+    if (cooperative_ && s.loop_kind == LoopKind::kReduction && CanReduceInBlock(s)) {
+      EmitBlockReduction(s);
+      return;
+    }
+    if (cooperative_ && s.loop_kind == LoopKind::kIndependent) {
+      EmitBlockSplitLoop(s);
+      return;
+    }
     Statement([&] {
       Line("{");
       ++indent_;
@@ -489,8 +618,15 @@ class KernelWriter {
     });
   }
 
+  // 16-bit floats accumulate rounded after each step: their reductions stay serial.
+  static bool CanReduceInBlock(const kir::StmtNode& s) {
+    const ScalarType type = kir::ReductionOf(s).acc->type;
+    return type != ScalarType::kFloat16 && type != ScalarType::kBFloat16;
+  }
+
   using Memo = std::unordered_map<const kir::ExprNode*, std::string>;
   const kir::Kernel& kernel_;
+  bool cooperative_ = false;  // emitting a block-cooperative kernel's shared part
   std::ostringstream& out_;
   int indent_ = 1;
   int next_temp_ = 0;
@@ -531,6 +667,7 @@ proto::CudaKernelProto LaunchForm(const CudaKernelInfo& kernel) {
   form.set_entry(kernel.entry);
   form.set_has_parallel_loop(kernel.has_parallel_loop);
   form.set_inner_threads(kernel.inner_threads);
+  form.set_block_threads(kernel.block_threads);
   for (const auto& arg : kernel.args) form.add_arg_bytes(arg->size * kir::ScalarTypeBytes(arg->type));
   return form;
 }

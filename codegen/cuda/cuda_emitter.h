@@ -43,6 +43,11 @@ struct CudaKernelInfo {
   // threads together with the parallel loop, 1 when there is none.
   int64_t inner_threads = 1;
   bool has_parallel_loop = false;
+  // Kernels with kReduction loops: a block of this many threads per parallel iteration
+  // (or for the whole kernel, without one), cooperating: reductions split across the
+  // block, independent loops too, the rest run by every thread alike with global
+  // stores by thread 0; 0 otherwise.
+  int64_t block_threads = 0;
 };
 
 struct CudaModuleSource {

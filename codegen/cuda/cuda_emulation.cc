@@ -129,6 +129,7 @@ const char* EmulationHeader() {
 #define __global__
 #define __device__
 #define __forceinline__
+#define __shared__ static
 struct kiln_dim3 {
   unsigned int x = 1, y = 1, z = 1;
 };
@@ -146,9 +147,74 @@ static void kiln_emulate_launch(long long grid, int block, Kernel&& kernel) {
     }
   }
 }
+// Kernels that synchronize a block (block-cooperative reductions) run each block's
+// threads as fibers of this host thread: a barrier returns to the scheduler, which
+// resumes every unfinished thread in turn, so all reach each barrier before any passes.
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <ucontext.h>
+struct kiln_fiber_block {
+  ucontext_t scheduler;
+  ucontext_t threads[1024];
+  bool done[1024];
+  unsigned int current;
+  void (*run)(void*);
+  void* kernel;
+};
+static thread_local kiln_fiber_block* kiln_fibers = nullptr;
+static void __syncthreads() {
+  if (kiln_fibers != nullptr) swapcontext(&kiln_fibers->threads[kiln_fibers->current], &kiln_fibers->scheduler);
+}
+static void kiln_fiber_main() {
+  kiln_fibers->run(kiln_fibers->kernel);
+  kiln_fibers->done[kiln_fibers->current] = true;  // then back to the scheduler (uc_link)
+}
+template <class Kernel>
+static void kiln_emulate_block_launch(long long grid, int block, Kernel&& kernel) {
+  constexpr size_t kStack = size_t{256} << 10;
+  gridDim.x = (unsigned int)grid;
+  blockDim.x = (unsigned int)block;
+  kiln_fiber_block& state = *new kiln_fiber_block;
+  state.run = [](void* k) { (*static_cast<Kernel*>(k))(); };
+  state.kernel = &kernel;
+  // Stacks reserved, not committed: a fiber touches only what it uses.
+  char* stacks = (char*)mmap(nullptr, kStack * block, PROT_READ | PROT_WRITE,
+                             MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (stacks == (char*)MAP_FAILED) abort();
+  kiln_fibers = &state;
+  for (long long b = 0; b < grid; ++b) {
+    blockIdx.x = (unsigned int)b;
+    for (int t = 0; t < block; ++t) {
+      getcontext(&state.threads[t]);
+      state.threads[t].uc_stack.ss_sp = stacks + kStack * t;
+      state.threads[t].uc_stack.ss_size = kStack;
+      state.threads[t].uc_link = &state.scheduler;
+      makecontext(&state.threads[t], kiln_fiber_main, 0);
+      state.done[t] = false;
+    }
+    for (bool running = true; running;) {
+      running = false;
+      for (int t = 0; t < block; ++t) {
+        if (state.done[t]) continue;
+        state.current = (unsigned int)t;
+        threadIdx.x = (unsigned int)t;
+        swapcontext(&state.scheduler, &state.threads[t]);
+        running = true;
+      }
+    }
+  }
+  kiln_fibers = nullptr;
+  munmap(stacks, kStack * block);
+  delete &state;
+}
 #define KILN_EXPORT extern "C" __attribute__((visibility("default")))
 )header";
 }
+
+// Threads of a block-cooperative kernel's blocks under the CPU kernel ABI: two warps, so
+// that the reductions cross warps.
+constexpr int kEmulatedCooperativeBlock = 64;
 
 std::string BuildEmulatedSharedObject(const std::vector<kir::Kernel>& kernels, const EmulationOptions& options) {
   const CudaModuleSource module = EmitCudaModule(kernels);
@@ -167,7 +233,8 @@ std::string BuildEmulatedSharedObject(const std::vector<kir::Kernel>& kernels, c
     const std::string launcher = KernelSymbolName(kernel.name + kLauncherSuffix);
     source << "KILN_EXPORT void " << launcher
            << "(long long grid, int block, void* const* buffers, int64_t begin, int64_t end) {\n"
-           << "  kiln_emulate_launch(grid, block, [&] { " << info.entry << "(";
+           << "  " << (info.block_threads > 0 ? "kiln_emulate_block_launch" : "kiln_emulate_launch")
+           << "(grid, block, [&] { " << info.entry << "(";
     for (size_t a = 0; a < kernel.args.size(); ++a) {
       source << "(" << CudaStorageType(kernel.args[a]->type) << "*)buffers[" << a << "], ";
     }
@@ -176,7 +243,13 @@ std::string BuildEmulatedSharedObject(const std::vector<kir::Kernel>& kernels, c
     // them, so that the grid-stride loops take several rounds.
     source << "KILN_EXPORT void " << symbol << "(void* const* buffers, int64_t begin, int64_t end, const void*) {\n"
            << "  if (end <= begin) return;\n";
-    if (info.has_parallel_loop) {
+    if (info.block_threads > 0) {
+      // A block per parallel iteration, of whole warps (the reductions' shuffles).
+      source << "  const int block = " << kEmulatedCooperativeBlock << ";\n"
+             << "  const long long grid = " << (info.has_parallel_loop ? "end - begin" : "1ll") << " < "
+             << options.max_blocks << "ll ? " << (info.has_parallel_loop ? "end - begin" : "1ll") << " : "
+             << options.max_blocks << "ll;\n";
+    } else if (info.has_parallel_loop) {
       source << "  const int block = " << options.block << ";\n"
              << "  const long long blocks = ((end - begin) * " << info.inner_threads << "ll + block - 1) / block;\n"
              << "  const long long grid = blocks < " << options.max_blocks << "ll ? blocks : " << options.max_blocks

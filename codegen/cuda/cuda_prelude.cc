@@ -114,6 +114,74 @@ KILN_FN unsigned long long kiln_f2u64(double v) {
   if (v >= 9223372036854775808.0) return (unsigned long long)v;
   return (unsigned long long)kiln_f2i(v);
 }
+// A block's cooperative reduction (kir's kReduction loops): every thread of the block
+// calls it with its partial value, and every thread gets op over all of them. Warp
+// shuffles within each warp, the warps' results through shared memory, then the first
+// warp's shuffles again. Blocks are whole warps. `identity` pads the missing warps.
+#if !defined(KILN_CUDA_EMULATION)
+KILN_FN float kiln_shfl_down(float v, int offset) { return __shfl_down_sync(0xffffffffu, v, offset); }
+KILN_FN double kiln_shfl_down(double v, int offset) { return __shfl_down_sync(0xffffffffu, v, offset); }
+KILN_FN long long kiln_shfl_down(long long v, int offset) { return __shfl_down_sync(0xffffffffu, v, offset); }
+KILN_FN unsigned long long kiln_shfl_down(unsigned long long v, int offset) {
+  return __shfl_down_sync(0xffffffffu, v, offset);
+}
+KILN_FN int kiln_shfl_down(int v, int offset) { return __shfl_down_sync(0xffffffffu, v, offset); }
+KILN_FN unsigned int kiln_shfl_down(unsigned int v, int offset) { return __shfl_down_sync(0xffffffffu, v, offset); }
+KILN_FN short kiln_shfl_down(short v, int offset) { return (short)kiln_shfl_down((int)v, offset); }
+KILN_FN unsigned short kiln_shfl_down(unsigned short v, int offset) {
+  return (unsigned short)kiln_shfl_down((unsigned int)v, offset);
+}
+KILN_FN signed char kiln_shfl_down(signed char v, int offset) { return (signed char)kiln_shfl_down((int)v, offset); }
+KILN_FN unsigned char kiln_shfl_down(unsigned char v, int offset) {
+  return (unsigned char)kiln_shfl_down((unsigned int)v, offset);
+}
+KILN_FN bool kiln_shfl_down(bool v, int offset) { return kiln_shfl_down((int)v, offset) != 0; }
+template <class T, class Op> KILN_FN T kiln_warp_reduce(T value, Op op) {
+  for (int offset = 16; offset > 0; offset >>= 1) value = op(value, kiln_shfl_down(value, offset));
+  return value;
+}
+template <class T, class Op> KILN_FN T kiln_block_reduce(T value, T identity, Op op) {
+  __shared__ T kiln_slots[32];
+  const unsigned int lane = threadIdx.x & 31u, warp = threadIdx.x >> 5;
+  value = kiln_warp_reduce(value, op);
+  if (lane == 0) kiln_slots[warp] = value;
+  __syncthreads();
+  if (warp == 0) {
+    value = kiln_warp_reduce(lane < ((blockDim.x + 31u) >> 5) ? kiln_slots[lane] : identity, op);
+    if (lane == 0) kiln_slots[0] = value;
+  }
+  __syncthreads();
+  value = kiln_slots[0];
+  __syncthreads();  // before the slots are used again
+  return value;
+}
+#else
+// The emulation computes the same tree as the shuffles, in the same order, from the
+// block's values gathered at a barrier (its threads are fibers of one host thread).
+template <class T, class Op> KILN_FN T kiln_warp_tree(T* v, Op op) {
+  for (int offset = 16; offset > 0; offset >>= 1) {
+    for (int lane = 0; lane + offset < 32; ++lane) v[lane] = op(v[lane], v[lane + offset]);
+  }
+  return v[0];
+}
+template <class T, class Op> KILN_FN T kiln_block_reduce(T value, T identity, Op op) {
+  static T values[1024];
+  values[threadIdx.x] = value;
+  __syncthreads();
+  const unsigned int warps = (blockDim.x + 31u) >> 5;
+  T results[32];
+  for (unsigned int w = 0; w < 32; ++w) {
+    T lanes[32];
+    for (unsigned int lane = 0; lane < 32; ++lane) {
+      lanes[lane] = w < warps && w * 32 + lane < blockDim.x ? values[w * 32 + lane] : identity;
+    }
+    results[w] = w < warps ? kiln_warp_tree(lanes, op) : identity;
+  }
+  value = kiln_warp_tree(results, op);
+  __syncthreads();  // before the values are used again
+  return value;
+}
+#endif
 // ---- end of the prelude ----
 )prelude";
 }

@@ -485,6 +485,38 @@ std::vector<Stmt> TopLevel(const Stmt& body) {
 
 }  // namespace
 
+namespace {
+
+bool Reads(const Expr& e, const BufferNode* buffer) {
+  if (e->kind == ExprKind::kLoad && e->buffer.get() == buffer) return true;
+  return std::any_of(e->operands.begin(), e->operands.end(), [&](const Expr& o) { return Reads(o, buffer); });
+}
+
+}  // namespace
+
+Reduction ReductionOf(const StmtNode& loop) {
+  const auto fail = [](const std::string& why) { Require(false, "a reduction loop's body " + why); };
+  Require(loop.kind == StmtKind::kFor && loop.loop_kind == LoopKind::kReduction, "not a reduction loop");
+  const Stmt& store = loop.body[0];
+  if (store->kind != StmtKind::kStore) fail("must be one store acc[k] = op(acc[k], v)");
+  if (!store->buffer->is_local) fail("must store to a local accumulator");
+  if (store->index->kind != ExprKind::kIntImm) fail("must store to a constant slot");
+  const Expr& value = store->value;
+  if (value->kind != ExprKind::kBinary || (value->binary != BinaryOp::kAdd && value->binary != BinaryOp::kMul &&
+                                           value->binary != BinaryOp::kMin && value->binary != BinaryOp::kMax)) {
+    fail("must combine with add, mul, min or max");
+  }
+  const auto is_slot = [&](const Expr& e) {
+    return e->kind == ExprKind::kLoad && e->buffer.get() == store->buffer.get() &&
+           e->operands[0]->kind == ExprKind::kIntImm && e->operands[0]->int_value == store->index->int_value;
+  };
+  const int current = is_slot(value->operands[0]) ? 0 : is_slot(value->operands[1]) ? 1 : -1;
+  if (current < 0) fail("must combine the accumulator's own slot");
+  const Expr& combined = value->operands[1 - current];
+  if (Reads(combined, store->buffer.get())) fail("must combine a value that does not read the accumulator");
+  return {store->buffer, store->index->int_value, value->binary, combined};
+}
+
 GemmStepArgs GemmStepOf(const StmtNode& call) {
   Require(call.kind == StmtKind::kCall && call.routine == kGemmStepRoutine, "not a gemm step");
   Require(call.args.size() == kGemmStepArgs,
@@ -710,7 +742,8 @@ class Printer {
     const std::string pad(static_cast<size_t>(depth) * 2, ' ');
     switch (s->kind) {
       case StmtKind::kFor: {
-        static const char* kKinds[] = {"for", "parallel for", "vectorized for", "unrolled for", "independent for"};
+        static const char* kKinds[] = {"for",          "parallel for",    "vectorized for",
+                                       "unrolled for", "independent for", "reduction for"};
         out_ << pad << kKinds[static_cast<int>(s->loop_kind)] << " " << s->loop_var->name << " in ["
              << Expression(s->begin) << ", +" << Expression(s->extent) << "):\n";
         Statement(s->body[0], depth + 1);
@@ -782,6 +815,7 @@ class Verifier {
     switch (s->kind) {
       case StmtKind::kFor:
         Require(outermost || s->loop_kind != LoopKind::kParallel, "a parallel loop must be the outermost statement");
+        if (s->loop_kind == LoopKind::kReduction) ReductionOf(*s);
         Expression(s->begin);
         Expression(s->extent);
         Statement(s->body[0], false);

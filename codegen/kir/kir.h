@@ -178,10 +178,24 @@ enum class StmtKind { kFor, kStore, kBlock, kIf, kAllocate, kCall };
 // iteration reads or writes an element of a global buffer that another writes (locals
 // allocated in the body are each iteration's own, indexed by constants), so the emitter
 // vectorizes it without proving that itself; the interpreter checks the claim.
-enum class LoopKind { kSerial, kParallel, kVectorize, kUnroll, kIndependent };
+// kReduction: each iteration only combines a value into one slot of a local accumulator
+// with an associative, commutative operator: its body is the single store
+// acc[k] = op(acc[k], v), k constant, op kAdd, kMul, kMin or kMax, v not reading acc
+// (ReductionOf). Its iterations may run in any order and in parallel with the partial
+// results combined (a GPU block's threads, warp shuffles); serial emitters run it as a
+// plain loop. Floating-point sums then round differently.
+enum class LoopKind { kSerial, kParallel, kVectorize, kUnroll, kIndependent, kReduction };
 
 struct StmtNode;
 using Stmt = std::shared_ptr<const StmtNode>;
+
+// A kReduction loop's parts: acc[slot] = op(acc[slot], value).
+struct Reduction {
+  Buffer acc;
+  int64_t slot = 0;
+  BinaryOp op = BinaryOp::kAdd;
+  Expr value;
+};
 
 // A runtime routine argument: a scalar, or a pointer into a buffer at an element offset.
 struct CallArg {
@@ -231,6 +245,10 @@ struct Kernel {
   // the kernel with sub-ranges [begin, end) of [0, parallel_extent).
   int64_t parallel_extent = 1;
 };
+
+// The parts of a kReduction loop; throws std::invalid_argument when its body is not the
+// accumulator form.
+Reduction ReductionOf(const StmtNode& loop);
 
 // --- library steps ---
 // A lowering may hand work to a library as a step of its own (cuBLAS's GEMM on the GPU,

@@ -385,3 +385,64 @@ TEST_CASE("a training step (forward, backward, SGD with momentum) on the GPU pat
     KILN_CHECK_CLOSE(got[i], want[i], 1e-4, 1e-5);
   }
 }
+
+TEST_CASE("long reductions run as block reductions (a block of threads per output, warp shuffles)",
+          "[cuda][reduction]") {
+  struct Case {
+    std::string op;
+    Shape shape;
+    AttrMap attrs;
+    bool with_nan = false;
+  };
+  const std::vector<Case> cases = {
+      {"sum", {3, 1000}, {{"axis", std::vector<int64_t>{1}}}},
+      {"max", {2, 300, 5}, {{"axis", std::vector<int64_t>{1}}}},
+      {"sum", {40, 50}, {}},  // everything: one output, one block
+      {"mean", {16, 4, 32}, {{"axis", std::vector<int64_t>{0, 2}}}},
+      {"prod", {2, 400}, {{"axis", std::vector<int64_t>{1}}}},
+      {"min", {3, 777}, {{"axis", std::vector<int64_t>{1}}}, true},
+      {"max", {3, 777}, {{"axis", std::vector<int64_t>{1}}}, true},
+  };
+  std::vector<kir::Kernel> all_kernels;
+  for (const Case& c : cases) {
+    INFO(c.op << " over " << ShapeToString(c.shape));
+    const Symbol out = Symbol::Create(c.op, {Symbol::Variable("x", c.shape)}, c.attrs);
+    // prod: values near 1, so that 800 of them stay finite.
+    Tensor x = c.op == "prod" ? RandomTensor(c.shape, 3, 0.99, 1.01) : RandomTensor(c.shape, 3);
+    if (c.with_nan) x.data_as<float>()[NumElements(c.shape) / 2] = std::nanf("");
+    CompileOptions options;
+    const Tensor want = CompileJit(out.ToGraph(), options)->Run({{"x", x}})[0];
+    const LoweredGraph lowered = LowerGraph(out.ToGraph(), ForCuda(options));
+    const cuda::CudaModuleSource module = cuda::EmitCudaModule(lowered.kernels);
+    CHECK(module.source.find("kiln_block_reduce(") != std::string::npos);
+    REQUIRE(module.kernels.size() == 1);
+    CHECK(module.kernels[0].block_threads == 256);
+    proto::ArtifactProto gpu_artifact = lowered.artifact;
+    *gpu_artifact.mutable_cuda()->add_kernels() = cuda::LaunchForm(module.kernels[0]);
+    // On the emulated device (blocks of 256 fibers, the shuffles' tree), and through the
+    // CPU kernel ABI (blocks of 64).
+    const Tensor on_device =
+        CudaExecutor::Create(gpu_artifact, cuda::EmulatedCudaDevice(lowered.kernels))->Run({{"x", x}})[0];
+    const std::shared_ptr<const CodeModule> code = LoadSharedObject(cuda::BuildEmulatedSharedObject(lowered.kernels));
+    const Tensor on_cpu_abi = Executor::Create(lowered.artifact, code)->Run({{"x", x}})[0];
+    KILN_CHECK_CLOSE(on_device, want, 1e-5, 1e-5);
+    KILN_CHECK_CLOSE(on_cpu_abi, want, 1e-5, 1e-5);
+    if (c.with_nan) CHECK(std::isnan(on_device.GetDouble(1)));
+    for (kir::Kernel kernel : lowered.kernels) {
+      kernel.name = "r" + std::to_string(all_kernels.size()) + "_" + kernel.name;
+      all_kernels.push_back(std::move(kernel));
+    }
+  }
+  // The shuffles and shared memory through NVRTC and ptxas.
+  const cuda::Nvrtc* nvrtc = cuda::Nvrtc::Find();
+  if (nvrtc == nullptr) {
+    std::printf("SKIPPED: block reductions through NVRTC: %s\n", cuda::Nvrtc::LoadError().c_str());
+    return;
+  }
+  const cuda::NvrtcOutput compiled =
+      nvrtc->Compile(cuda::EmitCudaModule(all_kernels).source, "block_reductions.cu", "sm_90");
+  CHECK(compiled.ptx.find("shfl.sync.down") != std::string::npos);
+  const auto report = cuda::ParsePtxasReport(compiled.log);
+  CHECK(report.size() == all_kernels.size());
+  for (const auto& kernel : report) CHECK(kernel.spill_store_bytes == 0);
+}
