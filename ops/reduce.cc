@@ -354,6 +354,19 @@ Expr Finished(const Combiner& combiner, const Accumulators& acc, const Expr& slo
   return ctx.epilogue ? ctx.Epilogue(lower::AsStored(value, out_type), at) : value;
 }
 
+// The input offset of output row p (the kept dims before the last reduced one).
+Expr RowOffset(const ReducePlan& plan, const Expr& p) {
+  Expr base(int64_t{0});
+  int64_t suffix = 1;
+  for (size_t k = plan.outer.size(); k-- > 0;) {
+    Expr index = p / Expr(suffix);
+    if (k > 0) index = index % Expr(plan.outer[k].size);
+    base = base + index * Expr(plan.outer[k].stride);
+    suffix *= plan.outer[k].size;
+  }
+  return base;
+}
+
 // CUDA, reductions of at least kMinBlockReduction elements: one parallel iteration per
 // output element, its reduced elements (the reduced dims flattened) one kReduction loop,
 // which a block of threads shares. Shorter ones keep the form below (a thread each).
@@ -362,15 +375,8 @@ constexpr int64_t kMinBlockReduction = 256;
 Stmt BlockReduction(const Combiner& combiner, const ReducePlan& plan, LowerContext& ctx) {
   const kir::Buffer& out = ctx.outputs[0];
   const Expr t = kir::Var("output");
-  const Expr p = plan.inner > 1 ? t / Expr(plan.inner) : t;
-  Expr base = plan.inner > 1 ? t % Expr(plan.inner) : Expr(int64_t{0});
-  int64_t suffix = 1;
-  for (size_t k = plan.outer.size(); k-- > 0;) {
-    Expr index = p / Expr(suffix);
-    if (k > 0) index = index % Expr(plan.outer[k].size);
-    base = base + index * Expr(plan.outer[k].stride);
-    suffix *= plan.outer[k].size;
-  }
+  const Expr base = RowOffset(plan, plan.inner > 1 ? t / Expr(plan.inner) : t) +
+                    (plan.inner > 1 ? t % Expr(plan.inner) : Expr(int64_t{0}));
   const Expr r = kir::Var("r");
   Expr offset(int64_t{0});
   int64_t below = 1;
@@ -418,15 +424,7 @@ Stmt LowerReduction(const Combiner& combiner, const ReducePlan& plan, LowerConte
   const Expr t = kir::Var("task");
   const Expr p = plan.inner > 1 ? t / Expr(tiles) : t;
   const Expr i0 = plan.inner > 1 ? (t % Expr(tiles)) * Expr(width) : Expr(int64_t{0});
-  // The input offset of output row p.
-  Expr base(int64_t{0});
-  int64_t suffix = 1;
-  for (size_t k = plan.outer.size(); k-- > 0;) {
-    Expr index = p / Expr(suffix);
-    if (k > 0) index = index % Expr(plan.outer[k].size);
-    base = base + index * Expr(plan.outer[k].stride);
-    suffix *= plan.outer[k].size;
-  }
+  const Expr base = RowOffset(plan, p);
 
   Accumulators acc{ctx.builder->AddLocal("acc", combiner.acc, width),
                    combiner.arg ? ctx.builder->AddLocal("position", ScalarType::kInt64, width) : nullptr};

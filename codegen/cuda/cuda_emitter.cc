@@ -515,6 +515,18 @@ class KernelWriter {
     }
   }
 
+  // Opens `for (var = begin + threadIdx.x; var < begin + extent; var += blockDim.x) {`:
+  // the loop's iterations dealt to the block's threads in turn.
+  void OpenBlockStridedLoop(const kir::StmtNode& s) {
+    const std::string first = Value(s.begin);
+    const std::string limit = "kiln_end" + std::to_string(next_temp_++);
+    Line("const long long " + limit + " = " + first + " + " + Value(s.extent) + ";");
+    const std::string var = VarName(s.loop_var);
+    Line("for (long long " + var + " = " + first + " + threadIdx.x; " + var + " < " + limit + "; " + var +
+         " += blockDim.x) {");
+    ++indent_;
+  }
+
   // A kReduction loop's iterations split across the block, the threads' partial values
   // combined (kiln_block_reduce), then into the accumulator, in every thread.
   void EmitBlockReduction(const kir::StmtNode& s) {
@@ -526,15 +538,9 @@ class KernelWriter {
     Statement([&] {
       Line("{");
       ++indent_;
-      const std::string first = Value(s.begin);
-      const std::string limit = "kiln_end" + std::to_string(next_temp_++);
-      Line("const long long " + limit + " = " + first + " + " + Value(s.extent) + ";");
       const std::string part = "kiln_part" + std::to_string(next_temp_++);
       Line(c_type + " " + part + " = " + identity + ";");
-      const std::string var = VarName(s.loop_var);
-      Line("for (long long " + var + " = " + first + " + threadIdx.x; " + var + " < " + limit + "; " + var +
-           " += blockDim.x) {");
-      ++indent_;
+      OpenBlockStridedLoop(s);
       Statement([&] { Line(part + " = " + combine(part, Value(r.value)) + ";"); });
       --indent_;
       Line("}");
@@ -572,13 +578,7 @@ class KernelWriter {
     Statement([&] {
       Line("{");
       ++indent_;
-      const std::string first = Value(s.begin);
-      const std::string limit = "kiln_end" + std::to_string(next_temp_++);
-      Line("const long long " + limit + " = " + first + " + " + Value(s.extent) + ";");
-      const std::string var = VarName(s.loop_var);
-      Line("for (long long " + var + " = " + first + " + threadIdx.x; " + var + " < " + limit + "; " + var +
-           " += blockDim.x) {");
-      ++indent_;
+      OpenBlockStridedLoop(s);
       cooperative_ = false;  // each thread its own iterations
       Emit(s.body[0]);
       cooperative_ = true;
