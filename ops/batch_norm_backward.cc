@@ -78,7 +78,7 @@ Stmt Lower(const Attrs& attrs, LowerContext& ctx) {
   const Expr sum_g = kir::Load(stat, Int(2));
   const Expr sum_gc = kir::Load(stat, Int(3));
   const Expr c = kir::Var("c");
-  const ChannelLoops loops(v, c);
+  const ChannelLoops loops(v, c, ctx.target == LowerTarget::kCuda);  // CUDA: a block per channel
   const Expr& at = loops.at;
   const Expr xd = lower::LoadAs(x, at, f64);
   const auto f64_const = [&](double value) { return kir::FloatImm(value, f64); };
@@ -95,8 +95,11 @@ Stmt Lower(const Attrs& attrs, LowerContext& ctx) {
   const std::vector<Stmt> rest = {
       kir::Store(stat, Int(2), f64_const(0)),
       kir::Store(stat, Int(3), f64_const(0)),
-      loops.Over(kir::Block({kir::Store(stat, Int(2), sum_g + lower::LoadAs(g, at, f64)),
-                             kir::Store(stat, Int(3), sum_gc + lower::LoadAs(g, at, f64) * (xd - mean))})),
+      loops.flat ? loops.Reduce(kir::Store(stat, Int(2), sum_g + lower::LoadAs(g, at, f64)))
+                 : loops.Over(kir::Block({kir::Store(stat, Int(2), sum_g + lower::LoadAs(g, at, f64)),
+                                          kir::Store(stat, Int(3), sum_gc + lower::LoadAs(g, at, f64) * (xd - mean))})),
+      loops.flat ? loops.Reduce(kir::Store(stat, Int(3), sum_gc + lower::LoadAs(g, at, f64) * (xd - mean)))
+                 : kir::Block({}),
       loops.Over(lower::StoreFrom(ctx.outputs[0], at, dx)),
       lower::StoreFrom(ctx.outputs[1], c, sum_gc * inv_std),
       lower::StoreFrom(ctx.outputs[2], c, sum_g),

@@ -1024,7 +1024,9 @@ Stmt BatchNormLower(const Attrs& attrs, LowerContext& ctx) {
   const Expr var = kir::Load(stat, Int(1));
   const Expr inv_std = kir::Load(stat, Int(2));
   const Expr c = kir::Var("c");
-  const ChannelLoops loops(view, c);
+  // On CUDA with batch statistics, a block per channel (BatchStatistics' sums as block
+  // reductions).
+  const ChannelLoops loops(view, c, batch_stats && ctx.target == LowerTarget::kCuda);
   const Expr xd = lower::LoadAs(x, loops.at, f64);
   const auto f64_const = [&](double value) { return kir::FloatImm(value, f64); };
 

@@ -115,11 +115,23 @@ ChannelView ChannelViewOf(const Attrs& attrs, const Shape& shape) {
   return view;
 }
 
-ChannelLoops::ChannelLoops(const ChannelView& view, const Expr& c)
-    : view(view), c(c), o(kir::Var("o")), i(kir::Var("i")), at((o * Int(view.channels) + c) * Int(view.inner) + i) {}
+ChannelLoops::ChannelLoops(const ChannelView& view, const Expr& c, bool flat)
+    : view(view),
+      flat(flat),
+      r(kir::Var("r")),
+      c(c),
+      o(flat ? r / Int(view.inner) : kir::Var("o")),
+      i(flat ? r % Int(view.inner) : kir::Var("i")),
+      at((o * Int(view.channels) + c) * Int(view.inner) + i) {}
 
 Stmt ChannelLoops::Over(Stmt body) const {
+  if (flat) return kir::For(r, Int(0), Int(view.count()), std::move(body), kir::LoopKind::kIndependent);
   return Loop(o, Int(0), Int(view.outer), Loop(i, Int(0), Int(view.inner), std::move(body), kir::LoopKind::kVectorize));
+}
+
+Stmt ChannelLoops::Reduce(Stmt store) const {
+  if (flat) return kir::For(r, Int(0), Int(view.count()), std::move(store), kir::LoopKind::kReduction);
+  return Over(std::move(store));
 }
 
 std::vector<Stmt> BatchStatistics(const kir::Buffer& stat, const ChannelLoops& loops, const Expr& x) {
@@ -133,10 +145,10 @@ std::vector<Stmt> BatchStatistics(const kir::Buffer& stat, const ChannelLoops& l
   };
   return {
       kir::Store(stat, Int(0), zero),
-      loops.Over(kir::Store(stat, Int(0), mean + x)),
+      loops.Reduce(kir::Store(stat, Int(0), mean + x)),
       kir::Store(stat, Int(0), average(mean)),
       kir::Store(stat, Int(1), zero),
-      loops.Over(kir::Store(stat, Int(1), var + (x - mean) * (x - mean))),
+      loops.Reduce(kir::Store(stat, Int(1), var + (x - mean) * (x - mean))),
       kir::Store(stat, Int(1), average(var)),
   };
 }

@@ -107,11 +107,17 @@ struct ChannelView {
 ChannelView ChannelViewOf(const Attrs& attrs, const Shape& shape);
 
 // Kernel IR over channel `c` of a view: `at` is element (o, c, i)'s index, Over(body)
-// runs `body` for every (o, i), vectorized along i.
+// runs `body` for every (o, i), vectorized along i; Reduce(store) runs an accumulator's
+// update (acc[k] = acc[k] + v) for every (o, i). With `flat` (for CUDA) both are one loop
+// over the channel's elements, (o, i) divided out of it: Over's independent, Reduce's a
+// kReduction (a block of threads per channel).
 struct ChannelLoops {
-  ChannelLoops(const ChannelView& view, const Expr& c);
+  ChannelLoops(const ChannelView& view, const Expr& c, bool flat = false);
   Stmt Over(Stmt body) const;
+  Stmt Reduce(Stmt store) const;
   ChannelView view;
+  bool flat = false;
+  Expr r;  // flat: the element of the channel
   Expr c, o, i, at;
 };
 

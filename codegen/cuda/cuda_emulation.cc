@@ -129,7 +129,7 @@ const char* EmulationHeader() {
 #define __global__
 #define __device__
 #define __forceinline__
-#define __shared__ static
+#define __shared__ static thread_local  // one block per host thread at a time
 struct kiln_dim3 {
   unsigned int x = 1, y = 1, z = 1;
 };

@@ -165,7 +165,9 @@ template <class T, class Op> KILN_FN T kiln_warp_tree(T* v, Op op) {
   return v[0];
 }
 template <class T, class Op> KILN_FN T kiln_block_reduce(T value, T identity, Op op) {
-  static T values[1024];
+  // The block's fibers share it; blocks on other host threads (the CPU kernel ABI's
+  // parallel ranges) have their own.
+  static thread_local T values[1024];
   values[threadIdx.x] = value;
   __syncthreads();
   const unsigned int warps = (blockDim.x + 31u) >> 5;

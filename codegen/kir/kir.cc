@@ -487,9 +487,13 @@ std::vector<Stmt> TopLevel(const Stmt& body) {
 
 namespace {
 
-bool Reads(const Expr& e, const BufferNode* buffer) {
-  if (e->kind == ExprKind::kLoad && e->buffer.get() == buffer) return true;
-  return std::any_of(e->operands.begin(), e->operands.end(), [&](const Expr& o) { return Reads(o, buffer); });
+// Whether `e` may read slot `slot` of `buffer` (a load at a non-constant index may).
+bool ReadsSlot(const Expr& e, const BufferNode* buffer, int64_t slot) {
+  if (e->kind == ExprKind::kLoad && e->buffer.get() == buffer &&
+      (e->operands[0]->kind != ExprKind::kIntImm || e->operands[0]->int_value == slot)) {
+    return true;
+  }
+  return std::any_of(e->operands.begin(), e->operands.end(), [&](const Expr& o) { return ReadsSlot(o, buffer, slot); });
 }
 
 }  // namespace
@@ -513,7 +517,9 @@ Reduction ReductionOf(const StmtNode& loop) {
   const int current = is_slot(value->operands[0]) ? 0 : is_slot(value->operands[1]) ? 1 : -1;
   if (current < 0) fail("must combine the accumulator's own slot");
   const Expr& combined = value->operands[1 - current];
-  if (Reads(combined, store->buffer.get())) fail("must combine a value that does not read the accumulator");
+  if (ReadsSlot(combined, store->buffer.get(), store->index->int_value)) {
+    fail("must combine a value that does not read the accumulator's slot");
+  }
   return {store->buffer, store->index->int_value, value->binary, combined};
 }
 

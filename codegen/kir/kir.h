@@ -180,10 +180,10 @@ enum class StmtKind { kFor, kStore, kBlock, kIf, kAllocate, kCall };
 // vectorizes it without proving that itself; the interpreter checks the claim.
 // kReduction: each iteration only combines a value into one slot of a local accumulator
 // with an associative, commutative operator: its body is the single store
-// acc[k] = op(acc[k], v), k constant, op kAdd, kMul, kMin or kMax, v not reading acc
-// (ReductionOf). Its iterations may run in any order and in parallel with the partial
-// results combined (a GPU block's threads, warp shuffles); serial emitters run it as a
-// plain loop. Floating-point sums then round differently.
+// acc[k] = op(acc[k], v), k constant, op kAdd, kMul, kMin or kMax, v not reading acc[k]
+// (ReductionOf; other slots, unchanged by the loop, it may read). Its iterations may run in any order and in parallel
+// with the partial results combined (a GPU block's threads, warp shuffles); serial emitters run it as a plain loop.
+// Floating-point sums then round differently.
 enum class LoopKind { kSerial, kParallel, kVectorize, kUnroll, kIndependent, kReduction };
 
 struct StmtNode;
