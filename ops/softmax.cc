@@ -169,7 +169,52 @@ Expr ValidCount(const SoftmaxView& view, const Expr& index) {
   return kir::Max(kir::Min(length, Expr(view.classes)), Zero());
 }
 
+// CUDA, rows of at least kMinBlockRow classes (inner 1): a block per row, the maximum
+// and the sum as block reductions (kir's max: a NaN in the row makes it all NaN, as the
+// reference's NaN sum does), then the row written by the block's threads.
+constexpr int64_t kMinBlockRow = 256;
+
+Stmt BlockSoftmaxRows(const SoftmaxView& view, LowerContext& ctx) {
+  const kir::Buffer& in = ctx.inputs[0];
+  const kir::Buffer& out = ctx.outputs[0];
+  const bool wide = ctx.input_types[0] == DType::kFloat64 || ctx.output_types[0] == DType::kFloat64;
+  const ScalarType type = wide ? ScalarType::kFloat64 : ScalarType::kFloat32;
+  const auto c = [&](double value) { return kir::FloatImm(value, type); };
+  const kir::Buffer stat = ctx.builder->AddLocal("stat", type, 2);  // max, then sum
+  const kir::Buffer valid = view.length ? ctx.builder->AddLocal("valid", ScalarType::kInt64, 1) : nullptr;
+  const Expr row = kir::Var("row");
+  const Expr cls = kir::Var("c");
+  const Expr at = row * Expr(view.classes) + cls;
+  const Expr x =
+      view.temperature == 1.0 ? lower::LoadAs(in, at, type) : lower::LoadAs(in, at, type) / c(view.temperature);
+  const auto masked = [&](const Expr& v, const Expr& otherwise) {
+    return view.length ? kir::Select(kir::Lt(cls, kir::Load(valid, Zero())), v, otherwise) : v;
+  };
+  const Expr row_max = kir::Load(stat, Zero());
+  const Expr row_sum = kir::Load(stat, Expr(1));
+  std::vector<Stmt> steps;
+  if (view.length) steps.push_back(kir::Store(valid, Zero(), ValidCount(view, row)));
+  steps.push_back(kir::Store(stat, Zero(), c(-INFINITY)));
+  steps.push_back(kir::For(cls, Zero(), Expr(view.classes),
+                           kir::Store(stat, Zero(), kir::Max(row_max, masked(x, c(-INFINITY)))),
+                           kir::LoopKind::kReduction));
+  steps.push_back(kir::Store(stat, Expr(1), c(0)));
+  steps.push_back(kir::For(cls, Zero(), Expr(view.classes),
+                           kir::Store(stat, Expr(1), row_sum + masked(kir::Exp(x - row_max), c(0))),
+                           kir::LoopKind::kReduction));
+  steps.push_back(kir::Store(stat, Expr(1), view.log ? kir::Log(row_sum) : c(1) / row_sum));
+  const Expr value = view.log ? (x - row_max) - row_sum : kir::Exp(x - row_max) * row_sum;
+  steps.push_back(kir::For(cls, Zero(), Expr(view.classes), lower::StoreFrom(out, at, masked(value, c(0))),
+                           kir::LoopKind::kIndependent));
+  Stmt body = kir::Allocate(stat, kir::Block(std::move(steps)));
+  if (valid) body = kir::Allocate(valid, body);
+  return kir::For(row, Zero(), Expr(view.outer), body, kir::LoopKind::kParallel);
+}
+
 Stmt LowerSoftmaxRows(const SoftmaxView& view, LowerContext& ctx) {
+  if (ctx.target == LowerTarget::kCuda && view.inner == 1 && view.classes >= kMinBlockRow && view.outer > 0) {
+    return BlockSoftmaxRows(view, ctx);
+  }
   const kir::Buffer& in = ctx.inputs[0];
   const kir::Buffer& out = ctx.outputs[0];
   const bool wide = ctx.input_types[0] == DType::kFloat64 || ctx.output_types[0] == DType::kFloat64;
