@@ -21,6 +21,7 @@ namespace kiln::fuzz {
 namespace {
 
 constexpr uint64_t kRunBudgetBytes = uint64_t{16} << 20;
+constexpr double kGemmBudget = 1e8;  // a fuzzed step may ask for any product its buffers hold
 
 // The byte sizes of each kernel's arguments, in call order, for the fake kernel.
 std::vector<std::vector<uint64_t>> g_arg_bytes;
@@ -78,7 +79,14 @@ int FuzzExecutor(const uint8_t* data, size_t size) {
     artifact.clear_code();  // never loaded: the fake module stands in for it
     g_arg_bytes.clear();
     g_abi_records.clear();
+    double gemm_work = 0;  // multiply-adds of the library GEMM steps, which run for real
     for (const auto& call : artifact.kernels()) {
+      if (call.has_gemm()) {
+        const auto& g = call.gemm();
+        gemm_work += static_cast<double>(g.batch()) * static_cast<double>(g.m()) * static_cast<double>(g.n()) *
+                     static_cast<double>(g.k());
+        continue;  // no kernel of its own
+      }
       std::vector<uint64_t> sizes;
       std::vector<int64_t> record = {call.args_size(), call.parallel_extent()};
       for (const auto& arg : call.args()) {
@@ -94,7 +102,7 @@ int FuzzExecutor(const uint8_t* data, size_t size) {
     uint64_t run_bytes = static_cast<uint64_t>(std::max<int64_t>(executor->arena_bytes(), 1));
     for (const auto& spec : executor->inputs()) run_bytes = SaturatingAdd(run_bytes, SpecBytes(spec));
     for (const auto& spec : executor->outputs()) run_bytes = SaturatingAdd(run_bytes, SpecBytes(spec));
-    if (run_bytes >= kRunBudgetBytes) return 0;
+    if (run_bytes >= kRunBudgetBytes || gemm_work > kGemmBudget) return 0;
     std::vector<Tensor> inputs;
     for (const auto& spec : executor->inputs()) inputs.emplace_back(spec.shape, spec.dtype);
     g_next_kernel = 0;

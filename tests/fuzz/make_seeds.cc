@@ -512,6 +512,7 @@ void Compile(const std::string& name, const Graph& graph, bool embed_params,
 void CudaSeed(const std::string& name, const Graph& graph, const std::map<std::string, Shape>& input_shapes) {
   CompileOptions options;
   options.input_shapes = input_shapes;
+  options.cuda = CompileOptions::Cuda{};  // lowered for CUDA: library steps, block reductions
   LoweredGraph lowered = LowerGraph(graph, options);
   for (const auto& kernel : cuda::EmitCudaModule(lowered.kernels).kernels) {
     *lowered.artifact.mutable_cuda()->add_kernels() = cuda::LaunchForm(kernel);
@@ -532,6 +533,23 @@ void WriteCudaSeeds() {
   with_params.params["c"] = Tensor::FromDoubles({1, 3, 1, 1}, std::vector<double>{1, 2, 3});
   CudaSeed("broadcast_param", with_params, {});
   CudaSeed("sum", Symbol::Create("sum", {x}, {{"axis", 1}}).ToGraph(), {});
+  // A cuBLAS step with its epilogue pass, a convolution's im2col and GEMM, a block reduction.
+  const Graph mlp = testing::WithRandomParams(testing::TestMlp(8), {{"data", {2, 12}}}, 1);
+  CudaSeed("mlp_gemm", mlp, {{"data", {2, 12}}});
+  // The same lowering on the CPU: the executor's library GEMM steps (kir is target-neutral).
+  CompileOptions steps;
+  steps.input_shapes = {{"data", {2, 12}}};
+  steps.target.cpu = "x86-64-v2";
+  steps.cuda = CompileOptions::Cuda{};
+  LoweredGraph lowered = LowerGraph(mlp, steps);
+  lowered.artifact.set_code(CompileSharedObject(lowered.kernels, steps.target));
+  ArtifactSeeds("mlp_gemm_steps", lowered.artifact);
+  const Symbol w = Symbol::Variable("w", Shape{4, 3, 3, 3});
+  Graph conv =
+      Symbol::Create("Convolution", {x, w}, {{"kernel", "(3,3)"}, {"num_filter", 4}, {"no_bias", true}}).ToGraph();
+  conv.params["w"] = Tensor::FromDoubles({4, 3, 3, 3}, std::vector<double>(108, 0.25));
+  CudaSeed("conv_gemm", conv, {});
+  CudaSeed("block_sum", Symbol::Create("sum", {Symbol::Variable("y", Shape{2, 300})}, {{"axis", 1}}).ToGraph(), {});
 }
 
 void WriteModelSeeds() {
