@@ -299,6 +299,29 @@ proto::BufferRef AddConstantParam(std::string name, const Tensor& value, proto::
   return ref;
 }
 
+// Whether two arguments' storage may overlap: arena byte ranges that intersect, or the
+// same input, parameter or output.
+bool MayOverlap(const proto::BufferRef& a, const proto::BufferRef& b) {
+  if (a.kind() != b.kind()) return false;
+  if (a.kind() != proto::BufferRef::ARENA) return a.index() == b.index();
+  return a.offset() < b.offset() + b.bytes() && b.offset() < a.offset() + a.bytes() && a.bytes() > 0 && b.bytes() > 0;
+}
+
+// Per argument of a kernel call: no other argument overlaps it where either is written
+// (in-place pairs and views of one buffer alias; read-only arguments may share).
+std::vector<bool> NoAliasArgs(const proto::KernelCall& call, const std::vector<bool>& written) {
+  std::vector<bool> noalias(static_cast<size_t>(call.args_size()), true);
+  for (int i = 0; i < call.args_size(); ++i) {
+    for (int j = i + 1; j < call.args_size(); ++j) {
+      const bool either_written = written.at(static_cast<size_t>(i)) || written.at(static_cast<size_t>(j));
+      if (either_written && MayOverlap(call.args(i), call.args(j))) {
+        noalias[static_cast<size_t>(i)] = noalias[static_cast<size_t>(j)] = false;
+      }
+    }
+  }
+  return noalias;
+}
+
 void AssembleKernels(const ExecutionPlan& execution, const Placement& placement, const StoragePlan& memory,
                      const Graph& graph, LoweredGraph& lowered) {
   proto::ArtifactProto& artifact = lowered.artifact;
@@ -354,6 +377,7 @@ void AssembleKernels(const ExecutionPlan& execution, const Placement& placement,
       }
       call.set_symbol(part.kernel->name);
       call.set_parallel_extent(part.kernel->parallel_extent);
+      part.kernel->noalias = NoAliasArgs(call, kir::WrittenArgs(*part.kernel));
       lowered.kernels.push_back(std::move(*part.kernel));
     }
   }

@@ -149,11 +149,16 @@ class KernelWriter {
     info.entry = CudaEntryName(kernel_.name);
     info.args = kernel_.args;
     info.parallel_extent = kernel_.parallel_extent;
+    // Arguments the plan keeps apart from every other written one are __restrict__, and
+    // const where the kernel only reads them (loads through the read-only cache).
+    const std::vector<bool> written = kir::WrittenArgs(kernel_);
     std::string params;
     for (size_t k = 0; k < kernel_.args.size(); ++k) {
       const kir::Buffer& arg = kernel_.args[k];
       buffer_names_[arg.get()] = "a" + std::to_string(k);
-      params += std::string(StorageType(arg->type)) + "* a" + std::to_string(k) + ", ";
+      const bool restrict = k < kernel_.noalias.size() && kernel_.noalias[k];
+      params += std::string(restrict && !written[k] ? "const " : "") + StorageType(arg->type) +
+                (restrict ? "* __restrict__ a" : "* a") + std::to_string(k) + ", ";
     }
     out_ << "// kernel " << kernel_.name << "\n";
     out_ << "extern \"C\" __global__ void " << info.entry << "(" << params << "long long begin, long long end) {\n";

@@ -965,10 +965,29 @@ class Hasher {
 
 }  // namespace
 
+std::vector<bool> WrittenArgs(const Kernel& kernel) {
+  std::vector<bool> written(kernel.args.size(), false);
+  const auto mark = [&](const Buffer& buffer) {
+    if (buffer != nullptr && !buffer->is_local && buffer->id >= 0 && static_cast<size_t>(buffer->id) < written.size()) {
+      written[static_cast<size_t>(buffer->id)] = true;
+    }
+  };
+  std::function<void(const Stmt&)> walk = [&](const Stmt& s) {
+    if (s == nullptr) return;
+    if (s->kind == StmtKind::kStore) mark(s->buffer);
+    if (IsLibraryStep(s)) mark(s->args[2].buffer);  // C
+    for (const auto& child : s->body) walk(child);
+    walk(s->otherwise);
+  };
+  walk(kernel.body);
+  return written;
+}
+
 uint64_t Fingerprint(const Kernel& kernel) {
   Hasher hasher(kernel);
   uint64_t h = 0;
   for (const auto& arg : kernel.args) h = hasher.Buffer(h, arg);
+  for (const bool noalias : kernel.noalias) h = hasher.Mix(h, noalias ? 2 : 1);
   return hasher.Mix(h, hasher.Statement(kernel.body));
 }
 

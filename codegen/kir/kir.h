@@ -244,7 +244,14 @@ struct Kernel {
   // Iterations of the outermost kParallel loop, 1 when there is none. The runtime calls
   // the kernel with sub-ranges [begin, end) of [0, parallel_extent).
   int64_t parallel_extent = 1;
+  // Per argument, from the memory plan (the compile driver sets it): true where no other
+  // argument of the call shares its storage while either is written, so an emitter may
+  // mark it noalias (CUDA's __restrict__). Empty: nothing is known.
+  std::vector<bool> noalias;
 };
+
+// Per argument, whether the body writes it (stores; a library step's C).
+std::vector<bool> WrittenArgs(const Kernel& kernel);
 
 // The parts of a kReduction loop; throws std::invalid_argument when its body is not the
 // accumulator form.

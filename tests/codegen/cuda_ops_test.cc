@@ -451,3 +451,35 @@ TEST_CASE("long reductions run as block reductions (a block of threads per outpu
   CHECK(report.size() == all_kernels.size());
   for (const auto& kernel : report) CHECK(kernel.spill_store_bytes == 0);
 }
+
+TEST_CASE("arguments the memory plan keeps apart are __restrict__ (const where only read)", "[cuda][restrict]") {
+  // Pooling's output dies in the elementwise kernel after it, which may then write in its
+  // place: those two arguments share storage and stay unrestricted.
+  const Symbol x = Symbol::Variable("x", Shape{2, 4, 8, 8});
+  const Symbol pooled =
+      Symbol::Create("Pooling", {x}, {{"kernel", "(2,2)"}, {"stride", "(2,2)"}, {"pool_type", "max"}});
+  const Symbol y = Symbol::Create("Activation", {pooled * 2.0}, {{"act_type", "relu"}});
+  CompileOptions unfused;
+  unfused.graph_opt_level = 0;  // a kernel per node
+  const LoweredGraph lowered = LowerGraph(y.ToGraph(), ForCuda(unfused));
+  REQUIRE(lowered.kernels.size() == 3);
+  const kir::Kernel& pool = lowered.kernels.front();
+  REQUIRE(pool.noalias.size() == pool.args.size());
+  CHECK(std::all_of(pool.noalias.begin(), pool.noalias.end(), [](bool b) { return b; }));
+  const std::string pool_source = cuda::EmitCudaModule({pool}).source;
+  CHECK(pool_source.find("const float* __restrict__ a0") != std::string::npos);  // x, read only
+  CHECK(pool_source.find("float* __restrict__ a1") != std::string::npos);        // its output
+  // The elementwise kernels run in place (the planner reuses what dies there): their
+  // input and output share storage and neither is restricted.
+  REQUIRE(lowered.artifact.report().inplace_count() > 0);
+  int unrestricted = 0;
+  for (const kir::Kernel& kernel : lowered.kernels) {
+    unrestricted += static_cast<int>(std::count(kernel.noalias.begin(), kernel.noalias.end(), false));
+  }
+  CHECK(unrestricted == 2 * lowered.artifact.report().inplace_count());
+  // The emulation (host C++ with the same qualifiers) still matches the reference.
+  const Tensor data = RandomTensor({2, 4, 8, 8}, 12);
+  const std::shared_ptr<const CodeModule> code = LoadSharedObject(cuda::BuildEmulatedSharedObject(lowered.kernels));
+  KILN_CHECK_CLOSE(Executor::Create(lowered.artifact, code)->Run({{"x", data}})[0],
+                   CompileJit(y.ToGraph(), CompileOptions{})->Run({{"x", data}})[0], 1e-6, 1e-7);
+}
