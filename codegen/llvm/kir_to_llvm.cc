@@ -5,6 +5,7 @@
 #include <llvm/IR/IRBuilder.h>
 #include <llvm/IR/Intrinsics.h>
 #include <llvm/IR/LLVMContext.h>
+#include <llvm/IR/MDBuilder.h>
 #include <llvm/IR/Metadata.h>
 #include <llvm/IR/Module.h>
 #include <llvm/IR/Verifier.h>
@@ -77,6 +78,7 @@ class KernelEmitter {
       llvm::Value* slot = builder_.CreateConstInBoundsGEP1_64(builder_.getPtrTy(), buffers, k);
       base_[arg.get()] = builder_.CreateAlignedLoad(builder_.getPtrTy(), slot, llvm::Align(alignof(void*)), arg->name);
     }
+    MakeAliasScopes();
     const kir::Stmt& body = kernel_.body;
     if (body->kind == StmtKind::kFor && body->loop_kind == LoopKind::kParallel) {
       // The caller's share [begin, end) replaces the parallel loop's own range.
@@ -263,7 +265,32 @@ class KernelEmitter {
   template <typename Instruction>
   Instruction* Grouped(Instruction* access, const kir::BufferNode& buffer) {
     if (access_group_ && !buffer.is_local) access->setMetadata(llvm::LLVMContext::MD_access_group, access_group_);
+    if (const auto scope = alias_scopes_.find(&buffer); scope != alias_scopes_.end()) {
+      access->setMetadata(llvm::LLVMContext::MD_alias_scope, scope->second.first);
+      access->setMetadata(llvm::LLVMContext::MD_noalias, scope->second.second);
+    }
     return access;
+  }
+
+  // Arguments the memory plan keeps apart from every written one (kir::Kernel::noalias)
+  // get an alias scope each, as C's restrict: an access to one is in its scope and alias
+  // no other such argument's, so LLVM needs no overlap checks between them.
+  void MakeAliasScopes() {
+    if (kernel_.noalias.size() != kernel_.args.size()) return;
+    llvm::MDBuilder md(context_);
+    llvm::MDNode* domain = md.createAnonymousAliasScopeDomain(kernel_.name);
+    std::vector<std::pair<const kir::BufferNode*, llvm::MDNode*>> scopes;
+    for (size_t k = 0; k < kernel_.args.size(); ++k) {
+      if (kernel_.noalias[k]) scopes.emplace_back(kernel_.args[k].get(), md.createAnonymousAliasScope(domain));
+    }
+    if (scopes.size() < 2) return;
+    for (const auto& [buffer, scope] : scopes) {
+      std::vector<llvm::Metadata*> others;
+      for (const auto& [other, other_scope] : scopes) {
+        if (other != buffer) others.push_back(other_scope);
+      }
+      alias_scopes_[buffer] = {llvm::MDNode::get(context_, {scope}), llvm::MDNode::get(context_, others)};
+    }
   }
 
   // ---- in-place elementwise loops ----
@@ -893,7 +920,14 @@ class KernelEmitter {
         llvm::Type* f64 = builder_.getDoubleTy();
         llvm::Value* x = is_unsigned ? builder_.CreateUIToFP(a, f64) : builder_.CreateSIToFP(a, f64);
         llvm::Value* y = is_unsigned ? builder_.CreateUIToFP(b, f64) : builder_.CreateSIToFP(b, f64);
-        llvm::Value* p = builder_.CreateBinaryIntrinsic(llvm::Intrinsic::pow, x, y);
+        // libm's scalar pow, never a vector library's (libmvec's is up to 4 ulp off, and
+        // large integer powers would round differently from the reference's).
+        llvm::FunctionCallee scalar_pow =
+            module_.getOrInsertFunction("pow", llvm::FunctionType::get(f64, {f64, f64}, false));
+        llvm::CallInst* p = builder_.CreateCall(scalar_pow, {x, y});
+        p->addFnAttr(llvm::Attribute::NoBuiltin);
+        p->setDoesNotThrow();
+        p->setDoesNotAccessMemory();
         return FloatToInteger(type, p);
       }
       default: return IntCompare(op, is_unsigned, a, b);
@@ -958,6 +992,8 @@ class KernelEmitter {
   llvm::BasicBlock* entry_ = nullptr;
   llvm::Value* api_ = nullptr;
   llvm::MDNode* access_group_ = nullptr;  // set while emitting a loop marked parallel
+  // Per restricted argument: its scope list and the list of the others' scopes.
+  std::unordered_map<const kir::BufferNode*, std::pair<llvm::MDNode*, llvm::MDNode*>> alias_scopes_;
   std::unordered_map<const kir::BufferNode*, llvm::Value*> base_;
   std::unordered_map<int, llvm::Value*> vars_;
   std::vector<std::unordered_map<const kir::ExprNode*, llvm::Value*>> memo_{1};
