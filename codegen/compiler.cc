@@ -642,6 +642,7 @@ proto::CudaCodeProto CompileCudaCode(const LoweredGraph& lowered, const CompileO
     (*code.mutable_cubins())[arch] = nvrtc->Compile(module.source, "kiln.cu", arch, cache).cubin;
   }
   code.set_nvrtc_version(nvrtc->version());
+  code.set_allow_tf32(options.allow_tf32);
   for (const cuda::CudaKernelInfo& info : module.kernels) *code.add_kernels() = cuda::LaunchForm(info);
   return code;
 }

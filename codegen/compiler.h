@@ -48,6 +48,8 @@ struct CompileOptions {
   // there is one). `target` is then unused.
   struct Cuda {
     std::vector<std::string> archs;
+    // cuBLAS may use TF32 tensor cores for float32 products (kiln compile --allow-tf32).
+    bool allow_tf32 = false;
   };
   std::optional<Cuda> cuda;
 };

@@ -161,7 +161,8 @@ int InspectArtifact(const CommandLine& line, const std::string& bytes) {
                     {{"ptx_arch", artifact.cuda().ptx_arch()},
                      {"ptx_bytes", artifact.cuda().ptx().size()},
                      {"cubins", cubins},
-                     {"nvrtc_version", artifact.cuda().nvrtc_version()}}}};
+                     {"nvrtc_version", artifact.cuda().nvrtc_version()},
+                     {"allow_tf32", artifact.cuda().allow_tf32()}}}};
   }
   j["opt_level"] = artifact.opt_level();
   j["inputs"] = nlohmann::json::array();
@@ -226,7 +227,8 @@ int InspectArtifact(const CommandLine& line, const std::string& bytes) {
               << " bytes)";
     for (const auto& [arch, cubin] : artifact.cuda().cubins())
       std::cout << ", cubin " << arch << " (" << cubin.size() << " bytes)";
-    std::cout << ", NVRTC " << artifact.cuda().nvrtc_version() << "\n";
+    std::cout << ", NVRTC " << artifact.cuda().nvrtc_version()
+              << (artifact.cuda().allow_tf32() ? ", TF32 products allowed" : "") << "\n";
   } else {
     std::cout << "target: " << artifact.target().triple() << ", cpu " << artifact.target().cpu() << ", -O"
               << artifact.opt_level() << "\n";
@@ -498,7 +500,7 @@ int CmdCompile(const CommandLine& line) {
   options.input_shapes = line.input_shapes;
   options.graph_opt_level = line.graph_opt_level;
   options.batch_sizes = line.batch_sizes;
-  if (line.target == "cuda") options.cuda = CompileOptions::Cuda{line.cuda_archs};
+  if (line.target == "cuda") options.cuda = CompileOptions::Cuda{line.cuda_archs, line.allow_tf32};
   if (!line.passes.empty()) options.passes.passes = line.passes;
   options.passes.disabled.insert(line.disabled_passes.begin(), line.disabled_passes.end());
   if (!line.dump_after_each.empty()) {

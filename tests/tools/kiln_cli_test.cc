@@ -263,6 +263,7 @@ TEST_CASE("kiln compile --target cuda: LeNet's convolutions and dense layers are
   REQUIRE(r.status == 0);
   r = Run(kKiln + " inspect " + dir + "/l.kiln");
   CHECK(r.status == 0);
+  CHECK(r.output.find("TF32") == std::string::npos);
   // Two convolutions (one product each) and two dense layers.
   size_t steps = 0;
   for (size_t at = r.output.find("GEMM step"); at != std::string::npos; at = r.output.find("GEMM step", at + 1))
@@ -271,6 +272,14 @@ TEST_CASE("kiln compile --target cuda: LeNet's convolutions and dense layers are
   r = Run(kKiln + " run " + dir + "/l.kiln" + kDigit);
   CHECK(r.output.find("terminate") == std::string::npos);
   if (r.status != 0) CHECK(r.output.find("no CUDA device: ") != std::string::npos);
+  // TF32 only when asked for, and only for the GPU.
+  REQUIRE(Run(kKiln + " compile " + lenet.graph + " -o " + dir +
+              "/tf32.kiln --input data:1x1x28x28 --target cuda --arch sm_80 --allow-tf32")
+              .status == 0);
+  CHECK(Run(kKiln + " inspect " + dir + "/tf32.kiln").output.find("TF32 products allowed") != std::string::npos);
+  r = Run(kKiln + " compile " + lenet.graph + " -o " + dir + "/cpu.kiln --allow-tf32");
+  CHECK(r.status == 2);
+  CHECK(r.output.find("--allow-tf32 is for --target cuda") != std::string::npos);
 }
 
 TEST_CASE("kiln compile --batch-sizes: one artifact that runs each batch size", "[cli]") {

@@ -168,6 +168,9 @@ ParseOutcome ParseCommandLine(const std::vector<std::string>& args) {
                    "--target cuda: cubins for these GPU architectures, e.g. sm_80,sm_90 (default: the local GPU's; "
                    "PTX for compute_80 always)")
       ->delimiter(',');
+  compile->add_flag("--allow-tf32", line.allow_tf32,
+                    "--target cuda: cuBLAS may use TF32 tensor cores for float32 products (10 mantissa bits; "
+                    "default: float32 throughout)");
   compile->add_option("--cpu", line.cpu,
                       "CPU to compile for: host (default), x86-64-v2, x86-64-v3, skylake-avx512, ...");
   compile->add_option("--features", line.features, "Extra CPU features, LLVM style: +avx2,+fma");
@@ -330,6 +333,9 @@ ParseOutcome ParseCommandLine(const std::vector<std::string>& args) {
     }
     if (line.command == "compile" && line.target != "cuda" && !line.cuda_archs.empty()) {
       throw Error("--arch is for --target cuda");
+    }
+    if (line.command == "compile" && line.target != "cuda" && line.allow_tf32) {
+      throw Error("--allow-tf32 is for --target cuda");
     }
     if (line.command == "keygen" && line.key_name.empty()) {
       line.key_name = line.output.substr(line.output.find_last_of('/') + 1);

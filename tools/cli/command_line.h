@@ -33,6 +33,7 @@ struct CommandLine {
   // compile
   std::string target = "cpu";
   std::vector<std::string> cuda_archs;  // --arch
+  bool allow_tf32 = false;              // --allow-tf32
   std::string cpu = "host";
   std::string features;
   int opt_level = 2;
