@@ -104,6 +104,9 @@ std::unique_ptr<CudaExecutor> CudaExecutor::Build(const proto::ArtifactProto& ar
                        {&e->inputs_, &params, &e->outputs_}, what + ", buffer " + std::to_string(i));
       }
       const proto::GemmCallProto& gemm = call.gemm();
+      if (call.args(static_cast<int>(gemm.c_arg())).kind() == proto::BufferRef::INPUT) {
+        e->written_inputs_.insert(call.args(static_cast<int>(gemm.c_arg())).index());
+      }
       Launch launch;
       launch.gemm = PlanCublasGemm(gemm);
       launch.buffers = {address(call.args(static_cast<int>(gemm.b_arg()))),
@@ -127,12 +130,22 @@ std::unique_ptr<CudaExecutor> CudaExecutor::Build(const proto::ArtifactProto& ar
     if (form.has_parallel_loop() && (form.inner_threads() < 1 || form.inner_threads() > (int64_t{1} << 20))) {
       throw Error(what + ": " + std::to_string(form.inner_threads()) + " threads per iteration (expected 1 to 2^20)");
     }
-    Launch launch{it->second, ConfigureCudaLaunch(form, 0, call.parallel_extent()), {}, call.parallel_extent()};
+    Launch launch{
+        it->second, ConfigureCudaLaunch(form, 0, call.parallel_extent()), {}, call.parallel_extent(), std::nullopt};
     for (int i = 0; i < call.args_size(); ++i) {
       const proto::BufferRef& arg = call.args(i);
       CheckBufferRef(arg, static_cast<uint64_t>(std::max<int64_t>(form.arg_bytes(i), 0)), artifact.arena_bytes(),
                      {&e->inputs_, &params, &e->outputs_}, what + ", buffer " + std::to_string(i));
       launch.buffers.push_back(address(arg));
+    }
+    for (const uint32_t written : form.written_args()) {
+      if (written >= static_cast<uint32_t>(call.args_size())) {
+        throw Error(what + ": it writes argument " + std::to_string(written) + " of " +
+                    std::to_string(call.args_size()));
+      }
+      if (call.args(static_cast<int>(written)).kind() == proto::BufferRef::INPUT) {
+        e->written_inputs_.insert(call.args(static_cast<int>(written)).index());
+      }
     }
     e->launches_.push_back(std::move(launch));
   }
@@ -161,6 +174,11 @@ std::vector<Tensor> CudaExecutor::Run(const std::vector<Tensor>& inputs) {
     device_->CopyToDevice(input_buffers_[i], inputs[i].data(), inputs[i].nbytes());
   LaunchCall();
   device_->Synchronize();
+  // Inputs the kernels update in place (BatchNorm's moving statistics in a training
+  // step) come back into the caller's tensors, as the CPU executor updates them.
+  for (const uint32_t i : written_inputs_) {
+    device_->CopyToHost(const_cast<void*>(inputs[i].data()), input_buffers_[i], inputs[i].nbytes());
+  }
   std::vector<Tensor> outputs;
   for (size_t i = 0; i < outputs_.size(); ++i) {
     outputs.emplace_back(outputs_[i].shape, outputs_[i].dtype);

@@ -6,6 +6,8 @@
 // stream).
 //
 // Matrix products run as cuBLAS steps between the kernels (proto::KernelCall::gemm).
+// Inputs the kernels update in place (BatchNorm's moving statistics in a training step)
+// are copied back into the caller's tensors after a call, as the CPU executor updates them.
 //
 // Not yet: a stream per call context, inputs and outputs already on the device.
 #pragma once
@@ -14,6 +16,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -80,6 +83,7 @@ class CudaExecutor {
   std::unique_ptr<CudaDevice> device_;
   std::vector<TensorSpec> inputs_, outputs_;
   std::vector<Launch> launches_;
+  std::set<uint32_t> written_inputs_;  // inputs a kernel writes: copied back after a call
   uint64_t arena_ = 0;
   std::vector<uint64_t> params_, input_buffers_, output_buffers_;
   CudaExecutorOptions options_;

@@ -152,6 +152,7 @@ class KernelWriter {
     // Arguments the plan keeps apart from every other written one are __restrict__, and
     // const where the kernel only reads them (loads through the read-only cache).
     const std::vector<bool> written = kir::WrittenArgs(kernel_);
+    info.written = written;
     std::string params;
     for (size_t k = 0; k < kernel_.args.size(); ++k) {
       const kir::Buffer& arg = kernel_.args[k];
@@ -673,6 +674,9 @@ proto::CudaKernelProto LaunchForm(const CudaKernelInfo& kernel) {
   form.set_has_parallel_loop(kernel.has_parallel_loop);
   form.set_inner_threads(kernel.inner_threads);
   form.set_block_threads(kernel.block_threads);
+  for (size_t k = 0; k < kernel.written.size(); ++k) {
+    if (kernel.written[k]) form.add_written_args(static_cast<uint32_t>(k));
+  }
   for (const auto& arg : kernel.args) form.add_arg_bytes(arg->size * kir::ScalarTypeBytes(arg->type));
   return form;
 }

@@ -48,6 +48,7 @@ struct CudaKernelInfo {
   // block, independent loops too, the rest run by every thread alike with global
   // stores by thread 0; 0 otherwise.
   int64_t block_threads = 0;
+  std::vector<bool> written;  // per argument: whether the kernel writes it
 };
 
 struct CudaModuleSource {

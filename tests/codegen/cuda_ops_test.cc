@@ -195,6 +195,10 @@ TEST_CASE("compiling for CUDA makes an artifact of PTX and cubins that a GPU-les
   CHECK_THROWS_WITH(CudaExecutor::Create(corrupt, cuda::EmulatedCudaDevice(lowered.kernels)),
                     Catch::Contains("-5 threads per iteration (expected 1 to 2^20)"));
   corrupt = artifact;
+  corrupt.mutable_cuda()->mutable_kernels(0)->add_written_args(99);
+  CHECK_THROWS_WITH(CudaExecutor::Create(corrupt, cuda::EmulatedCudaDevice(lowered.kernels)),
+                    Catch::Contains("it writes argument 99 of"));
+  corrupt = artifact;
   corrupt.mutable_cuda()->mutable_kernels(0)->add_arg_bytes(4);
   CHECK_THROWS_WITH(CudaExecutor::Create(corrupt, cuda::EmulatedCudaDevice(lowered.kernels)),
                     Catch::Contains("buffers, the artifact gives"));
@@ -378,11 +382,19 @@ TEST_CASE("a training step (forward, backward, SGD with momentum) on the GPU pat
     *gpu_artifact.mutable_cuda()->add_kernels() = cuda::LaunchForm(info);
   }
   const auto executor = CudaExecutor::Create(gpu_artifact, cuda::EmulatedCudaDevice(lowered.kernels));
-  const std::vector<Tensor> got = executor->Run(feeds);
+  std::map<std::string, Tensor> gpu_feeds;
+  for (const auto& [name, value] : feeds) gpu_feeds[name] = value.Clone();
+  const std::vector<Tensor> got = executor->Run(gpu_feeds);
   REQUIRE(got.size() == want.size());
   for (size_t i = 0; i < want.size(); ++i) {
     INFO("output " << executor->outputs()[i].name);
     KILN_CHECK_CLOSE(got[i], want[i], 1e-4, 1e-5);
+  }
+  // BatchNorm's moving statistics, updated in place, come back from the device.
+  for (const char* name : {"bn1_moving_mean", "bn1_moving_var"}) {
+    INFO(name);
+    CHECK_FALSE(cpu_feeds.at(name).BitwiseEquals(feeds.at(name)));
+    KILN_CHECK_CLOSE(gpu_feeds.at(name), cpu_feeds.at(name), 1e-5, 1e-6);
   }
 }
 
