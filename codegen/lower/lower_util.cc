@@ -38,10 +38,16 @@ Stmt LoopNest(const Shape& shape, const IndexBody& body, bool parallel) {
 }
 
 Stmt ChunkedLoop(int64_t count, const std::function<Stmt(const Expr& i)>& body) {
-  const Expr i = kir::Var("i");
-  if (count <= kChunk) return kir::For(i, Expr(int64_t{0}), Expr(count), body(i), kir::LoopKind::kIndependent);
-  const int64_t chunks = (count + kChunk - 1) / kChunk;
   const Expr c = kir::Var("chunk");
+  if (count <= kChunk) {
+    // One chunk, still the parallel loop: the CPU runs it on one thread, as a plain
+    // loop; the GPU binds its elements to threads (a bare loop would run on one thread).
+    const Expr i = kir::Var("i");
+    return kir::For(c, Expr(int64_t{0}), Expr(int64_t{1}),
+                    kir::For(i, Expr(int64_t{0}), Expr(count), body(i), kir::LoopKind::kIndependent),
+                    kir::LoopKind::kParallel);
+  }
+  const int64_t chunks = (count + kChunk - 1) / kChunk;
   const Expr begin = c * Expr(kChunk);
   const Expr extent = kir::Min(Expr(kChunk), Expr(count) - begin);
   const Expr j = kir::Var("j");
