@@ -77,6 +77,9 @@ struct LowerContext {
   LowerTarget target = LowerTarget::kCpu;
   // Products go to the library as steps (kir::GemmStep) rather than sgemm calls in loops.
   bool LibrarySteps() const { return target == LowerTarget::kCuda; }
+  // The least elements worth a parallel loop: on the CPU, what pays for waking its
+  // threads; on CUDA any (a loop that is not parallel runs on one GPU thread).
+  int64_t MinParallelWork() const { return target == LowerTarget::kCuda ? 1 : int64_t{16384}; }
   kir::KernelBuilder* builder = nullptr;
   // Fused elementwise work after output 0 (operators that declare SetAcceptsEpilogue):
   // the value to store for the element at flat index `index`, given the value the

@@ -179,7 +179,6 @@ using kir::Expr;
 using kir::ScalarType;
 using kir::Stmt;
 
-constexpr int64_t kParallelWork = 16384;  // least input elements worth a parallel loop
 constexpr int64_t kTile = 256;
 constexpr int64_t kLanes = 8;
 constexpr int64_t kLongSum = int64_t{1} << 16;
@@ -484,7 +483,7 @@ Stmt LowerReduction(const Combiner& combiner, const ReducePlan& plan, LowerConte
   }
   Stmt body = kir::Allocate(acc.value, kir::Block(std::move(steps)));
   if (combiner.arg) body = kir::Allocate(acc.position, body);
-  const bool parallel = tasks > 1 && NumElements(ctx.input_shapes[0]) >= kParallelWork;
+  const bool parallel = tasks > 1 && NumElements(ctx.input_shapes[0]) >= ctx.MinParallelWork();
   return kir::For(t, Expr(int64_t{0}), Expr(tasks), body, parallel ? kir::LoopKind::kParallel : kir::LoopKind::kSerial);
 }
 

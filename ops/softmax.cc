@@ -100,7 +100,6 @@ using kir::Expr;
 using kir::ScalarType;
 using kir::Stmt;
 
-constexpr int64_t kParallelWork = 16384;  // least elements worth a parallel loop
 constexpr int64_t kTile = 256;
 constexpr int64_t kLanes = 8;
 
@@ -295,7 +294,7 @@ Stmt LowerSoftmaxRows(const SoftmaxView& view, LowerContext& ctx) {
 
   Stmt body = kir::Allocate(max, kir::Allocate(sum, kir::Block(std::move(steps))));
   if (valid) body = kir::Allocate(valid, body);
-  const bool parallel = tasks > 1 && view.outer * view.classes * view.inner >= kParallelWork;
+  const bool parallel = tasks > 1 && view.outer * view.classes * view.inner >= ctx.MinParallelWork();
   return kir::For(t, Zero(), Expr(tasks), body, parallel ? kir::LoopKind::kParallel : kir::LoopKind::kSerial);
 }
 
