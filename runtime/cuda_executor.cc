@@ -96,13 +96,7 @@ std::unique_ptr<CudaExecutor> CudaExecutor::Build(const proto::ArtifactProto& ar
   };
   for (const auto& call : artifact.kernels()) {
     if (call.has_gemm()) {
-      const std::string what = where + ": the GEMM step of node '" + Abbreviate(call.node()) + "'";
-      if (!call.symbol().empty()) throw Error(what + " also names a kernel, '" + Abbreviate(call.symbol()) + "'");
-      const std::vector<uint64_t> needed = CheckGemmCall(call, what);
-      for (int i = 0; i < call.args_size(); ++i) {
-        CheckBufferRef(call.args(i), needed[static_cast<size_t>(i)], artifact.arena_bytes(),
-                       {&e->inputs_, &params, &e->outputs_}, what + ", buffer " + std::to_string(i));
-      }
+      CheckGemmStepCall(call, artifact.arena_bytes(), {&e->inputs_, &params, &e->outputs_}, where);
       const proto::GemmCallProto& gemm = call.gemm();
       if (call.args(static_cast<int>(gemm.c_arg())).kind() == proto::BufferRef::INPUT) {
         e->written_inputs_.insert(call.args(static_cast<int>(gemm.c_arg())).index());

@@ -183,6 +183,17 @@ void CheckBufferRef(const proto::BufferRef& arg, uint64_t needed, uint64_t arena
   }
 }
 
+void CheckGemmStepCall(const proto::KernelCall& call, uint64_t arena_bytes, const PlanTensors& tensors,
+                       const std::string& where) {
+  const std::string what = where + ": the GEMM step of node '" + Abbreviate(call.node()) + "'";
+  if (!call.symbol().empty()) throw Error(what + " also names a kernel, '" + Abbreviate(call.symbol()) + "'");
+  const std::vector<uint64_t> needed = CheckGemmCall(call, what);
+  for (int i = 0; i < call.args_size(); ++i) {
+    CheckBufferRef(call.args(i), needed[static_cast<size_t>(i)], arena_bytes, tensors,
+                   what + ", buffer " + std::to_string(i));
+  }
+}
+
 std::vector<Tensor> OrderInputs(const std::vector<TensorSpec>& specs, const std::map<std::string, Tensor>& inputs) {
   for (const auto& [given_name, tensor] : inputs) {
     const std::string& name = given_name;  // a lambda may not capture a structured binding (clang 14)
@@ -352,14 +363,8 @@ Executor::KernelPlan Executor::PlanKernel(const proto::KernelCall& call, const s
   KernelPlan plan;
   plan.node = call.node();
   if (call.has_gemm()) {
-    const std::string what = where + ": the GEMM step of node '" + Abbreviate(call.node()) + "'";
-    if (!call.symbol().empty()) throw Error(what + " also names a kernel, '" + Abbreviate(call.symbol()) + "'");
-    const std::vector<uint64_t> needed = CheckGemmCall(call, what);
-    for (int i = 0; i < call.args_size(); ++i) {
-      CheckBufferRef(call.args(i), needed[static_cast<size_t>(i)], static_cast<uint64_t>(arena_bytes_),
-                     {&inputs_, &params_, &outputs_}, what + ", buffer " + std::to_string(i));
-      plan.args.push_back(call.args(i));
-    }
+    CheckGemmStepCall(call, static_cast<uint64_t>(arena_bytes_), {&inputs_, &params_, &outputs_}, where);
+    plan.args.assign(call.args().begin(), call.args().end());
     plan.gemm = call.gemm();
     plan.parallel_extent = call.gemm().batch();
     return plan;

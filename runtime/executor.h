@@ -54,6 +54,11 @@ struct PlanTensors {
 // lies inside the arena (aligned) or inside the tensor it names; `arg_what` names it.
 void CheckBufferRef(const proto::BufferRef& arg, uint64_t needed, uint64_t arena_bytes, const PlanTensors& tensors,
                     const std::string& arg_what);
+// Throws unless a library GEMM step (call.gemm set) names no kernel, its product is
+// consistent (CheckGemmCall) and each of its buffers gives what the product uses (as
+// CheckBufferRef); `where` names the artifact.
+void CheckGemmStepCall(const proto::KernelCall& call, uint64_t arena_bytes, const PlanTensors& tensors,
+                       const std::string& where);
 // Named inputs in the order of `specs`; throws for an unknown or a missing name.
 std::vector<Tensor> OrderInputs(const std::vector<TensorSpec>& specs, const std::map<std::string, Tensor>& inputs);
 

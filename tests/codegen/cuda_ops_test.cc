@@ -333,6 +333,19 @@ TEST_CASE("models with products and convolutions run on the GPU path: kernels an
     CudaExecutorOptions plain_options;
     plain_options.cuda_graph = false;
     const auto plain = CudaExecutor::Create(gpu_artifact, cuda::EmulatedCudaDevice(lowered.kernels), plain_options);
+    // A corrupt GEMM step is refused at load, by both executors, naming the node.
+    for (int k = 0; k < gpu_artifact.kernels_size(); ++k) {
+      if (!gpu_artifact.kernels(k).has_gemm()) continue;
+      proto::ArtifactProto corrupt = gpu_artifact;
+      corrupt.mutable_kernels(k)->set_symbol("kiln_k0");
+      CHECK_THROWS_WITH(CudaExecutor::Create(corrupt, cuda::EmulatedCudaDevice(lowered.kernels)),
+                        Catch::Contains("the GEMM step of node") && Catch::Contains("also names a kernel"));
+      corrupt = gpu_artifact;
+      corrupt.mutable_kernels(k)->mutable_gemm()->set_c_offset(int64_t{1} << 40);
+      CHECK_THROWS_WITH(Executor::Create(corrupt, LoadSharedObject(cuda::BuildEmulatedSharedObject(lowered.kernels))),
+                        Catch::Contains("the GEMM step of node") && Catch::Contains("the artifact gives"));
+      break;
+    }
     // Parameters bound at load instead of embedded (kiln compile --no-embed-params).
     proto::ArtifactProto unembedded = gpu_artifact;
     unembedded.clear_param_values();
