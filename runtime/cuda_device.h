@@ -6,6 +6,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -27,15 +28,24 @@ inline constexpr int64_t kCudaMaxBlocks = 4096;
 CudaLaunch ConfigureCudaLaunch(const proto::CudaKernelProto& kernel, int64_t begin, int64_t end,
                                int block = kCudaBlockSize, int64_t max_blocks = kCudaMaxBlocks);
 
+// One stream on a GPU, with the module loaded on it and its captured graph. Memory is the
+// GPU's: an address one CudaDevice allocates is valid on every other of the same ordinal.
 class CudaDevice {
  public:
   virtual ~CudaDevice() = default;
   virtual std::string name() const = 0;
+  // Which GPU (Context::gpu(ordinal)).
+  virtual int ordinal() const = 0;
+  // Another stream on the same GPU, sharing its memory, with a module and a capture of
+  // its own: what the CUDA executor's call contexts run on.
+  virtual std::unique_ptr<CudaDevice> OpenStream() const = 0;
   // Device addresses (0 for 0 bytes). Throws kiln::Error when memory runs out.
   virtual uint64_t Allocate(size_t bytes) = 0;
   virtual void Free(uint64_t address) = 0;
   virtual void CopyToDevice(uint64_t device, const void* host, size_t bytes) = 0;
   virtual void CopyToHost(void* host, uint64_t device, size_t bytes) = 0;
+  // In order after the previous work on this stream (not synchronized).
+  virtual void CopyOnDevice(uint64_t destination, uint64_t source, size_t bytes) = 0;
   // Loads the artifact's code (a cubin for this device, else the PTX); kernels are then
   // named by their index in code.kernels().
   virtual void LoadModule(const proto::CudaCodeProto& code) = 0;

@@ -39,6 +39,7 @@ struct DriverApi {
   int (*mem_free)(uint64_t);
   int (*copy_to_device)(uint64_t, const void*, size_t, void*);
   int (*copy_to_host)(void*, uint64_t, size_t, void*);
+  int (*copy_on_device)(uint64_t, uint64_t, size_t, void*);
   int (*module_load_data)(void**, const void*);
   int (*module_unload)(void*);
   int (*module_get_function)(void**, void*, const char*);
@@ -82,6 +83,7 @@ const DriverApi& Driver() {
     Bind(library, "cuMemFree_v2", d.mem_free);
     Bind(library, "cuMemcpyHtoDAsync_v2", d.copy_to_device);
     Bind(library, "cuMemcpyDtoHAsync_v2", d.copy_to_host);
+    Bind(library, "cuMemcpyDtoDAsync_v2", d.copy_on_device);
     Bind(library, "cuModuleLoadData", d.module_load_data);
     Bind(library, "cuModuleUnload", d.module_unload);
     Bind(library, "cuModuleGetFunction", d.module_get_function);
@@ -190,6 +192,8 @@ class DriverDevice final : public CudaDevice {
   }
 
   std::string name() const override { return info_.name + " (" + info_.Arch() + ")"; }
+  int ordinal() const override { return info_.ordinal; }
+  std::unique_ptr<CudaDevice> OpenStream() const override { return std::make_unique<DriverDevice>(info_.ordinal); }
 
   uint64_t Allocate(size_t bytes) override {
     if (bytes == 0) return 0;
@@ -213,6 +217,11 @@ class DriverDevice final : public CudaDevice {
     MakeCurrent();
     Check(api_.copy_to_host(host, device, bytes, stream_), "cuMemcpyDtoHAsync");
     Synchronize();
+  }
+  void CopyOnDevice(uint64_t destination, uint64_t source, size_t bytes) override {
+    if (bytes == 0) return;
+    MakeCurrent();
+    Check(api_.copy_on_device(destination, source, bytes, stream_), "cuMemcpyDtoDAsync");
   }
   void LoadModule(const proto::CudaCodeProto& code) override {
     MakeCurrent();

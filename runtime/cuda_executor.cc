@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <map>
+#include <utility>
 
 #include "runtime/artifact.h"
 #include "runtime/cuda_driver.h"
@@ -12,7 +13,7 @@
 
 namespace kiln {
 
-std::unique_ptr<CudaExecutor> CudaExecutor::Load(const std::string& path, std::unique_ptr<CudaDevice> device,
+std::unique_ptr<CudaExecutor> CudaExecutor::Load(const std::string& path, std::shared_ptr<CudaDevice> device,
                                                  const CudaExecutorOptions& options) {
   const std::shared_ptr<const FileBytes> file = FileBytes::Open(path);
   const ArtifactView view = OpenArtifact(file->bytes(), path, options.trusted_keys);
@@ -22,7 +23,7 @@ std::unique_ptr<CudaExecutor> CudaExecutor::Load(const std::string& path, std::u
 }
 
 std::unique_ptr<CudaExecutor> CudaExecutor::Create(const proto::ArtifactProto& artifact,
-                                                   std::unique_ptr<CudaDevice> device,
+                                                   std::shared_ptr<CudaDevice> device,
                                                    const CudaExecutorOptions& options) {
   std::vector<std::string_view> param_bytes;
   for (const auto& value : artifact.param_values()) param_bytes.emplace_back(value.data());
@@ -31,9 +32,15 @@ std::unique_ptr<CudaExecutor> CudaExecutor::Create(const proto::ArtifactProto& a
 
 std::unique_ptr<CudaExecutor> CudaExecutor::Build(const proto::ArtifactProto& artifact,
                                                   const std::vector<std::string_view>& param_bytes,
-                                                  std::unique_ptr<CudaDevice> device,
+                                                  std::shared_ptr<CudaDevice> device,
                                                   const CudaExecutorOptions& options, const std::string& where) {
   if (!artifact.has_cuda()) throw Error(where + " holds no GPU code (compile it with kiln compile --target cuda)");
+  if (device == nullptr) throw Error(where + ": no device given");
+  constexpr int kMaxCallContexts = 256;
+  if (options.call_contexts < 1 || options.call_contexts > kMaxCallContexts) {
+    throw Error(where + ": call_contexts must be 1 to " + std::to_string(kMaxCallContexts) + ", given " +
+                std::to_string(options.call_contexts));
+  }
   const bool embedded = artifact.params_size() == static_cast<int>(param_bytes.size()) &&
                         artifact.param_values_size() == artifact.params_size();
   if (!embedded && !param_bytes.empty()) {
@@ -41,59 +48,16 @@ std::unique_ptr<CudaExecutor> CudaExecutor::Build(const proto::ArtifactProto& ar
                 std::to_string(artifact.params_size()) + " parameters");
   }
   std::unique_ptr<CudaExecutor> e(new CudaExecutor());
-  e->device_ = std::move(device);
   e->options_ = options;
   for (const auto& spec : artifact.inputs()) e->inputs_.push_back(SpecFromProto(spec, where));
   for (const auto& spec : artifact.outputs()) e->outputs_.push_back(SpecFromProto(spec, where));
-  e->device_->LoadModule(artifact.cuda());
-  e->arena_ = e->device_->Allocate(artifact.arena_bytes());
+
+  // Every step is checked and fixed at load: its kernel, by the entry point "cuda_" + the
+  // kernel call's symbol, its grid and its buffers.
   std::vector<TensorSpec> params;
-  for (int i = 0; i < artifact.params_size(); ++i) {
-    const TensorSpec& spec = params.emplace_back(SpecFromProto(artifact.params(i), where));
-    const size_t bytes = CheckedByteSize(spec.shape, spec.dtype);
-    std::string_view value;
-    if (embedded) {
-      value = param_bytes[static_cast<size_t>(i)];
-    } else {
-      // Bound by the caller (an artifact compiled with --no-embed-params).
-      const auto given = e->options_.params.find(spec.name);
-      if (given == e->options_.params.end()) {
-        throw Error(where + ": parameter '" + spec.name +
-                    "' has no value (the artifact was compiled with --no-embed-params: bind it with "
-                    "CudaExecutorOptions::params)");
-      }
-      CheckMatches(given->second, spec, "parameter");
-      value = std::string_view(static_cast<const char*>(given->second.data()), given->second.nbytes());
-    }
-    if (value.size() != bytes) {
-      throw Error(where + ": parameter '" + spec.name + "' holds " + std::to_string(value.size()) +
-                  " bytes, expected " + std::to_string(bytes));
-    }
-    e->params_.push_back(e->device_->Allocate(bytes));
-    e->device_->CopyToDevice(e->params_.back(), value.data(), bytes);
-  }
-  // The copies are asynchronous: the host bytes must outlive them.
-  e->device_->Synchronize();
-  e->options_.params.clear();
-  for (const auto& spec : e->inputs_) {
-    e->input_buffers_.push_back(e->device_->Allocate(CheckedByteSize(spec.shape, spec.dtype)));
-  }
-  for (const auto& spec : e->outputs_) {
-    e->output_buffers_.push_back(e->device_->Allocate(CheckedByteSize(spec.shape, spec.dtype)));
-  }
-  // Every launch is fixed at load (the buffers never move): its kernel, by the entry point
-  // "cuda_" + the kernel call's symbol, its grid and its device addresses.
+  for (int i = 0; i < artifact.params_size(); ++i) params.push_back(SpecFromProto(artifact.params(i), where));
   std::map<std::string, size_t> by_entry;
   for (int k = 0; k < artifact.cuda().kernels_size(); ++k) by_entry[artifact.cuda().kernels(k).entry()] = k;
-  const auto address = [&](const proto::BufferRef& arg) {
-    switch (arg.kind()) {
-      case proto::BufferRef::ARENA: return e->arena_ + arg.offset();
-      // As the CPU executor: inputs, parameters and outputs are whole buffers.
-      case proto::BufferRef::INPUT: return e->input_buffers_[arg.index()];
-      case proto::BufferRef::PARAM: return e->params_[arg.index()];
-      default: return e->output_buffers_[arg.index()];  // OUTPUT (checked)
-    }
-  };
   for (const auto& call : artifact.kernels()) {
     if (call.has_gemm()) {
       CheckGemmStepCall(call, artifact.arena_bytes(), {&e->inputs_, &params, &e->outputs_}, where);
@@ -101,12 +65,12 @@ std::unique_ptr<CudaExecutor> CudaExecutor::Build(const proto::ArtifactProto& ar
       if (call.args(static_cast<int>(gemm.c_arg())).kind() == proto::BufferRef::INPUT) {
         e->written_inputs_.insert(call.args(static_cast<int>(gemm.c_arg())).index());
       }
-      Launch launch;
-      launch.gemm = PlanCublasGemm(gemm);
-      launch.buffers = {address(call.args(static_cast<int>(gemm.b_arg()))),
-                        address(call.args(static_cast<int>(gemm.a_arg()))),
-                        address(call.args(static_cast<int>(gemm.c_arg())))};
-      e->launches_.push_back(std::move(launch));
+      Step step;
+      step.gemm = PlanCublasGemm(gemm);
+      step.args = {call.args(static_cast<int>(gemm.b_arg())), call.args(static_cast<int>(gemm.a_arg())),
+                   call.args(static_cast<int>(gemm.c_arg()))};
+      e->steps_.push_back(std::move(step));
+      e->uses_gemm_ = true;
       continue;
     }
     const auto it = by_entry.find("cuda_" + call.symbol());
@@ -124,13 +88,13 @@ std::unique_ptr<CudaExecutor> CudaExecutor::Build(const proto::ArtifactProto& ar
     if (form.has_parallel_loop() && (form.inner_threads() < 1 || form.inner_threads() > (int64_t{1} << 20))) {
       throw Error(what + ": " + std::to_string(form.inner_threads()) + " threads per iteration (expected 1 to 2^20)");
     }
-    Launch launch{
+    Step step{
         it->second, ConfigureCudaLaunch(form, 0, call.parallel_extent()), {}, call.parallel_extent(), std::nullopt};
     for (int i = 0; i < call.args_size(); ++i) {
       const proto::BufferRef& arg = call.args(i);
       CheckBufferRef(arg, static_cast<uint64_t>(std::max<int64_t>(form.arg_bytes(i), 0)), artifact.arena_bytes(),
                      {&e->inputs_, &params, &e->outputs_}, what + ", buffer " + std::to_string(i));
-      launch.buffers.push_back(address(arg));
+      step.args.push_back(arg);
     }
     for (const uint32_t written : form.written_args()) {
       if (written >= static_cast<uint32_t>(call.args_size())) {
@@ -141,21 +105,108 @@ std::unique_ptr<CudaExecutor> CudaExecutor::Build(const proto::ArtifactProto& ar
         e->written_inputs_.insert(call.args(static_cast<int>(written)).index());
       }
     }
-    e->launches_.push_back(std::move(launch));
+    e->steps_.push_back(std::move(step));
   }
-  if (std::any_of(e->launches_.begin(), e->launches_.end(), [](const Launch& l) { return l.gemm.has_value(); })) {
-    e->device_->PrepareGemm(artifact.cuda().allow_tf32());
+
+  // The parameters, uploaded once through the first context's stream.
+  e->param_stream_ = device;
+  for (size_t i = 0; i < params.size(); ++i) {
+    const TensorSpec& spec = params[i];
+    const size_t bytes = CheckedByteSize(spec.shape, spec.dtype);
+    std::string_view value;
+    if (embedded) {
+      value = param_bytes[i];
+    } else {
+      // Bound by the caller (an artifact compiled with --no-embed-params).
+      const auto given = e->options_.params.find(spec.name);
+      if (given == e->options_.params.end()) {
+        throw Error(where + ": parameter '" + spec.name +
+                    "' has no value (the artifact was compiled with --no-embed-params: bind it with "
+                    "CudaExecutorOptions::params)");
+      }
+      CheckMatches(given->second, spec, "parameter");
+      value = std::string_view(static_cast<const char*>(given->second.data()), given->second.nbytes());
+    }
+    if (value.size() != bytes) {
+      throw Error(where + ": parameter '" + spec.name + "' holds " + std::to_string(value.size()) +
+                  " bytes, expected " + std::to_string(bytes));
+    }
+    e->params_.push_back(device->Allocate(bytes));
+    device->CopyToDevice(e->params_.back(), value.data(), bytes);
   }
+  // The copies are asynchronous: the host bytes must outlive them.
+  device->Synchronize();
+  e->options_.params.clear();
+  e->AddCallContext(device, artifact);
+  for (int c = 1; c < options.call_contexts; ++c) e->AddCallContext(device->OpenStream(), artifact);
   return e;
 }
 
-CudaExecutor::~CudaExecutor() {
-  if (device_ == nullptr) return;
-  device_->Free(arena_);
-  for (const auto* buffers : {&params_, &input_buffers_, &output_buffers_}) {
-    for (const uint64_t address : *buffers) device_->Free(address);
+void CudaExecutor::AddCallContext(std::shared_ptr<CudaDevice> stream, const proto::ArtifactProto& artifact) {
+  auto context = std::make_unique<CallContext>();
+  context->stream = std::move(stream);
+  // Held before anything is allocated, so that the destructor frees what a failure leaves.
+  CallContext& c = *contexts_.emplace_back(std::move(context));
+  CudaDevice& device = *c.stream;
+  device.LoadModule(artifact.cuda());
+  c.arena = device.Allocate(artifact.arena_bytes());
+  for (const auto& spec : inputs_) c.input_buffers.push_back(device.Allocate(CheckedByteSize(spec.shape, spec.dtype)));
+  for (const auto& spec : outputs_) {
+    c.output_buffers.push_back(device.Allocate(CheckedByteSize(spec.shape, spec.dtype)));
   }
+  const auto address = [&](const proto::BufferRef& arg) {
+    switch (arg.kind()) {
+      case proto::BufferRef::ARENA: return c.arena + arg.offset();
+      // As the CPU executor: inputs, parameters and outputs are whole buffers.
+      case proto::BufferRef::INPUT: return c.input_buffers[arg.index()];
+      case proto::BufferRef::PARAM: return params_[arg.index()];
+      default: return c.output_buffers[arg.index()];  // OUTPUT (checked at load)
+    }
+  };
+  for (const Step& step : steps_) {
+    Launch launch{&step, {}};
+    for (const proto::BufferRef& arg : step.args) launch.buffers.push_back(address(arg));
+    c.launches.push_back(std::move(launch));
+  }
+  if (uses_gemm_) device.PrepareGemm(artifact.cuda().allow_tf32());
+  free_.push_back(&c);
 }
+
+CudaExecutor::~CudaExecutor() {
+  for (auto it = contexts_.rbegin(); it != contexts_.rend(); ++it) {
+    CallContext& c = **it;
+    c.stream->Free(c.arena);
+    for (const auto* buffers : {&c.input_buffers, &c.output_buffers}) {
+      for (const uint64_t address : *buffers) c.stream->Free(address);
+    }
+  }
+  for (const uint64_t address : params_) param_stream_->Free(address);
+}
+
+class CudaExecutor::Lease {
+ public:
+  explicit Lease(CudaExecutor& executor) : executor_(executor) {
+    std::unique_lock<std::mutex> lock(executor_.mutex_);
+    executor_.context_freed_.wait(lock, [&] { return !executor_.free_.empty(); });
+    context_ = executor_.free_.back();
+    executor_.free_.pop_back();
+  }
+  ~Lease() {
+    {
+      const std::lock_guard<std::mutex> lock(executor_.mutex_);
+      executor_.free_.push_back(context_);
+    }
+    executor_.context_freed_.notify_one();
+  }
+  Lease(const Lease&) = delete;
+  Lease& operator=(const Lease&) = delete;
+  CallContext& operator*() const { return *context_; }
+  CallContext* operator->() const { return context_; }
+
+ private:
+  CudaExecutor& executor_;
+  CallContext* context_ = nullptr;
+};
 
 std::vector<Tensor> CudaExecutor::Run(const std::map<std::string, Tensor>& inputs) {
   return Run(OrderInputs(inputs_, inputs));
@@ -163,55 +214,96 @@ std::vector<Tensor> CudaExecutor::Run(const std::map<std::string, Tensor>& input
 
 std::vector<Tensor> CudaExecutor::Run(const std::vector<Tensor>& inputs) {
   CheckInputs(inputs_, inputs);
-  const std::lock_guard<std::mutex> lock(mutex_);
-  for (size_t i = 0; i < inputs.size(); ++i)
-    device_->CopyToDevice(input_buffers_[i], inputs[i].data(), inputs[i].nbytes());
-  LaunchCall();
-  device_->Synchronize();
+  const Lease context(*this);
+  CudaDevice& stream = *context->stream;
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    stream.CopyToDevice(context->input_buffers[i], inputs[i].data(), inputs[i].nbytes());
+  }
+  LaunchCall(*context);
+  stream.Synchronize();
   // Inputs the kernels update in place (BatchNorm's moving statistics in a training
   // step) come back into the caller's tensors, as the CPU executor updates them.
   for (const uint32_t i : written_inputs_) {
-    device_->CopyToHost(const_cast<void*>(inputs[i].data()), input_buffers_[i], inputs[i].nbytes());
+    stream.CopyToHost(const_cast<void*>(inputs[i].data()), context->input_buffers[i], inputs[i].nbytes());
   }
   std::vector<Tensor> outputs;
   for (size_t i = 0; i < outputs_.size(); ++i) {
     outputs.emplace_back(outputs_[i].shape, outputs_[i].dtype);
-    device_->CopyToHost(outputs.back().data(), output_buffers_[i], outputs.back().nbytes());
+    stream.CopyToHost(outputs.back().data(), context->output_buffers[i], outputs.back().nbytes());
   }
   return outputs;
 }
 
-void CudaExecutor::LaunchCall() {
+std::vector<DeviceTensor> CudaExecutor::Run(const std::vector<DeviceTensor>& inputs) {
+  if (inputs.size() != inputs_.size()) {
+    throw Error("expected " + std::to_string(inputs_.size()) + " inputs, given " + std::to_string(inputs.size()));
+  }
+  const int ordinal = device().ordinal();
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    const TensorSpec& spec = inputs_[i];
+    if (!inputs[i].defined()) throw Error("input '" + spec.name + "' is undefined");
+    if (inputs[i].shape() != spec.shape || inputs[i].dtype() != spec.dtype) {
+      throw Error("input '" + spec.name + "': expected " + ShapeToString(spec.shape) + " " +
+                  std::string(DTypeName(spec.dtype)) + ", given " + ShapeToString(inputs[i].shape()) + " " +
+                  std::string(DTypeName(inputs[i].dtype())));
+    }
+    if (inputs[i].device().ordinal() != ordinal) {
+      throw Error("input '" + spec.name + "' is on " + inputs[i].context().ToString() + ", the executor on " +
+                  context().ToString() + ": copy it there first (DeviceTensor::CopyTo)");
+    }
+  }
+  const Lease context(*this);
+  CudaDevice& stream = *context->stream;
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    stream.CopyOnDevice(context->input_buffers[i], inputs[i].address(), inputs[i].nbytes());
+  }
+  LaunchCall(*context);
+  for (const uint32_t i : written_inputs_) {
+    stream.CopyOnDevice(inputs[i].address(), context->input_buffers[i], inputs[i].nbytes());
+  }
+  std::vector<DeviceTensor> outputs;
+  for (size_t i = 0; i < outputs_.size(); ++i) {
+    outputs.emplace_back(outputs_[i].shape, outputs_[i].dtype, context->stream);
+    stream.CopyOnDevice(outputs.back().address(), context->output_buffers[i], outputs.back().nbytes());
+  }
+  // Other streams may read the outputs (and the updated inputs) once this returns.
+  stream.Synchronize();
+  return outputs;
+}
+
+void CudaExecutor::LaunchCall(CallContext& context) {
   if (!options_.cuda_graph) {
-    LaunchAll();
+    LaunchAll(context);
     return;
   }
   // The buffers never move, so the sequence captured once serves every call.
-  if (!captured_) {
-    device_->BeginCapture();
-    LaunchAll();
-    device_->EndCapture();
-    captured_ = true;
+  if (!context.captured) {
+    context.stream->BeginCapture();
+    LaunchAll(context);
+    context.stream->EndCapture();
+    context.captured = true;
   }
-  device_->Replay();
+  context.stream->Replay();
 }
 
 double CudaExecutor::SecondsPerCall(int calls) {
-  const std::lock_guard<std::mutex> lock(mutex_);
-  LaunchCall();  // captures, and warms up
-  device_->Synchronize();
+  const Lease context(*this);
+  LaunchCall(*context);  // captures, and warms up
+  context->stream->Synchronize();
   const auto start = std::chrono::steady_clock::now();
-  for (int i = 0; i < calls; ++i) LaunchCall();
-  device_->Synchronize();
+  for (int i = 0; i < calls; ++i) LaunchCall(*context);
+  context->stream->Synchronize();
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() / std::max(calls, 1);
 }
 
-void CudaExecutor::LaunchAll() {
-  for (const Launch& launch : launches_) {
-    if (launch.gemm) {
-      device_->Gemm(*launch.gemm, launch.buffers[0], launch.buffers[1], launch.buffers[2]);
+void CudaExecutor::LaunchAll(CallContext& context) {
+  CudaDevice& stream = *context.stream;
+  for (const Launch& launch : context.launches) {
+    const Step& step = *launch.step;
+    if (step.gemm) {
+      stream.Gemm(*step.gemm, launch.buffers[0], launch.buffers[1], launch.buffers[2]);
     } else {
-      device_->Launch(launch.kernel, launch.launch, launch.buffers, 0, launch.parallel_extent);
+      stream.Launch(step.kernel, step.launch, launch.buffers, 0, step.parallel_extent);
     }
   }
 }

@@ -2,16 +2,21 @@
 // memory plan's arena, the parameters (uploaded once) and the inputs and outputs live in
 // device memory allocated at load, so a call allocates nothing; the kernels are launched
 // in plan order with ConfigureCudaLaunch's grids, captured at the first call as a CUDA
-// Graph and replayed after (CudaExecutorOptions::cuda_graph). Calls are serialized (one
-// stream).
+// Graph and replayed after (CudaExecutorOptions::cuda_graph).
 //
-// Matrix products run as cuBLAS steps between the kernels (proto::KernelCall::gemm).
-// Inputs the kernels update in place (BatchNorm's moving statistics in a training step)
-// are copied back into the caller's tensors after a call, as the CPU executor updates them.
+// Call contexts: each is a stream of its own (CudaDevice::OpenStream) with its own arena,
+// input and output buffers and captured graph; the parameters are shared. Calls from
+// several threads run at once on up to CudaExecutorOptions::call_contexts streams and
+// wait for a free one beyond that.
 //
-// Not yet: a stream per call context, inputs and outputs already on the device.
+// Inputs and outputs may be host tensors (copied in and out) or device tensors of the
+// same GPU (copied on the device: nothing crosses to the host). Matrix products run as
+// cuBLAS steps between the kernels (proto::KernelCall::gemm). Inputs the kernels update
+// in place (BatchNorm's moving statistics in a training step) are copied back into the
+// caller's tensors after a call, as the CPU executor updates them.
 #pragma once
 
+#include <condition_variable>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -22,6 +27,7 @@
 
 #include "proto/artifact.pb.h"
 #include "runtime/cuda_device.h"
+#include "runtime/device_tensor.h"
 #include "runtime/executor.h"
 #include "runtime/tensor.h"
 
@@ -30,6 +36,9 @@ namespace kiln {
 struct CudaExecutorOptions {
   // Capture the launch sequence as a CUDA Graph at the first call and replay it after.
   bool cuda_graph = true;
+  // Calls that may run at once, each on a stream with an arena and input and output
+  // buffers of its own (memory grows by that much per context); 1 serializes calls.
+  int call_contexts = 1;
   // As ExecutorOptions::trusted_keys: when not empty, an artifact not signed by one of
   // these keys is refused before its code is loaded.
   std::vector<PublicKey> trusted_keys{};
@@ -41,11 +50,12 @@ struct CudaExecutorOptions {
 class CudaExecutor {
  public:
   // An artifact file; `device` null: GPU 0 through the driver (throws "no CUDA device:
-  // ..." where there is none).
-  static std::unique_ptr<CudaExecutor> Load(const std::string& path, std::unique_ptr<CudaDevice> device = nullptr,
+  // ..." where there is none). The first call context runs on `device`, the others on
+  // streams opened from it.
+  static std::unique_ptr<CudaExecutor> Load(const std::string& path, std::shared_ptr<CudaDevice> device = nullptr,
                                             const CudaExecutorOptions& options = {});
   // An artifact as the compiler makes it (parameter bytes inside its param_values).
-  static std::unique_ptr<CudaExecutor> Create(const proto::ArtifactProto& artifact, std::unique_ptr<CudaDevice> device,
+  static std::unique_ptr<CudaExecutor> Create(const proto::ArtifactProto& artifact, std::shared_ptr<CudaDevice> device,
                                               const CudaExecutorOptions& options = {});
   ~CudaExecutor();
   CudaExecutor(const CudaExecutor&) = delete;
@@ -53,10 +63,14 @@ class CudaExecutor {
 
   const std::vector<TensorSpec>& inputs() const { return inputs_; }
   const std::vector<TensorSpec>& outputs() const { return outputs_; }
-  const CudaDevice& device() const { return *device_; }
+  const CudaDevice& device() const { return *contexts_.front()->stream; }
+  Context context() const { return Context::gpu(device().ordinal()); }
+  int call_contexts() const { return static_cast<int>(contexts_.size()); }
 
   std::vector<Tensor> Run(const std::map<std::string, Tensor>& inputs);
   std::vector<Tensor> Run(const std::vector<Tensor>& inputs);
+  // Inputs in this GPU's memory; the outputs stay there (fresh device tensors).
+  std::vector<DeviceTensor> Run(const std::vector<DeviceTensor>& inputs);
   // The device time of one call's kernels, averaged over `calls` back-to-back calls (the
   // CUDA Graph's replays, or the plain launches) on whatever the device buffers hold: no
   // copies, for benchmarks.
@@ -67,28 +81,47 @@ class CudaExecutor {
   // `param_bytes[i]`: parameter i's bytes (from the file or the message).
   static std::unique_ptr<CudaExecutor> Build(const proto::ArtifactProto& artifact,
                                              const std::vector<std::string_view>& param_bytes,
-                                             std::unique_ptr<CudaDevice> device, const CudaExecutorOptions& options,
+                                             std::shared_ptr<CudaDevice> device, const CudaExecutorOptions& options,
                                              const std::string& where);
-  void LaunchAll();
-  void LaunchCall();  // LaunchAll, or the CUDA Graph (captured at the first call)
 
-  // A kernel launch, or (gemm set) a library GEMM on buffers {B's, A's, C's}.
-  struct Launch {
+  // A kernel launch, or (gemm set) a library GEMM on buffers {B's, A's, C's}, as the
+  // artifact describes it; each call context binds it to its own buffers.
+  struct Step {
     size_t kernel = 0;  // index in the module
     CudaLaunch launch;
-    std::vector<uint64_t> buffers;  // device addresses, in the kernel's argument order
+    std::vector<proto::BufferRef> args;  // in the kernel's argument order
     int64_t parallel_extent = 1;
     std::optional<CublasGemmCall> gemm;
   };
-  std::unique_ptr<CudaDevice> device_;
+  struct Launch {
+    const Step* step = nullptr;
+    std::vector<uint64_t> buffers;  // device addresses of the step's args
+  };
+  struct CallContext {
+    std::shared_ptr<CudaDevice> stream;
+    uint64_t arena = 0;
+    std::vector<uint64_t> input_buffers, output_buffers;
+    std::vector<Launch> launches;
+    bool captured = false;
+  };
+  // A call context held for one call (waits for a free one), given back at the end.
+  class Lease;
+
+  void AddCallContext(std::shared_ptr<CudaDevice> stream, const proto::ArtifactProto& artifact);
+  void LaunchAll(CallContext& context);
+  void LaunchCall(CallContext& context);  // LaunchAll, or its CUDA Graph (captured at the first call)
+
   std::vector<TensorSpec> inputs_, outputs_;
-  std::vector<Launch> launches_;
-  std::set<uint32_t> written_inputs_;  // inputs a kernel writes: copied back after a call
-  uint64_t arena_ = 0;
-  std::vector<uint64_t> params_, input_buffers_, output_buffers_;
+  std::vector<Step> steps_;
+  std::set<uint32_t> written_inputs_;         // inputs a kernel writes: copied back after a call
+  std::shared_ptr<CudaDevice> param_stream_;  // the first context's, which allocated params_
+  std::vector<uint64_t> params_;
+  bool uses_gemm_ = false;
+  std::vector<std::unique_ptr<CallContext>> contexts_;
   CudaExecutorOptions options_;
-  bool captured_ = false;
-  std::mutex mutex_;
+  std::mutex mutex_;  // guards free_
+  std::condition_variable context_freed_;
+  std::vector<CallContext*> free_;
 };
 
 }  // namespace kiln

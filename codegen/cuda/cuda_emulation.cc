@@ -3,6 +3,7 @@
 #include <cstring>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <sstream>
 
@@ -20,33 +21,47 @@ constexpr const char* kLauncherSuffix = "_cuda_launch";
 using Launcher = void (*)(long long grid, int block, void* const* buffers, int64_t begin, int64_t end);
 
 // Device memory in host memory; kernels run through the emulated module's launchers.
+// Streams opened from one device share its memory and its compiled module.
 class EmulatedDevice final : public CudaDevice {
  public:
   EmulatedDevice(const std::vector<kir::Kernel>& kernels, const EmulationOptions& options)
-      : code_(LoadSharedObject(BuildEmulatedSharedObject(kernels, options))) {
-    for (const kir::Kernel& kernel : kernels) names_[CudaEntryName(kernel.name)] = kernel.name;
+      : shared_(std::make_shared<Shared>()) {
+    shared_->code = LoadSharedObject(BuildEmulatedSharedObject(kernels, options));
+    shared_->ordinal = options.ordinal;
+    for (const kir::Kernel& kernel : kernels) shared_->names[CudaEntryName(kernel.name)] = kernel.name;
   }
 
   std::string name() const override { return "CUDA emulation on the CPU"; }
+  int ordinal() const override { return shared_->ordinal; }
+  std::unique_ptr<CudaDevice> OpenStream() const override {
+    return std::unique_ptr<CudaDevice>(new EmulatedDevice(shared_));
+  }
   uint64_t Allocate(size_t bytes) override {
     if (bytes == 0) return 0;
     auto block = std::make_unique<char[]>(bytes + 256);
     const uint64_t address = (reinterpret_cast<uint64_t>(block.get()) + 255) / 256 * 256;
-    blocks_[address] = std::move(block);
+    const std::lock_guard<std::mutex> lock(shared_->mutex);
+    shared_->blocks[address] = std::move(block);
     return address;
   }
-  void Free(uint64_t address) override { blocks_.erase(address); }
+  void Free(uint64_t address) override {
+    const std::lock_guard<std::mutex> lock(shared_->mutex);
+    shared_->blocks.erase(address);
+  }
   void CopyToDevice(uint64_t device, const void* host, size_t bytes) override {
     if (bytes > 0) std::memcpy(reinterpret_cast<void*>(device), host, bytes);
   }
   void CopyToHost(void* host, uint64_t device, size_t bytes) override {
     if (bytes > 0) std::memcpy(host, reinterpret_cast<const void*>(device), bytes);
   }
+  void CopyOnDevice(uint64_t destination, uint64_t source, size_t bytes) override {
+    if (bytes > 0) std::memmove(reinterpret_cast<void*>(destination), reinterpret_cast<const void*>(source), bytes);
+  }
   void LoadModule(const proto::CudaCodeProto& code) override {
     for (const auto& kernel : code.kernels()) {
-      const auto name = names_.find(kernel.entry());
-      if (name == names_.end()) throw Error("the emulated module has no kernel " + kernel.entry());
-      launchers_.push_back(reinterpret_cast<Launcher>(code_->Find(name->second + kLauncherSuffix)));
+      const auto name = shared_->names.find(kernel.entry());
+      if (name == shared_->names.end()) throw Error("the emulated module has no kernel " + kernel.entry());
+      launchers_.push_back(reinterpret_cast<Launcher>(shared_->code->Find(name->second + kLauncherSuffix)));
       if (launchers_.back() == nullptr) throw Error("the emulated module lacks the launcher of " + kernel.entry());
     }
   }
@@ -106,12 +121,20 @@ class EmulatedDevice final : public CudaDevice {
     launchers_.at(kernel)(launch.grid, launch.block, pointers.data(), begin, end);
   }
 
-  std::unique_ptr<CodeModule> code_;
+  // What the streams of one emulated GPU share.
+  struct Shared {
+    std::unique_ptr<CodeModule> code;
+    int ordinal = 0;
+    std::map<std::string, std::string> names;  // entry -> kernel name
+    std::mutex mutex;                          // guards blocks
+    std::map<uint64_t, std::unique_ptr<char[]>> blocks;
+  };
+  explicit EmulatedDevice(std::shared_ptr<Shared> shared) : shared_(std::move(shared)) {}
+
+  std::shared_ptr<Shared> shared_;
   bool capturing_ = false;
   std::vector<Recorded> captured_;
-  std::map<std::string, std::string> names_;  // entry -> kernel name
   std::vector<Launcher> launchers_;
-  std::map<uint64_t, std::unique_ptr<char[]>> blocks_;
 };
 
 }  // namespace

@@ -4,8 +4,9 @@
 // runs a launch's blocks and threads in turn, so that the executor runs the GPU code
 // from the same plan and the tests check it against the reference oracle without a GPU.
 //
-// Blocks and threads run one after another: correct for the kernels the emitter writes
-// today, whose threads never wait for each other (no barriers, no shared memory).
+// Blocks run one after another; the threads of a cooperative block (block reductions)
+// run as fibers that switch at each barrier, so __syncthreads holds, with the block's
+// shared memory per host thread. Streams opened from an emulated device share its memory.
 #pragma once
 
 #include <cstdint>
@@ -27,6 +28,8 @@ struct EmulationOptions {
   // The host compiler and its optimization level.
   std::string compiler = "c++";
   int opt_level = 0;
+  // The GPU the emulated device says it is (Context::gpu(ordinal)).
+  int ordinal = 0;
 };
 
 // The header that maps CUDA's built-ins to host code (prepended to the module).

@@ -20,21 +20,34 @@ namespace {
 
 constexpr uint64_t kRunBudgetBytes = uint64_t{16} << 20;
 
+// Checks that every address the executor uses lies in memory it allocated (on any of the
+// device's streams).
 class FakeDevice final : public CudaDevice {
  public:
+  FakeDevice() : memory_(std::make_shared<Memory>()) {}
   std::string name() const override { return "fuzz"; }
+  int ordinal() const override { return 0; }
+  std::unique_ptr<CudaDevice> OpenStream() const override {
+    auto stream = std::make_unique<FakeDevice>();
+    stream->memory_ = memory_;
+    return stream;
+  }
   uint64_t Allocate(size_t bytes) override {
     if (bytes == 0) return 0;
-    const uint64_t address = next_;
-    next_ += (bytes + 4095) / 4096 * 4096 + 4096;  // a gap after each
-    ranges_[address] = bytes;
+    const uint64_t address = memory_->next;
+    memory_->next += (bytes + 4095) / 4096 * 4096 + 4096;  // a gap after each
+    memory_->ranges[address] = bytes;
     return address;
   }
   void Free(uint64_t address) override {
-    FuzzCheck(address == 0 || ranges_.erase(address) == 1, "freed an address never allocated");
+    FuzzCheck(address == 0 || memory_->ranges.erase(address) == 1, "freed an address never allocated");
   }
   void CopyToDevice(uint64_t device, const void*, size_t bytes) override { CheckInside(device, bytes, "a copy"); }
   void CopyToHost(void*, uint64_t device, size_t bytes) override { CheckInside(device, bytes, "a copy"); }
+  void CopyOnDevice(uint64_t destination, uint64_t source, size_t bytes) override {
+    CheckInside(destination, bytes, "a copy");
+    CheckInside(source, bytes, "a copy");
+  }
   void LoadModule(const proto::CudaCodeProto& code) override { kernels_ = code.kernels_size(); }
   void Launch(size_t kernel, const CudaLaunch& launch, const std::vector<uint64_t>& buffers, int64_t begin,
               int64_t end) override {
@@ -69,16 +82,19 @@ class FakeDevice final : public CudaDevice {
  private:
   void CheckInside(uint64_t address, size_t bytes, const char* what) const {
     if (address == 0 && bytes == 0) return;
-    auto it = ranges_.upper_bound(address);
-    FuzzCheck(it != ranges_.begin(), what);
+    auto it = memory_->ranges.upper_bound(address);
+    FuzzCheck(it != memory_->ranges.begin(), what);
     --it;
     FuzzCheck(address >= it->first && address - it->first + bytes <= it->second &&
                   (bytes > 0 || address - it->first <= it->second),
               what);
   }
 
-  uint64_t next_ = uint64_t{1} << 32;
-  std::map<uint64_t, size_t> ranges_;
+  struct Memory {
+    uint64_t next = uint64_t{1} << 32;
+    std::map<uint64_t, size_t> ranges;
+  };
+  std::shared_ptr<Memory> memory_;
   size_t kernels_ = 0;
   bool gemm_ready_ = false;
 };
