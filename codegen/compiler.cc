@@ -649,18 +649,21 @@ proto::CudaCodeProto CompileCudaCode(const LoweredGraph& lowered, const CompileO
 
 }  // namespace
 
+LoweredGraph CompileCudaGraph(const Graph& graph, const CompileOptions& options) {
+  if (!options.cuda) throw Error("internal: CompileCudaGraph without CUDA options");
+  if (!options.batch_sizes.empty()) throw Error("--batch-sizes is for the CPU target only, so far");
+  LoweredGraph lowered = LowerGraph(graph, options);
+  const auto start = std::chrono::steady_clock::now();
+  *lowered.artifact.mutable_cuda() = CompileCudaCode(lowered, *options.cuda);
+  lowered.artifact.clear_target();
+  auto* time = lowered.artifact.mutable_report()->add_stage_times();
+  time->set_stage("nvrtc");
+  time->set_seconds(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  return lowered;
+}
+
 proto::ArtifactProto CompileGraph(const Graph& graph, const CompileOptions& options) {
-  if (options.cuda) {
-    if (!options.batch_sizes.empty()) throw Error("--batch-sizes is for the CPU target only, so far");
-    LoweredGraph lowered = LowerGraph(graph, options);
-    const auto start = std::chrono::steady_clock::now();
-    *lowered.artifact.mutable_cuda() = CompileCudaCode(lowered, *options.cuda);
-    lowered.artifact.clear_target();
-    auto* time = lowered.artifact.mutable_report()->add_stage_times();
-    time->set_stage("nvrtc");
-    time->set_seconds(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
-    return std::move(lowered.artifact);
-  }
+  if (options.cuda) return std::move(CompileCudaGraph(graph, options).artifact);
   if (!options.batch_sizes.empty()) {
     return CompileBatchSpecializations([&graph](int64_t batch) { return WithInputBatch(graph, batch); }, options);
   }

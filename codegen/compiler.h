@@ -75,6 +75,10 @@ LoweredGraph LowerGraph(const Graph& graph, const CompileOptions& options);
 // A complete artifact with its code object (or, with options.cuda, its GPU code).
 proto::ArtifactProto CompileGraph(const Graph& graph, const CompileOptions& options);
 
+// The same for options.cuda, with the kernels the GPU code was emitted from (the CUDA
+// emulation runs those).
+LoweredGraph CompileCudaGraph(const Graph& graph, const CompileOptions& options);
+
 // One specialization per batch size of options.batch_sizes (see CompileOptions), each
 // compiled from graph_for(batch): importers that bake shapes into the graph (ONNX's
 // Flatten becomes a Reshape to (batch, features)) import once per batch size. The

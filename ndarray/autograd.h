@@ -88,7 +88,7 @@ std::vector<NDArray> Grad(const std::vector<NDArray>& heads, const std::vector<N
 // cut from the tape afterwards (MXNet's default): the recorded calls and the values they
 // kept are freed once no other array refers to them, and a second Backward of the same
 // heads is an error.
-void Backward(const std::vector<NDArray>& heads, const std::vector<NDArray>& head_grads = {},
-              bool retain_graph = false, bool train_mode = true);
+void Backward(const std::vector<NDArray>& heads, const std::vector<NDArray>& head_grads = {}, bool retain_graph = false,
+              bool train_mode = true);
 
 }  // namespace kiln::nd::autograd

@@ -20,13 +20,23 @@
 #include "graph/op.h"
 #include "ndarray/autograd.h"
 #include "ndarray/lazy.h"
+#include "runtime/context.h"
+#include "runtime/cuda_executor.h"
 
 namespace kiln::nd {
 namespace {
 
+// A one-node graph compiled for a GPU, on a stream of its own.
+struct CompiledGpuGraph {
+  std::unique_ptr<CudaExecutor> executor;
+  std::vector<size_t> input_order;  // as CompiledGraph's
+};
+
 struct KernelCache {
   std::mutex mutex;
   std::map<std::string, std::shared_ptr<const detail::CompiledGraph>> entries;
+  std::map<std::string, std::shared_ptr<const CompiledGpuGraph>> gpu_entries;
+  GpuStreamFactory gpu_streams;  // null: GpuDevice(N)->OpenStream()
   KernelCacheStats stats;
   std::optional<std::string> dir;  // unset: CompileCache::DefaultDir()
 };
@@ -124,6 +134,62 @@ std::set<std::string> MutatedVariables(const Graph& graph, bool is_train) {
 
 }  // namespace
 
+// Where each of the executor's inputs is among the caller's (by name).
+std::vector<size_t> InputOrder(const std::vector<TensorSpec>& executor_inputs,
+                               const std::vector<std::string>& input_names) {
+  std::vector<size_t> order;
+  for (const auto& spec : executor_inputs) {
+    const auto it = std::find(input_names.begin(), input_names.end(), spec.name);
+    if (it == input_names.end()) throw Error("kernel cache: unknown input '" + spec.name + "'");
+    order.push_back(static_cast<size_t>(it - input_names.begin()));
+  }
+  return order;
+}
+
+// Compile options for a graph of these inputs (those it reads).
+CompileOptions OptionsFor(const Graph& graph, const std::vector<TensorSpec>& input_specs, bool is_train) {
+  CompileOptions options;
+  options.embed_params = false;
+  options.is_train = is_train;
+  const std::vector<std::string> used = graph.ListInputs();
+  for (const auto& spec : input_specs) {
+    // Only the variables the graph reads (a gradient graph needs no head gradient of ones
+    // that it folds, nor an input that no gradient reaches).
+    if (std::find(used.begin(), used.end(), spec.name) == used.end()) continue;
+    options.input_shapes[spec.name] = spec.shape;
+    options.input_types[spec.name] = spec.dtype;
+  }
+  return options;
+}
+
+// The graph compiled for gpu(ordinal) (CUDA C through NVRTC, cuBLAS steps), cached under
+// `key` and the GPU.
+std::shared_ptr<const CompiledGpuGraph> GetOrCompileGpu(const std::string& key, const std::function<Graph()>& build,
+                                                        const std::vector<TensorSpec>& input_specs, bool is_train,
+                                                        int ordinal) {
+  KernelCache& cache = Cache();
+  const std::string gpu_key = key + "|gpu(" + std::to_string(ordinal) + ")";
+  const std::lock_guard lock(cache.mutex);
+  if (const auto it = cache.gpu_entries.find(gpu_key); it != cache.gpu_entries.end()) {
+    ++cache.stats.hits;
+    return it->second;
+  }
+  const Graph graph = build();
+  CompileOptions options = OptionsFor(graph, input_specs, is_train);
+  options.cuda = CompileOptions::Cuda{};
+  const LoweredGraph lowered = CompileCudaGraph(graph, options);
+  std::shared_ptr<CudaDevice> stream =
+      cache.gpu_streams ? cache.gpu_streams(ordinal, lowered.kernels) : GpuDevice(ordinal)->OpenStream();
+  auto compiled = std::make_shared<CompiledGpuGraph>();
+  compiled->executor = CudaExecutor::Create(lowered.artifact, std::move(stream));
+  std::vector<std::string> input_names;
+  for (const TensorSpec& spec : input_specs) input_names.push_back(spec.name);
+  compiled->input_order = InputOrder(compiled->executor->inputs(), input_names);
+  ++cache.stats.compiles;
+  cache.gpu_entries.emplace(gpu_key, compiled);
+  return compiled;
+}
+
 namespace detail {
 
 std::string CanonicalAttrs(const Attrs& attrs) {
@@ -143,17 +209,7 @@ std::shared_ptr<const CompiledGraph> GetOrCompile(const std::string& key, const 
     return it->second;
   }
   const Graph graph = build();
-  CompileOptions options;
-  options.embed_params = false;
-  options.is_train = is_train;
-  const std::vector<std::string> used = graph.ListInputs();
-  for (const auto& spec : input_specs) {
-    // Only the variables the graph reads (a gradient graph needs no head gradient of ones
-    // that it folds, nor an input that no gradient reaches).
-    if (std::find(used.begin(), used.end(), spec.name) == used.end()) continue;
-    options.input_shapes[spec.name] = spec.shape;
-    options.input_types[spec.name] = spec.dtype;
-  }
+  const CompileOptions options = OptionsFor(graph, input_specs, is_train);
   auto compiled = std::make_shared<CompiledGraph>();
   if (!cache.dir) cache.dir = CompileCache::DefaultDir();
   if (cache.dir->empty()) {
@@ -167,13 +223,11 @@ std::shared_ptr<const CompiledGraph> GetOrCompile(const std::string& key, const 
   }
   // Passes may drop inputs nothing reads; the executor's own order is what Run takes.
   const std::set<std::string> mutated = MutatedVariables(graph, is_train);
-  for (const auto& spec : compiled->executor->inputs()) {
-    if (mutated.count(spec.name)) compiled->mutated_inputs.push_back(compiled->input_order.size());
-    size_t position = 0;
-    while (position < input_names.size() && input_names[position] != spec.name) ++position;
-    if (position == input_names.size()) throw Error("kernel cache: unknown input '" + spec.name + "'");
-    compiled->input_order.push_back(position);
+  const std::vector<TensorSpec>& inputs = compiled->executor->inputs();
+  for (size_t k = 0; k < inputs.size(); ++k) {
+    if (mutated.count(inputs[k].name)) compiled->mutated_inputs.push_back(k);
   }
+  compiled->input_order = InputOrder(compiled->executor->inputs(), input_names);
   cache.entries.emplace(key, compiled);
   return compiled;
 }
@@ -215,9 +269,16 @@ KernelCacheStats GetKernelCacheStats() {
   return stats;
 }
 
+void SetGpuStreamFactory(GpuStreamFactory factory) {
+  const std::lock_guard lock(Cache().mutex);
+  Cache().gpu_streams = std::move(factory);
+  Cache().gpu_entries.clear();
+}
+
 void ClearKernelCache() {
   const std::lock_guard lock(Cache().mutex);
   Cache().entries.clear();
+  Cache().gpu_entries.clear();
   Cache().stats = {};
   g_table_hits.store(0, std::memory_order_relaxed);
   g_generation.fetch_add(1, std::memory_order_release);  // every thread's CallTable too
@@ -246,21 +307,32 @@ struct PreparedCall {
   // Compiled at the first eager run (a deferred call needs none of its own).
   mutable std::shared_ptr<const detail::CompiledGraph> compiled;
 
+  mutable std::map<int, std::shared_ptr<const CompiledGpuGraph>> gpu_compiled;  // by GPU
+
+  // The call as a graph of one node.
+  Graph BuildGraph() const {
+    std::vector<NodeEntry> entries;
+    for (const auto& spec : input_specs) entries.push_back({Node::Variable(spec.name, spec.shape, spec.dtype), 0});
+    const NodePtr node = Node::Create(*op, op->name(), parsed, std::move(entries));
+    Graph graph;
+    for (uint32_t k = 0; k < node->num_outputs(); ++k) graph.outputs.push_back({node, k});
+    return graph;
+  }
   const detail::CompiledGraph& Compiled() const {
     if (!compiled) {
       std::vector<std::string> input_names;
       for (const TensorSpec& spec : input_specs) input_names.push_back(spec.name);
-      const auto build = [&] {
-        std::vector<NodeEntry> entries;
-        for (const auto& spec : input_specs) entries.push_back({Node::Variable(spec.name, spec.shape, spec.dtype), 0});
-        const NodePtr node = Node::Create(*op, op->name(), parsed, std::move(entries));
-        Graph graph;
-        for (uint32_t k = 0; k < node->num_outputs(); ++k) graph.outputs.push_back({node, k});
-        return graph;
-      };
-      compiled = detail::GetOrCompile(key, build, input_names, input_specs, is_train);
+      compiled = detail::GetOrCompile(
+          key, [&] { return BuildGraph(); }, input_names, input_specs, is_train);
     }
     return *compiled;
+  }
+  const CompiledGpuGraph& CompiledForGpu(int ordinal) const {
+    std::shared_ptr<const CompiledGpuGraph>& entry = gpu_compiled[ordinal];
+    if (!entry)
+      entry = GetOrCompileGpu(
+          key, [&] { return BuildGraph(); }, input_specs, is_train, ordinal);
+    return *entry;
   }
 
   bool Matches(std::string_view name, const AttrMap& given, bool train, std::span<const NDArray> arrays) const {
@@ -421,12 +493,54 @@ bool WritesInto(const detail::CompiledGraph& compiled, const NDArray& out, std::
   });
 }
 
+// The context a call runs on: its inputs' (a GPU where any is on one; all must agree).
+Context CallContext(std::string_view op_name, std::span<const NDArray> inputs) {
+  const auto on_gpu =
+      std::find_if(inputs.begin(), inputs.end(), [](const NDArray& a) { return a.defined() && a.context().is_gpu(); });
+  if (on_gpu == inputs.end()) return Context::cpu();
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    if (inputs[i].defined() && inputs[i].context() != on_gpu->context()) {
+      throw Error(std::string(op_name) + ": input " + std::to_string(i) + " is on " + inputs[i].context().ToString() +
+                  ", input " + std::to_string(on_gpu - inputs.begin()) + " on " + on_gpu->context().ToString() +
+                  ": copy them to one context (AsInContext)");
+    }
+  }
+  return on_gpu->context();
+}
+
+// A call on GPU arrays: the compiled graph runs on the GPU's stream, reading and writing
+// device memory only; BatchNorm's moving statistics are updated in the caller's arrays.
+std::vector<NDArray> DispatchOnGpu(const PreparedCall& call, std::string_view op_name, std::span<const NDArray> inputs,
+                                   NDArray* out, const Context& ctx) {
+  if (autograd::IsRecording()) {
+    throw Error(std::string(op_name) + " on " + ctx.ToString() +
+                ": autograd records operators on CPU arrays only so far; record on cpu(0) (AsInContext)");
+  }
+  const CompiledGpuGraph& compiled = call.CompiledForGpu(ctx.device_id());
+  std::vector<NDArray> arrays(inputs.begin(), inputs.end());
+  if (call.dropout_step) arrays.push_back(random::NextDropoutStep().AsInContext(ctx));
+  std::vector<DeviceTensor> values;
+  for (const size_t position : compiled.input_order) values.push_back(arrays.at(position).device_tensor());
+  std::vector<NDArray> outputs;
+  for (DeviceTensor& result : compiled.executor->Run(values)) outputs.emplace_back(std::move(result));
+  if (out != nullptr && out->defined()) {
+    if (out->shape() != outputs.at(0).shape()) {
+      throw Error(std::string(op_name) + ": out= has shape " + ShapeToString(out->shape()) + ", the result " +
+                  ShapeToString(outputs[0].shape()));
+    }
+    outputs[0].CopyTo(*out);
+    outputs[0] = *out;
+  }
+  return outputs;
+}
+
 // Runs the operator; with a defined `out`, output 0 lands in its memory.
 std::vector<NDArray> Dispatch(std::string_view op_name, std::span<const NDArray> inputs, const AttrMap& attrs,
                               NDArray* out) {
   const bool is_train = autograd::IsTraining();
+  const Context ctx = CallContext(op_name, inputs);
   const PreparedCall& call = Lookup(op_name, inputs, attrs, is_train);
-  const Context ctx = inputs.empty() ? Context::cpu() : inputs[0].context();
+  if (ctx.is_gpu()) return DispatchOnGpu(call, op_name, inputs, out, ctx);
   // Lazy mode: a call that writes no memory, draws nothing and is not recorded waits
   // for the first read; anything else runs now, after what was deferred.
   if (lazy::Enabled() && !inputs.empty() && (out == nullptr || !out->defined()) && !call.dropout_step &&

@@ -1,4 +1,5 @@
-// Operator calls on NDArrays: every call runs compiled code. A kernel cache keyed by
+// Operator calls on NDArrays: every call runs compiled code (on GPU arrays, CUDA code
+// compiled by NVRTC, run by a CudaExecutor on the arrays' device memory). A kernel cache keyed by
 // (operator, canonical attributes, input shapes and dtypes, training mode) holds one
 // compiled one-node graph per key: the first call compiles it with the LLVM JIT (or
 // loads it from the on-disk CompileCache), later calls only run it. In front of it,
@@ -14,9 +15,11 @@
 #include <string_view>
 #include <vector>
 
+#include "codegen/kir/kir.h"
 #include "graph/attrs.h"
 #include "graph/graph.h"
 #include "ndarray/ndarray.h"
+#include "runtime/cuda_device.h"
 #include "runtime/executor.h"
 
 namespace kiln::nd {
@@ -35,6 +38,14 @@ std::vector<NDArray> InvokeAll(std::string_view op_name, const std::vector<NDArr
 // CompileCache::DefaultDir() ("" when KILN_CACHE_DIR=off).
 void SetCacheDir(const std::string& dir);
 std::string CacheDir();
+
+// Where operator calls on gpu(N) arrays run: each compiled graph gets a stream of its
+// own, by default GpuDevice(N)->OpenStream(). The CUDA emulation (tests) sets a factory
+// that runs the graph's `kernels` on the CPU. Null restores the default; compiled GPU
+// graphs are dropped.
+using GpuStreamFactory =
+    std::function<std::shared_ptr<CudaDevice>(int ordinal, const std::vector<kir::Kernel>& kernels)>;
+void SetGpuStreamFactory(GpuStreamFactory factory);
 
 struct KernelCacheStats {
   int64_t hits = 0;       // calls that found their kernel in memory

@@ -15,14 +15,6 @@
 
 namespace kiln::nd {
 
-std::string Context::ToString() const {
-  return std::string(type_ == DeviceType::kCpu ? "cpu(" : "gpu(") + std::to_string(id_) + ")";
-}
-
-void Context::CheckAvailable() const {
-  if (type_ == DeviceType::kGpu) throw Error("no CUDA backend in this build: " + ToString());
-}
-
 GradReq ParseGradReq(const std::string& text) {
   if (text == "null") return GradReq::kNull;
   if (text == "write") return GradReq::kWrite;
@@ -31,6 +23,14 @@ GradReq ParseGradReq(const std::string& text) {
 }
 
 namespace detail {
+Chunk& OnHost(Chunk& chunk) {
+  if (chunk.ctx.is_gpu()) {
+    throw Error("the array is on " + chunk.ctx.ToString() +
+                ": read it with ToTensor() or copy it with AsInContext(Context::cpu())");
+  }
+  return chunk;
+}
+
 void CheckDType(DType actual, DType wanted) {
   if (actual != wanted) {
     throw Error("data<T>(): the array is " + std::string(DTypeName(actual)) + ", T is " +
@@ -71,8 +71,27 @@ int64_t CheckedRow(const NDArray& array, int64_t i, const char* what) {
 
 NDArray::NDArray(Tensor data, Context ctx) : chunk_(std::make_shared<detail::Chunk>()) {
   ctx.CheckAvailable();
-  chunk_->data = std::move(data);
+  if (ctx.is_gpu()) {
+    chunk_->device = DeviceTensor::FromHost(data, ctx);
+  } else {
+    chunk_->data = std::move(data);
+  }
   chunk_->ctx = ctx;
+}
+
+NDArray::NDArray(DeviceTensor data) : chunk_(std::make_shared<detail::Chunk>()) {
+  if (!data.defined()) throw Error("an NDArray of an undefined device tensor");
+  chunk_->ctx = data.context();
+  chunk_->device = std::move(data);
+}
+
+const DeviceTensor& NDArray::device_tensor() const {
+  if (!context().is_gpu()) throw Error("the array is on " + context().ToString() + ", not a GPU: read tensor()");
+  return chunk().device;
+}
+
+Tensor NDArray::ToTensor() const {
+  return context().is_gpu() ? chunk().device.ToHost() : tensor().Clone();
 }
 
 detail::Chunk& NDArray::chunk() const {
@@ -84,6 +103,7 @@ NDArray NDArray::Reshape(Shape shape) const {
   if (autograd::IsRecording()) {
     return Invoke("Reshape", {*this}, {{"shape", std::vector<int64_t>(shape.begin(), shape.end())}});
   }
+  if (context().is_gpu()) return NDArray(chunk().device.Reshaped(std::move(shape)));
   return NDArray(tensor().Reshaped(std::move(shape)), context());
 }
 
@@ -98,6 +118,7 @@ NDArray NDArray::operator[](int64_t i) const {
     return Invoke("slice_axis", {*this}, {{"axis", 0}, {"begin", row}, {"end", row + 1}})
         .Reshape(Shape(shape().begin() + 1, shape().end()));
   }
+  if (context().is_gpu()) return NDArray(chunk().device.Rows(row, 1, Shape(shape().begin() + 1, shape().end())));
   return NDArray(RowsView(tensor(), row, 1, Shape(shape().begin() + 1, shape().end())), context());
 }
 
@@ -108,23 +129,38 @@ NDArray NDArray::Slice(int64_t begin, int64_t end) const {
   if (autograd::IsRecording()) return Invoke("slice_axis", {*this}, {{"axis", 0}, {"begin", first}, {"end", last}});
   Shape rows = shape();
   rows[0] = last - first;
+  if (context().is_gpu()) return NDArray(chunk().device.Rows(first, last - first, std::move(rows)));
   return NDArray(RowsView(tensor(), first, last - first, std::move(rows)), context());
 }
 
 NDArray& NDArray::Assign(double value) {
+  if (context().is_gpu()) {
+    // Filled on the host and copied in.
+    NDArray host(Tensor(shape(), dtype()));
+    host.Assign(value);
+    chunk().device.CopyFromHost(host.tensor());
+    return *this;
+  }
   Tensor& data = detail::ForWriting(chunk());
   for (int64_t i = 0; i < data.size(); ++i) data.SetDouble(i, value);
   return *this;
 }
 
 NDArray& NDArray::Assign(const NDArray& value) {
-  NDArray source = value;
+  if (context().is_gpu()) {
+    // Broadcast and converted on the host, then copied in.
+    NDArray host = CopyTo(Context::cpu());
+    host.Assign(value);
+    chunk().device.CopyFromHost(host.tensor());
+    return *this;
+  }
+  NDArray source = value.AsInContext(Context::cpu());
   if (value.shape() != shape()) {
     // NumPy's rule: missing leading axes are ones (x[1:3] = [9, 8]).
     Shape ranked(static_cast<size_t>(std::max<int64_t>(ndim() - value.ndim(), 0)), 1);
     ranked.insert(ranked.end(), value.shape().begin(), value.shape().end());
-    source = Invoke("broadcast_to", {NDArray(value.tensor().Reshaped(ranked), value.context())},
-                    {{"shape", std::vector<int64_t>(shape())}});
+    source =
+        Invoke("broadcast_to", {NDArray(source.tensor().Reshaped(ranked))}, {{"shape", std::vector<int64_t>(shape())}});
   }
   detail::CopyInto(source.tensor(), detail::ForWriting(chunk()));
   return *this;
@@ -132,7 +168,9 @@ NDArray& NDArray::Assign(const NDArray& value) {
 
 NDArray NDArray::CopyTo(Context ctx) const {
   ctx.CheckAvailable();
-  return NDArray(tensor().Clone(), ctx);
+  if (!context().is_gpu()) return NDArray(tensor().Clone(), ctx);
+  if (ctx.is_gpu()) return NDArray(chunk().device.CopyTo(ctx));
+  return NDArray(chunk().device.ToHost(), ctx);
 }
 
 NDArray NDArray::CopyTo(const NDArray& other) const {
@@ -141,7 +179,14 @@ NDArray NDArray::CopyTo(const NDArray& other) const {
     throw Error("CopyTo: the target has shape " + ShapeToString(other.shape()) + ", the source " +
                 ShapeToString(shape()));
   }
-  detail::CopyInto(tensor(), detail::ForWriting(other.chunk()));
+  if (context().is_gpu() && other.context().is_gpu() && dtype() == other.dtype()) {
+    chunk().device.CopyTo(other.chunk().device);
+  } else if (other.context().is_gpu()) {
+    other.chunk().device.CopyFromHost(context().is_gpu() ? ToTensor().CastTo(other.dtype())
+                                                         : tensor().CastTo(other.dtype()));
+  } else {
+    detail::CopyInto(context().is_gpu() ? ToTensor() : tensor(), detail::ForWriting(other.chunk()));
+  }
   return other;
 }
 
@@ -166,6 +211,7 @@ void NDArray::Backward(const NDArray& head_grad, bool retain_graph, bool train_m
 }
 
 NDArray NDArray::Detach() const {
+  if (context().is_gpu()) return NDArray(chunk().device);
   return NDArray(tensor(), context());
 }
 
@@ -195,9 +241,9 @@ NDArray full(const Shape& shape, double value, Context ctx, DType dtype) {
 NDArray arange(double start, double stop, double step, Context ctx, DType dtype) {
   if (step == 0) throw Error("arange: step is 0");
   const auto count = static_cast<int64_t>(std::max(0.0, std::ceil((stop - start) / step)));
-  NDArray result = zeros({count}, ctx, dtype);
+  NDArray result = zeros({count}, Context::cpu(), dtype);
   for (int64_t i = 0; i < count; ++i) result.chunk().data.SetDouble(i, start + static_cast<double>(i) * step);
-  return result;
+  return result.AsInContext(ctx);
 }
 
 namespace random {
@@ -243,10 +289,10 @@ Generator DrawGenerator(std::optional<uint64_t> seed) {
 
 template <typename Fn>
 NDArray Draw(const Shape& shape, Context ctx, Fn&& fn) {
-  NDArray result = zeros(shape, ctx);
+  NDArray result = zeros(shape);
   Tensor& data = result.chunk().data;
   for (int64_t i = 0; i < data.size(); ++i) data.SetDouble(i, fn());
-  return result;
+  return result.AsInContext(ctx);
 }
 }  // namespace
 

@@ -21,32 +21,16 @@
 #include <type_traits>
 #include <vector>
 
+#include "runtime/context.h"
+#include "runtime/device_tensor.h"
 #include "runtime/error.h"
 #include "runtime/tensor.h"
 
 namespace kiln::nd {
 
-class Context {
- public:
-  // MXNet's device type codes.
-  enum class DeviceType : int32_t { kCpu = 1, kGpu = 2 };
-
-  static Context cpu(int id = 0) { return Context(DeviceType::kCpu, id); }
-  static Context gpu(int id = 0) { return Context(DeviceType::kGpu, id); }
-
-  DeviceType device_type() const { return type_; }
-  int device_id() const { return id_; }
-  // "cpu(0)", "gpu(1)".
-  std::string ToString() const;
-  // Throws kiln::Error for a device this build cannot compute on (every GPU for now).
-  void CheckAvailable() const;
-  bool operator==(const Context& other) const = default;
-
- private:
-  Context(DeviceType type, int id) : type_(type), id_(id) {}
-  DeviceType type_ = DeviceType::kCpu;
-  int id_ = 0;
-};
+// cpu(N) or gpu(N) (runtime/context.h). Arrays on a GPU hold device memory: operators
+// on them run compiled CUDA code there (invoke.h), copies move them between contexts.
+using Context = kiln::Context;
 
 enum class GradReq { kNull, kWrite, kAdd };
 // "null", "write", "add" (MXNet's spelling); throws for anything else.
@@ -62,8 +46,11 @@ struct PendingGraph;
 namespace detail {
 // What NDArray handles share: the data, its context, and autograd's view of it.
 struct Chunk {
-  Tensor data;
+  Tensor data;          // a CPU array's
+  DeviceTensor device;  // a GPU array's (data is then undefined)
   Context ctx = Context::cpu();
+  const Shape& shape() const { return ctx.is_gpu() ? device.shape() : data.shape(); }
+  DType dtype() const { return ctx.is_gpu() ? device.dtype() : data.dtype(); }
   // The recorded operation that produced this array (null for a leaf).
   std::shared_ptr<const autograd::TapeNode> producer;
   uint32_t output_index = 0;
@@ -81,6 +68,8 @@ struct Chunk {
 
 // The chunk's data, computed first where it is pending (lazy mode).
 inline const Tensor& Ready(Chunk& chunk);
+// `chunk`, which must be a CPU array's: else kiln::Error saying how to read a GPU array.
+Chunk& OnHost(Chunk& chunk);
 // The same, after every deferred call of this thread has run: before writing into it
 // (a deferred call may read it). A recorded result gets memory of its own first (the
 // tape keeps the value Backward reads) and is cut from the tape.
@@ -115,16 +104,18 @@ class NDArray {
  public:
   // An undefined array (defined() is false): a default argument, an unset output.
   NDArray() = default;
-  // Wraps `data` without copying it.
+  // Wraps `data` without copying it on the CPU; on a GPU context, a copy there.
   explicit NDArray(Tensor data, Context ctx = Context::cpu());
+  // An array on the GPU that holds `data` (shared, not copied).
+  explicit NDArray(DeviceTensor data);
 
   bool defined() const { return chunk_ != nullptr; }
   // Shape and dtype are known when a call is made, even a deferred one (lazy mode).
-  const Shape& shape() const { return chunk().data.shape(); }
-  DType dtype() const { return chunk().data.dtype(); }
+  const Shape& shape() const { return chunk().shape(); }
+  DType dtype() const { return chunk().dtype(); }
   Context context() const { return chunk().ctx; }
-  int64_t size() const { return chunk().data.size(); }
-  int64_t ndim() const { return chunk().data.ndim(); }
+  int64_t size() const { return NumElements(shape()); }
+  int64_t ndim() const { return static_cast<int64_t>(shape().size()); }
 
   // The same data under another shape (shares memory; recorded as the Reshape operator
   // while autograd records).
@@ -144,17 +135,19 @@ class NDArray {
   template <typename T>
   T AsScalar() const {
     if (size() != 1) throw Error("AsScalar: the array has shape " + ShapeToString(shape()) + ", not one element");
-    return static_cast<T>(tensor().GetDouble(0));
+    return static_cast<T>(ToTensor().GetDouble(0));
   }
-  // A copy of the data (MXNet's asnumpy).
-  Tensor ToTensor() const { return tensor().Clone(); }
+  // A copy of the data in host memory (MXNet's asnumpy), from any context.
+  Tensor ToTensor() const;
   // The data itself (shared; writes are seen by every handle), computed first where
-  // it is pending (lazy mode).
-  const Tensor& tensor() const { return detail::Ready(chunk()); }
+  // it is pending (lazy mode). CPU arrays only: a GPU array's is device_tensor().
+  const Tensor& tensor() const { return detail::Ready(detail::OnHost(chunk())); }
+  // A GPU array's memory (shared).
+  const DeviceTensor& device_tensor() const;
   template <typename T>
   T* data() {
     detail::CheckDType(dtype(), detail::DTypeOf<T>());
-    return detail::ForWriting(chunk()).data_as<T>();
+    return detail::ForWriting(detail::OnHost(chunk())).data_as<T>();
   }
   template <typename T>
   const T* data() const {
@@ -162,15 +155,17 @@ class NDArray {
     return tensor().data_as<T>();
   }
 
-  // A copy on `ctx`.
+  // A copy on `ctx` (between the host and GPUs as needed).
   NDArray CopyTo(Context ctx) const;
-  // Copies into `other` (same shape); returns it.
+  // Copies into `other` (same shape; on any context, converting the dtype); returns it.
   NDArray CopyTo(const NDArray& other) const;
   // This array when it is on `ctx`, else a copy there.
   NDArray AsInContext(Context ctx) const;
   // Computes the array if it is pending (lazy mode); eager calls complete before they
-  // return.
-  void WaitToRead() const { tensor(); }
+  // return (GPU ones included).
+  void WaitToRead() const {
+    if (!context().is_gpu()) tensor();
+  }
 
   // --- autograd ---
   // Allocates a zero gradient and makes this array a leaf that Backward writes

@@ -49,7 +49,7 @@ Context DeviceTensor::context() const {
 
 uint64_t DeviceTensor::address() const {
   if (allocation_ == nullptr) throw Error("the device tensor is undefined");
-  return allocation_->address;
+  return allocation_->address + offset_;
 }
 
 CudaDevice& DeviceTensor::device() const {
@@ -95,6 +95,23 @@ DeviceTensor DeviceTensor::Reshaped(Shape shape) const {
   }
   DeviceTensor view = *this;
   view.shape_ = std::move(shape);
+  return view;
+}
+
+DeviceTensor DeviceTensor::Rows(int64_t begin, int64_t count, Shape shape) const {
+  const int64_t rows = shape_.empty() ? 0 : shape_[0];
+  if (begin < 0 || count < 0 || begin > rows || count > rows - begin) {
+    throw Error("rows [" + std::to_string(begin) + ", " + std::to_string(begin + count) + ") of a device tensor of " +
+                ShapeToString(shape_));
+  }
+  const int64_t row_elements = rows == 0 ? 0 : size() / rows;
+  if (NumElements(shape) != count * row_elements) {
+    throw Error("rows of a device tensor of " + ShapeToString(shape_) + " as " + ShapeToString(shape) +
+                ": the element counts differ");
+  }
+  DeviceTensor view = *this;
+  view.shape_ = std::move(shape);
+  view.offset_ += static_cast<uint64_t>(begin * row_elements) * DTypeSize(dtype_);
   return view;
 }
 

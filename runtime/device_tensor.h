@@ -45,6 +45,9 @@ class DeviceTensor {
   void CopyTo(DeviceTensor& destination) const;
   // The same memory under another shape with the same number of elements.
   DeviceTensor Reshaped(Shape shape) const;
+  // Rows [begin, begin + count) along axis 0 as a tensor of `shape` (count rows' elements),
+  // sharing this memory.
+  DeviceTensor Rows(int64_t begin, int64_t count, Shape shape) const;
 
  private:
   struct Allocation {
@@ -58,6 +61,7 @@ class DeviceTensor {
   Shape shape_;
   DType dtype_ = DType::kFloat32;
   std::shared_ptr<Allocation> allocation_;
+  uint64_t offset_ = 0;  // bytes from the allocation's start (a view of rows)
 };
 
 }  // namespace kiln

@@ -374,8 +374,9 @@ TEST_CASE("errors name the operator, the argument and the shapes", "[ndarray]") 
     CHECK(std::string(e.what()).find("dot") != std::string::npos);
     CHECK(std::string(e.what()).find("(2,3)") != std::string::npos);
   }
-  CHECK_THROWS_WITH(nd::zeros({2}, nd::Context::gpu(0)), "no CUDA backend in this build: gpu(0)");
-  CHECK_THROWS_WITH(nd::zeros({2}).CopyTo(nd::Context::gpu(1)), "no CUDA backend in this build: gpu(1)");
+  // No machine here has eight GPUs (ndarray_gpu_test runs arrays on emulated ones).
+  CHECK_THROWS_WITH(nd::zeros({2}, nd::Context::gpu(7)), Catch::StartsWith("no CUDA device: "));
+  CHECK_THROWS_WITH(nd::zeros({2}).CopyTo(nd::Context::gpu(7)), Catch::StartsWith("no CUDA device: "));
   CHECK_THROWS_AS(nd::Invoke("no_such_op", {data}), kiln::Error);
   CHECK_THROWS_AS(nd::Invoke("elemwise_add", {data}), kiln::Error);
 }

@@ -42,10 +42,6 @@ double NumberOf(const AttrArg& value, const std::string& what) {
 
 }  // namespace
 
-std::string Context::ToString() const {
-  return (device_type == DeviceType::kCpu ? "cpu(" : "gpu(") + std::to_string(device_id) + ")";
-}
-
 std::string BriefList(const std::vector<std::string>& names, size_t limit) {
   if (names.size() > limit) {
     const std::vector<std::string> head(names.begin(), names.begin() + static_cast<std::ptrdiff_t>(limit / 2));
@@ -326,7 +322,7 @@ void ParameterDict::SetAttr(const std::string& name, const AttrArg& value) {
 }
 
 void ParameterDict::ResetCtx(const Context& ctx) {
-  if (ctx.device_type != Context::DeviceType::kCpu) {
+  if (ctx.is_gpu()) {
     throw Error("ResetCtx(" + ctx.ToString() + "): kiln's Gluon keeps parameters on cpu() only for now");
   }
   for (const auto& param : order_) {

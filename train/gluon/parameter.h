@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "graph/attrs.h"
+#include "runtime/context.h"
 #include "runtime/param_formats.h"
 #include "runtime/tensor.h"
 #include "symbol/symbol.h"
@@ -25,16 +26,8 @@
 
 namespace kiln::gluon {
 
-// Where parameters live. Only the CPU for now.
-struct Context {
-  enum class DeviceType { kCpu = 1, kGpu = 2 };
-  DeviceType device_type = DeviceType::kCpu;
-  int device_id = 0;
-
-  static Context cpu(int device_id = 0) { return {DeviceType::kCpu, device_id}; }
-  static Context gpu(int device_id = 0) { return {DeviceType::kGpu, device_id}; }
-  std::string ToString() const;  // "cpu(0)", MXNet's spelling
-};
+// Where parameters live (runtime/context.h): the CPU for now.
+using Context = kiln::Context;
 
 // Something that holds newer values of some parameters than they hold themselves (a
 // Trainer's compiled step) and hands them back when a parameter is read.

@@ -1,0 +1,150 @@
+// NDArrays on a GPU without one: gpu(0) and gpu(1) are the CUDA emulation (the CUDA C
+// kiln emits, compiled for the CPU), and operator calls on GPU arrays compile their graph
+// for CUDA (NVRTC) and run it through a CudaExecutor on the arrays' device memory.
+// Results are checked against the same calls on CPU arrays.
+#include <catch2/catch.hpp>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "codegen/cuda/cuda_emulation.h"
+#include "codegen/cuda/nvrtc_compiler.h"
+#include "ndarray/autograd.h"
+#include "ndarray/invoke.h"
+#include "ndarray/ndarray.h"
+#include "ndarray/ops_api.h"
+#include "runtime/context.h"
+#include "runtime/error.h"
+
+using namespace kiln;
+
+namespace {
+
+// gpu(0) and gpu(1) emulated, and operator calls on them run by the emulation.
+struct EmulatedGpus {
+  EmulatedGpus() {
+    nd::SetCacheDir("");
+    for (const int ordinal : {0, 1}) SetGpuDevice(ordinal, cuda::EmulatedCudaDevice({}, {.ordinal = ordinal}));
+    nd::SetGpuStreamFactory([](int ordinal, const std::vector<kir::Kernel>& kernels) {
+      return std::shared_ptr<CudaDevice>(cuda::EmulatedCudaDevice(kernels, {.ordinal = ordinal}));
+    });
+  }
+  ~EmulatedGpus() {
+    nd::SetGpuStreamFactory(nullptr);
+    for (const int ordinal : {0, 1}) SetGpuDevice(ordinal, nullptr);
+  }
+};
+
+std::vector<float> Values(int64_t count, float scale) {
+  std::vector<float> values;
+  for (int64_t i = 0; i < count; ++i) values.push_back(scale * static_cast<float>((i * 7) % 11) - 2.5f);
+  return values;
+}
+
+void CheckSame(const nd::NDArray& gpu, const nd::NDArray& cpu, double tolerance = 1e-5) {
+  REQUIRE(gpu.context().is_gpu());
+  REQUIRE(gpu.shape() == cpu.shape());
+  REQUIRE(gpu.dtype() == cpu.dtype());
+  const Tensor got = gpu.ToTensor();
+  const Tensor want = cpu.ToTensor();
+  for (int64_t i = 0; i < want.size(); ++i) {
+    INFO("element " << i);
+    CHECK(got.GetDouble(i) == Approx(want.GetDouble(i)).epsilon(tolerance).margin(tolerance));
+  }
+}
+
+}  // namespace
+
+TEST_CASE("arrays move between the CPU and GPUs and keep their values", "[ndarray][gpu]") {
+  const EmulatedGpus gpus;
+  const nd::NDArray cpu = nd::array(Values(12, 0.5f), {3, 4});
+  const nd::NDArray on0 = cpu.CopyTo(nd::Context::gpu(0));
+  CHECK(on0.context() == nd::Context::gpu(0));
+  CHECK(on0.shape() == Shape{3, 4});
+  CHECK(on0.ToTensor().BitwiseEquals(cpu.tensor()));
+  const nd::NDArray on1 = on0.CopyTo(nd::Context::gpu(1));
+  CHECK(on1.context() == nd::Context::gpu(1));
+  CHECK(on1.AsInContext(nd::Context::cpu()).tensor().BitwiseEquals(cpu.tensor()));
+  // AsInContext keeps an array already there (the same memory).
+  CHECK(on0.AsInContext(nd::Context::gpu(0)).chunk_ptr() == on0.chunk_ptr());
+  // Created there directly (MXNet's ctx= arguments).
+  CHECK(nd::ones({2, 2}, nd::Context::gpu(0)).ToTensor().BitwiseEquals(nd::ones({2, 2}).tensor()));
+  CHECK(nd::arange(0, 5, 1, nd::Context::gpu(1)).ToTensor().BitwiseEquals(nd::arange(0, 5).tensor()));
+  CHECK(nd::random::uniform(0, 1, {6}, 42, nd::Context::gpu(0))
+            .ToTensor()
+            .BitwiseEquals(nd::random::uniform(0, 1, {6}, 42).tensor()));
+  CHECK(nd::full({1}, 2.5, nd::Context::gpu(0)).AsScalar<float>() == 2.5f);
+  // CopyTo into an existing array, converting the dtype where they differ.
+  nd::NDArray target = nd::zeros({3, 4}, nd::Context::gpu(1));
+  on0.CopyTo(target);
+  CHECK(target.ToTensor().BitwiseEquals(cpu.tensor()));
+  nd::NDArray wide = nd::zeros({3, 4}, nd::Context::gpu(0), DType::kFloat64);
+  cpu.CopyTo(wide);
+  CHECK(wide.ToTensor().BitwiseEquals(cpu.tensor().CastTo(DType::kFloat64)));
+  nd::NDArray back = nd::zeros({3, 4});
+  on1.CopyTo(back);
+  CHECK(back.tensor().BitwiseEquals(cpu.tensor()));
+  // Views share device memory: writes through a slice are seen by the whole array.
+  nd::NDArray gpu = cpu.CopyTo(nd::Context::gpu(0));
+  nd::NDArray rows = gpu.Slice(1, 3);
+  CHECK(rows.shape() == Shape{2, 4});
+  rows.Assign(9);
+  gpu[0].Assign(nd::array({1, 2, 3, 4}, {4}));
+  const Tensor after = gpu.ToTensor();
+  CHECK(after.GetDouble(0) == 1);
+  CHECK(after.GetDouble(3) == 4);
+  CHECK(after.GetDouble(4) == 9);
+  CHECK(after.GetDouble(11) == 9);
+  CHECK(gpu.Reshape({12}).ToTensor().BitwiseEquals(after.Reshaped({12})));
+  // Host memory is not a GPU array's: reading it says how.
+  CHECK_THROWS_WITH(on0.tensor(),
+                    "the array is on gpu(0): read it with ToTensor() or copy it with AsInContext(Context::cpu())");
+  CHECK_THROWS_WITH(gpu.data<float>(), Catch::StartsWith("the array is on gpu(0)"));
+  CHECK_THROWS_WITH(cpu.device_tensor(), Catch::Contains("not a GPU"));
+}
+
+TEST_CASE("operators on GPU arrays run compiled CUDA code there and match the CPU", "[ndarray][gpu]") {
+  if (cuda::Nvrtc::Find() == nullptr) {
+    std::printf("SKIPPED: operators on GPU arrays: %s\n", cuda::Nvrtc::LoadError().c_str());
+    return;
+  }
+  const EmulatedGpus gpus;
+  const nd::Context gpu = nd::Context::gpu(0);
+  const nd::NDArray x = nd::array(Values(24, 0.25f), {4, 6});
+  const nd::NDArray w = nd::array(Values(18, -0.5f), {6, 3});
+  const nd::NDArray gx = x.CopyTo(gpu), gw = w.CopyTo(gpu);
+  // Elementwise with a broadcast scalar, a matrix product (a cuBLAS step), a reduction,
+  // softmax.
+  CheckSame(gx * 2.0 + 1.0, x * 2.0 + 1.0);
+  CheckSame(nd::relu(gx), nd::relu(x));
+  CheckSame(nd::dot(gx, gw), nd::dot(x, w));
+  CheckSame(nd::sum(gx, {{"axis", 1}}), nd::sum(x, {{"axis", 1}}));
+  CheckSame(nd::softmax(gx, {{"axis", -1}}), nd::softmax(x, {{"axis", -1}}));
+  CheckSame(gx.T(), x.T());
+  // A repeated call reuses its compiled graph.
+  const int64_t compiles = nd::GetKernelCacheStats().compiles;
+  CheckSame(nd::relu(gx), nd::relu(x));
+  CHECK(nd::GetKernelCacheStats().compiles == compiles);
+  // out= on the GPU.
+  nd::NDArray out = nd::zeros({4, 6}, gpu);
+  nd::relu(gx, {}, &out);
+  CheckSame(out, nd::relu(x));
+  // BatchNorm in training mode updates its moving statistics in the caller's GPU arrays.
+  const nd::NDArray gamma = nd::ones({6}), beta = nd::zeros({6});
+  nd::NDArray mean = nd::zeros({6}), var = nd::ones({6});
+  nd::NDArray gmean = mean.CopyTo(gpu), gvar = var.CopyTo(gpu);
+  {
+    const nd::autograd::TrainMode train;
+    CheckSame(nd::BatchNorm({gx, gamma.CopyTo(gpu), beta.CopyTo(gpu), gmean, gvar}, {{"fix_gamma", false}}),
+              nd::BatchNorm({x, gamma, beta, mean, var}, {{"fix_gamma", false}}), 1e-4);
+  }
+  CheckSame(gmean, mean);
+  CheckSame(gvar, var);
+  // Mixed contexts and recording are refused by name.
+  CHECK_THROWS_WITH(gx + x, Catch::Contains("input 1 is on cpu(0), input 0 on gpu(0)"));
+  CHECK_THROWS_WITH(gx + x.CopyTo(nd::Context::gpu(1)), Catch::Contains("input 1 is on gpu(1), input 0 on gpu(0)"));
+  {
+    const nd::autograd::Record record;
+    CHECK_THROWS_WITH(nd::relu(gx), Catch::Contains("autograd records operators on CPU arrays only"));
+  }
+}
