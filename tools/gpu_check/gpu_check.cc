@@ -1,7 +1,10 @@
 // The GPU proof (tools/gpu_check.sh): runs every case make_gpu_cases prepared on GPU 0
 // with the CUDA executor and compares with the CPU's outputs. Each case runs three times:
 // plain launches, then with the CUDA Graph captured and replayed, which must equal the
-// plain launches bit for bit. Links the runtime only (no LLVM, no NVRTC, no compiler).
+// plain launches bit for bit, then with its inputs and outputs in device memory
+// (DeviceTensor), equal again. Models also run from 8 threads at once on an executor of 4
+// call contexts (streams), every result equal to the plain launches'. Links the runtime
+// only (no LLVM, no NVRTC, no compiler).
 // Ends with "gpu_check: N passed, M failed"; exit 0 when all pass, 1 when one fails, 2
 // when there is no GPU.
 #include <chrono>
@@ -12,11 +15,13 @@
 #include <random>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "runtime/artifact.h"
 #include "runtime/cuda_driver.h"
 #include "runtime/cuda_executor.h"
+#include "runtime/device_tensor.h"
 #include "runtime/error.h"
 #include "runtime/file_util.h"
 #include "runtime/param_file.h"
@@ -110,6 +115,54 @@ double TimeModel(const std::string& path) {
   return best;
 }
 
+// The first output of `executor` run with device-resident inputs that differs from
+// `want` (plain launches' outputs), or "".
+std::string CheckDeviceResident(CudaExecutor& executor, const std::vector<Tensor>& inputs,
+                                const std::vector<Tensor>& want) {
+  std::vector<DeviceTensor> on_device;
+  for (const Tensor& input : inputs) on_device.push_back(DeviceTensor::FromHost(input, Context::gpu(0)));
+  const std::vector<DeviceTensor> outputs = executor.Run(on_device);
+  for (size_t k = 0; k < want.size(); ++k) {
+    if (!outputs.at(k).ToHost().BitwiseEquals(want[k])) {
+      return "output " + std::to_string(k) + ": with inputs and outputs on the device it differs from plain launches";
+    }
+  }
+  return "";
+}
+
+// Runs the artifact from 8 threads at once on 4 call contexts; "" when every result
+// equals `want`.
+std::string CheckCallContexts(const std::string& path, const std::vector<Tensor>& inputs,
+                              const std::vector<Tensor>& want) {
+  CudaExecutorOptions options;
+  options.call_contexts = 4;
+  const auto executor = CudaExecutor::Load(path, nullptr, options);
+  std::vector<std::string> problems(8);
+  std::vector<std::thread> threads;
+  for (size_t t = 0; t < problems.size(); ++t) {
+    threads.emplace_back([&, t] {
+      try {
+        // Each thread's own copy: a training step writes its moving statistics back.
+        std::vector<Tensor> own;
+        for (const Tensor& input : inputs) own.push_back(input.Clone());
+        for (int call = 0; call < 3; ++call) {
+          const std::vector<Tensor> got = executor->Run(own);
+          for (size_t k = 0; k < want.size(); ++k) {
+            if (!got.at(k).BitwiseEquals(want[k])) problems[t] = "a call from thread " + std::to_string(t) + " differs";
+          }
+        }
+      } catch (const std::exception& e) {
+        problems[t] = e.what();
+      }
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  for (const std::string& problem : problems) {
+    if (!problem.empty()) return "call contexts: " + problem;
+  }
+  return "";
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -173,6 +226,10 @@ int main(int argc, char** argv) {
         if (problem.empty() && !replayed.at(k).BitwiseEquals(direct.at(k))) {
           problem = "output " + std::to_string(k) + ": the CUDA Graph's replay differs from plain launches";
         }
+      }
+      if (problem.empty()) problem = CheckDeviceResident(*graphed, inputs, direct);
+      if (problem.empty() && c.name.rfind("model_", 0) == 0) {
+        problem = CheckCallContexts(dir + "/" + c.artifact, inputs, direct);
       }
       if (problem.empty()) std::printf("PASS %s (%.3f ms a call with copies)\n", c.name.c_str(), ms);
     } catch (const std::exception& e) {
