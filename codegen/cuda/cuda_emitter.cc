@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <limits>
 #include <optional>
+#include <set>
 #include <sstream>
 #include <unordered_map>
 #include <utility>
@@ -118,6 +119,84 @@ std::optional<std::pair<const kir::StmtNode*, int64_t>> ThreadBoundInnerLoop(con
   return std::pair{body.get(), *bound};
 }
 
+bool Mentions(const kir::Expr& e, const kir::Expr& var) {
+  if (e->kind == ExprKind::kVar) return e->var_id == var->var_id;
+  for (const auto& operand : e->operands) {
+    if (Mentions(operand, var)) return true;
+  }
+  return false;
+}
+
+// Whether `index` is var + (something without var): consecutive iterations, consecutive
+// elements.
+bool UnitStride(const kir::Expr& index, const kir::Expr& var) {
+  if (index->kind == ExprKind::kVar) return index->var_id == var->var_id;
+  if (index->kind != ExprKind::kBinary) return false;
+  const kir::Expr& a = index->operands[0];
+  const kir::Expr& b = index->operands[1];
+  if (index->binary == BinaryOp::kAdd) {
+    return (UnitStride(a, var) && !Mentions(b, var)) || (!Mentions(a, var) && UnitStride(b, var));
+  }
+  return index->binary == BinaryOp::kSub && UnitStride(a, var) && !Mentions(b, var);
+}
+
+// Elementwise work four elements a thread, with 16-byte loads and stores: an inner loop
+// bound to threads whose body stores only float32 arguments at unit stride, after the
+// loads of its value (one store, or stores to arguments the plan keeps apart from the
+// others). The loads it moves as float4 are the float32 arguments read at unit stride
+// outside a select's arms (those read only when chosen).
+struct Float4Plan {
+  std::vector<const kir::StmtNode*> stores;
+  std::vector<const kir::ExprNode*> loads;
+};
+constexpr int64_t kFloat4 = 4;
+
+bool IsFloat32Arg(const kir::Buffer& buffer) {
+  return buffer->type == ScalarType::kFloat32 && !buffer->is_local;
+}
+
+void CollectFloat4Loads(const kir::Expr& e, const kir::Expr& var, std::set<const kir::ExprNode*>& seen,
+                        Float4Plan& plan) {
+  if (!seen.insert(e.get()).second) return;
+  if (e->kind == ExprKind::kLoad && IsFloat32Arg(e->buffer) && UnitStride(e->operands[0], var)) {
+    plan.loads.push_back(e.get());
+    return;
+  }
+  // A select's arms are read only when chosen (they may guard an index): not hoisted.
+  const size_t operands = e->kind == ExprKind::kSelect ? 1 : e->operands.size();
+  for (size_t k = 0; k < operands; ++k) CollectFloat4Loads(e->operands[k], var, seen, plan);
+}
+
+std::optional<Float4Plan> PlanFloat4(const kir::Kernel& kernel, const kir::StmtNode& inner, int64_t bound) {
+  if (bound % kFloat4 != 0) return std::nullopt;
+  const kir::Stmt& body = inner.body[0];
+  std::vector<const kir::StmtNode*> stores;
+  if (body->kind == StmtKind::kStore) {
+    stores.push_back(body.get());
+  } else if (body->kind == StmtKind::kBlock) {
+    for (const auto& child : body->body) {
+      if (child->kind != StmtKind::kStore) return std::nullopt;
+      stores.push_back(child.get());
+    }
+  } else {
+    return std::nullopt;
+  }
+  Float4Plan plan;
+  std::set<const kir::ExprNode*> seen;
+  for (const kir::StmtNode* store : stores) {
+    if (!IsFloat32Arg(store->buffer) || !UnitStride(store->index, inner.loop_var)) return std::nullopt;
+    if (stores.size() > 1) {
+      // A later store's loads must not read what an earlier one wrote.
+      const auto arg = std::find(kernel.args.begin(), kernel.args.end(), store->buffer);
+      const auto k = static_cast<size_t>(arg - kernel.args.begin());
+      if (arg == kernel.args.end() || k >= kernel.noalias.size() || !kernel.noalias[k]) return std::nullopt;
+    }
+    CollectFloat4Loads(store->value, inner.loop_var, seen, plan);
+  }
+  plan.stores = std::move(stores);
+  return plan;
+}
+
 // Threads of a block that cooperates on one parallel iteration (reductions).
 constexpr int64_t kCudaCooperativeBlock = 256;
 
@@ -189,7 +268,13 @@ class KernelWriter {
     if (parallel) {
       info.has_parallel_loop = true;
       const std::string p = VarName(body->loop_var);
-      if (const auto bound = ThreadBoundInnerLoop(*body)) {
+      const auto bound = ThreadBoundInnerLoop(*body);
+      const std::optional<Float4Plan> float4 = bound ? PlanFloat4(kernel_, *bound->first, bound->second) : std::nullopt;
+      if (float4) {
+        info.inner_threads = bound->second / kFloat4;
+        info.float4 = true;
+        EmitFloat4Loop(*body, *bound->first, *float4, info.inner_threads, thread, stride);
+      } else if (bound) {
         const kir::StmtNode* inner = bound->first;
         info.inner_threads = bound->second;
         const std::string lanes = std::to_string(info.inner_threads) + "ll";
@@ -213,8 +298,10 @@ class KernelWriter {
         ++indent_;
         Emit(body->body[0]);
       }
-      --indent_;
-      Line("}");
+      if (!float4) {
+        --indent_;
+        Line("}");
+      }
     } else {
       Line("if (" + thread + " != 0 || begin >= end) return;");
       Emit(body);
@@ -224,6 +311,85 @@ class KernelWriter {
   }
 
  private:
+  // The parallel loop and its inner loop bound to threads, four inner iterations a thread:
+  // where all four are in range and every moved access is 16-byte aligned, the planned
+  // loads as kiln_f4, the body once per element on their components, and the stores as
+  // kiln_f4; else the four one by one, as the scalar form runs them.
+  void EmitFloat4Loop(const kir::StmtNode& parallel, const kir::StmtNode& inner, const Float4Plan& plan,
+                      int64_t quads_per_iteration, const std::string& thread, const std::string& stride) {
+    const std::string quads = std::to_string(quads_per_iteration) + "ll";
+    const std::string p = VarName(parallel.loop_var);
+    const std::string j = VarName(inner.loop_var);
+    Line("const long long kiln_items = (end - begin) * " + quads + ";");
+    Line("for (long long kiln_t = " + thread + "; kiln_t < kiln_items; kiln_t += " + stride + ") {");
+    ++indent_;
+    Line("const long long " + p + " = begin + kiln_t / " + quads + ";");
+    Line("const long long kiln_lane = kiln_t % " + quads + " * 4;");
+    Statement([&] {
+      const std::string extent = Value(inner.extent);
+      const std::string first = Value(inner.begin);
+      Line("const long long " + j + " = " + first + " + kiln_lane;");
+      // The moved accesses' addresses at the first of the four.
+      std::vector<std::string> pointers;
+      for (size_t k = 0; k < plan.loads.size(); ++k) {
+        const kir::ExprNode& load = *plan.loads[k];
+        pointers.push_back("kiln_p" + std::to_string(k));
+        Line("const float* " + pointers.back() + " = " + BufferName(load.buffer) + " + " + Value(load.operands[0]) +
+             ";");
+      }
+      std::vector<std::string> targets;
+      for (size_t s = 0; s < plan.stores.size(); ++s) {
+        targets.push_back("kiln_q" + std::to_string(s));
+        Line("float* " + targets.back() + " = " + BufferName(plan.stores[s]->buffer) + " + " +
+             Value(plan.stores[s]->index) + ";");
+      }
+      std::string aligned;
+      for (const auto* names : {&pointers, &targets}) {
+        for (const std::string& name : *names)
+          aligned += (aligned.empty() ? "" : " | ") + ("(unsigned long long)" + name);
+      }
+      Line("if (kiln_lane + 4 <= " + extent + " && ((" + aligned + ") & 15) == 0) {");
+      ++indent_;
+      for (size_t k = 0; k < plan.loads.size(); ++k) {
+        Line("const kiln_f4 kiln_v" + std::to_string(k) + " = *(const kiln_f4*)" + pointers[k] + ";");
+        vector_loads_[plan.loads[k]] = "kiln_v" + std::to_string(k);
+      }
+      for (size_t s = 0; s < plan.stores.size(); ++s) Line("kiln_f4 kiln_s" + std::to_string(s) + ";");
+      static constexpr const char* kComponents[] = {"x", "y", "z", "w"};
+      for (int u = 0; u < kFloat4; ++u) {
+        vector_lane_ = kComponents[u];
+        Line("{");
+        ++indent_;
+        Line("const long long " + j + " = " + first + " + kiln_lane + " + std::to_string(u) + ";");
+        for (size_t s = 0; s < plan.stores.size(); ++s) {
+          Statement([&] {
+            Line("kiln_s" + std::to_string(s) + "." + kComponents[u] + " = " + Value(plan.stores[s]->value) + ";");
+          });
+        }
+        --indent_;
+        Line("}");
+      }
+      vector_lane_ = nullptr;
+      vector_loads_.clear();
+      for (size_t s = 0; s < plan.stores.size(); ++s) {
+        Line("*(kiln_f4*)" + targets[s] + " = kiln_s" + std::to_string(s) + ";");
+      }
+      --indent_;
+      Line("} else {");
+      ++indent_;
+      Line("for (long long kiln_u = 0; kiln_u < 4 && kiln_lane + kiln_u < " + extent + "; ++kiln_u) {");
+      ++indent_;
+      Line("const long long " + j + " = " + first + " + kiln_lane + kiln_u;");
+      Emit(inner.body[0]);
+      --indent_;
+      Line("}");
+      --indent_;
+      Line("}");
+    });
+    --indent_;
+    Line("}");
+  }
+
   void Line(const std::string& text) { out_ << std::string(2 * indent_, ' ') << text << '\n'; }
 
   std::string VarName(const kir::Expr& var) {
@@ -268,6 +434,11 @@ class KernelWriter {
       case ExprKind::kFloatImm: return FloatLiteral(e->type, e->float_value);
       case ExprKind::kVar: return VarName(e);
       default: break;
+    }
+    if (vector_lane_ != nullptr) {
+      // A load moved as kiln_f4: this element's component.
+      const auto moved = vector_loads_.find(e.get());
+      if (moved != vector_loads_.end()) return moved->second + "." + vector_lane_;
     }
     for (auto scope = memo_.rbegin(); scope != memo_.rend(); ++scope) {
       const auto it = scope->find(e.get());
@@ -633,6 +804,9 @@ class KernelWriter {
   using Memo = std::unordered_map<const kir::ExprNode*, std::string>;
   const kir::Kernel& kernel_;
   bool cooperative_ = false;  // emitting a block-cooperative kernel's shared part
+  // Emitting one element of a float4 loop: its component ("x".."w") of the moved loads.
+  const char* vector_lane_ = nullptr;
+  std::unordered_map<const kir::ExprNode*, std::string> vector_loads_;
   std::ostringstream& out_;
   int indent_ = 1;
   int next_temp_ = 0;

@@ -13,6 +13,11 @@
 //   index) pair of (end - begin) x B, and threads past the inner loop's actual extent do
 //   nothing. Other loops run in each thread in order. A kernel without a parallel loop
 //   runs its body on one thread.
+// - Vectorized memory access: where that bound inner loop's body stores float32
+//   arguments at unit stride (elementwise work, fused or not) and B is a multiple of 4,
+//   each thread takes four consecutive inner iterations: float32 arguments read at unit
+//   stride are loaded 16 bytes at a time (kiln_f4), the four results stored so too, when
+//   the four are in range and every such address is 16-byte aligned (else one by one).
 // - Arithmetic is the kir interpreter's (cuda_prelude.h): integers wrap, x / 0 = x % 0 = 0,
 //   float -> int casts truncate, send NaN to 0 and saturate; float16 and bfloat16 are
 //   stored as 16 bits and computed in float, rounded after each operation; bool is one
@@ -40,8 +45,11 @@ struct CudaKernelInfo {
   std::vector<kir::Buffer> args;
   int64_t parallel_extent = 1;
   // Threads per parallel iteration: the static bound of the independent loop bound to
-  // threads together with the parallel loop, 1 when there is none.
+  // threads together with the parallel loop (a quarter of it with float4), 1 when there
+  // is none.
   int64_t inner_threads = 1;
+  // Four inner iterations a thread, float32 loads and stores moved 16 bytes at a time.
+  bool float4 = false;
   bool has_parallel_loop = false;
   // Kernels with kReduction loops: a block of this many threads per parallel iteration
   // (or for the whole kernel, without one), cooperating: reductions split across the

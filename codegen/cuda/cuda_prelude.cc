@@ -19,6 +19,11 @@ KILN_FN unsigned int kiln_float_bits(float f) { return __float_as_uint(f); }
 KILN_FN double kiln_bits_double(unsigned long long b) { return __longlong_as_double((long long)b); }
 #endif
 
+// Four floats moved as one 16-byte access (ld.global.v4.f32 / st.global.v4.f32).
+struct alignas(16) kiln_f4 {
+  float x, y, z, w;
+};
+
 #define KILN_INF_F kiln_bits_float(0x7f800000u)
 #define KILN_NAN_F kiln_bits_float(0x7fc00000u)
 #define KILN_INF_D kiln_bits_double(0x7ff0000000000000ull)

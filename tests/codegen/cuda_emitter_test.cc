@@ -220,7 +220,9 @@ TEST_CASE("parallel loops bind to threads; independent inner loops bind with the
   REQUIRE(module.kernels.size() == 1);
   const cuda::CudaKernelInfo& info = module.kernels[0];
   CHECK(info.has_parallel_loop);
-  CHECK(info.inner_threads == 64);
+  // Elementwise: four elements a thread (float4), so a quarter of the chunk's threads.
+  CHECK(info.float4);
+  CHECK(info.inner_threads == 16);
   CHECK(info.entry == "cuda_" + KernelSymbolName("chunked"));
   CHECK(module.source.find("extern \"C\" __global__ void " + info.entry +
                            "(float* a0, float* a1, long long begin, "
@@ -252,6 +254,64 @@ TEST_CASE("parallel loops bind to threads; independent inner loops bind with the
                 RunKernel(InterpreterRunner(), rows, {m}, ScalarType::kFloat32)));
 }
 
+TEST_CASE("elementwise kernels move float32 data 16 bytes at a time, falling back where unaligned or partial",
+          "[cuda]") {
+  // out[i] = in[i + shift] * 2 + in[i % 3] (a broadcast read, one element at a time) +
+  // (i % 2 == 0 ? in[i + shift] : 0) (a guarded read), over chunks of 64 of `count`.
+  const auto make = [](const std::string& name, int64_t count, int64_t shift) {
+    kir::KernelBuilder b(name);
+    const auto in = b.AddArg("in", ScalarType::kFloat32, count + shift);
+    const auto out = b.AddArg("out", ScalarType::kFloat32, count);
+    const kir::Expr c = kir::Var("chunk"), j = kir::Var("j");
+    const kir::Expr first = c * kir::Expr(int64_t{64});
+    const kir::Expr i = first + j;
+    const kir::Expr value = kir::Load(in, i + kir::Expr(shift)) * kir::FloatImm(2.0) +
+                            kir::Load(in, i % kir::Expr(int64_t{3})) +
+                            kir::Select(kir::Eq(i % kir::Expr(int64_t{2}), kir::Expr(int64_t{0})),
+                                        kir::Load(in, kir::Expr(shift) + i), kir::FloatImm(0.0));
+    kir::Kernel kernel = b.Finish(kir::For(c, 0, (count + 63) / 64,
+                                           kir::For(j, 0, kir::Min(kir::Expr(int64_t{64}), kir::Expr(count) - first),
+                                                    kir::Store(out, i, value), kir::LoopKind::kIndependent),
+                                           kir::LoopKind::kParallel));
+    kernel.parallel_extent = (count + 63) / 64;
+    return kernel;
+  };
+  // Aligned with whole quads; a last chunk of 2 elements (a partial quad); every read
+  // one float off alignment (scalar fallback throughout).
+  const std::vector<kir::Kernel> kernels = {make("aligned", 1024, 0), make("partial", 1026, 0),
+                                            make("shifted", 1000, 1)};
+  const cuda::CudaModuleSource module = cuda::EmitCudaModule(kernels);
+  for (const auto& info : module.kernels) {
+    CHECK(info.float4);
+    CHECK(info.inner_threads == 16);
+  }
+  CHECK(module.source.find("*(const kiln_f4*)") != std::string::npos);
+  CHECK(module.source.find("*(kiln_f4*)") != std::string::npos);
+  const EmulatedKernels emulated(kernels);
+  for (size_t k = 0; k < kernels.size(); ++k) {
+    INFO(kernels[k].name);
+    const Tensor x = RandomTensor({kernels[k].args[0]->size}, 20 + k);
+    CHECK(Bitwise(RunKernel(emulated.Runner(), kernels[k], {x}, ScalarType::kFloat32),
+                  RunKernel(InterpreterRunner(), kernels[k], {x}, ScalarType::kFloat32)));
+  }
+
+  // Not moved: a float64 store, a strided store, an inner bound that is no multiple of 4.
+  kir::KernelBuilder b("strided");
+  const auto in = b.AddArg("in", ScalarType::kFloat32, 128);
+  const auto out = b.AddArg("out", ScalarType::kFloat32, 128);
+  const kir::Expr c = kir::Var("chunk"), j = kir::Var("j");
+  kir::Kernel strided = b.Finish(kir::For(
+      c, 0, 2,
+      kir::For(j, 0, 64, kir::Store(out, j * kir::Expr(int64_t{2}) + c, kir::Load(in, j * kir::Expr(int64_t{2}) + c)),
+               kir::LoopKind::kIndependent),
+      kir::LoopKind::kParallel));
+  strided.parallel_extent = 2;
+  const auto strided_info = cuda::EmitCudaModule({strided}).kernels[0];
+  CHECK_FALSE(strided_info.float4);
+  CHECK(strided_info.inner_threads == 64);
+  CHECK_FALSE(cuda::EmitCudaModule({ChunkedCopy(1000, 62)}).kernels[0].float4);
+}
+
 TEST_CASE("launch configurations cover the work in whole warps", "[cuda]") {
   proto::CudaKernelProto serial;
   CHECK(ConfigureCudaLaunch(serial, 0, 1).grid == 1);
@@ -281,7 +341,7 @@ TEST_CASE("launch configurations cover the work in whole warps", "[cuda]") {
   // The emitter's launch form is what the runtime reads.
   const auto form = cuda::LaunchForm(cuda::EmitCudaModule({ChunkedCopy(1000, 64)}).kernels[0]);
   CHECK(form.has_parallel_loop());
-  CHECK(form.inner_threads() == 64);
+  CHECK(form.inner_threads() == 16);  // 64 elements a chunk, four a thread
   CHECK(form.entry() == "cuda_" + KernelSymbolName("chunked"));
 }
 
@@ -311,6 +371,9 @@ TEST_CASE("NVRTC compiles the emitted CUDA C to PTX and cubins, cached on disk",
   const cuda::NvrtcOutput first = nvrtc->Compile(module.source, "chunked.cu", "sm_80", cache);
   CHECK_FALSE(first.cached);
   CHECK(first.ptx.find(".entry " + module.kernels[0].entry) != std::string::npos);
+  // The elementwise kernel's float4 path: 16-byte loads and stores.
+  CHECK(first.ptx.find(".v4.f32") != std::string::npos);
+  CHECK(first.ptx.find("st.global.v4.f32") != std::string::npos);
   CHECK(first.cubin.substr(0, 4) ==
         "\x7f"
         "ELF");
