@@ -277,12 +277,7 @@ class KernelWriter {
       } else if (bound) {
         const kir::StmtNode* inner = bound->first;
         info.inner_threads = bound->second;
-        const std::string lanes = std::to_string(info.inner_threads) + "ll";
-        Line("const long long kiln_items = (end - begin) * " + lanes + ";");
-        Line("for (long long kiln_t = " + thread + "; kiln_t < kiln_items; kiln_t += " + stride + ") {");
-        ++indent_;
-        Line("const long long " + p + " = begin + kiln_t / " + lanes + ";");
-        Line("const long long kiln_lane = kiln_t % " + lanes + ";");
+        OpenThreadBoundLoop(p, info.inner_threads, 1, thread, stride);
         Statement([&] {
           const std::string extent = Value(inner->extent);
           Line("if (kiln_lane < " + extent + ") {");
@@ -311,20 +306,27 @@ class KernelWriter {
   }
 
  private:
+  // Opens the grid-stride loop over (parallel iteration `p`, thread of it) pairs, with
+  // `threads` threads an iteration, each starting at inner index kiln_lane = its thread
+  // number times `scale`.
+  void OpenThreadBoundLoop(const std::string& p, int64_t threads, int64_t scale, const std::string& thread,
+                           const std::string& stride) {
+    const std::string lanes = std::to_string(threads) + "ll";
+    Line("const long long kiln_items = (end - begin) * " + lanes + ";");
+    Line("for (long long kiln_t = " + thread + "; kiln_t < kiln_items; kiln_t += " + stride + ") {");
+    ++indent_;
+    Line("const long long " + p + " = begin + kiln_t / " + lanes + ";");
+    Line("const long long kiln_lane = kiln_t % " + lanes + (scale == 1 ? "" : " * " + std::to_string(scale)) + ";");
+  }
+
   // The parallel loop and its inner loop bound to threads, four inner iterations a thread:
   // where all four are in range and every moved access is 16-byte aligned, the planned
   // loads as kiln_f4, the body once per element on their components, and the stores as
   // kiln_f4; else the four one by one, as the scalar form runs them.
   void EmitFloat4Loop(const kir::StmtNode& parallel, const kir::StmtNode& inner, const Float4Plan& plan,
                       int64_t quads_per_iteration, const std::string& thread, const std::string& stride) {
-    const std::string quads = std::to_string(quads_per_iteration) + "ll";
-    const std::string p = VarName(parallel.loop_var);
     const std::string j = VarName(inner.loop_var);
-    Line("const long long kiln_items = (end - begin) * " + quads + ";");
-    Line("for (long long kiln_t = " + thread + "; kiln_t < kiln_items; kiln_t += " + stride + ") {");
-    ++indent_;
-    Line("const long long " + p + " = begin + kiln_t / " + quads + ";");
-    Line("const long long kiln_lane = kiln_t % " + quads + " * 4;");
+    OpenThreadBoundLoop(VarName(parallel.loop_var), quads_per_iteration, kFloat4, thread, stride);
     Statement([&] {
       const std::string extent = Value(inner.extent);
       const std::string first = Value(inner.begin);
