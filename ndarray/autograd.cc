@@ -17,6 +17,14 @@ namespace {
 thread_local bool g_recording = false;
 thread_local bool g_training = false;
 
+// The value an array holds, as an untracked handle on the same memory (a copy when
+// `copy`).
+NDArray ValueOf(const NDArray& array, bool copy) {
+  const detail::Chunk& chunk = array.chunk();
+  if (chunk.ctx.is_gpu()) return NDArray(copy ? chunk.device.CopyTo(chunk.ctx) : chunk.device);
+  return NDArray(copy ? chunk.data.Clone() : chunk.data, chunk.ctx);
+}
+
 bool IsTracked(const NDArray& array) {
   const detail::Chunk& chunk = array.chunk();
   return chunk.producer != nullptr || chunk.grad_req != GradReq::kNull;
@@ -29,15 +37,15 @@ class TapeGraph {
  public:
   NodeEntry Head(const NDArray& head) {
     const detail::Chunk& chunk = head.chunk();
-    if (chunk.producer == nullptr) return Leaf(head.chunk_ptr(), head.tensor());
+    if (chunk.producer == nullptr) return Leaf(head.chunk_ptr(), ValueOf(head, false));
     return {Visit(*chunk.producer), chunk.output_index};
   }
   // The variable of a leaf array (a new one when the tape never read it).
-  NodeEntry Leaf(const std::shared_ptr<detail::Chunk>& chunk, const Tensor& value) {
+  NodeEntry Leaf(const std::shared_ptr<detail::Chunk>& chunk, const NDArray& value) {
     if (const auto it = leaves_.find(chunk.get()); it != leaves_.end()) return it->second;
     return leaves_[chunk.get()] = Variable(value, chunk);
   }
-  NodeEntry Variable(const Tensor& value, const std::shared_ptr<detail::Chunk>& chunk = nullptr) {
+  NodeEntry Variable(const NDArray& value, const std::shared_ptr<detail::Chunk>& chunk = nullptr) {
     const std::string name = "v" + std::to_string(names_.size());
     names_.push_back(name);
     specs_.push_back({name, value.dtype(), value.shape()});
@@ -56,7 +64,7 @@ class TapeGraph {
 
   const std::vector<std::string>& names() const { return names_; }
   const std::vector<TensorSpec>& specs() const { return specs_; }
-  const std::vector<Tensor>& values() const { return values_; }
+  const std::vector<NDArray>& values() const { return values_; }
   const std::vector<std::shared_ptr<detail::Chunk>>& leaf_chunks() const { return leaf_chunks_; }
   // Whether input i is a forward call's result (not a variable of the forward graph).
   bool fed(size_t i) const { return fed_[i]; }
@@ -110,7 +118,7 @@ class TapeGraph {
     ids_.emplace(node.get(), id);
     // Its results, as inputs the gradient may read instead of computing them again.
     for (size_t k = 0; k < tape_node.outputs.size(); ++k) {
-      const Tensor& value = tape_node.outputs[k];
+      const NDArray& value = tape_node.outputs[k];
       const std::string output_name = "f" + id + "_" + std::to_string(k);
       forward_outputs_[{node.get(), static_cast<uint32_t>(k)}] = names_.size();
       names_.push_back(output_name);
@@ -129,7 +137,7 @@ class TapeGraph {
   std::map<const detail::Chunk*, NodeEntry> leaves_;
   std::vector<std::string> names_;
   std::vector<TensorSpec> specs_;
-  std::vector<Tensor> values_;
+  std::vector<NDArray> values_;
   std::vector<std::shared_ptr<detail::Chunk>> leaf_chunks_;  // null for head gradients
   std::vector<bool> fed_;
   std::string key_;
@@ -159,8 +167,16 @@ std::vector<NDArray> Differentiate(TapeGraph& tape, const std::vector<NodeEntry>
       throw Error("autograd: head gradient " + std::to_string(i) + " has shape " +
                   ShapeToString(head_grads[i].shape()) + ", its head " + ShapeToString(heads[i].shape()));
     }
-    request.head_grads.push_back(tape.Variable(
-        given ? head_grads[i].tensor() : ones(heads[i].shape(), Context::cpu(), heads[i].dtype()).tensor()));
+    request.head_grads.push_back(tape.Variable(given ? ValueOf(head_grads[i], false)
+                                                     : ones(heads[i].shape(), heads[i].context(), heads[i].dtype())));
+  }
+  // The tape's context: every value on one.
+  const Context ctx = tape.values().empty() ? Context::cpu() : tape.values()[0].context();
+  for (size_t i = 0; i < tape.values().size(); ++i) {
+    if (tape.values()[i].context() != ctx) {
+      throw Error("autograd: the recorded computation reads arrays on " + ctx.ToString() + " and on " +
+                  tape.values()[i].context().ToString() + " ('" + tape.names()[i] + "'): record it on one context");
+    }
   }
   std::string key = "grad:" + tape.key() + "|ys:";
   for (const auto& y : ys) key += tape.Ref(y) + ",";
@@ -173,9 +189,19 @@ std::vector<NDArray> Differentiate(TapeGraph& tape, const std::vector<NodeEntry>
     tape.FeedForwardResults(graph);
     return graph;
   };
-  const auto compiled = detail::GetOrCompile(key, build, tape.names(), tape.specs(), train_mode);
   std::vector<NDArray> grads;
-  for (Tensor& tensor : detail::Run(*compiled, tape.values())) grads.emplace_back(std::move(tensor));
+  if (ctx.is_gpu()) {
+    std::vector<DeviceTensor> values;
+    for (const NDArray& value : tape.values()) values.push_back(value.device_tensor());
+    for (DeviceTensor& grad : detail::RunOnGpu(key, build, tape.specs(), train_mode, ctx.device_id(), values)) {
+      grads.emplace_back(std::move(grad));
+    }
+    return grads;
+  }
+  const auto compiled = detail::GetOrCompile(key, build, tape.names(), tape.specs(), train_mode);
+  std::vector<Tensor> values;
+  for (const NDArray& value : tape.values()) values.push_back(value.tensor());
+  for (Tensor& tensor : detail::Run(*compiled, values)) grads.emplace_back(std::move(tensor));
   return grads;
 }
 
@@ -218,13 +244,13 @@ void RecordOp(const OpDef& op, const Attrs& attrs, bool is_train, std::span<cons
     // Backward recomputes the forward from the tape: an input the operator updates in
     // place (BatchNorm's moving statistics) is kept as a copy, so that it is updated once.
     const bool is_mutated = std::find(mutated.begin(), mutated.end(), static_cast<int>(i)) != mutated.end();
-    tape_input.value = is_mutated ? chunk.data.Clone() : chunk.data;
+    tape_input.value = ValueOf(inputs[i], is_mutated);
     node->inputs.push_back(std::move(tape_input));
   }
   for (uint32_t k = 0; k < outputs.size(); ++k) {
     outputs[k].chunk().producer = node;
     outputs[k].chunk().output_index = k;
-    node->outputs.push_back(outputs[k].tensor());
+    node->outputs.push_back(ValueOf(outputs[k], false));
   }
 }
 
@@ -240,7 +266,7 @@ std::vector<NDArray> Grad(const std::vector<NDArray>& heads, const std::vector<N
     if (variable.chunk().producer != nullptr) {
       throw Error("autograd::Grad: a variable is the result of a recorded operator, not a leaf");
     }
-    xs.push_back(tape.Leaf(variable.chunk_ptr(), variable.tensor()));
+    xs.push_back(tape.Leaf(variable.chunk_ptr(), ValueOf(variable, false)));
   }
   return Differentiate(tape, ys, heads, head_grads, xs, train_mode);
 }
@@ -266,7 +292,7 @@ void Backward(const std::vector<NDArray>& heads, const std::vector<NDArray>& hea
         "autograd::Record; or an earlier Backward released their graph: pass retain_graph = true to "
         "differentiate it again)");
   }
-  for (size_t i = 0; i < targets.size(); ++i) xs[i] = tape.Leaf(targets[i], targets[i]->data);
+  for (size_t i = 0; i < targets.size(); ++i) xs[i] = tape.Leaf(targets[i], ValueOf(NDArray(targets[i]), false));
   const std::vector<NDArray> grads = Differentiate(tape, ys, heads, head_grads, xs, train_mode);
   for (size_t i = 0; i < targets.size(); ++i) {
     NDArray grad(targets[i]->grad);

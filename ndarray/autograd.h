@@ -2,7 +2,8 @@
 // kept on a tape; Backward turns the tape from the heads back to the leaves into a
 // Graph, asks passes/gradient.h for its gradient (each operator's registered gradient,
 // the same ones compiled training uses) and runs the compiled gradient graph, cached by
-// the tape's structure and shapes.
+// the tape's structure and shapes, on the tape's context (a tape on a GPU runs its
+// gradient there; a tape that mixes contexts is an error).
 //
 //   w.AttachGrad();
 //   { nd::autograd::Record record; loss = nd::sum(nd::relu(nd::dot(x, w))); }
@@ -61,7 +62,7 @@ struct TapeInput {
   std::shared_ptr<const TapeNode> producer;  // null for a leaf
   uint32_t index = 0;
   std::shared_ptr<detail::Chunk> leaf;  // the leaf's handle (its gradient lives there)
-  Tensor value;                         // the value the call read
+  NDArray value;                        // the value the call read (untracked, on its context)
 };
 // One recorded operator call.
 struct TapeNode {
@@ -69,9 +70,9 @@ struct TapeNode {
   Attrs attrs;
   bool is_train = false;
   std::vector<TapeInput> inputs;
-  // The values the call produced: Backward feeds them to the gradient instead of
-  // computing the forward again.
-  std::vector<Tensor> outputs;
+  // The values the call produced (untracked): Backward feeds them to the gradient
+  // instead of computing the forward again.
+  std::vector<NDArray> outputs;
 };
 
 // Records a call (by ndarray/invoke.cc) when recording and an input is tracked: it has

@@ -190,7 +190,20 @@ std::shared_ptr<const CompiledGpuGraph> GetOrCompileGpu(const std::string& key, 
   return compiled;
 }
 
+// Runs `compiled` on `values` (in the caller's input order), on the GPU.
+std::vector<DeviceTensor> RunGpuGraph(const CompiledGpuGraph& compiled, const std::vector<DeviceTensor>& values) {
+  std::vector<DeviceTensor> inputs;
+  for (const size_t position : compiled.input_order) inputs.push_back(values.at(position));
+  return compiled.executor->Run(inputs);
+}
+
 namespace detail {
+
+std::vector<DeviceTensor> RunOnGpu(const std::string& key, const std::function<Graph()>& build,
+                                   const std::vector<TensorSpec>& input_specs, bool is_train, int ordinal,
+                                   const std::vector<DeviceTensor>& values) {
+  return RunGpuGraph(*GetOrCompileGpu(key, build, input_specs, is_train, ordinal), values);
+}
 
 std::string CanonicalAttrs(const Attrs& attrs) {
   std::string text;
@@ -512,17 +525,13 @@ Context CallContext(std::string_view op_name, std::span<const NDArray> inputs) {
 // device memory only; BatchNorm's moving statistics are updated in the caller's arrays.
 std::vector<NDArray> DispatchOnGpu(const PreparedCall& call, std::string_view op_name, std::span<const NDArray> inputs,
                                    NDArray* out, const Context& ctx) {
-  if (autograd::IsRecording()) {
-    throw Error(std::string(op_name) + " on " + ctx.ToString() +
-                ": autograd records operators on CPU arrays only so far; record on cpu(0) (AsInContext)");
-  }
   const CompiledGpuGraph& compiled = call.CompiledForGpu(ctx.device_id());
   std::vector<NDArray> arrays(inputs.begin(), inputs.end());
   if (call.dropout_step) arrays.push_back(random::NextDropoutStep().AsInContext(ctx));
   std::vector<DeviceTensor> values;
-  for (const size_t position : compiled.input_order) values.push_back(arrays.at(position).device_tensor());
+  for (const NDArray& array : arrays) values.push_back(array.device_tensor());
   std::vector<NDArray> outputs;
-  for (DeviceTensor& result : compiled.executor->Run(values)) outputs.emplace_back(std::move(result));
+  for (DeviceTensor& result : RunGpuGraph(compiled, values)) outputs.emplace_back(std::move(result));
   if (out != nullptr && out->defined()) {
     if (out->shape() != outputs.at(0).shape()) {
       throw Error(std::string(op_name) + ": out= has shape " + ShapeToString(out->shape()) + ", the result " +
@@ -530,7 +539,11 @@ std::vector<NDArray> DispatchOnGpu(const PreparedCall& call, std::string_view op
     }
     outputs[0].CopyTo(*out);
     outputs[0] = *out;
+    // The written array now stands for this result: recorded below, or cut from the tape.
+    out->chunk().producer = nullptr;
+    out->chunk().output_index = 0;
   }
+  autograd::RecordOp(*call.op, call.parsed, call.is_train, arrays, outputs);
   return outputs;
 }
 

@@ -75,6 +75,11 @@ std::shared_ptr<const CompiledGraph> GetOrCompile(const std::string& key, const 
 // dtypes, sharing no memory with the inputs), the results are written there.
 std::vector<Tensor> Run(const CompiledGraph& compiled, const std::vector<Tensor>& values,
                         std::vector<Tensor> outputs = {});
+// The same graph compiled for gpu(ordinal) (cached under `key` and the GPU), run on
+// device values in `input_specs` order; the results stay on the GPU.
+std::vector<DeviceTensor> RunOnGpu(const std::string& key, const std::function<Graph()>& build,
+                                   const std::vector<TensorSpec>& input_specs, bool is_train, int ordinal,
+                                   const std::vector<DeviceTensor>& values);
 // The attributes as canonical text (sorted, MXNet's spelling): part of cache keys.
 std::string CanonicalAttrs(const Attrs& attrs);
 }  // namespace detail

@@ -147,6 +147,10 @@ NDArray& NDArray::Assign(double value) {
 }
 
 NDArray& NDArray::Assign(const NDArray& value) {
+  if (context().is_gpu() && value.context() == context() && value.shape() == shape() && value.dtype() == dtype()) {
+    value.CopyTo(*this);  // on the device
+    return *this;
+  }
   if (context().is_gpu()) {
     // Broadcast and converted on the host, then copied in.
     NDArray host = CopyTo(Context::cpu());

@@ -143,8 +143,50 @@ TEST_CASE("operators on GPU arrays run compiled CUDA code there and match the CP
   // Mixed contexts and recording are refused by name.
   CHECK_THROWS_WITH(gx + x, Catch::Contains("input 1 is on cpu(0), input 0 on gpu(0)"));
   CHECK_THROWS_WITH(gx + x.CopyTo(nd::Context::gpu(1)), Catch::Contains("input 1 is on gpu(1), input 0 on gpu(0)"));
+}
+
+TEST_CASE("autograd on GPU arrays: the tape's gradient compiled for the GPU, equal to the CPU's", "[ndarray][gpu]") {
+  if (cuda::Nvrtc::Find() == nullptr) {
+    std::printf("SKIPPED: autograd on GPU arrays: %s\n", cuda::Nvrtc::LoadError().c_str());
+    return;
+  }
+  const EmulatedGpus gpus;
+  const nd::Context gpu = nd::Context::gpu(0);
+  const nd::NDArray x = nd::array(Values(24, 0.25f), {4, 6});
+  nd::NDArray w = nd::array(Values(18, -0.5f), {6, 3});
+  nd::NDArray b = nd::array(Values(3, 0.1f), {3});
+  const nd::NDArray gx = x.CopyTo(gpu);
+  nd::NDArray gw = w.CopyTo(gpu), gb = b.CopyTo(gpu);
+  const auto loss = [](const nd::NDArray& in, const nd::NDArray& weight, const nd::NDArray& bias) {
+    return nd::sum(nd::relu(nd::broadcast_add(nd::dot(in, weight), bias)) * 2.0);
+  };
+  w.AttachGrad();
+  b.AttachGrad("add");
+  gw.AttachGrad();
+  gb.AttachGrad("add");
+  CHECK(gw.Grad().context() == gpu);
+  for (int pass = 0; pass < 2; ++pass) {  // b's gradient adds up
+    nd::NDArray y, gy;
+    {
+      const nd::autograd::Record record;
+      y = loss(x, w, b);
+      gy = loss(gx, gw, gb);
+    }
+    CheckSame(gy, y);
+    y.Backward();
+    gy.Backward();
+    CheckSame(gw.Grad(), w.Grad());
+    CheckSame(gb.Grad(), b.Grad());
+  }
+  // autograd::Grad with a head gradient, on the GPU.
+  nd::NDArray z, gz;
   {
     const nd::autograd::Record record;
-    CHECK_THROWS_WITH(nd::relu(gx), Catch::Contains("autograd records operators on CPU arrays only"));
+    z = nd::relu(nd::dot(x, w));
+    gz = nd::relu(nd::dot(gx, gw));
   }
+  const nd::NDArray head = nd::array(Values(12, 0.3f), {4, 3});
+  CheckSame(nd::autograd::Grad({gz}, {gw}, {head.CopyTo(gpu)}).at(0), nd::autograd::Grad({z}, {w}, {head}).at(0));
+  // A head gradient on another context than the tape's is refused by name.
+  CHECK_THROWS_WITH(nd::autograd::Grad({gz}, {gw}, {head}), Catch::Contains("reads arrays on gpu(0) and on cpu(0)"));
 }
