@@ -414,7 +414,7 @@ void RegisterGatherNd() {
         const kir::Buffer offset = ctx.builder->AddLocal("offset", ScalarType::kInt64, 1);
         const Expr slice(view.slice);
         return index_util::RowLoop(
-            view.rows, view.slice,
+            ctx, view.rows, view.slice,
             [&](const Expr& r, const Expr& c) {
               return kir::Store(ctx.outputs[0], r * slice + c, kir::Load(ctx.inputs[0], kir::Load(offset, Zero()) + c));
             },
@@ -475,7 +475,7 @@ void RegisterTakeAlongAxis() {
               source[axis] = KirGatherIndex(ctx, 1, k, shape[axis]);
               return kir::Store(ctx.outputs[0], k, kir::Load(ctx.inputs[0], lower::FlatIndex(source, shape)));
             },
-            NumElements(indices) >= index_util::kParallelWork);
+            NumElements(indices) >= ctx.MinParallelWork());
       })
       .SetGradient(TakeAlongAxisGradient);
 }

@@ -135,7 +135,7 @@ void RegisterEmbedding() {
         const int64_t cols = attrs.Int("output_dim");
         const kir::Buffer row = ctx.builder->AddLocal("row", ScalarType::kInt64, 1);
         return RowLoop(
-            NumElements(ctx.input_shapes[0]), cols,
+            ctx, NumElements(ctx.input_shapes[0]), cols,
             [&](const Expr& i, const Expr& c) {
               return kir::Store(ctx.outputs[0], i * Expr(cols) + c,
                                 kir::Load(ctx.inputs[1], kir::Load(row, Zero()) * Expr(cols) + c));
@@ -186,7 +186,7 @@ void RegisterOneHot() {
         const Expr off = StoredConst(attrs.Float("off_value"), ctx.output_types[0]);
         const kir::Buffer hot = ctx.builder->AddLocal("hot", ScalarType::kInt64, 1);
         return RowLoop(
-            NumElements(ctx.input_shapes[0]), depth,
+            ctx, NumElements(ctx.input_shapes[0]), depth,
             [&](const Expr& i, const Expr& d) {
               return lower::StoreFrom(ctx.outputs[0], i * Expr(depth) + d,
                                       kir::Select(kir::Eq(d, kir::Load(hot, Zero())), on, off));
@@ -341,7 +341,7 @@ void RegisterPick() {
         const AxisView view = MakeAxisView(ctx.input_shapes[0], PickAxis(attrs, ctx.input_shapes[0]));
         const bool wrap = attrs.Str("mode") == "wrap";
         const Expr inner(view.inner);
-        return RowLoop(view.inner == 0 ? 0 : view.outer, view.inner, [&](const Expr& o, const Expr& i) {
+        return RowLoop(ctx, view.inner == 0 ? 0 : view.outer, view.inner, [&](const Expr& o, const Expr& i) {
           const Expr flat = o * inner + i;
           const Expr picked = KirPickIndex(ctx, 1, flat, view.n, wrap);
           return kir::Store(ctx.outputs[0], flat, kir::Load(ctx.inputs[0], (o * Expr(view.n) + picked) * inner + i));
@@ -442,7 +442,7 @@ void RegisterTake() {
         const Expr inner(view.inner);
         const kir::Buffer picked = ctx.builder->AddLocal("picked", ScalarType::kInt64, 1);
         return RowLoop(
-            view.outer * m, view.inner,
+            ctx, view.outer * m, view.inner,
             [&](const Expr& row, const Expr& c) {
               const Expr src = (row / Expr(m) * Expr(view.n) + kir::Load(picked, Zero())) * inner + c;
               return kir::Store(ctx.outputs[0], row * inner + c, kir::Load(ctx.inputs[0], src));

@@ -34,13 +34,15 @@ Expr LoadIndex(const LowerContext& ctx, int input, const Expr& i) {
   return lower::LoadAs(ctx.inputs[input], i, IsFloat(dtype) ? lower::ComputeType(dtype) : ScalarType::kInt64);
 }
 
-Stmt RowLoop(int64_t rows, int64_t cols, const std::function<Stmt(const Expr& row, const Expr& col)>& body,
-             const kir::Buffer& local, const std::function<Stmt(const Expr& row)>& prologue) {
+Stmt RowLoop(const LowerContext& ctx, int64_t rows, int64_t cols,
+             const std::function<Stmt(const Expr& row, const Expr& col)>& body, const kir::Buffer& local,
+             const std::function<Stmt(const Expr& row)>& prologue) {
   const Expr r = kir::Var("row");
   const Expr c = kir::Var("col");
   Stmt row = kir::For(c, Zero(), Expr(cols), body(r, c), kir::LoopKind::kVectorize);
   if (local) row = kir::Allocate(local, kir::Block({prologue(r), row}));
-  const auto kind = rows > 1 && rows * cols >= kParallelWork ? kir::LoopKind::kParallel : kir::LoopKind::kSerial;
+  const auto kind =
+      rows > 1 && rows * cols >= ctx.MinParallelWork() ? kir::LoopKind::kParallel : kir::LoopKind::kSerial;
   return kir::For(r, Zero(), Expr(rows), row, kind);
 }
 

@@ -12,7 +12,6 @@
 namespace kiln::index_util {
 
 // Least output elements worth a parallel loop.
-inline constexpr int64_t kParallelWork = 16384;
 
 // Indices arrive in any numeric dtype; like MXNet, a float index truncates toward zero
 // and an out-of-range one is clipped to [0, n).
@@ -30,8 +29,8 @@ kir::Expr LoadIndex(const LowerContext& ctx, int input, const kir::Expr& i);
 
 // rows x cols: per row a contiguous loop over cols, after `prologue` computes what the
 // row needs into `local` when given (allocated per row, so per parallel task). The row
-// loop is the kernel's parallel loop when the work is large.
-kir::Stmt RowLoop(int64_t rows, int64_t cols,
+// loop is the kernel's parallel loop when the work is worth one on the target.
+kir::Stmt RowLoop(const LowerContext& ctx, int64_t rows, int64_t cols,
                   const std::function<kir::Stmt(const kir::Expr& row, const kir::Expr& col)>& body,
                   const kir::Buffer& local = nullptr,
                   const std::function<kir::Stmt(const kir::Expr& row)>& prologue = nullptr);

@@ -1127,7 +1127,8 @@ Stmt PadLower(const Attrs& attrs, LowerContext& ctx) {
   if (width > hi) parts.push_back(part(hi, width, right));
   Stmt body = kir::Block(parts);
   if (inside.defined()) body = kir::If(inside, body, part(0, width, fill));
-  const auto kind = rows > 1 && rows * width >= kChunk ? kir::LoopKind::kParallel : kir::LoopKind::kSerial;
+  const auto kind =
+      rows > 1 && rows * width >= ctx.MinParallelWork() ? kir::LoopKind::kParallel : kir::LoopKind::kSerial;
   return kir::For(row, Expr(int64_t{0}), Expr(rows), body, kind);
 }
 

@@ -25,9 +25,6 @@ using op_util::AssignShape;
 using op_util::AssignType;
 using op_util::ShapeError;
 
-// Least elements worth the kernel's parallel loop.
-constexpr int64_t kParallelWork = 16384;
-
 Expr Zero() {
   return Expr(int64_t{0});
 }
@@ -326,7 +323,8 @@ Stmt TopkLower(const Attrs& attrs, LowerContext& ctx) {
   }
   Stmt row_body = kir::Allocate(candidate, kir::Block(body));
   if (local) row_body = kir::Allocate(best, kir::Allocate(where, row_body));
-  const auto kind = rows > 1 && rows * view.n >= kParallelWork ? kir::LoopKind::kParallel : kir::LoopKind::kSerial;
+  const auto kind =
+      rows > 1 && rows * view.n >= ctx.MinParallelWork() ? kir::LoopKind::kParallel : kir::LoopKind::kSerial;
   return kir::For(row, Zero(), Expr(rows), row_body, kind);
 }
 
@@ -545,7 +543,7 @@ Stmt CumsumLower(const Attrs& attrs, LowerContext& ctx) {
                columns(kir::Block({kir::Store(acc, c, lower::AsStored(kir::Load(acc, c) + element(j), out_type)),
                                    lower::StoreFrom(ctx.outputs[0], at(j), kir::Load(acc, c))})));
   const auto kind =
-      tasks > 1 && view.rows() * view.n >= kParallelWork ? kir::LoopKind::kParallel : kir::LoopKind::kSerial;
+      tasks > 1 && view.rows() * view.n >= ctx.MinParallelWork() ? kir::LoopKind::kParallel : kir::LoopKind::kSerial;
   return kir::For(task, Zero(), Expr(tasks), kir::Allocate(acc, kir::Block({first, rest})), kind);
 }
 

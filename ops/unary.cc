@@ -320,15 +320,14 @@ void LeakyReluReference(const Attrs& attrs, std::span<const Tensor> in, std::spa
   }
 }
 
-// The least work (elements) worth a parallel loop: lower::ChunkedLoop's chunk.
-constexpr int64_t kParallelWork = 16384;
-
 // rows x cols with a contiguous inner loop; the row loop is the kernel's parallel loop
-// when the whole is large enough.
-Stmt RowLoop(int64_t rows, int64_t cols, const std::function<Stmt(const Expr& row, const Expr& col)>& body) {
+// when the whole is worth one on the target.
+Stmt RowLoop(const LowerContext& ctx, int64_t rows, int64_t cols,
+             const std::function<Stmt(const Expr& row, const Expr& col)>& body) {
   const Expr r = kir::Var("row");
   const Expr c = kir::Var("col");
-  const auto kind = rows > 1 && rows * cols >= kParallelWork ? kir::LoopKind::kParallel : kir::LoopKind::kSerial;
+  const auto kind =
+      rows > 1 && rows * cols >= ctx.MinParallelWork() ? kir::LoopKind::kParallel : kir::LoopKind::kSerial;
   return kir::For(r, Expr(int64_t{0}), Expr(rows),
                   kir::For(c, Expr(int64_t{0}), Expr(cols), body(r, c), kir::LoopKind::kVectorize), kind);
 }
@@ -359,11 +358,12 @@ Stmt LowerLeakyRelu(const Attrs& attrs, LowerContext& ctx) {
     const int64_t channels = shape[1];
     const int64_t inner = NumElements(Shape(shape.begin() + 2, shape.end()));
     const bool shared = ctx.input_shapes[1] == Shape{1};
-    return RowLoop(NumElements(Shape(shape.begin(), shape.begin() + 2)), inner, [&](const Expr& row, const Expr& col) {
-      const Expr i = row * Expr(inner) + col;
-      const Expr gamma = lower::LoadAs(ctx.inputs[1], shared ? Expr(int64_t{0}) : row % Expr(channels), type);
-      return lower::StoreFrom(out, i, leaky(lower::LoadAs(data, i, type), gamma));
-    });
+    return RowLoop(
+        ctx, NumElements(Shape(shape.begin(), shape.begin() + 2)), inner, [&](const Expr& row, const Expr& col) {
+          const Expr i = row * Expr(inner) + col;
+          const Expr gamma = lower::LoadAs(ctx.inputs[1], shared ? Expr(int64_t{0}) : row % Expr(channels), type);
+          return lower::StoreFrom(out, i, leaky(lower::LoadAs(data, i, type), gamma));
+        });
   }
   if (act_type == "rrelu") {
     // Training: slopes from U[lower, upper) by the counter-based generator (other numbers

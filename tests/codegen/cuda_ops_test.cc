@@ -508,3 +508,35 @@ TEST_CASE("arguments the memory plan keeps apart are __restrict__ (const where o
   KILN_CHECK_CLOSE(Executor::Create(lowered.artifact, code)->Run({{"x", data}})[0],
                    CompileJit(y.ToGraph(), CompileOptions{})->Run({{"x", data}})[0], 1e-6, 1e-7);
 }
+
+TEST_CASE("small kernels bind their rows to GPU threads where the CPU keeps them on one thread", "[cuda][schedule]") {
+  // Each graph's work is far below the CPU's least parallel work (16,384 elements), so
+  // the CPU runs it as a serial loop; on CUDA a serial loop is one GPU thread, so the
+  // same lowering makes the row loop parallel there.
+  const Symbol x = Symbol::Variable("x", Shape{6, 8});
+  const Symbol image = Symbol::Variable("image", Shape{1, 2, 4, 4});
+  const Symbol ids = Symbol::Variable("ids", Shape{6});
+  const std::vector<std::pair<std::string, Symbol>> graphs = {
+      {"topk", Symbol::Create("topk", {x}, {{"k", 2}, {"axis", -1}})},
+      {"cumsum", Symbol::Create("cumsum", {x}, {{"axis", 1}})},
+      {"Pad", Symbol::Create("Pad", {image}, {{"mode", "constant"}, {"pad_width", "(0,0,0,0,1,1,2,2)"}})},
+      {"Embedding", Symbol::Create("Embedding", {ids, Symbol::Variable("table", Shape{10, 8})},
+                                   {{"input_dim", 10}, {"output_dim", 8}})},
+      {"LeakyReLU", Symbol::Create("LeakyReLU", {image, Symbol::Variable("gamma", Shape{2})}, {{"act_type", "prelu"}})},
+  };
+  for (const auto& [name, graph] : graphs) {
+    INFO(name);
+    CompileOptions options;
+    options.embed_params = false;
+    const LoweredGraph cpu = LowerGraph(graph.ToGraph(), options);
+    const LoweredGraph gpu = LowerGraph(graph.ToGraph(), ForCuda(options));
+    bool cpu_serial = false;
+    for (const kir::Kernel& kernel : cpu.kernels) cpu_serial = cpu_serial || kernel.parallel_extent <= 1;
+    CHECK(cpu_serial);
+    for (const cuda::CudaKernelInfo& info : cuda::EmitCudaModule(gpu.kernels).kernels) {
+      INFO(info.name);
+      CHECK((info.has_parallel_loop || info.block_threads > 0));
+      CHECK(info.parallel_extent * info.inner_threads > 1);
+    }
+  }
+}
