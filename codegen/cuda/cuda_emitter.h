@@ -18,13 +18,11 @@
 //   each thread takes four consecutive inner iterations: float32 arguments read at unit
 //   stride are loaded 16 bytes at a time (kiln_f4), the four results stored so too, when
 //   the four are in range and every such address is 16-byte aligned (else one by one).
-// - Arithmetic is the kir interpreter's (cuda_prelude.h): integers wrap, x / 0 = x % 0 = 0,
-//   float -> int casts truncate, send NaN to 0 and saturate; float16 and bfloat16 are
-//   stored as 16 bits and computed in float, rounded after each operation; bool is one
-//   byte. Transcendental functions are CUDA's (expf, logf, ...: within a few ulp of the
-//   interpreter's double results).
+// - Arithmetic is kir's contract (codegen/kir/kir.h, written out in cuda_prelude.h); bool
+//   is one byte. Transcendental functions are CUDA's (expf, logf, ...: within a few ulp
+//   of the interpreter's double results).
 // - Shared subexpressions are computed once per statement; a select whose arms load runs
-//   only the arm it picks (guarded out-of-range indices are never read).
+//   only the arm it picks (guarded loads are never read out of range).
 // - Local buffers (Allocate) are per-thread arrays, zero-filled.
 // - Routine calls (sgemm, sconv) are not emitted: on the GPU they become library steps
 //   (cuBLAS) of their own; EmitCudaModule throws kiln::Error naming the kernel.

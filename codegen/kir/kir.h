@@ -1,7 +1,31 @@
 // kir: kiln's kernel IR. A kernel is a loop nest over flat buffers with static sizes:
 // loops, loads, stores, scalar expressions, local accumulators, and calls to a few runtime
-// routines (GEMM). Every operator lowers into it once; the LLVM emitter (and later the
-// CUDA C emitter) consume it. It is a leaf library: it depends on nothing else of kiln's.
+// routines (GEMM). Every operator lowers into it once; the LLVM emitter and the CUDA C
+// emitter consume it. It is a leaf library: it depends on nothing else of kiln's.
+//
+// Semantics: the contract every emitter implements, with the kir interpreter
+// (codegen/kir_interpreter.h) as its oracle.
+// - Integers are held in int64 and wrap to their type's width after every operation
+//   (unsigned types below 64 bits zero-extended, uint64 as its bit pattern: WrapTo).
+//   Integer division and modulo by zero give 0; INT_MIN / -1 wraps (modulo gives 0).
+// - Float to integer casts truncate toward zero, send NaN to 0 and saturate to the int64
+//   range before wrapping to the target type (FloatToInt; uint64 saturates at its own
+//   maximum). Integer to float converts through double. Bool is 0 or 1.
+// - float16 and bfloat16 are stored in 16 bits and computed in float32, rounded to their
+//   type after every operation; float32 is computed in float32 (the interpreter computes
+//   in double and rounds: transcendental functions may differ in the last bits).
+// - Min and max of floats: a NaN operand gives the other one (C's fmin/fmax).
+// - A Select evaluates only the arm it picks: an arm may load at an index that is out of
+//   range when the condition rules that arm out (a guarded load: padding, clipped
+//   indices). Every other load and store is in range; the interpreter checks it.
+// - Shared subexpressions (Expr::shared) are values: evaluating one once per statement
+//   or once per use gives the same result.
+// - Loop kinds state facts the emitters rely on and the interpreter checks: kParallel
+//   iterations run in any order or at once; kIndependent iterations touch disjoint memory
+//   (locals allocated in the body are each iteration's own); kReduction combines
+//   iterations with an associative operator in any order; kVectorize and kUnroll are
+//   hints.
+// - Allocate'd local buffers start zero-filled.
 #pragma once
 
 #include <cstdint>

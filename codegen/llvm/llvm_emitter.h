@@ -7,16 +7,15 @@
 //   (runtime/kernel_abi.h), named KernelSymbolName(kernel.name) (runtime/code_module.h).
 //   The outermost kParallel loop runs the iterations [begin, end) the caller gives; a
 //   kernel without one runs its body once when begin < end.
-// - Arithmetic follows the kir interpreter: float16 is stored as IEEE half and computed
-//   in float; float -> int casts truncate, send NaN to 0, saturate to the int64 range and
-//   then wrap to the target width; integer arithmetic wraps; bool is one byte (0/1) in
-//   memory. Integer division or modulo by zero gives 0 (the interpreter throws), and
-//   INT_MIN / -1 wraps. Transcendental functions (exp, log, pow, tanh, erf) come from
-//   libm in the operand's precision, so float results may differ from the interpreter's
-//   (double, then rounded) in the last bits. Where the CPU has AVX2, exp, log and pow
-//   vectorize through glibc's libmvec (shared objects then also need libmvec.so.1).
-// - Buffers carry no noalias: an output may share storage with an input (in-place
-//   execution), so the vectorizer guards loops with runtime overlap checks. Those checks
+// - Arithmetic is kir's contract (codegen/kir/kir.h); bool is one byte (0/1) in memory.
+//   Transcendental functions (exp, log, tanh, erf) come from libm in the operand's
+//   precision, so float results may differ from the interpreter's (double, then rounded)
+//   in the last bits. Where the CPU has AVX2, exp and log vectorize through glibc's
+//   libmvec (shared objects then also need libmvec.so.1); pow stays scalar (libmvec's is
+//   up to 4 ulp off).
+// - Arguments the memory plan keeps apart (kir::Kernel::noalias) get alias scopes. Others
+//   may share storage with an input (in-place execution), so the vectorizer guards
+//   loops with runtime overlap checks. Those checks
 //   fail for exact in-place storage, so a kVectorize loop of elementwise form (stores at
 //   j + invariant, reads of possibly shared buffers at the same index) is versioned: when
 //   every output is an input's exact storage or disjoint from it, a copy marked parallel
