@@ -10,9 +10,9 @@
 // - Arithmetic is kir's contract (codegen/kir/kir.h); bool is one byte (0/1) in memory.
 //   Transcendental functions (exp, log, tanh, erf) come from libm in the operand's
 //   precision, so float results may differ from the interpreter's (double, then rounded)
-//   in the last bits. Where the CPU has AVX2, exp and log vectorize through glibc's
-//   libmvec (shared objects then also need libmvec.so.1); pow stays scalar (libmvec's is
-//   up to 4 ulp off).
+//   in the last bits. Where the CPU has AVX2, exp, log and pow vectorize through glibc's
+//   libmvec (shared objects then also need libmvec.so.1); integer pow calls libm's
+//   scalar pow, which is exact where libmvec's is up to 4 ulp off.
 // - Arguments the memory plan keeps apart (kir::Kernel::noalias) get alias scopes. Others
 //   may share storage with an input (in-place execution), so the vectorizer guards
 //   loops with runtime overlap checks. Those checks
