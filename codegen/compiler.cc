@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <functional>
+#include <mutex>
 #include <set>
 
 #include "codegen/cuda/cuda_emitter.h"
@@ -20,6 +21,7 @@
 #include "passes/plan_memory.h"
 #include "runtime/artifact.h"
 #include "runtime/code_module.h"
+#include "runtime/context.h"
 #include "runtime/cuda_driver.h"
 #include "runtime/error.h"
 #include "runtime/kernel_abi.h"
@@ -660,6 +662,33 @@ LoweredGraph CompileCudaGraph(const Graph& graph, const CompileOptions& options)
   time->set_stage("nvrtc");
   time->set_seconds(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
   return lowered;
+}
+
+namespace {
+struct GpuStreams {
+  std::mutex mutex;
+  GpuStreamFactory factory;
+};
+GpuStreams& Streams() {
+  static GpuStreams streams;
+  return streams;
+}
+}  // namespace
+
+void SetGpuStreamFactory(GpuStreamFactory factory) {
+  const std::lock_guard<std::mutex> lock(Streams().mutex);
+  Streams().factory = std::move(factory);
+}
+
+std::unique_ptr<CudaExecutor> CreateCudaExecutor(const LoweredGraph& lowered, int ordinal,
+                                                 const CudaExecutorOptions& options) {
+  GpuStreamFactory factory;
+  {
+    const std::lock_guard<std::mutex> lock(Streams().mutex);
+    factory = Streams().factory;
+  }
+  std::shared_ptr<CudaDevice> stream = factory ? factory(ordinal, lowered.kernels) : GpuDevice(ordinal)->OpenStream();
+  return CudaExecutor::Create(lowered.artifact, std::move(stream), options);
 }
 
 proto::ArtifactProto CompileGraph(const Graph& graph, const CompileOptions& options) {

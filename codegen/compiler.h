@@ -19,6 +19,7 @@
 #include "passes/pass_manager.h"
 #include "passes/plan_memory.h"
 #include "proto/artifact.pb.h"
+#include "runtime/cuda_executor.h"
 #include "runtime/executor.h"
 
 namespace kiln {
@@ -78,6 +79,16 @@ proto::ArtifactProto CompileGraph(const Graph& graph, const CompileOptions& opti
 // The same for options.cuda, with the kernels the GPU code was emitted from (the CUDA
 // emulation runs those).
 LoweredGraph CompileCudaGraph(const Graph& graph, const CompileOptions& options);
+
+// Where executors of graphs compiled here for gpu(N) run: a new stream each, by default
+// GpuDevice(N)->OpenStream(). The CUDA emulation (tests) installs a factory that runs the
+// graph's `kernels` on the CPU; null restores the default.
+using GpuStreamFactory =
+    std::function<std::shared_ptr<CudaDevice>(int ordinal, const std::vector<kir::Kernel>& kernels)>;
+void SetGpuStreamFactory(GpuStreamFactory factory);
+// A CUDA executor of `lowered` (CompileCudaGraph's) on a new stream of gpu(ordinal).
+std::unique_ptr<CudaExecutor> CreateCudaExecutor(const LoweredGraph& lowered, int ordinal,
+                                                 const CudaExecutorOptions& options = {});
 
 // One specialization per batch size of options.batch_sizes (see CompileOptions), each
 // compiled from graph_for(batch): importers that bake shapes into the graph (ONNX's

@@ -36,7 +36,6 @@ struct KernelCache {
   std::mutex mutex;
   std::map<std::string, std::shared_ptr<const detail::CompiledGraph>> entries;
   std::map<std::string, std::shared_ptr<const CompiledGpuGraph>> gpu_entries;
-  GpuStreamFactory gpu_streams;  // null: GpuDevice(N)->OpenStream()
   KernelCacheStats stats;
   std::optional<std::string> dir;  // unset: CompileCache::DefaultDir()
 };
@@ -178,10 +177,8 @@ std::shared_ptr<const CompiledGpuGraph> GetOrCompileGpu(const std::string& key, 
   CompileOptions options = OptionsFor(graph, input_specs, is_train);
   options.cuda = CompileOptions::Cuda{};
   const LoweredGraph lowered = CompileCudaGraph(graph, options);
-  std::shared_ptr<CudaDevice> stream =
-      cache.gpu_streams ? cache.gpu_streams(ordinal, lowered.kernels) : GpuDevice(ordinal)->OpenStream();
   auto compiled = std::make_shared<CompiledGpuGraph>();
-  compiled->executor = CudaExecutor::Create(lowered.artifact, std::move(stream));
+  compiled->executor = CreateCudaExecutor(lowered, ordinal);
   std::vector<std::string> input_names;
   for (const TensorSpec& spec : input_specs) input_names.push_back(spec.name);
   compiled->input_order = InputOrder(compiled->executor->inputs(), input_names);
@@ -280,12 +277,6 @@ KernelCacheStats GetKernelCacheStats() {
   KernelCacheStats stats = Cache().stats;
   stats.hits += g_table_hits.load(std::memory_order_relaxed);
   return stats;
-}
-
-void SetGpuStreamFactory(GpuStreamFactory factory) {
-  const std::lock_guard lock(Cache().mutex);
-  Cache().gpu_streams = std::move(factory);
-  Cache().gpu_entries.clear();
 }
 
 void ClearKernelCache() {

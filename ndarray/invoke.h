@@ -15,11 +15,9 @@
 #include <string_view>
 #include <vector>
 
-#include "codegen/kir/kir.h"
 #include "graph/attrs.h"
 #include "graph/graph.h"
 #include "ndarray/ndarray.h"
-#include "runtime/cuda_device.h"
 #include "runtime/executor.h"
 
 namespace kiln::nd {
@@ -39,14 +37,6 @@ std::vector<NDArray> InvokeAll(std::string_view op_name, const std::vector<NDArr
 void SetCacheDir(const std::string& dir);
 std::string CacheDir();
 
-// Where operator calls on gpu(N) arrays run: each compiled graph gets a stream of its
-// own, by default GpuDevice(N)->OpenStream(). The CUDA emulation (tests) sets a factory
-// that runs the graph's `kernels` on the CPU. Null restores the default; compiled GPU
-// graphs are dropped.
-using GpuStreamFactory =
-    std::function<std::shared_ptr<CudaDevice>(int ordinal, const std::vector<kir::Kernel>& kernels)>;
-void SetGpuStreamFactory(GpuStreamFactory factory);
-
 struct KernelCacheStats {
   int64_t hits = 0;       // calls that found their kernel in memory
   int64_t compiles = 0;   // kernels built by LLVM
@@ -54,6 +44,8 @@ struct KernelCacheStats {
 };
 KernelCacheStats GetKernelCacheStats();
 // Drops every kernel kept in memory (the on-disk cache stays) and zeroes the counters.
+// GPU calls compile on the stream kiln::SetGpuStreamFactory gives (codegen/compiler.h):
+// clear after changing it.
 void ClearKernelCache();
 
 namespace detail {

@@ -234,24 +234,41 @@ std::vector<Tensor> CudaExecutor::Run(const std::vector<Tensor>& inputs) {
   return outputs;
 }
 
+namespace {
+// Throws unless `given` are `specs`' tensors on `ordinal`'s GPU ("input 'x': ...").
+void CheckDeviceTensors(const std::vector<TensorSpec>& specs, const std::vector<DeviceTensor>& given, const char* what,
+                        int ordinal) {
+  if (given.size() != specs.size()) {
+    throw Error("expected " + std::to_string(specs.size()) + " " + what + "s, given " + std::to_string(given.size()));
+  }
+  for (size_t i = 0; i < given.size(); ++i) {
+    const TensorSpec& spec = specs[i];
+    if (!given[i].defined()) throw Error(std::string(what) + " '" + spec.name + "' is undefined");
+    if (given[i].shape() != spec.shape || given[i].dtype() != spec.dtype) {
+      throw Error(std::string(what) + " '" + spec.name + "': expected " + ShapeToString(spec.shape) + " " +
+                  std::string(DTypeName(spec.dtype)) + ", given " + ShapeToString(given[i].shape()) + " " +
+                  std::string(DTypeName(given[i].dtype())));
+    }
+    if (given[i].device().ordinal() != ordinal) {
+      throw Error(std::string(what) + " '" + spec.name + "' is on " + given[i].context().ToString() +
+                  ", the executor on gpu(" + std::to_string(ordinal) + "): copy it there first (DeviceTensor::CopyTo)");
+    }
+  }
+}
+}  // namespace
+
 std::vector<DeviceTensor> CudaExecutor::Run(const std::vector<DeviceTensor>& inputs) {
-  if (inputs.size() != inputs_.size()) {
-    throw Error("expected " + std::to_string(inputs_.size()) + " inputs, given " + std::to_string(inputs.size()));
-  }
-  const int ordinal = device().ordinal();
-  for (size_t i = 0; i < inputs.size(); ++i) {
-    const TensorSpec& spec = inputs_[i];
-    if (!inputs[i].defined()) throw Error("input '" + spec.name + "' is undefined");
-    if (inputs[i].shape() != spec.shape || inputs[i].dtype() != spec.dtype) {
-      throw Error("input '" + spec.name + "': expected " + ShapeToString(spec.shape) + " " +
-                  std::string(DTypeName(spec.dtype)) + ", given " + ShapeToString(inputs[i].shape()) + " " +
-                  std::string(DTypeName(inputs[i].dtype())));
-    }
-    if (inputs[i].device().ordinal() != ordinal) {
-      throw Error("input '" + spec.name + "' is on " + inputs[i].context().ToString() + ", the executor on " +
-                  context().ToString() + ": copy it there first (DeviceTensor::CopyTo)");
-    }
-  }
+  CheckDeviceTensors(inputs_, inputs, "input", device().ordinal());
+  std::vector<DeviceTensor> outputs;
+  // Allocated through the first context's stream; any context's copies reach them.
+  for (const TensorSpec& spec : outputs_) outputs.emplace_back(spec.shape, spec.dtype, contexts_.front()->stream);
+  RunInto(inputs, outputs);
+  return outputs;
+}
+
+void CudaExecutor::RunInto(const std::vector<DeviceTensor>& inputs, const std::vector<DeviceTensor>& outputs) {
+  CheckDeviceTensors(inputs_, inputs, "input", device().ordinal());
+  CheckDeviceTensors(outputs_, outputs, "output", device().ordinal());
   const Lease context(*this);
   CudaDevice& stream = *context->stream;
   for (size_t i = 0; i < inputs.size(); ++i) {
@@ -261,14 +278,11 @@ std::vector<DeviceTensor> CudaExecutor::Run(const std::vector<DeviceTensor>& inp
   for (const uint32_t i : written_inputs_) {
     stream.CopyOnDevice(inputs[i].address(), context->input_buffers[i], inputs[i].nbytes());
   }
-  std::vector<DeviceTensor> outputs;
-  for (size_t i = 0; i < outputs_.size(); ++i) {
-    outputs.emplace_back(outputs_[i].shape, outputs_[i].dtype, context->stream);
-    stream.CopyOnDevice(outputs.back().address(), context->output_buffers[i], outputs.back().nbytes());
+  for (size_t i = 0; i < outputs.size(); ++i) {
+    stream.CopyOnDevice(outputs[i].address(), context->output_buffers[i], outputs[i].nbytes());
   }
   // Other streams may read the outputs (and the updated inputs) once this returns.
   stream.Synchronize();
-  return outputs;
 }
 
 void CudaExecutor::LaunchCall(CallContext& context) {

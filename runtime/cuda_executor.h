@@ -71,6 +71,9 @@ class CudaExecutor {
   std::vector<Tensor> Run(const std::vector<Tensor>& inputs);
   // Inputs in this GPU's memory; the outputs stay there (fresh device tensors).
   std::vector<DeviceTensor> Run(const std::vector<DeviceTensor>& inputs);
+  // The same into the caller's device tensors (shapes and dtypes as outputs()): a call
+  // allocates nothing.
+  void RunInto(const std::vector<DeviceTensor>& inputs, const std::vector<DeviceTensor>& outputs);
   // The device time of one call's kernels, averaged over `calls` back-to-back calls (the
   // CUDA Graph's replays, or the plain launches) on whatever the device buffers hold: no
   // copies, for benchmarks.

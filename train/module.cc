@@ -59,8 +59,10 @@ Tensor ConcatRows(const std::vector<Tensor>& parts) {
 
 }  // namespace
 
-Module::Module(Symbol symbol, std::vector<std::string> data_names, std::vector<std::string> label_names)
-    : symbol_(std::move(symbol)), data_names_(std::move(data_names)) {
+Module::Module(Symbol symbol, std::vector<std::string> data_names, std::vector<std::string> label_names,
+               Context context)
+    : symbol_(std::move(symbol)), data_names_(std::move(data_names)), context_(context) {
+  context_.CheckAvailable();
   const auto arguments = symbol_.ListArguments();
   for (const auto& name : data_names_) {
     if (std::find(arguments.begin(), arguments.end(), name) == arguments.end()) {
@@ -167,6 +169,7 @@ void Module::InitOptimizer(const std::string& optimizer, const std::string& opti
   options.wd_mult = ModuleWdMults(learned);
   options.seed = seed_;
   options.cache_dir = cache_dir_;
+  options.context = context_;
   std::map<std::string, Tensor> all = arg_params_;
   all.insert(aux_params_.begin(), aux_params_.end());
   train_step_ = std::make_unique<TrainStep>(symbol_.ToGraph(), all, options);

@@ -24,6 +24,7 @@
 #include <string>
 #include <vector>
 
+#include "runtime/context.h"
 #include "runtime/executor.h"
 #include "symbol/symbol.h"
 #include "train/data/dataset.h"
@@ -64,8 +65,11 @@ struct FitOptions {
 
 class Module {
  public:
+  // `context`: where the training step runs (MXNet's context=): cpu(), or gpu(N), where
+  // the compiled step keeps the parameters and states in device memory. Inference
+  // (is_train false, Score, Predict) runs on the CPU.
   explicit Module(Symbol symbol, std::vector<std::string> data_names = {"data"},
-                  std::vector<std::string> label_names = {"softmax_label"});
+                  std::vector<std::string> label_names = {"softmax_label"}, Context context = Context::cpu());
   ~Module();
   Module(Module&&) noexcept;
   Module& operator=(Module&&) noexcept;
@@ -162,6 +166,7 @@ class Module {
   std::vector<Tensor> outputs_;
   uint64_t seed_ = 0;
   std::string cache_dir_;
+  Context context_ = Context::cpu();
 };
 
 }  // namespace kiln

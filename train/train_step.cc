@@ -15,9 +15,9 @@ Tensor ScalarTensor(double value, DType dtype) {
   return Tensor::FromDoubles({1}, std::vector<double>{value}, dtype);
 }
 
-void CheckSameSpec(const std::string& what, const Tensor& given, const Tensor& expected) {
-  if (given.shape() == expected.shape() && given.dtype() == expected.dtype()) return;
-  throw Error(what + ": expected " + std::string(DTypeName(expected.dtype())) + " " + ShapeToString(expected.shape()) +
+void CheckSameSpec(const std::string& what, const Tensor& given, const TensorSpec& expected) {
+  if (given.shape() == expected.shape && given.dtype() == expected.dtype) return;
+  throw Error(what + ": expected " + std::string(DTypeName(expected.dtype)) + " " + ShapeToString(expected.shape) +
               ", given " + std::string(DTypeName(given.dtype())) + " " + ShapeToString(given.shape()));
 }
 
@@ -86,10 +86,15 @@ TrainStep::TrainStep(const Graph& model, const std::map<std::string, Tensor>& pa
   if (step_graph_.uses_eta) add_scalar_input(kEtaInput, DType::kFloat32);
   if (step_graph_.uses_step_counter) add_scalar_input(kStepInput, DType::kInt64);
 
-  const LoweredGraph lowered = LowerGraph(step_graph_.graph, compile);
+  if (options.context.is_gpu()) compile.cuda = CompileOptions::Cuda{};
+  const LoweredGraph lowered =
+      options.context.is_gpu() ? CompileCudaGraph(step_graph_.graph, compile) : LowerGraph(step_graph_.graph, compile);
   ExecutorOptions executor_options;
   executor_options.threads = options.threads;
-  if (options.cache_dir.empty()) {
+  if (options.context.is_gpu()) {
+    options.context.CheckAvailable();
+    cuda_executor_ = CreateCudaExecutor(lowered, options.context.device_id());
+  } else if (options.cache_dir.empty()) {
     executor_ = CompileJit(lowered, compile.target, executor_options);
   } else {
     auto cached = CompileCache(options.cache_dir).Load(lowered, compile.target, executor_options);
@@ -99,11 +104,11 @@ TrainStep::TrainStep(const Graph& model, const std::map<std::string, Tensor>& pa
   memory_.arena_bytes = lowered.memory_plan.arena_bytes;
   memory_.lower_bound_bytes = lowered.memory_plan.lower_bound_bytes;
   memory_.no_reuse_bytes = lowered.memory_plan.no_reuse_bytes;
-  memory_.num_kernels = executor_->num_kernels();
+  memory_.num_kernels = lowered.artifact.kernels_size();
 
   // Bind the executor's inputs and outputs to the kept tensors and their second copies.
-  const auto& input_specs = executor_->inputs();
-  const auto& output_specs = executor_->outputs();
+  const auto& input_specs = on_gpu() ? cuda_executor_->inputs() : executor_->inputs();
+  const auto& output_specs = on_gpu() ? cuda_executor_->outputs() : executor_->outputs();
   std::map<std::string, size_t> output_index;
   for (size_t i = 0; i < output_specs.size(); ++i) output_index[output_specs[i].name] = i;
   for (size_t i = 0; i < step_graph_.num_forward_outputs; ++i) forward_outputs_.push_back(output_specs[i]);
@@ -130,6 +135,34 @@ TrainStep::TrainStep(const Graph& model, const std::map<std::string, Tensor>& pa
       batch_inputs_.push_back(i);
     }
   }
+  if (on_gpu()) {
+    // Device memory for every input and output, the kept values uploaded once.
+    const std::shared_ptr<CudaDevice> device = GpuDevice(options.context.device_id());
+    for (size_t i = 0; i < inputs_.size(); ++i) {
+      device_inputs_.push_back(DeviceTensor::FromHost(inputs_[i], device));
+      inputs_[i] = Tensor();
+    }
+    for (Tensor& output : outputs_) {
+      device_outputs_.emplace_back(output.shape(), output.dtype(), device);
+      output = Tensor();
+    }
+  }
+}
+
+const std::vector<TensorSpec>& TrainStep::InputSpecs() const {
+  return on_gpu() ? cuda_executor_->inputs() : executor_->inputs();
+}
+
+Tensor TrainStep::KeptValue(size_t i) const {
+  return on_gpu() ? device_inputs_[i].ToHost() : inputs_[i].Clone();
+}
+
+void TrainStep::SetKept(size_t i, const Tensor& value) {
+  if (on_gpu()) {
+    device_inputs_[i].CopyFromHost(value);
+  } else {
+    CopyInto(inputs_[i], value);
+  }
 }
 
 const TrainStep::Slot* TrainStep::FindSlot(const std::string& name) const {
@@ -144,7 +177,7 @@ std::vector<Tensor> TrainStep::Step(const std::map<std::string, Tensor>& batch) 
 }
 
 std::vector<Tensor> TrainStep::Compute(const std::map<std::string, Tensor>& batch) {
-  const auto& specs = executor_->inputs();
+  const auto& specs = InputSpecs();
   for (const auto& [name, tensor] : batch) {
     const bool known = std::any_of(batch_inputs_.begin(), batch_inputs_.end(),
                                    [&, &n = name](size_t i) { return specs[i].name == n; });
@@ -173,9 +206,21 @@ std::vector<Tensor> TrainStep::Compute(const std::map<std::string, Tensor>& batc
     inputs_[step_input_] = value;
   }
   pending_ = false;
+  std::vector<Tensor> forward;
+  if (on_gpu()) {
+    for (size_t i = 0; i < inputs_.size(); ++i) {
+      if (!inputs_[i].defined()) continue;  // kept on the device
+      CheckSameSpec("training step: input '" + specs[i].name + "'", inputs_[i], specs[i]);
+      device_inputs_[i].CopyFromHost(inputs_[i]);
+      inputs_[i] = Tensor();
+    }
+    cuda_executor_->RunInto(device_inputs_, device_outputs_);
+    pending_ = true;
+    for (size_t i = 0; i < forward_outputs_.size(); ++i) forward.push_back(device_outputs_[i].ToHost());
+    return forward;
+  }
   executor_->RunInto(inputs_, outputs_);
   pending_ = true;
-  std::vector<Tensor> forward;
   for (size_t i = 0; i < forward_outputs_.size(); ++i) forward.push_back(outputs_[i].Clone());
   for (const size_t i : batch_inputs_) inputs_[i] = Tensor();  // the batch is the caller's
   return forward;
@@ -184,7 +229,12 @@ std::vector<Tensor> TrainStep::Compute(const std::map<std::string, Tensor>& batc
 void TrainStep::Commit() {
   if (!pending_) throw Error("training step: nothing to commit; Compute a batch first");
   for (const Slot& slot : slots_) {
-    if (slot.swapped) std::swap(inputs_[slot.input], outputs_[slot.output]);
+    if (!slot.swapped) continue;
+    if (on_gpu()) {
+      std::swap(device_inputs_[slot.input], device_outputs_[slot.output]);
+    } else {
+      std::swap(inputs_[slot.input], outputs_[slot.output]);
+    }
   }
   ++num_update_;
   pending_ = false;
@@ -193,7 +243,7 @@ void TrainStep::Commit() {
 std::map<std::string, Tensor> TrainStep::Params() const {
   std::map<std::string, Tensor> params;
   for (const auto& names : {step_graph_.params, step_graph_.aux}) {
-    for (const auto& name : names) params[name] = inputs_[FindSlot(name)->input].Clone();
+    for (const auto& name : names) params[name] = KeptValue(FindSlot(name)->input);
   }
   return params;
 }
@@ -206,14 +256,14 @@ void TrainStep::SetParams(const std::map<std::string, Tensor>& params) {
         std::find(step_graph_.params.begin(), step_graph_.params.end(), name) != step_graph_.params.end() ||
         std::find(step_graph_.aux.begin(), step_graph_.aux.end(), name) != step_graph_.aux.end();
     if (slot == nullptr || !is_param) throw Error("training: the model has no parameter named '" + name + "'");
-    CheckSameSpec("parameter '" + name + "'", value, inputs_[slot->input]);
-    CopyInto(inputs_[slot->input], value);
+    CheckSameSpec("parameter '" + name + "'", value, InputSpecs()[slot->input]);
+    SetKept(slot->input, value);
   }
 }
 
 std::map<std::string, Tensor> TrainStep::OptimizerStates() const {
   std::map<std::string, Tensor> states;
-  for (const auto& name : step_graph_.state_names) states[name] = inputs_[FindSlot(name)->input].Clone();
+  for (const auto& name : step_graph_.state_names) states[name] = KeptValue(FindSlot(name)->input);
   Tensor count({1}, DType::kInt64);
   count.data_as<int64_t>()[0] = num_update_;
   states[kNumUpdateState] = count;
@@ -238,8 +288,8 @@ void TrainStep::SetOptimizerStates(const std::map<std::string, Tensor>& states) 
       throw Error("training: '" + name + "' is not an optimizer state of this step (" +
                   OptimizerToString(optimizer_.config()) + ")");
     }
-    CheckSameSpec("optimizer state '" + name + "'", value, inputs_[slot->input]);
-    CopyInto(inputs_[slot->input], value);
+    CheckSameSpec("optimizer state '" + name + "'", value, InputSpecs()[slot->input]);
+    SetKept(slot->input, value);
   }
 }
 

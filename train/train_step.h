@@ -1,6 +1,7 @@
 // A compiled training step: forward, backward and the optimizer's update of every
-// parameter in one executor (train/step_graph.h), with the parameters, auxiliary states
-// and optimizer states it owns. Parameters and states are double-buffered: a step reads
+// parameter in one executor (train/step_graph.h), on the CPU or a GPU
+// (TrainStepOptions::context), with the parameters, auxiliary states and optimizer states
+// it owns. Parameters and states are double-buffered: a step reads
 // one set and writes the other, then the two swap, so nothing is allocated per step and
 // no kernel reads a value another has already overwritten.
 //
@@ -18,6 +19,9 @@
 
 #include "codegen/compiler.h"
 #include "graph/graph.h"
+#include "runtime/context.h"
+#include "runtime/cuda_executor.h"
+#include "runtime/device_tensor.h"
 #include "runtime/executor.h"
 #include "train/optimizer.h"
 #include "train/step_graph.h"
@@ -37,6 +41,10 @@ struct TrainStepOptions {
   // Dropout's streams: the same seed and steps draw the same masks.
   uint64_t seed = 0;
   CpuTarget target;
+  // Where the step runs: cpu() (compiled by LLVM), or gpu(N): compiled for CUDA (NVRTC,
+  // cuBLAS steps) with the parameters and states kept in device memory; each step then
+  // copies only the batch in and the forward outputs out.
+  Context context = Context::cpu();
   std::optional<int> graph_opt_level;
   PassOptions passes;
   int threads = 0;  // ExecutorOptions::threads
@@ -96,9 +104,20 @@ class TrainStep {
   };
   const Slot* FindSlot(const std::string& name) const;
 
+  bool on_gpu() const { return cuda_executor_ != nullptr; }
+  const std::vector<TensorSpec>& InputSpecs() const;
+  // The kept tensor of slot input `i` (a host copy on a GPU).
+  Tensor KeptValue(size_t i) const;
+  // Overwrites the kept tensor of slot input `i` with `value` (same shape and dtype).
+  void SetKept(size_t i, const Tensor& value);
+
   StepGraph step_graph_;
   Optimizer optimizer_;
   std::unique_ptr<Executor> executor_;
+  // On a GPU: the executor, and its inputs and outputs in device memory (the kept ones
+  // between steps); inputs_ and outputs_ then only give their shapes.
+  std::unique_ptr<CudaExecutor> cuda_executor_;
+  std::vector<DeviceTensor> device_inputs_, device_outputs_;
   std::vector<TensorSpec> forward_outputs_;
   std::vector<Tensor> inputs_;   // the executor's inputs, the kept ones between steps
   std::vector<Tensor> outputs_;  // the executor's outputs: forward outputs and the other set

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "codegen/compiler.h"
 #include "codegen/cuda/cuda_emulation.h"
 #include "codegen/cuda/nvrtc_compiler.h"
 #include "ndarray/autograd.h"
@@ -25,12 +26,14 @@ struct EmulatedGpus {
   EmulatedGpus() {
     nd::SetCacheDir("");
     for (const int ordinal : {0, 1}) SetGpuDevice(ordinal, cuda::EmulatedCudaDevice({}, {.ordinal = ordinal}));
-    nd::SetGpuStreamFactory([](int ordinal, const std::vector<kir::Kernel>& kernels) {
+    SetGpuStreamFactory([](int ordinal, const std::vector<kir::Kernel>& kernels) {
       return std::shared_ptr<CudaDevice>(cuda::EmulatedCudaDevice(kernels, {.ordinal = ordinal}));
     });
+    nd::ClearKernelCache();
   }
   ~EmulatedGpus() {
-    nd::SetGpuStreamFactory(nullptr);
+    SetGpuStreamFactory(nullptr);
+    nd::ClearKernelCache();
     for (const int ordinal : {0, 1}) SetGpuDevice(ordinal, nullptr);
   }
 };

@@ -1,0 +1,120 @@
+// A training step on a GPU (TrainStepOptions::context = gpu(0)) without one: the CUDA
+// emulation stands for gpu(0). Its steps (forward outputs, parameters, BatchNorm's moving
+// statistics, optimizer states) follow the CPU step's from the same start.
+#include <catch2/catch.hpp>
+#include <cstdio>
+#include <map>
+#include <string>
+
+#include "codegen/compiler.h"
+#include "codegen/cuda/cuda_emulation.h"
+#include "codegen/cuda/nvrtc_compiler.h"
+#include "runtime/context.h"
+#include "runtime/error.h"
+#include "symbol/ops_api.h"
+#include "symbol/symbol.h"
+#include "tests/codegen/gpu_models.h"
+#include "tests/op_test_util.h"
+#include "train/module.h"
+#include "train/train_step.h"
+
+using namespace kiln;
+using namespace kiln::testing;
+
+namespace {
+
+struct EmulatedGpu {
+  EmulatedGpu() {
+    SetGpuDevice(0, cuda::EmulatedCudaDevice({}));
+    SetGpuStreamFactory([](int ordinal, const std::vector<kir::Kernel>& kernels) {
+      return std::shared_ptr<CudaDevice>(cuda::EmulatedCudaDevice(kernels, {.ordinal = ordinal}));
+    });
+  }
+  ~EmulatedGpu() {
+    SetGpuStreamFactory(nullptr);
+    SetGpuDevice(0, nullptr);
+  }
+};
+
+void CheckClose(const std::map<std::string, Tensor>& actual, const std::map<std::string, Tensor>& expected) {
+  REQUIRE(actual.size() == expected.size());
+  for (const auto& [name, value] : expected) {
+    INFO(name);
+    KILN_CHECK_CLOSE(actual.at(name), value, 1e-4, 1e-5);
+  }
+}
+
+}  // namespace
+
+TEST_CASE("a training step on the GPU follows the CPU's step for step", "[train][gpu]") {
+  if (cuda::Nvrtc::Find() == nullptr) {
+    std::printf("SKIPPED: training on the GPU: %s\n", cuda::Nvrtc::LoadError().c_str());
+    return;
+  }
+  const EmulatedGpu gpu;
+  const GpuModel model = GpuTrainingModel();
+  TrainStepOptions options;
+  for (const auto& [name, value] : model.inputs) {
+    options.shapes[name] = value.shape();
+    options.dtypes[name] = value.dtype();
+  }
+  options.optimizer = ParseOptimizer("sgd", "lr=0.05,momentum=0.9,wd=0.001");
+  options.seed = 7;
+  TrainStep cpu(model.graph, {}, options);
+  options.context = Context::gpu(0);
+  TrainStep on_gpu(model.graph, {}, options);
+  CHECK(on_gpu.memory().num_kernels > 0);
+  for (int step = 0; step < 3; ++step) {
+    INFO("step " << step);
+    std::map<std::string, Tensor> batch = model.inputs;
+    batch["data"] = RandomTensor(batch["data"].shape(), 50 + step);
+    const std::vector<Tensor> want = cpu.Step(batch);
+    const std::vector<Tensor> got = on_gpu.Step(batch);
+    REQUIRE(got.size() == want.size());
+    for (size_t k = 0; k < want.size(); ++k) KILN_CHECK_CLOSE(got[k], want[k], 1e-4, 1e-5);
+    CheckClose(on_gpu.Params(), cpu.Params());  // moving statistics included
+    CheckClose(on_gpu.OptimizerStates(), cpu.OptimizerStates());
+  }
+  // Parameters set from the host land in device memory.
+  std::map<std::string, Tensor> params = cpu.Params();
+  for (auto& [name, value] : params) value = RandomTensor(value.shape(), 9);
+  on_gpu.SetParams(params);
+  CheckClose(on_gpu.Params(), params);
+  // A batch of the wrong shape is refused by name.
+  std::map<std::string, Tensor> bad = model.inputs;
+  bad["data"] = RandomTensor({4, 2, 10, 9}, 1);
+  CHECK_THROWS_WITH(on_gpu.Step(bad), Catch::Contains("input 'data'") && Catch::Contains("(4,2,10,9)"));
+}
+
+TEST_CASE("a Module bound on a GPU context trains as the CPU's does", "[train][gpu]") {
+  if (cuda::Nvrtc::Find() == nullptr) {
+    std::printf("SKIPPED: Module on the GPU: %s\n", cuda::Nvrtc::LoadError().c_str());
+    return;
+  }
+  const EmulatedGpu gpu;
+  Symbol x = Symbol::Variable("data");
+  x = sym::Activation(sym::FullyConnected(x, {{"num_hidden", 8}}, "fc1"), {{"act_type", "relu"}}, "relu1");
+  x = sym::BatchNorm(x, {}, "bn1");
+  x = sym::SoftmaxOutput(sym::FullyConnected(x, {{"num_hidden", 3}}, "fc2"), Symbol(), {}, "softmax");
+  Module cpu(x);
+  Module on_gpu(x, {"data"}, {"softmax_label"}, Context::gpu(0));
+  for (Module* mod : {&cpu, &on_gpu}) {
+    mod->Bind({{"data", {6, 5}}}, {{"softmax_label", {6}}});
+    mod->InitParams("xavier", {}, {}, false, false, 3);
+    mod->InitOptimizer("sgd", "lr=0.1,momentum=0.9,wd=0.001");
+  }
+  for (int step = 0; step < 3; ++step) {
+    DataBatch batch;
+    batch.data = {RandomTensor({6, 5}, 30 + step)};
+    batch.label = {Tensor::FromDoubles({6}, std::vector<double>{0, 1, 2, 2, 1, 0})};
+    for (Module* mod : {&cpu, &on_gpu}) {
+      mod->Forward(batch, true);
+      mod->Backward();
+      mod->Update();
+    }
+    KILN_CHECK_CLOSE(on_gpu.GetOutputs().at(0), cpu.GetOutputs().at(0), 1e-4, 1e-5);
+  }
+  CheckClose(on_gpu.arg_params(), cpu.arg_params());
+  CheckClose(on_gpu.aux_params(), cpu.aux_params());
+  CHECK_THROWS_WITH(Module(x, {"data"}, {"softmax_label"}, Context::gpu(7)), Catch::StartsWith("no CUDA device: "));
+}
