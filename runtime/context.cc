@@ -26,7 +26,12 @@ std::string Context::ToString() const {
 
 void Context::CheckAvailable() const {
   if (id_ < 0) throw Error("device ids are at least 0, given " + ToString());
-  if (type_ == DeviceType::kGpu) GpuDevice(id_);
+  if (type_ != DeviceType::kGpu) return;
+  try {
+    GpuDevice(id_);
+  } catch (const Error& e) {
+    throw Error(std::string(e.what()) + " (asked for " + ToString() + ")");
+  }
 }
 
 std::shared_ptr<CudaDevice> GpuDevice(int ordinal) {

@@ -367,7 +367,15 @@ TEST_CASE("Gluon errors name the parameter, the expected and the given", "[gluon
              Catch::Contains("Parameter '" + net->prefix() + "dense0_weight' has not been initialized"));
   CHECK_THAT(ErrorOf([&] { Trainer(net->CollectParams(), "sgd"); }),
              Catch::Contains("Parameter '" + net->prefix() + "dense0_weight' has not been initialized"));
-  CHECK_THAT(ErrorOf([&] { net->CollectParams().ResetCtx(Context::gpu(0)); }), Catch::Contains("gpu(0)"));
+  CHECK_THAT(ErrorOf([&] { net->CollectParams().ResetCtx(Context::gpu(0)); }),
+             Catch::Contains("has not been initialized"));
+  {
+    auto initialized = kiln::testing::Mlp();
+    initialized->CollectParams().Initialize("xavier");
+    // No machine here has eight GPUs.
+    CHECK_THAT(ErrorOf([&] { initialized->CollectParams().ResetCtx(Context::gpu(7)); }),
+               Catch::StartsWith("no CUDA device: ") && Catch::Contains("gpu(7)"));
+  }
   CHECK_THAT(ErrorOf([&] { net->CollectParams().SetAttr("momentum", 0.5); }),
              Catch::Contains("unknown attribute 'momentum'"));
   CHECK_THAT(ErrorOf([&] {

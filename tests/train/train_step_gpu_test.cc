@@ -15,6 +15,9 @@
 #include "symbol/symbol.h"
 #include "tests/codegen/gpu_models.h"
 #include "tests/op_test_util.h"
+#include "tests/train/gluon_test_util.h"
+#include "train/gluon/loss.h"
+#include "train/gluon/trainer.h"
 #include "train/module.h"
 #include "train/train_step.h"
 
@@ -117,4 +120,46 @@ TEST_CASE("a Module bound on a GPU context trains as the CPU's does", "[train][g
   CheckClose(on_gpu.arg_params(), cpu.arg_params());
   CheckClose(on_gpu.aux_params(), cpu.aux_params());
   CHECK_THROWS_WITH(Module(x, {"data"}, {"softmax_label"}, Context::gpu(7)), Catch::StartsWith("no CUDA device: "));
+}
+
+TEST_CASE("Gluon's Trainer trains parameters reset to a GPU as it trains them on the CPU", "[train][gpu][gluon]") {
+  if (cuda::Nvrtc::Find() == nullptr) {
+    std::printf("SKIPPED: Gluon on the GPU: %s\n", cuda::Nvrtc::LoadError().c_str());
+    return;
+  }
+  const EmulatedGpu gpu;
+  // One net, trained from the same start on the CPU and then on the GPU (its names, so
+  // its initial values and Dropout's streams, are the same both times).
+  auto net = testing::Mlp();  // Dense relu, BatchNorm, Dropout, Dense
+  gluon::ParameterDict params = net->CollectParams();
+  params.Initialize("xavier", 5);
+  const Tensor label = Tensor::FromDoubles({6}, std::vector<double>{0, 1, 2, 2, 1, 0});
+  (*net)(RandomTensor({6, 5}, 1));  // deferred shapes known
+  std::vector<Tensor> start;
+  for (const auto& param : params) start.push_back(param->Data().Clone());
+  gluon::loss::SoftmaxCrossEntropyLoss loss;
+  const std::map<std::string, AttrArg> sgd = {{"learning_rate", 0.1}, {"momentum", 0.9}, {"wd", 0.001}};
+  const auto train = [&](const Context& ctx) {
+    size_t i = 0;
+    for (const auto& param : params) param->SetData(start[i++]);
+    params.ResetCtx(ctx);
+    gluon::Trainer trainer(params, "sgd", sgd, 3);
+    std::vector<float> losses;
+    for (int step = 0; step < 3; ++step) {
+      losses.push_back(trainer.TrainStep(*net, loss, RandomTensor({6, 5}, 40 + step), label, 6));
+    }
+    std::vector<Tensor> values;
+    for (const auto& param : params) values.push_back(param->Data().Clone());
+    return std::pair{losses, values};
+  };
+  const auto [cpu_losses, cpu_values] = train(Context::cpu());
+  const auto [gpu_losses, gpu_values] = train(Context::gpu(0));
+  for (size_t k = 0; k < cpu_losses.size(); ++k) CHECK(gpu_losses[k] == Approx(cpu_losses[k]).epsilon(1e-4));
+  REQUIRE(gpu_values.size() == cpu_values.size());
+  for (size_t i = 0; i < cpu_values.size(); ++i) KILN_CHECK_CLOSE(gpu_values[i], cpu_values[i], 1e-4, 1e-5);
+  // One context per step.
+  (*params.begin())->SetCtx(Context::cpu());
+  gluon::Trainer mixed(params, "sgd", sgd, 3);
+  CHECK_THROWS_WITH(mixed.TrainStep(*net, loss, RandomTensor({6, 5}, 1), label, 6),
+                    Catch::Contains("train them on one context"));
 }

@@ -322,14 +322,13 @@ void ParameterDict::SetAttr(const std::string& name, const AttrArg& value) {
 }
 
 void ParameterDict::ResetCtx(const Context& ctx) {
-  if (ctx.is_gpu()) {
-    throw Error("ResetCtx(" + ctx.ToString() + "): kiln's Gluon keeps parameters on cpu() only for now");
-  }
   for (const auto& param : order_) {
     if (!param->initialized() && !param->deferred()) {
       throw Error("Cannot reset context for Parameter '" + param->name() + "' because it has not been initialized.");
     }
   }
+  ctx.CheckAvailable();
+  for (const auto& param : order_) param->SetCtx(ctx);
 }
 
 void ParameterDict::Save(const std::string& path, const std::string& strip_prefix) const {

@@ -26,7 +26,7 @@
 
 namespace kiln::gluon {
 
-// Where parameters live (runtime/context.h): the CPU for now.
+// Where parameters are trained (runtime/context.h).
 using Context = kiln::Context;
 
 // Something that holds newer values of some parameters than they hold themselves (a
@@ -66,6 +66,10 @@ class Parameter {
   void SetWdMult(double mult) { options_.wd_mult = mult; }
   const std::string& init() const { return options_.init; }
   const ParameterOptions& options() const { return options_; }
+  // Where a Trainer's compiled step keeps and updates the value (ParameterDict::ResetCtx);
+  // Data() is always a host copy.
+  const Context& ctx() const { return ctx_; }
+  void SetCtx(const Context& ctx) { ctx_ = ctx; }
 
   // Gluon's initialize(default_init=...): the parameter's own initializer if it has one,
   // else `default_init`; deferred until the shape is known where that is allowed. Draws
@@ -112,6 +116,7 @@ class Parameter {
   Tensor data_;
   std::optional<Deferred> deferred_;
   std::optional<Symbol> var_;
+  Context ctx_ = Context::cpu();
   uint64_t version_ = 0;
   std::weak_ptr<ValueSource> source_;
 };
@@ -153,7 +158,9 @@ class ParameterDict {
   // Gluon's setattr for every parameter: "grad_req" ("write", "add", "null"), "lr_mult",
   // "wd_mult" (numbers).
   void SetAttr(const std::string& name, const AttrArg& value);
-  // Only the CPU: a GPU context throws.
+  // Gluon's reset_ctx: where Trainers train every parameter (on gpu(N) their compiled
+  // step runs there, parameters and states in device memory). Calling the net and
+  // reading values stay on the CPU.
   void ResetCtx(const Context& ctx);
 
   // Gluon's save(filename, strip_prefix): every parameter by its name without

@@ -131,7 +131,8 @@ class Trainer::State : public ValueSource, public std::enable_shared_from_this<S
     // The parameters' identities: the cache keeps them alive, so no other can take their address.
     for (const auto& param : NetParams(net, loss)) {
       key += "|" + param->name() + "@" + std::to_string(reinterpret_cast<uintptr_t>(param.get())) + ":" +
-             GradReqName(TrainedReq(*param)) + "," + Number(param->lr_mult()) + "," + Number(param->wd_mult());
+             GradReqName(TrainedReq(*param)) + "," + Number(param->lr_mult()) + "," + Number(param->wd_mult()) + "," +
+             param->ctx().ToString();
     }
     return key;
   }
@@ -151,6 +152,15 @@ class Trainer::State : public ValueSource, public std::enable_shared_from_this<S
     options.optimizer = config;
     options.optimizer.rescale_grad = config.rescale_grad / static_cast<double>(batch_size);  // Gluon's step
     options.seed = seed;
+    // The parameters' context: one for all of them.
+    for (const auto& param : bound.params) {
+      if (param->ctx() != bound.params.front()->ctx()) {
+        throw Error("Trainer: Parameter '" + param->name() + "' is on " + param->ctx().ToString() + ", '" +
+                    bound.params.front()->name() + "' on " + bound.params.front()->ctx().ToString() +
+                    ": train them on one context (ResetCtx)");
+      }
+    }
+    if (!bound.params.empty()) options.context = bound.params.front()->ctx();
     const auto aux = bound.graph.ListAuxiliaryStates();
     std::map<std::string, Tensor> values;
     for (const auto& param : bound.params) {
