@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "runtime/artifact.h"
+#include "runtime/context.h"
 #include "runtime/cuda_driver.h"
 #include "runtime/error.h"
 #include "runtime/file_util.h"
@@ -18,7 +19,7 @@ std::unique_ptr<CudaExecutor> CudaExecutor::Load(const std::string& path, std::s
   const std::shared_ptr<const FileBytes> file = FileBytes::Open(path);
   const ArtifactView view = OpenArtifact(file->bytes(), path, options.trusted_keys);
   if (!view.message.has_cuda()) throw Error("'" + path + "' holds CPU code: load it with Executor::Load");
-  if (device == nullptr) device = OpenCudaDevice(0);
+  if (device == nullptr) device = GpuDevice(0)->OpenStream();
   return Build(view.message, view.param_data, std::move(device), options, "'" + path + "'");
 }
 

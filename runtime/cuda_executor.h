@@ -49,9 +49,9 @@ struct CudaExecutorOptions {
 
 class CudaExecutor {
  public:
-  // An artifact file; `device` null: GPU 0 through the driver (throws "no CUDA device:
-  // ..." where there is none). The first call context runs on `device`, the others on
-  // streams opened from it.
+  // An artifact file; `device` null: a new stream of gpu(0) (GpuDevice(0); throws "no
+  // CUDA device: ..." where there is none). The first call context runs on `device`, the
+  // others on streams opened from it.
   static std::unique_ptr<CudaExecutor> Load(const std::string& path, std::shared_ptr<CudaDevice> device = nullptr,
                                             const CudaExecutorOptions& options = {});
   // An artifact as the compiler makes it (parameter bytes inside its param_values).

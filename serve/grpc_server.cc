@@ -195,7 +195,7 @@ class GrpcServer::Handler final : public inference::GRPCInferenceService::Servic
     Metrics& metrics = service_.metrics();
     const Metrics::InFlightGuard in_flight(metrics);
     const grpc::Status status = Answer([&] {
-      const std::vector<TensorSpec>& outputs = model->executor->outputs();
+      const std::vector<TensorSpec>& outputs = model->outputs();
       GrpcInferRequest parsed = ParseModelInferRequest(*request, InferenceService::InputSpecs(*model), outputs);
       InferenceService::Outcome outcome = service_.Run(*model, std::move(parsed.inputs));
       response->set_model_name(request->model_name());

@@ -189,11 +189,10 @@ void HttpServer::Route() {
         header_length = parsed;
       }
       InferRequest request = service_.Parse([&] {
-        return ParseInferRequest(req.body, header_length, InferenceService::InputSpecs(*model),
-                                 model->executor->outputs());
+        return ParseInferRequest(req.body, header_length, InferenceService::InputSpecs(*model), model->outputs());
       });
       InferenceService::Outcome outcome = service_.Run(*model, std::move(request.inputs));
-      Respond(res, BuildInferResponse(ref.name, version, request, model->executor->outputs(), outcome.outputs));
+      Respond(res, BuildInferResponse(ref.name, version, request, model->outputs(), outcome.outputs));
       metrics.RecordSuccess(ref.name, version, outcome.queue_seconds, outcome.compute_seconds, SecondsSince(arrived));
     } catch (const ProtocolError& e) {
       metrics.RecordFailure(ref.name, version);

@@ -27,13 +27,11 @@ std::shared_ptr<const ModelVersion> InferenceService::Find(const std::string& na
 }
 
 std::vector<TensorSpec> InferenceService::InputSpecs(const ModelVersion& model) {
-  const Executor& executor = *model.executor;
-  return executor.batch_sizes().empty() ? executor.inputs() : WithVariableBatch(executor.inputs());
+  return model.batch_sizes().empty() ? model.inputs() : WithVariableBatch(model.inputs());
 }
 
 std::vector<TensorSpec> InferenceService::OutputSpecs(const ModelVersion& model) {
-  const Executor& executor = *model.executor;
-  return executor.batch_sizes().empty() ? executor.outputs() : WithVariableBatch(executor.outputs());
+  return model.batch_sizes().empty() ? model.outputs() : WithVariableBatch(model.outputs());
 }
 
 InferenceService::Outcome InferenceService::Run(const ModelVersion& model, std::vector<Tensor> inputs) {
@@ -47,7 +45,7 @@ InferenceService::Outcome InferenceService::Run(const ModelVersion& model, std::
   Outcome outcome;
   outcome.queue_seconds = SecondsSince(arrived);
   const auto started = SteadyClock::now();
-  outcome.outputs = model.executor->Run(inputs);
+  outcome.outputs = model.Run(inputs);
   outcome.compute_seconds = SecondsSince(started);
   return outcome;
 }
@@ -67,7 +65,7 @@ void InferenceService::AcquireOrRefuse(ExecutionSlots& slots) {
 
 DynamicBatcher* InferenceService::BatcherFor(const ModelVersion& model) {
   std::call_once(model.batcher_once, [&] {
-    if (model.executor->batch_sizes().empty()) return;
+    if (model.batch_sizes().empty()) return;
     BatchingOptions batching;
     batching.max_batch_size = options_.max_batch_size;
     batching.max_queue_delay = std::chrono::microseconds(options_.max_queue_delay_us);

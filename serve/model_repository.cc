@@ -102,9 +102,20 @@ std::map<int64_t, std::shared_ptr<const ModelVersion>> ModelRepository::ReadVers
     loaded->version = version;
     loaded->path = path;
     try {
-      loaded->executor = Executor::Load(path, options_);
+      try {
+        loaded->executor = Executor::Load(path, options_);
+      } catch (const GpuArtifactError&) {
+        CudaExecutorOptions gpu;
+        gpu.trusted_keys = options_.trusted_keys;
+        gpu.call_contexts = kGpuCallContexts;
+        loaded->gpu_executor = CudaExecutor::Load(path, nullptr, gpu);
+      }
     } catch (const Error& e) {
       throw Error("model '" + name + "' version " + std::to_string(version) + ": " + e.what());
+    }
+    if (!loaded->executor) {
+      versions[version] = std::move(loaded);
+      continue;
     }
     if (const auto missing = loaded->executor->MissingParams(); !missing.empty()) {
       throw Error("model '" + name + "' version " + std::to_string(version) + ": compiled without parameter '" +
@@ -113,6 +124,11 @@ std::map<int64_t, std::shared_ptr<const ModelVersion>> ModelRepository::ReadVers
     versions[version] = std::move(loaded);
   }
   return versions;
+}
+
+const std::vector<int64_t>& ModelVersion::batch_sizes() const {
+  static const std::vector<int64_t> kNone;
+  return executor ? executor->batch_sizes() : kNone;
 }
 
 std::vector<std::string> ModelRepository::LoadAll() {

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "proto/model_config.pb.h"
+#include "runtime/cuda_executor.h"
 #include "runtime/executor.h"
 #include "serve/dynamic_batcher.h"
 
@@ -22,14 +23,28 @@ struct ModelVersion {
   std::string model;
   int64_t version = 0;
   std::string path;
+  // One of the two: an artifact of CPU code, or of GPU code (kiln compile --target cuda),
+  // run on GPU 0 with kGpuCallContexts streams.
   std::unique_ptr<Executor> executor;
+  std::unique_ptr<CudaExecutor> gpu_executor;
   // The model's settings from DIR/<model>/config.pbtxt (or DIR/<model>/config), if any.
   std::optional<proto::ModelConfigProto> config;
   // The dynamic batcher the server starts for this version at its first request, when it
   // batches it (destroyed, its queue run, before the executor).
   mutable std::once_flag batcher_once;
   mutable std::unique_ptr<DynamicBatcher> batcher;
+
+  const std::vector<TensorSpec>& inputs() const { return executor ? executor->inputs() : gpu_executor->inputs(); }
+  const std::vector<TensorSpec>& outputs() const { return executor ? executor->outputs() : gpu_executor->outputs(); }
+  // The batch sizes the artifact is specialized for (none for GPU artifacts).
+  const std::vector<int64_t>& batch_sizes() const;
+  std::vector<Tensor> Run(const std::vector<Tensor>& inputs) const {
+    return executor ? executor->Run(inputs) : gpu_executor->Run(inputs);
+  }
 };
+
+// Calls of one GPU artifact that run at once, each on a stream of its own.
+inline constexpr int kGpuCallContexts = 4;
 
 struct IndexEntry {
   std::string name;

@@ -17,11 +17,15 @@
 #include <future>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <cmath>
 #include <random>
 #include <thread>
 
 #include "codegen/compiler.h"
+#include "codegen/cuda/cuda_emulation.h"
+#include "codegen/cuda/nvrtc_compiler.h"
 #include "runtime/artifact.h"
+#include "runtime/context.h"
 #include "runtime/executor.h"
 #include "runtime/file_util.h"
 #include "serve/execution_slots.h"
@@ -149,6 +153,65 @@ TEST_CASE("health, metadata and JSON inference equal to the executor's outputs",
       CHECK(static_cast<float>(output["data"][i].get<double>()) == expected[0].data_as<float>()[i]);
     }
   }
+}
+
+TEST_CASE("a GPU artifact is served by the CUDA executor, concurrent requests on its streams", "[serve][gpu]") {
+  if (cuda::Nvrtc::Find() == nullptr) {
+    std::printf("SKIPPED: serving a GPU artifact: %s\n", cuda::Nvrtc::LoadError().c_str());
+    return;
+  }
+  // gpu(0) is the CUDA emulation here, built with the artifact's kernels.
+  const Graph graph = testing::WithRandomParams(testing::TestMlp(16), {{"data", kDataShape}}, 300);
+  CompileOptions options;
+  options.input_shapes = {{"data", kDataShape}};
+  options.cuda = CompileOptions::Cuda{};
+  const LoweredGraph lowered = CompileCudaGraph(graph, options);
+  struct EmulatedGpu {
+    explicit EmulatedGpu(const std::vector<kir::Kernel>& kernels) {
+      SetGpuDevice(0, cuda::EmulatedCudaDevice(kernels));
+    }
+    ~EmulatedGpu() { SetGpuDevice(0, nullptr); }
+  } gpu(lowered.kernels);
+  const std::string root = fs::temp_directory_path() / ("kiln_serve_gpu_test_" + std::to_string(::getpid()));
+  fs::create_directories(root + "/mlp_gpu/1");
+  SaveArtifact(root + "/mlp_gpu/1/model.kiln", lowered.artifact);
+  options.cuda.reset();
+  const auto cpu = CompileJit(graph, options);
+  {
+    RunningServer s(root, {});
+    auto res = s.client.Get("/v2/models/mlp_gpu");
+    REQUIRE(res);
+    REQUIRE(res->status == 200);
+    CHECK(json::parse(res->body)["inputs"][0]["shape"] == json{2, 20});  // no batch variants
+    std::vector<std::thread> clients;
+    std::vector<std::string> problems(6);
+    for (size_t c = 0; c < problems.size(); ++c) {
+      clients.emplace_back([&, c] {
+        httplib::Client client("127.0.0.1", s.port);
+        client.set_read_timeout(30, 0);
+        for (int r = 0; r < 3; ++r) {
+          const Tensor data = RandomTensor(kDataShape, 40 + c * 3 + r);
+          const Tensor want = cpu->Run({data})[0];
+          const auto reply = client.Post("/v2/models/mlp_gpu/infer", InferBody(data).dump(), "application/json");
+          if (!reply || reply->status != 200) {
+            problems[c] = reply ? reply->body : "no reply";
+            return;
+          }
+          const json values = json::parse(reply->body)["outputs"][0]["data"];
+          for (int64_t i = 0; i < want.size(); ++i) {
+            const double got = values[static_cast<size_t>(i)].get<double>();
+            if (std::fabs(got - want.GetDouble(i)) > 1e-5 + 1e-5 * std::fabs(want.GetDouble(i))) {
+              problems[c] = "element " + std::to_string(i) + ": " + std::to_string(got) + ", expected " +
+                            std::to_string(want.GetDouble(i));
+            }
+          }
+        }
+      });
+    }
+    for (std::thread& client : clients) client.join();
+    for (const std::string& problem : problems) CHECK(problem.empty());
+  }
+  fs::remove_all(root);
 }
 
 TEST_CASE("binary tensor data in and out", "[serve]") {
