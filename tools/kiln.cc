@@ -744,6 +744,7 @@ int CmdTrain(const CommandLine& line) {
   command.epochs = line.epochs;
   command.shuffle = !line.no_shuffle;
   command.seed = line.seed;
+  if (line.train_gpu) command.context = Context::gpu(*line.train_gpu);
   command.output = line.output;
   command.format = line.format;
   command.save_every_step = line.save_every_step;

@@ -171,6 +171,7 @@ void RunTrainCommand(const TrainCommand& command) {
   options.wd_mult = ModuleWdMults(learned);
   options.seed = command.seed;
   options.cache_dir = command.cache_dir;
+  options.context = command.context;
   Graph model = graph;
   model.params.clear();
   TrainStep step(model, params, options);

@@ -10,6 +10,7 @@
 #include <string>
 
 #include "graph/graph.h"
+#include "runtime/context.h"
 #include "runtime/tensor.h"
 
 namespace kiln {
@@ -37,7 +38,8 @@ struct TrainCommand {
   std::string format;           // "", "mxnet", "npz", "kiln"
   std::string save_every_step;  // a folder: DIR/step_N.params after every step
   bool progress = true;
-  std::string cache_dir;  // compiled steps kept here (codegen/compile_cache.h); empty: none
+  std::string cache_dir;             // compiled steps kept here (codegen/compile_cache.h); empty: none
+  Context context = Context::cpu();  // where the step runs (TrainStepOptions::context)
 };
 
 // Throws kiln::Error naming what is wrong (no loss layer, an ambiguous data input,

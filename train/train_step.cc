@@ -33,6 +33,7 @@ TrainStep::~TrainStep() = default;
 
 TrainStep::TrainStep(const Graph& model, const std::map<std::string, Tensor>& params, TrainStepOptions options)
     : optimizer_(options.optimizer), seed_(options.seed) {
+  options.context.CheckAvailable();  // before compiling for it
   Graph with_params = model;
   for (const auto& [name, value] : params) with_params.params[name] = value;
   StepGraphOptions graph_options;
@@ -92,7 +93,6 @@ TrainStep::TrainStep(const Graph& model, const std::map<std::string, Tensor>& pa
   ExecutorOptions executor_options;
   executor_options.threads = options.threads;
   if (options.context.is_gpu()) {
-    options.context.CheckAvailable();
     cuda_executor_ = CreateCudaExecutor(lowered, options.context.device_id());
   } else if (options.cache_dir.empty()) {
     executor_ = CompileJit(lowered, compile.target, executor_options);

@@ -638,6 +638,10 @@ TEST_CASE("kiln train fits a model with a loss layer on .npy data and writes its
   CHECK_THAT(mismatch.output, Catch::Contains("--label: 3 labels for 400 samples in --data"));
   const Result both = Run(train + " --steps 3 --epochs 2 -o " + dir + "/bad.npz");
   CHECK(both.status == 2);
+  // No machine here has eight GPUs.
+  const Result no_gpu = Run(train + " --steps 1 --gpu 7 -o " + dir + "/bad.npz");
+  CHECK(no_gpu.status == 1);
+  CHECK_THAT(no_gpu.output, Catch::Contains("no CUDA device: ") && Catch::Contains("gpu(7)"));
   CHECK_FALSE(std::filesystem::exists(dir + "/bad.npz"));
   std::filesystem::remove_all(dir);
 }

@@ -257,6 +257,10 @@ ParseOutcome ParseCommandLine(const std::vector<std::string>& args) {
       ->check(WholeNumber<int64_t>(1, 1 << 20))
       ->excludes(steps);
   train->add_flag("--no-shuffle", line.no_shuffle, "Take the samples in order");
+  train
+      ->add_option("--gpu", line.train_gpu,
+                   "Train on GPU N: the step compiled for CUDA, parameters kept in device memory (default: the CPU)")
+      ->check(CLI::Range(0, 1023));
   train->add_option("--seed", line.seed, "Seed for the initializer, the shuffling and Dropout")
       ->check(WholeNumber<uint64_t>(0, std::numeric_limits<uint64_t>::max()));
   AddRequiredPath(train, "-o,--output", line.output,

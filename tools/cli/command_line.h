@@ -65,6 +65,7 @@ struct CommandLine {
   std::string optimizer_options;  // --opt lr=0.05,momentum=0.9
   int64_t batch_size = 32;
   std::optional<int64_t> steps;
+  std::optional<int> train_gpu;  // kiln train --gpu N
   std::optional<int64_t> epochs;
   bool no_shuffle = false;
   std::string save_every_step;  // a folder
