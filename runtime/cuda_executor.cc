@@ -111,6 +111,7 @@ std::unique_ptr<CudaExecutor> CudaExecutor::Build(const proto::ArtifactProto& ar
 
   // The parameters, uploaded once through the first context's stream.
   e->param_stream_ = device;
+  e->param_specs_ = params;
   for (size_t i = 0; i < params.size(); ++i) {
     const TensorSpec& spec = params[i];
     const size_t bytes = CheckedByteSize(spec.shape, spec.dtype);
@@ -182,6 +183,26 @@ CudaExecutor::~CudaExecutor() {
     }
   }
   for (const uint64_t address : params_) param_stream_->Free(address);
+}
+
+void CudaExecutor::BindParams(const std::map<std::string, Tensor>& params, bool allow_extra) {
+  std::map<std::string, size_t> index;
+  for (size_t i = 0; i < param_specs_.size(); ++i) index[param_specs_[i].name] = i;
+  for (const auto& [name, value] : params) {
+    const auto it = index.find(name);
+    if (it == index.end()) {
+      if (allow_extra) continue;
+      throw Error("BindParams: the artifact has no parameter '" + name + "'");
+    }
+    CheckMatches(value, param_specs_[it->second], "parameter");
+  }
+  for (const auto& [name, value] : params) {
+    const auto it = index.find(name);
+    if (it == index.end()) continue;
+    param_stream_->CopyToDevice(params_[it->second], value.data(), value.nbytes());
+  }
+  // The copies are asynchronous: the host bytes must outlive them.
+  param_stream_->Synchronize();
 }
 
 class CudaExecutor::Lease {

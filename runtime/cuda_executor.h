@@ -74,6 +74,12 @@ class CudaExecutor {
   // The same into the caller's device tensors (shapes and dtypes as outputs()): a call
   // allocates nothing.
   void RunInto(const std::vector<DeviceTensor>& inputs, const std::vector<DeviceTensor>& outputs);
+  // Replaces parameter values by name (shapes and dtypes checked) in device memory; later
+  // calls (and the captured graphs) read them. Names that are no parameter are an error
+  // unless `allow_extra`. Not while calls run.
+  void BindParams(const std::map<std::string, Tensor>& params, bool allow_extra = false);
+  const std::vector<TensorSpec>& params() const { return param_specs_; }
+
   // The device time of one call's kernels, averaged over `calls` back-to-back calls (the
   // CUDA Graph's replays, or the plain launches) on whatever the device buffers hold: no
   // copies, for benchmarks.
@@ -118,6 +124,7 @@ class CudaExecutor {
   std::vector<Step> steps_;
   std::set<uint32_t> written_inputs_;         // inputs a kernel writes: copied back after a call
   std::shared_ptr<CudaDevice> param_stream_;  // the first context's, which allocated params_
+  std::vector<TensorSpec> param_specs_;
   std::vector<uint64_t> params_;
   bool uses_gemm_ = false;
   std::vector<std::unique_ptr<CallContext>> contexts_;

@@ -206,7 +206,7 @@ void Module::SyncParamsFromStep() const {
   params_stale_ = false;
 }
 
-Executor& Module::InferenceExecutor(const std::map<std::string, Tensor>& inputs) {
+std::vector<Tensor> Module::RunInference(const std::map<std::string, Tensor>& inputs) {
   std::string key;
   std::map<std::string, Shape> shapes;
   for (const auto& name : data_names_) {
@@ -215,7 +215,7 @@ Executor& Module::InferenceExecutor(const std::map<std::string, Tensor>& inputs)
     shapes[name] = value.shape();
   }
   Inference& inference = inference_[key];
-  if (!inference.executor) {
+  if (!inference.executor && !inference.gpu_executor) {
     CompileOptions options;
     options.embed_params = false;
     options.input_shapes = shapes;
@@ -223,19 +223,39 @@ Executor& Module::InferenceExecutor(const std::map<std::string, Tensor>& inputs)
     SyncParamsFromStep();
     for (const auto& [name, value] : arg_params_) graph.params[name] = value;
     for (const auto& [name, value] : aux_params_) graph.params[name] = value;
-    const LoweredGraph lowered = LowerGraph(graph, options);
-    inference.executor = cache_dir_.empty() ? CompileJit(lowered, options.target)
-                                            : CompileCache(cache_dir_).Load(lowered, options.target).executor;
-    inference.params_bound = false;
+    if (context_.is_gpu()) {
+      options.cuda = CompileOptions::Cuda{};
+      CudaExecutorOptions gpu;
+      gpu.params = graph.params;  // the executor takes them at load
+      inference.gpu_executor = CreateCudaExecutor(CompileCudaGraph(graph, options), context_.device_id(), gpu);
+      inference.params_bound = true;
+    } else {
+      const LoweredGraph lowered = LowerGraph(graph, options);
+      inference.executor = cache_dir_.empty() ? CompileJit(lowered, options.target)
+                                              : CompileCache(cache_dir_).Load(lowered, options.target).executor;
+      inference.params_bound = false;
+    }
   }
   if (!inference.params_bound) {
     SyncParamsFromStep();
     std::map<std::string, Tensor> all = arg_params_;
     all.insert(aux_params_.begin(), aux_params_.end());
-    inference.executor->BindParams(all, /*allow_extra=*/true);
+    if (inference.gpu_executor) {
+      inference.gpu_executor->BindParams(all, /*allow_extra=*/true);
+    } else {
+      inference.executor->BindParams(all, /*allow_extra=*/true);
+    }
     inference.params_bound = true;
   }
-  return *inference.executor;
+  const std::vector<TensorSpec>& specs =
+      inference.gpu_executor ? inference.gpu_executor->inputs() : inference.executor->inputs();
+  std::map<std::string, Tensor> feeds;
+  for (const auto& spec : specs) {
+    const auto it = inputs.find(spec.name);
+    if (it == inputs.end()) throw Error("Module::Forward: input '" + spec.name + "' is not in the batch");
+    feeds[spec.name] = it->second;
+  }
+  return inference.gpu_executor ? inference.gpu_executor->Run(feeds) : inference.executor->Run(feeds);
 }
 
 void Module::Forward(const DataBatch& batch, std::optional<bool> is_train) {
@@ -249,14 +269,7 @@ void Module::Forward(const DataBatch& batch, std::optional<bool> is_train) {
     phase_ = Phase::kTrainForward;
     return;
   }
-  Executor& executor = InferenceExecutor(inputs);
-  std::map<std::string, Tensor> feeds;
-  for (const auto& spec : executor.inputs()) {
-    const auto it = inputs.find(spec.name);
-    if (it == inputs.end()) throw Error("Module::Forward: input '" + spec.name + "' is not in the batch");
-    feeds[spec.name] = it->second;
-  }
-  outputs_ = executor.Run(feeds);
+  outputs_ = RunInference(inputs);
   phase_ = Phase::kInferenceForward;
 }
 

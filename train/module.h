@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "runtime/context.h"
+#include "runtime/cuda_executor.h"
 #include "runtime/executor.h"
 #include "symbol/symbol.h"
 #include "train/data/dataset.h"
@@ -65,9 +66,9 @@ struct FitOptions {
 
 class Module {
  public:
-  // `context`: where the training step runs (MXNet's context=): cpu(), or gpu(N), where
-  // the compiled step keeps the parameters and states in device memory. Inference
-  // (is_train false, Score, Predict) runs on the CPU.
+  // `context`: where the module runs (MXNet's context=): cpu(), or gpu(N), where the
+  // compiled training step keeps the parameters and states in device memory and
+  // inference (is_train false, Score, Predict) runs compiled for the GPU too.
   explicit Module(Symbol symbol, std::vector<std::string> data_names = {"data"},
                   std::vector<std::string> label_names = {"softmax_label"}, Context context = Context::cpu());
   ~Module();
@@ -130,7 +131,9 @@ class Module {
 
  private:
   std::map<std::string, Tensor> BatchInputs(const DataBatch& batch) const;
-  Executor& InferenceExecutor(const std::map<std::string, Tensor>& inputs);
+  // The batch's outputs in inference mode, from the executor compiled for its shapes (on
+  // the module's context), with the current parameters bound.
+  std::vector<Tensor> RunInference(const std::map<std::string, Tensor>& inputs);
   void SyncParamsFromStep() const;
   bool IsData(const std::string& name) const;
 
@@ -157,7 +160,8 @@ class Module {
   std::map<std::string, Tensor> preloaded_states_;
   // Inference executors by the batch inputs' shapes; parameters bound when stale.
   struct Inference {
-    std::unique_ptr<Executor> executor;
+    std::unique_ptr<Executor> executor;          // on the CPU
+    std::unique_ptr<CudaExecutor> gpu_executor;  // on a GPU context
     bool params_bound = false;
   };
   std::map<std::string, Inference> inference_;

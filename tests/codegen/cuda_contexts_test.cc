@@ -142,6 +142,22 @@ TEST_CASE("the CUDA executor takes inputs on the GPU and leaves its outputs ther
       "input 'x': expected (6,40) float32, given (6,39) float32");
   CHECK_THROWS_WITH(executor->Run(std::vector<DeviceTensor>{}), "expected 1 inputs, given 0");
   CHECK_THROWS_WITH(executor->Run(std::vector<DeviceTensor>{DeviceTensor()}), "input 'x' is undefined");
+
+  // New parameter values reach later calls (and the captured graph).
+  REQUIRE(executor->params().size() == 1);
+  const Tensor w2 = RandomTensor({40, 40}, 4);
+  executor->BindParams({{"w", w2}});
+  SmallModel rebound = MakeSmallModel();
+  rebound.graph.params["w"] = w2;
+  const LoweredGraph with_w2 = LowerGraph(rebound.graph, [] {
+    CompileOptions options;
+    options.cuda = CompileOptions::Cuda{};
+    return options;
+  }());
+  KILN_CHECK_CLOSE(executor->Run({{"x", x}})[0], RunWithInterpreter(with_w2, {{"x", x}})[0], 1e-5, 1e-6);
+  CHECK_THROWS_WITH(executor->BindParams({{"v", w2}}), "BindParams: the artifact has no parameter 'v'");
+  CHECK_NOTHROW(executor->BindParams({{"v", w2}}, /*allow_extra=*/true));
+  CHECK_THROWS_WITH(executor->BindParams({{"w", RandomTensor({40, 39}, 4)}}), Catch::Contains("(40,39)"));
 }
 
 TEST_CASE("call contexts: calls from several threads run at once, each on its own stream and buffers",

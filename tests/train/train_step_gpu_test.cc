@@ -119,6 +119,21 @@ TEST_CASE("a Module bound on a GPU context trains as the CPU's does", "[train][g
   }
   CheckClose(on_gpu.arg_params(), cpu.arg_params());
   CheckClose(on_gpu.aux_params(), cpu.aux_params());
+  // Inference with the trained parameters (the moving statistics), compiled for the GPU;
+  // again after another update (the parameters bound anew).
+  for (int round = 0; round < 2; ++round) {
+    DataBatch batch;
+    batch.data = {RandomTensor({6, 5}, 60 + round)};
+    batch.label = {Tensor::FromDoubles({6}, std::vector<double>{0, 1, 2, 2, 1, 0})};
+    cpu.Forward(batch, false);
+    on_gpu.Forward(batch, false);
+    KILN_CHECK_CLOSE(on_gpu.GetOutputs().at(0), cpu.GetOutputs().at(0), 1e-4, 1e-5);
+    for (Module* mod : {&cpu, &on_gpu}) {
+      mod->Forward(batch, true);
+      mod->Backward();
+      mod->Update();
+    }
+  }
   CHECK_THROWS_WITH(Module(x, {"data"}, {"softmax_label"}, Context::gpu(7)), Catch::StartsWith("no CUDA device: "));
 }
 
