@@ -248,6 +248,15 @@ TEST_CASE("kiln compile --target cuda, inspect and run: GPU code without a GPU i
   } else {  // a GPU: relu then max pooling of -1 is 0
     CHECK(r.output.find("device ") != std::string::npos);
   }
+  // kiln bench times GPU artifacts too (with the device time alone).
+  r = Run(kKiln + " bench " + dir + "/pool.kiln --iters 3");
+  CHECK(r.output.find("terminate") == std::string::npos);
+  if (r.status != 0) {
+    CHECK(r.status == 1);
+    CHECK(r.output.find("no CUDA device: ") != std::string::npos);
+  } else {
+    CHECK(r.output.find("ms a call (kernels only") != std::string::npos);
+  }
 }
 
 TEST_CASE("kiln compile --target cuda: LeNet's convolutions and dense layers are cuBLAS steps", "[cli][cuda]") {
