@@ -172,6 +172,20 @@ TEST_CASE("Gluon's Trainer trains parameters reset to a GPU as it trains them on
   for (size_t k = 0; k < cpu_losses.size(); ++k) CHECK(gpu_losses[k] == Approx(cpu_losses[k]).epsilon(1e-4));
   REQUIRE(gpu_values.size() == cpu_values.size());
   for (size_t i = 0; i < cpu_values.size(); ++i) KILN_CHECK_CLOSE(gpu_values[i], cpu_values[i], 1e-4, 1e-5);
+  // Calling the net on parameters reset to the GPU runs there, with the current values
+  // (uploaded again after SetData).
+  const Tensor probe = RandomTensor({6, 5}, 77);
+  params.ResetCtx(Context::cpu());
+  const Tensor on_cpu = (*net)(probe).at(0);
+  params.ResetCtx(Context::gpu(0));
+  KILN_CHECK_CLOSE((*net)(probe).at(0), on_cpu, 1e-4, 1e-5);
+  const auto& first = *params.begin();
+  first->SetData(RandomTensor(first->shape(), 78));
+  const Tensor changed_gpu = (*net)(probe).at(0);
+  params.ResetCtx(Context::cpu());
+  KILN_CHECK_CLOSE(changed_gpu, (*net)(probe).at(0), 1e-4, 1e-5);
+  CHECK_FALSE(changed_gpu.BitwiseEquals(on_cpu));
+  params.ResetCtx(Context::gpu(0));
   // One context per step.
   (*params.begin())->SetCtx(Context::cpu());
   gluon::Trainer mixed(params, "sgd", sgd, 3);

@@ -6,6 +6,7 @@
 #include <set>
 
 #include "codegen/compiler.h"
+#include "runtime/cuda_executor.h"
 #include "runtime/error.h"
 
 namespace kiln::gluon {
@@ -105,8 +106,10 @@ BoundGraph BindParameters(const Symbol& output, const std::map<std::string, Tens
 // --- Block --------------------------------------------------------------------------------
 
 struct Block::Compiled {
-  std::unique_ptr<Executor> executor;
+  std::unique_ptr<Executor> executor;          // parameters on the CPU
+  std::unique_ptr<CudaExecutor> gpu_executor;  // parameters on a GPU (ResetCtx)
   std::vector<std::shared_ptr<Parameter>> params;
+  std::vector<uint64_t> versions;  // GPU: the parameters' versions in device memory
 };
 
 Block::Block(const std::string& alias, const BlockOptions& options) : empty_prefix_(options.prefix == "") {
@@ -243,7 +246,20 @@ Symbol Block::HybridForwardAll(OpBuilder& F, const std::vector<Symbol>& inputs) 
 }
 
 std::vector<Tensor> Block::Call(const std::vector<Tensor>& inputs) {
-  auto& compiled = compiled_[SpecKey(inputs)];
+  // The parameters' context (ResetCtx): one for all of them.
+  const ParameterDict params = CollectParams();
+  Context ctx = Context::cpu();
+  std::string first;
+  for (const auto& param : params) {
+    if (first.empty()) {
+      ctx = param->ctx();
+      first = param->name();
+    } else if (param->ctx() != ctx) {
+      throw Error("block '" + name_ + "': Parameter '" + param->name() + "' is on " + param->ctx().ToString() + ", '" +
+                  first + "' on " + ctx.ToString() + ": reset them to one context (ResetCtx)");
+    }
+  }
+  auto& compiled = compiled_[SpecKey(inputs) + "@" + ctx.ToString()];
   if (compiled == nullptr) {
     std::vector<Symbol> variables;
     std::map<std::string, TensorSpec> specs;
@@ -256,17 +272,39 @@ std::vector<Tensor> Block::Call(const std::vector<Tensor>& inputs) {
       options.input_shapes[name] = inputs[i].shape();
       options.input_types[name] = inputs[i].dtype();
     }
-    BoundGraph bound = BindParameters(Forward(variables), specs, CollectParams());
+    BoundGraph bound = BindParameters(Forward(variables), specs, params);
     auto fresh = std::make_unique<Compiled>();
-    fresh->executor = CompileJit(bound.graph, options);
+    if (ctx.is_gpu()) {
+      options.cuda = CompileOptions::Cuda{};
+      CudaExecutorOptions gpu;
+      for (const auto& param : bound.params) {
+        gpu.params[param->name()] = param->Data();
+        fresh->versions.push_back(param->version());
+      }
+      fresh->gpu_executor = CreateCudaExecutor(CompileCudaGraph(bound.graph, options), ctx.device_id(), gpu);
+    } else {
+      fresh->executor = CompileJit(bound.graph, options);
+    }
     fresh->params = std::move(bound.params);
     compiled = std::move(fresh);
+  }
+  std::map<std::string, Tensor> named;
+  for (size_t i = 0; i < inputs.size(); ++i) named[InputName(i, inputs.size())] = inputs[i];
+  if (compiled->gpu_executor) {
+    // Only parameters that changed since they were uploaded travel to the device.
+    std::map<std::string, Tensor> changed;
+    for (size_t i = 0; i < compiled->params.size(); ++i) {
+      const Tensor& value = compiled->params[i]->Data();  // pulls a Trainer's newer value first
+      if (compiled->params[i]->version() == compiled->versions[i]) continue;
+      changed[compiled->params[i]->name()] = value;
+      compiled->versions[i] = compiled->params[i]->version();
+    }
+    if (!changed.empty()) compiled->gpu_executor->BindParams(changed, /*allow_extra=*/true);
+    return compiled->gpu_executor->Run(named);
   }
   std::map<std::string, Tensor> values;
   for (const auto& param : compiled->params) values[param->name()] = param->Data();
   compiled->executor->BindParams(values, /*allow_extra=*/true);  // passes may leave some unread
-  std::map<std::string, Tensor> named;
-  for (size_t i = 0; i < inputs.size(); ++i) named[InputName(i, inputs.size())] = inputs[i];
   return compiled->executor->Run(named);
 }
 

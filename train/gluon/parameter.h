@@ -66,8 +66,8 @@ class Parameter {
   void SetWdMult(double mult) { options_.wd_mult = mult; }
   const std::string& init() const { return options_.init; }
   const ParameterOptions& options() const { return options_; }
-  // Where a Trainer's compiled step keeps and updates the value (ParameterDict::ResetCtx);
-  // Data() is always a host copy.
+  // Where a Trainer's compiled step keeps and updates the value and the net runs
+  // (ParameterDict::ResetCtx); Data() is always a host copy.
   const Context& ctx() const { return ctx_; }
   void SetCtx(const Context& ctx) { ctx_ = ctx; }
 
@@ -158,9 +158,9 @@ class ParameterDict {
   // Gluon's setattr for every parameter: "grad_req" ("write", "add", "null"), "lr_mult",
   // "wd_mult" (numbers).
   void SetAttr(const std::string& name, const AttrArg& value);
-  // Gluon's reset_ctx: where Trainers train every parameter (on gpu(N) their compiled
-  // step runs there, parameters and states in device memory). Calling the net and
-  // reading values stay on the CPU.
+  // Gluon's reset_ctx: where Trainers train every parameter and the net runs (on gpu(N)
+  // compiled for CUDA, parameters and states in device memory). Reading values gives host
+  // copies.
   void ResetCtx(const Context& ctx);
 
   // Gluon's save(filename, strip_prefix): every parameter by its name without
