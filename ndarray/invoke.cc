@@ -528,7 +528,7 @@ std::vector<NDArray> DispatchOnGpu(const PreparedCall& call, std::string_view op
       throw Error(std::string(op_name) + ": out= has shape " + ShapeToString(out->shape()) + ", the result " +
                   ShapeToString(outputs[0].shape()));
     }
-    outputs[0].CopyTo(*out);
+    outputs[0].CopyTo(*out);  // a recorded result gets memory of its own first
     outputs[0] = *out;
     // The written array now stands for this result: recorded below, or cut from the tape.
     out->chunk().producer = nullptr;

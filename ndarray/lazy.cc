@@ -276,4 +276,14 @@ Tensor& detail::ForWriting(Chunk& chunk) {
   return chunk.data;
 }
 
+DeviceTensor& detail::ForWritingOnDevice(Chunk& chunk) {
+  if (chunk.producer != nullptr) {
+    // As ForWriting: the tape keeps the recorded value, the array gets memory of its own.
+    chunk.device = chunk.device.CopyTo(chunk.ctx);
+    chunk.producer = nullptr;
+    chunk.output_index = 0;
+  }
+  return chunk.device;
+}
+
 }  // namespace kiln::nd

@@ -138,7 +138,7 @@ NDArray& NDArray::Assign(double value) {
     // Filled on the host and copied in.
     NDArray host(Tensor(shape(), dtype()));
     host.Assign(value);
-    chunk().device.CopyFromHost(host.tensor());
+    detail::ForWritingOnDevice(chunk()).CopyFromHost(host.tensor());
     return *this;
   }
   Tensor& data = detail::ForWriting(chunk());
@@ -155,7 +155,7 @@ NDArray& NDArray::Assign(const NDArray& value) {
     // Broadcast and converted on the host, then copied in.
     NDArray host = CopyTo(Context::cpu());
     host.Assign(value);
-    chunk().device.CopyFromHost(host.tensor());
+    detail::ForWritingOnDevice(chunk()).CopyFromHost(host.tensor());
     return *this;
   }
   NDArray source = value.AsInContext(Context::cpu());
@@ -184,10 +184,10 @@ NDArray NDArray::CopyTo(const NDArray& other) const {
                 ShapeToString(shape()));
   }
   if (context().is_gpu() && other.context().is_gpu() && dtype() == other.dtype()) {
-    chunk().device.CopyTo(other.chunk().device);
+    chunk().device.CopyTo(detail::ForWritingOnDevice(other.chunk()));
   } else if (other.context().is_gpu()) {
-    other.chunk().device.CopyFromHost(context().is_gpu() ? ToTensor().CastTo(other.dtype())
-                                                         : tensor().CastTo(other.dtype()));
+    detail::ForWritingOnDevice(other.chunk())
+        .CopyFromHost(context().is_gpu() ? ToTensor().CastTo(other.dtype()) : tensor().CastTo(other.dtype()));
   } else {
     detail::CopyInto(context().is_gpu() ? ToTensor() : tensor(), detail::ForWriting(other.chunk()));
   }
@@ -417,13 +417,13 @@ NDArray operator>=(const NDArray& a, double s) {
 void Save(const std::string& path, const std::vector<NDArray>& arrays) {
   ParamList list;
   list.named = false;
-  for (const NDArray& array : arrays) list.tensors.emplace_back("", array.tensor());
+  for (const NDArray& array : arrays) list.tensors.emplace_back("", array.ToTensor());
   SaveMxnetParams(path, list);
 }
 
 void Save(const std::string& path, const std::map<std::string, NDArray>& arrays) {
   ParamList list;
-  for (const auto& [name, array] : arrays) list.tensors.emplace_back(name, array.tensor());
+  for (const auto& [name, array] : arrays) list.tensors.emplace_back(name, array.ToTensor());
   SaveMxnetParams(path, list);
 }
 

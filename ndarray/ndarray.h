@@ -74,6 +74,8 @@ Chunk& OnHost(Chunk& chunk);
 // (a deferred call may read it). A recorded result gets memory of its own first (the
 // tape keeps the value Backward reads) and is cut from the tape.
 Tensor& ForWriting(Chunk& chunk);
+// The same for a GPU array's device memory.
+DeviceTensor& ForWritingOnDevice(Chunk& chunk);
 
 template <typename T>
 constexpr DType DTypeOf() {

@@ -19,7 +19,7 @@ std::unique_ptr<CudaExecutor> CudaExecutor::Load(const std::string& path, std::s
   const std::shared_ptr<const FileBytes> file = FileBytes::Open(path);
   const ArtifactView view = OpenArtifact(file->bytes(), path, options.trusted_keys);
   if (!view.message.has_cuda()) throw Error("'" + path + "' holds CPU code: load it with Executor::Load");
-  if (device == nullptr) device = GpuDevice(0)->OpenStream();
+  if (device == nullptr) device = GpuDevice(0);
   return Build(view.message, view.param_data, std::move(device), options, "'" + path + "'");
 }
 
@@ -109,8 +109,9 @@ std::unique_ptr<CudaExecutor> CudaExecutor::Build(const proto::ArtifactProto& ar
     e->steps_.push_back(std::move(step));
   }
 
-  // The parameters, uploaded once through the first context's stream.
-  e->param_stream_ = device;
+  // The parameters, uploaded once through a stream of the executor's own that no call
+  // captures (so are its outputs' device tensors, which callers copy from any thread).
+  e->memory_stream_ = device->OpenStream();
   e->param_specs_ = params;
   for (size_t i = 0; i < params.size(); ++i) {
     const TensorSpec& spec = params[i];
@@ -123,8 +124,8 @@ std::unique_ptr<CudaExecutor> CudaExecutor::Build(const proto::ArtifactProto& ar
       const auto given = e->options_.params.find(spec.name);
       if (given == e->options_.params.end()) {
         throw Error(where + ": parameter '" + spec.name +
-                    "' has no value (the artifact was compiled with --no-embed-params: bind it with "
-                    "CudaExecutorOptions::params)");
+                    "' has no value: the artifact was compiled with --no-embed-params (use an artifact with "
+                    "embedded parameters, or bind the values with CudaExecutorOptions::params)");
       }
       CheckMatches(given->second, spec, "parameter");
       value = std::string_view(static_cast<const char*>(given->second.data()), given->second.nbytes());
@@ -133,14 +134,15 @@ std::unique_ptr<CudaExecutor> CudaExecutor::Build(const proto::ArtifactProto& ar
       throw Error(where + ": parameter '" + spec.name + "' holds " + std::to_string(value.size()) +
                   " bytes, expected " + std::to_string(bytes));
     }
-    e->params_.push_back(device->Allocate(bytes));
-    device->CopyToDevice(e->params_.back(), value.data(), bytes);
+    e->params_.push_back(e->memory_stream_->Allocate(bytes));
+    e->memory_stream_->CopyToDevice(e->params_.back(), value.data(), bytes);
   }
   // The copies are asynchronous: the host bytes must outlive them.
-  device->Synchronize();
+  e->memory_stream_->Synchronize();
   e->options_.params.clear();
-  e->AddCallContext(device, artifact);
-  for (int c = 1; c < options.call_contexts; ++c) e->AddCallContext(device->OpenStream(), artifact);
+  // Every call context on a stream of its own: `device` itself may be shared (the
+  // registry's gpu(0)), and a stream holds one module and one capture.
+  for (int c = 0; c < options.call_contexts; ++c) e->AddCallContext(device->OpenStream(), artifact);
   return e;
 }
 
@@ -182,7 +184,7 @@ CudaExecutor::~CudaExecutor() {
       for (const uint64_t address : *buffers) c.stream->Free(address);
     }
   }
-  for (const uint64_t address : params_) param_stream_->Free(address);
+  for (const uint64_t address : params_) memory_stream_->Free(address);
 }
 
 void CudaExecutor::BindParams(const std::map<std::string, Tensor>& params, bool allow_extra) {
@@ -199,10 +201,10 @@ void CudaExecutor::BindParams(const std::map<std::string, Tensor>& params, bool 
   for (const auto& [name, value] : params) {
     const auto it = index.find(name);
     if (it == index.end()) continue;
-    param_stream_->CopyToDevice(params_[it->second], value.data(), value.nbytes());
+    memory_stream_->CopyToDevice(params_[it->second], value.data(), value.nbytes());
   }
   // The copies are asynchronous: the host bytes must outlive them.
-  param_stream_->Synchronize();
+  memory_stream_->Synchronize();
 }
 
 class CudaExecutor::Lease {
@@ -257,9 +259,11 @@ std::vector<Tensor> CudaExecutor::Run(const std::vector<Tensor>& inputs) {
 }
 
 namespace {
+constexpr const char* kCopyThere = "copy it there first (DeviceTensor::CopyTo)";
+
 // Throws unless `given` are `specs`' tensors on `ordinal`'s GPU ("input 'x': ...").
 void CheckDeviceTensors(const std::vector<TensorSpec>& specs, const std::vector<DeviceTensor>& given, const char* what,
-                        int ordinal) {
+                        int ordinal, const char* remedy) {
   if (given.size() != specs.size()) {
     throw Error("expected " + std::to_string(specs.size()) + " " + what + "s, given " + std::to_string(given.size()));
   }
@@ -273,24 +277,24 @@ void CheckDeviceTensors(const std::vector<TensorSpec>& specs, const std::vector<
     }
     if (given[i].device().ordinal() != ordinal) {
       throw Error(std::string(what) + " '" + spec.name + "' is on " + given[i].context().ToString() +
-                  ", the executor on gpu(" + std::to_string(ordinal) + "): copy it there first (DeviceTensor::CopyTo)");
+                  ", the executor on gpu(" + std::to_string(ordinal) + "): " + remedy);
     }
   }
 }
 }  // namespace
 
 std::vector<DeviceTensor> CudaExecutor::Run(const std::vector<DeviceTensor>& inputs) {
-  CheckDeviceTensors(inputs_, inputs, "input", device().ordinal());
+  CheckDeviceTensors(inputs_, inputs, "input", device().ordinal(), kCopyThere);
   std::vector<DeviceTensor> outputs;
-  // Allocated through the first context's stream; any context's copies reach them.
-  for (const TensorSpec& spec : outputs_) outputs.emplace_back(spec.shape, spec.dtype, contexts_.front()->stream);
+  // On the executor's memory stream, which no call captures; any context's copies reach them.
+  for (const TensorSpec& spec : outputs_) outputs.emplace_back(spec.shape, spec.dtype, memory_stream_);
   RunInto(inputs, outputs);
   return outputs;
 }
 
 void CudaExecutor::RunInto(const std::vector<DeviceTensor>& inputs, const std::vector<DeviceTensor>& outputs) {
-  CheckDeviceTensors(inputs_, inputs, "input", device().ordinal());
-  CheckDeviceTensors(outputs_, outputs, "output", device().ordinal());
+  CheckDeviceTensors(inputs_, inputs, "input", device().ordinal(), kCopyThere);
+  CheckDeviceTensors(outputs_, outputs, "output", device().ordinal(), "allocate it on the executor's GPU");
   const Lease context(*this);
   CudaDevice& stream = *context->stream;
   for (size_t i = 0; i < inputs.size(); ++i) {
@@ -315,7 +319,17 @@ void CudaExecutor::LaunchCall(CallContext& context) {
   // The buffers never move, so the sequence captured once serves every call.
   if (!context.captured) {
     context.stream->BeginCapture();
-    LaunchAll(context);
+    try {
+      LaunchAll(context);
+    } catch (...) {
+      // Ends the capture, so that the stream is usable again (the next call captures anew).
+      try {
+        context.stream->EndCapture();
+      } catch (const Error&) {
+        // The capture failed too: the launch's error is the one to report.
+      }
+      throw;
+    }
     context.stream->EndCapture();
     context.captured = true;
   }

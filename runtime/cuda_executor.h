@@ -49,9 +49,9 @@ struct CudaExecutorOptions {
 
 class CudaExecutor {
  public:
-  // An artifact file; `device` null: a new stream of gpu(0) (GpuDevice(0); throws "no
-  // CUDA device: ..." where there is none). The first call context runs on `device`, the
-  // others on streams opened from it.
+  // An artifact file; `device` null: gpu(0) (GpuDevice(0); throws "no CUDA device: ..."
+  // where there is none). Every call context runs on a stream opened from `device`
+  // (OpenStream), so one device may serve several executors.
   static std::unique_ptr<CudaExecutor> Load(const std::string& path, std::shared_ptr<CudaDevice> device = nullptr,
                                             const CudaExecutorOptions& options = {});
   // An artifact as the compiler makes it (parameter bytes inside its param_values).
@@ -122,8 +122,10 @@ class CudaExecutor {
 
   std::vector<TensorSpec> inputs_, outputs_;
   std::vector<Step> steps_;
-  std::set<uint32_t> written_inputs_;         // inputs a kernel writes: copied back after a call
-  std::shared_ptr<CudaDevice> param_stream_;  // the first context's, which allocated params_
+  std::set<uint32_t> written_inputs_;  // inputs a kernel writes: copied back after a call
+  // Allocates the parameters and Run's outputs, and copies BindParams' values; never
+  // captured.
+  std::shared_ptr<CudaDevice> memory_stream_;
   std::vector<TensorSpec> param_specs_;
   std::vector<uint64_t> params_;
   bool uses_gemm_ = false;

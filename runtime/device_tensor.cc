@@ -80,6 +80,14 @@ DeviceTensor DeviceTensor::CopyTo(const Context& gpu) const {
 
 void DeviceTensor::CopyTo(DeviceTensor& destination) const {
   CheckSameSpec(destination.shape_, destination.dtype_, shape_, dtype_, "copying between device tensors");
+  // Views of one allocation may overlap, which a device-to-device copy does not allow:
+  // those go through the host.
+  const bool overlap = destination.allocation_ == allocation_ && destination.offset_ < offset_ + nbytes() &&
+                       offset_ < destination.offset_ + nbytes();
+  if (overlap) {
+    if (destination.offset_ != offset_) destination.CopyFromHost(ToHost());
+    return;
+  }
   if (destination.device().ordinal() == device().ordinal()) {
     destination.device().CopyOnDevice(destination.address(), address(), nbytes());
     destination.device().Synchronize();

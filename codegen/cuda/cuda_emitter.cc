@@ -167,6 +167,13 @@ void CollectFloat4Loads(const kir::Expr& e, const kir::Expr& var, std::set<const
   for (size_t k = 0; k < operands; ++k) CollectFloat4Loads(e->operands[k], var, seen, plan);
 }
 
+// Whether `e` loads any of `buffers` (select arms included).
+bool LoadsAny(const kir::Expr& e, const std::set<const kir::BufferNode*>& buffers) {
+  if (e->kind == ExprKind::kLoad && buffers.count(e->buffer.get())) return true;
+  return std::any_of(e->operands.begin(), e->operands.end(),
+                     [&](const kir::Expr& operand) { return LoadsAny(operand, buffers); });
+}
+
 std::optional<Float4Plan> PlanFloat4(const kir::Kernel& kernel, const kir::StmtNode& inner, int64_t bound) {
   if (bound % kFloat4 != 0) return std::nullopt;
   const kir::Stmt& body = inner.body[0];
@@ -183,8 +190,13 @@ std::optional<Float4Plan> PlanFloat4(const kir::Kernel& kernel, const kir::StmtN
   }
   Float4Plan plan;
   std::set<const kir::ExprNode*> seen;
+  std::set<const kir::BufferNode*> stored;  // by the stores before this one
   for (const kir::StmtNode* store : stores) {
     if (!IsFloat32Arg(store->buffer) || !UnitStride(store->index, inner.loop_var)) return std::nullopt;
+    // The four elements' loads come before their stores: a value that reads what an
+    // earlier store of the body wrote needs the stores in order.
+    if (LoadsAny(store->value, stored)) return std::nullopt;
+    stored.insert(store->buffer.get());
     if (stores.size() > 1) {
       // A later store's loads must not read what an earlier one wrote.
       const auto arg = std::find(kernel.args.begin(), kernel.args.end(), store->buffer);

@@ -98,6 +98,13 @@ TEST_CASE("device tensors copy to a GPU, between GPUs and back, bit for bit", "[
   const DeviceTensor flat = on0.Reshaped({105});
   CHECK(flat.address() == on0.address());
   CHECK(flat.ToHost().BitwiseEquals(host.Reshaped({105})));
+  // Overlapping views of one allocation copy as if through a temporary.
+  const std::vector<float> counting = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9};
+  const std::vector<float> shifted = {2, 3, 4, 5, 6, 7, 8, 9, 8, 9};
+  const DeviceTensor row_major = DeviceTensor::FromHost(Tensor::FromFloats({5, 2}, counting), Context::gpu(0));
+  DeviceTensor first_rows = row_major.Rows(0, 4, {4, 2});
+  row_major.Rows(1, 4, {4, 2}).CopyTo(first_rows);
+  CHECK(row_major.ToHost().BitwiseEquals(Tensor::FromFloats({5, 2}, shifted)));
   // Mismatches name both sides.
   CHECK_THROWS_WITH(shared.CopyFromHost(RandomTensor({3, 5, 6}, 1)),
                     "copying into a device tensor: the tensor is (3,5,7) float32, given (3,5,6) float32");

@@ -355,7 +355,7 @@ TEST_CASE("models with products and convolutions run on the GPU path: kernels an
           TensorFromProto(gpu_artifact.param_values(p), gpu_artifact.params(p).name());
     }
     CHECK_THROWS_WITH(CudaExecutor::Create(unembedded, cuda::EmulatedCudaDevice(lowered.kernels)),
-                      Catch::Contains("' has no value (the artifact was compiled with --no-embed-params"));
+                      Catch::Contains("' has no value: the artifact was compiled with --no-embed-params"));
     const auto with_bound = CudaExecutor::Create(unembedded, cuda::EmulatedCudaDevice(lowered.kernels), bound);
     const std::vector<Tensor> first = replayed->Run(model.inputs);
     const std::vector<Tensor> from_bound = with_bound->Run(model.inputs);

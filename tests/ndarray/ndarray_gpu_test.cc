@@ -181,7 +181,20 @@ TEST_CASE("autograd on GPU arrays: the tape's gradient compiled for the GPU, equ
     CheckSame(gw.Grad(), w.Grad());
     CheckSame(gb.Grad(), b.Grad());
   }
-  // autograd::Grad with a head gradient, on the GPU.
+  // Writing into a recorded GPU result after recording gives it memory of its own: the
+  // tape keeps the value Backward reads (exp's gradient is exp(x)).
+  nd::NDArray gv = gx.CopyTo(gpu);
+  gv.AttachGrad();
+  nd::NDArray e, total;
+  {
+    const nd::autograd::Record record;
+    e = nd::exp(gv);
+    total = nd::sum(e);
+  }
+  e.Assign(0);
+  nd::relu(gx, {}, &e);
+  total.Backward();
+  CheckSame(gv.Grad(), nd::exp(x), 1e-4);
   nd::NDArray z, gz;
   {
     const nd::autograd::Record record;

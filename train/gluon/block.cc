@@ -295,11 +295,12 @@ std::vector<Tensor> Block::Call(const std::vector<Tensor>& inputs) {
     std::map<std::string, Tensor> changed;
     for (size_t i = 0; i < compiled->params.size(); ++i) {
       const Tensor& value = compiled->params[i]->Data();  // pulls a Trainer's newer value first
-      if (compiled->params[i]->version() == compiled->versions[i]) continue;
-      changed[compiled->params[i]->name()] = value;
-      compiled->versions[i] = compiled->params[i]->version();
+      if (compiled->params[i]->version() != compiled->versions[i]) changed[compiled->params[i]->name()] = value;
     }
-    if (!changed.empty()) compiled->gpu_executor->BindParams(changed, /*allow_extra=*/true);
+    if (!changed.empty()) {
+      compiled->gpu_executor->BindParams(changed, /*allow_extra=*/true);
+      for (size_t i = 0; i < compiled->params.size(); ++i) compiled->versions[i] = compiled->params[i]->version();
+    }
     return compiled->gpu_executor->Run(named);
   }
   std::map<std::string, Tensor> values;
