@@ -2,7 +2,7 @@
 # The GPU proof (issue 15), prepared on a machine without a GPU and run on a GPU host:
 #   tools/gpu_check.sh prepare   here: builds gpu_check (the runtime only: no LLVM, no
 #                                NVRTC) and every case make_gpu_cases compiles for the
-#                                GPU, into .gpu/ (git-ignored, about 35 MB)
+#                                GPU, into .gpu/ (git-ignored, about 47 MB)
 #   tools/gpu_check.sh run       on the GPU host, in the repository root (the device
 #                                tool: run with carry [".gpu"]): every case on GPU 0
 #                                against the CPU's outputs, CUDA Graph replay against
