@@ -26,19 +26,20 @@ std::string Context::ToString() const {
 
 void Context::CheckAvailable() const {
   if (id_ < 0) throw Error("device ids are at least 0, given " + ToString());
-  if (type_ != DeviceType::kGpu) return;
-  try {
-    GpuDevice(id_);
-  } catch (const Error& e) {
-    throw Error(std::string(e.what()) + " (asked for " + ToString() + ")");
-  }
+  if (type_ == DeviceType::kGpu) GpuDevice(id_);
 }
 
 std::shared_ptr<CudaDevice> GpuDevice(int ordinal) {
   GpuRegistry& registry = Registry();
   const std::lock_guard<std::mutex> lock(registry.mutex);
   std::shared_ptr<CudaDevice>& device = registry.devices[ordinal];
-  if (device == nullptr) device = OpenCudaDevice(ordinal);
+  if (device == nullptr) {
+    try {
+      device = OpenCudaDevice(ordinal);
+    } catch (const Error& e) {
+      throw Error(std::string(e.what()) + " (asked for gpu(" + std::to_string(ordinal) + "))");
+    }
+  }
   return device;
 }
 

@@ -37,7 +37,7 @@ class Context {
 };
 
 // gpu(ordinal)'s stream for tensors (shared; thread-safe to call). Throws "no CUDA device:
-// ..." where there is none.
+// ... (asked for gpu(N))" where there is none.
 std::shared_ptr<CudaDevice> GpuDevice(int ordinal);
 // Makes `device` gpu(ordinal)'s (null: the driver's again, at the next use). Tensors made
 // before keep the device they were allocated on.

@@ -26,6 +26,7 @@
 #include "passes/infer_shape.h"
 #include "passes/interpreter.h"
 #include "runtime/artifact.h"
+#include "runtime/context.h"
 #include "runtime/cuda_executor.h"
 #include "runtime/error.h"
 #include "runtime/executor.h"
@@ -605,12 +606,13 @@ double MillisecondsSince(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
 }
 
-// kiln run on a GPU: the CUDA executor on GPU 0 (a clear error where there is none).
+// kiln run on a GPU: the CUDA executor on GPU --gpu (0 by default; a clear error where
+// there is none).
 int RunOnGpu(const CommandLine& line) {
   const auto load_start = std::chrono::steady_clock::now();
   CudaExecutorOptions options;
   options.trusted_keys = LoadTrustedKeys(line);
-  const auto executor = CudaExecutor::Load(line.model, nullptr, options);
+  const auto executor = CudaExecutor::Load(line.model, GpuDevice(line.gpu.value_or(0)), options);
   const double load_ms = MillisecondsSince(load_start);
   const auto values = ReadInputs(executor->inputs(), line, false);
   const auto start = std::chrono::steady_clock::now();
@@ -679,7 +681,7 @@ int CmdBench(const CommandLine& line) {
   const int iters = line.iters;
   const bool json = line.json;
   const auto load_start = std::chrono::steady_clock::now();
-  // An artifact of CPU code, or of GPU code (the CUDA executor on GPU 0).
+  // An artifact of CPU code, or of GPU code (the CUDA executor on GPU --gpu, 0 by default).
   std::unique_ptr<Executor> executor;
   std::unique_ptr<CudaExecutor> gpu;
   try {
@@ -687,7 +689,7 @@ int CmdBench(const CommandLine& line) {
   } catch (const GpuArtifactError&) {
     CudaExecutorOptions options;
     options.trusted_keys = LoadTrustedKeys(line);
-    gpu = CudaExecutor::Load(artifact, nullptr, options);
+    gpu = CudaExecutor::Load(artifact, GpuDevice(line.gpu.value_or(0)), options);
   }
   const double load_ms = MillisecondsSince(load_start);
   const auto values = ReadInputs(executor ? executor->inputs() : gpu->inputs(), line, true);
@@ -764,7 +766,7 @@ int CmdTrain(const CommandLine& line) {
   command.epochs = line.epochs;
   command.shuffle = !line.no_shuffle;
   command.seed = line.seed;
-  if (line.train_gpu) command.context = Context::gpu(*line.train_gpu);
+  if (line.gpu) command.context = Context::gpu(*line.gpu);
   command.output = line.output;
   command.format = line.format;
   command.save_every_step = line.save_every_step;

@@ -248,6 +248,11 @@ TEST_CASE("kiln compile --target cuda, inspect and run: GPU code without a GPU i
   } else {  // a GPU: relu then max pooling of -1 is 0
     CHECK(r.output.find("device ") != std::string::npos);
   }
+  // --gpu picks the GPU; no machine here has eight.
+  r = Run(kKiln + " run " + dir + "/pool.kiln --input x=" + dir + "/x.npy --gpu 7");
+  CHECK(r.status == 1);
+  CHECK(r.output.find("no CUDA device: ") != std::string::npos);
+  CHECK(r.output.find("gpu(7)") != std::string::npos);
   // kiln bench times GPU artifacts too (with the device time alone).
   r = Run(kKiln + " bench " + dir + "/pool.kiln --iters 3");
   CHECK(r.output.find("terminate") == std::string::npos);

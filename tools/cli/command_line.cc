@@ -213,6 +213,7 @@ ParseOutcome ParseCommandLine(const std::vector<std::string>& args) {
   run->add_option("--output-dir", line.output, "Write each output as DIR/NAME.npy")->check(kNotEmpty);
   run->add_option("--params", line.params, "Parameter file to bind (artifacts compiled with --no-embed-params)");
   run->add_option("--threads", line.threads, "Threads (0: all cores)")->check(WholeNumber(0, kMaxThreads));
+  run->add_option("--gpu", line.gpu, "GPU artifacts: run on GPU N (default 0)")->check(CLI::Range(0, 1023));
   AddTrustedKeys(run, line);
 
   auto* bench = app.add_subcommand("bench", "Measure an artifact's latency and throughput");
@@ -220,6 +221,7 @@ ParseOutcome ParseCommandLine(const std::vector<std::string>& args) {
   AddInputFiles(bench, inputs, "Input NAME=FILE.npy (others: random)");
   bench->add_option("--params", line.params, "Parameter file to bind (artifacts compiled with --no-embed-params)");
   bench->add_option("--threads", line.threads, "Threads (0: all cores)")->check(WholeNumber(0, kMaxThreads));
+  bench->add_option("--gpu", line.gpu, "GPU artifacts: run on GPU N (default 0)")->check(CLI::Range(0, 1023));
   bench->add_option("--iters", line.iters, "Timed runs")->check(WholeNumber(1, 1000000));
   bench->add_option("--warmup", line.warmup, "Untimed runs first (the first run is always made and reported apart)")
       ->check(WholeNumber(0, 1000000));
@@ -258,7 +260,7 @@ ParseOutcome ParseCommandLine(const std::vector<std::string>& args) {
       ->excludes(steps);
   train->add_flag("--no-shuffle", line.no_shuffle, "Take the samples in order");
   train
-      ->add_option("--gpu", line.train_gpu,
+      ->add_option("--gpu", line.gpu,
                    "Train on GPU N: the step compiled for CUDA, parameters kept in device memory (default: the CPU)")
       ->check(CLI::Range(0, 1023));
   train->add_option("--seed", line.seed, "Seed for the initializer, the shuffling and Dropout")

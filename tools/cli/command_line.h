@@ -65,7 +65,8 @@ struct CommandLine {
   std::string optimizer_options;  // --opt lr=0.05,momentum=0.9
   int64_t batch_size = 32;
   std::optional<int64_t> steps;
-  std::optional<int> train_gpu;  // kiln train --gpu N
+  // --gpu N: kiln train's step, and the GPU that kiln run / bench run GPU artifacts on.
+  std::optional<int> gpu;
   std::optional<int64_t> epochs;
   bool no_shuffle = false;
   std::string save_every_step;  // a folder
