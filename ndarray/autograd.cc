@@ -18,11 +18,9 @@ thread_local bool g_recording = false;
 thread_local bool g_training = false;
 
 // The value an array holds, as an untracked handle on the same memory (a copy when
-// `copy`).
+// `copy`), on the array's context.
 NDArray ValueOf(const NDArray& array, bool copy) {
-  const detail::Chunk& chunk = array.chunk();
-  if (chunk.ctx.is_gpu()) return NDArray(copy ? chunk.device.CopyTo(chunk.ctx) : chunk.device);
-  return NDArray(copy ? chunk.data.Clone() : chunk.data, chunk.ctx);
+  return copy ? array.CopyTo(array.context()) : array.Detach();
 }
 
 bool IsTracked(const NDArray& array) {

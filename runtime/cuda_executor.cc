@@ -270,11 +270,7 @@ void CheckDeviceTensors(const std::vector<TensorSpec>& specs, const std::vector<
   for (size_t i = 0; i < given.size(); ++i) {
     const TensorSpec& spec = specs[i];
     if (!given[i].defined()) throw Error(std::string(what) + " '" + spec.name + "' is undefined");
-    if (given[i].shape() != spec.shape || given[i].dtype() != spec.dtype) {
-      throw Error(std::string(what) + " '" + spec.name + "': expected " + ShapeToString(spec.shape) + " " +
-                  std::string(DTypeName(spec.dtype)) + ", given " + ShapeToString(given[i].shape()) + " " +
-                  std::string(DTypeName(given[i].dtype())));
-    }
+    CheckMatches(given[i].shape(), given[i].dtype(), spec, what);
     if (given[i].device().ordinal() != ordinal) {
       throw Error(std::string(what) + " '" + spec.name + "' is on " + given[i].context().ToString() +
                   ", the executor on gpu(" + std::to_string(ordinal) + "): " + remedy);

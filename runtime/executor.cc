@@ -134,15 +134,17 @@ std::string Describe(const TensorSpec& spec) {
   return std::string(DTypeName(spec.dtype)) + " " + ShapeToString(spec.shape);
 }
 
-std::string Describe(const Tensor& tensor) {
-  return tensor.defined() ? std::string(DTypeName(tensor.dtype())) + " " + ShapeToString(tensor.shape()) : "nothing";
-}
-
 }  // namespace
 
 void CheckMatches(const Tensor& tensor, const TensorSpec& spec, const std::string& what) {
-  if (tensor.defined() && tensor.shape() == spec.shape && tensor.dtype() == spec.dtype) return;
-  throw Error(what + " '" + spec.name + "': expected " + Describe(spec) + ", given " + Describe(tensor));
+  if (!tensor.defined()) throw Error(what + " '" + spec.name + "': expected " + Describe(spec) + ", given nothing");
+  CheckMatches(tensor.shape(), tensor.dtype(), spec, what);
+}
+
+void CheckMatches(const Shape& shape, DType dtype, const TensorSpec& spec, const std::string& what) {
+  if (shape == spec.shape && dtype == spec.dtype) return;
+  throw Error(what + " '" + spec.name + "': expected " + Describe(spec) + ", given " + std::string(DTypeName(dtype)) +
+              " " + ShapeToString(shape));
 }
 
 void CheckBufferRef(const proto::BufferRef& arg, uint64_t needed, uint64_t arena_bytes, const PlanTensors& tensors,

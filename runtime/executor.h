@@ -42,6 +42,8 @@ class GpuArtifactError : public Error {
 TensorSpec SpecFromProto(const proto::TensorSpec& spec, const std::string& where);
 // Throws unless `tensor` matches `spec`: "<what> '<name>': expected ..., given ...".
 void CheckMatches(const Tensor& tensor, const TensorSpec& spec, const std::string& what);
+// The same for a tensor given by its shape and dtype (one in device memory).
+void CheckMatches(const Shape& shape, DType dtype, const TensorSpec& spec, const std::string& what);
 // Throws unless `inputs` are as many as `specs` and each matches its spec.
 void CheckInputs(const std::vector<TensorSpec>& specs, const std::vector<Tensor>& inputs);
 // The tensors a kernel call's buffers name by index.

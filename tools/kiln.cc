@@ -606,13 +606,17 @@ double MillisecondsSince(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
 }
 
-// kiln run on a GPU: the CUDA executor on GPU --gpu (0 by default; a clear error where
-// there is none).
-int RunOnGpu(const CommandLine& line) {
-  const auto load_start = std::chrono::steady_clock::now();
+// An artifact of GPU code on GPU --gpu (0 by default; a clear error where there is none).
+std::unique_ptr<CudaExecutor> LoadGpuExecutor(const CommandLine& line) {
   CudaExecutorOptions options;
   options.trusted_keys = LoadTrustedKeys(line);
-  const auto executor = CudaExecutor::Load(line.model, GpuDevice(line.gpu.value_or(0)), options);
+  return CudaExecutor::Load(line.model, GpuDevice(line.gpu.value_or(0)), options);
+}
+
+// kiln run on a GPU.
+int RunOnGpu(const CommandLine& line) {
+  const auto load_start = std::chrono::steady_clock::now();
+  const auto executor = LoadGpuExecutor(line);
   const double load_ms = MillisecondsSince(load_start);
   const auto values = ReadInputs(executor->inputs(), line, false);
   const auto start = std::chrono::steady_clock::now();
@@ -687,9 +691,7 @@ int CmdBench(const CommandLine& line) {
   try {
     executor = LoadExecutor(line);
   } catch (const GpuArtifactError&) {
-    CudaExecutorOptions options;
-    options.trusted_keys = LoadTrustedKeys(line);
-    gpu = CudaExecutor::Load(artifact, GpuDevice(line.gpu.value_or(0)), options);
+    gpu = LoadGpuExecutor(line);
   }
   const double load_ms = MillisecondsSince(load_start);
   const auto values = ReadInputs(executor ? executor->inputs() : gpu->inputs(), line, true);

@@ -15,12 +15,6 @@ Tensor ScalarTensor(double value, DType dtype) {
   return Tensor::FromDoubles({1}, std::vector<double>{value}, dtype);
 }
 
-void CheckSameSpec(const std::string& what, const Tensor& given, const TensorSpec& expected) {
-  if (given.shape() == expected.shape && given.dtype() == expected.dtype) return;
-  throw Error(what + ": expected " + std::string(DTypeName(expected.dtype)) + " " + ShapeToString(expected.shape) +
-              ", given " + std::string(DTypeName(given.dtype())) + " " + ShapeToString(given.shape()));
-}
-
 // Writes `src` into the buffer of `dst` (same shape and dtype), so that tensors the
 // executor already holds see the value.
 void CopyInto(Tensor& dst, const Tensor& src) {
@@ -210,7 +204,7 @@ std::vector<Tensor> TrainStep::Compute(const std::map<std::string, Tensor>& batc
   if (on_gpu()) {
     for (size_t i = 0; i < inputs_.size(); ++i) {
       if (!inputs_[i].defined()) continue;  // kept on the device
-      CheckSameSpec("training step: input '" + specs[i].name + "'", inputs_[i], specs[i]);
+      CheckMatches(inputs_[i], specs[i], "training step: input");
       device_inputs_[i].CopyFromHost(inputs_[i]);
       inputs_[i] = Tensor();
     }
@@ -256,7 +250,7 @@ void TrainStep::SetParams(const std::map<std::string, Tensor>& params) {
         std::find(step_graph_.params.begin(), step_graph_.params.end(), name) != step_graph_.params.end() ||
         std::find(step_graph_.aux.begin(), step_graph_.aux.end(), name) != step_graph_.aux.end();
     if (slot == nullptr || !is_param) throw Error("training: the model has no parameter named '" + name + "'");
-    CheckSameSpec("parameter '" + name + "'", value, InputSpecs()[slot->input]);
+    CheckMatches(value, InputSpecs()[slot->input], "parameter");
     SetKept(slot->input, value);
   }
 }
@@ -288,7 +282,7 @@ void TrainStep::SetOptimizerStates(const std::map<std::string, Tensor>& states) 
       throw Error("training: '" + name + "' is not an optimizer state of this step (" +
                   OptimizerToString(optimizer_.config()) + ")");
     }
-    CheckSameSpec("optimizer state '" + name + "'", value, InputSpecs()[slot->input]);
+    CheckMatches(value, InputSpecs()[slot->input], "optimizer state");
     SetKept(slot->input, value);
   }
 }

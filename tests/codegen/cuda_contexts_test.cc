@@ -16,6 +16,7 @@
 #include "runtime/device_tensor.h"
 #include "runtime/error.h"
 #include "symbol/symbol.h"
+#include "tests/codegen/emulated_gpu.h"
 #include "tests/graph_runner.h"
 #include "tests/op_test_util.h"
 
@@ -23,16 +24,6 @@ using namespace kiln;
 using namespace kiln::testing;
 
 namespace {
-
-// gpu(0) and gpu(1) as emulated devices for the test's duration.
-struct EmulatedGpus {
-  EmulatedGpus() {
-    for (const int ordinal : {0, 1}) SetGpuDevice(ordinal, cuda::EmulatedCudaDevice({}, {.ordinal = ordinal}));
-  }
-  ~EmulatedGpus() {
-    for (const int ordinal : {0, 1}) SetGpuDevice(ordinal, nullptr);
-  }
-};
 
 // relu(x * w + 1) summed over the last axis, then softmax: a cuBLAS step, elementwise
 // kernels and reductions.
@@ -74,7 +65,7 @@ TEST_CASE("contexts name devices as MXNet does; a GPU that is not there is a cle
 }
 
 TEST_CASE("device tensors copy to a GPU, between GPUs and back, bit for bit", "[cuda][contexts]") {
-  const EmulatedGpus gpus;
+  const EmulatedGpus gpus(2);
   const Tensor host = RandomTensor({3, 5, 7}, 11);
   const DeviceTensor on0 = DeviceTensor::FromHost(host, Context::gpu(0));
   CHECK(on0.context() == Context::gpu(0));
@@ -117,11 +108,8 @@ TEST_CASE("device tensors copy to a GPU, between GPUs and back, bit for bit", "[
 }
 
 TEST_CASE("the CUDA executor takes inputs on the GPU and leaves its outputs there", "[cuda][contexts]") {
-  if (cuda::Nvrtc::Find() == nullptr) {
-    std::printf("SKIPPED: device-resident inputs: %s\n", cuda::Nvrtc::LoadError().c_str());
-    return;
-  }
-  const EmulatedGpus gpus;
+  if (!testing::HaveNvrtc("device-resident inputs")) return;
+  const EmulatedGpus gpus(2);
   const SmallModel model = MakeSmallModel();
   const auto executor = CudaExecutor::Create(model.artifact, cuda::EmulatedCudaDevice(model.lowered.kernels));
   CHECK(executor->context() == Context::gpu(0));
@@ -146,7 +134,7 @@ TEST_CASE("the CUDA executor takes inputs on the GPU and leaves its outputs ther
                     "input 'x' is on gpu(1), the executor on gpu(0): copy it there first (DeviceTensor::CopyTo)");
   CHECK_THROWS_WITH(
       executor->Run(std::vector<DeviceTensor>{DeviceTensor::FromHost(RandomTensor({6, 39}, 1), Context::gpu(0))}),
-      "input 'x': expected (6,40) float32, given (6,39) float32");
+      "input 'x': expected float32 (6,40), given float32 (6,39)");
   CHECK_THROWS_WITH(executor->Run(std::vector<DeviceTensor>{}), "expected 1 inputs, given 0");
   CHECK_THROWS_WITH(executor->Run(std::vector<DeviceTensor>{DeviceTensor()}), "input 'x' is undefined");
 
@@ -169,10 +157,7 @@ TEST_CASE("the CUDA executor takes inputs on the GPU and leaves its outputs ther
 
 TEST_CASE("call contexts: calls from several threads run at once, each on its own stream and buffers",
           "[cuda][contexts]") {
-  if (cuda::Nvrtc::Find() == nullptr) {
-    std::printf("SKIPPED: call contexts: %s\n", cuda::Nvrtc::LoadError().c_str());
-    return;
-  }
+  if (!testing::HaveNvrtc("call contexts")) return;
   const SmallModel model = MakeSmallModel();
   CudaExecutorOptions options;
   options.call_contexts = 3;

@@ -317,13 +317,13 @@ TEST_CASE("elementwise kernels move float32 data 16 bytes at a time, falling bac
   const auto x = ordered.AddArg("x", ScalarType::kFloat32, 64);
   const auto m = ordered.AddArg("m", ScalarType::kFloat32, 64);
   const auto w = ordered.AddArg("w", ScalarType::kFloat32, 64);
-  kir::Kernel chained = ordered.Finish(kir::For(
-      c, 0, 1,
-      kir::For(j, 0, 64,
-               kir::Block({kir::Store(m, j, kir::Load(x, j) * kir::FloatImm(2.0)),
-                           kir::Store(w, j, kir::Load(w, j) + kir::Load(m, j))}),
-               kir::LoopKind::kIndependent),
-      kir::LoopKind::kParallel));
+  kir::Kernel chained =
+      ordered.Finish(kir::For(c, 0, 1,
+                              kir::For(j, 0, 64,
+                                       kir::Block({kir::Store(m, j, kir::Load(x, j) * kir::FloatImm(2.0)),
+                                                   kir::Store(w, j, kir::Load(w, j) + kir::Load(m, j))}),
+                                       kir::LoopKind::kIndependent),
+                              kir::LoopKind::kParallel));
   chained.parallel_extent = 1;
   chained.noalias = {true, true, true};
   CHECK_FALSE(cuda::EmitCudaModule({chained}).kernels[0].float4);

@@ -7,35 +7,27 @@
 #include <string>
 #include <vector>
 
-#include "codegen/compiler.h"
-#include "codegen/cuda/cuda_emulation.h"
-#include "codegen/cuda/nvrtc_compiler.h"
 #include "ndarray/autograd.h"
 #include "ndarray/invoke.h"
 #include "ndarray/ndarray.h"
 #include "ndarray/ops_api.h"
 #include "runtime/context.h"
 #include "runtime/error.h"
+#include "tests/codegen/emulated_gpu.h"
 
 using namespace kiln;
 
 namespace {
 
-// gpu(0) and gpu(1) emulated, and operator calls on them run by the emulation.
-struct EmulatedGpus {
-  EmulatedGpus() {
+// gpu(0) and gpu(1) emulated, and operator calls on them run by the emulation; the
+// kernel cache drops GPU graphs compiled for other streams.
+struct GpuArrays {
+  GpuArrays() {
     nd::SetCacheDir("");
-    for (const int ordinal : {0, 1}) SetGpuDevice(ordinal, cuda::EmulatedCudaDevice({}, {.ordinal = ordinal}));
-    SetGpuStreamFactory([](int ordinal, const std::vector<kir::Kernel>& kernels) {
-      return std::shared_ptr<CudaDevice>(cuda::EmulatedCudaDevice(kernels, {.ordinal = ordinal}));
-    });
     nd::ClearKernelCache();
   }
-  ~EmulatedGpus() {
-    SetGpuStreamFactory(nullptr);
-    nd::ClearKernelCache();
-    for (const int ordinal : {0, 1}) SetGpuDevice(ordinal, nullptr);
-  }
+  ~GpuArrays() { nd::ClearKernelCache(); }
+  const testing::EmulatedGpus gpus{2};
 };
 
 std::vector<float> Values(int64_t count, float scale) {
@@ -59,7 +51,7 @@ void CheckSame(const nd::NDArray& gpu, const nd::NDArray& cpu, double tolerance 
 }  // namespace
 
 TEST_CASE("arrays move between the CPU and GPUs and keep their values", "[ndarray][gpu]") {
-  const EmulatedGpus gpus;
+  const GpuArrays gpus;
   const nd::NDArray cpu = nd::array(Values(12, 0.5f), {3, 4});
   const nd::NDArray on0 = cpu.CopyTo(nd::Context::gpu(0));
   CHECK(on0.context() == nd::Context::gpu(0));
@@ -107,11 +99,8 @@ TEST_CASE("arrays move between the CPU and GPUs and keep their values", "[ndarra
 }
 
 TEST_CASE("operators on GPU arrays run compiled CUDA code there and match the CPU", "[ndarray][gpu]") {
-  if (cuda::Nvrtc::Find() == nullptr) {
-    std::printf("SKIPPED: operators on GPU arrays: %s\n", cuda::Nvrtc::LoadError().c_str());
-    return;
-  }
-  const EmulatedGpus gpus;
+  if (!testing::HaveNvrtc("operators on GPU arrays")) return;
+  const GpuArrays gpus;
   const nd::Context gpu = nd::Context::gpu(0);
   const nd::NDArray x = nd::array(Values(24, 0.25f), {4, 6});
   const nd::NDArray w = nd::array(Values(18, -0.5f), {6, 3});
@@ -149,11 +138,8 @@ TEST_CASE("operators on GPU arrays run compiled CUDA code there and match the CP
 }
 
 TEST_CASE("autograd on GPU arrays: the tape's gradient compiled for the GPU, equal to the CPU's", "[ndarray][gpu]") {
-  if (cuda::Nvrtc::Find() == nullptr) {
-    std::printf("SKIPPED: autograd on GPU arrays: %s\n", cuda::Nvrtc::LoadError().c_str());
-    return;
-  }
-  const EmulatedGpus gpus;
+  if (!testing::HaveNvrtc("autograd on GPU arrays")) return;
+  const GpuArrays gpus;
   const nd::Context gpu = nd::Context::gpu(0);
   const nd::NDArray x = nd::array(Values(24, 0.25f), {4, 6});
   nd::NDArray w = nd::array(Values(18, -0.5f), {6, 3});

@@ -11,19 +11,17 @@
 
 #include <atomic>
 #include <catch2/catch.hpp>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <future>
 #include <mutex>
 #include <nlohmann/json.hpp>
-#include <cmath>
 #include <random>
 #include <thread>
 
 #include "codegen/compiler.h"
-#include "codegen/cuda/cuda_emulation.h"
-#include "codegen/cuda/nvrtc_compiler.h"
 #include "runtime/artifact.h"
 #include "runtime/context.h"
 #include "runtime/executor.h"
@@ -35,6 +33,7 @@
 #include "serve/inference_service.h"
 #include "serve/model_repository.h"
 #include "serve/protocol.h"
+#include "tests/codegen/emulated_gpu.h"
 #include "tests/op_test_util.h"
 #include "tests/test_models.h"
 
@@ -156,22 +155,14 @@ TEST_CASE("health, metadata and JSON inference equal to the executor's outputs",
 }
 
 TEST_CASE("a GPU artifact is served by the CUDA executor, concurrent requests on its streams", "[serve][gpu]") {
-  if (cuda::Nvrtc::Find() == nullptr) {
-    std::printf("SKIPPED: serving a GPU artifact: %s\n", cuda::Nvrtc::LoadError().c_str());
-    return;
-  }
+  if (!testing::HaveNvrtc("serving a GPU artifact")) return;
   // gpu(0) is the CUDA emulation here, built with the artifact's kernels.
   const Graph graph = testing::WithRandomParams(testing::TestMlp(16), {{"data", kDataShape}}, 300);
   CompileOptions options;
   options.input_shapes = {{"data", kDataShape}};
   options.cuda = CompileOptions::Cuda{};
   const LoweredGraph lowered = CompileCudaGraph(graph, options);
-  struct EmulatedGpu {
-    explicit EmulatedGpu(const std::vector<kir::Kernel>& kernels) {
-      SetGpuDevice(0, cuda::EmulatedCudaDevice(kernels));
-    }
-    ~EmulatedGpu() { SetGpuDevice(0, nullptr); }
-  } gpu(lowered.kernels);
+  const testing::EmulatedGpus gpu(1, lowered.kernels);
   const std::string root = fs::temp_directory_path() / ("kiln_serve_gpu_test_" + std::to_string(::getpid()));
   fs::create_directories(root + "/mlp_gpu/1");
   SaveArtifact(root + "/mlp_gpu/1/model.kiln", lowered.artifact);

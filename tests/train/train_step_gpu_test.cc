@@ -7,12 +7,11 @@
 #include <string>
 
 #include "codegen/compiler.h"
-#include "codegen/cuda/cuda_emulation.h"
-#include "codegen/cuda/nvrtc_compiler.h"
 #include "runtime/context.h"
 #include "runtime/error.h"
 #include "symbol/ops_api.h"
 #include "symbol/symbol.h"
+#include "tests/codegen/emulated_gpu.h"
 #include "tests/codegen/gpu_models.h"
 #include "tests/op_test_util.h"
 #include "tests/train/gluon_test_util.h"
@@ -26,19 +25,6 @@ using namespace kiln::testing;
 
 namespace {
 
-struct EmulatedGpu {
-  EmulatedGpu() {
-    SetGpuDevice(0, cuda::EmulatedCudaDevice({}));
-    SetGpuStreamFactory([](int ordinal, const std::vector<kir::Kernel>& kernels) {
-      return std::shared_ptr<CudaDevice>(cuda::EmulatedCudaDevice(kernels, {.ordinal = ordinal}));
-    });
-  }
-  ~EmulatedGpu() {
-    SetGpuStreamFactory(nullptr);
-    SetGpuDevice(0, nullptr);
-  }
-};
-
 void CheckClose(const std::map<std::string, Tensor>& actual, const std::map<std::string, Tensor>& expected) {
   REQUIRE(actual.size() == expected.size());
   for (const auto& [name, value] : expected) {
@@ -50,11 +36,8 @@ void CheckClose(const std::map<std::string, Tensor>& actual, const std::map<std:
 }  // namespace
 
 TEST_CASE("a training step on the GPU follows the CPU's step for step", "[train][gpu]") {
-  if (cuda::Nvrtc::Find() == nullptr) {
-    std::printf("SKIPPED: training on the GPU: %s\n", cuda::Nvrtc::LoadError().c_str());
-    return;
-  }
-  const EmulatedGpu gpu;
+  if (!testing::HaveNvrtc("training on the GPU")) return;
+  const EmulatedGpus gpu;
   const GpuModel model = GpuTrainingModel();
   TrainStepOptions options;
   for (const auto& [name, value] : model.inputs) {
@@ -90,11 +73,8 @@ TEST_CASE("a training step on the GPU follows the CPU's step for step", "[train]
 }
 
 TEST_CASE("a Module bound on a GPU context trains as the CPU's does", "[train][gpu]") {
-  if (cuda::Nvrtc::Find() == nullptr) {
-    std::printf("SKIPPED: Module on the GPU: %s\n", cuda::Nvrtc::LoadError().c_str());
-    return;
-  }
-  const EmulatedGpu gpu;
+  if (!testing::HaveNvrtc("Module on the GPU")) return;
+  const EmulatedGpus gpu;
   Symbol x = Symbol::Variable("data");
   x = sym::Activation(sym::FullyConnected(x, {{"num_hidden", 8}}, "fc1"), {{"act_type", "relu"}}, "relu1");
   x = sym::BatchNorm(x, {}, "bn1");
@@ -138,11 +118,8 @@ TEST_CASE("a Module bound on a GPU context trains as the CPU's does", "[train][g
 }
 
 TEST_CASE("Gluon's Trainer trains parameters reset to a GPU as it trains them on the CPU", "[train][gpu][gluon]") {
-  if (cuda::Nvrtc::Find() == nullptr) {
-    std::printf("SKIPPED: Gluon on the GPU: %s\n", cuda::Nvrtc::LoadError().c_str());
-    return;
-  }
-  const EmulatedGpu gpu;
+  if (!testing::HaveNvrtc("Gluon on the GPU")) return;
+  const EmulatedGpus gpu;
   // One net, trained from the same start on the CPU and then on the GPU (its names, so
   // its initial values and Dropout's streams, are the same both times).
   auto net = testing::Mlp();  // Dense relu, BatchNorm, Dropout, Dense
@@ -190,5 +167,5 @@ TEST_CASE("Gluon's Trainer trains parameters reset to a GPU as it trains them on
   (*params.begin())->SetCtx(Context::cpu());
   gluon::Trainer mixed(params, "sgd", sgd, 3);
   CHECK_THROWS_WITH(mixed.TrainStep(*net, loss, RandomTensor({6, 5}, 1), label, 6),
-                    Catch::Contains("train them on one context"));
+                    Catch::Contains("put them on one context"));
 }

@@ -246,19 +246,16 @@ Symbol Block::HybridForwardAll(OpBuilder& F, const std::vector<Symbol>& inputs) 
 }
 
 std::vector<Tensor> Block::Call(const std::vector<Tensor>& inputs) {
-  // The parameters' context (ResetCtx): one for all of them.
-  const ParameterDict params = CollectParams();
-  Context ctx = Context::cpu();
-  std::string first;
-  for (const auto& param : params) {
-    if (first.empty()) {
-      ctx = param->ctx();
-      first = param->name();
-    } else if (param->ctx() != ctx) {
-      throw Error("block '" + name_ + "': Parameter '" + param->name() + "' is on " + param->ctx().ToString() + ", '" +
-                  first + "' on " + ctx.ToString() + ": reset them to one context (ResetCtx)");
-    }
+  // The parameters' context (ResetCtx): from a compiled entry's parameters (every entry
+  // has the graph's), so that a call collects nothing once one is compiled.
+  const auto entry =
+      std::find_if(compiled_.begin(), compiled_.end(), [](const auto& e) { return e.second != nullptr; });
+  std::vector<std::shared_ptr<Parameter>> collected;
+  if (entry == compiled_.end()) {
+    const ParameterDict all = CollectParams();
+    collected.assign(all.begin(), all.end());
   }
+  const Context ctx = CommonContext(entry == compiled_.end() ? collected : entry->second->params, name_);
   auto& compiled = compiled_[SpecKey(inputs) + "@" + ctx.ToString()];
   if (compiled == nullptr) {
     std::vector<Symbol> variables;
@@ -272,7 +269,7 @@ std::vector<Tensor> Block::Call(const std::vector<Tensor>& inputs) {
       options.input_shapes[name] = inputs[i].shape();
       options.input_types[name] = inputs[i].dtype();
     }
-    BoundGraph bound = BindParameters(Forward(variables), specs, params);
+    BoundGraph bound = BindParameters(Forward(variables), specs, CollectParams());
     auto fresh = std::make_unique<Compiled>();
     if (ctx.is_gpu()) {
       options.cuda = CompileOptions::Cuda{};

@@ -321,6 +321,17 @@ void ParameterDict::SetAttr(const std::string& name, const AttrArg& value) {
   }
 }
 
+Context CommonContext(const std::vector<std::shared_ptr<Parameter>>& params, const std::string& who) {
+  for (const auto& param : params) {
+    if (param->ctx() != params.front()->ctx()) {
+      throw Error(who + ": Parameter '" + param->name() + "' is on " + param->ctx().ToString() + ", '" +
+                  params.front()->name() + "' on " + params.front()->ctx().ToString() +
+                  ": put them on one context (ResetCtx)");
+    }
+  }
+  return params.empty() ? Context::cpu() : params.front()->ctx();
+}
+
 void ParameterDict::ResetCtx(const Context& ctx) {
   for (const auto& param : order_) {
     if (!param->initialized() && !param->deferred()) {

@@ -121,6 +121,10 @@ class Parameter {
   std::weak_ptr<ValueSource> source_;
 };
 
+// The one context of `params` (cpu() when there are none); throws, naming `who` and two
+// parameters on different contexts, when they differ.
+Context CommonContext(const std::vector<std::shared_ptr<Parameter>>& params, const std::string& who);
+
 // An ordered dictionary of parameters by full name; copies share the parameters (as
 // Python's references do).
 class ParameterDict {

@@ -152,15 +152,7 @@ class Trainer::State : public ValueSource, public std::enable_shared_from_this<S
     options.optimizer = config;
     options.optimizer.rescale_grad = config.rescale_grad / static_cast<double>(batch_size);  // Gluon's step
     options.seed = seed;
-    // The parameters' context: one for all of them.
-    for (const auto& param : bound.params) {
-      if (param->ctx() != bound.params.front()->ctx()) {
-        throw Error("Trainer: Parameter '" + param->name() + "' is on " + param->ctx().ToString() + ", '" +
-                    bound.params.front()->name() + "' on " + bound.params.front()->ctx().ToString() +
-                    ": train them on one context (ResetCtx)");
-      }
-    }
-    if (!bound.params.empty()) options.context = bound.params.front()->ctx();
+    options.context = CommonContext(bound.params, "Trainer");
     const auto aux = bound.graph.ListAuxiliaryStates();
     std::map<std::string, Tensor> values;
     for (const auto& param : bound.params) {
